@@ -1,0 +1,29 @@
+# Frontier: `make demo` sets up and runs the default scenario; `make test` sets up and runs the tests.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup demo test bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	$(BIN)/frontier simulate
+
+test: setup
+	$(BIN)/pytest
+
+bench: setup
+	$(BIN)/python benchmarks/sim_speed.py
+	$(BIN)/python benchmarks/predictor_speed.py
+
+clean:
+	rm -rf $(VENV) results .pytest_cache
+
+-include Makefile.profile

@@ -1,0 +1,178 @@
+"""`frontier`: simulate serving deployments, list models and GPUs, train and check predictors."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from frontier.errors import FrontierError
+from frontier.paths import SCENARIOS_DIR
+
+DEFAULT_SCENARIO = SCENARIOS_DIR / "llama3.1-8b-h100-chat.yaml"
+# What a scenario built only from flags uses for what the flags leave out.
+FLAG_DEFAULTS = {"gpu": "h100-sxm", "num_requests": 500, "rate": 4.0, "input_len": 1024, "output_len": 256}
+
+
+class FrontierGroup(click.Group):
+    """Turns user errors into one red line and exit code 2; tracebacks stay for bugs."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except FrontierError as exc:
+            Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            sys.exit(2)
+
+
+@click.group(cls=FrontierGroup)
+@click.version_option(package_name="frontier-sim")
+def main() -> None:
+    """Frontier: a GPU-calibrated simulator of LLM inference serving."""
+
+
+def scenario_dict(path: Path | None, **flags) -> tuple[dict, Path | None]:
+    """The scenario as a dict: the file (or the default), with the flags given applied on top."""
+    given = {k: v for k, v in flags.items() if v is not None}
+    if path is None and "model" not in given:
+        path = DEFAULT_SCENARIO
+    if path is not None:
+        if not path.exists():
+            raise FrontierError(f"scenario file not found: {path}")
+        try:
+            d = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise FrontierError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+        if not isinstance(d, dict):
+            raise FrontierError(f"{path}: expected a YAML mapping with model, gpu, deployment, workload")
+        d.setdefault("name", path.stem)
+    else:
+        d = {"name": "cli", "gpu": FLAG_DEFAULTS["gpu"], "workload": {}}
+    for key in ("model", "gpu", "seed"):
+        if key in given:
+            d[key] = given[key]
+    dep = d.setdefault("deployment", {}) or {}
+    d["deployment"] = dep
+    for key in ("tp", "pp", "dp", "max_num_seqs", "max_num_batched_tokens"):
+        if key in given:
+            if "clusters" in dep:
+                raise FrontierError(f"--{key.replace('_', '-')} applies to a co-located deployment; "
+                                    "this scenario has clusters: edit the file instead")
+            dep[key] = given[key]
+    wl = d.setdefault("workload", {}) or {}
+    d["workload"] = wl
+    if "trace" in given:
+        for key in ("input_len", "output_len"):
+            wl.pop(key, None)
+        wl["trace"] = {"path": given["trace"]}
+    if "input_len" in given or "output_len" in given or (not wl and path is None):
+        wl.pop("trace", None)
+        wl["input_len"] = given.get("input_len", wl.get("input_len", FLAG_DEFAULTS["input_len"]))
+        wl["output_len"] = given.get("output_len", wl.get("output_len", FLAG_DEFAULTS["output_len"]))
+    if "num_requests" in given:
+        wl["num_requests"] = given["num_requests"]
+    elif "trace" not in wl:
+        wl.setdefault("num_requests", FLAG_DEFAULTS["num_requests"])
+    if "rate" in given:
+        wl["arrival"] = {"process": "poisson", "rate": given["rate"]}
+    elif "trace" not in wl and "arrival" not in wl:
+        wl["arrival"] = {"process": "poisson", "rate": FLAG_DEFAULTS["rate"]}
+    if "concurrency" in given:
+        wl["concurrency"] = given["concurrency"]
+    return d, (path.parent if path is not None else None)
+
+
+@main.command()
+@click.argument("scenario", required=False, type=click.Path(path_type=Path))
+@click.option("--model", help="Model card name (see `frontier models`) or path to a config.json.")
+@click.option("--gpu", help="GPU name (see `frontier gpus`).")
+@click.option("--tp", type=int, help="Tensor-parallel degree.")
+@click.option("--pp", type=int, help="Pipeline-parallel stages.")
+@click.option("--dp", type=int, help="Data-parallel instances (replicas).")
+@click.option("--num-requests", type=int, help="Requests to simulate (a cap for traces).")
+@click.option("--rate", type=float, help="Poisson arrival rate, requests/s (inf: all at once).")
+@click.option("--concurrency", type=int, help="At most this many requests in flight (client limit).")
+@click.option("--input-len", type=int, help="Prompt tokens per request (fixed).")
+@click.option("--output-len", type=int, help="Output tokens per request (fixed).")
+@click.option("--trace", help="Request trace: Azure 2023 / Mooncake / CSV / JSONL file.")
+@click.option("--max-num-seqs", type=int, help="Scheduler: most sequences per batch.")
+@click.option("--max-num-batched-tokens", type=int, help="Scheduler: token budget per step.")
+@click.option("--seed", type=int, help="Random seed (same seed, same result).")
+@click.option("-o", "--output", "outdir", type=click.Path(path_type=Path),
+              help="Results folder (default results/<scenario name>).")
+@click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
+@click.option("--no-trace", is_flag=True, help="Skip the Chrome/Perfetto trace.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def simulate(scenario, outdir, no_plots, no_trace, quiet, **flags):
+    """Simulate serving SCENARIO (a YAML file; default: Llama-3.1-8B on one H100, chat trace)."""
+    from frontier.metrics.report import print_summary, write_results
+    from frontier.sim.run import run_scenario
+    from frontier.spec.scenario import scenario_from_dict
+
+    d, base = scenario_dict(scenario, **flags)
+    spec = scenario_from_dict(d, base_dir=base, name=d.get("name", "scenario"))
+    console = Console()
+    result = run_scenario(spec, progress=not quiet and console.is_terminal)
+    print_summary(result, console)
+    out = outdir or Path("results") / spec.name
+    written = write_results(result, out, plots=not no_plots, trace=not no_trace)
+    console.print(f"results: {', '.join(str(p) for p in written)}", highlight=False)
+
+
+@main.command()
+def models():
+    """List the model cards with parameter counts and KV-cache bytes per token."""
+    from frontier.spec.model import available_models, load_model
+
+    table = Table(title="model cards (models/*.yaml)")
+    for col, just in [("name", "left"), ("params", "right"), ("active", "right"), ("layers", "right"),
+                      ("attention", "left"), ("MoE", "left"), ("KV/token", "right"), ("max len", "right")]:
+        table.add_column(col, justify=just)
+    for name in available_models():
+        m = load_model(name)
+        attn = (f"MLA {m.num_heads}h lora {m.mla.kv_lora_rank}" if m.mla
+                else f"GQA {m.num_heads}/{m.num_kv_heads} x {m.head_dim}")
+        moe = (f"{m.moe.num_experts} experts top-{m.moe.top_k}"
+               + (", shared" if m.moe.shared_intermediate_size else "")
+               + (f", {m.moe.first_dense_layers} dense first" if m.moe.first_dense_layers else "")
+               if m.moe else "-")
+        table.add_row(name, f"{m.param_count() / 1e9:.2f} B", f"{m.param_count(True) / 1e9:.2f} B",
+                      str(m.num_layers), attn, moe, f"{m.kv_bytes_per_token / 1024:.1f} KiB",
+                      str(m.max_model_len))
+    Console().print(table)
+
+
+@main.command()
+def gpus():
+    """List the GPU and interconnect specs."""
+    from frontier.spec.hardware import all_gpus
+
+    table = Table(title="GPUs (frontier/spec/gpus.yaml); bandwidths per GPU, one direction")
+    for col in ["name", "memory GiB", "HBM GB/s", "bf16 TFLOPS", "fp8 TFLOPS", "SMs", "NVLink GB/s",
+                "network GB/s", "GPUs/node"]:
+        table.add_column(col, justify="left" if col == "name" else "right")
+    for g in all_gpus().values():
+        table.add_row(g.name, f"{g.memory_gib:.1f}", f"{g.mem_bw_gbps:.0f}", f"{g.bf16_tflops:.0f}",
+                      "-" if g.fp8_tflops is None else f"{g.fp8_tflops:.0f}", str(g.sm_count),
+                      f"{g.nvlink_gbps:.0f}", f"{g.network_gbps:.1f}", str(g.gpus_per_node))
+    Console().print(table)
+
+
+def _register_optional_commands() -> None:
+    """Commands that live beside their concept (predictors, validation)."""
+    try:
+        from frontier.predict.cli import commands as predict_commands
+    except ImportError:
+        predict_commands = []
+    try:
+        from frontier.validate.cli import validate
+    except ImportError:
+        validate = None
+    for cmd in predict_commands + ([validate] if validate else []):
+        main.add_command(cmd)
+
+
+_register_optional_commands()

@@ -1,0 +1,148 @@
+"""A run's results on disk and on the terminal.
+
+results/<run>/summary.json   vLLM-bench keys + a `frontier` block
+results/<run>/requests.csv   one row per request
+results/<run>/trace.json     Chrome/Perfetto trace: one row per instance, one slice per batch
+results/<run>/latency_cdf.png, timeline.png
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from frontier.metrics.serving import PERCENTILES
+
+
+def write_results(result, outdir: str | Path, plots: bool = True, trace: bool = True) -> list[Path]:
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / "summary.json", out / "requests.csv"]
+    written[0].write_text(json.dumps(result.summary, indent=2, default=_jsonable) + "\n")
+    result.requests.to_csv(written[1], index=False, float_format="%.6f")
+    if trace:
+        written.append(write_chrome_trace(result, out / "trace.json"))
+    if plots:
+        written += write_plots(result, out)
+    return written
+
+
+def _jsonable(x):
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (np.floating,)):
+        return float(x)
+    return str(x)
+
+
+def write_chrome_trace(result, path: Path) -> Path:
+    """Batches (and transfers) as complete events; open in ui.perfetto.dev or chrome://tracing."""
+    rec = result.recorder
+    names = sorted({row[0] for row in rec.timeline} | {row[0] for row in rec.transfers})
+    tid = {name: i + 1 for i, name in enumerate(names)}
+    pid_of = {name: name.split("/")[0] for name in names}
+    pids = {c: i + 1 for i, c in enumerate(sorted(set(pid_of.values())))}
+    events = []
+    for cluster, pid in pids.items():
+        events.append({"ph": "M", "name": "process_name", "pid": pid, "args": {"name": cluster}})
+    for name, t in tid.items():
+        events.append({"ph": "M", "name": "thread_name", "pid": pids[pid_of[name]], "tid": t,
+                       "args": {"name": name}})
+    for inst, start, end, kind, seqs, iters, tokens in rec.timeline:
+        events.append({"ph": "X", "name": kind if iters == 1 else f"{kind} x{iters}",
+                       "cat": kind, "pid": pids[pid_of[inst]], "tid": tid[inst],
+                       "ts": start * 1e6, "dur": (end - start) * 1e6,
+                       "args": {"seqs": seqs, "iterations": iters, "tokens": tokens}})
+    for name, start, end, what in rec.transfers:
+        events.append({"ph": "X", "name": what, "cat": "transfer", "pid": pids[pid_of[name]],
+                       "tid": tid[name], "ts": start * 1e6, "dur": (end - start) * 1e6})
+    path.write_text(json.dumps({"traceEvents": events, "displayTimeUnit": "ms"}))
+    return path
+
+
+def write_plots(result, out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    df = result.requests[result.requests.status == "finished"]
+    tpot = (df.e2el_s - df.ttft_s)[df.output_tokens > 1] / (df.output_tokens[df.output_tokens > 1] - 1)
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for ax, (label, values) in zip(axes, [("TTFT (ms)", df.ttft_s * 1e3), ("TPOT (ms)", tpot * 1e3),
+                                          ("E2E latency (s)", df.e2el_s)]):
+        v = np.sort(values.to_numpy())
+        ax.plot(v, np.arange(1, len(v) + 1) / max(len(v), 1))
+        ax.set_xlabel(label)
+        ax.set_ylabel("fraction of requests")
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"{result.scenario.name}: latency CDFs ({len(df)} requests)")
+    fig.tight_layout()
+    cdf = out / "latency_cdf.png"
+    fig.savefig(cdf, dpi=110)
+    plt.close(fig)
+
+    written = [cdf]
+    rec = result.recorder
+    if rec.timeline:
+        tl = np.array([(s, e, seqs, tok) for _, s, e, _, seqs, _, tok in rec.timeline])
+        fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(11, 5), sharex=True)
+        order = np.argsort(tl[:, 0])
+        tl = tl[order]
+        bins = np.linspace(tl[0, 0], tl[-1, 1], 200)
+        width = bins[1] - bins[0]
+        tokens, _ = np.histogram(tl[:, 1], bins=bins, weights=tl[:, 3])
+        ax1.plot(bins[:-1], tokens / width)
+        ax1.set_ylabel("tokens / s")
+        ax1.grid(alpha=0.3)
+        ax2.step(tl[:, 0], tl[:, 2], where="post", lw=0.6)
+        ax2.set_ylabel("sequences in batch")
+        ax2.set_xlabel("time (s)")
+        ax2.grid(alpha=0.3)
+        fig.suptitle(f"{result.scenario.name}: throughput and batch size over time")
+        fig.tight_layout()
+        path = out / "timeline.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def print_summary(result, console: Console | None = None) -> None:
+    console = console or Console()
+    s, f = result.summary, result.summary["frontier"]
+    head = Table(show_header=False, box=None, pad_edge=False)
+    head.add_column(style="bold")
+    head.add_column()
+    clusters = ", ".join(f"{c['name']} ({c['role']}): {c['instances']} x {c['gpus'] // max(c['instances'], 1)} "
+                         f"{c['gpu']}" for c in f["clusters"])
+    head.add_row("model", f["model"])
+    head.add_row("deployment", f"{clusters}; {f['simulated_gpus']} GPUs")
+    head.add_row("workload", str(f["workload"]))
+    sources = sorted(set(f["predictor"].values()))
+    head.add_row("predictor", ", ".join(f"{fam}: {src}" for fam, src in f["predictor"].items())
+                 if len(sources) > 1 else sources[0])
+    head.add_row("requests", f"{s['completed']} completed, {s['failed']} failed, "
+                             f"{f['preemptions']} preemptions")
+    head.add_row("duration", f"{s['duration']:.1f} s simulated in {f['wall_time_s']:.2f} s")
+    head.add_row("throughput", f"{s['request_throughput']:.2f} req/s, {s['output_throughput']:.0f} output tok/s, "
+                               f"{s['total_token_throughput']:.0f} total tok/s")
+    if "request_goodput" in s:
+        head.add_row("goodput", f"{s['request_goodput']:.2f} req/s within the SLO")
+    console.print(head)
+    table = Table(title="latency (ms)")
+    table.add_column("metric")
+    for col in ["mean", "median"] + [f"p{p}" for p in PERCENTILES if p != 50]:
+        table.add_column(col, justify="right")
+    for metric, label in [("ttft", "TTFT"), ("tpot", "TPOT"), ("itl", "ITL"), ("e2el", "E2E")]:
+        table.add_row(label, *[f"{s[f'{k}_{metric}_ms']:.1f}" for k in
+                               ["mean", "median"] + [f"p{p}" for p in PERCENTILES if p != 50]])
+    console.print(table)
+    if f["predictor_fallback"]:
+        console.print(f"[yellow]note:[/] no calibration for {', '.join(f['predictor_fallback'])} on "
+                      f"{f['gpu']}: those operators use the analytic roofline (less accurate)")
+    for reason, count in f["failed_reasons"].items():
+        console.print(f"[red]failed:[/] {count} request(s): {reason}")

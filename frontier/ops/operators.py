@@ -1,0 +1,169 @@
+"""Operators: the contract between the model graph and the predictors.
+
+One operator is a shaped unit of GPU work. Operators are frozen and hashable so a predictor
+can memoise on the operator itself: the simulator asks for the same shapes millions of times.
+Every operator has a `family` (the calibration table / predictor it belongs to).
+
+Calibration tables share this contract: the table of family F has one column per field of F's
+operator class (e.g. gemm.csv: m, k, n, dtype), then `ms` (median) and `ms_min`; extra columns
+(labels such as `name` or `model`) are allowed and ignored by the predictors.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Gemm:
+    """y[m, n] = x[m, k] @ w[n, k]^T."""
+
+    m: int
+    k: int
+    n: int
+    dtype: str = "bf16"
+    family = "gemm"
+
+    @property
+    def flops(self) -> float:
+        return 2.0 * self.m * self.k * self.n
+
+    def bytes_moved(self, elem_bytes: float) -> float:
+        return elem_bytes * (self.m * self.k + self.k * self.n) + 2.0 * self.m * self.n
+
+
+@dataclass(frozen=True, slots=True)
+class AttnPrefill:
+    """Causal attention over a batch of (possibly chunked) prefills.
+
+    Sequence i brings q_i new tokens on top of c_i cached tokens. The batch is described by
+    length statistics so that a real, ragged batch and an equal-length table row share features:
+    `sum_q` = sum q_i, `sum_q2` = sum q_i^2, `sum_qc` = sum q_i * c_i, `sum_kv` = sum (c_i + q_i),
+    `max_q`, `max_kv`. The causal score work is proportional to sum(q_i * c_i + q_i^2 / 2).
+    `d` is the query/key head dim, `dv` the value head dim (they differ for MLA).
+    """
+
+    num_seqs: int
+    sum_q: int
+    sum_q2: int
+    sum_qc: int
+    sum_kv: int
+    max_q: int
+    max_kv: int
+    hq: int
+    hkv: int
+    d: int
+    dv: int
+    backend: str = "flash"
+    family = "attn_prefill"
+
+    @classmethod
+    def uniform(cls, batch: int, seq: int, hq: int, hkv: int, d: int, dv: int | None = None,
+                backend: str = "flash", context: int = 0) -> "AttnPrefill":
+        """`batch` sequences of `seq` new tokens each on top of `context` cached tokens."""
+        return cls(batch, batch * seq, batch * seq * seq, batch * seq * context,
+                   batch * (seq + context), seq, seq + context, hq, hkv, d,
+                   d if dv is None else dv, backend)
+
+    @property
+    def flops(self) -> float:
+        pairs = self.sum_qc + 0.5 * self.sum_q2
+        return 2.0 * self.hq * pairs * (self.d + self.dv)
+
+    def bytes_moved(self, elem_bytes: float) -> float:
+        q_and_o = self.sum_q * self.hq * (self.d + self.dv)
+        kv = self.sum_kv * self.hkv * (self.d + self.dv)
+        return elem_bytes * (q_and_o + kv)
+
+
+@dataclass(frozen=True, slots=True)
+class AttnDecode:
+    """One new query token per sequence against a (paged) KV cache of different lengths."""
+
+    batch: int
+    sum_kv: int
+    max_kv: int
+    hq: int
+    hkv: int
+    d: int
+    dv: int
+    backend: str = "flash"
+    family = "attn_decode"
+
+    @classmethod
+    def uniform(cls, batch: int, kv_len: int, hq: int, hkv: int, d: int, dv: int | None = None,
+                backend: str = "flash") -> "AttnDecode":
+        return cls(batch, batch * kv_len, kv_len, hq, hkv, d, d if dv is None else dv, backend)
+
+    @property
+    def flops(self) -> float:
+        return 2.0 * self.hq * self.sum_kv * (self.d + self.dv)
+
+    def bytes_moved(self, elem_bytes: float) -> float:
+        kv = self.sum_kv * self.hkv * (self.d + self.dv)
+        return elem_bytes * (kv + self.batch * self.hq * (self.d + self.dv))
+
+
+@dataclass(frozen=True, slots=True)
+class GroupedGemm:
+    """One MoE projection: `tokens` tokens routed top-`topk` over `experts` local experts.
+
+    `max_per_expert` (tokens at the busiest expert) and `active_experts` describe the realised
+    routing; the busiest expert bounds the kernel time, the active ones set the weight bytes read.
+    """
+
+    experts: int
+    topk: int
+    tokens: int
+    k: int
+    n: int
+    max_per_expert: int
+    active_experts: int
+    dtype: str = "bf16"
+    backend: str = "grouped_mm"
+    family = "grouped_gemm"
+
+    @property
+    def flops(self) -> float:
+        return 2.0 * self.tokens * self.topk * self.k * self.n
+
+    def bytes_moved(self, elem_bytes: float) -> float:
+        rows = self.tokens * self.topk
+        return elem_bytes * (self.active_experts * self.k * self.n + rows * self.k) + 2.0 * rows * self.n
+
+
+@dataclass(frozen=True, slots=True)
+class Elementwise:
+    """A memory-bound op over `tokens` x `width` elements (norm, rotary, act, residual, ...)."""
+
+    name: str
+    tokens: int
+    width: int
+    family = "elementwise"
+
+    def bytes_moved(self, elem_bytes: float) -> float:
+        # Read the input, write the output; gated ops (silu_mul) read twice the output width.
+        reads = 2 if self.name == "silu_mul" else 1
+        return elem_bytes * self.tokens * self.width * (reads + 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Collective:
+    """A collective among `world` GPUs over one link class.
+
+    `kind`: all_reduce | all_gather | reduce_scatter | all_to_all | send_recv.
+    `size_bytes` follows nccl-tests: the full tensor for all_reduce, the gathered output for
+    all_gather, the unreduced input for reduce_scatter, what one rank sends in total for
+    all_to_all and send_recv.
+    `link`: nvlink (within a node) | network (across nodes).
+    """
+
+    kind: str
+    size_bytes: int
+    world: int
+    link: str = "nvlink"
+    family = "collective"
+
+
+Operator = Gemm | AttnPrefill | AttnDecode | GroupedGemm | Elementwise | Collective
+
+FAMILIES = ("gemm", "attn_prefill", "attn_decode", "grouped_gemm", "elementwise", "collective")

@@ -1,0 +1,86 @@
+"""Analytic fallback: roofline for kernels, alpha-beta for collectives, from the GPU spec.
+
+Used for any family without a calibration table. It is optimistic by design (datasheet peaks
+times an achievable fraction), and the summary says when it was used.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from frontier.ops.operators import Collective, Operator
+from frontier.spec.hardware import GPUSpec
+
+# Fractions of datasheet peaks that tuned kernels reach on Hopper-class GPUs.
+COMPUTE_EFFICIENCY = 0.70
+MEMORY_EFFICIENCY = 0.80
+LINK_EFFICIENCY = 0.80
+KERNEL_FLOOR_MS = 0.005  # the shortest kernel a GPU runs, launch included (~5 us)
+
+DTYPE_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "fp32": 4.0}
+
+# Bytes on the wire per byte of `size_bytes`, as a function of world size (ring algorithms).
+_WIRE_FACTOR = {
+    "all_reduce": lambda w: 2.0 * (w - 1) / w,
+    "all_gather": lambda w: (w - 1) / w,
+    "reduce_scatter": lambda w: (w - 1) / w,
+    "all_to_all": lambda w: (w - 1) / w,
+    "send_recv": lambda w: 1.0,
+}
+# Latency steps of the algorithm (ring: 2(w-1) for all-reduce).
+_STEPS = {
+    "all_reduce": lambda w: 2 * (w - 1),
+    "all_gather": lambda w: w - 1,
+    "reduce_scatter": lambda w: w - 1,
+    "all_to_all": lambda w: 1,
+    "send_recv": lambda w: 1,
+}
+
+
+class RooflineModel:
+    """max(compute, memory) time of a kernel at an achievable fraction of peak."""
+
+    source = "roofline"
+
+    def __init__(self, gpu: GPUSpec):
+        self.gpu = gpu
+
+    def kernel_ms(self, op: Operator) -> float:
+        dtype = getattr(op, "dtype", "bf16")
+        elem = DTYPE_BYTES.get(dtype, 2.0)
+        mem_s = op.bytes_moved(elem) / (self.gpu.mem_bw_gbps * 1e9 * MEMORY_EFFICIENCY)
+        flops = getattr(op, "flops", 0.0)
+        compute_s = flops / (self.gpu.peak_tflops(dtype) * 1e12 * COMPUTE_EFFICIENCY)
+        return max(compute_s, mem_s) * 1e3 + KERNEL_FLOOR_MS
+
+    def predict_ms(self, ops: Sequence[Operator]) -> np.ndarray:
+        return np.array([collective_ms(op, self.gpu) if isinstance(op, Collective)
+                         else self.kernel_ms(op) for op in ops])
+
+
+class AlphaBetaModel:
+    """Collectives: latency per algorithm step plus bytes over the link bandwidth."""
+
+    source = "alpha-beta"
+
+    def __init__(self, gpu: GPUSpec):
+        self.gpu = gpu
+
+    def predict_ms(self, ops: Sequence[Collective]) -> np.ndarray:
+        return np.array([collective_ms(op, self.gpu) for op in ops])
+
+
+def link_gbps_and_latency_us(gpu: GPUSpec, link: str) -> tuple[float, float]:
+    if link == "network":
+        return gpu.network_gbps, gpu.network_latency_us
+    return gpu.intra_node_gbps, gpu.nvlink_latency_us
+
+
+def collective_ms(op: Collective, gpu: GPUSpec) -> float:
+    if op.world <= 1 or op.size_bytes <= 0:
+        return 0.0
+    bw_gbps, lat_us = link_gbps_and_latency_us(gpu, op.link)
+    wire = _WIRE_FACTOR[op.kind](op.world) * op.size_bytes
+    return (_STEPS[op.kind](op.world) * lat_us * 1e-3
+            + wire / (bw_gbps * 1e9 * LINK_EFFICIENCY) * 1e3)

@@ -1,0 +1,217 @@
+"""One model instance (a DP replica of tp x pp GPUs): scheduler, KV cache and step clock.
+
+The loop of an instance: plan a batch, cost it, and when it completes apply it (tokens computed,
+tokens emitted, requests finished). With pp > 1 up to pp batches are in flight, one per stage,
+and a new batch may start every stage time.
+
+A decode-only batch whose composition cannot change until some event (a request finishing, a
+new arrival, a KV block running out) is advanced many iterations at once: its step times are
+interpolated between the first and the last iteration, so long decodes cost O(1) Python work.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from frontier.ops.graph import BatchStats
+from frontier.predict.step import StepCost
+from frontier.sim.kv_cache import BlockManager
+from frontier.sim.recorder import Recorder
+from frontier.sim.request import Request
+from frontier.sim.scheduler import Scheduler, StepPlan
+
+
+@dataclass
+class Batch:
+    scheduled: list[tuple[Request, int]]
+    start_s: float
+    done_s: float
+    step_times_s: np.ndarray | None = None   # set for a run of decode iterations
+    ids: set[int] = field(default_factory=set)
+
+
+def batch_stats(scheduled: list[tuple[Request, int]]) -> BatchStats:
+    num_prefill = prefill_tokens = sum_q2 = sum_qc = prefill_sum_kv = max_q = prefill_max_kv = 0
+    num_decode = decode_sum_kv = decode_max_kv = num_sampled = 0
+    for req, n in scheduled:
+        c = req.num_computed
+        if c + n == req.num_tokens:
+            num_sampled += 1
+        if n == 1 and req.num_output > 0 and c + 1 == req.num_tokens:
+            num_decode += 1
+            decode_sum_kv += c + 1
+            if c + 1 > decode_max_kv:
+                decode_max_kv = c + 1
+        else:
+            num_prefill += 1
+            prefill_tokens += n
+            sum_q2 += n * n
+            sum_qc += n * c
+            prefill_sum_kv += c + n
+            if n > max_q:
+                max_q = n
+            if c + n > prefill_max_kv:
+                prefill_max_kv = c + n
+    return BatchStats(num_prefill, prefill_tokens, sum_q2, sum_qc, prefill_sum_kv, max_q,
+                      prefill_max_kv, num_decode, decode_sum_kv, decode_max_kv, num_sampled)
+
+
+class Instance:
+    def __init__(self, name: str, scheduler: Scheduler, step_cost: StepCost, pp: int,
+                 max_model_len: int, recorder: Recorder, fast_forward: bool = True):
+        self.name = name
+        self.scheduler = scheduler
+        self.kv: BlockManager = scheduler.kv
+        self.step_cost = step_cost
+        self.pp = pp
+        self.max_model_len = max_model_len
+        self.recorder = recorder
+        self.fast_forward = fast_forward
+        self.inflight: list[Batch] = []
+        self.next_issue_s = 0.0
+        self.outstanding = 0          # requests routed here and not finished
+        self.outstanding_tokens = 0
+        self.busy_s = 0.0
+        self.steps = 0
+
+    # --- admission ---------------------------------------------------------------------------
+    def admit(self, req: Request) -> bool:
+        """Queue a request, or mark it failed if this instance can never serve it."""
+        total = req.prompt_tokens + req.max_output_tokens
+        if total > self.max_model_len:
+            req.status, req.fail_reason = "failed", (
+                f"prompt + output = {total} tokens exceeds max_model_len {self.max_model_len}")
+            return False
+        if self.kv.blocks_for(total) > self.kv.num_blocks:
+            req.status, req.fail_reason = "failed", (
+                f"needs {self.kv.blocks_for(total)} KV blocks, the instance holds {self.kv.num_blocks}")
+            return False
+        req.instance = self.name
+        self.outstanding += 1
+        self.outstanding_tokens += total
+        self.scheduler.add(req)
+        return True
+
+    # --- stepping ----------------------------------------------------------------------------
+    def can_issue(self, now: float) -> bool:
+        return (self.scheduler.has_work and len(self.inflight) < self.pp
+                and now >= self.next_issue_s - 1e-12)
+
+    def issue(self, now: float, horizon_s: float = float("inf")) -> Batch | None:
+        """Plan and cost the next batch; None if nothing can run now."""
+        busy = set().union(*(b.ids for b in self.inflight)) if self.inflight else None
+        plan = self.scheduler.schedule(busy)
+        if not plan.scheduled:
+            return None
+        times = None
+        if self.fast_forward and self.pp == 1 and self._can_fast_forward(plan):
+            times = self._decode_run_times(plan, now, horizon_s)
+        if times is not None and len(times) > 1:
+            duration = float(times.sum())
+            batch = Batch(plan.scheduled, now, now + duration, times)
+            self.next_issue_s = batch.done_s
+        else:
+            stage_s = float(times[0]) if times is not None else self.step_cost.step_s(batch_stats(plan.scheduled))
+            batch = Batch(plan.scheduled, now, now + self.pp * stage_s)
+            self.next_issue_s = now + stage_s
+            duration = stage_s
+        batch.ids = {r.id for r, _ in plan.scheduled}
+        self.inflight.append(batch)
+        self.busy_s += duration
+        return batch
+
+    def _can_fast_forward(self, plan: StepPlan) -> bool:
+        return (plan.admission_blocked and not plan.preempted and plan.decode_only
+                and len(plan.scheduled) == len(self.scheduler.running))
+
+    def _decode_run_times(self, plan: StepPlan, now: float, horizon_s: float) -> np.ndarray:
+        """Step times of the decode iterations that can run before anything changes."""
+        reqs = [r for r, _ in plan.scheduled]
+        b = len(reqs)
+        k = min(r.max_output_tokens - r.num_output for r in reqs)
+        computed = np.fromiter((r.num_computed for r in reqs), dtype=np.int64, count=b)
+        if k > 1:
+            k = self._steps_within_free_blocks(computed, k)
+        sum_kv0, max_kv0 = int(computed.sum()) + b, int(computed.max()) + 1
+        t0 = self.step_cost.step_s(BatchStats(num_decode=b, decode_sum_kv=sum_kv0,
+                                              decode_max_kv=max_kv0, num_sampled=b))
+        if k <= 1:
+            return np.array([t0])
+        t1 = self.step_cost.step_s(BatchStats(num_decode=b, decode_sum_kv=sum_kv0 + (k - 1) * b,
+                                              decode_max_kv=max_kv0 + k - 1, num_sampled=b))
+        times = t0 + (t1 - t0) / (k - 1) * np.arange(k)
+        if horizon_s < float("inf"):
+            ends = now + np.cumsum(times)
+            # Stop at the first iteration boundary at or after the next outside event.
+            k = min(k, int(np.searchsorted(ends, horizon_s, side="left")) + 1)
+            times = times[:k]
+        return times
+
+    def _steps_within_free_blocks(self, computed: np.ndarray, k: int) -> int:
+        """Largest j <= k such that iterations 2..j find KV blocks (iteration 1 is allocated)."""
+        bs, free = self.kv.block_size, self.kv.free_blocks
+        held = -(-(computed + 1) // bs)
+
+        def need(j: int) -> int:
+            return int((-(-(computed + j) // bs) - held).sum())
+
+        if need(k) <= free:
+            return k
+        lo, hi = 1, k  # need(lo) == 0 <= free, need(hi) > free
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if need(mid) <= free:
+                lo = mid
+            else:
+                hi = mid
+        return lo
+
+    def complete(self, batch: Batch) -> list[Request]:
+        """Apply a finished batch; returns the requests that finished with it."""
+        self.inflight.remove(batch)
+        finished = []
+        rec = self.recorder
+        if batch.step_times_s is not None:
+            k = len(batch.step_times_s)
+            t_first = batch.start_s + float(batch.step_times_s[0])
+            rec.gaps(batch.step_times_s[1:], len(batch.scheduled))
+            bs = self.kv.block_size
+            for req, _ in batch.scheduled:
+                rec.gap(t_first - req.last_token_s)
+                req.num_computed += k
+                req.num_output += k
+                req.last_token_s = batch.done_s
+                blocks = -(-req.num_computed // bs)
+                self.kv.free_blocks -= blocks - req.num_blocks
+                req.num_blocks = blocks
+                if req.num_output >= req.max_output_tokens:
+                    finished.append(req)
+            self.kv.peak_used = max(self.kv.peak_used, self.kv.used_blocks)
+            self.steps += k
+            rec.step(self.name, batch.start_s, batch.done_s, "decode", len(batch.scheduled), k)
+        else:
+            t = batch.done_s
+            tokens = 0
+            for req, n in batch.scheduled:
+                req.num_computed += n
+                tokens += n
+                if req.num_computed == req.num_tokens:
+                    if req.num_output == 0:
+                        req.first_token_s = t
+                    else:
+                        rec.gap(t - req.last_token_s)
+                    req.num_output += 1
+                    req.last_token_s = t
+                    if req.num_output >= req.max_output_tokens:
+                        finished.append(req)
+            self.steps += 1
+            kind = "decode" if tokens == len(batch.scheduled) else "prefill"
+            rec.step(self.name, batch.start_s, batch.done_s, kind, len(batch.scheduled), 1, tokens)
+        for req in finished:
+            req.finish_s = batch.done_s
+            req.status = "finished"
+            self.scheduler.finish(req)
+            self.outstanding -= 1
+            self.outstanding_tokens -= req.prompt_tokens + req.max_output_tokens
+        return finished

@@ -1,0 +1,82 @@
+"""GPU memory of one instance: weights, activations, and what is left for the KV cache.
+
+Follows vLLM's accounting: the usable memory is capacity x gpu_memory_utilization; weights and
+the peak activation of a `max_num_batched_tokens` forward pass come off the top; the rest holds
+KV blocks.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from frontier.errors import SpecError
+from frontier.spec.hardware import GPUSpec
+from frontier.spec.model import ModelSpec
+
+GIB = 2**30
+RUNTIME_RESERVE_BYTES = 1.0 * GIB  # CUDA context, NCCL buffers, CUDA-graph pool
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    usable_bytes: float
+    weight_bytes: float          # per GPU
+    activation_bytes: float      # per GPU, peak
+    kv_bytes: float              # per GPU, for the KV cache
+    kv_bytes_per_token: float    # per GPU
+    block_size: int
+    num_blocks: int              # KV blocks of one instance
+
+    @property
+    def kv_tokens(self) -> int:
+        return self.num_blocks * self.block_size
+
+
+def weight_bytes_per_gpu(model: ModelSpec, tp: int, pp: int, ep: int = 1) -> float:
+    """Dense weights split over tp x pp; routed experts over ep (or tp when ep is 1) x pp."""
+    experts = 0
+    if model.moe:
+        experts = model.num_moe_layers * model.moe.num_experts * model.expert_params()
+    dense = model.param_count() - experts
+    expert_split = ep if ep > 1 else tp
+    return (dense / (tp * pp) + experts / (expert_split * pp)) * model.dtype_bytes
+
+
+def kv_bytes_per_token_per_gpu(model: ModelSpec, tp: int, pp: int) -> float:
+    if model.mla:  # the latent is replicated on every TP rank
+        return model.kv_bytes_per_token / pp
+    kv_heads_per_gpu = max(1, model.num_kv_heads // tp)
+    return model.kv_bytes_per_token * kv_heads_per_gpu / model.num_kv_heads / pp
+
+
+def activation_bytes(model: ModelSpec, tp: int, max_num_batched_tokens: int, max_num_seqs: int) -> float:
+    """Peak activations of the profiling forward pass plus the sampler's logits."""
+    widest = max(2 * (model.intermediate_size or 0),
+                 2 * model.moe.intermediate_size * model.moe.top_k if model.moe else 0,
+                 (model.num_heads + 2 * model.num_kv_heads) * model.head_dim) / tp
+    per_token = (4 * model.hidden_size + 3 * widest) * model.dtype_bytes
+    logits = max_num_seqs * model.vocab_size * 4 * 2
+    return max_num_batched_tokens * per_token + logits + RUNTIME_RESERVE_BYTES
+
+
+def plan_memory(model: ModelSpec, gpu: GPUSpec, *, tp: int, pp: int, ep: int = 1,
+                gpu_memory_utilization: float = 0.9, block_size: int = 16,
+                max_num_batched_tokens: int = 8192, max_num_seqs: int = 256,
+                where: str = "deployment") -> MemoryPlan:
+    usable = gpu.memory_bytes * gpu_memory_utilization
+    weights = weight_bytes_per_gpu(model, tp, pp, ep)
+    act = activation_bytes(model, tp, max_num_batched_tokens, max_num_seqs)
+    kv = usable - weights - act
+    per_token = kv_bytes_per_token_per_gpu(model, tp, pp)
+    num_blocks = int(kv // (per_token * block_size)) if kv > 0 else 0
+    if num_blocks < 1:
+        need = (weights + act) / GIB
+        fit = next((t for t in (2, 4, 8, 16, 32, 64) if t > tp and
+                    weight_bytes_per_gpu(model, t, pp, ep) + activation_bytes(
+                        model, t, max_num_batched_tokens, max_num_seqs) < usable * 0.8), None)
+        hint = f"; tp={fit} would fit" if fit else "; use more GPUs per instance (tp x pp)"
+        raise SpecError(
+            f"{where}: {model.name} does not fit on {gpu.name} with tp={tp} pp={pp}: weights "
+            f"{weights / GIB:.1f} GiB + activations {act / GIB:.1f} GiB per GPU, but only "
+            f"{usable / GIB:.1f} GiB usable ({gpu.memory_gib:.1f} GiB x gpu_memory_utilization "
+            f"{gpu_memory_utilization}){hint}")
+    return MemoryPlan(usable, weights, act, kv, per_token, block_size, num_blocks)

@@ -1,0 +1,101 @@
+"""WorkloadSpec + a seeded generator -> the RequestTable the simulator serves."""
+from __future__ import annotations
+
+import numpy as np
+
+from frontier.errors import SpecError
+from frontier.workload.requests import RequestTable
+from frontier.workload.spec import WorkloadSpec
+from frontier.workload.synthetic import arrival_times, sample_lengths
+from frontier.workload.traces import describe_rate, read_trace
+
+
+def build_requests(spec: WorkloadSpec, rng: np.random.Generator) -> RequestTable:
+    """The requests of a workload. Same spec and same generator state -> same table.
+
+    Draws from `rng` in a fixed order: arrival gaps, then input lengths, then output lengths
+    (each only where the spec asks for random ones).
+    """
+    if spec.trace is None:
+        return _synthetic(spec, rng)
+    return _replay(spec, rng)
+
+
+def _synthetic(spec: WorkloadSpec, rng: np.random.Generator) -> RequestTable:
+    if spec.num_requests is None or spec.arrival is None or spec.input_len is None \
+            or spec.output_len is None:
+        raise SpecError("workload: a synthetic workload needs num_requests, arrival, input_len "
+                        "and output_len (or a trace)")
+    n = spec.num_requests
+    table = RequestTable(
+        arrival_s=arrival_times(spec.arrival, n, rng),
+        input_tokens=sample_lengths(spec.input_len, n, rng),
+        output_tokens=sample_lengths(spec.output_len, n, rng),
+        prefix_blocks=None,
+        concurrency=spec.concurrency)
+    table.source = (f"synthetic, {n} requests, {spec.arrival.describe()}, "
+                    f"input {spec.input_len.describe()}, output {spec.output_len.describe()}"
+                    + _concurrency_note(spec))
+    return table
+
+
+def _replay(spec: WorkloadSpec, rng: np.random.Generator) -> RequestTable:
+    ts = spec.trace
+    trace = read_trace(ts.path, ts.format)
+    name = ts.path.name
+    notes: list[str] = []
+
+    # 1. Which rows: a window of trace time, then the first num_requests of it.
+    rows = np.arange(len(trace))
+    if ts.start_s > 0 or ts.duration_s is not None:
+        if trace.arrival_s is None:
+            raise SpecError(f"workload.trace.start_s/duration_s: trace '{name}' has no "
+                            f"timestamps to cut a window from; use num_requests instead")
+        end = ts.start_s + ts.duration_s if ts.duration_s is not None else np.inf
+        rows = np.flatnonzero((trace.arrival_s >= ts.start_s) & (trace.arrival_s < end))
+        if len(rows) == 0:
+            raise SpecError(f"workload.trace: no requests between start_s {ts.start_s:g} s and "
+                            f"{end:g} s; trace '{name}' spans 0 to "
+                            f"{trace.arrival_s[-1]:.0f} s")
+        notes.append(f"trace window from {ts.start_s:g} s" + (
+            f" for {ts.duration_s:g} s" if ts.duration_s is not None else ""))
+    if spec.num_requests is not None:
+        rows = rows[:spec.num_requests]
+    n = len(rows)
+
+    # 2. When: the trace's own clock (scaled), or re-timed by an arrival process.
+    if spec.arrival is not None:
+        arrival = arrival_times(spec.arrival, n, rng)
+    elif trace.arrival_s is None:
+        raise SpecError(f"workload.arrival: required, trace '{name}' ({trace.format} format) "
+                        f"has no timestamps; add e.g. arrival: {{process: poisson, rate: 5}}")
+    else:
+        picked = trace.arrival_s[rows]
+        arrival = (picked - picked[0]) / ts.time_scale
+        if ts.time_scale != 1.0:
+            notes.append(f"time_scale {ts.time_scale:g}")
+
+    # 3. How long: the trace's lengths unless the spec replaces them.
+    input_tokens = trace.input_tokens[rows]
+    output_tokens = trace.output_tokens[rows]
+    blocks = [trace.prefix_blocks[i] for i in rows] if trace.prefix_blocks is not None else None
+    if spec.input_len is not None:
+        input_tokens = sample_lengths(spec.input_len, n, rng)
+        notes.append(f"input {spec.input_len.describe()}")
+        blocks = None  # the trace's prefix blocks describe prompts we no longer send
+    if spec.output_len is not None:
+        output_tokens = sample_lengths(spec.output_len, n, rng)
+        notes.append(f"output {spec.output_len.describe()}")
+
+    table = RequestTable(arrival_s=arrival, input_tokens=input_tokens,
+                         output_tokens=output_tokens, prefix_blocks=blocks,
+                         block_tokens=trace.block_tokens, concurrency=spec.concurrency)
+    timing = (f"{spec.arrival.describe()} (re-timed)" if spec.arrival is not None
+              else describe_rate(table))
+    table.source = (f"{trace.label}, {n} requests, {timing}"
+                    + "".join(f", {x}" for x in notes) + _concurrency_note(spec))
+    return table
+
+
+def _concurrency_note(spec: WorkloadSpec) -> str:
+    return f", at most {spec.concurrency} in flight" if spec.concurrency is not None else ""

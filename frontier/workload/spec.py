@@ -1,0 +1,336 @@
+"""The `workload:` section of a scenario file, validated into frozen dataclasses.
+
+```yaml
+workload:
+  num_requests: 1000                        # required for synthetic; optional cap for traces
+  arrival: {process: poisson, rate: 5.0}    # poisson | gamma (+ cv) | constant; rate req/s or inf
+  concurrency: 64                           # optional: max requests in flight
+  input_len:  {dist: lognormal, mean: 1000, std: 600, min: 1, max: 8192}
+  output_len: 200                           # shorthand for {dist: fixed, value: 200}
+  # or replay a trace (its lengths, and its timestamps unless `arrival:` re-times it):
+  trace: {path: simulate/traces/azure_conv.csv, format: auto, time_scale: 1.0, start_s: 0}
+```
+
+Every error is a `SpecError` of one line naming the field, the bad value and what is allowed.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from frontier.errors import SpecError
+from frontier.paths import REPO_ROOT
+
+ARRIVAL_PROCESSES = ("poisson", "gamma", "constant")
+LENGTH_DISTS = ("fixed", "uniform", "normal", "lognormal")
+TRACE_FORMATS = ("auto", "azure", "mooncake", "vidur", "generic")
+
+# Keys each length distribution takes (besides `dist`), and which of them are required.
+_LENGTH_KEYS = {
+    "fixed": (("value",), ()),
+    "uniform": (("min", "max"), ()),
+    "normal": (("mean", "std"), ("min", "max")),
+    "lognormal": (("mean", "std"), ("min", "max")),
+}
+
+
+# ---------------------------------------------------------------- field checks
+
+def _fmt(value: Any) -> str:
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _mapping(d: Any, where: str, allowed: tuple[str, ...]) -> dict:
+    if not isinstance(d, dict):
+        raise SpecError(f"{where}: expected a mapping with keys {', '.join(allowed)}, "
+                        f"got {_fmt(d)}")
+    unknown = [k for k in d if k not in allowed]
+    if unknown:
+        raise SpecError(f"{where}: unknown key {_fmt(unknown[0])}; allowed keys: "
+                        f"{', '.join(allowed)}")
+    return d
+
+
+def _choice(value: Any, where: str, allowed: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or value.strip().lower() not in allowed:
+        raise SpecError(f"{where}: {_fmt(value)} is not one of {', '.join(allowed)}")
+    return value.strip().lower()
+
+
+def _number(value: Any, where: str, *, minimum: float | None = None, positive: bool = False,
+            allow_inf: bool = False, what: str = "a number") -> float:
+    """A finite real (or inf where allowed); YAML strings like "inf" and "2.5" are accepted."""
+    x: float | None = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        x = float(value)
+    elif isinstance(value, str):
+        try:
+            x = float(value.strip())
+        except ValueError:
+            x = None
+    if x is None or math.isnan(x) or (math.isinf(x) and not (allow_inf and x > 0)):
+        raise SpecError(f"{where}: {_fmt(value)} is not {what}")
+    if positive and x <= 0:
+        raise SpecError(f"{where}: {_fmt(value)} must be {what} > 0")
+    if minimum is not None and x < minimum:
+        raise SpecError(f"{where}: {_fmt(value)} must be {what} >= {minimum:g}")
+    return x
+
+
+def _integer(value: Any, where: str, *, minimum: int = 1, what: str = "an integer") -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (
+            isinstance(value, float) and not value.is_integer()):
+        raise SpecError(f"{where}: {_fmt(value)} is not {what} (a whole number >= {minimum})")
+    if value < minimum:
+        raise SpecError(f"{where}: {_fmt(value)} must be {what} >= {minimum}")
+    return int(value)
+
+
+# ---------------------------------------------------------------- arrival
+
+def _rate(value: Any, where: str) -> float:
+    wrong = SpecError(f'{where}: {_fmt(value)} is not a rate; give requests per second > 0, '
+                      f'or "inf" for all at t=0')
+    try:
+        rate = _number(value, where, allow_inf=True)
+    except SpecError:
+        raise wrong from None
+    if rate <= 0:
+        raise wrong
+    return rate
+
+
+@dataclass(frozen=True)
+class ArrivalSpec:
+    """When requests arrive: a renewal process at `rate` requests per second.
+
+    poisson   exponential gaps (memoryless; vllm bench's default)
+    gamma     gamma gaps with coefficient of variation `cv`: cv > 1 bursty, cv < 1 smoother,
+              cv = 1 is poisson (vllm bench's `--burstiness b` is cv = 1/sqrt(b))
+    constant  exactly 1/rate apart
+    rate inf  every request arrives at t = 0 (offline batch; with `concurrency` a closed loop)
+    """
+
+    process: str = "poisson"
+    rate: float = math.inf
+    cv: float | None = None
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str = "workload.arrival") -> ArrivalSpec:
+        d = _mapping(d, where, ("process", "rate", "cv"))
+        process = _choice(d.get("process", "poisson"), f"{where}.process", ARRIVAL_PROCESSES)
+        if "rate" not in d:
+            raise SpecError(f"{where}.rate: required (requests per second, or \"inf\" for all "
+                            f"at t=0)")
+        rate = _rate(d["rate"], f"{where}.rate")
+        cv = None
+        if process == "gamma":
+            if "cv" not in d:
+                raise SpecError(f"{where}.cv: required for process gamma (coefficient of "
+                                f"variation of the gaps: >1 bursty, 1 poisson, <1 smoother)")
+            cv = _number(d["cv"], f"{where}.cv", positive=True, what="a coefficient of variation")
+        elif "cv" in d:
+            raise SpecError(f"{where}.cv: only applies to process gamma, not {process}")
+        return cls(process=process, rate=rate, cv=cv)
+
+    def describe(self) -> str:
+        if math.isinf(self.rate):
+            return "all at t=0"
+        burst = f" (cv {self.cv:g})" if self.process == "gamma" else ""
+        return f"{self.process} {self.rate:g} req/s{burst}"
+
+
+# ---------------------------------------------------------------- lengths
+
+@dataclass(frozen=True)
+class LengthSpec:
+    """A token-length distribution; samples are whole numbers clipped to [min, max], min >= 1.
+
+    fixed      value
+    uniform    min..max inclusive
+    normal     mean, std; optional min (default 1), max (default none)
+    lognormal  mean, std of the lengths themselves (not of their log); optional min, max
+    """
+
+    dist: str
+    value: int | None = None
+    mean: float | None = None
+    std: float | None = None
+    min: int = 1
+    max: int | None = None
+
+    @classmethod
+    def from_value(cls, d: Any, where: str) -> LengthSpec:
+        """Parse `512` (fixed) or a mapping such as `{dist: uniform, min: 1, max: 100}`."""
+        if isinstance(d, (int, float)) and not isinstance(d, bool):
+            return cls(dist="fixed", value=_integer(d, where, what="a token count"))
+        if not isinstance(d, dict):
+            raise SpecError(f"{where}: expected a token count such as 512 or a mapping with "
+                            f"dist: one of {', '.join(LENGTH_DISTS)}; got {_fmt(d)}")
+        if "dist" not in d:
+            raise SpecError(f"{where}.dist: required, one of {', '.join(LENGTH_DISTS)} "
+                            f"(or write a plain number for a fixed length)")
+        dist = _choice(d["dist"], f"{where}.dist", LENGTH_DISTS)
+        required, optional = _LENGTH_KEYS[dist]
+        allowed = ("dist",) + required + optional
+        unknown = [k for k in d if k not in allowed]
+        if unknown:
+            raise SpecError(f"{where}: key {_fmt(unknown[0])} does not apply to dist {dist}; "
+                            f"allowed keys: {', '.join(allowed)}")
+        for key in required:
+            if key not in d:
+                raise SpecError(f"{where}.{key}: required for dist {dist} "
+                                f"(dist {dist} takes {', '.join(required + optional)})")
+
+        def count(key: str) -> int:
+            return _integer(d[key], f"{where}.{key}", what="a token count")
+
+        if dist == "fixed":
+            return cls(dist=dist, value=count("value"))
+        lo = count("min") if "min" in d else 1
+        hi = count("max") if "max" in d else None
+        if hi is not None and hi < lo:
+            raise SpecError(f"{where}.max: {hi} is below min {lo}; max must be >= min")
+        if dist == "uniform":
+            return cls(dist=dist, min=lo, max=hi)
+        mean = _number(d["mean"], f"{where}.mean", positive=True, what="a mean token count")
+        std = _number(d["std"], f"{where}.std", minimum=0, what="a standard deviation")
+        return cls(dist=dist, mean=mean, std=std, min=lo, max=hi)
+
+    def describe(self) -> str:
+        if self.dist == "fixed":
+            return f"fixed {self.value}"
+        bounds = f"[{self.min}, {self.max if self.max is not None else 'inf'}]"
+        if self.dist == "uniform":
+            return f"uniform {bounds}"
+        return f"{self.dist}(mean {self.mean:g}, std {self.std:g}) in {bounds}"
+
+
+# ---------------------------------------------------------------- trace
+
+def resolve_trace_path(path: Any, where: str, base_dir: str | Path | None = None) -> Path:
+    """A trace path as written: absolute, or relative to the scenario's folder, then the repo."""
+    if not isinstance(path, (str, Path)) or not str(path).strip():
+        raise SpecError(f"{where}: expected a file path, got {_fmt(path)}")
+    p = Path(str(path).strip()).expanduser()
+    candidates = [p] if p.is_absolute() else (
+        ([Path(base_dir) / p] if base_dir is not None else []) + [REPO_ROOT / p])
+    for c in candidates:
+        if c.is_file():
+            return c.resolve()
+    looked = ", ".join(str(c) for c in candidates)
+    raise SpecError(f"{where}: trace file '{path}' not found (looked in {looked})")
+
+
+@dataclass(frozen=True)
+class TraceSpec:
+    """A recorded trace to replay.
+
+    path        the file (resolved: absolute)
+    format      auto | azure | mooncake | vidur | generic (auto: from extension and columns;
+                after `from_dict` always the detected one)
+    time_scale  replay speed: timestamps are divided by it (2 = twice as fast)
+    start_s     skip the trace's first start_s seconds (trace time, before time_scale)
+    duration_s  keep only this many seconds of trace time after start_s (None: to the end)
+    """
+
+    path: Path
+    format: str = "auto"
+    time_scale: float = 1.0
+    start_s: float = 0.0
+    duration_s: float | None = None
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str = "workload.trace",
+                  base_dir: str | Path | None = None) -> TraceSpec:
+        from frontier.workload.traces import sniff  # reads only the header / first line
+
+        if isinstance(d, (str, Path)):
+            d = {"path": d}
+        d = _mapping(d, where, ("path", "format", "time_scale", "start_s", "duration_s"))
+        if "path" not in d:
+            raise SpecError(f"{where}.path: required (a .csv or .jsonl trace file)")
+        path = resolve_trace_path(d["path"], f"{where}.path", base_dir)
+        fmt = _choice(d.get("format", "auto"), f"{where}.format", TRACE_FORMATS)
+        fmt, _ = sniff(path, fmt)
+        time_scale = _number(d.get("time_scale", 1.0), f"{where}.time_scale", positive=True,
+                             what="a speed-up factor")
+        start_s = _number(d.get("start_s", 0.0), f"{where}.start_s", minimum=0,
+                          what="a time in seconds")
+        duration_s = None
+        if d.get("duration_s") is not None:
+            duration_s = _number(d["duration_s"], f"{where}.duration_s", positive=True,
+                                 what="a duration in seconds")
+        return cls(path=path, format=fmt, time_scale=time_scale, start_s=start_s,
+                   duration_s=duration_s)
+
+    @property
+    def has_timestamps(self) -> bool:
+        from frontier.workload.traces import sniff
+
+        return sniff(self.path, self.format)[1]
+
+
+# ---------------------------------------------------------------- workload
+
+@dataclass(frozen=True)
+class WorkloadSpec:
+    """What clients send. Either synthetic (num_requests + arrival + input_len + output_len)
+    or a trace (its lengths; its timestamps unless `arrival` re-times it; `input_len` /
+    `output_len`, if given, replace the trace's lengths; `num_requests` keeps the first N)."""
+
+    num_requests: int | None = None
+    arrival: ArrivalSpec | None = None
+    concurrency: int | None = None
+    input_len: LengthSpec | None = None
+    output_len: LengthSpec | None = None
+    trace: TraceSpec | None = None
+
+    KEYS = ("num_requests", "arrival", "concurrency", "input_len", "output_len", "trace")
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str = "workload",
+                  base_dir: str | Path | None = None) -> WorkloadSpec:
+        """Validate a `workload:` mapping. `base_dir`: the scenario file's folder, where
+        relative trace paths are looked up first (then the repository root)."""
+        d = _mapping(d, where, cls.KEYS)
+        num = None
+        if d.get("num_requests") is not None:
+            num = _integer(d["num_requests"], f"{where}.num_requests",
+                           what="a number of requests")
+        concurrency = None
+        if d.get("concurrency") is not None:
+            concurrency = _integer(d["concurrency"], f"{where}.concurrency",
+                                   what="a number of requests in flight")
+        arrival = (ArrivalSpec.from_dict(d["arrival"], f"{where}.arrival")
+                   if d.get("arrival") is not None else None)
+        input_len = (LengthSpec.from_value(d["input_len"], f"{where}.input_len")
+                     if d.get("input_len") is not None else None)
+        output_len = (LengthSpec.from_value(d["output_len"], f"{where}.output_len")
+                      if d.get("output_len") is not None else None)
+
+        trace = None
+        if d.get("trace") is not None:
+            trace = TraceSpec.from_dict(d["trace"], f"{where}.trace", base_dir)
+            if arrival is not None and trace.time_scale != 1.0:
+                raise SpecError(f"{where}.trace.time_scale: applies to the trace's own "
+                                f"timestamps, but {where}.arrival re-times the requests; "
+                                f"drop one of them (or set arrival.rate)")
+            if arrival is None and not trace.has_timestamps:
+                raise SpecError(f"{where}.arrival: required, trace '{trace.path.name}' "
+                                f"({trace.format} format) has no timestamps; add e.g. "
+                                f"arrival: {{process: poisson, rate: 5}}")
+            if not trace.has_timestamps and (trace.start_s > 0 or trace.duration_s is not None):
+                raise SpecError(f"{where}.trace.start_s/duration_s: trace "
+                                f"'{trace.path.name}' has no timestamps to cut a window from; "
+                                f"use num_requests to take the first N")
+        else:
+            for key, val in (("num_requests", num), ("arrival", arrival),
+                             ("input_len", input_len), ("output_len", output_len)):
+                if val is None:
+                    raise SpecError(f"{where}.{key}: required for a synthetic workload "
+                                    f"(or give {where}.trace to replay a trace)")
+        return cls(num_requests=num, arrival=arrival, concurrency=concurrency,
+                   input_len=input_len, output_len=output_len, trace=trace)

@@ -1,0 +1,100 @@
+"""Conservation laws under random workloads, preemption under tight KV, fast-forward exactness."""
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from frontier.sim.kv_cache import BlockManager
+from frontier.sim.run import simulate
+
+from sim_helpers import LinearStepTime, make_scenario, table
+
+@st.composite
+def workloads(draw):
+    n = draw(st.integers(1, 25))
+    gaps = draw(st.lists(st.floats(0.0, 0.05), min_size=n, max_size=n))
+    prompts = draw(st.lists(st.integers(1, 300), min_size=n, max_size=n))
+    outputs = draw(st.lists(st.integers(1, 60), min_size=n, max_size=n))
+    return np.cumsum(gaps), prompts, outputs
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(workloads(), st.integers(24, 80), st.sampled_from([16, 64, 512]), st.sampled_from([2, 4, 64]),
+       st.booleans(), st.sampled_from([1, 2]))
+def test_every_request_finishes_once_with_the_tokens_it_asked(w, blocks, budget, seqs, chunked, pp):
+    arrivals, prompts, outputs = w
+    if not chunked:
+        budget = max(budget, max(prompts) + max(outputs))
+    sc = make_scenario(num_gpu_blocks_override=blocks, max_num_batched_tokens=budget, max_num_seqs=seqs,
+                       enable_chunked_prefill=chunked, pp=pp)
+    res = simulate(sc, table(arrivals, prompts, outputs), step_time=LinearStepTime(0.01, 1e-4, 1e-6))
+    df = res.requests
+    cap = blocks * 16
+    servable = np.array(prompts) + np.array(outputs) <= cap
+    # A request that can never fit the KV cache is failed and reported, never dropped.
+    assert (df.status == np.where(servable, "finished", "failed")).all()
+    assert res.summary["completed"] + res.summary["failed"] == len(prompts)
+    ok = df[df.status == "finished"]
+    assert res.summary["total_output_tokens"] == int(np.array(outputs)[servable].sum())
+    assert (ok.first_token_s > ok.arrival_s).all() and (ok.finish_s >= ok.first_token_s).all()
+    # Output tokens = ITL gaps + first tokens.
+    _, weights = res.itl_s, res.itl_weights
+    assert weights.sum() == pytest.approx(int(np.array(outputs)[servable].sum()) - servable.sum())
+    for inst in res.instances:
+        assert inst.kv.peak_used <= inst.kv.num_blocks
+        assert inst.kv.free_blocks == inst.kv.num_blocks  # everything returned at the end
+
+
+def test_preemption_happens_and_recovers_when_kv_is_tight():
+    # 8 requests of 100 + 100 tokens; 40 blocks of 16 = 640 tokens hold ~3 of them at full length.
+    sc = make_scenario(num_gpu_blocks_override=40)
+    res = simulate(sc, table([0.0] * 8, [100] * 8, [100] * 8), step_time=LinearStepTime(0.01, 1e-4))
+    df = res.requests
+    assert df.preemptions.sum() > 0
+    assert (df.status == "finished").all()
+    assert res.summary["total_output_tokens"] == 800
+    inst = res.instances[0]
+    assert inst.kv.peak_used <= 40 and inst.kv.free_blocks == 40
+    # A preempted request recomputes: its prompt and generated tokens are prefilled again.
+    assert res.summary["frontier"]["preemptions"] == int(df.preemptions.sum())
+
+
+@pytest.mark.parametrize("concurrency", [None, 3])
+def test_fast_forward_matches_stepping_one_iteration_at_a_time(concurrency):
+    rng = np.random.default_rng(7)
+    n = 40
+    arrivals = np.cumsum(rng.exponential(0.05, n))
+    prompts, outputs = rng.integers(10, 400, n), rng.integers(1, 200, n)
+    runs = [simulate(make_scenario(num_gpu_blocks_override=300), table(arrivals, prompts, outputs, concurrency),
+                     step_time=LinearStepTime(0.008, 5e-5, 2e-7), fast_forward=ff) for ff in (True, False)]
+    fast, slow = (r.requests for r in runs)
+    assert np.allclose(fast.first_token_s, slow.first_token_s, rtol=0, atol=1e-9)
+    assert np.allclose(fast.finish_s, slow.finish_s, rtol=0, atol=1e-9)
+    assert (fast.preemptions == slow.preemptions).all()
+    for key in ("mean_itl_ms", "p99_itl_ms", "median_itl_ms", "mean_tpot_ms"):
+        assert runs[0].summary[key] == pytest.approx(runs[1].summary[key], rel=1e-9)
+    assert runs[0].summary["frontier"]["steps"] == runs[1].summary["frontier"]["steps"]
+
+
+def test_client_concurrency_limit_holds_requests_back():
+    res = simulate(make_scenario(), table([0.0] * 6, [50] * 6, [5] * 6, concurrency=2),
+                   step_time=LinearStepTime(0.01, 0.0))
+    df = res.requests.sort_values("arrival_s")
+    # Never more than 2 in flight: request i+2 is sent when request i finishes.
+    finish = np.sort(df.finish_s.to_numpy())
+    assert np.allclose(np.sort(df.arrival_s.to_numpy())[2:], finish[:4])
+
+
+def test_block_manager_counts_blocks():
+    kv = BlockManager(num_blocks=4, block_size=16)
+
+    class R:
+        num_computed = 0
+        num_blocks = 0
+
+    r = R()
+    assert kv.allocate(r, 17) and r.num_blocks == 2 and kv.free_blocks == 2
+    r.num_computed = 17
+    assert kv.allocate(r, 15) and r.num_blocks == 2  # 32 tokens still fit in 2 blocks
+    assert not kv.allocate(r, 64)  # would need 6 blocks
+    kv.free(r)
+    assert kv.free_blocks == 4
