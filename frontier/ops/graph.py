@@ -56,18 +56,19 @@ class BatchStats:
 
 
 def snap(x: int, step: float = 1.02) -> int:
-    """Round to the nearest point of a geometric grid (±1 % for step 1.02).
-
-    Continuous batch statistics are snapped so the predictor's memo hits across steps."""
+    """Round to the nearest point of a geometric grid (within ±1 % for step 1.02)."""
     if x <= 64:
         return int(x)
     return int(round(step ** round(math.log(x, step))))
 
 
-def snapped(s: BatchStats) -> BatchStats:
-    return BatchStats(s.num_prefill, s.prefill_tokens, snap(s.prefill_sum_q2), snap(s.prefill_sum_qc),
-                      snap(s.prefill_sum_kv), s.prefill_max_q, snap(s.prefill_max_kv), s.num_decode,
-                      snap(s.decode_sum_kv), snap(s.decode_max_kv), s.num_sampled)
+def grid_neighbours(x: int, step: float) -> tuple[int, int]:
+    """The points of a geometric grid just below and above x (x itself when small or on it)."""
+    if x <= 64:
+        return int(x), int(x)
+    e = math.floor(math.log(x, step))
+    lo, hi = int(round(step ** e)), int(round(step ** (e + 1)))
+    return (x, x) if lo == x else (min(lo, x), max(hi, x))
 
 
 def _moe_routing(tokens: int, experts: int, top_k: int, local_experts: int) -> tuple[int, int]:

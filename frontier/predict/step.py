@@ -9,7 +9,7 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass
 
-from frontier.ops.graph import BatchStats, Parallel, attention_operators, snapped, token_operators
+from frontier.ops.graph import BatchStats, Parallel, attention_operators, grid_neighbours, snap, token_operators
 from frontier.predict.base import Predictor
 from frontier.spec.model import ModelSpec
 
@@ -30,8 +30,8 @@ class StepCost:
     """Step time of a batch on one model instance.
 
     The token-count-shaped part of a step (projections, MLP/MoE, collectives, LM head) is
-    memoised exactly on (tokens, sampled rows); the length-shaped part (attention) on batch
-    statistics snapped to a 2 % grid, so a long run predicts few distinct shapes."""
+    memoised exactly on (tokens, sampled rows); the length-shaped part (attention) on length
+    statistics snapped to a grid, so a long run predicts few distinct shapes."""
 
     def __init__(self, model: ModelSpec, par: Parallel, predictor: Predictor,
                  overheads: StepOverheads = StepOverheads(), attn_backend: str = "flash",
@@ -39,7 +39,6 @@ class StepCost:
         self.model, self.par, self.predictor = model, par, predictor
         self.overheads, self.attn_backend, self.dtype = overheads, attn_backend, dtype
         self._token_memo: dict[tuple, float] = {}
-        self._attn_memo: dict[tuple, float] = {}
 
     def padded(self, stats: BatchStats) -> BatchStats:
         """A decode-only batch replayed from a CUDA graph runs at the next captured size."""
@@ -93,13 +92,31 @@ class StepCost:
             ops = token_operators(self.model, self.par, padded.tokens, padded.num_sampled,
                                   dtype=self.dtype, moe_tokens=moe_tokens)
             token_ms = self._token_memo[key] = self._ops_ms(ops, graph)
-        akey = (snapped(stats), graph)
-        attn_ms = self._attn_memo.get(akey)
-        if attn_ms is None:
-            ops = attention_operators(self.model, self.par, akey[0], attn_backend=self.attn_backend,
-                                      dtype=self.dtype)
-            attn_ms = self._attn_memo[akey] = self._ops_ms(ops, graph)
-        return token_ms + attn_ms
+        return token_ms + self.attention_ms(stats, graph)
+
+    def attention_ms(self, stats: BatchStats, graph: bool) -> float:
+        """Attention of the batch, prefill and decode parts apart (each memoised per operator).
+
+        Decode attention is linear in the KV tokens read, so it is predicted at the two
+        neighbouring points of a 5 % grid of `decode_sum_kv` and interpolated: few distinct
+        shapes reach the predictor, with no visible error."""
+        total = 0.0
+        if stats.num_prefill:
+            prefill = BatchStats(stats.num_prefill, stats.prefill_tokens, snap(stats.prefill_sum_q2),
+                                 snap(stats.prefill_sum_qc), snap(stats.prefill_sum_kv),
+                                 snap(stats.prefill_max_q, 1.2), snap(stats.prefill_max_kv, 1.2))
+            total += self._ops_ms(attention_operators(self.model, self.par, prefill,
+                                                      attn_backend=self.attn_backend, dtype=self.dtype), graph)
+        if stats.num_decode:
+            b, s = stats.num_decode, stats.decode_sum_kv
+            lo, hi = grid_neighbours(s, 1.05)
+            max_kv = snap(stats.decode_max_kv, 1.2)
+            ms = [self._ops_ms(attention_operators(
+                self.model, self.par,
+                BatchStats(num_decode=b, decode_sum_kv=g, decode_max_kv=max(min(max_kv, g), -(-g // b))),
+                attn_backend=self.attn_backend, dtype=self.dtype), graph) for g in (lo, hi)]
+            total += ms[0] if hi == lo else ms[0] + (ms[1] - ms[0]) * (s - lo) / (hi - lo)
+        return total
 
     def step_s(self, stats: BatchStats, moe_tokens: int | None = None) -> float:
         """Wall time of one step in seconds, host overhead included."""

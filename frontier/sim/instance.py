@@ -116,7 +116,8 @@ class Instance:
             batch = Batch(plan.scheduled, now, now + self.pp * stage_s)
             self.next_issue_s = now + stage_s
             duration = stage_s
-        batch.ids = {r.id for r, _ in plan.scheduled}
+        if self.pp > 1:  # requests of a batch in flight sit out the next stages' planning
+            batch.ids = {r.id for r, _ in plan.scheduled}
         self.inflight.append(batch)
         self.busy_s += duration
         return batch
@@ -173,23 +174,27 @@ class Instance:
         finished = []
         rec = self.recorder
         if batch.step_times_s is not None:
-            k = len(batch.step_times_s)
-            t_first = batch.start_s + float(batch.step_times_s[0])
-            rec.gaps(batch.step_times_s[1:], len(batch.scheduled))
-            bs = self.kv.block_size
-            for req, _ in batch.scheduled:
-                rec.gap(t_first - req.last_token_s)
+            times = batch.step_times_s
+            k = len(times)
+            reqs = [r for r, _ in batch.scheduled]
+            # Each request's first gap runs from its last token; the rest are the step times.
+            last = np.fromiter((r.last_token_s for r in reqs), dtype=float, count=len(reqs))
+            rec.gaps(batch.start_s + float(times[0]) - last, 1)
+            rec.gaps(times[1:], len(reqs))
+            bs, done_s, used = self.kv.block_size, batch.done_s, 0
+            for req in reqs:
                 req.num_computed += k
                 req.num_output += k
-                req.last_token_s = batch.done_s
+                req.last_token_s = done_s
                 blocks = -(-req.num_computed // bs)
-                self.kv.free_blocks -= blocks - req.num_blocks
+                used += blocks - req.num_blocks
                 req.num_blocks = blocks
                 if req.num_output >= req.max_output_tokens:
                     finished.append(req)
+            self.kv.free_blocks -= used
             self.kv.peak_used = max(self.kv.peak_used, self.kv.used_blocks)
             self.steps += k
-            rec.step(self.name, batch.start_s, batch.done_s, "decode", len(batch.scheduled), k)
+            rec.step(self.name, batch.start_s, done_s, "decode", len(reqs), k)
         else:
             t = batch.done_s
             tokens = 0

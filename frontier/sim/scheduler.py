@@ -63,14 +63,17 @@ class Scheduler:
         plan = StepPlan()
         budget = self.max_num_batched_tokens
         running = self.running
+        kv, block_size = self.kv, self.kv.block_size
         i = 0
         while i < len(running) and budget > 0:
             req = running[i]
             if busy and req.id in busy:
                 i += 1
                 continue
-            n = min(req.remaining_new_tokens, budget)
-            while not self.kv.allocate(req, n):
+            n = min(req.prompt_tokens + req.num_output - req.num_computed, budget)
+            # Most decode steps stay inside the request's last block: no allocation needed.
+            fits = req.num_computed + n <= req.num_blocks * block_size or kv.allocate(req, n)
+            while not fits:
                 victim = self._victim(busy)
                 if victim is None:
                     break
@@ -79,6 +82,7 @@ class Scheduler:
                 plan.preempted.append(victim)
                 if victim is req:
                     break
+                fits = kv.allocate(req, n)
             else:
                 plan.scheduled.append((req, n))
                 budget -= n

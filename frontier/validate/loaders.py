@@ -1,0 +1,568 @@
+"""Load measured benchmark runs: what a real engine did, in the metric names of `vllm bench serve`.
+
+Three sources are understood, told apart by their content (not their file names):
+
+vllm-bench     `vllm bench serve --save-result` JSON: one object (or several, one a line, with
+               `--append-result`). With `--save-detailed` it also holds per-request arrays
+               `input_lens, output_lens, ttfts, itls, latencies, start_times, errors`.
+sglang-bench   `python -m sglang.bench_serving --output-file` JSONL: one object per line, one
+               line per run; fields vary between versions; `--output-details` adds
+               `input_lens, output_lens, ttfts, itls, errors`.
+vllm-requests  a run folder with `requests.jsonl` (engine timestamps per request: queued_ts,
+               scheduled_ts, first_token_ts, last_token_ts, input_toks, output_toks,
+               arrival_time) and `meta.json` (engine arguments).
+
+Where per-request data exists the measured metrics are recomputed with
+`frontier.metrics.serving.serving_metrics`, so measured and predicted share one definition;
+otherwise they are taken from the file as written.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from frontier.errors import FrontierError
+from frontier.metrics.serving import serving_metrics
+
+KINDS = ("vllm-bench", "sglang-bench", "vllm-requests")
+RESULT_SUFFIXES = (".json", ".jsonl")
+HELP_FORMATS = ("expected a `vllm bench serve --save-result` JSON, an SGLang `bench_serving` "
+                "JSONL, or a run folder with requests.jsonl + meta.json")
+
+# Metric keys as `vllm bench serve` writes them: mean_ttft_ms, p99_itl_ms, p99.9_e2el_ms, ...
+_LATENCY_KEY = re.compile(r"^(mean|median|std|p\d+(?:\.\d+)?)_(ttft|tpot|itl|e2el)_ms$")
+# SGLang spells end-to-end latency `e2e_latency`: mean_e2e_latency_ms -> mean_e2el_ms.
+_SGLANG_E2E_KEY = re.compile(r"^(mean|median|std|p\d+(?:\.\d+)?)_e2e_latency_ms$")
+_COUNT_KEYS = ("completed", "failed", "duration", "total_input_tokens", "total_output_tokens")
+_THROUGHPUT_KEYS = ("request_throughput", "output_throughput", "total_token_throughput",
+                    "request_goodput")
+
+_SGLANG_MARKERS = {"mean_e2e_latency_ms", "median_e2e_latency_ms", "total_output_tokens_retokenized",
+                   "random_input_len", "random_output_len", "sharegpt_output_len", "accept_length",
+                   "input_throughput"}
+_VLLM_MARKERS = {"model_id", "tokenizer_id", "endpoint_type", "burstiness", "num_prompts",
+                 "request_goodput", "request_goodput:", "mean_e2el_ms", "median_e2el_ms",
+                 "max_concurrent_requests", "max_output_tokens_per_s"}
+_METRIC_MARKERS = {"mean_ttft_ms", "median_ttft_ms", "mean_itl_ms", "median_itl_ms",
+                   "output_throughput", "request_throughput", "mean_tpot_ms"}
+
+# Engine arguments a vLLM result may carry as `--metadata KEY=VALUE` top-level entries,
+# mapped to their engine-argument names.
+_METADATA_ENGINE_ARGS = {
+    "tensor_parallel_size": "tensor_parallel_size", "tp": "tensor_parallel_size",
+    "pipeline_parallel_size": "pipeline_parallel_size", "pp": "pipeline_parallel_size",
+    "data_parallel_size": "data_parallel_size", "dp": "data_parallel_size",
+    "enable_expert_parallel": "enable_expert_parallel",
+    "max_num_seqs": "max_num_seqs", "max_num_batched_tokens": "max_num_batched_tokens",
+    "enable_prefix_caching": "enable_prefix_caching",
+    "enable_chunked_prefill": "enable_chunked_prefill",
+    "gpu_memory_utilization": "gpu_memory_utilization", "block_size": "block_size",
+    "gpu": "gpu", "device_name": "gpu", "hardware": "gpu",
+}
+
+
+@dataclass
+class RunSettings:
+    """How the benchmark was run, as far as the file says."""
+
+    request_rate: float | None = None      # req/s; inf = all at once; None = not recorded
+    max_concurrency: int | None = None
+    num_prompts: int | None = None
+    burstiness: float | None = None        # vLLM's gamma shape (1 = poisson)
+    model: str | None = None               # model id as the client named it
+    tokenizer: str | None = None
+    backend: str | None = None
+    date: str | None = None
+    gpu: str | None = None                 # device name where the file records it
+    dataset: dict = field(default_factory=dict)       # name and random_* length settings
+    engine_args: dict = field(default_factory=dict)   # vLLM engine argument names
+    engine_args_from: str = ""                        # where engine_args were read
+
+
+@dataclass
+class MeasuredRun:
+    """One measured run. Per-request arrays cover completed requests only (None when absent)."""
+
+    source: Path
+    kind: str
+    settings: RunSettings
+    metrics: dict                          # vLLM names; from per-request data when present
+    reported: dict                         # the file's own summary numbers, in vLLM names
+    metrics_from: str                      # "per-request data" | "file summary"
+    index: int | None = None               # line/run number within a multi-run file
+    arrival_s: np.ndarray | None = None    # send time relative to the first request
+    input_tokens: np.ndarray | None = None
+    output_tokens: np.ndarray | None = None
+    ttft_s: np.ndarray | None = None
+    e2el_s: np.ndarray | None = None
+    itls: list[np.ndarray] | None = None   # per request, the gaps between its output tokens
+    failed: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return self.source.name if self.index is None else f"{self.source.name}#{self.index}"
+
+    @property
+    def has_per_request(self) -> bool:
+        return self.input_tokens is not None and self.output_tokens is not None
+
+    @property
+    def has_latencies(self) -> bool:
+        return self.ttft_s is not None and self.e2el_s is not None
+
+    @property
+    def tpot_s(self) -> np.ndarray | None:
+        """Per request with more than one output token: (E2E - TTFT) / (output - 1)."""
+        if not self.has_latencies:
+            return None
+        many = self.output_tokens > 1
+        return (self.e2el_s[many] - self.ttft_s[many]) / (self.output_tokens[many] - 1)
+
+
+# ---------------------------------------------------------------------------- entry points
+
+def load_measured(path: str | Path) -> list[MeasuredRun]:
+    """Every run in a result file, a run folder, or a folder of result files / run folders."""
+    path = Path(path)
+    if not path.exists():
+        raise FrontierError(f"{path}: no such file or folder; {HELP_FORMATS}")
+    if path.is_dir():
+        if (path / "requests.jsonl").is_file():
+            return [load_vllm_requests(path)]
+        runs, _skipped = load_folder(path)
+        return runs
+    if path.name == "requests.jsonl":
+        return [load_vllm_requests(path.parent)]
+    return load_result_file(path)
+
+
+def load_folder(folder: Path) -> tuple[list[MeasuredRun], list[str]]:
+    """All runs in a folder's result files and run subfolders; foreign JSON files are skipped
+    (returned as 'name: why'). An error if nothing in the folder is a measured run."""
+    runs: list[MeasuredRun] = []
+    skipped: list[str] = []
+    for entry in sorted(folder.iterdir()):
+        if entry.is_dir() and (entry / "requests.jsonl").is_file():
+            runs.append(load_vllm_requests(entry))
+        elif entry.is_file() and entry.suffix in RESULT_SUFFIXES:
+            try:
+                runs.extend(load_result_file(entry))
+            except NotAResult as exc:
+                skipped.append(f"{entry.name}: {exc.reason}")
+    if not runs:
+        why = f" (skipped {'; '.join(skipped)})" if skipped else ""
+        raise FrontierError(f"{folder}: no measured runs found{why}; {HELP_FORMATS}")
+    return runs, skipped
+
+
+class NotAResult(FrontierError):
+    """Valid JSON, but not a benchmark result (a folder scan skips these)."""
+
+    def __init__(self, path: Path, reason: str):
+        self.reason = reason
+        super().__init__(f"{path}: {reason}; {HELP_FORMATS}")
+
+
+def load_result_file(path: Path) -> list[MeasuredRun]:
+    """A vLLM or SGLang result file: one JSON object, or one object per line."""
+    objects = _read_json_objects(path)
+    runs = []
+    many = len(objects) > 1
+    for i, (line_no, obj) in enumerate(objects):
+        kind = detect_kind(obj)
+        if kind is None:
+            where = f"line {line_no}: " if many else ""
+            raise NotAResult(path, f"{where}not a benchmark result (no vllm bench serve or "
+                                   f"SGLang bench_serving fields; found keys {_some_keys(obj)})")
+        index = i if many else None
+        loader = load_vllm_object if kind == "vllm-bench" else load_sglang_object
+        runs.append(loader(obj, path, index))
+    return runs
+
+
+def detect_kind(obj: Any) -> str | None:
+    """'vllm-bench', 'sglang-bench', or None for JSON that is neither."""
+    if not isinstance(obj, dict):
+        return None
+    keys = set(obj)
+    has_metrics = bool(keys & _METRIC_MARKERS) or any(_LATENCY_KEY.match(k) for k in keys)
+    has_counts = bool(keys & {"completed", "duration"})
+    if not (has_metrics and has_counts):
+        return None
+    if keys & _SGLANG_MARKERS:
+        return "sglang-bench"
+    return "vllm-bench"
+
+
+# ---------------------------------------------------------------------------- JSON reading
+
+def _some_keys(obj: Any, n: int = 6) -> str:
+    if not isinstance(obj, dict):
+        return f"a JSON {type(obj).__name__}, not an object"
+    keys = list(obj)
+    shown = ", ".join(keys[:n]) + (", ..." if len(keys) > n else "")
+    return shown or "none"
+
+
+def _read_json_objects(path: Path) -> list[tuple[int, Any]]:
+    """(line number, object) for a JSON document or JSON Lines; one-line errors otherwise."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise FrontierError(f"{path}: not a text file; {HELP_FORMATS}") from None
+    if not text.strip():
+        raise FrontierError(f"{path}: empty file; {HELP_FORMATS}")
+    try:
+        return [(1, json.loads(text))]
+    except json.JSONDecodeError as exc:
+        if exc.msg != "Extra data":
+            raise _json_error(path, text, exc) from None
+    objects = []
+    for line_no, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            objects.append((line_no, json.loads(line)))
+        except json.JSONDecodeError as exc:
+            raise _json_error(path, line, exc, line_no) from None
+    return objects
+
+
+def _ends_open(text: str) -> bool:
+    """True when the text stops inside a string or with brackets still open: cut short."""
+    depth, in_string, escaped = 0, False, False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "{[":
+            depth += 1
+        elif ch in "}]":
+            depth -= 1
+    return in_string or depth > 0
+
+
+def _json_error(path: Path, text: str, exc: json.JSONDecodeError,
+                line_no: int | None = None) -> FrontierError:
+    where = f"line {line_no if line_no is not None else exc.lineno}"
+    if _ends_open(text):
+        return FrontierError(f"{path}: truncated JSON ({where} ends mid-object: {exc.msg}); "
+                             f"the benchmark may have been interrupted while writing it")
+    return FrontierError(f"{path}: invalid JSON at {where} column {exc.colno}: {exc.msg}; "
+                         f"{HELP_FORMATS}")
+
+
+# ---------------------------------------------------------------------------- value helpers
+
+def _num(value: Any) -> float | None:
+    """A finite or infinite float; None for missing, null, NaN, or non-numbers."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float)):
+        x = float(value)
+    elif isinstance(value, str):
+        try:
+            x = float(value.strip())
+        except ValueError:
+            return None
+    else:
+        return None
+    return None if math.isnan(x) else x
+
+
+def _int(value: Any) -> int | None:
+    x = _num(value)
+    return int(x) if x is not None and math.isfinite(x) else None
+
+
+def _bool(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "1", "yes", "on"):
+        return True
+    if isinstance(value, str) and value.strip().lower() in ("false", "0", "no", "off"):
+        return False
+    if isinstance(value, (int, float)):
+        return bool(value)
+    return None
+
+
+def _str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _rate(value: Any) -> float | None:
+    """request_rate: a number, "inf" (vLLM) or Infinity (SGLang's json.dumps of float inf)."""
+    x = _num(value)
+    return x if x is None or x > 0 else None
+
+
+def _summary_metrics(obj: dict, rename_sglang: bool = False) -> dict:
+    """The file's summary numbers under vLLM's names."""
+    out: dict = {}
+    for key, value in obj.items():
+        name = key
+        if key == "request_goodput:":            # older vLLM benchmark_serving.py spelling
+            name = "request_goodput"
+        elif rename_sglang and (m := _SGLANG_E2E_KEY.match(key)):
+            name = f"{m.group(1)}_e2el_ms"
+        elif rename_sglang and key == "total_throughput":
+            name = "total_token_throughput"
+        if _LATENCY_KEY.match(name) or name in _THROUGHPUT_KEYS or name in _COUNT_KEYS:
+            x = _num(value)
+            if x is not None:
+                out[name] = int(x) if name in ("completed", "failed", "total_input_tokens",
+                                               "total_output_tokens") else x
+    duration = out.get("duration")
+    if duration and duration > 0:    # throughputs some versions leave out, from their totals
+        if "request_throughput" not in out and "completed" in out:
+            out["request_throughput"] = out["completed"] / duration
+        if "output_throughput" not in out and "total_output_tokens" in out:
+            out["output_throughput"] = out["total_output_tokens"] / duration
+        if ("total_token_throughput" not in out and "total_input_tokens" in out
+                and "total_output_tokens" in out):
+            out["total_token_throughput"] = (out["total_input_tokens"]
+                                             + out["total_output_tokens"]) / duration
+    return out
+
+
+def _per_request_metrics(run: MeasuredRun, duration_s: float) -> dict:
+    itl_s = (np.concatenate(run.itls) if run.itls and any(len(x) for x in run.itls)
+             else np.zeros(0))
+    metrics = serving_metrics(duration_s=duration_s, input_tokens=run.input_tokens,
+                              output_tokens=run.output_tokens, ttft_s=run.ttft_s,
+                              e2el_s=run.e2el_s, itl_s=itl_s, failed=run.failed)
+    if run.itls is None:  # no token timestamps: ITL is unknown, not zero
+        for key in [k for k in metrics if _LATENCY_KEY.match(k) and "_itl_" in k]:
+            del metrics[key]
+    return metrics
+
+
+# ---------------------------------------------------------------------------- vLLM bench serve
+
+def _engine_args_from_metadata(obj: dict) -> dict:
+    args = {}
+    for key, arg in _METADATA_ENGINE_ARGS.items():
+        if key in obj and obj[key] is not None:
+            args[arg] = obj[key]
+    return _normalise_engine_args(args)
+
+
+def _normalise_engine_args(args: dict) -> dict:
+    """Engine arguments with numbers and booleans as such (metadata values arrive as strings)."""
+    out = {}
+    for key, value in args.items():
+        if key in ("tensor_parallel_size", "pipeline_parallel_size", "data_parallel_size",
+                   "max_num_seqs", "max_num_batched_tokens", "block_size"):
+            value = _int(value)
+        elif key in ("enable_prefix_caching", "enable_chunked_prefill", "enable_expert_parallel"):
+            value = _bool(value)
+        elif key == "gpu_memory_utilization":
+            value = _num(value)
+        if value is not None:
+            out[key] = value
+    return out
+
+
+def _detail_arrays(obj: dict, path: Path, where: str) -> dict | None:
+    """The per-request arrays, checked to be the same length; None if the file has none."""
+    names = ("input_lens", "output_lens", "ttfts", "itls", "latencies", "start_times",
+             "queue_times", "errors")
+    arrays = {k: obj[k] for k in names if isinstance(obj.get(k), list)}
+    if not {"input_lens", "output_lens"} <= set(arrays):
+        return None
+    n = len(arrays["input_lens"])
+    for k, v in arrays.items():
+        if len(v) != n:
+            raise FrontierError(f"{path}: {where}per-request arrays differ in length: "
+                                f"input_lens has {n}, {k} has {len(v)}")
+    return arrays
+
+
+def _fill_per_request(run: MeasuredRun, arrays: dict, duration_s: float | None) -> None:
+    """Per-request arrays of completed requests from `--save-detailed` / `--output-details`."""
+    n = len(arrays["input_lens"])
+    out_lens = np.array([_int(x) or 0 for x in arrays["output_lens"]], dtype=np.int64)
+    errors = arrays.get("errors")
+    if errors is not None:
+        ok = np.array([not e for e in errors], dtype=bool)
+    else:  # no error list: a request that produced no token failed
+        ok = out_lens > 0
+    run.failed = int(n - ok.sum())
+    idx = np.flatnonzero(ok)
+    run.input_tokens = np.array([_int(arrays["input_lens"][i]) or 0 for i in idx], dtype=np.int64)
+    run.output_tokens = out_lens[idx]
+    if "ttfts" in arrays:
+        run.ttft_s = np.array([_num(arrays["ttfts"][i]) or 0.0 for i in idx], dtype=np.float64)
+    if "itls" in arrays:
+        run.itls = [np.asarray(arrays["itls"][i] or [], dtype=np.float64) for i in idx]
+    if "latencies" in arrays:
+        run.e2el_s = np.array([_num(arrays["latencies"][i]) or 0.0 for i in idx], dtype=np.float64)
+    elif run.ttft_s is not None and run.itls is not None:
+        run.e2el_s = run.ttft_s + np.array([x.sum() for x in run.itls])
+        run.notes.append("E2E latency = TTFT + sum of ITLs (the file has no latencies)")
+    if "start_times" in arrays:
+        start = np.array([_num(x) or 0.0 for x in arrays["start_times"]], dtype=np.float64)
+        if "queue_times" in arrays:  # start_time is after the client's concurrency queue
+            start = start - np.array([_num(x) or 0.0 for x in arrays["queue_times"]])
+        start = start[idx]
+        if start.size:
+            run.arrival_s = start - start.min()
+    if run.has_latencies and duration_s:
+        run.metrics = _per_request_metrics(run, duration_s)
+        for key in ("request_goodput",):
+            if key in run.reported:
+                run.metrics[key] = run.reported[key]
+        run.metrics_from = "per-request data"
+
+
+def load_vllm_object(obj: dict, path: Path, index: int | None = None) -> MeasuredRun:
+    reported = _summary_metrics(obj)
+    engine_args = _engine_args_from_metadata(obj)
+    gpu = engine_args.pop("gpu", None)
+    settings = RunSettings(
+        request_rate=_rate(obj.get("request_rate")),
+        max_concurrency=_int(obj.get("max_concurrency")),
+        num_prompts=_int(obj.get("num_prompts")),
+        burstiness=_num(obj.get("burstiness")),
+        model=_str(obj.get("model_id") or obj.get("model")),
+        tokenizer=_str(obj.get("tokenizer_id") or obj.get("tokenizer")),
+        backend=_str(obj.get("backend") or obj.get("endpoint_type")),
+        date=_str(obj.get("date")),
+        gpu=_str(gpu),
+        dataset={k: obj[k] for k in ("dataset_name", "dataset_path") if obj.get(k) is not None},
+        engine_args=engine_args,
+        engine_args_from="file metadata" if engine_args else "",
+    )
+    run = MeasuredRun(source=path, kind="vllm-bench", settings=settings, metrics=dict(reported),
+                      reported=reported, metrics_from="file summary", index=index,
+                      failed=int(reported.get("failed", 0)))
+    where = "" if index is None else f"run {index}: "
+    arrays = _detail_arrays(obj, path, where)
+    if arrays is not None:
+        _fill_per_request(run, arrays, reported.get("duration"))
+    return run
+
+
+# ---------------------------------------------------------------------------- SGLang bench_serving
+
+def load_sglang_object(obj: dict, path: Path, index: int | None = None) -> MeasuredRun:
+    reported = _summary_metrics(obj, rename_sglang=True)
+    dataset = {k: obj[k] for k in ("dataset_name", "random_input_len", "random_output_len",
+                                   "random_range_ratio", "sharegpt_output_len")
+               if obj.get(k) is not None}
+    settings = RunSettings(
+        request_rate=_rate(obj.get("request_rate")),
+        max_concurrency=_int(obj.get("max_concurrency")),
+        num_prompts=_int(obj.get("num_prompts")),
+        model=_str(obj.get("model_id") or obj.get("model")),
+        tokenizer=_str(obj.get("tokenizer_id")),
+        backend=_str(obj.get("backend")),
+        date=_str(obj.get("date")),
+        dataset=dataset,
+    )
+    run = MeasuredRun(source=path, kind="sglang-bench", settings=settings, metrics=dict(reported),
+                      reported=reported, metrics_from="file summary", index=index,
+                      failed=int(reported.get("failed", 0)))
+    where = "" if index is None else f"run {index}: "
+    arrays = _detail_arrays(obj, path, where)
+    if arrays is not None:
+        _fill_per_request(run, arrays, reported.get("duration"))
+        if run.arrival_s is None:
+            run.notes.append("SGLang records no send times; arrivals are re-drawn from the rate")
+    return run
+
+
+# ---------------------------------------------------------------------------- vLLM engine timestamps
+
+_REQUEST_FIELDS = ("input_toks", "output_toks", "queued_ts", "first_token_ts", "last_token_ts")
+
+
+def load_vllm_requests(folder: Path) -> MeasuredRun:
+    """A run folder of engine timestamps. TTFT = first_token_ts - queued_ts; TPOT =
+    (last_token_ts - first_token_ts) / (output_toks - 1); E2E = last_token_ts - queued_ts;
+    duration = last token of the run - first queued. No per-token times, so no ITL."""
+    req_path = folder / "requests.jsonl"
+    rows = [obj for _, obj in _read_json_objects(req_path)]
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict) or not {"input_toks", "output_toks", "queued_ts"} <= set(row):
+            raise FrontierError(f"{req_path}: request {i + 1} lacks {', '.join(_REQUEST_FIELDS)} "
+                                f"(found keys {_some_keys(row)})")
+    meta: dict = {}
+    meta_path = folder / "meta.json"
+    if meta_path.is_file():
+        meta_objs = _read_json_objects(meta_path)
+        meta = meta_objs[0][1] if isinstance(meta_objs[0][1], dict) else {}
+
+    done = [r for r in rows if _num(r.get("first_token_ts")) is not None
+            and _num(r.get("last_token_ts")) is not None]
+    done.sort(key=lambda r: float(r["queued_ts"]))
+    queued = np.array([float(r["queued_ts"]) for r in done])
+    first = np.array([float(r["first_token_ts"]) for r in done])
+    last = np.array([float(r["last_token_ts"]) for r in done])
+    t0 = min(float(r["queued_ts"]) for r in rows)
+
+    engine_args, gpu = _meta_engine_args(meta)
+    rate = None
+    if len(queued) > 1 and queued[-1] > queued[0]:
+        rate = (len(rows) - 1) / (max(float(r["queued_ts"]) for r in rows) - t0)
+    settings = RunSettings(
+        request_rate=rate, num_prompts=_int(meta.get("num_requests")) or len(rows),
+        model=_str(meta.get("model") or engine_args.get("model")),
+        backend="vllm", date=_str(meta.get("started_at")), gpu=gpu,
+        dataset={k: meta[k] for k in ("dataset_path",) if meta.get(k)},
+        engine_args=engine_args, engine_args_from="meta.json" if meta else "",
+    )
+    run = MeasuredRun(source=folder, kind="vllm-requests", settings=settings, metrics={},
+                      reported={}, metrics_from="per-request data", failed=len(rows) - len(done),
+                      arrival_s=queued - t0,
+                      input_tokens=np.array([int(r["input_toks"]) for r in done], dtype=np.int64),
+                      output_tokens=np.array([int(r["output_toks"]) for r in done], dtype=np.int64),
+                      ttft_s=first - queued, e2el_s=last - queued)
+    if not meta:
+        run.notes.append("no meta.json beside requests.jsonl: no engine arguments")
+    run.notes.append("request rate is the observed arrival rate (the run folder records none)")
+    duration = float(last.max() - t0) if len(done) else 0.0
+    run.metrics = _per_request_metrics(run, duration)
+    return run
+
+
+def _meta_engine_args(meta: dict) -> tuple[dict, str | None]:
+    """Engine arguments from meta.json: engine_kwargs, then kv_cache, then resolved_config."""
+    args: dict = {}
+    resolved = meta.get("resolved_config") or {}
+    for section, keys in (("scheduler_config", ("enable_chunked_prefill", "max_num_seqs",
+                                                "max_num_batched_tokens")),
+                          ("parallel_config", ("tensor_parallel_size", "pipeline_parallel_size",
+                                               "data_parallel_size", "enable_expert_parallel")),
+                          ("cache_config", ("block_size", "gpu_memory_utilization",
+                                            "enable_prefix_caching"))):
+        block = resolved.get(section) or {}
+        args.update({k: block[k] for k in keys if block.get(k) is not None})
+    kv = meta.get("kv_cache") or {}
+    args.update({k: kv[k] for k in ("block_size", "gpu_memory_utilization",
+                                    "enable_prefix_caching", "num_gpu_blocks")
+                 if kv.get(k) is not None})
+    args.update({k: v for k, v in (meta.get("engine_kwargs") or {}).items() if v is not None})
+    if meta.get("model") and "model" not in args:
+        args["model"] = meta["model"]
+    model = args.pop("model", None)
+    extra = {k: v for k, v in args.items() if k not in _METADATA_ENGINE_ARGS.values()}
+    args = _normalise_engine_args(args) | extra
+    if model is not None:
+        args["model"] = model
+    gpu = (meta.get("hardware") or {}).get("device_name")
+    return args, _str(gpu)
