@@ -191,8 +191,7 @@ class Instance:
                 req.num_blocks = blocks
                 if req.num_output >= req.max_output_tokens:
                     finished.append(req)
-            self.kv.free_blocks -= used
-            self.kv.peak_used = max(self.kv.peak_used, self.kv.used_blocks)
+            self.kv.take(used)
             self.steps += k
             rec.step(self.name, batch.start_s, done_s, "decode", len(reqs), k)
         else:
@@ -204,6 +203,7 @@ class Instance:
                 if req.num_computed == req.num_tokens:
                     if req.num_output == 0:
                         req.first_token_s = t
+                        self.kv.register_prefix(req)
                     else:
                         rec.gap(t - req.last_token_s)
                     req.num_output += 1

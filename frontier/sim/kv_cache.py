@@ -1,15 +1,32 @@
-"""Paged KV-cache accounting: fixed-size blocks per instance, allocated as tokens are computed."""
+"""Paged KV-cache accounting: fixed-size blocks per instance, allocated as tokens are computed.
+
+With prefix caching, a prompt's leading blocks are shared between requests whose prompts start
+with the same content. Content is known at the granularity of the trace's prefix blocks (a
+Mooncake `hash_id` names 512 prompt tokens). A cached prefix unit stays in the cache after its
+last user finishes and is evicted, least recently used first, only when blocks run out: it
+counts as free until then.
+"""
 from __future__ import annotations
+
+from collections import OrderedDict
 
 from frontier.sim.request import Request
 
 
 class BlockManager:
-    def __init__(self, num_blocks: int, block_size: int):
+    def __init__(self, num_blocks: int, block_size: int, prefix_caching: bool = False,
+                 prefix_unit_tokens: int = 512):
         self.num_blocks = num_blocks
         self.block_size = block_size
-        self.free_blocks = num_blocks
+        self.free_blocks = num_blocks       # allocatable, cached-but-unused prefix units included
         self.peak_used = 0
+        self.prefix_caching = prefix_caching
+        self.unit_tokens = prefix_unit_tokens
+        self.unit_blocks = -(-prefix_unit_tokens // block_size)
+        self._units: OrderedDict[int, int] = OrderedDict()  # prefix id -> users (LRU order)
+        self._evictable_blocks = 0
+        self.prefix_hit_tokens = 0
+        self.prefix_query_tokens = 0
 
     @property
     def used_blocks(self) -> int:
@@ -18,19 +35,77 @@ class BlockManager:
     def blocks_for(self, tokens: int) -> int:
         return -(-tokens // self.block_size)
 
+    def take(self, blocks: int) -> None:
+        """Hand out `blocks` free blocks (the caller checked they exist), evicting cached units."""
+        truly_free = self.free_blocks - self._evictable_blocks
+        while blocks > truly_free:
+            uid = next(u for u, users in self._units.items() if users == 0)  # least recently used
+            del self._units[uid]
+            self._evictable_blocks -= self.unit_blocks
+            truly_free += self.unit_blocks
+        self.free_blocks -= blocks
+        used = self.num_blocks - self.free_blocks
+        if used > self.peak_used:
+            self.peak_used = used
+
     def allocate(self, req: Request, new_tokens: int) -> bool:
         """Grow `req` to hold `num_computed + new_tokens` tokens; False if blocks run out."""
         need = self.blocks_for(req.num_computed + new_tokens) - req.num_blocks
         if need > self.free_blocks:
             return False
         if need > 0:
-            self.free_blocks -= need
+            self.take(need)
             req.num_blocks += need
-            used = self.num_blocks - self.free_blocks
-            if used > self.peak_used:
-                self.peak_used = used
         return True
 
     def free(self, req: Request) -> None:
-        self.free_blocks += req.num_blocks
+        shared = req.shared_units
+        self.free_blocks += req.num_blocks - len(shared) * self.unit_blocks
+        for uid in shared:
+            users = self._units[uid] - 1
+            self._units[uid] = users
+            if users == 0:  # stays cached, but may be evicted: it counts as free
+                self.free_blocks += self.unit_blocks
+                self._evictable_blocks += self.unit_blocks
+                self._units.move_to_end(uid)
+        req.shared_units = ()
         req.num_blocks = 0
+
+    # --- prefix caching ----------------------------------------------------------------------
+    def match_prefix(self, req: Request) -> None:
+        """Start `req` after the longest cached prefix of its prompt (at least one token left)."""
+        if not (self.prefix_caching and req.prefix_blocks):
+            return
+        units = []
+        for uid in req.prefix_blocks:
+            if uid not in self._units or (len(units) + 1) * self.unit_tokens >= req.prompt_tokens:
+                break
+            units.append(uid)
+        self.prefix_query_tokens += req.prompt_tokens
+        if not units:
+            return
+        for uid in units:
+            if self._units[uid] == 0:
+                self.free_blocks -= self.unit_blocks
+                self._evictable_blocks -= self.unit_blocks
+            self._units[uid] += 1
+            self._units.move_to_end(uid)
+        req.shared_units = tuple(units)
+        req.num_blocks = len(units) * self.unit_blocks
+        req.num_computed = req.cached_tokens = len(units) * self.unit_tokens
+        self.prefix_hit_tokens += req.cached_tokens
+
+    def register_prefix(self, req: Request) -> None:
+        """After a prefill, publish the request's full prompt units not cached yet.
+
+        Its own blocks holding them become shared (the request stays their first user)."""
+        if not (self.prefix_caching and req.prefix_blocks):
+            return
+        full = min(len(req.prefix_blocks), req.prompt_tokens // self.unit_tokens)
+        shared = list(req.shared_units)
+        for uid in req.prefix_blocks[len(shared):full]:
+            if uid in self._units:
+                break  # computed twice concurrently: keep this copy private
+            self._units[uid] = 1
+            shared.append(uid)
+        req.shared_units = tuple(shared)

@@ -60,7 +60,7 @@ class Cluster:
 
 
 def build_cluster(scenario: Scenario, spec: ClusterSpec, recorder: Recorder, where: str,
-                  step_time=None, fast_forward: bool = True) -> Cluster:
+                  step_time=None, fast_forward: bool = True, prefix_unit_tokens: int = 512) -> Cluster:
     if spec.role != "mixed":
         raise SpecError(f"{where}.role: '{spec.role}' clusters (disaggregated serving) are not "
                         "simulated yet; use role: mixed")
@@ -82,7 +82,7 @@ def build_cluster(scenario: Scenario, spec: ClusterSpec, recorder: Recorder, whe
     num_blocks = spec.num_gpu_blocks_override or memory.num_blocks
     instances = []
     for i in range(spec.dp):
-        kv = BlockManager(num_blocks, spec.block_size)
+        kv = BlockManager(num_blocks, spec.block_size, spec.enable_prefix_caching, prefix_unit_tokens)
         sched = Scheduler(kv, spec.max_num_seqs, spec.max_num_batched_tokens, spec.enable_chunked_prefill)
         instances.append(Instance(f"{spec.name}/{i}", sched, step_time, spec.pp, model.max_model_len,
                                   recorder, fast_forward))
@@ -99,7 +99,8 @@ def simulate(scenario: Scenario, requests: RequestTable, progress: bool = False,
     wall0 = time.perf_counter()
     recorder = Recorder(timeline)
     clusters = [build_cluster(scenario, c, recorder, f"deployment.clusters[{i}]"
-                              if len(scenario.clusters) > 1 else "deployment", step_time, fast_forward)
+                              if len(scenario.clusters) > 1 else "deployment", step_time, fast_forward,
+                              requests.block_tokens)
                 for i, c in enumerate(scenario.clusters)]
     entry = clusters[0]
     router = make_router(entry.spec.router)
@@ -241,6 +242,8 @@ def _result(scenario: Scenario, table: RequestTable, reqs: list[Request], cluste
             "kv_cache_gib_per_gpu": c.memory.kv_bytes / 2**30,
             "busy_fraction": sum(i.busy_s for i in c.instances) / (len(c.instances) * duration),
             "peak_kv_fraction": max(i.kv.peak_used / max(i.kv.num_blocks, 1) for i in c.instances),
+            "prefix_cache_hit_rate": (sum(i.kv.prefix_hit_tokens for i in c.instances)
+                                      / max(sum(i.kv.prefix_query_tokens for i in c.instances), 1)),
         } for c in clusters],
         "wall_time_s": wall_s,
     }

@@ -96,13 +96,16 @@ class Scheduler:
             if len(running) >= self.max_num_seqs:
                 return plan
             req = waiting[0]
+            if req.num_computed == 0:
+                kv.match_prefix(req)
             n = req.remaining_new_tokens
-            if n > budget:
-                if not self.chunked_prefill:
-                    plan.admission_blocked = False
-                    return plan
-                n = budget
-            if not self.kv.allocate(req, n):
+            if n > budget and not self.chunked_prefill:
+                self._unmatch(req)
+                plan.admission_blocked = False
+                return plan
+            n = min(n, budget)
+            if not kv.allocate(req, n):
+                self._unmatch(req)
                 return plan
             waiting.popleft()
             running.append(req)
@@ -110,6 +113,12 @@ class Scheduler:
             budget -= n
         plan.admission_blocked = not waiting
         return plan
+
+    def _unmatch(self, req: Request) -> None:
+        """Release a prefix match of a request that was not admitted after all."""
+        if req.shared_units:
+            self.kv.free(req)
+            req.num_computed = req.cached_tokens = 0
 
     def finish(self, req: Request) -> None:
         self.running.remove(req)

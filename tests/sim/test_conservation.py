@@ -4,6 +4,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from frontier.sim.kv_cache import BlockManager
+from frontier.sim.request import Request
 from frontier.sim.run import simulate
 
 from sim_helpers import LinearStepTime, make_scenario, table
@@ -86,15 +87,45 @@ def test_client_concurrency_limit_holds_requests_back():
 
 def test_block_manager_counts_blocks():
     kv = BlockManager(num_blocks=4, block_size=16)
-
-    class R:
-        num_computed = 0
-        num_blocks = 0
-
-    r = R()
+    r = Request(0, 0.0, 40, 10)
     assert kv.allocate(r, 17) and r.num_blocks == 2 and kv.free_blocks == 2
     r.num_computed = 17
     assert kv.allocate(r, 15) and r.num_blocks == 2  # 32 tokens still fit in 2 blocks
     assert not kv.allocate(r, 64)  # would need 6 blocks
     kv.free(r)
     assert kv.free_blocks == 4
+
+
+def _prefix_table(prompt_units, prompt_tokens, output=4, gap=1.0):
+    rt = table([i * gap for i in range(len(prompt_units))], prompt_tokens, [output] * len(prompt_units))
+    rt.prefix_blocks = [tuple(u) for u in prompt_units]
+    rt.block_tokens = 64
+    return rt
+
+
+def test_prefix_cache_hits_skip_the_shared_prompt():
+    # Three requests of 200 tokens sharing their first two 64-token units (a, b).
+    units = [(1, 2, 10), (1, 2, 11), (1, 2, 12)]
+    step = LinearStepTime(0.01, 1e-4)
+    res = simulate(make_scenario(enable_prefix_caching=True, num_gpu_blocks_override=200),
+                   _prefix_table(units, [200] * 3), step_time=step)
+    prefills = [s.prefill_tokens for s in step.calls if s.prefill_tokens]
+    # The first computes all 200 tokens; the later ones only the 72 after the cached 128.
+    assert prefills == [200, 72, 72]
+    assert [s.prefill_sum_qc for s in step.calls if s.prefill_tokens][1:] == [72 * 128] * 2
+    assert res.summary["frontier"]["clusters"][0]["prefix_cache_hit_rate"] == pytest.approx(256 / 600)
+    inst = res.instances[0]
+    assert inst.kv.free_blocks == inst.kv.num_blocks  # cached units count as free once unused
+
+
+def test_prefix_cache_is_off_by_default_and_evicts_when_blocks_run_out():
+    units = [(1, 2, 10), (1, 2, 11)]
+    step = LinearStepTime(0.01, 1e-4)
+    simulate(make_scenario(), _prefix_table(units, [200] * 2), step_time=step)
+    assert [s.prefill_tokens for s in step.calls if s.prefill_tokens] == [200, 200]
+    # 16 blocks = 256 tokens: the second request (unit 3, 4) must evict the first's cached units.
+    step = LinearStepTime(0.01, 1e-4)
+    res = simulate(make_scenario(enable_prefix_caching=True, num_gpu_blocks_override=16),
+                   _prefix_table([(1, 2), (3, 4), (1, 2)], [129] * 3), step_time=step)
+    assert (res.requests.status == "finished").all()
+    assert [s.prefill_tokens for s in step.calls if s.prefill_tokens] == [129, 129, 129]
