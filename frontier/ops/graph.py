@@ -2,14 +2,20 @@
 
 The batch is described by its length statistics (`BatchStats`), which is all the operators
 need: GEMMs see the token count, attention sees count/sum/max/sum-of-squares of the lengths.
-The list returned is for one pipeline stage (the last one, which also runs the LM head), as
+Lists are for one GPU of one pipeline stage (the last one, which also runs the LM head), as
 (operator, count) pairs where count is how many layers of the stage run that operator.
+
+A step is four blocks, apart because disaggregation and overlap schedule them apart:
+`head_operators` (embedding, LM head, sampling), `attention_block` (norms, projections and TP
+all-reduce: shaped by the token count), `attention_core` (attention proper: shaped by the
+sequence lengths) and `ffn_block` (dense MLP or MoE with its all-to-all).
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
+from frontier.ops.experts import ExpertRouting, busiest_rank
 from frontier.ops.operators import (AttnDecode, AttnPrefill, Collective, Elementwise, Gemm,
                                     GroupedGemm, Operator)
 from frontier.spec.model import ModelSpec
@@ -28,6 +34,8 @@ class Parallel:
     pp: int = 1
     ep: int = 1
     dp_attention: int = 1
+    routing: ExpertRouting = ExpertRouting()
+    a2a_link: str = "nvlink"      # "network" once the EP group spans nodes
 
     @property
     def gpus(self) -> int:
@@ -71,46 +79,88 @@ def grid_neighbours(x: int, step: float) -> tuple[int, int]:
     return (x, x) if lo == x else (min(lo, x), max(hi, x))
 
 
-def _moe_routing(tokens: int, experts: int, top_k: int, local_experts: int) -> tuple[int, int]:
-    """Busiest local expert's tokens and active local experts under uniform routing.
+Ops = list[tuple[Operator, int]]
 
-    Expected active experts: E_local * (1 - (1 - k/E)^T); the busiest expert sits about three
-    standard deviations of a binomial above the mean for many experts."""
-    if tokens == 0:
-        return 0, 0
-    p = top_k / experts
-    active = max(1, min(local_experts, round(local_experts * (1.0 - (1.0 - p) ** tokens))))
-    mean = tokens * p
-    sigma = math.sqrt(mean * (1.0 - p))
-    z = math.sqrt(2.0 * math.log(max(local_experts, 2)))
-    busiest = min(tokens, max(1, math.ceil(mean + z * sigma)))
-    return busiest, active
+
+def _dense_routing(tokens: int, experts: int, top_k: int, skew: float) -> tuple[int, int]:
+    from frontier.predict.routing import expected_routing
+
+    return expected_routing(tokens, experts, top_k, skew)
+
+
+def stage_layers(model: ModelSpec, par: Parallel) -> tuple[int, int]:
+    """(layers, MoE layers) of the last pipeline stage (MoE layers are the trailing ones)."""
+    layers = math.ceil(model.num_layers / par.pp)
+    return layers, (min(layers, model.num_moe_layers) if model.moe else 0)
 
 
 def step_operators(model: ModelSpec, par: Parallel, batch: BatchStats, *,
                    attn_backend: str = "flash", dtype: str = "bf16",
-                   moe_tokens: int | None = None) -> list[tuple[Operator, int]]:
-    """Operators of one forward step of the batch on one GPU of the last pipeline stage.
+                   moe_tokens: int | None = None) -> Ops:
+    """All operators of one forward step of the batch on one GPU of the last pipeline stage.
 
-    `moe_tokens`: tokens entering the MoE layers on this EP group (the sum over attention-DP
-    ranks); defaults to this batch's tokens times `par.dp_attention`.
+    `moe_tokens`: tokens entering the MoE layers of this EP group (the sum over the
+    attention-DP ranks); defaults to this batch's tokens times `par.dp_attention`.
     """
-    if batch.tokens == 0:
+    T = batch.tokens
+    if T == 0:
         return []
-    return (token_operators(model, par, batch.tokens, batch.num_sampled, dtype=dtype, moe_tokens=moe_tokens)
-            + attention_operators(model, par, batch, attn_backend=attn_backend, dtype=dtype))
+    return (head_operators(model, par, T, batch.num_sampled, dtype)
+            + attention_block(model, par, T, dtype)
+            + attention_core(model, par, batch, attn_backend, dtype)
+            + ffn_block(model, par, T, dtype, moe_tokens))
 
 
-def _stage_layers(model: ModelSpec, par: Parallel) -> int:
-    return math.ceil(model.num_layers / par.pp)
+def head_operators(model: ModelSpec, par: Parallel, tokens: int, rows: int, dtype: str = "bf16") -> Ops:
+    """Embedding, pipeline hand-off, final norm, LM head on the sampled rows, sampling."""
+    tp, h, elem = par.tp, model.hidden_size, model.dtype_bytes
+    ops: Ops = []
+    if tokens:
+        ops.append((Elementwise("embedding", tokens, h), 1))
+        if par.pp > 1:
+            ops.append((Collective("send_recv", tokens * h * elem, 2), 1))
+    if rows:
+        ops.append((Elementwise("rmsnorm", rows, h), 1))
+        ops.append((Gemm(rows, h, math.ceil(model.vocab_size / tp), dtype), 1))
+        if tp > 1:
+            ops.append((Collective("all_gather", rows * model.vocab_size * 4, tp), 1))
+        ops.append((Elementwise("sampling", rows, model.vocab_size), 1))
+    return ops
 
 
-def attention_operators(model: ModelSpec, par: Parallel, batch: BatchStats, *,
-                        attn_backend: str = "flash", dtype: str = "bf16") -> list[tuple[Operator, int]]:
+def attention_block(model: ModelSpec, par: Parallel, tokens: int, dtype: str = "bf16") -> Ops:
+    """Per-layer norms, residual adds, Q/K/V and output projections, rotary, TP all-reduce."""
+    tp, T, h, elem = par.tp, tokens, model.hidden_size, model.dtype_bytes
+    layers, _ = stage_layers(model, par)
+    hq = max(1, model.num_heads // tp)
+    ops: Ops = [(Elementwise("rmsnorm", T, h), 2 * layers), (Elementwise("residual_add", T, h), 2 * layers)]
+    if model.mla:
+        m = model.mla
+        qk = m.qk_nope_head_dim + m.qk_rope_head_dim
+        if m.q_lora_rank:
+            ops += [(Gemm(T, h, m.q_lora_rank, dtype), layers), (Gemm(T, m.q_lora_rank, hq * qk, dtype), layers)]
+        else:
+            ops.append((Gemm(T, h, hq * qk, dtype), layers))
+        ops += [(Gemm(T, h, m.kv_lora_rank + m.qk_rope_head_dim, dtype), layers),
+                (Elementwise("rotary", T, (hq + 1) * m.qk_rope_head_dim), layers),
+                (Gemm(T, hq * m.v_head_dim, h, dtype), layers)]
+    else:
+        d = model.head_dim
+        hkv = max(1, model.num_kv_heads // tp)
+        ops += [(Gemm(T, h, (hq + 2 * hkv) * d, dtype), layers),
+                (Elementwise("rotary", T, (hq + hkv) * d), layers),
+                (Gemm(T, hq * d, h, dtype), layers)]
+    if tp > 1:
+        ops.append((Collective("all_reduce", T * h * elem, tp), layers))
+    return ops
+
+
+def attention_core(model: ModelSpec, par: Parallel, batch: BatchStats, attn_backend: str = "flash",
+                   dtype: str = "bf16") -> Ops:
     """The operators whose cost depends on the sequences' lengths, not only the token count."""
-    layers = _stage_layers(model, par)
+    layers, _ = stage_layers(model, par)
     hq = max(1, model.num_heads // par.tp)
-    ops: list[tuple[Operator, int]] = []
+    ops: Ops = []
     if model.mla:
         m = model.mla
         qk = m.qk_nope_head_dim + m.qk_rope_head_dim
@@ -141,98 +191,50 @@ def attention_operators(model: ModelSpec, par: Parallel, batch: BatchStats, *,
     return ops
 
 
-def token_operators(model: ModelSpec, par: Parallel, tokens: int, num_sampled: int, *,
-                    dtype: str = "bf16", moe_tokens: int | None = None) -> list[tuple[Operator, int]]:
-    """The operators whose cost depends only on the token count (and the sampled rows)."""
-    tp, elem = par.tp, model.dtype_bytes
-    T = tokens
-    if T == 0:
-        return []
-    h = model.hidden_size
-    layers = _stage_layers(model, par)
-    moe_layers = min(layers, model.num_moe_layers) if model.moe else 0
+def ffn_block(model: ModelSpec, par: Parallel, tokens: int, dtype: str = "bf16",
+              moe_tokens: int | None = None) -> Ops:
+    """Dense MLP layers and MoE layers (router, experts, shared experts, all-to-all or all-reduce).
+
+    `tokens`: this rank's tokens; `moe_tokens`: the EP group's tokens (all attention-DP ranks).
+    With ep > 1 the grouped GEMM is the busiest EP rank's: every rank waits for it.
+    """
+    tp, T, h, elem = par.tp, tokens, model.hidden_size, model.dtype_bytes
+    layers, moe_layers = stage_layers(model, par)
     dense_layers = layers - moe_layers
-    hq = max(1, model.num_heads // tp)
-    ops: list[tuple[Operator, int]] = []
-
-    def add(op: Operator, count: int) -> None:
-        if count > 0:
-            ops.append((op, count))
-
-    add(Elementwise("embedding", T, h), 1)
-    add(Elementwise("rmsnorm", T, h), 2 * layers)
-    add(Elementwise("residual_add", T, h), 2 * layers)
-
-    # --- attention projections --------------------------------------------------------------
-    if model.mla:
-        m = model.mla
-        qk = m.qk_nope_head_dim + m.qk_rope_head_dim
-        if m.q_lora_rank:
-            add(Gemm(T, h, m.q_lora_rank, dtype), layers)
-            add(Gemm(T, m.q_lora_rank, hq * qk, dtype), layers)
-        else:
-            add(Gemm(T, h, hq * qk, dtype), layers)
-        add(Gemm(T, h, m.kv_lora_rank + m.qk_rope_head_dim, dtype), layers)
-        add(Elementwise("rotary", T, (hq + 1) * m.qk_rope_head_dim), layers)
-        add(Gemm(T, hq * m.v_head_dim, h, dtype), layers)
-    else:
-        d = model.head_dim
-        hkv = max(1, model.num_kv_heads // tp)
-        add(Gemm(T, h, (hq + 2 * hkv) * d, dtype), layers)
-        add(Elementwise("rotary", T, (hq + hkv) * d), layers)
-        add(Gemm(T, hq * d, h, dtype), layers)
-    if tp > 1:
-        add(Collective("all_reduce", T * h * elem, tp), layers)
-
-    # --- dense MLP layers -------------------------------------------------------------------
+    ops: Ops = []
     if dense_layers and model.intermediate_size:
         inter = model.intermediate_size // tp
-        add(Gemm(T, h, 2 * inter, dtype), dense_layers)
-        add(Elementwise("silu_mul", T, inter), dense_layers)
-        add(Gemm(T, inter, h, dtype), dense_layers)
+        ops += [(Gemm(T, h, 2 * inter, dtype), dense_layers), (Elementwise("silu_mul", T, inter), dense_layers),
+                (Gemm(T, inter, h, dtype), dense_layers)]
         if tp > 1:
-            add(Collective("all_reduce", T * h * elem, tp), dense_layers)
-
-    # --- MoE layers -------------------------------------------------------------------------
-    if moe_layers:
-        moe = model.moe
-        group_tokens = moe_tokens if moe_tokens is not None else T * par.dp_attention
-        add(Gemm(T, h, moe.num_experts, "bf16"), moe_layers)  # router logits stay in bf16
-        add(Elementwise("topk_gating", T, moe.num_experts), moe_layers)
-        if par.ep > 1:
-            local = max(1, moe.num_experts // par.ep)
-            width = moe.intermediate_size
-            # Rows this rank's experts receive: the group's tokens x top-k spread over ep ranks.
-            rank_tokens = math.ceil(group_tokens / par.ep)
-            busiest, active = _moe_routing(group_tokens, moe.num_experts, moe.top_k, local)
-            sent = T * moe.top_k * h * elem
-            add(Collective("all_to_all", sent, par.ep), moe_layers)       # dispatch
-            add(GroupedGemm(local, moe.top_k, rank_tokens, h, 2 * width, busiest, active, dtype), moe_layers)
-            add(Elementwise("silu_mul", rank_tokens * moe.top_k, width), moe_layers)
-            add(GroupedGemm(local, moe.top_k, rank_tokens, width, h, busiest, active, dtype), moe_layers)
-            add(Collective("all_to_all", sent, par.ep), moe_layers)       # combine
-        else:
-            width = moe.intermediate_size // tp
-            busiest, active = _moe_routing(T, moe.num_experts, moe.top_k, moe.num_experts)
-            add(GroupedGemm(moe.num_experts, moe.top_k, T, h, 2 * width, busiest, active, dtype), moe_layers)
-            add(Elementwise("silu_mul", T * moe.top_k, width), moe_layers)
-            add(GroupedGemm(moe.num_experts, moe.top_k, T, width, h, busiest, active, dtype), moe_layers)
-        if moe.shared_intermediate_size:
-            shared = moe.shared_intermediate_size // (tp if par.ep == 1 else 1)
-            add(Gemm(T, h, 2 * shared, dtype), moe_layers)
-            add(Elementwise("silu_mul", T, shared), moe_layers)
-            add(Gemm(T, shared, h, dtype), moe_layers)
-        if tp > 1 and par.ep == 1:
-            add(Collective("all_reduce", T * h * elem, tp), moe_layers)
-
-    # --- pipeline hand-off, final norm, LM head, sampling ------------------------------------
-    if par.pp > 1:
-        add(Collective("send_recv", T * h * elem, 2), 1)
-    rows = num_sampled
-    if rows:
-        add(Elementwise("rmsnorm", rows, h), 1)
-        add(Gemm(rows, h, math.ceil(model.vocab_size / tp), dtype), 1)
-        if tp > 1:
-            add(Collective("all_gather", rows * model.vocab_size * 4, tp), 1)
-        add(Elementwise("sampling", rows, model.vocab_size), 1)
+            ops.append((Collective("all_reduce", T * h * elem, tp), dense_layers))
+    if not moe_layers:
+        return ops
+    moe = model.moe
+    group = moe_tokens if moe_tokens is not None else T * par.dp_attention
+    ops += [(Gemm(T, h, moe.num_experts, "bf16"), moe_layers),  # router logits stay in bf16
+            (Elementwise("topk_gating", T, moe.num_experts), moe_layers)]
+    if par.ep > 1:
+        load = busiest_rank(moe.num_experts, moe.top_k, par.ep, par.routing)
+        rows, busiest, active = load.rows(group, moe.top_k)
+        width, experts = moe.intermediate_size, load.local_experts
+        rank_tokens = max(1, math.ceil(rows / moe.top_k))
+        sent = T * moe.top_k * h * elem
+        ops += [(Collective("all_to_all", sent, par.ep, par.a2a_link), moe_layers),  # dispatch
+                (GroupedGemm(experts, moe.top_k, rank_tokens, h, 2 * width, busiest, active, dtype), moe_layers),
+                (Elementwise("silu_mul", rows, width), moe_layers),
+                (GroupedGemm(experts, moe.top_k, rank_tokens, width, h, busiest, active, dtype), moe_layers),
+                (Collective("all_to_all", sent, par.ep, par.a2a_link), moe_layers)]  # combine
+    else:
+        width = moe.intermediate_size // tp
+        busiest, active = _dense_routing(T, moe.num_experts, moe.top_k, par.routing.skew)
+        ops += [(GroupedGemm(moe.num_experts, moe.top_k, T, h, 2 * width, busiest, active, dtype), moe_layers),
+                (Elementwise("silu_mul", T * moe.top_k, width), moe_layers),
+                (GroupedGemm(moe.num_experts, moe.top_k, T, width, h, busiest, active, dtype), moe_layers)]
+    if moe.shared_intermediate_size:
+        shared = moe.shared_intermediate_size // (tp if par.ep == 1 else 1)
+        ops += [(Gemm(T, h, 2 * shared, dtype), moe_layers), (Elementwise("silu_mul", T, shared), moe_layers),
+                (Gemm(T, shared, h, dtype), moe_layers)]
+    if tp > 1 and par.ep == 1:
+        ops.append((Collective("all_reduce", T * h * elem, tp), moe_layers))
     return ops
