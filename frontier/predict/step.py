@@ -227,6 +227,10 @@ class StepCost:
         """Wall time of one step in seconds, host overhead included."""
         return self.cost(stats).total_s
 
+    def gpu_free_step_ms(self, stats: BatchStats) -> float:
+        """The step without host overhead, in ms."""
+        return self.cost(stats).total_s * 1e3 - self.overheads.cpu_overhead_ms
+
     def breakdown(self, stats: BatchStats):
         """[(operator, count, ms per call)] of one rank's step (before launch and host overheads)."""
         rank = split(stats, self.par.dp_attention)

@@ -10,12 +10,12 @@ interpolated between the first and the last iteration, so long decodes cost O(1)
 """
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from frontier.ops.graph import BatchStats
-from frontier.predict.step import StepCost
 from frontier.sim.kv_cache import BlockManager
 from frontier.sim.recorder import Recorder
 from frontier.sim.request import Request
@@ -57,10 +57,25 @@ def batch_stats(scheduled: list[tuple[Request, int]]) -> BatchStats:
                       prefill_max_kv, num_decode, decode_sum_kv, decode_max_kv, num_sampled)
 
 
+class KVHold:
+    """KV blocks a prefill instance keeps for a request until its transfer to decode is done."""
+
+    __slots__ = ("num_blocks", "shared_units")
+
+    def __init__(self, req: Request):
+        self.num_blocks, self.shared_units = req.num_blocks, req.shared_units
+        req.num_blocks, req.shared_units = 0, ()
+
+
 class Instance:
-    def __init__(self, name: str, scheduler: Scheduler, step_cost: StepCost, pp: int,
+    """A serving instance of one role: `mixed` (prefill and decode), `prefill` (hands a request
+    off after its first token), `decode` (takes requests whose KV arrives from prefill) or
+    `attention` (the scheduling side of an attention/FFN-disaggregated engine)."""
+
+    def __init__(self, name: str, role: str, scheduler: Scheduler, step_cost, pp: int,
                  max_model_len: int, recorder: Recorder, fast_forward: bool = True):
         self.name = name
+        self.role = role
         self.scheduler = scheduler
         self.kv: BlockManager = scheduler.kv
         self.step_cost = step_cost
@@ -72,8 +87,16 @@ class Instance:
         self.next_issue_s = 0.0
         self.outstanding = 0          # requests routed here and not finished
         self.outstanding_tokens = 0
+        self.pending_kv: deque[Request] = deque()  # decode: prefilled elsewhere, waiting for blocks
+        self.receiving = 0            # decode: KV transfers in flight into this instance
+        # What the instance did, for the summary.
         self.busy_s = 0.0
         self.steps = 0
+        self.prefill_tokens = 0
+        self.output_tokens = 0
+        self.comm_ms = 0.0
+        self.bubble_ms = 0.0
+        self.ffn_bubble_ms = 0.0
 
     # --- admission ---------------------------------------------------------------------------
     def admit(self, req: Request) -> bool:
@@ -83,15 +106,59 @@ class Instance:
             req.status, req.fail_reason = "failed", (
                 f"prompt + output = {total} tokens exceeds max_model_len {self.max_model_len}")
             return False
-        if self.kv.blocks_for(total) > self.kv.num_blocks:
+        held = req.prompt_tokens + 1 if self.role == "prefill" else total
+        if self.kv.blocks_for(held) > self.kv.num_blocks:
             req.status, req.fail_reason = "failed", (
-                f"needs {self.kv.blocks_for(total)} KV blocks, the instance holds {self.kv.num_blocks}")
+                f"needs {self.kv.blocks_for(held)} KV blocks, {self.name} holds {self.kv.num_blocks}")
             return False
-        req.instance = self.name
-        self.outstanding += 1
-        self.outstanding_tokens += total
+        self._enter(req)
         self.scheduler.add(req)
         return True
+
+    def _enter(self, req: Request) -> None:
+        req.path = f"{req.path}>{self.name}" if req.path else self.name
+        req.instance = self.name
+        self.outstanding += 1
+        self.outstanding_tokens += req.prompt_tokens + req.max_output_tokens
+
+    def _leave(self, req: Request) -> None:
+        self.outstanding -= 1
+        self.outstanding_tokens -= req.prompt_tokens + req.max_output_tokens
+
+    # --- PD: KV arriving from a prefill instance ---------------------------------------------
+    def accept_prefilled(self, req: Request) -> bool:
+        """Queue a request prefilled elsewhere; False if its KV can never fit here."""
+        if self.kv.blocks_for(req.prompt_tokens + req.max_output_tokens) > self.kv.num_blocks:
+            req.status, req.fail_reason = "failed", (
+                f"needs {self.kv.blocks_for(req.prompt_tokens + req.max_output_tokens)} KV blocks, "
+                f"{self.name} holds {self.kv.num_blocks}")
+            return False
+        self._enter(req)
+        self.pending_kv.append(req)
+        return True
+
+    def pull_kv(self) -> list[Request]:
+        """Reserve blocks for waiting prefilled requests, in order; their transfers can start.
+
+        Only between batches: a decode run in flight counts on the free blocks it started with."""
+        started = []
+        limit = self.scheduler.max_num_seqs
+        while self.pending_kv and not self.inflight:
+            req = self.pending_kv[0]
+            if len(self.scheduler.running) + self.receiving >= limit:
+                break
+            if not self.kv.allocate(req, req.prompt_tokens + 1):
+                break
+            self.pending_kv.popleft()
+            self.receiving += 1
+            started.append(req)
+        return started
+
+    def kv_arrived(self, req: Request) -> None:
+        """The request's KV is here: it decodes from now on."""
+        self.receiving -= 1
+        req.num_computed = req.prompt_tokens
+        self.scheduler.running.append(req)
 
     # --- stepping ----------------------------------------------------------------------------
     def can_issue(self, now: float) -> bool:
@@ -112,7 +179,12 @@ class Instance:
             batch = Batch(plan.scheduled, now, now + duration, times)
             self.next_issue_s = batch.done_s
         else:
-            stage_s = float(times[0]) if times is not None else self.step_cost.step_s(batch_stats(plan.scheduled))
+            if times is not None:  # a run of one iteration, already accounted
+                stage_s = float(times[0])
+            else:
+                cost = self.step_cost.cost(batch_stats(plan.scheduled))
+                self._account(cost, 1)
+                stage_s = cost.total_s
             batch = Batch(plan.scheduled, now, now + self.pp * stage_s)
             self.next_issue_s = now + stage_s
             duration = stage_s
@@ -121,6 +193,11 @@ class Instance:
         self.inflight.append(batch)
         self.busy_s += duration
         return batch
+
+    def _account(self, cost, iterations: float) -> None:
+        self.comm_ms += cost.comm_ms * iterations
+        self.bubble_ms += cost.bubble_ms * iterations
+        self.ffn_bubble_ms += cost.ffn_bubble_ms * iterations
 
     def _can_fast_forward(self, plan: StepPlan) -> bool:
         return (plan.admission_blocked and not plan.preempted and plan.decode_only
@@ -135,18 +212,24 @@ class Instance:
         if k > 1:
             k = self._steps_within_free_blocks(computed, k)
         sum_kv0, max_kv0 = int(computed.sum()) + b, int(computed.max()) + 1
-        t0 = self.step_cost.step_s(BatchStats(num_decode=b, decode_sum_kv=sum_kv0,
-                                              decode_max_kv=max_kv0, num_sampled=b))
+        c0 = self.step_cost.cost(BatchStats(num_decode=b, decode_sum_kv=sum_kv0,
+                                            decode_max_kv=max_kv0, num_sampled=b))
+        t0 = c0.total_s
         if k <= 1:
+            self._account(c0, 1)
             return np.array([t0])
-        t1 = self.step_cost.step_s(BatchStats(num_decode=b, decode_sum_kv=sum_kv0 + (k - 1) * b,
-                                              decode_max_kv=max_kv0 + k - 1, num_sampled=b))
+        c1 = self.step_cost.cost(BatchStats(num_decode=b, decode_sum_kv=sum_kv0 + (k - 1) * b,
+                                            decode_max_kv=max_kv0 + k - 1, num_sampled=b))
+        t1 = c1.total_s
         times = t0 + (t1 - t0) / (k - 1) * np.arange(k)
         if horizon_s < float("inf"):
             ends = now + np.cumsum(times)
             # Stop at the first iteration boundary at or after the next outside event.
             k = min(k, int(np.searchsorted(ends, horizon_s, side="left")) + 1)
             times = times[:k]
+        # Costs are linear over the run: its mean iteration is the mean of the two ends.
+        for c in (c0, c1):
+            self._account(c, k / 2)
         return times
 
     def _steps_within_free_blocks(self, computed: np.ndarray, k: int) -> int:
@@ -168,10 +251,10 @@ class Instance:
                 hi = mid
         return lo
 
-    def complete(self, batch: Batch) -> list[Request]:
-        """Apply a finished batch; returns the requests that finished with it."""
+    def complete(self, batch: Batch) -> tuple[list[Request], list[Request]]:
+        """Apply a finished batch: (requests finished, requests prefilled for a decode instance)."""
         self.inflight.remove(batch)
-        finished = []
+        finished, handoffs = [], []
         rec = self.recorder
         if batch.step_times_s is not None:
             times = batch.step_times_s
@@ -193,14 +276,18 @@ class Instance:
                     finished.append(req)
             self.kv.take(used)
             self.steps += k
+            self.output_tokens += k * len(reqs)
             rec.step(self.name, batch.start_s, done_s, "decode", len(reqs), k)
         else:
             t = batch.done_s
-            tokens = 0
+            tokens = emitted = 0
             for req, n in batch.scheduled:
+                if n > 1 or req.num_output == 0:
+                    self.prefill_tokens += n
                 req.num_computed += n
                 tokens += n
                 if req.num_computed == req.num_tokens:
+                    emitted += 1
                     if req.num_output == 0:
                         req.first_token_s = t
                         self.kv.register_prefix(req)
@@ -210,13 +297,18 @@ class Instance:
                     req.last_token_s = t
                     if req.num_output >= req.max_output_tokens:
                         finished.append(req)
+                    elif self.role == "prefill":
+                        handoffs.append(req)
             self.steps += 1
+            self.output_tokens += emitted
             kind = "decode" if tokens == len(batch.scheduled) else "prefill"
             rec.step(self.name, batch.start_s, batch.done_s, kind, len(batch.scheduled), 1, tokens)
         for req in finished:
             req.finish_s = batch.done_s
             req.status = "finished"
             self.scheduler.finish(req)
-            self.outstanding -= 1
-            self.outstanding_tokens -= req.prompt_tokens + req.max_output_tokens
-        return finished
+            self._leave(req)
+        for req in handoffs:
+            self.scheduler.running.remove(req)
+            self._leave(req)
+        return finished, handoffs

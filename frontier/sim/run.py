@@ -1,31 +1,40 @@
-"""The event loop: requests arrive, a router hands them to instances, batches complete.
+"""The event loop: requests arrive, a router hands them to instances, batches complete, KV moves.
 
-Time advances only by events (an arrival, a batch completing, a pipeline stage freeing up), on
-one heap-ordered clock. The same scenario and seed give the same result.
+Time advances only by events (an arrival, a batch completing, a pipeline stage freeing up, a KV
+transfer landing), on one heap-ordered clock. The same scenario and seed give the same result.
+
+Deployments by the roles of their clusters:
+- co-located: one `mixed` cluster of `dp` instances behind a router;
+- PD-disaggregated: `prefill` instances hand each request, after its first token, to a `decode`
+  instance; the decode instance reserves KV blocks first (so a full decode cluster backs up
+  into prefill, which keeps the blocks until the transfer is done), then the KV crosses the link;
+- AF-disaggregated: the `attention` cluster schedules, each step ping-pongs micro-batches with
+  the `ffn` cluster (`AFStepCost`).
 """
 from __future__ import annotations
 
 import heapq
 import itertools
+import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from frontier.errors import SpecError
 from frontier.metrics.serving import serving_metrics
+from frontier.ops.experts import ExpertRouting
 from frontier.ops.graph import Parallel
 from frontier.predict.base import Predictor
 from frontier.predict.roofline import AlphaBetaModel, RooflineModel
-from frontier.predict.step import StepCost, StepOverheads
-from frontier.sim.instance import Batch, Instance
+from frontier.predict.step import AFLink, AFStepCost, StepCost, StepOverheads
+from frontier.sim.instance import Batch, Instance, KVHold
 from frontier.sim.kv_cache import BlockManager
 from frontier.sim.recorder import Recorder
 from frontier.sim.request import Request
 from frontier.sim.router import make_router
 from frontier.sim.scheduler import Scheduler
-from frontier.spec.memory import plan_memory
+from frontier.spec.memory import MemoryPlan, plan_memory
 from frontier.spec.scenario import ClusterSpec, Scenario
 from frontier.workload import RequestTable, build_requests
 
@@ -55,120 +64,237 @@ class SimResult:
 class Cluster:
     spec: ClusterSpec
     instances: list[Instance]
-    memory: object
+    memory: MemoryPlan
     predictor_sources: dict
+    kv_transfer_s: list[float] = field(default_factory=list)
 
 
-def build_cluster(scenario: Scenario, spec: ClusterSpec, recorder: Recorder, where: str,
-                  step_time=None, fast_forward: bool = True, prefix_unit_tokens: int = 512) -> Cluster:
-    if spec.role != "mixed":
-        raise SpecError(f"{where}.role: '{spec.role}' clusters (disaggregated serving) are not "
-                        "simulated yet; use role: mixed")
+def step_cost_for(scenario: Scenario, spec: ClusterSpec) -> tuple[StepCost, dict]:
     gpu = scenario.cluster_gpu(spec)
-    model = scenario.model
-    memory = plan_memory(model, gpu, tp=spec.tp, pp=spec.pp, ep=spec.ep,
-                         gpu_memory_utilization=spec.gpu_memory_utilization,
-                         block_size=spec.block_size,
-                         max_num_batched_tokens=spec.max_num_batched_tokens,
-                         max_num_seqs=spec.max_num_seqs, where=where)
-    if step_time is None:
-        predictor = make_predictor(gpu)
-        par = Parallel(tp=spec.tp, pp=spec.pp, ep=spec.ep)
-        overheads = StepOverheads(cuda_graph=spec.cuda_graph, cpu_overhead_ms=spec.cpu_overhead_ms)
-        step_time = StepCost(model, par, predictor, overheads, attn_backend=spec.attention_backend)
-        sources = predictor.sources()
-    else:
-        sources = {"step": type(step_time).__name__}
-    num_blocks = spec.num_gpu_blocks_override or memory.num_blocks
-    instances = []
-    for i in range(spec.dp):
-        kv = BlockManager(num_blocks, spec.block_size, spec.enable_prefix_caching, prefix_unit_tokens)
-        sched = Scheduler(kv, spec.max_num_seqs, spec.max_num_batched_tokens, spec.enable_chunked_prefill)
-        instances.append(Instance(f"{spec.name}/{i}", sched, step_time, spec.pp, model.max_model_len,
-                                  recorder, fast_forward))
-    return Cluster(spec, instances, memory, sources)
+    predictor = make_predictor(gpu)
+    a2a = "network" if spec.instance_gpus > gpu.gpus_per_node and spec.ep > 1 else "nvlink"
+    routing = ExpertRouting(spec.expert_skew, spec.expert_load_file, spec.eplb_redundant_experts)
+    par = Parallel(tp=spec.tp, pp=spec.pp, ep=spec.ep, dp_attention=spec.dp_attention, routing=routing,
+                   a2a_link=a2a)
+    overheads = StepOverheads(cuda_graph=spec.cuda_graph, cpu_overhead_ms=spec.cpu_overhead_ms)
+    cost = StepCost(scenario.model, par, predictor, overheads, attn_backend=spec.attention_backend,
+                    dtype=scenario.model.weight_dtype, two_batch_overlap=spec.two_batch_overlap)
+    return cost, predictor.sources()
+
+
+def memory_for(scenario: Scenario, spec: ClusterSpec, where: str) -> MemoryPlan:
+    part = {"attention": "attention", "ffn": "ffn"}.get(spec.role, "all")
+    return plan_memory(scenario.model, scenario.cluster_gpu(spec), tp=spec.tp, pp=spec.pp, ep=spec.ep,
+                       gpu_memory_utilization=spec.gpu_memory_utilization, block_size=spec.block_size,
+                       max_num_batched_tokens=spec.max_num_batched_tokens, max_num_seqs=spec.max_num_seqs,
+                       where=where, part=part)
+
+
+def build_clusters(scenario: Scenario, recorder: Recorder, step_time=None, fast_forward: bool = True,
+                   prefix_unit_tokens: int = 512) -> list[Cluster]:
+    """Instances of every cluster that schedules (all roles but `ffn`)."""
+    where = {c.name: (f"deployment.clusters[{i}]" if len(scenario.clusters) > 1 else "deployment")
+             for i, c in enumerate(scenario.clusters)}
+    memory = {c.name: memory_for(scenario, c, where[c.name]) for c in scenario.clusters}
+    clusters = []
+    for spec in scenario.clusters:
+        if spec.role == "ffn":
+            continue
+        if step_time is not None:
+            cost, sources = step_time, {"step": type(step_time).__name__}
+        else:
+            cost, sources = step_cost_for(scenario, spec)
+        instances, ranks = spec.dp, spec.dp_attention
+        if spec.role == "attention":
+            # The attention instances of an AF engine step together, fed through the FFN cluster:
+            # one scheduler with their combined capacity.
+            ffn = scenario.cluster("ffn")
+            ranks, instances = spec.dp, 1
+            if step_time is None:
+                ffn_cost, ffn_sources = step_cost_for(scenario, ffn)
+                sources = {f: (s if s == ffn_sources[f] else f"{s} (attention) / {ffn_sources[f]} (ffn)")
+                           for f, s in sources.items()}
+                cost = AFStepCost(cost, ffn_cost, spec.dp, ffn.dp, spec.micro_batches,
+                                  _af_link(scenario, spec))
+        num_blocks = (spec.num_gpu_blocks_override or memory[spec.name].num_blocks) * ranks
+        max_len = spec.max_model_len or scenario.model.max_model_len
+        insts = []
+        for i in range(instances):
+            kv = BlockManager(num_blocks, spec.block_size, spec.enable_prefix_caching, prefix_unit_tokens)
+            sched = Scheduler(kv, spec.max_num_seqs * ranks, spec.max_num_batched_tokens * ranks,
+                              spec.enable_chunked_prefill)
+            insts.append(Instance(f"{spec.name}/{i}", spec.role, sched, cost, spec.pp, max_len, recorder,
+                                  fast_forward))
+        clusters.append(Cluster(spec, insts, memory[spec.name], sources))
+    return clusters
+
+
+def _af_link(scenario: Scenario, spec: ClusterSpec) -> AFLink:
+    gpu = scenario.cluster_gpu(spec)
+    link = scenario.af_link
+    return AFLink(link.bandwidth_gbps or gpu.network_gbps * spec.tp * spec.pp,
+                  link.latency_us or gpu.network_latency_us)
+
+
+class Simulation:
+    """One run: the clusters, the clock, and what happens at each event."""
+
+    def __init__(self, scenario: Scenario, requests: RequestTable, progress: bool, timeline: bool,
+                 step_time, fast_forward: bool):
+        self.scenario = scenario
+        self.table = requests
+        self.recorder = Recorder(timeline)
+        self.clusters = build_clusters(scenario, self.recorder, step_time, fast_forward, requests.block_tokens)
+        self.entry = self.clusters[0] if scenario.topology != "PD-disaggregated" else self._role("prefill")
+        self.decode = self._role("decode") if scenario.topology == "PD-disaggregated" else None
+        self.router = make_router(self.entry.spec.router)
+        self.decode_router = make_router(scenario.decode_router)
+        prefix = requests.prefix_blocks
+        self.reqs = [Request(i, float(a), int(p), int(o), prefix[i] if prefix is not None else None)
+                     for i, (a, p, o) in enumerate(zip(requests.arrival_s, requests.input_tokens,
+                                                       requests.output_tokens))]
+        self.limit = requests.concurrency or INF
+        self.heap: list = []
+        self.seq = itertools.count()
+        self.in_flight = 0
+        self.next_req = 0
+        self.clock = 0.0
+        self.bar = _Progress(len(self.reqs)) if progress else None
+        self.holds: dict[int, tuple[Instance, KVHold, float]] = {}  # PD: request -> prefill side
+
+    def _role(self, role: str) -> Cluster:
+        return next(c for c in self.clusters if c.spec.role == role)
+
+    # --- the loop -----------------------------------------------------------------------------
+    def run(self) -> None:
+        reqs, heap = self.reqs, self.heap
+        while True:
+            t_send = INF
+            if self.next_req < len(reqs) and self.in_flight < self.limit:
+                # A request held back by the client's concurrency limit is sent when a slot frees.
+                t_send = max(reqs[self.next_req].arrival_s, self.clock)
+            t_event = heap[0][0] if heap else INF
+            if t_send == INF and t_event == INF:
+                break
+            if t_send <= t_event:
+                self.clock = t_send
+                self.on_arrival(reqs[self.next_req])
+                continue
+            self.clock, _, kind, a, b = heapq.heappop(heap)
+            if kind == "batch":
+                self.on_batch_done(a, b)
+            elif kind == "kv":
+                self.on_kv_arrived(a, b)
+            else:  # "issue": a pipeline stage is free
+                self.kick(a)
+        if self.bar:
+            self.bar.close()
+        for r in reqs:  # never expected: every admitted request runs to completion
+            if r.status == "pending":
+                r.status, r.fail_reason = "failed", "not finished when the simulation ran out of events"
+
+    def horizon(self, inst: Instance) -> float:
+        """When the next outside event may change an instance's batch (for decode fast-forward)."""
+        if inst.role == "decode":  # prefilled requests may land whenever another batch completes
+            return self.heap[0][0] if self.heap else INF
+        if self.next_req >= len(self.reqs):
+            return INF
+        if self.in_flight < self.limit:
+            return max(self.reqs[self.next_req].arrival_s, self.clock)
+        return self.heap[0][0] if self.heap else INF  # a completion elsewhere may free a client slot
+
+    def kick(self, inst: Instance) -> None:
+        """Start as many batches as the instance can now."""
+        now = self.clock
+        while inst.can_issue(now):
+            batch = inst.issue(now, self.horizon(inst))
+            if batch is None:
+                return
+            heapq.heappush(self.heap, (batch.done_s, next(self.seq), "batch", inst, batch))
+            if inst.next_issue_s < batch.done_s:
+                heapq.heappush(self.heap, (inst.next_issue_s, next(self.seq), "issue", inst, None))
+
+    # --- events -------------------------------------------------------------------------------
+    def on_arrival(self, req: Request) -> None:
+        self.next_req += 1
+        req.arrival_s = self.clock
+        inst = self.router.pick(self.entry.instances, req)
+        if inst.admit(req):
+            self.in_flight += 1
+            self.kick(inst)
+        elif self.bar:
+            self.bar.update(1)
+
+    def on_batch_done(self, inst: Instance, batch: Batch) -> None:
+        finished, handoffs = inst.complete(batch)
+        self._finished(finished)
+        for req in handoffs:
+            self._hand_off(inst, req)
+        if inst.role == "decode":
+            self._pull(inst)
+        self.kick(inst)
+
+    def _finished(self, finished: list[Request]) -> None:
+        self.in_flight -= len(finished)
+        if self.bar and finished:
+            self.bar.update(len(finished))
+
+    def _hand_off(self, prefill: Instance, req: Request) -> None:
+        """A prefilled request goes to a decode instance; the prefill keeps its KV until sent."""
+        hold = KVHold(req)
+        target = self.decode_router.pick(self.decode.instances, req)
+        if not target.accept_prefilled(req):
+            prefill.kv.free(hold)
+            self._finished([req])
+            return
+        self.holds[req.id] = (prefill, hold, self.clock)
+        self._pull(target)
+
+    def _pull(self, decode: Instance) -> None:
+        for req in decode.pull_kv():
+            prefill, hold, handed_s = self.holds[req.id]
+            total_s, exposed_s = self.kv_transfer_s(prefill, req, waited=self.clock > handed_s)
+            done = self.clock + exposed_s
+            heapq.heappush(self.heap, (done, next(self.seq), "kv", decode, req))
+            self.recorder.transfer(f"{prefill.name} kv out", self.clock, done, f"kv {req.id}")
+            self.decode.kv_transfer_s.append(exposed_s)
+
+    def kv_transfer_s(self, prefill: Instance, req: Request, waited: bool) -> tuple[float, float]:
+        """(whole transfer, part not hidden behind the prefill) for one request's KV.
+
+        Layer-by-layer transfer overlaps the prefill when the decode side had blocks ready at
+        once; only the last layer (or what outlasts the prefill) remains. After a wait for
+        blocks, or with `kv_transfer: whole`, all of it is exposed."""
+        sc, spec = self.scenario, self.entry.spec
+        gpu = sc.cluster_gpu(spec)
+        # A request's KV lives on the tp x pp GPUs of one rank; each sends its shard over its NIC.
+        bw = (sc.kv_link.bandwidth_gbps or gpu.network_gbps * spec.tp * spec.pp) * 1e9
+        latency = (sc.kv_link.latency_us or gpu.network_latency_us) * 1e-6
+        total = latency + sc.model.kv_bytes_per_token * req.prompt_tokens / bw
+        if sc.kv_transfer == "whole" or waited:
+            return total, total
+        prefill_s = req.first_token_s - req.arrival_s
+        return total, max(total / sc.model.num_layers, total - prefill_s)
+
+    def on_kv_arrived(self, decode: Instance, req: Request) -> None:
+        prefill, hold, _ = self.holds.pop(req.id)
+        prefill.kv.free(hold)
+        decode.kv_arrived(req)
+        self.kick(prefill)
+        self.kick(decode)
 
 
 def simulate(scenario: Scenario, requests: RequestTable, progress: bool = False,
              timeline: bool = True, step_time=None, fast_forward: bool = True) -> SimResult:
     """Serve `requests` with the scenario's deployment.
 
-    `step_time`: an object with `step_s(BatchStats) -> seconds` to use instead of the predictors
+    `step_time`: an object with `cost(BatchStats) -> StepTime` to use instead of the predictors
     (known step times for tests and what-if studies). `fast_forward`: advance unchanging decode
     batches many iterations at once (exact for step times linear in the KV length)."""
     wall0 = time.perf_counter()
-    recorder = Recorder(timeline)
-    clusters = [build_cluster(scenario, c, recorder, f"deployment.clusters[{i}]"
-                              if len(scenario.clusters) > 1 else "deployment", step_time, fast_forward,
-                              requests.block_tokens)
-                for i, c in enumerate(scenario.clusters)]
-    entry = clusters[0]
-    router = make_router(entry.spec.router)
-    n = len(requests)
-    reqs = [Request(i, float(a), int(p), int(o),
-                    requests.prefix_blocks[i] if requests.prefix_blocks is not None else None)
-            for i, (a, p, o) in enumerate(zip(requests.arrival_s, requests.input_tokens,
-                                              requests.output_tokens))]
-    limit = requests.concurrency or INF
-    heap: list = []
-    seq = itertools.count()
-    in_flight = 0
-    next_req = 0
-    bar = _progress(n) if progress else None
-
-    def start(inst: Instance, now: float, horizon: float) -> None:
-        while inst.can_issue(now):
-            batch = inst.issue(now, horizon)
-            if batch is None:
-                return
-            heapq.heappush(heap, (batch.done_s, next(seq), batch, inst))
-            if inst.next_issue_s < batch.done_s:
-                heapq.heappush(heap, (inst.next_issue_s, next(seq), None, inst))
-
-    clock = 0.0
-    while True:
-        t_send = INF
-        if next_req < n and in_flight < limit:
-            # A request held back by the client's concurrency limit is sent when a slot frees.
-            t_send = max(reqs[next_req].arrival_s, clock)
-        t_event = heap[0][0] if heap else INF
-        if t_send == INF and t_event == INF:
-            break
-        if t_send <= t_event:
-            clock = t_send
-            req = reqs[next_req]
-            next_req += 1
-            req.arrival_s = clock
-            inst = router.pick(entry.instances, req)
-            if inst.admit(req):
-                in_flight += 1
-                start(inst, clock, _next_send(reqs, next_req, in_flight, limit, heap, clock))
-            elif bar:
-                bar.update(1)
-            continue
-        clock, _, batch, inst = heapq.heappop(heap)
-        if batch is not None:
-            finished = inst.complete(batch)
-            in_flight -= len(finished)
-            if bar and finished:
-                bar.update(len(finished))
-        start(inst, clock, _next_send(reqs, next_req, in_flight, limit, heap, clock))
-    if bar:
-        bar.close()
-    unfinished = [r for r in reqs if r.status == "pending"]
-    for r in unfinished:  # never expected: every admitted request runs to completion
-        r.status, r.fail_reason = "failed", "not finished when the simulation ran out of events"
-    return _result(scenario, requests, reqs, clusters, recorder, time.perf_counter() - wall0)
-
-
-def _next_send(reqs: list[Request], next_req: int, in_flight: int, limit: float, heap: list,
-               clock: float) -> float:
-    """When the next outside event may change an instance's batch (for decode fast-forward)."""
-    if next_req >= len(reqs):
-        return INF
-    if in_flight < limit:
-        return max(reqs[next_req].arrival_s, clock)
-    return heap[0][0] if heap else INF  # a completion elsewhere may free a client slot
+    sim = Simulation(scenario, requests, progress, timeline, step_time, fast_forward)
+    sim.run()
+    return _result(sim, time.perf_counter() - wall0)
 
 
 def run_scenario(scenario: Scenario, progress: bool = False, timeline: bool = True) -> SimResult:
@@ -176,7 +302,7 @@ def run_scenario(scenario: Scenario, progress: bool = False, timeline: bool = Tr
     return simulate(scenario, requests, progress=progress, timeline=timeline)
 
 
-class _progress:
+class _Progress:
     """A transient rich progress bar over requests done."""
 
     def __init__(self, total: int):
@@ -193,8 +319,8 @@ class _progress:
         self._progress.stop()
 
 
-def _result(scenario: Scenario, table: RequestTable, reqs: list[Request], clusters: list[Cluster], recorder: Recorder,
-            wall_s: float) -> SimResult:
+def _result(sim: Simulation, wall_s: float) -> SimResult:
+    scenario, reqs = sim.scenario, sim.reqs
     df = pd.DataFrame({
         "request_id": [r.id for r in reqs],
         "arrival_s": [r.arrival_s for r in reqs],
@@ -202,15 +328,16 @@ def _result(scenario: Scenario, table: RequestTable, reqs: list[Request], cluste
         "finish_s": [r.finish_s for r in reqs],
         "input_tokens": [r.prompt_tokens for r in reqs],
         "output_tokens": [r.max_output_tokens for r in reqs],
+        "cached_tokens": [r.cached_tokens for r in reqs],
         "preemptions": [r.preemptions for r in reqs],
-        "instance": [r.instance for r in reqs],
+        "path": [r.path for r in reqs],
         "status": [r.status for r in reqs],
         "fail_reason": [r.fail_reason for r in reqs],
     })
     df["ttft_s"] = df.first_token_s - df.arrival_s
     df["e2el_s"] = df.finish_s - df.arrival_s
     ok = df[df.status == "finished"]
-    itl_s, itl_w = recorder.itl_samples()
+    itl_s, itl_w = sim.recorder.itl_samples()
     start = float(df.arrival_s.min()) if len(df) else 0.0
     end = float(ok.finish_s.max()) if len(ok) else start
     summary = serving_metrics(
@@ -219,33 +346,69 @@ def _result(scenario: Scenario, table: RequestTable, reqs: list[Request], cluste
         e2el_s=ok.e2el_s.to_numpy(), itl_s=itl_s, itl_weights=itl_w,
         failed=int((df.status == "failed").sum()), slo=scenario.slo)
     duration = max(end - start, 1e-12)
+    sources = sim.clusters[0].predictor_sources
     summary["frontier"] = {
         "scenario": scenario.name,
         "model": scenario.model.name,
         "gpu": scenario.gpu.name,
         "deployment": scenario.describe_deployment(),
-        "workload": table.source,
-        "predictor": clusters[0].predictor_sources,
-        "predictor_fallback": sorted(f for c in clusters for f, s in c.predictor_sources.items()
-                                     if s == "roofline"),
+        "workload": sim.table.source,
+        "predictor": sources,
+        "predictor_fallback": sorted({f for c in sim.clusters for f, s in c.predictor_sources.items()
+                                      if "roofline" in s}),
         "simulated_gpus": scenario.total_gpus,
         "num_requests": len(reqs),
         "failed_reasons": df[df.status == "failed"].fail_reason.value_counts().to_dict(),
         "preemptions": int(df.preemptions.sum()),
-        "steps": sum(i.steps for c in clusters for i in c.instances),
-        "clusters": [{
-            "name": c.spec.name, "role": c.spec.role, "gpu": scenario.cluster_gpu(c.spec).name,
-            "gpus": c.spec.gpus, "instances": c.spec.dp,
-            "kv_blocks_per_instance": c.memory.num_blocks,
-            "kv_tokens_per_instance": c.memory.kv_tokens,
-            "weight_gib_per_gpu": c.memory.weight_bytes / 2**30,
-            "kv_cache_gib_per_gpu": c.memory.kv_bytes / 2**30,
-            "busy_fraction": sum(i.busy_s for i in c.instances) / (len(c.instances) * duration),
-            "peak_kv_fraction": max(i.kv.peak_used / max(i.kv.num_blocks, 1) for i in c.instances),
-            "prefix_cache_hit_rate": (sum(i.kv.prefix_hit_tokens for i in c.instances)
-                                      / max(sum(i.kv.prefix_query_tokens for i in c.instances), 1)),
-        } for c in clusters],
+        "steps": sum(i.steps for c in sim.clusters for i in c.instances),
+        "clusters": _cluster_summaries(sim, duration),
         "wall_time_s": wall_s,
     }
-    return SimResult(scenario, summary, df, itl_s, itl_w, recorder,
-                     [i for c in clusters for i in c.instances])
+    return SimResult(scenario, summary, df, itl_s, itl_w, sim.recorder,
+                     [i for c in sim.clusters for i in c.instances])
+
+
+def _cluster_summaries(sim: Simulation, duration: float) -> list[dict]:
+    scenario = sim.scenario
+    kv_ms = (float(np.mean(sim.decode.kv_transfer_s)) * 1e3 if sim.decode and sim.decode.kv_transfer_s
+             else None)
+    out = []
+    for c in sim.clusters:
+        insts, spec = c.instances, c.spec
+        busy = sum(i.busy_s for i in insts)
+        steps = max(sum(i.steps for i in insts), 1)
+        engines = len(insts)
+        row = _cluster_row(scenario, spec)
+        row.update({
+            "input_tokens_per_s": sum(i.prefill_tokens for i in insts) / duration,
+            "output_tokens_per_s": sum(i.output_tokens for i in insts) / duration,
+            "busy_fraction": busy / (engines * duration),
+            "kv_blocks_per_instance": c.memory.num_blocks * (spec.dp_attention if spec.role != "attention" else 1),
+            "kv_tokens_per_instance": c.memory.kv_tokens * (spec.dp_attention if spec.role != "attention" else 1),
+            "weight_gib_per_gpu": c.memory.weight_bytes / 2**30,
+            "kv_cache_gib_per_gpu": c.memory.kv_bytes / 2**30,
+            "peak_kv_fraction": max(i.kv.peak_used / max(i.kv.num_blocks, 1) for i in insts),
+            "prefix_cache_hit_rate": (sum(i.kv.prefix_hit_tokens for i in insts)
+                                      / max(sum(i.kv.prefix_query_tokens for i in insts), 1)),
+            "kv_transfer_ms": kv_ms if spec.role in ("prefill", "decode") else None,
+            "all_to_all_ms": (sum(i.comm_ms for i in insts) / steps
+                              if spec.ep > 1 and spec.role != "attention" else None),
+            "bubble_fraction": (sum(i.bubble_ms for i in insts) * 1e-3 / busy
+                                if busy and (spec.two_batch_overlap or spec.role == "attention") else None),
+        })
+        out.append(row)
+        if spec.role == "attention":  # the FFN cluster works in the attention cluster's steps
+            ffn = scenario.cluster("ffn")
+            row = _cluster_row(scenario, ffn)
+            row.update({"busy_fraction": busy / duration,
+                        "bubble_fraction": sum(i.ffn_bubble_ms for i in insts) * 1e-3 / busy if busy else None,
+                        "af_transfer_ms": sum(i.comm_ms for i in insts) / steps,
+                        "weight_gib_per_gpu": memory_for(scenario, ffn, "deployment").weight_bytes / 2**30})
+            out.append(row)
+    return out
+
+
+def _cluster_row(scenario: Scenario, spec: ClusterSpec) -> dict:
+    gpu = scenario.cluster_gpu(spec)
+    return {"name": spec.name, "role": spec.role, "gpu": gpu.name, "gpus": spec.gpus,
+            "nodes": math.ceil(spec.gpus / gpu.gpus_per_node), "instances": spec.dp}

@@ -31,14 +31,25 @@ class MemoryPlan:
         return self.num_blocks * self.block_size
 
 
-def weight_bytes_per_gpu(model: ModelSpec, tp: int, pp: int, ep: int = 1) -> float:
-    """Dense weights split over tp x pp; routed experts over ep (or tp when ep is 1) x pp."""
+def weight_bytes_per_gpu(model: ModelSpec, tp: int, pp: int, ep: int = 1, part: str = "all") -> float:
+    """Dense weights split over tp x pp; routed experts over ep (or tp when ep is 1) x pp.
+
+    `part`: "all", or "attention" / "ffn" for attention/FFN-disaggregated clusters, which hold
+    only the attention (+ embeddings) or only the MLP/MoE weights."""
     experts = 0
     if model.moe:
         experts = model.num_moe_layers * model.moe.num_experts * model.expert_params()
     dense = model.param_count() - experts
+    ffn_dense = model.num_dense_layers * model.dense_mlp_params() + model.num_moe_layers * (
+        model.shared_expert_params() + model.router_params())
+    if part == "attention":
+        dense, experts = dense - ffn_dense, 0
+    elif part == "ffn":
+        dense = ffn_dense
     expert_split = ep if ep > 1 else tp
-    return (dense / (tp * pp) + experts / (expert_split * pp)) * model.dtype_bytes
+    emb = model.embedding_params() if part != "ffn" else 0
+    linear = (dense - emb) / (tp * pp) + experts / (expert_split * pp)
+    return linear * model.weight_bytes_per_param + emb / (tp * pp) * model.dtype_bytes
 
 
 def kv_bytes_per_token_per_gpu(model: ModelSpec, tp: int, pp: int) -> float:
@@ -61,17 +72,19 @@ def activation_bytes(model: ModelSpec, tp: int, max_num_batched_tokens: int, max
 def plan_memory(model: ModelSpec, gpu: GPUSpec, *, tp: int, pp: int, ep: int = 1,
                 gpu_memory_utilization: float = 0.9, block_size: int = 16,
                 max_num_batched_tokens: int = 8192, max_num_seqs: int = 256,
-                where: str = "deployment") -> MemoryPlan:
+                where: str = "deployment", part: str = "all") -> MemoryPlan:
     usable = gpu.memory_bytes * gpu_memory_utilization
-    weights = weight_bytes_per_gpu(model, tp, pp, ep)
+    weights = weight_bytes_per_gpu(model, tp, pp, ep, part)
     act = activation_bytes(model, tp, max_num_batched_tokens, max_num_seqs)
     kv = usable - weights - act
     per_token = kv_bytes_per_token_per_gpu(model, tp, pp)
     num_blocks = int(kv // (per_token * block_size)) if kv > 0 else 0
+    if part == "ffn" and kv > 0:  # FFN GPUs hold no KV cache; they only need to fit
+        return MemoryPlan(usable, weights, act, 0.0, per_token, block_size, 0)
     if num_blocks < 1:
         need = (weights + act) / GIB
         fit = next((t for t in (2, 4, 8, 16, 32, 64) if t > tp and
-                    weight_bytes_per_gpu(model, t, pp, ep) + activation_bytes(
+                    weight_bytes_per_gpu(model, t, pp, ep, part) + activation_bytes(
                         model, t, max_num_batched_tokens, max_num_seqs) < usable * 0.8), None)
         hint = f"; tp={fit} would fit" if fit else "; use more GPUs per instance (tp x pp)"
         raise SpecError(

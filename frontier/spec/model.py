@@ -50,7 +50,8 @@ class ModelSpec:
     vocab_size: int
     max_model_len: int
     tie_word_embeddings: bool = False
-    dtype_bytes: int = 2
+    dtype_bytes: int = 2             # activations and KV cache
+    weight_dtype: str = "bf16"       # linear layers: "fp8" for block-quantised checkpoints
     moe: MoE | None = None
     mla: MLA | None = None
     hf_id: str = ""
@@ -121,8 +122,14 @@ class ModelSpec:
                                             + self.shared_expert_params() + self.router_params())
         return total
 
+    @property
+    def weight_bytes_per_param(self) -> float:
+        return 1.0 if self.weight_dtype == "fp8" else float(self.dtype_bytes)
+
     def weight_bytes(self) -> float:
-        return self.param_count() * self.dtype_bytes
+        """Linear layers in the weight dtype; embeddings and LM head stay in bf16."""
+        emb = self.embedding_params()
+        return (self.param_count() - emb) * self.weight_bytes_per_param + emb * self.dtype_bytes
 
     # --- KV cache ----------------------------------------------------------------------------
     @property
@@ -167,6 +174,8 @@ def model_from_config(cfg: dict, name: str, where: str, hf_id: str = "") -> Mode
         moe = MoE(int(num_experts), int(_require(cfg, "num_experts_per_tok", where)),
                   int(moe_width), int(shared_width), int(first_dense))
     dtype = str(cfg.get("torch_dtype") or cfg.get("dtype") or "bfloat16")
+    quant = cfg.get("quantization_config") or {}
+    weight_dtype = "fp8" if str(quant.get("quant_method", "")).lower() == "fp8" else "bf16"
     return ModelSpec(
         name=name, hidden_size=int(hidden), num_layers=int(layers), num_heads=int(heads),
         num_kv_heads=int(kv_heads), head_dim=int(head_dim),
@@ -174,7 +183,7 @@ def model_from_config(cfg: dict, name: str, where: str, hf_id: str = "") -> Mode
         vocab_size=int(_require(cfg, "vocab_size", where)),
         max_model_len=int(cfg.get("max_position_embeddings") or 4096),
         tie_word_embeddings=bool(cfg.get("tie_word_embeddings", False)),
-        dtype_bytes=DTYPE_BYTES.get(dtype, 2), moe=moe, mla=mla, hf_id=hf_id)
+        dtype_bytes=DTYPE_BYTES.get(dtype, 2), weight_dtype=weight_dtype, moe=moe, mla=mla, hf_id=hf_id)
 
 
 def available_models() -> list[str]:

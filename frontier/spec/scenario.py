@@ -20,6 +20,10 @@ from frontier.spec.model import ModelSpec, load_model
 from frontier.workload import WorkloadSpec
 
 ROLES = ("mixed", "prefill", "decode", "attention", "ffn")
+# The deployments Frontier simulates, by the roles of their clusters.
+TOPOLOGIES = {("mixed",): "co-located", ("decode", "prefill"): "PD-disaggregated",
+              ("attention", "ffn"): "AF-disaggregated"}
+KV_TRANSFER_MODES = ("layerwise", "whole")
 ROUTERS = ("round_robin", "least_outstanding", "least_tokens")
 ATTENTION_BACKENDS = ("flash", "cudnn")
 
@@ -44,10 +48,29 @@ class ClusterSpec:
     attention_backend: str = "flash"
     cpu_overhead_ms: float = 1.0
     num_gpu_blocks_override: int = 0        # KV blocks per instance instead of the memory plan's
+    max_model_len: int = 0                  # longest request served; 0: the model's context
+    dp_attention: int = 1                   # attention data-parallel ranks sharing one EP group
+    two_batch_overlap: bool = False         # overlap one micro-batch's all-to-all with the other's compute
+    micro_batches: int = 2                  # AF: micro-batches ping-ponging between attention and FFN
+    expert_skew: float = 0.0                # MoE routing: 0 uniform, ~1.2 hot experts (Zipf-like)
+    expert_load_file: str = ""              # MoE routing: per-expert loads measured elsewhere
+    eplb_redundant_experts: int = 0         # EPLB: replicas of the hottest experts, balanced placement
+
+    @property
+    def instance_gpus(self) -> int:
+        return self.tp * self.pp * self.dp_attention
 
     @property
     def gpus(self) -> int:
-        return self.tp * self.pp * self.dp
+        return self.instance_gpus * self.dp
+
+
+@dataclass(frozen=True)
+class LinkSpec:
+    """A link between clusters; 0 means: from the GPU spec (scale-out NICs of the sender)."""
+
+    bandwidth_gbps: float = 0.0
+    latency_us: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -59,6 +82,17 @@ class Scenario:
     slo: SLO | None = None
     seed: int = 0
     name: str = "scenario"
+    kv_transfer: str = "layerwise"          # PD: KV pushed layer by layer during prefill, or after it
+    kv_link: LinkSpec = LinkSpec()          # PD: prefill -> decode
+    af_link: LinkSpec = LinkSpec()          # AF: attention <-> FFN
+    decode_router: str = "least_outstanding"
+
+    @property
+    def topology(self) -> str:
+        return TOPOLOGIES[tuple(sorted(c.role for c in self.clusters))]
+
+    def cluster(self, role: str) -> ClusterSpec:
+        return next(c for c in self.clusters if c.role == role)
 
     def cluster_gpu(self, cluster: ClusterSpec) -> GPUSpec:
         return get_gpu(cluster.gpu) if cluster.gpu else self.gpu
@@ -68,11 +102,18 @@ class Scenario:
         return sum(c.gpus for c in self.clusters)
 
     def describe_deployment(self) -> dict:
-        return {"clusters": [{k: v for k, v in vars(c).items()} | {"gpus": c.gpus} for c in self.clusters]}
+        out = {"topology": self.topology,
+               "clusters": [dict(vars(c), gpus=c.gpus) for c in self.clusters]}
+        if self.topology == "PD-disaggregated":
+            out.update(kv_transfer=self.kv_transfer, kv_link=vars(self.kv_link), decode_router=self.decode_router)
+        if self.topology == "AF-disaggregated":
+            out.update(af_link=vars(self.af_link))
+        return out
 
 
 _CHOICES = {"role": ROLES, "router": ROUTERS, "attention_backend": ATTENTION_BACKENDS}
-_POSITIVE = {"tp", "pp", "dp", "ep", "max_num_seqs", "max_num_batched_tokens", "block_size"}
+_POSITIVE = {"tp", "pp", "dp", "ep", "max_num_seqs", "max_num_batched_tokens", "block_size", "dp_attention",
+             "micro_batches"}
 
 
 def _closest(key: str, allowed) -> str:
@@ -127,6 +168,11 @@ def cluster_from_dict(d: dict, where: str) -> ClusterSpec:
     spec = ClusterSpec(**values)
     if not 0.0 < spec.gpu_memory_utilization <= 1.0:
         raise SpecError(f"{where}.gpu_memory_utilization: must be in (0, 1], got {spec.gpu_memory_utilization}")
+    if spec.ep > 1 and spec.instance_gpus % spec.ep:
+        raise SpecError(f"{where}.ep: {spec.ep} must divide the instance's GPUs (tp x pp x dp_attention = "
+                        f"{spec.instance_gpus})")
+    if spec.expert_skew < 0 or spec.eplb_redundant_experts < 0 or spec.max_model_len < 0:
+        raise SpecError(f"{where}: expert_skew, eplb_redundant_experts and max_model_len must be >= 0")
     if spec.num_gpu_blocks_override < 0:
         raise SpecError(f"{where}.num_gpu_blocks_override: must be >= 0 (0: from the memory plan)")
     if spec.cpu_overhead_ms < 0:
@@ -136,18 +182,47 @@ def cluster_from_dict(d: dict, where: str) -> ClusterSpec:
     return spec
 
 
-def deployment_from_dict(d: dict | None, where: str = "deployment") -> tuple[ClusterSpec, ...]:
+DEPLOYMENT_KEYS = {"clusters", "kv_transfer", "links", "decode_router"}
+
+
+def _link(d: dict | None, where: str) -> LinkSpec:
+    if d is None:
+        return LinkSpec()
+    check_keys(d, {"bandwidth_gbps", "latency_us"}, where)
+    link = LinkSpec(*(_coerce(d.get(k, 0.0), 0.0, f"{where}.{k}") for k in ("bandwidth_gbps", "latency_us")))
+    if link.bandwidth_gbps < 0 or link.latency_us < 0:
+        raise SpecError(f"{where}: bandwidth_gbps and latency_us must be >= 0")
+    return link
+
+
+def deployment_from_dict(d: dict | None, where: str = "deployment") -> dict:
+    """The clusters and the links between them, as Scenario fields."""
     d = d or {}
-    if "clusters" in d:
-        check_keys(d, {"clusters"}, where)
-        if not isinstance(d["clusters"], list) or not d["clusters"]:
-            raise SpecError(f"{where}.clusters: expected a non-empty list of clusters")
-        clusters = tuple(cluster_from_dict(c, f"{where}.clusters[{i}]") for i, c in enumerate(d["clusters"]))
-        names = [c.name for c in clusters]
-        if len(set(names)) != len(names):
-            raise SpecError(f"{where}.clusters: cluster names must be unique, got {names}")
-        return clusters
-    return (cluster_from_dict(d, where),)
+    if "clusters" not in d:
+        return {"clusters": (cluster_from_dict(d, where),)}
+    check_keys(d, DEPLOYMENT_KEYS, where)
+    if not isinstance(d["clusters"], list) or not d["clusters"]:
+        raise SpecError(f"{where}.clusters: expected a non-empty list of clusters")
+    clusters = tuple(cluster_from_dict(c, f"{where}.clusters[{i}]") for i, c in enumerate(d["clusters"]))
+    names = [c.name for c in clusters]
+    if len(set(names)) != len(names):
+        raise SpecError(f"{where}.clusters: cluster names must be unique, got {names}")
+    roles = tuple(sorted(c.role for c in clusters))
+    if roles not in TOPOLOGIES:
+        raise SpecError(f"{where}.clusters: roles {list(roles)} do not form a deployment; use one "
+                        "'mixed' cluster, a 'prefill' and a 'decode' cluster, or an 'attention' and an "
+                        "'ffn' cluster")
+    links = d.get("links") or {}
+    check_keys(links, {"kv", "af"}, f"{where}.links")
+    kv_transfer = d.get("kv_transfer", "layerwise")
+    if kv_transfer not in KV_TRANSFER_MODES:
+        raise SpecError(f"{where}.kv_transfer: '{kv_transfer}' is not one of {', '.join(KV_TRANSFER_MODES)}")
+    decode_router = d.get("decode_router", "least_outstanding")
+    if decode_router not in ROUTERS:
+        raise SpecError(f"{where}.decode_router: '{decode_router}' is not one of {', '.join(ROUTERS)}")
+    return {"clusters": clusters, "kv_transfer": kv_transfer, "decode_router": decode_router,
+            "kv_link": _link(links.get("kv"), f"{where}.links.kv"),
+            "af_link": _link(links.get("af"), f"{where}.links.af")}
 
 
 SCENARIO_KEYS = {"name", "model", "gpu", "deployment", "workload", "slo", "seed"}
@@ -166,9 +241,9 @@ def scenario_from_dict(d: dict, base_dir: Path | None = None, name: str = "scena
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise SpecError(f"seed: expected an integer, got {seed!r}")
     return Scenario(model=load_model(str(d["model"])), gpu=get_gpu(str(d["gpu"])),
-                    clusters=deployment_from_dict(d.get("deployment")),
                     workload=WorkloadSpec.from_dict(d["workload"], base_dir=base_dir),
-                    slo=slo, seed=seed, name=str(d.get("name", name)))
+                    slo=slo, seed=seed, name=str(d.get("name", name)),
+                    **deployment_from_dict(d.get("deployment")))
 
 
 def load_scenario(path: str | Path) -> Scenario:

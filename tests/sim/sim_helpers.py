@@ -2,6 +2,7 @@
 import numpy as np
 
 from frontier.ops.graph import BatchStats
+from frontier.predict.step import StepTime
 from frontier.spec.scenario import scenario_from_dict
 from frontier.workload import RequestTable
 
@@ -13,9 +14,9 @@ class LinearStepTime:
         self.base_s, self.per_token_s, self.per_kv_s = base_s, per_token_s, per_kv_s
         self.calls: list[BatchStats] = []
 
-    def step_s(self, stats: BatchStats) -> float:
+    def cost(self, stats: BatchStats) -> StepTime:
         self.calls.append(stats)
-        return self.base_s + self.per_token_s * stats.tokens + self.per_kv_s * stats.decode_sum_kv
+        return StepTime(self.base_s + self.per_token_s * stats.tokens + self.per_kv_s * stats.decode_sum_kv)
 
 
 def make_scenario(**deployment):
