@@ -67,7 +67,8 @@ def scenario_dict(path: Path | None, **flags) -> tuple[dict, Path | None]:
     if "trace" in given:
         for key in ("input_len", "output_len"):
             wl.pop(key, None)
-        wl["trace"] = {"path": given["trace"]}
+        trace = Path(given["trace"]).expanduser()  # relative to where the user is, if it is there
+        wl["trace"] = {"path": str(trace.resolve()) if trace.is_file() else given["trace"]}
     if "input_len" in given or "output_len" in given or (not wl and path is None):
         wl.pop("trace", None)
         wl["input_len"] = given.get("input_len", wl.get("input_len", FLAG_DEFAULTS["input_len"]))
@@ -130,7 +131,7 @@ def models():
     table = Table(title="model cards (models/*.yaml)")
     for col, just in [("name", "left"), ("params", "right"), ("active", "right"), ("layers", "right"),
                       ("attention", "left"), ("MoE", "left"), ("KV/token", "right"), ("max len", "right")]:
-        table.add_column(col, justify=just)
+        table.add_column(col, justify=just, no_wrap=col == "name")
     for name in available_models():
         m = load_model(name)
         attn = (f"MLA {m.num_heads}h lora {m.mla.kv_lora_rank}" if m.mla
@@ -153,7 +154,7 @@ def gpus():
     table = Table(title="GPUs (frontier/spec/gpus.yaml); bandwidths per GPU, one direction")
     for col in ["name", "memory GiB", "HBM GB/s", "bf16 TFLOPS", "fp8 TFLOPS", "SMs", "NVLink GB/s",
                 "network GB/s", "GPUs/node"]:
-        table.add_column(col, justify="left" if col == "name" else "right")
+        table.add_column(col, justify="left" if col == "name" else "right", no_wrap=col == "name")
     for g in all_gpus().values():
         table.add_row(g.name, f"{g.memory_gib:.1f}", f"{g.mem_bw_gbps:.0f}", f"{g.bf16_tflops:.0f}",
                       "-" if g.fp8_tflops is None else f"{g.fp8_tflops:.0f}", str(g.sm_count),

@@ -119,6 +119,7 @@ def print_summary(result, console: Console | None = None) -> None:
     head.add_column()
     clusters = ", ".join(f"{c['name']} ({c['role']}): {c['instances']} x {c['gpus'] // max(c['instances'], 1)} "
                          f"{c['gpu']}" for c in f["clusters"])
+    clusters = f"{f['deployment']['topology']}; {clusters}"
     head.add_row("model", f["model"])
     head.add_row("deployment", f"{clusters}; {f['simulated_gpus']} GPUs")
     head.add_row("workload", str(f["workload"]))
@@ -141,6 +142,18 @@ def print_summary(result, console: Console | None = None) -> None:
         table.add_row(label, *[f"{s[f'{k}_{metric}_ms']:.1f}" for k in
                                ["mean", "median"] + [f"p{p}" for p in PERCENTILES if p != 50]])
     console.print(table)
+    clusters = f["clusters"]
+    if len(clusters) > 1 or any(c.get("all_to_all_ms") or c.get("bubble_fraction") for c in clusters):
+        ct = Table(title="clusters")
+        cols = [("cluster", "name", "{}"), ("role", "role", "{}"), ("GPUs", "gpus", "{}"), ("nodes", "nodes", "{}"),
+                ("in tok/s", "input_tokens_per_s", "{:.0f}"), ("out tok/s", "output_tokens_per_s", "{:.0f}"),
+                ("busy", "busy_fraction", "{:.0%}"), ("bubble", "bubble_fraction", "{:.0%}"),
+                ("KV xfer ms", "kv_transfer_ms", "{:.2f}"), ("a2a ms/step", "all_to_all_ms", "{:.2f}")]
+        for label, _, _ in cols:
+            ct.add_column(label, justify="left" if label in ("cluster", "role") else "right")
+        for c in clusters:
+            ct.add_row(*["-" if c.get(key) is None else fmt.format(c[key]) for _, key, fmt in cols])
+        console.print(ct)
     if f["predictor_fallback"]:
         console.print(f"[yellow]note:[/] no calibration for {', '.join(f['predictor_fallback'])} on "
                       f"{f['gpu']}: those operators use the analytic roofline (less accurate)")

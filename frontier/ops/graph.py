@@ -115,10 +115,9 @@ def head_operators(model: ModelSpec, par: Parallel, tokens: int, rows: int, dtyp
     """Embedding, pipeline hand-off, final norm, LM head on the sampled rows, sampling."""
     tp, h, elem = par.tp, model.hidden_size, model.dtype_bytes
     ops: Ops = []
-    if tokens:
-        ops.append((Elementwise("embedding", tokens, h), 1))
-        if par.pp > 1:
-            ops.append((Collective("send_recv", tokens * h * elem, 2), 1))
+    if tokens:  # the last stage receives its input from the previous one; the first embeds
+        ops.append((Collective("send_recv", tokens * h * elem, 2), 1) if par.pp > 1
+                   else (Elementwise("embedding", tokens, h), 1))
     if rows:
         ops.append((Elementwise("rmsnorm", rows, h), 1))
         ops.append((Gemm(rows, h, math.ceil(model.vocab_size / tp), dtype), 1))

@@ -5,8 +5,10 @@ tokens emitted, requests finished). With pp > 1 up to pp batches are in flight, 
 and a new batch may start every stage time.
 
 A decode-only batch whose composition cannot change until some event (a request finishing, a
-new arrival, a KV block running out) is advanced many iterations at once: its step times are
-interpolated between the first and the last iteration, so long decodes cost O(1) Python work.
+KV block running out) is advanced many iterations at once: its step times are interpolated
+between the first and the last iteration, so long decodes cost O(1) Python work. When a request
+arrives meanwhile, the run is cut at the end of the iteration in progress (`interrupt`), which
+is where stepping one iteration at a time would have seen it.
 """
 from __future__ import annotations
 
@@ -29,6 +31,8 @@ class Batch:
     done_s: float
     step_times_s: np.ndarray | None = None   # set for a run of decode iterations
     ids: set[int] = field(default_factory=set)
+    accounted: tuple[float, float, float] = (0.0, 0.0, 0.0)  # comm, bubble, FFN bubble ms of a run
+    cancelled: bool = False                  # replaced by a shorter run (see Instance.interrupt)
 
 
 def batch_stats(scheduled: list[tuple[Request, int]]) -> BatchStats:
@@ -165,7 +169,7 @@ class Instance:
         return (self.scheduler.has_work and len(self.inflight) < self.pp
                 and now >= self.next_issue_s - 1e-12)
 
-    def issue(self, now: float, horizon_s: float = float("inf")) -> Batch | None:
+    def issue(self, now: float) -> Batch | None:
         """Plan and cost the next batch; None if nothing can run now."""
         busy = set().union(*(b.ids for b in self.inflight)) if self.inflight else None
         plan = self.scheduler.schedule(busy)
@@ -173,10 +177,12 @@ class Instance:
             return None
         times = None
         if self.fast_forward and self.pp == 1 and self._can_fast_forward(plan):
-            times = self._decode_run_times(plan, now, horizon_s)
+            before = (self.comm_ms, self.bubble_ms, self.ffn_bubble_ms)
+            times = self._decode_run_times(plan)
         if times is not None and len(times) > 1:
             duration = float(times.sum())
             batch = Batch(plan.scheduled, now, now + duration, times)
+            batch.accounted = (self.comm_ms - before[0], self.bubble_ms - before[1], self.ffn_bubble_ms - before[2])
             self.next_issue_s = batch.done_s
         else:
             if times is not None:  # a run of one iteration, already accounted
@@ -203,7 +209,32 @@ class Instance:
         return (plan.admission_blocked and not plan.preempted and plan.decode_only
                 and len(plan.scheduled) == len(self.scheduler.running))
 
-    def _decode_run_times(self, plan: StepPlan, now: float, horizon_s: float) -> np.ndarray:
+    def interrupt(self, now: float) -> Batch | None:
+        """Cut a decode run in flight at the end of its iteration in progress.
+
+        Returns the shorter run that replaces it (the caller schedules its completion), or None
+        if nothing was cut."""
+        run = next((b for b in self.inflight if b.step_times_s is not None), None)
+        if run is None:
+            return None
+        ends = run.start_s + np.cumsum(run.step_times_s)
+        k = int(np.searchsorted(ends, now, side="left")) + 1
+        if k >= len(run.step_times_s):
+            return None
+        run.cancelled = True
+        self.inflight.remove(run)
+        times = run.step_times_s[:k]
+        short = Batch(run.scheduled, run.start_s, run.start_s + float(times.sum()), times)
+        kept = k / len(run.step_times_s)
+        short.accounted = tuple(a * kept for a in run.accounted)
+        self.comm_ms, self.bubble_ms, self.ffn_bubble_ms = (
+            x - a * (1 - kept) for x, a in zip((self.comm_ms, self.bubble_ms, self.ffn_bubble_ms), run.accounted))
+        self.busy_s -= run.done_s - short.done_s
+        self.next_issue_s = short.done_s
+        self.inflight.append(short)
+        return short
+
+    def _decode_run_times(self, plan: StepPlan) -> np.ndarray:
         """Step times of the decode iterations that can run before anything changes."""
         reqs = [r for r, _ in plan.scheduled]
         b = len(reqs)
@@ -222,11 +253,6 @@ class Instance:
                                             decode_max_kv=max_kv0 + k - 1, num_sampled=b))
         t1 = c1.total_s
         times = t0 + (t1 - t0) / (k - 1) * np.arange(k)
-        if horizon_s < float("inf"):
-            ends = now + np.cumsum(times)
-            # Stop at the first iteration boundary at or after the next outside event.
-            k = min(k, int(np.searchsorted(ends, horizon_s, side="left")) + 1)
-            times = times[:k]
         # Costs are linear over the run: its mean iteration is the mean of the two ends.
         for c in (c0, c1):
             self._account(c, k / 2)

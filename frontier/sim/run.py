@@ -182,7 +182,8 @@ class Simulation:
                 continue
             self.clock, _, kind, a, b = heapq.heappop(heap)
             if kind == "batch":
-                self.on_batch_done(a, b)
+                if not b.cancelled:
+                    self.on_batch_done(a, b)
             elif kind == "kv":
                 self.on_kv_arrived(a, b)
             else:  # "issue": a pipeline stage is free
@@ -193,21 +194,17 @@ class Simulation:
             if r.status == "pending":
                 r.status, r.fail_reason = "failed", "not finished when the simulation ran out of events"
 
-    def horizon(self, inst: Instance) -> float:
-        """When the next outside event may change an instance's batch (for decode fast-forward)."""
-        if inst.role == "decode":  # prefilled requests may land whenever another batch completes
-            return self.heap[0][0] if self.heap else INF
-        if self.next_req >= len(self.reqs):
-            return INF
-        if self.in_flight < self.limit:
-            return max(self.reqs[self.next_req].arrival_s, self.clock)
-        return self.heap[0][0] if self.heap else INF  # a completion elsewhere may free a client slot
+    def interrupt(self, inst: Instance) -> None:
+        """Something new for `inst`: cut its decode run at the iteration in progress."""
+        short = inst.interrupt(self.clock)
+        if short is not None:
+            heapq.heappush(self.heap, (short.done_s, next(self.seq), "batch", inst, short))
 
     def kick(self, inst: Instance) -> None:
         """Start as many batches as the instance can now."""
         now = self.clock
         while inst.can_issue(now):
-            batch = inst.issue(now, self.horizon(inst))
+            batch = inst.issue(now)
             if batch is None:
                 return
             heapq.heappush(self.heap, (batch.done_s, next(self.seq), "batch", inst, batch))
@@ -221,6 +218,7 @@ class Simulation:
         inst = self.router.pick(self.entry.instances, req)
         if inst.admit(req):
             self.in_flight += 1
+            self.interrupt(inst)
             self.kick(inst)
         elif self.bar:
             self.bar.update(1)
@@ -248,6 +246,7 @@ class Simulation:
             self._finished([req])
             return
         self.holds[req.id] = (prefill, hold, self.clock)
+        self.interrupt(target)
         self._pull(target)
 
     def _pull(self, decode: Instance) -> None:
@@ -280,6 +279,7 @@ class Simulation:
         prefill, hold, _ = self.holds.pop(req.id)
         prefill.kv.free(hold)
         decode.kv_arrived(req)
+        self.interrupt(decode)
         self.kick(prefill)
         self.kick(decode)
 

@@ -1,0 +1,143 @@
+"""The operator graph (frontier/ops/graph.py): hand-written GEMM shapes and collectives of one
+decode step of 4 sequences for dense, MoE and MLA models, under TP and PP."""
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from frontier.ops.graph import BatchStats, Parallel, step_operators
+from frontier.ops.operators import AttnDecode, AttnPrefill, Collective, Gemm, GroupedGemm
+from frontier.spec.model import load_model
+
+DECODE4 = BatchStats(num_decode=4, decode_sum_kv=4 * 1000, decode_max_kv=1000, num_sampled=4)
+
+
+def ops_of(name: str, batch: BatchStats = DECODE4, **par) -> list:
+    return step_operators(load_model(name), Parallel(**par), batch)
+
+
+def count(ops, kind) -> Counter:
+    """(shape, count) of the operators of one class; a shape listed twice adds up."""
+    c: Counter = Counter()
+    for op, n in ops:
+        if isinstance(op, kind):
+            c[op] += n
+    return c
+
+
+def gemms(ops) -> Counter:
+    return Counter({(op.m, op.k, op.n): n for op, n in count(ops, Gemm).items()})
+
+
+def test_llama_8b_tp1_decode_gemms():
+    g = gemms(ops_of("llama-3.1-8b"))
+    assert g == {
+        (4, 4096, 6144): 32,     # qkv: (32 + 2 x 8) heads x 128
+        (4, 4096, 4096): 32,     # o
+        (4, 4096, 28672): 32,    # gate + up: 2 x 14336
+        (4, 14336, 4096): 32,    # down
+        (4, 4096, 128256): 1,    # LM head
+    }
+    assert not count(ops_of("llama-3.1-8b"), Collective)
+
+
+def test_llama_8b_decode_attention():
+    attn = count(ops_of("llama-3.1-8b"), AttnDecode)
+    assert attn == {AttnDecode(4, 4000, 1000, 32, 8, 128, 128, "flash"): 32}
+    assert not count(ops_of("llama-3.1-8b"), AttnPrefill)
+
+
+def test_llama_8b_tp2_halves_the_sharded_dims_and_all_reduces_twice_per_layer():
+    ops = ops_of("llama-3.1-8b", tp=2)
+    g = gemms(ops)
+    assert g == {
+        (4, 4096, 3072): 32,     # qkv: n halved (16 + 2 x 4 heads)
+        (4, 2048, 4096): 32,     # o: k halved
+        (4, 4096, 14336): 32,    # gate + up: n halved
+        (4, 7168, 4096): 32,     # down: k halved
+        (4, 4096, 64128): 1,     # vocab-parallel LM head
+    }
+    coll = count(ops, Collective)
+    assert coll[Collective("all_reduce", 4 * 4096 * 2, 2)] == 2 * 32
+    assert set(c.kind for c in coll) == {"all_reduce", "all_gather"}
+    assert count(ops, AttnDecode) == {AttnDecode(4, 4000, 1000, 16, 4, 128, 128, "flash"): 32}
+
+
+def test_llama_8b_pp2_halves_the_layers_and_sends_activations():
+    ops = ops_of("llama-3.1-8b", pp=2)
+    g = gemms(ops)
+    assert g == {(4, 4096, 6144): 16, (4, 4096, 4096): 16, (4, 4096, 28672): 16,
+                 (4, 14336, 4096): 16, (4, 4096, 128256): 1}
+    assert count(ops, Collective) == {Collective("send_recv", 4 * 4096 * 2, 2): 1}
+    assert sum(count(ops, AttnDecode).values()) == 16
+
+
+def test_prefill_tokens_set_m():
+    # Two prompts of 100 and 300 tokens, no cache: GEMMs see 400 rows, the LM head 2.
+    batch = BatchStats(num_prefill=2, prefill_tokens=400, prefill_sum_q2=100**2 + 300**2,
+                       prefill_sum_kv=400, prefill_max_q=300, prefill_max_kv=300, num_sampled=2)
+    ops = ops_of("llama-3.1-8b", batch)
+    g = gemms(ops)
+    assert g[(400, 4096, 6144)] == 32 and g[(400, 14336, 4096)] == 32
+    assert g[(2, 4096, 128256)] == 1
+    (attn, n), = count(ops, AttnPrefill).items()
+    assert n == 32 and (attn.num_seqs, attn.sum_q, attn.max_q, attn.hq, attn.hkv) == (2, 400, 300, 32, 8)
+
+
+def test_mixtral_grouped_gemms_8_experts_top_2():
+    ops = ops_of("mixtral-8x7b")
+    grouped = count(ops, GroupedGemm)
+    shapes = {(op.experts, op.topk, op.tokens, op.k, op.n): n for op, n in grouped.items()}
+    assert shapes == {(8, 2, 4, 4096, 2 * 14336): 32, (8, 2, 4, 14336, 4096): 32}
+    for op in grouped:
+        assert 1 <= op.max_per_expert <= 4 and 1 <= op.active_experts <= 8
+    g = gemms(ops)
+    assert g[(4, 4096, 8)] == 32                      # router
+    assert (4, 4096, 28672) not in g                  # no dense MLP
+    assert g[(4, 4096, 32000)] == 1
+
+
+def test_deepseek_v3_dense_and_moe_layers_with_shared_experts():
+    ops = ops_of("deepseek-v3")
+    g = gemms(ops)
+    assert g[(4, 7168, 2 * 18432)] == 3 and g[(4, 18432, 7168)] == 3   # 3 dense layers
+    assert g[(4, 7168, 256)] == 58                                     # router of 58 MoE layers
+    assert g[(4, 7168, 2 * 2048)] == 58 and g[(4, 2048, 7168)] == 58   # 1 shared expert
+    grouped = count(ops, GroupedGemm)
+    shapes = {(op.experts, op.topk, op.k, op.n): n for op, n in grouped.items()}
+    assert shapes == {(256, 8, 7168, 4096): 58, (256, 8, 2048, 7168): 58}
+    # MLA projections on every layer
+    assert g[(4, 7168, 1536)] == 61 and g[(4, 1536, 128 * 192)] == 61 and g[(4, 7168, 576)] == 61
+    assert g[(4, 128 * 128, 7168)] == 61
+    assert g[(4, 7168, 129280)] == 1
+
+
+def test_deepseek_v3_mla_decode_attends_the_latent():
+    ops = ops_of("deepseek-v3")
+    attn = count(ops, AttnDecode)
+    assert attn == {AttnDecode(4, 4000, 1000, 128, 1, 512 + 64, 512, "flash"): 61}
+    g = gemms(ops)
+    assert g[(4, 128 * 128, 512)] == 61      # absorbed W_UK: q_nope into latent space
+    assert g[(4, 128 * 512, 128)] == 61      # absorbed W_UV: latent out to v
+
+
+def test_deepseek_v3_tp8_splits_heads_not_the_latent():
+    attn = count(ops_of("deepseek-v3", tp=8), AttnDecode)
+    assert attn == {AttnDecode(4, 4000, 1000, 16, 1, 576, 512, "flash"): 61}
+
+
+@pytest.mark.parametrize("name", ["llama-3.1-8b", "mixtral-8x7b", "deepseek-v3"])
+def test_pp2_halves_every_layer_count(name):
+    one, two = ops_of(name), ops_of(name, pp=2)
+    model = load_model(name)
+    layers = model.num_layers
+    half = -(-layers // 2)
+    per_layer_one = sum(n for op, n in one if isinstance(op, AttnDecode))
+    per_layer_two = sum(n for op, n in two if isinstance(op, AttnDecode))
+    assert (per_layer_one, per_layer_two) == (layers, half)
+    assert count(two, Collective) == {Collective("send_recv", 4 * model.hidden_size * 2, 2): 1}
+
+
+def test_empty_batch_has_no_operators():
+    assert ops_of("llama-3.1-8b", BatchStats()) == []

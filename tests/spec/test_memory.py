@@ -1,0 +1,107 @@
+"""The memory plan (frontier/spec/memory.py) with the numbers written out by hand."""
+from __future__ import annotations
+
+import pytest
+
+from frontier.errors import SpecError
+from frontier.spec.hardware import get_gpu
+from frontier.spec.memory import (RUNTIME_RESERVE_BYTES, kv_bytes_per_token_per_gpu, plan_memory,
+                                  weight_bytes_per_gpu)
+from frontier.spec.model import load_model
+
+GIB = 2**30
+
+
+def test_llama_3_1_8b_on_one_h100_kv_blocks_by_hand():
+    model, gpu = load_model("llama-3.1-8b"), get_gpu("h100-sxm")
+    plan = plan_memory(model, gpu, tp=1, pp=1, gpu_memory_utilization=0.9, block_size=16,
+                       max_num_batched_tokens=8192, max_num_seqs=256)
+    usable = 79.18 * GIB * 0.9                            # 76,516,989,861.9 bytes
+    weights = 8_029_995_008 * 2                           # bf16
+    # Activations: widest per-token tensor is gate_up 2 x 14336 = 28672 (> qkv 48 x 128 = 6144);
+    # per token (4 x 4096 + 3 x 28672) x 2 bytes = 204,800; x 8192 tokens; plus fp32 logits
+    # (x2) of 256 sequences x 128256 vocab; plus the 1 GiB runtime reserve.
+    act = 8192 * (4 * 4096 + 3 * 28672) * 2 + 256 * 128256 * 4 * 2 + 1 * GIB
+    assert act == 1_677_721_600 + 262_668_288 + 1_073_741_824 == 3_014_131_712
+    kv = usable - weights - act                           # 57,442,868,133.9 bytes
+    block_bytes = 16 * 131072                             # 16 tokens x 128 KiB per token
+    assert plan.usable_bytes == pytest.approx(usable)
+    assert plan.weight_bytes == weights
+    assert plan.activation_bytes == act
+    assert plan.kv_bytes == pytest.approx(kv)
+    assert plan.kv_bytes_per_token == 131072
+    assert plan.num_blocks == int(kv // block_bytes) == 27390
+    assert plan.kv_tokens == 27390 * 16 == 438_240
+
+
+def test_gpu_memory_utilization_shrinks_the_kv_cache_only():
+    model, gpu = load_model("llama-3.1-8b"), get_gpu("h100-sxm")
+    full = plan_memory(model, gpu, tp=1, pp=1, gpu_memory_utilization=0.9)
+    less = plan_memory(model, gpu, tp=1, pp=1, gpu_memory_utilization=0.5)
+    assert less.weight_bytes == full.weight_bytes and less.activation_bytes == full.activation_bytes
+    assert full.kv_bytes - less.kv_bytes == pytest.approx(0.4 * 79.18 * GIB)
+
+
+@pytest.mark.parametrize("name", ["llama-3.1-8b", "llama-3.1-70b", "qwen3-32b"])
+@pytest.mark.parametrize("tp", [2, 4, 8])
+def test_tp_splits_dense_weights_proportionally(name, tp):
+    model = load_model(name)
+    one = weight_bytes_per_gpu(model, 1, 1)
+    assert one == model.param_count() * 2
+    assert weight_bytes_per_gpu(model, tp, 1) == pytest.approx(one / tp)
+    assert weight_bytes_per_gpu(model, 1, tp) == pytest.approx(one / tp)  # PP splits layers too
+
+
+def test_tp_and_pp_split_the_weights_of_one_plan():
+    model, gpu = load_model("llama-3.1-70b"), get_gpu("h100-sxm")
+    p4 = plan_memory(model, gpu, tp=4, pp=1)
+    p8 = plan_memory(model, gpu, tp=8, pp=1)
+    p42 = plan_memory(model, gpu, tp=4, pp=2)
+    assert p4.weight_bytes == pytest.approx(70_552_387_584 * 2 / 4)
+    assert p8.weight_bytes == pytest.approx(p4.weight_bytes / 2)
+    assert p42.weight_bytes == pytest.approx(p4.weight_bytes / 2)
+
+
+def test_gqa_kv_splits_over_tp_until_one_head_per_gpu():
+    model = load_model("llama-3.1-8b")  # 8 KV heads
+    assert kv_bytes_per_token_per_gpu(model, 1, 1) == 131072
+    assert kv_bytes_per_token_per_gpu(model, 2, 1) == 65536
+    assert kv_bytes_per_token_per_gpu(model, 8, 1) == 16384
+    # Beyond 8 ranks each GPU still holds (a replica of) one KV head.
+    assert kv_bytes_per_token_per_gpu(model, 16, 1) == 16384
+    assert kv_bytes_per_token_per_gpu(model, 1, 2) == 65536  # PP: half the layers
+
+
+def test_mla_kv_is_replicated_across_tp():
+    model = load_model("deepseek-v3")
+    per_token = 61 * (512 + 64) * 2
+    for tp in (1, 2, 8, 16):
+        assert kv_bytes_per_token_per_gpu(model, tp, 1) == per_token
+    assert kv_bytes_per_token_per_gpu(model, 8, 2) == per_token / 2
+
+
+def test_moe_experts_split_over_ep():
+    model = load_model("mixtral-8x7b")
+    experts = 32 * 8 * 3 * 4096 * 14336
+    dense = model.param_count() - experts
+    assert weight_bytes_per_gpu(model, 2, 1) == pytest.approx((dense / 2 + experts / 2) * 2)
+    assert weight_bytes_per_gpu(model, 1, 1, ep=8) == pytest.approx((dense + experts / 8) * 2)
+
+
+def test_does_not_fit_says_how_much_and_which_tp_fits():
+    model, gpu = load_model("llama-3.1-70b"), get_gpu("h100-sxm")
+    with pytest.raises(SpecError) as e:
+        plan_memory(model, gpu, tp=1, pp=1)
+    msg = str(e.value)
+    assert "llama-3.1-70b does not fit on h100-sxm with tp=1" in msg
+    assert f"weights {70_552_387_584 * 2 / GIB:.1f} GiB" in msg  # 131.4 GiB
+    assert "71.3 GiB usable" in msg
+    assert "tp=4 would fit" in msg
+    plan_memory(model, gpu, tp=4, pp=1)  # and it does
+
+
+def test_runtime_reserve_is_in_the_activations():
+    model, gpu = load_model("llama-3.1-8b"), get_gpu("h100-sxm")
+    a = plan_memory(model, gpu, tp=1, pp=1, max_num_batched_tokens=1, max_num_seqs=1)
+    assert a.activation_bytes == pytest.approx((4 * 4096 + 3 * 28672) * 2 + 128256 * 8
+                                               + RUNTIME_RESERVE_BYTES)
