@@ -121,6 +121,9 @@ def simulate(scenario, outdir, no_plots, no_trace, quiet, **flags):
     out = outdir or Path("results") / spec.name
     written = write_results(result, out, plots=not no_plots, trace=not no_trace)
     console.print(f"results: {', '.join(str(p) for p in written)}", highlight=False)
+    if result.summary["completed"] == 0 and result.summary["failed"]:
+        reasons = result.summary["frontier"]["failed_reasons"]
+        raise FrontierError(f"no request could be served: {next(iter(reasons))}")
 
 
 @main.command()

@@ -438,3 +438,13 @@ def test_request_larger_than_the_kv_cache_fails(tmp_path):
     assert s["failed"] == 1 and s["completed"] == 2
     rows = requests_rows(tmp_path / "out")
     assert rows[1]["status"] == "failed" and "KV blocks" in rows[1]["fail_reason"]
+
+
+def test_a_workload_no_request_of_which_fits_is_an_error(tmp_path):
+    result = invoke("simulate", "--model", "llama-3.1-8b", "--input-len", "140000", "--output-len", "10",
+                    "--num-requests", "3", "--quiet", "--no-plots", "-o", tmp_path / "out")
+    # The summary is printed and written (it shows the failures), then one error line, exit 2.
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.stderr.strip().splitlines() == [
+        "error: no request could be served: prompt + output = 140010 tokens exceeds max_model_len 131072"]
+    assert summary(tmp_path / "out")["failed"] == 3
