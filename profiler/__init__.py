@@ -1,0 +1,14 @@
+"""GPU profiler: measures real kernels and writes Frontier's calibration tables.
+
+`python -m profiler --gpu h100-sxm` (or `make profile GPU=h100-sxm`) times GEMMs, attention
+(prefill, paged decode, MLA), MoE grouped GEMMs, elementwise ops, collectives and memory copies
+on the GPU and appends one CSV row per shape to `calibration/<gpu>/tables/<family>.csv`.
+
+torch and triton are imported lazily, inside the functions that need them, so that importing
+this package (and `python -m profiler --help`) works on a machine without them.
+"""
+
+__all__ = ["FAMILIES"]
+
+# Table families the profiler writes, in the order it measures them.
+FAMILIES = ("gemm", "attn_prefill", "attn_decode", "grouped_gemm", "elementwise", "collective", "memcpy")
