@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from frontier.errors import FrontierError
@@ -24,7 +25,7 @@ class FrontierGroup(click.Group):
         try:
             return super().invoke(ctx)
         except FrontierError as exc:
-            Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            Console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             sys.exit(2)
 
 
