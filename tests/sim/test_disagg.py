@@ -1,0 +1,146 @@
+"""PD and AF disaggregation, expert parallelism and overlap: hand-computed cases and laws."""
+import numpy as np
+import pytest
+
+from frontier.ops.experts import ExpertRouting, busiest_rank
+from frontier.ops.graph import BatchStats, Parallel, ffn_block
+from frontier.ops.operators import GroupedGemm
+from frontier.predict import load_predictor
+from frontier.predict.step import AFStepCost, StepCost, af_step_formula_ms
+from frontier.sim.recorder import Recorder
+from frontier.sim.run import build_clusters, simulate
+from frontier.spec.model import load_model
+from frontier.spec.scenario import load_scenario, scenario_from_dict
+
+from sim_helpers import LinearStepTime, table
+
+TINY = {"num_requests": 1, "input_len": 8, "output_len": 2, "arrival": {"process": "poisson", "rate": 1.0}}
+
+
+def pd_scenario(decode_blocks=0, kv_transfer="whole", **link):
+    return scenario_from_dict({
+        "model": "llama-3.1-8b", "gpu": "h100-sxm", "workload": TINY,
+        "deployment": {"clusters": [{"name": "p", "role": "prefill"},
+                                    {"name": "d", "role": "decode", "num_gpu_blocks_override": decode_blocks}],
+                       "kv_transfer": kv_transfer,
+                       "links": {"kv": link or {"bandwidth_gbps": 13.1072, "latency_us": 1000}}}})
+
+
+def test_pd_hand_computed_prefill_transfer_decode():
+    res = simulate(pd_scenario(), table([0.0], [100], [3]), step_time=LinearStepTime(0.010, 0.0001))
+    # Prefill: 10 + 100 x 0.1 = 20 ms, first token at 20 ms. KV: 100 tokens x 131072 B = 13.1 MB
+    # over 13.1072 GB/s = 1 ms, plus 1 ms latency -> decode from 22 ms. Two decode steps of
+    # 10 + 0.1 = 10.1 ms -> tokens at 32.1 and 42.2 ms.
+    r = res.requests.iloc[0]
+    assert r.first_token_s == pytest.approx(0.020)
+    assert r.finish_s == pytest.approx(0.0422)
+    assert r.path == "p/0>d/0"
+    clusters = {c["role"]: c for c in res.summary["frontier"]["clusters"]}
+    assert clusters["decode"]["kv_transfer_ms"] == pytest.approx(2.0)
+    assert clusters["prefill"]["input_tokens_per_s"] == pytest.approx(100 / 0.0422)
+    assert clusters["decode"]["output_tokens_per_s"] == pytest.approx(2 / 0.0422)
+    # The ITL of the second token includes the transfer: 32.1 - 20.
+    assert res.summary["mean_itl_ms"] == pytest.approx((12.1 + 10.1) / 2)
+    assert any(t[3] == "kv 0" for t in res.recorder.transfers)
+
+
+def test_layerwise_transfer_hides_behind_the_prefill():
+    res = simulate(pd_scenario(kv_transfer="layerwise"), table([0.0], [100], [3]),
+                   step_time=LinearStepTime(0.010, 0.0001))
+    # 2 ms of transfer during a 20 ms prefill: only the last of 32 layers remains, 2/32 ms.
+    assert res.requests.finish_s[0] == pytest.approx(0.020 + 0.002 / 32 + 0.0202)
+
+
+def test_backpressure_when_decode_kv_is_full():
+    n = 12
+    work = table(np.linspace(0, 0.05, n), [400] * n, [300] * n)
+    free = simulate(pd_scenario(decode_blocks=10_000), work, step_time=LinearStepTime(0.01, 1e-4))
+    # Decode holds two requests at a time (2 x 44 blocks of 16 tokens): prefill must wait.
+    tight = simulate(pd_scenario(decode_blocks=90), work, step_time=LinearStepTime(0.01, 1e-4))
+    assert (tight.requests.status == "finished").all() and (free.requests.status == "finished").all()
+    assert tight.summary["total_output_tokens"] == free.summary["total_output_tokens"] == n * 300
+    prefill = lambda r: r.summary["frontier"]["clusters"][0]
+    assert prefill(tight)["input_tokens_per_s"] < 0.5 * prefill(free)["input_tokens_per_s"]
+    inst = {i.name: i for i in tight.instances}
+    assert inst["d/0"].kv.peak_used <= 90
+    # The prefill instance kept the KV of waiting requests: its peak covers more than one prompt.
+    assert inst["p/0"].kv.peak_used > 2 * 26
+    assert inst["p/0"].kv.free_blocks == inst["p/0"].kv.num_blocks
+
+
+def test_skewed_routing_costs_what_the_grouped_gemm_predictor_says():
+    model = load_model("qwen3-30b-a3b")
+    predictor = load_predictor("h100-sxm")
+    costs, gemms, ffn = [], [], []
+    for skew in (0.0, 1.2):
+        par = Parallel(tp=1, ep=2, dp_attention=2, routing=ExpertRouting(skew=skew))
+        cost = StepCost(model, par, predictor)
+        # A prefill batch of 2 x 4096 tokens: compute-bound, so the busiest rank's rows count.
+        stats = BatchStats(num_prefill=8, prefill_tokens=8192, prefill_sum_q2=8 * 1024**2,
+                           prefill_sum_kv=8192, prefill_max_q=1024, prefill_max_kv=1024, num_sampled=8)
+        costs.append(cost.gpu_free_step_ms(stats))
+        ops = ffn_block(model, par, 4096, "bf16", 8192)
+        gemms.append(sum(c * predictor.op_ms(op) for op, c in ops if isinstance(op, GroupedGemm)))
+        ffn.append(sum(c * (predictor.op_ms(op) + 1e-3) for op, c in ops))  # 1 us launch gap each
+    load = busiest_rank(128, 8, 2, ExpertRouting(skew=1.2))
+    assert load.rank_share > 0.5  # the hot experts make one rank the busiest
+    # Memory-bound decode reads fewer experts when routing is skewed; compute-bound prefill
+    # waits for the busiest rank.
+    assert gemms[1] > gemms[0]
+    # The grouped GEMMs make the difference (the rest is the busiest rank's activation op) and
+    # the step grows by it (token counts above 256 are interpolated on a 2 % grid).
+    assert gemms[1] - gemms[0] > 0.8 * (ffn[1] - ffn[0])
+    assert costs[1] - costs[0] == pytest.approx(ffn[1] - ffn[0], rel=0.03)
+
+
+def test_af_pipeline_formula_by_hand():
+    # a = 1, t = 0.5, f = 2 ms, 10 layers.
+    assert af_step_formula_ms(1, 0.5, 2, 1, 10) == pytest.approx(40)   # one micro-batch: the round trip
+    assert af_step_formula_ms(1, 0.5, 2, 2, 10) == pytest.approx(40)   # two: FFN busy 4 = round trip 4
+    assert af_step_formula_ms(1, 0.5, 2, 3, 10) == pytest.approx(60)   # three: FFN-bound, 3 x 2
+
+
+def test_af_step_cost_follows_the_formula():
+    sc = load_scenario("simulate/qwen3-235b-afd-h100.yaml")
+    inst = build_clusters(sc, Recorder())[0].instances[0]
+    cost = inst.step_cost
+    assert isinstance(cost, AFStepCost) and (cost.M, cost.N, cost.n) == (4, 2, 3)
+    stats = BatchStats(num_decode=512, decode_sum_kv=512 * 3000, decode_max_kv=6000, num_sampled=512)
+    a, t, f = cost.layer_times_ms(stats)
+    step = cost.cost(stats)
+    head = cost.attention.head_ms(128, 128, False)
+    cpu = cost.attention.overheads.cpu_overhead_ms
+    assert step.total_s * 1e3 == pytest.approx(af_step_formula_ms(a, t, f, 3, 94) + head + cpu)
+    # More micro-batches cannot make a layer faster than its busiest stage.
+    assert step.total_s * 1e3 >= 94 * 3 * max(a, t, f)
+
+
+def test_two_batch_overlap_hides_all_to_all():
+    model = load_model("deepseek-v3")
+    predictor = load_predictor("h100-sxm")
+    par = Parallel(tp=1, ep=32, dp_attention=32, a2a_link="network")
+    # Prefill of 4096 tokens per rank: compute and all-to-all are both large, overlap pays.
+    # (With a small decode batch each half re-reads the weights, and overlap does not pay.)
+    stats = BatchStats(num_prefill=64, prefill_tokens=32 * 4096, prefill_sum_q2=64 * 2048**2,
+                       prefill_sum_kv=32 * 4096, prefill_max_q=2048, prefill_max_kv=2048, num_sampled=64)
+    plain = StepCost(model, par, predictor, dtype="fp8").cost(stats)
+    tbo = StepCost(model, par, predictor, dtype="fp8", two_batch_overlap=True).cost(stats)
+    assert tbo.total_s < plain.total_s
+    assert tbo.bubble_ms < plain.bubble_ms
+    assert tbo.comm_ms > 0
+
+
+def test_a_1024_gpu_deployment_simulates_quickly():
+    sc = scenario_from_dict({
+        "model": "deepseek-v3", "gpu": "h100-sxm",
+        "deployment": {"clusters": [
+            {"name": "prefill", "role": "prefill", "dp": 8, "dp_attention": 32, "ep": 32, "two_batch_overlap": True},
+            {"name": "decode", "role": "decode", "dp": 6, "dp_attention": 128, "ep": 128}]},
+        "workload": {"num_requests": 3000, "arrival": {"process": "poisson", "rate": 200},
+                     "input_len": 2000, "output_len": 300}})
+    assert sc.total_gpus == 1024
+    res = simulate(sc, __import__("frontier.workload", fromlist=["x"]).build_requests(
+        sc.workload, np.random.default_rng(0)), timeline=False)
+    assert res.summary["completed"] == 3000
+    assert res.summary["frontier"]["simulated_gpus"] == 1024
+    assert res.summary["frontier"]["wall_time_s"] < 60
