@@ -154,6 +154,12 @@ class Simulation:
                      for i, (a, p, o) in enumerate(zip(requests.arrival_s, requests.input_tokens,
                                                        requests.output_tokens))]
         self.limit = requests.concurrency or INF
+        for c in self.clusters:  # predict the prompts' prefill attention in one batch
+            cost = c.instances[0].step_cost
+            warm = getattr(cost, "warm", None) or getattr(getattr(cost, "attention", None), "warm", None)
+            if warm and c.spec.role != "decode":
+                budget = c.spec.max_num_batched_tokens
+                warm(np.unique(np.minimum(requests.input_tokens, budget)))
         self.heap: list = []
         self.seq = itertools.count()
         self.in_flight = 0

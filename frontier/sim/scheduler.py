@@ -22,10 +22,7 @@ class StepPlan:
     # Admission of waiting requests stopped for a reason that decode steps cannot lift
     # (no waiting request, all sequence slots taken, or no free block).
     admission_blocked: bool = True
-
-    @property
-    def decode_only(self) -> bool:
-        return all(n == 1 and r.num_output > 0 for r, n in self.scheduled)
+    decode_only: bool = True  # every scheduled request decodes one token
 
 
 class Scheduler:
@@ -85,6 +82,8 @@ class Scheduler:
                 fits = kv.allocate(req, n)
             else:
                 plan.scheduled.append((req, n))
+                if n != 1 or req.num_output == 0:
+                    plan.decode_only = False
                 budget -= n
                 i += 1
                 continue
@@ -110,6 +109,7 @@ class Scheduler:
             waiting.popleft()
             running.append(req)
             plan.scheduled.append((req, n))
+            plan.decode_only = False
             budget -= n
         plan.admission_blocked = not waiting
         return plan
