@@ -188,9 +188,9 @@ def main() -> None:
         traced = (f", Python allocations peak {loop['traced_peak_mib']:.0f} MiB (tracemalloc)"
                   if loop["traced_peak_mib"] is not None else "")
         print(f"{'':<27} event loop: RSS grew {loop['rss_growth_mib']:.0f} MiB while simulating{traced}")
-    print(f"\npeak MiB: max RSS of the process (the loop's: a process that loads the trace, "
-          f"builds the requests and runs simulate()).")
-    print(f"vs 3 s target: 3 s / wall, scaled to 10,000 requests (>= 1.00x meets the target).")
+    print("\npeak MiB: max RSS of the process (the loop's: a process that loads the trace, "
+          "builds the requests and runs simulate()).")
+    print("vs 3 s target: 3 s / wall, scaled to 10,000 requests (>= 1.00x meets the target).")
     print(f"vs peer: simulated requests per wall second / the peer's {peer_rps:.0f} "
           f"({PEER_REQUESTS} requests in ~{PEER_S:.0f} s).")
 

@@ -5,13 +5,13 @@ import sys
 from pathlib import Path
 
 import click
-import yaml
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from frontier.errors import FrontierError
 from frontier.paths import SCENARIOS_DIR
+from frontier.spec.scenario import read_yaml_mapping
 
 DEFAULT_SCENARIO = SCENARIOS_DIR / "llama3.1-8b-h100-chat.yaml"
 # What a scenario built only from flags uses for what the flags leave out.
@@ -41,14 +41,7 @@ def scenario_dict(path: Path | None, **flags) -> tuple[dict, Path | None]:
     if path is None and "model" not in given:
         path = DEFAULT_SCENARIO
     if path is not None:
-        if not path.exists():
-            raise FrontierError(f"scenario file not found: {path}")
-        try:
-            d = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise FrontierError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
-        if not isinstance(d, dict):
-            raise FrontierError(f"{path}: expected a YAML mapping with model, gpu, deployment, workload")
+        d = read_yaml_mapping(path)
         d.setdefault("name", path.stem)
     else:
         d = {"name": "cli", "gpu": FLAG_DEFAULTS["gpu"], "workload": {}}

@@ -15,18 +15,7 @@ import os
 from dataclasses import MISSING, fields
 from pathlib import Path
 
-from frontier.ops.operators import AttnDecode, AttnPrefill, Collective, Elementwise, Gemm, GroupedGemm
-
-OPERATOR_CLASSES = {
-    "gemm": Gemm,
-    "attn_prefill": AttnPrefill,
-    "attn_decode": AttnDecode,
-    "grouped_gemm": GroupedGemm,
-    "elementwise": Elementwise,
-    "collective": Collective,
-}
-
-TIME_COLUMNS = ("ms", "ms_min")
+from frontier.ops.operators import OPERATOR_CLASSES, TIME_COLUMNS
 
 # Label and derived columns written after the contract columns (allowed extras).
 EXTRA_COLUMNS = {

@@ -166,4 +166,8 @@ class Collective:
 
 Operator = Gemm | AttnPrefill | AttnDecode | GroupedGemm | Elementwise | Collective
 
-FAMILIES = ("gemm", "attn_prefill", "attn_decode", "grouped_gemm", "elementwise", "collective")
+# Family -> operator class: a calibration table's columns are the class's fields + TIME_COLUMNS.
+OPERATOR_CLASSES: dict[str, type] = {cls.family: cls for cls in (Gemm, AttnPrefill, AttnDecode, GroupedGemm,
+                                                                 Elementwise, Collective)}
+FAMILIES = tuple(OPERATOR_CLASSES)
+TIME_COLUMNS = ("ms", "ms_min")

@@ -24,19 +24,10 @@ import numpy as np
 import pandas as pd
 
 from frontier.errors import FrontierError
-from frontier.ops.operators import (FAMILIES, AttnDecode, AttnPrefill, Collective, Elementwise,
-                                    Gemm, GroupedGemm, Operator)
+from frontier.ops.operators import (FAMILIES, OPERATOR_CLASSES, TIME_COLUMNS, AttnDecode, AttnPrefill,
+                                    Operator)
 from frontier.paths import CALIBRATION_DIR
 
-OP_CLASSES: dict[str, type] = {
-    "gemm": Gemm,
-    "attn_prefill": AttnPrefill,
-    "attn_decode": AttnDecode,
-    "grouped_gemm": GroupedGemm,
-    "elementwise": Elementwise,
-    "collective": Collective,
-}
-TIME_COLUMNS = ("ms", "ms_min")
 REFERENCE_PROVENANCE = "reference measurements, one H100 SXM, see method"
 REFERENCE_FILES = ("gemm", "attn_prefill", "attn_decode", "grouped_gemm")
 
@@ -55,7 +46,7 @@ def required_columns(family: str) -> list[str]:
 
 def op_class(family: str) -> type:
     try:
-        return OP_CLASSES[family]
+        return OPERATOR_CLASSES[family]
     except KeyError:
         raise FrontierError(f"unknown operator family '{family}'; known: {', '.join(FAMILIES)}") from None
 

@@ -19,14 +19,8 @@ from typing import Sequence
 import numpy as np
 
 from frontier.ops.operators import Collective
+from frontier.predict.roofline import WIRE_FACTOR
 
-WIRE_FACTOR = {
-    "all_reduce": lambda w: 2.0 * (w - 1) / w,
-    "all_gather": lambda w: (w - 1) / w,
-    "reduce_scatter": lambda w: (w - 1) / w,
-    "all_to_all": lambda w: (w - 1) / w,
-    "send_recv": lambda w: 1.0,
-}
 # A kind with no fitted points borrows the fit of a kind that moves data the same way.
 KIND_FALLBACK = {"send_recv": "all_to_all", "all_gather": "all_to_all",
                  "reduce_scatter": "all_to_all", "all_to_all": "all_reduce",

@@ -21,7 +21,7 @@ KERNEL_FLOOR_MS = 0.005  # the shortest kernel a GPU runs, launch included (~5 u
 DTYPE_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "fp32": 4.0}
 
 # Bytes on the wire per byte of `size_bytes`, as a function of world size (ring algorithms).
-_WIRE_FACTOR = {
+WIRE_FACTOR = {
     "all_reduce": lambda w: 2.0 * (w - 1) / w,
     "all_gather": lambda w: (w - 1) / w,
     "reduce_scatter": lambda w: (w - 1) / w,
@@ -81,6 +81,6 @@ def collective_ms(op: Collective, gpu: GPUSpec) -> float:
     if op.world <= 1 or op.size_bytes <= 0:
         return 0.0
     bw_gbps, lat_us = link_gbps_and_latency_us(gpu, op.link)
-    wire = _WIRE_FACTOR[op.kind](op.world) * op.size_bytes
+    wire = WIRE_FACTOR[op.kind](op.world) * op.size_bytes
     return (_STEPS[op.kind](op.world) * lat_us * 1e-3
             + wire / (bw_gbps * 1e9 * LINK_EFFICIENCY) * 1e3)

@@ -82,7 +82,6 @@ def plan_memory(model: ModelSpec, gpu: GPUSpec, *, tp: int, pp: int, ep: int = 1
     if part == "ffn" and kv > 0:  # FFN GPUs hold no KV cache; they only need to fit
         return MemoryPlan(usable, weights, act, 0.0, per_token, block_size, 0)
     if num_blocks < 1:
-        need = (weights + act) / GIB
         fit = next((t for t in (2, 4, 8, 16, 32, 64) if t > tp and
                     weight_bytes_per_gpu(model, t, pp, ep, part) + activation_bytes(
                         model, t, max_num_batched_tokens, max_num_seqs) < usable * 0.8), None)

@@ -246,14 +246,20 @@ def scenario_from_dict(d: dict, base_dir: Path | None = None, name: str = "scena
                     **deployment_from_dict(d.get("deployment")))
 
 
-def load_scenario(path: str | Path) -> Scenario:
+def read_yaml_mapping(path: str | Path, what: str = "scenario file") -> dict:
+    """A YAML file that must hold a mapping, with one-line errors."""
     path = Path(path)
-    if not path.exists():
-        raise SpecError(f"scenario file not found: {path}")
+    if not path.is_file():
+        raise SpecError(f"{what} not found: {path}")
     try:
         d = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise SpecError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
     if not isinstance(d, dict):
         raise SpecError(f"{path}: expected a YAML mapping with model, gpu, deployment, workload")
-    return scenario_from_dict(d, base_dir=path.parent, name=path.stem)
+    return d
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    path = Path(path)
+    return scenario_from_dict(read_yaml_mapping(path), base_dir=path.parent, name=path.stem)

@@ -107,16 +107,9 @@ def resolve_gpu(name: str) -> str | None:
 # ---------------------------------------------------------------------------- the scenario
 
 def _load_scenario_file(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise FrontierError(f"--scenario: file not found: {path}")
-    try:
-        d = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise FrontierError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
-    if not isinstance(d, dict):
-        raise FrontierError(f"{path}: expected a YAML mapping with model, gpu, deployment")
-    return d
+    from frontier.spec.scenario import read_yaml_mapping
+
+    return read_yaml_mapping(path, "--scenario: file")
 
 
 def _pick(prov: dict, key: str, candidates: list[tuple[Any, str]], default: Any = None,
