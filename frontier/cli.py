@@ -159,18 +159,13 @@ def gpus():
     Console().print(table)
 
 
-def _register_optional_commands() -> None:
+def _register_commands() -> None:
     """Commands that live beside their concept (predictors, validation)."""
-    try:
-        from frontier.predict.cli import commands as predict_commands
-    except ImportError:
-        predict_commands = []
-    try:
-        from frontier.validate.cli import validate
-    except ImportError:
-        validate = None
-    for cmd in predict_commands + ([validate] if validate else []):
+    from frontier.predict.cli import commands as predict_commands
+    from frontier.validate.cli import validate
+
+    for cmd in predict_commands + [validate]:
         main.add_command(cmd)
 
 
-_register_optional_commands()
+_register_commands()

@@ -1,7 +1,8 @@
 """Analytic fallback: roofline for kernels, alpha-beta for collectives, from the GPU spec.
 
-Used for any family without a calibration table. It is optimistic by design (datasheet peaks
-times an achievable fraction), and the summary says when it was used.
+Used for any family without a calibration table: datasheet peaks times the fraction tuned
+kernels typically reach, so it misses kernel-specific effects (tile quantisation, launch-bound
+small shapes) that the calibrated predictors learn. The summary says when it was used.
 """
 from __future__ import annotations
 

@@ -25,8 +25,7 @@ import pandas as pd
 from frontier.metrics.serving import serving_metrics
 from frontier.ops.experts import ExpertRouting
 from frontier.ops.graph import Parallel
-from frontier.predict.base import Predictor
-from frontier.predict.roofline import AlphaBetaModel, RooflineModel
+from frontier.predict import load_predictor
 from frontier.predict.step import AFLink, AFStepCost, StepCost, StepOverheads
 from frontier.sim.instance import Batch, Instance, KVHold
 from frontier.sim.kv_cache import BlockManager
@@ -39,14 +38,6 @@ from frontier.spec.scenario import ClusterSpec, Scenario
 from frontier.workload import RequestTable, build_requests
 
 INF = float("inf")
-
-
-def make_predictor(gpu) -> Predictor:
-    try:
-        from frontier.predict import load_predictor
-    except ImportError:  # calibrated predictors not available: analytic models only
-        return Predictor(gpu.name, {"collective": AlphaBetaModel(gpu)}, RooflineModel(gpu))
-    return load_predictor(gpu)
 
 
 @dataclass
@@ -71,7 +62,7 @@ class Cluster:
 
 def step_cost_for(scenario: Scenario, spec: ClusterSpec) -> tuple[StepCost, dict]:
     gpu = scenario.cluster_gpu(spec)
-    predictor = make_predictor(gpu)
+    predictor = load_predictor(gpu)
     a2a = "network" if spec.instance_gpus > gpu.gpus_per_node and spec.ep > 1 else "nvlink"
     routing = ExpertRouting(spec.expert_skew, spec.expert_load_file, spec.eplb_redundant_experts)
     par = Parallel(tp=spec.tp, pp=spec.pp, ep=spec.ep, dp_attention=spec.dp_attention, routing=routing,
