@@ -447,14 +447,21 @@ def load_vllm_object(obj: dict, path: Path, index: int | None = None) -> Measure
         engine_args=engine_args,
         engine_args_from="file metadata" if engine_args else "",
     )
-    run = MeasuredRun(source=path, kind="vllm-bench", settings=settings, metrics=dict(reported),
+    return _summary_run(obj, path, index, "vllm-bench", settings, reported)[0]
+
+
+def _summary_run(obj: dict, path: Path, index: int | None, kind: str, settings: RunSettings,
+                 reported: dict) -> tuple[MeasuredRun, bool]:
+    """A run from a file's summary metrics, filled from its per-request arrays when it has them
+    (the flag says whether it had)."""
+    run = MeasuredRun(source=path, kind=kind, settings=settings, metrics=dict(reported),
                       reported=reported, metrics_from="file summary", index=index,
                       failed=int(reported.get("failed", 0)))
     where = "" if index is None else f"run {index}: "
     arrays = _detail_arrays(obj, path, where)
     if arrays is not None:
         _fill_per_request(run, arrays, reported.get("duration"))
-    return run
+    return run, arrays is not None
 
 
 # ---------------------------------------------------------------------------- SGLang bench_serving
@@ -474,13 +481,8 @@ def load_sglang_object(obj: dict, path: Path, index: int | None = None) -> Measu
         date=_str(obj.get("date")),
         dataset=dataset,
     )
-    run = MeasuredRun(source=path, kind="sglang-bench", settings=settings, metrics=dict(reported),
-                      reported=reported, metrics_from="file summary", index=index,
-                      failed=int(reported.get("failed", 0)))
-    where = "" if index is None else f"run {index}: "
-    arrays = _detail_arrays(obj, path, where)
-    if arrays is not None:
-        _fill_per_request(run, arrays, reported.get("duration"))
+    run, detailed = _summary_run(obj, path, index, "sglang-bench", settings, reported)
+    if detailed:
         if run.arrival_s is None:
             run.notes.append("SGLang records no send times; arrivals are re-drawn from the rate")
     return run
