@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench accuracy clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,9 @@ test: setup
 bench: setup
 	$(BIN)/python benchmarks/sim_speed.py
 	$(BIN)/python benchmarks/predictor_speed.py
+
+accuracy: setup
+	$(BIN)/frontier accuracy -o accuracy.json
 
 clean:
 	rm -rf $(VENV) results .pytest_cache

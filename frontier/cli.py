@@ -162,9 +162,10 @@ def gpus():
 def _register_commands() -> None:
     """Commands that live beside their concept (predictors, validation)."""
     from frontier.predict.cli import commands as predict_commands
+    from frontier.validate.accuracy import accuracy_command
     from frontier.validate.cli import validate
 
-    for cmd in predict_commands + [validate]:
+    for cmd in predict_commands + [validate, accuracy_command]:
         main.add_command(cmd)
 
 

@@ -1,0 +1,312 @@
+"""`make accuracy`: simulate every measured closed-loop run of the development set and compare.
+
+The development set (`validation/real-runs/aic-closed-loop-runs.csv`, Apache-2.0, see the NOTICE
+beside it) holds 687 vLLM and SGLang benchmarks on H100 and H200: a deployment, a number of
+closed-loop clients (each sends its next request when its previous one finishes), fixed input
+and output lengths, and the measured mean TTFT and mean TPOT.
+
+Each row becomes a scenario: the model card whose Hugging Face id matches `model_path`, the
+GPU, the engine, the precision, one co-located instance of `tp x pp` GPUs (with attention-DP
+and EP for MoE layouts), and a closed loop of `batch_size` clients. Rows the simulator cannot
+express (an architecture without a card, a disaggregated layout across several workers) are
+listed with the reason, never silently dropped.
+
+What the client sent is not recorded for every row. Rows that match InferenceMAX's published
+runs (empty `backend_version`; Llama-3.1-70B and gpt-oss-120b) drew lengths uniformly from
+[0.8 L, L] and sent 10 x concurrency prompts; for the others the same prompt count and fixed
+lengths are assumed.
+
+The report groups runs by (engine, model, GPU, TP) and gives, for mean TTFT and mean TPOT, the
+median and p90 absolute percentage error and the median signed error (bias).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from frontier.errors import FrontierError
+from frontier.paths import REPO_ROOT
+
+DEV_SET = REPO_ROOT / "validation" / "real-runs" / "aic-closed-loop-runs.csv"
+GPU_NAMES = {"h100_sxm": "h100-sxm", "h200_sxm": "h200"}
+PROMPTS_PER_CLIENT = 10        # InferenceMAX sends 10 x concurrency prompts
+INFERENCEMAX_RANGE_RATIO = 0.8
+
+
+@dataclass(frozen=True)
+class Run:
+    """One measured run: its scenario (or why there is none) and what was measured."""
+
+    id: str
+    engine: str
+    version: str
+    model: str
+    gpu: str
+    precision: str
+    tp: int
+    concurrency: int
+    isl: int
+    osl: int
+    ttft_ms: float
+    tpot_ms: float
+    scenario: dict | None
+    unexpressed: str = ""
+
+
+def _cards_by_hf_id() -> dict[str, str]:
+    """Hugging Face id (lower case, also without -Instruct/-FP8 suffixes) -> card name."""
+    from frontier.spec.model import available_models, load_model
+
+    out = {}
+    for name in available_models():
+        m = load_model(name)
+        for hf in (m.hf_id, *getattr(m, "aliases", ())):
+            if hf:
+                out[hf.lower()] = name
+    return out
+
+
+def _card_for(model_path: str, cards: dict[str, str]) -> str | None:
+    key = model_path.lower()
+    candidates = [key, key.split("/")[-1]]
+    for suffix in ("-fp8", "-instruct"):
+        candidates += [c.removesuffix(suffix) for c in list(candidates)]
+    for c in candidates:
+        for hf, name in cards.items():
+            if c == hf or c == hf.split("/")[-1]:
+                return name
+    return None
+
+
+def _int(x) -> int:
+    return 1 if x is None or (isinstance(x, float) and math.isnan(x)) else int(x)
+
+
+def quantization_of(row) -> str:
+    """The deployment's `quantization` from the row's precision columns."""
+    gemm, moe = str(row.get("gemm_quant_mode") or ""), str(row.get("moe_quant_mode") or "")
+    precision = str(row.get("precision") or "")
+    if precision in ("", "nan", "bf16", "fp16"):
+        return "none"
+    if precision == "fp4":
+        return "mxfp4"
+    if precision == "int4":
+        return "int4"
+    if "fp8_block" in (gemm, moe):
+        return "fp8_block"
+    return "fp8"
+
+
+def load_runs(path: Path = DEV_SET, num_prompts_per_client: int = PROMPTS_PER_CLIENT) -> list[Run]:
+    import pandas as pd
+
+    if not path.is_file():
+        raise FrontierError(f"development set not found: {path}")
+    df = pd.read_csv(path).drop_duplicates(subset=[c for c in pd.read_csv(path, nrows=0).columns
+                                                   if c not in ("id", "silicon_data_source")])
+    cards = _cards_by_hf_id()
+    runs = []
+    for row in df.to_dict("records"):
+        version = "" if pd.isna(row["backend_version"]) else str(row["backend_version"])
+        card = _card_for(row["model_path"], cards)
+        gpu = GPU_NAMES.get(row["system"])
+        reason = ""
+        if row["mode"] != "agg":
+            reason = "disaggregated layout (prefill and decode workers) not expressed yet"
+        elif card is None:
+            reason = f"no model card for {row['model_path']}"
+        elif gpu is None:
+            reason = f"no GPU spec for {row['system']}"
+        tp, conc = _int(row["tp_size"]), _int(row.get("batch_size"))
+        scenario = None if reason else _scenario(row, card, gpu, version, num_prompts_per_client)
+        runs.append(Run(row["id"], row["backend"], version or "-", row["model_path"], row["system"],
+                        quantization_of(row), tp, conc, int(row["isl"]), int(row["osl"]),
+                        float(row["silicon_ttft_ms"]), float(row["silicon_tpot_ms"]), scenario, reason))
+    return runs
+
+
+def _scenario(row, card: str, gpu: str, version: str, per_client: int) -> dict:
+    tp, pp = _int(row["tp_size"]), _int(row["pp_size"])
+    dp_attn, ep = _int(row["attention_dp_size"]), _int(row["moe_ep_size"])
+    conc = _int(row["batch_size"])
+    isl, osl = int(row["isl"]), int(row["osl"])
+    deployment = {"engine": row["backend"], "tp": tp // dp_attn if dp_attn > 1 else tp, "pp": pp,
+                  "quantization": quantization_of(row)}
+    if version:
+        deployment["engine_version"] = version
+    if dp_attn > 1:
+        deployment["dp_attention"] = dp_attn
+    if ep > 1:
+        deployment["ep"] = ep
+
+    def length(n: int):
+        if version:  # lengths not recorded: fixed, as the benchmark was configured
+            return n
+        return {"dist": "uniform", "min": math.ceil(INFERENCEMAX_RANGE_RATIO * n), "max": n}
+
+    return {"name": row["id"], "model": card, "gpu": gpu, "deployment": deployment,
+            "workload": {"num_requests": per_client * conc, "concurrency": conc,
+                         "arrival": {"process": "poisson", "rate": "inf"},
+                         "input_len": length(isl), "output_len": length(osl)},
+            "seed": 0}
+
+
+def simulate_run(scenario: dict) -> dict:
+    """Mean TTFT and TPOT of one scenario, or the one-line reason it could not run."""
+    from frontier.errors import FrontierError as Err
+    from frontier.sim.run import run_scenario
+    from frontier.spec.scenario import scenario_from_dict
+
+    try:
+        result = run_scenario(scenario_from_dict(scenario), timeline=False)
+    except Err as exc:
+        return {"error": str(exc)}
+    s = result.summary
+    return {"ttft_ms": s["mean_ttft_ms"], "tpot_ms": s["mean_tpot_ms"], "failed": s["failed"]}
+
+
+def evaluate(runs: list[Run], jobs: int | None = None, progress: bool = True) -> list[dict]:
+    """Simulate the expressible runs (in parallel) and return one row per run."""
+    todo = [r for r in runs if r.scenario is not None]
+    jobs = jobs or os.cpu_count() or 1
+    results: dict[str, dict] = {}
+    if jobs > 1:
+        with ProcessPoolExecutor(jobs) as pool:
+            futures = {r.id: pool.submit(simulate_run, r.scenario) for r in todo}
+            results = _collect(futures, progress)
+    else:
+        for r in _progress(todo, progress):
+            results[r.id] = simulate_run(r.scenario)
+    rows = []
+    for r in runs:
+        row = {k: getattr(r, k) for k in ("id", "engine", "version", "model", "gpu", "precision", "tp",
+                                           "concurrency", "isl", "osl")}
+        row.update(measured_ttft_ms=r.ttft_ms, measured_tpot_ms=r.tpot_ms)
+        res = results.get(r.id, {"error": r.unexpressed})
+        if "error" in res:
+            row["unexpressed"] = res["error"]
+        else:
+            row.update(predicted_ttft_ms=res["ttft_ms"], predicted_tpot_ms=res["tpot_ms"],
+                       failed_requests=res["failed"])
+            for m in ("ttft", "tpot"):
+                row[f"{m}_error_pct"] = 100.0 * (res[f"{m}_ms"] / row[f"measured_{m}_ms"] - 1.0)
+        rows.append(row)
+    return rows
+
+
+def _collect(futures: dict, progress: bool) -> dict:
+    from concurrent.futures import as_completed
+
+    ids = {f: i for i, f in futures.items()}
+    out = {}
+    for f in _progress(as_completed(list(ids)), progress, total=len(ids)):
+        out[ids[f]] = f.result()
+    return out
+
+
+def _progress(it, show: bool, total: int | None = None):
+    if not show:
+        return it
+    from rich.progress import track
+
+    return track(it, description="simulating measured runs", total=total, transient=True)
+
+
+def _stats(errors: np.ndarray) -> dict:
+    a = np.abs(errors)
+    return {"median_ape_pct": float(np.median(a)), "p90_ape_pct": float(np.percentile(a, 90)),
+            "bias_pct": float(np.median(errors))}
+
+
+def summarise(rows: list[dict], by=("engine", "model", "gpu", "tp")) -> dict:
+    """Error statistics per group, per engine, and over every run that was simulated."""
+    done = [r for r in rows if "ttft_error_pct" in r]
+
+    def block(sel: list[dict]) -> dict:
+        out = {"runs": len(sel)}
+        for m in ("ttft", "tpot"):
+            out[m] = _stats(np.array([r[f"{m}_error_pct"] for r in sel]))
+        return out
+
+    groups: dict[tuple, list] = {}
+    for r in done:
+        groups.setdefault(tuple(r[k] for k in by), []).append(r)
+    engines: dict[str, list] = {}
+    for r in done:
+        engines.setdefault(r["engine"], []).append(r)
+    unexpressed: dict[str, int] = {}
+    for r in rows:
+        if "unexpressed" in r:
+            unexpressed[r["unexpressed"]] = unexpressed.get(r["unexpressed"], 0) + 1
+    return {
+        "groups": [dict(zip(by, k), **block(v)) for k, v in sorted(groups.items(), key=lambda kv: kv[0])],
+        "engines": {e: block(v) for e, v in sorted(engines.items())},
+        "all": block(done) if done else {"runs": 0},
+        "unexpressed": unexpressed,
+        "runs_total": len(rows),
+    }
+
+
+def format_table(summary: dict) -> str:
+    """The report as a Markdown table (what the README shows)."""
+    lines = ["| engine | model | GPU | TP | runs | TTFT median APE | TTFT p90 APE | TTFT bias | "
+             "TPOT median APE | TPOT p90 APE | TPOT bias |",
+             "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+
+    def cells(b: dict) -> str:
+        return " | ".join(f"{b[m][k]:+.0f} %" if k == "bias_pct" else f"{b[m][k]:.0f} %"
+                          for m in ("ttft", "tpot") for k in ("median_ape_pct", "p90_ape_pct", "bias_pct"))
+
+    for g in summary["groups"]:
+        lines.append(f"| {g['engine']} | {g['model'].split('/')[-1]} | {g['gpu']} | {g['tp']} | {g['runs']} | "
+                     f"{cells(g)} |")
+    for e, b in summary["engines"].items():
+        lines.append(f"| **{e}** | all | | | {b['runs']} | {cells(b)} |")
+    if summary["all"]["runs"]:
+        lines.append(f"| **all** | | | | {summary['all']['runs']} | {cells(summary['all'])} |")
+    if summary["unexpressed"]:
+        lines.append("")
+        lines.append("Not simulated:")
+        for reason, n in sorted(summary["unexpressed"].items(), key=lambda kv: -kv[1]):
+            lines.append(f"- {n} runs: {reason}")
+    return "\n".join(lines)
+
+
+def write_report(rows: list[dict], summary: dict, out: Path) -> None:
+    out.write_text(json.dumps({"summary": summary, "runs": rows}, indent=1, allow_nan=False))
+
+
+def _command():
+    import click
+
+    @click.command("accuracy")
+    @click.option("--dev-set", type=click.Path(dir_okay=False, path_type=Path), default=DEV_SET,
+                  show_default=True, help="CSV of measured closed-loop runs.")
+    @click.option("--filter", "pattern", default="", help="Only runs whose id contains this text.")
+    @click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
+                  help="Worker processes [default: all cores].")
+    @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+                  default=Path("accuracy.json"), show_default=True)
+    @click.option("--prompts-per-client", type=click.IntRange(min=1), default=PROMPTS_PER_CLIENT,
+                  show_default=True, help="Requests each closed-loop client sends.")
+    def accuracy(dev_set: Path, pattern: str, jobs: int | None, output: Path, prompts_per_client: int):
+        """Simulate every measured run of the development set; print the error table."""
+        runs = [r for r in load_runs(dev_set, prompts_per_client) if pattern in r.id]
+        if not runs:
+            raise FrontierError(f"no run id contains '{pattern}'")
+        rows = evaluate(runs, jobs)
+        summary = summarise(rows)
+        write_report(rows, summary, output)
+        click.echo(format_table(summary))
+        click.echo(f"\nwrote {output}")
+
+    return accuracy
+
+
+accuracy_command = _command()
