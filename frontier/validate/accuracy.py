@@ -136,7 +136,8 @@ def _scenario(row, card: str, gpu: str, version: str, per_client: int) -> dict:
     dp_attn, ep = _int(row["attention_dp_size"]), _int(row["moe_ep_size"])
     conc = _int(row["batch_size"])
     isl, osl = int(row["isl"]), int(row["osl"])
-    deployment = {"engine": row["backend"], "tp": tp // dp_attn if dp_attn > 1 else tp, "pp": pp,
+    # aiconfigurator's columns: tp_size is attention TP, so an instance has tp x attention_dp GPUs.
+    deployment = {"engine": row["backend"], "tp": tp, "pp": pp,
                   "quantization": quantization_of(row)}
     if version:
         deployment["engine_version"] = version
