@@ -146,16 +146,28 @@ def models():
 @main.command()
 def gpus():
     """List the GPU and interconnect specs."""
-    from frontier.spec.hardware import all_gpus
+    from frontier.predict import calibrated_gpus
+    from frontier.predict.scaled import nearest_calibrated
+    from frontier.spec.hardware import all_gpus, get_gpu
+
+    measured = calibrated_gpus()
+    refs = [get_gpu(n) for n in measured]
+
+    def calibration(name: str) -> str:
+        if name in measured:
+            return "measured"
+        ref = nearest_calibrated(get_gpu(name), refs)
+        return f"scaled from {ref.name}" if ref else "roofline"
 
     table = Table(title="GPUs (frontier/spec/gpus.yaml); bandwidths per GPU, one direction")
     for col in ["name", "memory GiB", "HBM GB/s", "bf16 TFLOPS", "fp8 TFLOPS", "SMs", "NVLink GB/s",
-                "network GB/s", "GPUs/node"]:
+                "network GB/s", "GPUs/node", "calibration"]:
         table.add_column(col, justify="left" if col == "name" else "right", no_wrap=col == "name")
     for g in all_gpus().values():
         table.add_row(g.name, f"{g.memory_gib:.1f}", f"{g.mem_bw_gbps:.0f}", f"{g.bf16_tflops:.0f}",
                       "-" if g.fp8_tflops is None else f"{g.fp8_tflops:.0f}", str(g.sm_count),
-                      f"{g.nvlink_gbps:.0f}", f"{g.network_gbps:.1f}", str(g.gpus_per_node))
+                      f"{g.nvlink_gbps:.0f}", f"{g.network_gbps:.1f}", str(g.gpus_per_node),
+                      calibration(g.name))
     Console().print(table)
 
 

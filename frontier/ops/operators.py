@@ -12,6 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# Bytes per weight and per activation element of each GEMM dtype (frontier.spec.quant names the
+# precisions): fp8 GEMMs read fp8 activations; 4-bit-weight GEMMs (w4a16) read bf16 activations
+# and dequantise the weights in the main loop (scales included in the weight bytes).
+WEIGHT_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "w4a16": (4 + 16 / 128) / 8}
+ACTIVATION_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "w4a16": 2.0}
+
 
 @dataclass(frozen=True, slots=True)
 class Gemm:
@@ -28,7 +34,8 @@ class Gemm:
         return 2.0 * self.m * self.k * self.n
 
     def bytes_moved(self, elem_bytes: float) -> float:
-        return elem_bytes * (self.m * self.k + self.k * self.n) + 2.0 * self.m * self.n
+        w, a = WEIGHT_BYTES.get(self.dtype, elem_bytes), ACTIVATION_BYTES.get(self.dtype, elem_bytes)
+        return a * self.m * self.k + w * self.k * self.n + 2.0 * self.m * self.n
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +135,8 @@ class GroupedGemm:
 
     def bytes_moved(self, elem_bytes: float) -> float:
         rows = self.tokens * self.topk
-        return elem_bytes * (self.active_experts * self.k * self.n + rows * self.k) + 2.0 * rows * self.n
+        w, a = WEIGHT_BYTES.get(self.dtype, elem_bytes), ACTIVATION_BYTES.get(self.dtype, elem_bytes)
+        return w * self.active_experts * self.k * self.n + a * rows * self.k + 2.0 * rows * self.n
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,76 @@
+"""Predictions for shapes or GPUs the calibration did not measure, scaled by roofline ratios.
+
+A calibrated predictor knows one GPU and (for GEMMs) bf16. An FP8 or 4-bit-weight GEMM on that
+GPU, or any operator on a GPU without a calibration of its own, is predicted as the measured
+time of the reference operator (bf16, on the calibrated GPU) times the ratio of the two
+rooflines:
+
+    t(op, gpu) = t_measured(ref, ref_gpu) x roofline(op, gpu) / roofline(ref, ref_gpu)
+
+Each roofline is max(compute, memory) at the same achievable fractions of peak, plus the same
+kernel floor, so the ratio follows each shape's own regime: a memory-bound decode GEMM speeds
+up with the weight bytes (FP8 halves them, 4-bit quarters them) or the HBM bandwidth (H200:
+4.8 vs 3.35 TB/s), a compute-bound prefill GEMM with the tensor-core peak (FP8: 2x), and a
+launch-bound tiny kernel not at all. What the measurement learned about the shape (tile
+quantisation, wave effects) carries over; what differs between the kernels themselves (an FP8
+kernel's scaling epilogue) does not, which is why a measured table always wins.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from frontier.ops.operators import Collective, Gemm, GroupedGemm, Operator
+from frontier.predict.roofline import RooflineModel, collective_ms
+from frontier.spec.hardware import GPUSpec
+
+CALIBRATED_DTYPE = "bf16"
+
+
+def reference_op(op: Operator) -> Operator:
+    """The operator the calibration measured in place of `op` (GEMMs in bf16)."""
+    if isinstance(op, Gemm) and op.dtype != CALIBRATED_DTYPE:
+        return Gemm(op.m, op.k, op.n, CALIBRATED_DTYPE)
+    if isinstance(op, GroupedGemm) and op.dtype != CALIBRATED_DTYPE:
+        return GroupedGemm(op.experts, op.topk, op.tokens, op.k, op.n, op.max_per_expert,
+                           op.active_experts, CALIBRATED_DTYPE, op.backend)
+    return op
+
+
+class ScaledModel:
+    """A family model of `ref_gpu` used for `gpu` and for other dtypes, by roofline ratios."""
+
+    def __init__(self, base, ref_gpu: GPUSpec, gpu: GPUSpec):
+        self.base, self.ref_gpu, self.gpu = base, ref_gpu, gpu
+        self._ref_roof, self._roof = RooflineModel(ref_gpu), RooflineModel(gpu)
+        # On its own GPU only unmeasured dtypes are scaled; the measured shapes answer as before.
+        self.source = base.source if ref_gpu.name == gpu.name else f"{base.source} {ref_gpu.name}, roofline-scaled"
+
+    def _roofline(self, model: RooflineModel, op: Operator) -> float:
+        if isinstance(op, Collective):
+            return collective_ms(op, model.gpu)
+        return model.kernel_ms(op)
+
+    def predict_ms(self, ops: Sequence[Operator]) -> np.ndarray:
+        refs = [reference_op(op) for op in ops]
+        t = np.asarray(self.base.predict_ms(refs), dtype=float)
+        same_gpu = self.ref_gpu.name == self.gpu.name
+        for i, (op, ref) in enumerate(zip(ops, refs)):
+            if same_gpu and op is ref:
+                continue
+            ref_ms = self._roofline(self._ref_roof, ref)
+            if ref_ms > 0:
+                t[i] *= self._roofline(self._roof, op) / ref_ms
+        return t
+
+
+def nearest_calibrated(gpu: GPUSpec, calibrated: list[GPUSpec]) -> GPUSpec | None:
+    """The calibrated GPU closest to `gpu` in (bf16 peak, HBM bandwidth), on a log scale."""
+    if not calibrated:
+        return None
+
+    def distance(c: GPUSpec) -> float:
+        return (abs(np.log(c.bf16_tflops / gpu.bf16_tflops)) + abs(np.log(c.mem_bw_gbps / gpu.mem_bw_gbps)))
+
+    return min(calibrated, key=distance)
