@@ -47,6 +47,14 @@ class StepOverheads:
     graph_launch_us: float = 1.0     # gap between kernels replayed from a CUDA graph
     cpu_overhead_ms: float = 1.0     # host time per step: scheduling, input prep, sampling
     capture_sizes: tuple[int, ...] = DEFAULT_CAPTURE_SIZES
+    host_overlapped: bool = False    # async / overlap scheduling: host work runs during the GPU's
+    overlap_residual_ms: float = 0.0  # what an overlapped step still waits for on the host
+
+    def wall_ms(self, gpu_ms: float) -> float:
+        """A step's wall time: host time after the GPU's, or beside it when overlapped."""
+        if self.host_overlapped:
+            return max(gpu_ms, self.cpu_overhead_ms) + self.overlap_residual_ms
+        return gpu_ms + self.cpu_overhead_ms
 
 
 @dataclass(frozen=True)
@@ -230,7 +238,7 @@ class StepCost:
                 compute, comm = self.layers_ms(tokens, graph)
                 fixed = self._fixed[key] = (self.head_ms(tokens, rank.num_sampled, graph) + compute + comm, comm)
             gpu = fixed[0] + self.attention_ms(rank, graph)
-            return StepTime((gpu + self.overheads.cpu_overhead_ms) * 1e-3, fixed[1], fixed[1])
+            return StepTime(self.overheads.wall_ms(gpu) * 1e-3, fixed[1], fixed[1])
         tokens = self.padded_tokens(rank)
         head = self.head_ms(tokens, rank.num_sampled, graph)
         # Two-batch overlap: each half computes while the other's dispatch/combine is in flight,
@@ -241,7 +249,7 @@ class StepCost:
         _, moe_layers = stage_layers(self.model, self.par)
         overlapped = 2 * max(compute, comm) + min(compute, comm) / max(moe_layers, 1)
         gpu = head + overlapped
-        return StepTime((gpu + self.overheads.cpu_overhead_ms) * 1e-3, 2 * comm, overlapped - 2 * compute)
+        return StepTime(self.overheads.wall_ms(gpu) * 1e-3, 2 * comm, overlapped - 2 * compute)
 
     def step_s(self, stats: BatchStats) -> float:
         """Wall time of one step in seconds, host overhead included."""
@@ -249,7 +257,7 @@ class StepCost:
 
     def gpu_free_step_ms(self, stats: BatchStats) -> float:
         """The step without host overhead, in ms."""
-        return self.cost(stats).total_s * 1e3 - self.overheads.cpu_overhead_ms
+        return self.cost(stats).total_s * 1e3 - self.overheads.wall_ms(0.0)
 
     def breakdown(self, stats: BatchStats):
         """[(operator, count, ms per call)] of one rank's step (before launch and host overheads)."""
@@ -308,7 +316,7 @@ class AFStepCost:
         inst = split(stats, self.M)
         head = self.attention.head_ms(inst.tokens, inst.num_sampled, False)
         gpu = self.layers * cycle + head
-        return StepTime((gpu + self.attention.overheads.cpu_overhead_ms) * 1e-3, comm_ms=self.layers * 2 * n * t,
+        return StepTime(self.attention.overheads.wall_ms(gpu) * 1e-3, comm_ms=self.layers * 2 * n * t,
                        bubble_ms=self.layers * (cycle - n * a), ffn_bubble_ms=self.layers * (cycle - n * f))
 
     def step_s(self, stats: BatchStats) -> float:

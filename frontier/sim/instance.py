@@ -301,6 +301,7 @@ class Instance:
                 if req.num_output >= req.max_output_tokens:
                     finished.append(req)
             self.kv.take(used)
+            self.scheduler.advance(k - 1)  # the first iteration was planned by `schedule`
             self.steps += k
             self.output_tokens += k * len(reqs)
             rec.step(self.name, batch.start_s, done_s, "decode", len(reqs), k)

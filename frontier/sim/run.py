@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from frontier.engine import make_engine
 from frontier.metrics.serving import serving_metrics
 from frontier.ops.experts import ExpertRouting
 from frontier.ops.graph import Parallel
@@ -32,7 +33,7 @@ from frontier.sim.kv_cache import BlockManager
 from frontier.sim.recorder import Recorder
 from frontier.sim.request import Request
 from frontier.sim.router import make_router
-from frontier.sim.scheduler import Scheduler
+from frontier.sim.scheduler import Scheduler, SGLangScheduler
 from frontier.spec.memory import MemoryPlan, plan_memory
 from frontier.spec.scenario import ClusterSpec, Scenario
 from frontier.workload import RequestTable, build_requests
@@ -62,20 +63,36 @@ class Cluster:
 
 def step_cost_for(scenario: Scenario, spec: ClusterSpec) -> tuple[StepCost, dict]:
     gpu = scenario.cluster_gpu(spec)
+    model = scenario.cluster_model(spec)
+    engine = make_engine(spec.engine, spec.engine_version, gpu, spec.tp)
     predictor = load_predictor(gpu)
     a2a = "network" if spec.instance_gpus > gpu.gpus_per_node and spec.ep > 1 else "nvlink"
     routing = ExpertRouting(spec.expert_skew, spec.expert_load_file, spec.eplb_redundant_experts)
     par = Parallel(tp=spec.tp, pp=spec.pp, ep=spec.ep, dp_attention=spec.dp_attention, routing=routing,
                    a2a_link=a2a)
-    overheads = StepOverheads(cuda_graph=spec.cuda_graph, cpu_overhead_ms=spec.cpu_overhead_ms)
-    cost = StepCost(scenario.model, par, predictor, overheads, attn_backend=spec.attention_backend,
-                    dtype=scenario.model.weight_dtype, two_batch_overlap=spec.two_batch_overlap)
+    overheads = StepOverheads(cuda_graph=spec.cuda_graph, cpu_overhead_ms=spec.cpu_overhead_ms,
+                              capture_sizes=tuple(s for s in engine.capture_sizes if s <= spec.cuda_graph_max_bs)
+                              or (1,),
+                              host_overlapped=engine.host.overlapped,
+                              overlap_residual_ms=engine.host.overlap_residual_ms)
+    cost = StepCost(model, par, predictor, overheads, attn_backend=spec.attention_backend,
+                    dtype=model.weight_dtype, two_batch_overlap=spec.two_batch_overlap)
     return cost, predictor.sources()
+
+
+def make_scheduler(spec: ClusterSpec, kv: BlockManager, ranks: int) -> Scheduler:
+    """The engine's scheduling policy over one instance's KV cache (`ranks` attention-DP ranks
+    scheduled together, with their combined limits)."""
+    if spec.engine == "sglang":
+        return SGLangScheduler(kv, spec.max_num_seqs * ranks, spec.max_num_batched_tokens * ranks,
+                               spec.max_prefill_tokens * ranks, spec.enable_mixed_chunk, spec.schedule_policy)
+    return Scheduler(kv, spec.max_num_seqs * ranks, spec.max_num_batched_tokens * ranks,
+                     spec.enable_chunked_prefill)
 
 
 def memory_for(scenario: Scenario, spec: ClusterSpec, where: str) -> MemoryPlan:
     part = {"attention": "attention", "ffn": "ffn"}.get(spec.role, "all")
-    return plan_memory(scenario.model, scenario.cluster_gpu(spec), tp=spec.tp, pp=spec.pp, ep=spec.ep,
+    return plan_memory(scenario.cluster_model(spec), scenario.cluster_gpu(spec), tp=spec.tp, pp=spec.pp, ep=spec.ep,
                        gpu_memory_utilization=spec.gpu_memory_utilization, block_size=spec.block_size,
                        max_num_batched_tokens=spec.max_num_batched_tokens, max_num_seqs=spec.max_num_seqs,
                        where=where, part=part)
@@ -112,8 +129,7 @@ def build_clusters(scenario: Scenario, recorder: Recorder, step_time=None, fast_
         insts = []
         for i in range(instances):
             kv = BlockManager(num_blocks, spec.block_size, spec.enable_prefix_caching, prefix_unit_tokens)
-            sched = Scheduler(kv, spec.max_num_seqs * ranks, spec.max_num_batched_tokens * ranks,
-                              spec.enable_chunked_prefill)
+            sched = make_scheduler(spec, kv, ranks)
             insts.append(Instance(f"{spec.name}/{i}", spec.role, sched, cost, spec.pp, max_len, recorder,
                                   fast_forward))
         clusters.append(Cluster(spec, insts, memory[spec.name], sources))

@@ -1,5 +1,9 @@
-"""vLLM-v1-like continuous batching: running requests first, then waiting ones.
+"""Continuous-batching policies: vLLM v1 (`Scheduler`) and SGLang (`SGLangScheduler`).
 
+Both keep the same contract with the instance: `add`, `schedule(busy) -> StepPlan`, `finish`,
+`advance(k)` (k decode iterations ran in one fast-forwarded batch), `running`, `waiting`.
+
+vLLM v1 (vllm/v1/core/sched/scheduler.py): running requests first, then waiting ones.
 One step's token budget is `max_num_batched_tokens` and at most `max_num_seqs` requests run.
 Running requests each get their remaining tokens (one for a decode, a chunk for a prefill);
 when the KV cache has no block for one, the lowest-priority running request (the last admitted)
@@ -37,6 +41,9 @@ class Scheduler:
 
     def add(self, req: Request) -> None:
         self.waiting.append(req)
+
+    def advance(self, steps: int) -> None:
+        """`steps` decode iterations ran as one batch (vLLM keeps no per-step state)."""
 
     @property
     def has_work(self) -> bool:
@@ -123,3 +130,139 @@ class Scheduler:
     def finish(self, req: Request) -> None:
         self.running.remove(req)
         self.kv.free(req)
+
+
+class SGLangScheduler(Scheduler):
+    """SGLang's scheduler (sglang/srt/managers/scheduler.py `get_next_batch_to_run`,
+    schedule_policy.py `PrefillAdder`), as far as it shapes latency:
+
+    - Prefill first: each step is a prefill (extend) batch if one can be formed, else a decode
+      batch of every running request. Prefill chunks ride in decode batches only with
+      `enable_mixed_chunk`.
+    - A prefill batch takes waiting requests in order (fcfs; lpm: longest cached prefix first)
+      while the batch's new tokens stay within `max_prefill_tokens`, the request's within
+      `chunked_prefill_size` (a longer prompt is chunked: one chunk per prefill batch, the
+      chunked request first in the next one), and the KV pool can hold the new request's prompt
+      plus min(max_new_tokens, 4096) after reserving `new_token_ratio` x the remaining output of
+      every running request.
+    - `new_token_ratio` starts at 0.7, decays linearly to 0.098 over 600 decode steps, and
+      returns to 0.7 when the server idles; a decode step without KV for every running request
+      retracts the last admitted ones (recompute later).
+    The radix cache is the block manager's prefix cache.
+    """
+
+    INIT_NEW_TOKEN_RATIO = 0.7           # SGLANG_INIT_NEW_TOKEN_RATIO x schedule_conservativeness
+    MIN_NEW_TOKEN_RATIO = 0.7 * 0.14     # SGLANG_MIN_NEW_TOKEN_RATIO_FACTOR
+    DECAY_STEPS = 600                    # SGLANG_NEW_TOKEN_RATIO_DECAY_STEPS
+    CLIP_MAX_NEW_TOKENS = 4096           # SGLANG_CLIP_MAX_NEW_TOKENS_ESTIMATION
+
+    def __init__(self, kv: BlockManager, max_running_requests: int, chunked_prefill_size: int,
+                 max_prefill_tokens: int, enable_mixed_chunk: bool = False, schedule_policy: str = "fcfs"):
+        super().__init__(kv, max_running_requests, chunked_prefill_size, True)
+        self.max_prefill_tokens = max_prefill_tokens
+        self.mixed_chunk = enable_mixed_chunk
+        self.policy = schedule_policy
+        self.chunked: Request | None = None
+        self.new_token_ratio = self.INIT_NEW_TOKEN_RATIO
+
+    def advance(self, steps: int) -> None:
+        decay = (self.INIT_NEW_TOKEN_RATIO - self.MIN_NEW_TOKEN_RATIO) / self.DECAY_STEPS
+        self.new_token_ratio = max(self.new_token_ratio - decay * steps, self.MIN_NEW_TOKEN_RATIO)
+
+    def _prefilled(self, req: Request) -> bool:
+        return req.num_output > 0 and req is not self.chunked
+
+    def schedule(self, busy: set[int] | None = None) -> StepPlan:
+        if not self.running:
+            self.new_token_ratio = self.INIT_NEW_TOKEN_RATIO
+        plan = self._prefill_batch(busy)
+        if plan.scheduled:
+            if self.mixed_chunk:
+                self._add_decodes(plan, busy)
+            return plan
+        plan = StepPlan(admission_blocked=plan.admission_blocked)
+        self._add_decodes(plan, busy)
+        if plan.scheduled:
+            self.advance(1)
+        return plan
+
+    def _add_decodes(self, plan: StepPlan, busy: set[int] | None) -> None:
+        """One token for every running request whose prefill is done, retracting on KV shortage."""
+        kv, block_size = self.kv, self.kv.block_size
+        for req in list(self.running):
+            if not self._prefilled(req) or (busy and req.id in busy) or req not in self.running:
+                continue
+            fits = req.num_computed + 1 <= req.num_blocks * block_size or kv.allocate(req, 1)
+            while not fits:
+                victim = self._victim(busy)
+                if victim is None or victim is self.chunked:
+                    break
+                self.running.remove(victim)
+                self._preempt(victim)
+                plan.preempted.append(victim)
+                self.new_token_ratio = self.INIT_NEW_TOKEN_RATIO
+                if victim is req:
+                    break
+                fits = kv.allocate(req, 1)
+            if fits and req in self.running:
+                plan.scheduled.append((req, 1))
+
+    def _prefill_batch(self, busy: set[int] | None) -> StepPlan:
+        plan = StepPlan(decode_only=False)
+        if not self.waiting and self.chunked is None:
+            return plan
+        kv = self.kv
+        reserved = sum(min(r.max_output_tokens - r.num_output, self.CLIP_MAX_NEW_TOKENS)
+                       for r in self.running if self._prefilled(r)) * self.new_token_ratio
+        rem_total = kv.free_blocks * kv.block_size - reserved
+        rem_input, rem_chunk = self.max_prefill_tokens, self.max_num_batched_tokens
+        chunked = self.chunked
+        if chunked is not None and not (busy and chunked.id in busy):
+            n = min(chunked.remaining_new_tokens, rem_chunk)
+            if kv.allocate(chunked, n):
+                plan.scheduled.append((chunked, n))
+                rem_input -= n
+                rem_chunk -= n
+                rem_total -= n
+                if n == chunked.remaining_new_tokens:
+                    self.chunked = None
+                else:
+                    return plan
+        if self.policy == "lpm" and len(self.waiting) > 1:
+            for req in self.waiting:
+                if req.num_computed == 0:
+                    self.kv.match_prefix(req)
+            self.waiting = deque(sorted(self.waiting, key=lambda r: -r.cached_tokens))
+        while self.waiting:
+            if len(self.running) >= self.max_num_seqs:
+                return plan
+            req = self.waiting[0]
+            if req.num_computed == 0:
+                kv.match_prefix(req)
+            extend = req.remaining_new_tokens
+            total = extend + min(req.max_output_tokens - req.num_output, self.CLIP_MAX_NEW_TOKENS)
+            if total >= rem_total or (extend > rem_input and plan.scheduled):
+                self._unmatch(req)
+                plan.admission_blocked = False
+                return plan
+            n = min(extend, rem_chunk)
+            if n <= 0 or not kv.allocate(req, n):
+                self._unmatch(req)
+                plan.admission_blocked = False
+                return plan
+            self.waiting.popleft()
+            self.running.append(req)
+            plan.scheduled.append((req, n))
+            rem_total -= total
+            rem_input -= n
+            rem_chunk -= n
+            if n < extend:
+                self.chunked = req
+                return plan
+        plan.admission_blocked = True
+        return plan
+
+    def finish(self, req: Request) -> None:
+        if req is self.chunked:
+            self.chunked = None
+        super().finish(req)

@@ -7,16 +7,18 @@ cluster. Field names follow vLLM's engine arguments where one exists.
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from frontier.engine import ENGINES, make_engine
 from frontier.errors import SpecError
 from frontier.metrics.serving import SLO
 from frontier.spec.hardware import GPUSpec, get_gpu
 from frontier.spec.model import ModelSpec, load_model
+from frontier.spec.quant import KV_CACHE_DTYPES, quantization_name
 from frontier.workload import WorkloadSpec
 
 ROLES = ("mixed", "prefill", "decode", "attention", "ffn")
@@ -38,15 +40,24 @@ class ClusterSpec:
     dp: int = 1                            # independent instances (replicas)
     ep: int = 1                            # expert parallelism of the MoE layers
     router: str = "round_robin"            # how requests are spread over the dp instances
-    max_num_seqs: int = 256
-    max_num_batched_tokens: int = 8192
+    engine: str = "vllm"                   # vllm | sglang: scheduling, defaults, kernels, host time
+    engine_version: str = ""               # e.g. "0.12.0"; "" = the newest the engine model knows
+    quantization: str = ""                 # vLLM's --quantization; "" = the checkpoint's own
+    kv_cache_dtype: str = "auto"           # auto (the model's dtype) | fp8
+    # Engine arguments left out (None) take the engine's default for this GPU (frontier.engine).
+    max_num_seqs: int | None = None        # SGLang: max_running_requests
+    max_num_batched_tokens: int | None = None  # SGLang: chunked_prefill_size
+    max_prefill_tokens: int | None = None  # SGLang: prefill batch token limit
     enable_chunked_prefill: bool = True
     block_size: int = 16
-    gpu_memory_utilization: float = 0.9
-    enable_prefix_caching: bool = False
+    gpu_memory_utilization: float | None = None  # SGLang: mem_fraction_static
+    enable_prefix_caching: bool | None = None    # SGLang: radix cache (not disable_radix_cache)
+    schedule_policy: str = "fcfs"          # SGLang: fcfs | lpm
+    enable_mixed_chunk: bool = False       # SGLang: prefill chunks ride in decode batches
     cuda_graph: bool = True
+    cuda_graph_max_bs: int | None = None   # largest decode batch replayed from a CUDA graph
     attention_backend: str = "flash"
-    cpu_overhead_ms: float = 1.0
+    cpu_overhead_ms: float | None = None   # host time per step; None: the engine's (frontier.engine)
     num_gpu_blocks_override: int = 0        # KV blocks per instance instead of the memory plan's
     max_model_len: int = 0                  # longest request served; 0: the model's context
     dp_attention: int = 1                   # attention data-parallel ranks sharing one EP group
@@ -55,6 +66,7 @@ class ClusterSpec:
     expert_skew: float = 0.0                # MoE routing: 0 uniform, ~1.2 hot experts (Zipf-like)
     expert_load_file: str = ""              # MoE routing: per-expert loads measured elsewhere
     eplb_redundant_experts: int = 0         # EPLB: replicas of the hottest experts, balanced placement
+    defaults_from: tuple = ()               # (field, value, source) of each engine default applied
 
     @property
     def instance_gpus(self) -> int:
@@ -101,9 +113,23 @@ class Scenario:
     def total_gpus(self) -> int:
         return sum(c.gpus for c in self.clusters)
 
+    def cluster_model(self, cluster: ClusterSpec) -> ModelSpec:
+        """The model as the cluster serves it: its quantization and KV-cache dtype applied."""
+        model = self.model
+        if cluster.quantization:
+            model = model.with_quantization(cluster.quantization)
+        if cluster.kv_cache_dtype != "auto":
+            model = model.with_kv_cache_dtype(cluster.kv_cache_dtype)
+        return model
+
     def describe_deployment(self) -> dict:
-        out = {"topology": self.topology,
-               "clusters": [dict(vars(c), gpus=c.gpus) for c in self.clusters]}
+        def cluster(c: ClusterSpec) -> dict:
+            out = {k: v for k, v in vars(c).items() if k != "defaults_from"}
+            out["gpus"] = c.gpus
+            out["engine_defaults"] = {f: {"value": v, "source": src} for f, v, src in c.defaults_from}
+            return out
+
+        out = {"topology": self.topology, "clusters": [cluster(c) for c in self.clusters]}
         if self.topology == "PD-disaggregated":
             out.update(kv_transfer=self.kv_transfer, kv_link=vars(self.kv_link), decode_router=self.decode_router)
         if self.topology == "AF-disaggregated":
@@ -111,9 +137,14 @@ class Scenario:
         return out
 
 
-_CHOICES = {"role": ROLES, "router": ROUTERS, "attention_backend": ATTENTION_BACKENDS}
+_CHOICES = {"role": ROLES, "router": ROUTERS, "attention_backend": ATTENTION_BACKENDS, "engine": ENGINES,
+            "schedule_policy": ("fcfs", "lpm"), "kv_cache_dtype": KV_CACHE_DTYPES}
 _POSITIVE = {"tp", "pp", "dp", "ep", "max_num_seqs", "max_num_batched_tokens", "block_size", "dp_attention",
-             "micro_batches"}
+             "micro_batches", "max_prefill_tokens", "cuda_graph_max_bs"}
+# The type of each field whose default is the engine's (None until resolved).
+_ENGINE_DEFAULTED = {"max_num_seqs": 1, "max_num_batched_tokens": 1, "max_prefill_tokens": 1,
+                     "gpu_memory_utilization": 0.9, "enable_prefix_caching": True, "cuda_graph_max_bs": 1,
+                     "cpu_overhead_ms": 0.0}
 
 
 def _closest(key: str, allowed) -> str:
@@ -152,20 +183,22 @@ def _coerce(value: Any, default: Any, where: str):
     return value
 
 
-def cluster_from_dict(d: dict, where: str) -> ClusterSpec:
-    allowed = {f.name for f in fields(ClusterSpec)}
+def cluster_from_dict(d: dict, where: str, scenario_gpu: GPUSpec | None = None) -> ClusterSpec:
+    allowed = {f.name for f in fields(ClusterSpec)} - {"defaults_from"}
     check_keys(d, allowed, where)
     values = {}
     for f in fields(ClusterSpec):
         if f.name not in d:
             continue
-        value = _coerce(d[f.name], f.default, f"{where}.{f.name}")
+        value = _coerce(d[f.name], _ENGINE_DEFAULTED.get(f.name, f.default), f"{where}.{f.name}")
+        if f.name == "quantization" and value:
+            value = quantization_name(value, f"{where}.quantization")
         if f.name in _CHOICES and value not in _CHOICES[f.name]:
             raise SpecError(f"{where}.{f.name}: '{value}' is not one of {', '.join(_CHOICES[f.name])}")
         if f.name in _POSITIVE and value < 1:
             raise SpecError(f"{where}.{f.name}: must be >= 1, got {value}")
         values[f.name] = value
-    spec = ClusterSpec(**values)
+    spec = _with_engine_defaults(ClusterSpec(**values), scenario_gpu, where)
     if not 0.0 < spec.gpu_memory_utilization <= 1.0:
         raise SpecError(f"{where}.gpu_memory_utilization: must be in (0, 1], got {spec.gpu_memory_utilization}")
     if spec.ep > 1 and spec.instance_gpus % spec.ep:
@@ -182,6 +215,27 @@ def cluster_from_dict(d: dict, where: str) -> ClusterSpec:
     return spec
 
 
+def _with_engine_defaults(spec: ClusterSpec, scenario_gpu: GPUSpec | None, where: str) -> ClusterSpec:
+    """Fill the engine arguments left out with the engine's defaults for this GPU and tp."""
+    gpu = get_gpu(spec.gpu) if spec.gpu else (scenario_gpu or get_gpu("h100-sxm"))
+    engine = make_engine(spec.engine, spec.engine_version, gpu, spec.tp, where)
+    filled, sources = {}, []
+    for name in _ENGINE_DEFAULTED:
+        if getattr(spec, name) is not None:
+            continue
+        if name == "cpu_overhead_ms":
+            filled[name] = engine.host.step_ms
+            sources.append((name, engine.host.step_ms, "frontier.engine host time fitted to the development set"))
+            continue
+        value, source = engine.defaults.get(name, (None, ""))
+        if value is None:  # an argument this engine does not have: it does not limit
+            value, source = {"max_prefill_tokens": (1 << 62, "vLLM has no separate prefill limit")}.get(
+                name, (None, ""))
+        filled[name] = value
+        sources.append((name, value, source))
+    return replace(spec, defaults_from=tuple(sources), **filled)
+
+
 DEPLOYMENT_KEYS = {"clusters", "kv_transfer", "links", "decode_router"}
 
 
@@ -195,15 +249,15 @@ def _link(d: dict | None, where: str) -> LinkSpec:
     return link
 
 
-def deployment_from_dict(d: dict | None, where: str = "deployment") -> dict:
+def deployment_from_dict(d: dict | None, where: str = "deployment", gpu: GPUSpec | None = None) -> dict:
     """The clusters and the links between them, as Scenario fields."""
     d = d or {}
     if "clusters" not in d:
-        return {"clusters": (cluster_from_dict(d, where),)}
+        return {"clusters": (cluster_from_dict(d, where, gpu),)}
     check_keys(d, DEPLOYMENT_KEYS, where)
     if not isinstance(d["clusters"], list) or not d["clusters"]:
         raise SpecError(f"{where}.clusters: expected a non-empty list of clusters")
-    clusters = tuple(cluster_from_dict(c, f"{where}.clusters[{i}]") for i, c in enumerate(d["clusters"]))
+    clusters = tuple(cluster_from_dict(c, f"{where}.clusters[{i}]", gpu) for i, c in enumerate(d["clusters"]))
     names = [c.name for c in clusters]
     if len(set(names)) != len(names):
         raise SpecError(f"{where}.clusters: cluster names must be unique, got {names}")
@@ -240,10 +294,11 @@ def scenario_from_dict(d: dict, base_dir: Path | None = None, name: str = "scena
     seed = d.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise SpecError(f"seed: expected an integer, got {seed!r}")
-    return Scenario(model=load_model(str(d["model"])), gpu=get_gpu(str(d["gpu"])),
+    gpu = get_gpu(str(d["gpu"]))
+    return Scenario(model=load_model(str(d["model"])), gpu=gpu,
                     workload=WorkloadSpec.from_dict(d["workload"], base_dir=base_dir),
                     slo=slo, seed=seed, name=str(d.get("name", name)),
-                    **deployment_from_dict(d.get("deployment")))
+                    **deployment_from_dict(d.get("deployment"), gpu=gpu))
 
 
 def read_yaml_mapping(path: str | Path, what: str = "scenario file") -> dict:

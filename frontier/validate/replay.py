@@ -203,6 +203,8 @@ def build_scenario_dict(run: MeasuredRun, overrides: dict | None = None,
             ], default=defaults.get(key))
             if value is not None:
                 deployment[key] = value
+            elif key not in prov:
+                prov[f"deployment.{key}"] = {"value": None, "from": "engine default (see frontier.engine)"}
         ep_from_args = None
         if args.get("enable_expert_parallel"):
             ep_from_args = deployment.get("tp", 1)
@@ -212,6 +214,9 @@ def build_scenario_dict(run: MeasuredRun, overrides: dict | None = None,
             (base_dep.get("ep"), f"scenario file {base_name}"),
         ], default=1)
         deployment["ep"] = ep
+        deployment["engine"] = _pick(prov, "deployment.engine", [
+            (flags.get("engine"), "--engine flag"), (base_dep.get("engine"), f"scenario file {base_name}"),
+            ("sglang" if run.kind.startswith("sglang") else "vllm", f"the result file's kind ({run.kind})")])
         for key, value in base_dep.items():  # the scenario file's other knobs (router, ...)
             if key not in deployment:
                 deployment[key] = value

@@ -118,10 +118,13 @@ def test_prefix_cache_hits_skip_the_shared_prompt():
     assert inst.kv.free_blocks == inst.kv.num_blocks  # cached units count as free once unused
 
 
-def test_prefix_cache_is_off_by_default_and_evicts_when_blocks_run_out():
+def test_prefix_cache_is_on_by_default_as_in_vllm_v1_and_evicts_when_blocks_run_out():
     units = [(1, 2, 10), (1, 2, 11)]
     step = LinearStepTime(0.01, 1e-4)
     simulate(make_scenario(), _prefix_table(units, [200] * 2), step_time=step)
+    assert [s.prefill_tokens for s in step.calls if s.prefill_tokens] == [200, 72]
+    step = LinearStepTime(0.01, 1e-4)
+    simulate(make_scenario(enable_prefix_caching=False), _prefix_table(units, [200] * 2), step_time=step)
     assert [s.prefill_tokens for s in step.calls if s.prefill_tokens] == [200, 200]
     # 16 blocks = 256 tokens: the second request (unit 3, 4) must evict the first's cached units.
     step = LinearStepTime(0.01, 1e-4)

@@ -89,7 +89,7 @@ def test_metadata_engine_args_and_model_suffix():
     assert d["model"] == "llama-3.1-8b"  # meta-llama/Llama-3.1-8B-Instruct
     assert d["gpu"] == "h100-sxm" and prov["gpu"]["from"].startswith("file metadata")
     assert prov["deployment.tp"]["from"] == "file metadata: tensor_parallel_size"
-    assert prov["deployment.max_num_seqs"]["from"] == "frontier default"
+    assert prov["deployment.max_num_seqs"]["from"] == "engine default (see frontier.engine)"
 
 
 def test_missing_gpu_is_a_clear_error():

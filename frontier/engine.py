@@ -1,0 +1,167 @@
+"""Serving engines: what differs between vLLM and SGLang, as each release ships it.
+
+An `Engine` owns the defaults of its engine arguments (with where each comes from), the
+scheduling policy (`frontier.sim.scheduler`), which host work overlaps the GPU, and which
+kernels a step launches (`frontier.ops.graph` asks `kernels`). Chosen by
+`deployment.engine` (`vllm` | `sglang`) and `deployment.engine_version` (default: the newest).
+
+vLLM (sources: vllm/engine/arg_utils.py `_set_default_args`, vllm/config/scheduler.py,
+vllm/config/compilation.py, vllm/v1/core/sched/scheduler.py):
+- API server on a GPU with >= 70 GiB: max_num_batched_tokens 8192, max_num_seqs 1024 (else
+  2048 and 256); prefix caching on; gpu_memory_utilization 0.9.
+- v1 scheduler (0.8+): running requests first, then waiting, one token budget, chunked prefill,
+  mixed prefill+decode batches, preemption by recompute.
+- CUDA graphs: capture sizes 1, 2, 4, then every 8 to 256 and every 16 to 512 (0.11+: full
+  graphs for decode batches, piecewise for mixed ones); before 0.11 every 8 up to 512.
+- Async scheduling (on by default from 0.12, PR #27614): the scheduler and input preparation of
+  step n+1 run while the GPU runs step n, so host time hides behind GPU time.
+- Fused kernels: add+RMSNorm (`fused_add_rms_norm`), SiLU-and-mul, rotary on q/k, KV-cache
+  write (`reshape_and_cache_flash`); custom all-reduce (one-shot/two-shot over NVLink P2P,
+  vllm/distributed/device_communicators/custom_all_reduce.py) below 8 MiB, NCCL above.
+
+SGLang (sources: python/sglang/srt/server_args.py `_handle_gpu_memory_settings`,
+managers/scheduler.py, managers/schedule_policy.py, managers/schedule_batch.py):
+- chunked_prefill_size 8192 and cuda_graph_max_bs 256 (tp < 4) or 512 on 80-160 GiB GPUs;
+  max_prefill_tokens 16384; radix cache on; schedule_policy fcfs; mixed chunk off.
+- Prefill first: a step is either a prefill (extend) batch or a decode batch; new requests
+  are admitted while `max_prefill_tokens`, `chunked_prefill_size` and the KV reservation of
+  `new_token_ratio` x remaining output tokens allow (the ratio starts at 0.7 and decays to
+  0.1 over 600 decode steps; a retraction resets it).
+- Overlap scheduler (on by default since 0.4): host work of the next batch runs during the
+  current one.
+- Custom all-reduce as vLLM's (sglang/srt/distributed/device_communicators/custom_all_reduce.py).
+
+Host time per step and per request are constants fitted to the development set
+(`make accuracy`, `validation/real-runs/`): see `HostTime`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from frontier.errors import SpecError
+
+ENGINES = ("vllm", "sglang")
+GIB = 2**30
+
+
+def _version_tuple(v: str) -> tuple[int, ...]:
+    out = []
+    for part in v.replace("post", ".").replace("rc", ".").split("."):
+        digits = "".join(c for c in part if c.isdigit())
+        if digits:
+            out.append(int(digits))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class HostTime:
+    """Host work of a serving engine, in ms.
+
+    step_ms: scheduling, input preparation, sampling bookkeeping and output processing of one
+      step; hidden behind the GPU when `overlapped` (async / overlap scheduling), whose
+      residual `overlap_residual_ms` is what a step still waits for (the sync on the sampled
+      tokens, the launch of the next graph).
+    per_token_ms: the part of `step_ms` that grows with the batch's requests (detokenisation,
+      streaming each output).
+    request_ms: a request's way from the client to the scheduler and its first token back
+      (HTTP, tokenisation, detokenisation, streaming): it lands in TTFT.
+    """
+
+    step_ms: float
+    per_token_ms: float
+    overlapped: bool
+    overlap_residual_ms: float
+    request_ms: float
+
+    def step_wall_ms(self, gpu_ms: float, requests: int) -> float:
+        host = self.step_ms + self.per_token_ms * requests
+        if self.overlapped:
+            return max(gpu_ms, host) + self.overlap_residual_ms
+        return gpu_ms + host
+
+
+@dataclass(frozen=True)
+class Kernels:
+    """Which kernels a step launches (see frontier.ops.graph)."""
+
+    fused_add_norm: bool = True        # residual add fused into RMSNorm
+    fused_rope_cache: bool = False     # rotary fused with the KV-cache write
+    custom_allreduce_max_bytes: int = 8 * 2**20   # below: one-/two-shot over NVLink, above: NCCL
+
+
+@dataclass(frozen=True)
+class Engine:
+    name: str
+    version: str
+    defaults: dict          # field -> (value, source)
+    host: HostTime
+    kernels: Kernels
+    capture_sizes: tuple[int, ...]
+
+    def default(self, field: str):
+        return self.defaults[field][0]
+
+
+def _vllm_capture_sizes(version: tuple, max_size: int) -> tuple[int, ...]:
+    if version and version < (0, 11):
+        sizes = [1, 2, 4] + list(range(8, 513, 8))
+    else:
+        sizes = [1, 2, 4] + list(range(8, 256, 8)) + list(range(256, 513, 16))
+    return tuple(s for s in sizes if s <= max_size)
+
+
+def make_engine(name: str, version: str, gpu, tp: int, where: str = "deployment") -> Engine:
+    """The engine `name` at `version` ('' = newest) serving on `gpu` with tensor parallel `tp`."""
+    if name not in ENGINES:
+        raise SpecError(f"{where}.engine: '{name}' is not one of {', '.join(ENGINES)}")
+    v = _version_tuple(version) if version else ()
+    big = gpu.memory_bytes >= 70 * GIB
+    if name == "vllm":
+        src = "vllm/engine/arg_utils.py (API server"
+        seqs, tokens = (1024, 8192) if big else (256, 2048)
+        if v and v < (0, 8):  # v0 engine: 256 sequences, no prefix caching
+            seqs = 256
+        defaults = {
+            "max_num_seqs": (seqs, f"{src}, {'>=' if big else '<'} 70 GiB GPU)"),
+            "max_num_batched_tokens": (tokens, f"{src}, {'>=' if big else '<'} 70 GiB GPU)"),
+            "enable_prefix_caching": (not (v and v < (0, 8)), "vllm/config/cache.py (v1: on)"),
+            "gpu_memory_utilization": (0.9, "vllm/config/cache.py"),
+            "enable_chunked_prefill": (True, "vllm/config/scheduler.py (v1: always)"),
+            "cuda_graph_max_bs": (512, "vllm/config/compilation.py max_cudagraph_capture_size"),
+        }
+        overlapped = not v or v >= (0, 12)
+        host = HostTime(step_ms=VLLM_STEP_MS, per_token_ms=VLLM_PER_REQUEST_STEP_MS, overlapped=overlapped,
+                        overlap_residual_ms=VLLM_OVERLAP_RESIDUAL_MS, request_ms=VLLM_REQUEST_MS)
+        return Engine(name, version or "newest", defaults, host, Kernels(),
+                      _vllm_capture_sizes(v, 512))
+    src = "sglang/srt/server_args.py"
+    small_tp = tp < 4
+    graph_bs = 256 if small_tp else 512
+    chunk = 8192 if gpu.memory_bytes < 160 * GIB else 16384
+    if gpu.memory_bytes < 60 * GIB:
+        chunk, graph_bs = 4096, 160 if small_tp else 256
+    defaults = {
+        "max_num_seqs": (4096, f"{src} max_running_requests (bounded by the KV pool)"),
+        "max_num_batched_tokens": (chunk, f"{src} chunked_prefill_size by GPU memory"),
+        "max_prefill_tokens": (16384, f"{src} max_prefill_tokens"),
+        "enable_prefix_caching": (True, f"{src} radix cache on (disable_radix_cache false)"),
+        "gpu_memory_utilization": (0.88 if big else 0.85, f"{src} mem_fraction_static by GPU memory"),
+        "enable_chunked_prefill": (True, f"{src} chunked_prefill_size > 0"),
+        "cuda_graph_max_bs": (graph_bs, f"{src} cuda_graph_max_bs by GPU memory and tp"),
+    }
+    host = HostTime(step_ms=SGLANG_STEP_MS, per_token_ms=SGLANG_PER_REQUEST_STEP_MS, overlapped=True,
+                    overlap_residual_ms=SGLANG_OVERLAP_RESIDUAL_MS, request_ms=SGLANG_REQUEST_MS)
+    sizes = tuple([1, 2, 4] + list(range(8, 160, 8)) + list(range(160, 1025, 16)))
+    return Engine(name, version or "newest", defaults, host, Kernels(fused_rope_cache=True),
+                  tuple(s for s in sizes if s <= graph_bs))
+
+
+# Host-time constants (ms), fitted to the development set; see `make accuracy` and the README.
+VLLM_STEP_MS = 1.0
+VLLM_PER_REQUEST_STEP_MS = 0.0
+VLLM_OVERLAP_RESIDUAL_MS = 0.1
+VLLM_REQUEST_MS = 0.0
+SGLANG_STEP_MS = 1.0
+SGLANG_PER_REQUEST_STEP_MS = 0.0
+SGLANG_OVERLAP_RESIDUAL_MS = 0.1
+SGLANG_REQUEST_MS = 0.0
