@@ -122,12 +122,13 @@ def simulate(scenario, outdir, no_plots, no_trace, quiet, **flags):
 
 @main.command()
 def models():
-    """List the model cards with parameter counts and KV-cache bytes per token."""
+    """List the model cards with parameter counts, precision and KV-cache bytes per token."""
     from frontier.spec.model import available_models, load_model
 
     table = Table(title="model cards (models/*.yaml)")
     for col, just in [("name", "left"), ("params", "right"), ("active", "right"), ("layers", "right"),
-                      ("attention", "left"), ("MoE", "left"), ("KV/token", "right"), ("max len", "right")]:
+                      ("attention", "left"), ("MoE", "left"), ("precision", "left"), ("KV/token", "right"),
+                      ("max len", "right")]:
         table.add_column(col, justify=just, no_wrap=col == "name")
     for name in available_models():
         m = load_model(name)
@@ -138,7 +139,7 @@ def models():
                + (f", {m.moe.first_dense_layers} dense first" if m.moe.first_dense_layers else "")
                if m.moe else "-")
         table.add_row(name, f"{m.param_count() / 1e9:.2f} B", f"{m.param_count(True) / 1e9:.2f} B",
-                      str(m.num_layers), attn, moe, f"{m.kv_bytes_per_token / 1024:.1f} KiB",
+                      str(m.num_layers), attn, moe, m.precision, f"{m.kv_bytes_per_token / 1024:.1f} KiB",
                       str(m.max_model_len))
     Console().print(table)
 

@@ -32,24 +32,17 @@ class MemoryPlan:
 
 
 def weight_bytes_per_gpu(model: ModelSpec, tp: int, pp: int, ep: int = 1, part: str = "all") -> float:
-    """Dense weights split over tp x pp; routed experts over ep (or tp when ep is 1) x pp.
+    """Dense weights split over tp x pp; routed experts over ep (or tp when ep is 1) x pp. Each
+    part in its own precision (ModelSpec.weight_bytes_by_part).
 
     `part`: "all", or "attention" / "ffn" for attention/FFN-disaggregated clusters, which hold
     only the attention (+ embeddings) or only the MLP/MoE weights."""
-    experts = 0
-    if model.moe:
-        experts = model.num_moe_layers * model.moe.num_experts * model.expert_params()
-    dense = model.param_count() - experts
-    ffn_dense = model.num_dense_layers * model.dense_mlp_params() + model.num_moe_layers * (
-        model.shared_expert_params() + model.router_params())
-    if part == "attention":
-        dense, experts = dense - ffn_dense, 0
-    elif part == "ffn":
-        dense = ffn_dense
+    b = model.weight_bytes_by_part()
+    dense = {"all": b["embedding"] + b["attention"] + b["ffn"],
+             "attention": b["embedding"] + b["attention"], "ffn": b["ffn"]}[part]
+    experts = 0.0 if part == "attention" else b["experts"]
     expert_split = ep if ep > 1 else tp
-    emb = model.embedding_params() if part != "ffn" else 0
-    linear = (dense - emb) / (tp * pp) + experts / (expert_split * pp)
-    return linear * model.weight_bytes_per_param + emb / (tp * pp) * model.dtype_bytes
+    return dense / (tp * pp) + experts / (expert_split * pp)
 
 
 def kv_bytes_per_token_per_gpu(model: ModelSpec, tp: int, pp: int) -> float:

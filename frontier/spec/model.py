@@ -1,19 +1,29 @@
 """LLM architecture from a model card (`models/<name>.yaml`) or any Hugging Face config.json.
 
 A card keeps the config.json keys verbatim under `config:`, so a card and a config.json go
-through the same parser. Dense (Llama, Qwen), MoE (Mixtral, Qwen3-MoE) and MLA + MoE with
-shared experts and dense first layers (DeepSeek-V2/V3) are understood.
+through the same parser. Dense (Llama, Qwen), MoE (Mixtral, Qwen3-MoE, gpt-oss, MiniMax-M2) and
+MLA + MoE with shared experts and dense first layers (DeepSeek-V2/V3/R1, Kimi-K2, GLM-5) are
+understood; linear-attention layers (Qwen3.5/Qwen3-Next gated DeltaNet, MiniMax lightning
+attention) are refused with one line.
+
+Precision comes in two parts, named in frontier.spec.quant's vocabulary: `linear_quant` for the
+attention projections, dense MLPs and shared experts, `moe_quant` for the routed experts.
+Embeddings, the LM head and the MoE router stay bf16 (vLLM builds DeepSeek's and gpt-oss's
+router without a quant_config; MiniMax and gpt-oss checkpoints list it in
+modules_to_not_convert).
 """
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import yaml
 
 from frontier.errors import SpecError
 from frontier.paths import MODELS_DIR
+from frontier.spec import quant
 
 DTYPE_BYTES = {"bfloat16": 2, "float16": 2, "float32": 4, "bf16": 2, "fp16": 2, "fp8": 1}
 
@@ -50,11 +60,53 @@ class ModelSpec:
     vocab_size: int
     max_model_len: int
     tie_word_embeddings: bool = False
-    dtype_bytes: int = 2             # activations and KV cache
-    weight_dtype: str = "bf16"       # linear layers: "fp8" for block-quantised checkpoints
+    dtype_bytes: int = 2             # activations (and the KV cache when kv_cache_dtype is auto)
+    linear_quant: str = "none"       # attention projections, dense MLPs, shared experts
+    moe_quant: str = "none"          # routed experts
+    kv_cache_dtype: str = "auto"     # vLLM's --kv-cache-dtype: auto keeps the model dtype
     moe: MoE | None = None
     mla: MLA | None = None
     hf_id: str = ""
+
+    # --- precision -----------------------------------------------------------------------------
+    @property
+    def weight_dtype(self) -> str:
+        """The GEMM family of the linear layers ("bf16", "fp8", "w4a16")."""
+        return quant.GEMM_DTYPE[self.linear_quant]
+
+    @property
+    def moe_weight_dtype(self) -> str:
+        """The GEMM family of the routed experts."""
+        return quant.GEMM_DTYPE[self.moe_quant]
+
+    @property
+    def precision(self) -> str:
+        """One label: `fp8_block`, or `bf16 + mxfp4 experts` when the parts differ."""
+        linear = "bf16" if self.linear_quant == "none" else self.linear_quant
+        if self.moe is None or self.moe_quant == self.linear_quant:
+            return linear
+        return f"{linear} + {'bf16' if self.moe_quant == 'none' else self.moe_quant} experts"
+
+    def with_quantization(self, name: str, moe: str | None = None,
+                          where: str = "quantization") -> "ModelSpec":
+        """This model served with `--quantization name`: what vLLM does to a bf16 checkpoint
+        (online fp8 quantises every linear layer, routed experts included). `moe` sets the
+        routed experts apart, for runs that record the two separately."""
+        linear = quant.quantization_name(name, where)
+        experts = linear if moe is None else quant.quantization_name(moe, where)
+        return replace(self, linear_quant=linear, moe_quant=experts)
+
+    def with_kv_cache_dtype(self, kv_cache_dtype: str, where: str = "kv_cache_dtype") -> "ModelSpec":
+        """This model with vLLM's `--kv-cache-dtype` (auto, fp8, fp8_e4m3, fp8_e5m2, bf16)."""
+        value = str(kv_cache_dtype).strip().lower()
+        if value not in quant.KV_CACHE_DTYPES:
+            raise SpecError(f"{where}: '{kv_cache_dtype}' is not a KV-cache dtype; use one of "
+                            f"{', '.join(quant.KV_CACHE_DTYPES)}")
+        return replace(self, kv_cache_dtype=value)
+
+    @property
+    def kv_elem_bytes(self) -> int:
+        return quant.kv_cache_bytes(self.kv_cache_dtype, self.dtype_bytes)
 
     # --- per-layer structure -------------------------------------------------------------
     def is_moe_layer(self, layer: int) -> bool:
@@ -122,14 +174,23 @@ class ModelSpec:
                                             + self.shared_expert_params() + self.router_params())
         return total
 
-    @property
-    def weight_bytes_per_param(self) -> float:
-        return 1.0 if self.weight_dtype == "fp8" else float(self.dtype_bytes)
+    def weight_bytes_by_part(self) -> dict[str, float]:
+        """Bytes of the whole model's weights (no parallelism), by where they live:
+        `embedding` (embeddings + LM head, bf16), `attention` (linear_quant), `ffn` (dense MLPs
+        and shared experts in linear_quant, router in bf16) and `experts` (moe_quant)."""
+        bf16, linear = quant.BYTES_PER_PARAM["none"], quant.BYTES_PER_PARAM[self.linear_quant]
+        ffn_linear = self.num_dense_layers * self.dense_mlp_params()
+        experts = 0
+        if self.moe:
+            ffn_linear += self.num_moe_layers * self.shared_expert_params()
+            experts = self.num_moe_layers * self.moe.num_experts * self.expert_params()
+        return {"embedding": self.embedding_params() * bf16,
+                "attention": self.num_layers * self.attention_params() * linear,
+                "ffn": ffn_linear * linear + self.num_moe_layers * self.router_params() * bf16,
+                "experts": experts * quant.BYTES_PER_PARAM[self.moe_quant]}
 
     def weight_bytes(self) -> float:
-        """Linear layers in the weight dtype; embeddings and LM head stay in bf16."""
-        emb = self.embedding_params()
-        return (self.param_count() - emb) * self.weight_bytes_per_param + emb * self.dtype_bytes
+        return sum(self.weight_bytes_by_part().values())
 
     # --- KV cache ----------------------------------------------------------------------------
     @property
@@ -139,7 +200,7 @@ class ModelSpec:
             per_layer = self.mla.kv_lora_rank + self.mla.qk_rope_head_dim
         else:
             per_layer = 2 * self.num_kv_heads * self.head_dim
-        return per_layer * self.num_layers * self.dtype_bytes
+        return per_layer * self.num_layers * self.kv_elem_bytes
 
 
 def _require(cfg: dict, key: str, where: str):
@@ -148,10 +209,94 @@ def _require(cfg: dict, key: str, where: str):
     return cfg[key]
 
 
+# Attention kinds Frontier models: full softmax attention, and sliding-window softmax attention
+# (gpt-oss), which it counts as full attention.
+SOFTMAX_LAYER_TYPES = {"full_attention", "sliding_attention", "attention"}
+
+
+def _refuse_linear_attention(cfg: dict, where: str) -> None:
+    """Hybrid models whose layers are not all softmax attention cannot be expressed."""
+    kinds = [str(k) for k in cfg.get("layer_types") or []]
+    other = sorted({k for k in kinds if k not in SOFTMAX_LAYER_TYPES})
+    count = sum(k not in SOFTMAX_LAYER_TYPES for k in kinds)
+    attn_types = list(cfg.get("attn_type_list") or [])  # MiniMax: 1 softmax, 0 lightning (linear)
+    if not other and 0 in attn_types:
+        other, count, kinds = ["lightning_attention"], attn_types.count(0), attn_types
+    if other:
+        label = "linear-attention" if all("linear" in k or "lightning" in k for k in other) else other[0]
+        raise SpecError(f"{where}: {count} of {len(kinds)} layers are {', '.join(other)}; {label} "
+                        "layers are not modelled (only full and sliding-window softmax attention)")
+
+
+def _skips_attention(cfg: dict) -> bool:
+    """Whether a quantization config leaves the whole attention block unquantised: an ignore
+    entry that ends in `self_attn` (gpt-oss `model.layers.*.self_attn`, compressed-tensors
+    `re:.*self_attn.*`), not one that names a part of it (GLM-5-FP8 `self_attn.q_a_layernorm`)."""
+    names = [*(cfg.get("modules_to_not_convert") or []), *(cfg.get("ignore") or []),
+             *(cfg.get("exclude_modules") or [])]
+    return any(re.search(r"self_attn(\.\*|\*)?$", str(n)) for n in names)
+
+
+def _compressed_tensors_precision(cfg: dict, where: str) -> str:
+    """The weight scheme of a compressed-tensors config's groups (vLLM compressed_tensors.py)."""
+    schemes = set()
+    for group in (cfg.get("config_groups") or {}).values():
+        w = (group or {}).get("weights") or {}
+        bits, kind = w.get("num_bits"), str(w.get("type", "int"))
+        if bits == 4 and kind == "int":
+            schemes.add("int4")
+        elif bits == 4 and kind == "float":
+            schemes.add("nvfp4")
+        elif bits == 8 and kind == "float":
+            schemes.add("fp8_block" if w.get("strategy") == "block" else "fp8")
+        else:
+            raise SpecError(f"{where}: compressed-tensors weights of {bits} bits ({kind}) are not "
+                            "modelled; 4-bit int (W4A16), 4-bit float (NVFP4) and 8-bit float "
+                            "(FP8) are")
+    if len(schemes) != 1:
+        raise SpecError(f"{where}: compressed-tensors config_groups must hold one weight scheme, "
+                        f"found {sorted(schemes) or 'none'}")
+    return schemes.pop()
+
+
+def precision_from_config(cfg: dict | None, where: str) -> tuple[str, str]:
+    """(linear_quant, moe_quant) from a config.json `quantization_config`.
+
+    fp8 with weight_block_size is DeepSeek's 128x128 block format (fp8_block), without it
+    per-tensor fp8; mxfp4 quantises only the routed experts (vLLM mxfp4.py gives linear layers
+    UnquantizedLinearMethod); compressed-tensors and modelopt quantise what their ignore /
+    exclude lists leave, experts always; awq and gptq are int4 for every linear layer."""
+    if not cfg:
+        return "none", "none"
+    method = str(cfg.get("quant_method", "")).strip().lower()
+    if method == "fp8":
+        p = "fp8_block" if cfg.get("weight_block_size") else "fp8"
+        return ("none" if _skips_attention(cfg) else p), p
+    if method == "mxfp4":
+        return "none", "mxfp4"
+    if method in ("awq", "gptq", "awq_marlin", "gptq_marlin"):
+        bits = cfg.get("bits", cfg.get("w_bit", 4))
+        if bits != 4:
+            raise SpecError(f"{where}: {method} with {bits}-bit weights is not modelled (4-bit is)")
+        return "int4", "int4"
+    if method == "compressed-tensors":
+        p = _compressed_tensors_precision(cfg, where)
+    elif method in ("modelopt", "modelopt_fp4"):
+        algo = str(cfg.get("quant_algo", "NVFP4" if method == "modelopt_fp4" else "")).upper()
+        p = {"FP8": "fp8", "NVFP4": "nvfp4"}.get(algo)
+        if p is None:
+            raise SpecError(f"{where}: modelopt quant_algo '{algo}' is not modelled (FP8 and NVFP4 are)")
+    else:
+        raise SpecError(f"{where}: quantization_config quant_method '{method}' is not modelled; "
+                        "use fp8, mxfp4, compressed-tensors, awq, gptq or modelopt")
+    return ("none" if _skips_attention(cfg) else p), p
+
+
 def model_from_config(cfg: dict, name: str, where: str, hf_id: str = "") -> ModelSpec:
     """Parse Hugging Face config.json fields."""
     if "text_config" in cfg:  # multimodal wrappers keep the LM under text_config
         cfg = {**cfg["text_config"], **{k: v for k, v in cfg.items() if k != "text_config"}}
+    _refuse_linear_attention(cfg, where)
     hidden = _require(cfg, "hidden_size", where)
     heads = _require(cfg, "num_attention_heads", where)
     layers = _require(cfg, "num_hidden_layers", where)
@@ -174,8 +319,7 @@ def model_from_config(cfg: dict, name: str, where: str, hf_id: str = "") -> Mode
         moe = MoE(int(num_experts), int(_require(cfg, "num_experts_per_tok", where)),
                   int(moe_width), int(shared_width), int(first_dense))
     dtype = str(cfg.get("torch_dtype") or cfg.get("dtype") or "bfloat16")
-    quant = cfg.get("quantization_config") or {}
-    weight_dtype = "fp8" if str(quant.get("quant_method", "")).lower() == "fp8" else "bf16"
+    linear_quant, moe_quant = precision_from_config(cfg.get("quantization_config"), where)
     return ModelSpec(
         name=name, hidden_size=int(hidden), num_layers=int(layers), num_heads=int(heads),
         num_kv_heads=int(kv_heads), head_dim=int(head_dim),
@@ -183,7 +327,8 @@ def model_from_config(cfg: dict, name: str, where: str, hf_id: str = "") -> Mode
         vocab_size=int(_require(cfg, "vocab_size", where)),
         max_model_len=int(cfg.get("max_position_embeddings") or 4096),
         tie_word_embeddings=bool(cfg.get("tie_word_embeddings", False)),
-        dtype_bytes=DTYPE_BYTES.get(dtype, 2), weight_dtype=weight_dtype, moe=moe, mla=mla, hf_id=hf_id)
+        dtype_bytes=DTYPE_BYTES.get(dtype, 2), linear_quant=linear_quant,
+        moe_quant=moe_quant if moe else linear_quant, moe=moe, mla=mla, hf_id=hf_id)
 
 
 def available_models() -> list[str]:

@@ -105,3 +105,50 @@ def test_runtime_reserve_is_in_the_activations():
     a = plan_memory(model, gpu, tp=1, pp=1, max_num_batched_tokens=1, max_num_seqs=1)
     assert a.activation_bytes == pytest.approx((4 * 4096 + 3 * 28672) * 2 + 128256 * 8
                                                + RUNTIME_RESERVE_BYTES)
+
+
+def test_experts_and_dense_weights_split_in_their_own_precision():
+    model = load_model("gpt-oss-120b")                   # bf16 attention, mxfp4 experts
+    h = 2880
+    dense = (2 * 201088 * h + 36 * (h * 64 * 64 + 2 * h * 8 * 64 + 64 * 64 * h + h * 128)) * 2
+    experts = 36 * 128 * 3 * h * 2880 * (4 + 8 / 32) / 8
+    assert weight_bytes_per_gpu(model, 1, 1) == pytest.approx(dense + experts, rel=1e-12)
+    assert weight_bytes_per_gpu(model, 2, 1) == pytest.approx(dense / 2 + experts / 2, rel=1e-12)
+    assert weight_bytes_per_gpu(model, 2, 1, ep=4) == pytest.approx(dense / 2 + experts / 4, rel=1e-12)
+
+
+def test_attention_and_ffn_parts_of_an_int4_expert_model_add_up():
+    model = load_model("kimi-k2.5")                      # bf16 attention + dense, int4 experts
+    h = 7168
+    attention = 61 * (h * 1536 + 1536 * 64 * 192 + h * 576 + 512 * 64 * 256 + 64 * 128 * h) * 2
+    emb = 2 * 163840 * h * 2
+    ffn_bf16 = (3 * h * 18432 + 60 * 3 * h * 2048 + 60 * h * 384) * 2   # dense, shared, router
+    experts = 60 * 384 * 3 * h * 2048 * (4 + 16 / 128) / 8
+    att = weight_bytes_per_gpu(model, 8, 1, part="attention")
+    ffn = weight_bytes_per_gpu(model, 8, 1, part="ffn")
+    assert att == pytest.approx((attention + emb) / 8, rel=1e-12)
+    assert ffn == pytest.approx((ffn_bf16 + experts) / 8, rel=1e-12)
+    assert att + ffn == pytest.approx(weight_bytes_per_gpu(model, 8, 1), rel=1e-12)
+
+
+@pytest.mark.parametrize("name, quant, gpu, tp", [
+    # Deployments measured in validation/real-runs/aic-closed-loop-runs.csv (they ran, so they fit),
+    # at the checkpoint's precision or the row's --quantization.
+    ("gpt-oss-120b", None, "h200", 1),
+    ("gpt-oss-120b", None, "h100-sxm", 2),
+    ("deepseek-r1", None, "h200", 8),
+    ("kimi-k2.5", None, "h200", 8),
+    ("minimax-m2.5", None, "h100-sxm", 4),
+    ("glm-5", "fp8", "h200", 8),
+])
+def test_measured_deployments_fit(name, quant, gpu, tp):
+    model = load_model(name)
+    model = model.with_quantization(quant) if quant else model
+    plan = plan_memory(model, get_gpu(gpu), tp=tp, pp=1)
+    assert plan.num_blocks > 0 and plan.weight_bytes < plan.usable_bytes
+
+
+def test_bf16_glm_5_does_not_fit_eight_h200():
+    # 743B parameters x 2 bytes = 173 GiB per GPU over 8: only its fp8 form fits (as measured).
+    with pytest.raises(SpecError, match="glm-5 does not fit on h200 with tp=8"):
+        plan_memory(load_model("glm-5"), get_gpu("h200"), tp=8, pp=1)

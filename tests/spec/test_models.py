@@ -10,7 +10,7 @@ import yaml
 
 from frontier.errors import SpecError
 from frontier.paths import MODELS_DIR
-from frontier.spec.model import available_models, load_model
+from frontier.spec.model import available_models, load_model, model_from_config, precision_from_config
 
 # Published totals (model cards / papers), in billions. (total, active) for MoE.
 PUBLISHED = {
@@ -27,7 +27,27 @@ PUBLISHED = {
 # up to ~1.5 %; the exact active counts are checked by hand below.
 ACTIVE_REL = 0.02
 
-REQUIRED_CARDS = set(PUBLISHED)
+# Cards of the development set's models. (total B, active B, total rel, active rel, source).
+# "Active" here leaves out the input embedding table, a lookup that no GEMM reads: OpenAI's
+# definition (the gpt-oss model card, arXiv 2508.10925 Table 1, counts the unembedding, not the
+# embedding), and the one the others' rounded figures sit closest to.
+PUBLISHED_FRONTIER = {
+    # arXiv 2508.10925 Table 1: 116.83B total, 5.13B active. The 0.04B gap is the attention and
+    # expert biases and the sinks, which the card does not count.
+    "gpt-oss-120b": (116.83, 5.13, 0.001, 0.002),
+    # deepseek-ai/DeepSeek-R1 model card: 671B total, 37B activated (two significant digits).
+    "deepseek-r1": (671.0, 37.0, 0.001, 0.02),
+    # Kimi K2 technical report (arXiv 2507.20534): 1.04T total, 32B activated; K2.5 is the same
+    # language model. The card counts 1.026T, 1.3 % under the report's figure.
+    "kimi-k2.5": (1040.0, 32.0, 0.015, 0.02),
+    # MiniMax-M2 (transformers docs/source/en/model_doc/minimax_m2.md): 230B total, 10B active,
+    # M2.5 shares its config; 10B is one significant digit.
+    "minimax-m2.5": (230.0, 10.0, 0.01, 0.05),
+    # zai-org/GLM-5 model card: 744B total, 40B active (the DSA indexer's 0.73B is not counted).
+    "glm-5": (744.0, 40.0, 0.002, 0.01),
+}
+
+REQUIRED_CARDS = set(PUBLISHED) | set(PUBLISHED_FRONTIER)
 
 
 def test_every_required_card_exists():
@@ -45,6 +65,54 @@ def test_parameter_count_matches_published(name):
     else:
         assert m.moe is not None
         assert m.param_count(active=True) / 1e9 == pytest.approx(active, rel=ACTIVE_REL)
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED_FRONTIER))
+def test_frontier_model_parameter_counts_match_published(name):
+    total, active, total_rel, active_rel = PUBLISHED_FRONTIER[name]
+    m = load_model(name)
+    assert m.moe is not None
+    assert m.param_count() / 1e9 == pytest.approx(total, rel=total_rel)
+    lookup = m.vocab_size * m.hidden_size
+    assert (m.param_count(active=True) - lookup) / 1e9 == pytest.approx(active, rel=active_rel)
+
+
+def test_gpt_oss_120b_exact_parameter_count():
+    h, layers = 2880, 36
+    attn = h * 64 * 64 + 2 * h * 8 * 64 + 64 * 64 * h       # q, k, v (8 KV heads), o; head_dim 64
+    expert = 3 * h * 2880                                     # gate, up, down of width 2880
+    router = h * 128
+    emb = 2 * 201088 * h                                      # embedding + untied LM head
+    m = load_model("gpt-oss-120b")
+    assert m.param_count() == emb + layers * (attn + 128 * expert + router) == 116_788_838_400
+    assert m.param_count(active=True) == emb + layers * (attn + 4 * expert + router)
+    assert (m.num_heads, m.num_kv_heads, m.head_dim, m.moe.num_experts, m.moe.top_k) == (64, 8, 64, 128, 4)
+    assert m.num_dense_layers == 0 and m.moe.shared_intermediate_size == 0
+
+
+def test_kimi_k2_5_is_deepseek_v3_with_384_experts_and_one_dense_layer():
+    h = 7168
+    attn = (h * 1536 + 1536 * 64 * (128 + 64) + h * (512 + 64) + 512 * 64 * (128 + 128)
+            + 64 * 128 * h)                                   # MLA with 64 heads
+    expert = 3 * h * 2048
+    expected = (2 * 163840 * h + 61 * attn + 3 * h * 18432    # one dense layer
+                + 60 * ((384 + 1) * expert + h * 384))        # 384 routed + 1 shared, router
+    m = load_model("kimi-k2.5")                               # read from text_config
+    assert m.param_count() == expected
+    assert (m.moe.first_dense_layers, m.moe.num_experts, m.moe.top_k, m.num_heads) == (1, 384, 8, 64)
+
+
+def test_glm_5_mla_dims_and_moe_layers():
+    m = load_model("glm-5")
+    assert (m.mla.q_lora_rank, m.mla.kv_lora_rank, m.qk_head_dim, m.v_head_dim) == (2048, 512, 256, 256)
+    assert (m.num_dense_layers, m.num_moe_layers, m.moe.num_experts) == (3, 75, 256)
+    assert m.kv_bytes_per_token == 78 * (512 + 64) * 2   # the indexer's key cache is left out
+
+
+def test_deepseek_r1_has_deepseek_v3_architecture():
+    import dataclasses as dc
+    r1, v3 = load_model("deepseek-r1"), load_model("deepseek-v3")
+    assert dc.replace(r1, name=v3.name, hf_id=v3.hf_id) == v3
 
 
 def test_llama_3_1_8b_exact_parameter_count():
@@ -142,3 +210,153 @@ def test_config_missing_a_required_field(tmp_path):
     path.write_text(json.dumps(card["config"]))
     with pytest.raises(SpecError, match="vocab_size"):
         load_model(str(path))
+
+
+# --- precision ---------------------------------------------------------------------------------
+
+def test_card_precisions_follow_their_quantization_config():
+    # (linear_quant, moe_quant, GEMM family of the linear layers, of the experts)
+    expected = {
+        "deepseek-r1": ("fp8_block", "fp8_block", "fp8", "fp8"),      # fp8 + weight_block_size
+        "minimax-m2.5": ("fp8_block", "fp8_block", "fp8", "fp8"),     # only gate / lm_head skipped
+        "gpt-oss-120b": ("none", "mxfp4", "bf16", "w4a16"),            # mxfp4: experts only
+        "kimi-k2.5": ("none", "int4", "bf16", "w4a16"),                # ignore self_attn, shared, MLP
+        "glm-5": ("none", "none", "bf16", "bf16"),                     # bf16 checkpoint
+        "llama-3.1-8b": ("none", "none", "bf16", "bf16"),
+    }
+    for name, (linear, moe, gemm, moe_gemm) in expected.items():
+        m = load_model(name)
+        assert (m.linear_quant, m.moe_quant, m.weight_dtype, m.moe_weight_dtype) == (linear, moe, gemm, moe_gemm), name
+    assert load_model("gpt-oss-120b").precision == "bf16 + mxfp4 experts"
+    assert load_model("deepseek-r1").precision == "fp8_block"
+
+
+@pytest.mark.parametrize("qcfg, expected", [
+    ({"quant_method": "fp8", "activation_scheme": "dynamic"}, ("fp8", "fp8")),
+    ({"quant_method": "fp8", "fmt": "e4m3", "weight_block_size": [128, 128]}, ("fp8_block", "fp8_block")),
+    # GLM-5-FP8 skips norms and the indexer's small projections inside self_attn, not attention
+    ({"quant_method": "fp8", "weight_block_size": [128, 128],
+      "modules_to_not_convert": ["lm_head", "model.layers.0.self_attn.q_a_layernorm",
+                                 "model.layers.0.self_attn.indexers_proj"]}, ("fp8_block", "fp8_block")),
+    ({"quant_method": "mxfp4", "modules_to_not_convert": ["model.layers.*.self_attn"]}, ("none", "mxfp4")),
+    ({"quant_method": "awq", "bits": 4, "group_size": 128, "zero_point": True}, ("int4", "int4")),
+    ({"quant_method": "gptq", "bits": 4, "group_size": 128, "desc_act": False}, ("int4", "int4")),
+    ({"quant_method": "compressed-tensors", "ignore": ["lm_head"],
+      "config_groups": {"group_0": {"targets": ["Linear"],
+                                    "weights": {"num_bits": 4, "type": "int", "group_size": 128}}}},
+     ("int4", "int4")),
+    ({"quant_method": "compressed-tensors", "ignore": ["lm_head"],
+      "config_groups": {"group_0": {"targets": ["Linear"],
+                                    "weights": {"num_bits": 8, "type": "float", "strategy": "channel"}}}},
+     ("fp8", "fp8")),
+    ({"quant_method": "modelopt", "quant_algo": "FP8"}, ("fp8", "fp8")),
+    ({"quant_method": "modelopt", "quant_algo": "NVFP4", "exclude_modules": ["lm_head", "re:.*self_attn.*"]},
+     ("none", "nvfp4")),
+    ({"quant_method": "modelopt_fp4"}, ("nvfp4", "nvfp4")),
+    (None, ("none", "none")),
+])
+def test_quantization_config_parsing(qcfg, expected):
+    assert precision_from_config(qcfg, "config.json") == expected
+
+
+@pytest.mark.parametrize("qcfg, words", [
+    ({"quant_method": "bitsandbytes", "load_in_4bit": True}, "quant_method 'bitsandbytes' is not modelled"),
+    ({"quant_method": "gptq", "bits": 8}, "gptq with 8-bit weights is not modelled"),
+    ({"quant_method": "modelopt", "quant_algo": "W4A8_AWQ"}, "quant_algo 'W4A8_AWQ' is not modelled"),
+    ({"quant_method": "compressed-tensors",
+      "config_groups": {"g": {"weights": {"num_bits": 2, "type": "int"}}}}, "2 bits (int) are not modelled"),
+])
+def test_unknown_quantization_is_one_clear_line(qcfg, words):
+    with pytest.raises(SpecError) as e:
+        precision_from_config(qcfg, "config.json")
+    assert words in str(e.value) and "\n" not in str(e.value)
+
+
+def test_quantized_config_json_sets_both_parts(tmp_path):
+    card = yaml.safe_load((MODELS_DIR / "qwen3-30b-a3b.yaml").read_text())
+    card["config"]["quantization_config"] = {"quant_method": "fp8", "weight_block_size": [128, 128]}
+    path = tmp_path / "Qwen3-30B-A3B-FP8" / "config.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps(card["config"]))
+    m = load_model(str(path))
+    assert (m.linear_quant, m.moe_quant) == ("fp8_block", "fp8_block")
+
+
+def test_with_quantization_is_vllm_online_quantization():
+    bf16 = load_model("qwen3-30b-a3b")
+    fp8 = bf16.with_quantization("fp8")
+    assert (fp8.linear_quant, fp8.moe_quant, fp8.weight_dtype) == ("fp8", "fp8", "fp8")
+    assert bf16.linear_quant == "none"                  # a copy; the card is unchanged
+    split = bf16.with_quantization("fp8", moe="fp8_block")
+    assert (split.linear_quant, split.moe_quant) == ("fp8", "fp8_block")
+    assert bf16.with_quantization("awq").moe_quant == "int4"   # vLLM alias
+    with pytest.raises(SpecError, match="'int3' is not a known quantization"):
+        bf16.with_quantization("int3")
+
+
+def test_kv_cache_dtype_sets_kv_bytes():
+    m = load_model("llama-3.1-8b")
+    assert m.with_kv_cache_dtype("fp8").kv_bytes_per_token == 32 * 8 * 128 * 2 * 1 == 65536
+    assert m.with_kv_cache_dtype("auto").kv_bytes_per_token == 131072
+    assert load_model("deepseek-r1").with_kv_cache_dtype("fp8_e4m3").kv_bytes_per_token == 61 * 576
+    with pytest.raises(SpecError, match="'int8' is not a KV-cache dtype"):
+        m.with_kv_cache_dtype("int8")
+
+
+# --- weight bytes, by hand ---------------------------------------------------------------------
+
+def test_weight_bytes_fp8_online_llama_3_1_8b():
+    emb = 2 * 128256 * 4096
+    rest = 8_029_995_008 - emb
+    assert load_model("llama-3.1-8b").with_quantization("fp8").weight_bytes() == emb * 2 + rest * 1.0
+    assert load_model("llama-3.1-8b").with_quantization("gptq").weight_bytes() == emb * 2 + rest * (4 + 16 / 128) / 8
+
+
+def test_weight_bytes_fp8_block_minimax_m2_5():
+    h, layers = 3072, 62
+    attn = h * 48 * 128 + 2 * h * 8 * 128 + 48 * 128 * h
+    experts = 256 * 3 * h * 1536
+    bf16 = 2 * 200064 * h + layers * h * 256              # embeddings, LM head, router
+    block = 1 + 4 / 128**2                                # fp8 + one fp32 scale per 128x128 block
+    assert load_model("minimax-m2.5").weight_bytes() == pytest.approx(
+        bf16 * 2 + layers * (attn + experts) * block, rel=1e-12)
+
+
+def test_weight_bytes_mxfp4_gpt_oss_120b():
+    h, layers = 2880, 36
+    attn = h * 64 * 64 + 2 * h * 8 * 64 + 64 * 64 * h
+    experts = 128 * 3 * h * 2880
+    bf16 = 2 * 201088 * h + layers * (attn + h * 128)     # embeddings, LM head, attention, router
+    mxfp4 = (4 + 8 / 32) / 8                              # e2m1 + one e8m0 scale per 32
+    expected = bf16 * 2 + layers * experts * mxfp4
+    assert load_model("gpt-oss-120b").weight_bytes() == pytest.approx(expected, rel=1e-12)
+    assert expected / 2**30 == pytest.approx(60.69, abs=0.01)   # the 60.8 GiB checkpoint
+
+
+def test_weight_bytes_int4_kimi_k2_5():
+    h = 7168
+    attn = 61 * (h * 1536 + 1536 * 64 * 192 + h * 576 + 512 * 64 * 256 + 64 * 128 * h)
+    dense_and_shared = 3 * h * 18432 + 60 * 3 * h * 2048
+    router = 60 * h * 384
+    experts = 60 * 384 * 3 * h * 2048
+    expected = (2 * 163840 * h + attn + dense_and_shared + router) * 2 + experts * (4 + 16 / 128) / 8
+    assert load_model("kimi-k2.5").weight_bytes() == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("cfg, what", [
+    # Qwen/Qwen3.5-397B-A17B text_config (ai-dynamo/aiconfigurator model_configs copy), trimmed:
+    # 3 gated-DeltaNet layers to 1 full-attention layer, 60 layers.
+    ({"text_config": {"hidden_size": 4096, "num_attention_heads": 32, "num_key_value_heads": 2,
+                      "num_hidden_layers": 60, "vocab_size": 248320, "head_dim": 256,
+                      "num_experts": 512, "num_experts_per_tok": 10, "moe_intermediate_size": 1024,
+                      "layer_types": (["linear_attention"] * 3 + ["full_attention"]) * 15}},
+     "45 of 60 layers are linear_attention; linear-attention layers are not modelled"),
+    # MiniMax-M1's attn_type_list: 0 marks a lightning (linear) attention layer.
+    ({"hidden_size": 6144, "num_attention_heads": 64, "num_hidden_layers": 8, "vocab_size": 200064,
+      "attn_type_list": [0, 0, 0, 0, 0, 0, 0, 1]},
+     "7 of 8 layers are lightning_attention; linear-attention layers are not modelled"),
+])
+def test_linear_attention_is_refused_with_one_line(cfg, what):
+    with pytest.raises(SpecError) as e:
+        model_from_config(cfg, "m", "config.json")
+    assert str(e.value) == f"config.json: {what} (only full and sliding-window softmax attention)"
