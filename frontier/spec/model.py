@@ -216,13 +216,11 @@ SOFTMAX_LAYER_TYPES = {"full_attention", "sliding_attention", "attention"}
 
 def _refuse_linear_attention(cfg: dict, where: str) -> None:
     """Hybrid models whose layers are not all softmax attention cannot be expressed."""
-    kinds = [str(k) for k in cfg.get("layer_types") or []]
+    kinds = [str(k) for k in cfg.get("layer_types") or []] or [  # MiniMax: 1 softmax, 0 lightning
+        "full_attention" if t else "lightning_attention" for t in cfg.get("attn_type_list") or []]
     other = sorted({k for k in kinds if k not in SOFTMAX_LAYER_TYPES})
-    count = sum(k not in SOFTMAX_LAYER_TYPES for k in kinds)
-    attn_types = list(cfg.get("attn_type_list") or [])  # MiniMax: 1 softmax, 0 lightning (linear)
-    if not other and 0 in attn_types:
-        other, count, kinds = ["lightning_attention"], attn_types.count(0), attn_types
     if other:
+        count = sum(k not in SOFTMAX_LAYER_TYPES for k in kinds)
         label = "linear-attention" if all("linear" in k or "lightning" in k for k in other) else other[0]
         raise SpecError(f"{where}: {count} of {len(kinds)} layers are {', '.join(other)}; {label} "
                         "layers are not modelled (only full and sliding-window softmax attention)")
@@ -263,8 +261,9 @@ def precision_from_config(cfg: dict | None, where: str) -> tuple[str, str]:
     """(linear_quant, moe_quant) from a config.json `quantization_config`.
 
     fp8 with weight_block_size is DeepSeek's 128x128 block format (fp8_block), without it
-    per-tensor fp8; mxfp4 quantises only the routed experts (vLLM mxfp4.py gives linear layers
-    UnquantizedLinearMethod); compressed-tensors and modelopt quantise what their ignore /
+    per-tensor fp8; mxfp4 quantises only the routed experts (vllm/model_executor/layers/
+    quantization/mxfp4.py: "MXFP4 linear layer is not implemented - falling back to
+    UnquantizedLinearMethod"); compressed-tensors and modelopt quantise what their ignore /
     exclude lists leave, experts always; awq and gptq are int4 for every linear layer."""
     if not cfg:
         return "none", "none"
