@@ -97,6 +97,7 @@ class Engine:
     host: HostTime
     kernels: Kernels
     capture_sizes: tuple[int, ...]
+    graph_mixed_batches: bool = False   # prefill/mixed batches also replayed (piecewise) from graphs
 
     def default(self, field: str):
         return self.defaults[field][0]
@@ -133,7 +134,7 @@ def make_engine(name: str, version: str, gpu, tp: int, where: str = "deployment"
         host = HostTime(step_ms=VLLM_STEP_MS, per_token_ms=VLLM_PER_REQUEST_STEP_MS, overlapped=overlapped,
                         overlap_residual_ms=VLLM_OVERLAP_RESIDUAL_MS, request_ms=VLLM_REQUEST_MS)
         return Engine(name, version or "newest", defaults, host, Kernels(),
-                      _vllm_capture_sizes(v, 512))
+                      _vllm_capture_sizes(v, 512), graph_mixed_batches=not v or v >= (0, 11))
     src = "sglang/srt/server_args.py"
     small_tp = tp < 4
     graph_bs = 256 if small_tp else 512
@@ -145,7 +146,9 @@ def make_engine(name: str, version: str, gpu, tp: int, where: str = "deployment"
         "max_num_batched_tokens": (chunk, f"{src} chunked_prefill_size by GPU memory"),
         "max_prefill_tokens": (16384, f"{src} max_prefill_tokens"),
         "enable_prefix_caching": (True, f"{src} radix cache on (disable_radix_cache false)"),
-        "gpu_memory_utilization": (0.88 if big else 0.85, f"{src} mem_fraction_static by GPU memory"),
+        "gpu_memory_utilization": (round(1 - SGLANG_RESERVED_GIB * GIB / gpu.memory_bytes, 3),
+                                   f"{src} mem_fraction_static: GPU memory less {SGLANG_RESERVED_GIB} GiB "
+                                   "for activations and CUDA graphs"),
         "enable_chunked_prefill": (True, f"{src} chunked_prefill_size > 0"),
         "cuda_graph_max_bs": (graph_bs, f"{src} cuda_graph_max_bs by GPU memory and tp"),
     }
@@ -155,6 +158,11 @@ def make_engine(name: str, version: str, gpu, tp: int, where: str = "deployment"
     return Engine(name, version or "newest", defaults, host, Kernels(fused_rope_cache=True),
                   tuple(s for s in sizes if s <= graph_bs))
 
+
+# Memory SGLang leaves outside mem_fraction_static (activations, CUDA graphs, NCCL buffers), in
+# GiB: fitted to the development set's SGLang Qwen3-32B runs on one H100, whose TTFT is set by
+# how many requests the KV pool holds (mem_fraction_static ~0.80 there).
+SGLANG_RESERVED_GIB = 16.0
 
 # Host-time constants (ms), fitted to the development set; see `make accuracy` and the README.
 VLLM_STEP_MS = 1.0

@@ -5,6 +5,14 @@ need: GEMMs see the token count, attention sees count/sum/max/sum-of-squares of 
 Lists are for one GPU of one pipeline stage (the last one, which also runs the LM head), as
 (operator, count) pairs where count is how many layers of the stage run that operator.
 
+The kernels are the ones vLLM and SGLang launch, not a textbook layer: residual add fused into
+RMSNorm (vllm/csrc/layernorm_kernels.cu `fused_add_rms_norm`; sglang `fused_add_rmsnorm`), QKV
+and gate/up merged GEMMs, rotary on q/k then the paged KV-cache write (`reshape_and_cache_flash`),
+SiLU-and-mul as one kernel, FP8 activations quantised inside the norm / SiLU kernels (vLLM's
+torch.compile fusion passes) except before the output projection, and the tensor-parallel
+all-reduce as the engines' custom one-/two-shot kernel below 8 MiB
+(vllm/distributed/device_communicators/custom_all_reduce.py), NCCL above.
+
 A step is four blocks, apart because disaggregation and overlap schedule them apart:
 `head_operators` (embedding, LM head, sampling), `attention_block` (norms, projections and TP
 all-reduce: shaped by the token count), `attention_core` (attention proper: shaped by the
@@ -81,6 +89,14 @@ def grid_neighbours(x: int, step: float) -> tuple[int, int]:
 
 Ops = list[tuple[Operator, int]]
 
+CUSTOM_ALLREDUCE_MAX_BYTES = 8 * 2**20   # custom_all_reduce.py max_size; NCCL above
+
+
+def all_reduce(size_bytes: int, tp: int) -> Collective:
+    """The tensor-parallel all-reduce the engines launch for a message of `size_bytes`."""
+    kind = "custom_all_reduce" if size_bytes <= CUSTOM_ALLREDUCE_MAX_BYTES else "all_reduce"
+    return Collective(kind, size_bytes, tp)
+
 
 def _dense_routing(tokens: int, experts: int, top_k: int, skew: float) -> tuple[int, int]:
     from frontier.predict.routing import expected_routing
@@ -95,13 +111,14 @@ def stage_layers(model: ModelSpec, par: Parallel) -> tuple[int, int]:
 
 
 def step_operators(model: ModelSpec, par: Parallel, batch: BatchStats, *,
-                   attn_backend: str = "flash", dtype: str = "bf16",
+                   attn_backend: str = "flash", dtype: str | None = None,
                    moe_tokens: int | None = None) -> Ops:
     """All operators of one forward step of the batch on one GPU of the last pipeline stage.
 
     `moe_tokens`: tokens entering the MoE layers of this EP group (the sum over the
     attention-DP ranks); defaults to this batch's tokens times `par.dp_attention`.
     """
+    dtype = dtype or model.weight_dtype  # the linear layers' GEMM family
     T = batch.tokens
     if T == 0:
         return []
@@ -111,8 +128,9 @@ def step_operators(model: ModelSpec, par: Parallel, batch: BatchStats, *,
             + ffn_block(model, par, T, dtype, moe_tokens))
 
 
-def head_operators(model: ModelSpec, par: Parallel, tokens: int, rows: int, dtype: str = "bf16") -> Ops:
+def head_operators(model: ModelSpec, par: Parallel, tokens: int, rows: int, dtype: str | None = None) -> Ops:
     """Embedding, pipeline hand-off, final norm, LM head on the sampled rows, sampling."""
+    dtype = dtype or model.weight_dtype  # the linear layers' GEMM family
     tp, h, elem = par.tp, model.hidden_size, model.dtype_bytes
     ops: Ops = []
     if tokens:  # the last stage receives its input from the previous one; the first embeds
@@ -120,19 +138,21 @@ def head_operators(model: ModelSpec, par: Parallel, tokens: int, rows: int, dtyp
                    else (Elementwise("embedding", tokens, h), 1))
     if rows:
         ops.append((Elementwise("rmsnorm", rows, h), 1))
-        ops.append((Gemm(rows, h, math.ceil(model.vocab_size / tp), dtype), 1))
+        ops.append((Gemm(rows, h, math.ceil(model.vocab_size / tp), "bf16"), 1))  # LM head stays bf16
         if tp > 1:
             ops.append((Collective("all_gather", rows * model.vocab_size * 4, tp), 1))
         ops.append((Elementwise("sampling", rows, model.vocab_size), 1))
     return ops
 
 
-def attention_block(model: ModelSpec, par: Parallel, tokens: int, dtype: str = "bf16") -> Ops:
+def attention_block(model: ModelSpec, par: Parallel, tokens: int, dtype: str | None = None) -> Ops:
     """Per-layer norms, residual adds, Q/K/V and output projections, rotary, TP all-reduce."""
+    dtype = dtype or model.weight_dtype  # the linear layers' GEMM family
     tp, T, h, elem = par.tp, tokens, model.hidden_size, model.dtype_bytes
     layers, _ = stage_layers(model, par)
     hq = max(1, model.num_heads // tp)
-    ops: Ops = [(Elementwise("rmsnorm", T, h), 2 * layers), (Elementwise("residual_add", T, h), 2 * layers)]
+    # Input and post-attention norms, each fused with the residual add.
+    ops: Ops = [(Elementwise("add_rmsnorm", T, h), 2 * layers)]
     if model.mla:
         m = model.mla
         qk = m.qk_nope_head_dim + m.qk_rope_head_dim
@@ -142,21 +162,28 @@ def attention_block(model: ModelSpec, par: Parallel, tokens: int, dtype: str = "
             ops.append((Gemm(T, h, hq * qk, dtype), layers))
         ops += [(Gemm(T, h, m.kv_lora_rank + m.qk_rope_head_dim, dtype), layers),
                 (Elementwise("rotary", T, (hq + 1) * m.qk_rope_head_dim), layers),
+                (Elementwise("kv_cache_write", T, m.kv_lora_rank + m.qk_rope_head_dim), layers),
                 (Gemm(T, hq * m.v_head_dim, h, dtype), layers)]
+        out_width = hq * m.v_head_dim
     else:
         d = model.head_dim
         hkv = max(1, model.num_kv_heads // tp)
         ops += [(Gemm(T, h, (hq + 2 * hkv) * d, dtype), layers),
                 (Elementwise("rotary", T, (hq + hkv) * d), layers),
+                (Elementwise("kv_cache_write", T, 2 * hkv * d), layers),
                 (Gemm(T, hq * d, h, dtype), layers)]
+        out_width = hq * d
+    if dtype == "fp8":  # the attention output is quantised for the FP8 output projection
+        ops.append((Elementwise("quant_fp8", T, out_width), layers))
     if tp > 1:
-        ops.append((Collective("all_reduce", T * h * elem, tp), layers))
+        ops.append((all_reduce(T * h * elem, tp), layers))
     return ops
 
 
 def attention_core(model: ModelSpec, par: Parallel, batch: BatchStats, attn_backend: str = "flash",
-                   dtype: str = "bf16") -> Ops:
+                   dtype: str | None = None) -> Ops:
     """The operators whose cost depends on the sequences' lengths, not only the token count."""
+    dtype = dtype or model.weight_dtype  # the linear layers' GEMM family
     layers, _ = stage_layers(model, par)
     hq = max(1, model.num_heads // par.tp)
     ops: Ops = []
@@ -190,13 +217,14 @@ def attention_core(model: ModelSpec, par: Parallel, batch: BatchStats, attn_back
     return ops
 
 
-def ffn_block(model: ModelSpec, par: Parallel, tokens: int, dtype: str = "bf16",
+def ffn_block(model: ModelSpec, par: Parallel, tokens: int, dtype: str | None = None,
               moe_tokens: int | None = None) -> Ops:
     """Dense MLP layers and MoE layers (router, experts, shared experts, all-to-all or all-reduce).
 
     `tokens`: this rank's tokens; `moe_tokens`: the EP group's tokens (all attention-DP ranks).
     With ep > 1 the grouped GEMM is the busiest EP rank's: every rank waits for it.
     """
+    dtype = dtype or model.weight_dtype  # the linear layers' GEMM family
     tp, T, h, elem = par.tp, tokens, model.hidden_size, model.dtype_bytes
     layers, moe_layers = stage_layers(model, par)
     dense_layers = layers - moe_layers
@@ -206,10 +234,11 @@ def ffn_block(model: ModelSpec, par: Parallel, tokens: int, dtype: str = "bf16",
         ops += [(Gemm(T, h, 2 * inter, dtype), dense_layers), (Elementwise("silu_mul", T, inter), dense_layers),
                 (Gemm(T, inter, h, dtype), dense_layers)]
         if tp > 1:
-            ops.append((Collective("all_reduce", T * h * elem, tp), dense_layers))
+            ops.append((all_reduce(T * h * elem, tp), dense_layers))
     if not moe_layers:
         return ops
     moe = model.moe
+    xdtype = model.moe_weight_dtype  # routed experts keep their own precision (e.g. MXFP4, int4)
     group = moe_tokens if moe_tokens is not None else T * par.dp_attention
     ops += [(Gemm(T, h, moe.num_experts, "bf16"), moe_layers),  # router logits stay in bf16
             (Elementwise("topk_gating", T, moe.num_experts), moe_layers)]
@@ -220,20 +249,20 @@ def ffn_block(model: ModelSpec, par: Parallel, tokens: int, dtype: str = "bf16",
         rank_tokens = max(1, math.ceil(rows / moe.top_k))
         sent = T * moe.top_k * h * elem
         ops += [(Collective("all_to_all", sent, par.ep, par.a2a_link), moe_layers),  # dispatch
-                (GroupedGemm(experts, moe.top_k, rank_tokens, h, 2 * width, busiest, active, dtype), moe_layers),
+                (GroupedGemm(experts, moe.top_k, rank_tokens, h, 2 * width, busiest, active, xdtype), moe_layers),
                 (Elementwise("silu_mul", rows, width), moe_layers),
-                (GroupedGemm(experts, moe.top_k, rank_tokens, width, h, busiest, active, dtype), moe_layers),
+                (GroupedGemm(experts, moe.top_k, rank_tokens, width, h, busiest, active, xdtype), moe_layers),
                 (Collective("all_to_all", sent, par.ep, par.a2a_link), moe_layers)]  # combine
     else:
         width = moe.intermediate_size // tp
         busiest, active = _dense_routing(T, moe.num_experts, moe.top_k, par.routing.skew)
-        ops += [(GroupedGemm(moe.num_experts, moe.top_k, T, h, 2 * width, busiest, active, dtype), moe_layers),
+        ops += [(GroupedGemm(moe.num_experts, moe.top_k, T, h, 2 * width, busiest, active, xdtype), moe_layers),
                 (Elementwise("silu_mul", T * moe.top_k, width), moe_layers),
-                (GroupedGemm(moe.num_experts, moe.top_k, T, width, h, busiest, active, dtype), moe_layers)]
+                (GroupedGemm(moe.num_experts, moe.top_k, T, width, h, busiest, active, xdtype), moe_layers)]
     if moe.shared_intermediate_size:
         shared = moe.shared_intermediate_size // (tp if par.ep == 1 else 1)
         ops += [(Gemm(T, h, 2 * shared, dtype), moe_layers), (Elementwise("silu_mul", T, shared), moe_layers),
                 (Gemm(T, shared, h, dtype), moe_layers)]
     if tp > 1 and par.ep == 1:
-        ops.append((Collective("all_reduce", T * h * elem, tp), moe_layers))
+        ops.append((all_reduce(T * h * elem, tp), moe_layers))
     return ops

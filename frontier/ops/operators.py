@@ -139,6 +139,13 @@ class GroupedGemm:
         return w * self.active_experts * self.k * self.n + a * rows * self.k + 2.0 * rows * self.n
 
 
+# Reads + writes of `tokens x width` elements per elementwise kernel: most read and write once;
+# SiLU-and-mul reads the gate and up halves; fused add+RMSNorm reads the input and the residual
+# and writes both (vllm/csrc/layernorm_kernels.cu `fused_add_rms_norm`); the KV-cache write
+# reads K and V and writes them into the paged cache.
+ELEMENTWISE_PASSES = {"silu_mul": 3, "add_rmsnorm": 4}
+
+
 @dataclass(frozen=True, slots=True)
 class Elementwise:
     """A memory-bound op over `tokens` x `width` elements (norm, rotary, act, residual, ...)."""
@@ -149,16 +156,14 @@ class Elementwise:
     family = "elementwise"
 
     def bytes_moved(self, elem_bytes: float) -> float:
-        # Read the input, write the output; gated ops (silu_mul) read twice the output width.
-        reads = 2 if self.name == "silu_mul" else 1
-        return elem_bytes * self.tokens * self.width * (reads + 1)
+        return elem_bytes * self.tokens * self.width * ELEMENTWISE_PASSES.get(self.name, 2)
 
 
 @dataclass(frozen=True, slots=True)
 class Collective:
     """A collective among `world` GPUs over one link class.
 
-    `kind`: all_reduce | all_gather | reduce_scatter | all_to_all | send_recv.
+    `kind`: all_reduce | custom_all_reduce | all_gather | reduce_scatter | all_to_all | send_recv.
     `size_bytes` follows nccl-tests: the full tensor for all_reduce, the gathered output for
     all_gather, the unreduced input for reduce_scatter, what one rank sends in total for
     all_to_all and send_recv.

@@ -24,6 +24,7 @@ DTYPE_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "fp32": 4.0}
 # Bytes on the wire per byte of `size_bytes`, as a function of world size (ring algorithms).
 WIRE_FACTOR = {
     "all_reduce": lambda w: 2.0 * (w - 1) / w,
+    "custom_all_reduce": lambda w: 2.0 * (w - 1) / w,
     "all_gather": lambda w: (w - 1) / w,
     "reduce_scatter": lambda w: (w - 1) / w,
     "all_to_all": lambda w: (w - 1) / w,
@@ -32,6 +33,7 @@ WIRE_FACTOR = {
 # Latency steps of the algorithm (ring: 2(w-1) for all-reduce).
 _STEPS = {
     "all_reduce": lambda w: 2 * (w - 1),
+    "custom_all_reduce": lambda w: 2,
     "all_gather": lambda w: w - 1,
     "reduce_scatter": lambda w: w - 1,
     "all_to_all": lambda w: 1,
@@ -78,9 +80,26 @@ def link_gbps_and_latency_us(gpu: GPUSpec, link: str) -> tuple[float, float]:
     return gpu.intra_node_gbps, gpu.nvlink_latency_us
 
 
+# vLLM's and SGLang's custom all-reduce (vllm/csrc/custom_all_reduce.cuh, used below 8 MiB on
+# NVLink): one-shot (each GPU reads every peer's buffer over NVLink P2P and reduces) for 2 GPUs,
+# for messages under 512 KiB on up to 4 GPUs and under 256 KiB on up to 8; else two-shot
+# (reduce-scatter then all-gather through the same buffers). Each stage ends in a flag barrier
+# across the GPUs: CUSTOM_ALLREDUCE_STAGE_US, about a third of NCCL's small-message latency.
+CUSTOM_ALLREDUCE_STAGE_US = 4.0
+
+
+def custom_all_reduce_ms(size_bytes: float, world: int, gpu: GPUSpec) -> float:
+    one_shot = world == 2 or size_bytes < (512 if world <= 4 else 256) * 1024
+    wire = (world - 1) * size_bytes if one_shot else 2.0 * (world - 1) / world * size_bytes
+    stages = 1 if one_shot else 2
+    return stages * CUSTOM_ALLREDUCE_STAGE_US * 1e-3 + wire / (gpu.intra_node_gbps * 1e9 * LINK_EFFICIENCY) * 1e3
+
+
 def collective_ms(op: Collective, gpu: GPUSpec) -> float:
     if op.world <= 1 or op.size_bytes <= 0:
         return 0.0
+    if op.kind == "custom_all_reduce":
+        return custom_all_reduce_ms(op.size_bytes, op.world, gpu)
     bw_gbps, lat_us = link_gbps_and_latency_us(gpu, op.link)
     wire = WIRE_FACTOR[op.kind](op.world) * op.size_bytes
     return (_STEPS[op.kind](op.world) * lat_us * 1e-3

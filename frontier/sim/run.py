@@ -73,6 +73,7 @@ def step_cost_for(scenario: Scenario, spec: ClusterSpec) -> tuple[StepCost, dict
     overheads = StepOverheads(cuda_graph=spec.cuda_graph, cpu_overhead_ms=spec.cpu_overhead_ms,
                               capture_sizes=tuple(s for s in engine.capture_sizes if s <= spec.cuda_graph_max_bs)
                               or (1,),
+                              graph_mixed_batches=engine.graph_mixed_batches,
                               host_overlapped=engine.host.overlapped,
                               overlap_residual_ms=engine.host.overlap_residual_ms)
     cost = StepCost(model, par, predictor, overheads, attn_backend=spec.attention_backend,
@@ -95,7 +96,7 @@ def memory_for(scenario: Scenario, spec: ClusterSpec, where: str) -> MemoryPlan:
     return plan_memory(scenario.cluster_model(spec), scenario.cluster_gpu(spec), tp=spec.tp, pp=spec.pp, ep=spec.ep,
                        gpu_memory_utilization=spec.gpu_memory_utilization, block_size=spec.block_size,
                        max_num_batched_tokens=spec.max_num_batched_tokens, max_num_seqs=spec.max_num_seqs,
-                       where=where, part=part)
+                       where=where, part=part, activations_inside=spec.engine != "sglang")
 
 
 def build_clusters(scenario: Scenario, recorder: Recorder, step_time=None, fast_forward: bool = True,

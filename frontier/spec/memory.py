@@ -1,8 +1,11 @@
 """GPU memory of one instance: weights, activations, and what is left for the KV cache.
 
-Follows vLLM's accounting: the usable memory is capacity x gpu_memory_utilization; weights and
-the peak activation of a `max_num_batched_tokens` forward pass come off the top; the rest holds
-KV blocks.
+vLLM's accounting (vllm/v1/worker/gpu_worker.py `determine_available_memory`): the usable memory
+is capacity x gpu_memory_utilization; weights and the peak activation of a profiled
+`max_num_batched_tokens` forward pass come off the top; the rest holds KV blocks.
+SGLang's (sglang/srt/model_executor/model_runner.py `profile_max_num_token`): capacity x
+mem_fraction_static holds the weights and the KV pool; activations and CUDA graphs live in the
+rest, so nothing else comes off (`activations_inside=False`).
 """
 from __future__ import annotations
 
@@ -65,10 +68,10 @@ def activation_bytes(model: ModelSpec, tp: int, max_num_batched_tokens: int, max
 def plan_memory(model: ModelSpec, gpu: GPUSpec, *, tp: int, pp: int, ep: int = 1,
                 gpu_memory_utilization: float = 0.9, block_size: int = 16,
                 max_num_batched_tokens: int = 8192, max_num_seqs: int = 256,
-                where: str = "deployment", part: str = "all") -> MemoryPlan:
+                where: str = "deployment", part: str = "all", activations_inside: bool = True) -> MemoryPlan:
     usable = gpu.memory_bytes * gpu_memory_utilization
     weights = weight_bytes_per_gpu(model, tp, pp, ep, part)
-    act = activation_bytes(model, tp, max_num_batched_tokens, max_num_seqs)
+    act = activation_bytes(model, tp, max_num_batched_tokens, max_num_seqs) if activations_inside else 0.0
     kv = usable - weights - act
     per_token = kv_bytes_per_token_per_gpu(model, tp, pp)
     num_blocks = int(kv // (per_token * block_size)) if kv > 0 else 0

@@ -89,18 +89,11 @@ def _int(x) -> int:
 
 
 def quantization_of(row) -> str:
-    """The deployment's `quantization` from the row's precision columns."""
-    gemm, moe = str(row.get("gemm_quant_mode") or ""), str(row.get("moe_quant_mode") or "")
-    precision = str(row.get("precision") or "")
-    if precision in ("", "nan", "bf16", "fp16"):
+    """The precision of the run's linear layers, in frontier.spec.quant's names."""
+    gemm = str(row.get("gemm_quant_mode") or "")
+    if gemm in ("", "nan"):
         return "none"
-    if precision == "fp4":
-        return "mxfp4"
-    if precision == "int4":
-        return "int4"
-    if "fp8_block" in (gemm, moe):
-        return "fp8_block"
-    return "fp8"
+    return {"int4_wo": "int4"}.get(gemm, gemm)
 
 
 def load_runs(path: Path = DEV_SET, num_prompts_per_client: int = PROMPTS_PER_CLIENT) -> list[Run]:
@@ -132,13 +125,16 @@ def load_runs(path: Path = DEV_SET, num_prompts_per_client: int = PROMPTS_PER_CL
 
 
 def _scenario(row, card: str, gpu: str, version: str, per_client: int) -> dict:
+    from frontier.spec.model import load_model
+
     tp, pp = _int(row["tp_size"]), _int(row["pp_size"])
     dp_attn, ep = _int(row["attention_dp_size"]), _int(row["moe_ep_size"])
     conc = _int(row["batch_size"])
     isl, osl = int(row["isl"]), int(row["osl"])
     # aiconfigurator's columns: tp_size is attention TP, so an instance has tp x attention_dp GPUs.
-    deployment = {"engine": row["backend"], "tp": tp, "pp": pp,
-                  "quantization": quantization_of(row)}
+    deployment = {"engine": row["backend"], "tp": tp, "pp": pp}
+    if load_model(card).precision == "bf16":  # a quantized checkpoint keeps its own precision
+        deployment["quantization"] = quantization_of(row)
     if version:
         deployment["engine_version"] = version
     if dp_attn > 1:

@@ -46,3 +46,19 @@ def test_h100_collectives_use_the_fit():
     assert net == pytest.approx(0.0465 + 2 * 15 / 16 * 256 * 2**20 / 47e9 * 1e3, rel=0.02)
     assert p.op_ms(Collective("send_recv", 2**20, 2)) > 0
     assert p.op_ms(Collective("all_reduce", 2**20, 1)) == 0.0
+
+
+def test_custom_all_reduce_one_and_two_shot_by_hand():
+    """One-shot below 256 KiB on 8 GPUs: one barrier stage and 7 peers' buffers read over NVLink;
+    two-shot above: two stages and 2 x 7/8 of the message."""
+    from frontier.predict.roofline import CUSTOM_ALLREDUCE_STAGE_US, LINK_EFFICIENCY, custom_all_reduce_ms
+    from frontier.spec.hardware import get_gpu
+
+    h100 = get_gpu("h100-sxm")
+    bw = h100.intra_node_gbps * 1e9 * LINK_EFFICIENCY
+    small, large = 64 * 1024, 4 * 2**20
+    assert custom_all_reduce_ms(small, 8, h100) == pytest.approx(CUSTOM_ALLREDUCE_STAGE_US * 1e-3 + 7 * small / bw * 1e3)
+    assert custom_all_reduce_ms(large, 8, h100) == pytest.approx(
+        2 * CUSTOM_ALLREDUCE_STAGE_US * 1e-3 + 2 * 7 / 8 * large / bw * 1e3)
+    # Two GPUs always take the one-shot kernel.
+    assert custom_all_reduce_ms(large, 2, h100) == pytest.approx(CUSTOM_ALLREDUCE_STAGE_US * 1e-3 + large / bw * 1e3)

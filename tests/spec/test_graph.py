@@ -59,8 +59,9 @@ def test_llama_8b_tp2_halves_the_sharded_dims_and_all_reduces_twice_per_layer():
         (4, 4096, 64128): 1,     # vocab-parallel LM head
     }
     coll = count(ops, Collective)
-    assert coll[Collective("all_reduce", 4 * 4096 * 2, 2)] == 2 * 32
-    assert set(c.kind for c in coll) == {"all_reduce", "all_gather"}
+    # 32 KiB messages: the engines' custom all-reduce, not NCCL (below 8 MiB).
+    assert coll[Collective("custom_all_reduce", 4 * 4096 * 2, 2)] == 2 * 32
+    assert set(c.kind for c in coll) == {"custom_all_reduce", "all_gather"}
     assert count(ops, AttnDecode) == {AttnDecode(4, 4000, 1000, 16, 4, 128, 128, "flash"): 32}
 
 
@@ -141,3 +142,33 @@ def test_pp2_halves_every_layer_count(name):
 
 def test_empty_batch_has_no_operators():
     assert ops_of("llama-3.1-8b", BatchStats()) == []
+
+
+def test_all_reduce_switches_to_nccl_above_8_mib():
+    # 1,024 prefill tokens x 4096 x 2 bytes = 8 MiB: still custom; 1,025 tokens: NCCL.
+    def kinds(tokens):
+        batch = BatchStats(num_prefill=1, prefill_tokens=tokens, prefill_sum_q2=tokens**2,
+                           prefill_sum_kv=tokens, prefill_max_q=tokens, prefill_max_kv=tokens, num_sampled=1)
+        return {c.kind for c in count(ops_of("llama-3.1-8b", batch, tp=2), Collective)} - {"all_gather"}
+
+    assert kinds(1024) == {"custom_all_reduce"}
+    assert kinds(1025) == {"all_reduce"}
+
+
+def test_engine_kernels_per_layer():
+    """Per layer: 2 fused add+RMSNorm, rotary, KV-cache write, SiLU-and-mul; FP8 adds one
+    activation quantisation before the output projection."""
+    from frontier.ops.operators import Elementwise
+
+    def names(model):
+        c = Counter()
+        for op, n in step_operators(model, Parallel(), DECODE4):
+            if isinstance(op, Elementwise):
+                c[op.name] += n
+        return c
+
+    bf16 = load_model("llama-3.1-8b")
+    assert names(bf16) == {"add_rmsnorm": 64, "rotary": 32, "kv_cache_write": 32, "silu_mul": 32,
+                           "embedding": 1, "rmsnorm": 1, "sampling": 1}
+    fp8 = names(bf16.with_quantization("fp8"))
+    assert fp8 - names(bf16) == {"quant_fp8": 32}
