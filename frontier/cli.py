@@ -1,6 +1,7 @@
 """`frontier`: simulate serving deployments, list models and GPUs, train and check predictors."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -56,16 +57,14 @@ def scenario_dict(path: Path | None, warn=None, **flags) -> tuple[dict, Path | N
     for key in ("model", "gpu", "seed"):
         if key in given:
             d[key] = given[key]
-    dep = d.setdefault("deployment", {}) or {}
-    d["deployment"] = dep
+    dep = _section(d, "deployment")
     for key in ("tp", "pp", "dp", "max_num_seqs", "max_num_batched_tokens"):
         if key in given:
             if "clusters" in dep:
                 raise FrontierError(f"--{key.replace('_', '-')} applies to a co-located deployment; "
                                     "this scenario has clusters: edit the file instead")
             dep[key] = given[key]
-    wl = d.setdefault("workload", {}) or {}
-    d["workload"] = wl
+    wl = _section(d, "workload")
     if "trace" in given:
         for key in ("input_len", "output_len"):
             wl.pop(key, None)
@@ -95,6 +94,15 @@ def scenario_dict(path: Path | None, warn=None, **flags) -> tuple[dict, Path | N
     return d, (path.parent if path is not None else None)
 
 
+def _section(d: dict, key: str) -> dict:
+    """d[key] as a mapping the flags can be applied to (an empty one if absent)."""
+    value = d.get(key) or {}
+    if not isinstance(value, dict):
+        raise FrontierError(f"{key}: expected a mapping, got {value!r}")
+    d[key] = value
+    return value
+
+
 def _trace_name(trace) -> str:
     path = trace.get("path") if isinstance(trace, dict) else trace
     return Path(str(path)).name
@@ -103,7 +111,7 @@ def _trace_name(trace) -> str:
 def stdout_console() -> Console:
     """Rich console for results: as wide as the tables need when stdout is a file or a pipe
     (rich assumes 80 columns there and would cut them)."""
-    return Console() if sys.stdout.isatty() else Console(width=200)
+    return Console() if sys.stdout.isatty() or os.environ.get("COLUMNS") else Console(width=200)
 
 
 def warn_line(text: str) -> None:
