@@ -321,3 +321,17 @@ def test_random_scenarios_never_end_in_a_traceback(d, tmp_path_factory):
         # Only a run that started may leave results: then summary.json is there and strict.
     strict_json_loads((t / "out" / "summary.json").read_text())
     assert os.path.getsize(t / "out" / "requests.csv") > 0
+
+
+def test_memory_plan_of_a_model_without_layers_is_one_clear_error():
+    """A ModelSpec built in Python skips the config.json checks; the memory plan still says why."""
+    from dataclasses import replace
+
+    from frontier.errors import SpecError
+    from frontier.spec.hardware import get_gpu
+    from frontier.spec.memory import plan_memory
+    from frontier.spec.model import load_model
+
+    model = replace(load_model("llama-3.1-8b"), num_layers=0)
+    with pytest.raises(SpecError, match="num_hidden_layers 0"):
+        plan_memory(model, get_gpu("h100-sxm"), tp=1, pp=1)
