@@ -320,8 +320,8 @@ def _rate(value: Any, where: str) -> float | None:
     return x
 
 
-def _summary_metrics(obj: dict, rename_sglang: bool = False) -> dict:
-    """The file's summary numbers under vLLM's names."""
+def _summary_metrics(obj: dict, rename_sglang: bool = False, where: str = "result") -> dict:
+    """The file's summary numbers under vLLM's names (an infinite one is refused)."""
     out: dict = {}
     for key, value in obj.items():
         name = key
@@ -333,6 +333,8 @@ def _summary_metrics(obj: dict, rename_sglang: bool = False) -> dict:
             name = "total_token_throughput"
         if _LATENCY_KEY.match(name) or name in _THROUGHPUT_KEYS or name in _COUNT_KEYS:
             x = _num(value)
+            if x is not None and not math.isfinite(x):
+                raise FrontierError(f"{where}: {key} is {value!r}, not a finite number")
             if x is not None:
                 out[name] = int(x) if name in ("completed", "failed", "total_input_tokens",
                                                "total_output_tokens") else x
@@ -440,7 +442,7 @@ def _fill_per_request(run: MeasuredRun, arrays: dict, duration_s: float | None) 
 
 
 def load_vllm_object(obj: dict, path: Path, index: int | None = None) -> MeasuredRun:
-    reported = _summary_metrics(obj)
+    reported = _summary_metrics(obj, where=_where(path, index))
     engine_args = _engine_args_from_metadata(obj)
     gpu = engine_args.pop("gpu", None)
     settings = RunSettings(
@@ -477,7 +479,7 @@ def _summary_run(obj: dict, path: Path, index: int | None, kind: str, settings: 
 # ---------------------------------------------------------------------------- SGLang bench_serving
 
 def load_sglang_object(obj: dict, path: Path, index: int | None = None) -> MeasuredRun:
-    reported = _summary_metrics(obj, rename_sglang=True)
+    reported = _summary_metrics(obj, rename_sglang=True, where=_where(path, index))
     dataset = {k: obj[k] for k in ("dataset_name", "random_input_len", "random_output_len",
                                    "random_range_ratio", "sharegpt_output_len")
                if obj.get(k) is not None}

@@ -159,6 +159,12 @@ CASES = {
         ["links.kv.bandwidth_gbps", "nan"]),
     "vLLM result with request_rate NaN": (lambda t: ["validate", vllm_result(t, request_rate="nan")],
                                           ["request_rate"]),
+    "vLLM result with an infinite count": (lambda t: ["validate", vllm_result(t, failed=math.inf)],
+                                           ["result.json", "failed", "inf", "finite"]),
+    "vLLM request log with a text time stamp": (
+        lambda t: ["validate", text_file(t, "requests.jsonl", RTX4090.joinpath("requests.jsonl").read_text()
+                                         .replace('"queued_ts": ', '"queued_ts": "soon", "x": ', 1))],
+        ["requests.jsonl", "request 1", "queued_ts", "'soon'"]),
     # ---- a sample of what already gave one line
     "misspelt field": (lambda t: scenario(t, modle="x"), ["modle", "did you mean 'model'"]),
     "misspelt deployment field": (lambda t: scenario(t, deployment={"max_num_seq": 4}), ["max_num_seq", "max_num_seqs"]),
