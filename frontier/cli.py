@@ -73,8 +73,9 @@ def scenario_dict(path: Path | None, warn=None, **flags) -> tuple[dict, Path | N
     if "input_len" in given or "output_len" in given or (not wl and path is None):
         if "trace" in wl and "trace" not in given:
             used = [f"--{k.replace('_', '-')}" for k in ("input_len", "output_len") if k in given]
-            warn(f"{' and '.join(used)} {'replaces' if len(used) == 1 else 'replace'} the scenario's trace ({_trace_name(wl['trace'])}) by "
-                 f"a synthetic workload; give --trace too to keep the trace")
+            verb = "replaces" if len(used) == 1 else "replace"
+            warn(f"{' and '.join(used)} {verb} the scenario's trace ({_trace_name(wl['trace'])}) by a "
+                 "synthetic workload; give --trace too to keep the trace")
         wl.pop("trace", None)
         wl["input_len"] = given.get("input_len", wl.get("input_len", FLAG_DEFAULTS["input_len"]))
         wl["output_len"] = given.get("output_len", wl.get("output_len", FLAG_DEFAULTS["output_len"]))
@@ -142,10 +143,9 @@ def warn_line(text: str) -> None:
 def simulate(scenario, outdir, no_plots, no_trace, quiet, **flags):
     """Simulate serving SCENARIO (a YAML file; default: Llama-3.1-8B on one H100, chat trace)."""
     from frontier.metrics.report import print_summary, write_results
+    from frontier.paths import check_writable_dir
     from frontier.sim.run import run_scenario
     from frontier.spec.scenario import scenario_from_dict
-
-    from frontier.paths import check_writable_dir
     from frontier.workload.build import workload_warnings
 
     d, base = scenario_dict(scenario, warn=warn_line, **flags)

@@ -48,11 +48,15 @@ def check_writable_dir(path: Path, what: str = "-o", label: str | None = None) -
 
 def check_writable_file(path: Path, what: str = "-o") -> None:
     """Refuse an output file that is a folder or whose folder cannot be written."""
+    import os
+
     from frontier.errors import FrontierError
 
     path = Path(path)
     if path.is_dir():
         raise FrontierError(f"{what} {path}: is a folder; give a file name")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise FrontierError(f"{what} {path}: file is not writable")
     check_writable_dir(path.parent, what, label=f"{what} {path}")
 
 

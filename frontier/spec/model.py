@@ -151,7 +151,7 @@ def _require(cfg: dict, key: str, where: str):
 def _count(cfg: dict, key: str, where: str, default=None, minimum: int = 1) -> int:
     """A config.json size field: a whole number >= minimum (0 / null / absent: `default`)."""
     value = cfg.get(key)
-    if not value and default is not None and value is not False:
+    if default is not None and value in (None, 0):  # HF configs write null or 0 for "derive it"
         return default
     if value is None:
         _require(cfg, key, where)
