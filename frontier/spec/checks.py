@@ -1,20 +1,24 @@
 """Start-up checks of a deployment against its model and GPUs, as the engines make them.
 
-vLLM and SGLang refuse these configurations when the server starts; Frontier refuses them
-before simulating, with one line naming the field, the value and what would be valid, instead
-of predicting a deployment that cannot run. Sources (vllm-project/vllm):
+vLLM refuses most of these configurations when the server starts, and the rest cannot mean
+anything; Frontier refuses them before simulating, with one line naming the field, the value and
+what would be valid, instead of predicting a deployment that cannot run. Sources
+(vllm-project/vllm):
 
 - heads / tp:          vllm/config/model.py, ModelConfig.verify_with_parallel_config
                        ("Total number of attention heads must be divisible by tensor parallel size")
 - KV heads / tp:       vllm/model_executor/layers/linear.py, QKVParallelLinear: KV heads are split
                        over tp when tp < KV heads, else each is replicated tp / KV heads times
                        (both divisions must be exact)
-- layers / pp:         vllm/distributed/utils.py, get_pp_indices: every stage holds >= 1 layer
+- layers / pp:         vllm/distributed/utils.py, get_pp_indices splits the layers evenly over
+                       the stages; with pp > layers some stages would hold none (no refusal
+                       there, but nothing to pipeline either)
 - block sizes:         vllm/config/cache.py, BlockSize = Literal[1, 8, 16, 32, 64, 128, 256];
                        the FlashAttention backend takes multiples of 16
                        (vllm/v1/attention/backends/flash_attn.py)
-- chunked prefill off: vllm/config/scheduler.py, SchedulerConfig._verify_args: with chunked
-                       prefill off, max_num_batched_tokens must be >= max_model_len
+- chunked prefill off: vllm/config/scheduler.py, SchedulerConfig.verify_max_model_len
+                       (_verify_args in older releases): with chunked prefill off,
+                       max_num_batched_tokens must be >= max_model_len
 - max_model_len:       vllm/config/model.py, _get_and_verify_max_len: no longer than the
                        model's context (max_position_embeddings)
 - fp8 weights:         vllm/model_executor/layers/quantization/fp8.py runs fp8 GEMMs only on
