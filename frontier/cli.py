@@ -1,6 +1,7 @@
 """`frontier`: simulate serving deployments, list models and GPUs, train and check predictors."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -27,6 +28,11 @@ class FrontierGroup(click.Group):
         except FrontierError as exc:
             Console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             sys.exit(2)
+        except click.UsageError as exc:  # a bad flag: one line too, not click's three
+            where = exc.ctx.command_path if exc.ctx else "frontier"
+            Console(stderr=True).print(f"[bold red]error:[/] {escape(exc.format_message())} (see "
+                                       f"{escape(where)} --help)", highlight=False, soft_wrap=True)
+            sys.exit(2)
 
 
 @click.group(cls=FrontierGroup)
@@ -35,9 +41,12 @@ def main() -> None:
     """Frontier: a GPU-calibrated simulator of LLM inference serving."""
 
 
-def scenario_dict(path: Path | None, **flags) -> tuple[dict, Path | None]:
-    """The scenario as a dict: the file (or the default), with the flags given applied on top."""
+def scenario_dict(path: Path | None, warn=None, **flags) -> tuple[dict, Path | None]:
+    """The scenario as a dict: the file (or the default), with the flags given applied on top.
+
+    `warn(line)`, if given, hears of flags that replace the file's workload."""
     given = {k: v for k, v in flags.items() if v is not None}
+    warn = warn or (lambda line: None)
     if path is None and "model" not in given:
         path = DEFAULT_SCENARIO
     if path is not None:
@@ -48,22 +57,25 @@ def scenario_dict(path: Path | None, **flags) -> tuple[dict, Path | None]:
     for key in ("model", "gpu", "seed"):
         if key in given:
             d[key] = given[key]
-    dep = d.setdefault("deployment", {}) or {}
-    d["deployment"] = dep
+    dep = _section(d, "deployment")
     for key in ("tp", "pp", "dp", "max_num_seqs", "max_num_batched_tokens"):
         if key in given:
             if "clusters" in dep:
                 raise FrontierError(f"--{key.replace('_', '-')} applies to a co-located deployment; "
                                     "this scenario has clusters: edit the file instead")
             dep[key] = given[key]
-    wl = d.setdefault("workload", {}) or {}
-    d["workload"] = wl
+    wl = _section(d, "workload")
     if "trace" in given:
         for key in ("input_len", "output_len"):
             wl.pop(key, None)
         trace = Path(given["trace"]).expanduser()  # relative to where the user is, if it is there
         wl["trace"] = {"path": str(trace.resolve()) if trace.is_file() else given["trace"]}
     if "input_len" in given or "output_len" in given or (not wl and path is None):
+        if "trace" in wl and "trace" not in given:
+            used = [f"--{k.replace('_', '-')}" for k in ("input_len", "output_len") if k in given]
+            verb = "replaces" if len(used) == 1 else "replace"
+            warn(f"{' and '.join(used)} {verb} the scenario's trace ({_trace_name(wl['trace'])}) by a "
+                 "synthetic workload; give --trace too to keep the trace")
         wl.pop("trace", None)
         wl["input_len"] = given.get("input_len", wl.get("input_len", FLAG_DEFAULTS["input_len"]))
         wl["output_len"] = given.get("output_len", wl.get("output_len", FLAG_DEFAULTS["output_len"]))
@@ -72,12 +84,39 @@ def scenario_dict(path: Path | None, **flags) -> tuple[dict, Path | None]:
     elif "trace" not in wl:
         wl.setdefault("num_requests", FLAG_DEFAULTS["num_requests"])
     if "rate" in given:
+        if "trace" in wl and "arrival" not in wl:
+            timing = "all at t=0" if given["rate"] == float("inf") else f"poisson, {given['rate']:g} req/s"
+            warn(f"--rate re-times the trace's requests ({timing}) instead of replaying its timestamps")
         wl["arrival"] = {"process": "poisson", "rate": given["rate"]}
     elif "trace" not in wl and "arrival" not in wl:
         wl["arrival"] = {"process": "poisson", "rate": FLAG_DEFAULTS["rate"]}
     if "concurrency" in given:
         wl["concurrency"] = given["concurrency"]
     return d, (path.parent if path is not None else None)
+
+
+def _section(d: dict, key: str) -> dict:
+    """d[key] as a mapping the flags can be applied to (an empty one if absent)."""
+    value = d.get(key) or {}
+    if not isinstance(value, dict):
+        raise FrontierError(f"{key}: expected a mapping, got {value!r}")
+    d[key] = value
+    return value
+
+
+def _trace_name(trace) -> str:
+    path = trace.get("path") if isinstance(trace, dict) else trace
+    return Path(str(path)).name
+
+
+def stdout_console() -> Console:
+    """Rich console for results: as wide as the tables need when stdout is a file or a pipe
+    (rich assumes 80 columns there and would cut them)."""
+    return Console() if sys.stdout.isatty() or os.environ.get("COLUMNS") else Console(width=200)
+
+
+def warn_line(text: str) -> None:
+    Console(stderr=True).print(f"[yellow]warning:[/] {escape(text)}", highlight=False, soft_wrap=True)
 
 
 @main.command()
@@ -95,7 +134,7 @@ def scenario_dict(path: Path | None, **flags) -> tuple[dict, Path | None]:
 @click.option("--trace", help="Request trace: Azure 2023 / Mooncake / CSV / JSONL file.")
 @click.option("--max-num-seqs", type=int, help="Scheduler: most sequences per batch.")
 @click.option("--max-num-batched-tokens", type=int, help="Scheduler: token budget per step.")
-@click.option("--seed", type=int, help="Random seed (same seed, same result).")
+@click.option("--seed", type=click.IntRange(min=0), help="Random seed >= 0 (same seed, same result).")
 @click.option("-o", "--output", "outdir", type=click.Path(path_type=Path),
               help="Results folder (default results/<scenario name>).")
 @click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
@@ -104,15 +143,20 @@ def scenario_dict(path: Path | None, **flags) -> tuple[dict, Path | None]:
 def simulate(scenario, outdir, no_plots, no_trace, quiet, **flags):
     """Simulate serving SCENARIO (a YAML file; default: Llama-3.1-8B on one H100, chat trace)."""
     from frontier.metrics.report import print_summary, write_results
+    from frontier.paths import check_writable_dir
     from frontier.sim.run import run_scenario
     from frontier.spec.scenario import scenario_from_dict
+    from frontier.workload.build import workload_warnings
 
-    d, base = scenario_dict(scenario, **flags)
+    d, base = scenario_dict(scenario, warn=warn_line, **flags)
     spec = scenario_from_dict(d, base_dir=base, name=d.get("name", "scenario"))
-    console = Console()
+    out = outdir or Path("results") / spec.name
+    check_writable_dir(out, "-o" if outdir else "results folder")
+    for line in workload_warnings(spec.workload):
+        warn_line(line)
+    console = stdout_console()
     result = run_scenario(spec, progress=not quiet and console.is_terminal)
     print_summary(result, console)
-    out = outdir or Path("results") / spec.name
     written = write_results(result, out, plots=not no_plots, trace=not no_trace)
     console.print(f"results: {', '.join(str(p) for p in written)}", highlight=False)
     if result.summary["completed"] == 0 and result.summary["failed"]:
@@ -141,7 +185,7 @@ def models():
         table.add_row(name, f"{m.param_count() / 1e9:.2f} B", f"{m.param_count(True) / 1e9:.2f} B",
                       str(m.num_layers), attn, moe, m.precision, f"{m.kv_bytes_per_token / 1024:.1f} KiB",
                       str(m.max_model_len))
-    Console().print(table)
+    stdout_console().print(table)
 
 
 @main.command()
@@ -169,7 +213,7 @@ def gpus():
                       "-" if g.fp8_tflops is None else f"{g.fp8_tflops:.0f}", str(g.sm_count),
                       f"{g.nvlink_gbps:.0f}", f"{g.network_gbps:.1f}", str(g.gpus_per_node),
                       calibration(g.name))
-    Console().print(table)
+    stdout_console().print(table)
 
 
 def _register_commands() -> None:

@@ -15,13 +15,14 @@ from rich.console import Console
 from rich.table import Table
 
 from frontier.metrics.serving import PERCENTILES
+from frontier.numbers import strict_json_dumps
 
 
 def write_results(result, outdir: str | Path, plots: bool = True, trace: bool = True) -> list[Path]:
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "summary.json", out / "requests.csv"]
-    written[0].write_text(json.dumps(result.summary, indent=2, default=_jsonable) + "\n")
+    written[0].write_text(strict_json_dumps(result.summary, indent=2, default=_jsonable) + "\n")
     result.requests.to_csv(written[1], index=False, float_format="%.6f")
     if trace:
         written.append(write_chrome_trace(result, out / "trace.json"))

@@ -145,6 +145,7 @@ def predict_iteration(df, gpu, predictor, path: Path) -> list[float]:
     `seq_or_kv` new tokens; decode = `batch` sequences of one new token against `seq_or_kv` KV."""
     from frontier.ops.graph import BatchStats, Parallel
     from frontier.predict.step import StepCost, StepOverheads
+    from frontier.spec.checks import check_tp
     from frontier.spec.model import load_model
 
     v = _ints(df, ["batch", "seq_or_kv"], path)
@@ -161,6 +162,7 @@ def predict_iteration(df, gpu, predictor, path: Path) -> list[float]:
                             prefill_max_q=n, prefill_max_kv=n, num_sampled=b) if phase == "prefill" else
                  BatchStats(num_decode=b, decode_sum_kv=b * n, decode_max_kv=n, num_sampled=b))
         model = load_model(name.strip())
+        check_tp(model, gpu, int(tp[i]), f"{path.name}: row {i + 2}, column tp")
         cost = StepCost(model, Parallel(tp=int(tp[i])), predictor,
                         StepOverheads(cuda_graph=bool(graph[i]), cpu_overhead_ms=0.0), dtype=model.weight_dtype)
         out.append(cost.cost(stats).total_s * 1e3)
@@ -210,8 +212,12 @@ def predict(gpu: str, op: str, input_csv: Path, output: Path | None,
     from frontier.predict import load_predictor
     from frontier.spec.hardware import get_gpu
 
+    from frontier.paths import check_writable_file
+
     spec = get_gpu(gpu)
     df = read_input(input_csv, op)
+    if output is not None:
+        check_writable_file(output)
     predictor = load_predictor(spec, calibration_dir)
     if op == "iteration":
         pred = predict_iteration(df, spec, predictor, input_csv)

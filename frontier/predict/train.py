@@ -275,14 +275,23 @@ def train_gpu(gpu: GPUSpec | str, calibration_dir: Path | str | None = None,
             report["families"][family] = entry
             bar.advance(task)
     report_path = out_dir / "report.json"
-    if families and report_path.exists():  # a partial retrain keeps the other families' entries
-        old = json.loads(report_path.read_text())
+    old = json.loads(report_path.read_text()) if report_path.exists() else None
+    if families and old:  # a partial retrain keeps the other families' entries
         report["families"] = {**old.get("families", {}), **report["families"]}
     out_dir.mkdir(parents=True, exist_ok=True)
-    report_path.write_text(json.dumps(report, indent=1) + "\n")
+    if old and _without_timings(old) == _without_timings(report):
+        report = old  # same predictors: keep the file (and its date) so a checkout stays clean
+    else:
+        report_path.write_text(json.dumps(report, indent=1) + "\n")
     if progress:
         print_report(report, console)
     return report
+
+
+def _without_timings(report: dict) -> dict:
+    """The report less what changes from run to run of the same training (date, seconds)."""
+    families = {f: {k: v for k, v in e.items() if k != "train_s"} for f, e in report.get("families", {}).items()}
+    return {**{k: v for k, v in report.items() if k != "trained"}, "families": families}
 
 
 def split_backends(table: pd.DataFrame, family: str) -> dict[str, pd.DataFrame]:

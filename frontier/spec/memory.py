@@ -73,6 +73,11 @@ def plan_memory(model: ModelSpec, gpu: GPUSpec, *, tp: int, pp: int, ep: int = 1
     weights = weight_bytes_per_gpu(model, tp, pp, ep, part)
     act = activation_bytes(model, tp, max_num_batched_tokens, max_num_seqs) if activations_inside else 0.0
     kv = usable - weights - act
+    if model.num_layers < 1 or (model.num_kv_heads < 1 and not model.mla) or block_size < 1:
+        # a spec built in Python, without the config.json checks
+        raise SpecError(f"{where}: {model.name} stores no KV cache per token (num_hidden_layers "
+                        f"{model.num_layers}, KV heads {model.num_kv_heads}, block_size {block_size}); "
+                        f"each must be >= 1")
     per_token = kv_bytes_per_token_per_gpu(model, tp, pp)
     num_blocks = int(kv // (per_token * block_size)) if kv > 0 else 0
     if part == "ffn" and kv > 0:  # FFN GPUs hold no KV cache; they only need to fit

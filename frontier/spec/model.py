@@ -22,6 +22,7 @@ from pathlib import Path
 import yaml
 
 from frontier.errors import SpecError
+from frontier.numbers import integer, strict_json_loads
 from frontier.paths import MODELS_DIR
 from frontier.spec import quant
 
@@ -291,40 +292,66 @@ def precision_from_config(cfg: dict | None, where: str) -> tuple[str, str]:
     return ("none" if _skips_attention(cfg) else p), p
 
 
+def _count(cfg: dict, key: str, where: str, default=None, minimum: int = 1) -> int:
+    """A config.json size field: a whole number >= minimum (0 / null / absent: `default`)."""
+    value = cfg.get(key)
+    if default is not None and value in (None, 0):  # HF configs write null or 0 for "derive it"
+        return default
+    if value is None:
+        _require(cfg, key, where)
+    return integer(value, f"{where}: {key}", minimum=minimum, what="a size")
+
+
 def model_from_config(cfg: dict, name: str, where: str, hf_id: str = "") -> ModelSpec:
     """Parse Hugging Face config.json fields."""
-    if "text_config" in cfg:  # multimodal wrappers keep the LM under text_config
+    if not isinstance(cfg, dict):
+        raise SpecError(f"{where}: config: expected a mapping of config.json fields")
+    if isinstance(cfg.get("text_config"), dict):  # multimodal wrappers keep the LM under text_config
         cfg = {**cfg["text_config"], **{k: v for k, v in cfg.items() if k != "text_config"}}
     _refuse_linear_attention(cfg, where)
-    hidden = _require(cfg, "hidden_size", where)
-    heads = _require(cfg, "num_attention_heads", where)
-    layers = _require(cfg, "num_hidden_layers", where)
-    kv_heads = cfg.get("num_key_value_heads") or heads
-    head_dim = cfg.get("head_dim") or hidden // heads
+    hidden = _count(cfg, "hidden_size", where)
+    heads = _count(cfg, "num_attention_heads", where)
+    layers = _count(cfg, "num_hidden_layers", where)
+    kv_heads = _count(cfg, "num_key_value_heads", where, default=heads)
+    if heads % kv_heads:
+        raise SpecError(f"{where}: num_attention_heads {heads} is not a multiple of "
+                        f"num_key_value_heads {kv_heads}")
+    head_dim = _count(cfg, "head_dim", where, default=max(hidden // heads, 1))
     mla = None
     if cfg.get("kv_lora_rank"):
-        mla = MLA(cfg.get("q_lora_rank"), cfg["kv_lora_rank"], cfg["qk_nope_head_dim"],
-                  cfg["qk_rope_head_dim"], cfg["v_head_dim"])
+        q_lora = _count(cfg, "q_lora_rank", where, default=0, minimum=0) or None
+        mla = MLA(q_lora, _count(cfg, "kv_lora_rank", where), _count(cfg, "qk_nope_head_dim", where),
+                  _count(cfg, "qk_rope_head_dim", where), _count(cfg, "v_head_dim", where))
         kv_heads = heads
     moe = None
     num_experts = cfg.get("n_routed_experts") or cfg.get("num_local_experts") or cfg.get("num_experts")
     if num_experts:
-        moe_width = cfg.get("moe_intermediate_size") or _require(cfg, "intermediate_size", where)
-        shared = cfg.get("n_shared_experts") or 0
-        shared_width = shared * moe_width + (cfg.get("shared_expert_intermediate_size") or 0)
-        first_dense = cfg.get("first_k_dense_replace") or 0
-        if cfg.get("mlp_only_layers"):
+        experts_key = next(k for k in ("n_routed_experts", "num_local_experts", "num_experts") if cfg.get(k))
+        num_experts = _count(cfg, experts_key, where)
+        moe_width = (_count(cfg, "moe_intermediate_size", where) if cfg.get("moe_intermediate_size")
+                     else _count(cfg, "intermediate_size", where))
+        shared = _count(cfg, "n_shared_experts", where, default=0, minimum=0)
+        shared_width = shared * moe_width + _count(cfg, "shared_expert_intermediate_size", where,
+                                                   default=0, minimum=0)
+        first_dense = _count(cfg, "first_k_dense_replace", where, default=0, minimum=0)
+        if isinstance(cfg.get("mlp_only_layers"), list):
             first_dense = max(first_dense, len(cfg["mlp_only_layers"]))
-        moe = MoE(int(num_experts), int(_require(cfg, "num_experts_per_tok", where)),
-                  int(moe_width), int(shared_width), int(first_dense))
+        top_k = _count(cfg, "num_experts_per_tok", where)
+        if top_k > num_experts:
+            raise SpecError(f"{where}: num_experts_per_tok {top_k} exceeds the {num_experts} experts")
+        if first_dense > layers:
+            raise SpecError(f"{where}: first_k_dense_replace {first_dense} exceeds num_hidden_layers {layers}")
+        moe = MoE(num_experts, top_k, moe_width, shared_width, first_dense)
     dtype = str(cfg.get("torch_dtype") or cfg.get("dtype") or "bfloat16")
+    if not isinstance(cfg.get("quantization_config") or {}, dict):
+        raise SpecError(f"{where}: quantization_config: expected a mapping")
     linear_quant, moe_quant = precision_from_config(cfg.get("quantization_config"), where)
     return ModelSpec(
-        name=name, hidden_size=int(hidden), num_layers=int(layers), num_heads=int(heads),
-        num_kv_heads=int(kv_heads), head_dim=int(head_dim),
-        intermediate_size=int(cfg.get("intermediate_size") or 0),
-        vocab_size=int(_require(cfg, "vocab_size", where)),
-        max_model_len=int(cfg.get("max_position_embeddings") or 4096),
+        name=name, hidden_size=hidden, num_layers=layers, num_heads=heads,
+        num_kv_heads=kv_heads, head_dim=head_dim,
+        intermediate_size=_count(cfg, "intermediate_size", where, default=0, minimum=0),
+        vocab_size=_count(cfg, "vocab_size", where),
+        max_model_len=_count(cfg, "max_position_embeddings", where, default=4096),
         tie_word_embeddings=bool(cfg.get("tie_word_embeddings", False)),
         dtype_bytes=DTYPE_BYTES.get(dtype, 2), linear_quant=linear_quant,
         moe_quant=moe_quant if moe else linear_quant, moe=moe, mla=mla, hf_id=hf_id)
@@ -350,8 +377,8 @@ def load_model(name_or_path: str) -> ModelSpec:
 
 def _load_file(path: Path) -> ModelSpec:
     try:
-        raw = json.loads(path.read_text()) if path.suffix == ".json" else yaml.safe_load(path.read_text())
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raw = strict_json_loads(path.read_text()) if path.suffix == ".json" else yaml.safe_load(path.read_text())
+    except (ValueError, yaml.YAMLError, UnicodeDecodeError) as exc:
         raise SpecError(f"{path}: not valid {path.suffix[1:].upper()}: {str(exc).splitlines()[0]}") from None
     if not isinstance(raw, dict):
         raise SpecError(f"{path}: expected a mapping of config fields")

@@ -16,6 +16,8 @@ import yaml
 from frontier.engine import ENGINES, make_engine
 from frontier.errors import SpecError
 from frontier.metrics.serving import SLO
+from frontier.numbers import integer, number
+from frontier.spec.checks import check_scenario
 from frontier.spec.hardware import GPUSpec, get_gpu
 from frontier.spec.model import ModelSpec, load_model
 from frontier.spec.quant import KV_CACHE_DTYPES, quantization_name
@@ -175,7 +177,7 @@ def _coerce(value: Any, default: Any, where: str):
     if isinstance(default, float):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise SpecError(f"{where}: expected a number, got {value!r}")
-        return float(value)
+        return number(value, where)
     if default is None or kind is str:
         if not isinstance(value, str):
             raise SpecError(f"{where}: expected a string, got {value!r}")
@@ -290,15 +292,16 @@ def scenario_from_dict(d: dict, base_dir: Path | None = None, name: str = "scena
     slo = None
     if d.get("slo"):
         check_keys(d["slo"], {"ttft_ms", "tpot_ms", "e2el_ms"}, "slo")
-        slo = SLO(**{k: float(v) for k, v in d["slo"].items()})
-    seed = d.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise SpecError(f"seed: expected an integer, got {seed!r}")
+        slo = SLO(**{k: number(v, f"slo.{k}", positive=True, what="a latency in ms")
+                     for k, v in d["slo"].items()})
+    seed = integer(d.get("seed", 0), "seed", minimum=0, what="a random seed")
     gpu = get_gpu(str(d["gpu"]))
-    return Scenario(model=load_model(str(d["model"])), gpu=gpu,
-                    workload=WorkloadSpec.from_dict(d["workload"], base_dir=base_dir),
-                    slo=slo, seed=seed, name=str(d.get("name", name)),
-                    **deployment_from_dict(d.get("deployment"), gpu=gpu))
+    scenario = Scenario(model=load_model(str(d["model"])), gpu=gpu,
+                        workload=WorkloadSpec.from_dict(d["workload"], base_dir=base_dir),
+                        slo=slo, seed=seed, name=str(d.get("name", name)),
+                        **deployment_from_dict(d.get("deployment"), gpu=gpu))
+    check_scenario(scenario)
+    return scenario
 
 
 def read_yaml_mapping(path: str | Path, what: str = "scenario file") -> dict:

@@ -60,6 +60,7 @@ def _validate(path: Path, outdir: Path | None, scenario_file: Path | None,
     from rich.console import Console
     from rich.markup import escape
 
+    from frontier.paths import check_writable_dir
     from frontier.validate.loaders import load_folder, load_measured
     from frontier.validate.replay import validate_run
     from frontier.validate.report import (comparison_table, plot_cdfs, provenance_table,
@@ -77,7 +78,9 @@ def _validate(path: Path, outdir: Path | None, scenario_file: Path | None,
     else:
         runs = load_measured(path)
     name = path.stem if path.is_file() else path.name
+    given_outdir = outdir is not None
     outdir = outdir if outdir is not None else DEFAULT_OUT / _slug(name)
+    check_writable_dir(outdir, "-o" if given_outdir else "results folder")
     for s in skipped:
         console.print(f"[dim]skipped {escape(s)}[/dim]")
 

@@ -288,6 +288,10 @@ def _int(value: Any) -> int | None:
     return int(x) if x is not None and math.isfinite(x) else None
 
 
+def _where(path: Path, index: int | None) -> str:
+    return str(path) if index is None else f"{path} run {index}"
+
+
 def _bool(value: Any) -> bool | None:
     if isinstance(value, bool):
         return value
@@ -304,14 +308,20 @@ def _str(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-def _rate(value: Any) -> float | None:
-    """request_rate: a number, "inf" (vLLM) or Infinity (SGLang's json.dumps of float inf)."""
+def _rate(value: Any, where: str) -> float | None:
+    """request_rate: a number, "inf" (vLLM) or Infinity (SGLang's json.dumps of float inf);
+    None when not recorded. Anything else is refused: it would replay a made-up arrival rate."""
+    if value is None:
+        return None
     x = _num(value)
-    return x if x is None or x > 0 else None
+    if x is None or x <= 0:
+        raise FrontierError(f"{where}: request_rate {value!r} is not a rate; a result file records "
+                            f"requests per second > 0 or inf")
+    return x
 
 
-def _summary_metrics(obj: dict, rename_sglang: bool = False) -> dict:
-    """The file's summary numbers under vLLM's names."""
+def _summary_metrics(obj: dict, rename_sglang: bool = False, where: str = "result") -> dict:
+    """The file's summary numbers under vLLM's names (an infinite one is refused)."""
     out: dict = {}
     for key, value in obj.items():
         name = key
@@ -323,6 +333,8 @@ def _summary_metrics(obj: dict, rename_sglang: bool = False) -> dict:
             name = "total_token_throughput"
         if _LATENCY_KEY.match(name) or name in _THROUGHPUT_KEYS or name in _COUNT_KEYS:
             x = _num(value)
+            if x is not None and not math.isfinite(x):
+                raise FrontierError(f"{where}: {key} is {value!r}, not a finite number")
             if x is not None:
                 out[name] = int(x) if name in ("completed", "failed", "total_input_tokens",
                                                "total_output_tokens") else x
@@ -430,11 +442,11 @@ def _fill_per_request(run: MeasuredRun, arrays: dict, duration_s: float | None) 
 
 
 def load_vllm_object(obj: dict, path: Path, index: int | None = None) -> MeasuredRun:
-    reported = _summary_metrics(obj)
+    reported = _summary_metrics(obj, where=_where(path, index))
     engine_args = _engine_args_from_metadata(obj)
     gpu = engine_args.pop("gpu", None)
     settings = RunSettings(
-        request_rate=_rate(obj.get("request_rate")),
+        request_rate=_rate(obj.get("request_rate"), _where(path, index)),
         max_concurrency=_int(obj.get("max_concurrency")),
         num_prompts=_int(obj.get("num_prompts")),
         burstiness=_num(obj.get("burstiness")),
@@ -467,12 +479,12 @@ def _summary_run(obj: dict, path: Path, index: int | None, kind: str, settings: 
 # ---------------------------------------------------------------------------- SGLang bench_serving
 
 def load_sglang_object(obj: dict, path: Path, index: int | None = None) -> MeasuredRun:
-    reported = _summary_metrics(obj, rename_sglang=True)
+    reported = _summary_metrics(obj, rename_sglang=True, where=_where(path, index))
     dataset = {k: obj[k] for k in ("dataset_name", "random_input_len", "random_output_len",
                                    "random_range_ratio", "sharegpt_output_len")
                if obj.get(k) is not None}
     settings = RunSettings(
-        request_rate=_rate(obj.get("request_rate")),
+        request_rate=_rate(obj.get("request_rate"), _where(path, index)),
         max_concurrency=_int(obj.get("max_concurrency")),
         num_prompts=_int(obj.get("num_prompts")),
         model=_str(obj.get("model_id") or obj.get("model")),
@@ -503,6 +515,11 @@ def load_vllm_requests(folder: Path) -> MeasuredRun:
         if not isinstance(row, dict) or not {"input_toks", "output_toks", "queued_ts"} <= set(row):
             raise FrontierError(f"{req_path}: request {i + 1} lacks {', '.join(_REQUEST_FIELDS)} "
                                 f"(found keys {_some_keys(row)})")
+        for key in ("queued_ts", "input_toks", "output_toks"):
+            x = _num(row[key])
+            if x is None or not math.isfinite(x) or x < 0 or (key != "queued_ts" and x != int(x)):
+                raise FrontierError(f"{req_path}: request {i + 1}: {key} is {row[key]!r}, not a "
+                                    f"{'time stamp' if key == 'queued_ts' else 'token count'} >= 0")
     meta: dict = {}
     meta_path = folder / "meta.json"
     if meta_path.is_file():

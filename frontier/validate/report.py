@@ -12,6 +12,8 @@ from typing import Iterable
 
 import numpy as np
 
+from frontier.numbers import strict_json_dumps
+
 THROUGHPUT_METRICS = ("request_throughput", "output_throughput", "total_token_throughput")
 LATENCY_NAMES = {"ttft": "TTFT", "tpot": "TPOT", "itl": "ITL", "e2el": "E2E"}
 STATS = ("mean", "median", "p90", "p99")
@@ -204,7 +206,7 @@ def validation_dict(validation) -> dict:
 def write_validation_json(validation, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(validation_dict(validation), indent=2))
+    path.write_text(strict_json_dumps(validation_dict(validation), indent=2))
     return path
 
 

@@ -7,7 +7,6 @@ string entries (tensor_parallel_size, max_num_seqs, gpu, ...), which the loader 
 """
 from __future__ import annotations
 
-import json
 import math
 import re
 from datetime import datetime
@@ -15,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from frontier.numbers import strict_json_dumps
 
 _SUMMARY_KEY = re.compile(r"^((mean|median|std|p\d+(\.\d+)?)_(ttft|tpot|itl|e2el)_ms|"
                           r"completed|failed|duration|total_input_tokens|total_output_tokens|"
@@ -154,7 +155,7 @@ def write_vllm_result(sim_result, path: str | Path, model_id: str | None = None,
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     data = vllm_result_dict(sim_result, model_id=model_id, **kwargs)
-    path.write_text(json.dumps(_plain(data)))
+    path.write_text(strict_json_dumps(_plain(data)))
     return path
 
 

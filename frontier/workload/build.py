@@ -39,15 +39,26 @@ def _synthetic(spec: WorkloadSpec, rng: np.random.Generator) -> RequestTable:
     return table
 
 
-def _replay(spec: WorkloadSpec, rng: np.random.Generator) -> RequestTable:
-    ts = spec.trace
-    trace = read_trace(ts.path, ts.format)
-    name = ts.path.name
-    notes: list[str] = []
+def workload_warnings(spec: WorkloadSpec) -> list[str]:
+    """What the workload will not do as written: a trace shorter than num_requests."""
+    if spec.trace is None or spec.num_requests is None:
+        return []
+    have = len(_window(spec, read_trace(spec.trace.path, spec.trace.format)))
+    if have >= spec.num_requests:
+        return []
+    return [f"workload.num_requests: {spec.num_requests} asked, but trace '{spec.trace.path.name}' "
+            f"has {have} requests{' in the window' if _windowed(spec) else ''}: simulating {have}"]
 
-    # 1. Which rows: a window of trace time, then the first num_requests of it.
+
+def _windowed(spec: WorkloadSpec) -> bool:
+    return spec.trace.start_s > 0 or spec.trace.duration_s is not None
+
+
+def _window(spec: WorkloadSpec, trace) -> np.ndarray:
+    """Rows of the trace inside its start_s / duration_s window (all rows without one)."""
+    ts, name = spec.trace, spec.trace.path.name
     rows = np.arange(len(trace))
-    if ts.start_s > 0 or ts.duration_s is not None:
+    if _windowed(spec):
         if trace.arrival_s is None:
             raise SpecError(f"workload.trace.start_s/duration_s: trace '{name}' has no "
                             f"timestamps to cut a window from; use num_requests instead")
@@ -57,9 +68,23 @@ def _replay(spec: WorkloadSpec, rng: np.random.Generator) -> RequestTable:
             raise SpecError(f"workload.trace: no requests between start_s {ts.start_s:g} s and "
                             f"{end:g} s; trace '{name}' spans 0 to "
                             f"{trace.arrival_s[-1]:.0f} s")
+    return rows
+
+
+def _replay(spec: WorkloadSpec, rng: np.random.Generator) -> RequestTable:
+    ts = spec.trace
+    trace = read_trace(ts.path, ts.format)
+    name = ts.path.name
+    notes: list[str] = []
+
+    # 1. Which rows: a window of trace time, then the first num_requests of it.
+    rows = _window(spec, trace)
+    if _windowed(spec):
         notes.append(f"trace window from {ts.start_s:g} s" + (
             f" for {ts.duration_s:g} s" if ts.duration_s is not None else ""))
     if spec.num_requests is not None:
+        if len(rows) < spec.num_requests:
+            notes.append(f"num_requests {spec.num_requests} capped at the trace's {len(rows)}")
         rows = rows[:spec.num_requests]
     n = len(rows)
 

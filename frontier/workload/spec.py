@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from frontier.errors import SpecError
+from frontier.numbers import integer as _integer
+from frontier.numbers import number as _number
 from frontier.paths import REPO_ROOT
 
 ARRIVAL_PROCESSES = ("poisson", "gamma", "constant")
@@ -57,35 +59,6 @@ def _choice(value: Any, where: str, allowed: tuple[str, ...]) -> str:
     if not isinstance(value, str) or value.strip().lower() not in allowed:
         raise SpecError(f"{where}: {_fmt(value)} is not one of {', '.join(allowed)}")
     return value.strip().lower()
-
-
-def _number(value: Any, where: str, *, minimum: float | None = None, positive: bool = False,
-            allow_inf: bool = False, what: str = "a number") -> float:
-    """A finite real (or inf where allowed); YAML strings like "inf" and "2.5" are accepted."""
-    x: float | None = None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        x = float(value)
-    elif isinstance(value, str):
-        try:
-            x = float(value.strip())
-        except ValueError:
-            x = None
-    if x is None or math.isnan(x) or (math.isinf(x) and not (allow_inf and x > 0)):
-        raise SpecError(f"{where}: {_fmt(value)} is not {what}")
-    if positive and x <= 0:
-        raise SpecError(f"{where}: {_fmt(value)} must be {what} > 0")
-    if minimum is not None and x < minimum:
-        raise SpecError(f"{where}: {_fmt(value)} must be {what} >= {minimum:g}")
-    return x
-
-
-def _integer(value: Any, where: str, *, minimum: int = 1, what: str = "an integer") -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (
-            isinstance(value, float) and not value.is_integer()):
-        raise SpecError(f"{where}: {_fmt(value)} is not {what} (a whole number >= {minimum})")
-    if value < minimum:
-        raise SpecError(f"{where}: {_fmt(value)} must be {what} >= {minimum}")
-    return int(value)
 
 
 # ---------------------------------------------------------------- arrival

@@ -233,6 +233,10 @@ def _seconds(df: pd.DataFrame, cols: _Columns, rows: _Rows) -> np.ndarray:
     if bad.any():
         i = int(np.argmax(bad))
         raise SpecError(f"{rows.at(i)}: {cols.arrival} is {_show(s.iloc[i])}, not {what}")
+    if numeric is not None and (x < 0).any():  # a clock before the trace started
+        i = int(np.argmax(x < 0))
+        raise SpecError(f"{rows.at(i)}: {cols.arrival} is {_show(s.iloc[i])}; arrival times "
+                        f"must be >= 0")
     return x
 
 

@@ -2,18 +2,18 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from frontier.errors import FrontierError
 from frontier.ops.operators import AttnDecode, AttnPrefill
-from frontier.paths import SHARED_DIR
 from frontier.predict import calibration as cal
 
 from .conftest import H100_DIR
 
-REFERENCE = SHARED_DIR / "h100-reference"
+REFERENCE = Path(__file__).resolve().parents[1] / "data" / "h100-reference"  # copy of ../shared/h100-reference
 
 
 def test_committed_tables_have_the_contract_columns(tables):
@@ -42,7 +42,6 @@ def test_attention_rows_are_uniform_batch_statistics(tables):
     assert row["ms"] == pytest.approx(0.01082)
 
 
-@pytest.mark.skipif(not REFERENCE.exists(), reason="needs ../shared/h100-reference")
 def test_reference_import_reproduces_the_committed_calibration(tmp_path):
     out = cal.import_reference(REFERENCE, "h100-sxm", tmp_path)
     for family in ("gemm", "attn_prefill", "attn_decode", "grouped_gemm"):

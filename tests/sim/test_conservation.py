@@ -26,7 +26,7 @@ def test_every_request_finishes_once_with_the_tokens_it_asked(w, blocks, budget,
     if not chunked:
         budget = max(budget, max(prompts) + max(outputs))
     sc = make_scenario(num_gpu_blocks_override=blocks, max_num_batched_tokens=budget, max_num_seqs=seqs,
-                       enable_chunked_prefill=chunked, pp=pp)
+                       enable_chunked_prefill=chunked, pp=pp, max_model_len=0 if chunked else budget)
     res = simulate(sc, table(arrivals, prompts, outputs), step_time=LinearStepTime(0.01, 1e-4, 1e-6))
     df = res.requests
     cap = blocks * 16

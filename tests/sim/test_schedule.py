@@ -43,7 +43,7 @@ def test_chunked_prefill_splits_a_long_prompt_over_the_token_budget():
 
 def test_without_chunked_prefill_a_prompt_waits_for_a_whole_budget():
     step = LinearStepTime(0.010, 0.0)
-    sc = make_scenario(max_num_batched_tokens=100, enable_chunked_prefill=False)
+    sc = make_scenario(max_num_batched_tokens=100, enable_chunked_prefill=False, max_model_len=100)
     # B (80 tokens) does not fit beside A's 60-token prefill; it runs in the next step with A's decode.
     simulate(sc, table([0.0, 0.0], [60, 80], [2, 2]), step_time=step)
     assert [(s.prefill_tokens, s.num_decode) for s in step.calls[:2]] == [(60, 0), (80, 1)]

@@ -8,14 +8,13 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from frontier.paths import SHARED_DIR
 from frontier.spec.scenario import scenario_from_dict
 from frontier.validate import write_vllm_result
 from frontier.validate.cli import validate
 from frontier.workload import build_requests
 
 FIXTURES = Path(__file__).parent / "fixtures"
-RTX4090 = SHARED_DIR / "traces" / "vllm-per-request-rtx4090-llama3.1-8b"
+RTX4090 = Path(__file__).resolve().parents[1] / "data" / "traces" / "vllm-per-request-rtx4090-llama3.1-8b"
 
 SCENARIO = {
     "model": "llama-3.1-8b", "gpu": "h100-sxm",
@@ -64,7 +63,6 @@ def test_cli_flags_override(tmp_path):
     assert report["metrics"]["mean_e2el_ms"]["error_pct"] > 0
 
 
-@pytest.mark.skipif(not RTX4090.is_dir(), reason="../shared/traces not present")
 def test_cli_run_folder(tmp_path):
     out = tmp_path / "out"
     res = CliRunner().invoke(validate, [str(RTX4090), "-o", str(out)])

@@ -9,20 +9,17 @@ import numpy as np
 import pytest
 
 from frontier.errors import FrontierError
-from frontier.paths import SHARED_DIR
 from frontier.validate.loaders import detect_kind, load_folder, load_measured
 
 FIXTURES = Path(__file__).parent / "fixtures"
-TRACES = SHARED_DIR / "traces"
+TRACES = Path(__file__).resolve().parents[1] / "data" / "traces"  # excerpts of ../shared/traces
 SGLANG = TRACES / "sglang-bench-serving-examples"
 RTX4090 = TRACES / "vllm-per-request-rtx4090-llama3.1-8b"
 
-needs_traces = pytest.mark.skipif(not TRACES.is_dir(), reason="../shared/traces not present")
 
 
 # ---------------------------------------------------------------------------- SGLang JSONL
 
-@needs_traces
 @pytest.mark.parametrize("name, lines", [("deepseek_dp_mla_output.jsonl", 1),
                                          ("llama_3_3_70b_offline_output.jsonl", 7),
                                          ("llama_3_3_70b_online_output.jsonl", 7),
@@ -36,7 +33,6 @@ def test_sglang_one_run_per_line(name, lines):
         assert [r.index for r in runs] == list(range(lines))
 
 
-@needs_traces
 def test_sglang_online_values_in_vllm_names():
     runs = load_measured(SGLANG / "llama_3_3_70b_online_output.jsonl")
     r = runs[0]
@@ -59,7 +55,6 @@ def test_sglang_online_values_in_vllm_names():
     assert runs[5].settings.request_rate == 4.0
 
 
-@needs_traces
 def test_sglang_infinite_rate():
     (r,) = load_measured(SGLANG / "deepseek_dp_mla_output.jsonl")
     assert math.isinf(r.settings.request_rate)
@@ -96,7 +91,6 @@ def test_sglang_output_details_arrays(tmp_path):
 
 # ---------------------------------------------------------------------------- vLLM run folder
 
-@needs_traces
 def test_vllm_request_folder_reproduces_summary_txt():
     (r,) = load_measured(RTX4090)
     assert r.kind == "vllm-requests"
@@ -116,7 +110,6 @@ def test_vllm_request_folder_reproduces_summary_txt():
     assert "mean_itl_ms" not in m  # engine timestamps have no per-token times
 
 
-@needs_traces
 def test_vllm_request_folder_rows_by_hand():
     (r,) = load_measured(RTX4090 / "requests.jsonl")  # the file itself works too
     # bench-0: queued 27536.660701067, first 27537.350135653, last 27554.231018618, out 531
@@ -131,7 +124,6 @@ def test_vllm_request_folder_rows_by_hand():
     assert r.metrics["total_output_tokens"] == 195753
 
 
-@needs_traces
 def test_vllm_request_folder_engine_args():
     (r,) = load_measured(RTX4090)
     s = r.settings

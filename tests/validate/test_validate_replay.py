@@ -10,7 +10,6 @@ import pytest
 import yaml
 
 from frontier.errors import FrontierError
-from frontier.paths import SHARED_DIR
 from frontier.spec.scenario import scenario_from_dict
 from frontier.validate import load_measured, plan_replay, validate_run, write_vllm_result
 from frontier.validate.replay import (build_request_table, build_scenario_dict, resolve_gpu,
@@ -19,10 +18,9 @@ from frontier.validate.report import COMPARED_METRICS, compare, error_pct
 from frontier.workload import build_requests
 
 FIXTURES = Path(__file__).parent / "fixtures"
-TRACES = SHARED_DIR / "traces"
+TRACES = Path(__file__).resolve().parents[1] / "data" / "traces"  # excerpts of ../shared/traces
 RTX4090 = TRACES / "vllm-per-request-rtx4090-llama3.1-8b"
 SGLANG = TRACES / "sglang-bench-serving-examples"
-needs_traces = pytest.mark.skipif(not TRACES.is_dir(), reason="../shared/traces not present")
 
 SMALL = {
     "model": "llama-3.1-8b", "gpu": "h100-sxm",
@@ -57,7 +55,6 @@ def test_error_pct():
 
 # ---------------------------------------------------------------------------- deployment
 
-@needs_traces
 def test_deployment_from_run_folder_engine_args():
     (run,) = load_measured(RTX4090)
     d, prov = build_scenario_dict(run)
@@ -71,7 +68,6 @@ def test_deployment_from_run_folder_engine_args():
     assert "RTX 4090" in prov["gpu"]["from"]
 
 
-@needs_traces
 def test_flags_override_engine_args():
     (run,) = load_measured(RTX4090)
     d, prov = build_scenario_dict(run, {"max_num_seqs": 64, "enable_prefix_caching": False,
@@ -149,7 +145,6 @@ def test_requests_from_summary_inf_rate_and_concurrency():
     assert prov["workload.arrivals"]["from"].endswith("request_rate inf")
 
 
-@needs_traces
 def test_requests_from_sglang_random_dataset():
     run = load_measured(SGLANG / "llama_3_3_70b_online_output.jsonl")[0]
     table, prov = build_request_table(run, seed=0)
@@ -227,7 +222,6 @@ def test_written_file_is_vllm_format(tmp_path):
     assert data["tensor_parallel_size"] == "1" and data["gpu"] == "h100-sxm"
 
 
-@needs_traces
 def test_replay_of_measured_run_folder():
     (run,) = load_measured(RTX4090)
     replay = plan_replay(run)

@@ -1,16 +1,16 @@
 """build_requests on traces: replay, time_scale, windows, caps, re-timing, overrides."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from frontier.errors import SpecError
-from frontier.paths import SHARED_DIR
 from frontier.workload import RequestTable, TraceSpec, WorkloadSpec, build_requests, load_trace
 
 AZURE = "simulate/traces/azure_conv.csv"
-TRACES = SHARED_DIR / "traces"
-MOONCAKE = TRACES / "mooncake-fast25" / "conversation_trace.jsonl"
+TRACES = Path(__file__).resolve().parents[1] / "data" / "traces"  # excerpts of ../shared/traces
+MOONCAKE = TRACES / "mooncake-fast25" / "conversation_trace_excerpt.jsonl"
 VIDUR = TRACES / "vidur-processed" / "arxiv_summarization_stats_llama2_tokenizer_filtered_v2.csv"
-needs_shared = pytest.mark.skipif(not TRACES.is_dir(), reason="../shared/traces not present")
 
 
 def build(d, seed=0) -> RequestTable:
@@ -101,7 +101,6 @@ def test_build_results_do_not_alias_the_cached_trace():
     assert load_trace(AZURE).arrival_s[1] > 0
 
 
-@needs_shared
 def test_mooncake_replay_keeps_prefix_blocks_unless_inputs_change():
     t = build({"trace": {"path": str(MOONCAKE)}, "num_requests": 20})
     assert t.block_tokens == 512 and len(t.prefix_blocks) == 20
@@ -110,7 +109,6 @@ def test_mooncake_replay_keeps_prefix_blocks_unless_inputs_change():
     assert u.prefix_blocks is None and u.input_tokens.tolist() == [100] * 20
 
 
-@needs_shared
 def test_mooncake_window_selects_blocks_of_the_same_rows():
     ref = load_trace(MOONCAKE)
     t = build({"trace": {"path": str(MOONCAKE), "start_s": 1800}, "num_requests": 5})
@@ -119,7 +117,6 @@ def test_mooncake_window_selects_blocks_of_the_same_rows():
     assert np.array_equal(t.input_tokens, ref.input_tokens[first:first + 5])
 
 
-@needs_shared
 def test_vidur_needs_and_takes_an_arrival_process():
     t = build({"trace": {"path": str(VIDUR)}, "num_requests": 1000,
                "arrival": {"process": "gamma", "rate": 4, "cv": 2}})

@@ -1,16 +1,16 @@
 """WorkloadSpec.from_dict: the accepted shapes and a one-line SpecError for each bad input."""
 import math
+from pathlib import Path
 
 import pytest
 import yaml
 
 from frontier.errors import SpecError
-from frontier.paths import REPO_ROOT, SHARED_DIR
+from frontier.paths import REPO_ROOT
 from frontier.workload import ArrivalSpec, LengthSpec, TraceSpec, WorkloadSpec
 
-VIDUR = (SHARED_DIR / "traces" / "vidur-processed"
+VIDUR = (Path(__file__).resolve().parents[1] / "data" / "traces" / "vidur-processed"
          / "arxiv_summarization_stats_llama2_tokenizer_filtered_v2.csv")
-needs_shared = pytest.mark.skipif(not VIDUR.is_file(), reason="../shared/traces not present")
 
 SYNTHETIC = {
     "num_requests": 1000,
@@ -114,7 +114,6 @@ def test_trace_shorthand_path_and_options():
     assert (spec.trace.time_scale, spec.trace.start_s, spec.trace.duration_s) == (2.0, 60.0, 600.0)
 
 
-@needs_shared
 def test_vidur_with_arrival_is_fine():
     spec = WorkloadSpec.from_dict({"trace": {"path": str(VIDUR)},
                                    "arrival": {"process": "poisson", "rate": 3}})
@@ -240,7 +239,6 @@ def test_time_scale_with_retiming_is_contradictory():
     assert msg.startswith("workload.trace.time_scale: applies to the trace's own timestamps")
 
 
-@needs_shared
 def test_vidur_without_arrival_is_an_error():
     msg = spec_error({"trace": {"path": str(VIDUR)}})
     assert msg == ("workload.arrival: required, trace "

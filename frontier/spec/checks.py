@@ -1,0 +1,112 @@
+"""Start-up checks of a deployment against its model and GPUs, as the engines make them.
+
+vLLM refuses most of these configurations when the server starts, and the rest cannot mean
+anything; Frontier refuses them before simulating, with one line naming the field, the value and
+what would be valid, instead of predicting a deployment that cannot run. Sources
+(vllm-project/vllm):
+
+- heads / tp:          vllm/config/model.py, ModelConfig.verify_with_parallel_config
+                       ("Total number of attention heads must be divisible by tensor parallel size")
+- KV heads / tp:       vllm/model_executor/layers/linear.py, QKVParallelLinear: KV heads are split
+                       over tp when tp < KV heads, else each is replicated tp / KV heads times
+                       (both divisions must be exact)
+- layers / pp:         vllm/distributed/utils.py, get_pp_indices splits the layers evenly over
+                       the stages; with pp > layers some stages would hold none (no refusal
+                       there, but nothing to pipeline either)
+- block sizes:         vllm/config/cache.py, BlockSize = Literal[1, 8, 16, 32, 64, 128, 256];
+                       the FlashAttention backend takes multiples of 16
+                       (vllm/v1/attention/backends/flash_attn.py)
+- chunked prefill off: vllm/config/scheduler.py, SchedulerConfig.verify_max_model_len
+                       (_verify_args in older releases): with chunked prefill off,
+                       max_num_batched_tokens must be >= max_model_len
+- max_model_len:       vllm/config/model.py, _get_and_verify_max_len: no longer than the
+                       model's context (max_position_embeddings)
+- fp8 weights:         vllm/model_executor/layers/quantization/fp8.py runs fp8 GEMMs only on
+                       GPUs with fp8 tensor cores (older GPUs fall back to weight-only Marlin
+                       kernels, which Frontier does not model)
+
+Frontier's own limit: tensor parallelism is priced over NVLink, so a TP group must fit in one
+node (vLLM's docs, too, advise TP within a node and PP across nodes).
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from frontier.errors import SpecError
+
+if TYPE_CHECKING:
+    from frontier.spec.hardware import GPUSpec
+    from frontier.spec.model import ModelSpec
+    from frontier.spec.scenario import ClusterSpec, Scenario
+
+VLLM_BLOCK_SIZES = (1, 8, 16, 32, 64, 128, 256)
+
+
+def check_scenario(scenario: Scenario) -> None:
+    """Raise SpecError on the first thing the engines would refuse at start-up."""
+    check_name(scenario.name)
+    for i, cluster in enumerate(scenario.clusters):
+        where = "deployment" if len(scenario.clusters) == 1 and cluster.role == "mixed" \
+            else f"deployment.clusters[{i}]"
+        check_cluster(scenario, cluster, where)
+
+
+def check_name(name: str) -> None:
+    """The name becomes results/<name>: one folder name, nothing that climbs out of results/."""
+    if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
+        raise SpecError(f"name: {name!r} is not a folder name (results go to results/<name>); "
+                        "use letters, digits, '-', '_' or '.', without '/' or '..'")
+
+
+def _tp_fits_heads(model, tp: int) -> bool:
+    if model.num_heads % tp:
+        return False
+    kv = model.num_kv_heads
+    return model.mla is not None or not (kv % tp if tp < kv else tp % kv)
+
+
+def _valid_tp(model, limit: int) -> str:
+    return ", ".join(str(t) for t in range(1, limit + 1) if _tp_fits_heads(model, t))
+
+
+def check_tp(model: ModelSpec, gpu: GPUSpec, tp: int, where: str, attention: bool = True) -> None:
+    """Tensor parallelism the engines accept for this model, on one node of this GPU."""
+    if attention and not _tp_fits_heads(model, tp):
+        kv = model.num_kv_heads
+        heads = (f"{model.num_heads} attention heads" if model.num_heads % tp else
+                 f"{kv} KV heads (split over tp, or each replicated tp/{kv} times)")
+        raise SpecError(f"{where}: {tp} does not fit {model.name}'s {heads}; vLLM refuses it. "
+                        f"Valid tp: {_valid_tp(model, gpu.gpus_per_node)}")
+    if tp > gpu.gpus_per_node:
+        raise SpecError(f"{where}: {tp} spans {-(-tp // gpu.gpus_per_node)} nodes of "
+                        f"{gpu.gpus_per_node} {gpu.name} GPUs; tensor parallelism runs over NVLink "
+                        f"inside one node: use tp <= {gpu.gpus_per_node} and pp or dp across nodes")
+
+
+def check_cluster(scenario: Scenario, c: ClusterSpec, where: str) -> None:
+    model, gpu = scenario.cluster_model(c), scenario.cluster_gpu(c)
+    check_tp(model, gpu, c.tp, f"{where}.tp", attention=c.role != "ffn")  # FFN GPUs hold no attention
+    if c.pp > model.num_layers:
+        raise SpecError(f"{where}.pp: {c.pp} pipeline stages for {model.name}'s "
+                        f"{model.num_layers} layers; every stage needs a layer: pp <= "
+                        f"{model.num_layers}")
+    if c.block_size not in VLLM_BLOCK_SIZES:
+        raise SpecError(f"{where}.block_size: {c.block_size} is not a vLLM block size; use one "
+                        f"of {', '.join(map(str, VLLM_BLOCK_SIZES))}")
+    if c.attention_backend == "flash" and c.block_size % 16:
+        raise SpecError(f"{where}.block_size: {c.block_size} with attention_backend flash; "
+                        f"FlashAttention needs a multiple of 16 (16, 32, 64, 128, 256)")
+    if c.max_model_len > model.max_model_len:
+        raise SpecError(f"{where}.max_model_len: {c.max_model_len} exceeds {model.name}'s context "
+                        f"of {model.max_model_len} tokens; use <= {model.max_model_len} (0: the "
+                        f"model's context)")
+    max_len = c.max_model_len or model.max_model_len
+    if not c.enable_chunked_prefill and c.max_num_batched_tokens < max_len:
+        raise SpecError(f"{where}.max_num_batched_tokens: {c.max_num_batched_tokens} is below "
+                        f"max_model_len {max_len} with enable_chunked_prefill false (vLLM refuses "
+                        f"this at start-up: a prompt must fit one step); raise it to >= {max_len}, "
+                        f"set max_model_len <= {c.max_num_batched_tokens}, or enable chunked "
+                        f"prefill")
+    if model.weight_dtype == "fp8" and gpu.fp8_tflops is None:
+        raise SpecError(f"{where}: {model.name} has fp8 weights but {gpu.name} has no fp8 tensor "
+                        f"cores; use a bf16 checkpoint or a GPU with fp8 (`frontier gpus` lists them)")
