@@ -1,0 +1,188 @@
+"""Block costs: the predicted time of each block of a step, memoised for a whole run.
+
+A step costs more than its kernels: each kernel launch leaves a gap (a few microseconds in eager
+mode, about one inside a CUDA graph), decode batches replayed from CUDA graphs are padded to the
+captured batch sizes, and the host spends time scheduling, preparing inputs and sampling.
+
+`BlockCosts` prices the blocks of `frontier.ops.graph` (head, attention block, attention core,
+FFN block) for one model instance and keeps every answer: the timing rules of
+`frontier.predict.step` put the blocks together in time, and several rules share one cache.
+Token-shaped blocks are memoised on the token count (exact up to 256 tokens, interpolated on a
+2 % grid above), attention on length statistics snapped to a grid (see `frontier.predict.grid`).
+"""
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+
+from frontier.ops.graph import (BatchStats, Parallel, attention_block, attention_core, ffn_block,
+                                head_operators)
+from frontier.ops.operators import Collective
+from frontier.predict.base import Predictor
+from frontier.predict.grid import EXACT_TOKENS, grid_neighbours, points_from, snap
+from frontier.spec.model import ModelSpec
+
+# vLLM's default CUDA-graph capture sizes: 1, 2, 4, then every 8 up to 512.
+DEFAULT_CAPTURE_SIZES = (1, 2, 4) + tuple(range(8, 513, 8))
+
+
+@dataclass(frozen=True)
+class StepOverheads:
+    cuda_graph: bool = True
+    eager_launch_us: float = 6.0     # CPU launch cost per kernel when not captured
+    graph_launch_us: float = 1.0     # gap between kernels replayed from a CUDA graph
+    cpu_overhead_ms: float = 1.0     # host time per step: scheduling, input prep, sampling
+    capture_sizes: tuple[int, ...] = DEFAULT_CAPTURE_SIZES
+
+
+def split(stats: BatchStats, parts: int) -> BatchStats:
+    """One of `parts` even shares of a batch (the largest one: counts round up)."""
+    if parts == 1:
+        return stats
+
+    def up(x: int) -> int:
+        return -(-x // parts)
+
+    return BatchStats(up(stats.num_prefill), up(stats.prefill_tokens), up(stats.prefill_sum_q2),
+                      up(stats.prefill_sum_qc), up(stats.prefill_sum_kv), stats.prefill_max_q,
+                      stats.prefill_max_kv, up(stats.num_decode), up(stats.decode_sum_kv),
+                      stats.decode_max_kv, up(stats.num_sampled))
+
+
+class BlockCosts:
+    """(compute ms, all-to-all ms) of the blocks of one instance's steps, memoised."""
+
+    def __init__(self, model: ModelSpec, par: Parallel, predictor: Predictor,
+                 overheads: StepOverheads = StepOverheads(), attn_backend: str = "flash",
+                 dtype: str = "bf16"):
+        self.model, self.par, self.predictor = model, par, predictor
+        self.overheads, self.attn_backend, self.dtype = overheads, attn_backend, dtype
+        self._memo: dict[tuple, tuple[float, float]] = {}
+
+    # --- CUDA graphs -------------------------------------------------------------------------
+    def uses_graph(self, stats: BatchStats) -> bool:
+        return (self.overheads.cuda_graph and not stats.num_prefill
+                and 0 < stats.num_decode <= self.overheads.capture_sizes[-1])
+
+    def padded_tokens(self, stats: BatchStats) -> int:
+        """A decode-only batch replayed from a CUDA graph runs at the next captured size."""
+        if not self.uses_graph(stats):
+            return stats.tokens
+        sizes = self.overheads.capture_sizes
+        return sizes[bisect.bisect_left(sizes, stats.num_decode)]
+
+    # --- prediction and memo -----------------------------------------------------------------
+    def _fill(self, keys: list[tuple], build, graph: bool) -> None:
+        """Predict the blocks of many memo keys in one predictor call (batched misses).
+
+        Replayed from a graph, kernels follow each other with a small fixed gap. Eager, the host
+        launches while the GPU runs, so a kernel shorter than its launch waits for the launch."""
+        keys = [k for k in dict.fromkeys(keys) if k not in self._memo]
+        if not keys:
+            return
+        lists = [build(k) for k in keys]
+        flat = [pair for ops in lists for pair in ops]
+        ms = iter(self.predictor.ops_ms([op for op, _ in flat]))
+        gap = self.overheads.graph_launch_us * 1e-3
+        launch = self.overheads.eager_launch_us * 1e-3
+        for key, ops in zip(keys, lists):
+            compute = comm = 0.0
+            for op, count in ops:
+                t = next(ms)
+                t = count * (t + gap if graph else max(t, launch))
+                if isinstance(op, Collective) and op.kind == "all_to_all":
+                    comm += t
+                else:
+                    compute += t
+            self._memo[key] = (compute, comm)
+
+    def _block(self, key: tuple, build, graph: bool) -> tuple[float, float]:
+        hit = self._memo.get(key)
+        if hit is None:
+            self._fill([key], lambda k: build(), graph)
+            hit = self._memo[key]
+        return hit
+
+    def _on_token_grid(self, kind: str, tokens: int, graph: bool, build) -> tuple[float, float]:
+        """A token-shaped block at `tokens`: exact up to 256 tokens, above interpolated between
+        the neighbouring points of a 2 % grid (GEMM time is close to linear in the rows there).
+        A miss predicts the next 16 points with it, in one call."""
+        lo, hi = (tokens, tokens) if tokens <= EXACT_TOKENS else grid_neighbours(tokens, 1.02)
+        for t in (lo, hi):
+            if (kind, t, graph) not in self._memo:
+                self._fill([(kind, p, graph) for p in points_from(t, 16)], lambda k: build(k[1]), graph)
+        a, b = self._memo[(kind, lo, graph)], self._memo[(kind, hi, graph)]
+        if hi == lo:
+            return a
+        w = (tokens - lo) / (hi - lo)
+        return a[0] + w * (b[0] - a[0]), a[1] + w * (b[1] - a[1])
+
+    # --- the blocks ----------------------------------------------------------------------------
+    def head_ms(self, tokens: int, rows: int, graph: bool) -> float:
+        """Embedding (per token) and LM head with sampling (per sampled row)."""
+        m, p, d = self.model, self.par, self.dtype
+        embed = self._on_token_grid("embed", tokens, graph, lambda t: head_operators(m, p, t, 0, d))[0]
+        if not rows:
+            return embed
+        return embed + self._on_token_grid("lm_head", rows, graph, lambda r: head_operators(m, p, 0, r, d))[0]
+
+    def layers_ms(self, tokens: int, graph: bool) -> tuple[float, float]:
+        """(compute, all-to-all) ms of the layers' token-shaped blocks for one rank's `tokens`
+        (the EP group of the MoE layers gathers the tokens of all attention-DP ranks)."""
+        m, p, d = self.model, self.par, self.dtype
+        return self._on_token_grid("layers", tokens, graph, lambda t: (
+            attention_block(m, p, t, d) + ffn_block(m, p, t, d, t * p.dp_attention)))
+
+    def attention_block_ms(self, tokens: int, graph: bool) -> float:
+        """The attention block alone (norms, projections, TP all-reduce), exact in the tokens."""
+        m, p, d = self.model, self.par, self.dtype
+        return self._block(("attention-block", tokens, graph), lambda: attention_block(m, p, tokens, d), graph)[0]
+
+    def ffn_block_ms(self, tokens: int) -> float:
+        """The FFN block alone, eager, its all-to-all included, for `tokens` tokens of one group."""
+        m, p, d = self.model, self.par, self.dtype
+        return sum(self._block(("ffn-block", tokens), lambda: ffn_block(m, p, tokens, d, tokens), False))
+
+    def _prefill_key(self, stats: BatchStats, graph: bool) -> tuple:
+        return ("pre", BatchStats(stats.num_prefill, snap(stats.prefill_tokens), snap(stats.prefill_sum_q2),
+                                  snap(stats.prefill_sum_qc), snap(stats.prefill_sum_kv),
+                                  snap(stats.prefill_max_q, 1.2), snap(stats.prefill_max_kv, 1.2)), graph)
+
+    def warm(self, prompt_tokens) -> None:
+        """Predict, in one call, the attention of each prompt prefilled whole and alone: the
+        commonest prefill of a run, known before it starts."""
+        budget_free = [int(n) for n in set(prompt_tokens)]
+        keys = [self._prefill_key(BatchStats(1, n, n * n, 0, n, n, n), False) for n in budget_free]
+        m, p, be, d = self.model, self.par, self.attn_backend, self.dtype
+        self._fill(keys, lambda k: attention_core(m, p, k[1], be, d), False)
+
+    def attention_ms(self, stats: BatchStats, graph: bool) -> float:
+        """Attention proper of one rank's batch, prefill and decode parts apart.
+
+        Prefill statistics are snapped to a 2 % grid. Decode attention is linear in the KV
+        tokens read, so it is predicted at the two neighbouring points of a 5 % grid of
+        `decode_sum_kv` and interpolated; a miss predicts the grid ahead (decode batches grow)
+        and the neighbouring batch sizes in the same call."""
+        total = 0.0
+        m, p, be, d = self.model, self.par, self.attn_backend, self.dtype
+        if stats.num_prefill:
+            key = self._prefill_key(stats, graph)
+            total += self._block(key, lambda: attention_core(m, p, key[1], be, d), graph)[0]
+        if stats.num_decode:
+            b, s = stats.num_decode, stats.decode_sum_kv
+            lo, hi = grid_neighbours(s, 1.05)
+
+            # The longest sequence only shapes how a decode kernel splits its work; the
+            # calibrated predictors do not see it, so the key carries the mean length instead.
+            def key(batch: int, g: int) -> tuple:
+                return ("dec", batch, g, -(-g // batch), graph)
+
+            if key(b, lo) not in self._memo or key(b, hi) not in self._memo:
+                ahead = points_from(lo, 24, 1.05)
+                sizes = {max(1, b + d) for d in (-2, -1, 0, 1, 2)}
+                self._fill([key(bb, g) for bb in sizes for g in ahead if g >= bb],
+                           lambda k: attention_core(m, p, BatchStats(num_decode=k[1], decode_sum_kv=k[2],
+                                                                     decode_max_kv=k[3]), be, d), graph)
+            a, c = self._memo[key(b, lo)][0], self._memo[key(b, hi)][0]
+            total += a if hi == lo else a + (c - a) * (s - lo) / (hi - lo)
+        return total
