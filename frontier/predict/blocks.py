@@ -8,7 +8,10 @@ captured batch sizes, and the host spends time scheduling, preparing inputs and 
 FFN block) for one model instance and keeps every answer: the timing rules of
 `frontier.predict.step` put the blocks together in time, and several rules share one cache.
 Token-shaped blocks are memoised on the token count (exact up to 256 tokens, interpolated on a
-2 % grid above), attention on length statistics snapped to a grid (see `frontier.predict.grid`).
+2 % grid above). Attention of one prefill sequence (the common case under chunked prefill) and
+of a decode batch is interpolated in a dense table of (new tokens, context) or (batch, KV
+tokens), filled a whole row per predictor call; attention of several prefills at once on length
+statistics snapped to a grid (see `frontier.predict.grid`).
 """
 from __future__ import annotations
 
@@ -21,6 +24,19 @@ from frontier.ops.operators import Collective
 from frontier.predict.base import Predictor
 from frontier.predict.grid import EXACT_TOKENS, grid_neighbours, points_from, snap
 from frontier.spec.model import ModelSpec
+
+import numpy as np
+
+PREFILL_STEP = 1.05  # grid of the one-prefill attention table, both axes
+
+
+def _grid_points(top: int, step: float) -> int:
+    """How many points of the grid (exact to 64, geometric above) reach `top`."""
+    n, p = 0, 1
+    while p < top:
+        p = grid_neighbours(p + 1, step)[1] if p >= 64 else p + 1
+        n += 1
+    return n
 
 # vLLM's default CUDA-graph capture sizes: 1, 2, 4, then every 8 up to 512.
 DEFAULT_CAPTURE_SIZES = (1, 2, 4) + tuple(range(8, 513, 8))
@@ -58,6 +74,10 @@ class BlockCosts:
         self.model, self.par, self.predictor = model, par, predictor
         self.overheads, self.attn_backend, self.dtype = overheads, attn_backend, dtype
         self._memo: dict[tuple, tuple[float, float]] = {}
+        # One prefill sequence: (new tokens grid point) -> attention ms at every context point.
+        self._prefill_rows: dict[int, "np.ndarray"] = {}
+        self._contexts = np.array([0] + points_from(1, 1 + _grid_points(model.max_model_len, PREFILL_STEP),
+                                                     PREFILL_STEP), dtype=np.int64)
 
     # --- CUDA graphs -------------------------------------------------------------------------
     def uses_graph(self, stats: BatchStats) -> bool:
@@ -149,12 +169,43 @@ class BlockCosts:
                                   snap(stats.prefill_max_q, 1.2), snap(stats.prefill_max_kv, 1.2)), graph)
 
     def warm(self, prompt_tokens) -> None:
-        """Predict, in one call, the attention of each prompt prefilled whole and alone: the
-        commonest prefill of a run, known before it starts."""
-        budget_free = [int(n) for n in set(prompt_tokens)]
-        keys = [self._prefill_key(BatchStats(1, n, n * n, 0, n, n, n), False) for n in budget_free]
+        """Predict, in one call, the one-prefill attention rows of every prompt (or chunk) size
+        the run starts with: known before it starts."""
+        rows = {g for n in set(int(n) for n in prompt_tokens) for g in grid_neighbours(n, PREFILL_STEP)}
+        self._fill_prefill_rows(sorted(rows))
+
+    def _fill_prefill_rows(self, rows: list[int]) -> None:
+        rows = [q for q in rows if q not in self._prefill_rows]
+        if not rows:
+            return
         m, p, be, d = self.model, self.par, self.attn_backend, self.dtype
-        self._fill(keys, lambda k: attention_core(m, p, k[1], be, d), False)
+        ctx = self._contexts
+        ops = [(op, count) for q in rows for c in ctx.tolist()
+               for op, count in attention_core(m, p, BatchStats(1, q, q * q, q * c, q + c, q, q + c), be, d)]
+        ms = self.predictor.ops_ms([op for op, _ in ops])
+        counts = np.array([count for _, count in ops], dtype=float)
+        launch = self.overheads.eager_launch_us * 1e-3  # prefill steps are never graph-captured
+        per_row = (np.maximum(ms, launch) * counts).reshape(len(rows), len(ctx), -1).sum(axis=2)
+        for q, row in zip(rows, per_row):
+            self._prefill_rows[q] = row
+
+    def one_prefill_ms(self, q: int, context: int) -> float:
+        """Attention of one sequence bringing q new tokens after `context` cached ones: bilinear
+        in the (q, context) table (exact in q * context, the causal work's cross term)."""
+        lo, hi = grid_neighbours(q, PREFILL_STEP)
+        if lo not in self._prefill_rows or hi not in self._prefill_rows:
+            self._fill_prefill_rows([lo, hi])
+        ctx = self._contexts
+        j = int(np.searchsorted(ctx, context, side="right")) - 1
+        j = min(max(j, 0), len(ctx) - 2)
+        c0, c1 = int(ctx[j]), int(ctx[j + 1])
+        wc = (context - c0) / (c1 - c0)
+        a, b = self._prefill_rows[lo], self._prefill_rows[hi]
+        at_lo = a[j] + wc * (a[j + 1] - a[j])
+        if hi == lo:
+            return float(at_lo)
+        at_hi = b[j] + wc * (b[j + 1] - b[j])
+        return float(at_lo + (q - lo) / (hi - lo) * (at_hi - at_lo))
 
     def attention_ms(self, stats: BatchStats, graph: bool) -> float:
         """Attention proper of one rank's batch, prefill and decode parts apart.
@@ -165,7 +216,10 @@ class BlockCosts:
         and the neighbouring batch sizes in the same call."""
         total = 0.0
         m, p, be, d = self.model, self.par, self.attn_backend, self.dtype
-        if stats.num_prefill:
+        if stats.num_prefill == 1:
+            q = stats.prefill_tokens
+            total += self.one_prefill_ms(q, stats.prefill_sum_qc // q)
+        elif stats.num_prefill:
             key = self._prefill_key(stats, graph)
             total += self._block(key, lambda: attention_core(m, p, key[1], be, d), graph)[0]
         if stats.num_decode:
