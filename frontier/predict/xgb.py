@@ -32,8 +32,8 @@ from typing import Sequence
 
 import numpy as np
 
-from frontier.predict.features import (AXES, attention_bounds, axis_values, columns, corners,
-                                       is_ragged, matrix, memory_floor_ms, roofline_ms, stack, take)
+from frontier.predict.features import (AXES, attention_bounds, axis_values, columns, is_ragged, matrix,
+                                       memory_floor_ms, roofline_ms, take)
 from frontier.spec.hardware import GPUSpec
 
 ATTENTION = ("attn_prefill", "attn_decode")
@@ -155,45 +155,26 @@ class XGBoostFamilyModel:
             floor = self.floors[key]
             x, roof = matrix(family, columns(family, ops, gpu), gpu)
             return np.exp(booster.inplace_predict(x).astype(float)) * (roof + floor)
-        floor, grid = tables.floor, tables.grid
+        floor = tables.floor
         cols = columns(family, ops, gpu)
-        # Shapes to evaluate: the batch itself and, for ragged attention, its two bounds.
-        plan = [(cols, axis_values(family, cols))]
+        # Shapes to evaluate: the batch itself and, for ragged attention, its two bounds, all in
+        # one pass: each at its own axes (the baseline) with the log ratio interpolated between
+        # the grid points around them.
+        n = len(ops)
+        axes = axis_values(family, cols)
         ragged = np.flatnonzero(is_ragged(family, cols)) if family in ATTENTION else []
         if len(ragged):
             sub = take(cols, ragged)
             lower, upper = attention_bounds(family, sub)
-            plan += [(sub, lower), (sub, upper)]
-        # Every evaluation in one feature matrix: per shape its own axes (for the baseline) and
-        # the grid corners around them (for the interpolated log ratio).
-        blocks, weights = [], []
-        for part, axes in plan:
-            blocks.append((part, axes))
-            for at, w in corners(axes, grid):
-                blocks.append((part, at))
-                weights.append(w)
-        allcols = stack([p for p, _ in blocks])
-        at = {a: np.concatenate([ax[a] for _, ax in blocks]) for a in AXES[family]}
-        roof = roofline_ms(family, allcols, gpu, at)
-        sizes = [len(next(iter(p.values()))) for p, _ in blocks]
-        starts = np.cumsum([0] + sizes)
-        is_corner = np.ones(len(roof), dtype=bool)
-        per_shape = 1 + len(weights) // len(plan)
-        for b in range(0, len(blocks), per_shape):
-            is_corner[starts[b]:starts[b + 1]] = False
-        y = np.empty(len(roof))
-        y[is_corner] = tables.lookup(self, key, take(allcols, is_corner), take(at, is_corner))
-        results, w_i = [], 0
-        for b in range(0, len(blocks), per_shape):
-            base = roof[starts[b]:starts[b + 1]] + floor
-            log_ratio = np.zeros(len(base))
-            for c in range(b + 1, b + per_shape):
-                log_ratio += weights[w_i] * y[starts[c]:starts[c + 1]]
-                w_i += 1
-            results.append(np.exp(log_ratio) * base)
-        pred = results[0]
-        if len(ragged):
-            lo, hi = np.minimum(results[1], results[2]), np.maximum(results[1], results[2])
+            rows = np.concatenate([np.arange(n), ragged, ragged])
+            cols = take(cols, rows)
+            axes = {a: np.concatenate([axes[a], lower[a], upper[a]]) for a in AXES[family]}
+        base = roofline_ms(family, cols, gpu, axes) + floor
+        results = np.exp(tables.log_ratio(self, key, cols, axes)) * base
+        pred, r = results[:n], len(ragged)
+        if r:
+            bound1, bound2 = results[n:n + r], results[n + r:]
+            lo, hi = np.minimum(bound1, bound2), np.maximum(bound1, bound2)
             bounded = np.clip(pred[ragged], lo, hi)
             pred[ragged] = np.maximum(bounded, memory_floor_ms(family, sub, gpu) + floor)
         return pred
@@ -247,27 +228,43 @@ class GridTables:
         except OSError:
             pass
 
-    def lookup(self, model: XGBoostFamilyModel, key: str, cols: dict, at: dict) -> np.ndarray:
-        """The booster's log ratio at grid points `at` for operators of fields `cols`."""
+    def log_ratio(self, model: XGBoostFamilyModel, key: str, cols: dict, at: dict) -> np.ndarray:
+        """The booster's log ratio at axis values `at`, interpolated log-linearly between the grid
+        points around them (outside the grid the nearest point counts), for operators of
+        fields `cols`."""
         family = model.family
-        axes = AXES[family]
+        # Per axis: the bracketing grid indices and the weight of the upper one.
+        brackets = []
+        for a in AXES[family]:
+            lg = np.log(np.asarray(self.grid[a], dtype=float))
+            lv = np.log(np.maximum(at[a], 1e-12))
+            if len(lg) == 1:
+                zero = np.zeros(len(lv), dtype=np.int64)
+                brackets.append((zero, zero, np.zeros(len(lv))))
+                continue
+            hi = np.clip(np.searchsorted(lg, lv), 1, len(lg) - 1)
+            lo = hi - 1
+            brackets.append((lo, hi, np.clip((lv - lg[lo]) / (lg[hi] - lg[lo]), 0.0, 1.0)))
         shape_cols = np.stack([cols[c] for c in SHAPE_COLUMNS[family]], axis=1)
         # Calls rarely mix shapes: group rows by shape without sorting them all.
-        groups: dict[tuple, list[int]] = {}
+        groups: dict[tuple, object] = {}
         if (shape_cols == shape_cols[0]).all():
             groups[tuple(shape_cols[0].tolist())] = slice(None)
         else:
             for i, row in enumerate(map(tuple, shape_cols.tolist())):
                 groups.setdefault(row, []).append(i)
-        index = tuple(np.searchsorted(np.asarray(self.grid[a], dtype=float), at[a]) for a in axes)
-        out = np.empty(len(shape_cols))
+        out = np.zeros(len(shape_cols))
         added = False
         for k, rows in groups.items():
             table = self.shapes.get(k)
             if table is None:
                 table = self.shapes[k] = self._build(model, key, np.array(k))
                 added = True
-            out[rows] = table[tuple(i[rows] for i in index)]
+            corners = [(np.ones(len(out))[rows], ())]
+            for lo, hi, w in brackets:
+                corners = [(cw * ww, idx + (i[rows],)) for cw, idx in corners
+                           for i, ww in ((lo, 1.0 - w[rows]), (hi, w[rows]))]
+            out[rows] = sum(cw * table[idx] for cw, idx in corners)
         if added:
             self.save()
         return out
