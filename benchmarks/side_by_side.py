@@ -66,7 +66,7 @@ def run(n: int, budget: int, fast_forward: bool = True) -> dict:
                       fast_forward=fast_forward)
     s = result.summary
     return {"n": n, "completed": s["completed"], "steps": s["frontier"]["steps"],
-            "iterations": s["frontier"].get("python_steps"), "duration_s": s["duration"],
+            "batches": s["frontier"]["batches"], "duration_s": s["duration"],
             "mean_ttft_ms": s["mean_ttft_ms"], "p99_itl_ms": s["p99_itl_ms"],
             "mean_tpot_ms": s["mean_tpot_ms"], "wall_s": s["frontier"]["wall_time_s"]}
 

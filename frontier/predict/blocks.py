@@ -207,6 +207,16 @@ class BlockCosts:
         at_hi = b[j] + wc * (b[j + 1] - b[j])
         return float(at_lo + (q - lo) / (hi - lo) * (at_hi - at_lo))
 
+    def decode_kinks(self, sum_kv: int, num_decode: int, n: int, parts: int) -> list[int]:
+        """Iterations of a decode run at which decode attention changes slope: its KV sum, one
+        rank's share of `parts`, crosses a point of the 5 % grid it is interpolated on."""
+        last = sum_kv + (n - 1) * num_decode
+        out, g = [], grid_neighbours(max(-(-sum_kv // parts), 1), 1.05)[1]
+        while g * parts < last:
+            out.append(-(-(g * parts - sum_kv) // num_decode))
+            g = grid_neighbours(g + 1, 1.05)[1]
+        return out
+
     def attention_ms(self, stats: BatchStats, graph: bool) -> float:
         """Attention proper of one rank's batch, prefill and decode parts apart.
 

@@ -90,6 +90,9 @@ class Sequential:
             fixed = self._fixed[key] = (blocks.head_ms(tokens, rank.num_sampled, graph) + compute + comm, comm)
         return _with_host(blocks, fixed[0] + blocks.attention_ms(rank, graph), fixed[1], fixed[1])
 
+    def kinks(self, stats: BatchStats, n: int) -> list[int]:
+        return self.blocks.decode_kinks(stats.decode_sum_kv, stats.num_decode, n, self.blocks.par.dp_attention)
+
     def warm(self, prompt_tokens) -> None:
         self.blocks.warm(prompt_tokens)
 
@@ -114,6 +117,9 @@ class TwoBatchOverlap:
         _, moe_layers = stage_layers(blocks.model, blocks.par)
         overlapped = 2 * max(compute, comm) + min(compute, comm) / max(moe_layers, 1)
         return _with_host(blocks, head + overlapped, 2 * comm, overlapped - 2 * compute)
+
+    def kinks(self, stats: BatchStats, n: int) -> list[int]:
+        return self.blocks.decode_kinks(stats.decode_sum_kv, stats.num_decode, n, 2 * self.blocks.par.dp_attention)
 
     def warm(self, prompt_tokens) -> None:
         self.blocks.warm(prompt_tokens)
@@ -161,6 +167,9 @@ class AFPipeline:
         return _with_host(self.attention, L * cycle + head, comm_ms=L * 2 * n * t,
                           bubble_ms=L * (cycle - n * a), ffn_bubble_ms=L * (cycle - n * f))
 
+    def kinks(self, stats: BatchStats, n: int) -> list[int]:
+        return self.attention.decode_kinks(stats.decode_sum_kv, stats.num_decode, n, self.M * self.n)
+
     def warm(self, prompt_tokens) -> None:
         self.attention.warm(prompt_tokens)
 
@@ -179,19 +188,41 @@ class StepModel:
 
     def decode_run(self, stats: BatchStats, n: int) -> tuple[np.ndarray, StepTime]:
         """(step times in s, totals) of n decode iterations starting with `stats`, each adding
-        one KV token per sequence. Step times are linear in the KV length over such a run, so
-        they are interpolated between the first and the last iteration (two predictions)."""
-        first = self.rule.step(stats)
+        one KV token per sequence.
+
+        Step times are piecewise linear in the KV length: the rule is asked at the run's ends and
+        on both sides of each point where the slope may change (its `kinks`, if it has any), and
+        the iterations in between are interpolated: the times of stepping one at a time, for a
+        handful of predictions."""
         if n <= 1:
+            first = self.rule.step(stats)
             return np.array([first.total_s]), first
         b = stats.num_decode
-        last = self.rule.step(replace(stats, decode_sum_kv=stats.decode_sum_kv + (n - 1) * b,
-                                      decode_max_kv=stats.decode_max_kv + n - 1))
-        t0, t1 = first.total_s, last.total_s
-        times = t0 + (t1 - t0) / (n - 1) * np.arange(n)
-        # Linear over the run: its mean iteration is the mean of the two ends.
-        totals = (first + last).scaled(n / 2)
-        return times, replace(totals, total_s=float(times.sum()))
+        at = {0, n - 1}
+        kinks = getattr(self.rule, "kinks", None)
+        if kinks is not None:
+            for j in kinks(stats, n):
+                at.update(i for i in (j - 1, j) if 0 < i < n - 1)
+        at = sorted(at)
+        asked = [self.rule.step(replace(stats, decode_sum_kv=stats.decode_sum_kv + j * b,
+                                        decode_max_kv=stats.decode_max_kv + j)) for j in at]
+        steps = np.arange(n)
+
+        def each(field: str) -> np.ndarray:
+            return np.interp(steps, at, [getattr(t, field) for t in asked])
+
+        times = each("total_s")
+        totals = StepTime(float(times.sum()), float(each("comm_ms").sum()), float(each("bubble_ms").sum()),
+                          float(each("ffn_bubble_ms").sum()), float(each("host_ms").sum()))
+        return times, totals
+
+    def steps(self, stats: list[BatchStats]) -> tuple[np.ndarray, StepTime]:
+        """(step times in s, totals) of iterations known in advance, each timed on its own."""
+        each = [self.rule.step(s) for s in stats]
+        total = NO_TIME
+        for t in each:
+            total = total + t
+        return np.array([t.total_s for t in each]), total
 
     def kv_transfer(self, req, link: Link, layerwise: bool) -> tuple[float, float]:
         """(whole transfer, part not hidden behind the prefill) of a request's KV.

@@ -31,7 +31,9 @@ class Batch:
     start_s: float
     done_s: float
     totals: StepTime                         # its time, communication and bubbles, summed
-    step_times_s: np.ndarray | None = None   # set for a run of decode iterations
+    step_times_s: np.ndarray | None = None   # set for a run of iterations (fast-forwarded)
+    chunk: int = 0                           # a run's prefill chunk per iteration (its last
+    final_chunk: int = 0                     # request), and the chunk that ends its prompt, if any
     ids: set[int] = field(default_factory=set)
     cancelled: bool = False                  # replaced by a shorter run (see Instance.interrupt)
 
@@ -87,6 +89,7 @@ class Instance:
         # What the instance did, for the summary.
         self.busy_s = 0.0
         self.steps = 0
+        self.batches = 0              # steps and runs of steps planned (Python-level iterations)
         self.prefill_tokens = 0
         self.output_tokens = 0
         self.comm_ms = 0.0
@@ -166,12 +169,20 @@ class Instance:
         plan = self.scheduler.schedule(busy)
         if not plan.scheduled:
             return None
-        if self.fast_forward and self.pp == 1 and self._can_fast_forward(plan):
-            times, totals = self._decode_run(plan)
-        else:
-            times, totals = None, self.step_model.step(batch_stats(plan.scheduled))
+        times = stretch = None
+        if self.fast_forward and self.pp == 1:
+            if self._can_fast_forward(plan):
+                times, totals = self._decode_run(plan)
+            else:
+                stretch = self._chunk_stretch(plan)
+                if stretch is not None:
+                    times, totals, chunk, final = stretch
+        if times is None:
+            totals = self.step_model.step(batch_stats(plan.scheduled))
         if times is not None and len(times) > 1:
             batch = Batch(plan.scheduled, now, now + totals.total_s, totals, times)
+            if stretch is not None:
+                batch.chunk, batch.final_chunk = chunk, final
             self.next_issue_s = batch.done_s
         else:  # one iteration; with pp stages a new batch may start after the first
             batch = Batch(plan.scheduled, now, now + self.pp * totals.total_s, totals)
@@ -179,6 +190,7 @@ class Instance:
         if self.pp > 1:  # requests of a batch in flight sit out the next stages' planning
             batch.ids = {r.id for r, _ in plan.scheduled}
         self.inflight.append(batch)
+        self.batches += 1
         self._account(totals, 1)
         return batch
 
@@ -192,8 +204,53 @@ class Instance:
         return (plan.admission_blocked and not plan.preempted and plan.decode_only
                 and len(plan.scheduled) == len(self.scheduler.running))
 
+    def _chunk_stretch(self, plan: StepPlan):
+        """A prompt prefilled chunk by chunk beside an unchanging set of decodes: as predictable
+        as a decode run. (step times, totals, chunk, final chunk) of the iterations until the
+        prompt's last chunk (included when nothing waits to use the budget it leaves), a decode
+        finishing or KV blocks running out; None if the plan is not such a stretch.
+
+        Each iteration is timed on its own (the context grows by a chunk each time), exactly as
+        stepping one at a time would."""
+        scheduled, running = plan.scheduled, self.scheduler.running
+        if plan.preempted or len(scheduled) != len(running) or len(scheduled) > 1 + self.scheduler.max_num_seqs:
+            return None
+        prompt, q = scheduled[-1]
+        b = len(scheduled) - 1
+        if prompt.num_output or q != self.scheduler.max_num_batched_tokens - b:
+            return None
+        rem = prompt.num_tokens - prompt.num_computed
+        full = (rem - 1) // q                  # chunks of q before the one that ends the prompt
+        if full < 1:
+            return None
+        decodes = [r for r, _ in scheduled[:-1]]
+        if any(n != 1 or r.num_output == 0 for r, n in scheduled[:-1]):
+            return None
+        final = rem - full * q if not self.scheduler.waiting else 0
+        k = full + (1 if final else 0)
+        if decodes:
+            k = min(k, min(r.max_output_tokens - r.num_output for r in decodes))
+        if k <= 1:
+            return None
+        computed = np.fromiter((r.num_computed for r in decodes), dtype=np.int64, count=b)
+        chunks = np.full(k, q, dtype=np.int64)
+        if k > full:
+            chunks[-1] = final
+        k = self._steps_within_free_blocks(computed, k, prompt.num_computed, chunks)
+        if k <= 1:
+            return None
+        chunks = chunks[:k]
+        final = int(chunks[-1]) if k > full else 0
+        sum_kv, max_kv = int(computed.sum()) + b, (int(computed.max()) + 1 if b else 0)
+        context = prompt.num_computed + np.concatenate(([0], np.cumsum(chunks)[:-1]))
+        stats = [BatchStats(1, n, n * n, n * c, c + n, n, c + n, b, sum_kv + j * b, max_kv + j if b else 0,
+                            b + (1 if j == full else 0))
+                 for j, (n, c) in enumerate(zip(chunks.tolist(), context.tolist()))]
+        times, totals = self.step_model.steps(stats)
+        return times, totals, q, final
+
     def interrupt(self, now: float) -> Batch | None:
-        """Cut a decode run in flight at the end of its iteration in progress.
+        """Cut a run in flight (decode or chunked prefill) at the end of its iteration in progress.
 
         Returns the shorter run that replaces it (the caller schedules its completion), or None
         if nothing was cut."""
@@ -209,7 +266,7 @@ class Instance:
         times = run.step_times_s[:k]
         # Costs are linear over the run: the kept iterations carry their share of its totals.
         totals = replace(run.totals.scaled(k / len(run.step_times_s)), total_s=float(times.sum()))
-        short = Batch(run.scheduled, run.start_s, run.start_s + totals.total_s, totals, times)
+        short = Batch(run.scheduled, run.start_s, run.start_s + totals.total_s, totals, times, run.chunk)
         self._account(run.totals, -1)
         self._account(totals, 1)
         self.next_issue_s = short.done_s
@@ -229,13 +286,20 @@ class Instance:
                            decode_max_kv=int(computed.max()) + 1, num_sampled=b)
         return self.step_model.decode_run(first, k)
 
-    def _steps_within_free_blocks(self, computed: np.ndarray, k: int) -> int:
-        """Largest j <= k such that iterations 2..j find KV blocks (iteration 1 is allocated)."""
+    def _steps_within_free_blocks(self, computed: np.ndarray, k: int, prompt_computed: int = 0,
+                                  chunks: np.ndarray | None = None) -> int:
+        """Largest j <= k such that iterations 2..j find KV blocks (iteration 1 is allocated):
+        decodes at `computed` tokens, and a prompt at `prompt_computed` growing by `chunks`."""
         bs, free = self.kv.block_size, self.kv.free_blocks
         held = -(-(computed + 1) // bs)
+        if chunks is not None:
+            grown = prompt_computed + np.cumsum(chunks)
+            prompt_need = -(-grown // bs) - (-(-int(grown[0]) // bs))
+        else:
+            prompt_need = np.zeros(k + 1, dtype=np.int64)
 
         def need(j: int) -> int:
-            return int((-(-(computed + j) // bs) - held).sum())
+            return int((-(-(computed + j) // bs) - held).sum()) + int(prompt_need[j - 1])
 
         if need(k) <= free:
             return k
@@ -248,6 +312,16 @@ class Instance:
                 hi = mid
         return lo
 
+    def _first_token(self, req: Request, t: float, finished: list, handoffs: list) -> None:
+        """A prompt's prefill ended at t with its first token."""
+        req.first_token_s = req.last_token_s = t
+        self.kv.register_prefix(req)
+        req.num_output = 1
+        if req.num_output >= req.max_output_tokens:
+            finished.append(req)
+        elif self.role == "prefill":
+            handoffs.append(req)
+
     def complete(self, batch: Batch) -> tuple[list[Request], list[Request]]:
         """Apply a finished batch: (requests finished, requests prefilled for a decode instance)."""
         self.inflight.remove(batch)
@@ -257,10 +331,17 @@ class Instance:
             times = batch.step_times_s
             k = len(times)
             reqs = [r for r, _ in batch.scheduled]
+            prompt = None
+            if batch.chunk:  # a chunked-prefill stretch: the last request is the prompt
+                prompt = reqs.pop()
+                chunks = batch.chunk * (k - 1) + (batch.final_chunk or batch.chunk)
+                prompt.num_computed += chunks
+                self.prefill_tokens += chunks
             # Each request's first gap runs from its last token; the rest are the step times.
-            last = np.fromiter((r.last_token_s for r in reqs), dtype=float, count=len(reqs))
-            rec.gaps(batch.start_s + float(times[0]) - last, 1)
-            rec.gaps(times[1:], len(reqs))
+            if reqs:
+                last = np.fromiter((r.last_token_s for r in reqs), dtype=float, count=len(reqs))
+                rec.gaps(batch.start_s + float(times[0]) - last, 1)
+                rec.gaps(times[1:], len(reqs))
             done_s = batch.done_s
             for req in reqs:
                 req.num_computed += k
@@ -268,10 +349,17 @@ class Instance:
                 req.last_token_s = done_s
                 if req.num_output >= req.max_output_tokens:
                     finished.append(req)
-            self.kv.grow_to_computed(reqs)
             self.steps += k
             self.output_tokens += k * len(reqs)
-            rec.step(self.name, batch.start_s, done_s, "decode", len(reqs), k)
+            if prompt is None:
+                rec.step(self.name, batch.start_s, done_s, "decode", len(reqs), k)
+                self.kv.grow_to_computed(reqs)
+            else:
+                rec.step(self.name, batch.start_s, done_s, "prefill", len(reqs) + 1, k, k * len(reqs) + chunks)
+                self.kv.grow_to_computed(reqs + [prompt])
+                if batch.final_chunk:
+                    self.output_tokens += 1
+                    self._first_token(prompt, done_s, finished, handoffs)
         else:
             t = batch.done_s
             tokens = emitted = 0
@@ -283,10 +371,9 @@ class Instance:
                 if req.num_computed == req.num_tokens:
                     emitted += 1
                     if req.num_output == 0:
-                        req.first_token_s = t
-                        self.kv.register_prefix(req)
-                    else:
-                        rec.gap(t - req.last_token_s)
+                        self._first_token(req, t, finished, handoffs)
+                        continue
+                    rec.gap(t - req.last_token_s)
                     req.num_output += 1
                     req.last_token_s = t
                     if req.num_output >= req.max_output_tokens:

@@ -381,6 +381,7 @@ def _result(sim: Simulation, wall_s: float) -> SimResult:
         "failed_reasons": df[df.status == "failed"].fail_reason.value_counts().to_dict(),
         "preemptions": int(df.preemptions.sum()),
         "steps": sum(i.steps for c in sim.clusters for i in c.instances),
+        "batches": sum(i.batches for c in sim.clusters for i in c.instances),  # planned one by one
         "clusters": _cluster_summaries(sim, duration),
         "wall_time_s": wall_s,
     }
