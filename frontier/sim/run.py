@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import heapq
 import itertools
+from collections import Counter
+from functools import cached_property
 import math
 import time
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
-import pandas as pd
 
 from frontier.metrics.serving import serving_metrics
 from frontier.ops.experts import ExpertRouting
@@ -63,11 +64,18 @@ class StageFree(NamedTuple):
 class SimResult:
     scenario: Scenario
     summary: dict
-    requests: pd.DataFrame
+    columns: dict            # per request: name -> array (see `requests`)
     itl_s: np.ndarray
     itl_weights: np.ndarray
     recorder: Recorder
     instances: list = None
+
+    @cached_property
+    def requests(self):
+        """One row per request, as a DataFrame (pandas is imported only when asked for)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.columns)
 
 
 @dataclass
@@ -341,30 +349,36 @@ class _Progress:
 
 def _result(sim: Simulation, wall_s: float) -> SimResult:
     scenario, reqs = sim.scenario, sim.reqs
-    df = pd.DataFrame({
-        "request_id": [r.id for r in reqs],
-        "arrival_s": [r.arrival_s for r in reqs],
-        "first_token_s": [r.first_token_s for r in reqs],
-        "finish_s": [r.finish_s for r in reqs],
-        "input_tokens": [r.prompt_tokens for r in reqs],
-        "output_tokens": [r.max_output_tokens for r in reqs],
-        "cached_tokens": [r.cached_tokens for r in reqs],
-        "preemptions": [r.preemptions for r in reqs],
-        "path": [r.path for r in reqs],
-        "status": [r.status for r in reqs],
-        "fail_reason": [r.fail_reason for r in reqs],
-    })
-    df["ttft_s"] = df.first_token_s - df.arrival_s
-    df["e2el_s"] = df.finish_s - df.arrival_s
-    ok = df[df.status == "finished"]
+    n = len(reqs)
+
+    def column(attr: str, dtype) -> np.ndarray:
+        return np.fromiter((getattr(r, attr) for r in reqs), dtype=dtype, count=n)
+
+    cols = {
+        "request_id": column("id", np.int64),
+        "arrival_s": column("arrival_s", float),
+        "first_token_s": column("first_token_s", float),
+        "finish_s": column("finish_s", float),
+        "input_tokens": column("prompt_tokens", np.int64),
+        "output_tokens": column("max_output_tokens", np.int64),
+        "cached_tokens": column("cached_tokens", np.int64),
+        "preemptions": column("preemptions", np.int64),
+        "path": np.array([r.path for r in reqs], dtype=object),
+        "status": np.array([r.status for r in reqs], dtype=object),
+        "fail_reason": np.array([r.fail_reason for r in reqs], dtype=object),
+    }
+    cols["ttft_s"] = cols["first_token_s"] - cols["arrival_s"]
+    cols["e2el_s"] = cols["finish_s"] - cols["arrival_s"]
+    ok = cols["status"] == "finished"
+    failed = cols["status"] == "failed"
     itl_s, itl_w = sim.recorder.itl_samples()
-    start = float(df.arrival_s.min()) if len(df) else 0.0
-    end = float(ok.finish_s.max()) if len(ok) else start
+    start = float(cols["arrival_s"].min()) if n else 0.0
+    end = float(cols["finish_s"][ok].max()) if ok.any() else start
     summary = serving_metrics(
-        duration_s=end - start, input_tokens=ok.input_tokens.to_numpy(),
-        output_tokens=ok.output_tokens.to_numpy(), ttft_s=ok.ttft_s.to_numpy(),
-        e2el_s=ok.e2el_s.to_numpy(), itl_s=itl_s, itl_weights=itl_w,
-        failed=int((df.status == "failed").sum()), slo=scenario.slo)
+        duration_s=end - start, input_tokens=cols["input_tokens"][ok],
+        output_tokens=cols["output_tokens"][ok], ttft_s=cols["ttft_s"][ok],
+        e2el_s=cols["e2el_s"][ok], itl_s=itl_s, itl_weights=itl_w,
+        failed=int(failed.sum()), slo=scenario.slo)
     duration = max(end - start, 1e-12)
     sources = sim.clusters[0].predictor_sources
     summary["frontier"] = {
@@ -377,15 +391,15 @@ def _result(sim: Simulation, wall_s: float) -> SimResult:
         "predictor_fallback": sorted({f for c in sim.clusters for f, s in c.predictor_sources.items()
                                       if "roofline" in s}),
         "simulated_gpus": scenario.total_gpus,
-        "num_requests": len(reqs),
-        "failed_reasons": df[df.status == "failed"].fail_reason.value_counts().to_dict(),
-        "preemptions": int(df.preemptions.sum()),
+        "num_requests": n,
+        "failed_reasons": dict(Counter(cols["fail_reason"][failed]).most_common()),
+        "preemptions": int(cols["preemptions"].sum()),
         "steps": sum(i.steps for c in sim.clusters for i in c.instances),
         "batches": sum(i.batches for c in sim.clusters for i in c.instances),  # planned one by one
         "clusters": _cluster_summaries(sim, duration),
         "wall_time_s": wall_s,
     }
-    return SimResult(scenario, summary, df, itl_s, itl_w, sim.recorder,
+    return SimResult(scenario, summary, cols, itl_s, itl_w, sim.recorder,
                      [i for c in sim.clusters for i in c.instances])
 
 
