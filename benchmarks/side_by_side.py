@@ -8,9 +8,13 @@ the peer's "splitwise_conv" workload comes from, with prompt + output capped at 
 
     python benchmarks/side_by_side.py generate -n 10000 -o conv.csv   # a Vidur-format CSV
     python benchmarks/side_by_side.py run -n 10000 [--budget 512]     # simulate it, print figures
+    python benchmarks/side_by_side.py bench [--sizes 1000,10000,100000] [--repeat 3]
 
 `run` is the whole process the benchmark times: imports, the workload, the simulation and a
-one-line summary, nothing written to disk.
+one-line summary, nothing written to disk. `bench` times `run` as a subprocess at each size
+(the median of --repeat runs; peak RSS from wait4) and prints simulated requests per second
+of wall time, peak memory, and steps planned one by one (batches) against steps simulated.
+The peer's figure is the issue's measurement: 10,000 requests in 20.1 s of wall time.
 """
 from __future__ import annotations
 
@@ -24,6 +28,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 CONV = REPO / "simulate" / "traces" / "azure_conv.csv"
 SEED, RATE, MAX_TOKENS = 42, 8.0, 4096
+PEER_REQUESTS, PEER_S = 10_000, 20.1   # Vidur on this workload, 512-token budget, no output files
+MIB = 2**20
 
 
 def conversation_lengths() -> tuple[np.ndarray, np.ndarray]:
@@ -66,18 +72,65 @@ def run(n: int, budget: int, fast_forward: bool = True) -> dict:
                       fast_forward=fast_forward)
     s = result.summary
     return {"n": n, "completed": s["completed"], "steps": s["frontier"]["steps"],
-            "batches": s["frontier"]["batches"], "duration_s": s["duration"],
+            "batches": s["frontier"].get("batches"), "duration_s": s["duration"],
             "mean_ttft_ms": s["mean_ttft_ms"], "p99_itl_ms": s["p99_itl_ms"],
             "mean_tpot_ms": s["mean_tpot_ms"], "wall_s": s["frontier"]["wall_time_s"]}
 
 
+def run_child(cmd: list[str]) -> tuple[float, float, str]:
+    """(wall s, peak RSS MiB, stdout) of a subprocess; fails loudly if it fails."""
+    import os
+    import subprocess
+    import time
+
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out = proc.stdout.read().decode(errors="replace")
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"error: {' '.join(cmd)} failed:\n{out[-2000:]}")
+    rss = usage.ru_maxrss / (MIB if sys.platform == "darwin" else 1024)  # KiB on Linux
+    return wall, rss, out
+
+
+def bench(sizes: list[int], budget: int, repeat: int) -> None:
+    import json
+    import os
+    import statistics
+
+    peer_rps = PEER_REQUESTS / PEER_S
+    print(f"side-by-side workload: llama-2-7b on one H100, Poisson {RATE:g} req/s, conversation lengths "
+          f"(seed {SEED}), budget {budget} tokens, 128 seqs; whole process, no output files; "
+          f"median of {repeat}; python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
+    head = (f"{'requests':>9} {'wall s':>7} {'req/s':>7} {'vs peer':>8} {'peak MiB':>9} "
+            f"{'steps':>9} {'batches':>9} {'loop s':>7}")
+    print(head)
+    print("-" * len(head))
+    for n in sizes:
+        runs = [run_child([sys.executable, __file__, "run", "-n", str(n), "--budget", str(budget)])
+                for _ in range(repeat)]
+        wall = statistics.median(w for w, _, _ in runs)
+        rss = max(r for _, r, _ in runs)
+        fig = json.loads(runs[0][2].strip().splitlines()[-1])
+        print(f"{n:>9} {wall:>7.2f} {n / wall:>7.0f} {n / wall / peer_rps:>7.1f}x {rss:>9.0f} "
+              f"{fig['steps']:>9} {fig['batches']:>9} {fig['wall_s']:>7.2f}", flush=True)
+    print(f"vs peer: requests per wall second / the peer's {peer_rps:.0f} ({PEER_REQUESTS} requests in "
+          f"{PEER_S} s). batches: steps or runs of steps planned one by one; loop s: simulate() alone.")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("what", choices=["generate", "run"])
+    ap.add_argument("what", choices=["generate", "run", "bench"])
     ap.add_argument("-n", "--num-requests", type=int, default=10_000)
     ap.add_argument("--budget", type=int, default=512, help="max_num_batched_tokens")
     ap.add_argument("-o", "--output", type=Path, help="generate: the CSV to write (default stdout)")
+    ap.add_argument("--sizes", default="1000,10000,100000", help="bench: request counts, comma-separated")
+    ap.add_argument("--repeat", type=int, default=3, help="bench: runs per size (median wall)")
     args = ap.parse_args()
+    if args.what == "bench":
+        bench([int(x) for x in args.sizes.split(",")], args.budget, args.repeat)
+        return
     if args.what == "run":
         import json
 
