@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test bench accuracy clean
+.PHONY: setup demo test bench bench-1m accuracy clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,11 +20,16 @@ test: setup
 	$(BIN)/pytest
 
 bench: setup
+	$(BIN)/python benchmarks/side_by_side.py bench --sizes 1000,10000,100000 --repeat 3
+	$(BIN)/python benchmarks/side_by_side.py bench --sizes 10000 --budget 8192 --repeat 3
 	$(BIN)/python benchmarks/sim_speed.py
 	$(BIN)/python benchmarks/predictor_speed.py
 
 accuracy: setup
 	$(BIN)/frontier accuracy -o accuracy.json
+
+bench-1m: setup
+	$(BIN)/python benchmarks/side_by_side.py bench --sizes 1000000 --repeat 1
 
 clean:
 	rm -rf $(VENV) results .pytest_cache

@@ -17,7 +17,7 @@ import numpy as np
 from frontier.ops.operators import AttnDecode, AttnPrefill, Gemm, GroupedGemm
 from frontier.predict import load_predictor
 from frontier.predict.base import Predictor
-from frontier.predict.routing import expected_routing
+from frontier.ops.routing import expected_routing
 
 
 def operator_stream(n: int, seed: int = 0) -> list:

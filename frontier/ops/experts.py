@@ -1,7 +1,7 @@
 """Expert parallelism: how the routed tokens of a MoE layer spread over the EP ranks.
 
 Each expert's share of the routed rows comes from a routing model (uniform, Zipf-like skew as
-in `frontier.predict.routing`, or a per-expert load file). Experts are placed on ranks either as
+in `frontier.ops.routing`, or a per-expert load file). Experts are placed on ranks either as
 they come (expert i on rank i // (E / ep), hot experts landing where their index puts them) or,
 with EPLB, with `redundant` extra replicas of the hottest experts and a greedy balanced
 placement. Every rank waits for the busiest one, so the busiest rank's rows set the MoE time.
@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from frontier.errors import SpecError
-from frontier.predict.routing import inclusion_probabilities
+from frontier.ops.routing import inclusion_probabilities
 
 
 @dataclass(frozen=True)

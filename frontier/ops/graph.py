@@ -71,22 +71,6 @@ class BatchStats:
         return self.prefill_tokens + self.num_decode
 
 
-def snap(x: int, step: float = 1.02) -> int:
-    """Round to the nearest point of a geometric grid (within ±1 % for step 1.02)."""
-    if x <= 64:
-        return int(x)
-    return int(round(step ** round(math.log(x, step))))
-
-
-def grid_neighbours(x: int, step: float) -> tuple[int, int]:
-    """The points of a geometric grid just below and above x (x itself when small or on it)."""
-    if x <= 64:
-        return int(x), int(x)
-    e = math.floor(math.log(x, step))
-    lo, hi = int(round(step ** e)), int(round(step ** (e + 1)))
-    return (x, x) if lo == x else (min(lo, x), max(hi, x))
-
-
 Ops = list[tuple[Operator, int]]
 
 CUSTOM_ALLREDUCE_MAX_BYTES = 8 * 2**20   # custom_all_reduce.py max_size; NCCL above
@@ -99,7 +83,7 @@ def all_reduce(size_bytes: int, tp: int) -> Collective:
 
 
 def _dense_routing(tokens: int, experts: int, top_k: int, skew: float) -> tuple[int, int]:
-    from frontier.predict.routing import expected_routing
+    from frontier.ops.routing import expected_routing
 
     return expected_routing(tokens, experts, top_k, skew)
 

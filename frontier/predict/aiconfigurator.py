@@ -43,7 +43,7 @@ import pandas as pd
 from frontier.errors import FrontierError, SpecError
 from frontier.ops.operators import AttnDecode, AttnPrefill, GroupedGemm
 from frontier.predict import calibration as cal
-from frontier.predict.routing import expected_routing
+from frontier.ops.routing import expected_routing
 
 EXTRA_HINT = ("the aiconfigurator importer needs the optional 'aiconfigurator' extra of "
               "frontier-sim: pip install 'aiconfigurator>=0.12'")

@@ -87,7 +87,7 @@ def _choice(df, col: str, default, allowed, path: Path):
 def build_ops(df, op: str, path: Path) -> list:
     """Operators of the input rows (every value checked, errors name row and column)."""
     from frontier.ops.operators import AttnDecode, AttnPrefill, Gemm, GroupedGemm
-    from frontier.predict.routing import expected_routing
+    from frontier.ops.routing import expected_routing
 
     required, optional = OP_COLUMNS[op]
     v = _ints(df, required, path)
@@ -144,7 +144,7 @@ def predict_iteration(df, gpu, predictor, path: Path) -> list[float]:
     sequence, launch gaps; no host overhead): `phase` prefill = `batch` sequences of
     `seq_or_kv` new tokens; decode = `batch` sequences of one new token against `seq_or_kv` KV."""
     from frontier.ops.graph import BatchStats, Parallel
-    from frontier.predict.step import StepCost, StepOverheads
+    from frontier.predict.step import BlockCosts, Sequential, StepOverheads
     from frontier.spec.checks import check_tp
     from frontier.spec.model import load_model
 
@@ -163,9 +163,10 @@ def predict_iteration(df, gpu, predictor, path: Path) -> list[float]:
                  BatchStats(num_decode=b, decode_sum_kv=b * n, decode_max_kv=n, num_sampled=b))
         model = load_model(name.strip())
         check_tp(model, gpu, int(tp[i]), f"{path.name}: row {i + 2}, column tp")
-        cost = StepCost(model, Parallel(tp=int(tp[i])), predictor,
-                        StepOverheads(cuda_graph=bool(graph[i]), cpu_overhead_ms=0.0), dtype=model.weight_dtype)
-        out.append(cost.cost(stats).total_s * 1e3)
+        rule = Sequential(BlockCosts(model, Parallel(tp=int(tp[i])), predictor,
+                                     StepOverheads(cuda_graph=bool(graph[i]), cpu_overhead_ms=0.0),
+                                     dtype=model.weight_dtype))
+        out.append(rule.step(stats).total_s * 1e3)
     return out
 
 

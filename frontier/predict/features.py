@@ -252,6 +252,11 @@ def matrix(family: str, cols: dict, gpu: GPUSpec,
     return x, roof
 
 
+def roofline_ms(family: str, cols: dict, gpu: GPUSpec, axes: dict | None = None) -> np.ndarray:
+    """The roofline time of each operator (the baseline the models scale), optionally at other axes."""
+    return _MATRIX[family](cols, gpu, axes)[1]
+
+
 def features(family: str, ops, gpu: GPUSpec, axes: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(feature matrix, roofline ms) of same-family operators."""
     return matrix(family, columns(family, ops, gpu), gpu, axes)

@@ -9,6 +9,12 @@ Trees are piecewise constant; along each family's size axes (gemm: m; attention:
 length) a prediction is interpolated log-linearly between the table's grid points around it
 (stored in the model file), so it does not jump at every tree split.
 
+The trees are therefore only ever evaluated at grid points, for a given operator shape (gemm:
+k, n, dtype; attention: heads, head dims, backend): their answers are a small dense table per
+shape, built with one XGBoost call at the shape's first use and cached on disk in
+`<predictors>/cache/`, keyed by the model file's hash. A run whose tables are cached loads
+neither the model files nor xgboost; predictions are the same numbers either way.
+
 Attention batches are predicted through their equivalent uniform batch (same count, same causal
 work or mean KV length). A ragged batch is then kept between two uniform batches the model
 knows: its longest sequence alone (lower bound) and every sequence padded to the longest (upper
@@ -17,17 +23,24 @@ against measured rows.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import tempfile
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from frontier.predict.features import (AXES, attention_bounds, axis_values, columns, corners,
-                                       is_ragged, matrix, memory_floor_ms, stack, take)
+from frontier.predict.features import (AXES, attention_bounds, axis_values, columns, is_ragged, matrix,
+                                       memory_floor_ms, roofline_ms, take)
 from frontier.spec.hardware import GPUSpec
 
 ATTENTION = ("attn_prefill", "attn_decode")
+# The operator fields that, with the size axes, make up a family's features: one table each.
+SHAPE_COLUMNS = {"gemm": ("k", "n", "elem", "peak"),
+                 "attn_prefill": ("hq", "hkv", "d", "dv", "backend"),
+                 "attn_decode": ("hq", "hkv", "d", "dv", "backend")}
 
 
 class XGBoostFamilyModel:
@@ -41,9 +54,24 @@ class XGBoostFamilyModel:
         # backend (or "*" for all others) -> xgboost.Booster, or the Path of its model file until
         # the first prediction needs it (a dense model never loads the MoE predictors).
         self.boosters = boosters
+        self.files = {k: b for k, b in boosters.items() if isinstance(b, Path)}
         self.floors: dict[str, float] = {}
         self.grids: dict[str, dict] = {}
         self.default = default
+        self._tables: dict[str, "GridTables"] = {}
+
+    def tables(self, key: str) -> "GridTables":
+        """The grid tables of one booster: from the disk cache when it matches the model file."""
+        t = self._tables.get(key)
+        if t is None:
+            path = self.files.get(key)
+            t = self._tables[key] = GridTables.load(path) if path is not None else None
+            if t is None:
+                self.booster(key)
+                t = self._tables[key] = GridTables(path, self.floors[key], self.grids[key])
+            self.floors.setdefault(key, t.floor)
+            self.grids.setdefault(key, t.grid)
+        return t
 
     def booster(self, key: str):
         b = self.boosters[key]
@@ -120,52 +148,136 @@ class XGBoostFamilyModel:
         return out
 
     def _predict(self, ops: list, key: str) -> np.ndarray:
-        booster = self.booster(key)
-        floor, grid = self.floors[key], self.grids[key]
         family, gpu = self.family, self.gpu
-        cols = columns(family, ops, gpu)
-        if family not in AXES or not grid:
-            x, roof = matrix(family, cols, gpu)
+        tables = self.tables(key) if family in AXES else None
+        if tables is None or not tables.grid:
+            booster = self.booster(key)
+            floor = self.floors[key]
+            x, roof = matrix(family, columns(family, ops, gpu), gpu)
             return np.exp(booster.inplace_predict(x).astype(float)) * (roof + floor)
-        # Shapes to evaluate: the batch itself and, for ragged attention, its two bounds.
-        plan = [(cols, axis_values(family, cols))]
+        floor = tables.floor
+        cols = columns(family, ops, gpu)
+        # Shapes to evaluate: the batch itself and, for ragged attention, its two bounds, all in
+        # one pass: each at its own axes (the baseline) with the log ratio interpolated between
+        # the grid points around them.
+        n = len(ops)
+        axes = axis_values(family, cols)
         ragged = np.flatnonzero(is_ragged(family, cols)) if family in ATTENTION else []
         if len(ragged):
             sub = take(cols, ragged)
             lower, upper = attention_bounds(family, sub)
-            plan += [(sub, lower), (sub, upper)]
-        # Every evaluation in one feature matrix: per shape its own axes (for the baseline) and
-        # the grid corners around them (for the interpolated log ratio).
-        blocks, weights = [], []
-        for part, axes in plan:
-            blocks.append((part, axes))
-            for at, w in corners(axes, grid):
-                blocks.append((part, at))
-                weights.append(w)
-        x, roof = matrix(family, stack([p for p, _ in blocks]), gpu,
-                         {a: np.concatenate([ax[a] for _, ax in blocks]) for a in AXES[family]})
-        sizes = [len(next(iter(p.values()))) for p, _ in blocks]
-        starts = np.cumsum([0] + sizes)
-        is_corner = np.ones(len(roof), dtype=bool)
-        per_shape = 1 + len(weights) // len(plan)
-        for b in range(0, len(blocks), per_shape):
-            is_corner[starts[b]:starts[b + 1]] = False
-        y = np.empty(len(roof))
-        y[is_corner] = booster.inplace_predict(x[is_corner]).astype(float)  # one call
-        results, w_i = [], 0
-        for b in range(0, len(blocks), per_shape):
-            base = roof[starts[b]:starts[b + 1]] + floor
-            log_ratio = np.zeros(len(base))
-            for c in range(b + 1, b + per_shape):
-                log_ratio += weights[w_i] * y[starts[c]:starts[c + 1]]
-                w_i += 1
-            results.append(np.exp(log_ratio) * base)
-        pred = results[0]
-        if len(ragged):
-            lo, hi = np.minimum(results[1], results[2]), np.maximum(results[1], results[2])
+            rows = np.concatenate([np.arange(n), ragged, ragged])
+            cols = take(cols, rows)
+            axes = {a: np.concatenate([axes[a], lower[a], upper[a]]) for a in AXES[family]}
+        base = roofline_ms(family, cols, gpu, axes) + floor
+        results = np.exp(tables.log_ratio(self, key, cols, axes)) * base
+        pred, r = results[:n], len(ragged)
+        if r:
+            bound1, bound2 = results[n:n + r], results[n + r:]
+            lo, hi = np.minimum(bound1, bound2), np.maximum(bound1, bound2)
             bounded = np.clip(pred[ragged], lo, hi)
             pred[ragged] = np.maximum(bounded, memory_floor_ms(family, sub, gpu) + floor)
         return pred
+
+
+class GridTables:
+    """A booster's answers at every grid point, per operator shape: {shape: array over the grid}.
+
+    Stored beside the model file as cache/<model file>-<hash>.npz (with the floor and the grid),
+    so later runs need neither the booster nor xgboost."""
+
+    def __init__(self, source: Path | None, floor: float, grid: dict, shapes: dict | None = None):
+        self.path = self.cache_path(source) if source is not None else None
+        self.floor, self.grid = floor, grid
+        self.shapes: dict[tuple, np.ndarray] = shapes or {}
+
+    @staticmethod
+    def cache_path(source: Path) -> Path:
+        # The features the trees read are part of what the table holds.
+        from frontier.predict import features
+
+        digest = hashlib.sha1(source.read_bytes() + Path(features.__file__).read_bytes()).hexdigest()[:16]
+        return source.parent / "cache" / f"{source.stem}-{digest}.npz"
+
+    @classmethod
+    def load(cls, source: Path) -> "GridTables | None":
+        path = cls.cache_path(source)
+        if not path.exists():
+            return None
+        try:
+            with np.load(path) as z:
+                meta = json.loads(str(z["meta"]))
+                shapes = {tuple(k): z[f"t{i}"] for i, k in enumerate(meta["shapes"])}
+        except (OSError, ValueError, KeyError):
+            return None  # a damaged cache is rebuilt
+        return cls(source, meta["floor"], meta["grid"], shapes)
+
+    def save(self) -> None:
+        """Write the cache (atomically; a read-only calibration folder just goes uncached)."""
+        path = self.path
+        if path is None:
+            return
+        keys = list(self.shapes)
+        meta = json.dumps({"floor": self.floor, "grid": self.grid, "shapes": [list(k) for k in keys]})
+        try:
+            path.parent.mkdir(exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz")
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, meta=np.array(meta), **{f"t{i}": self.shapes[k] for i, k in enumerate(keys)})
+            os.replace(tmp, path)
+        except OSError:
+            pass
+
+    def log_ratio(self, model: XGBoostFamilyModel, key: str, cols: dict, at: dict) -> np.ndarray:
+        """The booster's log ratio at axis values `at`, interpolated log-linearly between the grid
+        points around them (outside the grid the nearest point counts), for operators of
+        fields `cols`."""
+        family = model.family
+        # Per axis: the bracketing grid indices and the weight of the upper one.
+        brackets = []
+        for a in AXES[family]:
+            lg = np.log(np.asarray(self.grid[a], dtype=float))
+            lv = np.log(np.maximum(at[a], 1e-12))
+            if len(lg) == 1:
+                zero = np.zeros(len(lv), dtype=np.int64)
+                brackets.append((zero, zero, np.zeros(len(lv))))
+                continue
+            hi = np.clip(np.searchsorted(lg, lv), 1, len(lg) - 1)
+            lo = hi - 1
+            brackets.append((lo, hi, np.clip((lv - lg[lo]) / (lg[hi] - lg[lo]), 0.0, 1.0)))
+        shape_cols = np.stack([cols[c] for c in SHAPE_COLUMNS[family]], axis=1)
+        # Calls rarely mix shapes: group rows by shape without sorting them all.
+        groups: dict[tuple, object] = {}
+        if (shape_cols == shape_cols[0]).all():
+            groups[tuple(shape_cols[0].tolist())] = slice(None)
+        else:
+            for i, row in enumerate(map(tuple, shape_cols.tolist())):
+                groups.setdefault(row, []).append(i)
+        out = np.zeros(len(shape_cols))
+        added = False
+        for k, rows in groups.items():
+            table = self.shapes.get(k)
+            if table is None:
+                table = self.shapes[k] = self._build(model, key, np.array(k))
+                added = True
+            corners = [(np.ones(len(out))[rows], ())]
+            for lo, hi, w in brackets:
+                corners = [(cw * ww, idx + (i[rows],)) for cw, idx in corners
+                           for i, ww in ((lo, 1.0 - w[rows]), (hi, w[rows]))]
+            out[rows] = sum(cw * table[idx] for cw, idx in corners)
+        if added:
+            self.save()
+        return out
+
+    def _build(self, model: XGBoostFamilyModel, key: str, shape: np.ndarray) -> np.ndarray:
+        """One XGBoost call over the whole grid for one operator shape."""
+        family = model.family
+        axes = AXES[family]
+        mesh = np.meshgrid(*[np.asarray(self.grid[a], dtype=float) for a in axes], indexing="ij")
+        n = mesh[0].size
+        cols = {c: np.full(n, v) for c, v in zip(SHAPE_COLUMNS[family], shape)}
+        x, _ = matrix(family, cols, model.gpu, {a: m.ravel() for a, m in zip(axes, mesh)})
+        return model.booster(key).inplace_predict(x).astype(float).reshape(mesh[0].shape)
 
 
 def _single_thread(booster) -> None:

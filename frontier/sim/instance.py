@@ -13,11 +13,12 @@ is where stepping one iteration at a time would have seen it.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from frontier.ops.graph import BatchStats
+from frontier.predict.step import StepModel, StepTime
 from frontier.sim.kv_cache import BlockManager
 from frontier.sim.recorder import Recorder
 from frontier.sim.request import Request
@@ -29,9 +30,11 @@ class Batch:
     scheduled: list[tuple[Request, int]]
     start_s: float
     done_s: float
-    step_times_s: np.ndarray | None = None   # set for a run of decode iterations
+    totals: StepTime                         # its time, communication and bubbles, summed
+    step_times_s: np.ndarray | None = None   # set for a run of iterations (fast-forwarded)
+    chunk: int = 0                           # a run's prefill chunk per iteration (its last
+    final_chunk: int = 0                     # request), and the chunk that ends its prompt, if any
     ids: set[int] = field(default_factory=set)
-    accounted: tuple[float, float, float] = (0.0, 0.0, 0.0)  # comm, bubble, FFN bubble ms of a run
     cancelled: bool = False                  # replaced by a shorter run (see Instance.interrupt)
 
 
@@ -61,28 +64,18 @@ def batch_stats(scheduled: list[tuple[Request, int]]) -> BatchStats:
                       prefill_max_kv, num_decode, decode_sum_kv, decode_max_kv, num_sampled)
 
 
-class KVHold:
-    """KV blocks a prefill instance keeps for a request until its transfer to decode is done."""
-
-    __slots__ = ("num_blocks", "shared_units")
-
-    def __init__(self, req: Request):
-        self.num_blocks, self.shared_units = req.num_blocks, req.shared_units
-        req.num_blocks, req.shared_units = 0, ()
-
-
 class Instance:
     """A serving instance of one role: `mixed` (prefill and decode), `prefill` (hands a request
     off after its first token), `decode` (takes requests whose KV arrives from prefill) or
     `attention` (the scheduling side of an attention/FFN-disaggregated engine)."""
 
-    def __init__(self, name: str, role: str, scheduler: Scheduler, step_cost, pp: int,
+    def __init__(self, name: str, role: str, scheduler: Scheduler, step_model: StepModel, pp: int,
                  max_model_len: int, recorder: Recorder, fast_forward: bool = True):
         self.name = name
         self.role = role
         self.scheduler = scheduler
         self.kv: BlockManager = scheduler.kv
-        self.step_cost = step_cost
+        self.step_model = step_model
         self.pp = pp
         self.max_model_len = max_model_len
         self.recorder = recorder
@@ -96,6 +89,7 @@ class Instance:
         # What the instance did, for the summary.
         self.busy_s = 0.0
         self.steps = 0
+        self.batches = 0              # steps and runs of steps planned (Python-level iterations)
         self.prefill_tokens = 0
         self.output_tokens = 0
         self.comm_ms = 0.0
@@ -170,47 +164,93 @@ class Instance:
                 and now >= self.next_issue_s - 1e-12)
 
     def issue(self, now: float) -> Batch | None:
-        """Plan and cost the next batch; None if nothing can run now."""
+        """Plan and time the next batch; None if nothing can run now."""
         busy = set().union(*(b.ids for b in self.inflight)) if self.inflight else None
         plan = self.scheduler.schedule(busy)
         if not plan.scheduled:
             return None
-        times = None
-        if self.fast_forward and self.pp == 1 and self._can_fast_forward(plan):
-            before = (self.comm_ms, self.bubble_ms, self.ffn_bubble_ms)
-            times = self._decode_run_times(plan)
-        if times is not None and len(times) > 1:
-            duration = float(times.sum())
-            batch = Batch(plan.scheduled, now, now + duration, times)
-            batch.accounted = (self.comm_ms - before[0], self.bubble_ms - before[1], self.ffn_bubble_ms - before[2])
-            self.next_issue_s = batch.done_s
-        else:
-            if times is not None:  # a run of one iteration, already accounted
-                stage_s = float(times[0])
+        times = stretch = None
+        if self.fast_forward and self.pp == 1:
+            if self._can_fast_forward(plan):
+                times, totals = self._decode_run(plan)
             else:
-                cost = self.step_cost.cost(batch_stats(plan.scheduled))
-                self._account(cost, 1)
-                stage_s = cost.total_s
-            batch = Batch(plan.scheduled, now, now + self.pp * stage_s)
-            self.next_issue_s = now + stage_s
-            duration = stage_s
+                stretch = self._chunk_stretch(plan)
+                if stretch is not None:
+                    times, totals, chunk, final = stretch
+        if times is None:
+            totals = self.step_model.step(batch_stats(plan.scheduled))
+        if times is not None and len(times) > 1:
+            batch = Batch(plan.scheduled, now, now + totals.total_s, totals, times)
+            if stretch is not None:
+                batch.chunk, batch.final_chunk = chunk, final
+            self.next_issue_s = batch.done_s
+        else:  # one iteration; with pp stages a new batch may start after the first
+            batch = Batch(plan.scheduled, now, now + self.pp * totals.total_s, totals)
+            self.next_issue_s = now + totals.total_s
         if self.pp > 1:  # requests of a batch in flight sit out the next stages' planning
             batch.ids = {r.id for r, _ in plan.scheduled}
         self.inflight.append(batch)
-        self.busy_s += duration
+        self.batches += 1
+        self._account(totals, 1)
         return batch
 
-    def _account(self, cost, iterations: float) -> None:
-        self.comm_ms += cost.comm_ms * iterations
-        self.bubble_ms += cost.bubble_ms * iterations
-        self.ffn_bubble_ms += cost.ffn_bubble_ms * iterations
+    def _account(self, totals: StepTime, sign: int) -> None:
+        self.busy_s += sign * totals.total_s
+        self.comm_ms += sign * totals.comm_ms
+        self.bubble_ms += sign * totals.bubble_ms
+        self.ffn_bubble_ms += sign * totals.ffn_bubble_ms
 
     def _can_fast_forward(self, plan: StepPlan) -> bool:
         return (plan.admission_blocked and not plan.preempted and plan.decode_only
                 and len(plan.scheduled) == len(self.scheduler.running))
 
+    def _chunk_stretch(self, plan: StepPlan):
+        """A prompt prefilled chunk by chunk beside an unchanging set of decodes: as predictable
+        as a decode run. (step times, totals, chunk, final chunk) of the iterations until the
+        prompt's last chunk (included when nothing waits to use the budget it leaves), a decode
+        finishing or KV blocks running out; None if the plan is not such a stretch.
+
+        Each iteration is timed on its own (the context grows by a chunk each time), exactly as
+        stepping one at a time would."""
+        scheduled, running = plan.scheduled, self.scheduler.running
+        if plan.preempted or len(scheduled) != len(running) or len(scheduled) > 1 + self.scheduler.max_num_seqs:
+            return None
+        prompt, q = scheduled[-1]
+        b = len(scheduled) - 1
+        if prompt.num_output or q != self.scheduler.max_num_batched_tokens - b:
+            return None
+        rem = prompt.num_tokens - prompt.num_computed
+        full = (rem - 1) // q                  # chunks of q before the one that ends the prompt
+        if full < 1:
+            return None
+        decodes = [r for r, _ in scheduled[:-1]]
+        if any(n != 1 or r.num_output == 0 for r, n in scheduled[:-1]):
+            return None
+        final = rem - full * q if not self.scheduler.waiting else 0
+        k = full + (1 if final else 0)
+        if decodes:
+            k = min(k, min(r.max_output_tokens - r.num_output for r in decodes))
+        if k <= 1:
+            return None
+        computed = np.fromiter((r.num_computed for r in decodes), dtype=np.int64, count=b)
+        chunks = np.full(k, q, dtype=np.int64)
+        if k > full:
+            chunks[-1] = final
+        k = self._steps_within_free_blocks(computed, k, prompt.num_computed, chunks)
+        if k <= 1:
+            return None
+        chunks = chunks[:k]
+        final = int(chunks[-1]) if k > full else 0
+        sum_kv, max_kv = int(computed.sum()) + b, (int(computed.max()) + 1 if b else 0)
+        context = prompt.num_computed + np.concatenate(([0], np.cumsum(chunks)[:-1]))
+        stats = [BatchStats(1, n, n * n, n * c, c + n, n, c + n, b, sum_kv + j * b, max_kv + j if b else 0,
+                            b + (1 if j == full else 0))
+                 for j, (n, c) in enumerate(zip(chunks.tolist(), context.tolist()))]
+        times, totals = self.step_model.steps(stats)
+        return times, totals, q, final
+
     def interrupt(self, now: float) -> Batch | None:
-        """Cut a decode run in flight at the end of its iteration in progress.
+        """Cut a run in flight (decode or chunked prefill) at the end of its iteration in progress.
 
         Returns the shorter run that replaces it (the caller schedules its completion), or None
         if nothing was cut."""
@@ -224,47 +264,42 @@ class Instance:
         run.cancelled = True
         self.inflight.remove(run)
         times = run.step_times_s[:k]
-        short = Batch(run.scheduled, run.start_s, run.start_s + float(times.sum()), times)
-        kept = k / len(run.step_times_s)
-        short.accounted = tuple(a * kept for a in run.accounted)
-        self.comm_ms, self.bubble_ms, self.ffn_bubble_ms = (
-            x - a * (1 - kept) for x, a in zip((self.comm_ms, self.bubble_ms, self.ffn_bubble_ms), run.accounted))
-        self.busy_s -= run.done_s - short.done_s
+        # Costs are linear over the run: the kept iterations carry their share of its totals.
+        totals = replace(run.totals.scaled(k / len(run.step_times_s)), total_s=float(times.sum()))
+        short = Batch(run.scheduled, run.start_s, run.start_s + totals.total_s, totals, times, run.chunk)
+        self._account(run.totals, -1)
+        self._account(totals, 1)
         self.next_issue_s = short.done_s
         self.inflight.append(short)
         return short
 
-    def _decode_run_times(self, plan: StepPlan) -> np.ndarray:
-        """Step times of the decode iterations that can run before anything changes."""
+    def _decode_run(self, plan: StepPlan) -> tuple[np.ndarray, StepTime]:
+        """The decode iterations that can run before anything changes: their step times and
+        totals."""
         reqs = [r for r, _ in plan.scheduled]
         b = len(reqs)
         k = min(r.max_output_tokens - r.num_output for r in reqs)
         computed = np.fromiter((r.num_computed for r in reqs), dtype=np.int64, count=b)
         if k > 1:
             k = self._steps_within_free_blocks(computed, k)
-        sum_kv0, max_kv0 = int(computed.sum()) + b, int(computed.max()) + 1
-        c0 = self.step_cost.cost(BatchStats(num_decode=b, decode_sum_kv=sum_kv0,
-                                            decode_max_kv=max_kv0, num_sampled=b))
-        t0 = c0.total_s
-        if k <= 1:
-            self._account(c0, 1)
-            return np.array([t0])
-        c1 = self.step_cost.cost(BatchStats(num_decode=b, decode_sum_kv=sum_kv0 + (k - 1) * b,
-                                            decode_max_kv=max_kv0 + k - 1, num_sampled=b))
-        t1 = c1.total_s
-        times = t0 + (t1 - t0) / (k - 1) * np.arange(k)
-        # Costs are linear over the run: its mean iteration is the mean of the two ends.
-        for c in (c0, c1):
-            self._account(c, k / 2)
-        return times
+        first = BatchStats(num_decode=b, decode_sum_kv=int(computed.sum()) + b,
+                           decode_max_kv=int(computed.max()) + 1, num_sampled=b)
+        return self.step_model.decode_run(first, k)
 
-    def _steps_within_free_blocks(self, computed: np.ndarray, k: int) -> int:
-        """Largest j <= k such that iterations 2..j find KV blocks (iteration 1 is allocated)."""
+    def _steps_within_free_blocks(self, computed: np.ndarray, k: int, prompt_computed: int = 0,
+                                  chunks: np.ndarray | None = None) -> int:
+        """Largest j <= k such that iterations 2..j find KV blocks (iteration 1 is allocated):
+        decodes at `computed` tokens, and a prompt at `prompt_computed` growing by `chunks`."""
         bs, free = self.kv.block_size, self.kv.free_blocks
         held = -(-(computed + 1) // bs)
+        if chunks is not None:
+            grown = prompt_computed + np.cumsum(chunks)
+            prompt_need = -(-grown // bs) - (-(-int(grown[0]) // bs))
+        else:
+            prompt_need = np.zeros(k + 1, dtype=np.int64)
 
         def need(j: int) -> int:
-            return int((-(-(computed + j) // bs) - held).sum())
+            return int((-(-(computed + j) // bs) - held).sum()) + int(prompt_need[j - 1])
 
         if need(k) <= free:
             return k
@@ -277,6 +312,16 @@ class Instance:
                 hi = mid
         return lo
 
+    def _first_token(self, req: Request, t: float, finished: list, handoffs: list) -> None:
+        """A prompt's prefill ended at t with its first token."""
+        req.first_token_s = req.last_token_s = t
+        self.kv.register_prefix(req)
+        req.num_output = 1
+        if req.num_output >= req.max_output_tokens:
+            finished.append(req)
+        elif self.role == "prefill":
+            handoffs.append(req)
+
     def complete(self, batch: Batch) -> tuple[list[Request], list[Request]]:
         """Apply a finished batch: (requests finished, requests prefilled for a decode instance)."""
         self.inflight.remove(batch)
@@ -286,25 +331,36 @@ class Instance:
             times = batch.step_times_s
             k = len(times)
             reqs = [r for r, _ in batch.scheduled]
+            prompt = None
+            if batch.chunk:  # a chunked-prefill stretch: the last request is the prompt
+                prompt = reqs.pop()
+                chunks = batch.chunk * (k - 1) + (batch.final_chunk or batch.chunk)
+                prompt.num_computed += chunks
+                self.prefill_tokens += chunks
             # Each request's first gap runs from its last token; the rest are the step times.
-            last = np.fromiter((r.last_token_s for r in reqs), dtype=float, count=len(reqs))
-            rec.gaps(batch.start_s + float(times[0]) - last, 1)
-            rec.gaps(times[1:], len(reqs))
-            bs, done_s, used = self.kv.block_size, batch.done_s, 0
+            if reqs:
+                last = np.fromiter((r.last_token_s for r in reqs), dtype=float, count=len(reqs))
+                rec.gaps(batch.start_s + float(times[0]) - last, 1)
+                rec.gaps(times[1:], len(reqs))
+            done_s = batch.done_s
             for req in reqs:
                 req.num_computed += k
                 req.num_output += k
                 req.last_token_s = done_s
-                blocks = -(-req.num_computed // bs)
-                used += blocks - req.num_blocks
-                req.num_blocks = blocks
                 if req.num_output >= req.max_output_tokens:
                     finished.append(req)
-            self.kv.take(used)
-            self.scheduler.advance(k - 1)  # the first iteration was planned by `schedule`
             self.steps += k
             self.output_tokens += k * len(reqs)
-            rec.step(self.name, batch.start_s, done_s, "decode", len(reqs), k)
+            if prompt is None:
+                rec.step(self.name, batch.start_s, done_s, "decode", len(reqs), k)
+                self.kv.grow_to_computed(reqs)
+                self.scheduler.advance(k - 1)  # the first iteration was planned by `schedule`
+            else:
+                rec.step(self.name, batch.start_s, done_s, "prefill", len(reqs) + 1, k, k * len(reqs) + chunks)
+                self.kv.grow_to_computed(reqs + [prompt])
+                if batch.final_chunk:
+                    self.output_tokens += 1
+                    self._first_token(prompt, done_s, finished, handoffs)
         else:
             t = batch.done_s
             tokens = emitted = 0
@@ -316,10 +372,9 @@ class Instance:
                 if req.num_computed == req.num_tokens:
                     emitted += 1
                     if req.num_output == 0:
-                        req.first_token_s = t
-                        self.kv.register_prefix(req)
-                    else:
-                        rec.gap(t - req.last_token_s)
+                        self._first_token(req, t, finished, handoffs)
+                        continue
+                    rec.gap(t - req.last_token_s)
                     req.num_output += 1
                     req.last_token_s = t
                     if req.num_output >= req.max_output_tokens:

@@ -13,7 +13,19 @@ from collections import OrderedDict
 from frontier.sim.request import Request
 
 
+class KVHold:
+    """KV blocks an instance keeps for a request it no longer runs (a prefill instance, until the
+    request's KV has crossed to its decode instance)."""
+
+    __slots__ = ("num_blocks", "shared_units")
+
+    def __init__(self, num_blocks: int, shared_units: tuple[int, ...]):
+        self.num_blocks, self.shared_units = num_blocks, shared_units
+
+
 class BlockManager:
+    """Every change of a block count happens here: requests' `num_blocks` and the free pool."""
+
     def __init__(self, num_blocks: int, block_size: int, prefix_caching: bool = False,
                  prefix_unit_tokens: int = 512):
         self.num_blocks = num_blocks
@@ -58,7 +70,23 @@ class BlockManager:
             req.num_blocks += need
         return True
 
-    def free(self, req: Request) -> None:
+    def grow_to_computed(self, reqs) -> None:
+        """After decode iterations the scheduler planned (their blocks known to be free): each
+        request holds the blocks of its `num_computed` tokens."""
+        bs, used = self.block_size, 0
+        for req in reqs:
+            blocks = -(-req.num_computed // bs)
+            used += blocks - req.num_blocks
+            req.num_blocks = blocks
+        self.take(used)
+
+    def hold(self, req: Request) -> KVHold:
+        """Keep the request's blocks apart from it (it leaves; its KV stays until released)."""
+        hold = KVHold(req.num_blocks, req.shared_units)
+        req.num_blocks, req.shared_units = 0, ()
+        return hold
+
+    def free(self, req: Request | KVHold) -> None:
         shared = req.shared_units
         self.free_blocks += req.num_blocks - len(shared) * self.unit_blocks
         for uid in shared:

@@ -9,27 +9,32 @@ Deployments by the roles of their clusters:
   instance; the decode instance reserves KV blocks first (so a full decode cluster backs up
   into prefill, which keeps the blocks until the transfer is done), then the KV crosses the link;
 - AF-disaggregated: the `attention` cluster schedules, each step ping-pongs micro-batches with
-  the `ffn` cluster (`AFStepCost`).
+  the `ffn` cluster (`AFPipeline`).
+Every duration comes from the clusters' `StepModel`s (`frontier.predict.step`).
 """
 from __future__ import annotations
 
 import heapq
 import itertools
+from collections import Counter
+from functools import cached_property
 import math
 import time
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
-import pandas as pd
 
 from frontier.engine import make_engine
 from frontier.metrics.serving import serving_metrics
 from frontier.ops.experts import ExpertRouting
 from frontier.ops.graph import Parallel
 from frontier.predict import load_predictor
-from frontier.predict.step import AFLink, AFStepCost, StepCost, StepOverheads
-from frontier.sim.instance import Batch, Instance, KVHold
-from frontier.sim.kv_cache import BlockManager
+from frontier.predict.links import Link, rank_link
+from frontier.predict.step import (AFPipeline, BlockCosts, Sequential, StepModel, StepOverheads,
+                                   TwoBatchOverlap)
+from frontier.sim.instance import Batch, Instance
+from frontier.sim.kv_cache import BlockManager, KVHold
 from frontier.sim.recorder import Recorder
 from frontier.sim.request import Request
 from frontier.sim.router import make_router
@@ -41,15 +46,37 @@ from frontier.workload import RequestTable, build_requests
 INF = float("inf")
 
 
+class BatchDone(NamedTuple):
+    instance: Instance
+    batch: Batch
+
+
+class KVArrived(NamedTuple):
+    instance: Instance   # the decode instance
+    request: Request
+
+
+class StageFree(NamedTuple):
+    """A pipeline stage of the instance can take the next batch."""
+    instance: Instance
+
+
 @dataclass
 class SimResult:
     scenario: Scenario
     summary: dict
-    requests: pd.DataFrame
+    columns: dict            # per request: name -> array (see `requests`)
     itl_s: np.ndarray
     itl_weights: np.ndarray
     recorder: Recorder
     instances: list = None
+
+    @cached_property
+    def requests(self):
+        """One row per request, as a DataFrame (pandas is imported only when asked for)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.columns)
 
 
 @dataclass
@@ -61,7 +88,8 @@ class Cluster:
     kv_transfer_s: list[float] = field(default_factory=list)
 
 
-def step_cost_for(scenario: Scenario, spec: ClusterSpec) -> tuple[StepCost, dict]:
+def block_costs_for(scenario: Scenario, spec: ClusterSpec) -> tuple[BlockCosts, dict]:
+    """The block-cost cache of one cluster's instances, and where its predictions come from."""
     gpu = scenario.cluster_gpu(spec)
     model = scenario.cluster_model(spec)
     engine = make_engine(spec.engine, spec.engine_version, gpu, spec.tp)
@@ -76,9 +104,30 @@ def step_cost_for(scenario: Scenario, spec: ClusterSpec) -> tuple[StepCost, dict
                               graph_mixed_batches=engine.graph_mixed_batches,
                               host_overlapped=engine.host.overlapped,
                               overlap_residual_ms=engine.host.overlap_residual_ms)
-    cost = StepCost(model, par, predictor, overheads, attn_backend=spec.attention_backend,
-                    dtype=model.weight_dtype, two_batch_overlap=spec.two_batch_overlap)
-    return cost, predictor.sources()
+    blocks = BlockCosts(model, par, predictor, overheads, attn_backend=spec.attention_backend,
+                        dtype=model.weight_dtype)
+    return blocks, predictor.sources()
+
+
+def step_model_for(scenario: Scenario, spec: ClusterSpec, step_time=None) -> tuple[StepModel, dict]:
+    """The step model of a scheduling cluster: its timing rule (or `step_time`, a rule given by
+    the caller) and the model's KV size for transfers."""
+    model = scenario.cluster_model(spec)
+    if step_time is not None:
+        rule, sources = step_time, {"step": type(step_time).__name__}
+    else:
+        blocks, sources = block_costs_for(scenario, spec)
+        if spec.role == "attention":
+            ffn = scenario.cluster("ffn")
+            ffn_blocks, ffn_sources = block_costs_for(scenario, ffn)
+            sources = {f: (s if s == ffn_sources[f] else f"{s} (attention) / {ffn_sources[f]} (ffn)")
+                       for f, s in sources.items()}
+            rule = AFPipeline(blocks, ffn_blocks, spec.dp, ffn.dp, spec.micro_batches, _af_link(scenario, spec))
+        elif spec.two_batch_overlap and model.moe is not None and spec.ep > 1:
+            rule = TwoBatchOverlap(blocks)
+        else:
+            rule = Sequential(blocks)
+    return StepModel(rule, model.kv_bytes_per_token, model.num_layers), sources
 
 
 def make_scheduler(spec: ClusterSpec, kv: BlockManager, ranks: int) -> Scheduler:
@@ -109,39 +158,33 @@ def build_clusters(scenario: Scenario, recorder: Recorder, step_time=None, fast_
     for spec in scenario.clusters:
         if spec.role == "ffn":
             continue
-        if step_time is not None:
-            cost, sources = step_time, {"step": type(step_time).__name__}
-        else:
-            cost, sources = step_cost_for(scenario, spec)
+        step_model, sources = step_model_for(scenario, spec, step_time)
         instances, ranks = spec.dp, spec.dp_attention
         if spec.role == "attention":
             # The attention instances of an AF engine step together, fed through the FFN cluster:
             # one scheduler with their combined capacity.
-            ffn = scenario.cluster("ffn")
             ranks, instances = spec.dp, 1
-            if step_time is None:
-                ffn_cost, ffn_sources = step_cost_for(scenario, ffn)
-                sources = {f: (s if s == ffn_sources[f] else f"{s} (attention) / {ffn_sources[f]} (ffn)")
-                           for f, s in sources.items()}
-                cost = AFStepCost(cost, ffn_cost, spec.dp, ffn.dp, spec.micro_batches,
-                                  _af_link(scenario, spec))
         num_blocks = (spec.num_gpu_blocks_override or memory[spec.name].num_blocks) * ranks
         max_len = spec.max_model_len or scenario.model.max_model_len
         insts = []
         for i in range(instances):
             kv = BlockManager(num_blocks, spec.block_size, spec.enable_prefix_caching, prefix_unit_tokens)
             sched = make_scheduler(spec, kv, ranks)
-            insts.append(Instance(f"{spec.name}/{i}", spec.role, sched, cost, spec.pp, max_len, recorder,
+            insts.append(Instance(f"{spec.name}/{i}", spec.role, sched, step_model, spec.pp, max_len, recorder,
                                   fast_forward))
         clusters.append(Cluster(spec, insts, memory[spec.name], sources))
     return clusters
 
 
-def _af_link(scenario: Scenario, spec: ClusterSpec) -> AFLink:
-    gpu = scenario.cluster_gpu(spec)
+def _af_link(scenario: Scenario, spec: ClusterSpec) -> Link:
     link = scenario.af_link
-    return AFLink(link.bandwidth_gbps or gpu.network_gbps * spec.tp * spec.pp,
-                  link.latency_us or gpu.network_latency_us)
+    return rank_link(scenario.cluster_gpu(spec), spec.tp * spec.pp, link.bandwidth_gbps, link.latency_us)
+
+
+def _kv_link(scenario: Scenario, spec: ClusterSpec) -> Link:
+    """A prefill rank's KV leaves from its tp x pp GPUs, each over its own NIC."""
+    link = scenario.kv_link
+    return rank_link(scenario.cluster_gpu(spec), spec.tp * spec.pp, link.bandwidth_gbps, link.latency_us)
 
 
 class Simulation:
@@ -163,11 +206,10 @@ class Simulation:
                                                        requests.output_tokens))]
         self.limit = requests.concurrency or INF
         for c in self.clusters:  # predict the prompts' prefill attention in one batch
-            cost = c.instances[0].step_cost
-            warm = getattr(cost, "warm", None) or getattr(getattr(cost, "attention", None), "warm", None)
-            if warm and c.spec.role != "decode":
+            if c.spec.role != "decode":
                 budget = c.spec.max_num_batched_tokens
-                warm(np.unique(np.minimum(requests.input_tokens, budget)))
+                c.instances[0].step_model.warm(np.unique(np.minimum(requests.input_tokens, budget)))
+        self.kv_link = _kv_link(scenario, self.entry.spec) if self.decode else None
         self.heap: list = []
         self.seq = itertools.count()
         self.in_flight = 0
@@ -194,25 +236,29 @@ class Simulation:
                 self.clock = t_send
                 self.on_arrival(reqs[self.next_req])
                 continue
-            self.clock, _, kind, a, b = heapq.heappop(heap)
-            if kind == "batch":
-                if not b.cancelled:
-                    self.on_batch_done(a, b)
-            elif kind == "kv":
-                self.on_kv_arrived(a, b)
-            else:  # "issue": a pipeline stage is free
-                self.kick(a)
+            self.clock, _, event = heapq.heappop(heap)
+            kind = type(event)
+            if kind is BatchDone:
+                if not event.batch.cancelled:
+                    self.on_batch_done(event.instance, event.batch)
+            elif kind is KVArrived:
+                self.on_kv_arrived(event.instance, event.request)
+            else:
+                self.kick(event.instance)
         if self.bar:
             self.bar.close()
         for r in reqs:  # never expected: every admitted request runs to completion
             if r.status == "pending":
                 r.status, r.fail_reason = "failed", "not finished when the simulation ran out of events"
 
+    def push(self, at_s: float, event) -> None:
+        heapq.heappush(self.heap, (at_s, next(self.seq), event))
+
     def interrupt(self, inst: Instance) -> None:
         """Something new for `inst`: cut its decode run at the iteration in progress."""
         short = inst.interrupt(self.clock)
         if short is not None:
-            heapq.heappush(self.heap, (short.done_s, next(self.seq), "batch", inst, short))
+            self.push(short.done_s, BatchDone(inst, short))
 
     def kick(self, inst: Instance) -> None:
         """Start as many batches as the instance can now."""
@@ -221,9 +267,9 @@ class Simulation:
             batch = inst.issue(now)
             if batch is None:
                 return
-            heapq.heappush(self.heap, (batch.done_s, next(self.seq), "batch", inst, batch))
+            self.push(batch.done_s, BatchDone(inst, batch))
             if inst.next_issue_s < batch.done_s:
-                heapq.heappush(self.heap, (inst.next_issue_s, next(self.seq), "issue", inst, None))
+                self.push(inst.next_issue_s, StageFree(inst))
 
     # --- events -------------------------------------------------------------------------------
     def on_arrival(self, req: Request) -> None:
@@ -253,7 +299,7 @@ class Simulation:
 
     def _hand_off(self, prefill: Instance, req: Request) -> None:
         """A prefilled request goes to a decode instance; the prefill keeps its KV until sent."""
-        hold = KVHold(req)
+        hold = prefill.kv.hold(req)
         target = self.decode_router.pick(self.decode.instances, req)
         if not target.accept_prefilled(req):
             prefill.kv.free(hold)
@@ -266,28 +312,13 @@ class Simulation:
     def _pull(self, decode: Instance) -> None:
         for req in decode.pull_kv():
             prefill, hold, handed_s = self.holds[req.id]
-            total_s, exposed_s = self.kv_transfer_s(prefill, req, waited=self.clock > handed_s)
+            # Layer by layer only if the decode side had blocks ready when the prefill ended.
+            layerwise = self.scenario.kv_transfer != "whole" and self.clock <= handed_s
+            _, exposed_s = prefill.step_model.kv_transfer(req, self.kv_link, layerwise)
             done = self.clock + exposed_s
-            heapq.heappush(self.heap, (done, next(self.seq), "kv", decode, req))
+            self.push(done, KVArrived(decode, req))
             self.recorder.transfer(f"{prefill.name} kv out", self.clock, done, f"kv {req.id}")
             self.decode.kv_transfer_s.append(exposed_s)
-
-    def kv_transfer_s(self, prefill: Instance, req: Request, waited: bool) -> tuple[float, float]:
-        """(whole transfer, part not hidden behind the prefill) for one request's KV.
-
-        Layer-by-layer transfer overlaps the prefill when the decode side had blocks ready at
-        once; only the last layer (or what outlasts the prefill) remains. After a wait for
-        blocks, or with `kv_transfer: whole`, all of it is exposed."""
-        sc, spec = self.scenario, self.entry.spec
-        gpu = sc.cluster_gpu(spec)
-        # A request's KV lives on the tp x pp GPUs of one rank; each sends its shard over its NIC.
-        bw = (sc.kv_link.bandwidth_gbps or gpu.network_gbps * spec.tp * spec.pp) * 1e9
-        latency = (sc.kv_link.latency_us or gpu.network_latency_us) * 1e-6
-        total = latency + sc.model.kv_bytes_per_token * req.prompt_tokens / bw
-        if sc.kv_transfer == "whole" or waited:
-            return total, total
-        prefill_s = req.first_token_s - req.arrival_s
-        return total, max(total / sc.model.num_layers, total - prefill_s)
 
     def on_kv_arrived(self, decode: Instance, req: Request) -> None:
         prefill, hold, _ = self.holds.pop(req.id)
@@ -302,7 +333,7 @@ def simulate(scenario: Scenario, requests: RequestTable, progress: bool = False,
              timeline: bool = True, step_time=None, fast_forward: bool = True) -> SimResult:
     """Serve `requests` with the scenario's deployment.
 
-    `step_time`: an object with `cost(BatchStats) -> StepTime` to use instead of the predictors
+    `step_time`: a timing rule, an object with `step(BatchStats) -> StepTime`, to use instead of the predictors
     (known step times for tests and what-if studies). `fast_forward`: advance unchanging decode
     batches many iterations at once (exact for step times linear in the KV length)."""
     wall0 = time.perf_counter()
@@ -335,30 +366,36 @@ class _Progress:
 
 def _result(sim: Simulation, wall_s: float) -> SimResult:
     scenario, reqs = sim.scenario, sim.reqs
-    df = pd.DataFrame({
-        "request_id": [r.id for r in reqs],
-        "arrival_s": [r.arrival_s for r in reqs],
-        "first_token_s": [r.first_token_s for r in reqs],
-        "finish_s": [r.finish_s for r in reqs],
-        "input_tokens": [r.prompt_tokens for r in reqs],
-        "output_tokens": [r.max_output_tokens for r in reqs],
-        "cached_tokens": [r.cached_tokens for r in reqs],
-        "preemptions": [r.preemptions for r in reqs],
-        "path": [r.path for r in reqs],
-        "status": [r.status for r in reqs],
-        "fail_reason": [r.fail_reason for r in reqs],
-    })
-    df["ttft_s"] = df.first_token_s - df.arrival_s
-    df["e2el_s"] = df.finish_s - df.arrival_s
-    ok = df[df.status == "finished"]
+    n = len(reqs)
+
+    def column(attr: str, dtype) -> np.ndarray:
+        return np.fromiter((getattr(r, attr) for r in reqs), dtype=dtype, count=n)
+
+    cols = {
+        "request_id": column("id", np.int64),
+        "arrival_s": column("arrival_s", float),
+        "first_token_s": column("first_token_s", float),
+        "finish_s": column("finish_s", float),
+        "input_tokens": column("prompt_tokens", np.int64),
+        "output_tokens": column("max_output_tokens", np.int64),
+        "cached_tokens": column("cached_tokens", np.int64),
+        "preemptions": column("preemptions", np.int64),
+        "path": np.array([r.path for r in reqs], dtype=object),
+        "status": np.array([r.status for r in reqs], dtype=object),
+        "fail_reason": np.array([r.fail_reason for r in reqs], dtype=object),
+    }
+    cols["ttft_s"] = cols["first_token_s"] - cols["arrival_s"]
+    cols["e2el_s"] = cols["finish_s"] - cols["arrival_s"]
+    ok = cols["status"] == "finished"
+    failed = cols["status"] == "failed"
     itl_s, itl_w = sim.recorder.itl_samples()
-    start = float(df.arrival_s.min()) if len(df) else 0.0
-    end = float(ok.finish_s.max()) if len(ok) else start
+    start = float(cols["arrival_s"].min()) if n else 0.0
+    end = float(cols["finish_s"][ok].max()) if ok.any() else start
     summary = serving_metrics(
-        duration_s=end - start, input_tokens=ok.input_tokens.to_numpy(),
-        output_tokens=ok.output_tokens.to_numpy(), ttft_s=ok.ttft_s.to_numpy(),
-        e2el_s=ok.e2el_s.to_numpy(), itl_s=itl_s, itl_weights=itl_w,
-        failed=int((df.status == "failed").sum()), slo=scenario.slo)
+        duration_s=end - start, input_tokens=cols["input_tokens"][ok],
+        output_tokens=cols["output_tokens"][ok], ttft_s=cols["ttft_s"][ok],
+        e2el_s=cols["e2el_s"][ok], itl_s=itl_s, itl_weights=itl_w,
+        failed=int(failed.sum()), slo=scenario.slo)
     duration = max(end - start, 1e-12)
     sources = sim.clusters[0].predictor_sources
     summary["frontier"] = {
@@ -371,14 +408,15 @@ def _result(sim: Simulation, wall_s: float) -> SimResult:
         "predictor_fallback": sorted({f for c in sim.clusters for f, s in c.predictor_sources.items()
                                       if "roofline" in s}),
         "simulated_gpus": scenario.total_gpus,
-        "num_requests": len(reqs),
-        "failed_reasons": df[df.status == "failed"].fail_reason.value_counts().to_dict(),
-        "preemptions": int(df.preemptions.sum()),
+        "num_requests": n,
+        "failed_reasons": dict(Counter(cols["fail_reason"][failed]).most_common()),
+        "preemptions": int(cols["preemptions"].sum()),
         "steps": sum(i.steps for c in sim.clusters for i in c.instances),
+        "batches": sum(i.batches for c in sim.clusters for i in c.instances),  # planned one by one
         "clusters": _cluster_summaries(sim, duration),
         "wall_time_s": wall_s,
     }
-    return SimResult(scenario, summary, df, itl_s, itl_w, sim.recorder,
+    return SimResult(scenario, summary, cols, itl_s, itl_w, sim.recorder,
                      [i for c in sim.clusters for i in c.instances])
 
 

@@ -216,6 +216,8 @@ class SGLangScheduler(Scheduler):
                        for r in self.running if self._prefilled(r)) * self.new_token_ratio
         rem_total = kv.free_blocks * kv.block_size - reserved
         rem_input, rem_chunk = self.max_prefill_tokens, self.max_num_batched_tokens
+        if self.chunked is not None and self.chunked.num_output:  # its last chunk ran in a fast-forwarded stretch
+            self.chunked = None
         chunked = self.chunked
         if chunked is not None and not (busy and chunked.id in busy):
             n = min(chunked.remaining_new_tokens, rem_chunk)

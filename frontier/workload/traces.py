@@ -23,7 +23,6 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from frontier.errors import SpecError
 from frontier.workload.requests import RequestTable
@@ -83,6 +82,8 @@ def _file_type(path: Path) -> str:
 
 def _header(path: Path, ftype: str) -> list[str]:
     """Column names from the CSV header or the first JSONL record."""
+    import pandas as pd
+
     if not path.is_file():
         raise SpecError(f"{path}: trace file not found")
     try:
@@ -192,6 +193,8 @@ def _show(value: object) -> str:
 
 def _tokens(df: pd.DataFrame, col: str, rows: _Rows) -> np.ndarray:
     """A token-count column as int64, every value a whole number >= 1."""
+    import pandas as pd
+
     s = df[col]
     if pd.api.types.is_integer_dtype(s.dtype):
         vals = s.to_numpy(dtype=np.int64)
@@ -210,6 +213,8 @@ def _tokens(df: pd.DataFrame, col: str, rows: _Rows) -> np.ndarray:
 
 def _seconds(df: pd.DataFrame, cols: _Columns, rows: _Rows) -> np.ndarray:
     """The arrival column in seconds (any origin)."""
+    import pandas as pd
+
     s = df[cols.arrival]
     numeric = None
     if cols.arrival_unit != "datetime":
@@ -278,6 +283,8 @@ def read_trace(path: str | Path, fmt: str = "auto") -> Trace:
 
 def _read_jsonl(path: Path, wanted: list[str]) -> tuple[pd.DataFrame, _Rows]:
     """The wanted fields of a JSON-lines file (blank lines skipped; a missing field is empty)."""
+    import pandas as pd
+
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
@@ -307,6 +314,8 @@ def _read_jsonl(path: Path, wanted: list[str]) -> tuple[pd.DataFrame, _Rows]:
 
 @lru_cache(maxsize=8)
 def _read_cached(path: Path, fmt: str, _mtime_ns: int, _size: int) -> Trace:
+    import pandas as pd
+
     fmt, ftype, cols = _resolve(path, fmt)
     wanted = [c for c in (cols.arrival, cols.input, cols.output, cols.hash_ids) if c]
     if ftype == ".csv":

@@ -109,7 +109,7 @@ def test_bad_file_and_iteration_errors(cli, tmp_path):
 def test_iteration_is_the_whole_step(cli, tmp_path):
     from frontier.ops.graph import BatchStats, Parallel
     from frontier.predict import load_predictor
-    from frontier.predict.step import StepCost, StepOverheads
+    from frontier.predict.step import BlockCosts, Sequential, StepOverheads
     from frontier.spec.model import load_model
 
     src, out = tmp_path / "it.csv", tmp_path / "out.csv"
@@ -126,9 +126,9 @@ def test_iteration_is_the_whole_step(cli, tmp_path):
     # A 2,048-token prefill is compute-bound: 2 x 8.0e9 x 2048 FLOP at 989 TFLOPS is 33 ms.
     assert 33 < ms[2] < 66
     model = load_model("llama-3.1-8b")
-    direct = StepCost(model, Parallel(), load_predictor(H100), StepOverheads(cpu_overhead_ms=0.0))
+    direct = Sequential(BlockCosts(model, Parallel(), load_predictor(H100), StepOverheads(cpu_overhead_ms=0.0)))
     stats = BatchStats(num_decode=8, decode_sum_kv=8 * 1024, decode_max_kv=1024, num_sampled=8)
-    assert ms[0] == pytest.approx(direct.cost(stats).total_s * 1e3, rel=1e-5)
+    assert ms[0] == pytest.approx(direct.step(stats).total_s * 1e3, rel=1e-5)
 
 
 def test_train_command(cli, gemm_only_root):

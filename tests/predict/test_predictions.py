@@ -6,7 +6,7 @@ import pytest
 
 from frontier.ops.operators import AttnDecode, AttnPrefill, Gemm, GroupedGemm
 from frontier.predict import load_predictor
-from frontier.predict.routing import expected_routing
+from frontier.ops.routing import expected_routing
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from frontier.predict.routing import expected_routing, inclusion_probabilities
+from frontier.ops.routing import expected_routing, inclusion_probabilities
 
 
 def _log_ratio(pred, ref):

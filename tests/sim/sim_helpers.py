@@ -8,13 +8,13 @@ from frontier.workload import RequestTable
 
 
 class LinearStepTime:
-    """Known step times: base + per token + per KV token attended by decodes (seconds)."""
+    """A timing rule of known step times: base + per token + per KV token attended by decodes (s)."""
 
     def __init__(self, base_s=0.010, per_token_s=0.0001, per_kv_s=0.0):
         self.base_s, self.per_token_s, self.per_kv_s = base_s, per_token_s, per_kv_s
         self.calls: list[BatchStats] = []
 
-    def cost(self, stats: BatchStats) -> StepTime:
+    def step(self, stats: BatchStats) -> StepTime:
         self.calls.append(stats)
         return StepTime(self.base_s + self.per_token_s * stats.tokens + self.per_kv_s * stats.decode_sum_kv)
 

@@ -6,7 +6,7 @@ from frontier.ops.experts import ExpertRouting, busiest_rank
 from frontier.ops.graph import BatchStats, Parallel, ffn_block
 from frontier.ops.operators import GroupedGemm
 from frontier.predict import load_predictor
-from frontier.predict.step import AFStepCost, StepCost, af_step_formula_ms
+from frontier.predict.step import AFPipeline, BlockCosts, Sequential, TwoBatchOverlap, af_step_formula_ms
 from frontier.sim.recorder import Recorder
 from frontier.sim.run import build_clusters, simulate
 from frontier.spec.model import load_model
@@ -74,11 +74,11 @@ def test_skewed_routing_costs_what_the_grouped_gemm_predictor_says():
     costs, gemms, ffn = [], [], []
     for skew in (0.0, 1.2):
         par = Parallel(tp=1, ep=2, dp_attention=2, routing=ExpertRouting(skew=skew))
-        cost = StepCost(model, par, predictor)
+        cost = Sequential(BlockCosts(model, par, predictor))
         # A prefill batch of 2 x 4096 tokens: compute-bound, so the busiest rank's rows count.
         stats = BatchStats(num_prefill=8, prefill_tokens=8192, prefill_sum_q2=8 * 1024**2,
                            prefill_sum_kv=8192, prefill_max_q=1024, prefill_max_kv=1024, num_sampled=8)
-        costs.append(cost.gpu_free_step_ms(stats))
+        costs.append(cost.step(stats).gpu_ms)
         ops = ffn_block(model, par, 4096, "bf16", 8192)
         gemms.append(sum(c * predictor.op_ms(op) for op, c in ops if isinstance(op, GroupedGemm)))
         ffn.append(sum(c * (predictor.op_ms(op) + 1e-3) for op, c in ops))  # 1 us launch gap each
@@ -103,11 +103,11 @@ def test_af_pipeline_formula_by_hand():
 def test_af_step_cost_follows_the_formula():
     sc = load_scenario("simulate/qwen3-235b-afd-h100.yaml")
     inst = build_clusters(sc, Recorder())[0].instances[0]
-    cost = inst.step_cost
-    assert isinstance(cost, AFStepCost) and (cost.M, cost.N, cost.n) == (4, 2, 3)
+    cost = inst.step_model.rule
+    assert isinstance(cost, AFPipeline) and (cost.M, cost.N, cost.n) == (4, 2, 3)
     stats = BatchStats(num_decode=512, decode_sum_kv=512 * 3000, decode_max_kv=6000, num_sampled=512)
     a, t, f = cost.layer_times_ms(stats)
-    step = cost.cost(stats)
+    step = cost.step(stats)
     head = cost.attention.head_ms(128, 128, False)
     wall = cost.attention.overheads.wall_ms  # host time: the engine's rule (frontier.engine)
     assert step.total_s * 1e3 == pytest.approx(wall(af_step_formula_ms(a, t, f, 3, 94) + head))
@@ -123,8 +123,9 @@ def test_two_batch_overlap_hides_all_to_all():
     # (With a small decode batch each half re-reads the weights, and overlap does not pay.)
     stats = BatchStats(num_prefill=64, prefill_tokens=32 * 4096, prefill_sum_q2=64 * 2048**2,
                        prefill_sum_kv=32 * 4096, prefill_max_q=2048, prefill_max_kv=2048, num_sampled=64)
-    plain = StepCost(model, par, predictor, dtype="fp8").cost(stats)
-    tbo = StepCost(model, par, predictor, dtype="fp8", two_batch_overlap=True).cost(stats)
+    blocks = BlockCosts(model, par, predictor, dtype="fp8")
+    plain = Sequential(blocks).step(stats)
+    tbo = TwoBatchOverlap(blocks).step(stats)
     assert tbo.total_s < plain.total_s
     assert tbo.bubble_ms < plain.bubble_ms
     assert tbo.comm_ms > 0

@@ -1,0 +1,279 @@
+"""Block costs: the predicted time of each block of a step, memoised for a whole run.
+
+A step costs more than its kernels: each kernel launch leaves a gap (a few microseconds in eager
+mode, about one inside a CUDA graph), decode batches replayed from CUDA graphs are padded to the
+captured batch sizes, and the host spends time scheduling, preparing inputs and sampling.
+
+`BlockCosts` prices the blocks of `frontier.ops.graph` (head, attention block, attention core,
+FFN block) for one model instance and keeps every answer: the timing rules of
+`frontier.predict.step` put the blocks together in time, and several rules share one cache.
+Token-shaped blocks are memoised on the token count (exact up to 256 tokens, interpolated on a
+2 % grid above). Attention of one prefill sequence (the common case under chunked prefill) and
+of a decode batch is interpolated in a dense table of (new tokens, context) or (batch, KV
+tokens), filled a whole row per predictor call; attention of several prefills at once on length
+statistics snapped to a grid (see `frontier.predict.grid`).
+"""
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+
+from frontier.ops.graph import (BatchStats, Parallel, attention_block, attention_core, ffn_block,
+                                head_operators)
+from frontier.ops.operators import Collective
+from frontier.predict.base import Predictor
+from frontier.predict.grid import EXACT_TOKENS, grid_neighbours, points_from, snap
+from frontier.spec.model import ModelSpec
+
+import numpy as np
+
+PREFILL_STEP = 1.05  # grid of the one-prefill attention table, both axes
+
+
+def _grid_points(top: int, step: float) -> int:
+    """How many points of the grid (exact to 64, geometric above) reach `top`."""
+    n, p = 0, 1
+    while p < top:
+        p = grid_neighbours(p + 1, step)[1] if p >= 64 else p + 1
+        n += 1
+    return n
+
+# vLLM's default CUDA-graph capture sizes: 1, 2, 4, then every 8 up to 512.
+DEFAULT_CAPTURE_SIZES = (1, 2, 4) + tuple(range(8, 513, 8))
+
+# A kernel replayed from a CUDA graph among its neighbours takes less than the same kernel timed
+# alone: the calibration times each call cold (L2 flushed, behind a spin kernel, its own ramp-up
+# and tail), while in a graph the next kernel's launch and prologue overlap the previous one's
+# tail. GRAPH_OVERLAP_US is that difference and GRAPH_KERNEL_FLOOR_US the shortest kernel in a
+# graph; both fitted to the decode steps of the development set's runs with 4-8 clients
+# (mean TPOT; `make accuracy`), see the README's accuracy section.
+GRAPH_OVERLAP_US = 6.0
+GRAPH_KERNEL_FLOOR_US = 2.0
+
+
+def in_graph_ms(op, ms: float) -> float:
+    """A kernel's time inside a CUDA graph from its time measured (or predicted) alone."""
+    if isinstance(op, Collective):
+        return ms
+    return max(ms - GRAPH_OVERLAP_US * 1e-3, GRAPH_KERNEL_FLOOR_US * 1e-3)
+
+
+@dataclass(frozen=True)
+class StepOverheads:
+    cuda_graph: bool = True
+    eager_launch_us: float = 6.0     # CPU launch cost per kernel when not captured
+    graph_launch_us: float = 1.0     # gap between kernels replayed from a CUDA graph
+    cpu_overhead_ms: float = 1.0     # host time per step: scheduling, input prep, sampling
+    capture_sizes: tuple[int, ...] = DEFAULT_CAPTURE_SIZES
+    graph_mixed_batches: bool = False  # vLLM 0.11+: piecewise graphs also for prefill/mixed batches
+    host_overlapped: bool = False    # async / overlap scheduling: host work runs during the GPU's
+    overlap_residual_ms: float = 0.0  # what an overlapped step still waits for on the host
+
+    def wall_ms(self, gpu_ms: float) -> float:
+        """A step's wall time: host time after the GPU's, or beside it when overlapped."""
+        if self.host_overlapped:
+            return max(gpu_ms, self.cpu_overhead_ms) + self.overlap_residual_ms
+        return gpu_ms + self.cpu_overhead_ms
+
+
+def split(stats: BatchStats, parts: int) -> BatchStats:
+    """One of `parts` even shares of a batch (the largest one: counts round up)."""
+    if parts == 1:
+        return stats
+
+    def up(x: int) -> int:
+        return -(-x // parts)
+
+    return BatchStats(up(stats.num_prefill), up(stats.prefill_tokens), up(stats.prefill_sum_q2),
+                      up(stats.prefill_sum_qc), up(stats.prefill_sum_kv), stats.prefill_max_q,
+                      stats.prefill_max_kv, up(stats.num_decode), up(stats.decode_sum_kv),
+                      stats.decode_max_kv, up(stats.num_sampled))
+
+
+class BlockCosts:
+    """(compute ms, all-to-all ms) of the blocks of one instance's steps, memoised."""
+
+    def __init__(self, model: ModelSpec, par: Parallel, predictor: Predictor,
+                 overheads: StepOverheads = StepOverheads(), attn_backend: str = "flash",
+                 dtype: str = "bf16"):
+        self.model, self.par, self.predictor = model, par, predictor
+        self.overheads, self.attn_backend, self.dtype = overheads, attn_backend, dtype
+        self._memo: dict[tuple, tuple[float, float]] = {}
+        # One prefill sequence: (new tokens grid point) -> attention ms at every context point.
+        self._prefill_rows: dict[int, "np.ndarray"] = {}
+        self._contexts = np.array([0] + points_from(1, 1 + _grid_points(model.max_model_len, PREFILL_STEP),
+                                                     PREFILL_STEP), dtype=np.int64)
+
+    # --- CUDA graphs -------------------------------------------------------------------------
+    def uses_graph(self, stats: BatchStats) -> bool:
+        o = self.overheads
+        if not o.cuda_graph or (stats.num_prefill and not o.graph_mixed_batches):
+            return False
+        return 0 < stats.tokens <= o.capture_sizes[-1]
+
+    def padded_tokens(self, stats: BatchStats) -> int:
+        """A batch replayed from a CUDA graph runs at the next captured size."""
+        if not self.uses_graph(stats):
+            return stats.tokens
+        sizes = self.overheads.capture_sizes
+        return sizes[bisect.bisect_left(sizes, stats.tokens)]
+
+    # --- prediction and memo -----------------------------------------------------------------
+    def _fill(self, keys: list[tuple], build, graph: bool) -> None:
+        """Predict the blocks of many memo keys in one predictor call (batched misses).
+
+        Replayed from a graph, kernels follow each other with a small fixed gap. Eager, the host
+        launches while the GPU runs, so a kernel shorter than its launch waits for the launch."""
+        keys = [k for k in dict.fromkeys(keys) if k not in self._memo]
+        if not keys:
+            return
+        lists = [build(k) for k in keys]
+        flat = [pair for ops in lists for pair in ops]
+        ms = iter(self.predictor.ops_ms([op for op, _ in flat]))
+        gap = self.overheads.graph_launch_us * 1e-3
+        launch = self.overheads.eager_launch_us * 1e-3
+        for key, ops in zip(keys, lists):
+            compute = comm = 0.0
+            for op, count in ops:
+                t = next(ms)
+                t = count * (in_graph_ms(op, t) + gap if graph else max(t, launch))
+                if isinstance(op, Collective) and op.kind == "all_to_all":
+                    comm += t
+                else:
+                    compute += t
+            self._memo[key] = (compute, comm)
+
+    def _block(self, key: tuple, build, graph: bool) -> tuple[float, float]:
+        hit = self._memo.get(key)
+        if hit is None:
+            self._fill([key], lambda k: build(), graph)
+            hit = self._memo[key]
+        return hit
+
+    def _on_token_grid(self, kind: str, tokens: int, graph: bool, build) -> tuple[float, float]:
+        """A token-shaped block at `tokens`: exact up to 256 tokens, above interpolated between
+        the neighbouring points of a 2 % grid (GEMM time is close to linear in the rows there).
+        A miss predicts the next 16 points with it, in one call."""
+        lo, hi = (tokens, tokens) if tokens <= EXACT_TOKENS else grid_neighbours(tokens, 1.02)
+        for t in (lo, hi):
+            if (kind, t, graph) not in self._memo:
+                self._fill([(kind, p, graph) for p in points_from(t, 16)], lambda k: build(k[1]), graph)
+        a, b = self._memo[(kind, lo, graph)], self._memo[(kind, hi, graph)]
+        if hi == lo:
+            return a
+        w = (tokens - lo) / (hi - lo)
+        return a[0] + w * (b[0] - a[0]), a[1] + w * (b[1] - a[1])
+
+    # --- the blocks ----------------------------------------------------------------------------
+    def head_ms(self, tokens: int, rows: int, graph: bool) -> float:
+        """Embedding (per token) and LM head with sampling (per sampled row)."""
+        m, p, d = self.model, self.par, self.dtype
+        embed = self._on_token_grid("embed", tokens, graph, lambda t: head_operators(m, p, t, 0, d))[0]
+        if not rows:
+            return embed
+        return embed + self._on_token_grid("lm_head", rows, graph, lambda r: head_operators(m, p, 0, r, d))[0]
+
+    def layers_ms(self, tokens: int, graph: bool) -> tuple[float, float]:
+        """(compute, all-to-all) ms of the layers' token-shaped blocks for one rank's `tokens`
+        (the EP group of the MoE layers gathers the tokens of all attention-DP ranks)."""
+        m, p, d = self.model, self.par, self.dtype
+        return self._on_token_grid("layers", tokens, graph, lambda t: (
+            attention_block(m, p, t, d) + ffn_block(m, p, t, d, t * p.dp_attention)))
+
+    def attention_block_ms(self, tokens: int, graph: bool) -> float:
+        """The attention block alone (norms, projections, TP all-reduce), exact in the tokens."""
+        m, p, d = self.model, self.par, self.dtype
+        return self._block(("attention-block", tokens, graph), lambda: attention_block(m, p, tokens, d), graph)[0]
+
+    def ffn_block_ms(self, tokens: int) -> float:
+        """The FFN block alone, eager, its all-to-all included, for `tokens` tokens of one group."""
+        m, p, d = self.model, self.par, self.dtype
+        return sum(self._block(("ffn-block", tokens), lambda: ffn_block(m, p, tokens, d, tokens), False))
+
+    def _prefill_key(self, stats: BatchStats, graph: bool) -> tuple:
+        return ("pre", BatchStats(stats.num_prefill, snap(stats.prefill_tokens), snap(stats.prefill_sum_q2),
+                                  snap(stats.prefill_sum_qc), snap(stats.prefill_sum_kv),
+                                  snap(stats.prefill_max_q, 1.2), snap(stats.prefill_max_kv, 1.2)), graph)
+
+    def warm(self, prompt_tokens) -> None:
+        """Predict, in one call, the one-prefill attention rows of every prompt (or chunk) size
+        the run starts with: known before it starts."""
+        rows = {g for n in set(int(n) for n in prompt_tokens) for g in grid_neighbours(n, PREFILL_STEP)}
+        self._fill_prefill_rows(sorted(rows))
+
+    def _fill_prefill_rows(self, rows: list[int]) -> None:
+        rows = [q for q in rows if q not in self._prefill_rows]
+        if not rows:
+            return
+        m, p, be, d = self.model, self.par, self.attn_backend, self.dtype
+        ctx = self._contexts
+        ops = [(op, count) for q in rows for c in ctx.tolist()
+               for op, count in attention_core(m, p, BatchStats(1, q, q * q, q * c, q + c, q, q + c), be, d)]
+        ms = self.predictor.ops_ms([op for op, _ in ops])
+        counts = np.array([count for _, count in ops], dtype=float)
+        launch = self.overheads.eager_launch_us * 1e-3  # prefill steps are never graph-captured
+        per_row = (np.maximum(ms, launch) * counts).reshape(len(rows), len(ctx), -1).sum(axis=2)
+        for q, row in zip(rows, per_row):
+            self._prefill_rows[q] = row
+
+    def one_prefill_ms(self, q: int, context: int) -> float:
+        """Attention of one sequence bringing q new tokens after `context` cached ones: bilinear
+        in the (q, context) table (exact in q * context, the causal work's cross term)."""
+        lo, hi = grid_neighbours(q, PREFILL_STEP)
+        if lo not in self._prefill_rows or hi not in self._prefill_rows:
+            self._fill_prefill_rows([lo, hi])
+        ctx = self._contexts
+        j = int(np.searchsorted(ctx, context, side="right")) - 1
+        j = min(max(j, 0), len(ctx) - 2)
+        c0, c1 = int(ctx[j]), int(ctx[j + 1])
+        wc = (context - c0) / (c1 - c0)
+        a, b = self._prefill_rows[lo], self._prefill_rows[hi]
+        at_lo = a[j] + wc * (a[j + 1] - a[j])
+        if hi == lo:
+            return float(at_lo)
+        at_hi = b[j] + wc * (b[j + 1] - b[j])
+        return float(at_lo + (q - lo) / (hi - lo) * (at_hi - at_lo))
+
+    def decode_kinks(self, sum_kv: int, num_decode: int, n: int, parts: int) -> list[int]:
+        """Iterations of a decode run at which decode attention changes slope: its KV sum, one
+        rank's share of `parts`, crosses a point of the 5 % grid it is interpolated on."""
+        last = sum_kv + (n - 1) * num_decode
+        out, g = [], grid_neighbours(max(-(-sum_kv // parts), 1), 1.05)[1]
+        while g * parts < last:
+            out.append(-(-(g * parts - sum_kv) // num_decode))
+            g = grid_neighbours(g + 1, 1.05)[1]
+        return out
+
+    def attention_ms(self, stats: BatchStats, graph: bool) -> float:
+        """Attention proper of one rank's batch, prefill and decode parts apart.
+
+        Prefill statistics are snapped to a 2 % grid. Decode attention is linear in the KV
+        tokens read, so it is predicted at the two neighbouring points of a 5 % grid of
+        `decode_sum_kv` and interpolated; a miss predicts the grid ahead (decode batches grow)
+        and the neighbouring batch sizes in the same call."""
+        total = 0.0
+        m, p, be, d = self.model, self.par, self.attn_backend, self.dtype
+        if stats.num_prefill == 1:
+            q = stats.prefill_tokens
+            total += self.one_prefill_ms(q, stats.prefill_sum_qc // q)
+        elif stats.num_prefill:
+            key = self._prefill_key(stats, graph)
+            total += self._block(key, lambda: attention_core(m, p, key[1], be, d), graph)[0]
+        if stats.num_decode:
+            b, s = stats.num_decode, stats.decode_sum_kv
+            lo, hi = grid_neighbours(s, 1.05)
+
+            # The longest sequence only shapes how a decode kernel splits its work; the
+            # calibrated predictors do not see it, so the key carries the mean length instead.
+            def key(batch: int, g: int) -> tuple:
+                return ("dec", batch, g, -(-g // batch), graph)
+
+            if key(b, lo) not in self._memo or key(b, hi) not in self._memo:
+                ahead = points_from(lo, 24, 1.05)
+                sizes = {max(1, b + d) for d in (-2, -1, 0, 1, 2)}
+                self._fill([key(bb, g) for bb in sizes for g in ahead if g >= bb],
+                           lambda k: attention_core(m, p, BatchStats(num_decode=k[1], decode_sum_kv=k[2],
+                                                                     decode_max_kv=k[3]), be, d), graph)
+            a, c = self._memo[key(b, lo)][0], self._memo[key(b, hi)][0]
+            total += a if hi == lo else a + (c - a) * (s - lo) / (hi - lo)
+        return total

@@ -1,0 +1,58 @@
+"""Fast-forwarding runs of steps gives the results of stepping one iteration at a time."""
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from frontier.sim.run import simulate
+from frontier.workload import RequestTable
+
+from sim_helpers import LinearStepTime, make_scenario, table
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "side_by_side.py"
+
+
+def side_by_side():
+    spec = importlib.util.spec_from_file_location("side_by_side", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_side_by_side_workload_fast_forwarded_matches_stepping():
+    sbs = side_by_side()
+    n = 400
+    arrival, prompt, output = sbs.generate(n)
+    runs = [simulate(sbs.scenario(n), RequestTable(arrival, prompt, output), timeline=False, fast_forward=ff)
+            for ff in (True, False)]
+    fast, slow = (r.requests for r in runs)
+    assert (fast.status == "finished").all() and (slow.status == "finished").all()
+    for col in ("ttft_s", "e2el_s"):
+        assert np.allclose(fast[col], slow[col], rtol=1e-3, atol=0)
+    f, s = (r.summary["frontier"] for r in runs)
+    assert f["steps"] == s["steps"]
+    assert s["batches"] == s["steps"]            # one at a time
+    assert f["batches"] < 0.8 * s["batches"]     # runs of steps planned at once
+    assert runs[0].summary["p99_itl_ms"] == pytest.approx(runs[1].summary["p99_itl_ms"], rel=1e-3)
+
+
+def test_a_prompt_chunked_beside_decodes_is_one_stretch():
+    # A (prompt 10, 30 tokens out) decodes; B (prompt 300) arrives at 50 ms and is prefilled in
+    # chunks of 64 - 1 = 63 tokens beside A's decode: 4 chunks of 63 and a last one of 48.
+    work = table([0.0, 0.05], [10, 300], [30, 5])
+    runs = {}
+    for ff in (True, False):
+        step = LinearStepTime(0.010, 1e-4, 1e-6)
+        res = simulate(make_scenario(max_num_batched_tokens=64), work, step_time=step, fast_forward=ff)
+        runs[ff] = (res, step)
+    (fast, fstep), (slow, sstep) = runs[True], runs[False]
+    fcalls, scalls = fstep.calls, sstep.calls
+    assert [s.prefill_tokens for s in scalls if s.prefill_tokens and s.num_decode] == [63, 63, 63, 63, 48]
+    assert np.allclose(fast.requests.first_token_s, slow.requests.first_token_s, rtol=0, atol=1e-12)
+    assert np.allclose(fast.requests.finish_s, slow.requests.finish_s, rtol=0, atol=1e-12)
+    # The stretch's steps are timed one by one (same stats as stepping), in one planned batch.
+    chunked = [s for s in fcalls if s.prefill_tokens and s.num_decode]
+    assert [s.prefill_sum_qc for s in chunked] == [s.prefill_sum_qc for s in scalls if s.prefill_tokens and s.num_decode]
+    assert fast.summary["frontier"]["batches"] < slow.summary["frontier"]["batches"] - 3
+    assert fast.summary["mean_itl_ms"] == pytest.approx(slow.summary["mean_itl_ms"], rel=1e-12)
