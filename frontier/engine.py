@@ -63,8 +63,10 @@ class HostTime:
       tokens, the launch of the next graph).
     per_token_ms: the part of `step_ms` that grows with the batch's requests (detokenisation,
       streaming each output).
-    request_ms: a request's way from the client to the scheduler and its first token back
-      (HTTP, tokenisation, detokenisation, streaming): it lands in TTFT.
+    request_ms, request_us_per_token: the front end's service time per request (HTTP, chat
+      template, tokenisation of the prompt, hand-off to the engine core, streaming the first
+      token back); one request at a time (frontier.sim.frontend), so it lands in TTFT and
+      spreads bursts out.
     """
 
     step_ms: float
@@ -72,6 +74,7 @@ class HostTime:
     overlapped: bool
     overlap_residual_ms: float
     request_ms: float
+    request_us_per_token: float
 
     def step_wall_ms(self, gpu_ms: float, requests: int) -> float:
         host = self.step_ms + self.per_token_ms * requests
@@ -132,7 +135,8 @@ def make_engine(name: str, version: str, gpu, tp: int, where: str = "deployment"
         }
         overlapped = not v or v >= (0, 12)
         host = HostTime(step_ms=VLLM_STEP_MS, per_token_ms=VLLM_PER_REQUEST_STEP_MS, overlapped=overlapped,
-                        overlap_residual_ms=VLLM_OVERLAP_RESIDUAL_MS, request_ms=VLLM_REQUEST_MS)
+                        overlap_residual_ms=VLLM_OVERLAP_RESIDUAL_MS, request_ms=VLLM_REQUEST_MS,
+                        request_us_per_token=VLLM_REQUEST_US_PER_TOKEN)
         return Engine(name, version or "newest", defaults, host, Kernels(),
                       _vllm_capture_sizes(v, 512), graph_mixed_batches=not v or v >= (0, 11))
     src = "sglang/srt/server_args.py"
@@ -153,7 +157,8 @@ def make_engine(name: str, version: str, gpu, tp: int, where: str = "deployment"
         "cuda_graph_max_bs": (graph_bs, f"{src} cuda_graph_max_bs by GPU memory and tp"),
     }
     host = HostTime(step_ms=SGLANG_STEP_MS, per_token_ms=SGLANG_PER_REQUEST_STEP_MS, overlapped=True,
-                    overlap_residual_ms=SGLANG_OVERLAP_RESIDUAL_MS, request_ms=SGLANG_REQUEST_MS)
+                    overlap_residual_ms=SGLANG_OVERLAP_RESIDUAL_MS, request_ms=SGLANG_REQUEST_MS,
+                    request_us_per_token=SGLANG_REQUEST_US_PER_TOKEN)
     sizes = tuple([1, 2, 4] + list(range(8, 160, 8)) + list(range(160, 1025, 16)))
     return Engine(name, version or "newest", defaults, host, Kernels(fused_rope_cache=True),
                   tuple(s for s in sizes if s <= graph_bs))
@@ -168,8 +173,10 @@ SGLANG_RESERVED_GIB = 16.0
 VLLM_STEP_MS = 1.0
 VLLM_PER_REQUEST_STEP_MS = 0.0
 VLLM_OVERLAP_RESIDUAL_MS = 0.1
-VLLM_REQUEST_MS = 0.0
+VLLM_REQUEST_MS = 15.0
+VLLM_REQUEST_US_PER_TOKEN = 0.0
 SGLANG_STEP_MS = 1.0
 SGLANG_PER_REQUEST_STEP_MS = 0.0
 SGLANG_OVERLAP_RESIDUAL_MS = 0.1
 SGLANG_REQUEST_MS = 0.0
+SGLANG_REQUEST_US_PER_TOKEN = 0.0

@@ -33,6 +33,7 @@ from frontier.predict import load_predictor
 from frontier.predict.links import Link, rank_link
 from frontier.predict.step import (AFPipeline, BlockCosts, Sequential, StepModel, StepOverheads,
                                    TwoBatchOverlap)
+from frontier.sim.frontend import Frontend
 from frontier.sim.instance import Batch, Instance
 from frontier.sim.kv_cache import BlockManager, KVHold
 from frontier.sim.recorder import Recorder
@@ -53,6 +54,11 @@ class BatchDone(NamedTuple):
 
 class KVArrived(NamedTuple):
     instance: Instance   # the decode instance
+    request: Request
+
+
+class AtScheduler(NamedTuple):
+    """A request has crossed the front end and reaches the scheduler."""
     request: Request
 
 
@@ -187,6 +193,11 @@ def _kv_link(scenario: Scenario, spec: ClusterSpec) -> Link:
     return rank_link(scenario.cluster_gpu(spec), spec.tp * spec.pp, link.bandwidth_gbps, link.latency_us)
 
 
+def _frontend(scenario: Scenario, spec: ClusterSpec) -> Frontend:
+    host = make_engine(spec.engine, spec.engine_version, scenario.cluster_gpu(spec), spec.tp).host
+    return Frontend(host.request_ms, host.request_us_per_token)
+
+
 class Simulation:
     """One run: the clusters, the clock, and what happens at each event."""
 
@@ -210,6 +221,8 @@ class Simulation:
                 budget = c.spec.max_num_batched_tokens
                 c.instances[0].step_model.warm(np.unique(np.minimum(requests.input_tokens, budget)))
         self.kv_link = _kv_link(scenario, self.entry.spec) if self.decode else None
+        # The engine's front end; known step times (`step_time`) stand for the whole engine.
+        self.frontend = None if step_time is not None else _frontend(scenario, self.entry.spec)
         self.heap: list = []
         self.seq = itertools.count()
         self.in_flight = 0
@@ -243,6 +256,8 @@ class Simulation:
                     self.on_batch_done(event.instance, event.batch)
             elif kind is KVArrived:
                 self.on_kv_arrived(event.instance, event.request)
+            elif kind is AtScheduler:
+                self.on_at_scheduler(event.request)
             else:
                 self.kick(event.instance)
         if self.bar:
@@ -273,15 +288,22 @@ class Simulation:
 
     # --- events -------------------------------------------------------------------------------
     def on_arrival(self, req: Request) -> None:
+        """The client sends `req`; it holds a client slot until it finishes or fails."""
         self.next_req += 1
         req.arrival_s = self.clock
+        self.in_flight += 1
+        if self.frontend is None:
+            self.on_at_scheduler(req)
+        else:
+            self.push(self.frontend.admit(self.clock, req.prompt_tokens), AtScheduler(req))
+
+    def on_at_scheduler(self, req: Request) -> None:
         inst = self.router.pick(self.entry.instances, req)
         if inst.admit(req):
-            self.in_flight += 1
             self.interrupt(inst)
             self.kick(inst)
-        elif self.bar:
-            self.bar.update(1)
+        else:
+            self._finished([req])
 
     def on_batch_done(self, inst: Instance, batch: Batch) -> None:
         finished, handoffs = inst.complete(batch)
