@@ -63,10 +63,11 @@ class HostTime:
       tokens, the launch of the next graph).
     per_token_ms: the part of `step_ms` that grows with the batch's requests (detokenisation,
       streaming each output).
-    request_ms, request_us_per_token: the front end's service time per request (HTTP, chat
-      template, tokenisation of the prompt, hand-off to the engine core, streaming the first
-      token back); one request at a time (frontier.sim.frontend), so it lands in TTFT and
-      spreads bursts out.
+    request_ms: the latency every request sees between the client and the scheduler and back
+      (HTTP, inter-process hops, streaming the first token), in parallel for all requests;
+    request_serial_ms, request_us_per_token: the front end's one-request-at-a-time work
+      (parsing, tokenisation, hand-off to the engine core), a FIFO server
+      (frontier.sim.frontend): it lands in TTFT and spreads bursts out.
     """
 
     step_ms: float
@@ -74,6 +75,7 @@ class HostTime:
     overlapped: bool
     overlap_residual_ms: float
     request_ms: float
+    request_serial_ms: float
     request_us_per_token: float
 
     def step_wall_ms(self, gpu_ms: float, requests: int) -> float:
@@ -136,6 +138,7 @@ def make_engine(name: str, version: str, gpu, tp: int, where: str = "deployment"
         overlapped = not v or v >= (0, 12)
         host = HostTime(step_ms=VLLM_STEP_MS, per_token_ms=VLLM_PER_REQUEST_STEP_MS, overlapped=overlapped,
                         overlap_residual_ms=VLLM_OVERLAP_RESIDUAL_MS, request_ms=VLLM_REQUEST_MS,
+                        request_serial_ms=VLLM_REQUEST_SERIAL_MS,
                         request_us_per_token=VLLM_REQUEST_US_PER_TOKEN)
         return Engine(name, version or "newest", defaults, host, Kernels(),
                       _vllm_capture_sizes(v, 512), graph_mixed_batches=not v or v >= (0, 11))
@@ -158,6 +161,7 @@ def make_engine(name: str, version: str, gpu, tp: int, where: str = "deployment"
     }
     host = HostTime(step_ms=SGLANG_STEP_MS, per_token_ms=SGLANG_PER_REQUEST_STEP_MS, overlapped=True,
                     overlap_residual_ms=SGLANG_OVERLAP_RESIDUAL_MS, request_ms=SGLANG_REQUEST_MS,
+                    request_serial_ms=SGLANG_REQUEST_SERIAL_MS,
                     request_us_per_token=SGLANG_REQUEST_US_PER_TOKEN)
     sizes = tuple([1, 2, 4] + list(range(8, 160, 8)) + list(range(160, 1025, 16)))
     return Engine(name, version or "newest", defaults, host, Kernels(fused_rope_cache=True),
@@ -173,10 +177,12 @@ SGLANG_RESERVED_GIB = 16.0
 VLLM_STEP_MS = 1.0
 VLLM_PER_REQUEST_STEP_MS = 0.0
 VLLM_OVERLAP_RESIDUAL_MS = 0.1
-VLLM_REQUEST_MS = 15.0
+VLLM_REQUEST_MS = 5.0
+VLLM_REQUEST_SERIAL_MS = 10.0
 VLLM_REQUEST_US_PER_TOKEN = 0.0
 SGLANG_STEP_MS = 1.0
 SGLANG_PER_REQUEST_STEP_MS = 0.0
 SGLANG_OVERLAP_RESIDUAL_MS = 0.1
-SGLANG_REQUEST_MS = 0.0
-SGLANG_REQUEST_US_PER_TOKEN = 0.0
+SGLANG_REQUEST_MS = 90.0
+SGLANG_REQUEST_SERIAL_MS = 0.0
+SGLANG_REQUEST_US_PER_TOKEN = 2.0

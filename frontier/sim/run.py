@@ -195,7 +195,7 @@ def _kv_link(scenario: Scenario, spec: ClusterSpec) -> Link:
 
 def _frontend(scenario: Scenario, spec: ClusterSpec) -> Frontend:
     host = make_engine(spec.engine, spec.engine_version, scenario.cluster_gpu(spec), spec.tp).host
-    return Frontend(host.request_ms, host.request_us_per_token)
+    return Frontend(host.request_ms, host.request_serial_ms, host.request_us_per_token)
 
 
 class Simulation:
