@@ -423,6 +423,7 @@ def _result(sim: Simulation, wall_s: float) -> SimResult:
     summary["frontier"] = {
         "scenario": scenario.name,
         "model": scenario.model.name,
+        "precision": scenario.model.precision,
         "gpu": scenario.gpu.name,
         "deployment": scenario.describe_deployment(),
         "workload": sim.table.source,
