@@ -215,7 +215,12 @@ class Simulation:
         self.reqs = [Request(i, float(a), int(p), int(o), prefix[i] if prefix is not None else None)
                      for i, (a, p, o) in enumerate(zip(requests.arrival_s, requests.input_tokens,
                                                        requests.output_tokens))]
-        self.limit = requests.concurrency or INF
+        # A closed-loop client sends its next request a random gap after its last one finished
+        # (its own processing of the response and of the next request, the HTTP round trip):
+        # exponential gaps of mean `send_gap_s`, seeded. Slots free at these times, soonest first.
+        self.send_gap_s = requests.send_gap_s
+        self.gap_rng = np.random.default_rng(scenario.seed + 1)
+        self.slots_free_s = [0.0] * requests.concurrency if requests.concurrency else None
         for c in self.clusters:  # predict the prompts' prefill attention in one batch
             if c.spec.role != "decode":
                 budget = c.spec.max_num_batched_tokens
@@ -239,9 +244,10 @@ class Simulation:
         reqs, heap = self.reqs, self.heap
         while True:
             t_send = INF
-            if self.next_req < len(reqs) and self.in_flight < self.limit:
+            slots = self.slots_free_s
+            if self.next_req < len(reqs) and (slots is None or slots):
                 # A request held back by the client's concurrency limit is sent when a slot frees.
-                t_send = max(reqs[self.next_req].arrival_s, self.clock)
+                t_send = max(reqs[self.next_req].arrival_s, self.clock, slots[0] if slots else 0.0)
             t_event = heap[0][0] if heap else INF
             if t_send == INF and t_event == INF:
                 break
@@ -292,6 +298,8 @@ class Simulation:
         self.next_req += 1
         req.arrival_s = self.clock
         self.in_flight += 1
+        if self.slots_free_s is not None:
+            heapq.heappop(self.slots_free_s)  # this request takes the client slot that freed first
         if self.frontend is None:
             self.on_at_scheduler(req)
         else:
@@ -316,6 +324,10 @@ class Simulation:
 
     def _finished(self, finished: list[Request]) -> None:
         self.in_flight -= len(finished)
+        if self.slots_free_s is not None:
+            for _ in finished:
+                gap = self.gap_rng.exponential(self.send_gap_s) if self.send_gap_s else 0.0
+                heapq.heappush(self.slots_free_s, self.clock + gap)
         if self.bar and finished:
             self.bar.update(len(finished))
 
