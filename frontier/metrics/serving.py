@@ -93,6 +93,7 @@ def serving_metrics(*, duration_s: float, input_tokens: np.ndarray, output_token
         "total_token_throughput": float(input_tokens.sum() + output_tokens.sum()) / duration_s,
     }
     tpot = tpot_s(ttft_s, e2el_s, output_tokens)
+    out["request_goodput"] = None  # as vLLM writes it when no SLO (--goodput) is given
     if slo is not None:
         good = np.ones(completed, dtype=bool)
         if slo.ttft_ms is not None:
