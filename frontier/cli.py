@@ -164,7 +164,7 @@ def gpus():
 def _register_commands() -> None:
     """Commands that live beside their concept (predictors, validation, sweeps)."""
     from frontier.predict.cli import commands as predict_commands
-    from frontier.sweep.cli import sweep
+    from frontier.search.cli import sweep
     from frontier.validate.cli import validate
 
     for cmd in predict_commands + [validate, sweep]:

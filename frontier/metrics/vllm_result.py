@@ -135,7 +135,7 @@ def vllm_result(sim_result, *, detailed: bool = False, model_id: str | None = No
     first = df["first_token_s"].to_numpy(float)
     finish = df["finish_s"].to_numpy(float)
     out_tokens = df["output_tokens"].to_numpy(np.int64)
-    model_id = model_id or scenario.model.hf_id or scenario.model.name
+    model_id = model_id or scenario.model.served_id
     rate, burstiness, concurrency = _traffic(scenario, df)
 
     result: dict[str, Any] = {"date": date or datetime.now().strftime("%Y%m%d-%H%M%S"),

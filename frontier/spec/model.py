@@ -60,6 +60,15 @@ class ModelSpec:
     # What `load_model` was given (card, alias, path): a scenario written back names it so.
     source: str = field(default="", compare=False)
 
+    @property
+    def served_id(self) -> str:
+        """The id an engine serves it under (`vllm serve ID`): the Hugging Face id it was asked
+        for by, else the card's hf_id, else its name."""
+        if "/" in self.source and not self.source.endswith((".json", ".yaml", ".yml")) \
+                and not Path(self.source).expanduser().exists():
+            return self.source
+        return self.hf_id or self.name
+
     # --- per-layer structure -------------------------------------------------------------
     def is_moe_layer(self, layer: int) -> bool:
         return self.moe is not None and layer >= self.moe.first_dense_layers

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from frontier.sweep.commands import bench_command, model_id, serve_commands
-from frontier.sweep.pareto import X, Y, best_row, pareto_rows
+from frontier.search.commands import bench_command, serve_commands
+from frontier.search.pareto import X, Y, best_row, pareto_rows
 
 
 def best_config(result) -> dict:
@@ -27,7 +27,7 @@ def best_config(result) -> dict:
         if result.outdir is not None else None
     scenario = run["frontier"]["scenario"] if run else None
     model = load_model(spec.model)
-    mid = model_id(spec.model, model)
+    mid = model.served_id
     deployment = scenario["deployment"] if scenario else None
     serve = serve_commands(mid, deployment) if deployment else {"engine": "vllm", "serve": [], "notes": []}
     conc = None if pd.isna(row.concurrency) else int(row.concurrency)

@@ -20,13 +20,6 @@ SGLANG_PORT = 30000
 VLLM_PORT = 8000
 
 
-def model_id(spec_model: str, model) -> str:
-    """What to pass an engine: the Hugging Face id the user gave, else the card's."""
-    if "/" in spec_model and not spec_model.endswith((".json", ".yaml", ".yml")):
-        return spec_model
-    return model.hf_id or model.name
-
-
 def _flags(pairs: list[tuple[str, object]]) -> list[str]:
     out = []
     for flag, value in pairs:

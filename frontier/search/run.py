@@ -23,8 +23,8 @@ from pathlib import Path
 import pandas as pd
 
 from frontier.errors import FrontierError
-from frontier.sweep.space import Candidate, Infeasible, enumerate_space
-from frontier.sweep.spec import LoadPoint, SweepSpec
+from frontier.search.space import Candidate, Infeasible, enumerate_space
+from frontier.search.spec import LoadPoint, SweepSpec
 
 EARLY_STOP_MARGIN = 1.5  # "clearly missed": the SLO statistic over 1.5 x its target
 STATS = ("mean", "median", "p90", "p99")

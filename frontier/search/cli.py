@@ -96,8 +96,8 @@ def sweep(spec_file, outdir, jobs, ray_address, resume, no_early_stop, no_plots,
     from rich.console import Console
 
     from frontier.spec.scenario import read_yaml_mapping
-    from frontier.sweep import run_sweep, sweep_spec_from_dict, write_outputs
-    from frontier.sweep.report import print_sweep
+    from frontier.search import run_sweep, sweep_spec_from_dict, write_outputs
+    from frontier.search.report import print_sweep
 
     if spec_file is not None:
         d = read_yaml_mapping(spec_file, "sweep file")

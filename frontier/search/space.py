@@ -18,7 +18,7 @@ from dataclasses import dataclass, fields
 
 from frontier.errors import SpecError
 from frontier.spec.scenario import ClusterSpec, check_keys
-from frontier.sweep.spec import PD_DEPLOYMENT_KEYS, SweepSpec
+from frontier.search.spec import PD_DEPLOYMENT_KEYS, SweepSpec
 
 PARALLEL_KEYS = ("tp", "pp", "dp", "ep", "dp_attention")
 # Cluster fields that name or wire a cluster: the search sets them, a user does not.
