@@ -15,8 +15,10 @@ import math
 import os
 import re
 import shutil
+import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -138,6 +140,7 @@ class _Executor:
 
     def __init__(self, jobs: int, ray_address: str | None):
         self.pool = self.ray = None
+        self.started_ray = False
         if ray_address is not None:
             try:
                 import ray
@@ -150,15 +153,22 @@ class _Executor:
                     ray.init(num_cpus=jobs, **kwargs)
                 else:
                     ray.init(address=ray_address, **kwargs)
+                self.started_ray = True
             self.remote = ray.remote(simulate_point)
         elif jobs > 1:
             import multiprocessing as mp
 
-            # fork where there is one: workers inherit the loaded simulator and need no
-            # `if __name__ == "__main__"` guard in a user's script. They are all forked at the
-            # first submit, before the progress bar starts its thread.
+            # fork while this process has not run XGBoost: workers inherit the loaded simulator,
+            # and a user's script needs no `if __name__ == "__main__":` guard. After XGBoost
+            # has run, its OpenMP threads make fork deadlock, so workers then come from a
+            # forkserver (a clean process that imported the simulator once).
             methods = mp.get_all_start_methods()
-            ctx = mp.get_context("fork" if "fork" in methods else "spawn")
+            if "fork" in methods and "xgboost" not in sys.modules:
+                ctx = mp.get_context("fork")
+            else:
+                ctx = mp.get_context("forkserver" if "forkserver" in methods else "spawn")
+                if ctx.get_start_method() == "forkserver":
+                    ctx.set_forkserver_preload(["frontier.sim.run", "frontier.metrics.vllm_result"])
             self.pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx)
 
     def submit(self, scenario: dict) -> Future:
@@ -173,6 +183,8 @@ class _Executor:
     def close(self) -> None:
         if self.pool is not None:
             self.pool.shutdown(cancel_futures=True)
+        if self.started_ray:
+            self.ray.shutdown()
 
 
 class _Progress:
@@ -278,7 +290,13 @@ def run_sweep(spec: SweepSpec, outdir: str | Path | None = None, *, jobs: int | 
             finished, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
             for fut in finished:
                 p, key = in_flight.pop(fut)
-                outcome = fut.result()
+                try:
+                    outcome = fut.result()
+                except BrokenProcessPool:
+                    raise FrontierError(
+                        "sweep worker processes stopped: a script that calls frontier.sweep after "
+                        "other Frontier work must run it under `if __name__ == \"__main__\":` "
+                        "(workers re-import the script), or pass jobs=1") from None
                 bar.advance()
                 if "error" in outcome:
                     skipped.append((p.id, f"failed: {outcome['error']}"))

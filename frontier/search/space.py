@@ -68,7 +68,12 @@ def _replicas(c: dict, max_gpus: int, where: str) -> list[int]:
     return [d for d in range(1, most + 1) if d & (d - 1) == 0 or d == most]
 
 
-def _label(c: dict) -> str:
+def _searched(block: dict) -> set[str]:
+    """Fields given a choice of several values: the ones a label must show."""
+    return {k for k, v in block.items() if isinstance(v, list) and len(v) > 1}
+
+
+def _label(c: dict, searched: set[str] = frozenset()) -> str:
     parts = [f"TP{c.get('tp', 1)}"]
     if c.get("pp", 1) > 1:
         parts.append(f"PP{c['pp']}")
@@ -76,7 +81,7 @@ def _label(c: dict) -> str:
         parts.append(f"ADP{c['dp_attention']}")
     if c.get("ep", 1) > 1:
         parts.append(f"EP{c['ep']}")
-    extra = [f"{k}={v}" for k, v in c.items() if k not in PARALLEL_KEYS]
+    extra = [f"{k}={v}" for k, v in c.items() if k not in PARALLEL_KEYS and k in searched]
     return " ".join(parts + extra)
 
 
@@ -99,7 +104,7 @@ def enumerate_space(spec: SweepSpec, model) -> tuple[list[Candidate], list[Infea
                     for dp in _replicas(c, spec.max_gpus, "search.colocated"):
                         c2 = _ep(dict(c, dp=dp))
                         gpus = _instance_gpus(c2) * dp
-                        label = f"{_label(c2)} DP{dp}"
+                        label = f"{_label(c2, _searched(block))} DP{dp}"
                         raw.append((family, gpu, c2, gpus, label, dict(c2)))
             else:
                 top = {k: block[k] for k in PD_DEPLOYMENT_KEYS if k in block}
@@ -113,7 +118,8 @@ def enumerate_space(spec: SweepSpec, model) -> tuple[list[Candidate], list[Infea
                                 gpus = _instance_gpus(p2) * pdp + _instance_gpus(d2) * ddp
                                 dep = {"clusters": [dict(p2, name="prefill", role="prefill"),
                                                     dict(d2, name="decode", role="decode")], **top}
-                                label = f"{pdp}P({_label(p2)}) {ddp}D({_label(d2)})"
+                                label = (f"{pdp}P({_label(p2, _searched(block['prefill']))}) "
+                                         f"{ddp}D({_label(d2, _searched(block['decode']))})")
                                 flat = {**{f"prefill_{k}": v for k, v in p2.items()},
                                         **{f"decode_{k}": v for k, v in d2.items()}}
                                 raw.append((family, gpu, dep, gpus, label, flat))
