@@ -19,6 +19,7 @@ search:
     pp: [1]
     dp: auto                   # every replica count that fits the budget
     max_num_seqs: [128, 256]   # any deployment field: a list is searched, a scalar is fixed
+    # MoE: dp_attention: [8, 16] with ep: auto (experts over all of an instance's GPUs)
   disaggregated:               # xPyD: every prefill/decode split within the budget
     prefill: {tp: [4], dp: auto}
     decode: {tp: [8], dp: auto}
