@@ -61,7 +61,8 @@ def sglang_serve(model: str, c: dict, extra: list[str] = ()) -> str:
         ("--page-size", c.get("block_size")),
         ("--disable-radix-cache", not c.get("enable_prefix_caching", False)),
         ("--quantization", c.get("quantization")),
-        ("--kv-cache-dtype", c.get("kv_cache_dtype")),
+        # SGLang names the FP8 KV cache by its format; vLLM's "fp8" is E4M3.
+        ("--kv-cache-dtype", {"fp8": "fp8_e4m3"}.get(c.get("kv_cache_dtype"), c.get("kv_cache_dtype"))),
     ])
     return shlex.join(["python", "-m", "sglang.launch_server", "--model-path", model, *args, *extra])
 

@@ -101,7 +101,8 @@ def print_sweep(result, console) -> None:
     front = pareto_rows(df)
     table = Table(title="Pareto frontier (tokens/s/GPU vs tokens/s/user)")
     for col in ("config", "gpus", "load", "tok/s/GPU", "tok/s/user", "mean TTFT ms", "mean TPOT ms", "SLO"):
-        table.add_column(col, justify="left" if col in ("config", "load") else "right")
+        table.add_column(col, justify="left" if col in ("config", "load") else "right",
+                         no_wrap=col != "config", min_width=24 if col == "config" else None)
     for _, r in front.iterrows():
         load = f"c={int(r.concurrency)}" if not pd.isna(r.concurrency) else f"{r.request_rate:g} req/s"
         table.add_row(r.config, str(int(r.gpus)), load, f"{r[Y]:.0f}", f"{r[X]:.1f}",

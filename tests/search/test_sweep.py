@@ -236,4 +236,9 @@ def test_pd_space_and_sglang_commands():
     assert cmds["engine"] == "sglang"
     assert cmds["serve"][0].startswith("python -m sglang.launch_server --model-path org/m --tp-size 1")
     assert "--disaggregation-mode decode" in cmds["serve"][1] and "--max-running-requests 64" in cmds["serve"][1]
+    fp8 = serve_commands("org/m", {"tp": 8, "engine": "sglang", "kv_cache_dtype": "fp8", "quantization": "fp8"})
+    assert "--kv-cache-dtype fp8_e4m3" in fp8["serve"][0] and "--quantization fp8" in fp8["serve"][0]
+    vllm = serve_commands("org/m", {"tp": 1, "dp_attention": 8, "ep": 8, "dp": 2, "kv_cache_dtype": "fp8"})
+    assert "--data-parallel-size 8 --enable-expert-parallel" in vllm["serve"][0]
+    assert "--kv-cache-dtype fp8" in vllm["serve"][0] and "2 replicas" in vllm["notes"][0]
     assert math.isfinite(len(bad))
