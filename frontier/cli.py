@@ -163,8 +163,10 @@ def warn_line(text: str) -> None:
               help="Results folder (default results/<scenario name>).")
 @click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
 @click.option("--no-trace", is_flag=True, help="Skip the Chrome/Perfetto trace.")
+@click.option("--save-detailed", is_flag=True,
+              help="summary.json also holds per-request arrays, as `vllm bench serve --save-detailed`.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def simulate(scenario, outdir, no_plots, no_trace, quiet, **flags):
+def simulate(scenario, outdir, no_plots, no_trace, save_detailed, quiet, **flags):
     """Simulate serving SCENARIO (a YAML file; default: Llama-3.1-8B on one H100, chat trace)."""
     from frontier.metrics.report import print_summary, write_results
     from frontier.paths import check_writable_dir
@@ -181,7 +183,7 @@ def simulate(scenario, outdir, no_plots, no_trace, quiet, **flags):
     console = stdout_console()
     result = run_scenario(spec, progress=not quiet and console.is_terminal)
     print_summary(result, console)
-    written = write_results(result, out, plots=not no_plots, trace=not no_trace)
+    written = write_results(result, out, plots=not no_plots, trace=not no_trace, detailed=save_detailed)
     console.print(f"results: {', '.join(str(p) for p in written)}", highlight=False)
     if result.summary["completed"] == 0 and result.summary["failed"]:
         reasons = result.summary["frontier"]["failed_reasons"]
@@ -241,12 +243,13 @@ def gpus():
 
 
 def _register_commands() -> None:
-    """Commands that live beside their concept (predictors, validation)."""
+    """Commands that live beside their concept (predictors, validation, sweeps)."""
     from frontier.predict.cli import commands as predict_commands
+    from frontier.search.cli import sweep
     from frontier.validate.accuracy import accuracy_command
     from frontier.validate.cli import validate
 
-    for cmd in predict_commands + [validate, accuracy_command]:
+    for cmd in predict_commands + [validate, sweep, accuracy_command]:
         main.add_command(cmd)
 
 

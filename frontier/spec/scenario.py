@@ -15,7 +15,7 @@ import yaml
 
 from frontier.engine import ENGINES, make_engine
 from frontier.errors import SpecError
-from frontier.metrics.serving import SLO
+from frontier.spec.slo import SLO
 from frontier.numbers import integer, number
 from frontier.spec.checks import check_scenario
 from frontier.spec.hardware import GPUSpec, get_gpu
