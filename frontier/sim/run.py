@@ -34,7 +34,7 @@ from frontier.predict.step import (AFPipeline, BlockCosts, Sequential, StepModel
                                    TwoBatchOverlap)
 from frontier.sim.instance import Batch, Instance
 from frontier.sim.kv_cache import BlockManager, KVHold
-from frontier.sim.recorder import Recorder
+from frontier.sim.recorder import Recorder, RequestLog
 from frontier.sim.request import Request
 from frontier.sim.router import make_router
 from frontier.sim.scheduler import Scheduler
@@ -183,10 +183,9 @@ class Simulation:
         self.decode = self._role("decode") if scenario.topology == "PD-disaggregated" else None
         self.router = make_router(self.entry.spec.router)
         self.decode_router = make_router(scenario.decode_router)
-        prefix = requests.prefix_blocks
-        self.reqs = [Request(i, float(a), int(p), int(o), prefix[i] if prefix is not None else None)
-                     for i, (a, p, o) in enumerate(zip(requests.arrival_s, requests.input_tokens,
-                                                       requests.output_tokens))]
+        # Requests are made as they arrive and recorded as they leave (`log`).
+        self.arrivals = requests.arrival_s.tolist()
+        self.log = RequestLog(len(self.arrivals))
         self.limit = requests.concurrency or INF
         for c in self.clusters:  # predict the prompts' prefill attention in one batch
             if c.spec.role != "decode":
@@ -198,7 +197,7 @@ class Simulation:
         self.in_flight = 0
         self.next_req = 0
         self.clock = 0.0
-        self.bar = _Progress(len(self.reqs)) if progress else None
+        self.bar = _Progress(len(self.arrivals)) if progress else None
         self.holds: dict[int, tuple[Instance, KVHold, float]] = {}  # PD: request -> prefill side
 
     def _role(self, role: str) -> Cluster:
@@ -206,18 +205,18 @@ class Simulation:
 
     # --- the loop -----------------------------------------------------------------------------
     def run(self) -> None:
-        reqs, heap = self.reqs, self.heap
+        arrivals, heap = self.arrivals, self.heap
         while True:
             t_send = INF
-            if self.next_req < len(reqs) and self.in_flight < self.limit:
+            if self.next_req < len(arrivals) and self.in_flight < self.limit:
                 # A request held back by the client's concurrency limit is sent when a slot frees.
-                t_send = max(reqs[self.next_req].arrival_s, self.clock)
+                t_send = max(arrivals[self.next_req], self.clock)
             t_event = heap[0][0] if heap else INF
             if t_send == INF and t_event == INF:
                 break
             if t_send <= t_event:
                 self.clock = t_send
-                self.on_arrival(reqs[self.next_req])
+                self.on_arrival(self.request(self.next_req))
                 continue
             self.clock, _, event = heapq.heappop(heap)
             kind = type(event)
@@ -230,9 +229,13 @@ class Simulation:
                 self.kick(event.instance)
         if self.bar:
             self.bar.close()
-        for r in reqs:  # never expected: every admitted request runs to completion
-            if r.status == "pending":
-                r.status, r.fail_reason = "failed", "not finished when the simulation ran out of events"
+        # Never expected: every admitted request runs to completion.
+        self.log.close("not finished when the simulation ran out of events", self.arrivals)
+
+    def request(self, i: int) -> Request:
+        t = self.table
+        prefix = t.prefix_blocks[i] if t.prefix_blocks is not None else None
+        return Request(i, self.arrivals[i], int(t.input_tokens[i]), int(t.output_tokens[i]), prefix)
 
     def push(self, at_s: float, event) -> None:
         heapq.heappush(self.heap, (at_s, next(self.seq), event))
@@ -263,7 +266,9 @@ class Simulation:
             self.in_flight += 1
             self.interrupt(inst)
             self.kick(inst)
-        elif self.bar:
+            return
+        self.log.record(req)
+        if self.bar:
             self.bar.update(1)
 
     def on_batch_done(self, inst: Instance, batch: Batch) -> None:
@@ -277,6 +282,8 @@ class Simulation:
 
     def _finished(self, finished: list[Request]) -> None:
         self.in_flight -= len(finished)
+        for req in finished:
+            self.log.record(req)
         if self.bar and finished:
             self.bar.update(len(finished))
 
@@ -348,25 +355,13 @@ class _Progress:
 
 
 def _result(sim: Simulation, wall_s: float) -> SimResult:
-    scenario, reqs = sim.scenario, sim.reqs
-    n = len(reqs)
-
-    def column(attr: str, dtype) -> np.ndarray:
-        return np.fromiter((getattr(r, attr) for r in reqs), dtype=dtype, count=n)
-
-    cols = {
-        "request_id": column("id", np.int64),
-        "arrival_s": column("arrival_s", float),
-        "first_token_s": column("first_token_s", float),
-        "finish_s": column("finish_s", float),
-        "input_tokens": column("prompt_tokens", np.int64),
-        "output_tokens": column("max_output_tokens", np.int64),
-        "cached_tokens": column("cached_tokens", np.int64),
-        "preemptions": column("preemptions", np.int64),
-        "path": np.array([r.path for r in reqs], dtype=object),
-        "status": np.array([r.status for r in reqs], dtype=object),
-        "fail_reason": np.array([r.fail_reason for r in reqs], dtype=object),
-    }
+    scenario, table = sim.scenario, sim.table
+    n = len(sim.arrivals)
+    log = sim.log.columns
+    cols = {"request_id": np.arange(n), "arrival_s": log["arrival_s"], "first_token_s": log["first_token_s"],
+            "finish_s": log["finish_s"], "input_tokens": np.asarray(table.input_tokens, dtype=np.int64),
+            "output_tokens": np.asarray(table.output_tokens, dtype=np.int64)}
+    cols.update({k: log[k] for k in ("cached_tokens", "preemptions", "path", "status", "fail_reason")})
     cols["ttft_s"] = cols["first_token_s"] - cols["arrival_s"]
     cols["e2el_s"] = cols["finish_s"] - cols["arrival_s"]
     ok = cols["status"] == "finished"
