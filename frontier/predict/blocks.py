@@ -28,6 +28,7 @@ from frontier.spec.model import ModelSpec
 import numpy as np
 
 PREFILL_STEP = 1.05  # grid of the one-prefill attention table, both axes
+MULTI_PREFILL_MEMO = 50_000  # batches of several prefills remembered (then forgotten, to bound memory)
 
 
 def _grid_points(top: int, step: float) -> int:
@@ -74,6 +75,7 @@ class BlockCosts:
         self.model, self.par, self.predictor = model, par, predictor
         self.overheads, self.attn_backend, self.dtype = overheads, attn_backend, dtype
         self._memo: dict[tuple, tuple[float, float]] = {}
+        self._multi: dict[tuple, float] = {}   # attention of several prefills, by snapped statistics
         # One prefill sequence: (new tokens grid point) -> attention ms at every context point.
         self._prefill_rows: dict[int, "np.ndarray"] = {}
         self._contexts = np.array([0] + points_from(1, 1 + _grid_points(model.max_model_len, PREFILL_STEP),
@@ -101,20 +103,25 @@ class BlockCosts:
         if not keys:
             return
         lists = [build(k) for k in keys]
-        flat = [pair for ops in lists for pair in ops]
-        ms = iter(self.predictor.ops_ms([op for op, _ in flat]))
+        ms = self.predictor.ops_ms([op for ops in lists for op, _ in ops])
+        at = 0
+        for key, ops in zip(keys, lists):
+            self._memo[key] = self._launched(ops, ms[at:at + len(ops)], graph)
+            at += len(ops)
+
+    def _launched(self, ops, ms, graph: bool) -> tuple[float, float]:
+        """(compute, all-to-all) ms of (operator, count) pairs predicted at `ms` each, with
+        their launch gaps."""
         gap = self.overheads.graph_launch_us * 1e-3
         launch = self.overheads.eager_launch_us * 1e-3
-        for key, ops in zip(keys, lists):
-            compute = comm = 0.0
-            for op, count in ops:
-                t = next(ms)
-                t = count * (t + gap if graph else max(t, launch))
-                if isinstance(op, Collective) and op.kind == "all_to_all":
-                    comm += t
-                else:
-                    compute += t
-            self._memo[key] = (compute, comm)
+        compute = comm = 0.0
+        for (op, count), t in zip(ops, ms):
+            t = count * (t + gap if graph else max(t, launch))
+            if isinstance(op, Collective) and op.kind == "all_to_all":
+                comm += t
+            else:
+                compute += t
+        return compute, comm
 
     def _block(self, key: tuple, build, graph: bool) -> tuple[float, float]:
         hit = self._memo.get(key)
@@ -231,7 +238,13 @@ class BlockCosts:
             total += self.one_prefill_ms(q, stats.prefill_sum_qc // q)
         elif stats.num_prefill:
             key = self._prefill_key(stats, graph)
-            total += self._block(key, lambda: attention_core(m, p, key[1], be, d), graph)[0]
+            hit = self._multi.get(key)
+            if hit is None:
+                if len(self._multi) >= MULTI_PREFILL_MEMO:
+                    self._multi.clear()
+                ops = attention_core(m, p, key[1], be, d)
+                hit = self._multi[key] = self._launched(ops, self.predictor.ops_ms([op for op, _ in ops]), graph)[0]
+            total += hit
         if stats.num_decode:
             b, s = stats.num_decode, stats.decode_sum_kv
             lo, hi = grid_neighbours(s, 1.05)
