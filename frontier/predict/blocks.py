@@ -77,9 +77,8 @@ class BlockCosts:
         self._memo: dict[tuple, tuple[float, float]] = {}
         self._multi: dict[tuple, float] = {}   # attention of several prefills, by snapped statistics
         # One prefill sequence: (new tokens grid point) -> attention ms at every context point.
-        self._prefill_rows: dict[int, "np.ndarray"] = {}
-        self._contexts = np.array([0] + points_from(1, 1 + _grid_points(model.max_model_len, PREFILL_STEP),
-                                                     PREFILL_STEP), dtype=np.int64)
+        self._prefill_rows: dict[int, list[float]] = {}
+        self._contexts = [0] + points_from(1, 1 + _grid_points(model.max_model_len, PREFILL_STEP), PREFILL_STEP)
 
     # --- CUDA graphs -------------------------------------------------------------------------
     def uses_graph(self, stats: BatchStats) -> bool:
@@ -187,13 +186,13 @@ class BlockCosts:
             return
         m, p, be, d = self.model, self.par, self.attn_backend, self.dtype
         ctx = self._contexts
-        ops = [(op, count) for q in rows for c in ctx.tolist()
+        ops = [(op, count) for q in rows for c in ctx
                for op, count in attention_core(m, p, BatchStats(1, q, q * q, q * c, q + c, q, q + c), be, d)]
         ms = self.predictor.ops_ms([op for op, _ in ops])
         counts = np.array([count for _, count in ops], dtype=float)
         launch = self.overheads.eager_launch_us * 1e-3  # prefill steps are never graph-captured
         per_row = (np.maximum(ms, launch) * counts).reshape(len(rows), len(ctx), -1).sum(axis=2)
-        for q, row in zip(rows, per_row):
+        for q, row in zip(rows, per_row.tolist()):
             self._prefill_rows[q] = row
 
     def one_prefill_ms(self, q: int, context: int) -> float:
@@ -203,16 +202,15 @@ class BlockCosts:
         if lo not in self._prefill_rows or hi not in self._prefill_rows:
             self._fill_prefill_rows([lo, hi])
         ctx = self._contexts
-        j = int(np.searchsorted(ctx, context, side="right")) - 1
-        j = min(max(j, 0), len(ctx) - 2)
-        c0, c1 = int(ctx[j]), int(ctx[j + 1])
+        j = min(max(bisect.bisect_right(ctx, context) - 1, 0), len(ctx) - 2)
+        c0, c1 = ctx[j], ctx[j + 1]
         wc = (context - c0) / (c1 - c0)
         a, b = self._prefill_rows[lo], self._prefill_rows[hi]
         at_lo = a[j] + wc * (a[j + 1] - a[j])
         if hi == lo:
-            return float(at_lo)
+            return at_lo
         at_hi = b[j] + wc * (b[j + 1] - b[j])
-        return float(at_lo + (q - lo) / (hi - lo) * (at_hi - at_lo))
+        return at_lo + (q - lo) / (hi - lo) * (at_hi - at_lo)
 
     def decode_kinks(self, sum_kv: int, num_decode: int, n: int, parts: int) -> list[int]:
         """Iterations of a decode run at which decode attention changes slope: its KV sum, one
@@ -248,18 +246,17 @@ class BlockCosts:
         if stats.num_decode:
             b, s = stats.num_decode, stats.decode_sum_kv
             lo, hi = grid_neighbours(s, 1.05)
-
             # The longest sequence only shapes how a decode kernel splits its work; the
             # calibrated predictors do not see it, so the key carries the mean length instead.
-            def key(batch: int, g: int) -> tuple:
-                return ("dec", batch, g, -(-g // batch), graph)
-
-            if key(b, lo) not in self._memo or key(b, hi) not in self._memo:
+            memo = self._memo
+            a, c = memo.get(("dec", b, lo, -(-lo // b), graph)), memo.get(("dec", b, hi, -(-hi // b), graph))
+            if a is None or c is None:
                 ahead = points_from(lo, 24, 1.05)
                 sizes = {max(1, b + d) for d in (-2, -1, 0, 1, 2)}
-                self._fill([key(bb, g) for bb in sizes for g in ahead if g >= bb],
+                self._fill([("dec", bb, g, -(-g // bb), graph) for bb in sizes for g in ahead if g >= bb],
                            lambda k: attention_core(m, p, BatchStats(num_decode=k[1], decode_sum_kv=k[2],
                                                                      decode_max_kv=k[3]), be, d), graph)
-            a, c = self._memo[key(b, lo)][0], self._memo[key(b, hi)][0]
+                a, c = memo[("dec", b, lo, -(-lo // b), graph)], memo[("dec", b, hi, -(-hi // b), graph)]
+            a, c = a[0], c[0]
             total += a if hi == lo else a + (c - a) * (s - lo) / (hi - lo)
         return total

@@ -204,8 +204,11 @@ class StepModel:
             for j in kinks(stats, n):
                 at.update(i for i in (j - 1, j) if 0 < i < n - 1)
         at = sorted(at)
-        asked = [self.rule.step(replace(stats, decode_sum_kv=stats.decode_sum_kv + j * b,
-                                        decode_max_kv=stats.decode_max_kv + j)) for j in at]
+        s = stats
+        asked = [self.rule.step(BatchStats(s.num_prefill, s.prefill_tokens, s.prefill_sum_q2, s.prefill_sum_qc,
+                                           s.prefill_sum_kv, s.prefill_max_q, s.prefill_max_kv, b,
+                                           s.decode_sum_kv + j * b, s.decode_max_kv + j, s.num_sampled))
+                 for j in at]
         steps = np.arange(n)
 
         def each(field: str) -> np.ndarray:
