@@ -231,7 +231,9 @@ class Instance:
         run. Each chunk's iteration is timed on its own (the context grows by a chunk each time),
         the decode iterations as a decode run."""
         scheduled, running, sched = plan.scheduled, self.scheduler.running, self.scheduler
-        if plan.preempted or len(scheduled) != len(running):
+        # The chunks below are those of vLLM's chunked prefill (`Scheduler`: decodes first, the
+        # prompt takes the rest of the budget); another policy steps one at a time.
+        if type(sched) is not Scheduler or plan.preempted or len(scheduled) != len(running):
             return None
         prompt, q = scheduled[-1]
         b = len(scheduled) - 1
