@@ -184,7 +184,7 @@ class Simulation:
         self.router = make_router(self.entry.spec.router)
         self.decode_router = make_router(scenario.decode_router)
         # Requests are made as they arrive and recorded as they leave (`log`).
-        self.arrivals = requests.arrival_s.tolist()
+        self.arrivals = requests.arrival_s
         self.log = RequestLog(len(self.arrivals))
         self.limit = requests.concurrency or INF
         for c in self.clusters:  # predict the prompts' prefill attention in one batch
@@ -210,7 +210,7 @@ class Simulation:
             t_send = INF
             if self.next_req < len(arrivals) and self.in_flight < self.limit:
                 # A request held back by the client's concurrency limit is sent when a slot frees.
-                t_send = max(arrivals[self.next_req], self.clock)
+                t_send = max(float(arrivals[self.next_req]), self.clock)
             t_event = heap[0][0] if heap else INF
             if t_send == INF and t_event == INF:
                 break
@@ -235,7 +235,7 @@ class Simulation:
     def request(self, i: int) -> Request:
         t = self.table
         prefix = t.prefix_blocks[i] if t.prefix_blocks is not None else None
-        return Request(i, self.arrivals[i], int(t.input_tokens[i]), int(t.output_tokens[i]), prefix)
+        return Request(i, float(self.arrivals[i]), int(t.input_tokens[i]), int(t.output_tokens[i]), prefix)
 
     def push(self, at_s: float, event) -> None:
         heapq.heappush(self.heap, (at_s, next(self.seq), event))
