@@ -174,11 +174,17 @@ class BlockCosts:
                                   snap(stats.prefill_sum_qc), snap(stats.prefill_sum_kv),
                                   snap(stats.prefill_max_q, 1.2), snap(stats.prefill_max_kv, 1.2)), graph)
 
-    def warm(self, prompt_tokens) -> None:
+    def warm(self, prompt_tokens, budget: int) -> None:
         """Predict, in one call, the one-prefill attention rows of every prompt (or chunk) size
-        the run starts with: known before it starts."""
-        rows = {g for n in set(int(n) for n in prompt_tokens) for g in grid_neighbours(n, PREFILL_STEP)}
-        self._fill_prefill_rows(sorted(rows))
+        the run starts with, over the contexts its prompts can have: known before it starts."""
+        prompts = np.unique(np.asarray(prompt_tokens, dtype=np.int64))
+        if not len(prompts):
+            return
+        longest = int(prompts[-1])
+        at = bisect.bisect_left(self._contexts, longest)
+        self._contexts = self._contexts[:at + 1]
+        chunks = np.unique(np.minimum(prompts, budget)).tolist()
+        self._fill_prefill_rows(sorted({g for n in chunks for g in grid_neighbours(n, PREFILL_STEP)}))
 
     def _fill_prefill_rows(self, rows: list[int]) -> None:
         rows = [q for q in rows if q not in self._prefill_rows]
@@ -195,9 +201,12 @@ class BlockCosts:
         for q, row in zip(rows, per_row.tolist()):
             self._prefill_rows[q] = row
 
-    def one_prefill_ms(self, q: int, context: int) -> float:
+    def one_prefill_ms(self, q: int, context: int) -> float | None:
         """Attention of one sequence bringing q new tokens after `context` cached ones: bilinear
-        in the (q, context) table (exact in q * context, the causal work's cross term)."""
+        in the (q, context) table (exact in q * context, the causal work's cross term); None for
+        a context beyond the table's."""
+        if context > self._contexts[-1]:
+            return None
         lo, hi = grid_neighbours(q, PREFILL_STEP)
         if lo not in self._prefill_rows or hi not in self._prefill_rows:
             self._fill_prefill_rows([lo, hi])
@@ -231,9 +240,15 @@ class BlockCosts:
         and the neighbouring batch sizes in the same call."""
         total = 0.0
         m, p, be, d = self.model, self.par, self.attn_backend, self.dtype
-        if stats.num_prefill == 1:
-            q = stats.prefill_tokens
-            total += self.one_prefill_ms(q, stats.prefill_sum_qc // q)
+        q = stats.prefill_tokens
+        c = stats.prefill_max_kv - q
+        one = None
+        if (stats.num_prefill == 1 and stats.prefill_sum_q2 == q * q and stats.prefill_sum_qc == q * c
+                and stats.prefill_max_q == q):
+            # One whole sequence (a share of a batch split over ranks or micro-batches is not).
+            one = self.one_prefill_ms(q, c)
+        if one is not None:
+            total += one
         elif stats.num_prefill:
             key = self._prefill_key(stats, graph)
             hit = self._multi.get(key)

@@ -5,7 +5,7 @@
 - `decode_run(stats, n)`: n decode iterations of an unchanging batch, each one KV token longer
   per sequence (their times and totals, interpolated between the first and the last);
 - `kv_transfer(request, link, layerwise)`: a request's KV crossing to a decode instance;
-- `warm(prompt_tokens)`: predict up front what a run will surely ask.
+- `warm(prompt_tokens, budget)`: predict up front what a run will surely ask.
 
 A step is timed by a *timing rule* over one `BlockCosts` cache (`frontier.predict.blocks`):
 - `Sequential`: the blocks one after the other (co-located serving);
@@ -93,8 +93,8 @@ class Sequential:
     def kinks(self, stats: BatchStats, n: int) -> list[int]:
         return self.blocks.decode_kinks(stats.decode_sum_kv, stats.num_decode, n, self.blocks.par.dp_attention)
 
-    def warm(self, prompt_tokens) -> None:
-        self.blocks.warm(prompt_tokens)
+    def warm(self, prompt_tokens, budget: int) -> None:
+        self.blocks.warm(prompt_tokens, budget)
 
 
 class TwoBatchOverlap:
@@ -121,8 +121,8 @@ class TwoBatchOverlap:
     def kinks(self, stats: BatchStats, n: int) -> list[int]:
         return self.blocks.decode_kinks(stats.decode_sum_kv, stats.num_decode, n, 2 * self.blocks.par.dp_attention)
 
-    def warm(self, prompt_tokens) -> None:
-        self.blocks.warm(prompt_tokens)
+    def warm(self, prompt_tokens, budget: int) -> None:
+        self.blocks.warm(prompt_tokens, budget)
 
 
 def af_step_formula_ms(a: float, t: float, f: float, n: int, layers: int) -> float:
@@ -170,8 +170,8 @@ class AFPipeline:
     def kinks(self, stats: BatchStats, n: int) -> list[int]:
         return self.attention.decode_kinks(stats.decode_sum_kv, stats.num_decode, n, self.M * self.n)
 
-    def warm(self, prompt_tokens) -> None:
-        self.attention.warm(prompt_tokens)
+    def warm(self, prompt_tokens, budget: int) -> None:
+        self.attention.warm(prompt_tokens, budget)
 
 
 class StepModel:
@@ -235,7 +235,9 @@ class StepModel:
         hide_s = req.first_token_s - req.arrival_s if layerwise else None
         return kv_transfer_s(link, self.kv_bytes_per_token * req.prompt_tokens, self.layers, hide_s)
 
-    def warm(self, prompt_tokens) -> None:
+    def warm(self, prompt_tokens, budget: int) -> None:
+        """Predict up front what prompts of these lengths will ask, prefilled in chunks of at
+        most `budget` tokens."""
         warm = getattr(self.rule, "warm", None)
         if warm is not None:
-            warm(prompt_tokens)
+            warm(prompt_tokens, budget)

@@ -189,8 +189,7 @@ class Simulation:
         self.limit = requests.concurrency or INF
         for c in self.clusters:  # predict the prompts' prefill attention in one batch
             if c.spec.role != "decode":
-                budget = c.spec.max_num_batched_tokens
-                c.instances[0].step_model.warm(np.unique(np.minimum(requests.input_tokens, budget)))
+                c.instances[0].step_model.warm(requests.input_tokens, c.spec.max_num_batched_tokens)
         self.kv_link = _kv_link(scenario, self.entry.spec) if self.decode else None
         self.heap: list = []
         self.seq = itertools.count()
