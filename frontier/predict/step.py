@@ -3,7 +3,9 @@
 `sim/` asks a `StepModel` for
 - `step(stats)`: one iteration of a batch (`StepTime`);
 - `decode_run(stats, n)`: n decode iterations of an unchanging batch, each one KV token longer
-  per sequence (their times and totals, interpolated between the first and the last);
+  per sequence (the rule asked at the run's ends and where its slope may change, the rest
+  interpolated: the times of stepping one at a time);
+- `steps(stats_list)`: iterations known in advance (a prompt's chunks), each timed on its own;
 - `kv_transfer(request, link, layerwise)`: a request's KV crossing to a decode instance;
 - `warm(prompt_tokens, budget)`: predict up front what a run will surely ask.
 
@@ -13,7 +15,9 @@ A step is timed by a *timing rule* over one `BlockCosts` cache (`frontier.predic
   the other's all-to-all is in flight;
 - `AFPipeline`: attention/FFN disaggregation, n micro-batches ping-pong between attention and
   FFN GPUs layer by layer.
-Any object with `step(BatchStats) -> StepTime` is a rule (tests use known step times). Link
+Any object with `step(BatchStats) -> StepTime` is a rule (tests use known step times); a rule
+may also say where decode-run times change slope (`kinks`) and what to predict up front
+(`warm`). Host time per step is added in one place, `_with_host`. Link
 times come from `frontier.predict.links`. The batch handed in is the instance's whole batch;
 with `dp_attention` ranks it is split evenly over them (symmetric ranks are costed once, as the
 slowest one).
