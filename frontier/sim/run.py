@@ -36,7 +36,7 @@ from frontier.predict.step import (AFPipeline, BlockCosts, Sequential, StepModel
 from frontier.sim.frontend import Frontend
 from frontier.sim.instance import Batch, Instance
 from frontier.sim.kv_cache import BlockManager, KVHold
-from frontier.sim.recorder import Recorder
+from frontier.sim.recorder import Recorder, RequestLog
 from frontier.sim.request import Request
 from frontier.sim.router import make_router
 from frontier.sim.scheduler import Scheduler, SGLangScheduler
@@ -211,10 +211,9 @@ class Simulation:
         self.decode = self._role("decode") if scenario.topology == "PD-disaggregated" else None
         self.router = make_router(self.entry.spec.router)
         self.decode_router = make_router(scenario.decode_router)
-        prefix = requests.prefix_blocks
-        self.reqs = [Request(i, float(a), int(p), int(o), prefix[i] if prefix is not None else None)
-                     for i, (a, p, o) in enumerate(zip(requests.arrival_s, requests.input_tokens,
-                                                       requests.output_tokens))]
+        # Requests are made as they arrive and recorded as they leave (`log`).
+        self.arrivals = requests.arrival_s
+        self.log = RequestLog(len(self.arrivals))
         # A closed-loop client sends its next request a random gap after its last one finished
         # (its own processing of the response and of the next request, the HTTP round trip):
         # exponential gaps of mean `send_gap_s`, seeded. Slots free at these times, soonest first.
@@ -223,8 +222,7 @@ class Simulation:
         self.slots_free_s = [0.0] * requests.concurrency if requests.concurrency else None
         for c in self.clusters:  # predict the prompts' prefill attention in one batch
             if c.spec.role != "decode":
-                budget = c.spec.max_num_batched_tokens
-                c.instances[0].step_model.warm(np.unique(np.minimum(requests.input_tokens, budget)))
+                c.instances[0].step_model.warm(requests.input_tokens, c.spec.max_num_batched_tokens)
         self.kv_link = _kv_link(scenario, self.entry.spec) if self.decode else None
         # The engine's front end; known step times (`step_time`) stand for the whole engine.
         self.frontend = None if step_time is not None else _frontend(scenario, self.entry.spec)
@@ -233,7 +231,7 @@ class Simulation:
         self.in_flight = 0
         self.next_req = 0
         self.clock = 0.0
-        self.bar = _Progress(len(self.reqs)) if progress else None
+        self.bar = _Progress(len(self.arrivals)) if progress else None
         self.holds: dict[int, tuple[Instance, KVHold, float]] = {}  # PD: request -> prefill side
 
     def _role(self, role: str) -> Cluster:
@@ -241,19 +239,19 @@ class Simulation:
 
     # --- the loop -----------------------------------------------------------------------------
     def run(self) -> None:
-        reqs, heap = self.reqs, self.heap
+        arrivals, heap = self.arrivals, self.heap
         while True:
             t_send = INF
             slots = self.slots_free_s
-            if self.next_req < len(reqs) and (slots is None or slots):
+            if self.next_req < len(arrivals) and (slots is None or slots):
                 # A request held back by the client's concurrency limit is sent when a slot frees.
-                t_send = max(reqs[self.next_req].arrival_s, self.clock, slots[0] if slots else 0.0)
+                t_send = max(float(arrivals[self.next_req]), self.clock, slots[0] if slots else 0.0)
             t_event = heap[0][0] if heap else INF
             if t_send == INF and t_event == INF:
                 break
             if t_send <= t_event:
                 self.clock = t_send
-                self.on_arrival(reqs[self.next_req])
+                self.on_arrival(self.request(self.next_req))
                 continue
             self.clock, _, event = heapq.heappop(heap)
             kind = type(event)
@@ -268,9 +266,13 @@ class Simulation:
                 self.kick(event.instance)
         if self.bar:
             self.bar.close()
-        for r in reqs:  # never expected: every admitted request runs to completion
-            if r.status == "pending":
-                r.status, r.fail_reason = "failed", "not finished when the simulation ran out of events"
+        # Never expected: every admitted request runs to completion.
+        self.log.close("not finished when the simulation ran out of events", self.arrivals)
+
+    def request(self, i: int) -> Request:
+        t = self.table
+        prefix = t.prefix_blocks[i] if t.prefix_blocks is not None else None
+        return Request(i, float(self.arrivals[i]), int(t.input_tokens[i]), int(t.output_tokens[i]), prefix)
 
     def push(self, at_s: float, event) -> None:
         heapq.heappush(self.heap, (at_s, next(self.seq), event))
@@ -328,6 +330,8 @@ class Simulation:
             for _ in finished:
                 gap = self.gap_rng.exponential(self.send_gap_s) if self.send_gap_s else 0.0
                 heapq.heappush(self.slots_free_s, self.clock + gap)
+        for req in finished:
+            self.log.record(req)
         if self.bar and finished:
             self.bar.update(len(finished))
 
@@ -399,25 +403,13 @@ class _Progress:
 
 
 def _result(sim: Simulation, wall_s: float) -> SimResult:
-    scenario, reqs = sim.scenario, sim.reqs
-    n = len(reqs)
-
-    def column(attr: str, dtype) -> np.ndarray:
-        return np.fromiter((getattr(r, attr) for r in reqs), dtype=dtype, count=n)
-
-    cols = {
-        "request_id": column("id", np.int64),
-        "arrival_s": column("arrival_s", float),
-        "first_token_s": column("first_token_s", float),
-        "finish_s": column("finish_s", float),
-        "input_tokens": column("prompt_tokens", np.int64),
-        "output_tokens": column("max_output_tokens", np.int64),
-        "cached_tokens": column("cached_tokens", np.int64),
-        "preemptions": column("preemptions", np.int64),
-        "path": np.array([r.path for r in reqs], dtype=object),
-        "status": np.array([r.status for r in reqs], dtype=object),
-        "fail_reason": np.array([r.fail_reason for r in reqs], dtype=object),
-    }
+    scenario, table = sim.scenario, sim.table
+    n = len(sim.arrivals)
+    log = sim.log.columns
+    cols = {"request_id": np.arange(n), "arrival_s": log["arrival_s"], "first_token_s": log["first_token_s"],
+            "finish_s": log["finish_s"], "input_tokens": np.asarray(table.input_tokens, dtype=np.int64),
+            "output_tokens": np.asarray(table.output_tokens, dtype=np.int64)}
+    cols.update({k: log[k] for k in ("cached_tokens", "preemptions", "path", "status", "fail_reason")})
     cols["ttft_s"] = cols["first_token_s"] - cols["arrival_s"]
     cols["e2el_s"] = cols["finish_s"] - cols["arrival_s"]
     ok = cols["status"] == "finished"

@@ -35,10 +35,15 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from frontier.errors import SpecError
 from frontier.workload.requests import RequestTable
+
+if TYPE_CHECKING:  # pandas is imported where a trace is read, not with the package
+    import pandas as pd
 
 FORMATS = ("azure", "mooncake", "vidur", "burstgpt", "sharegpt", "vllm-bench", "sglang-bench", "generic")
 FILE_TYPES = (".csv", ".jsonl", ".json")
