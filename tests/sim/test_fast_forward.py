@@ -61,11 +61,12 @@ def test_a_prompt_chunked_beside_decodes_is_one_stretch():
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.integers(1, 20), st.integers(0, 10**6), st.sampled_from([16, 64, 200]), st.sampled_from([2, 8, 64]),
-       st.integers(30, 120))
-def test_fast_forward_matches_stepping_on_random_workloads(n, seed, budget, seqs, blocks):
+       st.integers(30, 120), st.sampled_from(["vllm", "sglang"]))
+def test_fast_forward_matches_stepping_on_random_workloads(n, seed, budget, seqs, blocks, engine):
     rng = np.random.default_rng(seed)
     work = table(np.cumsum(rng.exponential(0.03, n)), rng.integers(1, 400, n), rng.integers(1, 80, n))
-    sc = make_scenario(max_num_batched_tokens=budget, max_num_seqs=seqs, num_gpu_blocks_override=blocks)
+    sc = make_scenario(engine=engine, max_num_batched_tokens=budget, max_num_seqs=seqs,
+                       num_gpu_blocks_override=blocks)
     fast, slow = (simulate(sc, work, step_time=LinearStepTime(0.008, 5e-5, 2e-7), fast_forward=ff)
                   for ff in (True, False))
     f, s = fast.requests, slow.requests
