@@ -116,7 +116,22 @@ def _vllm_capture_sizes(version: tuple, max_size: int) -> tuple[int, ...]:
     return tuple(s for s in sizes if s <= max_size)
 
 
-def make_engine(name: str, version: str, gpu, tp: int, where: str = "deployment") -> Engine:
+def sglang_reserved_gib(gpu_memory_gib: float, parallel_size: int, dp_attention: bool = False) -> float:
+    """Memory SGLang keeps outside mem_fraction_static for activations and CUDA graphs
+    (sglang/srt/server_args.py `_handle_gpu_memory_settings`; parallel_size = tp x pp)."""
+    if gpu_memory_gib < 35:
+        reserved = 2.8 + parallel_size / 10
+    elif gpu_memory_gib < 90:
+        reserved = 9.5 + parallel_size / 2
+    elif gpu_memory_gib < 160:
+        reserved = 12 + parallel_size / 2
+    else:
+        reserved = 32.0
+    return reserved + (4.0 if dp_attention else 0.0)
+
+
+def make_engine(name: str, version: str, gpu, tp: int, where: str = "deployment", pp: int = 1,
+                dp_attention: bool = False) -> Engine:
     """The engine `name` at `version` ('' = newest) serving on `gpu` with tensor parallel `tp`."""
     if name not in ENGINES:
         raise SpecError(f"{where}.engine: '{name}' is not one of {', '.join(ENGINES)}")
@@ -143,6 +158,7 @@ def make_engine(name: str, version: str, gpu, tp: int, where: str = "deployment"
         return Engine(name, version or "newest", defaults, host, Kernels(),
                       _vllm_capture_sizes(v, 512), graph_mixed_batches=not v or v >= (0, 11))
     src = "sglang/srt/server_args.py"
+    reserved = sglang_reserved_gib(gpu.memory_bytes / GIB, tp * pp, dp_attention)
     small_tp = tp < 4
     graph_bs = 256 if small_tp else 512
     chunk = 8192 if gpu.memory_bytes < 160 * GIB else 16384
@@ -153,8 +169,8 @@ def make_engine(name: str, version: str, gpu, tp: int, where: str = "deployment"
         "max_num_batched_tokens": (chunk, f"{src} chunked_prefill_size by GPU memory"),
         "max_prefill_tokens": (16384, f"{src} max_prefill_tokens"),
         "enable_prefix_caching": (True, f"{src} radix cache on (disable_radix_cache false)"),
-        "gpu_memory_utilization": (round(1 - SGLANG_RESERVED_GIB * GIB / gpu.memory_bytes, 3),
-                                   f"{src} mem_fraction_static: GPU memory less {SGLANG_RESERVED_GIB} GiB "
+        "gpu_memory_utilization": (round(1 - reserved / (gpu.memory_bytes / GIB), 3),
+                                   f"{src} mem_fraction_static: GPU memory less {reserved:g} GiB "
                                    "for activations and CUDA graphs"),
         "enable_chunked_prefill": (True, f"{src} chunked_prefill_size > 0"),
         "cuda_graph_max_bs": (graph_bs, f"{src} cuda_graph_max_bs by GPU memory and tp"),
@@ -168,10 +184,12 @@ def make_engine(name: str, version: str, gpu, tp: int, where: str = "deployment"
                   tuple(s for s in sizes if s <= graph_bs))
 
 
-# Memory SGLang leaves outside mem_fraction_static (activations, CUDA graphs, NCCL buffers), in
-# GiB: fitted to the development set's SGLang Qwen3-32B runs on one H100, whose TTFT is set by
-# how many requests the KV pool holds (mem_fraction_static ~0.80 there).
-SGLANG_RESERVED_GIB = 16.0
+# Memory SGLang's KV pool loses besides the weights inside mem_fraction_static: the pool is sized
+# from the free memory measured after the weights load (model_runner.py `profile_max_num_token`),
+# so the CUDA context, NCCL and custom all-reduce buffers and kernel workspaces allocated before
+# it come off the pool. Fitted to the development set's SGLang Qwen3-32B runs on one H100,
+# whose TTFT is set by how many requests the KV pool holds.
+SGLANG_UNSEEN_GIB = 6.0
 
 # Host-time constants (ms), fitted to the development set; see `make accuracy` and the README.
 VLLM_STEP_MS = 1.0

@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from frontier.engine import make_engine
+from frontier.engine import SGLANG_UNSEEN_GIB, make_engine
 from frontier.metrics.serving import serving_metrics
 from frontier.ops.experts import ExpertRouting
 from frontier.ops.graph import Parallel
@@ -151,7 +151,8 @@ def memory_for(scenario: Scenario, spec: ClusterSpec, where: str) -> MemoryPlan:
     return plan_memory(scenario.cluster_model(spec), scenario.cluster_gpu(spec), tp=spec.tp, pp=spec.pp, ep=spec.ep,
                        gpu_memory_utilization=spec.gpu_memory_utilization, block_size=spec.block_size,
                        max_num_batched_tokens=spec.max_num_batched_tokens, max_num_seqs=spec.max_num_seqs,
-                       where=where, part=part, activations_inside=spec.engine != "sglang")
+                       where=where, part=part, activations_inside=spec.engine != "sglang",
+                       unseen_bytes=SGLANG_UNSEEN_GIB * 2**30)
 
 
 def build_clusters(scenario: Scenario, recorder: Recorder, step_time=None, fast_forward: bool = True,

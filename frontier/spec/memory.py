@@ -5,7 +5,8 @@ is capacity x gpu_memory_utilization; weights and the peak activation of a profi
 `max_num_batched_tokens` forward pass come off the top; the rest holds KV blocks.
 SGLang's (sglang/srt/model_executor/model_runner.py `profile_max_num_token`): capacity x
 mem_fraction_static holds the weights and the KV pool; activations and CUDA graphs live in the
-rest, so nothing else comes off (`activations_inside=False`).
+rest (`activations_inside=False`), but what was allocated before the pool was sized comes off it
+(`unseen_bytes`, frontier.engine.SGLANG_UNSEEN_GIB).
 """
 from __future__ import annotations
 
@@ -68,10 +69,11 @@ def activation_bytes(model: ModelSpec, tp: int, max_num_batched_tokens: int, max
 def plan_memory(model: ModelSpec, gpu: GPUSpec, *, tp: int, pp: int, ep: int = 1,
                 gpu_memory_utilization: float = 0.9, block_size: int = 16,
                 max_num_batched_tokens: int = 8192, max_num_seqs: int = 256,
-                where: str = "deployment", part: str = "all", activations_inside: bool = True) -> MemoryPlan:
+                where: str = "deployment", part: str = "all", activations_inside: bool = True,
+                unseen_bytes: float = 0.0) -> MemoryPlan:
     usable = gpu.memory_bytes * gpu_memory_utilization
     weights = weight_bytes_per_gpu(model, tp, pp, ep, part)
-    act = activation_bytes(model, tp, max_num_batched_tokens, max_num_seqs) if activations_inside else 0.0
+    act = activation_bytes(model, tp, max_num_batched_tokens, max_num_seqs) if activations_inside else unseen_bytes
     kv = usable - weights - act
     if model.num_layers < 1 or (model.num_kv_heads < 1 and not model.mla) or block_size < 1:
         # a spec built in Python, without the config.json checks
