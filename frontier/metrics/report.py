@@ -16,7 +16,6 @@ from rich.console import Console
 from rich.table import Table
 
 from frontier.metrics.serving import PERCENTILES
-from frontier.numbers import strict_json_dumps
 
 
 def write_results(result, outdir: str | Path, plots: bool = True, trace: bool = True,

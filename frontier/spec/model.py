@@ -15,7 +15,6 @@ modules_to_not_convert).
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import re
 from dataclasses import dataclass, field, replace
