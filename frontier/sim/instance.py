@@ -145,7 +145,9 @@ class Instance:
             req = self.pending_kv[0]
             if len(self.scheduler.running) + self.receiving >= limit:
                 break
-            if not self.kv.allocate(req, req.prompt_tokens + 1):
+            # Its prompt's KV (`num_computed` tokens, about to arrive) and the first decode
+            # token's: num_computed already counts the prompt, so one new token, not prompt + 1.
+            if not self.kv.allocate(req, req.remaining_new_tokens):
                 break
             self.pending_kv.popleft()
             self.receiving += 1

@@ -145,3 +145,26 @@ def test_a_1024_gpu_deployment_simulates_quickly():
     assert res.summary["completed"] == 3000
     assert res.summary["frontier"]["simulated_gpus"] == 1024
     assert res.summary["frontier"]["wall_time_s"] < 60
+
+
+def test_decode_reserves_the_prompt_and_one_token_per_hand_off():
+    from frontier.predict.step import StepModel
+    from frontier.sim.instance import Instance
+    from frontier.sim.kv_cache import BlockManager
+    from frontier.sim.request import Request
+    from frontier.sim.scheduler import Scheduler
+
+    kv = BlockManager(num_blocks=90, block_size=16)
+    decode = Instance("d/0", "decode", Scheduler(kv, 256, 8192), StepModel(LinearStepTime()), 1, 4096,
+                      Recorder(False))
+    reqs = []
+    for i in range(4):  # prefilled elsewhere: 400 prompt tokens computed, the first token sampled
+        r = Request(i, 0.0, 400, 300)
+        r.num_computed, r.num_output = 400, 1
+        assert decode.accept_prefilled(r)
+        reqs.append(r)
+    started = decode.pull_kv()
+    # 400 + 1 tokens -> 26 blocks of 16 each: three fit in 90 (78), the fourth (104) waits.
+    assert [r.id for r in started] == [0, 1, 2]
+    assert [r.num_blocks for r in started] == [26, 26, 26]
+    assert kv.free_blocks == 90 - 78 and decode.receiving == 3 and len(decode.pending_kv) == 1
