@@ -23,8 +23,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from frontier.ops.experts import ExpertRouting, busiest_rank
-from frontier.ops.operators import (AttnDecode, AttnPrefill, Collective, Elementwise, Gemm,
+from frontier.ops.experts import ExpertRouting, Fabric, busiest_rank, destinations, ep_traffic
+from frontier.ops.operators import (AttnDecode, AttnPrefill, Collective, Elementwise, EPExchange, Gemm,
                                     GroupedGemm, Operator)
 from frontier.spec.model import ModelSpec
 
@@ -35,7 +35,9 @@ class Parallel:
 
     tp: tensor parallel degree; pp: pipeline stages; ep: expert-parallel degree of the MoE layers
     (experts spread over ep ranks; 1 = experts sharded by TP instead); dp_attention: data-parallel
-    attention ranks that share one EP group (DeepSeek style; each holds its own batch).
+    attention ranks that share one EP group (DeepSeek style; each holds its own batch);
+    ep_backend: how dispatch and combine move tokens (`frontier.spec.scenario.EP_BACKENDS`);
+    fabric: the nodes and links the EP ranks sit on.
     """
 
     tp: int = 1
@@ -43,7 +45,8 @@ class Parallel:
     ep: int = 1
     dp_attention: int = 1
     routing: ExpertRouting = ExpertRouting()
-    a2a_link: str = "nvlink"      # "network" once the EP group spans nodes
+    ep_backend: str = "nccl"
+    fabric: Fabric = Fabric()
 
     @property
     def gpus(self) -> int:
@@ -201,14 +204,9 @@ def attention_core(model: ModelSpec, par: Parallel, batch: BatchStats, attn_back
     return ops
 
 
-def ffn_block(model: ModelSpec, par: Parallel, tokens: int, dtype: str | None = None,
-              moe_tokens: int | None = None) -> Ops:
-    """Dense MLP layers and MoE layers (router, experts, shared experts, all-to-all or all-reduce).
-
-    `tokens`: this rank's tokens; `moe_tokens`: the EP group's tokens (all attention-DP ranks).
-    With ep > 1 the grouped GEMM is the busiest EP rank's: every rank waits for it.
-    """
-    dtype = dtype or model.weight_dtype  # the linear layers' GEMM family
+def dense_mlp(model: ModelSpec, par: Parallel, tokens: int, dtype: str | None = None) -> Ops:
+    """The dense MLP of the stage's leading dense layers (DeepSeek's first_k_dense_replace)."""
+    dtype = dtype or model.weight_dtype
     tp, T, h, elem = par.tp, tokens, model.hidden_size, model.dtype_bytes
     layers, moe_layers = stage_layers(model, par)
     dense_layers = layers - moe_layers
@@ -219,6 +217,29 @@ def ffn_block(model: ModelSpec, par: Parallel, tokens: int, dtype: str | None = 
                 (Gemm(T, inter, h, dtype), dense_layers)]
         if tp > 1:
             ops.append((all_reduce(T * h * elem, tp), dense_layers))
+    return ops
+
+
+def ep_exchange(model: ModelSpec, par: Parallel, tokens: int, phase: str) -> EPExchange:
+    """One rank's dispatch or combine of `tokens` tokens in one MoE layer: bytes per link from
+    the routing model (`frontier.ops.experts.ep_traffic`)."""
+    moe, fabric = model.moe, par.fabric
+    dest = destinations(moe.num_experts, moe.top_k, moe.n_group, moe.topk_group, par.ep, fabric.gpus_per_node)
+    nvl, net = ep_traffic(par.ep_backend, dest, tokens, model.hidden_size, moe.top_k, fabric.gpus_per_node, phase)
+    return EPExchange(par.ep_backend, phase, round(nvl), round(net), fabric.nvlink_gbps, fabric.network_gbps)
+
+
+def ffn_block(model: ModelSpec, par: Parallel, tokens: int, dtype: str | None = None,
+              moe_tokens: int | None = None) -> Ops:
+    """Dense MLP layers and MoE layers (router, experts, shared experts, all-to-all or all-reduce).
+
+    `tokens`: this rank's tokens; `moe_tokens`: the EP group's tokens (all attention-DP ranks).
+    With ep > 1 the grouped GEMM is the busiest EP rank's: every rank waits for it.
+    """
+    dtype = dtype or model.weight_dtype  # the linear layers' GEMM family
+    tp, T, h, elem = par.tp, tokens, model.hidden_size, model.dtype_bytes
+    layers, moe_layers = stage_layers(model, par)
+    ops = dense_mlp(model, par, T, dtype)
     if not moe_layers:
         return ops
     moe = model.moe
@@ -231,12 +252,11 @@ def ffn_block(model: ModelSpec, par: Parallel, tokens: int, dtype: str | None = 
         rows, busiest, active = load.rows(group, moe.top_k)
         width, experts = moe.intermediate_size, load.local_experts
         rank_tokens = max(1, math.ceil(rows / moe.top_k))
-        sent = T * moe.top_k * h * elem
-        ops += [(Collective("all_to_all", sent, par.ep, par.a2a_link), moe_layers),  # dispatch
+        ops += [(ep_exchange(model, par, T, "dispatch"), moe_layers),
                 (GroupedGemm(experts, moe.top_k, rank_tokens, h, 2 * width, busiest, active, xdtype), moe_layers),
                 (Elementwise("silu_mul", rows, width), moe_layers),
                 (GroupedGemm(experts, moe.top_k, rank_tokens, width, h, busiest, active, xdtype), moe_layers),
-                (Collective("all_to_all", sent, par.ep, par.a2a_link), moe_layers)]  # combine
+                (ep_exchange(model, par, T, "combine"), moe_layers)]
     else:
         width = moe.intermediate_size // tp
         busiest, active = _dense_routing(T, moe.num_experts, moe.top_k, par.routing.skew)

@@ -41,3 +41,42 @@ def kv_transfer_s(link: Link, nbytes: float, layers: int, hide_s: float | None) 
 def activation_transfer_ms(link: Link, tokens: int, hidden: int, elem_bytes: float) -> float:
     """One layer's activations of `tokens` tokens from attention to FFN (or back), in ms."""
     return link.seconds(tokens * hidden * elem_bytes) * 1e3
+
+
+# --- expert-parallel dispatch and combine ------------------------------------------------------
+# What the libraries reach on the wire, from DeepEP's published tables (docs/legacy.md of
+# github.com/deepseek-ai/DeepEP, H800 with one 400 Gb/s CX7 per GPU; checked in
+# tests/predict/test_ep_links.py): its RDMA kernels move about 44 of a NIC's 50 GB/s; NVLink
+# carries 153-158 of the H800's 200 GB/s between ranks directly (intranode, low-latency) and
+# about 126 when the same GPU also forwards what arrives over RDMA (normal internode mode).
+# Each kernel costs about 30 us beyond its bytes (the low-latency table's intercept).
+NIC_EFFICIENCY = 0.88
+NVLINK_EFFICIENCY = 0.78
+NVLINK_FORWARDING_EFFICIENCY = 0.63
+EP_KERNEL_LATENCY_US = 30.0
+# DeepEP's normal kernels run on SMs taken from compute (Buffer.set_num_sms(24) in its README's
+# example, as SGLang configures it); the low-latency kernels' receive hook takes none.
+DEEPEP_NORMAL_SMS = 24
+
+
+def ep_exchange_ms(op) -> float:
+    """One dispatch or combine: NVLink and NIC transfers proceed together, the slower sets the
+    time, plus the kernel's fixed cost. NCCL and the all-gather ring reach the same fractions."""
+    if op.nvlink_bytes <= 0 and op.network_bytes <= 0:
+        return 0.0
+    forwarding = op.backend == "deepep-normal" and op.network_bytes > 0
+    nvl = op.nvlink_gbps * (NVLINK_FORWARDING_EFFICIENCY if forwarding else NVLINK_EFFICIENCY)
+    nvl_s = op.nvlink_bytes / (nvl * 1e9) if op.nvlink_bytes else 0.0
+    net_s = op.network_bytes / (op.network_gbps * NIC_EFFICIENCY * 1e9) if op.network_bytes else 0.0
+    return EP_KERNEL_LATENCY_US * 1e-3 + max(nvl_s, net_s) * 1e3
+
+
+class EPExchangeModel:
+    """FamilyModel of `EPExchange` operators."""
+
+    source = "link physics (DeepEP figures)"
+
+    def predict_ms(self, ops):
+        import numpy as np
+
+        return np.array([ep_exchange_ms(op) for op in ops], dtype=float)

@@ -27,7 +27,7 @@ import numpy as np
 
 from frontier.ops.graph import BatchStats, stage_layers
 from frontier.predict.blocks import BlockCosts, StepOverheads, split
-from frontier.predict.links import Link, activation_transfer_ms, kv_transfer_s
+from frontier.predict.links import DEEPEP_NORMAL_SMS, Link, activation_transfer_ms, kv_transfer_s
 
 __all__ = ["AFPipeline", "BlockCosts", "Sequential", "StepModel", "StepOverheads", "StepTime",
            "TimingRule", "TwoBatchOverlap", "af_step_formula_ms"]
@@ -98,12 +98,22 @@ class Sequential:
 
 
 class TwoBatchOverlap:
-    """Two-batch overlap (expert parallelism): each half of the batch computes while the other's
-    dispatch/combine is in flight, so per layer the longer of the two stages sets the pace and
-    one stage fills the pipeline."""
+    """Two-batch overlap (expert parallelism), as SGLang runs it with DeepEP: the batch is cut in
+    two halves and in each MoE layer one half computes while the other's dispatch or combine is
+    in flight, so per MoE layer the longer of the two sets the pace and one stage fills the
+    pipeline (sglang/srt/two_batch_overlap.py).
+
+    - The leading dense layers have no all-to-all to hide behind: both halves run them in turn.
+    - DeepEP's normal kernels run on SMs taken from compute (`DEEPEP_NORMAL_SMS` of the GPU's):
+      compute overlapped with them runs on the rest, slower by sm_count / (sm_count - taken).
+      The low-latency kernels wait in a receive hook and take none.
+    """
 
     def __init__(self, blocks: BlockCosts):
         self.blocks = blocks
+        par = blocks.par
+        taken = DEEPEP_NORMAL_SMS if par.ep_backend == "deepep-normal" else 0
+        self.sm_slowdown = par.fabric.sm_count / max(par.fabric.sm_count - taken, 1)
 
     def step(self, stats: BatchStats) -> StepTime:
         blocks = self.blocks
@@ -112,11 +122,17 @@ class TwoBatchOverlap:
         tokens = blocks.padded_tokens(rank)
         head = blocks.head_ms(tokens, rank.num_sampled, graph)
         half = split(rank, 2)
-        compute, comm = blocks.layers_ms(-(-tokens // 2), graph)
+        half_tokens = -(-tokens // 2)
+        compute, comm = blocks.layers_ms(half_tokens, graph)
         compute += blocks.attention_ms(half, graph)
-        _, moe_layers = stage_layers(blocks.model, blocks.par)
-        overlapped = 2 * max(compute, comm) + min(compute, comm) / max(moe_layers, 1)
-        return _with_host(blocks, head + overlapped, 2 * comm, overlapped - 2 * compute)
+        layers, moe_layers = stage_layers(blocks.model, blocks.par)
+        # A dense layer: its share of the attention (the same in every layer) and its MLP.
+        attention = blocks.attention_block_ms(half_tokens, graph) + blocks.attention_ms(half, graph)
+        dense = (attention * (layers - moe_layers) / layers + blocks.dense_mlp_ms(half_tokens, graph)
+                 if moe_layers < layers else 0.0)
+        moe = (compute - dense) * self.sm_slowdown
+        overlapped = 2 * max(moe, comm) + min(moe, comm) / max(moe_layers, 1)
+        return _with_host(blocks, head + 2 * dense + overlapped, 2 * comm, overlapped - 2 * moe)
 
     def kinks(self, stats: BatchStats, n: int) -> list[int]:
         return self.blocks.decode_kinks(stats.decode_sum_kv, stats.num_decode, n, 2 * self.blocks.par.dp_attention)

@@ -27,7 +27,7 @@ import numpy as np
 
 from frontier.engine import make_engine
 from frontier.metrics.serving import serving_metrics
-from frontier.ops.experts import ExpertRouting
+from frontier.ops.experts import ExpertRouting, Fabric
 from frontier.ops.graph import Parallel
 from frontier.predict import load_predictor
 from frontier.predict.links import Link, rank_link
@@ -94,10 +94,10 @@ def block_costs_for(scenario: Scenario, spec: ClusterSpec) -> tuple[BlockCosts, 
     model = scenario.cluster_model(spec)
     engine = make_engine(spec.engine, spec.engine_version, gpu, spec.tp)
     predictor = load_predictor(gpu)
-    a2a = "network" if spec.instance_gpus > gpu.gpus_per_node and spec.ep > 1 else "nvlink"
     routing = ExpertRouting(spec.expert_skew, spec.expert_load_file, spec.eplb_redundant_experts)
+    fabric = Fabric(gpu.gpus_per_node, gpu.intra_node_gbps, gpu.network_gbps, gpu.sm_count)
     par = Parallel(tp=spec.tp, pp=spec.pp, ep=spec.ep, dp_attention=spec.dp_attention, routing=routing,
-                   a2a_link=a2a)
+                   ep_backend=spec.ep_backend, fabric=fabric)
     overheads = StepOverheads(cuda_graph=spec.cuda_graph, cpu_overhead_ms=spec.cpu_overhead_ms,
                               capture_sizes=tuple(s for s in engine.capture_sizes if s <= spec.cuda_graph_max_bs)
                               or (1,),

@@ -30,6 +30,8 @@ TOPOLOGIES = {("mixed",): "co-located", ("decode", "prefill"): "PD-disaggregated
 KV_TRANSFER_MODES = ("layerwise", "whole")
 ROUTERS = ("round_robin", "least_outstanding", "least_tokens")
 ATTENTION_BACKENDS = ("flash", "cudnn")
+# How MoE dispatch/combine move tokens between EP ranks (priced in frontier.ops.experts.ep_traffic).
+EP_BACKENDS = ("nccl", "allgather-reducescatter", "deepep-normal", "deepep-low-latency")
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,7 @@ class ClusterSpec:
     pp: int = 1
     dp: int = 1                            # independent instances (replicas)
     ep: int = 1                            # expert parallelism of the MoE layers
+    ep_backend: str = "nccl"               # dispatch/combine: nccl | allgather-reducescatter | deepep-normal | deepep-low-latency
     router: str = "round_robin"            # how requests are spread over the dp instances
     engine: str = "vllm"                   # vllm | sglang: scheduling, defaults, kernels, host time
     engine_version: str = ""               # e.g. "0.12.0"; "" = the newest the engine model knows
@@ -140,7 +143,7 @@ class Scenario:
 
 
 _CHOICES = {"role": ROLES, "router": ROUTERS, "attention_backend": ATTENTION_BACKENDS, "engine": ENGINES,
-            "schedule_policy": ("fcfs", "lpm"), "kv_cache_dtype": KV_CACHE_DTYPES}
+            "schedule_policy": ("fcfs", "lpm"), "kv_cache_dtype": KV_CACHE_DTYPES, "ep_backend": EP_BACKENDS}
 _POSITIVE = {"tp", "pp", "dp", "ep", "max_num_seqs", "max_num_batched_tokens", "block_size", "dp_attention",
              "micro_batches", "max_prefill_tokens", "cuda_graph_max_bs"}
 # The type of each field whose default is the engine's (None until resolved).

@@ -118,7 +118,7 @@ def test_af_step_cost_follows_the_formula():
 def test_two_batch_overlap_hides_all_to_all():
     model = load_model("deepseek-v3")
     predictor = load_predictor("h100-sxm")
-    par = Parallel(tp=1, ep=32, dp_attention=32, a2a_link="network")
+    par = Parallel(tp=1, ep=32, dp_attention=32, ep_backend="deepep-normal")
     # Prefill of 4096 tokens per rank: compute and all-to-all are both large, overlap pays.
     # (With a small decode batch each half re-reads the weights, and overlap does not pay.)
     stats = BatchStats(num_prefill=64, prefill_tokens=32 * 4096, prefill_sum_q2=64 * 2048**2,
@@ -168,3 +168,26 @@ def test_decode_reserves_the_prompt_and_one_token_per_hand_off():
     assert [r.id for r in started] == [0, 1, 2]
     assert [r.num_blocks for r in started] == [26, 26, 26]
     assert kv.free_blocks == 90 - 78 and decode.receiving == 3 and len(decode.pending_kv) == 1
+
+
+def test_two_batch_overlap_keeps_dense_layers_exposed_and_pays_deepep_sms():
+    model = load_model("deepseek-v3")
+    predictor = load_predictor("h100-sxm")
+    stats = BatchStats(num_prefill=32, prefill_tokens=32 * 2048, prefill_sum_q2=32 * 2048**2,
+                       prefill_sum_kv=32 * 2048, prefill_max_q=2048, prefill_max_kv=2048, num_sampled=32)
+    for backend, sms in (("deepep-normal", 24), ("deepep-low-latency", 0)):
+        par = Parallel(tp=1, ep=32, dp_attention=32, ep_backend=backend)
+        blocks = BlockCosts(model, par, predictor, dtype="fp8")
+        rule = TwoBatchOverlap(blocks)
+        assert rule.sm_slowdown == pytest.approx(132 / (132 - sms))
+        # By hand from the blocks of one rank's half batch (1024 tokens of one 2048-token prompt):
+        half = BatchStats(1, 1024, 1024**2, 0, 1024, 2048, 2048, num_sampled=1)
+        compute, comm = blocks.layers_ms(1024, False)
+        attention = blocks.attention_block_ms(1024, False) + blocks.attention_ms(half, False)
+        compute += blocks.attention_ms(half, False)
+        dense = attention * 3 / 61 + blocks.dense_mlp_ms(1024, False)  # 3 dense of 61 layers
+        moe = (compute - dense) * rule.sm_slowdown
+        gpu = (blocks.head_ms(2048, 1, False) + 2 * dense + 2 * max(moe, comm) + min(moe, comm) / 58)
+        step = rule.step(stats)
+        assert step.gpu_ms == pytest.approx(gpu, rel=1e-9)
+        assert step.comm_ms == pytest.approx(2 * comm)
