@@ -95,6 +95,7 @@ class Instance:
         self.comm_ms = 0.0
         self.bubble_ms = 0.0
         self.ffn_bubble_ms = 0.0
+        self.token_log: list[tuple[float, int, int]] = []  # (batch end, prefill, output tokens so far)
 
     # --- admission ---------------------------------------------------------------------------
     def admit(self, req: Request) -> bool:
@@ -395,4 +396,5 @@ class Instance:
         for req in handoffs:
             self.scheduler.running.remove(req)
             self._leave(req)
+        self.token_log.append((batch.done_s, self.prefill_tokens, self.output_tokens))
         return finished, handoffs

@@ -276,11 +276,29 @@ class Simulation:
         self.next_req += 1
         req.arrival_s = self.clock
         inst = self.router.pick(self.entry.instances, req)
-        if inst.admit(req):
+        if inst.role == "decode":  # decode-only: arrives prefilled, its first token out
+            self._arrive_prefilled(inst, req)
+        elif inst.admit(req):
             self.in_flight += 1
             self.interrupt(inst)
             self.kick(inst)
         elif self.bar:
+            self.bar.update(1)
+
+    def _arrive_prefilled(self, inst: Instance, req: Request) -> None:
+        """Decode-only: the request's prompt KV is in place when it arrives (SGLang's fake KV
+        transfer backend), its first token already counted."""
+        req.num_computed, req.num_output = req.prompt_tokens, 1
+        req.first_token_s = req.last_token_s = self.clock
+        if req.max_output_tokens <= 1:
+            req.finish_s, req.status = self.clock, "finished"
+        elif inst.accept_prefilled(req):
+            self.in_flight += 1
+            self.interrupt(inst)
+            self._pull(inst)
+            self.kick(inst)
+            return
+        if self.bar:
             self.bar.update(1)
 
     def on_batch_done(self, inst: Instance, batch: Batch) -> None:
@@ -298,7 +316,13 @@ class Simulation:
             self.bar.update(len(finished))
 
     def _hand_off(self, prefill: Instance, req: Request) -> None:
-        """A prefilled request goes to a decode instance; the prefill keeps its KV until sent."""
+        """A prefilled request goes to a decode instance; the prefill keeps its KV until sent.
+        Prefill-only: the request ends with its first token."""
+        if self.decode is None:
+            prefill.kv.free(req)
+            req.max_output_tokens, req.finish_s, req.status = req.num_output, self.clock, "finished"
+            self._finished([req])
+            return
         hold = prefill.kv.hold(req)
         target = self.decode_router.pick(self.decode.instances, req)
         if not target.accept_prefilled(req):
@@ -311,6 +335,9 @@ class Simulation:
 
     def _pull(self, decode: Instance) -> None:
         for req in decode.pull_kv():
+            if req.id not in self.holds:  # decode-only: the KV is already there
+                decode.kv_arrived(req)
+                continue
             prefill, hold, handed_s = self.holds[req.id]
             # Layer by layer only if the decode side had blocks ready when the prefill ended.
             layerwise = self.scenario.kv_transfer != "whole" and self.clock <= handed_s
@@ -434,6 +461,8 @@ def _cluster_summaries(sim: Simulation, duration: float) -> list[dict]:
         row.update({
             "input_tokens_per_s": sum(i.prefill_tokens for i in insts) / duration,
             "output_tokens_per_s": sum(i.output_tokens for i in insts) / duration,
+            "steady_input_tokens_per_s": steady_rate(insts, 1),
+            "steady_output_tokens_per_s": steady_rate(insts, 2),
             "busy_fraction": busy / (engines * duration),
             "kv_blocks_per_instance": c.memory.num_blocks * (spec.dp_attention if spec.role != "attention" else 1),
             "kv_tokens_per_instance": c.memory.kv_tokens * (spec.dp_attention if spec.role != "attention" else 1),
@@ -458,6 +487,25 @@ def _cluster_summaries(sim: Simulation, duration: float) -> list[dict]:
                         "weight_gib_per_gpu": memory_for(scenario, ffn, "deployment").weight_bytes / 2**30})
             out.append(row)
     return out
+
+
+STEADY_QUANTILES = (0.1, 0.9)
+
+
+def steady_rate(instances, column: int) -> float | None:
+    """Tokens per second of a cluster in steady state: the cluster's cumulative count of prefill
+    (`column` 1) or output (2) tokens, summed over its instances batch by batch, is timed between
+    the moments it passes 10 % and 90 % of its final value, so the ramp-up (the first 10 % of
+    the tokens) and the drain (the last 10 %) are left out. None without tokens."""
+    events = sorted((row[0], row[column] - prev[column]) for inst in instances
+                    for prev, row in zip([(0.0, 0, 0)] + inst.token_log, inst.token_log) if row[column] > prev[column])
+    if len(events) < 2:
+        return None
+    times = np.array([t for t, _ in events])
+    counts = np.cumsum([n for _, n in events], dtype=float)
+    lo, hi = (q * counts[-1] for q in STEADY_QUANTILES)
+    t_lo, t_hi = np.interp([lo, hi], counts, times)
+    return (hi - lo) / (t_hi - t_lo) if t_hi > t_lo else None
 
 
 def _cluster_row(scenario: Scenario, spec: ClusterSpec) -> dict:

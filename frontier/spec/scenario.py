@@ -25,8 +25,11 @@ from frontier.workload import WorkloadSpec
 
 ROLES = ("mixed", "prefill", "decode", "attention", "ffn")
 # The deployments Frontier simulates, by the roles of their clusters.
+# prefill-only / decode-only: one side of a PD deployment measured alone, as SGLang benchmarks
+# it (a prefill server whose requests end at their first token; a decode server whose requests
+# arrive with their KV present, its "fake" transfer backend).
 TOPOLOGIES = {("mixed",): "co-located", ("decode", "prefill"): "PD-disaggregated",
-              ("attention", "ffn"): "AF-disaggregated"}
+              ("attention", "ffn"): "AF-disaggregated", ("prefill",): "prefill-only", ("decode",): "decode-only"}
 KV_TRANSFER_MODES = ("layerwise", "whole")
 ROUTERS = ("round_robin", "least_outstanding", "least_tokens")
 ATTENTION_BACKENDS = ("flash", "cudnn")
@@ -270,7 +273,7 @@ def deployment_from_dict(d: dict | None, where: str = "deployment", gpu: GPUSpec
     if roles not in TOPOLOGIES:
         raise SpecError(f"{where}.clusters: roles {list(roles)} do not form a deployment; use one "
                         "'mixed' cluster, a 'prefill' and a 'decode' cluster, or an 'attention' and an "
-                        "'ffn' cluster")
+                        "'ffn' cluster (or one 'prefill' or one 'decode' cluster alone)")
     links = d.get("links") or {}
     check_keys(links, {"kv", "af"}, f"{where}.links")
     kv_transfer = d.get("kv_transfer", "layerwise")

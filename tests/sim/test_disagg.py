@@ -191,3 +191,45 @@ def test_two_batch_overlap_keeps_dense_layers_exposed_and_pays_deepep_sms():
         step = rule.step(stats)
         assert step.gpu_ms == pytest.approx(gpu, rel=1e-9)
         assert step.comm_ms == pytest.approx(2 * comm)
+
+
+def one_side(role):
+    return scenario_from_dict({"model": "llama-3.1-8b", "gpu": "h100-sxm", "workload": TINY,
+                               "deployment": {"clusters": [{"name": role[0], "role": role}]}})
+
+
+def test_prefill_only_ends_each_request_at_its_first_token():
+    sc = one_side("prefill")
+    assert sc.topology == "prefill-only"
+    res = simulate(sc, table([0.0, 0.0], [100, 100], [5, 5]), step_time=LinearStepTime(0.010, 0.0001))
+    # The first prompt starts alone on arrival (10 + 100 x 0.1 = 20 ms), the second after it;
+    # each request ends with its first token.
+    assert list(res.requests.finish_s) == pytest.approx([0.020, 0.040])
+    assert list(res.requests.output_tokens) == [1, 1]
+    inst = res.instances[0]
+    assert inst.kv.free_blocks == inst.kv.num_blocks
+    assert res.summary["frontier"]["clusters"][0]["input_tokens_per_s"] == pytest.approx(200 / 0.040)
+
+
+def test_decode_only_requests_arrive_with_their_kv():
+    sc = one_side("decode")
+    assert sc.topology == "decode-only"
+    res = simulate(sc, table([0.0, 0.0], [100, 100], [3, 3]), step_time=LinearStepTime(0.010, 0.0001))
+    # First token counted at arrival. The first request decodes alone (10.1 ms), the second
+    # joins between batches: one step of both (10.2 ms) ends the first, one alone the second.
+    r = res.requests
+    assert list(r.ttft_s) == [0.0, 0.0]
+    assert list(r.finish_s) == pytest.approx([0.0203, 0.0304])
+    assert res.instances[0].output_tokens == 4
+    assert res.instances[0].prefill_tokens == 0
+
+
+def test_steady_rate_leaves_out_ramp_up_and_drain():
+    from frontier.sim.run import steady_rate
+
+    class Log:  # 100 output tokens per second from 1 s to 11 s, a slow start and a slow end
+        token_log = [(1.0, 0, 10)] + [(1.0 + k, 0, 10 + 100 * k) for k in range(1, 11)] + [(21.0, 0, 1020)]
+
+    # 10 % of 1020 = 102 tokens at 1.92 s, 90 % = 918 at 10.08 s: 816 tokens in 8.16 s.
+    assert steady_rate([Log()], 2) == pytest.approx(100.0)
+    assert steady_rate([Log()], 1) is None
