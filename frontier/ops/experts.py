@@ -26,6 +26,7 @@ class ExpertRouting:
     skew: float = 0.0            # 0 uniform; 1.2 the reference table's hot-expert routing
     load_file: str = ""          # CSV/whitespace list of per-expert loads (any scale)
     redundant: int = 0           # EPLB: extra replicas of the hottest experts
+    load_cv: float = 0.0         # batch-to-batch coefficient of variation of each expert's load
 
     def expert_shares(self, experts: int, top_k: int) -> np.ndarray:
         """Fraction of all routed rows (tokens x top-k) each expert receives; sums to 1."""
@@ -77,15 +78,22 @@ class RankLoad:
 
 @lru_cache(maxsize=256)
 def busiest_rank(experts: int, top_k: int, ep: int, routing: ExpertRouting) -> RankLoad:
+    """The rank every other waits for. Placement (EPLB's too) is built from the long-run shares,
+    a stale window of loads; in each batch an expert's load strays from its share with
+    coefficient of variation `load_cv`, independently, so rank r's load has mean m_r (its
+    shares) and standard deviation s_r = load_cv x sqrt(sum of its shares squared), and the
+    busiest of ep ranks is expected near max_r(m_r + s_r sqrt(2 ln ep)) (the Gaussian maximum)."""
     shares = routing.expert_shares(experts, top_k)
     slots = -(-(experts + routing.redundant) // ep)
     if routing.redundant == 0:
         per_rank = [shares[r * slots:(r + 1) * slots] for r in range(ep)]
     else:
         per_rank = _balanced_placement(shares, ep, slots, routing.redundant)
-    loads = [float(np.sum(s)) for s in per_rank]
+    spread = routing.load_cv * math.sqrt(2 * math.log(ep)) if ep > 1 else 0.0
+    loads = [float(np.sum(s) + spread * math.sqrt(np.sum(np.square(s)))) for s in per_rank]
     r = int(np.argmax(loads))
-    return RankLoad(loads[r], len(per_rank[r]), tuple(float(x) for x in per_rank[r]))
+    stray = loads[r] / max(float(np.sum(per_rank[r])), 1e-30)
+    return RankLoad(loads[r], len(per_rank[r]), tuple(float(x) * stray for x in per_rank[r]))
 
 
 def _balanced_placement(shares: np.ndarray, ep: int, slots: int, redundant: int) -> list[np.ndarray]:

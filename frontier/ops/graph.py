@@ -220,13 +220,17 @@ def dense_mlp(model: ModelSpec, par: Parallel, tokens: int, dtype: str | None = 
     return ops
 
 
-def ep_exchange(model: ModelSpec, par: Parallel, tokens: int, phase: str) -> EPExchange:
+def ep_exchange(model: ModelSpec, par: Parallel, tokens: int, phase: str, imbalance: float = 1.0) -> EPExchange:
     """One rank's dispatch or combine of `tokens` tokens in one MoE layer: bytes per link from
-    the routing model (`frontier.ops.experts.ep_traffic`)."""
+    the routing model (`frontier.ops.experts.ep_traffic`). `imbalance`: the busiest rank's load
+    over the mean; it receives (dispatch) and sends back (combine) that much more than a mean
+    rank, and every rank waits for it."""
     moe, fabric = model.moe, par.fabric
     dest = destinations(moe.num_experts, moe.top_k, moe.n_group, moe.topk_group, par.ep, fabric.gpus_per_node)
     nvl, net = ep_traffic(par.ep_backend, dest, tokens, model.hidden_size, moe.top_k, fabric.gpus_per_node, phase)
-    return EPExchange(par.ep_backend, phase, round(nvl), round(net), fabric.nvlink_gbps, fabric.network_gbps)
+    k = max(imbalance, 1.0)
+    return EPExchange(par.ep_backend, phase, round(nvl * k), round(net * k), fabric.nvlink_gbps,
+                      fabric.network_gbps)
 
 
 def ffn_block(model: ModelSpec, par: Parallel, tokens: int, dtype: str | None = None,
@@ -252,11 +256,12 @@ def ffn_block(model: ModelSpec, par: Parallel, tokens: int, dtype: str | None = 
         rows, busiest, active = load.rows(group, moe.top_k)
         width, experts = moe.intermediate_size, load.local_experts
         rank_tokens = max(1, math.ceil(rows / moe.top_k))
-        ops += [(ep_exchange(model, par, T, "dispatch"), moe_layers),
+        imbalance = load.rank_share * par.ep
+        ops += [(ep_exchange(model, par, T, "dispatch", imbalance), moe_layers),
                 (GroupedGemm(experts, moe.top_k, rank_tokens, h, 2 * width, busiest, active, xdtype), moe_layers),
                 (Elementwise("silu_mul", rows, width), moe_layers),
                 (GroupedGemm(experts, moe.top_k, rank_tokens, width, h, busiest, active, xdtype), moe_layers),
-                (ep_exchange(model, par, T, "combine"), moe_layers)]
+                (ep_exchange(model, par, T, "combine", imbalance), moe_layers)]
     else:
         width = moe.intermediate_size // tp
         busiest, active = _dense_routing(T, moe.num_experts, moe.top_k, par.routing.skew)

@@ -27,15 +27,22 @@ def rank_link(gpu, gpus: int, bandwidth_gbps: float | None = None,
     return Link(bandwidth_gbps or gpu.network_gbps * gpus, latency_us or gpu.network_latency_us)
 
 
-def kv_transfer_s(link: Link, nbytes: float, layers: int, hide_s: float | None) -> tuple[float, float]:
-    """(whole transfer, part not hidden) of a KV cache of `nbytes`.
+def kv_transfer_window(link: Link, nbytes: float, layers: int, now_s: float, link_free_s: float,
+                       prefill_s: tuple[float, float] | None) -> tuple[float, float]:
+    """(start, end) of a KV cache of `nbytes` crossing a link that is busy until `link_free_s`
+    (transfers out of one GPU's NICs queue behind each other: the link is shared, not copied).
 
-    Sent layer by layer while the prefill runs (`hide_s` of it left to hide behind), only the
-    last layer, or what outlasts the prefill, remains; `hide_s` None: sent whole afterwards."""
+    Whole (`prefill_s` None): it starts when asked (`now_s`) and the link is free. Layer by layer
+    (`prefill_s` = start and end of the request's own prefill): layers leave as they are
+    computed, from the prefill's start once the link is free; the last one cannot leave before
+    the prefill ends."""
     total = link.seconds(nbytes)
-    if hide_s is None:
-        return total, total
-    return total, max(total / layers, total - hide_s)
+    if prefill_s is None:
+        start = max(now_s, link_free_s)
+        return start, start + total
+    begin, end = prefill_s
+    start = max(begin, link_free_s)
+    return start, max(start + total, end + total / layers)
 
 
 def activation_transfer_ms(link: Link, tokens: int, hidden: int, elem_bytes: float) -> float:

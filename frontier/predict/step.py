@@ -4,7 +4,7 @@
 - `step(stats)`: one iteration of a batch (`StepTime`);
 - `decode_run(stats, n)`: n decode iterations of an unchanging batch, each one KV token longer
   per sequence (their times and totals, interpolated between the first and the last);
-- `kv_transfer(request, link, layerwise)`: a request's KV crossing to a decode instance;
+- `kv_transfer(request, link, now, link_free, layerwise)`: a request's KV crossing to a decode instance;
 - `warm(prompt_tokens)`: predict up front what a run will surely ask.
 
 A step is timed by a *timing rule* over one `BlockCosts` cache (`frontier.predict.blocks`):
@@ -27,7 +27,7 @@ import numpy as np
 
 from frontier.ops.graph import BatchStats, stage_layers
 from frontier.predict.blocks import BlockCosts, StepOverheads, split
-from frontier.predict.links import DEEPEP_NORMAL_SMS, Link, activation_transfer_ms, kv_transfer_s
+from frontier.predict.links import DEEPEP_NORMAL_SMS, Link, activation_transfer_ms, kv_transfer_window
 
 __all__ = ["AFPipeline", "BlockCosts", "Sequential", "StepModel", "StepOverheads", "StepTime",
            "TimingRule", "TwoBatchOverlap", "af_step_formula_ms"]
@@ -240,13 +240,14 @@ class StepModel:
             total = total + t
         return np.array([t.total_s for t in each]), total
 
-    def kv_transfer(self, req, link: Link, layerwise: bool) -> tuple[float, float]:
-        """(whole transfer, part not hidden behind the prefill) of a request's KV.
+    def kv_transfer(self, req, link: Link, now_s: float, link_free_s: float, layerwise: bool) -> tuple[float, float]:
+        """(start, end) of a request's KV crossing `link`, free from `link_free_s`.
 
-        Layer by layer (`layerwise`, the decode side had blocks ready at once), the transfer
-        overlaps the prefill; otherwise all of it is exposed."""
-        hide_s = req.first_token_s - req.arrival_s if layerwise else None
-        return kv_transfer_s(link, self.kv_bytes_per_token * req.prompt_tokens, self.layers, hide_s)
+        Layer by layer (`layerwise`: the decode side had blocks ready at once), the transfer
+        overlaps the request's own prefill; otherwise it starts now."""
+        prefill = (req.prefill_start_s, req.first_token_s) if layerwise else None
+        return kv_transfer_window(link, self.kv_bytes_per_token * req.prompt_tokens, self.layers, now_s,
+                                  link_free_s, prefill)
 
     def warm(self, prompt_tokens) -> None:
         warm = getattr(self.rule, "warm", None)

@@ -172,6 +172,10 @@ class Instance:
         plan = self.scheduler.schedule(busy)
         if not plan.scheduled:
             return None
+        if self.role == "prefill":  # where each prompt's KV transfer may start overlapping
+            for req, _ in plan.scheduled:
+                if req.prefill_start_s != req.prefill_start_s:  # NaN: not started yet
+                    req.prefill_start_s = now
         times = stretch = None
         if self.fast_forward and self.pp == 1:
             if self._can_fast_forward(plan):

@@ -85,7 +85,8 @@ class Cluster:
     instances: list[Instance]
     memory: MemoryPlan
     predictor_sources: dict
-    kv_transfer_s: list[float] = field(default_factory=list)
+    kv_transfer_s: list[float] = field(default_factory=list)  # PD prefill: each KV's time on the link
+    kv_exposed_s: list[float] = field(default_factory=list)   # PD decode: each KV's wait once pulled
 
 
 def block_costs_for(scenario: Scenario, spec: ClusterSpec) -> tuple[BlockCosts, dict]:
@@ -94,7 +95,8 @@ def block_costs_for(scenario: Scenario, spec: ClusterSpec) -> tuple[BlockCosts, 
     model = scenario.cluster_model(spec)
     engine = make_engine(spec.engine, spec.engine_version, gpu, spec.tp)
     predictor = load_predictor(gpu)
-    routing = ExpertRouting(spec.expert_skew, spec.expert_load_file, spec.eplb_redundant_experts)
+    routing = ExpertRouting(spec.expert_skew, spec.expert_load_file, spec.eplb_redundant_experts,
+                            spec.expert_load_cv)
     fabric = Fabric(gpu.gpus_per_node, gpu.intra_node_gbps, gpu.network_gbps, gpu.sm_count)
     par = Parallel(tp=spec.tp, pp=spec.pp, ep=spec.ep, dp_attention=spec.dp_attention, routing=routing,
                    ep_backend=spec.ep_backend, fabric=fabric)
@@ -145,7 +147,8 @@ def memory_for(scenario: Scenario, spec: ClusterSpec, where: str) -> MemoryPlan:
     return plan_memory(scenario.cluster_model(spec), scenario.cluster_gpu(spec), tp=spec.tp, pp=spec.pp, ep=spec.ep,
                        gpu_memory_utilization=spec.gpu_memory_utilization, block_size=spec.block_size,
                        max_num_batched_tokens=spec.max_num_batched_tokens, max_num_seqs=spec.max_num_seqs,
-                       where=where, part=part, activations_inside=spec.engine != "sglang")
+                       where=where, part=part, activations_inside=spec.engine != "sglang",
+                       redundant_experts=spec.eplb_redundant_experts)
 
 
 def build_clusters(scenario: Scenario, recorder: Recorder, step_time=None, fast_forward: bool = True,
@@ -217,6 +220,9 @@ class Simulation:
         self.clock = 0.0
         self.bar = _Progress(len(self.reqs)) if progress else None
         self.holds: dict[int, tuple[Instance, KVHold, float]] = {}  # PD: request -> prefill side
+        # PD: when each attention-DP rank's NICs of each prefill instance are free again
+        self.link_free = ({i: [0.0] * self.entry.spec.dp_attention for i in self.entry.instances}
+                          if self.decode else {})
 
     def _role(self, role: str) -> Cluster:
         return next(c for c in self.clusters if c.spec.role == role)
@@ -341,11 +347,14 @@ class Simulation:
             prefill, hold, handed_s = self.holds[req.id]
             # Layer by layer only if the decode side had blocks ready when the prefill ended.
             layerwise = self.scenario.kv_transfer != "whole" and self.clock <= handed_s
-            _, exposed_s = prefill.step_model.kv_transfer(req, self.kv_link, layerwise)
-            done = self.clock + exposed_s
+            links = self.link_free[prefill]  # the request leaves from the rank whose link frees first
+            free = heapq.heappop(links)
+            start, done = prefill.step_model.kv_transfer(req, self.kv_link, self.clock, free, layerwise)
+            heapq.heappush(links, done)
             self.push(done, KVArrived(decode, req))
-            self.recorder.transfer(f"{prefill.name} kv out", self.clock, done, f"kv {req.id}")
-            self.decode.kv_transfer_s.append(exposed_s)
+            self.recorder.transfer(f"{prefill.name} kv out", start, done, f"kv {req.id}")
+            self.entry.kv_transfer_s.append(done - start)
+            self.decode.kv_exposed_s.append(done - self.clock)
 
     def on_kv_arrived(self, decode: Instance, req: Request) -> None:
         prefill, hold, _ = self.holds.pop(req.id)
@@ -449,8 +458,6 @@ def _result(sim: Simulation, wall_s: float) -> SimResult:
 
 def _cluster_summaries(sim: Simulation, duration: float) -> list[dict]:
     scenario = sim.scenario
-    kv_ms = (float(np.mean(sim.decode.kv_transfer_s)) * 1e3 if sim.decode and sim.decode.kv_transfer_s
-             else None)
     out = []
     for c in sim.clusters:
         insts, spec = c.instances, c.spec
@@ -471,7 +478,8 @@ def _cluster_summaries(sim: Simulation, duration: float) -> list[dict]:
             "peak_kv_fraction": max(i.kv.peak_used / max(i.kv.num_blocks, 1) for i in insts),
             "prefix_cache_hit_rate": (sum(i.kv.prefix_hit_tokens for i in insts)
                                       / max(sum(i.kv.prefix_query_tokens for i in insts), 1)),
-            "kv_transfer_ms": kv_ms if spec.role in ("prefill", "decode") else None,
+            "kv_transfer_ms": float(np.mean(c.kv_transfer_s)) * 1e3 if c.kv_transfer_s else None,
+            "kv_exposed_ms": float(np.mean(c.kv_exposed_s)) * 1e3 if c.kv_exposed_s else None,
             "all_to_all_ms": (sum(i.comm_ms for i in insts) / steps
                               if spec.ep > 1 and spec.role != "attention" else None),
             "bubble_fraction": (sum(i.bubble_ms for i in insts) * 1e-3 / busy

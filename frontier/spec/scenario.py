@@ -74,6 +74,7 @@ class ClusterSpec:
     expert_skew: float = 0.0                # MoE routing: 0 uniform, ~1.2 hot experts (Zipf-like)
     expert_load_file: str = ""              # MoE routing: per-expert loads measured elsewhere
     eplb_redundant_experts: int = 0         # EPLB: replicas of the hottest experts, balanced placement
+    expert_load_cv: float = 0.0             # MoE routing: batch-to-batch CV of each expert's load (stale EPLB)
     defaults_from: tuple = ()               # (field, value, source) of each engine default applied
 
     @property
@@ -212,8 +213,8 @@ def cluster_from_dict(d: dict, where: str, scenario_gpu: GPUSpec | None = None) 
     if spec.ep > 1 and spec.instance_gpus % spec.ep:
         raise SpecError(f"{where}.ep: {spec.ep} must divide the instance's GPUs (tp x pp x dp_attention = "
                         f"{spec.instance_gpus})")
-    if spec.expert_skew < 0 or spec.eplb_redundant_experts < 0 or spec.max_model_len < 0:
-        raise SpecError(f"{where}: expert_skew, eplb_redundant_experts and max_model_len must be >= 0")
+    if spec.expert_skew < 0 or spec.eplb_redundant_experts < 0 or spec.max_model_len < 0 or spec.expert_load_cv < 0:
+        raise SpecError(f"{where}: expert_skew, expert_load_cv, eplb_redundant_experts and max_model_len must be >= 0")
     if spec.num_gpu_blocks_override < 0:
         raise SpecError(f"{where}.num_gpu_blocks_override: must be >= 0 (0: from the memory plan)")
     if spec.cpu_overhead_ms < 0:

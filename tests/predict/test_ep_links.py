@@ -87,3 +87,22 @@ def test_deepep_low_latency_matches_the_published_latency(ep, dispatch_us, combi
         nvl, net = ep_traffic("deepep-low-latency", d, 128, H, 8, 8, phase)
         ms = ep_exchange_ms(EPExchange("deepep-low-latency", phase, round(nvl), round(net), *H800))
         assert ms * 1e3 == pytest.approx(published, rel=0.08)
+
+
+def test_batch_to_batch_load_variation_sets_the_busiest_rank():
+    from frontier.ops.experts import ExpertRouting, busiest_rank
+
+    # 256 equal experts on 32 ranks, 8 each: mean share 8/256. Each expert's load strays with
+    # CV 0.5, so a rank's share has sd 0.5 x sqrt(8) / 256; the busiest of 32 ranks sits
+    # sqrt(2 ln 32) sd above the mean.
+    load = busiest_rank(256, 8, 32, ExpertRouting(load_cv=0.5))
+    assert load.rank_share == pytest.approx(8 / 256 + 0.5 * math.sqrt(8) / 256 * math.sqrt(2 * math.log(32)))
+    assert busiest_rank(256, 8, 32, ExpertRouting()).rank_share == pytest.approx(1 / 32)
+    # The busiest rank also receives and returns that much more traffic: every rank waits.
+    from frontier.ops.graph import Parallel, ep_exchange
+    from frontier.spec.model import load_model
+
+    model = load_model("deepseek-v3")
+    par = Parallel(ep=32, dp_attention=32, ep_backend="deepep-low-latency")
+    even, hot = ep_exchange(model, par, 128, "dispatch"), ep_exchange(model, par, 128, "dispatch", 1.5)
+    assert hot.network_bytes == pytest.approx(1.5 * even.network_bytes, abs=1)

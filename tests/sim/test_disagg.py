@@ -36,7 +36,7 @@ def test_pd_hand_computed_prefill_transfer_decode():
     assert r.finish_s == pytest.approx(0.0422)
     assert r.path == "p/0>d/0"
     clusters = {c["role"]: c for c in res.summary["frontier"]["clusters"]}
-    assert clusters["decode"]["kv_transfer_ms"] == pytest.approx(2.0)
+    assert clusters["prefill"]["kv_transfer_ms"] == clusters["decode"]["kv_exposed_ms"] == pytest.approx(2.0)
     assert clusters["prefill"]["input_tokens_per_s"] == pytest.approx(100 / 0.0422)
     assert clusters["decode"]["output_tokens_per_s"] == pytest.approx(2 / 0.0422)
     # The ITL of the second token includes the transfer: 32.1 - 20.
@@ -233,3 +233,28 @@ def test_steady_rate_leaves_out_ramp_up_and_drain():
     # 10 % of 1020 = 102 tokens at 1.92 s, 90 % = 918 at 10.08 s: 816 tokens in 8.16 s.
     assert steady_rate([Log()], 2) == pytest.approx(100.0)
     assert steady_rate([Log()], 1) is None
+
+
+def test_kv_transfers_share_the_prefill_link():
+    # 100 tokens x 131072 B = 13.1 MB over 0.65536 GB/s: 20 ms, plus 1 ms latency.
+    sc = pd_scenario(bandwidth_gbps=0.65536, latency_us=1000)
+    res = simulate(sc, table([0.0, 0.0], [100, 100], [3, 3]), step_time=LinearStepTime(0.010, 0.0001))
+    # Prefills end at 20 and 40 ms. The first KV crosses 20 -> 41 ms; the second waits for the
+    # link: 41 -> 62 ms, not 40 -> 61. Decode: the first from 41 (tokens at 51.1, 61.2), the
+    # second from 62 (72.1, 82.2).
+    assert list(res.requests.finish_s) == pytest.approx([0.0612, 0.0822])
+    clusters = {c["role"]: c for c in res.summary["frontier"]["clusters"]}
+    assert clusters["prefill"]["kv_transfer_ms"] == pytest.approx(21.0)          # link time each
+    assert clusters["decode"]["kv_exposed_ms"] == pytest.approx((21.0 + 22.0) / 2)  # waited for
+
+
+def test_layerwise_transfer_overlaps_only_its_own_prefill():
+    # 21 ms of transfer each. The first KV leaves with its prefill (0 -> 20 ms): 0 -> 21, 1 ms
+    # exposed. The second prompt queued 20 ms behind the first; its KV may overlap its own
+    # prefill (20 -> 40 ms) only, from 21 ms when the link frees: 21 -> 42, 2 ms exposed (the
+    # decode side is idle again by then: the first request's one decode step ended at 31.1).
+    sc = pd_scenario(kv_transfer="layerwise", bandwidth_gbps=0.65536, latency_us=1000)
+    res = simulate(sc, table([0.0, 0.0], [100, 100], [2, 2]), step_time=LinearStepTime(0.010, 0.0001))
+    clusters = {c["role"]: c for c in res.summary["frontier"]["clusters"]}
+    assert clusters["decode"]["kv_exposed_ms"] == pytest.approx((1.0 + 2.0) / 2)
+    assert list(res.requests.finish_s) == pytest.approx([0.0311, 0.0521])
