@@ -79,8 +79,14 @@ Ops = list[tuple[Operator, int]]
 CUSTOM_ALLREDUCE_MAX_BYTES = 8 * 2**20   # custom_all_reduce.py max_size; NCCL above
 
 
-def all_reduce(size_bytes: int, tp: int) -> Collective:
-    """The tensor-parallel all-reduce the engines launch for a message of `size_bytes`."""
+def all_reduce(size_bytes: int, tp: int, gpus_per_node: int = 0) -> Collective:
+    """The tensor-parallel all-reduce the engines launch for a message of `size_bytes`.
+
+    Across nodes (tp > gpus_per_node, e.g. TP16 on two 8-GPU nodes) the custom kernel cannot
+    run (it needs every rank's buffer over NVLink: custom_all_reduce.py refuses more than one
+    node) and NCCL's hierarchical all-reduce crosses the NICs: priced as a network collective."""
+    if gpus_per_node and tp > gpus_per_node:
+        return Collective("all_reduce", size_bytes, tp, "network")
     kind = "custom_all_reduce" if size_bytes <= CUSTOM_ALLREDUCE_MAX_BYTES else "all_reduce"
     return Collective(kind, size_bytes, tp)
 
@@ -127,7 +133,8 @@ def head_operators(model: ModelSpec, par: Parallel, tokens: int, rows: int, dtyp
         ops.append((Elementwise("rmsnorm", rows, h), 1))
         ops.append((Gemm(rows, h, math.ceil(model.vocab_size / tp), "bf16"), 1))  # LM head stays bf16
         if tp > 1:
-            ops.append((Collective("all_gather", rows * model.vocab_size * 4, tp), 1))
+            link = "network" if tp > par.fabric.gpus_per_node else "nvlink"
+            ops.append((Collective("all_gather", rows * model.vocab_size * 4, tp, link), 1))
         ops.append((Elementwise("sampling", rows, model.vocab_size), 1))
     return ops
 
@@ -163,7 +170,7 @@ def attention_block(model: ModelSpec, par: Parallel, tokens: int, dtype: str | N
     if dtype == "fp8":  # the attention output is quantised for the FP8 output projection
         ops.append((Elementwise("quant_fp8", T, out_width), layers))
     if tp > 1:
-        ops.append((all_reduce(T * h * elem, tp), layers))
+        ops.append((all_reduce(T * h * elem, tp, par.fabric.gpus_per_node), layers))
     return ops
 
 
@@ -216,7 +223,7 @@ def dense_mlp(model: ModelSpec, par: Parallel, tokens: int, dtype: str | None = 
         ops += [(Gemm(T, h, 2 * inter, dtype), dense_layers), (Elementwise("silu_mul", T, inter), dense_layers),
                 (Gemm(T, inter, h, dtype), dense_layers)]
         if tp > 1:
-            ops.append((all_reduce(T * h * elem, tp), dense_layers))
+            ops.append((all_reduce(T * h * elem, tp, par.fabric.gpus_per_node), dense_layers))
     return ops
 
 
@@ -273,5 +280,5 @@ def ffn_block(model: ModelSpec, par: Parallel, tokens: int, dtype: str | None = 
         ops += [(Gemm(T, h, 2 * shared, dtype), moe_layers), (Elementwise("silu_mul", T, shared), moe_layers),
                 (Gemm(T, shared, h, dtype), moe_layers)]
     if tp > 1 and par.ep == 1:
-        ops.append((all_reduce(T * h * elem, tp), moe_layers))
+        ops.append((all_reduce(T * h * elem, tp, par.fabric.gpus_per_node), moe_layers))
     return ops
