@@ -191,9 +191,11 @@ class BlockCosts:
         return self._block(("attention-block", tokens, graph), lambda: attention_block(m, p, tokens, d), graph)[0]
 
     def ffn_block_ms(self, tokens: int) -> float:
-        """The FFN block alone, eager, its all-to-all included, for `tokens` tokens of one group."""
+        """The FFN block alone, eager, its all-to-all included, for `tokens` tokens of one group:
+        with expert parallelism each of its ep GPUs holds and dispatches 1/ep of them."""
         m, p, d = self.model, self.par, self.dtype
-        return sum(self._block(("ffn-block", tokens), lambda: ffn_block(m, p, tokens, d, tokens), False))
+        per_gpu = -(-tokens // p.ep)
+        return sum(self._block(("ffn-block", tokens), lambda: ffn_block(m, p, per_gpu, d, tokens), False))
 
     def _prefill_key(self, stats: BatchStats, graph: bool) -> tuple:
         return ("pre", BatchStats(stats.num_prefill, snap(stats.prefill_tokens), snap(stats.prefill_sum_q2),

@@ -258,3 +258,23 @@ def test_layerwise_transfer_overlaps_only_its_own_prefill():
     clusters = {c["role"]: c for c in res.summary["frontier"]["clusters"]}
     assert clusters["decode"]["kv_exposed_ms"] == pytest.approx((1.0 + 2.0) / 2)
     assert list(res.requests.finish_s) == pytest.approx([0.0311, 0.0521])
+
+
+def test_af_ffn_gpus_each_dispatch_their_share():
+    from frontier.ops.operators import EPExchange
+
+    sc = load_scenario("simulate/qwen3-235b-afd-h100.yaml")
+    ffn = build_clusters(sc, Recorder())[0].instances[0].step_model.rule.ffn
+    model, par = ffn.model, ffn.par
+    assert par.ep == 8
+    # 4096 tokens reach one FFN instance of 8 GPUs: each holds and dispatches 512 of them.
+    ops = ffn_block(model, par, 512, ffn.dtype, 4096)
+    whole = ffn_block(model, par, 4096, ffn.dtype, 4096)  # as if each GPU dispatched them all
+
+    def dispatch(ops):
+        return next(op for op, _ in ops if isinstance(op, EPExchange) and op.phase == "dispatch")
+
+    assert dispatch(ops).nvlink_bytes == pytest.approx(dispatch(whole).nvlink_bytes / 8, abs=1)
+    launch = ffn.overheads.eager_launch_us * 1e-3
+    assert ffn.ffn_block_ms(4096) == pytest.approx(sum(max(ffn.predictor.op_ms(op), launch) * n for op, n in ops))
+    assert ffn.ffn_block_ms(4096) < sum(max(ffn.predictor.op_ms(op), launch) * n for op, n in whole)
