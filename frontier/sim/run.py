@@ -357,8 +357,13 @@ class Simulation:
             self.decode.kv_exposed_s.append(done - self.clock)
 
     def on_kv_arrived(self, decode: Instance, req: Request) -> None:
+        """The KV is in the decode instance. The client sees the first token now: the decode
+        server streams it (the prefill server's token travels with the KV; sglang/srt/
+        disaggregation/decode.py hands the request to its running batch only once the transfer
+        is done), so waiting for decode blocks and the transfer are part of TTFT, not TPOT."""
         prefill, hold, _ = self.holds.pop(req.id)
         prefill.kv.free(hold)
+        req.first_token_s = req.last_token_s = self.clock
         decode.kv_arrived(req)
         self.interrupt(decode)
         self.kick(prefill)
