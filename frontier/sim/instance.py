@@ -136,6 +136,11 @@ class Instance:
         self.pending_kv.append(req)
         return True
 
+    # SGLang's decode server keeps room for each admitted request's next tokens before it takes
+    # another hand-off (sglang/srt/disaggregation/decode.py `_allocatable_tokens`:
+    # num_reserved_decode_tokens, 512 by default, per running or transferring request).
+    decode_reserved_tokens = 0
+
     def pull_kv(self) -> list[Request]:
         """Reserve blocks for waiting prefilled requests, in order; their transfers can start.
 
@@ -144,7 +149,10 @@ class Instance:
         limit = self.scheduler.max_num_seqs
         while self.pending_kv and not self.inflight:
             req = self.pending_kv[0]
-            if len(self.scheduler.running) + self.receiving >= limit:
+            admitted = len(self.scheduler.running) + self.receiving
+            if admitted >= limit:
+                break
+            if self.kv.free_blocks < self.kv.blocks_for(self.decode_reserved_tokens * admitted + req.prompt_tokens + 1):
                 break
             # Its prompt's KV (`num_computed` tokens, about to arrive) and the first decode
             # token's: num_computed already counts the prompt, so one new token, not prompt + 1.

@@ -44,6 +44,7 @@ from frontier.spec.scenario import ClusterSpec, Scenario
 from frontier.workload import RequestTable, build_requests
 
 INF = float("inf")
+SGLANG_DECODE_RESERVED_TOKENS = 512  # sglang/srt/disaggregation/decode.py num_reserved_decode_tokens
 
 
 class BatchDone(NamedTuple):
@@ -175,6 +176,8 @@ def build_clusters(scenario: Scenario, recorder: Recorder, step_time=None, fast_
             sched = make_scheduler(spec, kv, ranks)
             insts.append(Instance(f"{spec.name}/{i}", spec.role, sched, step_model, spec.pp, max_len, recorder,
                                   fast_forward))
+            if spec.engine == "sglang":
+                insts[-1].decode_reserved_tokens = SGLANG_DECODE_RESERVED_TOKENS
         clusters.append(Cluster(spec, insts, memory[spec.name], sources))
     return clusters
 

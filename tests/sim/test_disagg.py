@@ -170,6 +170,17 @@ def test_decode_reserves_the_prompt_and_one_token_per_hand_off():
     assert [r.num_blocks for r in started] == [26, 26, 26]
     assert kv.free_blocks == 90 - 78 and decode.receiving == 3 and len(decode.pending_kv) == 1
 
+    # SGLang keeps 512 tokens of room per admitted request: the second hand-off needs
+    # 512 + 401 tokens (58 blocks) of the 64 left, the third 1024 + 401 (90) of the 38 left.
+    kv = BlockManager(num_blocks=90, block_size=16)
+    decode = Instance("d/0", "decode", Scheduler(kv, 256, 8192), StepModel(LinearStepTime()), 1, 4096,
+                      Recorder(False))
+    decode.decode_reserved_tokens = 512
+    for r in reqs:
+        r.num_blocks = 0
+        decode.accept_prefilled(r)
+    assert [r.id for r in decode.pull_kv()] == [0, 1] and kv.free_blocks == 90 - 52
+
 
 def test_two_batch_overlap_keeps_dense_layers_exposed_and_pays_deepep_sms():
     model = load_model("deepseek-v3")
