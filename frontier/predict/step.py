@@ -29,8 +29,8 @@ from frontier.ops.graph import BatchStats, stage_layers
 from frontier.predict.blocks import BlockCosts, StepOverheads, split
 from frontier.predict.links import DEEPEP_NORMAL_SMS, Link, activation_transfer_ms, kv_transfer_window
 
-__all__ = ["AFPipeline", "BlockCosts", "Sequential", "StepModel", "StepOverheads", "StepTime",
-           "TimingRule", "TwoBatchOverlap", "af_step_formula_ms"]
+__all__ = ["AFPipeline", "BlockCosts", "Sequential", "SpeculativeDecoding", "StepModel", "StepOverheads",
+           "StepTime", "TimingRule", "TwoBatchOverlap", "af_step_formula_ms"]
 
 
 @dataclass(frozen=True)
@@ -188,6 +188,60 @@ class AFPipeline:
 
     def warm(self, prompt_tokens) -> None:
         self.attention.warm(prompt_tokens)
+
+
+class SpeculativeDecoding:
+    """Speculative decoding (MTP, EAGLE, n-gram) over any timing rule, as a mean field.
+
+    A decode step drafts k tokens per sequence, then verifies k + 1 per sequence in one target
+    forward (the token-shaped blocks see B(k+1) rows, attention B(k+1) query rows, each over its
+    sequence's context: an upper bound, since the verify kernel reads each context once), and
+    emits E = 1 + a1 + a1 a2 + ... tokens per sequence (`Speculative.tokens_per_step`). MTP and
+    EAGLE draft with one decoder layer and the LM head per draft token (a target decode step of
+    the batch over its layers, plus its head); n-gram drafts on the host, free.
+
+    The simulator credits one token per sequence and step, so a decode step is timed as the real
+    step over E: tokens per second and the mean inter-token gap are the real ones. Steps that
+    carry prefill are timed without speculation."""
+
+    def __init__(self, rule: TimingRule, spec, layers: int):
+        self.rule, self.spec, self.layers = rule, spec, layers
+        self.per_step = spec.tokens_per_step
+
+    def _verify(self, stats: BatchStats) -> BatchStats:
+        q = self.spec.num_speculative_tokens + 1
+        return BatchStats(num_decode=stats.num_decode * q, decode_sum_kv=stats.decode_sum_kv * q,
+                          decode_max_kv=stats.decode_max_kv, num_sampled=stats.num_decode * q)
+
+    def draft_s(self, stats: BatchStats) -> float:
+        """One draft pass of the batch: one decoder layer and the LM head."""
+        if self.spec.method == "ngram":
+            return 0.0
+        one = self.rule.step(stats)
+        blocks = getattr(self.rule, "blocks", None)
+        head_ms = 0.0
+        if blocks is not None:
+            rank = split(stats, blocks.par.dp_attention)
+            graph = blocks.uses_graph(rank)
+            head_ms = blocks.head_ms(blocks.padded_tokens(rank), rank.num_sampled, graph)
+        return ((one.gpu_ms - head_ms) / self.layers + head_ms) * 1e-3
+
+    def step(self, stats: BatchStats) -> StepTime:
+        if stats.num_prefill or not stats.num_decode:
+            return self.rule.step(stats)
+        verify = self.rule.step(self._verify(stats))
+        real = StepTime(verify.total_s + self.spec.num_speculative_tokens * self.draft_s(stats), verify.comm_ms,
+                        verify.bubble_ms, verify.ffn_bubble_ms, verify.host_ms)
+        return real.scaled(1.0 / self.per_step)
+
+    def kinks(self, stats: BatchStats, n: int) -> list[int]:
+        kinks = getattr(self.rule, "kinks", None)
+        return kinks(self._verify(stats), n) if kinks is not None and stats.num_decode else []
+
+    def warm(self, prompt_tokens) -> None:
+        warm = getattr(self.rule, "warm", None)
+        if warm is not None:
+            warm(prompt_tokens)
 
 
 class StepModel:

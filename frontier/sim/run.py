@@ -31,8 +31,8 @@ from frontier.ops.experts import ExpertRouting, Fabric
 from frontier.ops.graph import Parallel
 from frontier.predict import load_predictor
 from frontier.predict.links import Link, rank_link
-from frontier.predict.step import (AFPipeline, BlockCosts, Sequential, StepModel, StepOverheads,
-                                   TwoBatchOverlap)
+from frontier.predict.step import (AFPipeline, BlockCosts, Sequential, SpeculativeDecoding, StepModel,
+                                   StepOverheads, TwoBatchOverlap)
 from frontier.sim.instance import Batch, Instance
 from frontier.sim.kv_cache import BlockManager, KVHold
 from frontier.sim.recorder import Recorder
@@ -130,6 +130,8 @@ def step_model_for(scenario: Scenario, spec: ClusterSpec, step_time=None) -> tup
             rule = TwoBatchOverlap(blocks)
         else:
             rule = Sequential(blocks)
+        if spec.speculative is not None:
+            rule = SpeculativeDecoding(rule, spec.speculative, model.num_layers)
     return StepModel(rule, model.kv_bytes_per_token, model.num_layers), sources
 
 

@@ -37,6 +37,47 @@ ATTENTION_BACKENDS = ("flash", "cudnn")
 EP_BACKENDS = ("nccl", "allgather-reducescatter", "deepep-normal", "deepep-low-latency")
 
 
+SPECULATIVE_METHODS = ("mtp", "eagle", "ngram")
+
+
+@dataclass(frozen=True)
+class Speculative:
+    """Speculative decoding: `num_speculative_tokens` drafted per step and verified together;
+    `acceptance` the probability that draft position i is accepted once the ones before it were
+    (one value for every position, or one per position)."""
+
+    method: str = "mtp"
+    num_speculative_tokens: int = 1
+    acceptance: tuple[float, ...] = (0.8,)
+
+    @property
+    def tokens_per_step(self) -> float:
+        """Expected tokens a step emits: the verified one plus each accepted draft,
+        1 + a1 + a1 a2 + ... (position i is only reached if all before it were accepted)."""
+        rates = self.acceptance * self.num_speculative_tokens if len(self.acceptance) == 1 else self.acceptance
+        total, reach = 1.0, 1.0
+        for a in rates[:self.num_speculative_tokens]:
+            reach *= a
+            total += reach
+        return total
+
+
+def speculative_from_dict(d, where: str) -> Speculative:
+    check_keys(d, {"method", "num_speculative_tokens", "acceptance_rate"}, where)
+    method = d.get("method", "mtp")
+    if method not in SPECULATIVE_METHODS:
+        raise SpecError(f"{where}.method: '{method}' is not one of {', '.join(SPECULATIVE_METHODS)}")
+    k = integer(d.get("num_speculative_tokens", 1), f"{where}.num_speculative_tokens", minimum=1,
+                what="a number of draft tokens")
+    rates = d.get("acceptance_rate", 0.8)
+    rates = rates if isinstance(rates, list) else [rates]
+    rates = tuple(number(a, f"{where}.acceptance_rate") for a in rates)
+    if len(rates) not in (1, k) or not all(0.0 <= a <= 1.0 for a in rates):
+        raise SpecError(f"{where}.acceptance_rate: one probability in [0, 1], or one per draft position "
+                        f"({k}), got {list(rates)}")
+    return Speculative(method, k, rates)
+
+
 @dataclass(frozen=True)
 class ClusterSpec:
     name: str = "main"
@@ -75,6 +116,7 @@ class ClusterSpec:
     expert_load_file: str = ""              # MoE routing: per-expert loads measured elsewhere
     eplb_redundant_experts: int = 0         # EPLB: replicas of the hottest experts, balanced placement
     expert_load_cv: float = 0.0             # MoE routing: batch-to-batch CV of each expert's load (stale EPLB)
+    speculative: Speculative | None = None  # {method, num_speculative_tokens, acceptance_rate}
     defaults_from: tuple = ()               # (field, value, source) of each engine default applied
 
     @property
@@ -134,6 +176,7 @@ class Scenario:
     def describe_deployment(self) -> dict:
         def cluster(c: ClusterSpec) -> dict:
             out = {k: v for k, v in vars(c).items() if k != "defaults_from"}
+            out["speculative"] = vars(c.speculative) if c.speculative else None
             out["gpus"] = c.gpus
             out["engine_defaults"] = {f: {"value": v, "source": src} for f, v, src in c.defaults_from}
             return out
@@ -198,6 +241,9 @@ def cluster_from_dict(d: dict, where: str, scenario_gpu: GPUSpec | None = None) 
     values = {}
     for f in fields(ClusterSpec):
         if f.name not in d:
+            continue
+        if f.name == "speculative":
+            values[f.name] = speculative_from_dict(d[f.name], f"{where}.speculative")
             continue
         value = _coerce(d[f.name], _ENGINE_DEFAULTED.get(f.name, f.default), f"{where}.{f.name}")
         if f.name == "quantization" and value:
