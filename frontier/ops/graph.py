@@ -23,8 +23,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from frontier.ops.experts import ExpertRouting, busiest_rank
-from frontier.ops.operators import (AttnDecode, AttnPrefill, Collective, Elementwise, Gemm,
+from frontier.ops.experts import ExpertRouting, Fabric, busiest_rank, destinations, ep_traffic
+from frontier.ops.operators import (AttnDecode, AttnPrefill, Collective, Elementwise, EPExchange, Gemm,
                                     GroupedGemm, Operator)
 from frontier.spec.model import ModelSpec
 
@@ -35,7 +35,9 @@ class Parallel:
 
     tp: tensor parallel degree; pp: pipeline stages; ep: expert-parallel degree of the MoE layers
     (experts spread over ep ranks; 1 = experts sharded by TP instead); dp_attention: data-parallel
-    attention ranks that share one EP group (DeepSeek style; each holds its own batch).
+    attention ranks that share one EP group (DeepSeek style; each holds its own batch);
+    ep_backend: how dispatch and combine move tokens (`frontier.spec.scenario.EP_BACKENDS`);
+    fabric: the nodes and links the EP ranks sit on.
     """
 
     tp: int = 1
@@ -43,7 +45,8 @@ class Parallel:
     ep: int = 1
     dp_attention: int = 1
     routing: ExpertRouting = ExpertRouting()
-    a2a_link: str = "nvlink"      # "network" once the EP group spans nodes
+    ep_backend: str = "nccl"
+    fabric: Fabric = Fabric()
 
     @property
     def gpus(self) -> int:
@@ -76,8 +79,14 @@ Ops = list[tuple[Operator, int]]
 CUSTOM_ALLREDUCE_MAX_BYTES = 8 * 2**20   # custom_all_reduce.py max_size; NCCL above
 
 
-def all_reduce(size_bytes: int, tp: int) -> Collective:
-    """The tensor-parallel all-reduce the engines launch for a message of `size_bytes`."""
+def all_reduce(size_bytes: int, tp: int, gpus_per_node: int = 0) -> Collective:
+    """The tensor-parallel all-reduce the engines launch for a message of `size_bytes`.
+
+    Across nodes (tp > gpus_per_node, e.g. TP16 on two 8-GPU nodes) the custom kernel cannot
+    run (it needs every rank's buffer over NVLink: custom_all_reduce.py refuses more than one
+    node) and NCCL's hierarchical all-reduce crosses the NICs: priced as a network collective."""
+    if gpus_per_node and tp > gpus_per_node:
+        return Collective("all_reduce", size_bytes, tp, "network")
     kind = "custom_all_reduce" if size_bytes <= CUSTOM_ALLREDUCE_MAX_BYTES else "all_reduce"
     return Collective(kind, size_bytes, tp)
 
@@ -124,7 +133,8 @@ def head_operators(model: ModelSpec, par: Parallel, tokens: int, rows: int, dtyp
         ops.append((Elementwise("rmsnorm", rows, h), 1))
         ops.append((Gemm(rows, h, math.ceil(model.vocab_size / tp), "bf16"), 1))  # LM head stays bf16
         if tp > 1:
-            ops.append((Collective("all_gather", rows * model.vocab_size * 4, tp), 1))
+            link = "network" if tp > par.fabric.gpus_per_node else "nvlink"
+            ops.append((Collective("all_gather", rows * model.vocab_size * 4, tp, link), 1))
         ops.append((Elementwise("sampling", rows, model.vocab_size), 1))
     return ops
 
@@ -160,7 +170,7 @@ def attention_block(model: ModelSpec, par: Parallel, tokens: int, dtype: str | N
     if dtype == "fp8":  # the attention output is quantised for the FP8 output projection
         ops.append((Elementwise("quant_fp8", T, out_width), layers))
     if tp > 1:
-        ops.append((all_reduce(T * h * elem, tp), layers))
+        ops.append((all_reduce(T * h * elem, tp, par.fabric.gpus_per_node), layers))
     return ops
 
 
@@ -201,6 +211,35 @@ def attention_core(model: ModelSpec, par: Parallel, batch: BatchStats, attn_back
     return ops
 
 
+def dense_mlp(model: ModelSpec, par: Parallel, tokens: int, dtype: str | None = None) -> Ops:
+    """The dense MLP of the stage's leading dense layers (DeepSeek's first_k_dense_replace)."""
+    dtype = dtype or model.weight_dtype
+    tp, T, h, elem = par.tp, tokens, model.hidden_size, model.dtype_bytes
+    layers, moe_layers = stage_layers(model, par)
+    dense_layers = layers - moe_layers
+    ops: Ops = []
+    if dense_layers and model.intermediate_size:
+        inter = model.intermediate_size // tp
+        ops += [(Gemm(T, h, 2 * inter, dtype), dense_layers), (Elementwise("silu_mul", T, inter), dense_layers),
+                (Gemm(T, inter, h, dtype), dense_layers)]
+        if tp > 1:
+            ops.append((all_reduce(T * h * elem, tp, par.fabric.gpus_per_node), dense_layers))
+    return ops
+
+
+def ep_exchange(model: ModelSpec, par: Parallel, tokens: int, phase: str, imbalance: float = 1.0) -> EPExchange:
+    """One rank's dispatch or combine of `tokens` tokens in one MoE layer: bytes per link from
+    the routing model (`frontier.ops.experts.ep_traffic`). `imbalance`: the busiest rank's load
+    over the mean; it receives (dispatch) and sends back (combine) that much more than a mean
+    rank, and every rank waits for it."""
+    moe, fabric = model.moe, par.fabric
+    dest = destinations(moe.num_experts, moe.top_k, moe.n_group, moe.topk_group, par.ep, fabric.gpus_per_node)
+    nvl, net = ep_traffic(par.ep_backend, dest, tokens, model.hidden_size, moe.top_k, fabric.gpus_per_node, phase)
+    k = max(imbalance, 1.0)
+    return EPExchange(par.ep_backend, phase, round(nvl * k), round(net * k), fabric.nvlink_gbps,
+                      fabric.network_gbps)
+
+
 def ffn_block(model: ModelSpec, par: Parallel, tokens: int, dtype: str | None = None,
               moe_tokens: int | None = None) -> Ops:
     """Dense MLP layers and MoE layers (router, experts, shared experts, all-to-all or all-reduce).
@@ -211,14 +250,7 @@ def ffn_block(model: ModelSpec, par: Parallel, tokens: int, dtype: str | None = 
     dtype = dtype or model.weight_dtype  # the linear layers' GEMM family
     tp, T, h, elem = par.tp, tokens, model.hidden_size, model.dtype_bytes
     layers, moe_layers = stage_layers(model, par)
-    dense_layers = layers - moe_layers
-    ops: Ops = []
-    if dense_layers and model.intermediate_size:
-        inter = model.intermediate_size // tp
-        ops += [(Gemm(T, h, 2 * inter, dtype), dense_layers), (Elementwise("silu_mul", T, inter), dense_layers),
-                (Gemm(T, inter, h, dtype), dense_layers)]
-        if tp > 1:
-            ops.append((all_reduce(T * h * elem, tp), dense_layers))
+    ops = dense_mlp(model, par, T, dtype)
     if not moe_layers:
         return ops
     moe = model.moe
@@ -231,12 +263,12 @@ def ffn_block(model: ModelSpec, par: Parallel, tokens: int, dtype: str | None = 
         rows, busiest, active = load.rows(group, moe.top_k)
         width, experts = moe.intermediate_size, load.local_experts
         rank_tokens = max(1, math.ceil(rows / moe.top_k))
-        sent = T * moe.top_k * h * elem
-        ops += [(Collective("all_to_all", sent, par.ep, par.a2a_link), moe_layers),  # dispatch
+        imbalance = load.rank_share * par.ep
+        ops += [(ep_exchange(model, par, T, "dispatch", imbalance), moe_layers),
                 (GroupedGemm(experts, moe.top_k, rank_tokens, h, 2 * width, busiest, active, xdtype), moe_layers),
                 (Elementwise("silu_mul", rows, width), moe_layers),
                 (GroupedGemm(experts, moe.top_k, rank_tokens, width, h, busiest, active, xdtype), moe_layers),
-                (Collective("all_to_all", sent, par.ep, par.a2a_link), moe_layers)]  # combine
+                (ep_exchange(model, par, T, "combine", imbalance), moe_layers)]
     else:
         width = moe.intermediate_size // tp
         busiest, active = _dense_routing(T, moe.num_experts, moe.top_k, par.routing.skew)
@@ -248,5 +280,5 @@ def ffn_block(model: ModelSpec, par: Parallel, tokens: int, dtype: str | None = 
         ops += [(Gemm(T, h, 2 * shared, dtype), moe_layers), (Elementwise("silu_mul", T, shared), moe_layers),
                 (Gemm(T, shared, h, dtype), moe_layers)]
     if tp > 1 and par.ep == 1:
-        ops.append((all_reduce(T * h * elem, tp), moe_layers))
+        ops.append((all_reduce(T * h * elem, tp, par.fabric.gpus_per_node), moe_layers))
     return ops

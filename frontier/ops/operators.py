@@ -177,7 +177,22 @@ class Collective:
     family = "collective"
 
 
-Operator = Gemm | AttnPrefill | AttnDecode | GroupedGemm | Elementwise | Collective
+@dataclass(frozen=True, slots=True)
+class EPExchange:
+    """One MoE dispatch or combine of expert parallelism, as bytes per link out of one GPU
+    (`frontier.ops.experts.ep_traffic`): priced by link physics (`frontier.predict.links`),
+    not calibrated, so it is no calibration family."""
+
+    backend: str           # frontier.spec.scenario.EP_BACKENDS
+    phase: str             # dispatch | combine
+    nvlink_bytes: int
+    network_bytes: int
+    nvlink_gbps: float     # the GPU's links, one direction
+    network_gbps: float
+    family = "ep_exchange"
+
+
+Operator = Gemm | AttnPrefill | AttnDecode | GroupedGemm | Elementwise | Collective | EPExchange
 
 # Family -> operator class: a calibration table's columns are the class's fields + TIME_COLUMNS.
 OPERATOR_CLASSES: dict[str, type] = {cls.family: cls for cls in (Gemm, AttnPrefill, AttnDecode, GroupedGemm,

@@ -39,6 +39,10 @@ class Predictor:
         self.misses = 0
 
     def model_for(self, family: str) -> FamilyModel:
+        if family == "ep_exchange":  # expert-parallel traffic: link physics on any GPU
+            from frontier.predict.links import EPExchangeModel
+
+            return EPExchangeModel()
         return self.models.get(family, self.fallback)
 
     def sources(self, families: Iterable[str] | None = None) -> dict[str, str]:

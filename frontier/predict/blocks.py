@@ -18,9 +18,9 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass
 
-from frontier.ops.graph import (BatchStats, Parallel, attention_block, attention_core, ffn_block,
+from frontier.ops.graph import (BatchStats, Parallel, attention_block, attention_core, dense_mlp, ffn_block,
                                 head_operators)
-from frontier.ops.operators import Collective
+from frontier.ops.operators import Collective, EPExchange
 from frontier.predict.base import Predictor
 from frontier.predict.grid import EXACT_TOKENS, grid_neighbours, points_from, snap
 from frontier.spec.model import ModelSpec
@@ -54,7 +54,7 @@ GRAPH_KERNEL_FLOOR_US = 2.0
 
 def in_graph_ms(op, ms: float) -> float:
     """A kernel's time inside a CUDA graph from its time measured (or predicted) alone."""
-    if isinstance(op, Collective):
+    if isinstance(op, (Collective, EPExchange)):
         return ms
     return max(ms - GRAPH_OVERLAP_US * 1e-3, GRAPH_KERNEL_FLOOR_US * 1e-3)
 
@@ -143,7 +143,7 @@ class BlockCosts:
         compute = comm = 0.0
         for (op, count), t in zip(ops, ms):
             t = count * (in_graph_ms(op, t) + gap if graph else max(t, launch))
-            if isinstance(op, Collective) and op.kind == "all_to_all":
+            if isinstance(op, EPExchange) or (isinstance(op, Collective) and op.kind == "all_to_all"):
                 comm += t
             else:
                 compute += t
@@ -186,15 +186,22 @@ class BlockCosts:
         return self._on_token_grid("layers", tokens, graph, lambda t: (
             attention_block(m, p, t, d) + ffn_block(m, p, t, d, t * p.dp_attention)))
 
+    def dense_mlp_ms(self, tokens: int, graph: bool) -> float:
+        """The dense MLP of the leading dense layers alone (no all-to-all to hide behind)."""
+        m, p, d = self.model, self.par, self.dtype
+        return self._on_token_grid("dense-mlp", tokens, graph, lambda t: dense_mlp(m, p, t, d))[0]
+
     def attention_block_ms(self, tokens: int, graph: bool) -> float:
         """The attention block alone (norms, projections, TP all-reduce), exact in the tokens."""
         m, p, d = self.model, self.par, self.dtype
         return self._block(("attention-block", tokens, graph), lambda: attention_block(m, p, tokens, d), graph)[0]
 
     def ffn_block_ms(self, tokens: int) -> float:
-        """The FFN block alone, eager, its all-to-all included, for `tokens` tokens of one group."""
+        """The FFN block alone, eager, its all-to-all included, for `tokens` tokens of one group:
+        with expert parallelism each of its ep GPUs holds and dispatches 1/ep of them."""
         m, p, d = self.model, self.par, self.dtype
-        return sum(self._block(("ffn-block", tokens), lambda: ffn_block(m, p, tokens, d, tokens), False))
+        per_gpu = -(-tokens // p.ep)
+        return sum(self._block(("ffn-block", tokens), lambda: ffn_block(m, p, per_gpu, d, tokens), False))
 
     def _prefill_key(self, stats: BatchStats, graph: bool) -> tuple:
         return ("pre", BatchStats(stats.num_prefill, snap(stats.prefill_tokens), snap(stats.prefill_sum_q2),

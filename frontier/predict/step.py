@@ -6,7 +6,7 @@
   per sequence (the rule asked at the run's ends and where its slope may change, the rest
   interpolated: the times of stepping one at a time);
 - `steps(stats_list)`: iterations known in advance (a prompt's chunks), each timed on its own;
-- `kv_transfer(request, link, layerwise)`: a request's KV crossing to a decode instance;
+- `kv_transfer(request, link, now, link_free, layerwise)`: a request's KV crossing to a decode instance;
 - `warm(prompt_tokens, budget)`: predict up front what a run will surely ask.
 
 A step is timed by a *timing rule* over one `BlockCosts` cache (`frontier.predict.blocks`):
@@ -31,10 +31,10 @@ import numpy as np
 
 from frontier.ops.graph import BatchStats, stage_layers
 from frontier.predict.blocks import BlockCosts, StepOverheads, split
-from frontier.predict.links import Link, activation_transfer_ms, kv_transfer_s
+from frontier.predict.links import DEEPEP_NORMAL_SMS, Link, activation_transfer_ms, kv_transfer_window
 
-__all__ = ["AFPipeline", "BlockCosts", "Sequential", "StepModel", "StepOverheads", "StepTime",
-           "TimingRule", "TwoBatchOverlap", "af_step_formula_ms"]
+__all__ = ["AFPipeline", "BlockCosts", "Sequential", "SpeculativeDecoding", "StepModel", "StepOverheads",
+           "StepTime", "TimingRule", "TwoBatchOverlap", "af_step_formula_ms"]
 
 
 @dataclass(frozen=True)
@@ -102,12 +102,22 @@ class Sequential:
 
 
 class TwoBatchOverlap:
-    """Two-batch overlap (expert parallelism): each half of the batch computes while the other's
-    dispatch/combine is in flight, so per layer the longer of the two stages sets the pace and
-    one stage fills the pipeline."""
+    """Two-batch overlap (expert parallelism), as SGLang runs it with DeepEP: the batch is cut in
+    two halves and in each MoE layer one half computes while the other's dispatch or combine is
+    in flight, so per MoE layer the longer of the two sets the pace and one stage fills the
+    pipeline (sglang/srt/two_batch_overlap.py).
+
+    - The leading dense layers have no all-to-all to hide behind: both halves run them in turn.
+    - DeepEP's normal kernels run on SMs taken from compute (`DEEPEP_NORMAL_SMS` of the GPU's):
+      compute overlapped with them runs on the rest, slower by sm_count / (sm_count - taken).
+      The low-latency kernels wait in a receive hook and take none.
+    """
 
     def __init__(self, blocks: BlockCosts):
         self.blocks = blocks
+        par = blocks.par
+        taken = DEEPEP_NORMAL_SMS if par.ep_backend == "deepep-normal" else 0
+        self.sm_slowdown = par.fabric.sm_count / max(par.fabric.sm_count - taken, 1)
 
     def step(self, stats: BatchStats) -> StepTime:
         blocks = self.blocks
@@ -116,11 +126,17 @@ class TwoBatchOverlap:
         tokens = blocks.padded_tokens(rank)
         head = blocks.head_ms(tokens, rank.num_sampled, graph)
         half = split(rank, 2)
-        compute, comm = blocks.layers_ms(-(-tokens // 2), graph)
+        half_tokens = -(-tokens // 2)
+        compute, comm = blocks.layers_ms(half_tokens, graph)
         compute += blocks.attention_ms(half, graph)
-        _, moe_layers = stage_layers(blocks.model, blocks.par)
-        overlapped = 2 * max(compute, comm) + min(compute, comm) / max(moe_layers, 1)
-        return _with_host(blocks, head + overlapped, 2 * comm, overlapped - 2 * compute)
+        layers, moe_layers = stage_layers(blocks.model, blocks.par)
+        # A dense layer: its share of the attention (the same in every layer) and its MLP.
+        attention = blocks.attention_block_ms(half_tokens, graph) + blocks.attention_ms(half, graph)
+        dense = (attention * (layers - moe_layers) / layers + blocks.dense_mlp_ms(half_tokens, graph)
+                 if moe_layers < layers else 0.0)
+        moe = (compute - dense) * self.sm_slowdown
+        overlapped = 2 * max(moe, comm) + min(moe, comm) / max(moe_layers, 1)
+        return _with_host(blocks, head + 2 * dense + overlapped, 2 * comm, overlapped - 2 * moe)
 
     def kinks(self, stats: BatchStats, n: int) -> list[int]:
         return self.blocks.decode_kinks(stats.decode_sum_kv, stats.num_decode, n, 2 * self.blocks.par.dp_attention)
@@ -178,6 +194,60 @@ class AFPipeline:
         self.attention.warm(prompt_tokens, budget)
 
 
+class SpeculativeDecoding:
+    """Speculative decoding (MTP, EAGLE, n-gram) over any timing rule, as a mean field.
+
+    A decode step drafts k tokens per sequence, then verifies k + 1 per sequence in one target
+    forward (the token-shaped blocks see B(k+1) rows, attention B(k+1) query rows, each over its
+    sequence's context: an upper bound, since the verify kernel reads each context once), and
+    emits E = 1 + a1 + a1 a2 + ... tokens per sequence (`Speculative.tokens_per_step`). MTP and
+    EAGLE draft with one decoder layer and the LM head per draft token (a target decode step of
+    the batch over its layers, plus its head); n-gram drafts on the host, free.
+
+    The simulator credits one token per sequence and step, so a decode step is timed as the real
+    step over E: tokens per second and the mean inter-token gap are the real ones. Steps that
+    carry prefill are timed without speculation."""
+
+    def __init__(self, rule: TimingRule, spec, layers: int):
+        self.rule, self.spec, self.layers = rule, spec, layers
+        self.per_step = spec.tokens_per_step
+
+    def _verify(self, stats: BatchStats) -> BatchStats:
+        q = self.spec.num_speculative_tokens + 1
+        return BatchStats(num_decode=stats.num_decode * q, decode_sum_kv=stats.decode_sum_kv * q,
+                          decode_max_kv=stats.decode_max_kv, num_sampled=stats.num_decode * q)
+
+    def draft_s(self, stats: BatchStats) -> float:
+        """One draft pass of the batch: one decoder layer and the LM head."""
+        if self.spec.method == "ngram":
+            return 0.0
+        one = self.rule.step(stats)
+        blocks = getattr(self.rule, "blocks", None)
+        head_ms = 0.0
+        if blocks is not None:
+            rank = split(stats, blocks.par.dp_attention)
+            graph = blocks.uses_graph(rank)
+            head_ms = blocks.head_ms(blocks.padded_tokens(rank), rank.num_sampled, graph)
+        return ((one.gpu_ms - head_ms) / self.layers + head_ms) * 1e-3
+
+    def step(self, stats: BatchStats) -> StepTime:
+        if stats.num_prefill or not stats.num_decode:
+            return self.rule.step(stats)
+        verify = self.rule.step(self._verify(stats))
+        real = StepTime(verify.total_s + self.spec.num_speculative_tokens * self.draft_s(stats), verify.comm_ms,
+                        verify.bubble_ms, verify.ffn_bubble_ms, verify.host_ms)
+        return real.scaled(1.0 / self.per_step)
+
+    def kinks(self, stats: BatchStats, n: int) -> list[int]:
+        kinks = getattr(self.rule, "kinks", None)
+        return kinks(self._verify(stats), n) if kinks is not None and stats.num_decode else []
+
+    def warm(self, prompt_tokens) -> None:
+        warm = getattr(self.rule, "warm", None)
+        if warm is not None:
+            warm(prompt_tokens)
+
+
 class StepModel:
     """Every duration of one cluster's instances: steps by its timing rule, runs of steps, and
     the transfers of its requests' KV."""
@@ -231,13 +301,14 @@ class StepModel:
             total = total + t
         return np.array([t.total_s for t in each]), total
 
-    def kv_transfer(self, req, link: Link, layerwise: bool) -> tuple[float, float]:
-        """(whole transfer, part not hidden behind the prefill) of a request's KV.
+    def kv_transfer(self, req, link: Link, now_s: float, link_free_s: float, layerwise: bool) -> tuple[float, float]:
+        """(start, end) of a request's KV crossing `link`, free from `link_free_s`.
 
-        Layer by layer (`layerwise`, the decode side had blocks ready at once), the transfer
-        overlaps the prefill; otherwise all of it is exposed."""
-        hide_s = req.first_token_s - req.arrival_s if layerwise else None
-        return kv_transfer_s(link, self.kv_bytes_per_token * req.prompt_tokens, self.layers, hide_s)
+        Layer by layer (`layerwise`: the decode side had blocks ready at once), the transfer
+        overlaps the request's own prefill; otherwise it starts now."""
+        prefill = (req.prefill_start_s, req.first_token_s) if layerwise else None
+        return kv_transfer_window(link, self.kv_bytes_per_token * req.prompt_tokens, self.layers, now_s,
+                                  link_free_s, prefill)
 
     def warm(self, prompt_tokens, budget: int) -> None:
         """Predict up front what prompts of these lengths will ask, prefilled in chunks of at

@@ -111,6 +111,7 @@ class Instance:
         self.comm_ms = 0.0
         self.bubble_ms = 0.0
         self.ffn_bubble_ms = 0.0
+        self.token_log: list[tuple[float, int, int]] = []  # (batch end, prefill, output tokens so far)
 
     # --- admission ---------------------------------------------------------------------------
     def admit(self, req: Request) -> bool:
@@ -151,6 +152,11 @@ class Instance:
         self.pending_kv.append(req)
         return True
 
+    # SGLang's decode server keeps room for each admitted request's next tokens before it takes
+    # another hand-off (sglang/srt/disaggregation/decode.py `_allocatable_tokens`:
+    # num_reserved_decode_tokens, 512 by default, per running or transferring request).
+    decode_reserved_tokens = 0
+
     def pull_kv(self) -> list[Request]:
         """Reserve blocks for waiting prefilled requests, in order; their transfers can start.
 
@@ -159,9 +165,14 @@ class Instance:
         limit = self.scheduler.max_num_seqs
         while self.pending_kv and not self.inflight:
             req = self.pending_kv[0]
-            if len(self.scheduler.running) + self.receiving >= limit:
+            admitted = len(self.scheduler.running) + self.receiving
+            if admitted >= limit:
                 break
-            if not self.kv.allocate(req, req.prompt_tokens + 1):
+            if self.kv.free_blocks < self.kv.blocks_for(self.decode_reserved_tokens * admitted + req.prompt_tokens + 1):
+                break
+            # Its prompt's KV (`num_computed` tokens, about to arrive) and the first decode
+            # token's: num_computed already counts the prompt, so one new token, not prompt + 1.
+            if not self.kv.allocate(req, req.remaining_new_tokens):
                 break
             self.pending_kv.popleft()
             self.receiving += 1
@@ -185,6 +196,10 @@ class Instance:
         plan = self.scheduler.schedule(busy)
         if not plan.scheduled:
             return None
+        if self.role == "prefill":  # where each prompt's KV transfer may start overlapping
+            for req, _ in plan.scheduled:
+                if req.prefill_start_s != req.prefill_start_s:  # NaN: not started yet
+                    req.prefill_start_s = now
         times = stretch = None
         if self.fast_forward and self.pp == 1:
             if self._can_fast_forward(plan):
@@ -434,4 +449,5 @@ class Instance:
         for req in handoffs:
             self.scheduler.running.remove(req)
             self._leave(req)
+        self.token_log.append((batch.done_s, self.prefill_tokens, self.output_tokens))
         return finished, handoffs

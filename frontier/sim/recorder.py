@@ -97,7 +97,7 @@ class RequestLog:
     holds only the requests in flight, and memory grows by a few dozen bytes per request."""
 
     FLOATS = ("arrival_s", "first_token_s", "finish_s")
-    INTS = ("cached_tokens", "preemptions")
+    INTS = ("cached_tokens", "preemptions", "max_output_tokens")  # output: what it was served
     TEXTS = ("path", "status", "fail_reason")
 
     def __init__(self, n: int):

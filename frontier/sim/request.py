@@ -9,7 +9,8 @@ class Request:
 
     __slots__ = ("id", "arrival_s", "prompt_tokens", "max_output_tokens", "num_output", "num_computed",
                  "num_blocks", "first_token_s", "last_token_s", "finish_s", "preemptions", "instance",
-                 "status", "fail_reason", "prefix_blocks", "cached_tokens", "shared_units", "path")
+                 "status", "fail_reason", "prefix_blocks", "cached_tokens", "shared_units", "path",
+                 "prefill_start_s")
 
     def __init__(self, rid: int, arrival_s: float, prompt_tokens: int, max_output_tokens: int,
                  prefix_blocks: tuple[int, ...] | None = None):
@@ -24,6 +25,7 @@ class Request:
         self.cached_tokens = 0          # prompt tokens served from the prefix cache
         self.shared_units: tuple[int, ...] = ()  # cached prefix units this request holds
         self.first_token_s = float("nan")
+        self.prefill_start_s = float("nan")  # PD: its first prefill step began (the KV overlap window)
         self.last_token_s = float("nan")
         self.finish_s = float("nan")
         self.preemptions = 0

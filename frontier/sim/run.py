@@ -27,12 +27,12 @@ import numpy as np
 
 from frontier.engine import SGLANG_UNSEEN_GIB, make_engine
 from frontier.metrics.serving import serving_metrics
-from frontier.ops.experts import ExpertRouting
+from frontier.ops.experts import ExpertRouting, Fabric
 from frontier.ops.graph import Parallel
 from frontier.predict import load_predictor
 from frontier.predict.links import Link, rank_link
-from frontier.predict.step import (AFPipeline, BlockCosts, Sequential, StepModel, StepOverheads,
-                                   TwoBatchOverlap)
+from frontier.predict.step import (AFPipeline, BlockCosts, Sequential, SpeculativeDecoding, StepModel,
+                                   StepOverheads, TwoBatchOverlap)
 from frontier.sim.frontend import Frontend
 from frontier.sim.instance import Batch, Instance
 from frontier.sim.kv_cache import BlockManager, KVHold
@@ -45,6 +45,7 @@ from frontier.spec.scenario import ClusterSpec, Scenario
 from frontier.workload import RequestTable, build_requests
 
 INF = float("inf")
+SGLANG_DECODE_RESERVED_TOKENS = 512  # sglang/srt/disaggregation/decode.py num_reserved_decode_tokens
 
 
 class BatchDone(NamedTuple):
@@ -91,7 +92,8 @@ class Cluster:
     instances: list[Instance]
     memory: MemoryPlan
     predictor_sources: dict
-    kv_transfer_s: list[float] = field(default_factory=list)
+    kv_transfer_s: list[float] = field(default_factory=list)  # PD prefill: each KV's time on the link
+    kv_exposed_s: list[float] = field(default_factory=list)   # PD decode: each KV's wait once pulled
 
 
 def block_costs_for(scenario: Scenario, spec: ClusterSpec) -> tuple[BlockCosts, dict]:
@@ -100,10 +102,11 @@ def block_costs_for(scenario: Scenario, spec: ClusterSpec) -> tuple[BlockCosts, 
     model = scenario.cluster_model(spec)
     engine = make_engine(spec.engine, spec.engine_version, gpu, spec.tp)
     predictor = load_predictor(gpu)
-    a2a = "network" if spec.instance_gpus > gpu.gpus_per_node and spec.ep > 1 else "nvlink"
-    routing = ExpertRouting(spec.expert_skew, spec.expert_load_file, spec.eplb_redundant_experts)
+    routing = ExpertRouting(spec.expert_skew, spec.expert_load_file, spec.eplb_redundant_experts,
+                            spec.expert_load_cv)
+    fabric = Fabric(gpu.gpus_per_node, gpu.intra_node_gbps, gpu.network_gbps, gpu.sm_count)
     par = Parallel(tp=spec.tp, pp=spec.pp, ep=spec.ep, dp_attention=spec.dp_attention, routing=routing,
-                   a2a_link=a2a)
+                   ep_backend=spec.ep_backend, fabric=fabric)
     overheads = StepOverheads(cuda_graph=spec.cuda_graph, cpu_overhead_ms=spec.cpu_overhead_ms,
                               capture_sizes=tuple(s for s in engine.capture_sizes if s <= spec.cuda_graph_max_bs)
                               or (1,),
@@ -133,6 +136,8 @@ def step_model_for(scenario: Scenario, spec: ClusterSpec, step_time=None) -> tup
             rule = TwoBatchOverlap(blocks)
         else:
             rule = Sequential(blocks)
+        if spec.speculative is not None:
+            rule = SpeculativeDecoding(rule, spec.speculative, model.num_layers)
     return StepModel(rule, model.kv_bytes_per_token, model.num_layers), sources
 
 
@@ -152,6 +157,7 @@ def memory_for(scenario: Scenario, spec: ClusterSpec, where: str) -> MemoryPlan:
                        gpu_memory_utilization=spec.gpu_memory_utilization, block_size=spec.block_size,
                        max_num_batched_tokens=spec.max_num_batched_tokens, max_num_seqs=spec.max_num_seqs,
                        where=where, part=part, activations_inside=spec.engine != "sglang",
+                       redundant_experts=spec.eplb_redundant_experts,
                        unseen_bytes=SGLANG_UNSEEN_GIB * 2**30)
 
 
@@ -179,6 +185,8 @@ def build_clusters(scenario: Scenario, recorder: Recorder, step_time=None, fast_
             sched = make_scheduler(spec, kv, ranks)
             insts.append(Instance(f"{spec.name}/{i}", spec.role, sched, step_model, spec.pp, max_len, recorder,
                                   fast_forward))
+            if spec.engine == "sglang":
+                insts[-1].decode_reserved_tokens = SGLANG_DECODE_RESERVED_TOKENS
         clusters.append(Cluster(spec, insts, memory[spec.name], sources))
     return clusters
 
@@ -234,6 +242,9 @@ class Simulation:
         self.clock = 0.0
         self.bar = _Progress(len(self.arrivals)) if progress else None
         self.holds: dict[int, tuple[Instance, KVHold, float]] = {}  # PD: request -> prefill side
+        # PD: when each attention-DP rank's NICs of each prefill instance are free again
+        self.link_free = ({i: [0.0] * self.entry.spec.dp_attention for i in self.entry.instances}
+                          if self.decode else {})
 
     def _role(self, role: str) -> Cluster:
         return next(c for c in self.clusters if c.spec.role == role)
@@ -310,11 +321,27 @@ class Simulation:
 
     def on_at_scheduler(self, req: Request) -> None:
         inst = self.router.pick(self.entry.instances, req)
-        if inst.admit(req):
+        if inst.role == "decode":  # decode-only: arrives prefilled, its first token out
+            self._arrive_prefilled(inst, req)
+        elif inst.admit(req):
             self.interrupt(inst)
             self.kick(inst)
         else:
             self._finished([req])
+
+    def _arrive_prefilled(self, inst: Instance, req: Request) -> None:
+        """Decode-only: the request's prompt KV is in place when it arrives (SGLang's fake KV
+        transfer backend), its first token already counted."""
+        req.num_computed, req.num_output = req.prompt_tokens, 1
+        req.first_token_s = req.last_token_s = self.clock
+        if req.max_output_tokens <= 1:
+            req.finish_s, req.status = self.clock, "finished"
+        elif inst.accept_prefilled(req):
+            self.interrupt(inst)
+            self._pull(inst)
+            self.kick(inst)
+            return
+        self._finished([req])
 
     def on_batch_done(self, inst: Instance, batch: Batch) -> None:
         finished, handoffs = inst.complete(batch)
@@ -337,7 +364,13 @@ class Simulation:
             self.bar.update(len(finished))
 
     def _hand_off(self, prefill: Instance, req: Request) -> None:
-        """A prefilled request goes to a decode instance; the prefill keeps its KV until sent."""
+        """A prefilled request goes to a decode instance; the prefill keeps its KV until sent.
+        Prefill-only: the request ends with its first token."""
+        if self.decode is None:
+            prefill.kv.free(req)
+            req.max_output_tokens, req.finish_s, req.status = req.num_output, self.clock, "finished"
+            self._finished([req])
+            return
         hold = prefill.kv.hold(req)
         target = self.decode_router.pick(self.decode.instances, req)
         if not target.accept_prefilled(req):
@@ -350,18 +383,29 @@ class Simulation:
 
     def _pull(self, decode: Instance) -> None:
         for req in decode.pull_kv():
+            if req.id not in self.holds:  # decode-only: the KV is already there
+                decode.kv_arrived(req)
+                continue
             prefill, hold, handed_s = self.holds[req.id]
             # Layer by layer only if the decode side had blocks ready when the prefill ended.
             layerwise = self.scenario.kv_transfer != "whole" and self.clock <= handed_s
-            _, exposed_s = prefill.step_model.kv_transfer(req, self.kv_link, layerwise)
-            done = self.clock + exposed_s
+            links = self.link_free[prefill]  # the request leaves from the rank whose link frees first
+            free = heapq.heappop(links)
+            start, done = prefill.step_model.kv_transfer(req, self.kv_link, self.clock, free, layerwise)
+            heapq.heappush(links, done)
             self.push(done, KVArrived(decode, req))
-            self.recorder.transfer(f"{prefill.name} kv out", self.clock, done, f"kv {req.id}")
-            self.decode.kv_transfer_s.append(exposed_s)
+            self.recorder.transfer(f"{prefill.name} kv out", start, done, f"kv {req.id}")
+            self.entry.kv_transfer_s.append(done - start)
+            self.decode.kv_exposed_s.append(done - self.clock)
 
     def on_kv_arrived(self, decode: Instance, req: Request) -> None:
+        """The KV is in the decode instance. The client sees the first token now: the decode
+        server streams it (the prefill server's token travels with the KV; sglang/srt/
+        disaggregation/decode.py hands the request to its running batch only once the transfer
+        is done), so waiting for decode blocks and the transfer are part of TTFT, not TPOT."""
         prefill, hold, _ = self.holds.pop(req.id)
         prefill.kv.free(hold)
+        req.first_token_s = req.last_token_s = self.clock
         decode.kv_arrived(req)
         self.interrupt(decode)
         self.kick(prefill)
@@ -409,7 +453,9 @@ def _result(sim: Simulation, wall_s: float) -> SimResult:
     log = sim.log.columns
     cols = {"request_id": np.arange(n), "arrival_s": log["arrival_s"], "first_token_s": log["first_token_s"],
             "finish_s": log["finish_s"], "input_tokens": np.asarray(table.input_tokens, dtype=np.int64),
-            "output_tokens": np.asarray(table.output_tokens, dtype=np.int64)}
+            # What each request was served (prefill-only: its first token); unrecorded: asked.
+            "output_tokens": np.where(log["max_output_tokens"] > 0, log["max_output_tokens"],
+                                      np.asarray(table.output_tokens, dtype=np.int64))}
     cols.update({k: log[k] for k in ("cached_tokens", "preemptions", "path", "status", "fail_reason")})
     cols["ttft_s"] = cols["first_token_s"] - cols["arrival_s"]
     cols["e2el_s"] = cols["finish_s"] - cols["arrival_s"]
@@ -450,8 +496,6 @@ def _result(sim: Simulation, wall_s: float) -> SimResult:
 
 def _cluster_summaries(sim: Simulation, duration: float) -> list[dict]:
     scenario = sim.scenario
-    kv_ms = (float(np.mean(sim.decode.kv_transfer_s)) * 1e3 if sim.decode and sim.decode.kv_transfer_s
-             else None)
     out = []
     for c in sim.clusters:
         insts, spec = c.instances, c.spec
@@ -462,6 +506,8 @@ def _cluster_summaries(sim: Simulation, duration: float) -> list[dict]:
         row.update({
             "input_tokens_per_s": sum(i.prefill_tokens for i in insts) / duration,
             "output_tokens_per_s": sum(i.output_tokens for i in insts) / duration,
+            "steady_input_tokens_per_s": steady_rate(insts, 1),
+            "steady_output_tokens_per_s": steady_rate(insts, 2),
             "busy_fraction": busy / (engines * duration),
             "kv_blocks_per_instance": c.memory.num_blocks * (spec.dp_attention if spec.role != "attention" else 1),
             "kv_tokens_per_instance": c.memory.kv_tokens * (spec.dp_attention if spec.role != "attention" else 1),
@@ -470,7 +516,8 @@ def _cluster_summaries(sim: Simulation, duration: float) -> list[dict]:
             "peak_kv_fraction": max(i.kv.peak_used / max(i.kv.num_blocks, 1) for i in insts),
             "prefix_cache_hit_rate": (sum(i.kv.prefix_hit_tokens for i in insts)
                                       / max(sum(i.kv.prefix_query_tokens for i in insts), 1)),
-            "kv_transfer_ms": kv_ms if spec.role in ("prefill", "decode") else None,
+            "kv_transfer_ms": float(np.mean(c.kv_transfer_s)) * 1e3 if c.kv_transfer_s else None,
+            "kv_exposed_ms": float(np.mean(c.kv_exposed_s)) * 1e3 if c.kv_exposed_s else None,
             "all_to_all_ms": (sum(i.comm_ms for i in insts) / steps
                               if spec.ep > 1 and spec.role != "attention" else None),
             "bubble_fraction": (sum(i.bubble_ms for i in insts) * 1e-3 / busy
@@ -486,6 +533,25 @@ def _cluster_summaries(sim: Simulation, duration: float) -> list[dict]:
                         "weight_gib_per_gpu": memory_for(scenario, ffn, "deployment").weight_bytes / 2**30})
             out.append(row)
     return out
+
+
+STEADY_QUANTILES = (0.1, 0.9)
+
+
+def steady_rate(instances, column: int) -> float | None:
+    """Tokens per second of a cluster in steady state: the cluster's cumulative count of prefill
+    (`column` 1) or output (2) tokens, summed over its instances batch by batch, is timed between
+    the moments it passes 10 % and 90 % of its final value, so the ramp-up (the first 10 % of
+    the tokens) and the drain (the last 10 %) are left out. None without tokens."""
+    events = sorted((row[0], row[column] - prev[column]) for inst in instances
+                    for prev, row in zip([(0.0, 0, 0)] + inst.token_log, inst.token_log) if row[column] > prev[column])
+    if len(events) < 2:
+        return None
+    times = np.array([t for t, _ in events])
+    counts = np.cumsum([n for _, n in events], dtype=float)
+    lo, hi = (q * counts[-1] for q in STEADY_QUANTILES)
+    t_lo, t_hi = np.interp([lo, hi], counts, times)
+    return (hi - lo) / (t_hi - t_lo) if t_hi > t_lo else None
 
 
 def _cluster_row(scenario: Scenario, spec: ClusterSpec) -> dict:

@@ -25,8 +25,9 @@ what would be valid, instead of predicting a deployment that cannot run. Sources
                        GPUs with fp8 tensor cores (older GPUs fall back to weight-only Marlin
                        kernels, which Frontier does not model)
 
-Frontier's own limit: tensor parallelism is priced over NVLink, so a TP group must fit in one
-node (vLLM's docs, too, advise TP within a node and PP across nodes).
+Frontier's own limit: a TP group larger than a node takes whole nodes (TP16 on two 8-GPU nodes,
+as SGLang serves DeepSeek-R1 on H100); its all-reduce then crosses the NICs (frontier.ops.graph
+`all_reduce`).
 """
 from __future__ import annotations
 
@@ -77,10 +78,10 @@ def check_tp(model: ModelSpec, gpu: GPUSpec, tp: int, where: str, attention: boo
                  f"{kv} KV heads (split over tp, or each replicated tp/{kv} times)")
         raise SpecError(f"{where}: {tp} does not fit {model.name}'s {heads}; vLLM refuses it. "
                         f"Valid tp: {_valid_tp(model, gpu.gpus_per_node)}")
-    if tp > gpu.gpus_per_node:
-        raise SpecError(f"{where}: {tp} spans {-(-tp // gpu.gpus_per_node)} nodes of "
-                        f"{gpu.gpus_per_node} {gpu.name} GPUs; tensor parallelism runs over NVLink "
-                        f"inside one node: use tp <= {gpu.gpus_per_node} and pp or dp across nodes")
+    if tp > gpu.gpus_per_node and tp % gpu.gpus_per_node:
+        raise SpecError(f"{where}: {tp} spans {tp / gpu.gpus_per_node:g} nodes of {gpu.gpus_per_node} "
+                        f"{gpu.name} GPUs; tensor parallelism across nodes takes whole nodes: use tp <= "
+                        f"{gpu.gpus_per_node} or a multiple of {gpu.gpus_per_node}")
 
 
 def check_cluster(scenario: Scenario, c: ClusterSpec, where: str) -> None:

@@ -35,9 +35,11 @@ class MemoryPlan:
         return self.num_blocks * self.block_size
 
 
-def weight_bytes_per_gpu(model: ModelSpec, tp: int, pp: int, ep: int = 1, part: str = "all") -> float:
+def weight_bytes_per_gpu(model: ModelSpec, tp: int, pp: int, ep: int = 1, part: str = "all",
+                         redundant_experts: int = 0) -> float:
     """Dense weights split over tp x pp; routed experts over ep (or tp when ep is 1) x pp. Each
-    part in its own precision (ModelSpec.weight_bytes_by_part).
+    part in its own precision (ModelSpec.weight_bytes_by_part). EPLB's `redundant_experts`
+    replicas are whole extra experts, spread over the ep ranks like the others.
 
     `part`: "all", or "attention" / "ffn" for attention/FFN-disaggregated clusters, which hold
     only the attention (+ embeddings) or only the MLP/MoE weights."""
@@ -46,6 +48,8 @@ def weight_bytes_per_gpu(model: ModelSpec, tp: int, pp: int, ep: int = 1, part: 
              "attention": b["embedding"] + b["attention"], "ffn": b["ffn"]}[part]
     experts = 0.0 if part == "attention" else b["experts"]
     expert_split = ep if ep > 1 else tp
+    if ep > 1 and model.moe and redundant_experts:
+        experts *= 1 + redundant_experts / model.moe.num_experts
     return dense / (tp * pp) + experts / (expert_split * pp)
 
 
@@ -70,9 +74,9 @@ def plan_memory(model: ModelSpec, gpu: GPUSpec, *, tp: int, pp: int, ep: int = 1
                 gpu_memory_utilization: float = 0.9, block_size: int = 16,
                 max_num_batched_tokens: int = 8192, max_num_seqs: int = 256,
                 where: str = "deployment", part: str = "all", activations_inside: bool = True,
-                unseen_bytes: float = 0.0) -> MemoryPlan:
+                redundant_experts: int = 0, unseen_bytes: float = 0.0) -> MemoryPlan:
     usable = gpu.memory_bytes * gpu_memory_utilization
-    weights = weight_bytes_per_gpu(model, tp, pp, ep, part)
+    weights = weight_bytes_per_gpu(model, tp, pp, ep, part, redundant_experts)
     act = activation_bytes(model, tp, max_num_batched_tokens, max_num_seqs) if activations_inside else unseen_bytes
     kv = usable - weights - act
     if model.num_layers < 1 or (model.num_kv_heads < 1 and not model.mla) or block_size < 1:

@@ -48,6 +48,8 @@ class MoE:
     intermediate_size: int           # per routed expert
     shared_intermediate_size: int    # total width of the shared expert(s); 0 if none
     first_dense_layers: int          # leading layers with a dense MLP (DeepSeek first_k_dense_replace)
+    n_group: int = 1                 # group-limited routing (DeepSeek): experts in n_group groups,
+    topk_group: int = 1              # each token's top-k drawn from its topk_group best groups
 
 
 @dataclass(frozen=True)
@@ -353,7 +355,12 @@ def model_from_config(cfg: dict, name: str, where: str, hf_id: str = "") -> Mode
             raise SpecError(f"{where}: num_experts_per_tok {top_k} exceeds the {num_experts} experts")
         if first_dense > layers:
             raise SpecError(f"{where}: first_k_dense_replace {first_dense} exceeds num_hidden_layers {layers}")
-        moe = MoE(num_experts, top_k, moe_width, shared_width, first_dense)
+        n_group = _count(cfg, "n_group", where, default=1)
+        topk_group = _count(cfg, "topk_group", where, default=n_group)
+        if num_experts % n_group or topk_group > n_group:
+            raise SpecError(f"{where}: n_group {n_group} must divide the {num_experts} experts and "
+                            f"topk_group {topk_group} must not exceed it")
+        moe = MoE(num_experts, top_k, moe_width, shared_width, first_dense, n_group, topk_group)
     dtype = str(cfg.get("torch_dtype") or cfg.get("dtype") or "bfloat16")
     if not isinstance(cfg.get("quantization_config") or {}, dict):
         raise SpecError(f"{where}: quantization_config: expected a mapping")

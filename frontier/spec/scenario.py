@@ -25,11 +25,57 @@ from frontier.workload import WorkloadSpec
 
 ROLES = ("mixed", "prefill", "decode", "attention", "ffn")
 # The deployments Frontier simulates, by the roles of their clusters.
+# prefill-only / decode-only: one side of a PD deployment measured alone, as SGLang benchmarks
+# it (a prefill server whose requests end at their first token; a decode server whose requests
+# arrive with their KV present, its "fake" transfer backend).
 TOPOLOGIES = {("mixed",): "co-located", ("decode", "prefill"): "PD-disaggregated",
-              ("attention", "ffn"): "AF-disaggregated"}
+              ("attention", "ffn"): "AF-disaggregated", ("prefill",): "prefill-only", ("decode",): "decode-only"}
 KV_TRANSFER_MODES = ("layerwise", "whole")
 ROUTERS = ("round_robin", "least_outstanding", "least_tokens")
 ATTENTION_BACKENDS = ("flash", "cudnn")
+# How MoE dispatch/combine move tokens between EP ranks (priced in frontier.ops.experts.ep_traffic).
+EP_BACKENDS = ("nccl", "allgather-reducescatter", "deepep-normal", "deepep-low-latency")
+
+
+SPECULATIVE_METHODS = ("mtp", "eagle", "ngram")
+
+
+@dataclass(frozen=True)
+class Speculative:
+    """Speculative decoding: `num_speculative_tokens` drafted per step and verified together;
+    `acceptance` the probability that draft position i is accepted once the ones before it were
+    (one value for every position, or one per position)."""
+
+    method: str = "mtp"
+    num_speculative_tokens: int = 1
+    acceptance: tuple[float, ...] = (0.8,)
+
+    @property
+    def tokens_per_step(self) -> float:
+        """Expected tokens a step emits: the verified one plus each accepted draft,
+        1 + a1 + a1 a2 + ... (position i is only reached if all before it were accepted)."""
+        rates = self.acceptance * self.num_speculative_tokens if len(self.acceptance) == 1 else self.acceptance
+        total, reach = 1.0, 1.0
+        for a in rates[:self.num_speculative_tokens]:
+            reach *= a
+            total += reach
+        return total
+
+
+def speculative_from_dict(d, where: str) -> Speculative:
+    check_keys(d, {"method", "num_speculative_tokens", "acceptance_rate"}, where)
+    method = d.get("method", "mtp")
+    if method not in SPECULATIVE_METHODS:
+        raise SpecError(f"{where}.method: '{method}' is not one of {', '.join(SPECULATIVE_METHODS)}")
+    k = integer(d.get("num_speculative_tokens", 1), f"{where}.num_speculative_tokens", minimum=1,
+                what="a number of draft tokens")
+    rates = d.get("acceptance_rate", 0.8)
+    rates = rates if isinstance(rates, list) else [rates]
+    rates = tuple(number(a, f"{where}.acceptance_rate") for a in rates)
+    if len(rates) not in (1, k) or not all(0.0 <= a <= 1.0 for a in rates):
+        raise SpecError(f"{where}.acceptance_rate: one probability in [0, 1], or one per draft position "
+                        f"({k}), got {list(rates)}")
+    return Speculative(method, k, rates)
 
 
 @dataclass(frozen=True)
@@ -41,6 +87,7 @@ class ClusterSpec:
     pp: int = 1
     dp: int = 1                            # independent instances (replicas)
     ep: int = 1                            # expert parallelism of the MoE layers
+    ep_backend: str = "nccl"               # dispatch/combine: nccl | allgather-reducescatter | deepep-normal | deepep-low-latency
     router: str = "round_robin"            # how requests are spread over the dp instances
     engine: str = "vllm"                   # vllm | sglang: scheduling, defaults, kernels, host time
     engine_version: str = ""               # e.g. "0.12.0"; "" = the newest the engine model knows
@@ -68,6 +115,8 @@ class ClusterSpec:
     expert_skew: float = 0.0                # MoE routing: 0 uniform, ~1.2 hot experts (Zipf-like)
     expert_load_file: str = ""              # MoE routing: per-expert loads measured elsewhere
     eplb_redundant_experts: int = 0         # EPLB: replicas of the hottest experts, balanced placement
+    expert_load_cv: float = 0.0             # MoE routing: batch-to-batch CV of each expert's load (stale EPLB)
+    speculative: Speculative | None = None  # {method, num_speculative_tokens, acceptance_rate}
     defaults_from: tuple = ()               # (field, value, source) of each engine default applied
 
     @property
@@ -127,6 +176,7 @@ class Scenario:
     def describe_deployment(self) -> dict:
         def cluster(c: ClusterSpec) -> dict:
             out = {k: v for k, v in vars(c).items() if k != "defaults_from"}
+            out["speculative"] = vars(c.speculative) if c.speculative else None
             out["gpus"] = c.gpus
             out["engine_defaults"] = {f: {"value": v, "source": src} for f, v, src in c.defaults_from}
             return out
@@ -140,7 +190,7 @@ class Scenario:
 
 
 _CHOICES = {"role": ROLES, "router": ROUTERS, "attention_backend": ATTENTION_BACKENDS, "engine": ENGINES,
-            "schedule_policy": ("fcfs", "lpm"), "kv_cache_dtype": KV_CACHE_DTYPES}
+            "schedule_policy": ("fcfs", "lpm"), "kv_cache_dtype": KV_CACHE_DTYPES, "ep_backend": EP_BACKENDS}
 _POSITIVE = {"tp", "pp", "dp", "ep", "max_num_seqs", "max_num_batched_tokens", "block_size", "dp_attention",
              "micro_batches", "max_prefill_tokens", "cuda_graph_max_bs"}
 # The type of each field whose default is the engine's (None until resolved).
@@ -192,6 +242,9 @@ def cluster_from_dict(d: dict, where: str, scenario_gpu: GPUSpec | None = None) 
     for f in fields(ClusterSpec):
         if f.name not in d:
             continue
+        if f.name == "speculative":
+            values[f.name] = speculative_from_dict(d[f.name], f"{where}.speculative")
+            continue
         value = _coerce(d[f.name], _ENGINE_DEFAULTED.get(f.name, f.default), f"{where}.{f.name}")
         if f.name == "quantization" and value:
             value = quantization_name(value, f"{where}.quantization")
@@ -206,8 +259,8 @@ def cluster_from_dict(d: dict, where: str, scenario_gpu: GPUSpec | None = None) 
     if spec.ep > 1 and spec.instance_gpus % spec.ep:
         raise SpecError(f"{where}.ep: {spec.ep} must divide the instance's GPUs (tp x pp x dp_attention = "
                         f"{spec.instance_gpus})")
-    if spec.expert_skew < 0 or spec.eplb_redundant_experts < 0 or spec.max_model_len < 0:
-        raise SpecError(f"{where}: expert_skew, eplb_redundant_experts and max_model_len must be >= 0")
+    if spec.expert_skew < 0 or spec.eplb_redundant_experts < 0 or spec.max_model_len < 0 or spec.expert_load_cv < 0:
+        raise SpecError(f"{where}: expert_skew, expert_load_cv, eplb_redundant_experts and max_model_len must be >= 0")
     if spec.num_gpu_blocks_override < 0:
         raise SpecError(f"{where}.num_gpu_blocks_override: must be >= 0 (0: from the memory plan)")
     if spec.cpu_overhead_ms < 0:
@@ -267,7 +320,7 @@ def deployment_from_dict(d: dict | None, where: str = "deployment", gpu: GPUSpec
     if roles not in TOPOLOGIES:
         raise SpecError(f"{where}.clusters: roles {list(roles)} do not form a deployment; use one "
                         "'mixed' cluster, a 'prefill' and a 'decode' cluster, or an 'attention' and an "
-                        "'ffn' cluster")
+                        "'ffn' cluster (or one 'prefill' or one 'decode' cluster alone)")
     links = d.get("links") or {}
     check_keys(links, {"kv", "af"}, f"{where}.links")
     kv_transfer = d.get("kv_transfer", "layerwise")

@@ -109,19 +109,61 @@ def load_runs(path: Path = DEV_SET, num_prompts_per_client: int = PROMPTS_PER_CL
         version = "" if pd.isna(row["backend_version"]) else str(row["backend_version"])
         card = _card_for(row["model_path"], cards)
         gpu = GPU_NAMES.get(row["system"])
-        reason = ""
-        if row["mode"] != "agg":
-            reason = "disaggregated layout (prefill and decode workers) not expressed yet"
-        elif card is None:
+        pd_layout = row["mode"] == "disagg"  # one prefill and one decode worker
+        if pd_layout:
+            row["batch_size"] = _silicon_concurrency(row)
+        reason = (_pd_unexpressed(row) if pd_layout else "" if row["mode"] == "agg"
+                  else f"mode {row['mode']} not expressed")
+        if not reason and card is None:
             reason = f"no model card for {row['model_path']}"
-        elif gpu is None:
+        elif not reason and gpu is None:
             reason = f"no GPU spec for {row['system']}"
-        tp, conc = _int(row["tp_size"]), _int(row.get("batch_size"))
-        scenario = None if reason else _scenario(row, card, gpu, version, num_prompts_per_client)
+        tp, conc = _int(row["prefill_tp_size" if pd_layout else "tp_size"]), _int(row.get("batch_size"))
+        build = _pd_scenario if pd_layout else _scenario
+        scenario = None if reason else build(row, card, gpu, version, num_prompts_per_client)
         runs.append(Run(row["id"], row["backend"], version or "-", row["model_path"], row["system"],
                         quantization_of(row), tp, conc, int(row["isl"]), int(row["osl"]),
                         float(row["silicon_ttft_ms"]), float(row["silicon_tpot_ms"]), scenario, reason))
     return runs
+
+
+def _silicon_concurrency(row) -> float:
+    """A disaggregated run's client count: recorded only in its source note."""
+    import re
+
+    m = re.search(r"silicon_concurrency=(\d+)", str(row.get("silicon_data_source") or ""))
+    return float(m.group(1)) if m else float("nan")
+
+
+def _pd_unexpressed(row) -> str:
+    for side in ("prefill", "decode"):
+        if _int(row.get(f"{side}_num_workers")) != 1:
+            return f"{side} workers {row[f'{side}_num_workers']}: one prefill and one decode worker expressed"
+    if math.isnan(_silicon_concurrency(row)):
+        return "disaggregated run without silicon_concurrency in its source note"
+    return ""
+
+
+def _pd_scenario(row, card: str, gpu: str, version: str, per_client: int) -> dict:
+    """A disaggregated run: one prefill and one decode instance of the run's engine, each with its
+    own (attention tp, attention DP, EP) as aiconfigurator's prefill_* / decode_* columns give
+    them, the KV crossing the prefill GPUs' NICs; fixed lengths and a closed loop of clients."""
+    clusters = []
+    for side in ("prefill", "decode"):
+        c = {"name": side, "role": side, "engine": row["backend"], "tp": _int(row[f"{side}_tp_size"]),
+             "pp": _int(row[f"{side}_pp_size"])}
+        if version:
+            c["engine_version"] = version
+        if _int(row[f"{side}_attention_dp_size"]) > 1:
+            c["dp_attention"] = _int(row[f"{side}_attention_dp_size"])
+        if _int(row[f"{side}_moe_ep_size"]) > 1:
+            c["ep"] = _int(row[f"{side}_moe_ep_size"])
+        clusters.append(c)
+    conc, isl, osl = _int(row["batch_size"]), int(row["isl"]), int(row["osl"])
+    return {"name": row["id"], "model": card, "gpu": gpu, "deployment": {"clusters": clusters},
+            "workload": {"num_requests": per_client * conc, "concurrency": conc,
+                         "arrival": {"process": "poisson", "rate": "inf"}, "input_len": isl, "output_len": osl},
+            "seed": 0}
 
 
 def _scenario(row, card: str, gpu: str, version: str, per_client: int) -> dict:

@@ -128,8 +128,8 @@ CASES = {
         ["neg.csv row 1", "arrival_s", ">= 0"]),
     "vLLM result with request_rate -5": (lambda t: ["validate", vllm_result(t, request_rate=-5)],
                                          ["result.json", "request_rate", "-5"]),
-    "tp 16 on 8-GPU nodes": (lambda t: scenario(t, deployment={"tp": 16}),
-                             ["deployment.tp", "16", "2 nodes of 8", "tp <= 8"]),
+    "tp 12 on 8-GPU nodes": (lambda t: scenario(t, deployment={"tp": 12}),
+                             ["deployment.tp", "12", "Valid tp"]),
     # ---- issue 14: exit 2, but with a message that hid the cause
     "chunked prefill off, budget below max_model_len": (
         lambda t: scenario(t, deployment={"enable_chunked_prefill": False, "max_num_batched_tokens": 2048}),

@@ -37,10 +37,16 @@ def test_mla_heads_only_need_to_divide():
     scenario("deepseek-v2", tp=8)  # 128 heads; the latent KV is replicated, not split
 
 
-def test_tp_beyond_a_node_is_refused_but_pp_across_nodes_is_not():
-    with pytest.raises(SpecError, match="deployment.tp: 16 spans 2 nodes of 8 h100-sxm GPUs"):
-        scenario("llama-3.1-70b", tp=16)
+def test_tp_beyond_a_node_takes_whole_nodes():
+    assert scenario("llama-3.1-70b", tp=16).clusters[0].instance_gpus == 16  # two whole nodes
     assert scenario("llama-3.1-70b", tp=8, pp=2).clusters[0].instance_gpus == 16
+    model, h100 = load_model("deepseek-v3"), get_gpu("h100-sxm")  # 128 heads: tp 32 divides them
+    check_tp(model, h100, 32, "tp")
+    from dataclasses import replace
+
+    check_tp(model, replace(h100, gpus_per_node=4), 32, "tp")  # 8 whole nodes
+    with pytest.raises(SpecError, match="tp: 32 spans 5.33333 nodes of 6 .* a multiple of 6"):
+        check_tp(model, replace(h100, gpus_per_node=6), 32, "tp")
 
 
 def test_pipeline_stages_need_a_layer_each():

@@ -172,3 +172,15 @@ def test_engine_kernels_per_layer():
                            "embedding": 1, "rmsnorm": 1, "sampling": 1}
     fp8 = names(bf16.with_quantization("fp8"))
     assert fp8 - names(bf16) == {"quant_fp8": 32}
+
+
+def test_tensor_parallel_across_nodes_all_reduces_over_the_network():
+    from frontier.ops.graph import all_reduce
+    from frontier.ops.operators import Collective
+    from frontier.predict import load_predictor
+
+    assert all_reduce(1 << 20, 8, 8) == Collective("custom_all_reduce", 1 << 20, 8)
+    assert all_reduce(1 << 20, 16, 8) == Collective("all_reduce", 1 << 20, 16, "network")
+    # The published 16-GPU network all-reduce is slower than NVLink's, message for message.
+    p = load_predictor("h100-sxm")
+    assert p.op_ms(all_reduce(64 << 20, 16, 8)) > p.op_ms(Collective("all_reduce", 64 << 20, 16))

@@ -152,3 +152,13 @@ def test_bf16_glm_5_does_not_fit_eight_h200():
     # 743B parameters x 2 bytes = 173 GiB per GPU over 8: only its fp8 form fits (as measured).
     with pytest.raises(SpecError, match="glm-5 does not fit on h200 with tp=8"):
         plan_memory(load_model("glm-5"), get_gpu("h200"), tp=8, pp=1)
+
+
+def test_eplb_replicas_take_memory():
+    # DeepSeek-V3 at EP32 with 32 redundant experts: one more expert (of 256) on every GPU,
+    # 1/256 of the routed experts' bytes: 2.55 GB.
+    model = load_model("deepseek-v3")
+    experts = model.weight_bytes_by_part()["experts"]
+    extra = weight_bytes_per_gpu(model, 1, 1, 32, redundant_experts=32) - weight_bytes_per_gpu(model, 1, 1, 32)
+    assert extra == pytest.approx(experts / 256)
+    assert extra == pytest.approx(2.555e9, rel=1e-3)

@@ -1,0 +1,46 @@
+"""Speculative decoding (MTP / EAGLE / n-gram): accepted tokens per step and step times by hand."""
+import pytest
+
+from frontier.errors import SpecError
+from frontier.ops.graph import BatchStats
+from frontier.predict.step import SpeculativeDecoding
+from frontier.spec.scenario import Speculative, scenario_from_dict
+
+from sim_helpers import LinearStepTime
+
+
+def test_tokens_per_step_from_per_position_acceptance():
+    # Position i is reached only if every earlier draft was accepted.
+    assert Speculative("mtp", 3, (0.8,)).tokens_per_step == pytest.approx(1 + 0.8 + 0.64 + 0.512)
+    assert Speculative("eagle", 2, (0.9, 0.6)).tokens_per_step == pytest.approx(1 + 0.9 + 0.9 * 0.6)
+
+
+def test_a_decode_step_verifies_k_plus_one_tokens_after_k_drafts():
+    rule = LinearStepTime(0.010, 0.0001)
+    decode = BatchStats(num_decode=4, decode_sum_kv=400, decode_max_kv=100, num_sampled=4)
+    mtp = SpeculativeDecoding(rule, Speculative("mtp", 2, (0.5,)), layers=10)
+    # Verify 4 x 3 = 12 tokens: 10 + 1.2 = 11.2 ms. Draft: one of the 10 layers of a 4-token
+    # step (10.4 ms / 10) per draft token, two of them: 2.08 ms. E = 1 + 0.5 + 0.25 = 1.75
+    # tokens per step: each credited step takes 13.28 / 1.75 ms.
+    assert mtp.step(decode).total_s == pytest.approx(0.01328 / 1.75)
+    ngram = SpeculativeDecoding(rule, Speculative("ngram", 2, (0.5,)), layers=10)
+    assert ngram.step(decode).total_s == pytest.approx(0.0112 / 1.75)  # drafted on the host
+    prefill = BatchStats(num_prefill=1, prefill_tokens=100, prefill_sum_q2=10_000, prefill_sum_kv=100,
+                         prefill_max_q=100, prefill_max_kv=100, num_sampled=1)
+    assert mtp.step(prefill).total_s == pytest.approx(0.010 + 0.01)
+
+
+def speculative(spec):
+    return scenario_from_dict({"model": "deepseek-v3", "gpu": "h100-sxm",
+                               "deployment": {"tp": 8, "speculative": spec},
+                               "workload": {"num_requests": 1, "input_len": 8, "output_len": 2,
+                                            "arrival": {"process": "poisson", "rate": 1.0}}})
+
+
+def test_speculative_deployment_field():
+    sc = speculative({"method": "mtp", "num_speculative_tokens": 2, "acceptance_rate": [0.9, 0.7]})
+    assert sc.clusters[0].speculative == Speculative("mtp", 2, (0.9, 0.7))
+    with pytest.raises(SpecError, match=r"speculative.acceptance_rate: one probability in \[0, 1\], or one per"):
+        speculative({"num_speculative_tokens": 3, "acceptance_rate": [0.9, 0.7]})
+    with pytest.raises(SpecError, match="speculative.method: 'medusa' is not one of mtp, eagle, ngram"):
+        speculative({"method": "medusa"})
