@@ -9,8 +9,8 @@ For each case it prints simulated requests per wall-clock second
             start-up, imports, trace loading, simulation, summary, requests.csv, trace.json),
             with --no-plots and with the PNG plots
 and peak memory (max RSS of each process from wait4; with --tracemalloc also the peak of the
-loop's Python allocations, from one more, slower run). Ratios: against the target (the whole 10,000-request run in under 3 s)
-and against the best-known peer (about 20 s of wall time for 1,024 such requests).
+loop's Python allocations, from one more, slower run). Ratio: against the target (the whole 10,000-request run in under 3 s).
+The comparison with the peer on identical work is benchmarks/side_by_side.py.
 
     python benchmarks/sim_speed.py [--num-requests 10000] [--repeat 1] [--tracemalloc]
 """
@@ -33,7 +33,6 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 TRACE = REPO / "simulate" / "traces" / "azure_conv.csv"
 TARGET_S = 3.0                    # the whole 10,000-request run, start-up and output included
-PEER_REQUESTS, PEER_S = 1024, 20.0
 MIB = 2**20
 
 
@@ -164,12 +163,11 @@ def main() -> None:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-    peer_rps = PEER_REQUESTS / PEER_S
     print(f"frontier simulation speed: Azure conv trace, llama-3.1-8b, {args.num_requests} requests "
           f"(best of {args.repeat}); python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
     print(f"start-up floor (python + imports): {floor_s:.2f} s, {floor_rss:.0f} MiB RSS\n")
     head = (f"{'case':<27} {'what':<22} {'wall s':>7} {'req/s':>8} {'peak MiB':>9} "
-            f"{'vs 3 s target':>13} {'vs peer':>8}")
+            f"{'vs 3 s target':>13}")
     print(head)
     print("-" * len(head))
     for label, loop, np_s, np_rss, p_s, p_rss in rows:
@@ -179,9 +177,8 @@ def main() -> None:
                    ("process, with plots", p_s, p_rss, "RSS")]
         for i, (what, wall, mem, _) in enumerate(entries):
             target = f"{TARGET_S / wall * n / 10_000:.2f}x" if "process" in what else ""
-            peer = f"{n / wall / peer_rps:.0f}x"
             print(f"{label if i == 0 else '':<27} {what:<22} {wall:>7.2f} {n / wall:>8.0f} "
-                  f"{mem:>9.0f} {target:>13} {peer:>8}")
+                  f"{mem:>9.0f} {target:>13}")
         print(f"{'':<27} simulated {loop['sim_duration_s']:.0f} s, {loop['steps']} steps, "
               f"{loop['completed']} completed / {loop['failed']} failed, mean TTFT "
               f"{loop['mean_ttft_ms']:.0f} ms, TPOT {loop['mean_tpot_ms']:.1f} ms")
@@ -191,8 +188,7 @@ def main() -> None:
     print("\npeak MiB: max RSS of the process (the loop's: a process that loads the trace, "
           "builds the requests and runs simulate()).")
     print("vs 3 s target: 3 s / wall, scaled to 10,000 requests (>= 1.00x meets the target).")
-    print(f"vs peer: simulated requests per wall second / the peer's {peer_rps:.0f} "
-          f"({PEER_REQUESTS} requests in ~{PEER_S:.0f} s).")
+    print("vs the peer on the same work: python benchmarks/side_by_side.py bench")
 
 
 if __name__ == "__main__":

@@ -58,7 +58,8 @@ def scenario_dict(path: Path | None, warn=None, **flags) -> tuple[dict, Path | N
         if key in given:
             d[key] = given[key]
     dep = _section(d, "deployment")
-    for key in ("tp", "pp", "dp", "max_num_seqs", "max_num_batched_tokens"):
+    for key in ("tp", "pp", "dp", "max_num_seqs", "max_num_batched_tokens", "engine", "engine_version",
+                "quantization", "kv_cache_dtype"):
         if key in given:
             if "clusters" in dep:
                 raise FrontierError(f"--{key.replace('_', '-')} applies to a co-located deployment; "
@@ -77,8 +78,13 @@ def scenario_dict(path: Path | None, warn=None, **flags) -> tuple[dict, Path | N
             warn(f"{' and '.join(used)} {verb} the scenario's trace ({_trace_name(wl['trace'])}) by a "
                  "synthetic workload; give --trace too to keep the trace")
         wl.pop("trace", None)
-        wl["input_len"] = given.get("input_len", wl.get("input_len", FLAG_DEFAULTS["input_len"]))
-        wl["output_len"] = given.get("output_len", wl.get("output_len", FLAG_DEFAULTS["output_len"]))
+        ratio = given.get("random_range_ratio", 0.0)
+        for key in ("input_len", "output_len"):
+            length = given.get(key, wl.get(key, FLAG_DEFAULTS[key]))
+            if ratio and isinstance(length, int):  # vllm/benchmarks/datasets.py RandomDataset
+                length = {"dist": "uniform", "min": max(1, int(length * (1 - ratio))),
+                          "max": int(length * (1 + ratio))}
+            wl[key] = length
     if "num_requests" in given:
         wl["num_requests"] = given["num_requests"]
     elif "trace" not in wl:
@@ -89,7 +95,14 @@ def scenario_dict(path: Path | None, warn=None, **flags) -> tuple[dict, Path | N
             warn(f"--rate re-times the trace's requests ({timing}) instead of replaying its timestamps")
         wl["arrival"] = {"process": "poisson", "rate": given["rate"]}
     elif "trace" not in wl and "arrival" not in wl:
-        wl["arrival"] = {"process": "poisson", "rate": FLAG_DEFAULTS["rate"]}
+        # As `vllm bench serve`: --max-concurrency alone means a closed loop (request rate inf).
+        rate = float("inf") if "concurrency" in given else FLAG_DEFAULTS["rate"]
+        wl["arrival"] = {"process": "poisson", "rate": rate}
+    if "burstiness" in given:  # vLLM: gamma gaps of shape `burstiness`, i.e. cv = 1/sqrt(burstiness)
+        if given["burstiness"] <= 0:
+            raise FrontierError(f"--burstiness: {given['burstiness']:g} must be > 0 (1: Poisson)")
+        arrival = wl.setdefault("arrival", {"process": "poisson", "rate": FLAG_DEFAULTS["rate"]})
+        arrival.update(process="gamma", cv=given["burstiness"] ** -0.5)
     if "concurrency" in given:
         wl["concurrency"] = given["concurrency"]
     return d, (path.parent if path is not None else None)
@@ -126,11 +139,22 @@ def warn_line(text: str) -> None:
 @click.option("--tp", type=int, help="Tensor-parallel degree.")
 @click.option("--pp", type=int, help="Pipeline-parallel stages.")
 @click.option("--dp", type=int, help="Data-parallel instances (replicas).")
-@click.option("--num-requests", type=int, help="Requests to simulate (a cap for traces).")
-@click.option("--rate", type=float, help="Poisson arrival rate, requests/s (inf: all at once).")
-@click.option("--concurrency", type=int, help="At most this many requests in flight (client limit).")
-@click.option("--input-len", type=int, help="Prompt tokens per request (fixed).")
-@click.option("--output-len", type=int, help="Output tokens per request (fixed).")
+@click.option("--engine", type=click.Choice(["vllm", "sglang"]), help="Serving engine (scheduling, defaults).")
+@click.option("--engine-version", help="Engine release whose defaults apply, e.g. 0.12.0 (default: newest).")
+@click.option("--quantization", help="vLLM's --quantization: fp8, fp8_block, mxfp4, nvfp4, awq, gptq.")
+@click.option("--kv-cache-dtype", help="auto | fp8.")
+@click.option("--num-requests", "--num-prompts", "num_requests", type=int,
+              help="Requests to simulate (a cap for traces).")
+@click.option("--rate", "--request-rate", "rate", type=float,
+              help="Arrival rate, requests/s (inf: all at once; the default with --max-concurrency).")
+@click.option("--burstiness", type=float,
+              help="As vllm bench serve: gamma-distributed gaps of shape BURSTINESS (1: Poisson).")
+@click.option("--concurrency", "--max-concurrency", "concurrency", type=int,
+              help="At most this many requests in flight: a closed loop of clients.")
+@click.option("--input-len", "--random-input-len", "input_len", type=int, help="Prompt tokens per request.")
+@click.option("--output-len", "--random-output-len", "output_len", type=int, help="Output tokens per request.")
+@click.option("--random-range-ratio", type=click.FloatRange(0, 1, max_open=True),
+              help="As vllm bench serve: lengths uniform in [L(1-r), L(1+r)] (default 0: fixed).")
 @click.option("--trace", help="Request trace: Azure 2023 / Mooncake / CSV / JSONL file.")
 @click.option("--max-num-seqs", type=int, help="Scheduler: most sequences per batch.")
 @click.option("--max-num-batched-tokens", type=int, help="Scheduler: token budget per step.")
@@ -139,8 +163,10 @@ def warn_line(text: str) -> None:
               help="Results folder (default results/<scenario name>).")
 @click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
 @click.option("--no-trace", is_flag=True, help="Skip the Chrome/Perfetto trace.")
+@click.option("--save-detailed", is_flag=True,
+              help="summary.json also holds per-request arrays, as `vllm bench serve --save-detailed`.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def simulate(scenario, outdir, no_plots, no_trace, quiet, **flags):
+def simulate(scenario, outdir, no_plots, no_trace, save_detailed, quiet, **flags):
     """Simulate serving SCENARIO (a YAML file; default: Llama-3.1-8B on one H100, chat trace)."""
     from frontier.metrics.report import print_summary, write_results
     from frontier.paths import check_writable_dir
@@ -157,7 +183,7 @@ def simulate(scenario, outdir, no_plots, no_trace, quiet, **flags):
     console = stdout_console()
     result = run_scenario(spec, progress=not quiet and console.is_terminal)
     print_summary(result, console)
-    written = write_results(result, out, plots=not no_plots, trace=not no_trace)
+    written = write_results(result, out, plots=not no_plots, trace=not no_trace, detailed=save_detailed)
     console.print(f"results: {', '.join(str(p) for p in written)}", highlight=False)
     if result.summary["completed"] == 0 and result.summary["failed"]:
         reasons = result.summary["frontier"]["failed_reasons"]
@@ -217,12 +243,13 @@ def gpus():
 
 
 def _register_commands() -> None:
-    """Commands that live beside their concept (predictors, validation)."""
+    """Commands that live beside their concept (predictors, validation, sweeps)."""
     from frontier.predict.cli import commands as predict_commands
+    from frontier.search.cli import sweep
     from frontier.validate.accuracy import accuracy_command
     from frontier.validate.cli import validate
 
-    for cmd in predict_commands + [validate, accuracy_command]:
+    for cmd in predict_commands + [validate, sweep, accuracy_command]:
         main.add_command(cmd)
 
 

@@ -63,8 +63,11 @@ class HostTime:
       tokens, the launch of the next graph).
     per_token_ms: the part of `step_ms` that grows with the batch's requests (detokenisation,
       streaming each output).
-    request_ms: a request's way from the client to the scheduler and its first token back
-      (HTTP, tokenisation, detokenisation, streaming): it lands in TTFT.
+    request_ms: the latency every request sees between the client and the scheduler and back
+      (HTTP, inter-process hops, streaming the first token), in parallel for all requests;
+    request_serial_ms, request_us_per_token: the front end's one-request-at-a-time work
+      (parsing, tokenisation, hand-off to the engine core), a FIFO server
+      (frontier.sim.frontend): it lands in TTFT and spreads bursts out.
     """
 
     step_ms: float
@@ -72,6 +75,8 @@ class HostTime:
     overlapped: bool
     overlap_residual_ms: float
     request_ms: float
+    request_serial_ms: float
+    request_us_per_token: float
 
     def step_wall_ms(self, gpu_ms: float, requests: int) -> float:
         host = self.step_ms + self.per_token_ms * requests
@@ -111,7 +116,22 @@ def _vllm_capture_sizes(version: tuple, max_size: int) -> tuple[int, ...]:
     return tuple(s for s in sizes if s <= max_size)
 
 
-def make_engine(name: str, version: str, gpu, tp: int, where: str = "deployment") -> Engine:
+def sglang_reserved_gib(gpu_memory_gib: float, parallel_size: int, dp_attention: bool = False) -> float:
+    """Memory SGLang keeps outside mem_fraction_static for activations and CUDA graphs
+    (sglang/srt/server_args.py `_handle_gpu_memory_settings`; parallel_size = tp x pp)."""
+    if gpu_memory_gib < 35:
+        reserved = 2.8 + parallel_size / 10
+    elif gpu_memory_gib < 90:
+        reserved = 9.5 + parallel_size / 2
+    elif gpu_memory_gib < 160:
+        reserved = 12 + parallel_size / 2
+    else:
+        reserved = 32.0
+    return reserved + (4.0 if dp_attention else 0.0)
+
+
+def make_engine(name: str, version: str, gpu, tp: int, where: str = "deployment", pp: int = 1,
+                dp_attention: bool = False) -> Engine:
     """The engine `name` at `version` ('' = newest) serving on `gpu` with tensor parallel `tp`."""
     if name not in ENGINES:
         raise SpecError(f"{where}.engine: '{name}' is not one of {', '.join(ENGINES)}")
@@ -132,10 +152,13 @@ def make_engine(name: str, version: str, gpu, tp: int, where: str = "deployment"
         }
         overlapped = not v or v >= (0, 12)
         host = HostTime(step_ms=VLLM_STEP_MS, per_token_ms=VLLM_PER_REQUEST_STEP_MS, overlapped=overlapped,
-                        overlap_residual_ms=VLLM_OVERLAP_RESIDUAL_MS, request_ms=VLLM_REQUEST_MS)
+                        overlap_residual_ms=VLLM_OVERLAP_RESIDUAL_MS, request_ms=VLLM_REQUEST_MS,
+                        request_serial_ms=VLLM_REQUEST_SERIAL_MS,
+                        request_us_per_token=VLLM_REQUEST_US_PER_TOKEN)
         return Engine(name, version or "newest", defaults, host, Kernels(),
                       _vllm_capture_sizes(v, 512), graph_mixed_batches=not v or v >= (0, 11))
     src = "sglang/srt/server_args.py"
+    reserved = sglang_reserved_gib(gpu.memory_bytes / GIB, tp * pp, dp_attention)
     small_tp = tp < 4
     graph_bs = 256 if small_tp else 512
     chunk = 8192 if gpu.memory_bytes < 160 * GIB else 16384
@@ -146,30 +169,38 @@ def make_engine(name: str, version: str, gpu, tp: int, where: str = "deployment"
         "max_num_batched_tokens": (chunk, f"{src} chunked_prefill_size by GPU memory"),
         "max_prefill_tokens": (16384, f"{src} max_prefill_tokens"),
         "enable_prefix_caching": (True, f"{src} radix cache on (disable_radix_cache false)"),
-        "gpu_memory_utilization": (round(1 - SGLANG_RESERVED_GIB * GIB / gpu.memory_bytes, 3),
-                                   f"{src} mem_fraction_static: GPU memory less {SGLANG_RESERVED_GIB} GiB "
+        "gpu_memory_utilization": (round(1 - reserved / (gpu.memory_bytes / GIB), 3),
+                                   f"{src} mem_fraction_static: GPU memory less {reserved:g} GiB "
                                    "for activations and CUDA graphs"),
         "enable_chunked_prefill": (True, f"{src} chunked_prefill_size > 0"),
         "cuda_graph_max_bs": (graph_bs, f"{src} cuda_graph_max_bs by GPU memory and tp"),
     }
     host = HostTime(step_ms=SGLANG_STEP_MS, per_token_ms=SGLANG_PER_REQUEST_STEP_MS, overlapped=True,
-                    overlap_residual_ms=SGLANG_OVERLAP_RESIDUAL_MS, request_ms=SGLANG_REQUEST_MS)
+                    overlap_residual_ms=SGLANG_OVERLAP_RESIDUAL_MS, request_ms=SGLANG_REQUEST_MS,
+                    request_serial_ms=SGLANG_REQUEST_SERIAL_MS,
+                    request_us_per_token=SGLANG_REQUEST_US_PER_TOKEN)
     sizes = tuple([1, 2, 4] + list(range(8, 160, 8)) + list(range(160, 1025, 16)))
     return Engine(name, version or "newest", defaults, host, Kernels(fused_rope_cache=True),
                   tuple(s for s in sizes if s <= graph_bs))
 
 
-# Memory SGLang leaves outside mem_fraction_static (activations, CUDA graphs, NCCL buffers), in
-# GiB: fitted to the development set's SGLang Qwen3-32B runs on one H100, whose TTFT is set by
-# how many requests the KV pool holds (mem_fraction_static ~0.80 there).
-SGLANG_RESERVED_GIB = 16.0
+# Memory SGLang's KV pool loses besides the weights inside mem_fraction_static: the pool is sized
+# from the free memory measured after the weights load (model_runner.py `profile_max_num_token`),
+# so the CUDA context, NCCL and custom all-reduce buffers and kernel workspaces allocated before
+# it come off the pool. Fitted to the development set's SGLang Qwen3-32B runs on one H100,
+# whose TTFT is set by how many requests the KV pool holds.
+SGLANG_UNSEEN_GIB = 6.0
 
 # Host-time constants (ms), fitted to the development set; see `make accuracy` and the README.
 VLLM_STEP_MS = 1.0
 VLLM_PER_REQUEST_STEP_MS = 0.0
 VLLM_OVERLAP_RESIDUAL_MS = 0.1
-VLLM_REQUEST_MS = 0.0
+VLLM_REQUEST_MS = 5.0
+VLLM_REQUEST_SERIAL_MS = 10.0
+VLLM_REQUEST_US_PER_TOKEN = 0.0
 SGLANG_STEP_MS = 1.0
 SGLANG_PER_REQUEST_STEP_MS = 0.0
 SGLANG_OVERLAP_RESIDUAL_MS = 0.1
-SGLANG_REQUEST_MS = 0.0
+SGLANG_REQUEST_MS = 90.0
+SGLANG_REQUEST_SERIAL_MS = 0.0
+SGLANG_REQUEST_US_PER_TOKEN = 2.0

@@ -1,6 +1,7 @@
 """A run's results on disk and on the terminal.
 
-results/<run>/summary.json   vLLM-bench keys + a `frontier` block
+results/<run>/summary.json   the keys of `vllm bench serve --save-result` (+ `--save-detailed`
+                             arrays when asked) and a `frontier` block (see metrics.vllm_result)
 results/<run>/requests.csv   one row per request
 results/<run>/trace.json     Chrome/Perfetto trace: one row per instance, one slice per batch
 results/<run>/latency_cdf.png, timeline.png
@@ -15,20 +16,27 @@ from rich.console import Console
 from rich.table import Table
 
 from frontier.metrics.serving import PERCENTILES
-from frontier.numbers import strict_json_dumps
 
 
-def write_results(result, outdir: str | Path, plots: bool = True, trace: bool = True) -> list[Path]:
+def write_results(result, outdir: str | Path, plots: bool = True, trace: bool = True,
+                  detailed: bool = False) -> list[Path]:
+    from frontier.metrics.vllm_result import vllm_result
+
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "summary.json", out / "requests.csv"]
-    written[0].write_text(strict_json_dumps(result.summary, indent=2, default=_jsonable) + "\n")
+    write_json(vllm_result(result, detailed=detailed), written[0])
     result.requests.to_csv(written[1], index=False, float_format="%.6f")
     if trace:
         written.append(write_chrome_trace(result, out / "trace.json"))
     if plots:
         written += write_plots(result, out)
     return written
+
+
+def write_json(data: dict, path: Path) -> Path:
+    path.write_text(json.dumps(data, indent=2, default=_jsonable) + "\n")
+    return path
 
 
 def _jsonable(x):
@@ -123,6 +131,9 @@ def print_summary(result, console: Console | None = None) -> None:
     clusters = f"{f['deployment']['topology']}; {clusters}"
     head.add_row("model", f["model"])
     head.add_row("deployment", f"{clusters}; {f['simulated_gpus']} GPUs")
+    engines = {(c["engine"], c["engine_version"] or "newest", c["quantization"] or f.get("precision", "checkpoint"))
+               for c in f["deployment"]["clusters"]}
+    head.add_row("engine", "; ".join(f"{e} {v}, precision {q}" for e, v, q in sorted(engines)))
     head.add_row("workload", str(f["workload"]))
     sources = sorted(set(f["predictor"].values()))
     head.add_row("predictor", ", ".join(f"{fam}: {src}" for fam, src in f["predictor"].items())
@@ -132,7 +143,7 @@ def print_summary(result, console: Console | None = None) -> None:
     head.add_row("duration", f"{s['duration']:.1f} s simulated in {f['wall_time_s']:.2f} s")
     head.add_row("throughput", f"{s['request_throughput']:.2f} req/s, {s['output_throughput']:.0f} output tok/s, "
                                f"{s['total_token_throughput']:.0f} total tok/s")
-    if "request_goodput" in s:
+    if s.get("request_goodput") is not None:
         head.add_row("goodput", f"{s['request_goodput']:.2f} req/s within the SLO")
     console.print(head)
     table = Table(title="latency (ms)")

@@ -7,21 +7,12 @@ E2E latency is arrival to last token.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
+
+from frontier.spec.slo import SLO
 
 PERCENTILES = (50, 90, 99)
 LATENCY_METRICS = ("ttft", "tpot", "itl", "e2el")
-
-
-@dataclass(frozen=True)
-class SLO:
-    """Per-request targets for goodput; None means no target for that metric."""
-
-    ttft_ms: float | None = None
-    tpot_ms: float | None = None
-    e2el_ms: float | None = None
 
 
 def weighted_percentile(values: np.ndarray, weights: np.ndarray, q: float) -> float:
@@ -93,6 +84,7 @@ def serving_metrics(*, duration_s: float, input_tokens: np.ndarray, output_token
         "total_token_throughput": float(input_tokens.sum() + output_tokens.sum()) / duration_s,
     }
     tpot = tpot_s(ttft_s, e2el_s, output_tokens)
+    out["request_goodput"] = None  # as vLLM writes it when no SLO (--goodput) is given
     if slo is not None:
         good = np.ones(completed, dtype=bool)
         if slo.ttft_ms is not None:

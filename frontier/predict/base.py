@@ -2,8 +2,9 @@
 
 A `FamilyModel` predicts one operator family (gemm, attn_decode, ...). A `Predictor` holds one
 model per family for a GPU, falls back to the roofline for families it has no model for, and
-memoises every answer: the simulator asks for the same shapes millions of times, so misses are
-collected per family and predicted in one vectorised call.
+memoises its answers: the simulator asks for the same shapes millions of times, so misses are
+collected per family and predicted in one vectorised call. The memo is bounded (`MEMO_LIMIT`
+operators, then it starts afresh), so a long run's memory does not grow with its distinct shapes.
 """
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ from typing import Iterable, Protocol, Sequence
 import numpy as np
 
 from frontier.ops.operators import Operator
+
+
+MEMO_LIMIT = 200_000
 
 
 class FamilyModel(Protocol):
@@ -62,6 +66,8 @@ class Predictor:
 
     def ops_ms(self, ops: Sequence[Operator]) -> np.ndarray:
         memo = self._memo
+        if len(memo) > MEMO_LIMIT:
+            memo.clear()
         out = np.empty(len(ops))
         missing: dict[str, list[int]] = defaultdict(list)
         for i, op in enumerate(ops):

@@ -28,6 +28,7 @@ from frontier.spec.model import ModelSpec
 import numpy as np
 
 PREFILL_STEP = 1.05  # grid of the one-prefill attention table, both axes
+MULTI_PREFILL_MEMO = 50_000  # batches of several prefills remembered (then forgotten, to bound memory)
 
 
 def _grid_points(top: int, step: float) -> int:
@@ -99,10 +100,10 @@ class BlockCosts:
         self.model, self.par, self.predictor = model, par, predictor
         self.overheads, self.attn_backend, self.dtype = overheads, attn_backend, dtype
         self._memo: dict[tuple, tuple[float, float]] = {}
+        self._multi: dict[tuple, float] = {}   # attention of several prefills, by snapped statistics
         # One prefill sequence: (new tokens grid point) -> attention ms at every context point.
-        self._prefill_rows: dict[int, "np.ndarray"] = {}
-        self._contexts = np.array([0] + points_from(1, 1 + _grid_points(model.max_model_len, PREFILL_STEP),
-                                                     PREFILL_STEP), dtype=np.int64)
+        self._prefill_rows: dict[int, list[float]] = {}
+        self._contexts = [0] + points_from(1, 1 + _grid_points(model.max_model_len, PREFILL_STEP), PREFILL_STEP)
 
     # --- CUDA graphs -------------------------------------------------------------------------
     def uses_graph(self, stats: BatchStats) -> bool:
@@ -128,20 +129,25 @@ class BlockCosts:
         if not keys:
             return
         lists = [build(k) for k in keys]
-        flat = [pair for ops in lists for pair in ops]
-        ms = iter(self.predictor.ops_ms([op for op, _ in flat]))
+        ms = self.predictor.ops_ms([op for ops in lists for op, _ in ops])
+        at = 0
+        for key, ops in zip(keys, lists):
+            self._memo[key] = self._launched(ops, ms[at:at + len(ops)], graph)
+            at += len(ops)
+
+    def _launched(self, ops, ms, graph: bool) -> tuple[float, float]:
+        """(compute, all-to-all) ms of (operator, count) pairs predicted at `ms` each, with
+        their launch gaps."""
         gap = self.overheads.graph_launch_us * 1e-3
         launch = self.overheads.eager_launch_us * 1e-3
-        for key, ops in zip(keys, lists):
-            compute = comm = 0.0
-            for op, count in ops:
-                t = next(ms)
-                t = count * (in_graph_ms(op, t) + gap if graph else max(t, launch))
-                if isinstance(op, EPExchange) or (isinstance(op, Collective) and op.kind == "all_to_all"):
-                    comm += t
-                else:
-                    compute += t
-            self._memo[key] = (compute, comm)
+        compute = comm = 0.0
+        for (op, count), t in zip(ops, ms):
+            t = count * (in_graph_ms(op, t) + gap if graph else max(t, launch))
+            if isinstance(op, EPExchange) or (isinstance(op, Collective) and op.kind == "all_to_all"):
+                comm += t
+            else:
+                compute += t
+        return compute, comm
 
     def _block(self, key: tuple, build, graph: bool) -> tuple[float, float]:
         hit = self._memo.get(key)
@@ -202,11 +208,17 @@ class BlockCosts:
                                   snap(stats.prefill_sum_qc), snap(stats.prefill_sum_kv),
                                   snap(stats.prefill_max_q, 1.2), snap(stats.prefill_max_kv, 1.2)), graph)
 
-    def warm(self, prompt_tokens) -> None:
+    def warm(self, prompt_tokens, budget: int) -> None:
         """Predict, in one call, the one-prefill attention rows of every prompt (or chunk) size
-        the run starts with: known before it starts."""
-        rows = {g for n in set(int(n) for n in prompt_tokens) for g in grid_neighbours(n, PREFILL_STEP)}
-        self._fill_prefill_rows(sorted(rows))
+        the run starts with, over the contexts its prompts can have: known before it starts."""
+        prompts = np.unique(np.asarray(prompt_tokens, dtype=np.int64))
+        if not len(prompts):
+            return
+        longest = int(prompts[-1])
+        at = bisect.bisect_left(self._contexts, longest)
+        self._contexts = self._contexts[:at + 1]
+        chunks = np.unique(np.minimum(prompts, budget)).tolist()
+        self._fill_prefill_rows(sorted({g for n in chunks for g in grid_neighbours(n, PREFILL_STEP)}))
 
     def _fill_prefill_rows(self, rows: list[int]) -> None:
         rows = [q for q in rows if q not in self._prefill_rows]
@@ -214,32 +226,34 @@ class BlockCosts:
             return
         m, p, be, d = self.model, self.par, self.attn_backend, self.dtype
         ctx = self._contexts
-        ops = [(op, count) for q in rows for c in ctx.tolist()
+        ops = [(op, count) for q in rows for c in ctx
                for op, count in attention_core(m, p, BatchStats(1, q, q * q, q * c, q + c, q, q + c), be, d)]
         ms = self.predictor.ops_ms([op for op, _ in ops])
         counts = np.array([count for _, count in ops], dtype=float)
         launch = self.overheads.eager_launch_us * 1e-3  # prefill steps are never graph-captured
         per_row = (np.maximum(ms, launch) * counts).reshape(len(rows), len(ctx), -1).sum(axis=2)
-        for q, row in zip(rows, per_row):
+        for q, row in zip(rows, per_row.tolist()):
             self._prefill_rows[q] = row
 
-    def one_prefill_ms(self, q: int, context: int) -> float:
+    def one_prefill_ms(self, q: int, context: int) -> float | None:
         """Attention of one sequence bringing q new tokens after `context` cached ones: bilinear
-        in the (q, context) table (exact in q * context, the causal work's cross term)."""
+        in the (q, context) table (exact in q * context, the causal work's cross term); None for
+        a context beyond the table's."""
+        if context > self._contexts[-1]:
+            return None
         lo, hi = grid_neighbours(q, PREFILL_STEP)
         if lo not in self._prefill_rows or hi not in self._prefill_rows:
             self._fill_prefill_rows([lo, hi])
         ctx = self._contexts
-        j = int(np.searchsorted(ctx, context, side="right")) - 1
-        j = min(max(j, 0), len(ctx) - 2)
-        c0, c1 = int(ctx[j]), int(ctx[j + 1])
+        j = min(max(bisect.bisect_right(ctx, context) - 1, 0), len(ctx) - 2)
+        c0, c1 = ctx[j], ctx[j + 1]
         wc = (context - c0) / (c1 - c0)
         a, b = self._prefill_rows[lo], self._prefill_rows[hi]
         at_lo = a[j] + wc * (a[j + 1] - a[j])
         if hi == lo:
-            return float(at_lo)
+            return at_lo
         at_hi = b[j] + wc * (b[j + 1] - b[j])
-        return float(at_lo + (q - lo) / (hi - lo) * (at_hi - at_lo))
+        return at_lo + (q - lo) / (hi - lo) * (at_hi - at_lo)
 
     def decode_kinks(self, sum_kv: int, num_decode: int, n: int, parts: int) -> list[int]:
         """Iterations of a decode run at which decode attention changes slope: its KV sum, one
@@ -260,27 +274,38 @@ class BlockCosts:
         and the neighbouring batch sizes in the same call."""
         total = 0.0
         m, p, be, d = self.model, self.par, self.attn_backend, self.dtype
-        if stats.num_prefill == 1:
-            q = stats.prefill_tokens
-            total += self.one_prefill_ms(q, stats.prefill_sum_qc // q)
+        q = stats.prefill_tokens
+        c = stats.prefill_max_kv - q
+        one = None
+        if (stats.num_prefill == 1 and stats.prefill_sum_q2 == q * q and stats.prefill_sum_qc == q * c
+                and stats.prefill_max_q == q):
+            # One whole sequence (a share of a batch split over ranks or micro-batches is not).
+            one = self.one_prefill_ms(q, c)
+        if one is not None:
+            total += one
         elif stats.num_prefill:
             key = self._prefill_key(stats, graph)
-            total += self._block(key, lambda: attention_core(m, p, key[1], be, d), graph)[0]
+            hit = self._multi.get(key)
+            if hit is None:
+                if len(self._multi) >= MULTI_PREFILL_MEMO:
+                    self._multi.clear()
+                ops = attention_core(m, p, key[1], be, d)
+                hit = self._multi[key] = self._launched(ops, self.predictor.ops_ms([op for op, _ in ops]), graph)[0]
+            total += hit
         if stats.num_decode:
             b, s = stats.num_decode, stats.decode_sum_kv
             lo, hi = grid_neighbours(s, 1.05)
-
             # The longest sequence only shapes how a decode kernel splits its work; the
             # calibrated predictors do not see it, so the key carries the mean length instead.
-            def key(batch: int, g: int) -> tuple:
-                return ("dec", batch, g, -(-g // batch), graph)
-
-            if key(b, lo) not in self._memo or key(b, hi) not in self._memo:
+            memo = self._memo
+            a, c = memo.get(("dec", b, lo, -(-lo // b), graph)), memo.get(("dec", b, hi, -(-hi // b), graph))
+            if a is None or c is None:
                 ahead = points_from(lo, 24, 1.05)
                 sizes = {max(1, b + d) for d in (-2, -1, 0, 1, 2)}
-                self._fill([key(bb, g) for bb in sizes for g in ahead if g >= bb],
+                self._fill([("dec", bb, g, -(-g // bb), graph) for bb in sizes for g in ahead if g >= bb],
                            lambda k: attention_core(m, p, BatchStats(num_decode=k[1], decode_sum_kv=k[2],
                                                                      decode_max_kv=k[3]), be, d), graph)
-            a, c = self._memo[key(b, lo)][0], self._memo[key(b, hi)][0]
+                a, c = memo[("dec", b, lo, -(-lo // b), graph)], memo[("dec", b, hi, -(-hi // b), graph)]
+            a, c = a[0], c[0]
             total += a if hi == lo else a + (c - a) * (s - lo) / (hi - lo)
         return total

@@ -3,9 +3,11 @@
 `sim/` asks a `StepModel` for
 - `step(stats)`: one iteration of a batch (`StepTime`);
 - `decode_run(stats, n)`: n decode iterations of an unchanging batch, each one KV token longer
-  per sequence (their times and totals, interpolated between the first and the last);
+  per sequence (the rule asked at the run's ends and where its slope may change, the rest
+  interpolated: the times of stepping one at a time);
+- `steps(stats_list)`: iterations known in advance (a prompt's chunks), each timed on its own;
 - `kv_transfer(request, link, now, link_free, layerwise)`: a request's KV crossing to a decode instance;
-- `warm(prompt_tokens)`: predict up front what a run will surely ask.
+- `warm(prompt_tokens, budget)`: predict up front what a run will surely ask.
 
 A step is timed by a *timing rule* over one `BlockCosts` cache (`frontier.predict.blocks`):
 - `Sequential`: the blocks one after the other (co-located serving);
@@ -13,14 +15,16 @@ A step is timed by a *timing rule* over one `BlockCosts` cache (`frontier.predic
   the other's all-to-all is in flight;
 - `AFPipeline`: attention/FFN disaggregation, n micro-batches ping-pong between attention and
   FFN GPUs layer by layer.
-Any object with `step(BatchStats) -> StepTime` is a rule (tests use known step times). Link
+Any object with `step(BatchStats) -> StepTime` is a rule (tests use known step times); a rule
+may also say where decode-run times change slope (`kinks`) and what to predict up front
+(`warm`). Host time per step is added in one place, `_with_host`. Link
 times come from `frontier.predict.links`. The batch handed in is the instance's whole batch;
 with `dp_attention` ranks it is split evenly over them (symmetric ranks are costed once, as the
 slowest one).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -93,8 +97,8 @@ class Sequential:
     def kinks(self, stats: BatchStats, n: int) -> list[int]:
         return self.blocks.decode_kinks(stats.decode_sum_kv, stats.num_decode, n, self.blocks.par.dp_attention)
 
-    def warm(self, prompt_tokens) -> None:
-        self.blocks.warm(prompt_tokens)
+    def warm(self, prompt_tokens, budget: int) -> None:
+        self.blocks.warm(prompt_tokens, budget)
 
 
 class TwoBatchOverlap:
@@ -137,8 +141,8 @@ class TwoBatchOverlap:
     def kinks(self, stats: BatchStats, n: int) -> list[int]:
         return self.blocks.decode_kinks(stats.decode_sum_kv, stats.num_decode, n, 2 * self.blocks.par.dp_attention)
 
-    def warm(self, prompt_tokens) -> None:
-        self.blocks.warm(prompt_tokens)
+    def warm(self, prompt_tokens, budget: int) -> None:
+        self.blocks.warm(prompt_tokens, budget)
 
 
 def af_step_formula_ms(a: float, t: float, f: float, n: int, layers: int) -> float:
@@ -186,8 +190,8 @@ class AFPipeline:
     def kinks(self, stats: BatchStats, n: int) -> list[int]:
         return self.attention.decode_kinks(stats.decode_sum_kv, stats.num_decode, n, self.M * self.n)
 
-    def warm(self, prompt_tokens) -> None:
-        self.attention.warm(prompt_tokens)
+    def warm(self, prompt_tokens, budget: int) -> None:
+        self.attention.warm(prompt_tokens, budget)
 
 
 class SpeculativeDecoding:
@@ -274,8 +278,11 @@ class StepModel:
             for j in kinks(stats, n):
                 at.update(i for i in (j - 1, j) if 0 < i < n - 1)
         at = sorted(at)
-        asked = [self.rule.step(replace(stats, decode_sum_kv=stats.decode_sum_kv + j * b,
-                                        decode_max_kv=stats.decode_max_kv + j)) for j in at]
+        s = stats
+        asked = [self.rule.step(BatchStats(s.num_prefill, s.prefill_tokens, s.prefill_sum_q2, s.prefill_sum_qc,
+                                           s.prefill_sum_kv, s.prefill_max_q, s.prefill_max_kv, b,
+                                           s.decode_sum_kv + j * b, s.decode_max_kv + j, s.num_sampled))
+                 for j in at]
         steps = np.arange(n)
 
         def each(field: str) -> np.ndarray:
@@ -303,7 +310,9 @@ class StepModel:
         return kv_transfer_window(link, self.kv_bytes_per_token * req.prompt_tokens, self.layers, now_s,
                                   link_free_s, prefill)
 
-    def warm(self, prompt_tokens) -> None:
+    def warm(self, prompt_tokens, budget: int) -> None:
+        """Predict up front what prompts of these lengths will ask, prefilled in chunks of at
+        most `budget` tokens."""
         warm = getattr(self.rule, "warm", None)
         if warm is not None:
-            warm(prompt_tokens)
+            warm(prompt_tokens, budget)

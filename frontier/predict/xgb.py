@@ -190,6 +190,7 @@ class GridTables:
         self.path = self.cache_path(source) if source is not None else None
         self.floor, self.grid = floor, grid
         self.shapes: dict[tuple, np.ndarray] = shapes or {}
+        self.log_grid = {a: np.log(np.asarray(g, dtype=float)) for a, g in grid.items()}
 
     @staticmethod
     def cache_path(source: Path) -> Path:
@@ -236,7 +237,7 @@ class GridTables:
         # Per axis: the bracketing grid indices and the weight of the upper one.
         brackets = []
         for a in AXES[family]:
-            lg = np.log(np.asarray(self.grid[a], dtype=float))
+            lg = self.log_grid[a]
             lv = np.log(np.maximum(at[a], 1e-12))
             if len(lg) == 1:
                 zero = np.zeros(len(lv), dtype=np.int64)
@@ -248,7 +249,7 @@ class GridTables:
         shape_cols = np.stack([cols[c] for c in SHAPE_COLUMNS[family]], axis=1)
         # Calls rarely mix shapes: group rows by shape without sorting them all.
         groups: dict[tuple, object] = {}
-        if (shape_cols == shape_cols[0]).all():
+        if len(shape_cols) == 1 or (shape_cols == shape_cols[0]).all():
             groups[tuple(shape_cols[0].tolist())] = slice(None)
         else:
             for i, row in enumerate(map(tuple, shape_cols.tolist())):

@@ -32,8 +32,10 @@ class Batch:
     done_s: float
     totals: StepTime                         # its time, communication and bubbles, summed
     step_times_s: np.ndarray | None = None   # set for a run of iterations (fast-forwarded)
-    chunk: int = 0                           # a run's prefill chunk per iteration (its last
-    final_chunk: int = 0                     # request), and the chunk that ends its prompt, if any
+    # A run with a prompt (its last request): the prompt's new tokens per iteration, and the
+    # iteration that ends the prompt with its first token (-1: not in this run).
+    chunks: np.ndarray | None = None
+    first_step: int = -1
     ids: set[int] = field(default_factory=set)
     cancelled: bool = False                  # replaced by a shorter run (see Instance.interrupt)
 
@@ -62,6 +64,20 @@ def batch_stats(scheduled: list[tuple[Request, int]]) -> BatchStats:
                 prefill_max_kv = c + n
     return BatchStats(num_prefill, prefill_tokens, sum_q2, sum_qc, prefill_sum_kv, max_q,
                       prefill_max_kv, num_decode, decode_sum_kv, decode_max_kv, num_sampled)
+
+
+def _within(need, k: int, free: int, lowest: int = 1) -> int:
+    """Largest j <= k with need(j) <= free, for need growing with j and need(lowest) <= free."""
+    if need(k) <= free:
+        return k
+    lo, hi = lowest, k
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if need(mid) <= free:
+            lo = mid
+        else:
+            hi = mid
+    return lo
 
 
 class Instance:
@@ -189,15 +205,15 @@ class Instance:
             if self._can_fast_forward(plan):
                 times, totals = self._decode_run(plan)
             else:
-                stretch = self._chunk_stretch(plan)
+                stretch = self._prompt_run(plan)
                 if stretch is not None:
-                    times, totals, chunk, final = stretch
+                    times, totals, chunks, first_step = stretch
         if times is None:
             totals = self.step_model.step(batch_stats(plan.scheduled))
         if times is not None and len(times) > 1:
             batch = Batch(plan.scheduled, now, now + totals.total_s, totals, times)
             if stretch is not None:
-                batch.chunk, batch.final_chunk = chunk, final
+                batch.chunks, batch.first_step = chunks, first_step
             self.next_issue_s = batch.done_s
         else:  # one iteration; with pp stages a new batch may start after the first
             batch = Batch(plan.scheduled, now, now + self.pp * totals.total_s, totals)
@@ -219,50 +235,80 @@ class Instance:
         return (plan.admission_blocked and not plan.preempted and plan.decode_only
                 and len(plan.scheduled) == len(self.scheduler.running))
 
-    def _chunk_stretch(self, plan: StepPlan):
-        """A prompt prefilled chunk by chunk beside an unchanging set of decodes: as predictable
-        as a decode run. (step times, totals, chunk, final chunk) of the iterations until the
-        prompt's last chunk (included when nothing waits to use the budget it leaves), a decode
-        finishing or KV blocks running out; None if the plan is not such a stretch.
+    def _prompt_run(self, plan: StepPlan):
+        """A prompt prefilled chunk by chunk beside an unchanging set of decodes is as
+        predictable as a decode run, and so is the decode run that follows it.
 
-        Each iteration is timed on its own (the context grows by a chunk each time), exactly as
-        stepping one at a time would."""
-        scheduled, running = plan.scheduled, self.scheduler.running
-        if plan.preempted or len(scheduled) != len(running) or len(scheduled) > 1 + self.scheduler.max_num_seqs:
+        Returns (step times, totals, the prompt's chunk per iteration, the iteration of its first
+        token or -1) of the iterations until the next change: the prompt's last chunk (included
+        when nothing waits to use the budget it leaves, and then the decodes of all, the prompt
+        included), a request finishing or KV blocks running out; None if the plan is not such a
+        run. Each chunk's iteration is timed on its own (the context grows by a chunk each time),
+        the decode iterations as a decode run."""
+        scheduled, running, sched = plan.scheduled, self.scheduler.running, self.scheduler
+        # The chunks below are those of vLLM's chunked prefill (`Scheduler`: decodes first, the
+        # prompt takes the rest of the budget); another policy steps one at a time.
+        if type(sched) is not Scheduler or plan.preempted or len(scheduled) != len(running):
             return None
         prompt, q = scheduled[-1]
         b = len(scheduled) - 1
-        if prompt.num_output or q != self.scheduler.max_num_batched_tokens - b:
-            return None
         rem = prompt.num_tokens - prompt.num_computed
+        cap = sched.max_num_batched_tokens - b    # the prompt's chunk while it lasts
+        if prompt.num_output or q != min(rem, cap):
+            return None
         full = (rem - 1) // q                  # chunks of q before the one that ends the prompt
-        if full < 1:
+        ends = not sched.waiting                     # the last chunk too
+        # (A prompt done in one step is left to the scheduler: its run would be timed ahead of
+        # arrivals that often cut it.)
+        if full < 1 or any(n != 1 or r.num_output == 0 for r, n in scheduled[:-1]):
             return None
         decodes = [r for r, _ in scheduled[:-1]]
-        if any(n != 1 or r.num_output == 0 for r, n in scheduled[:-1]):
-            return None
-        final = rem - full * q if not self.scheduler.waiting else 0
-        k = full + (1 if final else 0)
-        if decodes:
-            k = min(k, min(r.max_output_tokens - r.num_output for r in decodes))
-        if k <= 1:
-            return None
-        computed = np.fromiter((r.num_computed for r in decodes), dtype=np.int64, count=b)
+        left = min((r.max_output_tokens - r.num_output for r in decodes), default=1 << 62)
+        k = min(full + ends, left)
         chunks = np.full(k, q, dtype=np.int64)
         if k > full:
-            chunks[-1] = final
-        k = self._steps_within_free_blocks(computed, k, prompt.num_computed, chunks)
+            chunks[-1] = rem - full * q
+        computed = np.fromiter((r.num_computed for r in decodes), dtype=np.int64, count=b)
+        bs, free = self.kv.block_size, self.kv.free_blocks
+        held = -(-(computed + 1) // bs)             # iteration 1 is allocated
+        grown = prompt.num_computed + np.cumsum(chunks)
+        prompt_need = -(-grown // bs) - (-(-int(grown[0]) // bs))
+
+        def need(j: int) -> int:
+            return int((-(-(computed + j) // bs) - held).sum() + prompt_need[j - 1])
+
+        k = _within(need, k, free)
         if k <= 1:
             return None
         chunks = chunks[:k]
-        final = int(chunks[-1]) if k > full else 0
         sum_kv, max_kv = int(computed.sum()) + b, (int(computed.max()) + 1 if b else 0)
-        context = prompt.num_computed + np.concatenate(([0], np.cumsum(chunks)[:-1]))
+        context = (prompt.num_computed + np.concatenate(([0], np.cumsum(chunks)[:-1]))).tolist()
         stats = [BatchStats(1, n, n * n, n * c, c + n, n, c + n, b, sum_kv + j * b, max_kv + j if b else 0,
-                            b + (1 if j == full else 0))
-                 for j, (n, c) in enumerate(zip(chunks.tolist(), context.tolist()))]
+                            b + (j == full))
+                 for j, (n, c) in enumerate(zip(chunks.tolist(), context))]
         times, totals = self.step_model.steps(stats)
-        return times, totals, q, final
+        if k <= full:
+            return times, totals, chunks, -1
+        # The prompt has its first token: everyone decodes until the next change.
+        n = min(left - k, prompt.max_output_tokens - 1)
+        if n < 1 or self.role == "prefill":
+            return times, totals, chunks, k - 1
+        after = np.append(computed + k, prompt.prompt_tokens)
+        base = int(need(k))
+        start = -(-after // bs)
+
+        def decode_need(j: int) -> int:
+            return base + int((-(-(after + j) // bs) - start).sum())
+
+        n = _within(decode_need, n, free, lowest=0)
+        if n < 1:
+            return times, totals, chunks, k - 1
+        first = BatchStats(num_decode=b + 1, decode_sum_kv=int(after.sum()) + b + 1,
+                           decode_max_kv=int(after.max()) + 1, num_sampled=b + 1)
+        run_times, run_totals = self.step_model.decode_run(first, n)
+        times = np.concatenate([times, run_times])
+        totals = replace(totals + run_totals, total_s=float(times.sum()))
+        return times, totals, np.concatenate([chunks, np.zeros(n, dtype=np.int64)]), k - 1
 
     def interrupt(self, now: float) -> Batch | None:
         """Cut a run in flight (decode or chunked prefill) at the end of its iteration in progress.
@@ -281,7 +327,9 @@ class Instance:
         times = run.step_times_s[:k]
         # Costs are linear over the run: the kept iterations carry their share of its totals.
         totals = replace(run.totals.scaled(k / len(run.step_times_s)), total_s=float(times.sum()))
-        short = Batch(run.scheduled, run.start_s, run.start_s + totals.total_s, totals, times, run.chunk)
+        short = Batch(run.scheduled, run.start_s, run.start_s + totals.total_s, totals, times)
+        if run.chunks is not None:
+            short.chunks, short.first_step = run.chunks[:k], (run.first_step if run.first_step < k else -1)
         self._account(run.totals, -1)
         self._account(totals, 1)
         self.next_issue_s = short.done_s
@@ -301,31 +349,12 @@ class Instance:
                            decode_max_kv=int(computed.max()) + 1, num_sampled=b)
         return self.step_model.decode_run(first, k)
 
-    def _steps_within_free_blocks(self, computed: np.ndarray, k: int, prompt_computed: int = 0,
-                                  chunks: np.ndarray | None = None) -> int:
-        """Largest j <= k such that iterations 2..j find KV blocks (iteration 1 is allocated):
-        decodes at `computed` tokens, and a prompt at `prompt_computed` growing by `chunks`."""
-        bs, free = self.kv.block_size, self.kv.free_blocks
+    def _steps_within_free_blocks(self, computed: np.ndarray, k: int) -> int:
+        """Largest j <= k such that decode iterations 2..j find KV blocks (iteration 1 is
+        allocated)."""
+        bs = self.kv.block_size
         held = -(-(computed + 1) // bs)
-        if chunks is not None:
-            grown = prompt_computed + np.cumsum(chunks)
-            prompt_need = -(-grown // bs) - (-(-int(grown[0]) // bs))
-        else:
-            prompt_need = np.zeros(k + 1, dtype=np.int64)
-
-        def need(j: int) -> int:
-            return int((-(-(computed + j) // bs) - held).sum()) + int(prompt_need[j - 1])
-
-        if need(k) <= free:
-            return k
-        lo, hi = 1, k  # need(lo) == 0 <= free, need(hi) > free
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if need(mid) <= free:
-                lo = mid
-            else:
-                hi = mid
-        return lo
+        return _within(lambda j: int((-(-(computed + j) // bs) - held).sum()), k, self.kv.free_blocks)
 
     def _first_token(self, req: Request, t: float, finished: list, handoffs: list) -> None:
         """A prompt's prefill ended at t with its first token."""
@@ -347,11 +376,11 @@ class Instance:
             k = len(times)
             reqs = [r for r, _ in batch.scheduled]
             prompt = None
-            if batch.chunk:  # a chunked-prefill stretch: the last request is the prompt
+            if batch.chunks is not None:  # the last request is a prompt being prefilled
                 prompt = reqs.pop()
-                chunks = batch.chunk * (k - 1) + (batch.final_chunk or batch.chunk)
-                prompt.num_computed += chunks
-                self.prefill_tokens += chunks
+                prefilled = int(batch.chunks.sum())
+                prompt.num_computed += prefilled
+                self.prefill_tokens += prefilled
             # Each request's first gap runs from its last token; the rest are the step times.
             if reqs:
                 last = np.fromiter((r.last_token_s for r in reqs), dtype=float, count=len(reqs))
@@ -371,11 +400,23 @@ class Instance:
                 self.kv.grow_to_computed(reqs)
                 self.scheduler.advance(k - 1)  # the first iteration was planned by `schedule`
             else:
-                rec.step(self.name, batch.start_s, done_s, "prefill", len(reqs) + 1, k, k * len(reqs) + chunks)
-                self.kv.grow_to_computed(reqs + [prompt])
-                if batch.final_chunk:
-                    self.output_tokens += 1
-                    self._first_token(prompt, done_s, finished, handoffs)
+                f = batch.first_step
+                decoded = k - 1 - f if f >= 0 else 0
+                rec.step(self.name, batch.start_s, done_s, "prefill", len(reqs) + 1, k,
+                         k * len(reqs) + prefilled + decoded)
+                if f >= 0:  # its first token, then a token per decode iteration
+                    prompt.num_computed += decoded
+                    self.kv.grow_to_computed(reqs + [prompt])
+                    self._first_token(prompt, batch.start_s + float(times[:f + 1].sum()), finished, handoffs)
+                    self.output_tokens += 1 + decoded
+                    if decoded:
+                        rec.gaps(times[f + 1:], 1)
+                        prompt.num_output += decoded
+                        prompt.last_token_s = done_s
+                        if prompt.num_output >= prompt.max_output_tokens:
+                            finished.append(prompt)
+                else:
+                    self.kv.grow_to_computed(reqs + [prompt])
         else:
             t = batch.done_s
             tokens = emitted = 0

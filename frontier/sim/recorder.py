@@ -90,3 +90,34 @@ class Recorder:
     def itl_samples(self) -> tuple[np.ndarray, np.ndarray]:
         """(gap values in s, weights): every inter-token gap of the run."""
         return self.itl.samples()
+
+
+class RequestLog:
+    """One row per request, written when the request leaves (finished or failed): the simulator
+    holds only the requests in flight, and memory grows by a few dozen bytes per request."""
+
+    FLOATS = ("arrival_s", "first_token_s", "finish_s")
+    INTS = ("cached_tokens", "preemptions", "max_output_tokens")  # output: what it was served
+    TEXTS = ("path", "status", "fail_reason")
+
+    def __init__(self, n: int):
+        self.columns: dict[str, np.ndarray] = {}
+        for name in self.FLOATS:
+            self.columns[name] = np.full(n, np.nan)
+        for name in self.INTS:
+            self.columns[name] = np.zeros(n, dtype=np.int64)
+        self.columns["path"] = np.full(n, "", dtype=object)
+        self.columns["status"] = np.full(n, "pending", dtype=object)
+        self.columns["fail_reason"] = np.full(n, "", dtype=object)
+
+    def record(self, req) -> None:
+        i, c = req.id, self.columns
+        for name in self.FLOATS + self.INTS + self.TEXTS:
+            c[name][i] = getattr(req, name)
+
+    def close(self, reason: str, arrivals) -> None:
+        """Requests that never left fail with `reason` (their arrival as the workload has it)."""
+        pending = self.columns["status"] == "pending"
+        self.columns["arrival_s"][pending] = np.asarray(arrivals)[pending]
+        self.columns["status"][pending] = "failed"
+        self.columns["fail_reason"][pending] = reason

@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from frontier.engine import make_engine
+from frontier.engine import SGLANG_UNSEEN_GIB, make_engine
 from frontier.metrics.serving import serving_metrics
 from frontier.ops.experts import ExpertRouting, Fabric
 from frontier.ops.graph import Parallel
@@ -33,9 +33,10 @@ from frontier.predict import load_predictor
 from frontier.predict.links import Link, rank_link
 from frontier.predict.step import (AFPipeline, BlockCosts, Sequential, SpeculativeDecoding, StepModel,
                                    StepOverheads, TwoBatchOverlap)
+from frontier.sim.frontend import Frontend
 from frontier.sim.instance import Batch, Instance
 from frontier.sim.kv_cache import BlockManager, KVHold
-from frontier.sim.recorder import Recorder
+from frontier.sim.recorder import Recorder, RequestLog
 from frontier.sim.request import Request
 from frontier.sim.router import make_router
 from frontier.sim.scheduler import Scheduler, SGLangScheduler
@@ -54,6 +55,11 @@ class BatchDone(NamedTuple):
 
 class KVArrived(NamedTuple):
     instance: Instance   # the decode instance
+    request: Request
+
+
+class AtScheduler(NamedTuple):
+    """A request has crossed the front end and reaches the scheduler."""
     request: Request
 
 
@@ -152,6 +158,7 @@ def memory_for(scenario: Scenario, spec: ClusterSpec, where: str) -> MemoryPlan:
                        max_num_batched_tokens=spec.max_num_batched_tokens, max_num_seqs=spec.max_num_seqs,
                        where=where, part=part, activations_inside=spec.engine != "sglang",
                        redundant_experts=spec.eplb_redundant_experts,
+                       unseen_bytes=SGLANG_UNSEEN_GIB * 2**30,
                        draft_layers=int(spec.speculative is not None and spec.speculative.method != "ngram"))
 
 
@@ -196,6 +203,11 @@ def _kv_link(scenario: Scenario, spec: ClusterSpec) -> Link:
     return rank_link(scenario.cluster_gpu(spec), spec.tp * spec.pp, link.bandwidth_gbps, link.latency_us)
 
 
+def _frontend(scenario: Scenario, spec: ClusterSpec) -> Frontend:
+    host = make_engine(spec.engine, spec.engine_version, scenario.cluster_gpu(spec), spec.tp).host
+    return Frontend(host.request_ms, host.request_serial_ms, host.request_us_per_token)
+
+
 class Simulation:
     """One run: the clusters, the clock, and what happens at each event."""
 
@@ -209,22 +221,27 @@ class Simulation:
         self.decode = self._role("decode") if scenario.topology == "PD-disaggregated" else None
         self.router = make_router(self.entry.spec.router)
         self.decode_router = make_router(scenario.decode_router)
-        prefix = requests.prefix_blocks
-        self.reqs = [Request(i, float(a), int(p), int(o), prefix[i] if prefix is not None else None)
-                     for i, (a, p, o) in enumerate(zip(requests.arrival_s, requests.input_tokens,
-                                                       requests.output_tokens))]
-        self.limit = requests.concurrency or INF
+        # Requests are made as they arrive and recorded as they leave (`log`).
+        self.arrivals = requests.arrival_s
+        self.log = RequestLog(len(self.arrivals))
+        # A closed-loop client sends its next request a random gap after its last one finished
+        # (its own processing of the response and of the next request, the HTTP round trip):
+        # exponential gaps of mean `send_gap_s`, seeded. Slots free at these times, soonest first.
+        self.send_gap_s = requests.send_gap_s
+        self.gap_rng = np.random.default_rng(scenario.seed + 1)
+        self.slots_free_s = [0.0] * requests.concurrency if requests.concurrency else None
         for c in self.clusters:  # predict the prompts' prefill attention in one batch
             if c.spec.role != "decode":
-                budget = c.spec.max_num_batched_tokens
-                c.instances[0].step_model.warm(np.unique(np.minimum(requests.input_tokens, budget)))
+                c.instances[0].step_model.warm(requests.input_tokens, c.spec.max_num_batched_tokens)
         self.kv_link = _kv_link(scenario, self.entry.spec) if self.decode else None
+        # The engine's front end; known step times (`step_time`) stand for the whole engine.
+        self.frontend = None if step_time is not None else _frontend(scenario, self.entry.spec)
         self.heap: list = []
         self.seq = itertools.count()
         self.in_flight = 0
         self.next_req = 0
         self.clock = 0.0
-        self.bar = _Progress(len(self.reqs)) if progress else None
+        self.bar = _Progress(len(self.arrivals)) if progress else None
         self.holds: dict[int, tuple[Instance, KVHold, float]] = {}  # PD: request -> prefill side
         # PD: when each attention-DP rank's NICs of each prefill instance are free again
         self.link_free = ({i: [0.0] * self.entry.spec.dp_attention for i in self.entry.instances}
@@ -235,18 +252,19 @@ class Simulation:
 
     # --- the loop -----------------------------------------------------------------------------
     def run(self) -> None:
-        reqs, heap = self.reqs, self.heap
+        arrivals, heap = self.arrivals, self.heap
         while True:
             t_send = INF
-            if self.next_req < len(reqs) and self.in_flight < self.limit:
+            slots = self.slots_free_s
+            if self.next_req < len(arrivals) and (slots is None or slots):
                 # A request held back by the client's concurrency limit is sent when a slot frees.
-                t_send = max(reqs[self.next_req].arrival_s, self.clock)
+                t_send = max(float(arrivals[self.next_req]), self.clock, slots[0] if slots else 0.0)
             t_event = heap[0][0] if heap else INF
             if t_send == INF and t_event == INF:
                 break
             if t_send <= t_event:
                 self.clock = t_send
-                self.on_arrival(reqs[self.next_req])
+                self.on_arrival(self.request(self.next_req))
                 continue
             self.clock, _, event = heapq.heappop(heap)
             kind = type(event)
@@ -255,13 +273,19 @@ class Simulation:
                     self.on_batch_done(event.instance, event.batch)
             elif kind is KVArrived:
                 self.on_kv_arrived(event.instance, event.request)
+            elif kind is AtScheduler:
+                self.on_at_scheduler(event.request)
             else:
                 self.kick(event.instance)
         if self.bar:
             self.bar.close()
-        for r in reqs:  # never expected: every admitted request runs to completion
-            if r.status == "pending":
-                r.status, r.fail_reason = "failed", "not finished when the simulation ran out of events"
+        # Never expected: every admitted request runs to completion.
+        self.log.close("not finished when the simulation ran out of events", self.arrivals)
+
+    def request(self, i: int) -> Request:
+        t = self.table
+        prefix = t.prefix_blocks[i] if t.prefix_blocks is not None else None
+        return Request(i, float(self.arrivals[i]), int(t.input_tokens[i]), int(t.output_tokens[i]), prefix)
 
     def push(self, at_s: float, event) -> None:
         heapq.heappush(self.heap, (at_s, next(self.seq), event))
@@ -285,17 +309,26 @@ class Simulation:
 
     # --- events -------------------------------------------------------------------------------
     def on_arrival(self, req: Request) -> None:
+        """The client sends `req`; it holds a client slot until it finishes or fails."""
         self.next_req += 1
         req.arrival_s = self.clock
+        self.in_flight += 1
+        if self.slots_free_s is not None:
+            heapq.heappop(self.slots_free_s)  # this request takes the client slot that freed first
+        if self.frontend is None:
+            self.on_at_scheduler(req)
+        else:
+            self.push(self.frontend.admit(self.clock, req.prompt_tokens), AtScheduler(req))
+
+    def on_at_scheduler(self, req: Request) -> None:
         inst = self.router.pick(self.entry.instances, req)
         if inst.role == "decode":  # decode-only: arrives prefilled, its first token out
             self._arrive_prefilled(inst, req)
         elif inst.admit(req):
-            self.in_flight += 1
             self.interrupt(inst)
             self.kick(inst)
-        elif self.bar:
-            self.bar.update(1)
+        else:
+            self._finished([req])
 
     def _arrive_prefilled(self, inst: Instance, req: Request) -> None:
         """Decode-only: the request's prompt KV is in place when it arrives (SGLang's fake KV
@@ -305,13 +338,11 @@ class Simulation:
         if req.max_output_tokens <= 1:
             req.finish_s, req.status = self.clock, "finished"
         elif inst.accept_prefilled(req):
-            self.in_flight += 1
             self.interrupt(inst)
             self._pull(inst)
             self.kick(inst)
             return
-        if self.bar:
-            self.bar.update(1)
+        self._finished([req])
 
     def on_batch_done(self, inst: Instance, batch: Batch) -> None:
         finished, handoffs = inst.complete(batch)
@@ -324,6 +355,12 @@ class Simulation:
 
     def _finished(self, finished: list[Request]) -> None:
         self.in_flight -= len(finished)
+        if self.slots_free_s is not None:
+            for _ in finished:
+                gap = self.gap_rng.exponential(self.send_gap_s) if self.send_gap_s else 0.0
+                heapq.heappush(self.slots_free_s, self.clock + gap)
+        for req in finished:
+            self.log.record(req)
         if self.bar and finished:
             self.bar.update(len(finished))
 
@@ -412,25 +449,15 @@ class _Progress:
 
 
 def _result(sim: Simulation, wall_s: float) -> SimResult:
-    scenario, reqs = sim.scenario, sim.reqs
-    n = len(reqs)
-
-    def column(attr: str, dtype) -> np.ndarray:
-        return np.fromiter((getattr(r, attr) for r in reqs), dtype=dtype, count=n)
-
-    cols = {
-        "request_id": column("id", np.int64),
-        "arrival_s": column("arrival_s", float),
-        "first_token_s": column("first_token_s", float),
-        "finish_s": column("finish_s", float),
-        "input_tokens": column("prompt_tokens", np.int64),
-        "output_tokens": column("max_output_tokens", np.int64),
-        "cached_tokens": column("cached_tokens", np.int64),
-        "preemptions": column("preemptions", np.int64),
-        "path": np.array([r.path for r in reqs], dtype=object),
-        "status": np.array([r.status for r in reqs], dtype=object),
-        "fail_reason": np.array([r.fail_reason for r in reqs], dtype=object),
-    }
+    scenario, table = sim.scenario, sim.table
+    n = len(sim.arrivals)
+    log = sim.log.columns
+    cols = {"request_id": np.arange(n), "arrival_s": log["arrival_s"], "first_token_s": log["first_token_s"],
+            "finish_s": log["finish_s"], "input_tokens": np.asarray(table.input_tokens, dtype=np.int64),
+            # What each request was served (prefill-only: its first token); unrecorded: asked.
+            "output_tokens": np.where(log["max_output_tokens"] > 0, log["max_output_tokens"],
+                                      np.asarray(table.output_tokens, dtype=np.int64))}
+    cols.update({k: log[k] for k in ("cached_tokens", "preemptions", "path", "status", "fail_reason")})
     cols["ttft_s"] = cols["first_token_s"] - cols["arrival_s"]
     cols["e2el_s"] = cols["finish_s"] - cols["arrival_s"]
     ok = cols["status"] == "finished"
@@ -448,6 +475,7 @@ def _result(sim: Simulation, wall_s: float) -> SimResult:
     summary["frontier"] = {
         "scenario": scenario.name,
         "model": scenario.model.name,
+        "precision": scenario.model.precision,
         "gpu": scenario.gpu.name,
         "deployment": scenario.describe_deployment(),
         "workload": sim.table.source,

@@ -170,7 +170,8 @@ class SGLangScheduler(Scheduler):
         self.new_token_ratio = max(self.new_token_ratio - decay * steps, self.MIN_NEW_TOKEN_RATIO)
 
     def _prefilled(self, req: Request) -> bool:
-        return req.num_output > 0 and req is not self.chunked
+        """Its prompt (and, after a retraction, its earlier output) is in the KV cache."""
+        return req.is_decoding and req is not self.chunked
 
     def schedule(self, busy: set[int] | None = None) -> StepPlan:
         if not self.running:
@@ -216,7 +217,7 @@ class SGLangScheduler(Scheduler):
                        for r in self.running if self._prefilled(r)) * self.new_token_ratio
         rem_total = kv.free_blocks * kv.block_size - reserved
         rem_input, rem_chunk = self.max_prefill_tokens, self.max_num_batched_tokens
-        if self.chunked is not None and self.chunked.num_output:  # its last chunk ran in a fast-forwarded stretch
+        if self.chunked is not None and self.chunked.is_decoding:  # its last chunk ran fast-forwarded
             self.chunked = None
         chunked = self.chunked
         if chunked is not None and not (busy and chunked.id in busy):

@@ -5,7 +5,8 @@ is capacity x gpu_memory_utilization; weights and the peak activation of a profi
 `max_num_batched_tokens` forward pass come off the top; the rest holds KV blocks.
 SGLang's (sglang/srt/model_executor/model_runner.py `profile_max_num_token`): capacity x
 mem_fraction_static holds the weights and the KV pool; activations and CUDA graphs live in the
-rest, so nothing else comes off (`activations_inside=False`).
+rest (`activations_inside=False`), but what was allocated before the pool was sized comes off it
+(`unseen_bytes`, frontier.engine.SGLANG_UNSEEN_GIB).
 """
 from __future__ import annotations
 
@@ -73,7 +74,7 @@ def plan_memory(model: ModelSpec, gpu: GPUSpec, *, tp: int, pp: int, ep: int = 1
                 gpu_memory_utilization: float = 0.9, block_size: int = 16,
                 max_num_batched_tokens: int = 8192, max_num_seqs: int = 256,
                 where: str = "deployment", part: str = "all", activations_inside: bool = True,
-                redundant_experts: int = 0, draft_layers: int = 0) -> MemoryPlan:
+                redundant_experts: int = 0, unseen_bytes: float = 0.0, draft_layers: int = 0) -> MemoryPlan:
     """`draft_layers`: a speculative draft model of that many decoder layers (DeepSeek's MTP
     module, an EAGLE head) sharing the embeddings and LM head: its weights and its KV cache
     come on top, a layer's worth each."""
@@ -82,7 +83,7 @@ def plan_memory(model: ModelSpec, gpu: GPUSpec, *, tp: int, pp: int, ep: int = 1
     if draft_layers and model.num_layers:
         embedding = model.weight_bytes_by_part()["embedding"] / (tp * pp)
         weights += (weights - embedding) * draft_layers / max(1, -(-model.num_layers // pp))
-    act = activation_bytes(model, tp, max_num_batched_tokens, max_num_seqs) if activations_inside else 0.0
+    act = activation_bytes(model, tp, max_num_batched_tokens, max_num_seqs) if activations_inside else unseen_bytes
     kv = usable - weights - act
     if model.num_layers < 1 or (model.num_kv_heads < 1 and not model.mla) or block_size < 1:
         # a spec built in Python, without the config.json checks

@@ -14,9 +14,10 @@ modules_to_not_convert).
 """
 from __future__ import annotations
 
-import json
+import dataclasses
+import os
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
@@ -70,6 +71,17 @@ class ModelSpec:
     moe: MoE | None = None
     mla: MLA | None = None
     hf_id: str = ""
+    # What `load_model` was given (card, alias, path): a scenario written back names it so.
+    source: str = field(default="", compare=False)
+
+    @property
+    def served_id(self) -> str:
+        """The id an engine serves it under (`vllm serve ID`): the Hugging Face id it was asked
+        for by, else the card's hf_id, else its name."""
+        if "/" in self.source and not self.source.endswith((".json", ".yaml", ".yml")) \
+                and not Path(self.source).expanduser().exists():
+            return self.source
+        return self.hf_id or self.name
 
     # --- precision -----------------------------------------------------------------------------
     @property
@@ -369,17 +381,71 @@ def available_models() -> list[str]:
 
 
 def load_model(name_or_path: str) -> ModelSpec:
-    """A card name (`llama-3.1-8b`), a card path, or a Hugging Face config.json path."""
-    path = Path(name_or_path)
+    """A card name (`llama-3.1-8b`), a card alias or Hugging Face id (`meta-llama/Llama-3.1-8B-
+    Instruct`), a card or config.json path, a model folder holding a config.json, or a Hugging
+    Face id whose config.json is in the local Hugging Face cache. Never the network."""
+    spec = _find_model(name_or_path)
+    return dataclasses.replace(spec, source=name_or_path)
+
+
+def _find_model(name_or_path: str) -> ModelSpec:
+    path = Path(name_or_path).expanduser()
     if path.suffix in (".json", ".yaml", ".yml") and path.exists():
         return _load_file(path)
+    if path.is_dir() and (path / "config.json").is_file():
+        return _load_file(path / "config.json")
     card = MODELS_DIR / f"{name_or_path.lower()}.yaml"
     if card.exists():
         return _load_file(card)
     if path.suffix in (".json", ".yaml", ".yml"):
         raise SpecError(f"model file not found: {name_or_path}")
+    card = card_for_id(name_or_path)
+    if card is not None:
+        return _load_file(card)
+    cached = cached_config(name_or_path)
+    if cached is not None:
+        spec = _load_file(cached)
+        return dataclasses.replace(spec, name=name_or_path.split("/")[-1], hf_id=name_or_path)
     raise SpecError(f"unknown model '{name_or_path}'; known models: {', '.join(available_models())} "
-                    "(or give the path of a Hugging Face config.json)")
+                    "(or a Hugging Face id listed in a card's aliases, a config.json path, a model "
+                    "folder, or an id whose config.json is in the local Hugging Face cache)")
+
+
+def card_for_id(model_id: str) -> Path | None:
+    """The card whose hf_id or `aliases:` list names this Hugging Face id (case-insensitive)."""
+    low = model_id.strip().lower()
+    for card in sorted(MODELS_DIR.glob("*.yaml")):
+        try:
+            raw = yaml.safe_load(card.read_text()) or {}
+        except (OSError, yaml.YAMLError):
+            continue
+        ids = [raw.get("hf_id") or ""] + list(raw.get("aliases") or [])
+        if low in (str(i).lower() for i in ids):
+            return card
+    return None
+
+
+def hf_cache_dir() -> Path:
+    """Where huggingface_hub keeps downloads: HF_HUB_CACHE, else HF_HOME/hub, else ~/.cache."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    home = os.environ.get("HF_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "huggingface")
+    return Path(home).expanduser() / "hub"
+
+
+def cached_config(model_id: str) -> Path | None:
+    """config.json of `org/name` in the Hugging Face cache (models--org--name/snapshots/<rev>/),
+    the revision refs/main points at, else the newest snapshot."""
+    if "/" not in model_id:
+        return None
+    repo = hf_cache_dir() / ("models--" + model_id.strip("/").replace("/", "--"))
+    ref = repo / "refs" / "main"
+    if ref.is_file():
+        config = repo / "snapshots" / ref.read_text().strip() / "config.json"
+        if config.is_file():
+            return config
+    configs = sorted((repo / "snapshots").glob("*/config.json"), key=lambda p: p.stat().st_mtime)
+    return configs[-1] if configs else None
 
 
 def _load_file(path: Path) -> ModelSpec:

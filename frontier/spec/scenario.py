@@ -15,7 +15,7 @@ import yaml
 
 from frontier.engine import ENGINES, make_engine
 from frontier.errors import SpecError
-from frontier.metrics.serving import SLO
+from frontier.spec.slo import SLO
 from frontier.numbers import integer, number
 from frontier.spec.checks import check_scenario
 from frontier.spec.hardware import GPUSpec, get_gpu
@@ -273,7 +273,7 @@ def cluster_from_dict(d: dict, where: str, scenario_gpu: GPUSpec | None = None) 
 def _with_engine_defaults(spec: ClusterSpec, scenario_gpu: GPUSpec | None, where: str) -> ClusterSpec:
     """Fill the engine arguments left out with the engine's defaults for this GPU and tp."""
     gpu = get_gpu(spec.gpu) if spec.gpu else (scenario_gpu or get_gpu("h100-sxm"))
-    engine = make_engine(spec.engine, spec.engine_version, gpu, spec.tp, where)
+    engine = make_engine(spec.engine, spec.engine_version, gpu, spec.tp, where, spec.pp, spec.dp_attention > 1)
     filled, sources = {}, []
     for name in _ENGINE_DEFAULTED:
         if getattr(spec, name) is not None:

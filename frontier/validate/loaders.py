@@ -104,6 +104,7 @@ class MeasuredRun:
     itls: list[np.ndarray] | None = None   # per request, the gaps between its output tokens
     failed: int = 0
     notes: list[str] = field(default_factory=list)
+    scenario: dict | None = None           # a Frontier summary.json's own scenario, replayed as is
 
     @property
     def label(self) -> str:
@@ -459,7 +460,13 @@ def load_vllm_object(obj: dict, path: Path, index: int | None = None) -> Measure
         engine_args=engine_args,
         engine_args_from="file metadata" if engine_args else "",
     )
-    return _summary_run(obj, path, index, "vllm-bench", settings, reported)[0]
+    run = _summary_run(obj, path, index, "vllm-bench", settings, reported)[0]
+    own = obj.get("frontier")
+    if isinstance(own, dict) and isinstance(own.get("scenario"), dict):
+        run.scenario = own["scenario"]
+        run.notes.append("a Frontier result: its own scenario (model, deployment, workload, seed) "
+                         "is simulated again")
+    return run
 
 
 def _summary_run(obj: dict, path: Path, index: int | None, kind: str, settings: RunSettings,

@@ -370,6 +370,8 @@ def plan_replay(run: MeasuredRun, overrides: dict | None = None,
     """The scenario and requests that replay `run` (validated; nothing simulated yet)."""
     from frontier.spec.scenario import scenario_from_dict
 
+    if run.scenario is not None and scenario_file is None:
+        return _replay_own_scenario(run, overrides)
     d, prov = build_scenario_dict(run, overrides, scenario_file)
     table, req_prov = build_request_table(run, seed=int(d.get("seed", 0)))
     prov.update(req_prov)
@@ -378,6 +380,39 @@ def plan_replay(run: MeasuredRun, overrides: dict | None = None,
     d["workload"] = _workload_dict(table)
     base_dir = Path(scenario_file).parent if scenario_file else None
     scenario = scenario_from_dict(d, base_dir=base_dir, name=d["name"])
+    return Replay(run=run, scenario_dict=d, requests=table, provenance=prov, scenario=scenario)
+
+
+def _replay_own_scenario(run: MeasuredRun, overrides: dict | None) -> Replay:
+    """A Frontier result names its whole scenario: simulate that again (flags still override
+    the model, GPU and a co-located deployment's knobs)."""
+    import copy
+
+    from frontier.spec.scenario import scenario_from_dict
+    from frontier.workload import build_requests
+
+    d = copy.deepcopy(run.scenario)
+    flags = {k: v for k, v in (overrides or {}).items() if v is not None}
+    what = f"Frontier result {run.source.name}"
+    prov = {key: {"value": d.get(key), "from": f"{what}: frontier.scenario"}
+            for key in ("model", "gpu", "seed")}
+    prov["deployment"] = {"value": "as simulated", "from": f"{what}: frontier.scenario"}
+    prov["workload"] = {"value": "as simulated (same generator and seed)",
+                        "from": f"{what}: frontier.scenario"}
+    for key in ("model", "gpu"):
+        if key in flags:
+            d[key] = resolve_model(str(flags[key])) or flags[key] if key == "model" else flags[key]
+            prov[key] = {"value": d[key], "from": f"--{key} flag"}
+    dep = d.get("deployment") or {}
+    for key in set(flags) - {"model", "gpu"}:
+        if "clusters" in dep:
+            raise FrontierError(f"--{key.replace('_', '-')} applies to a co-located deployment; "
+                                f"{run.label} has clusters")
+        dep[key] = flags[key]
+        prov[f"deployment.{key}"] = {"value": flags[key], "from": f"--{key.replace('_', '-')} flag"}
+    prov["measured_metrics"] = {"value": run.metrics_from, "from": f"{what}"}
+    scenario = scenario_from_dict(d, name=str(d.get("name", f"validate-{run.label}")))
+    table = build_requests(scenario.workload, np.random.default_rng(scenario.seed))
     return Replay(run=run, scenario_dict=d, requests=table, provenance=prov, scenario=scenario)
 
 

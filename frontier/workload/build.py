@@ -32,7 +32,7 @@ def _synthetic(spec: WorkloadSpec, rng: np.random.Generator) -> RequestTable:
         input_tokens=sample_lengths(spec.input_len, n, rng),
         output_tokens=sample_lengths(spec.output_len, n, rng),
         prefix_blocks=None,
-        concurrency=spec.concurrency)
+        concurrency=spec.concurrency, send_gap_s=spec.send_gap_ms * 1e-3)
     table.source = (f"synthetic, {n} requests, {spec.arrival.describe()}, "
                     f"input {spec.input_len.describe()}, output {spec.output_len.describe()}"
                     + _concurrency_note(spec))
@@ -114,7 +114,8 @@ def _replay(spec: WorkloadSpec, rng: np.random.Generator) -> RequestTable:
 
     table = RequestTable(arrival_s=arrival, input_tokens=input_tokens,
                          output_tokens=output_tokens, prefix_blocks=blocks,
-                         block_tokens=trace.block_tokens, concurrency=spec.concurrency)
+                         block_tokens=trace.block_tokens, concurrency=spec.concurrency,
+                         send_gap_s=spec.send_gap_ms * 1e-3)
     timing = (f"{spec.arrival.describe()} (re-timed)" if spec.arrival is not None
               else describe_rate(table))
     table.source = (f"{trace.label}, {n} requests, {timing}"

@@ -22,6 +22,8 @@ class RequestTable:
                    5.5 req/s".
     concurrency    at most this many requests in flight (a client limit like
                    `vllm bench serve --max-concurrency`); None: unlimited.
+    send_gap_s     with `concurrency`: mean of the exponential gap between a client's request
+                   finishing and its next one leaving (frontier.workload.spec.SEND_GAP_MS).
     """
 
     arrival_s: np.ndarray
@@ -31,6 +33,7 @@ class RequestTable:
     block_tokens: int = 512
     source: str = ""
     concurrency: int | None = None
+    send_gap_s: float = 0.0
 
     def __post_init__(self) -> None:
         self.arrival_s = np.asarray(self.arrival_s, dtype=np.float64)

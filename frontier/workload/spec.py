@@ -4,7 +4,8 @@
 workload:
   num_requests: 1000                        # required for synthetic; optional cap for traces
   arrival: {process: poisson, rate: 5.0}    # poisson | gamma (+ cv) | constant; rate req/s or inf
-  concurrency: 64                           # optional: max requests in flight
+  concurrency: 64                           # optional: max requests in flight (a closed loop)
+  send_gap_ms: 2                            # closed loop: mean gap before a client's next request
   input_len:  {dist: lognormal, mean: 1000, std: 600, min: 1, max: 8192}
   output_len: 200                           # shorthand for {dist: fixed, value: 200}
   # or replay a trace (its lengths, and its timestamps unless `arrival:` re-times it):
@@ -248,6 +249,13 @@ class TraceSpec:
 
 # ---------------------------------------------------------------- workload
 
+# A closed-loop client (`concurrency`) sends its next request an exponential gap of this mean
+# after its last one finished: the benchmark client's own work on the response and the next
+# request (`vllm bench serve` and SGLang's bench_serving are one asyncio loop serving every
+# stream) and the HTTP round trip. An assumption of a few milliseconds, not a measurement: it
+# keeps fixed-length closed loops from staying in a lockstep the real clients drift out of.
+SEND_GAP_MS = 2.0
+
 @dataclass(frozen=True)
 class WorkloadSpec:
     """What clients send. Either synthetic (num_requests + arrival + input_len + output_len)
@@ -260,8 +268,9 @@ class WorkloadSpec:
     input_len: LengthSpec | None = None
     output_len: LengthSpec | None = None
     trace: TraceSpec | None = None
+    send_gap_ms: float = SEND_GAP_MS
 
-    KEYS = ("num_requests", "arrival", "concurrency", "input_len", "output_len", "trace")
+    KEYS = ("num_requests", "arrival", "concurrency", "input_len", "output_len", "trace", "send_gap_ms")
 
     @classmethod
     def from_dict(cls, d: Any, where: str = "workload",
@@ -305,5 +314,9 @@ class WorkloadSpec:
                 if val is None:
                     raise SpecError(f"{where}.{key}: required for a synthetic workload "
                                     f"(or give {where}.trace to replay a trace)")
+        send_gap_ms = SEND_GAP_MS
+        if d.get("send_gap_ms") is not None:
+            send_gap_ms = _number(d["send_gap_ms"], f"{where}.send_gap_ms", minimum=0,
+                                  what="a time in ms")
         return cls(num_requests=num, arrival=arrival, concurrency=concurrency,
-                   input_len=input_len, output_len=output_len, trace=trace)
+                   input_len=input_len, output_len=output_len, trace=trace, send_gap_ms=send_gap_ms)

@@ -8,6 +8,19 @@ mooncake  Mooncake FAST'25 JSONL: timestamp (ms), input_length, output_length, h
           (ids of the prompt's 512-token blocks; equal leading ids = shared prefix)
 vidur     Vidur processed CSV: num_prefill_tokens, num_decode_tokens (no timestamps, unless an
           arrived_at column in seconds is present)
+burstgpt  BurstGPT CSV: Timestamp (s), Request tokens, Response tokens (rows with 0 response
+          tokens are failed requests in BurstGPT and are left out, the label says how many)
+sharegpt  ShareGPT JSON: a list of {"conversations": [{"from": "human", "value": ...},
+          {"from": "gpt", "value": ...}, ...]}; like vLLM's ShareGPT sampler, the first turn is
+          the prompt and the second the output. Token counts come from a tokenizer when
+          `transformers` is installed and one is in the local Hugging Face cache
+          (SHAREGPT_TOKENIZER, or $FRONTIER_TOKENIZER), else from CHARS_PER_TOKEN characters
+          per token; the label says which. No timestamps.
+vllm-bench  a `vllm bench serve --save-result --save-detailed` JSON: input_lens, output_lens,
+          start_times (minus queue_times: when the client meant to send); failed requests
+          (an error, or no output) are left out.
+sglang-bench  `python -m sglang.bench_serving --output-file ... --output-details` JSONL: the last
+          line holding input_lens and output_lens (SGLang records no send times).
 generic   CSV or JSONL with an arrival column (seconds, or ISO date-times) named one of
           ARRIVAL_COLUMNS, an input column one of INPUT_COLUMNS and an output column one of
           OUTPUT_COLUMNS; without an arrival column the trace has lengths only.
@@ -22,13 +35,20 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from frontier.errors import SpecError
 from frontier.workload.requests import RequestTable
 
-FORMATS = ("azure", "mooncake", "vidur", "generic")
-FILE_TYPES = (".csv", ".jsonl")
+if TYPE_CHECKING:  # pandas is imported where a trace is read, not with the package
+    import pandas as pd
+
+FORMATS = ("azure", "mooncake", "vidur", "burstgpt", "sharegpt", "vllm-bench", "sglang-bench", "generic")
+FILE_TYPES = (".csv", ".jsonl", ".json")
+# Read whole, not as columns: benchmark results and ShareGPT conversations.
+DOCUMENT_FORMATS = ("sharegpt", "vllm-bench", "sglang-bench")
 
 ARRIVAL_COLUMNS = ("arrival_s", "arrival_time", "timestamp_s")
 INPUT_COLUMNS = ("input_tokens", "input_len", "prompt_len", "input_length", "input_toks")
@@ -37,6 +57,10 @@ OUTPUT_COLUMNS = ("output_tokens", "output_len", "output_length", "output_toks")
 AZURE_COLUMNS = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
 MOONCAKE_COLUMNS = ("timestamp", "input_length", "output_length")
 VIDUR_COLUMNS = ("num_prefill_tokens", "num_decode_tokens")
+BURSTGPT_COLUMNS = ("Timestamp", "Request tokens", "Response tokens")
+DETAILED_ARRAYS = ("input_lens", "output_lens")
+CHARS_PER_TOKEN = 4.0                        # English text with a Llama/GPT BPE tokenizer, roughly
+SHAREGPT_TOKENIZER = "meta-llama/Llama-3.1-8B-Instruct"
 MOONCAKE_BLOCK_TOKENS = 512
 
 
@@ -89,6 +113,12 @@ def _header(path: Path, ftype: str) -> list[str]:
     try:
         if ftype == ".csv":
             return [str(c) for c in pd.read_csv(path, nrows=0).columns]
+        if ftype == ".json":
+            doc = _json_document(path)
+            if isinstance(doc, list):
+                first = doc[0] if doc else {}
+                return ["conversations"] if isinstance(first, dict) and "conversations" in first else []
+            return list(doc) if isinstance(doc, dict) else []
         with open(path, encoding="utf-8") as f:
             for line in f:
                 if line.strip():
@@ -109,6 +139,16 @@ def _detect(ftype: str, cols: list[str]) -> str:
         return "azure"
     if ftype == ".csv" and have.issuperset(VIDUR_COLUMNS):
         return "vidur"
+    if ftype == ".csv" and have.issuperset(BURSTGPT_COLUMNS):
+        return "burstgpt"
+    if ftype == ".json" and "conversations" in have:
+        return "sharegpt"
+    if ftype == ".json" and have.issuperset(DETAILED_ARRAYS):
+        return "vllm-bench"
+    if ftype == ".jsonl" and have & {"backend", "completed", "output_throughput"}:
+        return "sglang-bench"
+    if ftype == ".json":
+        return "unknown-json"
     if ftype == ".jsonl" and have.issuperset(MOONCAKE_COLUMNS):
         return "mooncake"
     return "generic"
@@ -121,7 +161,14 @@ def _found(cols: list[str]) -> str:
 
 def _columns(path: Path, fmt: str, cols: list[str]) -> _Columns:
     """Map a format onto this file's columns, or say which column is missing."""
-    fixed = {"azure": AZURE_COLUMNS, "mooncake": MOONCAKE_COLUMNS, "vidur": VIDUR_COLUMNS}
+    if fmt in DOCUMENT_FORMATS:
+        return _Columns("start_times" if fmt == "vllm-bench" else None, "s", "input_lens", "output_lens")
+    if fmt == "unknown-json":
+        raise SpecError(f"{path}: a JSON trace must be ShareGPT (a list of conversations) or a "
+                        f"`vllm bench serve --save-detailed` result (input_lens, output_lens); "
+                        f"found keys: {_found(cols)}")
+    fixed = {"azure": AZURE_COLUMNS, "mooncake": MOONCAKE_COLUMNS, "vidur": VIDUR_COLUMNS,
+             "burstgpt": BURSTGPT_COLUMNS}
     if fmt in fixed:
         for c in fixed[fmt]:
             if c not in cols:
@@ -135,6 +182,8 @@ def _columns(path: Path, fmt: str, cols: list[str]) -> _Columns:
     if fmt == "vidur":
         return _Columns("arrived_at" if "arrived_at" in cols else None, "s",
                         "num_prefill_tokens", "num_decode_tokens")
+    if fmt == "burstgpt":
+        return _Columns("Timestamp", "s", "Request tokens", "Response tokens")
 
     def pick(names: tuple[str, ...], what: str) -> str:
         for n in names:
@@ -264,6 +313,12 @@ def _label(path: Path, fmt: str) -> str:
         family = "Mooncake trace"
     elif fmt == "vidur":
         family = "Vidur trace"
+    elif fmt == "burstgpt":
+        family = "BurstGPT trace"
+    elif fmt == "sharegpt":
+        family = "ShareGPT conversations"
+    elif fmt in ("vllm-bench", "sglang-bench"):
+        family = f"{fmt} result"
     else:
         family = "trace"
     return f"{family} ({path.name})"
@@ -317,13 +372,22 @@ def _read_cached(path: Path, fmt: str, _mtime_ns: int, _size: int) -> Trace:
     import pandas as pd
 
     fmt, ftype, cols = _resolve(path, fmt)
+    if fmt in DOCUMENT_FORMATS:
+        return _read_document(path, fmt)
     wanted = [c for c in (cols.arrival, cols.input, cols.output, cols.hash_ids) if c]
+    dropped = ""
     if ftype == ".csv":
         try:
             df = pd.read_csv(path, usecols=wanted)
         except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as e:
             raise SpecError(f"{path}: cannot parse trace: {_first_line(e)}") from None
         rows = _Rows(path)
+        if fmt == "burstgpt":  # BurstGPT logs failed requests with 0 response tokens
+            failed = pd.to_numeric(df[cols.output], errors="coerce") == 0
+            if failed.any():
+                df = df[~failed].reset_index(drop=True)
+                rows = _Rows(path, [int(i) + 2 for i in np.flatnonzero(~failed.to_numpy())])
+                dropped = f", {int(failed.sum())} failed requests (0 response tokens) left out"
     else:
         df, rows = _read_jsonl(path, wanted)
     if len(df) == 0:
@@ -345,9 +409,91 @@ def _read_cached(path: Path, fmt: str, _mtime_ns: int, _size: int) -> Trace:
     for a in (arrival, input_tokens, output_tokens):
         if a is not None:
             a.flags.writeable = False
-    return Trace(path=path, format=fmt, label=_label(path, fmt), arrival_s=arrival,
+    return Trace(path=path, format=fmt, label=_label(path, fmt) + dropped, arrival_s=arrival,
                  input_tokens=input_tokens, output_tokens=output_tokens, prefix_blocks=blocks,
                  block_tokens=MOONCAKE_BLOCK_TOKENS)
+
+
+def _json_document(path: Path):
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, OSError, UnicodeDecodeError) as e:
+        raise SpecError(f"{path}: not valid JSON: {_first_line(e)}") from None
+
+
+def _read_document(path: Path, fmt: str) -> Trace:
+    """ShareGPT conversations or a benchmark result's per-request arrays."""
+    arrival = None
+    note = ""
+    if fmt == "sharegpt":
+        pairs = [c["conversations"] for c in _json_document(path)
+                 if isinstance(c, dict) and isinstance(c.get("conversations"), list)
+                 and len(c["conversations"]) >= 2]
+        if not pairs:
+            raise SpecError(f"{path}: no conversation with at least two turns")
+        counts, how = _token_counts([str(p[0].get("value", "")) for p in pairs]
+                                    + [str(p[1].get("value", "")) for p in pairs])
+        inp, out = np.maximum(counts[:len(pairs)], 1), np.maximum(counts[len(pairs):], 1)
+        note = f", lengths {how}"
+    else:
+        if fmt == "vllm-bench":
+            obj = _json_document(path)
+        else:
+            df, _ = _read_jsonl(path, list(DETAILED_ARRAYS) + ["errors"])
+            have = [i for i in range(len(df)) if isinstance(df.input_lens[i], list)]
+            if not have:
+                raise SpecError(f"{path}: no line holds per-request input_lens and output_lens; "
+                                "run sglang.bench_serving with --output-details")
+            obj = df.iloc[have[-1]].to_dict()
+            note = f", line {have[-1] + 1} of {len(df)}" if len(df) > 1 else ""
+        for key in DETAILED_ARRAYS:
+            if not isinstance(obj.get(key), list):
+                raise SpecError(f"{path}: no per-request '{key}' array; save the benchmark with "
+                                "--save-detailed (vLLM) or --output-details (SGLang)")
+        inp = np.array(obj["input_lens"], dtype=np.float64)
+        out = np.array(obj["output_lens"], dtype=np.float64)
+        if len(inp) != len(out):
+            raise SpecError(f"{path}: input_lens has {len(inp)} entries, output_lens {len(out)}")
+        ok = (out >= 1) & (inp >= 1)
+        if isinstance(obj.get("errors"), list) and len(obj["errors"]) == len(ok):
+            ok &= np.array([not e for e in obj["errors"]])
+        if isinstance(obj.get("start_times"), list) and len(obj["start_times"]) == len(ok):
+            start = np.array(obj["start_times"], dtype=np.float64)
+            if isinstance(obj.get("queue_times"), list) and len(obj["queue_times"]) == len(ok):
+                start = start - np.array(obj["queue_times"], dtype=np.float64)
+            arrival = start[ok]
+        if not ok.any():
+            raise SpecError(f"{path}: no request of the run completed")
+        if not ok.all():
+            note += f", {int((~ok).sum())} failed requests left out"
+        inp, out = inp[ok], out[ok]
+    inp, out = inp.astype(np.int64), out.astype(np.int64)
+    if arrival is not None:
+        order = np.argsort(arrival, kind="stable")
+        arrival, inp, out = arrival[order] - arrival[order][0], inp[order], out[order]
+        arrival.flags.writeable = False
+    inp.flags.writeable = out.flags.writeable = False
+    return Trace(path=path, format=fmt, label=_label(path, fmt) + note, arrival_s=arrival,
+                 input_tokens=inp, output_tokens=out, prefix_blocks=None,
+                 block_tokens=MOONCAKE_BLOCK_TOKENS)
+
+
+def _token_counts(texts: list[str]) -> tuple[np.ndarray, str]:
+    """Token counts from a locally cached tokenizer when transformers is installed, else
+    characters / CHARS_PER_TOKEN; and how they were counted."""
+    import os
+
+    name = os.environ.get("FRONTIER_TOKENIZER", SHAREGPT_TOKENIZER)
+    try:
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(name, local_files_only=True)
+    except Exception:  # not installed, or no local copy: no network is ever tried
+        counts = np.array([round(len(t) / CHARS_PER_TOKEN) for t in texts], dtype=np.int64)
+        return counts, f"estimated at {CHARS_PER_TOKEN:g} characters per token"
+    counts = np.array([len(ids) for ids in tok(texts, add_special_tokens=False)["input_ids"]],
+                      dtype=np.int64)
+    return counts, f"from the {name} tokenizer"
 
 
 def describe_rate(table: RequestTable) -> str:

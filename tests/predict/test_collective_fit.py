@@ -51,14 +51,18 @@ def test_h100_collectives_use_the_fit():
 def test_custom_all_reduce_one_and_two_shot_by_hand():
     """One-shot below 256 KiB on 8 GPUs: one barrier stage and 7 peers' buffers read over NVLink;
     two-shot above: two stages and 2 x 7/8 of the message."""
-    from frontier.predict.roofline import CUSTOM_ALLREDUCE_STAGE_US, LINK_EFFICIENCY, custom_all_reduce_ms
+    from frontier.predict.roofline import (CUSTOM_ALLREDUCE_BASE_US, CUSTOM_ALLREDUCE_PER_PEER_US,
+                                           LINK_EFFICIENCY, custom_all_reduce_ms)
     from frontier.spec.hardware import get_gpu
 
     h100 = get_gpu("h100-sxm")
     bw = h100.intra_node_gbps * 1e9 * LINK_EFFICIENCY
+
+    def stage_ms(world):
+        return (CUSTOM_ALLREDUCE_BASE_US + CUSTOM_ALLREDUCE_PER_PEER_US * (world - 1)) * 1e-3
+
     small, large = 64 * 1024, 4 * 2**20
-    assert custom_all_reduce_ms(small, 8, h100) == pytest.approx(CUSTOM_ALLREDUCE_STAGE_US * 1e-3 + 7 * small / bw * 1e3)
-    assert custom_all_reduce_ms(large, 8, h100) == pytest.approx(
-        2 * CUSTOM_ALLREDUCE_STAGE_US * 1e-3 + 2 * 7 / 8 * large / bw * 1e3)
+    assert custom_all_reduce_ms(small, 8, h100) == pytest.approx(stage_ms(8) + 7 * small / bw * 1e3)
+    assert custom_all_reduce_ms(large, 8, h100) == pytest.approx(2 * stage_ms(8) + 2 * 7 / 8 * large / bw * 1e3)
     # Two GPUs always take the one-shot kernel.
-    assert custom_all_reduce_ms(large, 2, h100) == pytest.approx(CUSTOM_ALLREDUCE_STAGE_US * 1e-3 + large / bw * 1e3)
+    assert custom_all_reduce_ms(large, 2, h100) == pytest.approx(stage_ms(2) + large / bw * 1e3)

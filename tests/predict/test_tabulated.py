@@ -7,7 +7,7 @@ import pytest
 from frontier.ops.graph import BatchStats, Parallel, attention_core
 from frontier.ops.operators import AttnDecode, AttnPrefill, Gemm
 from frontier.predict import load_predictor
-from frontier.predict.blocks import BlockCosts
+from frontier.predict.blocks import BlockCosts, split
 from frontier.predict.features import matrix
 from frontier.predict.xgb import SHAPE_COLUMNS, GridTables, XGBoostFamilyModel
 from frontier.spec.model import load_model
@@ -81,3 +81,16 @@ def test_one_prefill_table_is_within_half_a_percent_of_the_predictor():
         ops = attention_core(model, par, BatchStats(1, q, q * q, q * c, q + c, q, q + c), "flash", "bf16")
         exact = sum(n * max(t, 6e-3) for (_, n), t in zip(ops, predictor.ops_ms([op for op, _ in ops])))
         assert blocks.one_prefill_ms(q, c) == pytest.approx(exact, rel=5e-3)
+
+
+def test_a_share_of_a_split_sequence_is_not_costed_as_a_shorter_sequence():
+    # Split over 2 attention ranks, one 4,000-token prompt is half its causal work per rank, not
+    # a 2,000-token prompt (a quarter of it): the one-prefill table is for whole sequences only.
+    model, predictor = load_model("llama-3.1-8b"), load_predictor(H100)
+    blocks = BlockCosts(model, Parallel(), predictor)
+    whole = BatchStats(1, 4000, 4000 * 4000, 0, 4000, 4000, 4000)
+    share = split(whole, 2)
+    assert share.num_prefill == 1 and share.prefill_tokens == 2000
+    half_prompt = blocks.one_prefill_ms(2000, 0)
+    assert blocks.attention_ms(share, False) > 1.5 * half_prompt
+    assert blocks.attention_ms(whole, False) == pytest.approx(blocks.one_prefill_ms(4000, 0))

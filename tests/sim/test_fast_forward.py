@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from frontier.sim.run import simulate
 from frontier.workload import RequestTable
@@ -56,3 +57,23 @@ def test_a_prompt_chunked_beside_decodes_is_one_stretch():
     assert [s.prefill_sum_qc for s in chunked] == [s.prefill_sum_qc for s in scalls if s.prefill_tokens and s.num_decode]
     assert fast.summary["frontier"]["batches"] < slow.summary["frontier"]["batches"] - 3
     assert fast.summary["mean_itl_ms"] == pytest.approx(slow.summary["mean_itl_ms"], rel=1e-12)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(1, 20), st.integers(0, 10**6), st.sampled_from([16, 64, 200]), st.sampled_from([2, 8, 64]),
+       st.integers(30, 120), st.sampled_from(["vllm", "sglang"]))
+def test_fast_forward_matches_stepping_on_random_workloads(n, seed, budget, seqs, blocks, engine):
+    rng = np.random.default_rng(seed)
+    work = table(np.cumsum(rng.exponential(0.03, n)), rng.integers(1, 400, n), rng.integers(1, 80, n))
+    sc = make_scenario(engine=engine, max_num_batched_tokens=budget, max_num_seqs=seqs,
+                       num_gpu_blocks_override=blocks)
+    fast, slow = (simulate(sc, work, step_time=LinearStepTime(0.008, 5e-5, 2e-7), fast_forward=ff)
+                  for ff in (True, False))
+    f, s = fast.requests, slow.requests
+    assert (f.status == s.status).all()
+    ok = (f.status == "finished").to_numpy()
+    assert np.allclose(f.first_token_s[ok], s.first_token_s[ok], rtol=0, atol=1e-9)
+    assert np.allclose(f.finish_s[ok], s.finish_s[ok], rtol=0, atol=1e-9)
+    assert (f.preemptions == s.preemptions).all()
+    assert fast.summary["frontier"]["steps"] == slow.summary["frontier"]["steps"]
+    assert fast.summary["mean_itl_ms"] == pytest.approx(slow.summary["mean_itl_ms"], rel=1e-9)

@@ -1,0 +1,102 @@
+"""The same scenario under `engine: vllm` and `engine: sglang`: their documented differences,
+each with timings computed by hand on known step times (10 ms + 0.1 ms per token)."""
+import pytest
+
+from frontier.predict.blocks import StepOverheads
+from frontier.sim.kv_cache import BlockManager
+from frontier.sim.request import Request
+from frontier.sim.run import block_costs_for, simulate
+from frontier.sim.scheduler import SGLangScheduler
+
+from sim_helpers import LinearStepTime, make_scenario, table
+
+# A: arrives at 0, prompt 100, 3 output tokens. B: arrives at 15 ms, prompt 50, 2 output tokens.
+ARRIVALS, PROMPTS, OUTPUTS = [0.0, 0.015], [100, 50], [3, 2]
+
+
+def run(engine: str):
+    step = LinearStepTime(0.010, 0.0001)
+    res = simulate(make_scenario(engine=engine), table(ARRIVALS, PROMPTS, OUTPUTS), step_time=step)
+    return [(s.prefill_tokens, s.num_decode) for s in step.calls], res.requests.set_index("request_id")
+
+
+def test_vllm_mixes_prefill_chunks_into_decode_steps():
+    # t=0     A prefills 100: 20 ms.  t=20  A decodes + B prefills 50: 15.1 ms -> 35.1.
+    # t=35.1  A and B decode: 10.2 ms -> 45.3, both done.
+    steps, df = run("vllm")
+    assert steps == [(100, 0), (50, 1), (0, 2)]
+    assert df.loc[1, "first_token_s"] == pytest.approx(0.0351)
+    assert df.loc[0, "finish_s"] == pytest.approx(0.0453)
+
+
+def test_sglang_runs_prefill_first_in_batches_of_their_own():
+    # t=0     A prefills 100: 20 ms.  t=20  B waits, so a prefill batch of B alone: 15 ms -> 35
+    #         (A's decode waits: prefill first).  t=35  A and B decode: 10.2 ms -> 45.2.
+    # t=45.2  A decodes its last token alone: 10.1 ms -> 55.3.
+    steps, df = run("sglang")
+    assert steps == [(100, 0), (50, 0), (0, 2), (0, 1)]
+    assert df.loc[1, "first_token_s"] == pytest.approx(0.035)
+    assert df.loc[1, "finish_s"] == pytest.approx(0.0452)
+    assert df.loc[0, "finish_s"] == pytest.approx(0.0553)
+
+
+def test_sglang_mixed_chunk_puts_decodes_in_the_prefill_batch():
+    step = LinearStepTime(0.010, 0.0001)
+    simulate(make_scenario(engine="sglang", enable_mixed_chunk=True), table(ARRIVALS, PROMPTS, OUTPUTS),
+             step_time=step)
+    assert [(s.prefill_tokens, s.num_decode) for s in step.calls][:2] == [(100, 0), (50, 1)]
+
+
+def test_engine_defaults_and_their_sources():
+    vllm = make_scenario(engine="vllm").clusters[0]
+    assert (vllm.max_num_seqs, vllm.max_num_batched_tokens, vllm.enable_prefix_caching) == (1024, 8192, True)
+    old = make_scenario(engine="vllm", engine_version="0.6.3").clusters[0]
+    assert (old.max_num_seqs, old.enable_prefix_caching) == (256, False)
+    sglang = make_scenario(engine="sglang").clusters[0]
+    assert sglang.enable_prefix_caching  # radix cache on
+    assert sglang.max_num_batched_tokens == 8192 and sglang.max_prefill_tokens == 16384
+    # mem_fraction_static = (GPU memory - reserve) / GPU memory on an 80 GB H100.
+    assert 0.7 < sglang.gpu_memory_utilization < 0.9
+    sources = {f: src for f, _, src in sglang.defaults_from}
+    assert "server_args.py" in sources["max_num_batched_tokens"]
+    # A field the user sets is not a default.
+    assert "max_num_seqs" not in {f for f, _, _ in make_scenario(max_num_seqs=64).clusters[0].defaults_from}
+
+
+def test_async_scheduling_hides_host_time_behind_the_gpu():
+    overlapped = StepOverheads(cpu_overhead_ms=1.0, host_overlapped=True, overlap_residual_ms=0.1)
+    serial = StepOverheads(cpu_overhead_ms=1.0)
+    assert overlapped.wall_ms(5.0) == pytest.approx(5.1)   # max(5, 1) + 0.1
+    assert overlapped.wall_ms(0.5) == pytest.approx(1.1)   # host-bound: max(0.5, 1) + 0.1
+    assert serial.wall_ms(5.0) == pytest.approx(6.0)       # 5 + 1
+    # vLLM turned async scheduling on by default in 0.12; SGLang overlaps by default.
+    for engine, version, hidden in [("vllm", "", True), ("vllm", "0.11.0", False), ("sglang", "", True)]:
+        sc = make_scenario(engine=engine, engine_version=version)
+        blocks, _ = block_costs_for(sc, sc.clusters[0])
+        assert blocks.overheads.host_overlapped is hidden
+
+
+def test_sglang_admission_reserves_new_token_ratio_of_running_outputs():
+    # 100 blocks of 16 = 1,600 tokens. A runs (prompt 100, 1,000 outputs): admitting B (prompt
+    # 100, 1,000 outputs) needs 100 + 1,000 tokens beside 0.7 x 999 reserved for A.
+    kv = BlockManager(100, 16)
+    sched = SGLangScheduler(kv, 64, 8192, 16384)
+    a, b = Request(0, 0.0, 100, 1000), Request(1, 0.0, 100, 1000)
+    sched.add(a)
+    assert sched.schedule().scheduled == [(a, 100)]
+    a.num_computed, a.num_output = 100, 1  # A prefilled: its first token is out
+    sched.add(b)
+    plan = sched.schedule()
+    # free = 1,600 - 112 (A's 7 blocks) = 1,488; 1,488 - 0.7 x 999 = 788.7 < 1,100: B waits,
+    # A decodes, and the plan says admission may open up as decodes go on.
+    assert plan.scheduled == [(a, 1)] and not plan.admission_blocked
+    # After 600 decode steps the ratio has decayed to its floor, 0.098: 1,488 - 97.9 admits B.
+    sched.advance(600)
+    assert sched.new_token_ratio == pytest.approx(SGLangScheduler.MIN_NEW_TOKEN_RATIO)
+    assert sched.schedule().scheduled == [(b, 100)]
+
+
+def test_sglang_chunks_a_long_prompt_one_chunk_per_prefill_batch():
+    step = LinearStepTime(0.010, 0.0)
+    simulate(make_scenario(engine="sglang", max_num_batched_tokens=64), table([0.0], [150], [2]), step_time=step)
+    assert [s.prefill_tokens for s in step.calls] == [64, 64, 22, 0]

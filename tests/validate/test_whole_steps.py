@@ -1,0 +1,50 @@
+"""Whole decode steps against the development set: with 4 clients or fewer and outputs at least
+as long as the prompt, a run's mean TPOT is one decode step of `clients` sequences (prefills
+of the next requests add under 5 %), at the mean context `isl + osl / 2`. The step model
+(graph, predictors, CUDA-graph and host rules of the engine) must land near it."""
+import numpy as np
+import pytest
+
+from frontier.ops.graph import BatchStats
+from frontier.sim.run import step_model_for
+from frontier.spec.scenario import scenario_from_dict
+from frontier.validate.accuracy import load_runs
+
+
+@pytest.fixture(scope="module")
+def steps():
+    out = []
+    for r in load_runs():
+        if r.scenario is None or r.concurrency > 4 or r.osl < max(1000, r.isl):
+            continue
+        sc = scenario_from_dict(r.scenario)
+        model, _ = step_model_for(sc, sc.clusters[0])
+        b, ctx = r.concurrency, r.isl + r.osl // 2
+        ms = model.step(BatchStats(num_decode=b, decode_sum_kv=b * ctx, decode_max_kv=ctx, num_sampled=b)).total_s * 1e3
+        out.append({"model": r.model, "gpu": r.gpu, "precision": r.precision, "error": ms / r.tpot_ms - 1})
+    return out
+
+
+def ape(rows, **where):
+    sel = [abs(r["error"]) for r in rows if all(w in r[k] for k, w in where.items())]
+    assert sel, where
+    return np.median(sel), np.percentile(sel, 90)
+
+
+def test_decode_steps_within_10_percent_median(steps):
+    assert len(steps) >= 40
+    median, p90 = ape(steps)
+    # The tail is GLM-5 (its sparse-attention indexer is not modelled) and MiniMax-M2.5, whose
+    # repeated measurements of one deployment disagree by up to 50 % (10.1 vs 15.5 ms on H100).
+    assert median <= 0.10 and p90 <= 0.30
+
+
+@pytest.mark.parametrize("where", [
+    {"model": "Llama-3.1-70B", "gpu": "h200"},        # dense FP8, H200, TP1-8
+    {"model": "DeepSeek", "gpu": "h200"},             # MoE + MLA, FP8 blocks
+    {"model": "Qwen3-235B", "gpu": "h200"},           # MoE, FP8
+    {"model": "gpt-oss", "gpu": "h100"},              # MoE, MXFP4 experts, H100
+])
+def test_decode_steps_per_family(steps, where):
+    median, _ = ape(steps, **where)
+    assert median <= 0.12
