@@ -158,7 +158,8 @@ def memory_for(scenario: Scenario, spec: ClusterSpec, where: str) -> MemoryPlan:
                        max_num_batched_tokens=spec.max_num_batched_tokens, max_num_seqs=spec.max_num_seqs,
                        where=where, part=part, activations_inside=spec.engine != "sglang",
                        redundant_experts=spec.eplb_redundant_experts,
-                       unseen_bytes=SGLANG_UNSEEN_GIB * 2**30)
+                       unseen_bytes=SGLANG_UNSEEN_GIB * 2**30,
+                       draft_layers=int(spec.speculative is not None and spec.speculative.method != "ngram"))
 
 
 def build_clusters(scenario: Scenario, recorder: Recorder, step_time=None, fast_forward: bool = True,

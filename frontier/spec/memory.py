@@ -74,9 +74,15 @@ def plan_memory(model: ModelSpec, gpu: GPUSpec, *, tp: int, pp: int, ep: int = 1
                 gpu_memory_utilization: float = 0.9, block_size: int = 16,
                 max_num_batched_tokens: int = 8192, max_num_seqs: int = 256,
                 where: str = "deployment", part: str = "all", activations_inside: bool = True,
-                redundant_experts: int = 0, unseen_bytes: float = 0.0) -> MemoryPlan:
+                redundant_experts: int = 0, unseen_bytes: float = 0.0, draft_layers: int = 0) -> MemoryPlan:
+    """`draft_layers`: a speculative draft model of that many decoder layers (DeepSeek's MTP
+    module, an EAGLE head) sharing the embeddings and LM head: its weights and its KV cache
+    come on top, a layer's worth each."""
     usable = gpu.memory_bytes * gpu_memory_utilization
     weights = weight_bytes_per_gpu(model, tp, pp, ep, part, redundant_experts)
+    if draft_layers and model.num_layers:
+        embedding = model.weight_bytes_by_part()["embedding"] / (tp * pp)
+        weights += (weights - embedding) * draft_layers / max(1, -(-model.num_layers // pp))
     act = activation_bytes(model, tp, max_num_batched_tokens, max_num_seqs) if activations_inside else unseen_bytes
     kv = usable - weights - act
     if model.num_layers < 1 or (model.num_kv_heads < 1 and not model.mla) or block_size < 1:
@@ -84,7 +90,7 @@ def plan_memory(model: ModelSpec, gpu: GPUSpec, *, tp: int, pp: int, ep: int = 1
         raise SpecError(f"{where}: {model.name} stores no KV cache per token (num_hidden_layers "
                         f"{model.num_layers}, KV heads {model.num_kv_heads}, block_size {block_size}); "
                         f"each must be >= 1")
-    per_token = kv_bytes_per_token_per_gpu(model, tp, pp)
+    per_token = kv_bytes_per_token_per_gpu(model, tp, pp) * (1 + draft_layers / max(model.num_layers, 1))
     num_blocks = int(kv // (per_token * block_size)) if kv > 0 else 0
     if part == "ffn" and kv > 0:  # FFN GPUs hold no KV cache; they only need to fit
         return MemoryPlan(usable, weights, act, 0.0, per_token, block_size, 0)

@@ -291,7 +291,8 @@ def _with_engine_defaults(spec: ClusterSpec, scenario_gpu: GPUSpec | None, where
     return replace(spec, defaults_from=tuple(sources), **filled)
 
 
-DEPLOYMENT_KEYS = {"clusters", "kv_transfer", "links", "decode_router"}
+CLUSTER_DEFAULT_KEYS = ("ep_backend",)
+DEPLOYMENT_KEYS = {"clusters", "kv_transfer", "links", "decode_router", *CLUSTER_DEFAULT_KEYS}
 
 
 def _link(d: dict | None, where: str) -> LinkSpec:
@@ -312,7 +313,10 @@ def deployment_from_dict(d: dict | None, where: str = "deployment", gpu: GPUSpec
     check_keys(d, DEPLOYMENT_KEYS, where)
     if not isinstance(d["clusters"], list) or not d["clusters"]:
         raise SpecError(f"{where}.clusters: expected a non-empty list of clusters")
-    clusters = tuple(cluster_from_dict(c, f"{where}.clusters[{i}]", gpu) for i, c in enumerate(d["clusters"]))
+    # Deployment-wide defaults a cluster may override (e.g. one EP library for every cluster).
+    shared = {k: d[k] for k in CLUSTER_DEFAULT_KEYS if k in d}
+    clusters = tuple(cluster_from_dict({**shared, **c} if isinstance(c, dict) else c, f"{where}.clusters[{i}]", gpu)
+                     for i, c in enumerate(d["clusters"]))
     names = [c.name for c in clusters]
     if len(set(names)) != len(names):
         raise SpecError(f"{where}.clusters: cluster names must be unique, got {names}")

@@ -121,7 +121,9 @@ def load_runs(path: Path = DEV_SET, num_prompts_per_client: int = PROMPTS_PER_CL
         tp, conc = _int(row["prefill_tp_size" if pd_layout else "tp_size"]), _int(row.get("batch_size"))
         build = _pd_scenario if pd_layout else _scenario
         scenario = None if reason else build(row, card, gpu, version, num_prompts_per_client)
-        runs.append(Run(row["id"], row["backend"], version or "-", row["model_path"], row["system"],
+        # PD runs are reported apart ("sglang PD"): their own groups and engine line.
+        engine = f"{row['backend']} PD" if pd_layout else row["backend"]
+        runs.append(Run(row["id"], engine, version or "-", row["model_path"], row["system"],
                         quantization_of(row), tp, conc, int(row["isl"]), int(row["osl"]),
                         float(row["silicon_ttft_ms"]), float(row["silicon_tpot_ms"]), scenario, reason))
     return runs

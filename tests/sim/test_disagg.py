@@ -290,3 +290,13 @@ def test_af_ffn_gpus_each_dispatch_their_share():
     launch = ffn.overheads.eager_launch_us * 1e-3
     assert ffn.ffn_block_ms(4096) == pytest.approx(sum(max(ffn.predictor.op_ms(op), launch) * n for op, n in ops))
     assert ffn.ffn_block_ms(4096) < sum(max(ffn.predictor.op_ms(op), launch) * n for op, n in whole)
+
+
+def test_ep_backend_is_a_deployment_default_a_cluster_may_override():
+    sc = scenario_from_dict({"model": "deepseek-v3", "gpu": "h100-sxm", "deployment": {
+        "ep_backend": "deepep-low-latency",
+        "clusters": [{"name": "p", "role": "prefill", "dp_attention": 32, "ep": 32, "ep_backend": "deepep-normal"},
+                     {"name": "d", "role": "decode", "dp_attention": 32, "ep": 32}]},
+        "workload": {"num_requests": 1, "input_len": 8, "output_len": 2,
+                     "arrival": {"process": "poisson", "rate": 1.0}}})
+    assert [c.ep_backend for c in sc.clusters] == ["deepep-normal", "deepep-low-latency"]

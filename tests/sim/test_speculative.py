@@ -44,3 +44,4 @@ def test_speculative_deployment_field():
         speculative({"num_speculative_tokens": 3, "acceptance_rate": [0.9, 0.7]})
     with pytest.raises(SpecError, match="speculative.method: 'medusa' is not one of mtp, eagle, ngram"):
         speculative({"method": "medusa"})
+

@@ -162,3 +162,13 @@ def test_eplb_replicas_take_memory():
     extra = weight_bytes_per_gpu(model, 1, 1, 32, redundant_experts=32) - weight_bytes_per_gpu(model, 1, 1, 32)
     assert extra == pytest.approx(experts / 256)
     assert extra == pytest.approx(2.555e9, rel=1e-3)
+
+
+def test_a_one_layer_draft_model_takes_a_layer_of_weights_and_kv():
+    model, gpu = load_model("llama-3.1-8b"), get_gpu("h100-sxm")
+    base = plan_memory(model, gpu, tp=1, pp=1)
+    mtp = plan_memory(model, gpu, tp=1, pp=1, draft_layers=1)
+    layers = base.weight_bytes - model.weight_bytes_by_part()["embedding"]
+    assert mtp.weight_bytes - base.weight_bytes == pytest.approx(layers / 32)   # 32 decoder layers
+    assert mtp.kv_bytes_per_token == pytest.approx(base.kv_bytes_per_token * 33 / 32)
+    assert mtp.num_blocks < base.num_blocks
