@@ -204,8 +204,11 @@ def _kv_link(scenario: Scenario, spec: ClusterSpec) -> Link:
 
 
 def _frontend(scenario: Scenario, spec: ClusterSpec) -> Frontend:
+    """The entry cluster's front end. A decode-only benchmark sends token ids with KV already
+    in place (SGLang's fake transfer backend): nothing to tokenise."""
     host = make_engine(spec.engine, spec.engine_version, scenario.cluster_gpu(spec), spec.tp).host
-    return Frontend(host.request_ms, host.request_serial_ms, host.request_us_per_token)
+    per_token = 0.0 if spec.role == "decode" else host.request_us_per_token
+    return Frontend(host.request_ms, host.request_serial_ms, per_token)
 
 
 class Simulation:
