@@ -17,6 +17,8 @@ demo: setup
 	$(BIN)/frontier simulate
 
 test: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/pytest
 
 bench: setup

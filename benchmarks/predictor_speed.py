@@ -7,6 +7,7 @@ predicts the misses of one call per family in one XGBoost call. This prints pred
 for: uncached batches (a step's worth of new shapes per call), uncached single operators, cached
 batches and cached single operators, and the cached/uncached ratios.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,8 +35,11 @@ def operator_stream(n: int, seed: int = 0) -> list:
             mean_kv = int(rng.integers(128, 8192))
             ops.append(AttnDecode(b, b * mean_kv, int(mean_kv * rng.uniform(1, 2)), 32, 8, 128, 128))
         elif kind == 2:
-            ops.append(AttnPrefill.uniform(int(rng.integers(1, 8)), int(rng.integers(64, 4096)),
-                                           32, 8, 128, context=int(rng.integers(0, 4096))))
+            ops.append(
+                AttnPrefill.uniform(
+                    int(rng.integers(1, 8)), int(rng.integers(64, 4096)), 32, 8, 128, context=int(rng.integers(0, 4096))
+                )
+            )
         else:
             t = int(rng.integers(1, 4096))
             busiest, active = expected_routing(t, 128, 8, 0.0)
@@ -64,8 +68,7 @@ def main() -> None:
     t0 = time.perf_counter()
     base = load_predictor(args.gpu, lazy=False)
     load_s = time.perf_counter() - t0
-    print(f"load_predictor({args.gpu!r}, lazy=False): {load_s * 1e3:.0f} ms; "
-          f"sources: {base.sources()}")
+    print(f"load_predictor({args.gpu!r}, lazy=False): {load_s * 1e3:.0f} ms; sources: {base.sources()}")
     ops = operator_stream(args.ops)
 
     def fresh() -> Predictor:
@@ -75,7 +78,8 @@ def main() -> None:
     def uncached_batches():
         p = fresh()
         for i in range(0, len(ops), args.batch):
-            p.ops_ms(ops[i:i + args.batch])
+            p.ops_ms(ops[i : i + args.batch])
+
     r_unc_batch = rate(uncached_batches, len(ops))
 
     # Uncached, one operator per call.
@@ -85,6 +89,7 @@ def main() -> None:
         p = fresh()
         for op in subset:
             p.op_ms(op)
+
     r_unc_single = rate(uncached_single, len(subset))
 
     warm = fresh()
@@ -92,12 +97,14 @@ def main() -> None:
 
     def cached_batches():
         for i in range(0, len(ops), args.batch):
-            warm.ops_ms(ops[i:i + args.batch])
+            warm.ops_ms(ops[i : i + args.batch])
+
     r_cached_batch = rate(cached_batches, len(ops))
 
     def cached_single():
         for op in ops:
             warm.op_ms(op)
+
     r_cached_single = rate(cached_single, len(ops))
 
     print(f"{'':28s}{'predictions/s':>16s}")
@@ -105,9 +112,11 @@ def main() -> None:
     print(f"{'uncached, one per call':28s}{r_unc_single:16,.0f}")
     print(f"{'cached, batches of ' + str(args.batch):28s}{r_cached_batch:16,.0f}")
     print(f"{'cached, one per call':28s}{r_cached_single:16,.0f}")
-    print(f"ratio cached/uncached: batches {r_cached_batch / r_unc_batch:,.0f}x, "
-          f"single {r_cached_single / r_unc_single:,.0f}x; "
-          f"batching the misses: {r_unc_batch / r_unc_single:,.1f}x faster than one per call")
+    print(
+        f"ratio cached/uncached: batches {r_cached_batch / r_unc_batch:,.0f}x, "
+        f"single {r_cached_single / r_unc_single:,.0f}x; "
+        f"batching the misses: {r_unc_batch / r_unc_single:,.1f}x faster than one per call"
+    )
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ one-line summary, nothing written to disk. `bench` times `run` as a subprocess a
 of wall time, peak memory, and steps planned one by one (batches) against steps simulated.
 The peer's figure is the issue's measurement: 10,000 requests in 20.1 s of wall time.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,7 +29,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 CONV = REPO / "simulate" / "traces" / "azure_conv.csv"
 SEED, RATE, MAX_TOKENS = 42, 8.0, 4096
-PEER_REQUESTS, PEER_S = 10_000, 20.1   # Vidur on this workload, 512-token budget, no output files
+PEER_REQUESTS, PEER_S = 10_000, 20.1  # Vidur on this workload, 512-token budget, no output files
 MIB = 2**20
 
 
@@ -54,12 +55,21 @@ def generate(n: int, seed: int = SEED, rate: float = RATE) -> tuple[np.ndarray, 
 def scenario(n: int, budget: int = 512, seqs: int = 128):
     from frontier.spec.scenario import scenario_from_dict
 
-    return scenario_from_dict({
-        "name": f"side-by-side-{n}", "model": "llama-2-7b", "gpu": "h100-sxm",
-        "deployment": {"tp": 1, "max_num_batched_tokens": budget, "max_num_seqs": seqs},
-        "workload": {"num_requests": n, "input_len": 1, "output_len": 1,
-                     "arrival": {"process": "poisson", "rate": RATE}},
-        "seed": SEED})
+    return scenario_from_dict(
+        {
+            "name": f"side-by-side-{n}",
+            "model": "llama-2-7b",
+            "gpu": "h100-sxm",
+            "deployment": {"tp": 1, "max_num_batched_tokens": budget, "max_num_seqs": seqs},
+            "workload": {
+                "num_requests": n,
+                "input_len": 1,
+                "output_len": 1,
+                "arrival": {"process": "poisson", "rate": RATE},
+            },
+            "seed": SEED,
+        }
+    )
 
 
 def run(n: int, budget: int, fast_forward: bool = True) -> dict:
@@ -68,13 +78,21 @@ def run(n: int, budget: int, fast_forward: bool = True) -> dict:
     from frontier.workload import RequestTable
 
     arrival, prompt, output = generate(n)
-    result = simulate(scenario(n, budget), RequestTable(arrival, prompt, output), timeline=False,
-                      fast_forward=fast_forward)
+    result = simulate(
+        scenario(n, budget), RequestTable(arrival, prompt, output), timeline=False, fast_forward=fast_forward
+    )
     s = result.summary
-    return {"n": n, "completed": s["completed"], "steps": s["frontier"]["steps"],
-            "batches": s["frontier"].get("batches"), "duration_s": s["duration"],
-            "mean_ttft_ms": s["mean_ttft_ms"], "p99_itl_ms": s["p99_itl_ms"],
-            "mean_tpot_ms": s["mean_tpot_ms"], "wall_s": s["frontier"]["wall_time_s"]}
+    return {
+        "n": n,
+        "completed": s["completed"],
+        "steps": s["frontier"]["steps"],
+        "batches": s["frontier"].get("batches"),
+        "duration_s": s["duration"],
+        "mean_ttft_ms": s["mean_ttft_ms"],
+        "p99_itl_ms": s["p99_itl_ms"],
+        "mean_tpot_ms": s["mean_tpot_ms"],
+        "wall_s": s["frontier"]["wall_time_s"],
+    }
 
 
 def run_child(cmd: list[str]) -> tuple[float, float, str]:
@@ -100,23 +118,33 @@ def bench(sizes: list[int], budget: int, repeat: int) -> None:
     import statistics
 
     peer_rps = PEER_REQUESTS / PEER_S
-    print(f"side-by-side workload: llama-2-7b on one H100, Poisson {RATE:g} req/s, conversation lengths "
-          f"(seed {SEED}), budget {budget} tokens, 128 seqs; whole process, no output files; "
-          f"median of {repeat}; python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
-    head = (f"{'requests':>9} {'wall s':>7} {'req/s':>7} {'vs peer':>8} {'peak MiB':>9} "
-            f"{'steps':>9} {'batches':>9} {'loop s':>7}")
+    print(
+        f"side-by-side workload: llama-2-7b on one H100, Poisson {RATE:g} req/s, conversation lengths "
+        f"(seed {SEED}), budget {budget} tokens, 128 seqs; whole process, no output files; "
+        f"median of {repeat}; python {sys.version.split()[0]}, {os.cpu_count()} CPUs"
+    )
+    head = (
+        f"{'requests':>9} {'wall s':>7} {'req/s':>7} {'vs peer':>8} {'peak MiB':>9} "
+        f"{'steps':>9} {'batches':>9} {'loop s':>7}"
+    )
     print(head)
     print("-" * len(head))
     for n in sizes:
-        runs = [run_child([sys.executable, __file__, "run", "-n", str(n), "--budget", str(budget)])
-                for _ in range(repeat)]
+        runs = [
+            run_child([sys.executable, __file__, "run", "-n", str(n), "--budget", str(budget)]) for _ in range(repeat)
+        ]
         wall = statistics.median(w for w, _, _ in runs)
         rss = max(r for _, r, _ in runs)
         fig = json.loads(runs[0][2].strip().splitlines()[-1])
-        print(f"{n:>9} {wall:>7.2f} {n / wall:>7.0f} {n / wall / peer_rps:>7.1f}x {rss:>9.0f} "
-              f"{fig['steps']:>9} {fig['batches']:>9} {fig['wall_s']:>7.2f}", flush=True)
-    print(f"vs peer: requests per wall second / the peer's {peer_rps:.0f} ({PEER_REQUESTS} requests in "
-          f"{PEER_S} s). batches: steps or runs of steps planned one by one; loop s: simulate() alone.")
+        print(
+            f"{n:>9} {wall:>7.2f} {n / wall:>7.0f} {n / wall / peer_rps:>7.1f}x {rss:>9.0f} "
+            f"{fig['steps']:>9} {fig['batches']:>9} {fig['wall_s']:>7.2f}",
+            flush=True,
+        )
+    print(
+        f"vs peer: requests per wall second / the peer's {peer_rps:.0f} ({PEER_REQUESTS} requests in "
+        f"{PEER_S} s). batches: steps or runs of steps planned one by one; loop s: simulate() alone."
+    )
 
 
 def main() -> None:

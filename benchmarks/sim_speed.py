@@ -14,6 +14,7 @@ The comparison with the peer on identical work is benchmarks/side_by_side.py.
 
     python benchmarks/sim_speed.py [--num-requests 10000] [--repeat 1] [--tracemalloc]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,7 +33,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 TRACE = REPO / "simulate" / "traces" / "azure_conv.csv"
-TARGET_S = 3.0                    # the whole 10,000-request run, start-up and output included
+TARGET_S = 3.0  # the whole 10,000-request run, start-up and output included
 MIB = 2**20
 
 
@@ -42,8 +43,7 @@ def scenario_dict(name: str, dp: int, num_requests: int) -> dict:
         "model": "llama-3.1-8b",
         "gpu": "h100-sxm",
         "deployment": {"tp": 1, "dp": dp, "router": "least_outstanding" if dp > 1 else "round_robin"},
-        "workload": {"num_requests": num_requests,
-                     "trace": {"path": str(TRACE), "time_scale": float(dp)}},
+        "workload": {"num_requests": num_requests, "trace": {"path": str(TRACE), "time_scale": float(dp)}},
         "slo": {"ttft_ms": 1000, "tpot_ms": 50},
         "seed": 0,
     }
@@ -98,15 +98,35 @@ def loop_child(dp: int, num_requests: int, repeat: int, traced: bool) -> None:
         peak = tracemalloc.get_traced_memory()[1] / MIB
         tracemalloc.stop()
     s = result.summary
-    print(json.dumps({"n": len(requests), "loop_s": best, "rss_growth_mib": (rss1 - rss0) / unit,
-                      "traced_peak_mib": peak, "completed": s["completed"], "failed": s["failed"],
-                      "steps": s["frontier"]["steps"], "sim_duration_s": s["duration"],
-                      "mean_ttft_ms": s["mean_ttft_ms"], "mean_tpot_ms": s["mean_tpot_ms"]}))
+    print(
+        json.dumps(
+            {
+                "n": len(requests),
+                "loop_s": best,
+                "rss_growth_mib": (rss1 - rss0) / unit,
+                "traced_peak_mib": peak,
+                "completed": s["completed"],
+                "failed": s["failed"],
+                "steps": s["frontier"]["steps"],
+                "sim_duration_s": s["duration"],
+                "mean_ttft_ms": s["mean_ttft_ms"],
+                "mean_tpot_ms": s["mean_tpot_ms"],
+            }
+        )
+    )
 
 
 def time_loop(dp: int, num_requests: int, repeat: int, traced: bool, cwd: Path) -> dict:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--loop-child", str(dp),
-           "--num-requests", str(num_requests), "--repeat", str(repeat)] + (["--tracemalloc"] if traced else [])
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--loop-child",
+        str(dp),
+        "--num-requests",
+        str(num_requests),
+        "--repeat",
+        str(repeat),
+    ] + (["--tracemalloc"] if traced else [])
     _, rss, rc, out = run_child(cmd, cwd)
     if rc != 0:
         sys.exit(f"error: the event-loop run exited {rc}:\n{out}")
@@ -137,8 +157,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--num-requests", type=int, default=10_000)
     ap.add_argument("--repeat", type=int, default=1, help="runs per measurement; the best is kept")
-    ap.add_argument("--tracemalloc", action="store_true",
-                    help="also trace the loop's Python allocations (one more, slower run)")
+    ap.add_argument(
+        "--tracemalloc", action="store_true", help="also trace the loop's Python allocations (one more, slower run)"
+    )
     ap.add_argument("--loop-child", type=int, metavar="DP", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.loop_child is not None:
@@ -148,7 +169,8 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="frontier-bench-"))
     try:
         floor_s, floor_rss, _, _ = run_child(
-            [sys.executable, "-c", "import frontier.cli, frontier.sim.run, frontier.metrics.report"], tmp)
+            [sys.executable, "-c", "import frontier.cli, frontier.sim.run, frontier.metrics.report"], tmp
+        )
         rows = []
         for label, dp in (("1 x H100", 1), ("8 x H100 (dp 8, trace x8)", 8)):
             d = scenario_dict(f"bench-dp{dp}", dp, args.num_requests)
@@ -163,30 +185,39 @@ def main() -> None:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-    print(f"frontier simulation speed: Azure conv trace, llama-3.1-8b, {args.num_requests} requests "
-          f"(best of {args.repeat}); python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
+    print(
+        f"frontier simulation speed: Azure conv trace, llama-3.1-8b, {args.num_requests} requests "
+        f"(best of {args.repeat}); python {sys.version.split()[0]}, {os.cpu_count()} CPUs"
+    )
     print(f"start-up floor (python + imports): {floor_s:.2f} s, {floor_rss:.0f} MiB RSS\n")
-    head = (f"{'case':<27} {'what':<22} {'wall s':>7} {'req/s':>8} {'peak MiB':>9} "
-            f"{'vs 3 s target':>13}")
+    head = f"{'case':<27} {'what':<22} {'wall s':>7} {'req/s':>8} {'peak MiB':>9} {'vs 3 s target':>13}"
     print(head)
     print("-" * len(head))
     for label, loop, np_s, np_rss, p_s, p_rss in rows:
         n = loop["n"]
-        entries = [("event loop (simulate)", loop["loop_s"], loop["rss_mib"], "RSS"),
-                   ("process, --no-plots", np_s, np_rss, "RSS"),
-                   ("process, with plots", p_s, p_rss, "RSS")]
+        entries = [
+            ("event loop (simulate)", loop["loop_s"], loop["rss_mib"], "RSS"),
+            ("process, --no-plots", np_s, np_rss, "RSS"),
+            ("process, with plots", p_s, p_rss, "RSS"),
+        ]
         for i, (what, wall, mem, _) in enumerate(entries):
             target = f"{TARGET_S / wall * n / 10_000:.2f}x" if "process" in what else ""
-            print(f"{label if i == 0 else '':<27} {what:<22} {wall:>7.2f} {n / wall:>8.0f} "
-                  f"{mem:>9.0f} {target:>13}")
-        print(f"{'':<27} simulated {loop['sim_duration_s']:.0f} s, {loop['steps']} steps, "
-              f"{loop['completed']} completed / {loop['failed']} failed, mean TTFT "
-              f"{loop['mean_ttft_ms']:.0f} ms, TPOT {loop['mean_tpot_ms']:.1f} ms")
-        traced = (f", Python allocations peak {loop['traced_peak_mib']:.0f} MiB (tracemalloc)"
-                  if loop["traced_peak_mib"] is not None else "")
+            print(f"{label if i == 0 else '':<27} {what:<22} {wall:>7.2f} {n / wall:>8.0f} {mem:>9.0f} {target:>13}")
+        print(
+            f"{'':<27} simulated {loop['sim_duration_s']:.0f} s, {loop['steps']} steps, "
+            f"{loop['completed']} completed / {loop['failed']} failed, mean TTFT "
+            f"{loop['mean_ttft_ms']:.0f} ms, TPOT {loop['mean_tpot_ms']:.1f} ms"
+        )
+        traced = (
+            f", Python allocations peak {loop['traced_peak_mib']:.0f} MiB (tracemalloc)"
+            if loop["traced_peak_mib"] is not None
+            else ""
+        )
         print(f"{'':<27} event loop: RSS grew {loop['rss_growth_mib']:.0f} MiB while simulating{traced}")
-    print("\npeak MiB: max RSS of the process (the loop's: a process that loads the trace, "
-          "builds the requests and runs simulate()).")
+    print(
+        "\npeak MiB: max RSS of the process (the loop's: a process that loads the trace, "
+        "builds the requests and runs simulate())."
+    )
     print("vs 3 s target: 3 s / wall, scaled to 10,000 requests (>= 1.00x meets the target).")
     print("vs the peer on the same work: python benchmarks/side_by_side.py bench")
 

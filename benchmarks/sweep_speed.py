@@ -8,6 +8,7 @@ subprocess (interpreter start-up, imports, every point, every output file, paret
 
     python benchmarks/sweep_speed.py [--jobs 2]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,15 +33,20 @@ def main() -> None:
     for spec, target in CASES:
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
-            subprocess.run([str(frontier), "sweep", str(ROOT / spec), "-o", tmp, "--quiet", "--jobs", str(args.jobs)],
-                           check=True, capture_output=True)
+            subprocess.run(
+                [str(frontier), "sweep", str(ROOT / spec), "-o", tmp, "--quiet", "--jobs", str(args.jobs)],
+                check=True,
+                capture_output=True,
+            )
             wall = time.perf_counter() - t0
             points = len(pd.read_csv(Path(tmp) / "results.csv"))
             skipped = pd.read_csv(Path(tmp) / "skipped.csv")
             best = json.loads((Path(tmp) / "best.json").read_text())["best"]
-        print(f"{spec}: {wall:.1f} s for {points} points ({len(skipped)} infeasible or skipped), "
-              f"{wall / target:.2f} x the {target:.0f} s target; best: "
-              f"{best['config'] if best else 'none meets the SLO'}")
+        print(
+            f"{spec}: {wall:.1f} s for {points} points ({len(skipped)} infeasible or skipped), "
+            f"{wall / target:.2f} x the {target:.0f} s target; best: "
+            f"{best['config'] if best else 'none meets the SLO'}"
+        )
 
 
 if __name__ == "__main__":

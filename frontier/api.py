@@ -11,6 +11,7 @@
 Both take what the CLI takes: a scenario / sweep file (path) or its dict, or keyword fields.
 Errors are `frontier.errors.FrontierError` with the same one-line messages.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -51,11 +52,22 @@ def _base(source, what: str) -> tuple[dict, Path | None]:
     return d, path.parent
 
 
-def simulate(scenario: str | Path | dict | None = None, *, model: str | None = None,
-             gpu: str | None = None, input_len: int | None = None, output_len: int | None = None,
-             num_requests: int | None = None, rate: float | None = None,
-             concurrency: int | None = None, trace: str | None = None, slo: dict | None = None,
-             seed: int | None = None, detailed: bool = False, **deployment) -> Simulation:
+def simulate(
+    scenario: str | Path | dict | None = None,
+    *,
+    model: str | None = None,
+    gpu: str | None = None,
+    input_len: int | None = None,
+    output_len: int | None = None,
+    num_requests: int | None = None,
+    rate: float | None = None,
+    concurrency: int | None = None,
+    trace: str | None = None,
+    slo: dict | None = None,
+    seed: int | None = None,
+    detailed: bool = False,
+    **deployment,
+) -> Simulation:
     """Simulate one deployment. `scenario`: a scenario file or dict; keywords override it.
     Deployment fields (tp, pp, dp, ep, max_num_seqs, engine, ...) go in as keywords."""
     from frontier.metrics.vllm_result import vllm_result
@@ -72,32 +84,46 @@ def simulate(scenario: str | Path | dict | None = None, *, model: str | None = N
         dep = dict(d.get("deployment") or {})
         if "clusters" in dep:
             from frontier.errors import FrontierError
-            raise FrontierError(f"{', '.join(deployment)}: apply to a co-located deployment; this "
-                                "scenario has clusters: change its dict instead")
+
+            raise FrontierError(
+                f"{', '.join(deployment)}: apply to a co-located deployment; this "
+                "scenario has clusters: change its dict instead"
+            )
         d["deployment"] = {**dep, **deployment}
     wl = dict(d.get("workload") or {})
     if trace is not None:
         wl = {k: v for k, v in wl.items() if k not in ("input_len", "output_len")}
         wl["trace"] = {"path": str(trace)}
-    for key, value in (("input_len", input_len), ("output_len", output_len),
-                       ("num_requests", num_requests), ("concurrency", concurrency)):
+    for key, value in (
+        ("input_len", input_len),
+        ("output_len", output_len),
+        ("num_requests", num_requests),
+        ("concurrency", concurrency),
+    ):
         if value is not None:
             wl[key] = value
     if rate is not None:
         wl["arrival"] = {"process": "poisson", "rate": rate}
     if "trace" not in wl:
         wl.setdefault("num_requests", DEFAULT_NUM_REQUESTS)
-        wl.setdefault("arrival", {"process": "poisson",
-                                  "rate": "inf" if "concurrency" in wl else DEFAULT_RATE})
+        wl.setdefault("arrival", {"process": "poisson", "rate": "inf" if "concurrency" in wl else DEFAULT_RATE})
     d["workload"] = wl
     spec = scenario_from_dict(d, base_dir=base, name=d["name"])
     result = run_scenario(spec, timeline=False)
     return Simulation(vllm_result(result, detailed=detailed), result.requests, result)
 
 
-def sweep(spec: str | Path | dict | None = None, output: str | Path | None = None, *,
-          jobs: int | None = None, ray: str | None = None, resume: bool = False,
-          progress: bool = False, plots: bool = True, **fields) -> pd.DataFrame:
+def sweep(
+    spec: str | Path | dict | None = None,
+    output: str | Path | None = None,
+    *,
+    jobs: int | None = None,
+    ray: str | None = None,
+    resume: bool = False,
+    progress: bool = False,
+    plots: bool = True,
+    **fields,
+) -> pd.DataFrame:
     """Run a sweep (a sweep file, its dict, or its fields as keywords: model, gpu, gpus,
     workload, load, slo, search, ...) and return results.csv's rows as a DataFrame. With
     `output`, the folder gets every file `frontier sweep` writes; `df.attrs` holds `best`

@@ -1,4 +1,5 @@
 """`frontier`: simulate serving deployments, list models and GPUs, train and check predictors."""
+
 from __future__ import annotations
 
 import os
@@ -30,8 +31,11 @@ class FrontierGroup(click.Group):
             sys.exit(2)
         except click.UsageError as exc:  # a bad flag: one line too, not click's three
             where = exc.ctx.command_path if exc.ctx else "frontier"
-            Console(stderr=True).print(f"[bold red]error:[/] {escape(exc.format_message())} (see "
-                                       f"{escape(where)} --help)", highlight=False, soft_wrap=True)
+            Console(stderr=True).print(
+                f"[bold red]error:[/] {escape(exc.format_message())} (see {escape(where)} --help)",
+                highlight=False,
+                soft_wrap=True,
+            )
             sys.exit(2)
 
 
@@ -58,12 +62,23 @@ def scenario_dict(path: Path | None, warn=None, **flags) -> tuple[dict, Path | N
         if key in given:
             d[key] = given[key]
     dep = _section(d, "deployment")
-    for key in ("tp", "pp", "dp", "max_num_seqs", "max_num_batched_tokens", "engine", "engine_version",
-                "quantization", "kv_cache_dtype"):
+    for key in (
+        "tp",
+        "pp",
+        "dp",
+        "max_num_seqs",
+        "max_num_batched_tokens",
+        "engine",
+        "engine_version",
+        "quantization",
+        "kv_cache_dtype",
+    ):
         if key in given:
             if "clusters" in dep:
-                raise FrontierError(f"--{key.replace('_', '-')} applies to a co-located deployment; "
-                                    "this scenario has clusters: edit the file instead")
+                raise FrontierError(
+                    f"--{key.replace('_', '-')} applies to a co-located deployment; "
+                    "this scenario has clusters: edit the file instead"
+                )
             dep[key] = given[key]
     wl = _section(d, "workload")
     if "trace" in given:
@@ -75,15 +90,16 @@ def scenario_dict(path: Path | None, warn=None, **flags) -> tuple[dict, Path | N
         if "trace" in wl and "trace" not in given:
             used = [f"--{k.replace('_', '-')}" for k in ("input_len", "output_len") if k in given]
             verb = "replaces" if len(used) == 1 else "replace"
-            warn(f"{' and '.join(used)} {verb} the scenario's trace ({_trace_name(wl['trace'])}) by a "
-                 "synthetic workload; give --trace too to keep the trace")
+            warn(
+                f"{' and '.join(used)} {verb} the scenario's trace ({_trace_name(wl['trace'])}) by a "
+                "synthetic workload; give --trace too to keep the trace"
+            )
         wl.pop("trace", None)
         ratio = given.get("random_range_ratio", 0.0)
         for key in ("input_len", "output_len"):
             length = given.get(key, wl.get(key, FLAG_DEFAULTS[key]))
             if ratio and isinstance(length, int):  # vllm/benchmarks/datasets.py RandomDataset
-                length = {"dist": "uniform", "min": max(1, int(length * (1 - ratio))),
-                          "max": int(length * (1 + ratio))}
+                length = {"dist": "uniform", "min": max(1, int(length * (1 - ratio))), "max": int(length * (1 + ratio))}
             wl[key] = length
     if "num_requests" in given:
         wl["num_requests"] = given["num_requests"]
@@ -143,28 +159,51 @@ def warn_line(text: str) -> None:
 @click.option("--engine-version", help="Engine release whose defaults apply, e.g. 0.12.0 (default: newest).")
 @click.option("--quantization", help="vLLM's --quantization: fp8, fp8_block, mxfp4, nvfp4, awq, gptq.")
 @click.option("--kv-cache-dtype", help="auto | fp8.")
-@click.option("--num-requests", "--num-prompts", "num_requests", type=int,
-              help="Requests to simulate (a cap for traces).")
-@click.option("--rate", "--request-rate", "rate", type=float,
-              help="Arrival rate, requests/s (inf: all at once; the default with --max-concurrency).")
-@click.option("--burstiness", type=float,
-              help="As vllm bench serve: gamma-distributed gaps of shape BURSTINESS (1: Poisson).")
-@click.option("--concurrency", "--max-concurrency", "concurrency", type=int,
-              help="At most this many requests in flight: a closed loop of clients.")
+@click.option(
+    "--num-requests", "--num-prompts", "num_requests", type=int, help="Requests to simulate (a cap for traces)."
+)
+@click.option(
+    "--rate",
+    "--request-rate",
+    "rate",
+    type=float,
+    help="Arrival rate, requests/s (inf: all at once; the default with --max-concurrency).",
+)
+@click.option(
+    "--burstiness", type=float, help="As vllm bench serve: gamma-distributed gaps of shape BURSTINESS (1: Poisson)."
+)
+@click.option(
+    "--concurrency",
+    "--max-concurrency",
+    "concurrency",
+    type=int,
+    help="At most this many requests in flight: a closed loop of clients.",
+)
 @click.option("--input-len", "--random-input-len", "input_len", type=int, help="Prompt tokens per request.")
 @click.option("--output-len", "--random-output-len", "output_len", type=int, help="Output tokens per request.")
-@click.option("--random-range-ratio", type=click.FloatRange(0, 1, max_open=True),
-              help="As vllm bench serve: lengths uniform in [L(1-r), L(1+r)] (default 0: fixed).")
+@click.option(
+    "--random-range-ratio",
+    type=click.FloatRange(0, 1, max_open=True),
+    help="As vllm bench serve: lengths uniform in [L(1-r), L(1+r)] (default 0: fixed).",
+)
 @click.option("--trace", help="Request trace: Azure 2023 / Mooncake / CSV / JSONL file.")
 @click.option("--max-num-seqs", type=int, help="Scheduler: most sequences per batch.")
 @click.option("--max-num-batched-tokens", type=int, help="Scheduler: token budget per step.")
 @click.option("--seed", type=click.IntRange(min=0), help="Random seed >= 0 (same seed, same result).")
-@click.option("-o", "--output", "outdir", type=click.Path(path_type=Path),
-              help="Results folder (default results/<scenario name>).")
+@click.option(
+    "-o",
+    "--output",
+    "outdir",
+    type=click.Path(path_type=Path),
+    help="Results folder (default results/<scenario name>).",
+)
 @click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
 @click.option("--no-trace", is_flag=True, help="Skip the Chrome/Perfetto trace.")
-@click.option("--save-detailed", is_flag=True,
-              help="summary.json also holds per-request arrays, as `vllm bench serve --save-detailed`.")
+@click.option(
+    "--save-detailed",
+    is_flag=True,
+    help="summary.json also holds per-request arrays, as `vllm bench serve --save-detailed`.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def simulate(scenario, outdir, no_plots, no_trace, save_detailed, quiet, **flags):
     """Simulate serving SCENARIO (a YAML file; default: Llama-3.1-8B on one H100, chat trace)."""
@@ -196,21 +235,43 @@ def models():
     from frontier.spec.model import available_models, load_model
 
     table = Table(title="model cards (models/*.yaml)")
-    for col, just in [("name", "left"), ("params", "right"), ("active", "right"), ("layers", "right"),
-                      ("attention", "left"), ("MoE", "left"), ("precision", "left"), ("KV/token", "right"),
-                      ("max len", "right")]:
+    for col, just in [
+        ("name", "left"),
+        ("params", "right"),
+        ("active", "right"),
+        ("layers", "right"),
+        ("attention", "left"),
+        ("MoE", "left"),
+        ("precision", "left"),
+        ("KV/token", "right"),
+        ("max len", "right"),
+    ]:
         table.add_column(col, justify=just, no_wrap=col == "name")
     for name in available_models():
         m = load_model(name)
-        attn = (f"MLA {m.num_heads}h lora {m.mla.kv_lora_rank}" if m.mla
-                else f"GQA {m.num_heads}/{m.num_kv_heads} x {m.head_dim}")
-        moe = (f"{m.moe.num_experts} experts top-{m.moe.top_k}"
-               + (", shared" if m.moe.shared_intermediate_size else "")
-               + (f", {m.moe.first_dense_layers} dense first" if m.moe.first_dense_layers else "")
-               if m.moe else "-")
-        table.add_row(name, f"{m.param_count() / 1e9:.2f} B", f"{m.param_count(True) / 1e9:.2f} B",
-                      str(m.num_layers), attn, moe, m.precision, f"{m.kv_bytes_per_token / 1024:.1f} KiB",
-                      str(m.max_model_len))
+        attn = (
+            f"MLA {m.num_heads}h lora {m.mla.kv_lora_rank}"
+            if m.mla
+            else f"GQA {m.num_heads}/{m.num_kv_heads} x {m.head_dim}"
+        )
+        moe = (
+            f"{m.moe.num_experts} experts top-{m.moe.top_k}"
+            + (", shared" if m.moe.shared_intermediate_size else "")
+            + (f", {m.moe.first_dense_layers} dense first" if m.moe.first_dense_layers else "")
+            if m.moe
+            else "-"
+        )
+        table.add_row(
+            name,
+            f"{m.param_count() / 1e9:.2f} B",
+            f"{m.param_count(True) / 1e9:.2f} B",
+            str(m.num_layers),
+            attn,
+            moe,
+            m.precision,
+            f"{m.kv_bytes_per_token / 1024:.1f} KiB",
+            str(m.max_model_len),
+        )
     stdout_console().print(table)
 
 
@@ -231,14 +292,32 @@ def gpus():
         return f"scaled from {ref.name}" if ref else "roofline"
 
     table = Table(title="GPUs (frontier/spec/gpus.yaml); bandwidths per GPU, one direction")
-    for col in ["name", "memory GiB", "HBM GB/s", "bf16 TFLOPS", "fp8 TFLOPS", "SMs", "NVLink GB/s",
-                "network GB/s", "GPUs/node", "calibration"]:
+    for col in [
+        "name",
+        "memory GiB",
+        "HBM GB/s",
+        "bf16 TFLOPS",
+        "fp8 TFLOPS",
+        "SMs",
+        "NVLink GB/s",
+        "network GB/s",
+        "GPUs/node",
+        "calibration",
+    ]:
         table.add_column(col, justify="left" if col == "name" else "right", no_wrap=col == "name")
     for g in all_gpus().values():
-        table.add_row(g.name, f"{g.memory_gib:.1f}", f"{g.mem_bw_gbps:.0f}", f"{g.bf16_tflops:.0f}",
-                      "-" if g.fp8_tflops is None else f"{g.fp8_tflops:.0f}", str(g.sm_count),
-                      f"{g.nvlink_gbps:.0f}", f"{g.network_gbps:.1f}", str(g.gpus_per_node),
-                      calibration(g.name))
+        table.add_row(
+            g.name,
+            f"{g.memory_gib:.1f}",
+            f"{g.mem_bw_gbps:.0f}",
+            f"{g.bf16_tflops:.0f}",
+            "-" if g.fp8_tflops is None else f"{g.fp8_tflops:.0f}",
+            str(g.sm_count),
+            f"{g.nvlink_gbps:.0f}",
+            f"{g.network_gbps:.1f}",
+            str(g.gpus_per_node),
+            calibration(g.name),
+        )
     stdout_console().print(table)
 
 

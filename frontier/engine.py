@@ -35,6 +35,7 @@ managers/scheduler.py, managers/schedule_policy.py, managers/schedule_batch.py):
 Host time per step and per request are constants fitted to the development set
 (`make accuracy`, `validation/real-runs/`): see `HostTime`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -82,10 +83,10 @@ class HostTime:
 class Engine:
     name: str
     version: str
-    defaults: dict          # field -> (value, source)
+    defaults: dict  # field -> (value, source)
     host: HostTime
     capture_sizes: tuple[int, ...]
-    graph_mixed_batches: bool = False   # prefill/mixed batches also replayed (piecewise) from graphs
+    graph_mixed_batches: bool = False  # prefill/mixed batches also replayed (piecewise) from graphs
 
 
 def _vllm_capture_sizes(version: tuple, max_size: int) -> tuple[int, ...]:
@@ -110,8 +111,9 @@ def sglang_reserved_gib(gpu_memory_gib: float, parallel_size: int, dp_attention:
     return reserved + (4.0 if dp_attention else 0.0)
 
 
-def make_engine(name: str, version: str, gpu, tp: int, where: str = "deployment", pp: int = 1,
-                dp_attention: bool = False) -> Engine:
+def make_engine(
+    name: str, version: str, gpu, tp: int, where: str = "deployment", pp: int = 1, dp_attention: bool = False
+) -> Engine:
     """The engine `name` at `version` ('' = newest) serving on `gpu` with tensor parallel `tp`."""
     if name not in ENGINES:
         raise SpecError(f"{where}.engine: '{name}' is not one of {', '.join(ENGINES)}")
@@ -131,12 +133,22 @@ def make_engine(name: str, version: str, gpu, tp: int, where: str = "deployment"
             "cuda_graph_max_bs": (512, "vllm/config/compilation.py max_cudagraph_capture_size"),
         }
         overlapped = not v or v >= (0, 12)
-        host = HostTime(step_ms=VLLM_STEP_MS, overlapped=overlapped,
-                        overlap_residual_ms=VLLM_OVERLAP_RESIDUAL_MS, request_ms=VLLM_REQUEST_MS,
-                        request_serial_ms=VLLM_REQUEST_SERIAL_MS,
-                        request_us_per_token=VLLM_REQUEST_US_PER_TOKEN)
-        return Engine(name, version or "newest", defaults, host,
-                      _vllm_capture_sizes(v, 512), graph_mixed_batches=not v or v >= (0, 11))
+        host = HostTime(
+            step_ms=VLLM_STEP_MS,
+            overlapped=overlapped,
+            overlap_residual_ms=VLLM_OVERLAP_RESIDUAL_MS,
+            request_ms=VLLM_REQUEST_MS,
+            request_serial_ms=VLLM_REQUEST_SERIAL_MS,
+            request_us_per_token=VLLM_REQUEST_US_PER_TOKEN,
+        )
+        return Engine(
+            name,
+            version or "newest",
+            defaults,
+            host,
+            _vllm_capture_sizes(v, 512),
+            graph_mixed_batches=not v or v >= (0, 11),
+        )
     src = "sglang/srt/server_args.py"
     reserved = sglang_reserved_gib(gpu.memory_bytes / GIB, tp * pp, dp_attention)
     small_tp = tp < 4
@@ -149,19 +161,23 @@ def make_engine(name: str, version: str, gpu, tp: int, where: str = "deployment"
         "max_num_batched_tokens": (chunk, f"{src} chunked_prefill_size by GPU memory"),
         "max_prefill_tokens": (16384, f"{src} max_prefill_tokens"),
         "enable_prefix_caching": (True, f"{src} radix cache on (disable_radix_cache false)"),
-        "gpu_memory_utilization": (round(1 - reserved / (gpu.memory_bytes / GIB), 3),
-                                   f"{src} mem_fraction_static: GPU memory less {reserved:g} GiB "
-                                   "for activations and CUDA graphs"),
+        "gpu_memory_utilization": (
+            round(1 - reserved / (gpu.memory_bytes / GIB), 3),
+            f"{src} mem_fraction_static: GPU memory less {reserved:g} GiB for activations and CUDA graphs",
+        ),
         "enable_chunked_prefill": (True, f"{src} chunked_prefill_size > 0"),
         "cuda_graph_max_bs": (graph_bs, f"{src} cuda_graph_max_bs by GPU memory and tp"),
     }
-    host = HostTime(step_ms=SGLANG_STEP_MS, overlapped=True,
-                    overlap_residual_ms=SGLANG_OVERLAP_RESIDUAL_MS, request_ms=SGLANG_REQUEST_MS,
-                    request_serial_ms=SGLANG_REQUEST_SERIAL_MS,
-                    request_us_per_token=SGLANG_REQUEST_US_PER_TOKEN)
+    host = HostTime(
+        step_ms=SGLANG_STEP_MS,
+        overlapped=True,
+        overlap_residual_ms=SGLANG_OVERLAP_RESIDUAL_MS,
+        request_ms=SGLANG_REQUEST_MS,
+        request_serial_ms=SGLANG_REQUEST_SERIAL_MS,
+        request_us_per_token=SGLANG_REQUEST_US_PER_TOKEN,
+    )
     sizes = tuple([1, 2, 4] + list(range(8, 160, 8)) + list(range(160, 1025, 16)))
-    return Engine(name, version or "newest", defaults, host,
-                  tuple(s for s in sizes if s <= graph_bs))
+    return Engine(name, version or "newest", defaults, host, tuple(s for s in sizes if s <= graph_bs))
 
 
 # Memory SGLang's KV pool loses besides the weights inside mem_fraction_static: the pool is sized

@@ -3,6 +3,7 @@
 One home for "is this a usable number": finite unless infinity is meaningful there, a whole
 number where a count is expected, and bounds named in the one-line error.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,15 @@ def _fmt(value: Any) -> str:
     return repr(value) if isinstance(value, str) else str(value)
 
 
-def number(value: Any, where: str, *, minimum: float | None = None, positive: bool = False,
-           allow_inf: bool = False, what: str = "a number") -> float:
+def number(
+    value: Any,
+    where: str,
+    *,
+    minimum: float | None = None,
+    positive: bool = False,
+    allow_inf: bool = False,
+    what: str = "a number",
+) -> float:
     """A finite real (or +inf where allowed); YAML strings like "inf" and "2.5" are accepted."""
     x: float | None = None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -42,8 +50,11 @@ def number(value: Any, where: str, *, minimum: float | None = None, positive: bo
 
 def integer(value: Any, where: str, *, minimum: int = 1, what: str = "an integer") -> int:
     """A whole number >= minimum (2.0 is accepted as 2; True, 2.5, "2" and inf are not)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (
-            isinstance(value, float) and not value.is_integer()):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or (isinstance(value, float) and not value.is_integer())
+    ):
         raise SpecError(f"{where}: {_fmt(value)} is not {what} (a whole number >= {minimum})")
     if value < minimum:
         raise SpecError(f"{where}: {_fmt(value)} must be {what} >= {minimum}")

@@ -1,4 +1,5 @@
 """Where the project's data folders live (model cards, calibrations, scenarios)."""
+
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent

@@ -4,6 +4,7 @@ On a GPU the kernels run compiled, in bf16, on serving-sized shapes. On the CPU 
 --check`, or the tests) they run in Triton's interpreter on small shapes in fp16 (the
 interpreter has no bf16).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -28,14 +29,14 @@ def _paged_inputs(torch, gen, device, dtype, lens, hq, hkv, d, dv, page, mla):
     total = sum(pages_per) + 2
     k_cache = torch.randn(total, page, hkv, d, generator=gen, dtype=torch.float32).to(device, dtype)
     if mla:
-        v_cache = k_cache[..., :dv]          # V is the first dv channels of the latent
+        v_cache = k_cache[..., :dv]  # V is the first dv channels of the latent
     else:
         v_cache = torch.randn(total, page, hkv, dv, generator=gen, dtype=torch.float32).to(device, dtype)
     perm = torch.randperm(total, generator=gen)
     table = torch.zeros(len(lens), max(pages_per), dtype=torch.int32)
     used = 0
     for b, count in enumerate(pages_per):
-        table[b, :count] = perm[used:used + count].to(torch.int32)
+        table[b, :count] = perm[used : used + count].to(torch.int32)
         used += count
     q = torch.randn(len(lens), hq, d, generator=gen, dtype=torch.float32).to(device, dtype)
     seq_lens = torch.tensor(lens, dtype=torch.int32)
@@ -69,8 +70,17 @@ def check_paged_decode(device: str = "cuda", small: bool = False) -> list[CheckR
     results = []
     for name, lens, hq, hkv, d, dv, page, mla, d_pe, splits in cases:
         q, kc, vc, table, seq_lens = _paged_inputs(torch, gen, device, dtype, lens, hq, hkv, d, dv, page, mla)
-        out = PagedDecode(q, kc, vc, table, seq_lens, max(lens), d_pe=d_pe, num_splits=splits,
-                          sm_count=None if device.startswith("cuda") else 4)()
+        out = PagedDecode(
+            q,
+            kc,
+            vc,
+            table,
+            seq_lens,
+            max(lens),
+            d_pe=d_pe,
+            num_splits=splits,
+            sm_count=None if device.startswith("cuda") else 4,
+        )()
         ref = paged_decode_reference(q, kc, vc, table, seq_lens)
         err = (out.float() - ref.float()).abs().max().item()
         results.append(CheckResult(f"paged_decode {name}", err, 2e-2 if dtype == torch.bfloat16 else 5e-3))
@@ -89,8 +99,16 @@ def check_grouped_gemm(device: str = "cuda", small: bool = False) -> list[CheckR
     if small:
         cases = [  # (name, tokens, topk, experts, k, n, skew, config)
             ("gate_up 10 tok top2 of 4", 10, 2, 4, 48, 40, 0.0, None),
-            ("down skewed, tiny tiles", 24, 2, 6, 40, 48, 1.2,
-             dict(BLOCK_M=16, BLOCK_N=16, BLOCK_K=16, GROUP_M=2, num_warps=4, num_stages=2)),
+            (
+                "down skewed, tiny tiles",
+                24,
+                2,
+                6,
+                40,
+                48,
+                1.2,
+                dict(BLOCK_M=16, BLOCK_N=16, BLOCK_K=16, GROUP_M=2, num_warps=4, num_stages=2),
+            ),
         ]
     else:
         cases = [
@@ -103,7 +121,7 @@ def check_grouped_gemm(device: str = "cuda", small: bool = False) -> list[CheckR
     results = []
     for name, tokens, topk, experts, k, n, skew, cfg in cases:
         ids = route(tokens, experts, topk, skew, gen)
-        scale = k ** -0.5
+        scale = k**-0.5
         for proj, a_div in (("first", topk), ("second", 1)):
             x = torch.randn(tokens * topk // a_div, k, generator=gen).to(device, dtype)
             w = (torch.randn(experts, n, k, generator=gen) * scale).to(device, dtype)

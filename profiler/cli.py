@@ -8,6 +8,7 @@
 Rows already in a table are skipped (resume); rows are appended as they are measured. After
 measuring, the predictors are retrained (`frontier train --gpu NAME`) where xgboost is installed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,36 +26,51 @@ from profiler import FAMILIES
 from profiler.tables import TableError, TableWriter
 
 EXIT_USAGE = 2
-PER_CALL_OVERHEAD_MS = 0.3      # flush + spin + launch, per timed or warm-up call (estimate)
-PER_CASE_OVERHEAD_MS = 4.0      # allocation, probe call, Python (estimate)
-QUICK_BUDGET_MIN = 7.0          # --quick must finish within 8 minutes on one H100
+PER_CALL_OVERHEAD_MS = 0.3  # flush + spin + launch, per timed or warm-up call (estimate)
+PER_CASE_OVERHEAD_MS = 4.0  # allocation, probe call, Python (estimate)
+QUICK_BUDGET_MIN = 7.0  # --quick must finish within 8 minutes on one H100
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m profiler",
         description="Measure GEMM, attention, MoE, elementwise, collective and copy timings on this "
-                    "GPU and write calibration/<gpu>/tables/*.csv + meta.json.")
-    p.add_argument("--gpu", help="GPU name for the calibration folder, e.g. h100-sxm (default: the "
-                                 "visible GPU's name in frontier/spec/gpus.yaml)")
-    p.add_argument("--out", type=Path, help="folder for the tables and meta.json (default: tables in "
-                                            "calibration/<gpu>/tables, meta.json in calibration/<gpu>/)")
+        "GPU and write calibration/<gpu>/tables/*.csv + meta.json.",
+    )
+    p.add_argument(
+        "--gpu",
+        help="GPU name for the calibration folder, e.g. h100-sxm (default: the "
+        "visible GPU's name in frontier/spec/gpus.yaml)",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        help="folder for the tables and meta.json (default: tables in "
+        "calibration/<gpu>/tables, meta.json in calibration/<gpu>/)",
+    )
     p.add_argument("--quick", action="store_true", help="a subset of shapes (minutes, not an hour)")
-    p.add_argument("--ops", default=",".join(FAMILIES),
-                   help=f"comma-separated families (default all): {','.join(FAMILIES)}")
-    p.add_argument("--dry-run", action="store_true",
-                   help="run every code path on the CPU with tiny shapes (no GPU needed)")
+    p.add_argument(
+        "--ops", default=",".join(FAMILIES), help=f"comma-separated families (default all): {','.join(FAMILIES)}"
+    )
+    p.add_argument(
+        "--dry-run", action="store_true", help="run every code path on the CPU with tiny shapes (no GPU needed)"
+    )
     p.add_argument("--no-train", action="store_true", help="do not retrain the predictors afterwards")
-    p.add_argument("--check", action="store_true",
-                   help="check the Triton kernels against PyTorch and exit (with --dry-run: in "
-                        "Triton's CPU interpreter)")
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="check the Triton kernels against PyTorch and exit (with --dry-run: in Triton's CPU interpreter)",
+    )
     p.add_argument("--plan", action="store_true", help="print what would be measured and exit")
     p.add_argument("--models", help="comma-separated model card names to take shapes from (default all)")
     p.add_argument("--models-dir", type=Path, help="folder of model cards (default models/)")
     p.add_argument("--seed", type=int, default=0, help="seed of routing and ragged-batch draws")
-    p.add_argument("--budget-min", type=float,
-                   help=f"stop measuring after this many minutes; the rest is left for a rerun, which "
-                        f"resumes (default {QUICK_BUDGET_MIN:g} with --quick, none otherwise)")
+    p.add_argument(
+        "--budget-min",
+        type=float,
+        help=f"stop measuring after this many minutes; the rest is left for a rerun, which "
+        f"resumes (default {QUICK_BUDGET_MIN:g} with --quick, none otherwise)",
+    )
     return p
 
 
@@ -86,8 +102,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.gpu and not args.dry_run:
         args.gpu = detect_gpu()
         if not args.gpu:
-            return fail("--gpu NAME is required (the calibration folder, e.g. --gpu h100-sxm); this GPU "
-                        "is not among the names and aliases of frontier/spec/gpus.yaml")
+            return fail(
+                "--gpu NAME is required (the calibration folder, e.g. --gpu h100-sxm); this GPU "
+                "is not among the names and aliases of frontier/spec/gpus.yaml"
+            )
         print(f"profiler: --gpu {args.gpu} (from the device name)", file=sys.stderr)
 
     gpu = args.gpu or ("dry-run" if args.dry_run else "gpu")
@@ -150,7 +168,7 @@ def make_context(args, triton_ok: bool):
 
     torch.manual_seed(args.seed)
     if args.dry_run:
-        torch.set_num_threads(1)   # tiny shapes: threads only add contention
+        torch.set_num_threads(1)  # tiny shapes: threads only add contention
     device = "cpu" if args.dry_run else "cuda"
     ctx = Context(device=device, dry_run=args.dry_run, quick=args.quick, seed=args.seed, triton=triton_ok)
     reps, warmup = (DRY_REPS, DRY_WARMUP) if args.dry_run else (REPS_QUICK if args.quick else REPS_FULL, WARMUP)
@@ -167,9 +185,14 @@ def make_context(args, triton_ok: bool):
 def plan_family(family: str, ctx, specs):
     from profiler.bench import attention, elementwise, gemm, memcpy, moe
 
-    planner = {"gemm": gemm.plan, "attn_prefill": attention.plan_prefill,
-               "attn_decode": attention.plan_decode, "grouped_gemm": moe.plan,
-               "elementwise": elementwise.plan, "memcpy": memcpy.plan}[family]
+    planner = {
+        "gemm": gemm.plan,
+        "attn_prefill": attention.plan_prefill,
+        "attn_decode": attention.plan_decode,
+        "grouped_gemm": moe.plan,
+        "elementwise": elementwise.plan,
+        "memcpy": memcpy.plan,
+    }[family]
     return planner(ctx, specs)
 
 
@@ -177,10 +200,10 @@ def plan_family(family: str, ctx, specs):
 class Plan:
     """What a run will measure: rows per family (minus those already in the tables)."""
 
-    cases: dict = field(default_factory=dict)          # family -> [Case]
-    skipped: dict = field(default_factory=dict)        # family -> rows already in the table
-    estimate_s: dict = field(default_factory=dict)     # family -> rough seconds on an H100
-    collectives: dict = field(default_factory=dict)    # world size -> [row]
+    cases: dict = field(default_factory=dict)  # family -> [Case]
+    skipped: dict = field(default_factory=dict)  # family -> rows already in the table
+    estimate_s: dict = field(default_factory=dict)  # family -> rough seconds on an H100
+    collectives: dict = field(default_factory=dict)  # world size -> [row]
     coll_backend: str = ""
     coll_mode: str = ""
 
@@ -207,18 +230,19 @@ def build_plan(args, ctx, ops, writers, specs, gpu_count: int) -> Plan:
             random.Random(args.seed * 31 + len(family)).shuffle(todo)
         plan.cases[family] = todo
         plan.skipped[family] = sum(1 for c in cases if writers[family].has(c.row))
-        plan.estimate_s[family] = sum(PER_CASE_OVERHEAD_MS + calls * (c.cost_ms + PER_CALL_OVERHEAD_MS)
-                                      for c in todo) / 1e3
+        plan.estimate_s[family] = (
+            sum(PER_CASE_OVERHEAD_MS + calls * (c.cost_ms + PER_CALL_OVERHEAD_MS) for c in todo) / 1e3
+        )
     if "collective" in ops:
         from profiler import collectives
 
         mode = "dry" if ctx.dry_run else ("quick" if ctx.quick else "full")
-        sizes = {"dry": collectives.SIZES_DRY, "quick": collectives.SIZES_QUICK,
-                 "full": collectives.SIZES_FULL}[mode]
+        sizes = {"dry": collectives.SIZES_DRY, "quick": collectives.SIZES_QUICK, "full": collectives.SIZES_FULL}[mode]
         backend, link = ("gloo", "network") if ctx.dry_run else ("nccl", "nvlink")
         for world in collectives.world_sizes(gpu_count, ctx.dry_run):
-            plan.collectives[world] = [r for r in collectives.planned(sizes, world, backend, link)
-                                       if not writers["collective"].has(r)]
+            plan.collectives[world] = [
+                r for r in collectives.planned(sizes, world, backend, link) if not writers["collective"].has(r)
+            ]
         plan.coll_backend, plan.coll_mode = backend, mode
         plan.skipped["collective"] = 0
         plan.estimate_s["collective"] = sum(5 + len(rows) * 0.5 for rows in plan.collectives.values())
@@ -239,7 +263,7 @@ def profile(args, gpu: str, ops, writers, tables_dir: Path, meta_path: Path, tri
     else:
         names = [n.strip() for n in args.models.split(",")] if args.models else None
         specs = shapes.load_models(args.models_dir, names, warn=shapes.log)
-    gpu_count = (torch.cuda.device_count() or 8) if ctx.cuda else 2   # --plan without a GPU: 8
+    gpu_count = (torch.cuda.device_count() or 8) if ctx.cuda else 2  # --plan without a GPU: 8
     plan = build_plan(args, ctx, ops, writers, specs, gpu_count)
     print_plan(plan, tables_dir, ctx)
     if args.plan:
@@ -253,7 +277,7 @@ def profile(args, gpu: str, ops, writers, tables_dir: Path, meta_path: Path, tri
     fatal = None
     try:
         fatal = measure_all(plan, ops, writers, ctx, end_by, tables_dir)
-    except KeyboardInterrupt:   # the rows measured so far are on disk; say so in meta.json
+    except KeyboardInterrupt:  # the rows measured so far are on disk; say so in meta.json
         interrupted = True
         ctx.notes.add("interrupted", "run", "stopped by the user; rerun the same command to resume")
 
@@ -293,8 +317,9 @@ def measure_all(plan: Plan, ops, writers, ctx, end_by: float | None, tables_dir:
                 rest = sum(plan.estimate_s.get(f, 0.0) for f in ops[i:]) or 1.0
                 deadline = time.time() + (end_by - time.time()) * plan.estimate_s[family] / rest
             try:
-                measure_cases(plan.cases[family], writers, ctx, advance=lambda case: progress.advance(),
-                              deadline=deadline)
+                measure_cases(
+                    plan.cases[family], writers, ctx, advance=lambda case: progress.advance(), deadline=deadline
+                )
             except FatalDeviceError as exc:
                 return str(exc)
             finally:
@@ -309,12 +334,16 @@ def measure_all(plan: Plan, ops, writers, ctx, end_by: float | None, tables_dir:
                 if not rows:
                     continue
                 if end_by is not None and time.time() > end_by:
-                    ctx.notes.add("budget", "collective", f"time budget reached: world {world} left for a "
-                                  "rerun of the same command (it resumes)")
+                    ctx.notes.add(
+                        "budget",
+                        "collective",
+                        f"time budget reached: world {world} left for a rerun of the same command (it resumes)",
+                    )
                     progress.advance(len(rows))
                     continue
-                for note in collectives.run_world(world, plan.coll_backend, rows, tables_dir, plan.coll_mode,
-                                                  advance=lambda n: progress.advance(n)):
+                for note in collectives.run_world(
+                    world, plan.coll_backend, rows, tables_dir, plan.coll_mode, advance=lambda n: progress.advance(n)
+                ):
                     where, message = note.split(":", 1)
                     ctx.notes.add("error" if "world" in where else "unsupported", where, message.strip())
     return None
@@ -328,11 +357,16 @@ def print_plan(plan: Plan, tables_dir: Path, ctx) -> None:
         rows["collective"] = [r for v in plan.collectives.values() for r in v]
     for family, cases in rows.items():
         est = "" if ctx.dry_run else f", about {plan.estimate_s.get(family, 0) / 60:.1f} min"
-        print(f"  {family:13s} {len(cases):6d} to measure, {plan.skipped.get(family, 0):6d} already there{est}",
-              file=sys.stderr)
+        print(
+            f"  {family:13s} {len(cases):6d} to measure, {plan.skipped.get(family, 0):6d} already there{est}",
+            file=sys.stderr,
+        )
     if not ctx.dry_run:
-        print(f"  total about {sum(plan.estimate_s.values()) / 60:.1f} min on an H100-class GPU "
-              "(rough; Triton compiles add a little)", file=sys.stderr)
+        print(
+            f"  total about {sum(plan.estimate_s.values()) / 60:.1f} min on an H100-class GPU "
+            "(rough; Triton compiles add a little)",
+            file=sys.stderr,
+        )
 
 
 def count_rows(path: Path) -> int:
@@ -355,30 +389,47 @@ def write_meta(meta_path: Path, tables_dir: Path, args, gpu: str, ctx, ops, writ
         facts = env.device_facts(ctx.device)
     except Exception as exc:  # never lose a run's meta.json over a missing fact
         facts = {"device_facts_error": f"{type(exc).__name__}: {exc}"}
-    method = dict(ctx.timer.method(), quick=bool(args.quick), dry_run=bool(args.dry_run),
-                  dtype="bf16 (fp8 e4m3 for gemm dtype=fp8)",
-                  collectives="barrier, then the op; slowest rank per rep; nccl-tests bus factors")
+    method = dict(
+        ctx.timer.method(),
+        quick=bool(args.quick),
+        dry_run=bool(args.dry_run),
+        dtype="bf16 (fp8 e4m3 for gemm dtype=fp8)",
+        collectives="barrier, then the op; slowest rank per rep; nccl-tests bus factors",
+    )
     command = "python -m profiler " + shlex.join(args.argv)
-    run = {"date": env.now_iso(), "command": command.strip(), "ops": ops, "quick": bool(args.quick),
-           "rows_written": written, "seconds": round(seconds, 1)}
+    run = {
+        "date": env.now_iso(),
+        "command": command.strip(),
+        "ops": ops,
+        "quick": bool(args.quick),
+        "rows_written": written,
+        "seconds": round(seconds, 1),
+    }
     # `sources` is what frontier/predict/calibration.py keeps per table (provenance, path, rows).
     sources = dict(meta.get("sources", {}))
     for family in ops:
         path = tables_dir / f"{family}.csv"
         rel = path.relative_to(meta_path.parent) if path.is_relative_to(meta_path.parent) else path
-        sources[family] = {"source": "frontier profiler", "provenance": "frontier profiler",
-                           "path": str(rel), "rows": count_rows(path), "date": run["date"]}
+        sources[family] = {
+            "source": "frontier profiler",
+            "provenance": "frontier profiler",
+            "path": str(rel),
+            "rows": count_rows(path),
+            "date": run["date"],
+        }
     meta.update(facts)
-    meta.update({
-        "gpu": gpu,
-        "device_name": facts.get("gpu_name"),
-        "date": run["date"],
-        "command": run["command"],
-        "method": method,
-        "sources": sources,
-        "notes": ctx.notes.items,
-        "runs": list(meta.get("runs", [])) + [run],
-    })
+    meta.update(
+        {
+            "gpu": gpu,
+            "device_name": facts.get("gpu_name"),
+            "date": run["date"],
+            "command": run["command"],
+            "method": method,
+            "sources": sources,
+            "notes": ctx.notes.items,
+            "runs": list(meta.get("runs", [])) + [run],
+        }
+    )
     meta_path.parent.mkdir(parents=True, exist_ok=True)
     meta_path.write_text(json.dumps(meta, indent=1, default=str) + "\n")
 
@@ -392,25 +443,35 @@ def summary(written, ctx, meta_path: Path) -> None:
         if note["kind"] == "budget":
             print(f"profiler: {note['where']}: {note['message']}", file=sys.stderr)
     if skipped:
-        print(f"profiler: {len(skipped)} backend/shape groups skipped (unsupported here or out of memory); "
-              f"see 'notes' in {meta_path}", file=sys.stderr)
+        print(
+            f"profiler: {len(skipped)} backend/shape groups skipped (unsupported here or out of memory); "
+            f"see 'notes' in {meta_path}",
+            file=sys.stderr,
+        )
     for note in errors:
         print(f"profiler: error in {note['where']}: {note['message']}", file=sys.stderr)
 
 
 def train(gpu: str, out: Path | None) -> None:
     if out is not None:
-        print(f"profiler: tables are in {out}, not calibration/{gpu}/tables: copy them there, then run "
-              f"`frontier train --gpu {gpu}`", file=sys.stderr)
+        print(
+            f"profiler: tables are in {out}, not calibration/{gpu}/tables: copy them there, then run "
+            f"`frontier train --gpu {gpu}`",
+            file=sys.stderr,
+        )
         return
     if importlib.util.find_spec("xgboost") is None or importlib.util.find_spec("frontier.cli") is None:
-        print(f"profiler: predictors not retrained here (needs xgboost and the frontier CLI): run "
-              f"`frontier train --gpu {gpu}` on a machine with xgboost after copying calibration/{gpu}/",
-              file=sys.stderr)
+        print(
+            f"profiler: predictors not retrained here (needs xgboost and the frontier CLI): run "
+            f"`frontier train --gpu {gpu}` on a machine with xgboost after copying calibration/{gpu}/",
+            file=sys.stderr,
+        )
         return
     cmd = [sys.executable, "-c", "from frontier.cli import main; main()", "train", "--gpu", gpu]
     print(f"profiler: retraining predictors: frontier train --gpu {gpu}", file=sys.stderr)
     result = subprocess.run(cmd)
     if result.returncode:
-        print(f"profiler: `frontier train --gpu {gpu}` failed (exit {result.returncode}); the tables are "
-              "kept", file=sys.stderr)
+        print(
+            f"profiler: `frontier train --gpu {gpu}` failed (exit {result.returncode}); the tables are kept",
+            file=sys.stderr,
+        )

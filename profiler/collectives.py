@@ -12,6 +12,7 @@ rep's time is the slowest rank's; `ms` = median over reps, `ms_min` = fastest re
 Run by the profiler (torch.multiprocessing, spawn) or by hand under torchrun:
     torchrun --nproc-per-node=8 -m profiler.collectives --out calibration/h100-sxm/tables [--quick]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,12 +24,16 @@ import time
 from pathlib import Path
 
 KINDS = ("all_reduce", "all_gather", "reduce_scatter", "all_to_all", "send_recv")
-SIZES_FULL = tuple(2 ** p for p in range(10, 31))        # 1 KiB .. 1 GiB
-SIZES_QUICK = tuple(2 ** p for p in range(10, 31, 2))    # 1 KiB, 4 KiB, .. 1 GiB
-SIZES_DRY = (2 ** 10, 2 ** 12, 2 ** 14)
-BUS_FACTOR = {"all_reduce": lambda n: 2 * (n - 1) / n, "all_gather": lambda n: (n - 1) / n,
-              "reduce_scatter": lambda n: (n - 1) / n, "all_to_all": lambda n: (n - 1) / n,
-              "send_recv": lambda n: 1.0}
+SIZES_FULL = tuple(2**p for p in range(10, 31))  # 1 KiB .. 1 GiB
+SIZES_QUICK = tuple(2**p for p in range(10, 31, 2))  # 1 KiB, 4 KiB, .. 1 GiB
+SIZES_DRY = (2**10, 2**12, 2**14)
+BUS_FACTOR = {
+    "all_reduce": lambda n: 2 * (n - 1) / n,
+    "all_gather": lambda n: (n - 1) / n,
+    "reduce_scatter": lambda n: (n - 1) / n,
+    "all_to_all": lambda n: (n - 1) / n,
+    "send_recv": lambda n: 1.0,
+}
 WARMUP = 3
 REPS = {"full": 15, "quick": 10, "dry": 3}
 
@@ -43,8 +48,11 @@ def world_sizes(gpu_count: int, dry_run: bool) -> list[int]:
 
 
 def planned(sizes, world: int, backend: str, link: str) -> list[dict]:
-    return [{"kind": kind, "size_bytes": size, "world": world, "link": link, "backend": backend}
-            for kind in KINDS for size in sizes]
+    return [
+        {"kind": kind, "size_bytes": size, "world": world, "link": link, "backend": backend}
+        for kind in KINDS
+        for size in sizes
+    ]
 
 
 def _free_port() -> int:
@@ -54,6 +62,7 @@ def _free_port() -> int:
 
 
 # ---------------------------------------------------------------------------- one process
+
 
 def _op(dist, torch, kind: str, size: int, rank: int, world: int, device, dtype):
     """The zero-argument call of one collective, inputs allocated."""
@@ -79,12 +88,12 @@ def _op(dist, torch, kind: str, size: int, rank: int, world: int, device, dtype)
     if kind == "send_recv":
         send = torch.ones(numel, device=device, dtype=dtype)
         recv = torch.empty(numel, device=device, dtype=dtype)
-        ops = [dist.P2POp(dist.isend, send, (rank + 1) % world),
-               dist.P2POp(dist.irecv, recv, (rank - 1) % world)]
+        ops = [dist.P2POp(dist.isend, send, (rank + 1) % world), dist.P2POp(dist.irecv, recv, (rank - 1) % world)]
 
         def ring():
             for work in dist.batch_isend_irecv(ops):
                 work.wait()
+
         return ring
     raise ValueError(f"unknown collective {kind}")
 
@@ -112,8 +121,9 @@ def _time(dist, torch, fn, cuda: bool, reps: int) -> list[float]:
     return times
 
 
-def measure_world(rank: int, world: int, backend: str, rows: list[dict], table_dir: str,
-                  mode: str, notes_path: str, progress=None) -> None:
+def measure_world(
+    rank: int, world: int, backend: str, rows: list[dict], table_dir: str, mode: str, notes_path: str, progress=None
+) -> None:
     """Body of one rank: measure `rows` (already minus the measured ones); rank 0 writes them."""
     import torch
     import torch.distributed as dist
@@ -143,13 +153,14 @@ def measure_world(rank: int, world: int, backend: str, rows: list[dict], table_d
         dist.all_reduce(ok, op=dist.ReduceOp.MIN)
         if ok.item() == 1.0:
             slowest = local.to(device) if cuda else local
-            dist.all_reduce(slowest, op=dist.ReduceOp.MAX)   # a rep takes as long as its slowest rank
+            dist.all_reduce(slowest, op=dist.ReduceOp.MAX)  # a rep takes as long as its slowest rank
             times = slowest.cpu().tolist()
             if writer is not None:
                 ms = statistics.median(times)
                 algbw = size / (ms * 1e6)
-                writer.append(dict(row, ms=ms, ms_min=min(times), algbw_gbps=algbw,
-                                   busbw_gbps=algbw * BUS_FACTOR[kind](world)))
+                writer.append(
+                    dict(row, ms=ms, ms_min=min(times), algbw_gbps=algbw, busbw_gbps=algbw * BUS_FACTOR[kind](world))
+                )
         if progress is not None and rank == 0:
             progress.put(1)
     if rank == 0 and notes:
@@ -165,8 +176,14 @@ def _spawned(rank: int, world: int, backend: str, port: int, rows, table_dir, mo
     if backend == "nccl":
         torch.cuda.set_device(rank)
         extra["device_id"] = torch.device("cuda", rank)
-    dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world,
-                            timeout=datetime.timedelta(seconds=600), **extra)
+    dist.init_process_group(
+        backend,
+        init_method=f"tcp://127.0.0.1:{port}",
+        rank=rank,
+        world_size=world,
+        timeout=datetime.timedelta(seconds=600),
+        **extra,
+    )
     try:
         measure_world(rank, world, backend, rows, table_dir, mode, notes_path, progress)
         dist.barrier()
@@ -174,24 +191,31 @@ def _spawned(rank: int, world: int, backend: str, port: int, rows, table_dir, mo
         dist.destroy_process_group()
 
 
-def run_world(world: int, backend: str, rows: list[dict], table_dir: Path, mode: str,
-              advance=lambda n: None) -> list[str]:
+def run_world(
+    world: int, backend: str, rows: list[dict], table_dir: Path, mode: str, advance=lambda n: None
+) -> list[str]:
     """Measure `rows` with `world` spawned processes; returns notes (skipped ops, failures)."""
     import torch.multiprocessing as mp
 
     notes_path = Path(table_dir) / f".collective-notes-{os.getpid()}-{world}.txt"
     spawn = mp.get_context("spawn")
     progress = spawn.SimpleQueue()
-    ctx = mp.start_processes(_spawned, args=(world, backend, _free_port(), rows, str(table_dir), mode,
-                                             str(notes_path), progress),
-                             nprocs=world, join=False, start_method="spawn")
+    ctx = mp.start_processes(
+        _spawned,
+        args=(world, backend, _free_port(), rows, str(table_dir), mode, str(notes_path), progress),
+        nprocs=world,
+        join=False,
+        start_method="spawn",
+    )
     notes: list[str] = []
     try:
         while not ctx.join(timeout=0.2):
             while not progress.empty():
                 advance(progress.get())
     except Exception as exc:  # a rank died: keep what rank 0 wrote, say why
-        notes.append(f"collective/{backend}/world{world}: {type(exc).__name__}: {str(exc).strip().splitlines()[-1][:300]}")
+        notes.append(
+            f"collective/{backend}/world{world}: {type(exc).__name__}: {str(exc).strip().splitlines()[-1][:300]}"
+        )
     while not progress.empty():
         advance(progress.get())
     if notes_path.exists():
@@ -201,6 +225,7 @@ def run_world(world: int, backend: str, rows: list[dict], table_dir: Path, mode:
 
 
 # ------------------------------------------------------------------------------- torchrun
+
 
 def main(argv=None) -> int:
     """Entry point under torchrun (one process per GPU, env:// rendezvous)."""

@@ -1,4 +1,5 @@
 """What the profiler runs on: the runtime check and the facts recorded in meta.json."""
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -22,11 +23,14 @@ def runtime_problem(dry_run: bool) -> str | None:
     if dry_run:
         return None
     if not torch.cuda.is_available():
-        return ("no CUDA GPU visible (torch.cuda.is_available() is False); "
-                "use --dry-run to exercise the code paths on CPU")
+        return (
+            "no CUDA GPU visible (torch.cuda.is_available() is False); use --dry-run to exercise the code paths on CPU"
+        )
     if importlib.util.find_spec("triton") is None:
-        return ("triton is not importable; install the triton that matches torch "
-                f"{torch.__version__} (the Triton kernels are part of the measurement)")
+        return (
+            "triton is not importable; install the triton that matches torch "
+            f"{torch.__version__} (the Triton kernels are part of the measurement)"
+        )
     return None
 
 
@@ -60,8 +64,9 @@ def _nvidia_smi(query: str) -> str | None:
     if not exe:
         return None
     try:
-        out = subprocess.run([exe, f"--query-gpu={query}", "--format=csv,noheader,nounits"],
-                             capture_output=True, text=True, timeout=20)
+        out = subprocess.run(
+            [exe, f"--query-gpu={query}", "--format=csv,noheader,nounits"], capture_output=True, text=True, timeout=20
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else None
@@ -81,16 +86,18 @@ def device_facts(device: str) -> dict:
     }
     if device.startswith("cuda"):
         props = torch.cuda.get_device_properties(torch.cuda.current_device())
-        facts.update({
-            "gpu_name": props.name,
-            "sm_count": props.multi_processor_count,
-            "memory_gib": round(props.total_memory / 2**30, 2),
-            "compute_capability": f"{props.major}.{props.minor}",
-            "l2_bytes": getattr(props, "L2_cache_size", None),
-            "gpu_count": torch.cuda.device_count(),
-            "cudnn": _safe(lambda: torch.backends.cudnn.version()),
-            "nccl": _safe(lambda: _version_text(torch.cuda.nccl.version())),
-        })
+        facts.update(
+            {
+                "gpu_name": props.name,
+                "sm_count": props.multi_processor_count,
+                "memory_gib": round(props.total_memory / 2**30, 2),
+                "compute_capability": f"{props.major}.{props.minor}",
+                "l2_bytes": getattr(props, "L2_cache_size", None),
+                "gpu_count": torch.cuda.device_count(),
+                "cudnn": _safe(lambda: torch.backends.cudnn.version()),
+                "nccl": _safe(lambda: _version_text(torch.cuda.nccl.version())),
+            }
+        )
         smi = _nvidia_smi("driver_version,clocks.max.sm,clocks.max.mem,clocks.sm,power.limit")
         if smi:
             parts = [p.strip() for p in smi.split(",")]
@@ -99,8 +106,7 @@ def device_facts(device: str) -> dict:
             if isinstance(facts.get("sm_clock_max_mhz"), (int, float)):
                 facts["sm_clock_mhz"] = facts["sm_clock_max_mhz"]
     else:
-        facts.update({"gpu_name": "cpu (dry run)", "sm_count": 0, "gpu_count": 0,
-                      "cpu_count": os.cpu_count()})
+        facts.update({"gpu_name": "cpu (dry run)", "sm_count": 0, "gpu_count": 0, "cpu_count": os.cpu_count()})
     optional = {name: module_version(name) for name in ("flash_attn", "flashinfer", "vllm", "sglang")}
     facts["optional_kernels"] = {k: v for k, v in optional.items() if v}
     return facts

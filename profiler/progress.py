@@ -1,4 +1,5 @@
 """A progress bar (rich, on a terminal) or periodic one-line reports (logs, pipes)."""
+
 from __future__ import annotations
 
 import sys
@@ -20,13 +21,24 @@ class Progress:
         if sys.stderr.isatty():
             try:
                 from rich.console import Console
-                from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgress,
-                                           TextColumn, TimeElapsedColumn, TimeRemainingColumn)
+                from rich.progress import (
+                    BarColumn,
+                    MofNCompleteColumn,
+                    Progress as RichProgress,
+                    TextColumn,
+                    TimeElapsedColumn,
+                    TimeRemainingColumn,
+                )
             except ImportError:
                 return self
-            self._rich = RichProgress(TextColumn("{task.description:14s}"), BarColumn(), MofNCompleteColumn(),
-                                      TimeElapsedColumn(), TimeRemainingColumn(),
-                                      console=Console(stderr=True))
+            self._rich = RichProgress(
+                TextColumn("{task.description:14s}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+            )
             self._rich.__enter__()
             self._task = self._rich.add_task("profiling", total=self.total)
         return self
@@ -58,5 +70,8 @@ class Progress:
             return
         self._last = now
         pct = 100.0 * self.done / self.total if self.total else 100.0
-        print(f"profiler: {self.done}/{self.total} ({pct:.0f}%) {self.label} "
-              f"[{(now - self._start) / 60:.1f} min]", file=sys.stderr, flush=True)
+        print(
+            f"profiler: {self.done}/{self.total} ({pct:.0f}%) {self.label} [{(now - self._start) / 60:.1f} min]",
+            file=sys.stderr,
+            flush=True,
+        )

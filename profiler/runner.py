@@ -5,6 +5,7 @@ A `Case` is one table row to be: its identifying columns (`row`) are known befor
 zero-argument call to time. Shapes a backend cannot run raise `Unsupported`; the rest of that
 case's `group` is then skipped and the reason is kept once in meta.json's notes.
 """
+
 from __future__ import annotations
 
 import time
@@ -26,8 +27,8 @@ class Case:
     row: dict
     setup: Callable[[], Callable[[], object]]
     group: str = ""
-    derive: Callable[[float], dict] | None = None   # extra columns from the median ms
-    cost_ms: float = 0.0                             # rough estimate of one call, for planning
+    derive: Callable[[float], dict] | None = None  # extra columns from the median ms
+    cost_ms: float = 0.0  # rough estimate of one call, for planning
 
 
 @dataclass
@@ -80,11 +81,11 @@ class TensorCache:
 
 @dataclass
 class Context:
-    device: str               # "cuda" or "cpu"
+    device: str  # "cuda" or "cpu"
     dry_run: bool
     quick: bool
     seed: int = 0
-    triton: bool = False      # Triton kernels usable (on the GPU, or in the interpreter on a dry run)
+    triton: bool = False  # Triton kernels usable (on the GPU, or in the interpreter on a dry run)
     notes: Notes = field(default_factory=Notes)
     cache: TensorCache = field(default_factory=TensorCache)
     timer: object = None
@@ -112,13 +113,19 @@ def _is_oom(exc: BaseException) -> bool:
 
 def is_fatal(exc: BaseException) -> bool:
     text = str(exc)
-    return any(s in text for s in ("illegal memory access", "an illegal instruction",
-                                   "unspecified launch failure", "device-side assert"))
+    return any(
+        s in text
+        for s in ("illegal memory access", "an illegal instruction", "unspecified launch failure", "device-side assert")
+    )
 
 
-def measure_cases(cases: Iterable[Case], writers: dict[str, TableWriter], ctx: Context,
-                  advance: Callable[[Case], None] = lambda case: None,
-                  deadline: float | None = None) -> int:
+def measure_cases(
+    cases: Iterable[Case],
+    writers: dict[str, TableWriter],
+    ctx: Context,
+    advance: Callable[[Case], None] = lambda case: None,
+    deadline: float | None = None,
+) -> int:
     """Measure every case, appending each row as soon as it is timed. Returns rows written.
 
     Past `deadline` (time.time()) the remaining cases are left for a later run (resume).
@@ -141,8 +148,9 @@ def measure_cases(cases: Iterable[Case], writers: dict[str, TableWriter], ctx: C
         finally:
             advance(case)
     if left:
-        ctx.notes.add("budget", where, f"time budget reached: {left} rows left for a rerun of the "
-                      "same command (it resumes)")
+        ctx.notes.add(
+            "budget", where, f"time budget reached: {left} rows left for a rerun of the same command (it resumes)"
+        )
     return written
 
 
@@ -165,8 +173,9 @@ def _measure_one(case: Case, ctx: Context, dead: set[str]) -> dict | None:
             return None
         dead.add(case.group)
         first = str(exc).splitlines()[0] if str(exc) else ""
-        ctx.notes.add("error", where, f"{type(exc).__name__}: {first[:300]} "
-                      f"[{traceback.extract_tb(exc.__traceback__)[-1].name}]")
+        ctx.notes.add(
+            "error", where, f"{type(exc).__name__}: {first[:300]} [{traceback.extract_tb(exc.__traceback__)[-1].name}]"
+        )
         return None
     row = dict(case.row, ms=timing.ms, ms_min=timing.ms_min)
     if case.derive:

@@ -6,6 +6,7 @@ elementwise widths, once per TP degree (1, 2, 4, 8; layouts as vLLM and SGLang s
 column-parallel QKV / gate_up, row-parallel O / down, KV heads replicated when TP exceeds them).
 The token counts m run from 1 to 16k (decode batches up to long prefills).
 """
+
 from __future__ import annotations
 
 import sys
@@ -15,40 +16,120 @@ from pathlib import Path
 TP_DEGREES = (1, 2, 4, 8)
 
 # Token counts (GEMM m, MoE tokens, elementwise tokens): the reference's spread, 1 .. 16384.
-M_FULL = (1, 2, 4, 8, 16, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048,
-          3072, 4096, 6144, 8192, 12288, 16384)
+M_FULL = (
+    1,
+    2,
+    4,
+    8,
+    16,
+    32,
+    48,
+    64,
+    96,
+    128,
+    192,
+    256,
+    384,
+    512,
+    768,
+    1024,
+    1536,
+    2048,
+    3072,
+    4096,
+    6144,
+    8192,
+    12288,
+    16384,
+)
 M_QUICK = (1, 4, 16, 64, 256, 1024, 4096, 16384)
 M_DRY = (1, 8, 32)
 
 # Used only when models/ holds no card yet (configs of public checkpoints, config.json keys).
 FALLBACK_CONFIGS = {
-    "llama-3.1-8b": {"hidden_size": 4096, "num_attention_heads": 32, "num_key_value_heads": 8,
-                     "num_hidden_layers": 32, "intermediate_size": 14336, "vocab_size": 128256,
-                     "max_position_embeddings": 131072},
-    "qwen3-30b-a3b": {"hidden_size": 2048, "num_attention_heads": 32, "num_key_value_heads": 4,
-                      "head_dim": 128, "num_hidden_layers": 48, "intermediate_size": 6144,
-                      "moe_intermediate_size": 768, "num_experts": 128, "num_experts_per_tok": 8,
-                      "vocab_size": 151936, "max_position_embeddings": 40960},
-    "deepseek-v3": {"hidden_size": 7168, "num_attention_heads": 128, "num_key_value_heads": 128,
-                    "num_hidden_layers": 61, "intermediate_size": 18432, "moe_intermediate_size": 2048,
-                    "n_routed_experts": 256, "n_shared_experts": 1, "num_experts_per_tok": 8,
-                    "first_k_dense_replace": 3, "q_lora_rank": 1536, "kv_lora_rank": 512,
-                    "qk_nope_head_dim": 128, "qk_rope_head_dim": 64, "v_head_dim": 128,
-                    "vocab_size": 129280, "max_position_embeddings": 163840},
+    "llama-3.1-8b": {
+        "hidden_size": 4096,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 8,
+        "num_hidden_layers": 32,
+        "intermediate_size": 14336,
+        "vocab_size": 128256,
+        "max_position_embeddings": 131072,
+    },
+    "qwen3-30b-a3b": {
+        "hidden_size": 2048,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 4,
+        "head_dim": 128,
+        "num_hidden_layers": 48,
+        "intermediate_size": 6144,
+        "moe_intermediate_size": 768,
+        "num_experts": 128,
+        "num_experts_per_tok": 8,
+        "vocab_size": 151936,
+        "max_position_embeddings": 40960,
+    },
+    "deepseek-v3": {
+        "hidden_size": 7168,
+        "num_attention_heads": 128,
+        "num_key_value_heads": 128,
+        "num_hidden_layers": 61,
+        "intermediate_size": 18432,
+        "moe_intermediate_size": 2048,
+        "n_routed_experts": 256,
+        "n_shared_experts": 1,
+        "num_experts_per_tok": 8,
+        "first_k_dense_replace": 3,
+        "q_lora_rank": 1536,
+        "kv_lora_rank": 512,
+        "qk_nope_head_dim": 128,
+        "qk_rope_head_dim": 64,
+        "v_head_dim": 128,
+        "vocab_size": 129280,
+        "max_position_embeddings": 163840,
+    },
 }
 
 # Tiny models for `--dry-run` (CPU): every code path (dense GQA, MoE, MLA) with small shapes.
 TINY_CONFIGS = {
-    "tiny-dense": {"hidden_size": 64, "num_attention_heads": 4, "num_key_value_heads": 2,
-                   "head_dim": 16, "num_hidden_layers": 2, "intermediate_size": 128, "vocab_size": 512},
-    "tiny-moe": {"hidden_size": 64, "num_attention_heads": 4, "num_key_value_heads": 4,
-                 "head_dim": 16, "num_hidden_layers": 2, "intermediate_size": 128,
-                 "moe_intermediate_size": 32, "num_experts": 8, "num_experts_per_tok": 2, "vocab_size": 512},
-    "tiny-mla": {"hidden_size": 64, "num_attention_heads": 4, "num_hidden_layers": 2,
-                 "intermediate_size": 128, "moe_intermediate_size": 32, "n_routed_experts": 4,
-                 "n_shared_experts": 1, "num_experts_per_tok": 2, "first_k_dense_replace": 1,
-                 "q_lora_rank": 32, "kv_lora_rank": 32, "qk_nope_head_dim": 16, "qk_rope_head_dim": 16,
-                 "v_head_dim": 16, "vocab_size": 512},
+    "tiny-dense": {
+        "hidden_size": 64,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "head_dim": 16,
+        "num_hidden_layers": 2,
+        "intermediate_size": 128,
+        "vocab_size": 512,
+    },
+    "tiny-moe": {
+        "hidden_size": 64,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 4,
+        "head_dim": 16,
+        "num_hidden_layers": 2,
+        "intermediate_size": 128,
+        "moe_intermediate_size": 32,
+        "num_experts": 8,
+        "num_experts_per_tok": 2,
+        "vocab_size": 512,
+    },
+    "tiny-mla": {
+        "hidden_size": 64,
+        "num_attention_heads": 4,
+        "num_hidden_layers": 2,
+        "intermediate_size": 128,
+        "moe_intermediate_size": 32,
+        "n_routed_experts": 4,
+        "n_shared_experts": 1,
+        "num_experts_per_tok": 2,
+        "first_k_dense_replace": 1,
+        "q_lora_rank": 32,
+        "kv_lora_rank": 32,
+        "qk_nope_head_dim": 16,
+        "qk_rope_head_dim": 16,
+        "v_head_dim": 16,
+        "vocab_size": 512,
+    },
 }
 
 
@@ -85,8 +166,8 @@ class HeadConfig:
 @dataclass(frozen=True)
 class MoeProj:
     model: str
-    proj: str          # gate_up | down
-    experts: int       # experts on one GPU
+    proj: str  # gate_up | down
+    experts: int  # experts on one GPU
     topk: int
     k: int
     n: int
@@ -109,8 +190,7 @@ def load_models(models_dir: Path | None = None, names: list[str] | None = None, 
         except FrontierError as exc:  # a card being written right now: skip it, say so
             warn(f"profiler: skipping model card {card.name}: {exc}")
     if not specs:
-        warn(f"profiler: no usable model cards in {directory}; using built-in shapes of "
-             f"{', '.join(FALLBACK_CONFIGS)}")
+        warn(f"profiler: no usable model cards in {directory}; using built-in shapes of {', '.join(FALLBACK_CONFIGS)}")
         specs = [model_from_config(cfg, name, "built-in") for name, cfg in FALLBACK_CONFIGS.items()]
     return specs
 
@@ -132,7 +212,7 @@ def linears(spec, tp: int) -> list[Linear]:
     if spec.mla:
         m = spec.mla
         if m.q_lora_rank:
-            out.append(Linear(f"{base}.q_a", h, m.q_lora_rank))                 # replicated
+            out.append(Linear(f"{base}.q_a", h, m.q_lora_rank))  # replicated
             out.append(Linear(f"{base}.q_b", m.q_lora_rank, hq * spec.qk_head_dim))
         else:
             out.append(Linear(f"{base}.q", h, hq * spec.qk_head_dim))
@@ -148,7 +228,7 @@ def linears(spec, tp: int) -> list[Linear]:
         out.append(Linear(f"{base}.gate_up", h, 2 * inter))
         out.append(Linear(f"{base}.down", inter, h))
     if spec.moe:
-        out.append(Linear(f"{base}.router", h, spec.moe.num_experts))               # replicated
+        out.append(Linear(f"{base}.router", h, spec.moe.num_experts))  # replicated
         if spec.moe.shared_intermediate_size:
             shared = spec.moe.shared_intermediate_size // tp
             out.append(Linear(f"{base}.shared_gate_up", h, 2 * shared))
@@ -167,8 +247,9 @@ def head_configs(spec, tp: int) -> list[HeadConfig]:
             # prefill / chunked prefill: K and V expanded per head (MHA), d = nope + rope
             HeadConfig(base, hq, hq, m.qk_nope_head_dim + m.qk_rope_head_dim, m.v_head_dim, use="prefill"),
             # decode, absorbed: every head attends to one latent KV head of kv_lora + rope
-            HeadConfig(base + ".mla", hq, 1, m.kv_lora_rank + m.qk_rope_head_dim, m.kv_lora_rank,
-                       mla=True, use="decode"),
+            HeadConfig(
+                base + ".mla", hq, 1, m.kv_lora_rank + m.qk_rope_head_dim, m.kv_lora_rank, mla=True, use="decode"
+            ),
         ]
     return [HeadConfig(base, hq, max(1, spec.num_kv_heads // tp), spec.head_dim, spec.head_dim)]
 
@@ -183,10 +264,14 @@ def moe_projs(spec, ep_degrees=(1, 2, 4, 8), tp_degrees=(2, 4, 8)) -> list[MoePr
         if moe.num_experts % ep == 0 and moe.num_experts // ep >= 1:
             local = moe.num_experts // ep
             topk = min(moe.top_k, local)
-            out.append(MoeProj(f"{spec.name}-ep{ep}" if ep > 1 else spec.name, "gate_up", local, topk,
-                               h, 2 * moe.intermediate_size))
-            out.append(MoeProj(f"{spec.name}-ep{ep}" if ep > 1 else spec.name, "down", local, topk,
-                               moe.intermediate_size, h))
+            out.append(
+                MoeProj(
+                    f"{spec.name}-ep{ep}" if ep > 1 else spec.name, "gate_up", local, topk, h, 2 * moe.intermediate_size
+                )
+            )
+            out.append(
+                MoeProj(f"{spec.name}-ep{ep}" if ep > 1 else spec.name, "down", local, topk, moe.intermediate_size, h)
+            )
     for tp in tp_degrees:
         if moe.intermediate_size % tp == 0:
             inter = moe.intermediate_size // tp
@@ -199,9 +284,9 @@ def moe_projs(spec, ep_degrees=(1, 2, 4, 8), tp_degrees=(2, 4, 8)) -> list[MoePr
 class ElementwiseOp:
     name: str
     width: int
-    head_dim: int = 0   # rotary: the rotated dim of one head
-    topk: int = 1       # topk_gating, moe_permute, moe_combine: experts per token
-    model: str = field(default="", compare=False)   # a label only
+    head_dim: int = 0  # rotary: the rotated dim of one head
+    topk: int = 1  # topk_gating, moe_permute, moe_combine: experts per token
+    model: str = field(default="", compare=False)  # a label only
 
 
 def elementwise_ops(spec, tp: int) -> list[ElementwiseOp]:
@@ -213,8 +298,7 @@ def elementwise_ops(spec, tp: int) -> list[ElementwiseOp]:
     """
     h = spec.hidden_size
     hq = spec.num_heads // tp
-    out = [ElementwiseOp("rmsnorm", h), ElementwiseOp("residual_add", h),
-           ElementwiseOp("sampling", spec.vocab_size)]
+    out = [ElementwiseOp("rmsnorm", h), ElementwiseOp("residual_add", h), ElementwiseOp("sampling", spec.vocab_size)]
     if spec.mla:  # rope on the rope part of every q head and of the one shared k
         rope = spec.mla.qk_rope_head_dim
         out.append(ElementwiseOp("rotary", (hq + 1) * rope, head_dim=rope))

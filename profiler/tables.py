@@ -8,6 +8,7 @@ A row's *key* is the set of columns that identify the measured shape (the operat
 `backend` where the family has one as a label). A rerun skips every planned row whose key is
 already in the file, and rows are appended and flushed one by one, so a crash loses nothing.
 """
+
 from __future__ import annotations
 
 import csv
@@ -92,7 +93,8 @@ class TableWriter:
                 if missing:
                     raise TableError(
                         f"{self.path} lacks the contract columns {missing}; move it aside "
-                        f"(the profiler writes {', '.join(self.header)})")
+                        f"(the profiler writes {', '.join(self.header)})"
+                    )
                 self.header = header  # keep the file's own column order
                 for row in reader:
                     self.keys.add(self.key(row))

@@ -8,6 +8,7 @@ CUDA events bracket the single call. Result: median (`ms`) and fastest rep (`ms_
 On the CPU (`--dry-run`) the structure is the same with `time.perf_counter`, a small flush
 buffer and no spin.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -20,7 +21,7 @@ SPIN_MS = 0.1
 WARMUP = 3
 REPS_FULL = 15
 REPS_QUICK = 10
-REPS_LONG = 5          # calls slower than LONG_CALL_MS get fewer reps (noise is small there)
+REPS_LONG = 5  # calls slower than LONG_CALL_MS get fewer reps (noise is small there)
 LONG_CALL_MS = 20.0
 
 DRY_FLUSH_BYTES = 4 * 2**20

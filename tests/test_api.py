@@ -1,5 +1,6 @@
 """The Python API: the README's example runs as written, `import frontier` stays light, and the
 API's numbers are the CLI's."""
+
 from __future__ import annotations
 
 import json
@@ -31,18 +32,41 @@ def test_readme_example_runs(tmp_path, monkeypatch, capsys):
 
 
 def test_import_frontier_is_light():
-    code = ("import sys, frontier; heavy = [m for m in ('pandas', 'numpy', 'xgboost', 'matplotlib', "
-            "'frontier.sim.run') if m in sys.modules]; print(heavy)")
+    code = (
+        "import sys, frontier; heavy = [m for m in ('pandas', 'numpy', 'xgboost', 'matplotlib', "
+        "'frontier.sim.run') if m in sys.modules]; print(heavy)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
 
 def test_simulate_matches_the_cli(tmp_path):
-    summary, requests = frontier.simulate(model="llama-3.1-8b", gpu="h100-sxm", input_len=256, output_len=16,
-                                          num_requests=30, rate=4.0, max_num_seqs=8)
-    r = CliRunner().invoke(main, ["simulate", "--model", "llama-3.1-8b", "--input-len", "256", "--output-len", "16",
-                                  "--num-requests", "30", "--rate", "4", "--max-num-seqs", "8", "--quiet",
-                                  "--no-plots", "--no-trace", "-o", str(tmp_path)])
+    summary, requests = frontier.simulate(
+        model="llama-3.1-8b", gpu="h100-sxm", input_len=256, output_len=16, num_requests=30, rate=4.0, max_num_seqs=8
+    )
+    r = CliRunner().invoke(
+        main,
+        [
+            "simulate",
+            "--model",
+            "llama-3.1-8b",
+            "--input-len",
+            "256",
+            "--output-len",
+            "16",
+            "--num-requests",
+            "30",
+            "--rate",
+            "4",
+            "--max-num-seqs",
+            "8",
+            "--quiet",
+            "--no-plots",
+            "--no-trace",
+            "-o",
+            str(tmp_path),
+        ],
+    )
     assert r.exit_code == 0, r.output
     cli = json.loads((tmp_path / "summary.json").read_text())
     for key in ("completed", "output_throughput", "mean_ttft_ms", "p99_itl_ms", "max_concurrent_requests"):

@@ -1,4 +1,5 @@
 """GPU spec table (frontier/spec/gpus.yaml) through its loader (frontier/spec/hardware.py)."""
+
 from __future__ import annotations
 
 import pytest
@@ -7,8 +8,19 @@ from frontier.errors import SpecError
 from frontier.spec.hardware import GPUSpec, _key, all_gpus, get_gpu
 
 EXPECTED = {
-    "h100-sxm", "h100-pcie", "h200", "h800", "h20", "a100-80gb", "a100-40gb", "l40s",
-    "b200", "gb200", "rtx-4090", "rtx-pro-6000", "mi300x",
+    "h100-sxm",
+    "h100-pcie",
+    "h200",
+    "h800",
+    "h20",
+    "a100-80gb",
+    "a100-40gb",
+    "l40s",
+    "b200",
+    "gb200",
+    "rtx-4090",
+    "rtx-pro-6000",
+    "mi300x",
 }
 
 
@@ -39,25 +51,37 @@ def test_fields_are_sane(name):
     assert all(isinstance(a, str) for a in gpu.aliases)
 
 
-@pytest.mark.parametrize("alias", [
-    "H100", "h100", "NVIDIA H100 80GB HBM3", "h100_sxm", "H100-SXM", "h100-80gb", " h100 ",
-])
+@pytest.mark.parametrize(
+    "alias",
+    [
+        "H100",
+        "h100",
+        "NVIDIA H100 80GB HBM3",
+        "h100_sxm",
+        "H100-SXM",
+        "h100-80gb",
+        " h100 ",
+    ],
+)
 def test_h100_aliases_resolve(alias):
     assert get_gpu(alias).name == "h100-sxm"
 
 
-@pytest.mark.parametrize("alias, name", [
-    ("NVIDIA H100 PCIe", "h100-pcie"),
-    ("NVIDIA H200", "h200"),
-    ("NVIDIA A100-SXM4-80GB", "a100-80gb"),
-    ("NVIDIA A100-SXM4-40GB", "a100-40gb"),
-    ("NVIDIA L40S", "l40s"),
-    ("NVIDIA B200", "b200"),
-    ("NVIDIA GeForce RTX 4090", "rtx-4090"),
-    ("rtx_4090", "rtx-4090"),
-    ("NVIDIA RTX PRO 6000 Blackwell Server Edition", "rtx-pro-6000"),
-    ("AMD Instinct MI300X", "mi300x"),
-])
+@pytest.mark.parametrize(
+    "alias, name",
+    [
+        ("NVIDIA H100 PCIe", "h100-pcie"),
+        ("NVIDIA H200", "h200"),
+        ("NVIDIA A100-SXM4-80GB", "a100-80gb"),
+        ("NVIDIA A100-SXM4-40GB", "a100-40gb"),
+        ("NVIDIA L40S", "l40s"),
+        ("NVIDIA B200", "b200"),
+        ("NVIDIA GeForce RTX 4090", "rtx-4090"),
+        ("rtx_4090", "rtx-4090"),
+        ("NVIDIA RTX PRO 6000 Blackwell Server Edition", "rtx-pro-6000"),
+        ("AMD Instinct MI300X", "mi300x"),
+    ],
+)
 def test_device_names_resolve(alias, name):
     assert get_gpu(alias).name == name
 

@@ -1,4 +1,5 @@
 """The offline package never imports torch (only the profiler does, lazily)."""
+
 import subprocess
 import sys
 

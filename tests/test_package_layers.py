@@ -1,4 +1,5 @@
 """The subpackages of frontier import each other without a cycle (imports inside functions too)."""
+
 import ast
 from pathlib import Path
 
@@ -15,8 +16,13 @@ def package_imports() -> dict[str, set[str]]:
             continue  # top-level modules (cli, errors, paths) sit above or below every package
         pkg = rel[0]
         for node in ast.walk(ast.parse(path.read_text())):
-            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                     else [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module]
+                if isinstance(node, ast.ImportFrom) and node.module
+                else []
+            )
             for name in names:
                 parts = name.split(".")
                 if parts[0] == "frontier" and len(parts) > 1 and (ROOT / parts[1]).is_dir() and parts[1] != pkg:

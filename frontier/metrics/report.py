@@ -6,6 +6,7 @@ results/<run>/requests.csv   one row per request
 results/<run>/trace.json     Chrome/Perfetto trace: one row per instance, one slice per batch
 results/<run>/latency_cdf.png, timeline.png
 """
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,9 @@ from rich.table import Table
 from frontier.metrics.serving import PERCENTILES
 
 
-def write_results(result, outdir: str | Path, plots: bool = True, trace: bool = True,
-                  detailed: bool = False) -> list[Path]:
+def write_results(
+    result, outdir: str | Path, plots: bool = True, trace: bool = True, detailed: bool = False
+) -> list[Path]:
     from frontier.metrics.vllm_result import vllm_result
 
     out = Path(outdir)
@@ -58,16 +60,32 @@ def write_chrome_trace(result, path: Path) -> Path:
     for cluster, pid in pids.items():
         events.append({"ph": "M", "name": "process_name", "pid": pid, "args": {"name": cluster}})
     for name, t in tid.items():
-        events.append({"ph": "M", "name": "thread_name", "pid": pids[pid_of[name]], "tid": t,
-                       "args": {"name": name}})
+        events.append({"ph": "M", "name": "thread_name", "pid": pids[pid_of[name]], "tid": t, "args": {"name": name}})
     for inst, start, end, kind, seqs, iters, tokens in rec.timeline:
-        events.append({"ph": "X", "name": kind if iters == 1 else f"{kind} x{iters}",
-                       "cat": kind, "pid": pids[pid_of[inst]], "tid": tid[inst],
-                       "ts": start * 1e6, "dur": (end - start) * 1e6,
-                       "args": {"seqs": seqs, "iterations": iters, "tokens": tokens}})
+        events.append(
+            {
+                "ph": "X",
+                "name": kind if iters == 1 else f"{kind} x{iters}",
+                "cat": kind,
+                "pid": pids[pid_of[inst]],
+                "tid": tid[inst],
+                "ts": start * 1e6,
+                "dur": (end - start) * 1e6,
+                "args": {"seqs": seqs, "iterations": iters, "tokens": tokens},
+            }
+        )
     for name, start, end, what in rec.transfers:
-        events.append({"ph": "X", "name": what, "cat": "transfer", "pid": pids[pid_of[name]],
-                       "tid": tid[name], "ts": start * 1e6, "dur": (end - start) * 1e6})
+        events.append(
+            {
+                "ph": "X",
+                "name": what,
+                "cat": "transfer",
+                "pid": pids[pid_of[name]],
+                "tid": tid[name],
+                "ts": start * 1e6,
+                "dur": (end - start) * 1e6,
+            }
+        )
     path.write_text(json.dumps({"traceEvents": events, "displayTimeUnit": "ms"}))
     return path
 
@@ -81,8 +99,9 @@ def write_plots(result, out: Path) -> list[Path]:
     df = result.requests[result.requests.status == "finished"]
     tpot = (df.e2el_s - df.ttft_s)[df.output_tokens > 1] / (df.output_tokens[df.output_tokens > 1] - 1)
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    for ax, (label, values) in zip(axes, [("TTFT (ms)", df.ttft_s * 1e3), ("TPOT (ms)", tpot * 1e3),
-                                          ("E2E latency (s)", df.e2el_s)]):
+    for ax, (label, values) in zip(
+        axes, [("TTFT (ms)", df.ttft_s * 1e3), ("TPOT (ms)", tpot * 1e3), ("E2E latency (s)", df.e2el_s)]
+    ):
         v = np.sort(values.to_numpy())
         ax.plot(v, np.arange(1, len(v) + 1) / max(len(v), 1))
         ax.set_xlabel(label)
@@ -126,23 +145,31 @@ def print_summary(result, console: Console | None = None) -> None:
     head = Table(show_header=False, box=None, pad_edge=False)
     head.add_column(style="bold")
     head.add_column()
-    clusters = ", ".join(f"{c['name']} ({c['role']}): {c['instances']} x {c['gpus'] // max(c['instances'], 1)} "
-                         f"{c['gpu']}" for c in f["clusters"])
+    clusters = ", ".join(
+        f"{c['name']} ({c['role']}): {c['instances']} x {c['gpus'] // max(c['instances'], 1)} {c['gpu']}"
+        for c in f["clusters"]
+    )
     clusters = f"{f['deployment']['topology']}; {clusters}"
     head.add_row("model", f["model"])
     head.add_row("deployment", f"{clusters}; {f['simulated_gpus']} GPUs")
-    engines = {(c["engine"], c["engine_version"] or "newest", c["quantization"] or f.get("precision", "checkpoint"))
-               for c in f["deployment"]["clusters"]}
+    engines = {
+        (c["engine"], c["engine_version"] or "newest", c["quantization"] or f.get("precision", "checkpoint"))
+        for c in f["deployment"]["clusters"]
+    }
     head.add_row("engine", "; ".join(f"{e} {v}, precision {q}" for e, v, q in sorted(engines)))
     head.add_row("workload", str(f["workload"]))
     sources = sorted(set(f["predictor"].values()))
-    head.add_row("predictor", ", ".join(f"{fam}: {src}" for fam, src in f["predictor"].items())
-                 if len(sources) > 1 else sources[0])
-    head.add_row("requests", f"{s['completed']} completed, {s['failed']} failed, "
-                             f"{f['preemptions']} preemptions")
+    head.add_row(
+        "predictor",
+        ", ".join(f"{fam}: {src}" for fam, src in f["predictor"].items()) if len(sources) > 1 else sources[0],
+    )
+    head.add_row("requests", f"{s['completed']} completed, {s['failed']} failed, {f['preemptions']} preemptions")
     head.add_row("duration", f"{s['duration']:.1f} s simulated in {f['wall_time_s']:.2f} s")
-    head.add_row("throughput", f"{s['request_throughput']:.2f} req/s, {s['output_throughput']:.0f} output tok/s, "
-                               f"{s['total_token_throughput']:.0f} total tok/s")
+    head.add_row(
+        "throughput",
+        f"{s['request_throughput']:.2f} req/s, {s['output_throughput']:.0f} output tok/s, "
+        f"{s['total_token_throughput']:.0f} total tok/s",
+    )
     if s.get("request_goodput") is not None:
         head.add_row("goodput", f"{s['request_goodput']:.2f} req/s within the SLO")
     console.print(head)
@@ -151,23 +178,35 @@ def print_summary(result, console: Console | None = None) -> None:
     for col in ["mean", "median"] + [f"p{p}" for p in PERCENTILES if p != 50]:
         table.add_column(col, justify="right")
     for metric, label in [("ttft", "TTFT"), ("tpot", "TPOT"), ("itl", "ITL"), ("e2el", "E2E")]:
-        table.add_row(label, *[f"{s[f'{k}_{metric}_ms']:.1f}" for k in
-                               ["mean", "median"] + [f"p{p}" for p in PERCENTILES if p != 50]])
+        table.add_row(
+            label,
+            *[f"{s[f'{k}_{metric}_ms']:.1f}" for k in ["mean", "median"] + [f"p{p}" for p in PERCENTILES if p != 50]],
+        )
     console.print(table)
     clusters = f["clusters"]
     if len(clusters) > 1 or any(c.get("all_to_all_ms") or c.get("bubble_fraction") for c in clusters):
         ct = Table(title="clusters")
-        cols = [("cluster", "name", "{}"), ("role", "role", "{}"), ("GPUs", "gpus", "{}"), ("nodes", "nodes", "{}"),
-                ("in tok/s", "input_tokens_per_s", "{:.0f}"), ("out tok/s", "output_tokens_per_s", "{:.0f}"),
-                ("busy", "busy_fraction", "{:.0%}"), ("bubble", "bubble_fraction", "{:.0%}"),
-                ("KV xfer ms", "kv_transfer_ms", "{:.2f}"), ("a2a ms/step", "all_to_all_ms", "{:.2f}")]
+        cols = [
+            ("cluster", "name", "{}"),
+            ("role", "role", "{}"),
+            ("GPUs", "gpus", "{}"),
+            ("nodes", "nodes", "{}"),
+            ("in tok/s", "input_tokens_per_s", "{:.0f}"),
+            ("out tok/s", "output_tokens_per_s", "{:.0f}"),
+            ("busy", "busy_fraction", "{:.0%}"),
+            ("bubble", "bubble_fraction", "{:.0%}"),
+            ("KV xfer ms", "kv_transfer_ms", "{:.2f}"),
+            ("a2a ms/step", "all_to_all_ms", "{:.2f}"),
+        ]
         for label, _, _ in cols:
             ct.add_column(label, justify="left" if label in ("cluster", "role") else "right")
         for c in clusters:
             ct.add_row(*["-" if c.get(key) is None else fmt.format(c[key]) for _, key, fmt in cols])
         console.print(ct)
     if f["predictor_fallback"]:
-        console.print(f"[yellow]note:[/] no calibration for {', '.join(f['predictor_fallback'])} on "
-                      f"{f['gpu']}: those operators use the analytic roofline (less accurate)")
+        console.print(
+            f"[yellow]note:[/] no calibration for {', '.join(f['predictor_fallback'])} on "
+            f"{f['gpu']}: those operators use the analytic roofline (less accurate)"
+        )
     for reason, count in f["failed_reasons"].items():
         console.print(f"[red]failed:[/] {count} request(s): {reason}")

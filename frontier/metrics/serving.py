@@ -5,6 +5,7 @@ TTFT is measured from arrival (the moment the client sends) to the first output 
 ITL is every gap between consecutive output tokens of a request, pooled over all requests;
 E2E latency is arrival to last token.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -59,10 +60,18 @@ def tpot_s(ttft_s: np.ndarray, e2el_s: np.ndarray, output_tokens: np.ndarray) ->
     return (e2el_s[many] - ttft_s[many]) / (output_tokens[many] - 1)
 
 
-def serving_metrics(*, duration_s: float, input_tokens: np.ndarray, output_tokens: np.ndarray,
-                    ttft_s: np.ndarray, e2el_s: np.ndarray, itl_s: np.ndarray,
-                    itl_weights: np.ndarray | None = None, failed: int = 0,
-                    slo: SLO | None = None) -> dict:
+def serving_metrics(
+    *,
+    duration_s: float,
+    input_tokens: np.ndarray,
+    output_tokens: np.ndarray,
+    ttft_s: np.ndarray,
+    e2el_s: np.ndarray,
+    itl_s: np.ndarray,
+    itl_weights: np.ndarray | None = None,
+    failed: int = 0,
+    slo: SLO | None = None,
+) -> dict:
     """The summary block of one run, keyed like `vllm bench serve` results.
 
     Arrays describe completed requests only; `failed` counts the ones that were not served.

@@ -18,6 +18,7 @@ Where the simulator has no per-request token times (it pools inter-token gaps), 
 tokens are placed evenly between its first and last token for `max_output_tokens_per_s`, and
 `itls` deal the pooled gaps out in order, which keeps every ITL statistic exact.
 """
+
 from __future__ import annotations
 
 import math
@@ -29,14 +30,20 @@ import numpy as np
 # What `vllm bench serve --save-result` writes without --save-detailed, in its order (the
 # latency statistics follow). `vllm bench sweep plot_pareto` reads output_throughput,
 # max_concurrency / request_rate / max_concurrent_requests and *_parallel_size.
-VLLM_SETUP_KEYS = ("date", "endpoint_type", "backend", "label", "model_id", "tokenizer_id",
-                   "num_prompts")
+VLLM_SETUP_KEYS = ("date", "endpoint_type", "backend", "label", "model_id", "tokenizer_id", "num_prompts")
 VLLM_TRAFFIC_KEYS = ("request_rate", "burstiness", "max_concurrency")
-VLLM_RESULT_KEYS = ("duration", "completed", "failed", "total_input_tokens", "total_output_tokens",
-                    "request_throughput", "request_goodput", "output_throughput",
-                    "total_token_throughput")
-VLLM_DETAILED_KEYS = ("input_lens", "output_lens", "ttfts", "itls", "start_times",
-                      "generated_texts", "errors")
+VLLM_RESULT_KEYS = (
+    "duration",
+    "completed",
+    "failed",
+    "total_input_tokens",
+    "total_output_tokens",
+    "request_throughput",
+    "request_goodput",
+    "output_throughput",
+    "total_token_throughput",
+)
+VLLM_DETAILED_KEYS = ("input_lens", "output_lens", "ttfts", "itls", "start_times", "generated_texts", "errors")
 VLLM_PEAK_KEYS = ("max_output_tokens_per_s", "max_concurrent_requests", "rtfx")
 
 
@@ -58,15 +65,15 @@ def per_request_itls(sim_result, finished: np.ndarray, output_tokens: np.ndarray
         pooled = None if np.any(counts != np.round(counts)) else np.repeat(itl_s, counts.astype(np.int64))
     if pooled is not None and len(pooled) == int(need.sum()):
         bounds = np.concatenate([[0], np.cumsum(need)])
-        return [pooled[bounds[i]:bounds[i + 1]].tolist() for i in range(len(finished))]
+        return [pooled[bounds[i] : bounds[i + 1]].tolist() for i in range(len(finished))]
     df = sim_result.requests
     first, finish = df["first_token_s"].to_numpy(float), df["finish_s"].to_numpy(float)
-    return [[float((finish[i] - first[i]) / need[i])] * int(need[i]) if need[i] else []
-            for i in range(len(finished))]
+    return [[float((finish[i] - first[i]) / need[i])] * int(need[i]) if need[i] else [] for i in range(len(finished))]
 
 
-def peak_output_and_concurrency(start_s: np.ndarray, first_s: np.ndarray, end_s: np.ndarray,
-                                output_tokens: np.ndarray) -> tuple[float, int]:
+def peak_output_and_concurrency(
+    start_s: np.ndarray, first_s: np.ndarray, end_s: np.ndarray, output_tokens: np.ndarray
+) -> tuple[float, int]:
     """vLLM's `max_output_tokens_per_s` (most tokens in one 1-second bucket from the first
     start) and `max_concurrent_requests` (peak of half-open [start, end) intervals), over
     finished requests. Token i of a request is at first + i x (end - first) / (n - 1)."""
@@ -92,13 +99,14 @@ def _traffic(scenario, df) -> tuple[Any, Any, int | None]:
     arrival = wl.arrival
     if arrival is not None:
         rate = arrival.rate
-        burstiness = (1.0 if arrival.process == "poisson" else
-                      math.inf if arrival.process == "constant" else 1.0 / arrival.cv ** 2)
+        burstiness = (
+            1.0 if arrival.process == "poisson" else math.inf if arrival.process == "constant" else 1.0 / arrival.cv**2
+        )
     else:  # a trace on its own clock: the observed rate
         a = df["arrival_s"].to_numpy(float)
         span = float(a.max() - a.min()) if len(a) > 1 else 0.0
         rate, burstiness = ((len(a) - 1) / span if span > 0 else math.inf), 1.0
-    as_json = (lambda x: "inf" if math.isinf(x) else float(x))
+    as_json = lambda x: "inf" if math.isinf(x) else float(x)
     return as_json(rate), as_json(burstiness), wl.concurrency
 
 
@@ -109,21 +117,33 @@ def engine_metadata(scenario) -> dict[str, str]:
     if len(scenario.clusters) != 1:
         return meta
     c = scenario.clusters[0]
-    args = {"tensor_parallel_size": c.tp, "pipeline_parallel_size": c.pp,
-            "data_parallel_size": c.dp * c.dp_attention, "max_num_seqs": c.max_num_seqs,
-            "max_num_batched_tokens": c.max_num_batched_tokens,
-            "enable_chunked_prefill": c.enable_chunked_prefill, "block_size": c.block_size,
-            "gpu_memory_utilization": c.gpu_memory_utilization,
-            "enable_prefix_caching": c.enable_prefix_caching}
+    args = {
+        "tensor_parallel_size": c.tp,
+        "pipeline_parallel_size": c.pp,
+        "data_parallel_size": c.dp * c.dp_attention,
+        "max_num_seqs": c.max_num_seqs,
+        "max_num_batched_tokens": c.max_num_batched_tokens,
+        "enable_chunked_prefill": c.enable_chunked_prefill,
+        "block_size": c.block_size,
+        "gpu_memory_utilization": c.gpu_memory_utilization,
+        "enable_prefix_caching": c.enable_prefix_caching,
+    }
     if c.ep > 1:
         args["enable_expert_parallel"] = True
     meta.update({k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in args.items()})
     return meta
 
 
-def vllm_result(sim_result, *, detailed: bool = False, model_id: str | None = None,
-                scenario=None, backend: str = "frontier", label: str | None = None,
-                date: str | None = None) -> dict[str, Any]:
+def vllm_result(
+    sim_result,
+    *,
+    detailed: bool = False,
+    model_id: str | None = None,
+    scenario=None,
+    backend: str = "frontier",
+    label: str | None = None,
+    date: str | None = None,
+) -> dict[str, Any]:
     """The run as vLLM's result JSON (plus the `frontier` block when the summary has one)."""
     from frontier.spec.scenario_dict import scenario_to_dict
 
@@ -138,39 +158,47 @@ def vllm_result(sim_result, *, detailed: bool = False, model_id: str | None = No
     model_id = model_id or scenario.model.served_id
     rate, burstiness, concurrency = _traffic(scenario, df)
 
-    result: dict[str, Any] = {"date": date or datetime.now().strftime("%Y%m%d-%H%M%S"),
-                              "endpoint_type": backend, "backend": backend, "label": label,
-                              "model_id": model_id, "tokenizer_id": model_id,
-                              "num_prompts": int(len(df))}
+    result: dict[str, Any] = {
+        "date": date or datetime.now().strftime("%Y%m%d-%H%M%S"),
+        "endpoint_type": backend,
+        "backend": backend,
+        "label": label,
+        "model_id": model_id,
+        "tokenizer_id": model_id,
+        "num_prompts": int(len(df)),
+    }
     result.update(engine_metadata(scenario))
     result.update(request_rate=rate, burstiness=burstiness, max_concurrency=concurrency)
     for key in VLLM_RESULT_KEYS:
         result[key] = summary.get(key)
     if detailed:
         reasons = df["fail_reason"].tolist()
-        result.update({
-            "input_lens": [int(x) for x in df["input_tokens"]],
-            "output_lens": [int(o) if ok else 0 for o, ok in zip(out_tokens, finished)],
-            "ttfts": [float(f - a) if ok else 0.0 for f, a, ok in zip(first, arrival, finished)],
-            "itls": per_request_itls(sim_result, finished, out_tokens),
-            "start_times": arrival.tolist(),
-            "generated_texts": [""] * len(df),
-            "errors": ["" if ok else (str(r) or "failed in simulation")
-                       for ok, r in zip(finished, reasons)],
-        })
+        result.update(
+            {
+                "input_lens": [int(x) for x in df["input_tokens"]],
+                "output_lens": [int(o) if ok else 0 for o, ok in zip(out_tokens, finished)],
+                "ttfts": [float(f - a) if ok else 0.0 for f, a, ok in zip(first, arrival, finished)],
+                "itls": per_request_itls(sim_result, finished, out_tokens),
+                "start_times": arrival.tolist(),
+                "generated_texts": [""] * len(df),
+                "errors": ["" if ok else (str(r) or "failed in simulation") for ok, r in zip(finished, reasons)],
+            }
+        )
     result["latencies"] = [float(e - a) if ok else 0.0 for e, a, ok in zip(finish, arrival, finished)]
     # The client sends when a slot frees; Frontier does not keep the time a request waited for it.
     result["queue_times"] = [0.0] * len(df)
     peak_tokens, peak_requests = peak_output_and_concurrency(
-        arrival[finished], first[finished], finish[finished], out_tokens[finished])
+        arrival[finished], first[finished], finish[finished], out_tokens[finished]
+    )
     result.update(max_output_tokens_per_s=peak_tokens, max_concurrent_requests=peak_requests, rtfx=0.0)
     for key, value in summary.items():  # mean_/median_/std_/pNN_ latency statistics
         if key.endswith("_ms"):
             result[key] = value
     if "frontier" in summary:
         slo = scenario.slo
-        result["frontier"] = dict(summary["frontier"],
-                                  slo=None if slo is None else {k: v for k, v in vars(slo).items()
-                                                                if v is not None},
-                                  scenario=scenario_to_dict(scenario))
+        result["frontier"] = dict(
+            summary["frontier"],
+            slo=None if slo is None else {k: v for k, v in vars(slo).items() if v is not None},
+            scenario=scenario_to_dict(scenario),
+        )
     return result

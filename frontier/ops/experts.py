@@ -6,6 +6,7 @@ they come (expert i on rank i // (E / ep), hot experts landing where their index
 with EPLB, with `redundant` extra replicas of the hottest experts and a greedy balanced
 placement. Every rank waits for the busiest one, so the busiest rank's rows set the MoE time.
 """
+
 from __future__ import annotations
 
 import heapq
@@ -23,18 +24,19 @@ from frontier.ops.routing import inclusion_probabilities
 
 @dataclass(frozen=True)
 class ExpertRouting:
-    skew: float = 0.0            # 0 uniform; 1.2 the reference table's hot-expert routing
-    load_file: str = ""          # CSV/whitespace list of per-expert loads (any scale)
-    redundant: int = 0           # EPLB: extra replicas of the hottest experts
-    load_cv: float = 0.0         # batch-to-batch coefficient of variation of each expert's load
+    skew: float = 0.0  # 0 uniform; 1.2 the reference table's hot-expert routing
+    load_file: str = ""  # CSV/whitespace list of per-expert loads (any scale)
+    redundant: int = 0  # EPLB: extra replicas of the hottest experts
+    load_cv: float = 0.0  # batch-to-batch coefficient of variation of each expert's load
 
     def expert_shares(self, experts: int, top_k: int) -> np.ndarray:
         """Fraction of all routed rows (tokens x top-k) each expert receives; sums to 1."""
         if self.load_file:
             loads = _read_loads(self.load_file)
             if len(loads) != experts:
-                raise SpecError(f"expert_load_file {self.load_file}: {len(loads)} loads for a model "
-                                f"with {experts} routed experts")
+                raise SpecError(
+                    f"expert_load_file {self.load_file}: {len(loads)} loads for a model with {experts} routed experts"
+                )
             return loads / loads.sum()
         p = inclusion_probabilities(experts, top_k, self.skew)
         # Hot experts sit at scattered indices, not at 0, 1, 2, ...: a fixed permutation.
@@ -86,7 +88,7 @@ def busiest_rank(experts: int, top_k: int, ep: int, routing: ExpertRouting) -> R
     shares = routing.expert_shares(experts, top_k)
     slots = -(-(experts + routing.redundant) // ep)
     if routing.redundant == 0:
-        per_rank = [shares[r * slots:(r + 1) * slots] for r in range(ep)]
+        per_rank = [shares[r * slots : (r + 1) * slots] for r in range(ep)]
     else:
         per_rank = _balanced_placement(shares, ep, slots, routing.redundant)
     spread = routing.load_cv * math.sqrt(2 * math.log(ep)) if ep > 1 else 0.0
@@ -102,8 +104,7 @@ def _balanced_placement(shares: np.ndarray, ep: int, slots: int, redundant: int)
     replicas = np.ones(len(shares), dtype=int)
     for _ in range(redundant):
         replicas[int(np.argmax(shares / replicas))] += 1
-    items = sorted(((shares[e] / replicas[e]) for e in range(len(shares)) for _ in range(replicas[e])),
-                   reverse=True)
+    items = sorted(((shares[e] / replicas[e]) for e in range(len(shares)) for _ in range(replicas[e])), reverse=True)
     heap = [(0.0, r) for r in range(ep)]
     placed: list[list[float]] = [[] for _ in range(ep)]
     for load in items:
@@ -122,7 +123,7 @@ def _balanced_placement(shares: np.ndarray, ep: int, slots: int, redundant: int)
 
 # --- expert-parallel communication: what each rank sends, over which link ----------------------
 
-FP8_SCALE_BLOCK = 128   # DeepEP's FP8 dispatch: one fp32 scale per 128 channels
+FP8_SCALE_BLOCK = 128  # DeepEP's FP8 dispatch: one fp32 scale per 128 channels
 
 
 @dataclass(frozen=True)
@@ -130,8 +131,8 @@ class Fabric:
     """Where the EP ranks sit: GPUs per node (NVLink domain) and the links of one GPU."""
 
     gpus_per_node: int = 8
-    nvlink_gbps: float = 450.0    # per GPU, one direction
-    network_gbps: float = 50.0    # per GPU NIC, one direction
+    nvlink_gbps: float = 450.0  # per GPU, one direction
+    network_gbps: float = 50.0  # per GPU NIC, one direction
     sm_count: int = 132
 
 
@@ -140,8 +141,8 @@ class Destinations:
     """Expected destinations of one token under the routing model, over an EP group of
     `nodes` nodes: distinct ranks and nodes holding at least one of its top-k experts."""
 
-    ranks: float   # distinct ranks touched (own rank included)
-    nodes: float   # distinct nodes touched (own node included)
+    ranks: float  # distinct ranks touched (own rank included)
+    nodes: float  # distinct nodes touched (own node included)
     ep: int
     node_count: int
 
@@ -161,8 +162,7 @@ def _hypergeom_miss(n: int, x: int, k: float) -> float:
 
 
 @lru_cache(maxsize=256)
-def destinations(experts: int, top_k: int, n_group: int, topk_group: int, ep: int,
-                 gpus_per_node: int) -> Destinations:
+def destinations(experts: int, top_k: int, n_group: int, topk_group: int, ep: int, gpus_per_node: int) -> Destinations:
     """Expected ranks and nodes one token reaches, under group-limited routing as DeepSeek-V3
     trains it (its config's n_group / topk_group; 1 / 1 is plain top-k): the token picks
     `topk_group` of the `n_group` groups, uniformly, and top_k / topk_group experts in each,
@@ -196,8 +196,9 @@ def ep_message_bytes(hidden: int, fp8: bool) -> float:
     return hidden * (1 + 4 / FP8_SCALE_BLOCK) if fp8 else 2.0 * hidden
 
 
-def ep_traffic(backend: str, dest: Destinations, tokens: int, hidden: int, top_k: int,
-               gpus_per_node: int, phase: str) -> tuple[float, float]:
+def ep_traffic(
+    backend: str, dest: Destinations, tokens: int, hidden: int, top_k: int, gpus_per_node: int, phase: str
+) -> tuple[float, float]:
     """(NVLink bytes, NIC bytes) one rank sends for `tokens` tokens in one dispatch or combine.
 
     - `deepep-normal` (DeepEP's high-throughput kernels, prefill): a token crosses to each remote

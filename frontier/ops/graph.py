@@ -18,14 +18,23 @@ A step is four blocks, apart because disaggregation and overlap schedule them ap
 all-reduce: shaped by the token count), `attention_core` (attention proper: shaped by the
 sequence lengths) and `ffn_block` (dense MLP or MoE with its all-to-all).
 """
+
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
 from frontier.ops.experts import ExpertRouting, Fabric, busiest_rank, destinations, ep_traffic
-from frontier.ops.operators import (AttnDecode, AttnPrefill, Collective, Elementwise, EPExchange, Gemm,
-                                    GroupedGemm, Operator)
+from frontier.ops.operators import (
+    AttnDecode,
+    AttnPrefill,
+    Collective,
+    Elementwise,
+    EPExchange,
+    Gemm,
+    GroupedGemm,
+    Operator,
+)
 from frontier.spec.model import ModelSpec
 
 
@@ -57,17 +66,17 @@ class Parallel:
 class BatchStats:
     """Length statistics of one step's batch (one attention-DP rank)."""
 
-    num_prefill: int = 0       # sequences bringing prefill tokens (whole prompts or chunks)
-    prefill_tokens: int = 0    # sum of new prefill tokens (sum q)
+    num_prefill: int = 0  # sequences bringing prefill tokens (whole prompts or chunks)
+    prefill_tokens: int = 0  # sum of new prefill tokens (sum q)
     prefill_sum_q2: int = 0
-    prefill_sum_qc: int = 0    # sum q * cached context
+    prefill_sum_qc: int = 0  # sum q * cached context
     prefill_sum_kv: int = 0
     prefill_max_q: int = 0
     prefill_max_kv: int = 0
-    num_decode: int = 0        # sequences decoding one token
+    num_decode: int = 0  # sequences decoding one token
     decode_sum_kv: int = 0
     decode_max_kv: int = 0
-    num_sampled: int = 0       # sequences that emit a token this step (LM head rows)
+    num_sampled: int = 0  # sequences that emit a token this step (LM head rows)
 
     @property
     def tokens(self) -> int:
@@ -76,7 +85,7 @@ class BatchStats:
 
 Ops = list[tuple[Operator, int]]
 
-CUSTOM_ALLREDUCE_MAX_BYTES = 8 * 2**20   # custom_all_reduce.py max_size; NCCL above
+CUSTOM_ALLREDUCE_MAX_BYTES = 8 * 2**20  # custom_all_reduce.py max_size; NCCL above
 
 
 def all_reduce(size_bytes: int, tp: int, gpus_per_node: int = 0) -> Collective:
@@ -103,9 +112,15 @@ def stage_layers(model: ModelSpec, par: Parallel) -> tuple[int, int]:
     return layers, (min(layers, model.num_moe_layers) if model.moe else 0)
 
 
-def step_operators(model: ModelSpec, par: Parallel, batch: BatchStats, *,
-                   attn_backend: str = "flash", dtype: str | None = None,
-                   moe_tokens: int | None = None) -> Ops:
+def step_operators(
+    model: ModelSpec,
+    par: Parallel,
+    batch: BatchStats,
+    *,
+    attn_backend: str = "flash",
+    dtype: str | None = None,
+    moe_tokens: int | None = None,
+) -> Ops:
     """All operators of one forward step of the batch on one GPU of the last pipeline stage.
 
     `moe_tokens`: tokens entering the MoE layers of this EP group (the sum over the
@@ -115,10 +130,12 @@ def step_operators(model: ModelSpec, par: Parallel, batch: BatchStats, *,
     T = batch.tokens
     if T == 0:
         return []
-    return (head_operators(model, par, T, batch.num_sampled, dtype)
-            + attention_block(model, par, T, dtype)
-            + attention_core(model, par, batch, attn_backend, dtype)
-            + ffn_block(model, par, T, dtype, moe_tokens))
+    return (
+        head_operators(model, par, T, batch.num_sampled, dtype)
+        + attention_block(model, par, T, dtype)
+        + attention_core(model, par, batch, attn_backend, dtype)
+        + ffn_block(model, par, T, dtype, moe_tokens)
+    )
 
 
 def head_operators(model: ModelSpec, par: Parallel, tokens: int, rows: int, dtype: str | None = None) -> Ops:
@@ -127,8 +144,11 @@ def head_operators(model: ModelSpec, par: Parallel, tokens: int, rows: int, dtyp
     tp, h, elem = par.tp, model.hidden_size, model.dtype_bytes
     ops: Ops = []
     if tokens:  # the last stage receives its input from the previous one; the first embeds
-        ops.append((Collective("send_recv", tokens * h * elem, 2), 1) if par.pp > 1
-                   else (Elementwise("embedding", tokens, h), 1))
+        ops.append(
+            (Collective("send_recv", tokens * h * elem, 2), 1)
+            if par.pp > 1
+            else (Elementwise("embedding", tokens, h), 1)
+        )
     if rows:
         ops.append((Elementwise("rmsnorm", rows, h), 1))
         ops.append((Gemm(rows, h, math.ceil(model.vocab_size / tp), "bf16"), 1))  # LM head stays bf16
@@ -154,18 +174,22 @@ def attention_block(model: ModelSpec, par: Parallel, tokens: int, dtype: str | N
             ops += [(Gemm(T, h, m.q_lora_rank, dtype), layers), (Gemm(T, m.q_lora_rank, hq * qk, dtype), layers)]
         else:
             ops.append((Gemm(T, h, hq * qk, dtype), layers))
-        ops += [(Gemm(T, h, m.kv_lora_rank + m.qk_rope_head_dim, dtype), layers),
-                (Elementwise("rotary", T, (hq + 1) * m.qk_rope_head_dim), layers),
-                (Elementwise("kv_cache_write", T, m.kv_lora_rank + m.qk_rope_head_dim), layers),
-                (Gemm(T, hq * m.v_head_dim, h, dtype), layers)]
+        ops += [
+            (Gemm(T, h, m.kv_lora_rank + m.qk_rope_head_dim, dtype), layers),
+            (Elementwise("rotary", T, (hq + 1) * m.qk_rope_head_dim), layers),
+            (Elementwise("kv_cache_write", T, m.kv_lora_rank + m.qk_rope_head_dim), layers),
+            (Gemm(T, hq * m.v_head_dim, h, dtype), layers),
+        ]
         out_width = hq * m.v_head_dim
     else:
         d = model.head_dim
         hkv = max(1, model.num_kv_heads // tp)
-        ops += [(Gemm(T, h, (hq + 2 * hkv) * d, dtype), layers),
-                (Elementwise("rotary", T, (hq + hkv) * d), layers),
-                (Elementwise("kv_cache_write", T, 2 * hkv * d), layers),
-                (Gemm(T, hq * d, h, dtype), layers)]
+        ops += [
+            (Gemm(T, h, (hq + 2 * hkv) * d, dtype), layers),
+            (Elementwise("rotary", T, (hq + hkv) * d), layers),
+            (Elementwise("kv_cache_write", T, 2 * hkv * d), layers),
+            (Gemm(T, hq * d, h, dtype), layers),
+        ]
         out_width = hq * d
     if dtype == "fp8":  # the attention output is quantised for the FP8 output projection
         ops.append((Elementwise("quant_fp8", T, out_width), layers))
@@ -174,8 +198,9 @@ def attention_block(model: ModelSpec, par: Parallel, tokens: int, dtype: str | N
     return ops
 
 
-def attention_core(model: ModelSpec, par: Parallel, batch: BatchStats, attn_backend: str = "flash",
-                   dtype: str | None = None) -> Ops:
+def attention_core(
+    model: ModelSpec, par: Parallel, batch: BatchStats, attn_backend: str = "flash", dtype: str | None = None
+) -> Ops:
     """The operators whose cost depends on the sequences' lengths, not only the token count."""
     dtype = dtype or model.weight_dtype  # the linear layers' GEMM family
     layers, _ = stage_layers(model, par)
@@ -186,28 +211,78 @@ def attention_core(model: ModelSpec, par: Parallel, batch: BatchStats, attn_back
         qk = m.qk_nope_head_dim + m.qk_rope_head_dim
         if batch.num_prefill:
             # Prefill expands the latent into per-head keys and values for the whole context.
-            ops.append((Gemm(batch.prefill_sum_kv, m.kv_lora_rank,
-                             hq * (m.qk_nope_head_dim + m.v_head_dim), dtype), layers))
-            ops.append((AttnPrefill(batch.num_prefill, batch.prefill_tokens, batch.prefill_sum_q2,
-                                    batch.prefill_sum_qc, batch.prefill_sum_kv, batch.prefill_max_q,
-                                    batch.prefill_max_kv, hq, hq, qk, m.v_head_dim, attn_backend), layers))
+            ops.append(
+                (Gemm(batch.prefill_sum_kv, m.kv_lora_rank, hq * (m.qk_nope_head_dim + m.v_head_dim), dtype), layers)
+            )
+            ops.append(
+                (
+                    AttnPrefill(
+                        batch.num_prefill,
+                        batch.prefill_tokens,
+                        batch.prefill_sum_q2,
+                        batch.prefill_sum_qc,
+                        batch.prefill_sum_kv,
+                        batch.prefill_max_q,
+                        batch.prefill_max_kv,
+                        hq,
+                        hq,
+                        qk,
+                        m.v_head_dim,
+                        attn_backend,
+                    ),
+                    layers,
+                )
+            )
         if batch.num_decode:
             # Decode absorbs the up-projections: attention runs on the latent (MQA over 576 dims).
             B = batch.num_decode
             ops.append((Gemm(B, hq * m.qk_nope_head_dim, m.kv_lora_rank, dtype), layers))
-            ops.append((AttnDecode(B, batch.decode_sum_kv, batch.decode_max_kv, hq, 1,
-                                   m.kv_lora_rank + m.qk_rope_head_dim, m.kv_lora_rank, attn_backend), layers))
+            ops.append(
+                (
+                    AttnDecode(
+                        B,
+                        batch.decode_sum_kv,
+                        batch.decode_max_kv,
+                        hq,
+                        1,
+                        m.kv_lora_rank + m.qk_rope_head_dim,
+                        m.kv_lora_rank,
+                        attn_backend,
+                    ),
+                    layers,
+                )
+            )
             ops.append((Gemm(B, hq * m.kv_lora_rank, m.v_head_dim, dtype), layers))
         return ops
     d = model.head_dim
     hkv = max(1, model.num_kv_heads // par.tp)
     if batch.num_prefill:
-        ops.append((AttnPrefill(batch.num_prefill, batch.prefill_tokens, batch.prefill_sum_q2,
-                                batch.prefill_sum_qc, batch.prefill_sum_kv, batch.prefill_max_q,
-                                batch.prefill_max_kv, hq, hkv, d, d, attn_backend), layers))
+        ops.append(
+            (
+                AttnPrefill(
+                    batch.num_prefill,
+                    batch.prefill_tokens,
+                    batch.prefill_sum_q2,
+                    batch.prefill_sum_qc,
+                    batch.prefill_sum_kv,
+                    batch.prefill_max_q,
+                    batch.prefill_max_kv,
+                    hq,
+                    hkv,
+                    d,
+                    d,
+                    attn_backend,
+                ),
+                layers,
+            )
+        )
     if batch.num_decode:
-        ops.append((AttnDecode(batch.num_decode, batch.decode_sum_kv, batch.decode_max_kv, hq, hkv, d, d,
-                               attn_backend), layers))
+        ops.append(
+            (
+                AttnDecode(batch.num_decode, batch.decode_sum_kv, batch.decode_max_kv, hq, hkv, d, d, attn_backend),
+                layers,
+            )
+        )
     return ops
 
 
@@ -220,8 +295,11 @@ def dense_mlp(model: ModelSpec, par: Parallel, tokens: int, dtype: str | None = 
     ops: Ops = []
     if dense_layers and model.intermediate_size:
         inter = model.intermediate_size // tp
-        ops += [(Gemm(T, h, 2 * inter, dtype), dense_layers), (Elementwise("silu_mul", T, inter), dense_layers),
-                (Gemm(T, inter, h, dtype), dense_layers)]
+        ops += [
+            (Gemm(T, h, 2 * inter, dtype), dense_layers),
+            (Elementwise("silu_mul", T, inter), dense_layers),
+            (Gemm(T, inter, h, dtype), dense_layers),
+        ]
         if tp > 1:
             ops.append((all_reduce(T * h * elem, tp, par.fabric.gpus_per_node), dense_layers))
     return ops
@@ -236,12 +314,12 @@ def ep_exchange(model: ModelSpec, par: Parallel, tokens: int, phase: str, imbala
     dest = destinations(moe.num_experts, moe.top_k, moe.n_group, moe.topk_group, par.ep, fabric.gpus_per_node)
     nvl, net = ep_traffic(par.ep_backend, dest, tokens, model.hidden_size, moe.top_k, fabric.gpus_per_node, phase)
     k = max(imbalance, 1.0)
-    return EPExchange(par.ep_backend, phase, round(nvl * k), round(net * k), fabric.nvlink_gbps,
-                      fabric.network_gbps)
+    return EPExchange(par.ep_backend, phase, round(nvl * k), round(net * k), fabric.nvlink_gbps, fabric.network_gbps)
 
 
-def ffn_block(model: ModelSpec, par: Parallel, tokens: int, dtype: str | None = None,
-              moe_tokens: int | None = None) -> Ops:
+def ffn_block(
+    model: ModelSpec, par: Parallel, tokens: int, dtype: str | None = None, moe_tokens: int | None = None
+) -> Ops:
     """Dense MLP layers and MoE layers (router, experts, shared experts, all-to-all or all-reduce).
 
     `tokens`: this rank's tokens; `moe_tokens`: the EP group's tokens (all attention-DP ranks).
@@ -256,29 +334,38 @@ def ffn_block(model: ModelSpec, par: Parallel, tokens: int, dtype: str | None = 
     moe = model.moe
     xdtype = model.moe_weight_dtype  # routed experts keep their own precision (e.g. MXFP4, int4)
     group = moe_tokens if moe_tokens is not None else T * par.dp_attention
-    ops += [(Gemm(T, h, moe.num_experts, "bf16"), moe_layers),  # router logits stay in bf16
-            (Elementwise("topk_gating", T, moe.num_experts), moe_layers)]
+    ops += [
+        (Gemm(T, h, moe.num_experts, "bf16"), moe_layers),  # router logits stay in bf16
+        (Elementwise("topk_gating", T, moe.num_experts), moe_layers),
+    ]
     if par.ep > 1:
         load = busiest_rank(moe.num_experts, moe.top_k, par.ep, par.routing)
         rows, busiest, active = load.rows(group, moe.top_k)
         width, experts = moe.intermediate_size, load.local_experts
         rank_tokens = max(1, math.ceil(rows / moe.top_k))
         imbalance = load.rank_share * par.ep
-        ops += [(ep_exchange(model, par, T, "dispatch", imbalance), moe_layers),
-                (GroupedGemm(experts, moe.top_k, rank_tokens, h, 2 * width, busiest, active, xdtype), moe_layers),
-                (Elementwise("silu_mul", rows, width), moe_layers),
-                (GroupedGemm(experts, moe.top_k, rank_tokens, width, h, busiest, active, xdtype), moe_layers),
-                (ep_exchange(model, par, T, "combine", imbalance), moe_layers)]
+        ops += [
+            (ep_exchange(model, par, T, "dispatch", imbalance), moe_layers),
+            (GroupedGemm(experts, moe.top_k, rank_tokens, h, 2 * width, busiest, active, xdtype), moe_layers),
+            (Elementwise("silu_mul", rows, width), moe_layers),
+            (GroupedGemm(experts, moe.top_k, rank_tokens, width, h, busiest, active, xdtype), moe_layers),
+            (ep_exchange(model, par, T, "combine", imbalance), moe_layers),
+        ]
     else:
         width = moe.intermediate_size // tp
         busiest, active = _dense_routing(T, moe.num_experts, moe.top_k, par.routing.skew)
-        ops += [(GroupedGemm(moe.num_experts, moe.top_k, T, h, 2 * width, busiest, active, xdtype), moe_layers),
-                (Elementwise("silu_mul", T * moe.top_k, width), moe_layers),
-                (GroupedGemm(moe.num_experts, moe.top_k, T, width, h, busiest, active, xdtype), moe_layers)]
+        ops += [
+            (GroupedGemm(moe.num_experts, moe.top_k, T, h, 2 * width, busiest, active, xdtype), moe_layers),
+            (Elementwise("silu_mul", T * moe.top_k, width), moe_layers),
+            (GroupedGemm(moe.num_experts, moe.top_k, T, width, h, busiest, active, xdtype), moe_layers),
+        ]
     if moe.shared_intermediate_size:
         shared = moe.shared_intermediate_size // (tp if par.ep == 1 else 1)
-        ops += [(Gemm(T, h, 2 * shared, dtype), moe_layers), (Elementwise("silu_mul", T, shared), moe_layers),
-                (Gemm(T, shared, h, dtype), moe_layers)]
+        ops += [
+            (Gemm(T, h, 2 * shared, dtype), moe_layers),
+            (Elementwise("silu_mul", T, shared), moe_layers),
+            (Gemm(T, shared, h, dtype), moe_layers),
+        ]
     if tp > 1 and par.ep == 1:
         ops.append((all_reduce(T * h * elem, tp, par.fabric.gpus_per_node), moe_layers))
     return ops

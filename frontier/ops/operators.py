@@ -8,6 +8,7 @@ Calibration tables share this contract: the table of family F has one column per
 operator class (e.g. gemm.csv: m, k, n, dtype), then `ms` (median) and `ms_min`; extra columns
 (labels such as `name` or `model`) are allowed and ignored by the predictors.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -64,12 +65,32 @@ class AttnPrefill:
     family = "attn_prefill"
 
     @classmethod
-    def uniform(cls, batch: int, seq: int, hq: int, hkv: int, d: int, dv: int | None = None,
-                backend: str = "flash", context: int = 0) -> "AttnPrefill":
+    def uniform(
+        cls,
+        batch: int,
+        seq: int,
+        hq: int,
+        hkv: int,
+        d: int,
+        dv: int | None = None,
+        backend: str = "flash",
+        context: int = 0,
+    ) -> "AttnPrefill":
         """`batch` sequences of `seq` new tokens each on top of `context` cached tokens."""
-        return cls(batch, batch * seq, batch * seq * seq, batch * seq * context,
-                   batch * (seq + context), seq, seq + context, hq, hkv, d,
-                   d if dv is None else dv, backend)
+        return cls(
+            batch,
+            batch * seq,
+            batch * seq * seq,
+            batch * seq * context,
+            batch * (seq + context),
+            seq,
+            seq + context,
+            hq,
+            hkv,
+            d,
+            d if dv is None else dv,
+            backend,
+        )
 
     @property
     def flops(self) -> float:
@@ -97,8 +118,9 @@ class AttnDecode:
     family = "attn_decode"
 
     @classmethod
-    def uniform(cls, batch: int, kv_len: int, hq: int, hkv: int, d: int, dv: int | None = None,
-                backend: str = "flash") -> "AttnDecode":
+    def uniform(
+        cls, batch: int, kv_len: int, hq: int, hkv: int, d: int, dv: int | None = None, backend: str = "flash"
+    ) -> "AttnDecode":
         return cls(batch, batch * kv_len, kv_len, hq, hkv, d, d if dv is None else dv, backend)
 
     @property
@@ -183,11 +205,11 @@ class EPExchange:
     (`frontier.ops.experts.ep_traffic`): priced by link physics (`frontier.predict.links`),
     not calibrated, so it is no calibration family."""
 
-    backend: str           # frontier.spec.scenario.EP_BACKENDS
-    phase: str             # dispatch | combine
+    backend: str  # frontier.spec.scenario.EP_BACKENDS
+    phase: str  # dispatch | combine
     nvlink_bytes: int
     network_bytes: int
-    nvlink_gbps: float     # the GPU's links, one direction
+    nvlink_gbps: float  # the GPU's links, one direction
     network_gbps: float
     family = "ep_exchange"
 
@@ -195,7 +217,8 @@ class EPExchange:
 Operator = Gemm | AttnPrefill | AttnDecode | GroupedGemm | Elementwise | Collective | EPExchange
 
 # Family -> operator class: a calibration table's columns are the class's fields + TIME_COLUMNS.
-OPERATOR_CLASSES: dict[str, type] = {cls.family: cls for cls in (Gemm, AttnPrefill, AttnDecode, GroupedGemm,
-                                                                 Elementwise, Collective)}
+OPERATOR_CLASSES: dict[str, type] = {
+    cls.family: cls for cls in (Gemm, AttnPrefill, AttnDecode, GroupedGemm, Elementwise, Collective)
+}
 FAMILIES = tuple(OPERATOR_CLASSES)
 TIME_COLUMNS = ("ms", "ms_min")

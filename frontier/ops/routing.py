@@ -15,6 +15,7 @@ Two ways to get the numbers:
 - `rng=None`: the analytic expectation (per-expert inclusion probabilities from a mean-field
   threshold, then balls-into-bins maxima of independent binomials), deterministic and fast.
 """
+
 from __future__ import annotations
 
 import math
@@ -92,8 +93,9 @@ def expected_max_load(tokens: int, probs: np.ndarray) -> float:
     return float(np.sum(1.0 - p_max_le[:top])) + float(tokens - top) * (1.0 - p_max_le[top])
 
 
-def expected_routing(tokens: int, experts: int, topk: int, skew: float = 0.0,
-                     rng: np.random.Generator | None = None) -> tuple[int, int]:
+def expected_routing(
+    tokens: int, experts: int, topk: int, skew: float = 0.0, rng: np.random.Generator | None = None
+) -> tuple[int, int]:
     """(max_per_expert, active_experts) for `tokens` tokens routed top-`topk` over `experts`.
 
     With `rng`, one realisation of the gate model above; without, its expectation.
@@ -116,8 +118,7 @@ def _expected_routing(tokens: int, experts: int, topk: int, skew: float) -> tupl
     return int(round(busiest)), int(max(topk, min(experts, round(active))))
 
 
-def _sample_routing(tokens: int, experts: int, topk: int, skew: float,
-                    rng: np.random.Generator) -> tuple[int, int]:
+def _sample_routing(tokens: int, experts: int, topk: int, skew: float, rng: np.random.Generator) -> tuple[int, int]:
     bias = gate_bias(experts, skew)
     counts = np.zeros(experts, dtype=np.int64)
     chunk = max(1, 2_000_000 // experts)

@@ -10,6 +10,7 @@ without a calibration of its own, are the measured predictions scaled by rooflin
 (`frontier.predict.scaled`; from the nearest calibrated GPU), flagged "roofline-scaled".
 `Predictor.sources()` says which is which. Loading never trains (run `frontier train`).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -57,8 +58,9 @@ def _measured(spec, root: Path, lazy: bool) -> Predictor:
         meta = gpu_dir / "meta.json"
         fit = json.loads(meta.read_text()).get("collective_fit") if meta.exists() else None
         if fit and fit.get("fits"):
-            models["collective"] = CollectiveFitModel(fit["fits"], fallback=AlphaBetaModel(spec),
-                                                      source="alpha-beta fit")
+            models["collective"] = CollectiveFitModel(
+                fit["fits"], fallback=AlphaBetaModel(spec), source="alpha-beta fit"
+            )
         else:
             models["collective"] = AlphaBetaModel(spec)
     return Predictor(spec.name, models, RooflineModel(spec))

@@ -29,6 +29,7 @@ Conversion (each a pure function of a DataFrame, tested on hand-written samples)
 Existing tables of the target GPU are kept unless `overwrite`: importing onto h100-sxm adds only
 what the reference measurements lack (the NCCL table).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -45,24 +46,36 @@ from frontier.ops.operators import AttnDecode, AttnPrefill, GroupedGemm
 from frontier.predict import calibration as cal
 from frontier.ops.routing import expected_routing
 
-EXTRA_HINT = ("the aiconfigurator importer needs the optional 'aiconfigurator' extra of "
-              "frontier-sim: pip install 'aiconfigurator>=0.12'")
+EXTRA_HINT = (
+    "the aiconfigurator importer needs the optional 'aiconfigurator' extra of "
+    "frontier-sim: pip install 'aiconfigurator>=0.12'"
+)
 LICENSE = "Apache-2.0"
 # family -> (op folder, file name, converter name); attention feeds two families.
 FILES = {
     "gemm": ("gemm", "gemm_perf.parquet", "convert_gemm"),
     "attn_prefill": ("attention", "context_attention_perf.parquet", "convert_context_attention"),
-    "attn_decode": ("attention", "generation_attention_perf.parquet",
-                    "convert_generation_attention"),
+    "attn_decode": ("attention", "generation_attention_perf.parquet", "convert_generation_attention"),
     "grouped_gemm": ("moe", "moe_perf.parquet", "convert_moe"),
     "collective": ("comm", "nccl_perf.parquet", "convert_nccl"),
 }
-DTYPES = {"bfloat16": "bf16", "float16": "fp16", "half": "fp16", "fp8": "fp8", "int8": "int8",
-          "float": "fp32", "float32": "fp32"}
+DTYPES = {
+    "bfloat16": "bf16",
+    "float16": "fp16",
+    "half": "fp16",
+    "fp8": "fp8",
+    "int8": "int8",
+    "float": "fp32",
+    "float32": "fp32",
+}
 NCCL_ELEM_BYTES = {"half": 2, "float16": 2, "bfloat16": 2, "int8": 1, "float": 4, "float32": 4}
-NCCL_KINDS = {"all_reduce": "all_reduce", "all_gather": "all_gather",
-              "reduce_scatter": "reduce_scatter", "alltoall": "all_to_all",
-              "all_to_all": "all_to_all"}
+NCCL_KINDS = {
+    "all_reduce": "all_reduce",
+    "all_gather": "all_gather",
+    "reduce_scatter": "reduce_scatter",
+    "alltoall": "all_to_all",
+    "all_to_all": "all_to_all",
+}
 
 
 # --------------------------------------------------------------------------- converters
@@ -88,8 +101,9 @@ def convert_gemm(df: pd.DataFrame) -> pd.DataFrame:
         keep.append(g[g["kernel_source"] == kernel])
     df = pd.concat(keep) if keep else df.iloc[:0]
     df = df.drop_duplicates(["m", "k", "n", "dtype"]).reset_index(drop=True)
-    out = pd.DataFrame({"m": df["m"].astype(int), "k": df["k"].astype(int),
-                        "n": df["n"].astype(int), "dtype": df["dtype"]})
+    out = pd.DataFrame(
+        {"m": df["m"].astype(int), "k": df["k"].astype(int), "n": df["n"].astype(int), "dtype": df["dtype"]}
+    )
     return _labels(_times(out, df["latency"]), df, ["kernel_source", "framework", "version"])
 
 
@@ -113,8 +127,12 @@ def attention_backend(kernel_source: str) -> str:
 def convert_context_attention(df: pd.DataFrame) -> pd.DataFrame:
     df = _attention_rows(df)
     df = df.drop_duplicates(["batch_size", "isl", "num_heads", "hkv", "head_dim", "backend"])
-    ops = [AttnPrefill.uniform(int(r.batch_size), int(r.isl), int(r.num_heads), int(r.hkv),
-                               int(r.head_dim), backend=r.backend) for r in df.itertuples()]
+    ops = [
+        AttnPrefill.uniform(
+            int(r.batch_size), int(r.isl), int(r.num_heads), int(r.hkv), int(r.head_dim), backend=r.backend
+        )
+        for r in df.itertuples()
+    ]
     out = cal.frame_from_ops(ops) if ops else pd.DataFrame(columns=cal.field_columns("attn_prefill"))
     out = _times(out, df["latency"])
     out["batch"], out["seq"] = df["batch_size"].to_numpy(), df["isl"].to_numpy()
@@ -125,8 +143,12 @@ def convert_generation_attention(df: pd.DataFrame) -> pd.DataFrame:
     df = _attention_rows(df)
     df["kv_len"] = df["isl"] + df["step"]
     df = df.drop_duplicates(["batch_size", "kv_len", "num_heads", "hkv", "head_dim", "backend"])
-    ops = [AttnDecode.uniform(int(r.batch_size), int(r.kv_len), int(r.num_heads), int(r.hkv),
-                              int(r.head_dim), backend=r.backend) for r in df.itertuples()]
+    ops = [
+        AttnDecode.uniform(
+            int(r.batch_size), int(r.kv_len), int(r.num_heads), int(r.hkv), int(r.head_dim), backend=r.backend
+        )
+        for r in df.itertuples()
+    ]
     out = cal.frame_from_ops(ops) if ops else pd.DataFrame(columns=cal.field_columns("attn_decode"))
     out = _times(out, df["latency"])
     out["kv_len"] = df["kv_len"].to_numpy()
@@ -153,24 +175,42 @@ def _routing(tokens: int, experts: int, topk: int, distribution: str) -> tuple[i
 
 def convert_moe(df: pd.DataFrame) -> pd.DataFrame:
     df = df[(df["moe_dtype"] == "bfloat16") & (df["moe_ep_size"] == 1)]
-    df = df.drop_duplicates(["num_tokens", "hidden_size", "inter_size", "topk", "num_experts",
-                             "moe_tp_size", "distribution", "kernel_source"]).reset_index(drop=True)
+    df = df.drop_duplicates(
+        [
+            "num_tokens",
+            "hidden_size",
+            "inter_size",
+            "topk",
+            "num_experts",
+            "moe_tp_size",
+            "distribution",
+            "kernel_source",
+        ]
+    ).reset_index(drop=True)
     rows = []
     for r in df.itertuples():
         inter = int(r.inter_size) // int(r.moe_tp_size)
-        busiest, active, skew = _routing(int(r.num_tokens), int(r.num_experts), int(r.topk),
-                                         r.distribution)
+        busiest, active, skew = _routing(int(r.num_tokens), int(r.num_experts), int(r.topk), r.distribution)
         backend = moe_backend(r.kernel_source)
-        for proj, k, n, share in (("gate_up", int(r.hidden_size), 2 * inter, 2.0 / 3.0),
-                                  ("down", inter, int(r.hidden_size), 1.0 / 3.0)):
-            op = GroupedGemm(int(r.num_experts), int(r.topk), int(r.num_tokens), k, n, busiest,
-                             active, "bf16", backend)
-            rows.append({**dataclasses.asdict(op),
-                         "ms": float(r.latency) * share, "ms_min": float(r.latency) * share,
-                         "model": f"h{r.hidden_size}-i{r.inter_size}-e{r.num_experts}-tp{r.moe_tp_size}",
-                         "proj": proj, "skew": skew, "distribution": r.distribution,
-                         "fused_moe_ms": float(r.latency), "split": f"{share:.3f} of fused MoE (FLOPs share)",
-                         "kernel_source": r.kernel_source})
+        for proj, k, n, share in (
+            ("gate_up", int(r.hidden_size), 2 * inter, 2.0 / 3.0),
+            ("down", inter, int(r.hidden_size), 1.0 / 3.0),
+        ):
+            op = GroupedGemm(int(r.num_experts), int(r.topk), int(r.num_tokens), k, n, busiest, active, "bf16", backend)
+            rows.append(
+                {
+                    **dataclasses.asdict(op),
+                    "ms": float(r.latency) * share,
+                    "ms_min": float(r.latency) * share,
+                    "model": f"h{r.hidden_size}-i{r.inter_size}-e{r.num_experts}-tp{r.moe_tp_size}",
+                    "proj": proj,
+                    "skew": skew,
+                    "distribution": r.distribution,
+                    "fused_moe_ms": float(r.latency),
+                    "split": f"{share:.3f} of fused MoE (FLOPs share)",
+                    "kernel_source": r.kernel_source,
+                }
+            )
     if not rows:
         return pd.DataFrame(columns=cal.field_columns("grouped_gemm") + ["ms", "ms_min"])
     return pd.DataFrame(rows)
@@ -179,9 +219,14 @@ def convert_moe(df: pd.DataFrame) -> pd.DataFrame:
 def convert_nccl(df: pd.DataFrame, dtype: str = "half") -> pd.DataFrame:
     df = df[(df["nccl_dtype"] == dtype) & df["op_name"].isin(list(NCCL_KINDS))]
     df = df.drop_duplicates(["op_name", "num_gpus", "message_size"]).reset_index(drop=True)
-    out = pd.DataFrame({"kind": df["op_name"].map(NCCL_KINDS),
-                        "size_bytes": df["message_size"].astype(np.int64) * NCCL_ELEM_BYTES[dtype],
-                        "world": df["num_gpus"].astype(int), "link": "nvlink"})
+    out = pd.DataFrame(
+        {
+            "kind": df["op_name"].map(NCCL_KINDS),
+            "size_bytes": df["message_size"].astype(np.int64) * NCCL_ELEM_BYTES[dtype],
+            "world": df["num_gpus"].astype(int),
+            "link": "nvlink",
+        }
+    )
     out = _times(out, df["latency"])
     out["nccl_dtype"] = dtype
     return _labels(out, df, ["kernel_source", "version"])
@@ -192,6 +237,7 @@ def systems_root() -> Path:
     """The perf-database root of the installed aiconfigurator (lazy import)."""
     try:
         import aiconfigurator_core as core  # aiconfigurator >= 0.12 keeps its data here
+
         root = Path(core.__file__).parent / "systems"
     except ImportError:
         try:
@@ -200,8 +246,7 @@ def systems_root() -> Path:
             raise FrontierError(EXTRA_HINT) from None
         root = Path(aic.__file__).parent / "systems"
     if not (root / "data").is_dir():
-        raise FrontierError(f"aiconfigurator found but without a perf database at {root / 'data'}; "
-                            f"{EXTRA_HINT}")
+        raise FrontierError(f"aiconfigurator found but without a perf database at {root / 'data'}; {EXTRA_HINT}")
     return root
 
 
@@ -226,17 +271,25 @@ def convert(family: str, raw: pd.DataFrame) -> pd.DataFrame:
     return globals()[FILES[family][2]](raw)
 
 
-def import_aiconfigurator(system: str, backend: str = "vllm", *, gpu: str | None = None,
-                          dest_root: Path | str | None = None, overwrite: bool = False,
-                          version: str | None = None, root: Path | None = None) -> dict:
+def import_aiconfigurator(
+    system: str,
+    backend: str = "vllm",
+    *,
+    gpu: str | None = None,
+    dest_root: Path | str | None = None,
+    overwrite: bool = False,
+    version: str | None = None,
+    root: Path | None = None,
+) -> dict:
     """Write the system's tables into calibration/<gpu>/tables; returns what was done."""
     from frontier.spec.hardware import get_gpu
 
     try:
         spec = get_gpu(gpu or system)
     except SpecError:
-        raise FrontierError(f"no GPU spec matches aiconfigurator system '{system}'; pass --gpu "
-                            f"NAME of a GPU in frontier/spec/gpus.yaml") from None
+        raise FrontierError(
+            f"no GPU spec matches aiconfigurator system '{system}'; pass --gpu NAME of a GPU in frontier/spec/gpus.yaml"
+        ) from None
     root = Path(root) if root else systems_root()
     system_dir = root / "data" / system
     if not system_dir.is_dir():
@@ -264,18 +317,24 @@ def import_aiconfigurator(system: str, backend: str = "vllm", *, gpu: str | None
         done["written"][family] = int(len(table))
         sources[family] = {
             "provenance": f"aiconfigurator perf database ({LICENSE}, NVIDIA), imported",
-            "system": system, "backend": "nccl" if family == "collective" else backend,
-            "version": path.parent.name, "file": str(path.relative_to(root)),
-            "package": _package_version(), "rows": int(len(table)),
+            "system": system,
+            "backend": "nccl" if family == "collective" else backend,
+            "version": path.parent.name,
+            "file": str(path.relative_to(root)),
+            "package": _package_version(),
+            "rows": int(len(table)),
         }
     meta = cal.read_meta(gpu_dir)
     meta.setdefault("gpu", spec.name)
     meta.setdefault("device_name", device)
     meta.setdefault("sm_count", spec.sm_count)
-    meta.setdefault("method", "aiconfigurator collectors (see the aiconfigurator repository's "
-                              "collector/): kernels timed with CUDA events/graphs on the named "
-                              "framework version; no L2 flush between reps is guaranteed, so "
-                              "timings may differ from Frontier's profiler method")
+    meta.setdefault(
+        "method",
+        "aiconfigurator collectors (see the aiconfigurator repository's "
+        "collector/): kernels timed with CUDA events/graphs on the named "
+        "framework version; no L2 flush between reps is guaranteed, so "
+        "timings may differ from Frontier's profiler method",
+    )
     meta.setdefault("date", _dt.date.today().isoformat())
     meta.setdefault("sources", {}).update(sources)
     if sources:

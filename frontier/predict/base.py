@@ -6,6 +6,7 @@ memoises its answers: the simulator asks for the same shapes millions of times, 
 collected per family and predicted in one vectorised call. The memo is bounded (`MEMO_LIMIT`
 operators, then it starts afresh), so a long run's memory does not grow with its distinct shapes.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict

@@ -13,13 +13,21 @@ of a decode batch is interpolated in a dense table of (new tokens, context) or (
 tokens), filled a whole row per predictor call; attention of several prefills at once on length
 statistics snapped to a grid (see `frontier.predict.grid`).
 """
+
 from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass
 
-from frontier.ops.graph import (BatchStats, Parallel, attention_block, attention_core, dense_mlp, ffn_block,
-                                head_operators)
+from frontier.ops.graph import (
+    BatchStats,
+    Parallel,
+    attention_block,
+    attention_core,
+    dense_mlp,
+    ffn_block,
+    head_operators,
+)
 from frontier.ops.operators import Collective, EPExchange
 from frontier.predict.base import Predictor
 from frontier.predict.grid import EXACT_TOKENS, grid_neighbours, points_from, snap
@@ -38,6 +46,7 @@ def _grid_points(top: int, step: float) -> int:
         p = grid_neighbours(p + 1, step)[1] if p >= 64 else p + 1
         n += 1
     return n
+
 
 # vLLM's default CUDA-graph capture sizes: 1, 2, 4, then every 8 up to 512.
 DEFAULT_CAPTURE_SIZES = (1, 2, 4) + tuple(range(8, 513, 8))
@@ -62,12 +71,12 @@ def in_graph_ms(op, ms: float) -> float:
 @dataclass(frozen=True)
 class StepOverheads:
     cuda_graph: bool = True
-    eager_launch_us: float = 6.0     # CPU launch cost per kernel when not captured
-    graph_launch_us: float = 1.0     # gap between kernels replayed from a CUDA graph
-    cpu_overhead_ms: float = 1.0     # host time per step: scheduling, input prep, sampling
+    eager_launch_us: float = 6.0  # CPU launch cost per kernel when not captured
+    graph_launch_us: float = 1.0  # gap between kernels replayed from a CUDA graph
+    cpu_overhead_ms: float = 1.0  # host time per step: scheduling, input prep, sampling
     capture_sizes: tuple[int, ...] = DEFAULT_CAPTURE_SIZES
     graph_mixed_batches: bool = False  # vLLM 0.11+: piecewise graphs also for prefill/mixed batches
-    host_overlapped: bool = False    # async / overlap scheduling: host work runs during the GPU's
+    host_overlapped: bool = False  # async / overlap scheduling: host work runs during the GPU's
     overlap_residual_ms: float = 0.0  # what an overlapped step still waits for on the host
 
     def wall_ms(self, gpu_ms: float) -> float:
@@ -85,22 +94,37 @@ def split(stats: BatchStats, parts: int) -> BatchStats:
     def up(x: int) -> int:
         return -(-x // parts)
 
-    return BatchStats(up(stats.num_prefill), up(stats.prefill_tokens), up(stats.prefill_sum_q2),
-                      up(stats.prefill_sum_qc), up(stats.prefill_sum_kv), stats.prefill_max_q,
-                      stats.prefill_max_kv, up(stats.num_decode), up(stats.decode_sum_kv),
-                      stats.decode_max_kv, up(stats.num_sampled))
+    return BatchStats(
+        up(stats.num_prefill),
+        up(stats.prefill_tokens),
+        up(stats.prefill_sum_q2),
+        up(stats.prefill_sum_qc),
+        up(stats.prefill_sum_kv),
+        stats.prefill_max_q,
+        stats.prefill_max_kv,
+        up(stats.num_decode),
+        up(stats.decode_sum_kv),
+        stats.decode_max_kv,
+        up(stats.num_sampled),
+    )
 
 
 class BlockCosts:
     """(compute ms, all-to-all ms) of the blocks of one instance's steps, memoised."""
 
-    def __init__(self, model: ModelSpec, par: Parallel, predictor: Predictor,
-                 overheads: StepOverheads = StepOverheads(), attn_backend: str = "flash",
-                 dtype: str = "bf16"):
+    def __init__(
+        self,
+        model: ModelSpec,
+        par: Parallel,
+        predictor: Predictor,
+        overheads: StepOverheads = StepOverheads(),
+        attn_backend: str = "flash",
+        dtype: str = "bf16",
+    ):
         self.model, self.par, self.predictor = model, par, predictor
         self.overheads, self.attn_backend, self.dtype = overheads, attn_backend, dtype
         self._memo: dict[tuple, tuple[float, float]] = {}
-        self._multi: dict[tuple, float] = {}   # attention of several prefills, by snapped statistics
+        self._multi: dict[tuple, float] = {}  # attention of several prefills, by snapped statistics
         # One prefill sequence: (new tokens grid point) -> attention ms at every context point.
         self._prefill_rows: dict[int, list[float]] = {}
         self._contexts = [0] + points_from(1, 1 + _grid_points(model.max_model_len, PREFILL_STEP), PREFILL_STEP)
@@ -132,7 +156,7 @@ class BlockCosts:
         ms = self.predictor.ops_ms([op for ops in lists for op, _ in ops])
         at = 0
         for key, ops in zip(keys, lists):
-            self._memo[key] = self._launched(ops, ms[at:at + len(ops)], graph)
+            self._memo[key] = self._launched(ops, ms[at : at + len(ops)], graph)
             at += len(ops)
 
     def _launched(self, ops, ms, graph: bool) -> tuple[float, float]:
@@ -183,8 +207,9 @@ class BlockCosts:
         """(compute, all-to-all) ms of the layers' token-shaped blocks for one rank's `tokens`
         (the EP group of the MoE layers gathers the tokens of all attention-DP ranks)."""
         m, p, d = self.model, self.par, self.dtype
-        return self._on_token_grid("layers", tokens, graph, lambda t: (
-            attention_block(m, p, t, d) + ffn_block(m, p, t, d, t * p.dp_attention)))
+        return self._on_token_grid(
+            "layers", tokens, graph, lambda t: attention_block(m, p, t, d) + ffn_block(m, p, t, d, t * p.dp_attention)
+        )
 
     def dense_mlp_ms(self, tokens: int, graph: bool) -> float:
         """The dense MLP of the leading dense layers alone (no all-to-all to hide behind)."""
@@ -204,9 +229,19 @@ class BlockCosts:
         return sum(self._block(("ffn-block", tokens), lambda: ffn_block(m, p, per_gpu, d, tokens), False))
 
     def _prefill_key(self, stats: BatchStats, graph: bool) -> tuple:
-        return ("pre", BatchStats(stats.num_prefill, snap(stats.prefill_tokens), snap(stats.prefill_sum_q2),
-                                  snap(stats.prefill_sum_qc), snap(stats.prefill_sum_kv),
-                                  snap(stats.prefill_max_q, 1.2), snap(stats.prefill_max_kv, 1.2)), graph)
+        return (
+            "pre",
+            BatchStats(
+                stats.num_prefill,
+                snap(stats.prefill_tokens),
+                snap(stats.prefill_sum_q2),
+                snap(stats.prefill_sum_qc),
+                snap(stats.prefill_sum_kv),
+                snap(stats.prefill_max_q, 1.2),
+                snap(stats.prefill_max_kv, 1.2),
+            ),
+            graph,
+        )
 
     def warm(self, prompt_tokens, budget: int) -> None:
         """Predict, in one call, the one-prefill attention rows of every prompt (or chunk) size
@@ -216,7 +251,7 @@ class BlockCosts:
             return
         longest = int(prompts[-1])
         at = bisect.bisect_left(self._contexts, longest)
-        self._contexts = self._contexts[:at + 1]
+        self._contexts = self._contexts[: at + 1]
         chunks = np.unique(np.minimum(prompts, budget)).tolist()
         self._fill_prefill_rows(sorted({g for n in chunks for g in grid_neighbours(n, PREFILL_STEP)}))
 
@@ -226,8 +261,12 @@ class BlockCosts:
             return
         m, p, be, d = self.model, self.par, self.attn_backend, self.dtype
         ctx = self._contexts
-        ops = [(op, count) for q in rows for c in ctx
-               for op, count in attention_core(m, p, BatchStats(1, q, q * q, q * c, q + c, q, q + c), be, d)]
+        ops = [
+            (op, count)
+            for q in rows
+            for c in ctx
+            for op, count in attention_core(m, p, BatchStats(1, q, q * q, q * c, q + c, q, q + c), be, d)
+        ]
         ms = self.predictor.ops_ms([op for op, _ in ops])
         counts = np.array([count for _, count in ops], dtype=float)
         launch = self.overheads.eager_launch_us * 1e-3  # prefill steps are never graph-captured
@@ -277,8 +316,12 @@ class BlockCosts:
         q = stats.prefill_tokens
         c = stats.prefill_max_kv - q
         one = None
-        if (stats.num_prefill == 1 and stats.prefill_sum_q2 == q * q and stats.prefill_sum_qc == q * c
-                and stats.prefill_max_q == q):
+        if (
+            stats.num_prefill == 1
+            and stats.prefill_sum_q2 == q * q
+            and stats.prefill_sum_qc == q * c
+            and stats.prefill_max_q == q
+        ):
             # One whole sequence (a share of a batch split over ranks or micro-batches is not).
             one = self.one_prefill_ms(q, c)
         if one is not None:
@@ -302,9 +345,13 @@ class BlockCosts:
             if a is None or c is None:
                 ahead = points_from(lo, 24, 1.05)
                 sizes = {max(1, b + d) for d in (-2, -1, 0, 1, 2)}
-                self._fill([("dec", bb, g, -(-g // bb), graph) for bb in sizes for g in ahead if g >= bb],
-                           lambda k: attention_core(m, p, BatchStats(num_decode=k[1], decode_sum_kv=k[2],
-                                                                     decode_max_kv=k[3]), be, d), graph)
+                self._fill(
+                    [("dec", bb, g, -(-g // bb), graph) for bb in sizes for g in ahead if g >= bb],
+                    lambda k: attention_core(
+                        m, p, BatchStats(num_decode=k[1], decode_sum_kv=k[2], decode_max_kv=k[3]), be, d
+                    ),
+                    graph,
+                )
                 a, c = memo[("dec", b, lo, -(-lo // b), graph)], memo[("dec", b, hi, -(-hi // b), graph)]
             a, c = a[0], c[0]
             total += a if hi == lo else a + (c - a) * (s - lo) / (hi - lo)

@@ -11,6 +11,7 @@ then `ms` (median) and `ms_min` (fastest rep); any other column is a label (mode
 config, routing skew, ...) that the predictors ignore. The profiler, the reference import below and
 the aiconfigurator importer all write this one format.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -24,8 +25,7 @@ import numpy as np
 import pandas as pd
 
 from frontier.errors import FrontierError
-from frontier.ops.operators import (FAMILIES, OPERATOR_CLASSES, TIME_COLUMNS, AttnDecode, AttnPrefill,
-                                    Operator)
+from frontier.ops.operators import FAMILIES, OPERATOR_CLASSES, TIME_COLUMNS, AttnDecode, AttnPrefill, Operator
 from frontier.paths import CALIBRATION_DIR
 
 REFERENCE_PROVENANCE = "reference measurements, one H100 SXM, see method"
@@ -40,8 +40,7 @@ def field_columns(family: str) -> list[str]:
 
 def required_columns(family: str) -> list[str]:
     """Fields without a default (must be in the table) plus `ms`."""
-    return [f.name for f in dataclasses.fields(op_class(family))
-            if f.default is dataclasses.MISSING] + ["ms"]
+    return [f.name for f in dataclasses.fields(op_class(family)) if f.default is dataclasses.MISSING] + ["ms"]
 
 
 def op_class(family: str) -> type:
@@ -52,8 +51,7 @@ def op_class(family: str) -> type:
 
 
 def _defaults(family: str) -> dict:
-    return {f.name: f.default for f in dataclasses.fields(op_class(family))
-            if f.default is not dataclasses.MISSING}
+    return {f.name: f.default for f in dataclasses.fields(op_class(family)) if f.default is not dataclasses.MISSING}
 
 
 def _coerce(df: pd.DataFrame, family: str) -> pd.DataFrame:
@@ -79,7 +77,8 @@ def check_columns(df: pd.DataFrame, family: str, where: str) -> None:
     if missing:
         raise FrontierError(
             f"{where}: missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)}; "
-            f"a {family} table needs {', '.join(required_columns(family))}")
+            f"a {family} table needs {', '.join(required_columns(family))}"
+        )
 
 
 def order_columns(df: pd.DataFrame, family: str) -> pd.DataFrame:
@@ -157,14 +156,18 @@ def convert_reference(family: str, raw: pd.DataFrame) -> pd.DataFrame:
         out["dtype"] = "bf16"
         return order_columns(out, "gemm")
     if family == "attn_prefill":
-        ops = [AttnPrefill.uniform(int(r.batch), int(r.seq), int(r.hq), int(r.hkv), int(r.d),
-                                   backend=str(r.backend)) for r in raw.itertuples()]
+        ops = [
+            AttnPrefill.uniform(int(r.batch), int(r.seq), int(r.hq), int(r.hkv), int(r.d), backend=str(r.backend))
+            for r in raw.itertuples()
+        ]
         out = frame_from_ops(ops)
         labels = raw[[c for c in raw.columns if c not in out.columns]].reset_index(drop=True)
         return order_columns(pd.concat([out, labels], axis=1), family)
     if family == "attn_decode":
-        ops = [AttnDecode.uniform(int(r.batch), int(r.kv_len), int(r.hq), int(r.hkv), int(r.d),
-                                  backend=str(r.backend)) for r in raw.itertuples()]
+        ops = [
+            AttnDecode.uniform(int(r.batch), int(r.kv_len), int(r.hq), int(r.hkv), int(r.d), backend=str(r.backend))
+            for r in raw.itertuples()
+        ]
         out = frame_from_ops(ops)
         labels = raw[[c for c in raw.columns if c not in out.columns]].reset_index(drop=True)
         return order_columns(pd.concat([out, labels], axis=1), family)
@@ -181,14 +184,12 @@ def _readme_method(readme: Path) -> tuple[str, int | None]:
         return "", None
     text = readme.read_text()
     m = re.search(r"## Method[^\n]*\n(.*?)(?=\n## |\Z)", text, re.S)
-    method = " ".join(line.strip(" -") for line in (m.group(1) if m else "").splitlines()
-                      if line.strip())
+    method = " ".join(line.strip(" -") for line in (m.group(1) if m else "").splitlines() if line.strip())
     clock = re.search(r"SM clock (\d+) MHz", text)
     return method, int(clock.group(1)) if clock else None
 
 
-def import_reference(src_dir: Path | str, gpu: str = "h100-sxm",
-                     dest_root: Path | str | None = None) -> Path:
+def import_reference(src_dir: Path | str, gpu: str = "h100-sxm", dest_root: Path | str | None = None) -> Path:
     """Convert ../shared/h100-reference into calibration/<gpu>/tables + meta.json.
 
     Keeps whatever meta.json already holds that the import does not set (e.g. the collective
@@ -207,29 +208,31 @@ def import_reference(src_dir: Path | str, gpu: str = "h100-sxm",
             continue
         table = convert_reference(family, pd.read_csv(path))
         write_table(table, gpu_dir, family)
-        sources[family] = {"provenance": REFERENCE_PROVENANCE, "path": str(path.resolve()),
-                           "rows": int(len(table))}
+        sources[family] = {"provenance": REFERENCE_PROVENANCE, "path": str(path.resolve()), "rows": int(len(table))}
     if not sources:
         raise FrontierError(f"{src}: none of {', '.join(f + '.csv' for f in REFERENCE_FILES)} found")
-    measured = _dt.date.fromtimestamp((src / "env.json").stat().st_mtime).isoformat() \
-        if (src / "env.json").exists() else None
+    measured = (
+        _dt.date.fromtimestamp((src / "env.json").stat().st_mtime).isoformat() if (src / "env.json").exists() else None
+    )
     meta = read_meta(gpu_dir)
-    meta.update({
-        "gpu": gpu,
-        "device_name": env.get("name"),
-        "sm_count": env.get("sms"),
-        "sm_clock_mhz": clock,
-        "memory_gib": env.get("mem_gib"),
-        "driver": env.get("driver"),
-        "cuda": env.get("cuda"),
-        "cudnn": env.get("cudnn"),
-        "torch": env.get("torch"),
-        "triton": env.get("triton"),
-        "date": measured,
-        "imported": _dt.date.today().isoformat(),
-        "method": method,
-        "tiny_kernel_wall_ms": env.get("tiny_kernel_wall_ms"),
-    })
+    meta.update(
+        {
+            "gpu": gpu,
+            "device_name": env.get("name"),
+            "sm_count": env.get("sms"),
+            "sm_clock_mhz": clock,
+            "memory_gib": env.get("mem_gib"),
+            "driver": env.get("driver"),
+            "cuda": env.get("cuda"),
+            "cudnn": env.get("cudnn"),
+            "torch": env.get("torch"),
+            "triton": env.get("triton"),
+            "date": measured,
+            "imported": _dt.date.today().isoformat(),
+            "method": method,
+            "tiny_kernel_wall_ms": env.get("tiny_kernel_wall_ms"),
+        }
+    )
     meta["sources"] = {**meta.get("sources", {}), **sources}
     write_meta(gpu_dir, meta)
     if (gpu_dir / PUBLISHED_NCCL).exists() and not table_path(gpu_dir, "collective").exists():
@@ -246,7 +249,8 @@ COLLECTIVE_FIT_METHOD = (
     "published/nccl.csv (their `source` column names each figure). NVLink: NVIDIA's NCCL 2.29.2 "
     "sweep of 8x H100 SXM (2, 4, 8 GPUs, 256 B-512 MiB) shipped in the Apache-2.0 aiconfigurator "
     "package. Network: two anchors per kind for 2 nodes x 8 GPUs over 400 Gb/s NDR InfiniBand "
-    "(small-message latency, large-message per-NIC bus bandwidth) from NVIDIA engineers' figures.")
+    "(small-message latency, large-message per-NIC bus bandwidth) from NVIDIA engineers' figures."
+)
 
 
 def attach_collective_fit(gpu_dir: Path, points_path: Path | None = None) -> dict:

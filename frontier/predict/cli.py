@@ -3,6 +3,7 @@
 `commands` is what frontier/cli.py registers on the main group. User errors are raised as
 FrontierError (one line, exit 2 through the main group).
 """
+
 from __future__ import annotations
 
 import sys
@@ -15,12 +16,12 @@ from frontier.errors import FrontierError
 # op -> (required columns, optional columns with defaults)
 OP_COLUMNS: dict[str, tuple[tuple[str, ...], dict]] = {
     "gemm": (("m", "k", "n"), {"dtype": "bf16"}),
-    "attn_prefill": (("batch", "seq", "hq", "hkv", "d"), {"backend": "flash", "dv": None,
-                                                          "context": 0}),
+    "attn_prefill": (("batch", "seq", "hq", "hkv", "d"), {"backend": "flash", "dv": None, "context": 0}),
     "attn_decode": (("batch", "kv_len", "hq", "hkv", "d"), {"backend": "flash", "dv": None}),
-    "grouped_gemm": (("experts", "topk", "tokens", "k", "n"),
-                     {"max_per_expert": None, "active_experts": None, "skew": 0.0,
-                      "backend": "grouped_mm", "dtype": "bf16"}),
+    "grouped_gemm": (
+        ("experts", "topk", "tokens", "k", "n"),
+        {"max_per_expert": None, "active_experts": None, "skew": 0.0, "backend": "grouped_mm", "dtype": "bf16"},
+    ),
     "iteration": (("model", "phase", "batch", "seq_or_kv"), {"tp": 1, "cuda_graph": True}),
 }
 ALLOWED = {
@@ -46,8 +47,10 @@ def read_input(path: Path, op: str):
     missing = [c for c in required if c not in df.columns]
     if missing:
         opt = f" (optional: {', '.join(optional)})" if optional else ""
-        raise FrontierError(f"{path.name}: missing column{'s' if len(missing) > 1 else ''} "
-                            f"{', '.join(missing)}; --op {op} needs {', '.join(required)}{opt}")
+        raise FrontierError(
+            f"{path.name}: missing column{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(missing)}; --op {op} needs {', '.join(required)}{opt}"
+        )
     if df.empty:
         raise FrontierError(f"{path.name}: no rows to predict")
     return df
@@ -67,8 +70,7 @@ def _ints(df, cols, path: Path, positive: bool = True, allow_missing: bool = Fal
         if bad.any():
             i = int(bad.to_numpy().nonzero()[0][0])
             what = "a positive integer" if positive else "a non-negative integer"
-            raise FrontierError(f"{path.name}: row {i + 2}, column {c}: '{df[c].iloc[i]}' is not "
-                                f"{what}")
+            raise FrontierError(f"{path.name}: row {i + 2}, column {c}: '{df[c].iloc[i]}' is not {what}")
         out[c] = col
     return out
 
@@ -79,8 +81,7 @@ def _choice(df, col: str, default, allowed, path: Path):
     values = [x.strip() or str(default) for x in df[col].tolist()]
     for i, v in enumerate(values):
         if v not in allowed:
-            raise FrontierError(f"{path.name}: row {i + 2}, column {col}: '{v}' is not one of "
-                                f"{' | '.join(allowed)}")
+            raise FrontierError(f"{path.name}: row {i + 2}, column {col}: '{v}' is not one of {' | '.join(allowed)}")
     return values
 
 
@@ -97,17 +98,38 @@ def build_ops(df, op: str, path: Path) -> list:
         return [Gemm(int(v["m"][i]), int(v["k"][i]), int(v["n"][i]), dtype[i]) for i in range(n)]
     if op in ("attn_prefill", "attn_decode"):
         backend = _choice(df, "backend", "flash", ALLOWED["attn_backend"], path)
-        dv = (_ints(df, ["dv"], path, allow_missing=True)["dv"].fillna(v["d"])
-              if "dv" in df.columns else v["d"])
+        dv = _ints(df, ["dv"], path, allow_missing=True)["dv"].fillna(v["d"]) if "dv" in df.columns else v["d"]
         if op == "attn_prefill":
-            ctx = (_ints(df, ["context"], path, positive=False, allow_missing=True)["context"]
-                   .fillna(0) if "context" in df.columns else [0] * n)
-            return [AttnPrefill.uniform(int(v["batch"][i]), int(v["seq"][i]), int(v["hq"][i]),
-                                        int(v["hkv"][i]), int(v["d"][i]), int(dv[i]), backend[i],
-                                        context=int(ctx[i])) for i in range(n)]
-        return [AttnDecode.uniform(int(v["batch"][i]), int(v["kv_len"][i]), int(v["hq"][i]),
-                                   int(v["hkv"][i]), int(v["d"][i]), int(dv[i]), backend[i])
-                for i in range(n)]
+            ctx = (
+                _ints(df, ["context"], path, positive=False, allow_missing=True)["context"].fillna(0)
+                if "context" in df.columns
+                else [0] * n
+            )
+            return [
+                AttnPrefill.uniform(
+                    int(v["batch"][i]),
+                    int(v["seq"][i]),
+                    int(v["hq"][i]),
+                    int(v["hkv"][i]),
+                    int(v["d"][i]),
+                    int(dv[i]),
+                    backend[i],
+                    context=int(ctx[i]),
+                )
+                for i in range(n)
+            ]
+        return [
+            AttnDecode.uniform(
+                int(v["batch"][i]),
+                int(v["kv_len"][i]),
+                int(v["hq"][i]),
+                int(v["hkv"][i]),
+                int(v["d"][i]),
+                int(dv[i]),
+                backend[i],
+            )
+            for i in range(n)
+        ]
     if op == "grouped_gemm":
         import pandas as pd
 
@@ -118,10 +140,14 @@ def build_ops(df, op: str, path: Path) -> list:
             blank = df["skew"].str.strip() == ""
             skew = pd.to_numeric(df["skew"].where(~blank, "0"), errors="coerce")
             if skew.isna().any() or (skew < 0).any():
-                raise FrontierError(f"{path.name}: column skew must be a number >= 0 "
-                                    f"(0 = uniform routing, 1.2 = Zipf-like hot experts)")
-        given = {c: _ints(df, [c], path, allow_missing=True)[c]
-                 for c in ("max_per_expert", "active_experts") if c in df.columns}
+                raise FrontierError(
+                    f"{path.name}: column skew must be a number >= 0 (0 = uniform routing, 1.2 = Zipf-like hot experts)"
+                )
+        given = {
+            c: _ints(df, [c], path, allow_missing=True)[c]
+            for c in ("max_per_expert", "active_experts")
+            if c in df.columns
+        }
         ops = []
         for i in range(n):
             e, k, t = int(v["experts"][i]), int(v["topk"][i]), int(v["tokens"][i])
@@ -132,8 +158,7 @@ def build_ops(df, op: str, path: Path) -> list:
                 busiest = int(given["max_per_expert"][i])
             if "active_experts" in given and not pd.isna(given["active_experts"][i]):
                 active = int(given["active_experts"][i])
-            ops.append(GroupedGemm(e, k, t, int(v["k"][i]), int(v["n"][i]), busiest, active,
-                                   dtype[i], backend[i]))
+            ops.append(GroupedGemm(e, k, t, int(v["k"][i]), int(v["n"][i]), busiest, active, dtype[i], backend[i]))
         return ops
     raise FrontierError(f"unknown op {op}")
 
@@ -150,22 +175,41 @@ def predict_iteration(df, gpu, predictor, path: Path) -> list[float]:
 
     v = _ints(df, ["batch", "seq_or_kv"], path)
     tp = _ints(df, ["tp"], path, allow_missing=True)["tp"].fillna(1) if "tp" in df.columns else [1] * len(df)
-    graph = (df["cuda_graph"].str.strip().str.lower().isin(["", "1", "true", "yes"])
-             if "cuda_graph" in df.columns else [True] * len(df))
+    graph = (
+        df["cuda_graph"].str.strip().str.lower().isin(["", "1", "true", "yes"])
+        if "cuda_graph" in df.columns
+        else [True] * len(df)
+    )
     out = []
     for i, (name, phase) in enumerate(zip(df["model"], df["phase"])):
         phase = phase.strip()
         if phase not in ("prefill", "decode"):
             raise FrontierError(f"{path.name}: row {i + 2}: phase must be prefill or decode, got '{phase}'")
         b, n = int(v["batch"][i]), int(v["seq_or_kv"][i])
-        stats = (BatchStats(num_prefill=b, prefill_tokens=b * n, prefill_sum_q2=b * n * n, prefill_sum_kv=b * n,
-                            prefill_max_q=n, prefill_max_kv=n, num_sampled=b) if phase == "prefill" else
-                 BatchStats(num_decode=b, decode_sum_kv=b * n, decode_max_kv=n, num_sampled=b))
+        stats = (
+            BatchStats(
+                num_prefill=b,
+                prefill_tokens=b * n,
+                prefill_sum_q2=b * n * n,
+                prefill_sum_kv=b * n,
+                prefill_max_q=n,
+                prefill_max_kv=n,
+                num_sampled=b,
+            )
+            if phase == "prefill"
+            else BatchStats(num_decode=b, decode_sum_kv=b * n, decode_max_kv=n, num_sampled=b)
+        )
         model = load_model(name.strip())
         check_tp(model, gpu, int(tp[i]), f"{path.name}: row {i + 2}, column tp")
-        rule = Sequential(BlockCosts(model, Parallel(tp=int(tp[i])), predictor,
-                                     StepOverheads(cuda_graph=bool(graph[i]), cpu_overhead_ms=0.0),
-                                     dtype=model.weight_dtype))
+        rule = Sequential(
+            BlockCosts(
+                model,
+                Parallel(tp=int(tp[i])),
+                predictor,
+                StepOverheads(cuda_graph=bool(graph[i]), cpu_overhead_ms=0.0),
+                dtype=model.weight_dtype,
+            )
+        )
         out.append(rule.step(stats).total_s * 1e3)
     return out
 
@@ -173,30 +217,37 @@ def predict_iteration(df, gpu, predictor, path: Path) -> list[float]:
 # --------------------------------------------------------------------------- commands
 @click.command("train")
 @click.option("--gpu", required=True, help="GPU name (frontier gpus lists them).")
-@click.option("--family", "families", multiple=True,
-              help="Train only this family (repeatable); default: every family with a table.")
+@click.option(
+    "--family",
+    "families",
+    multiple=True,
+    help="Train only this family (repeatable); default: every family with a table.",
+)
 @click.option("--no-validate", is_flag=True, help="Skip the held-out-shape validation.")
-@click.option("--calibration-dir", type=click.Path(path_type=Path), default=None,
-              help="Root of the calibration folders (default: the repository's calibration/).")
-def train(gpu: str, families: tuple[str, ...], no_validate: bool,
-          calibration_dir: Path | None) -> None:
+@click.option(
+    "--calibration-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Root of the calibration folders (default: the repository's calibration/).",
+)
+def train(gpu: str, families: tuple[str, ...], no_validate: bool, calibration_dir: Path | None) -> None:
     """Fit one XGBoost predictor per operator family from calibration/<gpu>/tables."""
     from frontier.predict.train import train_gpu
 
-    train_gpu(gpu, calibration_dir=calibration_dir, families=list(families) or None,
-              validate=not no_validate, progress=True)
+    train_gpu(
+        gpu, calibration_dir=calibration_dir, families=list(families) or None, validate=not no_validate, progress=True
+    )
 
 
 @click.command("predict")
 @click.option("--gpu", required=True, help="GPU name (frontier gpus lists them).")
-@click.option("--op", "op", required=True, type=click.Choice(list(OP_COLUMNS)),
-              help="Operator the rows describe.")
+@click.option("--op", "op", required=True, type=click.Choice(list(OP_COLUMNS)), help="Operator the rows describe.")
 @click.argument("input_csv", type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
-              help="Write here (default: print the CSV).")
+@click.option(
+    "-o", "--output", type=click.Path(path_type=Path), default=None, help="Write here (default: print the CSV)."
+)
 @click.option("--calibration-dir", type=click.Path(path_type=Path), default=None, hidden=True)
-def predict(gpu: str, op: str, input_csv: Path, output: Path | None,
-            calibration_dir: Path | None) -> None:
+def predict(gpu: str, op: str, input_csv: Path, output: Path | None, calibration_dir: Path | None) -> None:
     """Predict the latency of each row of INPUT_CSV: copies it and adds `pred_ms`.
 
     \b
@@ -228,8 +279,10 @@ def predict(gpu: str, op: str, input_csv: Path, output: Path | None,
         source = predictor.model_for(ops[0].family).source
         if source != "xgboost":
             Console(stderr=True).print(
-                f"[yellow]note:[/] no calibrated {op} predictor for {spec.name}: "
-                f"predicted by the {source} model", highlight=False, soft_wrap=True)
+                f"[yellow]note:[/] no calibrated {op} predictor for {spec.name}: predicted by the {source} model",
+                highlight=False,
+                soft_wrap=True,
+            )
     out = df.copy()
     out["pred_ms"] = [round(float(x), 6) for x in pred]
     if output is None:
@@ -247,14 +300,20 @@ def calibration() -> None:
 
 @calibration.command("import-aiconfigurator")
 @click.option("--system", required=True, help="aiconfigurator system, e.g. h100_sxm, h200_sxm, b200_sxm, gb200.")
-@click.option("--backend", default="vllm", show_default=True,
-              type=click.Choice(["vllm", "sglang", "trtllm"]), help="Serving framework tables.")
+@click.option(
+    "--backend",
+    default="vllm",
+    show_default=True,
+    type=click.Choice(["vllm", "sglang", "trtllm"]),
+    help="Serving framework tables.",
+)
 @click.option("--gpu", default=None, help="Frontier GPU name (default: the system's name).")
 @click.option("--version", "version", default=None, help="Framework version (default: newest).")
 @click.option("--overwrite", is_flag=True, help="Replace tables the GPU already has.")
 @click.option("--calibration-dir", type=click.Path(path_type=Path), default=None, hidden=True)
-def import_aiconfigurator_cmd(system: str, backend: str, gpu: str | None, version: str | None,
-                              overwrite: bool, calibration_dir: Path | None) -> None:
+def import_aiconfigurator_cmd(
+    system: str, backend: str, gpu: str | None, version: str | None, overwrite: bool, calibration_dir: Path | None
+) -> None:
     """Turn aiconfigurator's GEMM, attention, MoE and NCCL tables into Frontier tables."""
     from rich.console import Console
 
@@ -262,16 +321,15 @@ def import_aiconfigurator_cmd(system: str, backend: str, gpu: str | None, versio
 
     console = Console(stderr=True)
     with console.status(f"importing aiconfigurator {system}/{backend}"):
-        done = import_aiconfigurator(system, backend, gpu=gpu, dest_root=calibration_dir,
-                                     overwrite=overwrite, version=version)
+        done = import_aiconfigurator(
+            system, backend, gpu=gpu, dest_root=calibration_dir, overwrite=overwrite, version=version
+        )
     for family, rows in done["written"].items():
         console.print(f"{done['gpu']}: wrote {family}.csv ({rows} rows)", highlight=False)
     if done["kept"]:
-        console.print(f"kept existing tables: {', '.join(done['kept'])} (--overwrite replaces "
-                      "them)", highlight=False)
+        console.print(f"kept existing tables: {', '.join(done['kept'])} (--overwrite replaces them)", highlight=False)
     if done["missing"]:
-        console.print(f"not in the database for {system}/{backend}: {', '.join(done['missing'])}",
-                      highlight=False)
+        console.print(f"not in the database for {system}/{backend}: {', '.join(done['missing'])}", highlight=False)
     if done["written"]:
         console.print(f"next: frontier train --gpu {done['gpu']}", highlight=False)
 

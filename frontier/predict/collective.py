@@ -11,6 +11,7 @@ LL128 and Simple) per (link, kind, world).
 Used for a GPU whose calibration has no measured collective table: `meta.json` holds the fit
 (`collective_fit`) and where its points came from; `CollectiveFitModel` predicts from it.
 """
+
 from __future__ import annotations
 
 import math
@@ -22,9 +23,13 @@ from frontier.ops.operators import Collective
 from frontier.predict.roofline import WIRE_FACTOR
 
 # A kind with no fitted points borrows the fit of a kind that moves data the same way.
-KIND_FALLBACK = {"send_recv": "all_to_all", "all_gather": "all_to_all",
-                 "reduce_scatter": "all_to_all", "all_to_all": "all_reduce",
-                 "all_reduce": "all_to_all"}
+KIND_FALLBACK = {
+    "send_recv": "all_to_all",
+    "all_gather": "all_to_all",
+    "reduce_scatter": "all_to_all",
+    "all_to_all": "all_reduce",
+    "all_reduce": "all_to_all",
+}
 LINKS = ("nvlink", "network")
 
 
@@ -65,6 +70,7 @@ def fit_alpha_beta(size_bytes: np.ndarray, ms: np.ndarray, kind: str, world: int
     if len(t) < 2 or np.ptp(x) == 0:
         protocols = [(float(t.min()), 1e-18)]
     else:
+
         def score(lines):
             ape = np.abs(_predict(lines, x) / t - 1) * 100
             return _score(ape)
@@ -73,8 +79,11 @@ def fit_alpha_beta(size_bytes: np.ndarray, ms: np.ndarray, kind: str, world: int
         best = score(best_lines)
         n, m = len(t), 3  # at least m points per line
         two = [[_line(x[:a], t[:a]), _line(x[a:], t[a:])] for a in range(m, n - m + 1)]
-        three = [[_line(x[:a], t[:a]), _line(x[a:b], t[a:b]), _line(x[b:], t[b:])]
-                 for a in range(m, n - 2 * m + 1) for b in range(a + m, n - m + 1)]
+        three = [
+            [_line(x[:a], t[:a]), _line(x[a:b], t[a:b]), _line(x[b:], t[b:])]
+            for a in range(m, n - 2 * m + 1)
+            for b in range(a + m, n - m + 1)
+        ]
         for candidates in (two, three):
             if not candidates:
                 continue
@@ -84,10 +93,12 @@ def fit_alpha_beta(size_bytes: np.ndarray, ms: np.ndarray, kind: str, world: int
                 best, best_lines = scores[i], candidates[i]
         protocols = best_lines
     ape = np.abs(_predict(protocols, x) / t - 1) * 100
-    return {"protocols": [{"alpha_us": round(a * 1e3, 3), "busbw_gbps": round(1.0 / b / 1e6, 2)}
-                          for a, b in protocols],
-            "points": int(len(t)), "median_ape": round(float(np.median(ape)), 2),
-            "max_ape": round(float(ape.max()), 2)}
+    return {
+        "protocols": [{"alpha_us": round(a * 1e3, 3), "busbw_gbps": round(1.0 / b / 1e6, 2)} for a, b in protocols],
+        "points": int(len(t)),
+        "median_ape": round(float(np.median(ape)), 2),
+        "max_ape": round(float(ape.max()), 2),
+    }
 
 
 def fit_points(points) -> dict:
@@ -96,7 +107,8 @@ def fit_points(points) -> dict:
     for (link, kind, world), g in points.groupby(["link", "kind", "world"]):
         g = g.sort_values("size_bytes")
         fits.setdefault(link, {}).setdefault(kind, {})[str(int(world))] = fit_alpha_beta(
-            g["size_bytes"].to_numpy(), g["ms"].to_numpy(), kind, int(world))
+            g["size_bytes"].to_numpy(), g["ms"].to_numpy(), kind, int(world)
+        )
     return fits
 
 
@@ -138,8 +150,7 @@ class CollectiveFitModel:
                 raise ValueError(f"no collective fit for link {op.link}")
             return float(self.fallback.predict_ms([op])[0])
         wire = wire_bytes(op.kind, op.world, op.size_bytes)
-        return min(q["alpha_us"] * 1e-3 + wire / (q["busbw_gbps"] * 1e9) * 1e3
-                   for q in p["protocols"])
+        return min(q["alpha_us"] * 1e-3 + wire / (q["busbw_gbps"] * 1e9) * 1e3 for q in p["protocols"])
 
     def predict_ms(self, ops: Sequence[Collective]) -> np.ndarray:
         return np.array([self.op_ms(op) for op in ops], dtype=float)

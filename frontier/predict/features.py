@@ -20,6 +20,7 @@ Features per family
   the busiest expert's compute time, tile waves, backend.
 - elementwise: kind, tokens, width, bytes. collective: kind, link, world, size, wire bytes.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -32,25 +33,91 @@ DTYPE_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "fp32": 4.0, "int8": 1.0}
 # Category codes shared by every GPU's models (a code is a number for the trees; new names get
 # new codes at the end, old codes never change).
 BACKENDS = ("flash", "cudnn", "grouped_mm", "loop", "triton", "fa3", "flashinfer", "cutlass")
-ELEMENTWISE_KINDS = ("embedding", "rmsnorm", "residual_add", "rotary", "silu_mul", "topk_gating",
-                     "layernorm", "gelu", "softmax", "sampling")
+ELEMENTWISE_KINDS = (
+    "embedding",
+    "rmsnorm",
+    "residual_add",
+    "rotary",
+    "silu_mul",
+    "topk_gating",
+    "layernorm",
+    "gelu",
+    "softmax",
+    "sampling",
+)
 COLLECTIVE_KINDS = ("all_reduce", "all_gather", "reduce_scatter", "all_to_all", "send_recv")
 LINK_CODES = ("nvlink", "network", "pcie")
 ATTN_TILE = 128  # query rows per CTA in FlashAttention-style kernels
 
 FEATURES: dict[str, list[str]] = {
-    "gemm": ["log_m", "log_k", "log_n", "log_flops", "log_bytes", "log_ai", "log_t_compute",
-             "log_t_memory", "log_roofline", "waves_128", "wave_eff_128", "waves_256",
-             "wave_eff_256", "m_tile_eff", "elem_bytes"],
-    "attn_prefill": ["log_seqs", "log_len", "hq", "hkv", "group", "d", "dv", "log_flops",
-                     "log_bytes", "log_ai", "log_roofline", "log_ctas", "waves", "wave_eff",
-                     "backend"],
-    "attn_decode": ["log_batch", "log_len", "hq", "hkv", "group", "d", "dv",
-                    "log_bytes", "log_roofline", "log_ctas", "waves", "backend"],
-    "grouped_gemm": ["log_tokens", "topk", "log_experts", "log_k", "log_n", "log_rows",
-                     "log_max_per_expert", "log_active", "log_mean_rows", "imbalance",
-                     "log_flops", "log_weight_bytes", "log_roofline", "log_t_busiest",
-                     "waves", "busiest_tiles", "elem_bytes", "backend"],
+    "gemm": [
+        "log_m",
+        "log_k",
+        "log_n",
+        "log_flops",
+        "log_bytes",
+        "log_ai",
+        "log_t_compute",
+        "log_t_memory",
+        "log_roofline",
+        "waves_128",
+        "wave_eff_128",
+        "waves_256",
+        "wave_eff_256",
+        "m_tile_eff",
+        "elem_bytes",
+    ],
+    "attn_prefill": [
+        "log_seqs",
+        "log_len",
+        "hq",
+        "hkv",
+        "group",
+        "d",
+        "dv",
+        "log_flops",
+        "log_bytes",
+        "log_ai",
+        "log_roofline",
+        "log_ctas",
+        "waves",
+        "wave_eff",
+        "backend",
+    ],
+    "attn_decode": [
+        "log_batch",
+        "log_len",
+        "hq",
+        "hkv",
+        "group",
+        "d",
+        "dv",
+        "log_bytes",
+        "log_roofline",
+        "log_ctas",
+        "waves",
+        "backend",
+    ],
+    "grouped_gemm": [
+        "log_tokens",
+        "topk",
+        "log_experts",
+        "log_k",
+        "log_n",
+        "log_rows",
+        "log_max_per_expert",
+        "log_active",
+        "log_mean_rows",
+        "imbalance",
+        "log_flops",
+        "log_weight_bytes",
+        "log_roofline",
+        "log_t_busiest",
+        "waves",
+        "busiest_tiles",
+        "elem_bytes",
+        "backend",
+    ],
     "elementwise": ["kind", "log_tokens", "log_width", "log_bytes", "log_roofline"],
     "collective": ["kind", "link", "world", "log_size", "log_wire", "log_roofline"],
 }
@@ -99,11 +166,12 @@ def columns(family: str, ops, gpu: GPUSpec) -> dict[str, np.ndarray]:
     """The operators' fields (and derived per-operator constants) as arrays."""
     if family == "gemm":
         elem, peak = _elem_and_peak(ops, gpu)
-        return {"m": _col(ops, "m"), "k": _col(ops, "k"), "n": _col(ops, "n"), "elem": elem,
-                "peak": peak}
+        return {"m": _col(ops, "m"), "k": _col(ops, "k"), "n": _col(ops, "n"), "elem": elem, "peak": peak}
     if family == "attn_prefill":
-        cols = {f: _col(ops, f) for f in ("num_seqs", "sum_q", "sum_q2", "sum_qc", "sum_kv",
-                                          "max_q", "max_kv", "hq", "hkv", "d", "dv")}
+        cols = {
+            f: _col(ops, f)
+            for f in ("num_seqs", "sum_q", "sum_q2", "sum_qc", "sum_kv", "max_q", "max_kv", "hq", "hkv", "d", "dv")
+        }
         cols["backend"] = _codes(ops, "backend", BACKENDS)
         return cols
     if family == "attn_decode":
@@ -112,24 +180,27 @@ def columns(family: str, ops, gpu: GPUSpec) -> dict[str, np.ndarray]:
         return cols
     if family == "grouped_gemm":
         elem, peak = _elem_and_peak(ops, gpu)
-        cols = {f: _col(ops, f) for f in ("experts", "topk", "tokens", "k", "n",
-                                          "max_per_expert", "active_experts")}
+        cols = {f: _col(ops, f) for f in ("experts", "topk", "tokens", "k", "n", "max_per_expert", "active_experts")}
         cols.update(elem=elem, peak=peak, backend=_codes(ops, "backend", BACKENDS))
         return cols
     if family == "elementwise":
-        return {"tokens": _col(ops, "tokens"), "width": _col(ops, "width"),
-                "bytes": np.array([op.bytes_moved(2.0) for op in ops], dtype=float),
-                "kind": _codes(ops, "name", ELEMENTWISE_KINDS)}
+        return {
+            "tokens": _col(ops, "tokens"),
+            "width": _col(ops, "width"),
+            "bytes": np.array([op.bytes_moved(2.0) for op in ops], dtype=float),
+            "kind": _codes(ops, "name", ELEMENTWISE_KINDS),
+        }
     if family == "collective":
         from frontier.predict.collective import wire_bytes
 
-        return {"size": _col(ops, "size_bytes"), "world": _col(ops, "world"),
-                "wire": np.array([wire_bytes(op.kind, op.world, op.size_bytes)
-                                  if op.world > 1 else 0.0 for op in ops]),
-                "bw": np.array([(gpu.network_gbps if op.link == "network"
-                                 else gpu.intra_node_gbps) * 1e9 for op in ops]),
-                "kind": _codes(ops, "kind", COLLECTIVE_KINDS),
-                "link": _codes(ops, "link", LINK_CODES)}
+        return {
+            "size": _col(ops, "size_bytes"),
+            "world": _col(ops, "world"),
+            "wire": np.array([wire_bytes(op.kind, op.world, op.size_bytes) if op.world > 1 else 0.0 for op in ops]),
+            "bw": np.array([(gpu.network_gbps if op.link == "network" else gpu.intra_node_gbps) * 1e9 for op in ops]),
+            "kind": _codes(ops, "kind", COLLECTIVE_KINDS),
+            "link": _codes(ops, "link", LINK_CODES),
+        }
     raise KeyError(family)
 
 
@@ -177,8 +248,23 @@ def _gemm(c, gpu, axes):
     w128, e128 = _waves(np.ceil(m / 128) * np.ceil(n / 128), gpu.sm_count)
     w256, e256 = _waves(np.ceil(m / 128) * np.ceil(n / 256), gpu.sm_count)
     m_eff = m / (np.ceil(m / 64) * 64)
-    return [_log(m), _log(k), _log(n), _log(flops), _log(bytes_), _log(flops / bytes_),
-            _log(t_c), _log(t_m), _log(roof), w128, e128, w256, e256, m_eff, elem], roof
+    return [
+        _log(m),
+        _log(k),
+        _log(n),
+        _log(flops),
+        _log(bytes_),
+        _log(flops / bytes_),
+        _log(t_c),
+        _log(t_m),
+        _log(roof),
+        w128,
+        e128,
+        w256,
+        e256,
+        m_eff,
+        elem,
+    ], roof
 
 
 def _prefill(c, gpu, axes):
@@ -189,8 +275,23 @@ def _prefill(c, gpu, axes):
     _, _, roof = _roofline_ms(flops, bytes_, gpu.bf16_tflops * 1e12, gpu)
     ctas = seqs * hq * np.ceil(length / ATTN_TILE)
     waves, eff = _waves(ctas, gpu.sm_count)
-    return [_log(seqs), _log(length), hq, hkv, hq / hkv, d, dv, _log(flops), _log(bytes_),
-            _log(flops / bytes_), _log(roof), _log(ctas), waves, eff, c["backend"]], roof
+    return [
+        _log(seqs),
+        _log(length),
+        hq,
+        hkv,
+        hq / hkv,
+        d,
+        dv,
+        _log(flops),
+        _log(bytes_),
+        _log(flops / bytes_),
+        _log(roof),
+        _log(ctas),
+        waves,
+        eff,
+        c["backend"],
+    ], roof
 
 
 def _decode(c, gpu, axes):
@@ -204,8 +305,20 @@ def _decode(c, gpu, axes):
     flops = 2.0 * hq * batch * length * (d + dv)
     _, _, roof = _roofline_ms(flops, bytes_, gpu.bf16_tflops * 1e12, gpu)
     ctas = batch * hkv
-    return [_log(batch), _log(length), hq, hkv, hq / hkv, d, dv, _log(bytes_), _log(roof),
-            _log(ctas), ctas / gpu.sm_count, c["backend"]], roof
+    return [
+        _log(batch),
+        _log(length),
+        hq,
+        hkv,
+        hq / hkv,
+        d,
+        dv,
+        _log(bytes_),
+        _log(roof),
+        _log(ctas),
+        ctas / gpu.sm_count,
+        c["backend"],
+    ], roof
 
 
 def _grouped(c, gpu, axes):
@@ -222,9 +335,26 @@ def _grouped(c, gpu, axes):
     t_busiest = 2.0 * busiest * k * n / peak * 1e3
     waves = active * np.ceil(mean_rows / 128) * np.ceil(n / 128) / gpu.sm_count
     busiest_tiles = np.ceil(busiest / 128) * np.ceil(n / 128)
-    return [_log(tokens), topk, _log(experts), _log(k), _log(n), _log(rows), _log(busiest),
-            _log(active), _log(mean_rows), busiest / mean_rows, _log(flops), _log(weight_bytes),
-            _log(roof), _log(t_busiest), waves, busiest_tiles, elem, c["backend"]], roof
+    return [
+        _log(tokens),
+        topk,
+        _log(experts),
+        _log(k),
+        _log(n),
+        _log(rows),
+        _log(busiest),
+        _log(active),
+        _log(mean_rows),
+        busiest / mean_rows,
+        _log(flops),
+        _log(weight_bytes),
+        _log(roof),
+        _log(t_busiest),
+        waves,
+        busiest_tiles,
+        elem,
+        c["backend"],
+    ], roof
 
 
 def _elementwise(c, gpu, axes):
@@ -237,12 +367,17 @@ def _collective(c, gpu, axes):
     return [c["kind"], c["link"], c["world"], _log(c["size"]), _log(c["wire"]), _log(roof)], roof
 
 
-_MATRIX = {"gemm": _gemm, "attn_prefill": _prefill, "attn_decode": _decode,
-           "grouped_gemm": _grouped, "elementwise": _elementwise, "collective": _collective}
+_MATRIX = {
+    "gemm": _gemm,
+    "attn_prefill": _prefill,
+    "attn_decode": _decode,
+    "grouped_gemm": _grouped,
+    "elementwise": _elementwise,
+    "collective": _collective,
+}
 
 
-def matrix(family: str, cols: dict, gpu: GPUSpec,
-           axes: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+def matrix(family: str, cols: dict, gpu: GPUSpec, axes: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(feature matrix float32, roofline ms) from extracted columns, optionally at other axes."""
     feats, roof = _MATRIX[family](cols, gpu, axes)
     n = len(roof)
@@ -278,8 +413,7 @@ def corners(axes: dict[str, np.ndarray], grid: dict[str, list]) -> list[tuple[di
         per_axis.append((name, lo, hi, np.clip(w, 0.0, 1.0)))
     out = [({}, np.ones(len(next(iter(axes.values())))))]
     for name, lo, hi, w in per_axis:
-        out = [({**vals, name: at}, weight * ww) for vals, weight in out
-               for at, ww in ((lo, 1.0 - w), (hi, w))]
+        out = [({**vals, name: at}, weight * ww) for vals, weight in out for at, ww in ((lo, 1.0 - w), (hi, w))]
     return out
 
 
@@ -294,8 +428,7 @@ def attention_bounds(family: str, cols: dict) -> tuple[dict, dict]:
         max_q, max_kv = cols["max_q"], cols["max_kv"]
         longest = np.sqrt(np.maximum(2.0 * max_q * max_kv - max_q * max_q, 1.0))
         seqs = np.maximum(cols["num_seqs"], 1)
-        return ({"seqs": np.ones_like(seqs), "length": longest},
-                {"seqs": seqs, "length": longest})
+        return ({"seqs": np.ones_like(seqs), "length": longest}, {"seqs": seqs, "length": longest})
     max_kv = np.maximum(cols["max_kv"], 1)
     batch = np.maximum(cols["batch"], 1)
     return {"batch": np.ones_like(batch), "length": max_kv}, {"batch": batch, "length": max_kv}
@@ -305,8 +438,7 @@ def is_ragged(family: str, cols: dict) -> np.ndarray:
     """True where a batch is not equal-length (or carries cached context)."""
     if family == "attn_prefill":
         seqs = np.maximum(cols["num_seqs"], 1)
-        return ((cols["max_q"] * seqs != cols["sum_q"]) | (cols["sum_qc"] > 0)
-                | (cols["max_kv"] != cols["max_q"]))
+        return (cols["max_q"] * seqs != cols["sum_q"]) | (cols["sum_qc"] > 0) | (cols["max_kv"] != cols["max_q"])
     if family == "attn_decode":
         return cols["max_kv"] * np.maximum(cols["batch"], 1) != cols["sum_kv"]
     return np.zeros(len(next(iter(cols.values()))), dtype=bool)

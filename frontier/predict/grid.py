@@ -4,6 +4,7 @@ Costs vary smoothly with token counts and lengths, so the step model predicts th
 points of a geometric grid (2 % or 5 % apart) and interpolates in between: a long run then asks
 the predictors for few distinct shapes. Small values (up to 64) are their own grid points.
 """
+
 from __future__ import annotations
 
 import math
@@ -23,7 +24,7 @@ def grid_neighbours(x: int, step: float) -> tuple[int, int]:
     if x <= 64:
         return int(x), int(x)
     e = math.floor(math.log(x, step))
-    lo, hi = int(round(step ** e)), int(round(step ** (e + 1)))
+    lo, hi = int(round(step**e)), int(round(step ** (e + 1)))
     return (x, x) if lo == x else (min(lo, x), max(hi, x))
 
 

@@ -5,6 +5,7 @@ KV cache from a prefill to a decode instance (PD disaggregation) and a layer's a
 between attention and FFN instances (AF disaggregation). Per-GPU volumes and links shared by
 several transfers at once belong here too.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Link:
-    bandwidth_gbps: float   # GB/s, one direction, of the whole sending side
+    bandwidth_gbps: float  # GB/s, one direction, of the whole sending side
     latency_us: float
 
     def seconds(self, nbytes: float) -> float:
@@ -20,15 +21,15 @@ class Link:
         return self.latency_us * 1e-6 + nbytes / (self.bandwidth_gbps * 1e9)
 
 
-def rank_link(gpu, gpus: int, bandwidth_gbps: float | None = None,
-              latency_us: float | None = None) -> Link:
+def rank_link(gpu, gpus: int, bandwidth_gbps: float | None = None, latency_us: float | None = None) -> Link:
     """The network link out of one model rank spread over `gpus` GPUs (tp x pp): each GPU sends
     its shard over its own NIC, so their bandwidths add up. Given values override the GPU's."""
     return Link(bandwidth_gbps or gpu.network_gbps * gpus, latency_us or gpu.network_latency_us)
 
 
-def kv_transfer_window(link: Link, nbytes: float, layers: int, now_s: float, link_free_s: float,
-                       prefill_s: tuple[float, float] | None) -> tuple[float, float]:
+def kv_transfer_window(
+    link: Link, nbytes: float, layers: int, now_s: float, link_free_s: float, prefill_s: tuple[float, float] | None
+) -> tuple[float, float]:
     """(start, end) of a KV cache of `nbytes` crossing a link that is busy until `link_free_s`
     (transfers out of one GPU's NICs queue behind each other: the link is shared, not copied).
 

@@ -4,6 +4,7 @@ Used for any family without a calibration table: datasheet peaks times the fract
 kernels typically reach, so it misses kernel-specific effects (tile quantisation, launch-bound
 small shapes) that the calibrated predictors learn. The summary says when it was used.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -63,8 +64,9 @@ class RooflineModel:
         return max(compute_s, mem_s) * 1e3 + KERNEL_FLOOR_MS
 
     def predict_ms(self, ops: Sequence[Operator]) -> np.ndarray:
-        return np.array([collective_ms(op, self.gpu) if isinstance(op, Collective)
-                         else self.kernel_ms(op) for op in ops])
+        return np.array(
+            [collective_ms(op, self.gpu) if isinstance(op, Collective) else self.kernel_ms(op) for op in ops]
+        )
 
 
 class AlphaBetaModel:
@@ -111,5 +113,4 @@ def collective_ms(op: Collective, gpu: GPUSpec) -> float:
         return custom_all_reduce_ms(op.size_bytes, op.world, gpu)
     bw_gbps, lat_us = link_gbps_and_latency_us(gpu, op.link)
     wire = WIRE_FACTOR[op.kind](op.world) * op.size_bytes
-    return (_STEPS[op.kind](op.world) * lat_us * 1e-3
-            + wire / (bw_gbps * 1e9 * LINK_EFFICIENCY) * 1e3)
+    return _STEPS[op.kind](op.world) * lat_us * 1e-3 + wire / (bw_gbps * 1e9 * LINK_EFFICIENCY) * 1e3

@@ -15,6 +15,7 @@ launch-bound tiny kernel not at all. What the measurement learned about the shap
 quantisation, wave effects) carries over; what differs between the kernels themselves (an FP8
 kernel's scaling epilogue) does not, which is why a measured table always wins.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -40,8 +41,17 @@ def reference_op(op: Operator) -> Operator:
     if isinstance(op, Gemm) and op.dtype != CALIBRATED_DTYPE:
         return Gemm(op.m, op.k, op.n, CALIBRATED_DTYPE)
     if isinstance(op, GroupedGemm) and op.dtype != CALIBRATED_DTYPE:
-        return GroupedGemm(op.experts, op.topk, op.tokens, op.k, op.n, op.max_per_expert,
-                           op.active_experts, CALIBRATED_DTYPE, op.backend)
+        return GroupedGemm(
+            op.experts,
+            op.topk,
+            op.tokens,
+            op.k,
+            op.n,
+            op.max_per_expert,
+            op.active_experts,
+            CALIBRATED_DTYPE,
+            op.backend,
+        )
     return op
 
 
@@ -80,6 +90,6 @@ def nearest_calibrated(gpu: GPUSpec, calibrated: list[GPUSpec]) -> GPUSpec | Non
         return None
 
     def distance(c: GPUSpec) -> float:
-        return (abs(np.log(c.bf16_tflops / gpu.bf16_tflops)) + abs(np.log(c.mem_bw_gbps / gpu.mem_bw_gbps)))
+        return abs(np.log(c.bf16_tflops / gpu.bf16_tflops)) + abs(np.log(c.mem_bw_gbps / gpu.mem_bw_gbps))
 
     return min(calibrated, key=distance)

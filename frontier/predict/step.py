@@ -22,6 +22,7 @@ times come from `frontier.predict.links`. The batch handed in is the instance's 
 with `dp_attention` ranks it is split evenly over them (symmetric ranks are costed once, as the
 slowest one).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -33,32 +34,47 @@ from frontier.ops.graph import BatchStats, stage_layers
 from frontier.predict.blocks import BlockCosts, StepOverheads, split
 from frontier.predict.links import DEEPEP_NORMAL_SMS, Link, activation_transfer_ms, kv_transfer_window
 
-__all__ = ["AFPipeline", "BlockCosts", "Sequential", "SpeculativeDecoding", "StepModel", "StepOverheads",
-           "StepTime", "TimingRule", "TwoBatchOverlap", "af_step_formula_ms"]
+__all__ = [
+    "AFPipeline",
+    "BlockCosts",
+    "Sequential",
+    "SpeculativeDecoding",
+    "StepModel",
+    "StepOverheads",
+    "StepTime",
+    "TimingRule",
+    "TwoBatchOverlap",
+    "af_step_formula_ms",
+]
 
 
 @dataclass(frozen=True)
 class StepTime:
     """One step, or the sum over a run of steps."""
 
-    total_s: float           # wall time, host overhead included
-    comm_ms: float = 0.0     # all-to-all (EP) or attention<->FFN transfers (AF)
-    bubble_ms: float = 0.0   # time the GPUs wait: communication not hidden, pipeline bubbles
+    total_s: float  # wall time, host overhead included
+    comm_ms: float = 0.0  # all-to-all (EP) or attention<->FFN transfers (AF)
+    bubble_ms: float = 0.0  # time the GPUs wait: communication not hidden, pipeline bubbles
     ffn_bubble_ms: float = 0.0  # AF only: the FFN side's idle time
-    host_ms: float = 0.0     # host time per step (part of total_s)
+    host_ms: float = 0.0  # host time per step (part of total_s)
 
     @property
     def gpu_ms(self) -> float:
         return self.total_s * 1e3 - self.host_ms
 
     def scaled(self, k: float) -> "StepTime":
-        return StepTime(self.total_s * k, self.comm_ms * k, self.bubble_ms * k, self.ffn_bubble_ms * k,
-                        self.host_ms * k)
+        return StepTime(
+            self.total_s * k, self.comm_ms * k, self.bubble_ms * k, self.ffn_bubble_ms * k, self.host_ms * k
+        )
 
     def __add__(self, other: "StepTime") -> "StepTime":
-        return StepTime(self.total_s + other.total_s, self.comm_ms + other.comm_ms,
-                        self.bubble_ms + other.bubble_ms, self.ffn_bubble_ms + other.ffn_bubble_ms,
-                        self.host_ms + other.host_ms)
+        return StepTime(
+            self.total_s + other.total_s,
+            self.comm_ms + other.comm_ms,
+            self.bubble_ms + other.bubble_ms,
+            self.ffn_bubble_ms + other.ffn_bubble_ms,
+            self.host_ms + other.host_ms,
+        )
 
 
 NO_TIME = StepTime(0.0)
@@ -68,8 +84,9 @@ class TimingRule(Protocol):
     def step(self, stats: BatchStats) -> StepTime: ...
 
 
-def _with_host(blocks: BlockCosts, gpu_ms: float, comm_ms: float = 0.0, bubble_ms: float = 0.0,
-               ffn_bubble_ms: float = 0.0) -> StepTime:
+def _with_host(
+    blocks: BlockCosts, gpu_ms: float, comm_ms: float = 0.0, bubble_ms: float = 0.0, ffn_bubble_ms: float = 0.0
+) -> StepTime:
     wall = blocks.overheads.wall_ms(gpu_ms)
     return StepTime(wall * 1e-3, comm_ms, bubble_ms, ffn_bubble_ms, wall - gpu_ms)
 
@@ -132,8 +149,11 @@ class TwoBatchOverlap:
         layers, moe_layers = stage_layers(blocks.model, blocks.par)
         # A dense layer: its share of the attention (the same in every layer) and its MLP.
         attention = blocks.attention_block_ms(half_tokens, graph) + blocks.attention_ms(half, graph)
-        dense = (attention * (layers - moe_layers) / layers + blocks.dense_mlp_ms(half_tokens, graph)
-                 if moe_layers < layers else 0.0)
+        dense = (
+            attention * (layers - moe_layers) / layers + blocks.dense_mlp_ms(half_tokens, graph)
+            if moe_layers < layers
+            else 0.0
+        )
         moe = (compute - dense) * self.sm_slowdown
         overlapped = 2 * max(moe, comm) + min(moe, comm) / max(moe_layers, 1)
         return _with_host(blocks, head + 2 * dense + overlapped, 2 * comm, overlapped - 2 * moe)
@@ -160,8 +180,15 @@ class AFPipeline:
     micro-batches keep it fed, else one micro-batch's round trip (`af_step_formula_ms`).
     """
 
-    def __init__(self, attention: BlockCosts, ffn: BlockCosts, attention_instances: int,
-                 ffn_instances: int, micro_batches: int, link: Link):
+    def __init__(
+        self,
+        attention: BlockCosts,
+        ffn: BlockCosts,
+        attention_instances: int,
+        ffn_instances: int,
+        micro_batches: int,
+        link: Link,
+    ):
         self.attention, self.ffn = attention, ffn
         self.M, self.N, self.n = attention_instances, ffn_instances, micro_batches
         self.link = link
@@ -184,8 +211,13 @@ class AFPipeline:
         cycle = af_step_formula_ms(a, t, f, n, 1)
         inst = split(stats, self.M)
         head = self.attention.head_ms(inst.tokens, inst.num_sampled, False)
-        return _with_host(self.attention, L * cycle + head, comm_ms=L * 2 * n * t,
-                          bubble_ms=L * (cycle - n * a), ffn_bubble_ms=L * (cycle - n * f))
+        return _with_host(
+            self.attention,
+            L * cycle + head,
+            comm_ms=L * 2 * n * t,
+            bubble_ms=L * (cycle - n * a),
+            ffn_bubble_ms=L * (cycle - n * f),
+        )
 
     def kinks(self, stats: BatchStats, n: int) -> list[int]:
         return self.attention.decode_kinks(stats.decode_sum_kv, stats.num_decode, n, self.M * self.n)
@@ -214,8 +246,12 @@ class SpeculativeDecoding:
 
     def _verify(self, stats: BatchStats) -> BatchStats:
         q = self.spec.num_speculative_tokens + 1
-        return BatchStats(num_decode=stats.num_decode * q, decode_sum_kv=stats.decode_sum_kv * q,
-                          decode_max_kv=stats.decode_max_kv, num_sampled=stats.num_decode * q)
+        return BatchStats(
+            num_decode=stats.num_decode * q,
+            decode_sum_kv=stats.decode_sum_kv * q,
+            decode_max_kv=stats.decode_max_kv,
+            num_sampled=stats.num_decode * q,
+        )
 
     def draft_s(self, stats: BatchStats) -> float:
         """One draft pass of the batch: one decoder layer and the LM head."""
@@ -234,8 +270,13 @@ class SpeculativeDecoding:
         if stats.num_prefill or not stats.num_decode:
             return self.rule.step(stats)
         verify = self.rule.step(self._verify(stats))
-        real = StepTime(verify.total_s + self.spec.num_speculative_tokens * self.draft_s(stats), verify.comm_ms,
-                        verify.bubble_ms, verify.ffn_bubble_ms, verify.host_ms)
+        real = StepTime(
+            verify.total_s + self.spec.num_speculative_tokens * self.draft_s(stats),
+            verify.comm_ms,
+            verify.bubble_ms,
+            verify.ffn_bubble_ms,
+            verify.host_ms,
+        )
         return real.scaled(1.0 / self.per_step)
 
     def kinks(self, stats: BatchStats, n: int) -> list[int]:
@@ -279,18 +320,37 @@ class StepModel:
                 at.update(i for i in (j - 1, j) if 0 < i < n - 1)
         at = sorted(at)
         s = stats
-        asked = [self.rule.step(BatchStats(s.num_prefill, s.prefill_tokens, s.prefill_sum_q2, s.prefill_sum_qc,
-                                           s.prefill_sum_kv, s.prefill_max_q, s.prefill_max_kv, b,
-                                           s.decode_sum_kv + j * b, s.decode_max_kv + j, s.num_sampled))
-                 for j in at]
+        asked = [
+            self.rule.step(
+                BatchStats(
+                    s.num_prefill,
+                    s.prefill_tokens,
+                    s.prefill_sum_q2,
+                    s.prefill_sum_qc,
+                    s.prefill_sum_kv,
+                    s.prefill_max_q,
+                    s.prefill_max_kv,
+                    b,
+                    s.decode_sum_kv + j * b,
+                    s.decode_max_kv + j,
+                    s.num_sampled,
+                )
+            )
+            for j in at
+        ]
         steps = np.arange(n)
 
         def each(field: str) -> np.ndarray:
             return np.interp(steps, at, [getattr(t, field) for t in asked])
 
         times = each("total_s")
-        totals = StepTime(float(times.sum()), float(each("comm_ms").sum()), float(each("bubble_ms").sum()),
-                          float(each("ffn_bubble_ms").sum()), float(each("host_ms").sum()))
+        totals = StepTime(
+            float(times.sum()),
+            float(each("comm_ms").sum()),
+            float(each("bubble_ms").sum()),
+            float(each("ffn_bubble_ms").sum()),
+            float(each("host_ms").sum()),
+        )
         return times, totals
 
     def steps(self, stats: list[BatchStats]) -> tuple[np.ndarray, StepTime]:
@@ -307,8 +367,9 @@ class StepModel:
         Layer by layer (`layerwise`: the decode side had blocks ready at once), the transfer
         overlaps the request's own prefill; otherwise it starts now."""
         prefill = (req.prefill_start_s, req.first_token_s) if layerwise else None
-        return kv_transfer_window(link, self.kv_bytes_per_token * req.prompt_tokens, self.layers, now_s,
-                                  link_free_s, prefill)
+        return kv_transfer_window(
+            link, self.kv_bytes_per_token * req.prompt_tokens, self.layers, now_s, link_free_s, prefill
+        )
 
     def warm(self, prompt_tokens, budget: int) -> None:
         """Predict up front what prompts of these lengths will ask, prefilled in chunks of at

@@ -12,6 +12,7 @@ measured on shapes held out of training (leave-shapes-out, never random rows):
 The final model is then fitted on every row. The ragged-batch check of the attention models is
 in `ragged.py` and its result goes into the same report.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -39,11 +40,26 @@ TARGET_P90_APE = 15.0
 
 # Hyper-parameters (small tables). Checked on held-out shapes: eta 0.05 x 600 rounds of depth 6
 # gains nothing over 0.1 x 250 of depth 5, and its model files are 3x bigger (slower to load).
-BASE_PARAMS = {"objective": "reg:squarederror", "eta": 0.1, "max_depth": 5,
-               "min_child_weight": 1.0, "subsample": 0.8, "colsample_bytree": 0.8,
-               "lambda": 1.0, "tree_method": "hist", "seed": SEED, "nthread": 0}
-ROUNDS = {"gemm": 250, "attn_prefill": 250, "attn_decode": 250, "grouped_gemm": 250,
-          "elementwise": 200, "collective": 200}
+BASE_PARAMS = {
+    "objective": "reg:squarederror",
+    "eta": 0.1,
+    "max_depth": 5,
+    "min_child_weight": 1.0,
+    "subsample": 0.8,
+    "colsample_bytree": 0.8,
+    "lambda": 1.0,
+    "tree_method": "hist",
+    "seed": SEED,
+    "nthread": 0,
+}
+ROUNDS = {
+    "gemm": 250,
+    "attn_prefill": 250,
+    "attn_decode": 250,
+    "grouped_gemm": 250,
+    "elementwise": 200,
+    "collective": 200,
+}
 
 
 def _heads(df: pd.DataFrame) -> pd.Series:
@@ -61,26 +77,30 @@ GROUPS: dict[str, Callable[[pd.DataFrame], pd.Series]] = {
     "gemm": lambda df: df["k"].astype(str) + "x" + df["n"].astype(str),
     "attn_prefill": lambda df: _heads(df) + "@" + _length(df, "attn_prefill"),
     "attn_decode": lambda df: _heads(df) + "@" + _length(df, "attn_decode"),
-    "grouped_gemm": lambda df: (df["model"].astype(str) + "/" + df["proj"].astype(str)
-                                if {"model", "proj"} <= set(df.columns)
-                                else df["experts"].astype(str) + "/" + df["k"].astype(str)
-                                + "x" + df["n"].astype(str)),
+    "grouped_gemm": lambda df: (
+        df["model"].astype(str) + "/" + df["proj"].astype(str)
+        if {"model", "proj"} <= set(df.columns)
+        else df["experts"].astype(str) + "/" + df["k"].astype(str) + "x" + df["n"].astype(str)
+    ),
     "elementwise": lambda df: df["name"].astype(str) + "/" + df["width"].astype(str),
     "collective": lambda df: df["size_bytes"].astype(str),
 }
 GROUP_TEXT = {
     "gemm": "GroupKFold over (k, n): all m of a held-out weight shape unseen",
-    "attn_prefill": "GroupKFold over (hq/hkv/d, seq): all batch sizes of a held-out "
-                    "(head config, length) unseen",
-    "attn_decode": "GroupKFold over (hq/hkv/d, kv_len): all batch sizes of a held-out "
-                   "(head config, KV length) unseen",
+    "attn_prefill": "GroupKFold over (hq/hkv/d, seq): all batch sizes of a held-out (head config, length) unseen",
+    "attn_decode": "GroupKFold over (hq/hkv/d, kv_len): all batch sizes of a held-out (head config, KV length) unseen",
     "grouped_gemm": "GroupKFold over (model, proj): a whole MoE projection shape unseen",
     "elementwise": "GroupKFold over (name, width)",
     "collective": "GroupKFold over message size",
 }
-SHORT_GROUPS = {"gemm": "(k, n)", "attn_prefill": "(heads, seq)", "attn_decode": "(heads, kv_len)",
-                "grouped_gemm": "(model, proj)", "elementwise": "(name, width)",
-                "collective": "size"}
+SHORT_GROUPS = {
+    "gemm": "(k, n)",
+    "attn_prefill": "(heads, seq)",
+    "attn_decode": "(heads, kv_len)",
+    "grouped_gemm": "(model, proj)",
+    "elementwise": "(name, width)",
+    "collective": "size",
+}
 # A second, harder split reported alongside (not the target): whole head configs held out.
 EXTRA_SPLITS = {
     "attn_prefill": ("leave-head-config-out", _heads),
@@ -92,9 +112,11 @@ EXTRA_SPLITS = {
 # family's model: the per-expert `loop` runs one launch-bound GEMM per expert from Python, a
 # different cost structure (and a 2x noisier measurement) than the one-kernel grouped GEMM.
 SEPARATE_BACKENDS = {"grouped_gemm": ("loop",)}
-SEPARATE_NOTES = {"loop": "one F.linear per active expert launched from Python: launch-bound, "
-                          "reps spread up to 97 % (ms vs ms_min); reported, not held to the target "
-                          "(serving engines run a grouped or fused MoE kernel)"}
+SEPARATE_NOTES = {
+    "loop": "one F.linear per active expert launched from Python: launch-bound, "
+    "reps spread up to 97 % (ms vs ms_min); reported, not held to the target "
+    "(serving engines run a grouped or fused MoE kernel)"
+}
 
 
 @dataclass
@@ -103,14 +125,13 @@ class FamilyData:
     frame: pd.DataFrame
     x: np.ndarray
     y: np.ndarray
-    roof: np.ndarray      # the baseline the target is relative to: roofline + floor
+    roof: np.ndarray  # the baseline the target is relative to: roofline + floor
     floor_ms: float
     ops: list
-    grid: dict            # axis -> sorted grid values the model interpolates between
+    grid: dict  # axis -> sorted grid values the model interpolates between
 
 
-def family_data(table: pd.DataFrame, family: str, gpu: GPUSpec,
-                floor_ms: float | None = None) -> FamilyData:
+def family_data(table: pd.DataFrame, family: str, gpu: GPUSpec, floor_ms: float | None = None) -> FamilyData:
     """Features and target of a table. The baseline adds a constant floor to the roofline: tiny
     kernels cost a launch/latency floor the roofline knows nothing about."""
     table = table[table["ms"] > 0].reset_index(drop=True)
@@ -120,16 +141,16 @@ def family_data(table: pd.DataFrame, family: str, gpu: GPUSpec,
     if floor_ms is None:
         floor_ms = FLOOR_FRACTION * float(ms.min())
     base = roof + floor_ms
-    return FamilyData(family, table, x, log_target(ms, base), base, floor_ms, ops,
-                      make_grid(family, ops, gpu))
+    return FamilyData(family, table, x, log_target(ms, base), base, floor_ms, ops, make_grid(family, ops, gpu))
 
 
 def make_grid(family: str, ops, gpu: GPUSpec) -> dict:
     """The distinct values of the family's size axes in the table (interpolation grid)."""
     if family not in AXES or not ops:
         return {}
-    return {name: sorted(set(np.round(v, 6).tolist()))
-            for name, v in axis_values(family, columns(family, ops, gpu)).items()}
+    return {
+        name: sorted(set(np.round(v, 6).tolist())) for name, v in axis_values(family, columns(family, ops, gpu)).items()
+    }
 
 
 def group_folds(groups: pd.Series, n_splits: int = N_SPLITS, seed: int = SEED) -> list[np.ndarray]:
@@ -167,17 +188,19 @@ def cross_validate(data: FamilyData, groups: pd.Series, gpu: GPUSpec) -> np.ndar
         train = np.setdiff1d(np.arange(len(data.y)), test)
         booster = fit_booster(data.x[train], data.y[train], data.family, names)
         model = XGBoostFamilyModel.from_booster(
-            data.family, gpu, booster, data.floor_ms,
-            make_grid(data.family, [data.ops[i] for i in train], gpu))
+            data.family, gpu, booster, data.floor_ms, make_grid(data.family, [data.ops[i] for i in train], gpu)
+        )
         pred[test] = model.predict_ms([data.ops[i] for i in test])
     return pred
 
 
 def ape_stats(pred_ms: np.ndarray, ms: np.ndarray) -> dict:
     ape = np.abs(pred_ms / ms - 1.0) * 100
-    return {"median_ape": round(float(np.median(ape)), 2),
-            "p90_ape": round(float(np.percentile(ape, 90)), 2),
-            "max_ape": round(float(ape.max()), 2)}
+    return {
+        "median_ape": round(float(np.median(ape)), 2),
+        "p90_ape": round(float(np.percentile(ape, 90)), 2),
+        "max_ape": round(float(ape.max()), 2),
+    }
 
 
 def predictors_dir(gpu_dir: Path) -> Path:
@@ -185,23 +208,33 @@ def predictors_dir(gpu_dir: Path) -> Path:
 
 
 def save_booster(booster, path: Path, family: str, gpu: GPUSpec, data: FamilyData) -> None:
-    booster.set_attr(frontier_family=family, frontier_gpu=gpu.name, frontier_target=TARGET,
-                     frontier_floor_ms=repr(data.floor_ms),
-                     frontier_grid=json.dumps(data.grid),
-                     frontier_features=json.dumps(FEATURES[family]),
-                     frontier_backends=json.dumps(sorted(data.frame["backend"].unique().tolist())
-                                                  if "backend" in data.frame else []),
-                     frontier_format=str(MODEL_FORMAT))
+    booster.set_attr(
+        frontier_family=family,
+        frontier_gpu=gpu.name,
+        frontier_target=TARGET,
+        frontier_floor_ms=repr(data.floor_ms),
+        frontier_grid=json.dumps(data.grid),
+        frontier_features=json.dumps(FEATURES[family]),
+        frontier_backends=json.dumps(
+            sorted(data.frame["backend"].unique().tolist()) if "backend" in data.frame else []
+        ),
+        frontier_format=str(MODEL_FORMAT),
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     booster.save_model(str(path))
 
 
-def train_family(table: pd.DataFrame, family: str, gpu: GPUSpec, *,
-                 validate: bool = True) -> tuple[object, dict, FamilyData]:
+def train_family(
+    table: pd.DataFrame, family: str, gpu: GPUSpec, *, validate: bool = True
+) -> tuple[object, dict, FamilyData]:
     """Validate on held-out shapes, then fit on all rows. Returns (booster, report entry, data)."""
     data = family_data(table, family, gpu)
-    entry: dict = {"rows": int(len(data.y)), "features": FEATURES[family], "target": TARGET,
-                   "floor_ms": round(data.floor_ms, 5)}
+    entry: dict = {
+        "rows": int(len(data.y)),
+        "features": FEATURES[family],
+        "target": TARGET,
+        "floor_ms": round(data.floor_ms, 5),
+    }
     if "backend" in data.frame:
         entry["backends"] = sorted(data.frame["backend"].unique().tolist())
     if validate:
@@ -209,25 +242,33 @@ def train_family(table: pd.DataFrame, family: str, gpu: GPUSpec, *,
         oof = cross_validate(data, groups, gpu)
         ms = data.frame["ms"].to_numpy()
         entry.update(ape_stats(oof, ms))
-        entry["validation"] = (f"{GROUP_TEXT[family]}; {min(N_SPLITS, groups.nunique())} folds, "
-                               f"{groups.nunique()} held-out shape groups")
+        entry["validation"] = (
+            f"{GROUP_TEXT[family]}; {min(N_SPLITS, groups.nunique())} folds, {groups.nunique()} held-out shape groups"
+        )
         if "backend" in data.frame and data.frame["backend"].nunique() > 1:
-            entry["by_backend"] = {b: ape_stats(oof[m], ms[m]) for b, m in
-                                   ((b, (data.frame["backend"] == b).to_numpy())
-                                    for b in sorted(data.frame["backend"].unique()))}
+            entry["by_backend"] = {
+                b: ape_stats(oof[m], ms[m])
+                for b, m in (
+                    (b, (data.frame["backend"] == b).to_numpy()) for b in sorted(data.frame["backend"].unique())
+                )
+            }
         if family in EXTRA_SPLITS:
             name, fn = EXTRA_SPLITS[family]
             extra = cross_validate(data, fn(data.frame), gpu)
             entry[name] = ape_stats(extra, ms)
-        entry["meets_target"] = bool(entry["median_ape"] <= TARGET_MEDIAN_APE
-                                     and entry["p90_ape"] <= TARGET_P90_APE)
+        entry["meets_target"] = bool(entry["median_ape"] <= TARGET_MEDIAN_APE and entry["p90_ape"] <= TARGET_P90_APE)
     booster = fit_booster(data.x, data.y, family, FEATURES[family])
     return booster, entry, data
 
 
-def train_gpu(gpu: GPUSpec | str, calibration_dir: Path | str | None = None,
-              progress: bool = True, families: list[str] | None = None,
-              validate: bool = True, console=None) -> dict:
+def train_gpu(
+    gpu: GPUSpec | str,
+    calibration_dir: Path | str | None = None,
+    progress: bool = True,
+    families: list[str] | None = None,
+    validate: bool = True,
+    console=None,
+) -> dict:
     """Train every family that has a table; write predictors and report.json; print a table."""
     from rich.console import Console
     from rich.progress import Progress
@@ -237,14 +278,19 @@ def train_gpu(gpu: GPUSpec | str, calibration_dir: Path | str | None = None,
     available = cal.table_families(gpu_dir)
     todo = [f for f in (families or available) if f in available]
     if not todo:
-        raise FrontierError(f"no calibration tables for {spec.name} in {gpu_dir / 'tables'}; "
-                            f"run the profiler or import a calibration first")
+        raise FrontierError(
+            f"no calibration tables for {spec.name} in {gpu_dir / 'tables'}; "
+            f"run the profiler or import a calibration first"
+        )
     console = console or Console(stderr=True)
-    report: dict = {"gpu": spec.name, "trained": _dt.datetime.now().isoformat(timespec="seconds"),
-                    "xgboost": _xgb_version(), "target": TARGET,
-                    "accuracy_target": {"median_ape": TARGET_MEDIAN_APE,
-                                        "p90_ape": TARGET_P90_APE},
-                    "families": {}}
+    report: dict = {
+        "gpu": spec.name,
+        "trained": _dt.datetime.now().isoformat(timespec="seconds"),
+        "xgboost": _xgb_version(),
+        "target": TARGET,
+        "accuracy_target": {"median_ape": TARGET_MEDIAN_APE, "p90_ape": TARGET_P90_APE},
+        "families": {},
+    }
     out_dir = predictors_dir(gpu_dir)
     with Progress(console=console, disable=not progress, transient=True) as bar:
         task = bar.add_task("training", total=len(todo))
@@ -263,8 +309,7 @@ def train_gpu(gpu: GPUSpec | str, calibration_dir: Path | str | None = None,
                 if validate and family in ("attn_prefill", "attn_decode"):
                     from frontier.predict.ragged import ragged_check
 
-                    part_entry["ragged_check"] = ragged_check(part, family, spec, booster,
-                                                              data.floor_ms, data.grid)
+                    part_entry["ragged_check"] = ragged_check(part, family, spec, booster, data.floor_ms, data.grid)
                 if name == "*":
                     entry = part_entry
                 else:
@@ -296,8 +341,7 @@ def _without_timings(report: dict) -> dict:
 
 def split_backends(table: pd.DataFrame, family: str) -> dict[str, pd.DataFrame]:
     """{"*": rows of the family's main model, backend: rows of a separately trained backend}."""
-    separate = [b for b in SEPARATE_BACKENDS.get(family, ())
-                if "backend" in table and (table["backend"] == b).any()]
+    separate = [b for b in SEPARATE_BACKENDS.get(family, ()) if "backend" in table and (table["backend"] == b).any()]
     main = table[~table["backend"].isin(separate)] if separate else table
     if main.empty:  # only separate backends: the first one becomes the main model
         main, separate = table[table["backend"] == separate[0]], separate[1:]
@@ -318,22 +362,25 @@ def print_report(report: dict, console=None) -> None:
     from rich.table import Table
 
     console = console or Console()
-    table = Table(title=f"predictors for {report['gpu']}: absolute % error on held-out shapes "
-                        f"(target: median <= {TARGET_MEDIAN_APE:g}, p90 <= {TARGET_P90_APE:g})")
+    table = Table(
+        title=f"predictors for {report['gpu']}: absolute % error on held-out shapes "
+        f"(target: median <= {TARGET_MEDIAN_APE:g}, p90 <= {TARGET_P90_APE:g})"
+    )
     for col in ("family", "rows", "median %", "p90 %", "target", "held out", "ragged check"):
         table.add_column(col, justify="right" if col in ("rows", "median %", "p90 %") else "left")
 
     def row(name: str, e: dict) -> None:
         ok = e.get("meets_target")
         ragged = e.get("ragged_check")
-        table.add_row(name, str(e["rows"]),
-                      f"{e['median_ape']:.1f}" if "median_ape" in e else "-",
-                      f"{e['p90_ape']:.1f}" if "p90_ape" in e else "-",
-                      "-" if ok is None else ("[green]met[/]" if ok else
-                                              ("[yellow]n/a[/]" if "note" in e else "[red]missed[/]")),
-                      SHORT_GROUPS.get(e.get("family_key", name.split(".")[0]), "-")
-                      if "validation" in e else "not validated",
-                      f"{ragged['inside_bracket_pct']:.0f} % in bracket" if ragged else "")
+        table.add_row(
+            name,
+            str(e["rows"]),
+            f"{e['median_ape']:.1f}" if "median_ape" in e else "-",
+            f"{e['p90_ape']:.1f}" if "p90_ape" in e else "-",
+            "-" if ok is None else ("[green]met[/]" if ok else ("[yellow]n/a[/]" if "note" in e else "[red]missed[/]")),
+            SHORT_GROUPS.get(e.get("family_key", name.split(".")[0]), "-") if "validation" in e else "not validated",
+            f"{ragged['inside_bracket_pct']:.0f} % in bracket" if ragged else "",
+        )
 
     for family, e in report["families"].items():
         row(family, e)

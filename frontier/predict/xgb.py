@@ -21,6 +21,7 @@ knows: its longest sequence alone (lower bound) and every sequence padded to the
 bound), and never below the time to read its bytes at full memory bandwidth. `ragged.py` checks this
 against measured rows.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -32,15 +33,26 @@ from typing import Sequence
 
 import numpy as np
 
-from frontier.predict.features import (AXES, attention_bounds, axis_values, columns, is_ragged, matrix,
-                                       memory_floor_ms, roofline_ms, take)
+from frontier.predict.features import (
+    AXES,
+    attention_bounds,
+    axis_values,
+    columns,
+    is_ragged,
+    matrix,
+    memory_floor_ms,
+    roofline_ms,
+    take,
+)
 from frontier.spec.hardware import GPUSpec
 
 ATTENTION = ("attn_prefill", "attn_decode")
 # The operator fields that, with the size axes, make up a family's features: one table each.
-SHAPE_COLUMNS = {"gemm": ("k", "n", "elem", "peak"),
-                 "attn_prefill": ("hq", "hkv", "d", "dv", "backend"),
-                 "attn_decode": ("hq", "hkv", "d", "dv", "backend")}
+SHAPE_COLUMNS = {
+    "gemm": ("k", "n", "elem", "peak"),
+    "attn_prefill": ("hq", "hkv", "d", "dv", "backend"),
+    "attn_decode": ("hq", "hkv", "d", "dv", "backend"),
+}
 
 
 class XGBoostFamilyModel:
@@ -95,8 +107,7 @@ class XGBoostFamilyModel:
 
     # ------------------------------------------------------------------ loading
     @classmethod
-    def from_booster(cls, family: str, gpu: GPUSpec, booster, floor_ms: float | None = None,
-                     grid: dict | None = None):
+    def from_booster(cls, family: str, gpu: GPUSpec, booster, floor_ms: float | None = None, grid: dict | None = None):
         _single_thread(booster)
         model = cls(family, gpu, {"*": booster})
         if floor_ms is not None:
@@ -106,8 +117,7 @@ class XGBoostFamilyModel:
         return model
 
     @classmethod
-    def load(cls, family: str, gpu: GPUSpec, predictors_dir: Path,
-             lazy: bool = True) -> "XGBoostFamilyModel | None":
+    def load(cls, family: str, gpu: GPUSpec, predictors_dir: Path, lazy: bool = True) -> "XGBoostFamilyModel | None":
         """The family's model(s) in `predictors_dir`, or None when there is none.
 
         `lazy`: read a model file at its first prediction rather than now."""
@@ -116,8 +126,10 @@ class XGBoostFamilyModel:
         extra = sorted(predictors_dir.glob(f"{family}.*.json"))
         if not main.exists() and not extra:
             return None
-        boosters = {("*" if path == main else path.name[len(family) + 1:-len(".json")]): path
-                    for path in ([main] if main.exists() else []) + extra}
+        boosters = {
+            ("*" if path == main else path.name[len(family) + 1 : -len(".json")]): path
+            for path in ([main] if main.exists() else []) + extra
+        }
         default = "*" if "*" in boosters else next(iter(boosters))
         model = cls(family, gpu, boosters, default)
         return model if lazy else model.load_all()
@@ -173,7 +185,7 @@ class XGBoostFamilyModel:
         results = np.exp(tables.log_ratio(self, key, cols, axes)) * base
         pred, r = results[:n], len(ragged)
         if r:
-            bound1, bound2 = results[n:n + r], results[n + r:]
+            bound1, bound2 = results[n : n + r], results[n + r :]
             lo, hi = np.minimum(bound1, bound2), np.maximum(bound1, bound2)
             bounded = np.clip(pred[ragged], lo, hi)
             pred[ragged] = np.maximum(bounded, memory_floor_ms(family, sub, gpu) + floor)
@@ -263,8 +275,9 @@ class GridTables:
                 added = True
             corners = [(np.ones(len(out))[rows], ())]
             for lo, hi, w in brackets:
-                corners = [(cw * ww, idx + (i[rows],)) for cw, idx in corners
-                           for i, ww in ((lo, 1.0 - w[rows]), (hi, w[rows]))]
+                corners = [
+                    (cw * ww, idx + (i[rows],)) for cw, idx in corners for i, ww in ((lo, 1.0 - w[rows]), (hi, w[rows]))
+                ]
             out[rows] = sum(cw * table[idx] for cw, idx in corners)
         if added:
             self.save()

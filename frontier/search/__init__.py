@@ -12,9 +12,9 @@ spec.py (the sweep file) -> space.py (configurations, infeasible ones with reaso
 (process pool / Ray, streaming, resume, early stop) -> pareto.py -> report.py (files, commands
 from commands.py).
 """
+
 from frontier.search.report import write_outputs
 from frontier.search.run import SweepResult, run_sweep
 from frontier.search.spec import SweepSpec, load_sweep_spec, sweep_spec_from_dict
 
-__all__ = ["SweepResult", "SweepSpec", "load_sweep_spec", "run_sweep", "sweep_spec_from_dict",
-           "write_outputs"]
+__all__ = ["SweepResult", "SweepSpec", "load_sweep_spec", "run_sweep", "sweep_spec_from_dict", "write_outputs"]

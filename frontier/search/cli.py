@@ -1,4 +1,5 @@
 """`frontier sweep SPEC.yaml` or `frontier sweep --model M --gpu G --gpus N ...`."""
+
 from __future__ import annotations
 
 import json
@@ -34,19 +35,27 @@ def spec_dict_from_flags(flags: dict) -> dict:
     """A sweep file's dict from the flag form (each list flag takes comma-separated values)."""
     missing = [f"--{k.replace('_', '-')}" for k in ("model", "gpus") if flags.get(k) is None]
     if missing:
-        raise FrontierError(f"give a sweep file, or at least {' and '.join(missing)} "
-                            "(e.g. --model llama-3.1-70b --gpu h100-sxm --gpus 8 --max-concurrency 1,16,64)")
+        raise FrontierError(
+            f"give a sweep file, or at least {' and '.join(missing)} "
+            "(e.g. --model llama-3.1-70b --gpu h100-sxm --gpus 8 --max-concurrency 1,16,64)"
+        )
     load = {}
     if flags.get("max_concurrency"):
         load["concurrency"] = _ints(flags["max_concurrency"], "--max-concurrency")
     if flags.get("request_rate"):
         load["rate"] = _floats(flags["request_rate"], "--request-rate")
     gpus = [g for g in (flags.get("gpu") or "h100-sxm").split(",") if g]
-    d = {"name": flags.get("name") or "sweep", "model": flags["model"],
-         "gpu": gpus if len(gpus) > 1 else gpus[0], "gpus": flags["gpus"],
-         "workload": {"input_len": flags.get("random_input_len") or 1024,
-                      "output_len": flags.get("random_output_len") or 256},
-         "load": load or {"concurrency": [1, 4, 16, 64, 256]}}
+    d = {
+        "name": flags.get("name") or "sweep",
+        "model": flags["model"],
+        "gpu": gpus if len(gpus) > 1 else gpus[0],
+        "gpus": flags["gpus"],
+        "workload": {
+            "input_len": flags.get("random_input_len") or 1024,
+            "output_len": flags.get("random_output_len") or 256,
+        },
+        "load": load or {"concurrency": [1, 4, 16, 64, 256]},
+    }
     if flags.get("num_prompts"):
         d["workload"]["num_requests"] = flags["num_prompts"]
     slo = {k: flags[k] for k in ("ttft_ms", "tpot_ms", "e2el_ms") if flags.get(k) is not None}
@@ -65,8 +74,13 @@ def spec_dict_from_flags(flags: dict) -> dict:
 
 @click.command("sweep")
 @click.argument("spec_file", required=False, type=click.Path(path_type=Path))
-@click.option("-o", "--output", "outdir", type=click.Path(file_okay=False, path_type=Path),
-              help="Results folder [default: results/sweep/<name>].")
+@click.option(
+    "-o",
+    "--output",
+    "outdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Results folder [default: results/sweep/<name>].",
+)
 @click.option("--model", help="Model card, alias (meta-llama/Llama-3.1-70B-Instruct) or config.json.")
 @click.option("--gpu", help="GPU type, or several separated by commas [default: h100-sxm].")
 @click.option("--gpus", type=click.IntRange(min=1), help="GPU budget: most GPUs one deployment may use.")
@@ -83,9 +97,16 @@ def spec_dict_from_flags(flags: dict) -> dict:
 @click.option("--max-num-seqs", help="Batch limits to search, e.g. 128,256.")
 @click.option("--max-num-batched-tokens", help="Token budgets to search, e.g. 2048,8192.")
 @click.option("--jobs", type=click.IntRange(min=1), help="Worker processes [default: all cores].")
-@click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None,
-              metavar="[ADDRESS]", help="Run points as Ray tasks: a local Ray instance, or the cluster at "
-                                        "ADDRESS (auto, ray://host:10001). Needs `pip install frontier-sim[ray]`.")
+@click.option(
+    "--ray",
+    "ray_address",
+    is_flag=False,
+    flag_value="local",
+    default=None,
+    metavar="[ADDRESS]",
+    help="Run points as Ray tasks: a local Ray instance, or the cluster at "
+    "ADDRESS (auto, ray://host:10001). Needs `pip install frontier-sim[ray]`.",
+)
 @click.option("--resume", is_flag=True, help="Keep the points already in the folder's results.csv.")
 @click.option("--no-early-stop", is_flag=True, help="Run every load point, even past a clear SLO miss.")
 @click.option("--no-plots", is_flag=True, help="Skip pareto.png.")
@@ -110,16 +131,20 @@ def sweep(spec_file, outdir, jobs, ray_address, resume, no_early_stop, no_plots,
     spec = sweep_spec_from_dict(d, base_dir=base, name=d.get("name", "sweep"))
     console = Console()
     out = outdir or Path("results") / "sweep" / spec.name
-    result = run_sweep(spec, out, jobs=jobs, ray_address=ray_address, resume=resume,
-                       progress=not quiet and console.is_terminal)
+    result = run_sweep(
+        spec, out, jobs=jobs, ray_address=ray_address, resume=resume, progress=not quiet and console.is_terminal
+    )
     written = write_outputs(result, plots=not no_plots)
     print_sweep(result, console)
     b = json.loads((out / "best.json").read_text())
     if b["best"] is None:
         console.print(f"[yellow]no configuration meets the SLO[/]; see {out / 'pareto.csv'}")
     else:
-        console.print(f"best under the SLO: [bold]{b['best']['config']}[/] on {b['best']['gpus']} "
-                      f"{b['best']['gpu']} at {b['metrics']['tokens_per_s_per_gpu']:.0f} tok/s/GPU", highlight=False)
+        console.print(
+            f"best under the SLO: [bold]{b['best']['config']}[/] on {b['best']['gpus']} "
+            f"{b['best']['gpu']} at {b['metrics']['tokens_per_s_per_gpu']:.0f} tok/s/GPU",
+            highlight=False,
+        )
         for cmd in b["serve_commands"]:
             console.print(f"  {cmd}", highlight=False, soft_wrap=True)
     console.print(f"results: {', '.join(str(p) for p in written)}", highlight=False)

@@ -11,6 +11,7 @@ ttft:MS, --percentile-metrics, --save-result, --save-detailed); SGLang's server 
 --ep-size, --max-running-requests, --chunked-prefill-size, --mem-fraction-static, --page-size,
 --disable-radix-cache, --disaggregation-mode).
 """
+
 from __future__ import annotations
 
 import json
@@ -31,39 +32,45 @@ def _flags(pairs: list[tuple[str, object]]) -> list[str]:
 
 def vllm_serve(model: str, c: dict, extra: list[str] = ()) -> str:
     adp = c.get("dp_attention", 1)
-    args = _flags([
-        ("--tensor-parallel-size", c.get("tp", 1)), ("--pipeline-parallel-size", c.get("pp", 1)),
-        # vLLM's data parallelism: attention-DP ranks of one EP group, or dense replicas.
-        ("--data-parallel-size", adp if adp > 1 else c.get("dp", 1)),
-        ("--enable-expert-parallel", c.get("ep", 1) > 1),
-        ("--max-num-seqs", c.get("max_num_seqs")),
-        ("--max-num-batched-tokens", c.get("max_num_batched_tokens")),
-        ("--gpu-memory-utilization", c.get("gpu_memory_utilization")),
-        ("--block-size", c.get("block_size")),
-        ("--enable-prefix-caching", c.get("enable_prefix_caching")),
-        ("--quantization", c.get("quantization")),
-        ("--kv-cache-dtype", c.get("kv_cache_dtype")),
-    ])
+    args = _flags(
+        [
+            ("--tensor-parallel-size", c.get("tp", 1)),
+            ("--pipeline-parallel-size", c.get("pp", 1)),
+            # vLLM's data parallelism: attention-DP ranks of one EP group, or dense replicas.
+            ("--data-parallel-size", adp if adp > 1 else c.get("dp", 1)),
+            ("--enable-expert-parallel", c.get("ep", 1) > 1),
+            ("--max-num-seqs", c.get("max_num_seqs")),
+            ("--max-num-batched-tokens", c.get("max_num_batched_tokens")),
+            ("--gpu-memory-utilization", c.get("gpu_memory_utilization")),
+            ("--block-size", c.get("block_size")),
+            ("--enable-prefix-caching", c.get("enable_prefix_caching")),
+            ("--quantization", c.get("quantization")),
+            ("--kv-cache-dtype", c.get("kv_cache_dtype")),
+        ]
+    )
     return shlex.join(["vllm", "serve", model, *args, *extra])
 
 
 def sglang_serve(model: str, c: dict, extra: list[str] = ()) -> str:
     adp = c.get("dp_attention", 1)
     gpus = c.get("tp", 1) * adp  # with DP attention SGLang's tp-size spans every GPU of the group
-    args = _flags([
-        ("--tp-size", gpus), ("--pp-size", c.get("pp", 1)),
-        ("--dp-size", adp if adp > 1 else c.get("dp", 1)),
-        ("--enable-dp-attention", adp > 1),
-        ("--ep-size", c.get("ep") if c.get("ep", 1) > 1 else None),
-        ("--max-running-requests", c.get("max_num_seqs")),
-        ("--chunked-prefill-size", c.get("max_num_batched_tokens")),
-        ("--mem-fraction-static", c.get("gpu_memory_utilization")),
-        ("--page-size", c.get("block_size")),
-        ("--disable-radix-cache", not c.get("enable_prefix_caching", False)),
-        ("--quantization", c.get("quantization")),
-        # SGLang names the FP8 KV cache by its format; vLLM's "fp8" is E4M3.
-        ("--kv-cache-dtype", {"fp8": "fp8_e4m3"}.get(c.get("kv_cache_dtype"), c.get("kv_cache_dtype"))),
-    ])
+    args = _flags(
+        [
+            ("--tp-size", gpus),
+            ("--pp-size", c.get("pp", 1)),
+            ("--dp-size", adp if adp > 1 else c.get("dp", 1)),
+            ("--enable-dp-attention", adp > 1),
+            ("--ep-size", c.get("ep") if c.get("ep", 1) > 1 else None),
+            ("--max-running-requests", c.get("max_num_seqs")),
+            ("--chunked-prefill-size", c.get("max_num_batched_tokens")),
+            ("--mem-fraction-static", c.get("gpu_memory_utilization")),
+            ("--page-size", c.get("block_size")),
+            ("--disable-radix-cache", not c.get("enable_prefix_caching", False)),
+            ("--quantization", c.get("quantization")),
+            # SGLang names the FP8 KV cache by its format; vLLM's "fp8" is E4M3.
+            ("--kv-cache-dtype", {"fp8": "fp8_e4m3"}.get(c.get("kv_cache_dtype"), c.get("kv_cache_dtype"))),
+        ]
+    )
     return shlex.join(["python", "-m", "sglang.launch_server", "--model-path", model, *args, *extra])
 
 
@@ -84,35 +91,69 @@ def serve_commands(model: str, deployment: dict) -> dict:
         if engine == "sglang":
             extra = ["--disaggregation-mode", c["role"]]
         else:
-            extra = ["--kv-transfer-config", json.dumps({"kv_connector": "NixlConnector",
-                                                          "kv_role": "kv_both"}, separators=(",", ":"))]
+            extra = [
+                "--kv-transfer-config",
+                json.dumps({"kv_connector": "NixlConnector", "kv_role": "kv_both"}, separators=(",", ":")),
+            ]
         cmds.append(serve(model, c, extra))
         notes.append(f"{c['role']}: {c.get('dp', 1)} instance(s) of the command above")
     if engine == "sglang":
-        notes.append("route with: python -m sglang_router.launch_router --pd-disaggregation "
-                     "--prefill http://PREFILL:30000 --decode http://DECODE:30000")
+        notes.append(
+            "route with: python -m sglang_router.launch_router --pd-disaggregation "
+            "--prefill http://PREFILL:30000 --decode http://DECODE:30000"
+        )
     else:
-        notes.append("route prefill -> decode with a disaggregation proxy (vLLM "
-                     "examples/online_serving/disaggregated_serving)")
+        notes.append(
+            "route prefill -> decode with a disaggregation proxy (vLLM examples/online_serving/disaggregated_serving)"
+        )
     return {"engine": engine, "serve": cmds, "notes": notes}
 
 
-def bench_command(model: str, engine: str, workload: dict, concurrency: int | None,
-                  rate: float | None, num_prompts: int, slo: dict | None) -> str:
+def bench_command(
+    model: str,
+    engine: str,
+    workload: dict,
+    concurrency: int | None,
+    rate: float | None,
+    num_prompts: int,
+    slo: dict | None,
+) -> str:
     """`vllm bench serve` measuring the same load point (also against an SGLang server)."""
-    args = ["vllm", "bench", "serve", "--backend", "sglang" if engine == "sglang" else "vllm",
-            "--port", str(SGLANG_PORT if engine == "sglang" else VLLM_PORT), "--model", model]
+    args = [
+        "vllm",
+        "bench",
+        "serve",
+        "--backend",
+        "sglang" if engine == "sglang" else "vllm",
+        "--port",
+        str(SGLANG_PORT if engine == "sglang" else VLLM_PORT),
+        "--model",
+        model,
+    ]
     trace = workload.get("trace")
     if trace and str((trace.get("path") if isinstance(trace, dict) else trace)).endswith(".json"):
-        args += ["--dataset-name", "sharegpt", "--dataset-path",
-                 str(trace.get("path") if isinstance(trace, dict) else trace)]
+        args += [
+            "--dataset-name",
+            "sharegpt",
+            "--dataset-path",
+            str(trace.get("path") if isinstance(trace, dict) else trace),
+        ]
     else:
+
         def mean(x):
             if isinstance(x, dict):
                 return int(x.get("value") or x.get("mean") or ((x.get("min", 1) + (x.get("max") or 1)) // 2))
             return int(x)
-        args += ["--dataset-name", "random", "--random-input-len", str(mean(workload.get("input_len", 1024))),
-                 "--random-output-len", str(mean(workload.get("output_len", 256))), "--ignore-eos"]
+
+        args += [
+            "--dataset-name",
+            "random",
+            "--random-input-len",
+            str(mean(workload.get("input_len", 1024))),
+            "--random-output-len",
+            str(mean(workload.get("output_len", 256))),
+            "--ignore-eos",
+        ]
     args += ["--num-prompts", str(num_prompts), "--request-rate", "inf" if rate is None else f"{rate:g}"]
     if concurrency is not None:
         args += ["--max-concurrency", str(concurrency)]

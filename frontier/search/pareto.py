@@ -1,4 +1,5 @@
 """Pareto frontiers on tokens/s/GPU vs tokens/s/user, and the best row under the SLO."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -6,6 +6,7 @@ than `EARLY_STOP_MARGIN`, its higher loads (which only queue more) are skipped. 
 point is appended to `results.csv` and its full summary written to `runs/<point>/summary.json`
 at once, so an interrupted sweep keeps what it did and `resume=True` skips it.
 """
+
 from __future__ import annotations
 
 import csv
@@ -31,10 +32,18 @@ from frontier.search.spec import LoadPoint, SweepSpec
 EARLY_STOP_MARGIN = 1.5  # "clearly missed": the SLO statistic over 1.5 x its target
 STATS = ("mean", "median", "p90", "p99")
 METRIC_COLUMNS = (
-    ["completed", "failed", "tokens_per_s_per_gpu", "tokens_per_s_per_user", "request_throughput",
-     "output_throughput", "request_goodput"]
+    [
+        "completed",
+        "failed",
+        "tokens_per_s_per_gpu",
+        "tokens_per_s_per_user",
+        "request_throughput",
+        "output_throughput",
+        "request_goodput",
+    ]
     + [f"{s}_{m}_ms" for m in ("ttft", "tpot", "itl", "e2el") for s in STATS]
-    + ["meets_slo", "wall_time_s"])
+    + ["meets_slo", "wall_time_s"]
+)
 
 
 @dataclass
@@ -50,7 +59,7 @@ class SweepResult:
     spec: SweepSpec
     results: pd.DataFrame
     infeasible: list[Infeasible]
-    skipped: list[tuple[str, str]] = field(default_factory=list)   # (point id, why not run)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (point id, why not run)
     outdir: Path | None = None
     wall_s: float = 0.0
 
@@ -70,13 +79,19 @@ def make_points(spec: SweepSpec, candidates: list[Candidate]) -> list[Point]:
     points = []
     for c in candidates:
         for load in spec.loads:
-            scenario = {"name": f"{spec.name} {c.label} {load.label}", "model": spec.model,
-                        "gpu": c.gpu, "deployment": c.deployment, "workload": load.workload(base),
-                        "seed": spec.seed}
+            scenario = {
+                "name": f"{spec.name} {c.label} {load.label}",
+                "model": spec.model,
+                "gpu": c.gpu,
+                "deployment": c.deployment,
+                "workload": load.workload(base),
+                "seed": spec.seed,
+            }
             if spec.slo:
                 scenario["slo"] = dict(spec.slo)
-            digest = hashlib.sha1(json.dumps([scenario["gpu"], c.deployment, scenario["workload"]],
-                                             sort_keys=True).encode()).hexdigest()[:8]
+            digest = hashlib.sha1(
+                json.dumps([scenario["gpu"], c.deployment, scenario["workload"]], sort_keys=True).encode()
+            ).hexdigest()[:8]
             pid = _slug(f"{c.gpu}-{c.label}-{load.label}")[:80] + f"-{digest}"
             points.append(Point(pid, c, load, scenario))
     return points
@@ -113,20 +128,27 @@ def clearly_missed(row: dict, slo: dict | None, statistic: str) -> bool:
         return False
     if row["completed"] == 0:
         return True
-    return any(slo_value(row, k.removesuffix("_ms"), statistic) > EARLY_STOP_MARGIN * v
-               for k, v in slo.items())
+    return any(slo_value(row, k.removesuffix("_ms"), statistic) > EARLY_STOP_MARGIN * v for k, v in slo.items())
 
 
 def result_row(point: Point, summary: dict, spec: SweepSpec) -> dict:
     c, load = point.candidate, point.load
     tpot = summary.get("mean_tpot_ms") or 0.0
-    row = {"point_id": point.id, "family": c.family, "config": c.label, "gpu": c.gpu, "gpus": c.gpus,
-           **{k: v for k, v in c.fields.items()},
-           "concurrency": load.concurrency, "request_rate": load.rate,
-           "num_requests": point.scenario["workload"]["num_requests"],
-           "completed": summary["completed"], "failed": summary["failed"],
-           "tokens_per_s_per_gpu": summary["output_throughput"] / c.gpus,
-           "tokens_per_s_per_user": 1000.0 / tpot if tpot > 0 else 0.0}
+    row = {
+        "point_id": point.id,
+        "family": c.family,
+        "config": c.label,
+        "gpu": c.gpu,
+        "gpus": c.gpus,
+        **{k: v for k, v in c.fields.items()},
+        "concurrency": load.concurrency,
+        "request_rate": load.rate,
+        "num_requests": point.scenario["workload"]["num_requests"],
+        "completed": summary["completed"],
+        "failed": summary["failed"],
+        "tokens_per_s_per_gpu": summary["output_throughput"] / c.gpus,
+        "tokens_per_s_per_user": 1000.0 / tpot if tpot > 0 else 0.0,
+    }
     for key in METRIC_COLUMNS:
         if key not in row and key in summary:
             row[key] = summary[key]
@@ -191,11 +213,25 @@ class _Progress:
     def __init__(self, total: int, enabled: bool):
         self.bar = None
         if enabled:
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                       TimeElapsedColumn, TimeRemainingColumn)
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
 
-            self.bar = Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TextColumn("points"),
-                                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), transient=True)
+            self.bar = Progress(
+                TextColumn("sweep"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("points"),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                transient=True,
+            )
             self.task = self.bar.add_task("sweep", total=total)
             self.bar.start()
 
@@ -212,12 +248,23 @@ def _columns(candidates: list[Candidate]) -> list[str]:
     fields: list[str] = []
     for c in candidates:
         fields += [k for k in c.fields if k not in fields]
-    return (["point_id", "family", "config", "gpu", "gpus"] + fields
-            + ["concurrency", "request_rate", "num_requests"] + METRIC_COLUMNS)
+    return (
+        ["point_id", "family", "config", "gpu", "gpus"]
+        + fields
+        + ["concurrency", "request_rate", "num_requests"]
+        + METRIC_COLUMNS
+    )
 
 
-def run_sweep(spec: SweepSpec, outdir: str | Path | None = None, *, jobs: int | None = None,
-              ray_address: str | None = None, resume: bool = False, progress: bool = False) -> SweepResult:
+def run_sweep(
+    spec: SweepSpec,
+    outdir: str | Path | None = None,
+    *,
+    jobs: int | None = None,
+    ray_address: str | None = None,
+    resume: bool = False,
+    progress: bool = False,
+) -> SweepResult:
     """Simulate the sweep; with `outdir`, stream results.csv and runs/ there as points finish."""
     from frontier.spec.model import load_model
 
@@ -233,8 +280,10 @@ def run_sweep(spec: SweepSpec, outdir: str | Path | None = None, *, jobs: int | 
         if resume and results_csv.is_file():
             previous = pd.read_csv(results_csv)
             if list(previous.columns) != columns:
-                raise FrontierError(f"{results_csv}: written by a different sweep (other columns); "
-                                    "run without --resume or into another folder")
+                raise FrontierError(
+                    f"{results_csv}: written by a different sweep (other columns); "
+                    "run without --resume or into another folder"
+                )
             done = {r["point_id"]: r for r in previous.to_dict("records")}
         else:
             for stale in ("results.csv", "pareto.csv", "best.json", "pareto.png", "skipped.csv"):
@@ -295,8 +344,9 @@ def run_sweep(spec: SweepSpec, outdir: str | Path | None = None, *, jobs: int | 
                 except BrokenProcessPool:
                     raise FrontierError(
                         "sweep worker processes stopped: a script that calls frontier.sweep after "
-                        "other Frontier work must run it under `if __name__ == \"__main__\":` "
-                        "(workers re-import the script), or pass jobs=1") from None
+                        'other Frontier work must run it under `if __name__ == "__main__":` '
+                        "(workers re-import the script), or pass jobs=1"
+                    ) from None
                 bar.advance()
                 if "error" in outcome:
                     skipped.append((p.id, f"failed: {outcome['error']}"))

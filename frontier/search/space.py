@@ -11,6 +11,7 @@ when TP does not divide the attention heads (vLLM's check in `vllm/config/model.
 parallel size"), when the scenario does not validate (e.g. EP not dividing the instance's GPUs),
 or when weights and activations leave no room for a KV block (`frontier.spec.memory`).
 """
+
 from __future__ import annotations
 
 import itertools
@@ -29,12 +30,12 @@ FIXED_KEYS = ("name", "role")
 class Candidate:
     """One deployment to simulate at every load point."""
 
-    family: str          # "co-located" | "PD-disaggregated" (with the GPU when several are searched)
+    family: str  # "co-located" | "PD-disaggregated" (with the GPU when several are searched)
     gpu: str
-    deployment: dict     # the scenario's `deployment:` block
+    deployment: dict  # the scenario's `deployment:` block
     gpus: int
-    label: str           # "TP4 PP1 DP2", "2P(TP4) 1D(TP8)"
-    fields: dict         # the searched values, for results.csv (prefill_/decode_ prefixed for PD)
+    label: str  # "TP4 PP1 DP2", "2P(TP4) 1D(TP8)"
+    fields: dict  # the searched values, for results.csv (prefill_/decode_ prefixed for PD)
 
 
 @dataclass(frozen=True)
@@ -96,8 +97,7 @@ def enumerate_space(spec: SweepSpec, model) -> tuple[list[Candidate], list[Infea
     several = len(spec.gpus_types) > 1
     for gpu in spec.gpus_types:
         for fam_key, block in spec.search.items():
-            family = ("co-located" if fam_key == "colocated" else "PD-disaggregated") + (
-                f" {gpu}" if several else "")
+            family = ("co-located" if fam_key == "colocated" else "PD-disaggregated") + (f" {gpu}" if several else "")
             if fam_key == "colocated":
                 block = {"tp": [1, 2, 4, 8], "dp": "auto", **block}
                 for c in _grid(block, "search.colocated"):
@@ -113,15 +113,24 @@ def enumerate_space(spec: SweepSpec, model) -> tuple[list[Candidate], list[Infea
                         for pdp in _replicas(p, spec.max_gpus, "prefill"):
                             p2 = _ep(dict(p, dp=pdp))
                             left = spec.max_gpus - _instance_gpus(p2) * pdp
-                            for ddp in (_replicas(d, left, "decode") if left >= _instance_gpus(d) else [1]):
+                            for ddp in _replicas(d, left, "decode") if left >= _instance_gpus(d) else [1]:
                                 d2 = _ep(dict(d, dp=ddp))
                                 gpus = _instance_gpus(p2) * pdp + _instance_gpus(d2) * ddp
-                                dep = {"clusters": [dict(p2, name="prefill", role="prefill"),
-                                                    dict(d2, name="decode", role="decode")], **top}
-                                label = (f"{pdp}P({_label(p2, _searched(block['prefill']))}) "
-                                         f"{ddp}D({_label(d2, _searched(block['decode']))})")
-                                flat = {**{f"prefill_{k}": v for k, v in p2.items()},
-                                        **{f"decode_{k}": v for k, v in d2.items()}}
+                                dep = {
+                                    "clusters": [
+                                        dict(p2, name="prefill", role="prefill"),
+                                        dict(d2, name="decode", role="decode"),
+                                    ],
+                                    **top,
+                                }
+                                label = (
+                                    f"{pdp}P({_label(p2, _searched(block['prefill']))}) "
+                                    f"{ddp}D({_label(d2, _searched(block['decode']))})"
+                                )
+                                flat = {
+                                    **{f"prefill_{k}": v for k, v in p2.items()},
+                                    **{f"decode_{k}": v for k, v in d2.items()},
+                                }
                                 raw.append((family, gpu, dep, gpus, label, flat))
     ok, bad = [], []
     seen = set()
@@ -150,9 +159,14 @@ def _infeasible(spec: SweepSpec, model, gpu: str, dep: dict, gpus: int) -> str |
         if model.num_heads % tp:
             return f"TP {tp} does not divide the {model.num_heads} attention heads"
     try:
-        sc = scenario_from_dict({"model": spec.model, "gpu": gpu, "deployment": dep,
-                                 "workload": {"num_requests": 1, "arrival": {"rate": 1},
-                                              "input_len": 1, "output_len": 1}})
+        sc = scenario_from_dict(
+            {
+                "model": spec.model,
+                "gpu": gpu,
+                "deployment": dep,
+                "workload": {"num_requests": 1, "arrival": {"rate": 1}, "input_len": 1, "output_len": 1},
+            }
+        )
         for c in sc.clusters:
             memory_for(sc, c, c.role if len(sc.clusters) > 1 else "deployment")
     except SpecError as exc:

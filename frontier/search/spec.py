@@ -30,6 +30,7 @@ seed: 0
 Deployment fields are passed through to the scenario untouched, so every field a cluster
 accepts (engine, max_num_batched_tokens, ep, dp_attention, quantization, ...) can be searched.
 """
+
 from __future__ import annotations
 
 import math
@@ -100,8 +101,10 @@ def _rate_list(value: Any, where: str) -> list[float]:
     out = []
     for v in values:
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not (v > 0 and math.isfinite(v)):
-            raise SpecError(f"{where}: expected request rates > 0 (requests/s), got {value!r}; "
-                            "for all requests at once use load.concurrency")
+            raise SpecError(
+                f"{where}: expected request rates > 0 (requests/s), got {value!r}; "
+                "for all requests at once use load.concurrency"
+            )
         out.append(float(v))
     return sorted(set(out))
 
@@ -147,8 +150,10 @@ def _search(d: Any) -> dict:
         check_keys(pd_, ("prefill", "decode") + PD_DEPLOYMENT_KEYS, "search.disaggregated")
         for role in ("prefill", "decode"):
             if not isinstance(pd_.get(role), dict):
-                raise SpecError(f"search.disaggregated.{role}: required, a mapping of cluster "
-                                f"fields (tp, dp, ep, ...) to a value or a list of values")
+                raise SpecError(
+                    f"search.disaggregated.{role}: required, a mapping of cluster "
+                    f"fields (tp, dp, ep, ...) to a value or a list of values"
+                )
     if "colocated" in d and not isinstance(d["colocated"] or {}, dict):
         raise SpecError("search.colocated: expected a mapping of deployment fields to values or lists")
     return {k: (v or {}) for k, v in d.items()}
@@ -163,7 +168,7 @@ def sweep_spec_from_dict(d: dict, base_dir: Path | None = None, name: str = "swe
     if not gpus_types or any(not isinstance(g, str) for g in gpus_types):
         raise SpecError(f"gpu: expected a GPU name or a list of them, got {d['gpu']!r}")
     budget = d["gpus"]
-    lo, hi = (budget if isinstance(budget, list) and len(budget) == 2 else (1, budget))
+    lo, hi = budget if isinstance(budget, list) and len(budget) == 2 else (1, budget)
     if any(isinstance(x, bool) or not isinstance(x, int) or x < 1 for x in (lo, hi)) or lo > hi:
         raise SpecError(f"gpus: expected a GPU budget (a whole number >= 1, or [min, max]), got {budget!r}")
     workload = dict(d.get("workload") or {})
@@ -181,10 +186,21 @@ def sweep_spec_from_dict(d: dict, base_dir: Path | None = None, name: str = "swe
     seed = d.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise SpecError(f"seed: expected an integer, got {seed!r}")
-    return SweepSpec(name=str(d.get("name", name)), model=str(d["model"]), gpus_types=gpus_types,
-                     min_gpus=lo, max_gpus=hi, workload=workload, loads=_loads(d["load"], workload),
-                     slo=slo, slo_statistic=stat, search=_search(d.get("search")), early_stop=early,
-                     seed=seed, base_dir=base_dir)
+    return SweepSpec(
+        name=str(d.get("name", name)),
+        model=str(d["model"]),
+        gpus_types=gpus_types,
+        min_gpus=lo,
+        max_gpus=hi,
+        workload=workload,
+        loads=_loads(d["load"], workload),
+        slo=slo,
+        slo_statistic=stat,
+        search=_search(d.get("search")),
+        early_stop=early,
+        seed=seed,
+        base_dir=base_dir,
+    )
 
 
 def load_sweep_spec(path: str | Path) -> SweepSpec:

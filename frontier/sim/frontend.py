@@ -10,6 +10,7 @@ it on the way out. Two parts:
   scheduler spread out, and a busy front end queues.
 Both come from frontier.engine `HostTime` (fitted to the development set's TTFTs).
 """
+
 from __future__ import annotations
 
 

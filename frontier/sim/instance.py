@@ -10,6 +10,7 @@ between the first and the last iteration, so long decodes cost O(1) Python work.
 arrives meanwhile, the run is cut at the end of the iteration in progress (`interrupt`), which
 is where stepping one iteration at a time would have seen it.
 """
+
 from __future__ import annotations
 
 from collections import deque
@@ -30,14 +31,14 @@ class Batch:
     scheduled: list[tuple[Request, int]]
     start_s: float
     done_s: float
-    totals: StepTime                         # its time, communication and bubbles, summed
-    step_times_s: np.ndarray | None = None   # set for a run of iterations (fast-forwarded)
+    totals: StepTime  # its time, communication and bubbles, summed
+    step_times_s: np.ndarray | None = None  # set for a run of iterations (fast-forwarded)
     # A run with a prompt (its last request): the prompt's new tokens per iteration, and the
     # iteration that ends the prompt with its first token (-1: not in this run).
     chunks: np.ndarray | None = None
     first_step: int = -1
     ids: set[int] = field(default_factory=set)
-    cancelled: bool = False                  # replaced by a shorter run (see Instance.interrupt)
+    cancelled: bool = False  # replaced by a shorter run (see Instance.interrupt)
 
 
 def batch_stats(scheduled: list[tuple[Request, int]]) -> BatchStats:
@@ -62,8 +63,19 @@ def batch_stats(scheduled: list[tuple[Request, int]]) -> BatchStats:
                 max_q = n
             if c + n > prefill_max_kv:
                 prefill_max_kv = c + n
-    return BatchStats(num_prefill, prefill_tokens, sum_q2, sum_qc, prefill_sum_kv, max_q,
-                      prefill_max_kv, num_decode, decode_sum_kv, decode_max_kv, num_sampled)
+    return BatchStats(
+        num_prefill,
+        prefill_tokens,
+        sum_q2,
+        sum_qc,
+        prefill_sum_kv,
+        max_q,
+        prefill_max_kv,
+        num_decode,
+        decode_sum_kv,
+        decode_max_kv,
+        num_sampled,
+    )
 
 
 def _within(need, k: int, free: int, lowest: int = 1) -> int:
@@ -85,8 +97,17 @@ class Instance:
     off after its first token), `decode` (takes requests whose KV arrives from prefill) or
     `attention` (the scheduling side of an attention/FFN-disaggregated engine)."""
 
-    def __init__(self, name: str, role: str, scheduler: Scheduler, step_model: StepModel, pp: int,
-                 max_model_len: int, recorder: Recorder, fast_forward: bool = True):
+    def __init__(
+        self,
+        name: str,
+        role: str,
+        scheduler: Scheduler,
+        step_model: StepModel,
+        pp: int,
+        max_model_len: int,
+        recorder: Recorder,
+        fast_forward: bool = True,
+    ):
         self.name = name
         self.role = role
         self.scheduler = scheduler
@@ -98,14 +119,14 @@ class Instance:
         self.fast_forward = fast_forward
         self.inflight: list[Batch] = []
         self.next_issue_s = 0.0
-        self.outstanding = 0          # requests routed here and not finished
+        self.outstanding = 0  # requests routed here and not finished
         self.outstanding_tokens = 0
         self.pending_kv: deque[Request] = deque()  # decode: prefilled elsewhere, waiting for blocks
-        self.receiving = 0            # decode: KV transfers in flight into this instance
+        self.receiving = 0  # decode: KV transfers in flight into this instance
         # What the instance did, for the summary.
         self.busy_s = 0.0
         self.steps = 0
-        self.batches = 0              # steps and runs of steps planned (Python-level iterations)
+        self.batches = 0  # steps and runs of steps planned (Python-level iterations)
         self.prefill_tokens = 0
         self.output_tokens = 0
         self.comm_ms = 0.0
@@ -118,13 +139,17 @@ class Instance:
         """Queue a request, or mark it failed if this instance can never serve it."""
         total = req.prompt_tokens + req.max_output_tokens
         if total > self.max_model_len:
-            req.status, req.fail_reason = "failed", (
-                f"prompt + output = {total} tokens exceeds max_model_len {self.max_model_len}")
+            req.status, req.fail_reason = (
+                "failed",
+                (f"prompt + output = {total} tokens exceeds max_model_len {self.max_model_len}"),
+            )
             return False
         held = req.prompt_tokens + 1 if self.role == "prefill" else total
         if self.kv.blocks_for(held) > self.kv.num_blocks:
-            req.status, req.fail_reason = "failed", (
-                f"needs {self.kv.blocks_for(held)} KV blocks, {self.name} holds {self.kv.num_blocks}")
+            req.status, req.fail_reason = (
+                "failed",
+                (f"needs {self.kv.blocks_for(held)} KV blocks, {self.name} holds {self.kv.num_blocks}"),
+            )
             return False
         self._enter(req)
         self.scheduler.add(req)
@@ -144,9 +169,13 @@ class Instance:
     def accept_prefilled(self, req: Request) -> bool:
         """Queue a request prefilled elsewhere; False if its KV can never fit here."""
         if self.kv.blocks_for(req.prompt_tokens + req.max_output_tokens) > self.kv.num_blocks:
-            req.status, req.fail_reason = "failed", (
-                f"needs {self.kv.blocks_for(req.prompt_tokens + req.max_output_tokens)} KV blocks, "
-                f"{self.name} holds {self.kv.num_blocks}")
+            req.status, req.fail_reason = (
+                "failed",
+                (
+                    f"needs {self.kv.blocks_for(req.prompt_tokens + req.max_output_tokens)} KV blocks, "
+                    f"{self.name} holds {self.kv.num_blocks}"
+                ),
+            )
             return False
         self._enter(req)
         self.pending_kv.append(req)
@@ -187,8 +216,7 @@ class Instance:
 
     # --- stepping ----------------------------------------------------------------------------
     def can_issue(self, now: float) -> bool:
-        return (self.scheduler.has_work and len(self.inflight) < self.pp
-                and now >= self.next_issue_s - 1e-12)
+        return self.scheduler.has_work and len(self.inflight) < self.pp and now >= self.next_issue_s - 1e-12
 
     def issue(self, now: float) -> Batch | None:
         """Plan and time the next batch; None if nothing can run now."""
@@ -232,8 +260,12 @@ class Instance:
         self.ffn_bubble_ms += sign * totals.ffn_bubble_ms
 
     def _can_fast_forward(self, plan: StepPlan) -> bool:
-        return (plan.admission_blocked and not plan.preempted and plan.decode_only
-                and len(plan.scheduled) == len(self.scheduler.running))
+        return (
+            plan.admission_blocked
+            and not plan.preempted
+            and plan.decode_only
+            and len(plan.scheduled) == len(self.scheduler.running)
+        )
 
     def _prompt_run(self, plan: StepPlan):
         """A prompt prefilled chunk by chunk beside an unchanging set of decodes is as
@@ -253,11 +285,11 @@ class Instance:
         prompt, q = scheduled[-1]
         b = len(scheduled) - 1
         rem = prompt.num_tokens - prompt.num_computed
-        cap = sched.max_num_batched_tokens - b    # the prompt's chunk while it lasts
+        cap = sched.max_num_batched_tokens - b  # the prompt's chunk while it lasts
         if prompt.num_output or q != min(rem, cap):
             return None
-        full = (rem - 1) // q                  # chunks of q before the one that ends the prompt
-        ends = not sched.waiting                     # the last chunk too
+        full = (rem - 1) // q  # chunks of q before the one that ends the prompt
+        ends = not sched.waiting  # the last chunk too
         # (A prompt done in one step is left to the scheduler: its run would be timed ahead of
         # arrivals that often cut it.)
         if full < 1 or any(n != 1 or r.num_output == 0 for r, n in scheduled[:-1]):
@@ -270,7 +302,7 @@ class Instance:
             chunks[-1] = rem - full * q
         computed = np.fromiter((r.num_computed for r in decodes), dtype=np.int64, count=b)
         bs, free = self.kv.block_size, self.kv.free_blocks
-        held = -(-(computed + 1) // bs)             # iteration 1 is allocated
+        held = -(-(computed + 1) // bs)  # iteration 1 is allocated
         grown = prompt.num_computed + np.cumsum(chunks)
         prompt_need = -(-grown // bs) - (-(-int(grown[0]) // bs))
 
@@ -283,9 +315,10 @@ class Instance:
         chunks = chunks[:k]
         sum_kv, max_kv = int(computed.sum()) + b, (int(computed.max()) + 1 if b else 0)
         context = (prompt.num_computed + np.concatenate(([0], np.cumsum(chunks)[:-1]))).tolist()
-        stats = [BatchStats(1, n, n * n, n * c, c + n, n, c + n, b, sum_kv + j * b, max_kv + j if b else 0,
-                            b + (j == full))
-                 for j, (n, c) in enumerate(zip(chunks.tolist(), context))]
+        stats = [
+            BatchStats(1, n, n * n, n * c, c + n, n, c + n, b, sum_kv + j * b, max_kv + j if b else 0, b + (j == full))
+            for j, (n, c) in enumerate(zip(chunks.tolist(), context))
+        ]
         times, totals = self.step_model.steps(stats)
         if k <= full:
             return times, totals, chunks, -1
@@ -303,8 +336,12 @@ class Instance:
         n = _within(decode_need, n, free, lowest=0)
         if n < 1:
             return times, totals, chunks, k - 1
-        first = BatchStats(num_decode=b + 1, decode_sum_kv=int(after.sum()) + b + 1,
-                           decode_max_kv=int(after.max()) + 1, num_sampled=b + 1)
+        first = BatchStats(
+            num_decode=b + 1,
+            decode_sum_kv=int(after.sum()) + b + 1,
+            decode_max_kv=int(after.max()) + 1,
+            num_sampled=b + 1,
+        )
         run_times, run_totals = self.step_model.decode_run(first, n)
         times = np.concatenate([times, run_times])
         totals = replace(totals + run_totals, total_s=float(times.sum()))
@@ -345,8 +382,9 @@ class Instance:
         computed = np.fromiter((r.num_computed for r in reqs), dtype=np.int64, count=b)
         if k > 1:
             k = self._steps_within_free_blocks(computed, k)
-        first = BatchStats(num_decode=b, decode_sum_kv=int(computed.sum()) + b,
-                           decode_max_kv=int(computed.max()) + 1, num_sampled=b)
+        first = BatchStats(
+            num_decode=b, decode_sum_kv=int(computed.sum()) + b, decode_max_kv=int(computed.max()) + 1, num_sampled=b
+        )
         return self.step_model.decode_run(first, k)
 
     def _steps_within_free_blocks(self, computed: np.ndarray, k: int) -> int:
@@ -402,15 +440,16 @@ class Instance:
             else:
                 f = batch.first_step
                 decoded = k - 1 - f if f >= 0 else 0
-                rec.step(self.name, batch.start_s, done_s, "prefill", len(reqs) + 1, k,
-                         k * len(reqs) + prefilled + decoded)
+                rec.step(
+                    self.name, batch.start_s, done_s, "prefill", len(reqs) + 1, k, k * len(reqs) + prefilled + decoded
+                )
                 if f >= 0:  # its first token, then a token per decode iteration
                     prompt.num_computed += decoded
                     self.kv.grow_to_computed(reqs + [prompt])
-                    self._first_token(prompt, batch.start_s + float(times[:f + 1].sum()), finished, handoffs)
+                    self._first_token(prompt, batch.start_s + float(times[: f + 1].sum()), finished, handoffs)
                     self.output_tokens += 1 + decoded
                     if decoded:
-                        rec.gaps(times[f + 1:], 1)
+                        rec.gaps(times[f + 1 :], 1)
                         prompt.num_output += decoded
                         prompt.last_token_s = done_s
                         if prompt.num_output >= prompt.max_output_tokens:

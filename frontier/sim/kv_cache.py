@@ -6,6 +6,7 @@ Mooncake `hash_id` names 512 prompt tokens). A cached prefix unit stays in the c
 last user finishes and is evicted, least recently used first, only when blocks run out: it
 counts as free until then.
 """
+
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -26,11 +27,10 @@ class KVHold:
 class BlockManager:
     """Every change of a block count happens here: requests' `num_blocks` and the free pool."""
 
-    def __init__(self, num_blocks: int, block_size: int, prefix_caching: bool = False,
-                 prefix_unit_tokens: int = 512):
+    def __init__(self, num_blocks: int, block_size: int, prefix_caching: bool = False, prefix_unit_tokens: int = 512):
         self.num_blocks = num_blocks
         self.block_size = block_size
-        self.free_blocks = num_blocks       # allocatable, cached-but-unused prefix units included
+        self.free_blocks = num_blocks  # allocatable, cached-but-unused prefix units included
         self.peak_used = 0
         self.prefix_caching = prefix_caching
         self.unit_tokens = prefix_unit_tokens
@@ -131,7 +131,7 @@ class BlockManager:
             return
         full = min(len(req.prefix_blocks), req.prompt_tokens // self.unit_tokens)
         shared = list(req.shared_units)
-        for uid in req.prefix_blocks[len(shared):full]:
+        for uid in req.prefix_blocks[len(shared) : full]:
             if uid in self._units:
                 break  # computed twice concurrently: keep this copy private
             self._units[uid] = 1

@@ -1,4 +1,5 @@
 """What a run leaves behind besides request timestamps: token gaps and the batch timeline."""
+
 from __future__ import annotations
 
 from array import array
@@ -22,8 +23,8 @@ class GapSketch:
         self._single = array("d")
         self._runs: list[tuple[np.ndarray, float]] = []
         self._held = 0
-        self._weight: np.ndarray | None = None    # per bin
-        self._sum: np.ndarray | None = None       # per bin: sum of weight x value
+        self._weight: np.ndarray | None = None  # per bin
+        self._sum: np.ndarray | None = None  # per bin: sum of weight x value
 
     def add(self, seconds: float) -> None:
         self._single.append(seconds)
@@ -77,11 +78,20 @@ class Recorder:
         self.timeline: list[tuple[str, float, float, str, int, int, int]] = []
         self.transfers: list[tuple[str, float, float, str]] = []
 
-    def step(self, instance: str, start_s: float, end_s: float, kind: str, seqs: int,
-             iterations: int, tokens: int | None = None) -> None:
+    def step(
+        self,
+        instance: str,
+        start_s: float,
+        end_s: float,
+        kind: str,
+        seqs: int,
+        iterations: int,
+        tokens: int | None = None,
+    ) -> None:
         if self.timeline_enabled:
-            self.timeline.append((instance, start_s, end_s, kind, seqs, iterations,
-                                  seqs * iterations if tokens is None else tokens))
+            self.timeline.append(
+                (instance, start_s, end_s, kind, seqs, iterations, seqs * iterations if tokens is None else tokens)
+            )
 
     def transfer(self, name: str, start_s: float, end_s: float, what: str) -> None:
         if self.timeline_enabled:

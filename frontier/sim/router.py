@@ -1,4 +1,5 @@
 """Routing policies: which instance of a cluster gets a new request."""
+
 from __future__ import annotations
 
 from typing import Protocol, Sequence

@@ -12,6 +12,7 @@ Deployments by the roles of their clusters:
   the `ffn` cluster (`AFPipeline`).
 Every duration comes from the clusters' `StepModel`s (`frontier.predict.step`).
 """
+
 from __future__ import annotations
 
 import heapq
@@ -31,8 +32,15 @@ from frontier.ops.experts import ExpertRouting, Fabric
 from frontier.ops.graph import Parallel
 from frontier.predict import load_predictor
 from frontier.predict.links import Link, rank_link
-from frontier.predict.step import (AFPipeline, BlockCosts, Sequential, SpeculativeDecoding, StepModel,
-                                   StepOverheads, TwoBatchOverlap)
+from frontier.predict.step import (
+    AFPipeline,
+    BlockCosts,
+    Sequential,
+    SpeculativeDecoding,
+    StepModel,
+    StepOverheads,
+    TwoBatchOverlap,
+)
 from frontier.sim.frontend import Frontend
 from frontier.sim.instance import Batch, Instance
 from frontier.sim.kv_cache import BlockManager, KVHold
@@ -54,17 +62,19 @@ class BatchDone(NamedTuple):
 
 
 class KVArrived(NamedTuple):
-    instance: Instance   # the decode instance
+    instance: Instance  # the decode instance
     request: Request
 
 
 class AtScheduler(NamedTuple):
     """A request has crossed the front end and reaches the scheduler."""
+
     request: Request
 
 
 class StageFree(NamedTuple):
     """A pipeline stage of the instance can take the next batch."""
+
     instance: Instance
 
 
@@ -72,7 +82,7 @@ class StageFree(NamedTuple):
 class SimResult:
     scenario: Scenario
     summary: dict
-    columns: dict            # per request: name -> array (see `requests`)
+    columns: dict  # per request: name -> array (see `requests`)
     itl_s: np.ndarray
     itl_weights: np.ndarray
     recorder: Recorder
@@ -93,7 +103,7 @@ class Cluster:
     memory: MemoryPlan
     predictor_sources: dict
     kv_transfer_s: list[float] = field(default_factory=list)  # PD prefill: each KV's time on the link
-    kv_exposed_s: list[float] = field(default_factory=list)   # PD decode: each KV's wait once pulled
+    kv_exposed_s: list[float] = field(default_factory=list)  # PD decode: each KV's wait once pulled
 
 
 def block_costs_for(scenario: Scenario, spec: ClusterSpec) -> tuple[BlockCosts, dict]:
@@ -102,19 +112,26 @@ def block_costs_for(scenario: Scenario, spec: ClusterSpec) -> tuple[BlockCosts, 
     model = scenario.cluster_model(spec)
     engine = make_engine(spec.engine, spec.engine_version, gpu, spec.tp)
     predictor = load_predictor(gpu)
-    routing = ExpertRouting(spec.expert_skew, spec.expert_load_file, spec.eplb_redundant_experts,
-                            spec.expert_load_cv)
+    routing = ExpertRouting(spec.expert_skew, spec.expert_load_file, spec.eplb_redundant_experts, spec.expert_load_cv)
     fabric = Fabric(gpu.gpus_per_node, gpu.intra_node_gbps, gpu.network_gbps, gpu.sm_count)
-    par = Parallel(tp=spec.tp, pp=spec.pp, ep=spec.ep, dp_attention=spec.dp_attention, routing=routing,
-                   ep_backend=spec.ep_backend, fabric=fabric)
-    overheads = StepOverheads(cuda_graph=spec.cuda_graph, cpu_overhead_ms=spec.cpu_overhead_ms,
-                              capture_sizes=tuple(s for s in engine.capture_sizes if s <= spec.cuda_graph_max_bs)
-                              or (1,),
-                              graph_mixed_batches=engine.graph_mixed_batches,
-                              host_overlapped=engine.host.overlapped,
-                              overlap_residual_ms=engine.host.overlap_residual_ms)
-    blocks = BlockCosts(model, par, predictor, overheads, attn_backend=spec.attention_backend,
-                        dtype=model.weight_dtype)
+    par = Parallel(
+        tp=spec.tp,
+        pp=spec.pp,
+        ep=spec.ep,
+        dp_attention=spec.dp_attention,
+        routing=routing,
+        ep_backend=spec.ep_backend,
+        fabric=fabric,
+    )
+    overheads = StepOverheads(
+        cuda_graph=spec.cuda_graph,
+        cpu_overhead_ms=spec.cpu_overhead_ms,
+        capture_sizes=tuple(s for s in engine.capture_sizes if s <= spec.cuda_graph_max_bs) or (1,),
+        graph_mixed_batches=engine.graph_mixed_batches,
+        host_overlapped=engine.host.overlapped,
+        overlap_residual_ms=engine.host.overlap_residual_ms,
+    )
+    blocks = BlockCosts(model, par, predictor, overheads, attn_backend=spec.attention_backend, dtype=model.weight_dtype)
     return blocks, predictor.sources()
 
 
@@ -129,8 +146,10 @@ def step_model_for(scenario: Scenario, spec: ClusterSpec, step_time=None) -> tup
         if spec.role == "attention":
             ffn = scenario.cluster("ffn")
             ffn_blocks, ffn_sources = block_costs_for(scenario, ffn)
-            sources = {f: (s if s == ffn_sources[f] else f"{s} (attention) / {ffn_sources[f]} (ffn)")
-                       for f, s in sources.items()}
+            sources = {
+                f: (s if s == ffn_sources[f] else f"{s} (attention) / {ffn_sources[f]} (ffn)")
+                for f, s in sources.items()
+            }
             rule = AFPipeline(blocks, ffn_blocks, spec.dp, ffn.dp, spec.micro_batches, _af_link(scenario, spec))
         elif spec.two_batch_overlap and model.moe is not None and spec.ep > 1:
             rule = TwoBatchOverlap(blocks)
@@ -145,28 +164,46 @@ def make_scheduler(spec: ClusterSpec, kv: BlockManager, ranks: int) -> Scheduler
     """The engine's scheduling policy over one instance's KV cache (`ranks` attention-DP ranks
     scheduled together, with their combined limits)."""
     if spec.engine == "sglang":
-        return SGLangScheduler(kv, spec.max_num_seqs * ranks, spec.max_num_batched_tokens * ranks,
-                               spec.max_prefill_tokens * ranks, spec.enable_mixed_chunk, spec.schedule_policy)
-    return Scheduler(kv, spec.max_num_seqs * ranks, spec.max_num_batched_tokens * ranks,
-                     spec.enable_chunked_prefill)
+        return SGLangScheduler(
+            kv,
+            spec.max_num_seqs * ranks,
+            spec.max_num_batched_tokens * ranks,
+            spec.max_prefill_tokens * ranks,
+            spec.enable_mixed_chunk,
+            spec.schedule_policy,
+        )
+    return Scheduler(kv, spec.max_num_seqs * ranks, spec.max_num_batched_tokens * ranks, spec.enable_chunked_prefill)
 
 
 def memory_for(scenario: Scenario, spec: ClusterSpec, where: str) -> MemoryPlan:
     part = {"attention": "attention", "ffn": "ffn"}.get(spec.role, "all")
-    return plan_memory(scenario.cluster_model(spec), scenario.cluster_gpu(spec), tp=spec.tp, pp=spec.pp, ep=spec.ep,
-                       gpu_memory_utilization=spec.gpu_memory_utilization, block_size=spec.block_size,
-                       max_num_batched_tokens=spec.max_num_batched_tokens, max_num_seqs=spec.max_num_seqs,
-                       where=where, part=part, activations_inside=spec.engine != "sglang",
-                       redundant_experts=spec.eplb_redundant_experts,
-                       unseen_bytes=SGLANG_UNSEEN_GIB * 2**30,
-                       draft_layers=int(spec.speculative is not None and spec.speculative.method != "ngram"))
+    return plan_memory(
+        scenario.cluster_model(spec),
+        scenario.cluster_gpu(spec),
+        tp=spec.tp,
+        pp=spec.pp,
+        ep=spec.ep,
+        gpu_memory_utilization=spec.gpu_memory_utilization,
+        block_size=spec.block_size,
+        max_num_batched_tokens=spec.max_num_batched_tokens,
+        max_num_seqs=spec.max_num_seqs,
+        where=where,
+        part=part,
+        activations_inside=spec.engine != "sglang",
+        redundant_experts=spec.eplb_redundant_experts,
+        unseen_bytes=SGLANG_UNSEEN_GIB * 2**30,
+        draft_layers=int(spec.speculative is not None and spec.speculative.method != "ngram"),
+    )
 
 
-def build_clusters(scenario: Scenario, recorder: Recorder, step_time=None, fast_forward: bool = True,
-                   prefix_unit_tokens: int = 512) -> list[Cluster]:
+def build_clusters(
+    scenario: Scenario, recorder: Recorder, step_time=None, fast_forward: bool = True, prefix_unit_tokens: int = 512
+) -> list[Cluster]:
     """Instances of every cluster that schedules (all roles but `ffn`)."""
-    where = {c.name: (f"deployment.clusters[{i}]" if len(scenario.clusters) > 1 else "deployment")
-             for i, c in enumerate(scenario.clusters)}
+    where = {
+        c.name: (f"deployment.clusters[{i}]" if len(scenario.clusters) > 1 else "deployment")
+        for i, c in enumerate(scenario.clusters)
+    }
     memory = {c.name: memory_for(scenario, c, where[c.name]) for c in scenario.clusters}
     clusters = []
     for spec in scenario.clusters:
@@ -184,8 +221,9 @@ def build_clusters(scenario: Scenario, recorder: Recorder, step_time=None, fast_
         for i in range(instances):
             kv = BlockManager(num_blocks, spec.block_size, spec.enable_prefix_caching, prefix_unit_tokens)
             sched = make_scheduler(spec, kv, ranks)
-            insts.append(Instance(f"{spec.name}/{i}", spec.role, sched, step_model, spec.pp, max_len, recorder,
-                                  fast_forward))
+            insts.append(
+                Instance(f"{spec.name}/{i}", spec.role, sched, step_model, spec.pp, max_len, recorder, fast_forward)
+            )
             if spec.engine == "sglang":
                 insts[-1].decode_reserved_tokens = SGLANG_DECODE_RESERVED_TOKENS
         clusters.append(Cluster(spec, insts, memory[spec.name], sources))
@@ -214,8 +252,9 @@ def _frontend(scenario: Scenario, spec: ClusterSpec) -> Frontend:
 class Simulation:
     """One run: the clusters, the clock, and what happens at each event."""
 
-    def __init__(self, scenario: Scenario, requests: RequestTable, progress: bool, timeline: bool,
-                 step_time, fast_forward: bool):
+    def __init__(
+        self, scenario: Scenario, requests: RequestTable, progress: bool, timeline: bool, step_time, fast_forward: bool
+    ):
         self.scenario = scenario
         self.table = requests
         self.recorder = Recorder(timeline)
@@ -247,8 +286,7 @@ class Simulation:
         self.bar = _Progress(len(self.arrivals)) if progress else None
         self.holds: dict[int, tuple[Instance, KVHold, float]] = {}  # PD: request -> prefill side
         # PD: when each attention-DP rank's NICs of each prefill instance are free again
-        self.link_free = ({i: [0.0] * self.entry.spec.dp_attention for i in self.entry.instances}
-                          if self.decode else {})
+        self.link_free = {i: [0.0] * self.entry.spec.dp_attention for i in self.entry.instances} if self.decode else {}
 
     def _role(self, role: str) -> Cluster:
         return next(c for c in self.clusters if c.spec.role == role)
@@ -416,8 +454,14 @@ class Simulation:
         self.kick(decode)
 
 
-def simulate(scenario: Scenario, requests: RequestTable, progress: bool = False,
-             timeline: bool = True, step_time=None, fast_forward: bool = True) -> SimResult:
+def simulate(
+    scenario: Scenario,
+    requests: RequestTable,
+    progress: bool = False,
+    timeline: bool = True,
+    step_time=None,
+    fast_forward: bool = True,
+) -> SimResult:
     """Serve `requests` with the scenario's deployment.
 
     `step_time`: a timing rule, an object with `step(BatchStats) -> StepTime`, to use instead of the predictors
@@ -455,11 +499,17 @@ def _result(sim: Simulation, wall_s: float) -> SimResult:
     scenario, table = sim.scenario, sim.table
     n = len(sim.arrivals)
     log = sim.log.columns
-    cols = {"request_id": np.arange(n), "arrival_s": log["arrival_s"], "first_token_s": log["first_token_s"],
-            "finish_s": log["finish_s"], "input_tokens": np.asarray(table.input_tokens, dtype=np.int64),
-            # What each request was served (prefill-only: its first token); unrecorded: asked.
-            "output_tokens": np.where(log["max_output_tokens"] > 0, log["max_output_tokens"],
-                                      np.asarray(table.output_tokens, dtype=np.int64))}
+    cols = {
+        "request_id": np.arange(n),
+        "arrival_s": log["arrival_s"],
+        "first_token_s": log["first_token_s"],
+        "finish_s": log["finish_s"],
+        "input_tokens": np.asarray(table.input_tokens, dtype=np.int64),
+        # What each request was served (prefill-only: its first token); unrecorded: asked.
+        "output_tokens": np.where(
+            log["max_output_tokens"] > 0, log["max_output_tokens"], np.asarray(table.output_tokens, dtype=np.int64)
+        ),
+    }
     cols.update({k: log[k] for k in ("cached_tokens", "preemptions", "path", "status", "fail_reason")})
     cols["ttft_s"] = cols["first_token_s"] - cols["arrival_s"]
     cols["e2el_s"] = cols["finish_s"] - cols["arrival_s"]
@@ -469,10 +519,16 @@ def _result(sim: Simulation, wall_s: float) -> SimResult:
     start = float(cols["arrival_s"].min()) if n else 0.0
     end = float(cols["finish_s"][ok].max()) if ok.any() else start
     summary = serving_metrics(
-        duration_s=end - start, input_tokens=cols["input_tokens"][ok],
-        output_tokens=cols["output_tokens"][ok], ttft_s=cols["ttft_s"][ok],
-        e2el_s=cols["e2el_s"][ok], itl_s=itl_s, itl_weights=itl_w,
-        failed=int(failed.sum()), slo=scenario.slo)
+        duration_s=end - start,
+        input_tokens=cols["input_tokens"][ok],
+        output_tokens=cols["output_tokens"][ok],
+        ttft_s=cols["ttft_s"][ok],
+        e2el_s=cols["e2el_s"][ok],
+        itl_s=itl_s,
+        itl_weights=itl_w,
+        failed=int(failed.sum()),
+        slo=scenario.slo,
+    )
     duration = max(end - start, 1e-12)
     sources = sim.clusters[0].predictor_sources
     summary["frontier"] = {
@@ -483,8 +539,9 @@ def _result(sim: Simulation, wall_s: float) -> SimResult:
         "deployment": scenario.describe_deployment(),
         "workload": sim.table.source,
         "predictor": sources,
-        "predictor_fallback": sorted({f for c in sim.clusters for f, s in c.predictor_sources.items()
-                                      if "roofline" in s}),
+        "predictor_fallback": sorted(
+            {f for c in sim.clusters for f, s in c.predictor_sources.items() if "roofline" in s}
+        ),
         "simulated_gpus": scenario.total_gpus,
         "num_requests": n,
         "failed_reasons": dict(Counter(cols["fail_reason"][failed]).most_common()),
@@ -494,8 +551,9 @@ def _result(sim: Simulation, wall_s: float) -> SimResult:
         "clusters": _cluster_summaries(sim, duration),
         "wall_time_s": wall_s,
     }
-    return SimResult(scenario, summary, cols, itl_s, itl_w, sim.recorder,
-                     [i for c in sim.clusters for i in c.instances])
+    return SimResult(
+        scenario, summary, cols, itl_s, itl_w, sim.recorder, [i for c in sim.clusters for i in c.instances]
+    )
 
 
 def _cluster_summaries(sim: Simulation, duration: float) -> list[dict]:
@@ -507,34 +565,45 @@ def _cluster_summaries(sim: Simulation, duration: float) -> list[dict]:
         steps = max(sum(i.steps for i in insts), 1)
         engines = len(insts)
         row = _cluster_row(scenario, spec)
-        row.update({
-            "input_tokens_per_s": sum(i.prefill_tokens for i in insts) / duration,
-            "output_tokens_per_s": sum(i.output_tokens for i in insts) / duration,
-            "steady_input_tokens_per_s": steady_rate(insts, 1),
-            "steady_output_tokens_per_s": steady_rate(insts, 2),
-            "busy_fraction": busy / (engines * duration),
-            "kv_blocks_per_instance": c.memory.num_blocks * (spec.dp_attention if spec.role != "attention" else 1),
-            "kv_tokens_per_instance": c.memory.kv_tokens * (spec.dp_attention if spec.role != "attention" else 1),
-            "weight_gib_per_gpu": c.memory.weight_bytes / 2**30,
-            "kv_cache_gib_per_gpu": c.memory.kv_bytes / 2**30,
-            "peak_kv_fraction": max(i.kv.peak_used / max(i.kv.num_blocks, 1) for i in insts),
-            "prefix_cache_hit_rate": (sum(i.kv.prefix_hit_tokens for i in insts)
-                                      / max(sum(i.kv.prefix_query_tokens for i in insts), 1)),
-            "kv_transfer_ms": float(np.mean(c.kv_transfer_s)) * 1e3 if c.kv_transfer_s else None,
-            "kv_exposed_ms": float(np.mean(c.kv_exposed_s)) * 1e3 if c.kv_exposed_s else None,
-            "all_to_all_ms": (sum(i.comm_ms for i in insts) / steps
-                              if spec.ep > 1 and spec.role != "attention" else None),
-            "bubble_fraction": (sum(i.bubble_ms for i in insts) * 1e-3 / busy
-                                if busy and (spec.two_batch_overlap or spec.role == "attention") else None),
-        })
+        row.update(
+            {
+                "input_tokens_per_s": sum(i.prefill_tokens for i in insts) / duration,
+                "output_tokens_per_s": sum(i.output_tokens for i in insts) / duration,
+                "steady_input_tokens_per_s": steady_rate(insts, 1),
+                "steady_output_tokens_per_s": steady_rate(insts, 2),
+                "busy_fraction": busy / (engines * duration),
+                "kv_blocks_per_instance": c.memory.num_blocks * (spec.dp_attention if spec.role != "attention" else 1),
+                "kv_tokens_per_instance": c.memory.kv_tokens * (spec.dp_attention if spec.role != "attention" else 1),
+                "weight_gib_per_gpu": c.memory.weight_bytes / 2**30,
+                "kv_cache_gib_per_gpu": c.memory.kv_bytes / 2**30,
+                "peak_kv_fraction": max(i.kv.peak_used / max(i.kv.num_blocks, 1) for i in insts),
+                "prefix_cache_hit_rate": (
+                    sum(i.kv.prefix_hit_tokens for i in insts) / max(sum(i.kv.prefix_query_tokens for i in insts), 1)
+                ),
+                "kv_transfer_ms": float(np.mean(c.kv_transfer_s)) * 1e3 if c.kv_transfer_s else None,
+                "kv_exposed_ms": float(np.mean(c.kv_exposed_s)) * 1e3 if c.kv_exposed_s else None,
+                "all_to_all_ms": (
+                    sum(i.comm_ms for i in insts) / steps if spec.ep > 1 and spec.role != "attention" else None
+                ),
+                "bubble_fraction": (
+                    sum(i.bubble_ms for i in insts) * 1e-3 / busy
+                    if busy and (spec.two_batch_overlap or spec.role == "attention")
+                    else None
+                ),
+            }
+        )
         out.append(row)
         if spec.role == "attention":  # the FFN cluster works in the attention cluster's steps
             ffn = scenario.cluster("ffn")
             row = _cluster_row(scenario, ffn)
-            row.update({"busy_fraction": busy / duration,
-                        "bubble_fraction": sum(i.ffn_bubble_ms for i in insts) * 1e-3 / busy if busy else None,
-                        "af_transfer_ms": sum(i.comm_ms for i in insts) / steps,
-                        "weight_gib_per_gpu": memory_for(scenario, ffn, "deployment").weight_bytes / 2**30})
+            row.update(
+                {
+                    "busy_fraction": busy / duration,
+                    "bubble_fraction": sum(i.ffn_bubble_ms for i in insts) * 1e-3 / busy if busy else None,
+                    "af_transfer_ms": sum(i.comm_ms for i in insts) / steps,
+                    "weight_gib_per_gpu": memory_for(scenario, ffn, "deployment").weight_bytes / 2**30,
+                }
+            )
             out.append(row)
     return out
 
@@ -547,8 +616,12 @@ def steady_rate(instances, column: int) -> float | None:
     (`column` 1) or output (2) tokens, summed over its instances batch by batch, is timed between
     the moments it passes 10 % and 90 % of its final value, so the ramp-up (the first 10 % of
     the tokens) and the drain (the last 10 %) are left out. None without tokens."""
-    events = sorted((row[0], row[column] - prev[column]) for inst in instances
-                    for prev, row in zip([(0.0, 0, 0)] + inst.token_log, inst.token_log) if row[column] > prev[column])
+    events = sorted(
+        (row[0], row[column] - prev[column])
+        for inst in instances
+        for prev, row in zip([(0.0, 0, 0)] + inst.token_log, inst.token_log)
+        if row[column] > prev[column]
+    )
     if len(events) < 2:
         return None
     times = np.array([t for t, _ in events])
@@ -560,5 +633,11 @@ def steady_rate(instances, column: int) -> float | None:
 
 def _cluster_row(scenario: Scenario, spec: ClusterSpec) -> dict:
     gpu = scenario.cluster_gpu(spec)
-    return {"name": spec.name, "role": spec.role, "gpu": gpu.name, "gpus": spec.gpus,
-            "nodes": math.ceil(spec.gpus / gpu.gpus_per_node), "instances": spec.dp}
+    return {
+        "name": spec.name,
+        "role": spec.role,
+        "gpu": gpu.name,
+        "gpus": spec.gpus,
+        "nodes": math.ceil(spec.gpus / gpu.gpus_per_node),
+        "instances": spec.dp,
+    }

@@ -10,6 +10,7 @@ when the KV cache has no block for one, the lowest-priority running request (the
 is preempted by recompute. Waiting requests are admitted in arrival order while budget, sequence
 slots and blocks last; with chunked prefill a long prompt is split over steps.
 """
+
 from __future__ import annotations
 
 from collections import deque
@@ -30,8 +31,9 @@ class StepPlan:
 
 
 class Scheduler:
-    def __init__(self, kv: BlockManager, max_num_seqs: int, max_num_batched_tokens: int,
-                 enable_chunked_prefill: bool = True):
+    def __init__(
+        self, kv: BlockManager, max_num_seqs: int, max_num_batched_tokens: int, enable_chunked_prefill: bool = True
+    ):
         self.kv = kv
         self.max_num_seqs = max_num_seqs
         self.max_num_batched_tokens = max_num_batched_tokens
@@ -151,13 +153,20 @@ class SGLangScheduler(Scheduler):
     The radix cache is the block manager's prefix cache.
     """
 
-    INIT_NEW_TOKEN_RATIO = 0.7           # SGLANG_INIT_NEW_TOKEN_RATIO x schedule_conservativeness
-    MIN_NEW_TOKEN_RATIO = 0.7 * 0.14     # SGLANG_MIN_NEW_TOKEN_RATIO_FACTOR
-    DECAY_STEPS = 600                    # SGLANG_NEW_TOKEN_RATIO_DECAY_STEPS
-    CLIP_MAX_NEW_TOKENS = 4096           # SGLANG_CLIP_MAX_NEW_TOKENS_ESTIMATION
+    INIT_NEW_TOKEN_RATIO = 0.7  # SGLANG_INIT_NEW_TOKEN_RATIO x schedule_conservativeness
+    MIN_NEW_TOKEN_RATIO = 0.7 * 0.14  # SGLANG_MIN_NEW_TOKEN_RATIO_FACTOR
+    DECAY_STEPS = 600  # SGLANG_NEW_TOKEN_RATIO_DECAY_STEPS
+    CLIP_MAX_NEW_TOKENS = 4096  # SGLANG_CLIP_MAX_NEW_TOKENS_ESTIMATION
 
-    def __init__(self, kv: BlockManager, max_running_requests: int, chunked_prefill_size: int,
-                 max_prefill_tokens: int, enable_mixed_chunk: bool = False, schedule_policy: str = "fcfs"):
+    def __init__(
+        self,
+        kv: BlockManager,
+        max_running_requests: int,
+        chunked_prefill_size: int,
+        max_prefill_tokens: int,
+        enable_mixed_chunk: bool = False,
+        schedule_policy: str = "fcfs",
+    ):
         super().__init__(kv, max_running_requests, chunked_prefill_size, True)
         self.max_prefill_tokens = max_prefill_tokens
         self.mixed_chunk = enable_mixed_chunk
@@ -213,8 +222,14 @@ class SGLangScheduler(Scheduler):
         if not self.waiting and self.chunked is None:
             return plan
         kv = self.kv
-        reserved = sum(min(r.max_output_tokens - r.num_output, self.CLIP_MAX_NEW_TOKENS)
-                       for r in self.running if self._prefilled(r)) * self.new_token_ratio
+        reserved = (
+            sum(
+                min(r.max_output_tokens - r.num_output, self.CLIP_MAX_NEW_TOKENS)
+                for r in self.running
+                if self._prefilled(r)
+            )
+            * self.new_token_ratio
+        )
         rem_total = kv.free_blocks * kv.block_size - reserved
         rem_input, rem_chunk = self.max_prefill_tokens, self.max_num_batched_tokens
         if self.chunked is not None and self.chunked.is_decoding:  # its last chunk ran fast-forwarded

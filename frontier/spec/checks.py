@@ -29,6 +29,7 @@ Frontier's own limit: a TP group larger than a node takes whole nodes (TP16 on t
 as SGLang serves DeepSeek-R1 on H100); its all-reduce then crosses the NICs (frontier.ops.graph
 `all_reduce`).
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -47,16 +48,17 @@ def check_scenario(scenario: Scenario) -> None:
     """Raise SpecError on the first thing the engines would refuse at start-up."""
     check_name(scenario.name)
     for i, cluster in enumerate(scenario.clusters):
-        where = "deployment" if len(scenario.clusters) == 1 and cluster.role == "mixed" \
-            else f"deployment.clusters[{i}]"
+        where = "deployment" if len(scenario.clusters) == 1 and cluster.role == "mixed" else f"deployment.clusters[{i}]"
         check_cluster(scenario, cluster, where)
 
 
 def check_name(name: str) -> None:
     """The name becomes results/<name>: one folder name, nothing that climbs out of results/."""
     if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
-        raise SpecError(f"name: {name!r} is not a folder name (results go to results/<name>); "
-                        "use letters, digits, '-', '_' or '.', without '/' or '..'")
+        raise SpecError(
+            f"name: {name!r} is not a folder name (results go to results/<name>); "
+            "use letters, digits, '-', '_' or '.', without '/' or '..'"
+        )
 
 
 def _tp_fits_heads(model, tp: int) -> bool:
@@ -74,40 +76,59 @@ def check_tp(model: ModelSpec, gpu: GPUSpec, tp: int, where: str, attention: boo
     """Tensor parallelism the engines accept for this model, on one node of this GPU."""
     if attention and not _tp_fits_heads(model, tp):
         kv = model.num_kv_heads
-        heads = (f"{model.num_heads} attention heads" if model.num_heads % tp else
-                 f"{kv} KV heads (split over tp, or each replicated tp/{kv} times)")
-        raise SpecError(f"{where}: {tp} does not fit {model.name}'s {heads}; vLLM refuses it. "
-                        f"Valid tp: {_valid_tp(model, gpu.gpus_per_node)}")
+        heads = (
+            f"{model.num_heads} attention heads"
+            if model.num_heads % tp
+            else f"{kv} KV heads (split over tp, or each replicated tp/{kv} times)"
+        )
+        raise SpecError(
+            f"{where}: {tp} does not fit {model.name}'s {heads}; vLLM refuses it. "
+            f"Valid tp: {_valid_tp(model, gpu.gpus_per_node)}"
+        )
     if tp > gpu.gpus_per_node and tp % gpu.gpus_per_node:
-        raise SpecError(f"{where}: {tp} spans {tp / gpu.gpus_per_node:g} nodes of {gpu.gpus_per_node} "
-                        f"{gpu.name} GPUs; tensor parallelism across nodes takes whole nodes: use tp <= "
-                        f"{gpu.gpus_per_node} or a multiple of {gpu.gpus_per_node}")
+        raise SpecError(
+            f"{where}: {tp} spans {tp / gpu.gpus_per_node:g} nodes of {gpu.gpus_per_node} "
+            f"{gpu.name} GPUs; tensor parallelism across nodes takes whole nodes: use tp <= "
+            f"{gpu.gpus_per_node} or a multiple of {gpu.gpus_per_node}"
+        )
 
 
 def check_cluster(scenario: Scenario, c: ClusterSpec, where: str) -> None:
     model, gpu = scenario.cluster_model(c), scenario.cluster_gpu(c)
     check_tp(model, gpu, c.tp, f"{where}.tp", attention=c.role != "ffn")  # FFN GPUs hold no attention
     if c.pp > model.num_layers:
-        raise SpecError(f"{where}.pp: {c.pp} pipeline stages for {model.name}'s "
-                        f"{model.num_layers} layers; every stage needs a layer: pp <= "
-                        f"{model.num_layers}")
+        raise SpecError(
+            f"{where}.pp: {c.pp} pipeline stages for {model.name}'s "
+            f"{model.num_layers} layers; every stage needs a layer: pp <= "
+            f"{model.num_layers}"
+        )
     if c.block_size not in VLLM_BLOCK_SIZES:
-        raise SpecError(f"{where}.block_size: {c.block_size} is not a vLLM block size; use one "
-                        f"of {', '.join(map(str, VLLM_BLOCK_SIZES))}")
+        raise SpecError(
+            f"{where}.block_size: {c.block_size} is not a vLLM block size; use one "
+            f"of {', '.join(map(str, VLLM_BLOCK_SIZES))}"
+        )
     if c.attention_backend == "flash" and c.block_size % 16:
-        raise SpecError(f"{where}.block_size: {c.block_size} with attention_backend flash; "
-                        f"FlashAttention needs a multiple of 16 (16, 32, 64, 128, 256)")
+        raise SpecError(
+            f"{where}.block_size: {c.block_size} with attention_backend flash; "
+            f"FlashAttention needs a multiple of 16 (16, 32, 64, 128, 256)"
+        )
     if c.max_model_len > model.max_model_len:
-        raise SpecError(f"{where}.max_model_len: {c.max_model_len} exceeds {model.name}'s context "
-                        f"of {model.max_model_len} tokens; use <= {model.max_model_len} (0: the "
-                        f"model's context)")
+        raise SpecError(
+            f"{where}.max_model_len: {c.max_model_len} exceeds {model.name}'s context "
+            f"of {model.max_model_len} tokens; use <= {model.max_model_len} (0: the "
+            f"model's context)"
+        )
     max_len = c.max_model_len or model.max_model_len
     if not c.enable_chunked_prefill and c.max_num_batched_tokens < max_len:
-        raise SpecError(f"{where}.max_num_batched_tokens: {c.max_num_batched_tokens} is below "
-                        f"max_model_len {max_len} with enable_chunked_prefill false (vLLM refuses "
-                        f"this at start-up: a prompt must fit one step); raise it to >= {max_len}, "
-                        f"set max_model_len <= {c.max_num_batched_tokens}, or enable chunked "
-                        f"prefill")
+        raise SpecError(
+            f"{where}.max_num_batched_tokens: {c.max_num_batched_tokens} is below "
+            f"max_model_len {max_len} with enable_chunked_prefill false (vLLM refuses "
+            f"this at start-up: a prompt must fit one step); raise it to >= {max_len}, "
+            f"set max_model_len <= {c.max_num_batched_tokens}, or enable chunked "
+            f"prefill"
+        )
     if model.weight_dtype == "fp8" and gpu.fp8_tflops is None:
-        raise SpecError(f"{where}: {model.name} has fp8 weights but {gpu.name} has no fp8 tensor "
-                        f"cores; use a bf16 checkpoint or a GPU with fp8 (`frontier gpus` lists them)")
+        raise SpecError(
+            f"{where}: {model.name} has fp8 weights but {gpu.name} has no fp8 tensor "
+            f"cores; use a bf16 checkpoint or a GPU with fp8 (`frontier gpus` lists them)"
+        )

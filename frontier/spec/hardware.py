@@ -1,4 +1,5 @@
 """GPU and interconnect specs (datasheet numbers) from `gpus.yaml` beside this file."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
@@ -14,18 +15,18 @@ GPUS_FILE = Path(__file__).with_name("gpus.yaml")
 
 @dataclass(frozen=True)
 class GPUSpec:
-    name: str                  # canonical key, e.g. "h100-sxm"
-    display_name: str          # e.g. "NVIDIA H100 80GB HBM3 (SXM5)"
-    memory_gib: float          # HBM capacity
-    mem_bw_gbps: float         # HBM bandwidth, GB/s
-    bf16_tflops: float         # dense bf16 tensor-core peak
-    fp8_tflops: float | None   # dense fp8 peak; None where the GPU has no fp8 tensor cores
+    name: str  # canonical key, e.g. "h100-sxm"
+    display_name: str  # e.g. "NVIDIA H100 80GB HBM3 (SXM5)"
+    memory_gib: float  # HBM capacity
+    mem_bw_gbps: float  # HBM bandwidth, GB/s
+    bf16_tflops: float  # dense bf16 tensor-core peak
+    fp8_tflops: float | None  # dense fp8 peak; None where the GPU has no fp8 tensor cores
     sm_count: int
     l2_mib: float
-    nvlink_gbps: float         # per-GPU unidirectional NVLink bandwidth, GB/s (0: PCIe only)
-    pcie_gbps: float           # per-GPU unidirectional PCIe bandwidth, GB/s
+    nvlink_gbps: float  # per-GPU unidirectional NVLink bandwidth, GB/s (0: PCIe only)
+    pcie_gbps: float  # per-GPU unidirectional PCIe bandwidth, GB/s
     gpus_per_node: int
-    network_gbps: float        # per-GPU scale-out NIC bandwidth, GB/s (400 Gb/s = 50 GB/s)
+    network_gbps: float  # per-GPU scale-out NIC bandwidth, GB/s (400 Gb/s = 50 GB/s)
     nvlink_latency_us: float
     network_latency_us: float
     aliases: tuple[str, ...] = ()

@@ -8,6 +8,7 @@ mem_fraction_static holds the weights and the KV pool; activations and CUDA grap
 rest (`activations_inside=False`), but what was allocated before the pool was sized comes off it
 (`unseen_bytes`, frontier.engine.SGLANG_UNSEEN_GIB).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -23,20 +24,21 @@ RUNTIME_RESERVE_BYTES = 1.0 * GIB  # CUDA context, NCCL buffers, CUDA-graph pool
 @dataclass(frozen=True)
 class MemoryPlan:
     usable_bytes: float
-    weight_bytes: float          # per GPU
-    activation_bytes: float      # per GPU, peak
-    kv_bytes: float              # per GPU, for the KV cache
-    kv_bytes_per_token: float    # per GPU
+    weight_bytes: float  # per GPU
+    activation_bytes: float  # per GPU, peak
+    kv_bytes: float  # per GPU, for the KV cache
+    kv_bytes_per_token: float  # per GPU
     block_size: int
-    num_blocks: int              # KV blocks of one instance
+    num_blocks: int  # KV blocks of one instance
 
     @property
     def kv_tokens(self) -> int:
         return self.num_blocks * self.block_size
 
 
-def weight_bytes_per_gpu(model: ModelSpec, tp: int, pp: int, ep: int = 1, part: str = "all",
-                         redundant_experts: int = 0) -> float:
+def weight_bytes_per_gpu(
+    model: ModelSpec, tp: int, pp: int, ep: int = 1, part: str = "all", redundant_experts: int = 0
+) -> float:
     """Dense weights split over tp x pp; routed experts over ep (or tp when ep is 1) x pp. Each
     part in its own precision (ModelSpec.weight_bytes_by_part). EPLB's `redundant_experts`
     replicas are whole extra experts, spread over the ep ranks like the others.
@@ -44,8 +46,11 @@ def weight_bytes_per_gpu(model: ModelSpec, tp: int, pp: int, ep: int = 1, part: 
     `part`: "all", or "attention" / "ffn" for attention/FFN-disaggregated clusters, which hold
     only the attention (+ embeddings) or only the MLP/MoE weights."""
     b = model.weight_bytes_by_part()
-    dense = {"all": b["embedding"] + b["attention"] + b["ffn"],
-             "attention": b["embedding"] + b["attention"], "ffn": b["ffn"]}[part]
+    dense = {
+        "all": b["embedding"] + b["attention"] + b["ffn"],
+        "attention": b["embedding"] + b["attention"],
+        "ffn": b["ffn"],
+    }[part]
     experts = 0.0 if part == "attention" else b["experts"]
     expert_split = ep if ep > 1 else tp
     if ep > 1 and model.moe and redundant_experts:
@@ -62,19 +67,37 @@ def kv_bytes_per_token_per_gpu(model: ModelSpec, tp: int, pp: int) -> float:
 
 def activation_bytes(model: ModelSpec, tp: int, max_num_batched_tokens: int, max_num_seqs: int) -> float:
     """Peak activations of the profiling forward pass plus the sampler's logits."""
-    widest = max(2 * (model.intermediate_size or 0),
-                 2 * model.moe.intermediate_size * model.moe.top_k if model.moe else 0,
-                 (model.num_heads + 2 * model.num_kv_heads) * model.head_dim) / tp
+    widest = (
+        max(
+            2 * (model.intermediate_size or 0),
+            2 * model.moe.intermediate_size * model.moe.top_k if model.moe else 0,
+            (model.num_heads + 2 * model.num_kv_heads) * model.head_dim,
+        )
+        / tp
+    )
     per_token = (4 * model.hidden_size + 3 * widest) * model.dtype_bytes
     logits = max_num_seqs * model.vocab_size * 4 * 2
     return max_num_batched_tokens * per_token + logits + RUNTIME_RESERVE_BYTES
 
 
-def plan_memory(model: ModelSpec, gpu: GPUSpec, *, tp: int, pp: int, ep: int = 1,
-                gpu_memory_utilization: float = 0.9, block_size: int = 16,
-                max_num_batched_tokens: int = 8192, max_num_seqs: int = 256,
-                where: str = "deployment", part: str = "all", activations_inside: bool = True,
-                redundant_experts: int = 0, unseen_bytes: float = 0.0, draft_layers: int = 0) -> MemoryPlan:
+def plan_memory(
+    model: ModelSpec,
+    gpu: GPUSpec,
+    *,
+    tp: int,
+    pp: int,
+    ep: int = 1,
+    gpu_memory_utilization: float = 0.9,
+    block_size: int = 16,
+    max_num_batched_tokens: int = 8192,
+    max_num_seqs: int = 256,
+    where: str = "deployment",
+    part: str = "all",
+    activations_inside: bool = True,
+    redundant_experts: int = 0,
+    unseen_bytes: float = 0.0,
+    draft_layers: int = 0,
+) -> MemoryPlan:
     """`draft_layers`: a speculative draft model of that many decoder layers (DeepSeek's MTP
     module, an EAGLE head) sharing the embeddings and LM head: its weights and its KV cache
     come on top, a layer's worth each."""
@@ -87,21 +110,32 @@ def plan_memory(model: ModelSpec, gpu: GPUSpec, *, tp: int, pp: int, ep: int = 1
     kv = usable - weights - act
     if model.num_layers < 1 or (model.num_kv_heads < 1 and not model.mla) or block_size < 1:
         # a spec built in Python, without the config.json checks
-        raise SpecError(f"{where}: {model.name} stores no KV cache per token (num_hidden_layers "
-                        f"{model.num_layers}, KV heads {model.num_kv_heads}, block_size {block_size}); "
-                        f"each must be >= 1")
+        raise SpecError(
+            f"{where}: {model.name} stores no KV cache per token (num_hidden_layers "
+            f"{model.num_layers}, KV heads {model.num_kv_heads}, block_size {block_size}); "
+            f"each must be >= 1"
+        )
     per_token = kv_bytes_per_token_per_gpu(model, tp, pp) * (1 + draft_layers / max(model.num_layers, 1))
     num_blocks = int(kv // (per_token * block_size)) if kv > 0 else 0
     if part == "ffn" and kv > 0:  # FFN GPUs hold no KV cache; they only need to fit
         return MemoryPlan(usable, weights, act, 0.0, per_token, block_size, 0)
     if num_blocks < 1:
-        fit = next((t for t in (2, 4, 8, 16, 32, 64) if t > tp and
-                    weight_bytes_per_gpu(model, t, pp, ep, part) + activation_bytes(
-                        model, t, max_num_batched_tokens, max_num_seqs) < usable * 0.8), None)
+        fit = next(
+            (
+                t
+                for t in (2, 4, 8, 16, 32, 64)
+                if t > tp
+                and weight_bytes_per_gpu(model, t, pp, ep, part)
+                + activation_bytes(model, t, max_num_batched_tokens, max_num_seqs)
+                < usable * 0.8
+            ),
+            None,
+        )
         hint = f"; tp={fit} would fit" if fit else "; use more GPUs per instance (tp x pp)"
         raise SpecError(
             f"{where}: {model.name} does not fit on {gpu.name} with tp={tp} pp={pp}: weights "
             f"{weights / GIB:.1f} GiB + activations {act / GIB:.1f} GiB per GPU, but only "
             f"{usable / GIB:.1f} GiB usable ({gpu.memory_gib:.1f} GiB x gpu_memory_utilization "
-            f"{gpu_memory_utilization}){hint}")
+            f"{gpu_memory_utilization}){hint}"
+        )
     return MemoryPlan(usable, weights, act, kv, per_token, block_size, num_blocks)

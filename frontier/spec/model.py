@@ -12,6 +12,7 @@ Embeddings, the LM head and the MoE router stay bf16 (vLLM builds DeepSeek's and
 router without a quant_config; MiniMax and gpt-oss checkpoints list it in
 modules_to_not_convert).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -45,11 +46,11 @@ class MLA:
 class MoE:
     num_experts: int
     top_k: int
-    intermediate_size: int           # per routed expert
-    shared_intermediate_size: int    # total width of the shared expert(s); 0 if none
-    first_dense_layers: int          # leading layers with a dense MLP (DeepSeek first_k_dense_replace)
-    n_group: int = 1                 # group-limited routing (DeepSeek): experts in n_group groups,
-    topk_group: int = 1              # each token's top-k drawn from its topk_group best groups
+    intermediate_size: int  # per routed expert
+    shared_intermediate_size: int  # total width of the shared expert(s); 0 if none
+    first_dense_layers: int  # leading layers with a dense MLP (DeepSeek first_k_dense_replace)
+    n_group: int = 1  # group-limited routing (DeepSeek): experts in n_group groups,
+    topk_group: int = 1  # each token's top-k drawn from its topk_group best groups
 
 
 @dataclass(frozen=True)
@@ -60,14 +61,14 @@ class ModelSpec:
     num_heads: int
     num_kv_heads: int
     head_dim: int
-    intermediate_size: int           # dense MLP width (dense layers)
+    intermediate_size: int  # dense MLP width (dense layers)
     vocab_size: int
     max_model_len: int
     tie_word_embeddings: bool = False
-    dtype_bytes: int = 2             # activations (and the KV cache when kv_cache_dtype is auto)
-    linear_quant: str = "none"       # attention projections, dense MLPs, shared experts
-    moe_quant: str = "none"          # routed experts
-    kv_cache_dtype: str = "auto"     # vLLM's --kv-cache-dtype: auto keeps the model dtype
+    dtype_bytes: int = 2  # activations (and the KV cache when kv_cache_dtype is auto)
+    linear_quant: str = "none"  # attention projections, dense MLPs, shared experts
+    moe_quant: str = "none"  # routed experts
+    kv_cache_dtype: str = "auto"  # vLLM's --kv-cache-dtype: auto keeps the model dtype
     moe: MoE | None = None
     mla: MLA | None = None
     hf_id: str = ""
@@ -78,8 +79,11 @@ class ModelSpec:
     def served_id(self) -> str:
         """The id an engine serves it under (`vllm serve ID`): the Hugging Face id it was asked
         for by, else the card's hf_id, else its name."""
-        if "/" in self.source and not self.source.endswith((".json", ".yaml", ".yml")) \
-                and not Path(self.source).expanduser().exists():
+        if (
+            "/" in self.source
+            and not self.source.endswith((".json", ".yaml", ".yml"))
+            and not Path(self.source).expanduser().exists()
+        ):
             return self.source
         return self.hf_id or self.name
 
@@ -102,8 +106,7 @@ class ModelSpec:
             return linear
         return f"{linear} + {'bf16' if self.moe_quant == 'none' else self.moe_quant} experts"
 
-    def with_quantization(self, name: str, moe: str | None = None,
-                          where: str = "quantization") -> "ModelSpec":
+    def with_quantization(self, name: str, moe: str | None = None, where: str = "quantization") -> "ModelSpec":
         """This model served with `--quantization name`: what vLLM does to a bf16 checkpoint
         (online fp8 quantises every linear layer, routed experts included). `moe` sets the
         routed experts apart, for runs that record the two separately."""
@@ -115,8 +118,9 @@ class ModelSpec:
         """This model with vLLM's `--kv-cache-dtype` (auto, fp8, fp8_e4m3, fp8_e5m2, bf16)."""
         value = str(kv_cache_dtype).strip().lower()
         if value not in quant.KV_CACHE_DTYPES:
-            raise SpecError(f"{where}: '{kv_cache_dtype}' is not a KV-cache dtype; use one of "
-                            f"{', '.join(quant.KV_CACHE_DTYPES)}")
+            raise SpecError(
+                f"{where}: '{kv_cache_dtype}' is not a KV-cache dtype; use one of {', '.join(quant.KV_CACHE_DTYPES)}"
+            )
         return replace(self, kv_cache_dtype=value)
 
     @property
@@ -151,8 +155,11 @@ class ModelSpec:
         h = self.hidden_size
         if self.mla:
             m = self.mla
-            q = (h * m.q_lora_rank + m.q_lora_rank * self.num_heads * self.qk_head_dim
-                 if m.q_lora_rank else h * self.num_heads * self.qk_head_dim)
+            q = (
+                h * m.q_lora_rank + m.q_lora_rank * self.num_heads * self.qk_head_dim
+                if m.q_lora_rank
+                else h * self.num_heads * self.qk_head_dim
+            )
             kv_down = h * (m.kv_lora_rank + m.qk_rope_head_dim)
             kv_up = m.kv_lora_rank * self.num_heads * (m.qk_nope_head_dim + m.v_head_dim)
             out = self.num_heads * m.v_head_dim * h
@@ -185,8 +192,9 @@ class ModelSpec:
         total += self.num_dense_layers * self.dense_mlp_params()
         if self.moe:
             experts = self.moe.top_k if active else self.moe.num_experts
-            total += self.num_moe_layers * (experts * self.expert_params()
-                                            + self.shared_expert_params() + self.router_params())
+            total += self.num_moe_layers * (
+                experts * self.expert_params() + self.shared_expert_params() + self.router_params()
+            )
         return total
 
     def weight_bytes_by_part(self) -> dict[str, float]:
@@ -199,10 +207,12 @@ class ModelSpec:
         if self.moe:
             ffn_linear += self.num_moe_layers * self.shared_expert_params()
             experts = self.num_moe_layers * self.moe.num_experts * self.expert_params()
-        return {"embedding": self.embedding_params() * bf16,
-                "attention": self.num_layers * self.attention_params() * linear,
-                "ffn": ffn_linear * linear + self.num_moe_layers * self.router_params() * bf16,
-                "experts": experts * quant.BYTES_PER_PARAM[self.moe_quant]}
+        return {
+            "embedding": self.embedding_params() * bf16,
+            "attention": self.num_layers * self.attention_params() * linear,
+            "ffn": ffn_linear * linear + self.num_moe_layers * self.router_params() * bf16,
+            "experts": experts * quant.BYTES_PER_PARAM[self.moe_quant],
+        }
 
     def weight_bytes(self) -> float:
         return sum(self.weight_bytes_by_part().values())
@@ -232,21 +242,27 @@ SOFTMAX_LAYER_TYPES = {"full_attention", "sliding_attention", "attention"}
 def _refuse_linear_attention(cfg: dict, where: str) -> None:
     """Hybrid models whose layers are not all softmax attention cannot be expressed."""
     kinds = [str(k) for k in cfg.get("layer_types") or []] or [  # MiniMax: 1 softmax, 0 lightning
-        "full_attention" if t else "lightning_attention" for t in cfg.get("attn_type_list") or []]
+        "full_attention" if t else "lightning_attention" for t in cfg.get("attn_type_list") or []
+    ]
     other = sorted({k for k in kinds if k not in SOFTMAX_LAYER_TYPES})
     if other:
         count = sum(k not in SOFTMAX_LAYER_TYPES for k in kinds)
         label = "linear-attention" if all("linear" in k or "lightning" in k for k in other) else other[0]
-        raise SpecError(f"{where}: {count} of {len(kinds)} layers are {', '.join(other)}; {label} "
-                        "layers are not modelled (only full and sliding-window softmax attention)")
+        raise SpecError(
+            f"{where}: {count} of {len(kinds)} layers are {', '.join(other)}; {label} "
+            "layers are not modelled (only full and sliding-window softmax attention)"
+        )
 
 
 def _skips_attention(cfg: dict) -> bool:
     """Whether a quantization config leaves the whole attention block unquantised: an ignore
     entry that ends in `self_attn` (gpt-oss `model.layers.*.self_attn`, compressed-tensors
     `re:.*self_attn.*`), not one that names a part of it (GLM-5-FP8 `self_attn.q_a_layernorm`)."""
-    names = [*(cfg.get("modules_to_not_convert") or []), *(cfg.get("ignore") or []),
-             *(cfg.get("exclude_modules") or [])]
+    names = [
+        *(cfg.get("modules_to_not_convert") or []),
+        *(cfg.get("ignore") or []),
+        *(cfg.get("exclude_modules") or []),
+    ]
     return any(re.search(r"self_attn(\.\*|\*)?$", str(n)) for n in names)
 
 
@@ -263,12 +279,15 @@ def _compressed_tensors_precision(cfg: dict, where: str) -> str:
         elif bits == 8 and kind == "float":
             schemes.add("fp8_block" if w.get("strategy") == "block" else "fp8")
         else:
-            raise SpecError(f"{where}: compressed-tensors weights of {bits} bits ({kind}) are not "
-                            "modelled; 4-bit int (W4A16), 4-bit float (NVFP4) and 8-bit float "
-                            "(FP8) are")
+            raise SpecError(
+                f"{where}: compressed-tensors weights of {bits} bits ({kind}) are not "
+                "modelled; 4-bit int (W4A16), 4-bit float (NVFP4) and 8-bit float "
+                "(FP8) are"
+            )
     if len(schemes) != 1:
-        raise SpecError(f"{where}: compressed-tensors config_groups must hold one weight scheme, "
-                        f"found {sorted(schemes) or 'none'}")
+        raise SpecError(
+            f"{where}: compressed-tensors config_groups must hold one weight scheme, found {sorted(schemes) or 'none'}"
+        )
     return schemes.pop()
 
 
@@ -301,8 +320,10 @@ def precision_from_config(cfg: dict | None, where: str) -> tuple[str, str]:
         if p is None:
             raise SpecError(f"{where}: modelopt quant_algo '{algo}' is not modelled (FP8 and NVFP4 are)")
     else:
-        raise SpecError(f"{where}: quantization_config quant_method '{method}' is not modelled; "
-                        "use fp8, mxfp4, compressed-tensors, awq, gptq or modelopt")
+        raise SpecError(
+            f"{where}: quantization_config quant_method '{method}' is not modelled; "
+            "use fp8, mxfp4, compressed-tensors, awq, gptq or modelopt"
+        )
     return ("none" if _skips_attention(cfg) else p), p
 
 
@@ -328,25 +349,31 @@ def model_from_config(cfg: dict, name: str, where: str, hf_id: str = "") -> Mode
     layers = _count(cfg, "num_hidden_layers", where)
     kv_heads = _count(cfg, "num_key_value_heads", where, default=heads)
     if heads % kv_heads:
-        raise SpecError(f"{where}: num_attention_heads {heads} is not a multiple of "
-                        f"num_key_value_heads {kv_heads}")
+        raise SpecError(f"{where}: num_attention_heads {heads} is not a multiple of num_key_value_heads {kv_heads}")
     head_dim = _count(cfg, "head_dim", where, default=max(hidden // heads, 1))
     mla = None
     if cfg.get("kv_lora_rank"):
         q_lora = _count(cfg, "q_lora_rank", where, default=0, minimum=0) or None
-        mla = MLA(q_lora, _count(cfg, "kv_lora_rank", where), _count(cfg, "qk_nope_head_dim", where),
-                  _count(cfg, "qk_rope_head_dim", where), _count(cfg, "v_head_dim", where))
+        mla = MLA(
+            q_lora,
+            _count(cfg, "kv_lora_rank", where),
+            _count(cfg, "qk_nope_head_dim", where),
+            _count(cfg, "qk_rope_head_dim", where),
+            _count(cfg, "v_head_dim", where),
+        )
         kv_heads = heads
     moe = None
     num_experts = cfg.get("n_routed_experts") or cfg.get("num_local_experts") or cfg.get("num_experts")
     if num_experts:
         experts_key = next(k for k in ("n_routed_experts", "num_local_experts", "num_experts") if cfg.get(k))
         num_experts = _count(cfg, experts_key, where)
-        moe_width = (_count(cfg, "moe_intermediate_size", where) if cfg.get("moe_intermediate_size")
-                     else _count(cfg, "intermediate_size", where))
+        moe_width = (
+            _count(cfg, "moe_intermediate_size", where)
+            if cfg.get("moe_intermediate_size")
+            else _count(cfg, "intermediate_size", where)
+        )
         shared = _count(cfg, "n_shared_experts", where, default=0, minimum=0)
-        shared_width = shared * moe_width + _count(cfg, "shared_expert_intermediate_size", where,
-                                                   default=0, minimum=0)
+        shared_width = shared * moe_width + _count(cfg, "shared_expert_intermediate_size", where, default=0, minimum=0)
         first_dense = _count(cfg, "first_k_dense_replace", where, default=0, minimum=0)
         if isinstance(cfg.get("mlp_only_layers"), list):
             first_dense = max(first_dense, len(cfg["mlp_only_layers"]))
@@ -358,22 +385,33 @@ def model_from_config(cfg: dict, name: str, where: str, hf_id: str = "") -> Mode
         n_group = _count(cfg, "n_group", where, default=1)
         topk_group = _count(cfg, "topk_group", where, default=n_group)
         if num_experts % n_group or topk_group > n_group:
-            raise SpecError(f"{where}: n_group {n_group} must divide the {num_experts} experts and "
-                            f"topk_group {topk_group} must not exceed it")
+            raise SpecError(
+                f"{where}: n_group {n_group} must divide the {num_experts} experts and "
+                f"topk_group {topk_group} must not exceed it"
+            )
         moe = MoE(num_experts, top_k, moe_width, shared_width, first_dense, n_group, topk_group)
     dtype = str(cfg.get("torch_dtype") or cfg.get("dtype") or "bfloat16")
     if not isinstance(cfg.get("quantization_config") or {}, dict):
         raise SpecError(f"{where}: quantization_config: expected a mapping")
     linear_quant, moe_quant = precision_from_config(cfg.get("quantization_config"), where)
     return ModelSpec(
-        name=name, hidden_size=hidden, num_layers=layers, num_heads=heads,
-        num_kv_heads=kv_heads, head_dim=head_dim,
+        name=name,
+        hidden_size=hidden,
+        num_layers=layers,
+        num_heads=heads,
+        num_kv_heads=kv_heads,
+        head_dim=head_dim,
         intermediate_size=_count(cfg, "intermediate_size", where, default=0, minimum=0),
         vocab_size=_count(cfg, "vocab_size", where),
         max_model_len=_count(cfg, "max_position_embeddings", where, default=4096),
         tie_word_embeddings=bool(cfg.get("tie_word_embeddings", False)),
-        dtype_bytes=DTYPE_BYTES.get(dtype, 2), linear_quant=linear_quant,
-        moe_quant=moe_quant if moe else linear_quant, moe=moe, mla=mla, hf_id=hf_id)
+        dtype_bytes=DTYPE_BYTES.get(dtype, 2),
+        linear_quant=linear_quant,
+        moe_quant=moe_quant if moe else linear_quant,
+        moe=moe,
+        mla=mla,
+        hf_id=hf_id,
+    )
 
 
 def available_models() -> list[str]:
@@ -406,9 +444,11 @@ def _find_model(name_or_path: str) -> ModelSpec:
     if cached is not None:
         spec = _load_file(cached)
         return dataclasses.replace(spec, name=name_or_path.split("/")[-1], hf_id=name_or_path)
-    raise SpecError(f"unknown model '{name_or_path}'; known models: {', '.join(available_models())} "
-                    "(or a Hugging Face id listed in a card's aliases, a config.json path, a model "
-                    "folder, or an id whose config.json is in the local Hugging Face cache)")
+    raise SpecError(
+        f"unknown model '{name_or_path}'; known models: {', '.join(available_models())} "
+        "(or a Hugging Face id listed in a card's aliases, a config.json path, a model "
+        "folder, or an id whose config.json is in the local Hugging Face cache)"
+    )
 
 
 def card_for_id(model_id: str) -> Path | None:

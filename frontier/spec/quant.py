@@ -18,19 +18,35 @@ loop (Marlin / Triton W4A16 kernels), so their GEMMs run at bf16 math with a qua
 weight bytes. Sources: vllm/model_executor/layers/quantization/{fp8,mxfp4,awq_marlin,
 compressed_tensors}.py; sglang/srt/layers/quantization/.
 """
+
 from __future__ import annotations
 
 from frontier.errors import SpecError
 
 QUANTIZATIONS = ("none", "fp8", "fp8_block", "mxfp4", "nvfp4", "int4")
-ALIASES = {"bf16": "none", "fp16": "none", "bfloat16": "none", "awq": "int4", "gptq": "int4",
-           "awq_marlin": "int4", "gptq_marlin": "int4", "w4a16": "int4", "compressed-tensors": "int4",
-           "modelopt_fp4": "nvfp4", "fp4": "nvfp4"}
-BYTES_PER_PARAM = {"none": 2.0, "fp8": 1.0, "fp8_block": 1.0 + 4 / 128**2, "mxfp4": (4 + 8 / 32) / 8,
-                   "nvfp4": (4 + 8 / 16) / 8, "int4": (4 + 16 / 128) / 8}
+ALIASES = {
+    "bf16": "none",
+    "fp16": "none",
+    "bfloat16": "none",
+    "awq": "int4",
+    "gptq": "int4",
+    "awq_marlin": "int4",
+    "gptq_marlin": "int4",
+    "w4a16": "int4",
+    "compressed-tensors": "int4",
+    "modelopt_fp4": "nvfp4",
+    "fp4": "nvfp4",
+}
+BYTES_PER_PARAM = {
+    "none": 2.0,
+    "fp8": 1.0,
+    "fp8_block": 1.0 + 4 / 128**2,
+    "mxfp4": (4 + 8 / 32) / 8,
+    "nvfp4": (4 + 8 / 16) / 8,
+    "int4": (4 + 16 / 128) / 8,
+}
 # The GEMM a linear layer of that precision runs (the predictor's dtype).
-GEMM_DTYPE = {"none": "bf16", "fp8": "fp8", "fp8_block": "fp8", "mxfp4": "w4a16", "nvfp4": "w4a16",
-              "int4": "w4a16"}
+GEMM_DTYPE = {"none": "bf16", "fp8": "fp8", "fp8_block": "fp8", "mxfp4": "w4a16", "nvfp4": "w4a16", "int4": "w4a16"}
 KV_CACHE_DTYPES = ("auto", "fp8", "fp8_e4m3", "fp8_e5m2", "bf16")
 
 
@@ -39,8 +55,10 @@ def quantization_name(value: str, where: str) -> str:
     v = str(value).strip().lower()
     v = ALIASES.get(v, v)
     if v not in QUANTIZATIONS:
-        raise SpecError(f"{where}: '{value}' is not a known quantization; use one of "
-                        f"{', '.join(QUANTIZATIONS)} (or awq, gptq, fp4 as aliases)")
+        raise SpecError(
+            f"{where}: '{value}' is not a known quantization; use one of "
+            f"{', '.join(QUANTIZATIONS)} (or awq, gptq, fp4 as aliases)"
+        )
     return v
 
 

@@ -4,6 +4,7 @@ A deployment is a list of clusters, each a group of identical instances with one
 co-located case is written flat (`deployment: {tp: 4, dp: 2, ...}`) and becomes one `mixed`
 cluster. Field names follow vLLM's engine arguments where one exists.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -28,8 +29,13 @@ ROLES = ("mixed", "prefill", "decode", "attention", "ffn")
 # prefill-only / decode-only: one side of a PD deployment measured alone, as SGLang benchmarks
 # it (a prefill server whose requests end at their first token; a decode server whose requests
 # arrive with their KV present, its "fake" transfer backend).
-TOPOLOGIES = {("mixed",): "co-located", ("decode", "prefill"): "PD-disaggregated",
-              ("attention", "ffn"): "AF-disaggregated", ("prefill",): "prefill-only", ("decode",): "decode-only"}
+TOPOLOGIES = {
+    ("mixed",): "co-located",
+    ("decode", "prefill"): "PD-disaggregated",
+    ("attention", "ffn"): "AF-disaggregated",
+    ("prefill",): "prefill-only",
+    ("decode",): "decode-only",
+}
 KV_TRANSFER_MODES = ("layerwise", "whole")
 ROUTERS = ("round_robin", "least_outstanding", "least_tokens")
 ATTENTION_BACKENDS = ("flash", "cudnn")
@@ -56,7 +62,7 @@ class Speculative:
         1 + a1 + a1 a2 + ... (position i is only reached if all before it were accepted)."""
         rates = self.acceptance * self.num_speculative_tokens if len(self.acceptance) == 1 else self.acceptance
         total, reach = 1.0, 1.0
-        for a in rates[:self.num_speculative_tokens]:
+        for a in rates[: self.num_speculative_tokens]:
             reach *= a
             total += reach
         return total
@@ -67,14 +73,19 @@ def speculative_from_dict(d, where: str) -> Speculative:
     method = d.get("method", "mtp")
     if method not in SPECULATIVE_METHODS:
         raise SpecError(f"{where}.method: '{method}' is not one of {', '.join(SPECULATIVE_METHODS)}")
-    k = integer(d.get("num_speculative_tokens", 1), f"{where}.num_speculative_tokens", minimum=1,
-                what="a number of draft tokens")
+    k = integer(
+        d.get("num_speculative_tokens", 1),
+        f"{where}.num_speculative_tokens",
+        minimum=1,
+        what="a number of draft tokens",
+    )
     rates = d.get("acceptance_rate", 0.8)
     rates = rates if isinstance(rates, list) else [rates]
     rates = tuple(number(a, f"{where}.acceptance_rate") for a in rates)
     if len(rates) not in (1, k) or not all(0.0 <= a <= 1.0 for a in rates):
-        raise SpecError(f"{where}.acceptance_rate: one probability in [0, 1], or one per draft position "
-                        f"({k}), got {list(rates)}")
+        raise SpecError(
+            f"{where}.acceptance_rate: one probability in [0, 1], or one per draft position ({k}), got {list(rates)}"
+        )
     return Speculative(method, k, rates)
 
 
@@ -82,42 +93,42 @@ def speculative_from_dict(d, where: str) -> Speculative:
 class ClusterSpec:
     name: str = "main"
     role: str = "mixed"
-    gpu: str | None = None                 # defaults to the scenario's gpu
+    gpu: str | None = None  # defaults to the scenario's gpu
     tp: int = 1
     pp: int = 1
-    dp: int = 1                            # independent instances (replicas)
-    ep: int = 1                            # expert parallelism of the MoE layers
-    ep_backend: str = "nccl"               # dispatch/combine: nccl | allgather-reducescatter | deepep-normal | deepep-low-latency
-    router: str = "round_robin"            # how requests are spread over the dp instances
-    engine: str = "vllm"                   # vllm | sglang: scheduling, defaults, kernels, host time
-    engine_version: str = ""               # e.g. "0.12.0"; "" = the newest the engine model knows
-    quantization: str = ""                 # vLLM's --quantization; "" = the checkpoint's own
-    kv_cache_dtype: str = "auto"           # auto (the model's dtype) | fp8
+    dp: int = 1  # independent instances (replicas)
+    ep: int = 1  # expert parallelism of the MoE layers
+    ep_backend: str = "nccl"  # dispatch/combine: nccl | allgather-reducescatter | deepep-normal | deepep-low-latency
+    router: str = "round_robin"  # how requests are spread over the dp instances
+    engine: str = "vllm"  # vllm | sglang: scheduling, defaults, kernels, host time
+    engine_version: str = ""  # e.g. "0.12.0"; "" = the newest the engine model knows
+    quantization: str = ""  # vLLM's --quantization; "" = the checkpoint's own
+    kv_cache_dtype: str = "auto"  # auto (the model's dtype) | fp8
     # Engine arguments left out (None) take the engine's default for this GPU (frontier.engine).
-    max_num_seqs: int | None = None        # SGLang: max_running_requests
+    max_num_seqs: int | None = None  # SGLang: max_running_requests
     max_num_batched_tokens: int | None = None  # SGLang: chunked_prefill_size
     max_prefill_tokens: int | None = None  # SGLang: prefill batch token limit
     enable_chunked_prefill: bool = True
     block_size: int = 16
     gpu_memory_utilization: float | None = None  # SGLang: mem_fraction_static
-    enable_prefix_caching: bool | None = None    # SGLang: radix cache (not disable_radix_cache)
-    schedule_policy: str = "fcfs"          # SGLang: fcfs | lpm
-    enable_mixed_chunk: bool = False       # SGLang: prefill chunks ride in decode batches
+    enable_prefix_caching: bool | None = None  # SGLang: radix cache (not disable_radix_cache)
+    schedule_policy: str = "fcfs"  # SGLang: fcfs | lpm
+    enable_mixed_chunk: bool = False  # SGLang: prefill chunks ride in decode batches
     cuda_graph: bool = True
-    cuda_graph_max_bs: int | None = None   # largest decode batch replayed from a CUDA graph
+    cuda_graph_max_bs: int | None = None  # largest decode batch replayed from a CUDA graph
     attention_backend: str = "flash"
-    cpu_overhead_ms: float | None = None   # host time per step; None: the engine's (frontier.engine)
-    num_gpu_blocks_override: int = 0        # KV blocks per instance instead of the memory plan's
-    max_model_len: int = 0                  # longest request served; 0: the model's context
-    dp_attention: int = 1                   # attention data-parallel ranks sharing one EP group
-    two_batch_overlap: bool = False         # overlap one micro-batch's all-to-all with the other's compute
-    micro_batches: int = 2                  # AF: micro-batches ping-ponging between attention and FFN
-    expert_skew: float = 0.0                # MoE routing: 0 uniform, ~1.2 hot experts (Zipf-like)
-    expert_load_file: str = ""              # MoE routing: per-expert loads measured elsewhere
-    eplb_redundant_experts: int = 0         # EPLB: replicas of the hottest experts, balanced placement
-    expert_load_cv: float = 0.0             # MoE routing: batch-to-batch CV of each expert's load (stale EPLB)
+    cpu_overhead_ms: float | None = None  # host time per step; None: the engine's (frontier.engine)
+    num_gpu_blocks_override: int = 0  # KV blocks per instance instead of the memory plan's
+    max_model_len: int = 0  # longest request served; 0: the model's context
+    dp_attention: int = 1  # attention data-parallel ranks sharing one EP group
+    two_batch_overlap: bool = False  # overlap one micro-batch's all-to-all with the other's compute
+    micro_batches: int = 2  # AF: micro-batches ping-ponging between attention and FFN
+    expert_skew: float = 0.0  # MoE routing: 0 uniform, ~1.2 hot experts (Zipf-like)
+    expert_load_file: str = ""  # MoE routing: per-expert loads measured elsewhere
+    eplb_redundant_experts: int = 0  # EPLB: replicas of the hottest experts, balanced placement
+    expert_load_cv: float = 0.0  # MoE routing: batch-to-batch CV of each expert's load (stale EPLB)
     speculative: Speculative | None = None  # {method, num_speculative_tokens, acceptance_rate}
-    defaults_from: tuple = ()               # (field, value, source) of each engine default applied
+    defaults_from: tuple = ()  # (field, value, source) of each engine default applied
 
     @property
     def instance_gpus(self) -> int:
@@ -145,9 +156,9 @@ class Scenario:
     slo: SLO | None = None
     seed: int = 0
     name: str = "scenario"
-    kv_transfer: str = "layerwise"          # PD: KV pushed layer by layer during prefill, or after it
-    kv_link: LinkSpec = LinkSpec()          # PD: prefill -> decode
-    af_link: LinkSpec = LinkSpec()          # AF: attention <-> FFN
+    kv_transfer: str = "layerwise"  # PD: KV pushed layer by layer during prefill, or after it
+    kv_link: LinkSpec = LinkSpec()  # PD: prefill -> decode
+    af_link: LinkSpec = LinkSpec()  # AF: attention <-> FFN
     decode_router: str = "least_outstanding"
 
     @property
@@ -189,14 +200,38 @@ class Scenario:
         return out
 
 
-_CHOICES = {"role": ROLES, "router": ROUTERS, "attention_backend": ATTENTION_BACKENDS, "engine": ENGINES,
-            "schedule_policy": ("fcfs", "lpm"), "kv_cache_dtype": KV_CACHE_DTYPES, "ep_backend": EP_BACKENDS}
-_POSITIVE = {"tp", "pp", "dp", "ep", "max_num_seqs", "max_num_batched_tokens", "block_size", "dp_attention",
-             "micro_batches", "max_prefill_tokens", "cuda_graph_max_bs"}
+_CHOICES = {
+    "role": ROLES,
+    "router": ROUTERS,
+    "attention_backend": ATTENTION_BACKENDS,
+    "engine": ENGINES,
+    "schedule_policy": ("fcfs", "lpm"),
+    "kv_cache_dtype": KV_CACHE_DTYPES,
+    "ep_backend": EP_BACKENDS,
+}
+_POSITIVE = {
+    "tp",
+    "pp",
+    "dp",
+    "ep",
+    "max_num_seqs",
+    "max_num_batched_tokens",
+    "block_size",
+    "dp_attention",
+    "micro_batches",
+    "max_prefill_tokens",
+    "cuda_graph_max_bs",
+}
 # The type of each field whose default is the engine's (None until resolved).
-_ENGINE_DEFAULTED = {"max_num_seqs": 1, "max_num_batched_tokens": 1, "max_prefill_tokens": 1,
-                     "gpu_memory_utilization": 0.9, "enable_prefix_caching": True, "cuda_graph_max_bs": 1,
-                     "cpu_overhead_ms": 0.0}
+_ENGINE_DEFAULTED = {
+    "max_num_seqs": 1,
+    "max_num_batched_tokens": 1,
+    "max_prefill_tokens": 1,
+    "gpu_memory_utilization": 0.9,
+    "enable_prefix_caching": True,
+    "cuda_graph_max_bs": 1,
+    "cpu_overhead_ms": 0.0,
+}
 
 
 def _closest(key: str, allowed) -> str:
@@ -209,8 +244,9 @@ def check_keys(d: dict, allowed, where: str) -> None:
         raise SpecError(f"{where}: expected a mapping, got {type(d).__name__}")
     for key in d:
         if key not in allowed:
-            raise SpecError(f"{where}.{key}: unknown field{_closest(key, allowed)}; "
-                            f"allowed: {', '.join(sorted(allowed))}")
+            raise SpecError(
+                f"{where}.{key}: unknown field{_closest(key, allowed)}; allowed: {', '.join(sorted(allowed))}"
+            )
 
 
 def _coerce(value: Any, default: Any, where: str):
@@ -257,8 +293,9 @@ def cluster_from_dict(d: dict, where: str, scenario_gpu: GPUSpec | None = None) 
     if not 0.0 < spec.gpu_memory_utilization <= 1.0:
         raise SpecError(f"{where}.gpu_memory_utilization: must be in (0, 1], got {spec.gpu_memory_utilization}")
     if spec.ep > 1 and spec.instance_gpus % spec.ep:
-        raise SpecError(f"{where}.ep: {spec.ep} must divide the instance's GPUs (tp x pp x dp_attention = "
-                        f"{spec.instance_gpus})")
+        raise SpecError(
+            f"{where}.ep: {spec.ep} must divide the instance's GPUs (tp x pp x dp_attention = {spec.instance_gpus})"
+        )
     if spec.expert_skew < 0 or spec.eplb_redundant_experts < 0 or spec.max_model_len < 0 or spec.expert_load_cv < 0:
         raise SpecError(f"{where}: expert_skew, expert_load_cv, eplb_redundant_experts and max_model_len must be >= 0")
     if spec.num_gpu_blocks_override < 0:
@@ -285,7 +322,8 @@ def _with_engine_defaults(spec: ClusterSpec, scenario_gpu: GPUSpec | None, where
         value, source = engine.defaults.get(name, (None, ""))
         if value is None:  # an argument this engine does not have: it does not limit
             value, source = {"max_prefill_tokens": (1 << 62, "vLLM has no separate prefill limit")}.get(
-                name, (None, ""))
+                name, (None, "")
+            )
         filled[name] = value
         sources.append((name, value, source))
     return replace(spec, defaults_from=tuple(sources), **filled)
@@ -315,16 +353,20 @@ def deployment_from_dict(d: dict | None, where: str = "deployment", gpu: GPUSpec
         raise SpecError(f"{where}.clusters: expected a non-empty list of clusters")
     # Deployment-wide defaults a cluster may override (e.g. one EP library for every cluster).
     shared = {k: d[k] for k in CLUSTER_DEFAULT_KEYS if k in d}
-    clusters = tuple(cluster_from_dict({**shared, **c} if isinstance(c, dict) else c, f"{where}.clusters[{i}]", gpu)
-                     for i, c in enumerate(d["clusters"]))
+    clusters = tuple(
+        cluster_from_dict({**shared, **c} if isinstance(c, dict) else c, f"{where}.clusters[{i}]", gpu)
+        for i, c in enumerate(d["clusters"])
+    )
     names = [c.name for c in clusters]
     if len(set(names)) != len(names):
         raise SpecError(f"{where}.clusters: cluster names must be unique, got {names}")
     roles = tuple(sorted(c.role for c in clusters))
     if roles not in TOPOLOGIES:
-        raise SpecError(f"{where}.clusters: roles {list(roles)} do not form a deployment; use one "
-                        "'mixed' cluster, a 'prefill' and a 'decode' cluster, or an 'attention' and an "
-                        "'ffn' cluster (or one 'prefill' or one 'decode' cluster alone)")
+        raise SpecError(
+            f"{where}.clusters: roles {list(roles)} do not form a deployment; use one "
+            "'mixed' cluster, a 'prefill' and a 'decode' cluster, or an 'attention' and an "
+            "'ffn' cluster (or one 'prefill' or one 'decode' cluster alone)"
+        )
     links = d.get("links") or {}
     check_keys(links, {"kv", "af"}, f"{where}.links")
     kv_transfer = d.get("kv_transfer", "layerwise")
@@ -333,9 +375,13 @@ def deployment_from_dict(d: dict | None, where: str = "deployment", gpu: GPUSpec
     decode_router = d.get("decode_router", "least_outstanding")
     if decode_router not in ROUTERS:
         raise SpecError(f"{where}.decode_router: '{decode_router}' is not one of {', '.join(ROUTERS)}")
-    return {"clusters": clusters, "kv_transfer": kv_transfer, "decode_router": decode_router,
-            "kv_link": _link(links.get("kv"), f"{where}.links.kv"),
-            "af_link": _link(links.get("af"), f"{where}.links.af")}
+    return {
+        "clusters": clusters,
+        "kv_transfer": kv_transfer,
+        "decode_router": decode_router,
+        "kv_link": _link(links.get("kv"), f"{where}.links.kv"),
+        "af_link": _link(links.get("af"), f"{where}.links.af"),
+    }
 
 
 SCENARIO_KEYS = {"name", "model", "gpu", "deployment", "workload", "slo", "seed"}
@@ -349,14 +395,18 @@ def scenario_from_dict(d: dict, base_dir: Path | None = None, name: str = "scena
     slo = None
     if d.get("slo"):
         check_keys(d["slo"], {"ttft_ms", "tpot_ms", "e2el_ms"}, "slo")
-        slo = SLO(**{k: number(v, f"slo.{k}", positive=True, what="a latency in ms")
-                     for k, v in d["slo"].items()})
+        slo = SLO(**{k: number(v, f"slo.{k}", positive=True, what="a latency in ms") for k, v in d["slo"].items()})
     seed = integer(d.get("seed", 0), "seed", minimum=0, what="a random seed")
     gpu = get_gpu(str(d["gpu"]))
-    scenario = Scenario(model=load_model(str(d["model"])), gpu=gpu,
-                        workload=WorkloadSpec.from_dict(d["workload"], base_dir=base_dir),
-                        slo=slo, seed=seed, name=str(d.get("name", name)),
-                        **deployment_from_dict(d.get("deployment"), gpu=gpu))
+    scenario = Scenario(
+        model=load_model(str(d["model"])),
+        gpu=gpu,
+        workload=WorkloadSpec.from_dict(d["workload"], base_dir=base_dir),
+        slo=slo,
+        seed=seed,
+        name=str(d.get("name", name)),
+        **deployment_from_dict(d.get("deployment"), gpu=gpu),
+    )
     check_scenario(scenario)
     return scenario
 

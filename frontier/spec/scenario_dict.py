@@ -5,6 +5,7 @@ simulated again exactly: `scenario_from_dict(scenario_to_dict(s))` describes the
 Deployment fields are copied generically from the cluster dataclass, so fields added to
 `ClusterSpec` travel without changes here.
 """
+
 from __future__ import annotations
 
 import math
@@ -44,8 +45,7 @@ def workload_to_dict(w) -> dict:
             d[key] = _length(getattr(w, key))
     if w.trace is not None:
         t = w.trace
-        d["trace"] = {"path": str(t.path), "format": t.format, "time_scale": t.time_scale,
-                      "start_s": t.start_s}
+        d["trace"] = {"path": str(t.path), "format": t.format, "time_scale": t.time_scale, "start_s": t.start_s}
         if t.duration_s is not None:
             d["trace"]["duration_s"] = t.duration_s
     return d
@@ -54,8 +54,11 @@ def workload_to_dict(w) -> dict:
 def cluster_to_dict(c: ClusterSpec) -> dict:
     """Every field as resolved (engine defaults included, so a later default change cannot
     alter a recorded run); `defaults_from` is provenance, not a field one writes."""
-    return {f.name: getattr(c, f.name) for f in fields(ClusterSpec)
-            if getattr(c, f.name) is not None and f.name != "defaults_from"}
+    return {
+        f.name: getattr(c, f.name)
+        for f in fields(ClusterSpec)
+        if getattr(c, f.name) is not None and f.name != "defaults_from"
+    }
 
 
 def scenario_to_dict(s: Scenario) -> dict:
@@ -63,10 +66,19 @@ def scenario_to_dict(s: Scenario) -> dict:
     if len(s.clusters) == 1:
         deployment = deployment["clusters"][0]
     else:
-        deployment.update(kv_transfer=s.kv_transfer, decode_router=s.decode_router,
-                          links={"kv": vars(s.kv_link), "af": vars(s.af_link)})
-    d = {"name": s.name, "model": getattr(s.model, "source", "") or s.model.name, "gpu": s.gpu.name,
-         "deployment": deployment, "workload": workload_to_dict(s.workload), "seed": s.seed}
+        deployment.update(
+            kv_transfer=s.kv_transfer,
+            decode_router=s.decode_router,
+            links={"kv": vars(s.kv_link), "af": vars(s.af_link)},
+        )
+    d = {
+        "name": s.name,
+        "model": getattr(s.model, "source", "") or s.model.name,
+        "gpu": s.gpu.name,
+        "deployment": deployment,
+        "workload": workload_to_dict(s.workload),
+        "seed": s.seed,
+    }
     if s.slo is not None:
         d["slo"] = {k: v for k, v in vars(s.slo).items() if v is not None}
     return d

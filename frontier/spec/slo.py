@@ -1,4 +1,5 @@
 """The service-level objective a scenario's goodput is judged by (vLLM's --goodput targets)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -19,6 +19,7 @@ lengths are assumed.
 The report groups runs by (engine, model, GPU, TP) and gives, for mean TTFT and mean TPOT, the
 median and p90 absolute percentage error and the median signed error (bias).
 """
+
 from __future__ import annotations
 
 import json
@@ -35,7 +36,7 @@ from frontier.paths import REPO_ROOT
 
 DEV_SET = REPO_ROOT / "validation" / "real-runs" / "aic-closed-loop-runs.csv"
 GPU_NAMES = {"h100_sxm": "h100-sxm", "h200_sxm": "h200"}
-PROMPTS_PER_CLIENT = 10        # InferenceMAX sends 10 x concurrency prompts
+PROMPTS_PER_CLIENT = 10  # InferenceMAX sends 10 x concurrency prompts
 INFERENCEMAX_RANGE_RATIO = 0.8
 
 
@@ -101,8 +102,9 @@ def load_runs(path: Path = DEV_SET, num_prompts_per_client: int = PROMPTS_PER_CL
 
     if not path.is_file():
         raise FrontierError(f"development set not found: {path}")
-    df = pd.read_csv(path).drop_duplicates(subset=[c for c in pd.read_csv(path, nrows=0).columns
-                                                   if c not in ("id", "silicon_data_source")])
+    df = pd.read_csv(path).drop_duplicates(
+        subset=[c for c in pd.read_csv(path, nrows=0).columns if c not in ("id", "silicon_data_source")]
+    )
     cards = _cards_by_hf_id()
     runs = []
     for row in df.to_dict("records"):
@@ -112,8 +114,9 @@ def load_runs(path: Path = DEV_SET, num_prompts_per_client: int = PROMPTS_PER_CL
         pd_layout = row["mode"] == "disagg"  # one prefill and one decode worker
         if pd_layout:
             row["batch_size"] = _silicon_concurrency(row)
-        reason = (_pd_unexpressed(row) if pd_layout else "" if row["mode"] == "agg"
-                  else f"mode {row['mode']} not expressed")
+        reason = (
+            _pd_unexpressed(row) if pd_layout else "" if row["mode"] == "agg" else f"mode {row['mode']} not expressed"
+        )
         if not reason and card is None:
             reason = f"no model card for {row['model_path']}"
         elif not reason and gpu is None:
@@ -123,9 +126,24 @@ def load_runs(path: Path = DEV_SET, num_prompts_per_client: int = PROMPTS_PER_CL
         scenario = None if reason else build(row, card, gpu, version, num_prompts_per_client)
         # PD runs are reported apart ("sglang PD"): their own groups and engine line.
         engine = f"{row['backend']} PD" if pd_layout else row["backend"]
-        runs.append(Run(row["id"], engine, version or "-", row["model_path"], row["system"],
-                        quantization_of(row), tp, conc, int(row["isl"]), int(row["osl"]),
-                        float(row["silicon_ttft_ms"]), float(row["silicon_tpot_ms"]), scenario, reason))
+        runs.append(
+            Run(
+                row["id"],
+                engine,
+                version or "-",
+                row["model_path"],
+                row["system"],
+                quantization_of(row),
+                tp,
+                conc,
+                int(row["isl"]),
+                int(row["osl"]),
+                float(row["silicon_ttft_ms"]),
+                float(row["silicon_tpot_ms"]),
+                scenario,
+                reason,
+            )
+        )
     return runs
 
 
@@ -152,8 +170,13 @@ def _pd_scenario(row, card: str, gpu: str, version: str, per_client: int) -> dic
     them, the KV crossing the prefill GPUs' NICs; fixed lengths and a closed loop of clients."""
     clusters = []
     for side in ("prefill", "decode"):
-        c = {"name": side, "role": side, "engine": row["backend"], "tp": _int(row[f"{side}_tp_size"]),
-             "pp": _int(row[f"{side}_pp_size"])}
+        c = {
+            "name": side,
+            "role": side,
+            "engine": row["backend"],
+            "tp": _int(row[f"{side}_tp_size"]),
+            "pp": _int(row[f"{side}_pp_size"]),
+        }
         if version:
             c["engine_version"] = version
         if _int(row[f"{side}_attention_dp_size"]) > 1:
@@ -162,10 +185,20 @@ def _pd_scenario(row, card: str, gpu: str, version: str, per_client: int) -> dic
             c["ep"] = _int(row[f"{side}_moe_ep_size"])
         clusters.append(c)
     conc, isl, osl = _int(row["batch_size"]), int(row["isl"]), int(row["osl"])
-    return {"name": row["id"], "model": card, "gpu": gpu, "deployment": {"clusters": clusters},
-            "workload": {"num_requests": per_client * conc, "concurrency": conc,
-                         "arrival": {"process": "poisson", "rate": "inf"}, "input_len": isl, "output_len": osl},
-            "seed": 0}
+    return {
+        "name": row["id"],
+        "model": card,
+        "gpu": gpu,
+        "deployment": {"clusters": clusters},
+        "workload": {
+            "num_requests": per_client * conc,
+            "concurrency": conc,
+            "arrival": {"process": "poisson", "rate": "inf"},
+            "input_len": isl,
+            "output_len": osl,
+        },
+        "seed": 0,
+    }
 
 
 def _scenario(row, card: str, gpu: str, version: str, per_client: int) -> dict:
@@ -191,11 +224,20 @@ def _scenario(row, card: str, gpu: str, version: str, per_client: int) -> dict:
             return n
         return {"dist": "uniform", "min": math.ceil(INFERENCEMAX_RANGE_RATIO * n), "max": n}
 
-    return {"name": row["id"], "model": card, "gpu": gpu, "deployment": deployment,
-            "workload": {"num_requests": per_client * conc, "concurrency": conc,
-                         "arrival": {"process": "poisson", "rate": "inf"},
-                         "input_len": length(isl), "output_len": length(osl)},
-            "seed": 0}
+    return {
+        "name": row["id"],
+        "model": card,
+        "gpu": gpu,
+        "deployment": deployment,
+        "workload": {
+            "num_requests": per_client * conc,
+            "concurrency": conc,
+            "arrival": {"process": "poisson", "rate": "inf"},
+            "input_len": length(isl),
+            "output_len": length(osl),
+        },
+        "seed": 0,
+    }
 
 
 def simulate_run(scenario: dict) -> dict:
@@ -226,15 +268,18 @@ def evaluate(runs: list[Run], jobs: int | None = None, progress: bool = True) ->
             results[r.id] = simulate_run(r.scenario)
     rows = []
     for r in runs:
-        row = {k: getattr(r, k) for k in ("id", "engine", "version", "model", "gpu", "precision", "tp",
-                                           "concurrency", "isl", "osl")}
+        row = {
+            k: getattr(r, k)
+            for k in ("id", "engine", "version", "model", "gpu", "precision", "tp", "concurrency", "isl", "osl")
+        }
         row.update(measured_ttft_ms=r.ttft_ms, measured_tpot_ms=r.tpot_ms)
         res = results.get(r.id, {"error": r.unexpressed})
         if "error" in res:
             row["unexpressed"] = res["error"]
         else:
-            row.update(predicted_ttft_ms=res["ttft_ms"], predicted_tpot_ms=res["tpot_ms"],
-                       failed_requests=res["failed"])
+            row.update(
+                predicted_ttft_ms=res["ttft_ms"], predicted_tpot_ms=res["tpot_ms"], failed_requests=res["failed"]
+            )
             for m in ("ttft", "tpot"):
                 row[f"{m}_error_pct"] = 100.0 * (res[f"{m}_ms"] / row[f"measured_{m}_ms"] - 1.0)
         rows.append(row)
@@ -261,8 +306,11 @@ def _progress(it, show: bool, total: int | None = None):
 
 def _stats(errors: np.ndarray) -> dict:
     a = np.abs(errors)
-    return {"median_ape_pct": float(np.median(a)), "p90_ape_pct": float(np.percentile(a, 90)),
-            "bias_pct": float(np.median(errors))}
+    return {
+        "median_ape_pct": float(np.median(a)),
+        "p90_ape_pct": float(np.percentile(a, 90)),
+        "bias_pct": float(np.median(errors)),
+    }
 
 
 def summarise(rows: list[dict], by=("engine", "model", "gpu", "tp")) -> dict:
@@ -296,17 +344,23 @@ def summarise(rows: list[dict], by=("engine", "model", "gpu", "tp")) -> dict:
 
 def format_table(summary: dict) -> str:
     """The report as a Markdown table (what the README shows)."""
-    lines = ["| engine | model | GPU | TP | runs | TTFT median APE | TTFT p90 APE | TTFT bias | "
-             "TPOT median APE | TPOT p90 APE | TPOT bias |",
-             "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [
+        "| engine | model | GPU | TP | runs | TTFT median APE | TTFT p90 APE | TTFT bias | "
+        "TPOT median APE | TPOT p90 APE | TPOT bias |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
 
     def cells(b: dict) -> str:
-        return " | ".join(f"{b[m][k]:+.0f} %" if k == "bias_pct" else f"{b[m][k]:.0f} %"
-                          for m in ("ttft", "tpot") for k in ("median_ape_pct", "p90_ape_pct", "bias_pct"))
+        return " | ".join(
+            f"{b[m][k]:+.0f} %" if k == "bias_pct" else f"{b[m][k]:.0f} %"
+            for m in ("ttft", "tpot")
+            for k in ("median_ape_pct", "p90_ape_pct", "bias_pct")
+        )
 
     for g in summary["groups"]:
-        lines.append(f"| {g['engine']} | {g['model'].split('/')[-1]} | {g['gpu']} | {g['tp']} | {g['runs']} | "
-                     f"{cells(g)} |")
+        lines.append(
+            f"| {g['engine']} | {g['model'].split('/')[-1]} | {g['gpu']} | {g['tp']} | {g['runs']} | {cells(g)} |"
+        )
     for e, b in summary["engines"].items():
         lines.append(f"| **{e}** | all | | | {b['runs']} | {cells(b)} |")
     if summary["all"]["runs"]:
@@ -327,15 +381,31 @@ def _command():
     import click
 
     @click.command("accuracy")
-    @click.option("--dev-set", type=click.Path(dir_okay=False, path_type=Path), default=DEV_SET,
-                  show_default=True, help="CSV of measured closed-loop runs.")
+    @click.option(
+        "--dev-set",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=DEV_SET,
+        show_default=True,
+        help="CSV of measured closed-loop runs.",
+    )
     @click.option("--filter", "pattern", default="", help="Only runs whose id contains this text.")
-    @click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
-                  help="Worker processes [default: all cores].")
-    @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-                  default=Path("accuracy.json"), show_default=True)
-    @click.option("--prompts-per-client", type=click.IntRange(min=1), default=PROMPTS_PER_CLIENT,
-                  show_default=True, help="Requests each closed-loop client sends.")
+    @click.option(
+        "-j", "--jobs", type=click.IntRange(min=1), default=None, help="Worker processes [default: all cores]."
+    )
+    @click.option(
+        "-o",
+        "--output",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=Path("accuracy.json"),
+        show_default=True,
+    )
+    @click.option(
+        "--prompts-per-client",
+        type=click.IntRange(min=1),
+        default=PROMPTS_PER_CLIENT,
+        show_default=True,
+        help="Requests each closed-loop client sends.",
+    )
     def accuracy(dev_set: Path, pattern: str, jobs: int | None, output: Path, prompts_per_client: int):
         """Simulate every measured run of the development set; print the error table."""
         runs = [r for r in load_runs(dev_set, prompts_per_client) if pattern in r.id]

@@ -1,4 +1,5 @@
 """`frontier validate PATH`: replay measured runs and show predicted vs measured."""
+
 from __future__ import annotations
 
 import re
@@ -24,12 +25,21 @@ def _run_dir(run) -> str:
 
 @click.command("validate")
 @click.argument("path", type=click.Path(path_type=Path))
-@click.option("-o", "--output", "outdir", type=click.Path(file_okay=False, path_type=Path),
-              default=None, help="Folder for validation.json and the CDF plot "
-                                 "[default: results/validate/<name>].")
-@click.option("--scenario", "scenario_file", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, help="Scenario YAML supplying what the result file does not say "
-                                 "(model, gpu, deployment knobs).")
+@click.option(
+    "-o",
+    "--output",
+    "outdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder for validation.json and the CDF plot [default: results/validate/<name>].",
+)
+@click.option(
+    "--scenario",
+    "scenario_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Scenario YAML supplying what the result file does not say (model, gpu, deployment knobs).",
+)
 @click.option("--model", default=None, help="Model card or config.json path (overrides the file).")
 @click.option("--gpu", default=None, help="GPU name, e.g. h100-sxm (overrides the file).")
 @click.option("--tp", type=click.IntRange(min=1), default=None, help="Tensor-parallel size.")
@@ -39,10 +49,12 @@ def _run_dir(run) -> str:
 @click.option("--max-num-seqs", type=click.IntRange(min=1), default=None)
 @click.option("--max-num-batched-tokens", type=click.IntRange(min=1), default=None)
 @click.option("--enable-prefix-caching/--no-enable-prefix-caching", default=None)
-@click.option("--progress/--no-progress", default=None,
-              help="Show simulation progress [default: when the terminal is interactive].")
-def validate(path: Path, outdir: Path | None, scenario_file: Path | None, progress: bool | None,
-             **overrides) -> None:
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Show simulation progress [default: when the terminal is interactive].",
+)
+def validate(path: Path, outdir: Path | None, scenario_file: Path | None, progress: bool | None, **overrides) -> None:
     """Replay a measured vLLM or SGLang benchmark run and compare, metric by metric.
 
     PATH is a `vllm bench serve --save-result` JSON, an SGLang `bench_serving` JSONL (one run
@@ -55,17 +67,24 @@ def validate(path: Path, outdir: Path | None, scenario_file: Path | None, progre
         sys.exit(2)
 
 
-def _validate(path: Path, outdir: Path | None, scenario_file: Path | None,
-              progress: bool | None, overrides: dict) -> None:
+def _validate(
+    path: Path, outdir: Path | None, scenario_file: Path | None, progress: bool | None, overrides: dict
+) -> None:
     from rich.console import Console
     from rich.markup import escape
 
     from frontier.paths import check_writable_dir
     from frontier.validate.loaders import load_folder, load_measured
     from frontier.validate.replay import validate_run
-    from frontier.validate.report import (comparison_table, plot_cdfs, provenance_table,
-                                          summary_row, summary_table, write_summary_json,
-                                          write_validation_json)
+    from frontier.validate.report import (
+        comparison_table,
+        plot_cdfs,
+        provenance_table,
+        summary_row,
+        summary_table,
+        write_summary_json,
+        write_validation_json,
+    )
     from frontier.validate.writer import write_vllm_result
 
     # Wide enough for the tables when the output is a file or a pipe (rich assumes 80 there).
@@ -98,19 +117,18 @@ def _validate(path: Path, outdir: Path | None, scenario_file: Path | None,
                 continue
         json_path = write_validation_json(val, run_dir / "validation.json")
         png_path = plot_cdfs(val, run_dir / "cdf.png")
-        write_vllm_result(val.sim, run_dir / "predicted_vllm_result.json",
-                          scenario=val.replay.scenario)
+        write_vllm_result(val.sim, run_dir / "predicted_vllm_result.json", scenario=val.replay.scenario)
         rows.append(summary_row(run, val))
         if single:
             console.print(provenance_table(val.replay.provenance))
-            console.print(comparison_table(
-                val.comparison, title=f"{run.label}: measured ({run.metrics_from}) vs predicted"))
+            console.print(
+                comparison_table(val.comparison, title=f"{run.label}: measured ({run.metrics_from}) vs predicted")
+            )
             for note in run.notes:
                 console.print(f"[dim]note: {escape(note)}[/dim]")
             fallback = val.sim.summary.get("frontier", {}).get("predictor_fallback")
             if fallback:
-                console.print(f"[yellow]roofline fallback (no calibration) for: "
-                              f"{', '.join(fallback)}[/yellow]")
+                console.print(f"[yellow]roofline fallback (no calibration) for: {', '.join(fallback)}[/yellow]")
             console.print(f"wrote {json_path}" + (f", {png_path}" if png_path else ""))
     if not single:
         console.print(summary_table(rows))

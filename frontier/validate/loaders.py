@@ -16,6 +16,7 @@ Where per-request data exists the measured metrics are recomputed with
 `frontier.metrics.serving.serving_metrics`, so measured and predicted share one definition;
 otherwise they are taken from the file as written.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,38 +33,70 @@ from frontier.metrics.serving import serving_metrics
 
 KINDS = ("vllm-bench", "sglang-bench", "vllm-requests")
 RESULT_SUFFIXES = (".json", ".jsonl")
-HELP_FORMATS = ("expected a `vllm bench serve --save-result` JSON, an SGLang `bench_serving` "
-                "JSONL, or a run folder with requests.jsonl + meta.json")
+HELP_FORMATS = (
+    "expected a `vllm bench serve --save-result` JSON, an SGLang `bench_serving` "
+    "JSONL, or a run folder with requests.jsonl + meta.json"
+)
 
 # Metric keys as `vllm bench serve` writes them: mean_ttft_ms, p99_itl_ms, p99.9_e2el_ms, ...
 _LATENCY_KEY = re.compile(r"^(mean|median|std|p\d+(?:\.\d+)?)_(ttft|tpot|itl|e2el)_ms$")
 # SGLang spells end-to-end latency `e2e_latency`: mean_e2e_latency_ms -> mean_e2el_ms.
 _SGLANG_E2E_KEY = re.compile(r"^(mean|median|std|p\d+(?:\.\d+)?)_e2e_latency_ms$")
 _COUNT_KEYS = ("completed", "failed", "duration", "total_input_tokens", "total_output_tokens")
-_THROUGHPUT_KEYS = ("request_throughput", "output_throughput", "total_token_throughput",
-                    "request_goodput")
+_THROUGHPUT_KEYS = ("request_throughput", "output_throughput", "total_token_throughput", "request_goodput")
 
-_SGLANG_MARKERS = {"mean_e2e_latency_ms", "median_e2e_latency_ms", "total_output_tokens_retokenized",
-                   "random_input_len", "random_output_len", "sharegpt_output_len", "accept_length",
-                   "input_throughput"}
-_VLLM_MARKERS = {"model_id", "tokenizer_id", "endpoint_type", "burstiness", "num_prompts",
-                 "request_goodput", "request_goodput:", "mean_e2el_ms", "median_e2el_ms",
-                 "max_concurrent_requests", "max_output_tokens_per_s"}
-_METRIC_MARKERS = {"mean_ttft_ms", "median_ttft_ms", "mean_itl_ms", "median_itl_ms",
-                   "output_throughput", "request_throughput", "mean_tpot_ms"}
+_SGLANG_MARKERS = {
+    "mean_e2e_latency_ms",
+    "median_e2e_latency_ms",
+    "total_output_tokens_retokenized",
+    "random_input_len",
+    "random_output_len",
+    "sharegpt_output_len",
+    "accept_length",
+    "input_throughput",
+}
+_VLLM_MARKERS = {
+    "model_id",
+    "tokenizer_id",
+    "endpoint_type",
+    "burstiness",
+    "num_prompts",
+    "request_goodput",
+    "request_goodput:",
+    "mean_e2el_ms",
+    "median_e2el_ms",
+    "max_concurrent_requests",
+    "max_output_tokens_per_s",
+}
+_METRIC_MARKERS = {
+    "mean_ttft_ms",
+    "median_ttft_ms",
+    "mean_itl_ms",
+    "median_itl_ms",
+    "output_throughput",
+    "request_throughput",
+    "mean_tpot_ms",
+}
 
 # Engine arguments a vLLM result may carry as `--metadata KEY=VALUE` top-level entries,
 # mapped to their engine-argument names.
 _METADATA_ENGINE_ARGS = {
-    "tensor_parallel_size": "tensor_parallel_size", "tp": "tensor_parallel_size",
-    "pipeline_parallel_size": "pipeline_parallel_size", "pp": "pipeline_parallel_size",
-    "data_parallel_size": "data_parallel_size", "dp": "data_parallel_size",
+    "tensor_parallel_size": "tensor_parallel_size",
+    "tp": "tensor_parallel_size",
+    "pipeline_parallel_size": "pipeline_parallel_size",
+    "pp": "pipeline_parallel_size",
+    "data_parallel_size": "data_parallel_size",
+    "dp": "data_parallel_size",
     "enable_expert_parallel": "enable_expert_parallel",
-    "max_num_seqs": "max_num_seqs", "max_num_batched_tokens": "max_num_batched_tokens",
+    "max_num_seqs": "max_num_seqs",
+    "max_num_batched_tokens": "max_num_batched_tokens",
     "enable_prefix_caching": "enable_prefix_caching",
     "enable_chunked_prefill": "enable_chunked_prefill",
-    "gpu_memory_utilization": "gpu_memory_utilization", "block_size": "block_size",
-    "gpu": "gpu", "device_name": "gpu", "hardware": "gpu",
+    "gpu_memory_utilization": "gpu_memory_utilization",
+    "block_size": "block_size",
+    "gpu": "gpu",
+    "device_name": "gpu",
+    "hardware": "gpu",
 }
 
 
@@ -71,18 +104,18 @@ _METADATA_ENGINE_ARGS = {
 class RunSettings:
     """How the benchmark was run, as far as the file says."""
 
-    request_rate: float | None = None      # req/s; inf = all at once; None = not recorded
+    request_rate: float | None = None  # req/s; inf = all at once; None = not recorded
     max_concurrency: int | None = None
     num_prompts: int | None = None
-    burstiness: float | None = None        # vLLM's gamma shape (1 = poisson)
-    model: str | None = None               # model id as the client named it
+    burstiness: float | None = None  # vLLM's gamma shape (1 = poisson)
+    model: str | None = None  # model id as the client named it
     tokenizer: str | None = None
     backend: str | None = None
     date: str | None = None
-    gpu: str | None = None                 # device name where the file records it
-    dataset: dict = field(default_factory=dict)       # name and random_* length settings
-    engine_args: dict = field(default_factory=dict)   # vLLM engine argument names
-    engine_args_from: str = ""                        # where engine_args were read
+    gpu: str | None = None  # device name where the file records it
+    dataset: dict = field(default_factory=dict)  # name and random_* length settings
+    engine_args: dict = field(default_factory=dict)  # vLLM engine argument names
+    engine_args_from: str = ""  # where engine_args were read
 
 
 @dataclass
@@ -92,19 +125,19 @@ class MeasuredRun:
     source: Path
     kind: str
     settings: RunSettings
-    metrics: dict                          # vLLM names; from per-request data when present
-    reported: dict                         # the file's own summary numbers, in vLLM names
-    metrics_from: str                      # "per-request data" | "file summary"
-    index: int | None = None               # line/run number within a multi-run file
-    arrival_s: np.ndarray | None = None    # send time relative to the first request
+    metrics: dict  # vLLM names; from per-request data when present
+    reported: dict  # the file's own summary numbers, in vLLM names
+    metrics_from: str  # "per-request data" | "file summary"
+    index: int | None = None  # line/run number within a multi-run file
+    arrival_s: np.ndarray | None = None  # send time relative to the first request
     input_tokens: np.ndarray | None = None
     output_tokens: np.ndarray | None = None
     ttft_s: np.ndarray | None = None
     e2el_s: np.ndarray | None = None
-    itls: list[np.ndarray] | None = None   # per request, the gaps between its output tokens
+    itls: list[np.ndarray] | None = None  # per request, the gaps between its output tokens
     failed: int = 0
     notes: list[str] = field(default_factory=list)
-    scenario: dict | None = None           # a Frontier summary.json's own scenario, replayed as is
+    scenario: dict | None = None  # a Frontier summary.json's own scenario, replayed as is
 
     @property
     def label(self) -> str:
@@ -128,6 +161,7 @@ class MeasuredRun:
 
 
 # ---------------------------------------------------------------------------- entry points
+
 
 def load_measured(path: str | Path) -> list[MeasuredRun]:
     """Every run in a result file, a run folder, or a folder of result files / run folders."""
@@ -180,8 +214,11 @@ def load_result_file(path: Path) -> list[MeasuredRun]:
         kind = detect_kind(obj)
         if kind is None:
             where = f"line {line_no}: " if many else ""
-            raise NotAResult(path, f"{where}not a benchmark result (no vllm bench serve or "
-                                   f"SGLang bench_serving fields; found keys {_some_keys(obj)})")
+            raise NotAResult(
+                path,
+                f"{where}not a benchmark result (no vllm bench serve or "
+                f"SGLang bench_serving fields; found keys {_some_keys(obj)})",
+            )
         index = i if many else None
         loader = load_vllm_object if kind == "vllm-bench" else load_sglang_object
         runs.append(loader(obj, path, index))
@@ -203,6 +240,7 @@ def detect_kind(obj: Any) -> str | None:
 
 
 # ---------------------------------------------------------------------------- JSON reading
+
 
 def _some_keys(obj: Any, n: int = 6) -> str:
     if not isinstance(obj, dict):
@@ -256,17 +294,18 @@ def _ends_open(text: str) -> bool:
     return in_string or depth > 0
 
 
-def _json_error(path: Path, text: str, exc: json.JSONDecodeError,
-                line_no: int | None = None) -> FrontierError:
+def _json_error(path: Path, text: str, exc: json.JSONDecodeError, line_no: int | None = None) -> FrontierError:
     where = f"line {line_no if line_no is not None else exc.lineno}"
     if _ends_open(text):
-        return FrontierError(f"{path}: truncated JSON ({where} ends mid-object: {exc.msg}); "
-                             f"the benchmark may have been interrupted while writing it")
-    return FrontierError(f"{path}: invalid JSON at {where} column {exc.colno}: {exc.msg}; "
-                         f"{HELP_FORMATS}")
+        return FrontierError(
+            f"{path}: truncated JSON ({where} ends mid-object: {exc.msg}); "
+            f"the benchmark may have been interrupted while writing it"
+        )
+    return FrontierError(f"{path}: invalid JSON at {where} column {exc.colno}: {exc.msg}; {HELP_FORMATS}")
 
 
 # ---------------------------------------------------------------------------- value helpers
+
 
 def _num(value: Any) -> float | None:
     """A finite or infinite float; None for missing, null, NaN, or non-numbers."""
@@ -316,8 +355,9 @@ def _rate(value: Any, where: str) -> float | None:
         return None
     x = _num(value)
     if x is None or x <= 0:
-        raise FrontierError(f"{where}: request_rate {value!r} is not a rate; a result file records "
-                            f"requests per second > 0 or inf")
+        raise FrontierError(
+            f"{where}: request_rate {value!r} is not a rate; a result file records requests per second > 0 or inf"
+        )
     return x
 
 
@@ -326,7 +366,7 @@ def _summary_metrics(obj: dict, rename_sglang: bool = False, where: str = "resul
     out: dict = {}
     for key, value in obj.items():
         name = key
-        if key == "request_goodput:":            # older vLLM benchmark_serving.py spelling
+        if key == "request_goodput:":  # older vLLM benchmark_serving.py spelling
             name = "request_goodput"
         elif rename_sglang and (m := _SGLANG_E2E_KEY.match(key)):
             name = f"{m.group(1)}_e2el_ms"
@@ -337,27 +377,31 @@ def _summary_metrics(obj: dict, rename_sglang: bool = False, where: str = "resul
             if x is not None and not math.isfinite(x):
                 raise FrontierError(f"{where}: {key} is {value!r}, not a finite number")
             if x is not None:
-                out[name] = int(x) if name in ("completed", "failed", "total_input_tokens",
-                                               "total_output_tokens") else x
+                out[name] = (
+                    int(x) if name in ("completed", "failed", "total_input_tokens", "total_output_tokens") else x
+                )
     duration = out.get("duration")
-    if duration and duration > 0:    # throughputs some versions leave out, from their totals
+    if duration and duration > 0:  # throughputs some versions leave out, from their totals
         if "request_throughput" not in out and "completed" in out:
             out["request_throughput"] = out["completed"] / duration
         if "output_throughput" not in out and "total_output_tokens" in out:
             out["output_throughput"] = out["total_output_tokens"] / duration
-        if ("total_token_throughput" not in out and "total_input_tokens" in out
-                and "total_output_tokens" in out):
-            out["total_token_throughput"] = (out["total_input_tokens"]
-                                             + out["total_output_tokens"]) / duration
+        if "total_token_throughput" not in out and "total_input_tokens" in out and "total_output_tokens" in out:
+            out["total_token_throughput"] = (out["total_input_tokens"] + out["total_output_tokens"]) / duration
     return out
 
 
 def _per_request_metrics(run: MeasuredRun, duration_s: float) -> dict:
-    itl_s = (np.concatenate(run.itls) if run.itls and any(len(x) for x in run.itls)
-             else np.zeros(0))
-    metrics = serving_metrics(duration_s=duration_s, input_tokens=run.input_tokens,
-                              output_tokens=run.output_tokens, ttft_s=run.ttft_s,
-                              e2el_s=run.e2el_s, itl_s=itl_s, failed=run.failed)
+    itl_s = np.concatenate(run.itls) if run.itls and any(len(x) for x in run.itls) else np.zeros(0)
+    metrics = serving_metrics(
+        duration_s=duration_s,
+        input_tokens=run.input_tokens,
+        output_tokens=run.output_tokens,
+        ttft_s=run.ttft_s,
+        e2el_s=run.e2el_s,
+        itl_s=itl_s,
+        failed=run.failed,
+    )
     if run.itls is None:  # no token timestamps: ITL is unknown, not zero
         for key in [k for k in metrics if _LATENCY_KEY.match(k) and "_itl_" in k]:
             del metrics[key]
@@ -365,6 +409,7 @@ def _per_request_metrics(run: MeasuredRun, duration_s: float) -> dict:
 
 
 # ---------------------------------------------------------------------------- vLLM bench serve
+
 
 def _engine_args_from_metadata(obj: dict) -> dict:
     args = {}
@@ -378,8 +423,14 @@ def _normalise_engine_args(args: dict) -> dict:
     """Engine arguments with numbers and booleans as such (metadata values arrive as strings)."""
     out = {}
     for key, value in args.items():
-        if key in ("tensor_parallel_size", "pipeline_parallel_size", "data_parallel_size",
-                   "max_num_seqs", "max_num_batched_tokens", "block_size"):
+        if key in (
+            "tensor_parallel_size",
+            "pipeline_parallel_size",
+            "data_parallel_size",
+            "max_num_seqs",
+            "max_num_batched_tokens",
+            "block_size",
+        ):
             value = _int(value)
         elif key in ("enable_prefix_caching", "enable_chunked_prefill", "enable_expert_parallel"):
             value = _bool(value)
@@ -392,16 +443,16 @@ def _normalise_engine_args(args: dict) -> dict:
 
 def _detail_arrays(obj: dict, path: Path, where: str) -> dict | None:
     """The per-request arrays, checked to be the same length; None if the file has none."""
-    names = ("input_lens", "output_lens", "ttfts", "itls", "latencies", "start_times",
-             "queue_times", "errors")
+    names = ("input_lens", "output_lens", "ttfts", "itls", "latencies", "start_times", "queue_times", "errors")
     arrays = {k: obj[k] for k in names if isinstance(obj.get(k), list)}
     if not {"input_lens", "output_lens"} <= set(arrays):
         return None
     n = len(arrays["input_lens"])
     for k, v in arrays.items():
         if len(v) != n:
-            raise FrontierError(f"{path}: {where}per-request arrays differ in length: "
-                                f"input_lens has {n}, {k} has {len(v)}")
+            raise FrontierError(
+                f"{path}: {where}per-request arrays differ in length: input_lens has {n}, {k} has {len(v)}"
+            )
     return arrays
 
 
@@ -464,18 +515,25 @@ def load_vllm_object(obj: dict, path: Path, index: int | None = None) -> Measure
     own = obj.get("frontier")
     if isinstance(own, dict) and isinstance(own.get("scenario"), dict):
         run.scenario = own["scenario"]
-        run.notes.append("a Frontier result: its own scenario (model, deployment, workload, seed) "
-                         "is simulated again")
+        run.notes.append("a Frontier result: its own scenario (model, deployment, workload, seed) is simulated again")
     return run
 
 
-def _summary_run(obj: dict, path: Path, index: int | None, kind: str, settings: RunSettings,
-                 reported: dict) -> tuple[MeasuredRun, bool]:
+def _summary_run(
+    obj: dict, path: Path, index: int | None, kind: str, settings: RunSettings, reported: dict
+) -> tuple[MeasuredRun, bool]:
     """A run from a file's summary metrics, filled from its per-request arrays when it has them
     (the flag says whether it had)."""
-    run = MeasuredRun(source=path, kind=kind, settings=settings, metrics=dict(reported),
-                      reported=reported, metrics_from="file summary", index=index,
-                      failed=int(reported.get("failed", 0)))
+    run = MeasuredRun(
+        source=path,
+        kind=kind,
+        settings=settings,
+        metrics=dict(reported),
+        reported=reported,
+        metrics_from="file summary",
+        index=index,
+        failed=int(reported.get("failed", 0)),
+    )
     where = "" if index is None else f"run {index}: "
     arrays = _detail_arrays(obj, path, where)
     if arrays is not None:
@@ -485,11 +543,14 @@ def _summary_run(obj: dict, path: Path, index: int | None, kind: str, settings: 
 
 # ---------------------------------------------------------------------------- SGLang bench_serving
 
+
 def load_sglang_object(obj: dict, path: Path, index: int | None = None) -> MeasuredRun:
     reported = _summary_metrics(obj, rename_sglang=True, where=_where(path, index))
-    dataset = {k: obj[k] for k in ("dataset_name", "random_input_len", "random_output_len",
-                                   "random_range_ratio", "sharegpt_output_len")
-               if obj.get(k) is not None}
+    dataset = {
+        k: obj[k]
+        for k in ("dataset_name", "random_input_len", "random_output_len", "random_range_ratio", "sharegpt_output_len")
+        if obj.get(k) is not None
+    }
     settings = RunSettings(
         request_rate=_rate(obj.get("request_rate"), _where(path, index)),
         max_concurrency=_int(obj.get("max_concurrency")),
@@ -520,21 +581,23 @@ def load_vllm_requests(folder: Path) -> MeasuredRun:
     rows = [obj for _, obj in _read_json_objects(req_path)]
     for i, row in enumerate(rows):
         if not isinstance(row, dict) or not {"input_toks", "output_toks", "queued_ts"} <= set(row):
-            raise FrontierError(f"{req_path}: request {i + 1} lacks {', '.join(_REQUEST_FIELDS)} "
-                                f"(found keys {_some_keys(row)})")
+            raise FrontierError(
+                f"{req_path}: request {i + 1} lacks {', '.join(_REQUEST_FIELDS)} (found keys {_some_keys(row)})"
+            )
         for key in ("queued_ts", "input_toks", "output_toks"):
             x = _num(row[key])
             if x is None or not math.isfinite(x) or x < 0 or (key != "queued_ts" and x != int(x)):
-                raise FrontierError(f"{req_path}: request {i + 1}: {key} is {row[key]!r}, not a "
-                                    f"{'time stamp' if key == 'queued_ts' else 'token count'} >= 0")
+                raise FrontierError(
+                    f"{req_path}: request {i + 1}: {key} is {row[key]!r}, not a "
+                    f"{'time stamp' if key == 'queued_ts' else 'token count'} >= 0"
+                )
     meta: dict = {}
     meta_path = folder / "meta.json"
     if meta_path.is_file():
         meta_objs = _read_json_objects(meta_path)
         meta = meta_objs[0][1] if isinstance(meta_objs[0][1], dict) else {}
 
-    done = [r for r in rows if _num(r.get("first_token_ts")) is not None
-            and _num(r.get("last_token_ts")) is not None]
+    done = [r for r in rows if _num(r.get("first_token_ts")) is not None and _num(r.get("last_token_ts")) is not None]
     done.sort(key=lambda r: float(r["queued_ts"]))
     queued = np.array([float(r["queued_ts"]) for r in done])
     first = np.array([float(r["first_token_ts"]) for r in done])
@@ -546,18 +609,30 @@ def load_vllm_requests(folder: Path) -> MeasuredRun:
     if len(queued) > 1 and queued[-1] > queued[0]:
         rate = (len(rows) - 1) / (max(float(r["queued_ts"]) for r in rows) - t0)
     settings = RunSettings(
-        request_rate=rate, num_prompts=_int(meta.get("num_requests")) or len(rows),
+        request_rate=rate,
+        num_prompts=_int(meta.get("num_requests")) or len(rows),
         model=_str(meta.get("model") or engine_args.get("model")),
-        backend="vllm", date=_str(meta.get("started_at")), gpu=gpu,
+        backend="vllm",
+        date=_str(meta.get("started_at")),
+        gpu=gpu,
         dataset={k: meta[k] for k in ("dataset_path",) if meta.get(k)},
-        engine_args=engine_args, engine_args_from="meta.json" if meta else "",
+        engine_args=engine_args,
+        engine_args_from="meta.json" if meta else "",
     )
-    run = MeasuredRun(source=folder, kind="vllm-requests", settings=settings, metrics={},
-                      reported={}, metrics_from="per-request data", failed=len(rows) - len(done),
-                      arrival_s=queued - t0,
-                      input_tokens=np.array([int(r["input_toks"]) for r in done], dtype=np.int64),
-                      output_tokens=np.array([int(r["output_toks"]) for r in done], dtype=np.int64),
-                      ttft_s=first - queued, e2el_s=last - queued)
+    run = MeasuredRun(
+        source=folder,
+        kind="vllm-requests",
+        settings=settings,
+        metrics={},
+        reported={},
+        metrics_from="per-request data",
+        failed=len(rows) - len(done),
+        arrival_s=queued - t0,
+        input_tokens=np.array([int(r["input_toks"]) for r in done], dtype=np.int64),
+        output_tokens=np.array([int(r["output_toks"]) for r in done], dtype=np.int64),
+        ttft_s=first - queued,
+        e2el_s=last - queued,
+    )
     if not meta:
         run.notes.append("no meta.json beside requests.jsonl: no engine arguments")
     run.notes.append("request rate is the observed arrival rate (the run folder records none)")
@@ -570,18 +645,24 @@ def _meta_engine_args(meta: dict) -> tuple[dict, str | None]:
     """Engine arguments from meta.json: engine_kwargs, then kv_cache, then resolved_config."""
     args: dict = {}
     resolved = meta.get("resolved_config") or {}
-    for section, keys in (("scheduler_config", ("enable_chunked_prefill", "max_num_seqs",
-                                                "max_num_batched_tokens")),
-                          ("parallel_config", ("tensor_parallel_size", "pipeline_parallel_size",
-                                               "data_parallel_size", "enable_expert_parallel")),
-                          ("cache_config", ("block_size", "gpu_memory_utilization",
-                                            "enable_prefix_caching"))):
+    for section, keys in (
+        ("scheduler_config", ("enable_chunked_prefill", "max_num_seqs", "max_num_batched_tokens")),
+        (
+            "parallel_config",
+            ("tensor_parallel_size", "pipeline_parallel_size", "data_parallel_size", "enable_expert_parallel"),
+        ),
+        ("cache_config", ("block_size", "gpu_memory_utilization", "enable_prefix_caching")),
+    ):
         block = resolved.get(section) or {}
         args.update({k: block[k] for k in keys if block.get(k) is not None})
     kv = meta.get("kv_cache") or {}
-    args.update({k: kv[k] for k in ("block_size", "gpu_memory_utilization",
-                                    "enable_prefix_caching", "num_gpu_blocks")
-                 if kv.get(k) is not None})
+    args.update(
+        {
+            k: kv[k]
+            for k in ("block_size", "gpu_memory_utilization", "enable_prefix_caching", "num_gpu_blocks")
+            if kv.get(k) is not None
+        }
+    )
     args.update({k: v for k, v in (meta.get("engine_kwargs") or {}).items() if v is not None})
     if meta.get("model") and "model" not in args:
         args["model"] = meta["model"]

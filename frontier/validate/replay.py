@@ -6,6 +6,7 @@ the run's engine arguments where it records them, from a `--scenario` file or bu
 otherwise, and command-line flags override both. Every choice is written down in `provenance`:
 field -> {"value": ..., "from": ...}.
 """
+
 from __future__ import annotations
 
 import math
@@ -36,8 +37,17 @@ ENGINE_ARG_FIELDS = {
     "enable_prefix_caching": "enable_prefix_caching",
 }
 # Command-line overrides a replay accepts (None = not given).
-OVERRIDE_KEYS = ("model", "gpu", "tp", "pp", "dp", "ep", "max_num_seqs", "max_num_batched_tokens",
-                 "enable_prefix_caching")
+OVERRIDE_KEYS = (
+    "model",
+    "gpu",
+    "tp",
+    "pp",
+    "dp",
+    "ep",
+    "max_num_seqs",
+    "max_num_batched_tokens",
+    "enable_prefix_caching",
+)
 _MODEL_SUFFIXES = ("-instruct", "-chat", "-it", "-hf", "-base")
 
 
@@ -49,7 +59,7 @@ class Replay:
     scenario_dict: dict
     requests: RequestTable
     provenance: dict = field(default_factory=dict)
-    scenario: Any = None                  # frontier.spec.scenario.Scenario
+    scenario: Any = None  # frontier.spec.scenario.Scenario
 
 
 @dataclass
@@ -57,8 +67,8 @@ class Validation:
     """A replay's outcome: the simulator's result and the metric-by-metric comparison."""
 
     replay: Replay
-    sim: Any                              # frontier.sim.run.SimResult
-    comparison: dict                      # metric -> {"measured", "predicted", "error_pct"}
+    sim: Any  # frontier.sim.run.SimResult
+    comparison: dict  # metric -> {"measured", "predicted", "error_pct"}
 
     @property
     def run(self) -> MeasuredRun:
@@ -66,6 +76,7 @@ class Validation:
 
 
 # ---------------------------------------------------------------------------- name resolution
+
 
 def resolve_model(name: str) -> str | None:
     """A model card for a model id as engines spell it ('meta-llama/Llama-3.1-8B-Instruct'):
@@ -79,6 +90,7 @@ def resolve_model(name: str) -> str | None:
     if low in cards:
         return low
     from frontier.paths import MODELS_DIR
+
     for card in cards:
         try:
             hf_id = (yaml.safe_load((MODELS_DIR / f"{card}.yaml").read_text()) or {}).get("hf_id")
@@ -106,14 +118,16 @@ def resolve_gpu(name: str) -> str | None:
 
 # ---------------------------------------------------------------------------- the scenario
 
+
 def _load_scenario_file(path: str | Path) -> dict:
     from frontier.spec.scenario import read_yaml_mapping
 
     return read_yaml_mapping(path, "--scenario: file")
 
 
-def _pick(prov: dict, key: str, candidates: list[tuple[Any, str]], default: Any = None,
-          default_from: str = "frontier default") -> Any:
+def _pick(
+    prov: dict, key: str, candidates: list[tuple[Any, str]], default: Any = None, default_from: str = "frontier default"
+) -> Any:
     """The first candidate that is not None (candidates in priority order), recorded."""
     for value, source in candidates:
         if value is not None:
@@ -124,8 +138,9 @@ def _pick(prov: dict, key: str, candidates: list[tuple[Any, str]], default: Any 
     return default
 
 
-def build_scenario_dict(run: MeasuredRun, overrides: dict | None = None,
-                        scenario_file: str | Path | None = None) -> tuple[dict, dict]:
+def build_scenario_dict(
+    run: MeasuredRun, overrides: dict | None = None, scenario_file: str | Path | None = None
+) -> tuple[dict, dict]:
     """(scenario dict without its workload, provenance) for replaying `run`.
 
     Priority, highest first: command-line flags, the run's engine arguments, the scenario file,
@@ -133,8 +148,7 @@ def build_scenario_dict(run: MeasuredRun, overrides: dict | None = None,
     flags = {k: v for k, v in (overrides or {}).items() if v is not None}
     unknown = set(flags) - set(OVERRIDE_KEYS)
     if unknown:
-        raise FrontierError(f"unknown replay override(s) {sorted(unknown)}; allowed: "
-                            f"{', '.join(OVERRIDE_KEYS)}")
+        raise FrontierError(f"unknown replay override(s) {sorted(unknown)}; allowed: {', '.join(OVERRIDE_KEYS)}")
     base = _load_scenario_file(scenario_file) if scenario_file else {}
     base_name = Path(scenario_file).name if scenario_file else ""
     args = run.settings.engine_args
@@ -144,19 +158,30 @@ def build_scenario_dict(run: MeasuredRun, overrides: dict | None = None,
     # model
     file_model = run.settings.model
     file_card = resolve_model(file_model) if file_model else None
-    model = _pick(prov, "model", [
-        (flags.get("model"), "--model flag"),
-        (file_card, f"{run.kind} file: model '{file_model}'"),
-        (base.get("model"), f"scenario file {base_name}" + (
-            f" (the run's model '{file_model}' is not a known card)" if file_model else "")),
-    ])
+    model = _pick(
+        prov,
+        "model",
+        [
+            (flags.get("model"), "--model flag"),
+            (file_card, f"{run.kind} file: model '{file_model}'"),
+            (
+                base.get("model"),
+                f"scenario file {base_name}"
+                + (f" (the run's model '{file_model}' is not a known card)" if file_model else ""),
+            ),
+        ],
+    )
     if model is None:
         if file_model:
-            raise FrontierError(f"{run.label}: model '{file_model}' is not a known model card "
-                                f"({', '.join(available_models())}); pass --model CARD or the "
-                                f"path of its config.json")
-        raise FrontierError(f"{run.label}: the result file names no model; pass --model "
-                            f"({', '.join(available_models())}) or --scenario FILE")
+            raise FrontierError(
+                f"{run.label}: model '{file_model}' is not a known model card "
+                f"({', '.join(available_models())}); pass --model CARD or the "
+                f"path of its config.json"
+            )
+        raise FrontierError(
+            f"{run.label}: the result file names no model; pass --model "
+            f"({', '.join(available_models())}) or --scenario FILE"
+        )
     if flags.get("model"):
         card = resolve_model(str(flags["model"]))
         model = card or flags["model"]
@@ -165,30 +190,41 @@ def build_scenario_dict(run: MeasuredRun, overrides: dict | None = None,
 
     # GPU
     file_gpu = resolve_gpu(run.settings.gpu) if run.settings.gpu else None
-    gpu = _pick(prov, "gpu", [
-        (flags.get("gpu"), "--gpu flag"),
-        (file_gpu, f"{args_from}: device '{run.settings.gpu}'"),
-        (base.get("gpu"), f"scenario file {base_name}" + (
-            f" (the run's device '{run.settings.gpu}' is not a known GPU)"
-            if run.settings.gpu else "")),
-    ])
+    gpu = _pick(
+        prov,
+        "gpu",
+        [
+            (flags.get("gpu"), "--gpu flag"),
+            (file_gpu, f"{args_from}: device '{run.settings.gpu}'"),
+            (
+                base.get("gpu"),
+                f"scenario file {base_name}"
+                + (f" (the run's device '{run.settings.gpu}' is not a known GPU)" if run.settings.gpu else ""),
+            ),
+        ],
+    )
     if gpu is None:
-        where = (f"device '{run.settings.gpu}' is not a known GPU" if run.settings.gpu
-                 else "the result file records no GPU")
-        raise FrontierError(f"{run.label}: {where}; pass --gpu ({', '.join(all_gpus())}) "
-                            f"or --scenario FILE")
+        where = (
+            f"device '{run.settings.gpu}' is not a known GPU" if run.settings.gpu else "the result file records no GPU"
+        )
+        raise FrontierError(f"{run.label}: {where}; pass --gpu ({', '.join(all_gpus())}) or --scenario FILE")
     get_gpu(str(gpu))
 
     # deployment
     base_dep = dict(base.get("deployment") or {})
     if "clusters" in base_dep:
         deployment = base_dep
-        prov["deployment"] = {"value": "clusters", "from": f"scenario file {base_name} (the "
-                              f"run's engine arguments are not applied to a multi-cluster "
-                              f"deployment)"}
-        dep_flags = {k: flags[k] for k in ("tp", "pp", "dp", "ep", "max_num_seqs",
-                                           "max_num_batched_tokens", "enable_prefix_caching")
-                     if k in flags}
+        prov["deployment"] = {
+            "value": "clusters",
+            "from": f"scenario file {base_name} (the "
+            f"run's engine arguments are not applied to a multi-cluster "
+            f"deployment)",
+        }
+        dep_flags = {
+            k: flags[k]
+            for k in ("tp", "pp", "dp", "ep", "max_num_seqs", "max_num_batched_tokens", "enable_prefix_caching")
+            if k in flags
+        }
         if dep_flags:
             deployment = {"clusters": [dict(c, **dep_flags) for c in base_dep["clusters"]]}
             prov["deployment"]["from"] += f"; flags {sorted(dep_flags)} applied to every cluster"
@@ -196,11 +232,16 @@ def build_scenario_dict(run: MeasuredRun, overrides: dict | None = None,
         deployment = {}
         defaults = _cluster_defaults()
         for key, arg in ENGINE_ARG_FIELDS.items():
-            value = _pick(prov, f"deployment.{key}", [
-                (flags.get(key), f"--{key.replace('_', '-')} flag"),
-                (args.get(arg), f"{args_from}: {arg}"),
-                (base_dep.get(key), f"scenario file {base_name}"),
-            ], default=defaults.get(key))
+            value = _pick(
+                prov,
+                f"deployment.{key}",
+                [
+                    (flags.get(key), f"--{key.replace('_', '-')} flag"),
+                    (args.get(arg), f"{args_from}: {arg}"),
+                    (base_dep.get(key), f"scenario file {base_name}"),
+                ],
+                default=defaults.get(key),
+            )
             if value is not None:
                 deployment[key] = value
             elif key not in prov:
@@ -208,15 +249,26 @@ def build_scenario_dict(run: MeasuredRun, overrides: dict | None = None,
         ep_from_args = None
         if args.get("enable_expert_parallel"):
             ep_from_args = deployment.get("tp", 1)
-        ep = _pick(prov, "deployment.ep", [
-            (flags.get("ep"), "--ep flag"),
-            (ep_from_args, f"{args_from}: enable_expert_parallel (experts over the TP ranks)"),
-            (base_dep.get("ep"), f"scenario file {base_name}"),
-        ], default=1)
+        ep = _pick(
+            prov,
+            "deployment.ep",
+            [
+                (flags.get("ep"), "--ep flag"),
+                (ep_from_args, f"{args_from}: enable_expert_parallel (experts over the TP ranks)"),
+                (base_dep.get("ep"), f"scenario file {base_name}"),
+            ],
+            default=1,
+        )
         deployment["ep"] = ep
-        deployment["engine"] = _pick(prov, "deployment.engine", [
-            (flags.get("engine"), "--engine flag"), (base_dep.get("engine"), f"scenario file {base_name}"),
-            ("sglang" if run.kind.startswith("sglang") else "vllm", f"the result file's kind ({run.kind})")])
+        deployment["engine"] = _pick(
+            prov,
+            "deployment.engine",
+            [
+                (flags.get("engine"), "--engine flag"),
+                (base_dep.get("engine"), f"scenario file {base_name}"),
+                ("sglang" if run.kind.startswith("sglang") else "vllm", f"the result file's kind ({run.kind})"),
+            ],
+        )
         for key, value in base_dep.items():  # the scenario file's other knobs (router, ...)
             if key not in deployment:
                 deployment[key] = value
@@ -234,10 +286,12 @@ def _cluster_defaults() -> dict:
     from dataclasses import fields as dc_fields
 
     from frontier.spec.scenario import ClusterSpec
+
     return {f.name: f.default for f in dc_fields(ClusterSpec)}
 
 
 # ---------------------------------------------------------------------------- the requests
+
 
 def build_request_table(run: MeasuredRun, seed: int = 0) -> tuple[RequestTable, dict]:
     """The requests to replay, and where their arrivals and lengths came from."""
@@ -251,53 +305,66 @@ def build_request_table(run: MeasuredRun, seed: int = 0) -> tuple[RequestTable, 
         n = len(run.input_tokens)
         input_tokens = np.maximum(run.input_tokens, 1)
         output_tokens = np.maximum(run.output_tokens, 1)
-        prov["workload.num_requests"] = {"value": n, "from": f"{what}: completed requests"
-                                         + (f" ({run.failed} failed ones not replayed)"
-                                            if run.failed else "")}
-        prov["workload.input_tokens"] = {"value": "per request", "from": f"{what}: per-request "
-                                         "input lengths"}
-        prov["workload.output_tokens"] = {"value": "per request", "from": f"{what}: per-request "
-                                          "output lengths"}
+        prov["workload.num_requests"] = {
+            "value": n,
+            "from": f"{what}: completed requests" + (f" ({run.failed} failed ones not replayed)" if run.failed else ""),
+        }
+        prov["workload.input_tokens"] = {"value": "per request", "from": f"{what}: per-request input lengths"}
+        prov["workload.output_tokens"] = {"value": "per request", "from": f"{what}: per-request output lengths"}
     else:
         n = s.num_prompts or (int(run.reported.get("completed", 0)) + run.failed)
         if not n:
-            raise FrontierError(f"{run.label}: the file says neither how many prompts were sent "
-                                f"nor how many completed; nothing to replay")
+            raise FrontierError(
+                f"{run.label}: the file says neither how many prompts were sent "
+                f"nor how many completed; nothing to replay"
+            )
         input_tokens, output_tokens = _lengths_from_summary(run, n, rng, prov)
-        prov["workload.num_requests"] = {"value": n, "from": f"{what}: "
-                                         + ("num_prompts" if s.num_prompts else "completed + failed")}
+        prov["workload.num_requests"] = {
+            "value": n,
+            "from": f"{what}: " + ("num_prompts" if s.num_prompts else "completed + failed"),
+        }
 
     if run.arrival_s is not None and run.has_per_request:
         arrival = np.asarray(run.arrival_s, dtype=float)
-        source = {"vllm-requests": "per-request queued_ts (engine clock)",
-                  "vllm-bench": "per-request start_times"}.get(run.kind, "per-request send times")
+        source = {"vllm-requests": "per-request queued_ts (engine clock)", "vllm-bench": "per-request start_times"}.get(
+            run.kind, "per-request send times"
+        )
         prov["workload.arrivals"] = {"value": "per request", "from": f"{what}: {source}"}
     else:
         arrival = _arrivals_from_rate(run, n, rng, prov)
 
     order = np.argsort(arrival, kind="stable")
-    table = RequestTable(arrival_s=arrival[order], input_tokens=input_tokens[order],
-                         output_tokens=output_tokens[order],
-                         source=f"replay of {run.label} ({n} requests)",
-                         concurrency=s.max_concurrency)
-    prov["workload.concurrency"] = {"value": s.max_concurrency,
-                                    "from": f"{what}: max_concurrency" if s.max_concurrency
-                                    else "unlimited (the file sets no max_concurrency)"}
+    table = RequestTable(
+        arrival_s=arrival[order],
+        input_tokens=input_tokens[order],
+        output_tokens=output_tokens[order],
+        source=f"replay of {run.label} ({n} requests)",
+        concurrency=s.max_concurrency,
+    )
+    prov["workload.concurrency"] = {
+        "value": s.max_concurrency,
+        "from": f"{what}: max_concurrency" if s.max_concurrency else "unlimited (the file sets no max_concurrency)",
+    }
     if rate is not None:
-        prov["workload.request_rate"] = {"value": "inf" if math.isinf(rate) else rate,
-                                         "from": f"{what}: request_rate"
-                                         if run.kind != "vllm-requests" else
-                                         "observed arrival rate of the run"}
+        prov["workload.request_rate"] = {
+            "value": "inf" if math.isinf(rate) else rate,
+            "from": f"{what}: request_rate" if run.kind != "vllm-requests" else "observed arrival rate of the run",
+        }
     return table, prov
 
 
-def _lengths_from_summary(run: MeasuredRun, n: int, rng: np.random.Generator,
-                          prov: dict) -> tuple[np.ndarray, np.ndarray]:
+def _lengths_from_summary(
+    run: MeasuredRun, n: int, rng: np.random.Generator, prov: dict
+) -> tuple[np.ndarray, np.ndarray]:
     rep = run.reported
     ds = run.settings.dataset
     what = f"{run.kind} file"
-    if run.kind == "sglang-bench" and str(ds.get("dataset_name", "")).startswith("random") \
-            and ds.get("random_input_len") and ds.get("random_output_len"):
+    if (
+        run.kind == "sglang-bench"
+        and str(ds.get("dataset_name", "")).startswith("random")
+        and ds.get("random_input_len")
+        and ds.get("random_output_len")
+    ):
         ratio = float(ds.get("random_range_ratio", 1.0) or 0.0)
         out = []
         for key in ("random_input_len", "random_output_len"):
@@ -308,28 +375,28 @@ def _lengths_from_summary(run: MeasuredRun, n: int, rng: np.random.Generator,
             prov[f"workload.{name}_tokens"] = {
                 "value": f"fixed {hi}" if lo == hi else f"uniform [{lo}, {hi}]",
                 "from": f"{what}: {key} {hi} x random_range_ratio {ratio:g} (SGLang's random "
-                        f"dataset draws lengths uniformly from this range)"}
+                f"dataset draws lengths uniformly from this range)",
+            }
         return out[0], out[1]
     completed = int(rep.get("completed", 0))
     if not completed or "total_input_tokens" not in rep or "total_output_tokens" not in rep:
-        raise FrontierError(f"{run.label}: the file has no per-request lengths and no "
-                            f"total_input_tokens / total_output_tokens to take means from")
+        raise FrontierError(
+            f"{run.label}: the file has no per-request lengths and no "
+            f"total_input_tokens / total_output_tokens to take means from"
+        )
     lengths = []
     for key, name in (("total_input_tokens", "input"), ("total_output_tokens", "output")):
         mean = max(int(round(rep[key] / completed)), 1)
         lengths.append(np.full(n, mean, dtype=np.int64))
-        prov[f"workload.{name}_tokens"] = {"value": f"fixed {mean}",
-                                           "from": f"{what}: {key} / completed (the mean)"}
+        prov[f"workload.{name}_tokens"] = {"value": f"fixed {mean}", "from": f"{what}: {key} / completed (the mean)"}
     return lengths[0], lengths[1]
 
 
-def _arrivals_from_rate(run: MeasuredRun, n: int, rng: np.random.Generator,
-                        prov: dict) -> np.ndarray:
+def _arrivals_from_rate(run: MeasuredRun, n: int, rng: np.random.Generator, prov: dict) -> np.ndarray:
     rate = run.settings.request_rate
     what = f"{run.kind} file"
     if rate is None:
-        prov["workload.arrivals"] = {"value": "all at t=0",
-                                     "from": f"{what} records no request_rate; assumed inf"}
+        prov["workload.arrivals"] = {"value": "all at t=0", "from": f"{what} records no request_rate; assumed inf"}
         return np.zeros(n)
     if math.isinf(rate):
         prov["workload.arrivals"] = {"value": "all at t=0", "from": f"{what}: request_rate inf"}
@@ -344,8 +411,10 @@ def _arrivals_from_rate(run: MeasuredRun, n: int, rng: np.random.Generator,
     if run.kind == "vllm-bench" and n > 1 and arrival[-1] > 0:
         arrival = arrival * ((n - 1) / rate / arrival[-1])  # vLLM rescales to n / rate overall
         how += ", rescaled to span (n-1)/rate as vllm bench serve does"
-    prov["workload.arrivals"] = {"value": spec.describe(), "from": f"{what}: request_rate "
-                                 f"{rate:g}" + (f", burstiness {b:g}" if b else "") + f" ({how})"}
+    prov["workload.arrivals"] = {
+        "value": spec.describe(),
+        "from": f"{what}: request_rate {rate:g}" + (f", burstiness {b:g}" if b else "") + f" ({how})",
+    }
     return arrival
 
 
@@ -365,8 +434,8 @@ def _workload_dict(table: RequestTable) -> dict:
 
 # ---------------------------------------------------------------------------- replay
 
-def plan_replay(run: MeasuredRun, overrides: dict | None = None,
-                scenario_file: str | Path | None = None) -> Replay:
+
+def plan_replay(run: MeasuredRun, overrides: dict | None = None, scenario_file: str | Path | None = None) -> Replay:
     """The scenario and requests that replay `run` (validated; nothing simulated yet)."""
     from frontier.spec.scenario import scenario_from_dict
 
@@ -375,8 +444,7 @@ def plan_replay(run: MeasuredRun, overrides: dict | None = None,
     d, prov = build_scenario_dict(run, overrides, scenario_file)
     table, req_prov = build_request_table(run, seed=int(d.get("seed", 0)))
     prov.update(req_prov)
-    prov["measured_metrics"] = {"value": run.metrics_from,
-                                "from": f"{run.kind} file {run.source.name}"}
+    prov["measured_metrics"] = {"value": run.metrics_from, "from": f"{run.kind} file {run.source.name}"}
     d["workload"] = _workload_dict(table)
     base_dir = Path(scenario_file).parent if scenario_file else None
     scenario = scenario_from_dict(d, base_dir=base_dir, name=d["name"])
@@ -394,11 +462,9 @@ def _replay_own_scenario(run: MeasuredRun, overrides: dict | None) -> Replay:
     d = copy.deepcopy(run.scenario)
     flags = {k: v for k, v in (overrides or {}).items() if v is not None}
     what = f"Frontier result {run.source.name}"
-    prov = {key: {"value": d.get(key), "from": f"{what}: frontier.scenario"}
-            for key in ("model", "gpu", "seed")}
+    prov = {key: {"value": d.get(key), "from": f"{what}: frontier.scenario"} for key in ("model", "gpu", "seed")}
     prov["deployment"] = {"value": "as simulated", "from": f"{what}: frontier.scenario"}
-    prov["workload"] = {"value": "as simulated (same generator and seed)",
-                        "from": f"{what}: frontier.scenario"}
+    prov["workload"] = {"value": "as simulated (same generator and seed)", "from": f"{what}: frontier.scenario"}
     for key in ("model", "gpu"):
         if key in flags:
             d[key] = resolve_model(str(flags[key])) or flags[key] if key == "model" else flags[key]
@@ -406,8 +472,9 @@ def _replay_own_scenario(run: MeasuredRun, overrides: dict | None) -> Replay:
     dep = d.get("deployment") or {}
     for key in set(flags) - {"model", "gpu"}:
         if "clusters" in dep:
-            raise FrontierError(f"--{key.replace('_', '-')} applies to a co-located deployment; "
-                                f"{run.label} has clusters")
+            raise FrontierError(
+                f"--{key.replace('_', '-')} applies to a co-located deployment; {run.label} has clusters"
+            )
         dep[key] = flags[key]
         prov[f"deployment.{key}"] = {"value": flags[key], "from": f"--{key.replace('_', '-')} flag"}
     prov["measured_metrics"] = {"value": run.metrics_from, "from": f"{what}"}
@@ -425,6 +492,7 @@ def run_replay(replay: Replay, progress: bool = False) -> Validation:
     return Validation(replay=replay, sim=sim, comparison=compare(replay.run.metrics, sim.summary))
 
 
-def validate_run(run: MeasuredRun, overrides: dict | None = None,
-                 scenario_file: str | Path | None = None, progress: bool = False) -> Validation:
+def validate_run(
+    run: MeasuredRun, overrides: dict | None = None, scenario_file: str | Path | None = None, progress: bool = False
+) -> Validation:
     return run_replay(plan_replay(run, overrides, scenario_file), progress=progress)

@@ -3,6 +3,7 @@
 Error % = (predicted - measured) / measured x 100, so a positive error means the simulator
 predicts more (slower latency, higher throughput) than was measured.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,16 +18,26 @@ from frontier.numbers import strict_json_dumps
 THROUGHPUT_METRICS = ("request_throughput", "output_throughput", "total_token_throughput")
 LATENCY_NAMES = {"ttft": "TTFT", "tpot": "TPOT", "itl": "ITL", "e2el": "E2E"}
 STATS = ("mean", "median", "p90", "p99")
-COMPARED_METRICS = THROUGHPUT_METRICS + tuple(
-    f"{s}_{m}_ms" for m in LATENCY_NAMES for s in STATS)
+COMPARED_METRICS = THROUGHPUT_METRICS + tuple(f"{s}_{m}_ms" for m in LATENCY_NAMES for s in STATS)
 # The columns of the one-row-per-run table over many runs.
-SUMMARY_COLUMNS = ("output_throughput", "mean_ttft_ms", "median_ttft_ms", "p99_ttft_ms",
-                   "mean_tpot_ms", "mean_itl_ms", "median_itl_ms", "mean_e2el_ms",
-                   "median_e2el_ms", "p99_e2el_ms")
+SUMMARY_COLUMNS = (
+    "output_throughput",
+    "mean_ttft_ms",
+    "median_ttft_ms",
+    "p99_ttft_ms",
+    "mean_tpot_ms",
+    "mean_itl_ms",
+    "median_itl_ms",
+    "mean_e2el_ms",
+    "median_e2el_ms",
+    "p99_e2el_ms",
+)
 
-_LABELS = {"request_throughput": "Request throughput (req/s)",
-           "output_throughput": "Output throughput (tok/s)",
-           "total_token_throughput": "Total token throughput (tok/s)"}
+_LABELS = {
+    "request_throughput": "Request throughput (req/s)",
+    "output_throughput": "Output throughput (tok/s)",
+    "total_token_throughput": "Total token throughput (tok/s)",
+}
 
 
 def metric_label(name: str) -> str:
@@ -54,8 +65,7 @@ def _value(d: dict, key: str) -> float | None:
     return float(v) if math.isfinite(float(v)) else None
 
 
-def compare(measured: dict, predicted: dict,
-            metrics: Iterable[str] = COMPARED_METRICS) -> dict:
+def compare(measured: dict, predicted: dict, metrics: Iterable[str] = COMPARED_METRICS) -> dict:
     """metric -> {"measured", "predicted", "error_pct"}; None where a side lacks the metric."""
     out = {}
     for name in metrics:
@@ -65,6 +75,7 @@ def compare(measured: dict, predicted: dict,
 
 
 # ---------------------------------------------------------------------------- terminal
+
 
 def _fmt(x: float | None) -> str:
     if x is None:
@@ -98,8 +109,7 @@ def comparison_table(comparison: dict, title: str = ""):
         if last_group is not None and group != last_group:
             table.add_section()
         last_group = group
-        table.add_row(metric_label(name), _fmt(row["measured"]), _fmt(row["predicted"]),
-                      _fmt_err(row["error_pct"]))
+        table.add_row(metric_label(name), _fmt(row["measured"]), _fmt(row["predicted"]), _fmt_err(row["error_pct"]))
     return table
 
 
@@ -116,8 +126,7 @@ def provenance_table(provenance: dict):
     return table
 
 
-_SHORT = {"request_throughput": "req/s", "output_throughput": "out tok/s",
-          "total_token_throughput": "tok/s"}
+_SHORT = {"request_throughput": "req/s", "output_throughput": "out tok/s", "total_token_throughput": "tok/s"}
 
 
 def short_label(name: str) -> str:
@@ -134,8 +143,7 @@ def summary_table(rows: list[dict], columns: Iterable[str] = SUMMARY_COLUMNS):
     from rich.markup import escape
     from rich.table import Table
 
-    columns = [c for c in columns
-               if any(r["metrics"].get(c, {}).get("error_pct") is not None for r in rows)]
+    columns = [c for c in columns if any(r["metrics"].get(c, {}).get("error_pct") is not None for r in rows)]
     sources = {r.get("source") for r in rows}
     table = Table(title="error % per run (predicted vs measured)", title_justify="left")
     table.add_column("run")
@@ -149,15 +157,16 @@ def summary_table(rows: list[dict], columns: Iterable[str] = SUMMARY_COLUMNS):
         rate = row.get("request_rate")
         rate_text = "" if rate is None else ("inf" if math.isinf(rate) else f"{rate:g}")
         if row.get("error"):
-            table.add_row(escape(name), rate_text, f"[red]{escape(row['error'])}[/red]",
-                          *[""] * max(len(columns) - 1, 0))
+            table.add_row(
+                escape(name), rate_text, f"[red]{escape(row['error'])}[/red]", *[""] * max(len(columns) - 1, 0)
+            )
             continue
-        table.add_row(escape(name), rate_text, *[_fmt_err(row["metrics"].get(c, {}).get("error_pct"))
-                                         for c in columns])
+        table.add_row(escape(name), rate_text, *[_fmt_err(row["metrics"].get(c, {}).get("error_pct")) for c in columns])
     mae = mean_abs_error(rows)
     table.add_section()
-    table.add_row("[bold]mean |error|[/bold]", "",
-                  *[("-" if mae.get(c) is None else f"{mae[c]:.1f}%") for c in columns])
+    table.add_row(
+        "[bold]mean |error|[/bold]", "", *[("-" if mae.get(c) is None else f"{mae[c]:.1f}%") for c in columns]
+    )
     return table
 
 
@@ -166,13 +175,17 @@ def mean_abs_error(rows: list[dict]) -> dict:
     out = {}
     names = [n for n in COMPARED_METRICS]
     for name in names:
-        errs = [abs(r["metrics"][name]["error_pct"]) for r in rows
-                if not r.get("error") and r["metrics"].get(name, {}).get("error_pct") is not None]
+        errs = [
+            abs(r["metrics"][name]["error_pct"])
+            for r in rows
+            if not r.get("error") and r["metrics"].get(name, {}).get("error_pct") is not None
+        ]
         out[name] = float(np.mean(errs)) if errs else None
     return out
 
 
 # ---------------------------------------------------------------------------- files
+
 
 def _jsonable(value):
     if isinstance(value, dict):
@@ -190,17 +203,26 @@ def _jsonable(value):
 
 def validation_dict(validation) -> dict:
     run = validation.run
-    return _jsonable({
-        "run": {"source": str(run.source), "label": run.label, "kind": run.kind,
-                "model": run.settings.model, "request_rate": run.settings.request_rate,
+    return _jsonable(
+        {
+            "run": {
+                "source": str(run.source),
+                "label": run.label,
+                "kind": run.kind,
+                "model": run.settings.model,
+                "request_rate": run.settings.request_rate,
                 "max_concurrency": run.settings.max_concurrency,
-                "num_prompts": run.settings.num_prompts, "date": run.settings.date,
-                "measured_metrics_from": run.metrics_from, "notes": run.notes},
-        "metrics": validation.comparison,
-        "provenance": validation.replay.provenance,
-        "scenario": validation.replay.scenario_dict,
-        "frontier": validation.sim.summary.get("frontier", {}),
-    })
+                "num_prompts": run.settings.num_prompts,
+                "date": run.settings.date,
+                "measured_metrics_from": run.metrics_from,
+                "notes": run.notes,
+            },
+            "metrics": validation.comparison,
+            "provenance": validation.replay.provenance,
+            "scenario": validation.replay.scenario_dict,
+            "frontier": validation.sim.summary.get("frontier", {}),
+        }
+    )
 
 
 def write_validation_json(validation, path: str | Path) -> Path:
@@ -242,8 +264,7 @@ def plot_cdfs(validation, path: str | Path) -> Path | None:
     predicted = predicted_per_request(validation.sim)
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     for ax, key in zip(axes, ("ttft", "tpot", "e2el")):
-        for label, data, style in (("measured", measured[key], "-"),
-                                   ("predicted", predicted[key], "--")):
+        for label, data, style in (("measured", measured[key], "-"), ("predicted", predicted[key], "--")):
             x = np.sort(data)
             if x.size:
                 ax.step(x, np.arange(1, x.size + 1) / x.size, style, where="post", label=label)
@@ -263,9 +284,13 @@ def plot_cdfs(validation, path: str | Path) -> Path | None:
 
 def summary_row(run, validation=None, error: str | None = None) -> dict:
     """One run's line of the many-runs summary (its comparison, or why it could not run)."""
-    row = {"run": run.label, "source": str(run.source), "kind": run.kind,
-           "request_rate": run.settings.request_rate,
-           "max_concurrency": run.settings.max_concurrency}
+    row = {
+        "run": run.label,
+        "source": str(run.source),
+        "kind": run.kind,
+        "request_rate": run.settings.request_rate,
+        "max_concurrency": run.settings.max_concurrency,
+    }
     if error is not None:
         return row | {"error": error, "metrics": {}}
     return row | {"metrics": validation.comparison}
@@ -274,6 +299,5 @@ def summary_row(run, validation=None, error: str | None = None) -> dict:
 def write_summary_json(rows: list[dict], path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_jsonable({"runs": rows, "mean_abs_error_pct": mean_abs_error(rows)}),
-                               indent=2))
+    path.write_text(json.dumps(_jsonable({"runs": rows, "mean_abs_error_pct": mean_abs_error(rows)}), indent=2))
     return path

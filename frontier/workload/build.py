@@ -1,4 +1,5 @@
 """WorkloadSpec + a seeded generator -> the RequestTable the simulator serves."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,20 +23,23 @@ def build_requests(spec: WorkloadSpec, rng: np.random.Generator) -> RequestTable
 
 
 def _synthetic(spec: WorkloadSpec, rng: np.random.Generator) -> RequestTable:
-    if spec.num_requests is None or spec.arrival is None or spec.input_len is None \
-            or spec.output_len is None:
-        raise SpecError("workload: a synthetic workload needs num_requests, arrival, input_len "
-                        "and output_len (or a trace)")
+    if spec.num_requests is None or spec.arrival is None or spec.input_len is None or spec.output_len is None:
+        raise SpecError(
+            "workload: a synthetic workload needs num_requests, arrival, input_len and output_len (or a trace)"
+        )
     n = spec.num_requests
     table = RequestTable(
         arrival_s=arrival_times(spec.arrival, n, rng),
         input_tokens=sample_lengths(spec.input_len, n, rng),
         output_tokens=sample_lengths(spec.output_len, n, rng),
         prefix_blocks=None,
-        concurrency=spec.concurrency, send_gap_s=spec.send_gap_ms * 1e-3)
-    table.source = (f"synthetic, {n} requests, {spec.arrival.describe()}, "
-                    f"input {spec.input_len.describe()}, output {spec.output_len.describe()}"
-                    + _concurrency_note(spec))
+        concurrency=spec.concurrency,
+        send_gap_s=spec.send_gap_ms * 1e-3,
+    )
+    table.source = (
+        f"synthetic, {n} requests, {spec.arrival.describe()}, "
+        f"input {spec.input_len.describe()}, output {spec.output_len.describe()}" + _concurrency_note(spec)
+    )
     return table
 
 
@@ -46,8 +50,10 @@ def workload_warnings(spec: WorkloadSpec) -> list[str]:
     have = len(_window(spec, read_trace(spec.trace.path, spec.trace.format)))
     if have >= spec.num_requests:
         return []
-    return [f"workload.num_requests: {spec.num_requests} asked, but trace '{spec.trace.path.name}' "
-            f"has {have} requests{' in the window' if _windowed(spec) else ''}: simulating {have}"]
+    return [
+        f"workload.num_requests: {spec.num_requests} asked, but trace '{spec.trace.path.name}' "
+        f"has {have} requests{' in the window' if _windowed(spec) else ''}: simulating {have}"
+    ]
 
 
 def _windowed(spec: WorkloadSpec) -> bool:
@@ -60,14 +66,18 @@ def _window(spec: WorkloadSpec, trace) -> np.ndarray:
     rows = np.arange(len(trace))
     if _windowed(spec):
         if trace.arrival_s is None:
-            raise SpecError(f"workload.trace.start_s/duration_s: trace '{name}' has no "
-                            f"timestamps to cut a window from; use num_requests instead")
+            raise SpecError(
+                f"workload.trace.start_s/duration_s: trace '{name}' has no "
+                f"timestamps to cut a window from; use num_requests instead"
+            )
         end = ts.start_s + ts.duration_s if ts.duration_s is not None else np.inf
         rows = np.flatnonzero((trace.arrival_s >= ts.start_s) & (trace.arrival_s < end))
         if len(rows) == 0:
-            raise SpecError(f"workload.trace: no requests between start_s {ts.start_s:g} s and "
-                            f"{end:g} s; trace '{name}' spans 0 to "
-                            f"{trace.arrival_s[-1]:.0f} s")
+            raise SpecError(
+                f"workload.trace: no requests between start_s {ts.start_s:g} s and "
+                f"{end:g} s; trace '{name}' spans 0 to "
+                f"{trace.arrival_s[-1]:.0f} s"
+            )
     return rows
 
 
@@ -80,20 +90,23 @@ def _replay(spec: WorkloadSpec, rng: np.random.Generator) -> RequestTable:
     # 1. Which rows: a window of trace time, then the first num_requests of it.
     rows = _window(spec, trace)
     if _windowed(spec):
-        notes.append(f"trace window from {ts.start_s:g} s" + (
-            f" for {ts.duration_s:g} s" if ts.duration_s is not None else ""))
+        notes.append(
+            f"trace window from {ts.start_s:g} s" + (f" for {ts.duration_s:g} s" if ts.duration_s is not None else "")
+        )
     if spec.num_requests is not None:
         if len(rows) < spec.num_requests:
             notes.append(f"num_requests {spec.num_requests} capped at the trace's {len(rows)}")
-        rows = rows[:spec.num_requests]
+        rows = rows[: spec.num_requests]
     n = len(rows)
 
     # 2. When: the trace's own clock (scaled), or re-timed by an arrival process.
     if spec.arrival is not None:
         arrival = arrival_times(spec.arrival, n, rng)
     elif trace.arrival_s is None:
-        raise SpecError(f"workload.arrival: required, trace '{name}' ({trace.format} format) "
-                        f"has no timestamps; add e.g. arrival: {{process: poisson, rate: 5}}")
+        raise SpecError(
+            f"workload.arrival: required, trace '{name}' ({trace.format} format) "
+            f"has no timestamps; add e.g. arrival: {{process: poisson, rate: 5}}"
+        )
     else:
         picked = trace.arrival_s[rows]
         arrival = (picked - picked[0]) / ts.time_scale
@@ -112,14 +125,17 @@ def _replay(spec: WorkloadSpec, rng: np.random.Generator) -> RequestTable:
         output_tokens = sample_lengths(spec.output_len, n, rng)
         notes.append(f"output {spec.output_len.describe()}")
 
-    table = RequestTable(arrival_s=arrival, input_tokens=input_tokens,
-                         output_tokens=output_tokens, prefix_blocks=blocks,
-                         block_tokens=trace.block_tokens, concurrency=spec.concurrency,
-                         send_gap_s=spec.send_gap_ms * 1e-3)
-    timing = (f"{spec.arrival.describe()} (re-timed)" if spec.arrival is not None
-              else describe_rate(table))
-    table.source = (f"{trace.label}, {n} requests, {timing}"
-                    + "".join(f", {x}" for x in notes) + _concurrency_note(spec))
+    table = RequestTable(
+        arrival_s=arrival,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        prefix_blocks=blocks,
+        block_tokens=trace.block_tokens,
+        concurrency=spec.concurrency,
+        send_gap_s=spec.send_gap_ms * 1e-3,
+    )
+    timing = f"{spec.arrival.describe()} (re-timed)" if spec.arrival is not None else describe_rate(table)
+    table.source = f"{trace.label}, {n} requests, {timing}" + "".join(f", {x}" for x in notes) + _concurrency_note(spec)
     return table
 
 

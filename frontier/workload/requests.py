@@ -1,4 +1,5 @@
 """The requests a simulation serves: one row per request, as parallel numpy arrays."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -43,10 +44,10 @@ class RequestTable:
         if len(self.input_tokens) != n or len(self.output_tokens) != n:
             raise ValueError(
                 f"RequestTable columns differ in length: arrival_s {n}, "
-                f"input_tokens {len(self.input_tokens)}, output_tokens {len(self.output_tokens)}")
+                f"input_tokens {len(self.input_tokens)}, output_tokens {len(self.output_tokens)}"
+            )
         if self.prefix_blocks is not None and len(self.prefix_blocks) != n:
-            raise ValueError(f"RequestTable.prefix_blocks has {len(self.prefix_blocks)} entries "
-                             f"for {n} requests")
+            raise ValueError(f"RequestTable.prefix_blocks has {len(self.prefix_blocks)} entries for {n} requests")
         if n and np.any(np.diff(self.arrival_s) < 0):
             raise ValueError("RequestTable.arrival_s must be sorted ascending")
 

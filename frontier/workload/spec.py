@@ -14,6 +14,7 @@ workload:
 
 Every error is a `SpecError` of one line naming the field, the bad value and what is allowed.
 """
+
 from __future__ import annotations
 
 import math
@@ -41,18 +42,17 @@ _LENGTH_KEYS = {
 
 # ---------------------------------------------------------------- field checks
 
+
 def _fmt(value: Any) -> str:
     return repr(value) if isinstance(value, str) else str(value)
 
 
 def _mapping(d: Any, where: str, allowed: tuple[str, ...]) -> dict:
     if not isinstance(d, dict):
-        raise SpecError(f"{where}: expected a mapping with keys {', '.join(allowed)}, "
-                        f"got {_fmt(d)}")
+        raise SpecError(f"{where}: expected a mapping with keys {', '.join(allowed)}, got {_fmt(d)}")
     unknown = [k for k in d if k not in allowed]
     if unknown:
-        raise SpecError(f"{where}: unknown key {_fmt(unknown[0])}; allowed keys: "
-                        f"{', '.join(allowed)}")
+        raise SpecError(f"{where}: unknown key {_fmt(unknown[0])}; allowed keys: {', '.join(allowed)}")
     return d
 
 
@@ -64,9 +64,9 @@ def _choice(value: Any, where: str, allowed: tuple[str, ...]) -> str:
 
 # ---------------------------------------------------------------- arrival
 
+
 def _rate(value: Any, where: str) -> float:
-    wrong = SpecError(f'{where}: {_fmt(value)} is not a rate; give requests per second > 0, '
-                      f'or "inf" for all at t=0')
+    wrong = SpecError(f'{where}: {_fmt(value)} is not a rate; give requests per second > 0, or "inf" for all at t=0')
     try:
         rate = _number(value, where, allow_inf=True)
     except SpecError:
@@ -96,14 +96,15 @@ class ArrivalSpec:
         d = _mapping(d, where, ("process", "rate", "cv"))
         process = _choice(d.get("process", "poisson"), f"{where}.process", ARRIVAL_PROCESSES)
         if "rate" not in d:
-            raise SpecError(f"{where}.rate: required (requests per second, or \"inf\" for all "
-                            f"at t=0)")
+            raise SpecError(f'{where}.rate: required (requests per second, or "inf" for all at t=0)')
         rate = _rate(d["rate"], f"{where}.rate")
         cv = None
         if process == "gamma":
             if "cv" not in d:
-                raise SpecError(f"{where}.cv: required for process gamma (coefficient of "
-                                f"variation of the gaps: >1 bursty, 1 poisson, <1 smoother)")
+                raise SpecError(
+                    f"{where}.cv: required for process gamma (coefficient of "
+                    f"variation of the gaps: >1 bursty, 1 poisson, <1 smoother)"
+                )
             cv = _number(d["cv"], f"{where}.cv", positive=True, what="a coefficient of variation")
         elif "cv" in d:
             raise SpecError(f"{where}.cv: only applies to process gamma, not {process}")
@@ -117,6 +118,7 @@ class ArrivalSpec:
 
 
 # ---------------------------------------------------------------- lengths
+
 
 @dataclass(frozen=True)
 class LengthSpec:
@@ -141,22 +143,27 @@ class LengthSpec:
         if isinstance(d, (int, float)) and not isinstance(d, bool):
             return cls(dist="fixed", value=_integer(d, where, what="a token count"))
         if not isinstance(d, dict):
-            raise SpecError(f"{where}: expected a token count such as 512 or a mapping with "
-                            f"dist: one of {', '.join(LENGTH_DISTS)}; got {_fmt(d)}")
+            raise SpecError(
+                f"{where}: expected a token count such as 512 or a mapping with "
+                f"dist: one of {', '.join(LENGTH_DISTS)}; got {_fmt(d)}"
+            )
         if "dist" not in d:
-            raise SpecError(f"{where}.dist: required, one of {', '.join(LENGTH_DISTS)} "
-                            f"(or write a plain number for a fixed length)")
+            raise SpecError(
+                f"{where}.dist: required, one of {', '.join(LENGTH_DISTS)} (or write a plain number for a fixed length)"
+            )
         dist = _choice(d["dist"], f"{where}.dist", LENGTH_DISTS)
         required, optional = _LENGTH_KEYS[dist]
         allowed = ("dist",) + required + optional
         unknown = [k for k in d if k not in allowed]
         if unknown:
-            raise SpecError(f"{where}: key {_fmt(unknown[0])} does not apply to dist {dist}; "
-                            f"allowed keys: {', '.join(allowed)}")
+            raise SpecError(
+                f"{where}: key {_fmt(unknown[0])} does not apply to dist {dist}; allowed keys: {', '.join(allowed)}"
+            )
         for key in required:
             if key not in d:
-                raise SpecError(f"{where}.{key}: required for dist {dist} "
-                                f"(dist {dist} takes {', '.join(required + optional)})")
+                raise SpecError(
+                    f"{where}.{key}: required for dist {dist} (dist {dist} takes {', '.join(required + optional)})"
+                )
 
         def count(key: str) -> int:
             return _integer(d[key], f"{where}.{key}", what="a token count")
@@ -184,13 +191,13 @@ class LengthSpec:
 
 # ---------------------------------------------------------------- trace
 
+
 def resolve_trace_path(path: Any, where: str, base_dir: str | Path | None = None) -> Path:
     """A trace path as written: absolute, or relative to the scenario's folder, then the repo."""
     if not isinstance(path, (str, Path)) or not str(path).strip():
         raise SpecError(f"{where}: expected a file path, got {_fmt(path)}")
     p = Path(str(path).strip()).expanduser()
-    candidates = [p] if p.is_absolute() else (
-        ([Path(base_dir) / p] if base_dir is not None else []) + [REPO_ROOT / p])
+    candidates = [p] if p.is_absolute() else (([Path(base_dir) / p] if base_dir is not None else []) + [REPO_ROOT / p])
     for c in candidates:
         if c.is_file():
             return c.resolve()
@@ -217,8 +224,7 @@ class TraceSpec:
     duration_s: float | None = None
 
     @classmethod
-    def from_dict(cls, d: Any, where: str = "workload.trace",
-                  base_dir: str | Path | None = None) -> TraceSpec:
+    def from_dict(cls, d: Any, where: str = "workload.trace", base_dir: str | Path | None = None) -> TraceSpec:
         from frontier.workload.traces import sniff  # reads only the header / first line
 
         if isinstance(d, (str, Path)):
@@ -229,16 +235,12 @@ class TraceSpec:
         path = resolve_trace_path(d["path"], f"{where}.path", base_dir)
         fmt = _choice(d.get("format", "auto"), f"{where}.format", TRACE_FORMATS)
         fmt, _ = sniff(path, fmt)
-        time_scale = _number(d.get("time_scale", 1.0), f"{where}.time_scale", positive=True,
-                             what="a speed-up factor")
-        start_s = _number(d.get("start_s", 0.0), f"{where}.start_s", minimum=0,
-                          what="a time in seconds")
+        time_scale = _number(d.get("time_scale", 1.0), f"{where}.time_scale", positive=True, what="a speed-up factor")
+        start_s = _number(d.get("start_s", 0.0), f"{where}.start_s", minimum=0, what="a time in seconds")
         duration_s = None
         if d.get("duration_s") is not None:
-            duration_s = _number(d["duration_s"], f"{where}.duration_s", positive=True,
-                                 what="a duration in seconds")
-        return cls(path=path, format=fmt, time_scale=time_scale, start_s=start_s,
-                   duration_s=duration_s)
+            duration_s = _number(d["duration_s"], f"{where}.duration_s", positive=True, what="a duration in seconds")
+        return cls(path=path, format=fmt, time_scale=time_scale, start_s=start_s, duration_s=duration_s)
 
     @property
     def has_timestamps(self) -> bool:
@@ -255,6 +257,7 @@ class TraceSpec:
 # stream) and the HTTP round trip. An assumption of a few milliseconds, not a measurement: it
 # keeps fixed-length closed loops from staying in a lockstep the real clients drift out of.
 SEND_GAP_MS = 2.0
+
 
 @dataclass(frozen=True)
 class WorkloadSpec:
@@ -273,50 +276,65 @@ class WorkloadSpec:
     KEYS = ("num_requests", "arrival", "concurrency", "input_len", "output_len", "trace", "send_gap_ms")
 
     @classmethod
-    def from_dict(cls, d: Any, where: str = "workload",
-                  base_dir: str | Path | None = None) -> WorkloadSpec:
+    def from_dict(cls, d: Any, where: str = "workload", base_dir: str | Path | None = None) -> WorkloadSpec:
         """Validate a `workload:` mapping. `base_dir`: the scenario file's folder, where
         relative trace paths are looked up first (then the repository root)."""
         d = _mapping(d, where, cls.KEYS)
         num = None
         if d.get("num_requests") is not None:
-            num = _integer(d["num_requests"], f"{where}.num_requests",
-                           what="a number of requests")
+            num = _integer(d["num_requests"], f"{where}.num_requests", what="a number of requests")
         concurrency = None
         if d.get("concurrency") is not None:
-            concurrency = _integer(d["concurrency"], f"{where}.concurrency",
-                                   what="a number of requests in flight")
-        arrival = (ArrivalSpec.from_dict(d["arrival"], f"{where}.arrival")
-                   if d.get("arrival") is not None else None)
-        input_len = (LengthSpec.from_value(d["input_len"], f"{where}.input_len")
-                     if d.get("input_len") is not None else None)
-        output_len = (LengthSpec.from_value(d["output_len"], f"{where}.output_len")
-                      if d.get("output_len") is not None else None)
+            concurrency = _integer(d["concurrency"], f"{where}.concurrency", what="a number of requests in flight")
+        arrival = ArrivalSpec.from_dict(d["arrival"], f"{where}.arrival") if d.get("arrival") is not None else None
+        input_len = (
+            LengthSpec.from_value(d["input_len"], f"{where}.input_len") if d.get("input_len") is not None else None
+        )
+        output_len = (
+            LengthSpec.from_value(d["output_len"], f"{where}.output_len") if d.get("output_len") is not None else None
+        )
 
         trace = None
         if d.get("trace") is not None:
             trace = TraceSpec.from_dict(d["trace"], f"{where}.trace", base_dir)
             if arrival is not None and trace.time_scale != 1.0:
-                raise SpecError(f"{where}.trace.time_scale: applies to the trace's own "
-                                f"timestamps, but {where}.arrival re-times the requests; "
-                                f"drop one of them (or set arrival.rate)")
+                raise SpecError(
+                    f"{where}.trace.time_scale: applies to the trace's own "
+                    f"timestamps, but {where}.arrival re-times the requests; "
+                    f"drop one of them (or set arrival.rate)"
+                )
             if arrival is None and not trace.has_timestamps:
-                raise SpecError(f"{where}.arrival: required, trace '{trace.path.name}' "
-                                f"({trace.format} format) has no timestamps; add e.g. "
-                                f"arrival: {{process: poisson, rate: 5}}")
+                raise SpecError(
+                    f"{where}.arrival: required, trace '{trace.path.name}' "
+                    f"({trace.format} format) has no timestamps; add e.g. "
+                    f"arrival: {{process: poisson, rate: 5}}"
+                )
             if not trace.has_timestamps and (trace.start_s > 0 or trace.duration_s is not None):
-                raise SpecError(f"{where}.trace.start_s/duration_s: trace "
-                                f"'{trace.path.name}' has no timestamps to cut a window from; "
-                                f"use num_requests to take the first N")
+                raise SpecError(
+                    f"{where}.trace.start_s/duration_s: trace "
+                    f"'{trace.path.name}' has no timestamps to cut a window from; "
+                    f"use num_requests to take the first N"
+                )
         else:
-            for key, val in (("num_requests", num), ("arrival", arrival),
-                             ("input_len", input_len), ("output_len", output_len)):
+            for key, val in (
+                ("num_requests", num),
+                ("arrival", arrival),
+                ("input_len", input_len),
+                ("output_len", output_len),
+            ):
                 if val is None:
-                    raise SpecError(f"{where}.{key}: required for a synthetic workload "
-                                    f"(or give {where}.trace to replay a trace)")
+                    raise SpecError(
+                        f"{where}.{key}: required for a synthetic workload (or give {where}.trace to replay a trace)"
+                    )
         send_gap_ms = SEND_GAP_MS
         if d.get("send_gap_ms") is not None:
-            send_gap_ms = _number(d["send_gap_ms"], f"{where}.send_gap_ms", minimum=0,
-                                  what="a time in ms")
-        return cls(num_requests=num, arrival=arrival, concurrency=concurrency,
-                   input_len=input_len, output_len=output_len, trace=trace, send_gap_ms=send_gap_ms)
+            send_gap_ms = _number(d["send_gap_ms"], f"{where}.send_gap_ms", minimum=0, what="a time in ms")
+        return cls(
+            num_requests=num,
+            arrival=arrival,
+            concurrency=concurrency,
+            input_len=input_len,
+            output_len=output_len,
+            trace=trace,
+            send_gap_ms=send_gap_ms,
+        )

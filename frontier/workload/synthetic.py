@@ -2,6 +2,7 @@
 
 All randomness comes from the `numpy.random.Generator` passed in.
 """
+
 from __future__ import annotations
 
 import math

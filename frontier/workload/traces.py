@@ -28,6 +28,7 @@ generic   CSV or JSONL with an arrival column (seconds, or ISO date-times) named
 Problems with the file (missing, unreadable, a missing column, a length < 1) are `SpecError`s
 of one line that name the file and, for a bad value, its row.
 """
+
 from __future__ import annotations
 
 import json
@@ -59,7 +60,7 @@ MOONCAKE_COLUMNS = ("timestamp", "input_length", "output_length")
 VIDUR_COLUMNS = ("num_prefill_tokens", "num_decode_tokens")
 BURSTGPT_COLUMNS = ("Timestamp", "Request tokens", "Response tokens")
 DETAILED_ARRAYS = ("input_lens", "output_lens")
-CHARS_PER_TOKEN = 4.0                        # English text with a Llama/GPT BPE tokenizer, roughly
+CHARS_PER_TOKEN = 4.0  # English text with a Llama/GPT BPE tokenizer, roughly
 SHAREGPT_TOKENIZER = "meta-llama/Llama-3.1-8B-Instruct"
 MOONCAKE_BLOCK_TOKENS = 512
 
@@ -67,8 +68,9 @@ MOONCAKE_BLOCK_TOKENS = 512
 @dataclass(frozen=True)
 class _Columns:
     """Where a format keeps each field, and the unit of its arrival column."""
+
     arrival: str | None
-    arrival_unit: str          # "datetime" | "ms" | "s"
+    arrival_unit: str  # "datetime" | "ms" | "s"
     input: str
     output: str
     hash_ids: str | None = None
@@ -81,6 +83,7 @@ class Trace:
     arrival_s is sorted and relative to the first request (None: the file has no timestamps).
     Treat the arrays as read-only: loaded traces are cached.
     """
+
     path: Path
     format: str
     label: str
@@ -96,11 +99,13 @@ class Trace:
 
 # ---------------------------------------------------------------- detection
 
+
 def _file_type(path: Path) -> str:
     suffix = path.suffix.lower()
     if suffix not in FILE_TYPES:
-        raise SpecError(f"{path}: unsupported trace file type '{suffix or '(none)'}'; "
-                        f"expected one of {', '.join(FILE_TYPES)}")
+        raise SpecError(
+            f"{path}: unsupported trace file type '{suffix or '(none)'}'; expected one of {', '.join(FILE_TYPES)}"
+        )
     return suffix
 
 
@@ -164,24 +169,25 @@ def _columns(path: Path, fmt: str, cols: list[str]) -> _Columns:
     if fmt in DOCUMENT_FORMATS:
         return _Columns("start_times" if fmt == "vllm-bench" else None, "s", "input_lens", "output_lens")
     if fmt == "unknown-json":
-        raise SpecError(f"{path}: a JSON trace must be ShareGPT (a list of conversations) or a "
-                        f"`vllm bench serve --save-detailed` result (input_lens, output_lens); "
-                        f"found keys: {_found(cols)}")
-    fixed = {"azure": AZURE_COLUMNS, "mooncake": MOONCAKE_COLUMNS, "vidur": VIDUR_COLUMNS,
-             "burstgpt": BURSTGPT_COLUMNS}
+        raise SpecError(
+            f"{path}: a JSON trace must be ShareGPT (a list of conversations) or a "
+            f"`vllm bench serve --save-detailed` result (input_lens, output_lens); "
+            f"found keys: {_found(cols)}"
+        )
+    fixed = {"azure": AZURE_COLUMNS, "mooncake": MOONCAKE_COLUMNS, "vidur": VIDUR_COLUMNS, "burstgpt": BURSTGPT_COLUMNS}
     if fmt in fixed:
         for c in fixed[fmt]:
             if c not in cols:
-                raise SpecError(f"{path}: missing column '{c}' ({fmt} traces have columns "
-                                f"{', '.join(fixed[fmt])}; found: {_found(cols)})")
+                raise SpecError(
+                    f"{path}: missing column '{c}' ({fmt} traces have columns "
+                    f"{', '.join(fixed[fmt])}; found: {_found(cols)})"
+                )
     if fmt == "azure":
         return _Columns("TIMESTAMP", "datetime", "ContextTokens", "GeneratedTokens")
     if fmt == "mooncake":
-        return _Columns("timestamp", "ms", "input_length", "output_length",
-                        "hash_ids" if "hash_ids" in cols else None)
+        return _Columns("timestamp", "ms", "input_length", "output_length", "hash_ids" if "hash_ids" in cols else None)
     if fmt == "vidur":
-        return _Columns("arrived_at" if "arrived_at" in cols else None, "s",
-                        "num_prefill_tokens", "num_decode_tokens")
+        return _Columns("arrived_at" if "arrived_at" in cols else None, "s", "num_prefill_tokens", "num_decode_tokens")
     if fmt == "burstgpt":
         return _Columns("Timestamp", "s", "Request tokens", "Response tokens")
 
@@ -189,12 +195,10 @@ def _columns(path: Path, fmt: str, cols: list[str]) -> _Columns:
         for n in names:
             if n in cols:
                 return n
-        raise SpecError(f"{path}: missing {what} column; expected one of {', '.join(names)} "
-                        f"(found: {_found(cols)})")
+        raise SpecError(f"{path}: missing {what} column; expected one of {', '.join(names)} (found: {_found(cols)})")
 
     arrival = next((n for n in ARRIVAL_COLUMNS if n in cols), None)
-    return _Columns(arrival, "s", pick(INPUT_COLUMNS, "input-length"),
-                    pick(OUTPUT_COLUMNS, "output-length"))
+    return _Columns(arrival, "s", pick(INPUT_COLUMNS, "input-length"), pick(OUTPUT_COLUMNS, "output-length"))
 
 
 def _resolve(path: Path, fmt: str) -> tuple[str, str, _Columns]:
@@ -216,6 +220,7 @@ def sniff(path: str | Path, fmt: str = "auto") -> tuple[str, bool]:
 
 # ---------------------------------------------------------------- value checks
 
+
 def _first_line(e: BaseException) -> str:
     text = str(e).strip()
     return text.splitlines()[0] if text else type(e).__name__
@@ -224,8 +229,9 @@ def _first_line(e: BaseException) -> str:
 @dataclass(frozen=True)
 class _Rows:
     """Names a data row in messages: its 1-based number and its line in the file."""
+
     path: Path
-    lines: list[int] | None = None   # JSONL: file line of each row; None: CSV (header line 1)
+    lines: list[int] | None = None  # JSONL: file line of each row; None: CSV (header line 1)
 
     def at(self, i: int) -> str:
         line = self.lines[i] if self.lines is not None else i + 2
@@ -255,8 +261,7 @@ def _tokens(df: pd.DataFrame, col: str, rows: _Rows) -> np.ndarray:
         vals = np.where(bad, 1, x).astype(np.int64)
     if bad.any():
         i = int(np.argmax(bad))
-        raise SpecError(f"{rows.at(i)}: {col} is {_show(s.iloc[i])}; token counts must be "
-                        f"whole numbers >= 1")
+        raise SpecError(f"{rows.at(i)}: {col} is {_show(s.iloc[i])}; token counts must be whole numbers >= 1")
     return vals
 
 
@@ -289,8 +294,7 @@ def _seconds(df: pd.DataFrame, cols: _Columns, rows: _Rows) -> np.ndarray:
         raise SpecError(f"{rows.at(i)}: {cols.arrival} is {_show(s.iloc[i])}, not {what}")
     if numeric is not None and (x < 0).any():  # a clock before the trace started
         i = int(np.argmax(x < 0))
-        raise SpecError(f"{rows.at(i)}: {cols.arrival} is {_show(s.iloc[i])}; arrival times "
-                        f"must be >= 0")
+        raise SpecError(f"{rows.at(i)}: {cols.arrival} is {_show(s.iloc[i])}; arrival times must be >= 0")
     return x
 
 
@@ -298,8 +302,7 @@ def _blocks(df: pd.DataFrame, col: str, rows: _Rows) -> list[tuple[int, ...]]:
     out = []
     for i, ids in enumerate(df[col].tolist()):
         if not isinstance(ids, list):
-            raise SpecError(f"{rows.at(i)}: {col} is {_show(ids)}; expected a list of "
-                            f"block ids")
+            raise SpecError(f"{rows.at(i)}: {col} is {_show(ids)}; expected a list of block ids")
         out.append(tuple(ids))
     return out
 
@@ -325,6 +328,7 @@ def _label(path: Path, fmt: str) -> str:
 
 
 # ---------------------------------------------------------------- loading
+
 
 def read_trace(path: str | Path, fmt: str = "auto") -> Trace:
     """Read and validate a trace file (cached while the file is unchanged)."""
@@ -358,8 +362,7 @@ def _read_jsonl(path: Path, wanted: list[str]) -> tuple[pd.DataFrame, _Rows]:
             try:
                 record = json.loads(line)
             except ValueError as e:
-                raise SpecError(f"{path} line {lineno}: not valid JSON ({_first_line(e)})"
-                                ) from None
+                raise SpecError(f"{path} line {lineno}: not valid JSON ({_first_line(e)})") from None
             if not isinstance(record, dict):
                 raise SpecError(f"{path} line {lineno}: expected a JSON object")
         raise SpecError(f"{path}: not valid JSON lines")  # e.g. "1, 2" inside one line
@@ -401,17 +404,23 @@ def _read_cached(path: Path, fmt: str, _mtime_ns: int, _size: int) -> Trace:
         arrival = _seconds(df, cols, rows)
         if np.any(np.diff(arrival) < 0):
             order = np.argsort(arrival, kind="stable")
-            arrival, input_tokens, output_tokens = (
-                arrival[order], input_tokens[order], output_tokens[order])
+            arrival, input_tokens, output_tokens = (arrival[order], input_tokens[order], output_tokens[order])
             if blocks is not None:
                 blocks = [blocks[i] for i in order]
         arrival = arrival - arrival[0]
     for a in (arrival, input_tokens, output_tokens):
         if a is not None:
             a.flags.writeable = False
-    return Trace(path=path, format=fmt, label=_label(path, fmt) + dropped, arrival_s=arrival,
-                 input_tokens=input_tokens, output_tokens=output_tokens, prefix_blocks=blocks,
-                 block_tokens=MOONCAKE_BLOCK_TOKENS)
+    return Trace(
+        path=path,
+        format=fmt,
+        label=_label(path, fmt) + dropped,
+        arrival_s=arrival,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        prefix_blocks=blocks,
+        block_tokens=MOONCAKE_BLOCK_TOKENS,
+    )
 
 
 def _json_document(path: Path):
@@ -426,14 +435,17 @@ def _read_document(path: Path, fmt: str) -> Trace:
     arrival = None
     note = ""
     if fmt == "sharegpt":
-        pairs = [c["conversations"] for c in _json_document(path)
-                 if isinstance(c, dict) and isinstance(c.get("conversations"), list)
-                 and len(c["conversations"]) >= 2]
+        pairs = [
+            c["conversations"]
+            for c in _json_document(path)
+            if isinstance(c, dict) and isinstance(c.get("conversations"), list) and len(c["conversations"]) >= 2
+        ]
         if not pairs:
             raise SpecError(f"{path}: no conversation with at least two turns")
-        counts, how = _token_counts([str(p[0].get("value", "")) for p in pairs]
-                                    + [str(p[1].get("value", "")) for p in pairs])
-        inp, out = np.maximum(counts[:len(pairs)], 1), np.maximum(counts[len(pairs):], 1)
+        counts, how = _token_counts(
+            [str(p[0].get("value", "")) for p in pairs] + [str(p[1].get("value", "")) for p in pairs]
+        )
+        inp, out = np.maximum(counts[: len(pairs)], 1), np.maximum(counts[len(pairs) :], 1)
         note = f", lengths {how}"
     else:
         if fmt == "vllm-bench":
@@ -442,14 +454,18 @@ def _read_document(path: Path, fmt: str) -> Trace:
             df, _ = _read_jsonl(path, list(DETAILED_ARRAYS) + ["errors"])
             have = [i for i in range(len(df)) if isinstance(df.input_lens[i], list)]
             if not have:
-                raise SpecError(f"{path}: no line holds per-request input_lens and output_lens; "
-                                "run sglang.bench_serving with --output-details")
+                raise SpecError(
+                    f"{path}: no line holds per-request input_lens and output_lens; "
+                    "run sglang.bench_serving with --output-details"
+                )
             obj = df.iloc[have[-1]].to_dict()
             note = f", line {have[-1] + 1} of {len(df)}" if len(df) > 1 else ""
         for key in DETAILED_ARRAYS:
             if not isinstance(obj.get(key), list):
-                raise SpecError(f"{path}: no per-request '{key}' array; save the benchmark with "
-                                "--save-detailed (vLLM) or --output-details (SGLang)")
+                raise SpecError(
+                    f"{path}: no per-request '{key}' array; save the benchmark with "
+                    "--save-detailed (vLLM) or --output-details (SGLang)"
+                )
         inp = np.array(obj["input_lens"], dtype=np.float64)
         out = np.array(obj["output_lens"], dtype=np.float64)
         if len(inp) != len(out):
@@ -473,9 +489,16 @@ def _read_document(path: Path, fmt: str) -> Trace:
         arrival, inp, out = arrival[order] - arrival[order][0], inp[order], out[order]
         arrival.flags.writeable = False
     inp.flags.writeable = out.flags.writeable = False
-    return Trace(path=path, format=fmt, label=_label(path, fmt) + note, arrival_s=arrival,
-                 input_tokens=inp, output_tokens=out, prefix_blocks=None,
-                 block_tokens=MOONCAKE_BLOCK_TOKENS)
+    return Trace(
+        path=path,
+        format=fmt,
+        label=_label(path, fmt) + note,
+        arrival_s=arrival,
+        input_tokens=inp,
+        output_tokens=out,
+        prefix_blocks=None,
+        block_tokens=MOONCAKE_BLOCK_TOKENS,
+    )
 
 
 def _token_counts(texts: list[str]) -> tuple[np.ndarray, str]:
@@ -491,8 +514,7 @@ def _token_counts(texts: list[str]) -> tuple[np.ndarray, str]:
     except Exception:  # not installed, or no local copy: no network is ever tried
         counts = np.array([round(len(t) / CHARS_PER_TOKEN) for t in texts], dtype=np.int64)
         return counts, f"estimated at {CHARS_PER_TOKEN:g} characters per token"
-    counts = np.array([len(ids) for ids in tok(texts, add_special_tokens=False)["input_ids"]],
-                      dtype=np.int64)
+    counts = np.array([len(ids) for ids in tok(texts, add_special_tokens=False)["input_ids"]], dtype=np.int64)
     return counts, f"from the {name} tokenizer"
 
 
@@ -515,10 +537,12 @@ def load_trace(path: str | Path, fmt: str = "auto") -> RequestTable:
     t = read_trace(resolve_trace_path(path, "trace", base_dir=Path.cwd()), fmt)
     arrival = t.arrival_s.copy() if t.arrival_s is not None else np.zeros(len(t))
     table = RequestTable(
-        arrival_s=arrival, input_tokens=t.input_tokens.copy(),
+        arrival_s=arrival,
+        input_tokens=t.input_tokens.copy(),
         output_tokens=t.output_tokens.copy(),
         prefix_blocks=list(t.prefix_blocks) if t.prefix_blocks is not None else None,
-        block_tokens=t.block_tokens)
+        block_tokens=t.block_tokens,
+    )
     note = "" if t.arrival_s is not None else " (no timestamps)"
     table.source = f"{t.label}, {len(t)} requests, {describe_rate(table)}{note}"
     return table

@@ -1,4 +1,5 @@
 """One module per table family: `plan(ctx, specs)` returns the cases (rows) to measure."""
+
 from __future__ import annotations
 
 # Rough H100 numbers, only to estimate how long a plan takes (printed before measuring).

@@ -13,6 +13,7 @@ Backends, each recorded in the `backend` column:
 Rows carry the batch statistics of `AttnPrefill` / `AttnDecode`; the label `case` says which
 kind of batch it was (uniform, chunked, ragged, mixed; decode: uniform, ragged, mla).
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -25,12 +26,14 @@ from profiler.bench import est_ms
 from profiler.runner import Case, Context, Unsupported, is_fatal
 
 PAGE_TRITON = 16
-PAGE_FLASH = 256          # FlashAttention's paged KV needs pages of a multiple of 256 tokens
+PAGE_FLASH = 256  # FlashAttention's paged KV needs pages of a multiple of 256 tokens
 MAX_PREFILL_TOKENS = 65536
 
 PREFILL_UNIFORM = {
-    "full": ((1, 2, 4, 8, 16), (64, 128, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096, 6144,
-                                8192, 12288, 16384, 32768)),
+    "full": (
+        (1, 2, 4, 8, 16),
+        (64, 128, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096, 6144, 8192, 12288, 16384, 32768),
+    ),
     "quick": ((1, 4, 16), (128, 512, 1024, 2048, 4096, 8192, 16384)),
     "dry": ((1, 2), (8, 32)),
 }
@@ -63,8 +66,14 @@ def _mode(ctx: Context) -> str:
 
 def head_configs(ctx: Context, specs, use: str):
     tps = (1, 2) if ctx.dry_run else shapes.TP_DEGREES
-    heads = [h for spec in specs for tp in tps if shapes.tp_ok(spec, tp)
-             for h in shapes.head_configs(spec, tp) if h.use in ("both", use)]
+    heads = [
+        h
+        for spec in specs
+        for tp in tps
+        if shapes.tp_ok(spec, tp)
+        for h in shapes.head_configs(spec, tp)
+        if h.use in ("both", use)
+    ]
     out, seen = [], set()
     for h in heads:  # one config per distinct (hq, hkv, d, dv), named after its first model
         key = (h.hq, h.hkv, h.d, h.dv, h.mla)
@@ -75,6 +84,7 @@ def head_configs(ctx: Context, specs, use: str):
 
 
 # --------------------------------------------------------------------------------- helpers
+
 
 def _random_view(ctx: Context, numel: int, dtype, slot: str):
     """A view of `numel` random elements of a cached buffer (KV caches are large: fill once)."""
@@ -106,7 +116,7 @@ def _sdpa_backends(ctx: Context, d: int, dv: int) -> list[str]:
         return ["math"]
     names = ["flash", "cudnn"]
     if d != dv or d > 256:
-        names.append("efficient")   # flash needs d == dv <= 256
+        names.append("efficient")  # flash needs d == dv <= 256
     return names
 
 
@@ -114,15 +124,19 @@ def _sdpa_call(backend: str, q, k, v, mask=None, causal=True):
     import torch.nn.functional as F
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
-    kernel = {"flash": SDPBackend.FLASH_ATTENTION, "cudnn": SDPBackend.CUDNN_ATTENTION,
-              "efficient": SDPBackend.EFFICIENT_ATTENTION, "math": SDPBackend.MATH}[backend]
+    kernel = {
+        "flash": SDPBackend.FLASH_ATTENTION,
+        "cudnn": SDPBackend.CUDNN_ATTENTION,
+        "efficient": SDPBackend.EFFICIENT_ATTENTION,
+        "math": SDPBackend.MATH,
+    }[backend]
     gqa = q.shape[1] != k.shape[1]
     is_causal = causal and mask is None
 
     def call():
         with sdpa_kernel([kernel]):
-            return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal,
-                                                  enable_gqa=gqa)
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal, enable_gqa=gqa)
+
     return call
 
 
@@ -158,6 +172,7 @@ def _varlen_call(q, k, v, cu_q, cu_k, max_q, max_k, causal=True, **paged):
     def call():  # some torch versions prefer cuDNN here; the row says flash, so force flash
         with sdpa_kernel([SDPBackend.FLASH_ATTENTION]):
             return fn(q, k, v, cu_q, cu_k, max_q, max_k, **kwargs)
+
     return call
 
 
@@ -179,6 +194,7 @@ def _flash_attn_module():
 
 
 # ---------------------------------------------------------------------------------- prefill
+
 
 def _prefill_batches(ctx: Context):
     """(case, [(q_i, c_i), ...]) for every prefill batch of the plan."""
@@ -217,10 +233,22 @@ def _prefill_batches(ctx: Context):
 def _prefill_row(seqs, head, backend: str, case: str) -> dict:
     qs = [q for q, _ in seqs]
     kvs = [q + c for q, c in seqs]
-    return {"num_seqs": len(seqs), "sum_q": sum(qs), "sum_q2": sum(q * q for q in qs),
-            "sum_qc": sum(q * c for q, c in seqs), "sum_kv": sum(kvs), "max_q": max(qs),
-            "max_kv": max(kvs), "hq": head.hq, "hkv": head.hkv, "d": head.d, "dv": head.dv,
-            "backend": backend, "case": case, "model": head.name}
+    return {
+        "num_seqs": len(seqs),
+        "sum_q": sum(qs),
+        "sum_q2": sum(q * q for q in qs),
+        "sum_qc": sum(q * c for q, c in seqs),
+        "sum_kv": sum(kvs),
+        "max_q": max(qs),
+        "max_kv": max(kvs),
+        "hq": head.hq,
+        "hkv": head.hkv,
+        "d": head.d,
+        "dv": head.dv,
+        "backend": backend,
+        "case": case,
+        "model": head.name,
+    }
 
 
 def _prefill_backends(ctx: Context, head, case: str) -> list[str]:
@@ -247,14 +275,19 @@ def plan_prefill(ctx: Context, specs) -> list[Case]:
             for backend in _prefill_backends(ctx, head, case_kind):
                 row = _prefill_row(seqs, head, backend, case_kind)
                 flops = 2.0 * head.hq * (row["sum_qc"] + 0.5 * row["sum_q2"]) * (head.d + head.dv)
-                moved = 2.0 * (row["sum_q"] * head.hq * (head.d + head.dv)
-                               + row["sum_kv"] * head.hkv * (head.d + head.dv))
-                cases.append(Case(
-                    family="attn_prefill", row=row,
-                    group=f"attn_prefill/{backend}/{case_kind}/{head.hq}x{head.hkv}x{head.d}x{head.dv}",
-                    setup=lambda h=head, s=seqs, b=backend, k=case_kind: _setup_prefill(ctx, h, s, b, k),
-                    derive=lambda ms, m=moved: {"tbps": m / (ms * 1e9)},
-                    cost_ms=est_ms(flops, moved) * (1.5 if backend == "sdpa_loop" else 1.0)))
+                moved = 2.0 * (
+                    row["sum_q"] * head.hq * (head.d + head.dv) + row["sum_kv"] * head.hkv * (head.d + head.dv)
+                )
+                cases.append(
+                    Case(
+                        family="attn_prefill",
+                        row=row,
+                        group=f"attn_prefill/{backend}/{case_kind}/{head.hq}x{head.hkv}x{head.d}x{head.dv}",
+                        setup=lambda h=head, s=seqs, b=backend, k=case_kind: _setup_prefill(ctx, h, s, b, k),
+                        derive=lambda ms, m=moved: {"tbps": m / (ms * 1e9)},
+                        cost_ms=est_ms(flops, moved) * (1.5 if backend == "sdpa_loop" else 1.0),
+                    )
+                )
     return cases
 
 
@@ -272,6 +305,7 @@ def _setup_prefill(ctx: Context, head, seqs, backend: str, case: str):
         mask = None
         if ctx_len:
             from torch.nn.attention.bias import causal_lower_right
+
             mask = causal_lower_right(q_len, kv_len)
         return _probe(_sdpa_call(backend, q, k, v, mask))
 
@@ -282,13 +316,14 @@ def _setup_prefill(ctx: Context, head, seqs, backend: str, case: str):
         kernel = "flash" if ctx.cuda and d == dv else ("efficient" if ctx.cuda else "math")
         calls = []
         from torch.nn.attention.bias import causal_lower_right
+
         offset = 0
         kbuf = _random_view(ctx, total_kv * hkv * d, dtype, "k")
         vbuf = _random_view(ctx, total_kv * hkv * dv, dtype, "v")
         for q_len, kv_len in zip(qs, kvs):
             q = torch.randn(1, hq, q_len, d, device=dev, dtype=dtype)
-            k = kbuf[offset * hkv * d:(offset + kv_len) * hkv * d].view(1, hkv, kv_len, d)
-            v = vbuf[offset * hkv * dv:(offset + kv_len) * hkv * dv].view(1, hkv, kv_len, dv)
+            k = kbuf[offset * hkv * d : (offset + kv_len) * hkv * d].view(1, hkv, kv_len, d)
+            v = vbuf[offset * hkv * dv : (offset + kv_len) * hkv * dv].view(1, hkv, kv_len, dv)
             offset += kv_len
             mask = causal_lower_right(q_len, kv_len) if kv_len != q_len else None
             calls.append(_sdpa_call(kernel, q, k, v, mask))
@@ -323,6 +358,7 @@ def _cumsum(values):
 
 
 # ----------------------------------------------------------------------------------- decode
+
 
 def _decode_batches(ctx: Context):
     """(case, [kv_len per sequence]) for every decode batch of the plan."""
@@ -368,16 +404,32 @@ def plan_decode(ctx: Context, specs) -> list[Case]:
             for backend in _decode_backends(ctx, head, case_kind):
                 page = PAGE_FLASH if backend in ("flash_paged", "flash_attn") else PAGE_TRITON
                 paged = backend in ("triton_paged", "flash_paged", "flash_attn", "flashinfer")
-                row = {"batch": len(lens), "sum_kv": sum(lens), "max_kv": max(lens), "hq": head.hq,
-                       "hkv": head.hkv, "d": head.d, "dv": head.dv, "backend": backend, "case": label,
-                       "page_size": page if paged else 0, "model": head.name}
+                row = {
+                    "batch": len(lens),
+                    "sum_kv": sum(lens),
+                    "max_kv": max(lens),
+                    "hq": head.hq,
+                    "hkv": head.hkv,
+                    "d": head.d,
+                    "dv": head.dv,
+                    "backend": backend,
+                    "case": label,
+                    "page_size": page if paged else 0,
+                    "model": head.name,
+                }
                 moved = sum(lens) * per_token + 2.0 * len(lens) * head.hq * (head.d + head.dv)
-                cases.append(Case(
-                    family="attn_decode", row=row,
-                    group=f"attn_decode/{backend}/{head.hq}x{head.hkv}x{head.d}x{head.dv}",
-                    setup=lambda h=head, ls=lens, b=backend, p=page, k=case_kind: _setup_decode(ctx, h, ls, b, p, k),
-                    derive=lambda ms, m=moved: {"tbps": m / (ms * 1e9)},
-                    cost_ms=est_ms(2.0 * head.hq * sum(lens) * (head.d + head.dv), moved)))
+                cases.append(
+                    Case(
+                        family="attn_decode",
+                        row=row,
+                        group=f"attn_decode/{backend}/{head.hq}x{head.hkv}x{head.d}x{head.dv}",
+                        setup=lambda h=head, ls=lens, b=backend, p=page, k=case_kind: _setup_decode(
+                            ctx, h, ls, b, p, k
+                        ),
+                        derive=lambda ms, m=moved: {"tbps": m / (ms * 1e9)},
+                        cost_ms=est_ms(2.0 * head.hq * sum(lens) * (head.d + head.dv), moved),
+                    )
+                )
     return cases
 
 
@@ -388,16 +440,15 @@ def _paged_cache(ctx: Context, head, lens, page: int, dtype):
     pages_per = [-(-n // page) for n in lens]
     total = sum(pages_per)
     k_cache = _random_view(ctx, total * page * head.hkv * head.d, dtype, "k").view(total, page, head.hkv, head.d)
-    if head.mla:   # V is the first dv channels of the latent KV
+    if head.mla:  # V is the first dv channels of the latent KV
         v_cache = k_cache[..., : head.dv]
     else:
-        v_cache = _random_view(ctx, total * page * head.hkv * head.dv, dtype, "v").view(
-            total, page, head.hkv, head.dv)
+        v_cache = _random_view(ctx, total * page * head.hkv * head.dv, dtype, "v").view(total, page, head.hkv, head.dv)
     perm = torch.randperm(total, generator=ctx.generator(total)).to(torch.int32)
     table = torch.zeros(len(lens), max(pages_per), dtype=torch.int32)
     used = 0
     for b, count in enumerate(pages_per):
-        table[b, :count] = perm[used:used + count]
+        table[b, :count] = perm[used : used + count]
         used += count
     return k_cache, v_cache, table.to(ctx.device), pages_per, perm
 
@@ -417,7 +468,7 @@ def _setup_decode(ctx: Context, head, lens, backend: str, page: int, case: str):
         v = _random_view(ctx, batch * hkv * max_kv * dv, dtype, "v").view(batch, hkv, max_kv, dv)
         return _probe(_sdpa_call(backend, q, k, v, causal=False))
 
-    dtype = torch.bfloat16 if ctx.cuda else torch.float16   # Triton's interpreter has no bf16
+    dtype = torch.bfloat16 if ctx.cuda else torch.float16  # Triton's interpreter has no bf16
     k_cache, v_cache, table, _, _ = _paged_cache(ctx, head, lens, page, dtype)
     seq_lens = torch.tensor(lens, dtype=torch.int32, device=dev)
     q = torch.randn(batch, hq, d, device=dev, dtype=dtype)
@@ -425,17 +476,20 @@ def _setup_decode(ctx: Context, head, lens, backend: str, page: int, case: str):
         from profiler.kernels.paged_decode import PagedDecode
 
         d_pe = d - dv if head.mla else 0
-        return _probe(PagedDecode(q, k_cache, v_cache, table, seq_lens, max_kv, d_pe=d_pe,
-                                  sm_count=ctx.sm_count or 1))
+        return _probe(PagedDecode(q, k_cache, v_cache, table, seq_lens, max_kv, d_pe=d_pe, sm_count=ctx.sm_count or 1))
     if backend == "flash_paged":
         cu_q = torch.arange(batch + 1, device=dev, dtype=torch.int32)
-        return _probe(_varlen_call(q, k_cache, v_cache, cu_q, None, 1, max_kv, causal=False,
-                                   seqused_k=seq_lens, block_table=table))
+        return _probe(
+            _varlen_call(
+                q, k_cache, v_cache, cu_q, None, 1, max_kv, causal=False, seqused_k=seq_lens, block_table=table
+            )
+        )
     if backend == "flash_attn":
         fa = _flash_attn_module()
         q4 = q.unsqueeze(1)
-        return _probe(lambda: fa.flash_attn_with_kvcache(q4, k_cache, v_cache, cache_seqlens=seq_lens,
-                                                         block_table=table))
+        return _probe(
+            lambda: fa.flash_attn_with_kvcache(q4, k_cache, v_cache, cache_seqlens=seq_lens, block_table=table)
+        )
     if backend == "flashinfer":
         import flashinfer
 

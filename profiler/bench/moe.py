@@ -6,6 +6,7 @@ per active expert). Routing is uniform (`skew` 0) or Zipf-like (`skew` 1.2: expe
 rank r is picked with weight r^-skew), drawn from a seeded generator when the plan is made, so
 the realised `max_per_expert` / `active_experts` are known before anything runs.
 """
+
 from __future__ import annotations
 
 from profiler import shapes
@@ -28,7 +29,7 @@ def route(tokens: int, experts: int, topk: int, skew: float, gen):
 
     if skew > 0:
         ranks = torch.randperm(experts, generator=gen).float() + 1.0
-        weights = ranks ** -skew
+        weights = ranks**-skew
     else:
         weights = torch.ones(experts)
     arrival = torch.empty(tokens, experts).exponential_(generator=gen) / weights
@@ -69,17 +70,30 @@ def plan(ctx: Context, specs) -> list[Case]:
 def _case(ctx: Context, proj, tokens: int, skew: float, ids, counts, backend: str) -> Case:
     rows = tokens * proj.topk
     active = int((counts > 0).sum())
-    row = {"experts": proj.experts, "topk": proj.topk, "tokens": tokens, "k": proj.k, "n": proj.n,
-           "max_per_expert": int(counts.max()), "active_experts": active,
-           "dtype": "fp16" if backend == "triton" and not ctx.cuda else "bf16",  # interpreter: no bf16
-           "backend": backend, "skew": skew, "proj": proj.proj, "model": proj.model}
+    row = {
+        "experts": proj.experts,
+        "topk": proj.topk,
+        "tokens": tokens,
+        "k": proj.k,
+        "n": proj.n,
+        "max_per_expert": int(counts.max()),
+        "active_experts": active,
+        "dtype": "fp16" if backend == "triton" and not ctx.cuda else "bf16",  # interpreter: no bf16
+        "backend": backend,
+        "skew": skew,
+        "proj": proj.proj,
+        "model": proj.model,
+    }
     flops = 2.0 * rows * proj.k * proj.n
     moved = 2.0 * (active * proj.k * proj.n + rows * proj.k + rows * proj.n)
     return Case(
-        family="grouped_gemm", row=row, group=f"grouped_gemm/{backend}",
+        family="grouped_gemm",
+        row=row,
+        group=f"grouped_gemm/{backend}",
         setup=lambda: _setup(ctx, proj, tokens, ids, counts, backend),
         derive=lambda ms: {"tflops": flops / (ms * 1e9)},
-        cost_ms=est_ms(flops, moved) + (0.01 * active if backend == "loop" else 0.0))
+        cost_ms=est_ms(flops, moved) + (0.01 * active if backend == "loop" else 0.0),
+    )
 
 
 def _setup(ctx: Context, proj, tokens: int, ids, counts, backend: str):
@@ -89,8 +103,10 @@ def _setup(ctx: Context, proj, tokens: int, ids, counts, backend: str):
     dev = ctx.device
     dtype = ctx_kernel_dtype(ctx) if backend == "triton" else dtype_of("bf16")
     experts, k, n, topk = proj.experts, proj.k, proj.n, proj.topk
-    w = ctx.cache.get(("moe.w", experts, n, k, dtype, dev),     # up to 15 GB: fill in place
-                      lambda: torch.empty(experts, n, k, device=dev, dtype=dtype).normal_(0.0, k ** -0.5))
+    w = ctx.cache.get(
+        ("moe.w", experts, n, k, dtype, dev),  # up to 15 GB: fill in place
+        lambda: torch.empty(experts, n, k, device=dev, dtype=dtype).normal_(0.0, k**-0.5),
+    )
     rows = tokens * topk
     if backend == "triton":
         from profiler.kernels.grouped_gemm import GroupedGemm
@@ -105,7 +121,7 @@ def _setup(ctx: Context, proj, tokens: int, ids, counts, backend: str):
         if ctx.cuda and torch.cuda.get_device_capability() < (9, 0):
             raise Unsupported("torch._grouped_mm needs compute capability 9.0+")
         offs = torch.cumsum(counts, 0).to(device=dev, dtype=torch.int32)
-        wt = w.transpose(-2, -1)   # [experts, k, n], column-major per expert
+        wt = w.transpose(-2, -1)  # [experts, k, n], column-major per expert
         return lambda: torch._grouped_mm(x_sorted, wt, offs=offs)
     if backend == "loop":
         bounds = torch.cumsum(counts, 0).tolist()
@@ -113,6 +129,7 @@ def _setup(ctx: Context, proj, tokens: int, ids, counts, backend: str):
 
         def loop():
             return [F.linear(x_sorted[lo:hi], w[e]) for e, lo, hi in spans]
+
         return loop
     raise Unsupported(f"unknown backend {backend}")
 

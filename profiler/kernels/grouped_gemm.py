@@ -8,6 +8,7 @@ unexpanded tokens, 1 for the second, which reads the expanded activations), mult
 expert's weight w[e] (nn.Linear layout [n, k]) and scatters the result to out[r]. This is the
 structure of the fused-MoE kernels of vLLM and SGLang.
 """
+
 from __future__ import annotations
 
 import torch
@@ -19,13 +20,27 @@ from profiler.kernels.reference import align_by_expert
 
 @triton.jit
 def _grouped_gemm_kernel(
-    X, W, OUT, SORTED_ROWS, TILE_EXPERT,
-    num_rows, n, k, num_tiles_m,
-    stride_xm, stride_xk,
-    stride_we, stride_wn, stride_wk,
-    stride_om, stride_on,
+    X,
+    W,
+    OUT,
+    SORTED_ROWS,
+    TILE_EXPERT,
+    num_rows,
+    n,
+    k,
+    num_tiles_m,
+    stride_xm,
+    stride_xk,
+    stride_we,
+    stride_wn,
+    stride_wk,
+    stride_om,
+    stride_on,
     A_DIV: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    GROUP_M: tl.constexpr,
 ):
     pid = tl.program_id(0)
     tiles_n = tl.cdiv(n, BLOCK_N)
@@ -102,14 +117,29 @@ class GroupedGemm:
         if self.tiles_m == 0:
             return out
         _grouped_gemm_kernel[self.grid](
-            x, w, out, self.sorted_rows, self.tile_expert,
-            self.num_rows, self.n, self.k, self.tiles_m,
-            x.stride(0), x.stride(1),
-            w.stride(0), w.stride(1), w.stride(2),
-            out.stride(0), out.stride(1),
+            x,
+            w,
+            out,
+            self.sorted_rows,
+            self.tile_expert,
+            self.num_rows,
+            self.n,
+            self.k,
+            self.tiles_m,
+            x.stride(0),
+            x.stride(1),
+            w.stride(0),
+            w.stride(1),
+            w.stride(2),
+            out.stride(0),
+            out.stride(1),
             A_DIV=self.a_div,
-            BLOCK_M=cfg["BLOCK_M"], BLOCK_N=cfg["BLOCK_N"], BLOCK_K=cfg["BLOCK_K"], GROUP_M=cfg["GROUP_M"],
-            num_warps=cfg["num_warps"], num_stages=cfg["num_stages"],
+            BLOCK_M=cfg["BLOCK_M"],
+            BLOCK_N=cfg["BLOCK_N"],
+            BLOCK_K=cfg["BLOCK_K"],
+            GROUP_M=cfg["GROUP_M"],
+            num_warps=cfg["num_warps"],
+            num_stages=cfg["num_stages"],
         )
         return out
 

@@ -17,6 +17,7 @@ Long sequences are split along the KV axis (flash-decoding): stage 1 writes a pa
 and its log-sum-exp per split; stage 2 merges the splits. With one split, stage 1 writes the
 final output directly.
 """
+
 from __future__ import annotations
 
 import math
@@ -30,18 +31,39 @@ LOG2E = 1.4426950408889634
 
 @triton.jit
 def _paged_decode_stage1(
-    Q, K, V, BLOCK_TABLE, SEQ_LENS, P_OUT, P_LSE,
-    stride_qb, stride_qh,
-    stride_kpage, stride_kslot, stride_kh,
-    stride_vpage, stride_vslot, stride_vh,
+    Q,
+    K,
+    V,
+    BLOCK_TABLE,
+    SEQ_LENS,
+    P_OUT,
+    P_LSE,
+    stride_qb,
+    stride_qh,
+    stride_kpage,
+    stride_kslot,
+    stride_kh,
+    stride_vpage,
+    stride_vslot,
+    stride_vh,
     stride_bt,
-    stride_ob, stride_oh, stride_os,
-    stride_lb, stride_lh,
+    stride_ob,
+    stride_oh,
+    stride_os,
+    stride_lb,
+    stride_lh,
     qk_scale_log2,
-    group, num_splits,
-    D_MAIN: tl.constexpr, D_PE: tl.constexpr, DV: tl.constexpr,
-    BLOCK_D: tl.constexpr, BLOCK_PE: tl.constexpr, BLOCK_DV: tl.constexpr,
-    BLOCK_H: tl.constexpr, BLOCK_N: tl.constexpr, PAGE: tl.constexpr,
+    group,
+    num_splits,
+    D_MAIN: tl.constexpr,
+    D_PE: tl.constexpr,
+    DV: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    BLOCK_PE: tl.constexpr,
+    BLOCK_DV: tl.constexpr,
+    BLOCK_H: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    PAGE: tl.constexpr,
     WRITE_LSE: tl.constexpr,
 ):
     b = tl.program_id(0)
@@ -109,12 +131,20 @@ def _paged_decode_stage1(
 
 @triton.jit
 def _paged_decode_stage2(
-    P_OUT, P_LSE, OUT,
-    stride_ob, stride_oh, stride_os,
-    stride_lb, stride_lh,
-    stride_fb, stride_fh,
+    P_OUT,
+    P_LSE,
+    OUT,
+    stride_ob,
+    stride_oh,
+    stride_os,
+    stride_lb,
+    stride_lh,
+    stride_fb,
+    stride_fh,
     num_splits,
-    DV: tl.constexpr, BLOCK_DV: tl.constexpr, BLOCK_S: tl.constexpr,
+    DV: tl.constexpr,
+    BLOCK_DV: tl.constexpr,
+    BLOCK_S: tl.constexpr,
 ):
     b = tl.program_id(0)
     h = tl.program_id(1)
@@ -125,8 +155,11 @@ def _paged_decode_stage2(
     lse = tl.load(P_LSE + b * stride_lb + h * stride_lh + offs_s, mask=s_ok, other=float("-inf"))
     m = tl.max(lse, 0)
     w = tl.where(s_ok & (lse > float("-inf")), tl.exp2(lse - m), 0.0)
-    part = tl.load(P_OUT + b * stride_ob + h * stride_oh + offs_s[:, None] * stride_os + offs_dv[None, :],
-                   mask=s_ok[:, None] & dv_ok[None, :], other=0.0)
+    part = tl.load(
+        P_OUT + b * stride_ob + h * stride_oh + offs_s[:, None] * stride_os + offs_dv[None, :],
+        mask=s_ok[:, None] & dv_ok[None, :],
+        other=0.0,
+    )
     out = tl.sum(part * w[:, None], 0) / tl.sum(w, 0)
     tl.store(OUT + b * stride_fb + h * stride_fh + offs_dv, out.to(OUT.dtype.element_ty), mask=dv_ok)
 
@@ -135,8 +168,7 @@ def _pow2(x: int) -> int:
     return 1 << max(0, int(x) - 1).bit_length()
 
 
-def choose_splits(batch: int, hkv: int, head_blocks: int, max_kv: int, sm_count: int,
-                  block_n: int = 32) -> int:
+def choose_splits(batch: int, hkv: int, head_blocks: int, max_kv: int, sm_count: int, block_n: int = 32) -> int:
     """KV splits so that about two programs per SM run, never splits shorter than 256 tokens."""
     programs = batch * hkv * head_blocks
     want = -(-2 * max(sm_count, 1) // max(programs, 1))
@@ -150,9 +182,21 @@ class PagedDecode:
     `d_pe` > 0 splits the query/key dim into d - d_pe channels and d_pe rope channels (MLA).
     """
 
-    def __init__(self, q, k_cache, v_cache, block_table, seq_lens, max_kv: int, *,
-                 scale: float | None = None, d_pe: int = 0, num_splits: int | None = None,
-                 sm_count: int | None = None, out=None):
+    def __init__(
+        self,
+        q,
+        k_cache,
+        v_cache,
+        block_table,
+        seq_lens,
+        max_kv: int,
+        *,
+        scale: float | None = None,
+        d_pe: int = 0,
+        num_splits: int | None = None,
+        sm_count: int | None = None,
+        out=None,
+    ):
         batch, hq, d = q.shape
         _, page, hkv, dk = k_cache.shape
         dv = v_cache.shape[-1]
@@ -175,10 +219,10 @@ class PagedDecode:
         self.head_blocks = hkv * triton.cdiv(self.group, self.block_h)
         if num_splits is None:
             if sm_count is None:
-                sm_count = (torch.cuda.get_device_properties(q.device).multi_processor_count
-                            if q.is_cuda else 1)
-            num_splits = choose_splits(batch, hkv, triton.cdiv(self.group, self.block_h), max_kv,
-                                       sm_count, self.block_n)
+                sm_count = torch.cuda.get_device_properties(q.device).multi_processor_count if q.is_cuda else 1
+            num_splits = choose_splits(
+                batch, hkv, triton.cdiv(self.group, self.block_h), max_kv, sm_count, self.block_n
+            )
         self.num_splits = max(1, int(num_splits))
         self.scale_log2 = (scale if scale is not None else 1.0 / math.sqrt(d)) * LOG2E
         self.out = out if out is not None else torch.empty(batch, hq, dv, device=q.device, dtype=q.dtype)
@@ -195,28 +239,60 @@ class PagedDecode:
         q, k, v, po, pl = self.q, self.k, self.v, self.p_out, self.p_lse
         split = self.num_splits > 1
         _paged_decode_stage1[self.grid1](
-            q, k, v, self.block_table, self.seq_lens, po, pl,
-            q.stride(0), q.stride(1),
-            k.stride(0), k.stride(1), k.stride(2),
-            v.stride(0), v.stride(1), v.stride(2),
+            q,
+            k,
+            v,
+            self.block_table,
+            self.seq_lens,
+            po,
+            pl,
+            q.stride(0),
+            q.stride(1),
+            k.stride(0),
+            k.stride(1),
+            k.stride(2),
+            v.stride(0),
+            v.stride(1),
+            v.stride(2),
             self.block_table.stride(0),
-            po.stride(0), po.stride(1), po.stride(2),
-            pl.stride(0), pl.stride(1),
-            self.scale_log2, self.group, self.num_splits,
-            D_MAIN=self.d_main, D_PE=self.d_pe, DV=self.dv,
-            BLOCK_D=max(16, _pow2(self.d_main)), BLOCK_PE=max(16, _pow2(self.d_pe)) if self.d_pe else 16,
-            BLOCK_DV=max(16, _pow2(self.dv)), BLOCK_H=self.block_h, BLOCK_N=self.block_n,
-            PAGE=self.page, WRITE_LSE=split, num_warps=self.num_warps, num_stages=2,
+            po.stride(0),
+            po.stride(1),
+            po.stride(2),
+            pl.stride(0),
+            pl.stride(1),
+            self.scale_log2,
+            self.group,
+            self.num_splits,
+            D_MAIN=self.d_main,
+            D_PE=self.d_pe,
+            DV=self.dv,
+            BLOCK_D=max(16, _pow2(self.d_main)),
+            BLOCK_PE=max(16, _pow2(self.d_pe)) if self.d_pe else 16,
+            BLOCK_DV=max(16, _pow2(self.dv)),
+            BLOCK_H=self.block_h,
+            BLOCK_N=self.block_n,
+            PAGE=self.page,
+            WRITE_LSE=split,
+            num_warps=self.num_warps,
+            num_stages=2,
         )
         if split:
             out = self.out
             _paged_decode_stage2[self.grid2](
-                po, pl, out,
-                po.stride(0), po.stride(1), po.stride(2),
-                pl.stride(0), pl.stride(1),
-                out.stride(0), out.stride(1),
+                po,
+                pl,
+                out,
+                po.stride(0),
+                po.stride(1),
+                po.stride(2),
+                pl.stride(0),
+                pl.stride(1),
+                out.stride(0),
+                out.stride(1),
                 self.num_splits,
-                DV=self.dv, BLOCK_DV=max(16, _pow2(self.dv)), BLOCK_S=max(2, _pow2(self.num_splits)),
+                DV=self.dv,
+                BLOCK_DV=max(16, _pow2(self.dv)),
+                BLOCK_S=max(2, _pow2(self.num_splits)),
                 num_warps=4,
             )
         return self.out

@@ -2,6 +2,7 @@
 
 No triton here, so the tests can check these on any machine.
 """
+
 from __future__ import annotations
 
 import math
@@ -27,8 +28,9 @@ def align_by_expert(topk_ids: torch.Tensor, num_experts: int, block_m: int):
     total = int(padded.sum())
     sorted_rows = torch.full((total,), num_rows, dtype=torch.int32, device=flat.device)
     sorted_rows[pad_start[experts_sorted] + position] = order.to(torch.int32)
-    tile_expert = torch.repeat_interleave(torch.arange(num_experts, device=flat.device, dtype=torch.int32),
-                                          padded // block_m)
+    tile_expert = torch.repeat_interleave(
+        torch.arange(num_experts, device=flat.device, dtype=torch.int32), padded // block_m
+    )
     return sorted_rows, tile_expert
 
 
@@ -43,7 +45,7 @@ def paged_decode_reference(q, k_cache, v_cache, block_table, seq_lens, scale: fl
         pages = block_table[b, : -(-n // page)].long()
         k = k_cache[pages].reshape(-1, hkv, k_cache.shape[-1])[:n].float()
         v = v_cache[pages].reshape(-1, hkv, v_cache.shape[-1])[:n].float()
-        k = k.repeat_interleave(hq // hkv, dim=1)          # [n, hq, d]
+        k = k.repeat_interleave(hq // hkv, dim=1)  # [n, hq, d]
         v = v.repeat_interleave(hq // hkv, dim=1)
         scores = torch.einsum("hd,nhd->hn", q[b].float(), k) * scale
         outs.append(torch.einsum("hn,nhd->hd", scores.softmax(-1), v))

@@ -1,5 +1,6 @@
 """The `frontier` CLI end to end: the README's default run, flags-only runs, flags over a file,
 every bad input as one `error:` line with exit code 2, and requests that can never be served."""
+
 from __future__ import annotations
 
 import copy
@@ -18,13 +19,20 @@ from frontier.spec.hardware import all_gpus
 from frontier.spec.model import available_models
 from frontier.spec.scenario import load_scenario, scenario_from_dict
 
-LATENCY_KEYS = [f"{stat}_{metric}_ms" for metric in ("ttft", "tpot", "itl", "e2el")
-                for stat in ("mean", "median", "p90", "p99")]
-SUMMARY_KEYS = ["completed", "failed", "duration", "request_throughput", "output_throughput",
-                "total_token_throughput", *LATENCY_KEYS]
+LATENCY_KEYS = [
+    f"{stat}_{metric}_ms" for metric in ("ttft", "tpot", "itl", "e2el") for stat in ("mean", "median", "p90", "p99")
+]
+SUMMARY_KEYS = [
+    "completed",
+    "failed",
+    "duration",
+    "request_throughput",
+    "output_throughput",
+    "total_token_throughput",
+    *LATENCY_KEYS,
+]
 FRONTIER_KEYS = ["model", "gpu", "deployment", "predictor", "simulated_gpus", "wall_time_s"]
-REQUEST_COLUMNS = ["arrival_s", "first_token_s", "finish_s", "input_tokens", "output_tokens",
-                   "preemptions"]
+REQUEST_COLUMNS = ["arrival_s", "first_token_s", "finish_s", "input_tokens", "output_tokens", "preemptions"]
 SCENARIO_FILES = sorted(SCENARIOS_DIR.glob("*.yaml"))
 FAST = ["--quiet", "--no-plots", "--no-trace"]
 
@@ -68,9 +76,17 @@ def write_yaml(path: Path, d: dict) -> Path:
 
 
 def small_scenario(**over) -> dict:
-    d = {"model": "llama-3.1-8b", "gpu": "h100-sxm", "deployment": {"tp": 1},
-         "workload": {"num_requests": 5, "arrival": {"process": "poisson", "rate": 5.0},
-                      "input_len": 64, "output_len": 8}}
+    d = {
+        "model": "llama-3.1-8b",
+        "gpu": "h100-sxm",
+        "deployment": {"tp": 1},
+        "workload": {
+            "num_requests": 5,
+            "arrival": {"process": "poisson", "rate": 5.0},
+            "input_len": 64,
+            "output_len": 8,
+        },
+    }
     d.update(over)
     return d
 
@@ -81,6 +97,7 @@ def write_trace(path: Path, header: str, rows: list[str]) -> Path:
 
 
 # ---------------------------------------------------------------- the README's default run
+
 
 @pytest.fixture(scope="module")
 def default_run(tmp_path_factory):
@@ -153,6 +170,7 @@ def test_default_writes_a_chrome_trace_and_the_cdf_plot(default_run):
 
 # ---------------------------------------------------------------- the example scenarios
 
+
 @pytest.mark.parametrize("path", SCENARIO_FILES, ids=lambda p: p.stem)
 def test_every_example_scenario_loads_and_runs_capped(path):
     scenario = load_scenario(path)
@@ -179,10 +197,28 @@ def test_the_issue_scenarios_exist():
 
 # ---------------------------------------------------------------- flags
 
+
 def test_flags_only_run(tmp_path):
-    result = invoke("simulate", "--model", "llama-3.1-8b", "--gpu", "h100-sxm", "--tp", 1,
-                    "--rate", 5, "--input-len", 512, "--output-len", 64, "--num-requests", 20,
-                    "-o", tmp_path, *FAST)
+    result = invoke(
+        "simulate",
+        "--model",
+        "llama-3.1-8b",
+        "--gpu",
+        "h100-sxm",
+        "--tp",
+        1,
+        "--rate",
+        5,
+        "--input-len",
+        512,
+        "--output-len",
+        64,
+        "--num-requests",
+        20,
+        "-o",
+        tmp_path,
+        *FAST,
+    )
     assert_ok(result)
     s = summary(tmp_path)
     assert s["completed"] == 20 and s["failed"] == 0
@@ -195,8 +231,23 @@ def test_flags_only_run(tmp_path):
 
 
 def test_flags_override_the_scenario_file(tmp_path):
-    result = invoke("simulate", DEFAULT_SCENARIO, "--tp", 2, "--dp", 2, "--max-num-seqs", 32,
-                    "--num-requests", 20, "--seed", 7, "-o", tmp_path, *FAST)
+    result = invoke(
+        "simulate",
+        DEFAULT_SCENARIO,
+        "--tp",
+        2,
+        "--dp",
+        2,
+        "--max-num-seqs",
+        32,
+        "--num-requests",
+        20,
+        "--seed",
+        7,
+        "-o",
+        tmp_path,
+        *FAST,
+    )
     assert_ok(result)
     s = summary(tmp_path)
     cluster = s["frontier"]["deployment"]["clusters"][0]
@@ -215,8 +266,22 @@ def test_default_scenario_with_tp_flag(tmp_path):
 
 
 def test_same_seed_same_result(tmp_path):
-    args = ["simulate", "--model", "llama-3.1-8b", "--rate", 20, "--input-len", 256,
-            "--output-len", 32, "--num-requests", 20, "--seed", 3, *FAST]
+    args = [
+        "simulate",
+        "--model",
+        "llama-3.1-8b",
+        "--rate",
+        20,
+        "--input-len",
+        256,
+        "--output-len",
+        32,
+        "--num-requests",
+        20,
+        "--seed",
+        3,
+        *FAST,
+    ]
     assert_ok(invoke(*args, "-o", tmp_path / "a"))
     assert_ok(invoke(*args, "-o", tmp_path / "b"))
     assert (tmp_path / "a" / "requests.csv").read_text() == (tmp_path / "b" / "requests.csv").read_text()
@@ -243,6 +308,7 @@ def test_trace_flag_relative_to_the_working_directory(tmp_path, monkeypatch):
 
 # ---------------------------------------------------------------- listings
 
+
 def test_models_lists_every_card():
     result = invoke("models")
     assert_ok(result)
@@ -259,38 +325,36 @@ def test_gpus_lists_every_gpu():
 
 # ---------------------------------------------------------------- bad input
 
+
 def test_misspelt_top_level_field(tmp_path):
     d = small_scenario()
     d["deploymnt"] = d.pop("deployment")
-    line = assert_user_error(invoke("simulate", write_yaml(tmp_path / "s.yaml", d), *FAST),
-                             "deploymnt", "deployment")
+    line = assert_user_error(invoke("simulate", write_yaml(tmp_path / "s.yaml", d), *FAST), "deploymnt", "deployment")
     assert "did you mean 'deployment'" in line
 
 
 def test_misspelt_deployment_field(tmp_path):
     d = small_scenario(deployment={"max_num_seq": 4})
-    line = assert_user_error(invoke("simulate", write_yaml(tmp_path / "s.yaml", d), *FAST),
-                             "deployment.max_num_seq")
+    line = assert_user_error(invoke("simulate", write_yaml(tmp_path / "s.yaml", d), *FAST), "deployment.max_num_seq")
     assert "did you mean 'max_num_seqs'" in line
 
 
 def test_missing_model(tmp_path):
     d = small_scenario()
     del d["model"]
-    assert_user_error(invoke("simulate", write_yaml(tmp_path / "s.yaml", d), *FAST),
-                      "missing required field 'model'")
+    assert_user_error(invoke("simulate", write_yaml(tmp_path / "s.yaml", d), *FAST), "missing required field 'model'")
 
 
 def test_unknown_model_lists_the_known_ones(tmp_path):
-    line = assert_user_error(invoke("simulate", "--model", "llama-9", "-o", tmp_path, *FAST),
-                             "unknown model 'llama-9'")
+    line = assert_user_error(invoke("simulate", "--model", "llama-9", "-o", tmp_path, *FAST), "unknown model 'llama-9'")
     for name in available_models():
         assert name in line
 
 
 def test_unknown_gpu_lists_the_known_ones(tmp_path):
-    line = assert_user_error(invoke("simulate", "--model", "llama-3.1-8b", "--gpu", "h1000",
-                                    "-o", tmp_path, *FAST), "unknown GPU 'h1000'")
+    line = assert_user_error(
+        invoke("simulate", "--model", "llama-3.1-8b", "--gpu", "h1000", "-o", tmp_path, *FAST), "unknown GPU 'h1000'"
+    )
     for name in all_gpus():
         assert name in line
 
@@ -302,38 +366,46 @@ def test_unknown_gpu_in_a_file(tmp_path):
 
 def test_trace_with_a_missing_column(tmp_path):
     trace = write_trace(tmp_path / "t.csv", "arrival_s,input_tokens", ["0,10", "1,20"])
-    assert_user_error(invoke("simulate", "--model", "llama-3.1-8b", "--trace", trace,
-                             "-o", tmp_path / "out", *FAST),
-                      str(trace), "output-length column", "output_tokens")
+    assert_user_error(
+        invoke("simulate", "--model", "llama-3.1-8b", "--trace", trace, "-o", tmp_path / "out", *FAST),
+        str(trace),
+        "output-length column",
+        "output_tokens",
+    )
 
 
 def test_azure_trace_with_a_missing_column(tmp_path):
-    trace = write_trace(tmp_path / "t.csv", "TIMESTAMP,ContextTokens,Generated",
-                        ["2023-11-16 18:17:03.9799600,10,5"])
+    trace = write_trace(tmp_path / "t.csv", "TIMESTAMP,ContextTokens,Generated", ["2023-11-16 18:17:03.9799600,10,5"])
     d = small_scenario(workload={"trace": {"path": str(trace), "format": "azure"}})
-    assert_user_error(invoke("simulate", write_yaml(tmp_path / "s.yaml", d), *FAST),
-                      str(trace), "missing column 'GeneratedTokens'",
-                      "TIMESTAMP, ContextTokens, GeneratedTokens")
+    assert_user_error(
+        invoke("simulate", write_yaml(tmp_path / "s.yaml", d), *FAST),
+        str(trace),
+        "missing column 'GeneratedTokens'",
+        "TIMESTAMP, ContextTokens, GeneratedTokens",
+    )
 
 
 def test_trace_with_a_negative_length(tmp_path):
-    trace = write_trace(tmp_path / "t.csv", "arrival_s,input_tokens,output_tokens",
-                        ["0,10,5", "1,-3,5"])
-    assert_user_error(invoke("simulate", "--model", "llama-3.1-8b", "--trace", trace,
-                             "-o", tmp_path / "out", *FAST),
-                      "row 2", "input_tokens", "-3", ">= 1")
+    trace = write_trace(tmp_path / "t.csv", "arrival_s,input_tokens,output_tokens", ["0,10,5", "1,-3,5"])
+    assert_user_error(
+        invoke("simulate", "--model", "llama-3.1-8b", "--trace", trace, "-o", tmp_path / "out", *FAST),
+        "row 2",
+        "input_tokens",
+        "-3",
+        ">= 1",
+    )
 
 
 def test_trace_in_a_scenario_file_with_a_negative_output(tmp_path):
     write_trace(tmp_path / "t.csv", "arrival_s,input_tokens,output_tokens", ["0,10,5", "1,10,-1"])
     d = small_scenario(workload={"trace": {"path": "t.csv"}})  # relative to the scenario's folder
-    assert_user_error(invoke("simulate", write_yaml(tmp_path / "s.yaml", d), "-o", tmp_path / "o", *FAST),
-                      "output_tokens", "-1")
+    assert_user_error(
+        invoke("simulate", write_yaml(tmp_path / "s.yaml", d), "-o", tmp_path / "o", *FAST), "output_tokens", "-1"
+    )
 
 
 def test_scenario_file_not_found(tmp_path):
-    assert_user_error(invoke("simulate", tmp_path / "nope.yaml", *FAST),
-                      "scenario file not found", "nope.yaml")
+    assert_user_error(invoke("simulate", tmp_path / "nope.yaml", *FAST), "scenario file not found", "nope.yaml")
 
 
 def test_invalid_yaml(tmp_path):
@@ -355,8 +427,9 @@ def test_wrong_type(tmp_path):
 
 def test_role_not_allowed(tmp_path):
     path = write_yaml(tmp_path / "s.yaml", small_scenario(deployment={"role": "prefil"}))
-    assert_user_error(invoke("simulate", path, *FAST),
-                      "deployment.role", "'prefil'", "mixed, prefill, decode, attention, ffn")
+    assert_user_error(
+        invoke("simulate", path, *FAST), "deployment.role", "'prefil'", "mixed, prefill, decode, attention, ffn"
+    )
 
 
 def test_router_not_allowed(tmp_path):
@@ -370,9 +443,26 @@ def test_nonpositive_parallelism(tmp_path):
 
 
 def test_weights_do_not_fit_says_how_much_and_which_tp_fits(tmp_path):
-    line = assert_user_error(invoke("simulate", "--model", "llama-3.1-70b", "--gpu", "h100-sxm",
-                                    "--tp", 1, "--num-requests", 5, "-o", tmp_path, *FAST),
-                             "llama-3.1-70b", "does not fit", "h100-sxm", "GiB")
+    line = assert_user_error(
+        invoke(
+            "simulate",
+            "--model",
+            "llama-3.1-70b",
+            "--gpu",
+            "h100-sxm",
+            "--tp",
+            1,
+            "--num-requests",
+            5,
+            "-o",
+            tmp_path,
+            *FAST,
+        ),
+        "llama-3.1-70b",
+        "does not fit",
+        "h100-sxm",
+        "GiB",
+    )
     # 70.55e9 parameters x 2 bytes = 131.4 GiB of weights on the one GPU.
     assert "131.4 GiB" in line
     assert "tp=2" in line or "tp=4" in line
@@ -380,15 +470,15 @@ def test_weights_do_not_fit_says_how_much_and_which_tp_fits(tmp_path):
 
 def test_unknown_config_json_path(tmp_path):
     missing = tmp_path / "nowhere" / "config.json"
-    assert_user_error(invoke("simulate", "--model", missing, "-o", tmp_path, *FAST),
-                      "model file not found", str(missing))
+    assert_user_error(
+        invoke("simulate", "--model", missing, "-o", tmp_path, *FAST), "model file not found", str(missing)
+    )
 
 
 def test_config_json_that_is_not_json(tmp_path):
     cfg = tmp_path / "config.json"
     cfg.write_text("{hidden_size: 4096")
-    assert_user_error(invoke("simulate", "--model", cfg, "-o", tmp_path / "o", *FAST),
-                      str(cfg), "not valid JSON")
+    assert_user_error(invoke("simulate", "--model", cfg, "-o", tmp_path / "o", *FAST), str(cfg), "not valid JSON")
 
 
 def test_config_json_missing_a_field(tmp_path):
@@ -396,23 +486,28 @@ def test_config_json_missing_a_field(tmp_path):
     del card["config"]["num_hidden_layers"]
     cfg = tmp_path / "config.json"
     cfg.write_text(json.dumps(card["config"]))
-    assert_user_error(invoke("simulate", "--model", cfg, "-o", tmp_path / "o", *FAST),
-                      "num_hidden_layers")
+    assert_user_error(invoke("simulate", "--model", cfg, "-o", tmp_path / "o", *FAST), "num_hidden_layers")
 
 
 def test_trace_file_not_found(tmp_path):
-    assert_user_error(invoke("simulate", "--model", "llama-3.1-8b", "--trace", tmp_path / "no.csv",
-                             "-o", tmp_path, *FAST), "no.csv", "not found")
+    assert_user_error(
+        invoke("simulate", "--model", "llama-3.1-8b", "--trace", tmp_path / "no.csv", "-o", tmp_path, *FAST),
+        "no.csv",
+        "not found",
+    )
 
 
 # ---------------------------------------------------------------- requests that can never be served
 
+
 def test_request_longer_than_max_model_len_fails_and_is_counted(tmp_path):
     # llama-3.1-8b: max_position_embeddings 131072.
-    trace = write_trace(tmp_path / "t.csv", "arrival_s,input_tokens,output_tokens",
-                        ["0.0,100,8", "0.1,200000,8", "0.2,300,8", "0.3,50,8"])
-    result = invoke("simulate", "--model", "llama-3.1-8b", "--trace", trace, "-o", tmp_path / "out",
-                    *FAST)
+    trace = write_trace(
+        tmp_path / "t.csv",
+        "arrival_s,input_tokens,output_tokens",
+        ["0.0,100,8", "0.1,200000,8", "0.2,300,8", "0.3,50,8"],
+    )
+    result = invoke("simulate", "--model", "llama-3.1-8b", "--trace", trace, "-o", tmp_path / "out", *FAST)
     assert_ok(result)
     s = summary(tmp_path / "out")
     assert s["failed"] == 1 and s["completed"] == 3
@@ -428,10 +523,18 @@ def test_request_longer_than_max_model_len_fails_and_is_counted(tmp_path):
 
 def test_request_larger_than_the_kv_cache_fails(tmp_path):
     """Fits max_model_len but not the instance's KV blocks: failed with the block counts."""
-    d = small_scenario(deployment={"num_gpu_blocks_override": 8},  # 8 x 16 = 128 tokens of KV
-                       workload={"trace": {"path": str(write_trace(
-                           tmp_path / "t.csv", "arrival_s,input_tokens,output_tokens",
-                           ["0,50,8", "0.1,500,8", "0.2,60,8"]))}})
+    d = small_scenario(
+        deployment={"num_gpu_blocks_override": 8},  # 8 x 16 = 128 tokens of KV
+        workload={
+            "trace": {
+                "path": str(
+                    write_trace(
+                        tmp_path / "t.csv", "arrival_s,input_tokens,output_tokens", ["0,50,8", "0.1,500,8", "0.2,60,8"]
+                    )
+                )
+            }
+        },
+    )
     result = invoke("simulate", write_yaml(tmp_path / "s.yaml", d), "-o", tmp_path / "out", *FAST)
     assert_ok(result)
     s = summary(tmp_path / "out")
@@ -441,10 +544,24 @@ def test_request_larger_than_the_kv_cache_fails(tmp_path):
 
 
 def test_a_workload_no_request_of_which_fits_is_an_error(tmp_path):
-    result = invoke("simulate", "--model", "llama-3.1-8b", "--input-len", "140000", "--output-len", "10",
-                    "--num-requests", "3", "--quiet", "--no-plots", "-o", tmp_path / "out")
+    result = invoke(
+        "simulate",
+        "--model",
+        "llama-3.1-8b",
+        "--input-len",
+        "140000",
+        "--output-len",
+        "10",
+        "--num-requests",
+        "3",
+        "--quiet",
+        "--no-plots",
+        "-o",
+        tmp_path / "out",
+    )
     # The summary is printed and written (it shows the failures), then one error line, exit 2.
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert result.stderr.strip().splitlines() == [
-        "error: no request could be served: prompt + output = 140010 tokens exceeds max_model_len 131072"]
+        "error: no request could be served: prompt + output = 140010 tokens exceeds max_model_len 131072"
+    ]
     assert summary(tmp_path / "out")["failed"] == 3

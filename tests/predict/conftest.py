@@ -1,4 +1,5 @@
 """Shared fixtures of the predictor tests: the committed H100 calibration and small subsets."""
+
 from __future__ import annotations
 
 import shutil
@@ -30,8 +31,7 @@ def gemm_only_root(tmp_path: Path) -> Path:
     """A calibration root whose h100-sxm has only a (small, real) gemm table."""
     root = tmp_path / "calibration"
     table = cal.read_table(H100_DIR, "gemm")
-    cal.write_table(table[table["name"].isin(["llama3-8b.qkv", "llama3-8b.o", "llama3-8b.down"])],
-                    root / H100, "gemm")
+    cal.write_table(table[table["name"].isin(["llama3-8b.qkv", "llama3-8b.o", "llama3-8b.down"])], root / H100, "gemm")
     return root
 
 

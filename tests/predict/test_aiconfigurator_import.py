@@ -1,4 +1,5 @@
 """The aiconfigurator importer's conversions, on hand-written rows in its perf-database format."""
+
 from __future__ import annotations
 
 import json
@@ -15,79 +16,208 @@ COMMON = {"framework": "VLLM", "version": "0.24.0", "device": DEV}
 
 
 def gemm_rows():
-    return pd.DataFrame([
-        {**COMMON, "op_name": "gemm", "kernel_source": "torch.nn.functional.linear",
-         "gemm_dtype": "bfloat16", "m": 16, "n": 4096, "k": 4096, "latency": 0.021},
-        {**COMMON, "op_name": "gemm", "kernel_source": "CutlassFP8ScaledMMLinearKernel",
-         "gemm_dtype": "fp8", "m": 16, "n": 4096, "k": 4096, "latency": 0.015},
-        {**COMMON, "op_name": "gemm", "kernel_source": "CutlassFP8ScaledMMLinearKernel",
-         "gemm_dtype": "fp8", "m": 32, "n": 4096, "k": 4096, "latency": 0.016},
-        {**COMMON, "op_name": "gemm", "kernel_source": "DeepGemmFp8BlockScaledMMKernel",
-         "gemm_dtype": "fp8", "m": 16, "n": 4096, "k": 4096, "latency": 0.030},
-        {**COMMON, "op_name": "gemm", "kernel_source": "DeepGemmFp8BlockScaledMMKernel",
-         "gemm_dtype": "fp8_block", "m": 16, "n": 4096, "k": 4096, "latency": 0.019},
-    ])
+    return pd.DataFrame(
+        [
+            {
+                **COMMON,
+                "op_name": "gemm",
+                "kernel_source": "torch.nn.functional.linear",
+                "gemm_dtype": "bfloat16",
+                "m": 16,
+                "n": 4096,
+                "k": 4096,
+                "latency": 0.021,
+            },
+            {
+                **COMMON,
+                "op_name": "gemm",
+                "kernel_source": "CutlassFP8ScaledMMLinearKernel",
+                "gemm_dtype": "fp8",
+                "m": 16,
+                "n": 4096,
+                "k": 4096,
+                "latency": 0.015,
+            },
+            {
+                **COMMON,
+                "op_name": "gemm",
+                "kernel_source": "CutlassFP8ScaledMMLinearKernel",
+                "gemm_dtype": "fp8",
+                "m": 32,
+                "n": 4096,
+                "k": 4096,
+                "latency": 0.016,
+            },
+            {
+                **COMMON,
+                "op_name": "gemm",
+                "kernel_source": "DeepGemmFp8BlockScaledMMKernel",
+                "gemm_dtype": "fp8",
+                "m": 16,
+                "n": 4096,
+                "k": 4096,
+                "latency": 0.030,
+            },
+            {
+                **COMMON,
+                "op_name": "gemm",
+                "kernel_source": "DeepGemmFp8BlockScaledMMKernel",
+                "gemm_dtype": "fp8_block",
+                "m": 16,
+                "n": 4096,
+                "k": 4096,
+                "latency": 0.019,
+            },
+        ]
+    )
 
 
 def attention_rows(op_name: str, isl: int, step: int):
-    base = {**COMMON, "op_name": op_name, "num_heads": 32, "head_dim": 128, "beam_width": 1,
-            "attn_dtype": "bfloat16", "isl": isl, "step": step}
-    return pd.DataFrame([
-        {**base, "kernel_source": "vllm_flash_attn_fa3", "batch_size": 4,
-         "num_key_value_heads": 8, "kv_cache_dtype": "bfloat16", "window_size": 0,
-         "latency": 0.2},
-        {**base, "kernel_source": "vllm_flash_attn_fa3", "batch_size": 4,
-         "num_key_value_heads": 0, "kv_cache_dtype": "bfloat16", "window_size": 0,
-         "latency": 0.3},                                   # 0 KV heads = MHA
-        {**base, "kernel_source": "vllm_flash_attn_fa3", "batch_size": 4,
-         "num_key_value_heads": 8, "kv_cache_dtype": "fp8", "window_size": 0, "latency": 0.1},
-        {**base, "kernel_source": "vllm_flash_attn_fa3", "batch_size": 4,
-         "num_key_value_heads": 8, "kv_cache_dtype": "bfloat16", "window_size": 128,
-         "latency": 0.05},
-    ])
+    base = {
+        **COMMON,
+        "op_name": op_name,
+        "num_heads": 32,
+        "head_dim": 128,
+        "beam_width": 1,
+        "attn_dtype": "bfloat16",
+        "isl": isl,
+        "step": step,
+    }
+    return pd.DataFrame(
+        [
+            {
+                **base,
+                "kernel_source": "vllm_flash_attn_fa3",
+                "batch_size": 4,
+                "num_key_value_heads": 8,
+                "kv_cache_dtype": "bfloat16",
+                "window_size": 0,
+                "latency": 0.2,
+            },
+            {
+                **base,
+                "kernel_source": "vllm_flash_attn_fa3",
+                "batch_size": 4,
+                "num_key_value_heads": 0,
+                "kv_cache_dtype": "bfloat16",
+                "window_size": 0,
+                "latency": 0.3,
+            },  # 0 KV heads = MHA
+            {
+                **base,
+                "kernel_source": "vllm_flash_attn_fa3",
+                "batch_size": 4,
+                "num_key_value_heads": 8,
+                "kv_cache_dtype": "fp8",
+                "window_size": 0,
+                "latency": 0.1,
+            },
+            {
+                **base,
+                "kernel_source": "vllm_flash_attn_fa3",
+                "batch_size": 4,
+                "num_key_value_heads": 8,
+                "kv_cache_dtype": "bfloat16",
+                "window_size": 128,
+                "latency": 0.05,
+            },
+        ]
+    )
 
 
 def moe_rows():
-    base = {**COMMON, "op_name": "moe", "hidden_size": 2048, "inter_size": 768, "topk": 8,
-            "num_experts": 128, "moe_dtype": "bfloat16",
-            "kernel_source": "vllm_unquantizedfusedmoe_triton_tritonexperts"}
-    return pd.DataFrame([
-        {**base, "num_tokens": 64, "moe_tp_size": 1, "moe_ep_size": 1,
-         "distribution": "balanced", "latency": 0.3},
-        {**base, "num_tokens": 1024, "moe_tp_size": 2, "moe_ep_size": 1,
-         "distribution": "power_law_1.2", "latency": 0.6},
-        {**base, "num_tokens": 64, "moe_tp_size": 1, "moe_ep_size": 8,
-         "distribution": "balanced", "latency": 0.1},       # expert parallel: skipped
-        {**base, "num_tokens": 64, "moe_tp_size": 1, "moe_ep_size": 1, "moe_dtype": "fp8",
-         "distribution": "balanced", "latency": 0.2},       # fp8: skipped
-    ])
+    base = {
+        **COMMON,
+        "op_name": "moe",
+        "hidden_size": 2048,
+        "inter_size": 768,
+        "topk": 8,
+        "num_experts": 128,
+        "moe_dtype": "bfloat16",
+        "kernel_source": "vllm_unquantizedfusedmoe_triton_tritonexperts",
+    }
+    return pd.DataFrame(
+        [
+            {**base, "num_tokens": 64, "moe_tp_size": 1, "moe_ep_size": 1, "distribution": "balanced", "latency": 0.3},
+            {
+                **base,
+                "num_tokens": 1024,
+                "moe_tp_size": 2,
+                "moe_ep_size": 1,
+                "distribution": "power_law_1.2",
+                "latency": 0.6,
+            },
+            {
+                **base,
+                "num_tokens": 64,
+                "moe_tp_size": 1,
+                "moe_ep_size": 8,
+                "distribution": "balanced",
+                "latency": 0.1,
+            },  # expert parallel: skipped
+            {
+                **base,
+                "num_tokens": 64,
+                "moe_tp_size": 1,
+                "moe_ep_size": 1,
+                "moe_dtype": "fp8",
+                "distribution": "balanced",
+                "latency": 0.2,
+            },  # fp8: skipped
+        ]
+    )
 
 
 def nccl_rows():
     base = {"framework": "TRTLLM", "version": "2.29.2", "device": DEV, "kernel_source": "NCCL"}
-    return pd.DataFrame([
-        {**base, "op_name": "all_reduce", "nccl_dtype": "half", "num_gpus": 8,
-         "message_size": 1024, "latency": 0.0156},
-        {**base, "op_name": "alltoall", "nccl_dtype": "half", "num_gpus": 4,
-         "message_size": 4096, "latency": 0.0075},
-        {**base, "op_name": "all_reduce", "nccl_dtype": "int8", "num_gpus": 8,
-         "message_size": 1024, "latency": 0.0150},
-    ])
+    return pd.DataFrame(
+        [
+            {
+                **base,
+                "op_name": "all_reduce",
+                "nccl_dtype": "half",
+                "num_gpus": 8,
+                "message_size": 1024,
+                "latency": 0.0156,
+            },
+            {
+                **base,
+                "op_name": "alltoall",
+                "nccl_dtype": "half",
+                "num_gpus": 4,
+                "message_size": 4096,
+                "latency": 0.0075,
+            },
+            {
+                **base,
+                "op_name": "all_reduce",
+                "nccl_dtype": "int8",
+                "num_gpus": 8,
+                "message_size": 1024,
+                "latency": 0.0150,
+            },
+        ]
+    )
 
 
 def test_convert_gemm_keeps_each_dtypes_default_kernel():
     out = aic.convert_gemm(gemm_rows())
     assert list(out.columns[:6]) == cal.field_columns("gemm") + ["ms", "ms_min"]
     assert sorted(zip(out["dtype"], out["m"], out["ms"])) == [
-        ("bf16", 16, 0.021), ("fp8", 16, 0.015), ("fp8", 32, 0.016)]
+        ("bf16", 16, 0.021),
+        ("fp8", 16, 0.015),
+        ("fp8", 32, 0.016),
+    ]
     assert (out["ms_min"] == out["ms"]).all()
 
 
 def test_convert_attention_prefill_and_decode():
     pre = aic.convert_context_attention(attention_rows("context_attention", 2048, 0))
     ops = cal.ops_from_frame(pre, "attn_prefill")
-    assert ops == [AttnPrefill.uniform(4, 2048, 32, 8, 128, backend="flash"),
-                   AttnPrefill.uniform(4, 2048, 32, 32, 128, backend="flash")]
+    assert ops == [
+        AttnPrefill.uniform(4, 2048, 32, 8, 128, backend="flash"),
+        AttnPrefill.uniform(4, 2048, 32, 32, 128, backend="flash"),
+    ]
     assert pre["ms"].tolist() == [0.2, 0.3]
     dec = aic.convert_generation_attention(attention_rows("generation_attention", 1, 1023))
     assert cal.ops_from_frame(dec, "attn_decode")[0] == AttnDecode.uniform(4, 1024, 32, 8, 128)
@@ -96,34 +226,40 @@ def test_convert_attention_prefill_and_decode():
 
 def test_convert_moe_splits_the_fused_layer_into_two_grouped_gemms():
     out = aic.convert_moe(moe_rows())
-    assert len(out) == 4                                   # 2 kept rows x (gate_up, down)
+    assert len(out) == 4  # 2 kept rows x (gate_up, down)
     first = out.iloc[:2]
     assert first["proj"].tolist() == ["gate_up", "down"]
     assert first[["k", "n"]].values.tolist() == [[2048, 1536], [768, 2048]]
-    assert first["ms"].sum() == pytest.approx(0.3)         # 2/3 + 1/3 of the fused time
+    assert first["ms"].sum() == pytest.approx(0.3)  # 2/3 + 1/3 of the fused time
     assert first["ms"].iloc[0] == pytest.approx(0.2)
     assert first["max_per_expert"].iloc[0] == 4 and first["active_experts"].iloc[0] == 128
     assert first["backend"].iloc[0] == "triton"
     tp2 = out.iloc[2:]
-    assert tp2["n"].iloc[0] == 2 * 384 and tp2["skew"].iloc[0] == 1.2    # TP-sharded inter
-    assert tp2["max_per_expert"].iloc[0] > 900                          # the hot expert
+    assert tp2["n"].iloc[0] == 2 * 384 and tp2["skew"].iloc[0] == 1.2  # TP-sharded inter
+    assert tp2["max_per_expert"].iloc[0] > 900  # the hot expert
 
 
 def test_convert_nccl_counts_bytes():
     out = aic.convert_nccl(nccl_rows())
     assert out[["kind", "size_bytes", "world", "link"]].values.tolist() == [
-        ["all_reduce", 2048, 8, "nvlink"], ["all_to_all", 8192, 4, "nvlink"]]
+        ["all_reduce", 2048, 8, "nvlink"],
+        ["all_to_all", 8192, 4, "nvlink"],
+    ]
 
 
 def test_import_writes_tables_and_provenance(tmp_path, monkeypatch):
     # A fake installed database (CSV content under the parquet names; read_parquet patched).
     root = tmp_path / "systems"
-    files = {("gemm", "vllm", "0.19.0"): ("gemm_perf.parquet", gemm_rows().head(1)),
-             ("gemm", "vllm", "0.24.0"): ("gemm_perf.parquet", gemm_rows()),
-             ("attention", "vllm", "0.24.0"): ("context_attention_perf.parquet",
-                                               attention_rows("context_attention", 512, 0)),
-             ("moe", "vllm", "0.24.0"): ("moe_perf.parquet", moe_rows()),
-             ("comm", "nccl", "2.29.2"): ("nccl_perf.parquet", nccl_rows())}
+    files = {
+        ("gemm", "vllm", "0.19.0"): ("gemm_perf.parquet", gemm_rows().head(1)),
+        ("gemm", "vllm", "0.24.0"): ("gemm_perf.parquet", gemm_rows()),
+        ("attention", "vllm", "0.24.0"): (
+            "context_attention_perf.parquet",
+            attention_rows("context_attention", 512, 0),
+        ),
+        ("moe", "vllm", "0.24.0"): ("moe_perf.parquet", moe_rows()),
+        ("comm", "nccl", "2.29.2"): ("nccl_perf.parquet", nccl_rows()),
+    }
     for (op, backend, version), (name, df) in files.items():
         d = root / "data" / "h200_sxm" / op / backend / version
         d.mkdir(parents=True)
@@ -135,7 +271,7 @@ def test_import_writes_tables_and_provenance(tmp_path, monkeypatch):
     assert done["written"] == {"gemm": 3, "attn_prefill": 2, "grouped_gemm": 4, "collective": 2}
     assert done["missing"] == ["attn_decode"]
     gpu_dir = dest / "h200"
-    assert len(cal.read_table(gpu_dir, "gemm")) == 3          # the newest version (0.24.0)
+    assert len(cal.read_table(gpu_dir, "gemm")) == 3  # the newest version (0.24.0)
     meta = json.loads((gpu_dir / "meta.json").read_text())
     assert meta["sources"]["gemm"]["version"] == "0.24.0"
     assert "aiconfigurator" in meta["sources"]["gemm"]["provenance"]

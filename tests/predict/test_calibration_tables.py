@@ -1,4 +1,5 @@
 """Calibration tables: contract columns, the reference import, meta.json provenance."""
+
 from __future__ import annotations
 
 import json
@@ -19,26 +20,32 @@ REFERENCE = Path(__file__).resolve().parents[1] / "data" / "h100-reference"  # c
 def test_committed_tables_have_the_contract_columns(tables):
     assert set(tables) == {"gemm", "attn_prefill", "attn_decode", "grouped_gemm"}
     for family, df in tables.items():
-        assert list(df.columns[:len(cal.field_columns(family)) + 2]) == \
-            cal.field_columns(family) + ["ms", "ms_min"]
+        assert list(df.columns[: len(cal.field_columns(family)) + 2]) == cal.field_columns(family) + ["ms", "ms_min"]
         assert (df["ms"] > 0).all() and (df["ms_min"] <= df["ms"] * 1.0001).all()
     assert set(tables["grouped_gemm"]["backend"]) == {"grouped_mm", "loop"}
     assert set(tables["gemm"]["dtype"]) == {"bf16"}
-    assert {"name", "tflops"} <= set(tables["gemm"].columns)          # labels kept
+    assert {"name", "tflops"} <= set(tables["gemm"].columns)  # labels kept
     assert {"heads", "batch", "seq"} <= set(tables["attn_prefill"].columns)
     assert {"model", "proj", "skew"} <= set(tables["grouped_gemm"].columns)
 
 
 def test_attention_rows_are_uniform_batch_statistics(tables):
-    row = tables["attn_prefill"].query("heads == 'llama3-8b' and batch == 4 and seq == 2048 "
-                                       "and backend == 'cudnn'").iloc[0]
+    row = (
+        tables["attn_prefill"]
+        .query("heads == 'llama3-8b' and batch == 4 and seq == 2048 and backend == 'cudnn'")
+        .iloc[0]
+    )
     expected = AttnPrefill.uniform(4, 2048, 32, 8, 128, backend="cudnn")
     assert cal.ops_from_frame(row.to_frame().T, "attn_prefill")[0] == expected
     assert row["sum_q2"] == 4 * 2048 * 2048 and row["ms"] == pytest.approx(0.27098)
-    row = tables["attn_decode"].query("heads == 'llama3-8b' and batch == 1 and kv_len == 128 "
-                                      "and backend == 'flash'").iloc[0]
-    assert cal.ops_from_frame(row.to_frame().T, "attn_decode")[0] == \
-        AttnDecode.uniform(1, 128, 32, 8, 128, backend="flash")
+    row = (
+        tables["attn_decode"]
+        .query("heads == 'llama3-8b' and batch == 1 and kv_len == 128 and backend == 'flash'")
+        .iloc[0]
+    )
+    assert cal.ops_from_frame(row.to_frame().T, "attn_decode")[0] == AttnDecode.uniform(
+        1, 128, 32, 8, 128, backend="flash"
+    )
     assert row["ms"] == pytest.approx(0.01082)
 
 
@@ -60,9 +67,25 @@ def test_reference_import_reproduces_the_committed_calibration(tmp_path):
 
 
 def test_convert_reference_on_a_hand_written_row():
-    raw = pd.DataFrame([{"model": "m", "proj": "down", "experts": 8, "topk": 2, "tokens": 16,
-                         "skew": 1.2, "k": 64, "n": 32, "max_per_expert": 9,
-                         "active_experts": 7, "impl": "loop", "ms": 0.5, "ms_min": 0.4}])
+    raw = pd.DataFrame(
+        [
+            {
+                "model": "m",
+                "proj": "down",
+                "experts": 8,
+                "topk": 2,
+                "tokens": 16,
+                "skew": 1.2,
+                "k": 64,
+                "n": 32,
+                "max_per_expert": 9,
+                "active_experts": 7,
+                "impl": "loop",
+                "ms": 0.5,
+                "ms_min": 0.4,
+            }
+        ]
+    )
     out = cal.convert_reference("grouped_gemm", raw)
     assert list(out.columns[:11]) == cal.field_columns("grouped_gemm") + ["ms", "ms_min"]
     assert out.loc[0, "backend"] == "loop" and out.loc[0, "dtype"] == "bf16"

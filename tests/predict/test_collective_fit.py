@@ -1,4 +1,5 @@
 """Collectives: the alpha-beta fit to published NCCL figures."""
+
 from __future__ import annotations
 
 import json
@@ -25,14 +26,11 @@ def test_fit_recovers_a_known_alpha_beta():
 
 def test_published_points_are_reproduced():
     points = pd.read_csv(H100_DIR / "published" / "nccl.csv")
-    model = CollectiveFitModel(json.loads((H100_DIR / "meta.json").read_text())
-                               ["collective_fit"]["fits"])
-    ops = [Collective(r.kind, int(r.size_bytes), int(r.world), r.link)
-           for r in points.itertuples()]
+    model = CollectiveFitModel(json.loads((H100_DIR / "meta.json").read_text())["collective_fit"]["fits"])
+    ops = [Collective(r.kind, int(r.size_bytes), int(r.world), r.link) for r in points.itertuples()]
     ape = np.abs(model.predict_ms(ops) / points["ms"].to_numpy() - 1) * 100
     assert np.median(ape) < 3 and np.percentile(ape, 90) < 10
-    assert fit_points(points) == json.loads((H100_DIR / "meta.json").read_text())[
-        "collective_fit"]["fits"]
+    assert fit_points(points) == json.loads((H100_DIR / "meta.json").read_text())["collective_fit"]["fits"]
 
 
 def test_h100_collectives_use_the_fit():
@@ -51,8 +49,12 @@ def test_h100_collectives_use_the_fit():
 def test_custom_all_reduce_one_and_two_shot_by_hand():
     """One-shot below 256 KiB on 8 GPUs: one barrier stage and 7 peers' buffers read over NVLink;
     two-shot above: two stages and 2 x 7/8 of the message."""
-    from frontier.predict.roofline import (CUSTOM_ALLREDUCE_BASE_US, CUSTOM_ALLREDUCE_PER_PEER_US,
-                                           LINK_EFFICIENCY, custom_all_reduce_ms)
+    from frontier.predict.roofline import (
+        CUSTOM_ALLREDUCE_BASE_US,
+        CUSTOM_ALLREDUCE_PER_PEER_US,
+        LINK_EFFICIENCY,
+        custom_all_reduce_ms,
+    )
     from frontier.spec.hardware import get_gpu
 
     h100 = get_gpu("h100-sxm")

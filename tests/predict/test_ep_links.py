@@ -1,6 +1,7 @@
 """Expert-parallel dispatch and combine: bytes per link from the routing model, worked out by
 hand, and times against DeepEP's published tables (github.com/deepseek-ai/DeepEP docs/legacy.md,
 H800 with one 400 Gb/s CX7 NIC per GPU)."""
+
 import math
 
 import pytest
@@ -9,8 +10,8 @@ from frontier.ops.experts import destinations, ep_message_bytes, ep_traffic
 from frontier.ops.operators import EPExchange
 from frontier.predict.links import ep_exchange_ms
 
-H = 7168                      # DeepSeek-V3 hidden size
-FP8 = H + H / 128 * 4         # 7392 bytes: fp8 values and one fp32 scale per 128 channels
+H = 7168  # DeepSeek-V3 hidden size
+FP8 = H + H / 128 * 4  # 7392 bytes: fp8 values and one fp32 scale per 128 channels
 BF16 = 2 * H
 
 
@@ -20,9 +21,9 @@ def test_group_limited_routing_reaches_about_three_nodes_at_ep32():
     # probability C(6,4)/C(8,4) = 15/70. A rank's group is picked with probability 1/2, and then
     # the group's 2 draws miss its 8 experts with probability C(24,2)/C(32,2) = 276/496.
     d = destinations(256, 8, 8, 4, 32, 8)
-    assert d.nodes == pytest.approx(4 * (1 - 15 / 70))                  # 3.14 nodes
-    assert d.remote_nodes == pytest.approx(3 * (1 - 15 / 70))           # 2.36 of them remote
-    assert d.ranks == pytest.approx(32 * 0.5 * (1 - 276 / 496))         # 7.10 ranks
+    assert d.nodes == pytest.approx(4 * (1 - 15 / 70))  # 3.14 nodes
+    assert d.remote_nodes == pytest.approx(3 * (1 - 15 / 70))  # 2.36 of them remote
+    assert d.ranks == pytest.approx(32 * 0.5 * (1 - 276 / 496))  # 7.10 ranks
     # Plain top-8 of 256 over 32 ranks of 8 experts: a rank is missed by all 8 draws with
     # probability C(248,8)/C(256,8).
     plain = destinations(256, 8, 1, 1, 32, 8)

@@ -1,4 +1,5 @@
 """GPUs without tables fall back to the roofline; partial calibrations say what fell back."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -16,9 +17,14 @@ from .conftest import H100
 def test_gpu_without_tables_uses_the_roofline(tmp_path):
     gpu = get_gpu("h100-pcie")
     p = load_predictor(gpu, calibration_dir=tmp_path)
-    assert p.sources() == {"gemm": "roofline", "attn_prefill": "roofline",
-                           "attn_decode": "roofline", "grouped_gemm": "roofline",
-                           "elementwise": "roofline", "collective": "alpha-beta"}
+    assert p.sources() == {
+        "gemm": "roofline",
+        "attn_prefill": "roofline",
+        "attn_decode": "roofline",
+        "grouped_gemm": "roofline",
+        "elementwise": "roofline",
+        "collective": "alpha-beta",
+    }
     assert {"gemm", "attn_decode", "grouped_gemm"} <= set(p.fallback_families())
     op = Gemm(512, 4096, 4096)
     assert p.op_ms(op) == RooflineModel(gpu).predict_ms([op])[0]
@@ -45,7 +51,7 @@ def test_partial_calibration_uses_what_it_has(gemm_only_root, h100):
 def test_loading_never_trains(tmp_path, h100):
     root = tmp_path / "calibration"
     table = cal.read_table(cal.calibration_dir(H100), "gemm").head(30)
-    cal.write_table(table, root / H100, "gemm")        # a table, but no predictors yet
+    cal.write_table(table, root / H100, "gemm")  # a table, but no predictors yet
     p = load_predictor(h100, calibration_dir=root)
     assert p.sources()["gemm"] == "roofline"
     assert not (root / H100 / "predictors").exists()

@@ -1,4 +1,5 @@
 """`frontier predict`, `frontier train`, `frontier calibration` through click."""
+
 from __future__ import annotations
 
 import csv
@@ -26,8 +27,9 @@ GOOD = {
     "gemm": "m,k,n,layer\n1,4096,6144,qkv\n4096,4096,14336,up\n",
     "attn_prefill": "batch,seq,hq,hkv,d,backend,note\n4,2048,32,8,128,cudnn,x\n1,512,32,8,128,,y\n",
     "attn_decode": "batch,kv_len,hq,hkv,d\n64,4096,32,8,128\n1,128,32,8,128\n",
-    "grouped_gemm": ("experts,topk,tokens,k,n,skew,max_per_expert\n128,8,1024,2048,1536,1.2,1009\n"
-                     "128,8,1024,2048,1536,0,\n"),
+    "grouped_gemm": (
+        "experts,topk,tokens,k,n,skew,max_per_expert\n128,8,1024,2048,1536,1.2,1009\n128,8,1024,2048,1536,0,\n"
+    ),
 }
 MISSING = {"gemm": "k", "attn_prefill": "hkv", "attn_decode": "kv_len", "grouped_gemm": "topk"}
 
@@ -42,7 +44,7 @@ def test_predict_adds_pred_ms_and_keeps_every_column(op, cli, tmp_path):
     df_in = pd.read_csv(src, dtype=str, keep_default_na=False)
     df_out = pd.read_csv(out, dtype=str, keep_default_na=False)
     assert list(df_out.columns) == list(df_in.columns) + ["pred_ms"]
-    pd.testing.assert_frame_equal(df_out[df_in.columns], df_in)   # copied exactly
+    pd.testing.assert_frame_equal(df_out[df_in.columns], df_in)  # copied exactly
     assert (df_out["pred_ms"].astype(float) > 0).all()
 
 
@@ -58,7 +60,7 @@ def test_predicted_values_match_the_table(cli, tmp_path):
     src.write_text("batch,kv_len,hq,hkv,d,backend\n64,4096,32,8,128,flash\n")
     res = CliRunner().invoke(cli, ["predict", "--gpu", H100, "--op", "attn_decode", str(src)])
     pred = float(res.output.strip().splitlines()[-1].split(",")[-1])
-    assert pred == pytest.approx(0.41, rel=0.05)   # measured llama3-8b flash b64 kv4096
+    assert pred == pytest.approx(0.41, rel=0.05)  # measured llama3-8b flash b64 kv4096
 
 
 @pytest.mark.parametrize("op", list(MISSING))
@@ -66,8 +68,7 @@ def test_a_missing_column_is_one_clear_error(op, cli, tmp_path):
     header, *rows = GOOD[op].splitlines()
     cols = header.split(",")
     drop = cols.index(MISSING[op])
-    lines = [",".join(c for i, c in enumerate(line.split(",")) if i != drop)
-             for line in [header] + rows]
+    lines = [",".join(c for i, c in enumerate(line.split(",")) if i != drop) for line in [header] + rows]
     src = tmp_path / "bad.csv"
     src.write_text("\n".join(lines) + "\n")
     res = CliRunner().invoke(cli, ["predict", "--gpu", H100, "--op", op, str(src)])
@@ -77,12 +78,15 @@ def test_a_missing_column_is_one_clear_error(op, cli, tmp_path):
     assert f"missing column {MISSING[op]}" in out and f"--op {op} needs" in out
 
 
-@pytest.mark.parametrize("content,message", [
-    ("m,k,n\n1,x,3\n", "row 2, column k: 'x' is not a positive integer"),
-    ("m,k,n\n0,4096,4096\n", "row 2, column m"),
-    ("m,k,n,dtype\n1,2,3,int4\n", "'int4' is not one of bf16 | fp16 | fp8"),
-    ("m,k,n\n", "no rows to predict"),
-])
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        ("m,k,n\n1,x,3\n", "row 2, column k: 'x' is not a positive integer"),
+        ("m,k,n\n0,4096,4096\n", "row 2, column m"),
+        ("m,k,n,dtype\n1,2,3,int4\n", "'int4' is not one of bf16 | fp16 | fp8"),
+        ("m,k,n\n", "no rows to predict"),
+    ],
+)
 def test_bad_values_are_one_clear_error(content, message, cli, tmp_path):
     src = tmp_path / "bad.csv"
     src.write_text(content)
@@ -91,8 +95,7 @@ def test_bad_values_are_one_clear_error(content, message, cli, tmp_path):
 
 
 def test_bad_file_and_iteration_errors(cli, tmp_path):
-    res = CliRunner().invoke(cli, ["predict", "--gpu", H100, "--op", "gemm",
-                                   str(tmp_path / "none.csv")])
+    res = CliRunner().invoke(cli, ["predict", "--gpu", H100, "--op", "gemm", str(tmp_path / "none.csv")])
     assert res.exit_code == 2 and "input file not found" in res.output
     src = tmp_path / "it.csv"
     src.write_text("model,phase,batch\nllama-3.1-8b,decode,8\n")
@@ -113,9 +116,11 @@ def test_iteration_is_the_whole_step(cli, tmp_path):
     from frontier.spec.model import load_model
 
     src, out = tmp_path / "it.csv", tmp_path / "out.csv"
-    src.write_text("model,phase,batch,seq_or_kv,tp,tag\n"
-                   "llama-3.1-8b,decode,8,1024,1,a\nllama-3.1-8b,decode,128,1024,1,b\n"
-                   "llama-3.1-8b,prefill,1,2048,1,c\nllama-3.1-70b,decode,8,1024,4,d\n")
+    src.write_text(
+        "model,phase,batch,seq_or_kv,tp,tag\n"
+        "llama-3.1-8b,decode,8,1024,1,a\nllama-3.1-8b,decode,128,1024,1,b\n"
+        "llama-3.1-8b,prefill,1,2048,1,c\nllama-3.1-70b,decode,8,1024,4,d\n"
+    )
     res = CliRunner().invoke(cli, ["predict", "--gpu", H100, "--op", "iteration", str(src), "-o", str(out)])
     assert res.exit_code == 0, res.output
     rows = list(csv.DictReader(out.open()))
@@ -132,19 +137,16 @@ def test_iteration_is_the_whole_step(cli, tmp_path):
 
 
 def test_train_command(cli, gemm_only_root):
-    res = CliRunner().invoke(cli, ["train", "--gpu", H100, "--no-validate",
-                                   "--calibration-dir", str(gemm_only_root)])
+    res = CliRunner().invoke(cli, ["train", "--gpu", H100, "--no-validate", "--calibration-dir", str(gemm_only_root)])
     assert res.exit_code == 0, res.output
     assert (gemm_only_root / H100 / "predictors" / "gemm.json").exists()
-    res = CliRunner().invoke(cli, ["train", "--gpu", "h100-pcie",
-                                   "--calibration-dir", str(gemm_only_root)])
+    res = CliRunner().invoke(cli, ["train", "--gpu", "h100-pcie", "--calibration-dir", str(gemm_only_root)])
     assert res.exit_code == 2 and "no calibration tables for h100-pcie" in res.output
 
 
 def test_import_aiconfigurator_without_the_extra(cli, monkeypatch):
     monkeypatch.setitem(sys.modules, "aiconfigurator_core", None)
     monkeypatch.setitem(sys.modules, "aiconfigurator", None)
-    res = CliRunner().invoke(cli, ["calibration", "import-aiconfigurator",
-                                   "--system", "h100_sxm", "--backend", "vllm"])
+    res = CliRunner().invoke(cli, ["calibration", "import-aiconfigurator", "--system", "h100_sxm", "--backend", "vllm"])
     assert res.exit_code == 2 and "optional 'aiconfigurator' extra" in res.output
     assert "pip install 'aiconfigurator>=0.12'" in res.output

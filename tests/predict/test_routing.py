@@ -1,4 +1,5 @@
 """MoE routing statistics against the reference table's realised routings."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -12,17 +13,15 @@ def _log_ratio(pred, ref):
 
 
 def test_expected_routing_matches_the_reference_rows(tables):
-    rows = tables["grouped_gemm"].query("backend == 'grouped_mm' and proj == 'gate_up' "
-                                        "and tokens >= 16")
+    rows = tables["grouped_gemm"].query("backend == 'grouped_mm' and proj == 'gate_up' and tokens >= 16")
     err = {0.0: [], 1.2: []}
     for r in rows.itertuples():
         busiest, active = expected_routing(r.tokens, r.experts, r.topk, r.skew)
-        err[r.skew].append((_log_ratio(busiest, r.max_per_expert),
-                            _log_ratio(active, r.active_experts)))
+        err[r.skew].append((_log_ratio(busiest, r.max_per_expert), _log_ratio(active, r.active_experts)))
     for skew, e in err.items():
         e = np.array(e)
-        rms = np.sqrt((e ** 2).mean(axis=0))
-        assert rms[0] < 0.12 and rms[1] < 0.06, (skew, rms)   # one realisation vs expectation
+        rms = np.sqrt((e**2).mean(axis=0))
+        assert rms[0] < 0.12 and rms[1] < 0.06, (skew, rms)  # one realisation vs expectation
 
 
 def test_hot_expert_routing_of_the_reference():

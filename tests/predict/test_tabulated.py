@@ -1,4 +1,5 @@
 """Predictions from the trees' grid tables and the step model's dense tables."""
+
 import shutil
 
 import numpy as np
@@ -16,15 +17,35 @@ from .conftest import H100, H100_DIR
 
 
 def random_ops(rng, n=120):
-    gemm = [Gemm(int(m), int(k), int(nn), dt) for m, k, nn, dt in
-            zip(rng.integers(1, 20000, n), rng.choice([1024, 4096, 8192], n),
-                rng.choice([4096, 14336, 128256], n), rng.choice(["bf16", "fp8"], n))]
+    gemm = [
+        Gemm(int(m), int(k), int(nn), dt)
+        for m, k, nn, dt in zip(
+            rng.integers(1, 20000, n),
+            rng.choice([1024, 4096, 8192], n),
+            rng.choice([4096, 14336, 128256], n),
+            rng.choice(["bf16", "fp8"], n),
+        )
+    ]
     prefill, decode = [], []
     for _ in range(n):
         k = int(rng.integers(1, 6))
         q, c = rng.integers(1, 3000, k), rng.integers(0, 5000, k) * rng.integers(0, 2, k)
-        prefill.append(AttnPrefill(k, int(q.sum()), int((q * q).sum()), int((q * c).sum()), int((q + c).sum()),
-                                   int(q.max()), int((q + c).max()), 32, int(rng.choice([8, 32])), 128, 128, "flash"))
+        prefill.append(
+            AttnPrefill(
+                k,
+                int(q.sum()),
+                int((q * q).sum()),
+                int((q * c).sum()),
+                int((q + c).sum()),
+                int(q.max()),
+                int((q + c).max()),
+                32,
+                int(rng.choice([8, 32])),
+                128,
+                128,
+                "flash",
+            )
+        )
         b = int(rng.integers(1, 300))
         kv = rng.integers(1, 8000, b)
         decode.append(AttnDecode(b, int(kv.sum()), int(kv.max()), 32, 8, 128, 128, "flash"))
@@ -51,7 +72,9 @@ def test_tables_give_the_trees_own_numbers(h100, monkeypatch):
         at = {a: np.array([float(t.grid[a][-1])]) for a in axes}
         cols = {c: np.array([v]) for c, v in zip(SHAPE_COLUMNS[family], shape)}
         x, _ = matrix(family, cols, h100, at)
-        assert float(model.booster("*").inplace_predict(x)[0]) == pytest.approx(float(table[(-1,) * len(axes)]), rel=1e-6)
+        assert float(model.booster("*").inplace_predict(x)[0]) == pytest.approx(
+            float(table[(-1,) * len(axes)]), rel=1e-6
+        )
 
 
 def test_cached_tables_need_no_xgboost(tmp_path, h100):

@@ -1,4 +1,5 @@
 """`frontier train` twice on the same tables leaves report.json as it was (a clean checkout stays clean)."""
+
 from __future__ import annotations
 
 import pandas as pd

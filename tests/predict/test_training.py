@@ -1,4 +1,5 @@
 """Training on real table rows, predicting shapes held out of training, within the targets."""
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,9 @@ def test_held_out_shapes_within_target(family, tables, h100):
     train = np.setdiff1d(np.arange(len(groups)), test)
     assert len(test) >= 10 and set(groups[test]) == set(HELD_OUT[family])
     booster = T.fit_booster(data.x[train], data.y[train], family, T.FEATURES[family])
-    model = XGBoostFamilyModel.from_booster(family, h100, booster, data.floor_ms,
-                                            T.make_grid(family, [data.ops[i] for i in train], h100))
+    model = XGBoostFamilyModel.from_booster(
+        family, h100, booster, data.floor_ms, T.make_grid(family, [data.ops[i] for i in train], h100)
+    )
     pred = model.predict_ms([data.ops[i] for i in test])
     stats = T.ape_stats(pred, data.frame["ms"].to_numpy()[test])
     assert stats["median_ape"] <= T.TARGET_MEDIAN_APE and stats["p90_ape"] <= T.TARGET_P90_APE, stats
@@ -59,5 +61,4 @@ def test_committed_report_meets_the_targets():
         check = report["families"][family]["ragged_check"]
         assert check["checked"] >= 1000 and check["inside_bracket_pct"] >= 90
         assert "bracket" in check["method"]
-    assert report["families"]["attn_prefill"]["ragged_check"]["context_monotone"][
-        "worst_drop_pct"] <= 1.0
+    assert report["families"]["attn_prefill"]["ragged_check"]["context_monotone"]["worst_drop_pct"] <= 1.0

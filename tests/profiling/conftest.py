@@ -1,4 +1,5 @@
 """Shared fixture: one CPU dry run of the whole profiler (tiny shapes), reused by the tests."""
+
 from __future__ import annotations
 
 from pathlib import Path

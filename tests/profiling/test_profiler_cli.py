@@ -1,4 +1,5 @@
 """Command-line behaviour that needs no GPU: one clear line and exit code 2 where it cannot run."""
+
 from __future__ import annotations
 
 import sys
@@ -11,7 +12,7 @@ from profiler_helpers import run_profiler
 
 
 def test_without_torch_says_so_in_one_line(monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "torch", None)   # `import torch` raises ImportError
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` raises ImportError
     assert cli.main(["--gpu", "h100-sxm"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("profiler: torch is not importable")
@@ -24,8 +25,10 @@ def test_without_a_gpu_exit_2_and_one_line():
     result = run_profiler("--gpu", "h100-sxm", "--quick", "--ops", "gemm")
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
-    assert lines == ["profiler: no CUDA GPU visible (torch.cuda.is_available() is False); "
-                     "use --dry-run to exercise the code paths on CPU"]
+    assert lines == [
+        "profiler: no CUDA GPU visible (torch.cuda.is_available() is False); "
+        "use --dry-run to exercise the code paths on CPU"
+    ]
 
 
 def test_unknown_family_is_a_usage_error(capsys):

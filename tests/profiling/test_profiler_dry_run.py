@@ -1,4 +1,5 @@
 """`python -m profiler --dry-run --out DIR` writes every table in the contract format, and resumes."""
+
 from __future__ import annotations
 
 import csv
@@ -15,8 +16,14 @@ from profiler_helpers import run_profiler
 
 pytest.importorskip("torch")
 
-OPERATORS = {"gemm": Gemm, "attn_prefill": AttnPrefill, "attn_decode": AttnDecode,
-             "grouped_gemm": GroupedGemm, "elementwise": Elementwise, "collective": Collective}
+OPERATORS = {
+    "gemm": Gemm,
+    "attn_prefill": AttnPrefill,
+    "attn_decode": AttnDecode,
+    "grouped_gemm": GroupedGemm,
+    "elementwise": Elementwise,
+    "collective": Collective,
+}
 
 
 def read(path):
@@ -35,7 +42,7 @@ def contract(family):
 def test_table_has_the_contract_columns_then_labels(dry_run_dir, family):
     header, rows = read(dry_run_dir / f"{family}.csv")
     expected = contract(family)
-    assert header[:len(expected)] == expected
+    assert header[: len(expected)] == expected
     assert len(set(header)) == len(header)
     assert rows, f"{family}: no rows"
     for row in rows:
@@ -122,9 +129,9 @@ def test_resume_measures_only_missing_rows(dry_run_dir, tmp_path):
     result = run_profiler("--dry-run", "--out", str(out), "--ops", "gemm,memcpy")
     assert result.returncode == 0, result.stderr[-2000:]
     _, after = read(out / "gemm.csv")
-    assert after[:len(kept)] == kept                      # measured rows untouched
+    assert after[: len(kept)] == kept  # measured rows untouched
     key = lambda r: (r["m"], r["k"], r["n"], r["dtype"], r["backend"])
-    assert sorted(map(key, after[len(kept):])) == sorted(map(key, dropped))
+    assert sorted(map(key, after[len(kept) :])) == sorted(map(key, dropped))
     _, memcpy_rows = read(out / "memcpy.csv")
     assert len(memcpy_rows) == len(read(dry_run_dir / "memcpy.csv")[1])  # nothing new
     meta = json.loads((out / "meta.json").read_text())

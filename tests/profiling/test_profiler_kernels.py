@@ -1,5 +1,6 @@
 """The Triton kernels against PyTorch: compiled on a GPU (bf16, serving shapes), else in Triton's
 CPU interpreter (fp16, small shapes) when triton is installed; the PyTorch oracles always."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -48,10 +49,10 @@ def test_align_by_expert_tiles_hold_one_expert():
     rows, tiles = align_by_expert(ids, 6, block_m=4)
     flat = ids.reshape(-1)
     valid = rows[rows < flat.numel()].long()
-    assert sorted(valid.tolist()) == list(range(flat.numel()))       # every routed row once
+    assert sorted(valid.tolist()) == list(range(flat.numel()))  # every routed row once
     assert rows.numel() == 4 * tiles.numel()
     for t, expert in enumerate(tiles.tolist()):
-        tile = rows[4 * t:4 * t + 4]
+        tile = rows[4 * t : 4 * t + 4]
         assert all(flat[r].item() == expert for r in tile.tolist() if r < flat.numel())
     counts = torch.bincount(flat, minlength=6)
     assert tiles.numel() == int(((counts + 3) // 4).sum())
@@ -64,7 +65,7 @@ def test_paged_decode_oracle_equals_sdpa_on_contiguous_kv():
     batch, hq, hkv, d, page, n = 2, 8, 2, 16, 4, 10
     k = torch.randn(batch, n, hkv, d, generator=gen)
     v = torch.randn(batch, n, hkv, d, generator=gen)
-    pad = page * 3 - n                       # lay each sequence out in 3 pages, reversed order
+    pad = page * 3 - n  # lay each sequence out in 3 pages, reversed order
     kp = torch.cat([k, torch.zeros(batch, pad, hkv, d)], 1).view(batch * 3, page, hkv, d)
     vp = torch.cat([v, torch.zeros(batch, pad, hkv, d)], 1).view(batch * 3, page, hkv, d)
     table = torch.tensor([[2, 1, 0], [5, 4, 3]], dtype=torch.int32)
@@ -72,5 +73,6 @@ def test_paged_decode_oracle_equals_sdpa_on_contiguous_kv():
     q = torch.randn(batch, hq, d, generator=gen)
     out = paged_decode_reference(q, kp, vp, table, torch.tensor([n, n]))
     ref = torch.nn.functional.scaled_dot_product_attention(
-        q[:, :, None], k.transpose(1, 2), v.transpose(1, 2), enable_gqa=True)[:, :, 0]
+        q[:, :, None], k.transpose(1, 2), v.transpose(1, 2), enable_gqa=True
+    )[:, :, 0]
     assert torch.allclose(out, ref, atol=1e-5)

@@ -1,4 +1,5 @@
 """Shapes come from the model cards: every linear layer's (k, n) at every TP degree is planned."""
+
 from __future__ import annotations
 
 import textwrap
@@ -76,10 +77,20 @@ def test_cards_load_and_a_broken_card_is_skipped(cards):
 
 def test_dense_gqa_layers_per_tp(cards):
     llama = {s.name: s for s in shapes.load_models(cards, warn=lambda m: None)}["llama-3.1-8b"]
-    assert by_layer(llama, 1) == {"qkv": (4096, 6144), "o": (4096, 4096), "gate_up": (4096, 28672),
-                                  "down": (14336, 4096), "lm_head": (4096, 128256)}
-    assert by_layer(llama, 4) == {"qkv": (4096, (8 + 2 * 2) * 128), "o": (1024, 4096), "gate_up": (4096, 7168),
-                                  "down": (3584, 4096), "lm_head": (4096, 32064)}
+    assert by_layer(llama, 1) == {
+        "qkv": (4096, 6144),
+        "o": (4096, 4096),
+        "gate_up": (4096, 28672),
+        "down": (14336, 4096),
+        "lm_head": (4096, 128256),
+    }
+    assert by_layer(llama, 4) == {
+        "qkv": (4096, (8 + 2 * 2) * 128),
+        "o": (1024, 4096),
+        "gate_up": (4096, 7168),
+        "down": (3584, 4096),
+        "lm_head": (4096, 32064),
+    }
     # TP 8 = kv heads: one kv head per GPU
     assert by_layer(llama, 8)["qkv"] == (4096, (4 + 2) * 128)
     heads = shapes.head_configs(llama, 8)
@@ -93,7 +104,7 @@ def test_mla_moe_layers(cards):
     assert layers["q_b"] == (1536, 16 * 192) and layers["kv_b"] == (512, 16 * 256)
     assert layers["o"] == (16 * 128, 7168)
     assert layers["shared_gate_up"] == (7168, 2 * 2048 // 8) and layers["router"] == (7168, 256)
-    assert layers["gate_up"] == (7168, 2 * 18432 // 8)          # the 3 dense layers
+    assert layers["gate_up"] == (7168, 2 * 18432 // 8)  # the 3 dense layers
     prefill, decode = shapes.head_configs(dsv3, 1)
     assert (prefill.hq, prefill.hkv, prefill.d, prefill.dv, prefill.use) == (128, 128, 192, 128, "prefill")
     assert (decode.hq, decode.hkv, decode.d, decode.dv, decode.mla) == (128, 1, 576, 512, True)
@@ -107,8 +118,14 @@ def test_mla_moe_layers(cards):
 def test_elementwise_widths(cards):
     qwen = {s.name: s for s in shapes.load_models(cards, warn=lambda m: None)}["qwen3-30b-a3b"]
     ops = {(o.name, o.width) for o in shapes.elementwise_ops(qwen, 2)}
-    assert {("rmsnorm", 2048), ("rotary", (16 + 2) * 128), ("silu_mul", 768 // 2),
-            ("topk_gating", 128), ("sampling", 151936), ("moe_permute", 2048)} <= ops
+    assert {
+        ("rmsnorm", 2048),
+        ("rotary", (16 + 2) * 128),
+        ("silu_mul", 768 // 2),
+        ("topk_gating", 128),
+        ("sampling", 151936),
+        ("moe_permute", 2048),
+    } <= ops
 
 
 def test_gemm_plan_covers_every_card_and_tp(cards):

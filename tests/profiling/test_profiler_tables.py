@@ -1,4 +1,5 @@
 """The table writer: contract header, append-as-you-go, resume keys, refusing foreign files."""
+
 from __future__ import annotations
 
 import csv
@@ -16,8 +17,16 @@ def test_header_is_fields_then_times_then_labels():
 
 def test_append_then_resume(tmp_path):
     w = TableWriter("gemm", tmp_path)
-    row = {"m": 16, "k": 4096, "n": 6144, "dtype": "bf16", "backend": "cublas", "ms": 0.0123456789,
-           "ms_min": 0.012, "name": "x.qkv"}
+    row = {
+        "m": 16,
+        "k": 4096,
+        "n": 6144,
+        "dtype": "bf16",
+        "backend": "cublas",
+        "ms": 0.0123456789,
+        "ms_min": 0.012,
+        "name": "x.qkv",
+    }
     w.append(row)
     again = TableWriter("gemm", tmp_path)
     assert again.has({"m": 16.0, "k": "4096", "n": 6144, "dtype": "bf16", "backend": "cublas"})
@@ -29,7 +38,7 @@ def test_append_then_resume(tmp_path):
 
 def test_defaults_fill_missing_key_columns(tmp_path):
     (tmp_path / "gemm.csv").write_text("m,k,n,dtype,ms,ms_min,name\n1,4096,6144,bf16,0.03,0.029,ref\n")
-    w = TableWriter("gemm", tmp_path)       # a table without `backend` (the reference import)
+    w = TableWriter("gemm", tmp_path)  # a table without `backend` (the reference import)
     assert w.header[-1] == "name"
     assert not w.has({"m": 1, "k": 4096, "n": 6144, "dtype": "bf16", "backend": "cublas"})
     w.append({"m": 2, "k": 4096, "n": 6144, "dtype": "bf16", "backend": "cublas", "ms": 1, "ms_min": 1})

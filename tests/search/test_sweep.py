@@ -1,5 +1,6 @@
 """`frontier sweep`: the 70B-on-8-H100 sweep of the issue, its Pareto property, best.json re-simulated
 alone, infeasible points with reasons, early stop, resume, the flag form, Ray when installed."""
+
 from __future__ import annotations
 
 import json
@@ -24,10 +25,16 @@ from frontier.sim.run import run_scenario
 from frontier.spec.scenario import scenario_from_dict
 
 SPEC_70B = REPO_ROOT / "sweeps" / "llama3.1-70b-8xh100.yaml"
-SMALL = {"name": "small", "model": "llama-3.1-8b", "gpu": "h100-sxm", "gpus": 2,
-         "workload": {"input_len": 256, "output_len": 32, "num_requests": 24},
-         "load": {"concurrency": [1, 8]}, "slo": {"ttft_ms": 500, "tpot_ms": 20},
-         "search": {"colocated": {"tp": [1, 2]}}}
+SMALL = {
+    "name": "small",
+    "model": "llama-3.1-8b",
+    "gpu": "h100-sxm",
+    "gpus": 2,
+    "workload": {"input_len": 256, "output_len": 32, "num_requests": 24},
+    "load": {"concurrency": [1, 8]},
+    "slo": {"ttft_ms": 500, "tpot_ms": 20},
+    "search": {"colocated": {"tp": [1, 2]}},
+}
 
 
 @pytest.fixture(scope="module")
@@ -91,8 +98,16 @@ def test_70b_best_meets_slo_and_resimulates_alone(sweep70):
     assert m["meets_slo"] and m["tokens_per_s_per_gpu"] == pytest.approx(ok.tokens_per_s_per_gpu.max())
     assert m["mean_ttft_ms"] <= 2000 and m["mean_tpot_ms"] <= 50
     alone = run_scenario(scenario_from_dict(best["scenario"])).summary
-    for key in ("completed", "output_throughput", "request_throughput", "mean_ttft_ms", "p99_ttft_ms",
-                "mean_tpot_ms", "p90_itl_ms", "mean_e2el_ms"):
+    for key in (
+        "completed",
+        "output_throughput",
+        "request_throughput",
+        "mean_ttft_ms",
+        "p99_ttft_ms",
+        "mean_tpot_ms",
+        "p90_itl_ms",
+        "mean_e2el_ms",
+    ):
         assert alone[key] == pytest.approx(m[key], rel=1e-12), key
     cmd = best["serve_commands"][0]
     assert cmd.startswith("vllm serve meta-llama/Llama-3.1-70B-Instruct ")
@@ -117,13 +132,13 @@ def test_70b_early_stop_skips_only_after_a_clear_miss(sweep70):
 def test_summary_json_has_every_vllm_key(sweep70):
     _, out = sweep70
     data = json.loads(next((out / "runs").glob("*/summary.json")).read_text())
-    for key in VLLM_SETUP_KEYS + VLLM_TRAFFIC_KEYS + VLLM_RESULT_KEYS + VLLM_PEAK_KEYS + (
-            "latencies", "queue_times"):
+    for key in VLLM_SETUP_KEYS + VLLM_TRAFFIC_KEYS + VLLM_RESULT_KEYS + VLLM_PEAK_KEYS + ("latencies", "queue_times"):
         assert key in data, key
     # what `vllm bench sweep plot_pareto` reads: throughput, users, GPUs
     assert float(data["output_throughput"]) > 0 and float(data["max_concurrency"]) >= 1
-    world = float(data["tensor_parallel_size"]) * float(data["pipeline_parallel_size"]) * float(
-        data["data_parallel_size"])
+    world = (
+        float(data["tensor_parallel_size"]) * float(data["pipeline_parallel_size"]) * float(data["data_parallel_size"])
+    )
     assert world == float(data["num_gpus"])
     assert 1 <= data["max_concurrent_requests"] <= data["max_concurrency"]
 
@@ -178,10 +193,36 @@ def test_ray_runs_the_same_points():
 
 def test_flag_form_cli(tmp_path):
     out = tmp_path / "flags"
-    r = CliRunner().invoke(main, ["sweep", "--model", "meta-llama/Llama-3.1-8B-Instruct", "--gpus", "2",
-                                  "--random-input-len", "256", "--random-output-len", "32", "--num-prompts", "24",
-                                  "--max-concurrency", "1,8", "--ttft-ms", "500", "--tpot-ms", "20",
-                                  "--tp", "1,2", "--jobs", "1", "--quiet", "--no-plots", "-o", str(out)])
+    r = CliRunner().invoke(
+        main,
+        [
+            "sweep",
+            "--model",
+            "meta-llama/Llama-3.1-8B-Instruct",
+            "--gpus",
+            "2",
+            "--random-input-len",
+            "256",
+            "--random-output-len",
+            "32",
+            "--num-prompts",
+            "24",
+            "--max-concurrency",
+            "1,8",
+            "--ttft-ms",
+            "500",
+            "--tpot-ms",
+            "20",
+            "--tp",
+            "1,2",
+            "--jobs",
+            "1",
+            "--quiet",
+            "--no-plots",
+            "-o",
+            str(out),
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert "best under the SLO" in r.output
     best = json.loads((out / "best.json").read_text())
@@ -189,11 +230,14 @@ def test_flag_form_cli(tmp_path):
     assert len(pd.read_csv(out / "results.csv")) == 6
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (["--model", "llama-3.1-8b", "--gpus", "2", "--max-concurrency", "1,x"], "--max-concurrency"),
-    (["--gpus", "2"], "--model"),
-    (["--model", "no-such-model", "--gpus", "2"], "unknown model 'no-such-model'"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--model", "llama-3.1-8b", "--gpus", "2", "--max-concurrency", "1,x"], "--max-concurrency"),
+        (["--gpus", "2"], "--model"),
+        (["--model", "no-such-model", "--gpus", "2"], "unknown model 'no-such-model'"),
+    ],
+)
 def test_bad_flags_are_one_line(args, fragment, tmp_path):
     r = CliRunner().invoke(main, ["sweep", *args, "-o", str(tmp_path)])
     assert r.exit_code == 2, r.output
@@ -211,9 +255,11 @@ def test_spec_errors_name_the_field():
 
 
 def test_deployment_fields_pass_through_to_every_point():
-    spec = sweep_spec_from_dict(dict(SMALL, search={"colocated": {"tp": [1], "dp": [1],
-                                                                   "max_num_seqs": [4, 64],
-                                                                   "enable_prefix_caching": True}}))
+    spec = sweep_spec_from_dict(
+        dict(
+            SMALL, search={"colocated": {"tp": [1], "dp": [1], "max_num_seqs": [4, 64], "enable_prefix_caching": True}}
+        )
+    )
     df = run_sweep(spec, None, jobs=1).results
     assert sorted(set(df.max_num_seqs)) == [4, 64] and df.enable_prefix_caching.all()
     small_batch = df[(df.max_num_seqs == 4) & (df.concurrency == 8)].iloc[0]
@@ -222,17 +268,28 @@ def test_deployment_fields_pass_through_to_every_point():
 
 
 def test_pd_space_and_sglang_commands():
-    spec = sweep_spec_from_dict({**SMALL, "gpus": 4, "search": {"disaggregated": {
-        "prefill": {"tp": [1]}, "decode": {"tp": [1, 2]}}}})
+    spec = sweep_spec_from_dict(
+        {**SMALL, "gpus": 4, "search": {"disaggregated": {"prefill": {"tp": [1]}, "decode": {"tp": [1, 2]}}}}
+    )
     from frontier.search.space import enumerate_space
     from frontier.spec.model import load_model
 
     ok, bad = enumerate_space(spec, load_model("llama-3.1-8b"))
-    assert all(c.gpus <= 4 for c in ok) and {c.label for c in ok} >= {"1P(TP1) 1D(TP1)", "2P(TP1) 2D(TP1)",
-                                                                     "1P(TP1) 1D(TP2)", "2P(TP1) 1D(TP2)"}
-    cmds = serve_commands("org/m", {"clusters": [
-        {"name": "prefill", "role": "prefill", "tp": 1, "dp": 2, "engine": "sglang"},
-        {"name": "decode", "role": "decode", "tp": 2, "dp": 1, "engine": "sglang", "max_num_seqs": 64}]})
+    assert all(c.gpus <= 4 for c in ok) and {c.label for c in ok} >= {
+        "1P(TP1) 1D(TP1)",
+        "2P(TP1) 2D(TP1)",
+        "1P(TP1) 1D(TP2)",
+        "2P(TP1) 1D(TP2)",
+    }
+    cmds = serve_commands(
+        "org/m",
+        {
+            "clusters": [
+                {"name": "prefill", "role": "prefill", "tp": 1, "dp": 2, "engine": "sglang"},
+                {"name": "decode", "role": "decode", "tp": 2, "dp": 1, "engine": "sglang", "max_num_seqs": 64},
+            ]
+        },
+    )
     assert cmds["engine"] == "sglang"
     assert cmds["serve"][0].startswith("python -m sglang.launch_server --model-path org/m --tp-size 1")
     assert "--disaggregation-mode decode" in cmds["serve"][1] and "--max-running-requests 64" in cmds["serve"][1]

@@ -1,4 +1,5 @@
 """Shared helpers of the simulator tests: known step times, tiny scenarios and request tables."""
+
 import numpy as np
 
 from frontier.ops.graph import BatchStats
@@ -20,11 +21,20 @@ class LinearStepTime:
 
 
 def make_scenario(**deployment):
-    return scenario_from_dict({"model": "llama-3.1-8b", "gpu": "h100-sxm", "deployment": deployment,
-                               "workload": {"num_requests": 1, "input_len": 8, "output_len": 2,
-                                            "arrival": {"process": "poisson", "rate": 1.0}}})
+    return scenario_from_dict(
+        {
+            "model": "llama-3.1-8b",
+            "gpu": "h100-sxm",
+            "deployment": deployment,
+            "workload": {
+                "num_requests": 1,
+                "input_len": 8,
+                "output_len": 2,
+                "arrival": {"process": "poisson", "rate": 1.0},
+            },
+        }
+    )
 
 
 def table(arrivals, prompts, outputs, concurrency=None):
-    return RequestTable(np.array(arrivals, float), np.array(prompts), np.array(outputs),
-                        concurrency=concurrency)
+    return RequestTable(np.array(arrivals, float), np.array(prompts), np.array(outputs), concurrency=concurrency)

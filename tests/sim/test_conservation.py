@@ -1,4 +1,5 @@
 """Conservation laws under random workloads, preemption under tight KV, fast-forward exactness."""
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -8,6 +9,7 @@ from frontier.sim.request import Request
 from frontier.sim.run import simulate
 
 from sim_helpers import LinearStepTime, make_scenario, table
+
 
 @st.composite
 def workloads(draw):
@@ -19,14 +21,26 @@ def workloads(draw):
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(workloads(), st.integers(24, 80), st.sampled_from([16, 64, 512]), st.sampled_from([2, 4, 64]),
-       st.booleans(), st.sampled_from([1, 2]))
+@given(
+    workloads(),
+    st.integers(24, 80),
+    st.sampled_from([16, 64, 512]),
+    st.sampled_from([2, 4, 64]),
+    st.booleans(),
+    st.sampled_from([1, 2]),
+)
 def test_every_request_finishes_once_with_the_tokens_it_asked(w, blocks, budget, seqs, chunked, pp):
     arrivals, prompts, outputs = w
     if not chunked:
         budget = max(budget, max(prompts) + max(outputs))
-    sc = make_scenario(num_gpu_blocks_override=blocks, max_num_batched_tokens=budget, max_num_seqs=seqs,
-                       enable_chunked_prefill=chunked, pp=pp, max_model_len=0 if chunked else budget)
+    sc = make_scenario(
+        num_gpu_blocks_override=blocks,
+        max_num_batched_tokens=budget,
+        max_num_seqs=seqs,
+        enable_chunked_prefill=chunked,
+        pp=pp,
+        max_model_len=0 if chunked else budget,
+    )
     res = simulate(sc, table(arrivals, prompts, outputs), step_time=LinearStepTime(0.01, 1e-4, 1e-6))
     df = res.requests
     cap = blocks * 16
@@ -65,8 +79,15 @@ def test_fast_forward_matches_stepping_one_iteration_at_a_time(concurrency):
     n = 40
     arrivals = np.cumsum(rng.exponential(0.05, n))
     prompts, outputs = rng.integers(10, 400, n), rng.integers(1, 200, n)
-    runs = [simulate(make_scenario(num_gpu_blocks_override=300), table(arrivals, prompts, outputs, concurrency),
-                     step_time=LinearStepTime(0.008, 5e-5, 2e-7), fast_forward=ff) for ff in (True, False)]
+    runs = [
+        simulate(
+            make_scenario(num_gpu_blocks_override=300),
+            table(arrivals, prompts, outputs, concurrency),
+            step_time=LinearStepTime(0.008, 5e-5, 2e-7),
+            fast_forward=ff,
+        )
+        for ff in (True, False)
+    ]
     fast, slow = (r.requests for r in runs)
     assert np.allclose(fast.first_token_s, slow.first_token_s, rtol=0, atol=1e-9)
     assert np.allclose(fast.finish_s, slow.finish_s, rtol=0, atol=1e-9)
@@ -77,8 +98,9 @@ def test_fast_forward_matches_stepping_one_iteration_at_a_time(concurrency):
 
 
 def test_client_concurrency_limit_holds_requests_back():
-    res = simulate(make_scenario(), table([0.0] * 6, [50] * 6, [5] * 6, concurrency=2),
-                   step_time=LinearStepTime(0.01, 0.0))
+    res = simulate(
+        make_scenario(), table([0.0] * 6, [50] * 6, [5] * 6, concurrency=2), step_time=LinearStepTime(0.01, 0.0)
+    )
     df = res.requests.sort_values("arrival_s")
     # Never more than 2 in flight: request i+2 is sent when request i finishes.
     finish = np.sort(df.finish_s.to_numpy())
@@ -107,8 +129,11 @@ def test_prefix_cache_hits_skip_the_shared_prompt():
     # Three requests of 200 tokens sharing their first two 64-token units (a, b).
     units = [(1, 2, 10), (1, 2, 11), (1, 2, 12)]
     step = LinearStepTime(0.01, 1e-4)
-    res = simulate(make_scenario(enable_prefix_caching=True, num_gpu_blocks_override=200),
-                   _prefix_table(units, [200] * 3), step_time=step)
+    res = simulate(
+        make_scenario(enable_prefix_caching=True, num_gpu_blocks_override=200),
+        _prefix_table(units, [200] * 3),
+        step_time=step,
+    )
     prefills = [s.prefill_tokens for s in step.calls if s.prefill_tokens]
     # The first computes all 200 tokens; the later ones only the 72 after the cached 128.
     assert prefills == [200, 72, 72]
@@ -128,7 +153,10 @@ def test_prefix_cache_is_on_by_default_as_in_vllm_v1_and_evicts_when_blocks_run_
     assert [s.prefill_tokens for s in step.calls if s.prefill_tokens] == [200, 200]
     # 16 blocks = 256 tokens: the second request (unit 3, 4) must evict the first's cached units.
     step = LinearStepTime(0.01, 1e-4)
-    res = simulate(make_scenario(enable_prefix_caching=True, num_gpu_blocks_override=16),
-                   _prefix_table([(1, 2), (3, 4), (1, 2)], [129] * 3), step_time=step)
+    res = simulate(
+        make_scenario(enable_prefix_caching=True, num_gpu_blocks_override=16),
+        _prefix_table([(1, 2), (3, 4), (1, 2)], [129] * 3),
+        step_time=step,
+    )
     assert (res.requests.status == "finished").all()
     assert [s.prefill_tokens for s in step.calls if s.prefill_tokens] == [129, 129, 129]

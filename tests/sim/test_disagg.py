@@ -1,4 +1,5 @@
 """PD and AF disaggregation, expert parallelism and overlap: hand-computed cases and laws."""
+
 import numpy as np
 import pytest
 
@@ -18,12 +19,21 @@ TINY = {"num_requests": 1, "input_len": 8, "output_len": 2, "arrival": {"process
 
 
 def pd_scenario(decode_blocks=0, kv_transfer="whole", **link):
-    return scenario_from_dict({
-        "model": "llama-3.1-8b", "gpu": "h100-sxm", "workload": TINY,
-        "deployment": {"clusters": [{"name": "p", "role": "prefill"},
-                                    {"name": "d", "role": "decode", "num_gpu_blocks_override": decode_blocks}],
-                       "kv_transfer": kv_transfer,
-                       "links": {"kv": link or {"bandwidth_gbps": 13.1072, "latency_us": 1000}}}})
+    return scenario_from_dict(
+        {
+            "model": "llama-3.1-8b",
+            "gpu": "h100-sxm",
+            "workload": TINY,
+            "deployment": {
+                "clusters": [
+                    {"name": "p", "role": "prefill"},
+                    {"name": "d", "role": "decode", "num_gpu_blocks_override": decode_blocks},
+                ],
+                "kv_transfer": kv_transfer,
+                "links": {"kv": link or {"bandwidth_gbps": 13.1072, "latency_us": 1000}},
+            },
+        }
+    )
 
 
 def test_pd_hand_computed_prefill_transfer_decode():
@@ -46,8 +56,9 @@ def test_pd_hand_computed_prefill_transfer_decode():
 
 
 def test_layerwise_transfer_hides_behind_the_prefill():
-    res = simulate(pd_scenario(kv_transfer="layerwise"), table([0.0], [100], [3]),
-                   step_time=LinearStepTime(0.010, 0.0001))
+    res = simulate(
+        pd_scenario(kv_transfer="layerwise"), table([0.0], [100], [3]), step_time=LinearStepTime(0.010, 0.0001)
+    )
     # 2 ms of transfer during a 20 ms prefill: only the last of 32 layers remains, 2/32 ms.
     assert res.requests.finish_s[0] == pytest.approx(0.020 + 0.002 / 32 + 0.0202)
 
@@ -77,8 +88,15 @@ def test_skewed_routing_costs_what_the_grouped_gemm_predictor_says():
         par = Parallel(tp=1, ep=2, dp_attention=2, routing=ExpertRouting(skew=skew))
         cost = Sequential(BlockCosts(model, par, predictor))
         # A prefill batch of 2 x 4096 tokens: compute-bound, so the busiest rank's rows count.
-        stats = BatchStats(num_prefill=8, prefill_tokens=8192, prefill_sum_q2=8 * 1024**2,
-                           prefill_sum_kv=8192, prefill_max_q=1024, prefill_max_kv=1024, num_sampled=8)
+        stats = BatchStats(
+            num_prefill=8,
+            prefill_tokens=8192,
+            prefill_sum_q2=8 * 1024**2,
+            prefill_sum_kv=8192,
+            prefill_max_q=1024,
+            prefill_max_kv=1024,
+            num_sampled=8,
+        )
         costs.append(cost.step(stats).gpu_ms)
         ops = ffn_block(model, par, 4096, "bf16", 8192)
         gemms.append(sum(c * predictor.op_ms(op) for op, c in ops if isinstance(op, GroupedGemm)))
@@ -96,9 +114,9 @@ def test_skewed_routing_costs_what_the_grouped_gemm_predictor_says():
 
 def test_af_pipeline_formula_by_hand():
     # a = 1, t = 0.5, f = 2 ms, 10 layers.
-    assert af_step_formula_ms(1, 0.5, 2, 1, 10) == pytest.approx(40)   # one micro-batch: the round trip
-    assert af_step_formula_ms(1, 0.5, 2, 2, 10) == pytest.approx(40)   # two: FFN busy 4 = round trip 4
-    assert af_step_formula_ms(1, 0.5, 2, 3, 10) == pytest.approx(60)   # three: FFN-bound, 3 x 2
+    assert af_step_formula_ms(1, 0.5, 2, 1, 10) == pytest.approx(40)  # one micro-batch: the round trip
+    assert af_step_formula_ms(1, 0.5, 2, 2, 10) == pytest.approx(40)  # two: FFN busy 4 = round trip 4
+    assert af_step_formula_ms(1, 0.5, 2, 3, 10) == pytest.approx(60)  # three: FFN-bound, 3 x 2
 
 
 def test_af_step_cost_follows_the_formula():
@@ -122,8 +140,15 @@ def test_two_batch_overlap_hides_all_to_all():
     par = Parallel(tp=1, ep=32, dp_attention=32, ep_backend="deepep-normal")
     # Prefill of 4096 tokens per rank: compute and all-to-all are both large, overlap pays.
     # (With a small decode batch each half re-reads the weights, and overlap does not pay.)
-    stats = BatchStats(num_prefill=64, prefill_tokens=32 * 4096, prefill_sum_q2=64 * 2048**2,
-                       prefill_sum_kv=32 * 4096, prefill_max_q=2048, prefill_max_kv=2048, num_sampled=64)
+    stats = BatchStats(
+        num_prefill=64,
+        prefill_tokens=32 * 4096,
+        prefill_sum_q2=64 * 2048**2,
+        prefill_sum_kv=32 * 4096,
+        prefill_max_q=2048,
+        prefill_max_kv=2048,
+        num_sampled=64,
+    )
     blocks = BlockCosts(model, par, predictor, dtype="fp8")
     plain = Sequential(blocks).step(stats)
     tbo = TwoBatchOverlap(blocks).step(stats)
@@ -133,16 +158,37 @@ def test_two_batch_overlap_hides_all_to_all():
 
 
 def test_a_1024_gpu_deployment_simulates_quickly():
-    sc = scenario_from_dict({
-        "model": "deepseek-v3", "gpu": "h100-sxm",
-        "deployment": {"clusters": [
-            {"name": "prefill", "role": "prefill", "dp": 8, "dp_attention": 32, "ep": 32, "two_batch_overlap": True},
-            {"name": "decode", "role": "decode", "dp": 6, "dp_attention": 128, "ep": 128}]},
-        "workload": {"num_requests": 3000, "arrival": {"process": "poisson", "rate": 200},
-                     "input_len": 2000, "output_len": 300}})
+    sc = scenario_from_dict(
+        {
+            "model": "deepseek-v3",
+            "gpu": "h100-sxm",
+            "deployment": {
+                "clusters": [
+                    {
+                        "name": "prefill",
+                        "role": "prefill",
+                        "dp": 8,
+                        "dp_attention": 32,
+                        "ep": 32,
+                        "two_batch_overlap": True,
+                    },
+                    {"name": "decode", "role": "decode", "dp": 6, "dp_attention": 128, "ep": 128},
+                ]
+            },
+            "workload": {
+                "num_requests": 3000,
+                "arrival": {"process": "poisson", "rate": 200},
+                "input_len": 2000,
+                "output_len": 300,
+            },
+        }
+    )
     assert sc.total_gpus == 1024
-    res = simulate(sc, __import__("frontier.workload", fromlist=["x"]).build_requests(
-        sc.workload, np.random.default_rng(0)), timeline=False)
+    res = simulate(
+        sc,
+        __import__("frontier.workload", fromlist=["x"]).build_requests(sc.workload, np.random.default_rng(0)),
+        timeline=False,
+    )
     assert res.summary["completed"] == 3000
     assert res.summary["frontier"]["simulated_gpus"] == 1024
     assert res.summary["frontier"]["wall_time_s"] < 60
@@ -156,8 +202,7 @@ def test_decode_reserves_the_prompt_and_one_token_per_hand_off():
     from frontier.sim.scheduler import Scheduler
 
     kv = BlockManager(num_blocks=90, block_size=16)
-    decode = Instance("d/0", "decode", Scheduler(kv, 256, 8192), StepModel(LinearStepTime()), 1, 4096,
-                      Recorder(False))
+    decode = Instance("d/0", "decode", Scheduler(kv, 256, 8192), StepModel(LinearStepTime()), 1, 4096, Recorder(False))
     reqs = []
     for i in range(4):  # prefilled elsewhere: 400 prompt tokens computed, the first token sampled
         r = Request(i, 0.0, 400, 300)
@@ -173,8 +218,7 @@ def test_decode_reserves_the_prompt_and_one_token_per_hand_off():
     # SGLang keeps 512 tokens of room per admitted request: the second hand-off needs
     # 512 + 401 tokens (58 blocks) of the 64 left, the third 1024 + 401 (90) of the 38 left.
     kv = BlockManager(num_blocks=90, block_size=16)
-    decode = Instance("d/0", "decode", Scheduler(kv, 256, 8192), StepModel(LinearStepTime()), 1, 4096,
-                      Recorder(False))
+    decode = Instance("d/0", "decode", Scheduler(kv, 256, 8192), StepModel(LinearStepTime()), 1, 4096, Recorder(False))
     decode.decode_reserved_tokens = 512
     for r in reqs:
         r.num_blocks = 0
@@ -185,8 +229,15 @@ def test_decode_reserves_the_prompt_and_one_token_per_hand_off():
 def test_two_batch_overlap_keeps_dense_layers_exposed_and_pays_deepep_sms():
     model = load_model("deepseek-v3")
     predictor = load_predictor("h100-sxm")
-    stats = BatchStats(num_prefill=32, prefill_tokens=32 * 2048, prefill_sum_q2=32 * 2048**2,
-                       prefill_sum_kv=32 * 2048, prefill_max_q=2048, prefill_max_kv=2048, num_sampled=32)
+    stats = BatchStats(
+        num_prefill=32,
+        prefill_tokens=32 * 2048,
+        prefill_sum_q2=32 * 2048**2,
+        prefill_sum_kv=32 * 2048,
+        prefill_max_q=2048,
+        prefill_max_kv=2048,
+        num_sampled=32,
+    )
     for backend, sms in (("deepep-normal", 24), ("deepep-low-latency", 0)):
         par = Parallel(tp=1, ep=32, dp_attention=32, ep_backend=backend)
         blocks = BlockCosts(model, par, predictor, dtype="fp8")
@@ -199,15 +250,21 @@ def test_two_batch_overlap_keeps_dense_layers_exposed_and_pays_deepep_sms():
         compute += blocks.attention_ms(half, False)
         dense = attention * 3 / 61 + blocks.dense_mlp_ms(1024, False)  # 3 dense of 61 layers
         moe = (compute - dense) * rule.sm_slowdown
-        gpu = (blocks.head_ms(2048, 1, False) + 2 * dense + 2 * max(moe, comm) + min(moe, comm) / 58)
+        gpu = blocks.head_ms(2048, 1, False) + 2 * dense + 2 * max(moe, comm) + min(moe, comm) / 58
         step = rule.step(stats)
         assert step.gpu_ms == pytest.approx(gpu, rel=1e-9)
         assert step.comm_ms == pytest.approx(2 * comm)
 
 
 def one_side(role):
-    return scenario_from_dict({"model": "llama-3.1-8b", "gpu": "h100-sxm", "workload": TINY,
-                               "deployment": {"clusters": [{"name": role[0], "role": role}]}})
+    return scenario_from_dict(
+        {
+            "model": "llama-3.1-8b",
+            "gpu": "h100-sxm",
+            "workload": TINY,
+            "deployment": {"clusters": [{"name": role[0], "role": role}]},
+        }
+    )
 
 
 def test_prefill_only_ends_each_request_at_its_first_token():
@@ -256,7 +313,7 @@ def test_kv_transfers_share_the_prefill_link():
     # second from 62 (72.1, 82.2).
     assert list(res.requests.finish_s) == pytest.approx([0.0612, 0.0822])
     clusters = {c["role"]: c for c in res.summary["frontier"]["clusters"]}
-    assert clusters["prefill"]["kv_transfer_ms"] == pytest.approx(21.0)          # link time each
+    assert clusters["prefill"]["kv_transfer_ms"] == pytest.approx(21.0)  # link time each
     assert clusters["decode"]["kv_exposed_ms"] == pytest.approx((21.0 + 22.0) / 2)  # waited for
 
 
@@ -293,10 +350,23 @@ def test_af_ffn_gpus_each_dispatch_their_share():
 
 
 def test_ep_backend_is_a_deployment_default_a_cluster_may_override():
-    sc = scenario_from_dict({"model": "deepseek-v3", "gpu": "h100-sxm", "deployment": {
-        "ep_backend": "deepep-low-latency",
-        "clusters": [{"name": "p", "role": "prefill", "dp_attention": 32, "ep": 32, "ep_backend": "deepep-normal"},
-                     {"name": "d", "role": "decode", "dp_attention": 32, "ep": 32}]},
-        "workload": {"num_requests": 1, "input_len": 8, "output_len": 2,
-                     "arrival": {"process": "poisson", "rate": 1.0}}})
+    sc = scenario_from_dict(
+        {
+            "model": "deepseek-v3",
+            "gpu": "h100-sxm",
+            "deployment": {
+                "ep_backend": "deepep-low-latency",
+                "clusters": [
+                    {"name": "p", "role": "prefill", "dp_attention": 32, "ep": 32, "ep_backend": "deepep-normal"},
+                    {"name": "d", "role": "decode", "dp_attention": 32, "ep": 32},
+                ],
+            },
+            "workload": {
+                "num_requests": 1,
+                "input_len": 8,
+                "output_len": 2,
+                "arrival": {"process": "poisson", "rate": 1.0},
+            },
+        }
+    )
     assert [c.ep_backend for c in sc.clusters] == ["deepep-normal", "deepep-low-latency"]

@@ -1,5 +1,6 @@
 """The same scenario under `engine: vllm` and `engine: sglang`: their documented differences,
 each with timings computed by hand on known step times (10 ms + 0.1 ms per token)."""
+
 import pytest
 
 from frontier.predict.blocks import StepOverheads
@@ -42,8 +43,7 @@ def test_sglang_runs_prefill_first_in_batches_of_their_own():
 
 def test_sglang_mixed_chunk_puts_decodes_in_the_prefill_batch():
     step = LinearStepTime(0.010, 0.0001)
-    simulate(make_scenario(engine="sglang", enable_mixed_chunk=True), table(ARRIVALS, PROMPTS, OUTPUTS),
-             step_time=step)
+    simulate(make_scenario(engine="sglang", enable_mixed_chunk=True), table(ARRIVALS, PROMPTS, OUTPUTS), step_time=step)
     assert [(s.prefill_tokens, s.num_decode) for s in step.calls][:2] == [(100, 0), (50, 1)]
 
 
@@ -66,9 +66,9 @@ def test_engine_defaults_and_their_sources():
 def test_async_scheduling_hides_host_time_behind_the_gpu():
     overlapped = StepOverheads(cpu_overhead_ms=1.0, host_overlapped=True, overlap_residual_ms=0.1)
     serial = StepOverheads(cpu_overhead_ms=1.0)
-    assert overlapped.wall_ms(5.0) == pytest.approx(5.1)   # max(5, 1) + 0.1
-    assert overlapped.wall_ms(0.5) == pytest.approx(1.1)   # host-bound: max(0.5, 1) + 0.1
-    assert serial.wall_ms(5.0) == pytest.approx(6.0)       # 5 + 1
+    assert overlapped.wall_ms(5.0) == pytest.approx(5.1)  # max(5, 1) + 0.1
+    assert overlapped.wall_ms(0.5) == pytest.approx(1.1)  # host-bound: max(0.5, 1) + 0.1
+    assert serial.wall_ms(5.0) == pytest.approx(6.0)  # 5 + 1
     # vLLM turned async scheduling on by default in 0.12; SGLang overlaps by default.
     for engine, version, hidden in [("vllm", "", True), ("vllm", "0.11.0", False), ("sglang", "", True)]:
         sc = make_scenario(engine=engine, engine_version=version)

@@ -1,4 +1,5 @@
 """Fast-forwarding runs of steps gives the results of stepping one iteration at a time."""
+
 import importlib.util
 from pathlib import Path
 
@@ -25,16 +26,18 @@ def test_side_by_side_workload_fast_forwarded_matches_stepping():
     sbs = side_by_side()
     n = 400
     arrival, prompt, output = sbs.generate(n)
-    runs = [simulate(sbs.scenario(n), RequestTable(arrival, prompt, output), timeline=False, fast_forward=ff)
-            for ff in (True, False)]
+    runs = [
+        simulate(sbs.scenario(n), RequestTable(arrival, prompt, output), timeline=False, fast_forward=ff)
+        for ff in (True, False)
+    ]
     fast, slow = (r.requests for r in runs)
     assert (fast.status == "finished").all() and (slow.status == "finished").all()
     for col in ("ttft_s", "e2el_s"):
         assert np.allclose(fast[col], slow[col], rtol=1e-3, atol=0)
     f, s = (r.summary["frontier"] for r in runs)
     assert f["steps"] == s["steps"]
-    assert s["batches"] == s["steps"]            # one at a time
-    assert f["batches"] < 0.8 * s["batches"]     # runs of steps planned at once
+    assert s["batches"] == s["steps"]  # one at a time
+    assert f["batches"] < 0.8 * s["batches"]  # runs of steps planned at once
     assert runs[0].summary["p99_itl_ms"] == pytest.approx(runs[1].summary["p99_itl_ms"], rel=1e-3)
 
 
@@ -54,21 +57,29 @@ def test_a_prompt_chunked_beside_decodes_is_one_stretch():
     assert np.allclose(fast.requests.finish_s, slow.requests.finish_s, rtol=0, atol=1e-12)
     # The stretch's steps are timed one by one (same stats as stepping), in one planned batch.
     chunked = [s for s in fcalls if s.prefill_tokens and s.num_decode]
-    assert [s.prefill_sum_qc for s in chunked] == [s.prefill_sum_qc for s in scalls if s.prefill_tokens and s.num_decode]
+    assert [s.prefill_sum_qc for s in chunked] == [
+        s.prefill_sum_qc for s in scalls if s.prefill_tokens and s.num_decode
+    ]
     assert fast.summary["frontier"]["batches"] < slow.summary["frontier"]["batches"] - 3
     assert fast.summary["mean_itl_ms"] == pytest.approx(slow.summary["mean_itl_ms"], rel=1e-12)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.integers(1, 20), st.integers(0, 10**6), st.sampled_from([16, 64, 200]), st.sampled_from([2, 8, 64]),
-       st.integers(30, 120), st.sampled_from(["vllm", "sglang"]))
+@given(
+    st.integers(1, 20),
+    st.integers(0, 10**6),
+    st.sampled_from([16, 64, 200]),
+    st.sampled_from([2, 8, 64]),
+    st.integers(30, 120),
+    st.sampled_from(["vllm", "sglang"]),
+)
 def test_fast_forward_matches_stepping_on_random_workloads(n, seed, budget, seqs, blocks, engine):
     rng = np.random.default_rng(seed)
     work = table(np.cumsum(rng.exponential(0.03, n)), rng.integers(1, 400, n), rng.integers(1, 80, n))
-    sc = make_scenario(engine=engine, max_num_batched_tokens=budget, max_num_seqs=seqs,
-                       num_gpu_blocks_override=blocks)
-    fast, slow = (simulate(sc, work, step_time=LinearStepTime(0.008, 5e-5, 2e-7), fast_forward=ff)
-                  for ff in (True, False))
+    sc = make_scenario(engine=engine, max_num_batched_tokens=budget, max_num_seqs=seqs, num_gpu_blocks_override=blocks)
+    fast, slow = (
+        simulate(sc, work, step_time=LinearStepTime(0.008, 5e-5, 2e-7), fast_forward=ff) for ff in (True, False)
+    )
     f, s = fast.requests, slow.requests
     assert (f.status == s.status).all()
     ok = (f.status == "finished").to_numpy()

@@ -1,4 +1,5 @@
 """Inter-token gaps in bounded memory: exact while few, a fine histogram beyond."""
+
 import numpy as np
 import pytest
 
@@ -8,8 +9,8 @@ from frontier.sim.recorder import GapSketch
 
 def fill(sketch, x):
     for i in range(0, len(x), 1000):
-        sketch.add_run(x[i:i + 500], 3)  # a decode run: each gap once per request
-        for v in x[i + 500:i + 1000]:
+        sketch.add_run(x[i : i + 500], 3)  # a decode run: each gap once per request
+        for v in x[i + 500 : i + 1000]:
             sketch.add(float(v))
 
 

@@ -1,4 +1,5 @@
 """A tiny case computed by hand, event by event, with known step times."""
+
 import pytest
 
 from frontier.sim.run import simulate

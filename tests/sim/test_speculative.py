@@ -1,4 +1,5 @@
 """Speculative decoding (MTP / EAGLE / n-gram): accepted tokens per step and step times by hand."""
+
 import pytest
 
 from frontier.errors import SpecError
@@ -25,16 +26,32 @@ def test_a_decode_step_verifies_k_plus_one_tokens_after_k_drafts():
     assert mtp.step(decode).total_s == pytest.approx(0.01328 / 1.75)
     ngram = SpeculativeDecoding(rule, Speculative("ngram", 2, (0.5,)), layers=10)
     assert ngram.step(decode).total_s == pytest.approx(0.0112 / 1.75)  # drafted on the host
-    prefill = BatchStats(num_prefill=1, prefill_tokens=100, prefill_sum_q2=10_000, prefill_sum_kv=100,
-                         prefill_max_q=100, prefill_max_kv=100, num_sampled=1)
+    prefill = BatchStats(
+        num_prefill=1,
+        prefill_tokens=100,
+        prefill_sum_q2=10_000,
+        prefill_sum_kv=100,
+        prefill_max_q=100,
+        prefill_max_kv=100,
+        num_sampled=1,
+    )
     assert mtp.step(prefill).total_s == pytest.approx(0.010 + 0.01)
 
 
 def speculative(spec):
-    return scenario_from_dict({"model": "deepseek-v3", "gpu": "h100-sxm",
-                               "deployment": {"tp": 8, "speculative": spec},
-                               "workload": {"num_requests": 1, "input_len": 8, "output_len": 2,
-                                            "arrival": {"process": "poisson", "rate": 1.0}}})
+    return scenario_from_dict(
+        {
+            "model": "deepseek-v3",
+            "gpu": "h100-sxm",
+            "deployment": {"tp": 8, "speculative": spec},
+            "workload": {
+                "num_requests": 1,
+                "input_len": 8,
+                "output_len": 2,
+                "arrival": {"process": "poisson", "rate": 1.0},
+            },
+        }
+    )
 
 
 def test_speculative_deployment_field():
@@ -44,4 +61,3 @@ def test_speculative_deployment_field():
         speculative({"num_speculative_tokens": 3, "acceptance_rate": [0.9, 0.7]})
     with pytest.raises(SpecError, match="speculative.method: 'medusa' is not one of mtp, eagle, ngram"):
         speculative({"method": "medusa"})
-

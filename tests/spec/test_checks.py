@@ -1,4 +1,5 @@
 """Start-up checks of a deployment against its model, worked out by hand from vLLM's rules."""
+
 import pytest
 
 from frontier.errors import SpecError
@@ -9,9 +10,19 @@ from frontier.spec.scenario import scenario_from_dict
 
 
 def scenario(model="llama-3.1-8b", gpu="h100-sxm", **deployment):
-    return scenario_from_dict({"model": model, "gpu": gpu, "deployment": deployment,
-                               "workload": {"num_requests": 1, "input_len": 8, "output_len": 2,
-                                            "arrival": {"process": "poisson", "rate": 1.0}}})
+    return scenario_from_dict(
+        {
+            "model": model,
+            "gpu": gpu,
+            "deployment": deployment,
+            "workload": {
+                "num_requests": 1,
+                "input_len": 8,
+                "output_len": 2,
+                "arrival": {"process": "poisson", "rate": 1.0},
+            },
+        }
+    )
 
 
 def test_qwen2_5_7b_takes_tp_1_2_4_but_not_7_or_8():
@@ -55,8 +66,10 @@ def test_pipeline_stages_need_a_layer_each():
         scenario(pp=33)
 
 
-@pytest.mark.parametrize("block_size, ok", [(16, True), (32, True), (256, True), (8, False), (1, False),
-                                            (7, False), (48, False), (512, False)])
+@pytest.mark.parametrize(
+    "block_size, ok",
+    [(16, True), (32, True), (256, True), (8, False), (1, False), (7, False), (48, False), (512, False)],
+)
 def test_block_sizes_flash_attention_takes(block_size, ok):
     if ok:
         scenario(block_size=block_size)
@@ -75,11 +88,21 @@ def test_chunked_prefill_off_needs_a_budget_of_max_model_len():
 
 def test_every_cluster_of_a_pd_deployment_is_checked():
     with pytest.raises(SpecError, match=r"deployment.clusters\[1\].tp: 3 does not fit"):
-        scenario_from_dict({"model": "llama-3.1-8b", "gpu": "h100-sxm",
-                            "deployment": {"clusters": [{"name": "p", "role": "prefill"},
-                                                        {"name": "d", "role": "decode", "tp": 3}]},
-                            "workload": {"num_requests": 1, "input_len": 8, "output_len": 2,
-                                         "arrival": {"process": "poisson", "rate": 1.0}}})
+        scenario_from_dict(
+            {
+                "model": "llama-3.1-8b",
+                "gpu": "h100-sxm",
+                "deployment": {
+                    "clusters": [{"name": "p", "role": "prefill"}, {"name": "d", "role": "decode", "tp": 3}]
+                },
+                "workload": {
+                    "num_requests": 1,
+                    "input_len": 8,
+                    "output_len": 2,
+                    "arrival": {"process": "poisson", "rate": 1.0},
+                },
+            }
+        )
 
 
 def test_fp8_weights_need_fp8_tensor_cores():

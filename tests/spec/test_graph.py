@@ -1,5 +1,6 @@
 """The operator graph (frontier/ops/graph.py): hand-written GEMM shapes and collectives of one
 decode step of 4 sequences for dense, MoE and MLA models, under TP and PP."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -33,11 +34,11 @@ def gemms(ops) -> Counter:
 def test_llama_8b_tp1_decode_gemms():
     g = gemms(ops_of("llama-3.1-8b"))
     assert g == {
-        (4, 4096, 6144): 32,     # qkv: (32 + 2 x 8) heads x 128
-        (4, 4096, 4096): 32,     # o
-        (4, 4096, 28672): 32,    # gate + up: 2 x 14336
-        (4, 14336, 4096): 32,    # down
-        (4, 4096, 128256): 1,    # LM head
+        (4, 4096, 6144): 32,  # qkv: (32 + 2 x 8) heads x 128
+        (4, 4096, 4096): 32,  # o
+        (4, 4096, 28672): 32,  # gate + up: 2 x 14336
+        (4, 14336, 4096): 32,  # down
+        (4, 4096, 128256): 1,  # LM head
     }
     assert not count(ops_of("llama-3.1-8b"), Collective)
 
@@ -52,11 +53,11 @@ def test_llama_8b_tp2_halves_the_sharded_dims_and_all_reduces_twice_per_layer():
     ops = ops_of("llama-3.1-8b", tp=2)
     g = gemms(ops)
     assert g == {
-        (4, 4096, 3072): 32,     # qkv: n halved (16 + 2 x 4 heads)
-        (4, 2048, 4096): 32,     # o: k halved
-        (4, 4096, 14336): 32,    # gate + up: n halved
-        (4, 7168, 4096): 32,     # down: k halved
-        (4, 4096, 64128): 1,     # vocab-parallel LM head
+        (4, 4096, 3072): 32,  # qkv: n halved (16 + 2 x 4 heads)
+        (4, 2048, 4096): 32,  # o: k halved
+        (4, 4096, 14336): 32,  # gate + up: n halved
+        (4, 7168, 4096): 32,  # down: k halved
+        (4, 4096, 64128): 1,  # vocab-parallel LM head
     }
     coll = count(ops, Collective)
     # 32 KiB messages: the engines' custom all-reduce, not NCCL (below 8 MiB).
@@ -68,21 +69,33 @@ def test_llama_8b_tp2_halves_the_sharded_dims_and_all_reduces_twice_per_layer():
 def test_llama_8b_pp2_halves_the_layers_and_sends_activations():
     ops = ops_of("llama-3.1-8b", pp=2)
     g = gemms(ops)
-    assert g == {(4, 4096, 6144): 16, (4, 4096, 4096): 16, (4, 4096, 28672): 16,
-                 (4, 14336, 4096): 16, (4, 4096, 128256): 1}
+    assert g == {
+        (4, 4096, 6144): 16,
+        (4, 4096, 4096): 16,
+        (4, 4096, 28672): 16,
+        (4, 14336, 4096): 16,
+        (4, 4096, 128256): 1,
+    }
     assert count(ops, Collective) == {Collective("send_recv", 4 * 4096 * 2, 2): 1}
     assert sum(count(ops, AttnDecode).values()) == 16
 
 
 def test_prefill_tokens_set_m():
     # Two prompts of 100 and 300 tokens, no cache: GEMMs see 400 rows, the LM head 2.
-    batch = BatchStats(num_prefill=2, prefill_tokens=400, prefill_sum_q2=100**2 + 300**2,
-                       prefill_sum_kv=400, prefill_max_q=300, prefill_max_kv=300, num_sampled=2)
+    batch = BatchStats(
+        num_prefill=2,
+        prefill_tokens=400,
+        prefill_sum_q2=100**2 + 300**2,
+        prefill_sum_kv=400,
+        prefill_max_q=300,
+        prefill_max_kv=300,
+        num_sampled=2,
+    )
     ops = ops_of("llama-3.1-8b", batch)
     g = gemms(ops)
     assert g[(400, 4096, 6144)] == 32 and g[(400, 14336, 4096)] == 32
     assert g[(2, 4096, 128256)] == 1
-    (attn, n), = count(ops, AttnPrefill).items()
+    ((attn, n),) = count(ops, AttnPrefill).items()
     assert n == 32 and (attn.num_seqs, attn.sum_q, attn.max_q, attn.hq, attn.hkv) == (2, 400, 300, 32, 8)
 
 
@@ -94,17 +107,17 @@ def test_mixtral_grouped_gemms_8_experts_top_2():
     for op in grouped:
         assert 1 <= op.max_per_expert <= 4 and 1 <= op.active_experts <= 8
     g = gemms(ops)
-    assert g[(4, 4096, 8)] == 32                      # router
-    assert (4, 4096, 28672) not in g                  # no dense MLP
+    assert g[(4, 4096, 8)] == 32  # router
+    assert (4, 4096, 28672) not in g  # no dense MLP
     assert g[(4, 4096, 32000)] == 1
 
 
 def test_deepseek_v3_dense_and_moe_layers_with_shared_experts():
     ops = ops_of("deepseek-v3")
     g = gemms(ops)
-    assert g[(4, 7168, 2 * 18432)] == 3 and g[(4, 18432, 7168)] == 3   # 3 dense layers
-    assert g[(4, 7168, 256)] == 58                                     # router of 58 MoE layers
-    assert g[(4, 7168, 2 * 2048)] == 58 and g[(4, 2048, 7168)] == 58   # 1 shared expert
+    assert g[(4, 7168, 2 * 18432)] == 3 and g[(4, 18432, 7168)] == 3  # 3 dense layers
+    assert g[(4, 7168, 256)] == 58  # router of 58 MoE layers
+    assert g[(4, 7168, 2 * 2048)] == 58 and g[(4, 2048, 7168)] == 58  # 1 shared expert
     grouped = count(ops, GroupedGemm)
     shapes = {(op.experts, op.topk, op.k, op.n): n for op, n in grouped.items()}
     assert shapes == {(256, 8, 7168, 4096): 58, (256, 8, 2048, 7168): 58}
@@ -119,8 +132,8 @@ def test_deepseek_v3_mla_decode_attends_the_latent():
     attn = count(ops, AttnDecode)
     assert attn == {AttnDecode(4, 4000, 1000, 128, 1, 512 + 64, 512, "flash"): 61}
     g = gemms(ops)
-    assert g[(4, 128 * 128, 512)] == 61      # absorbed W_UK: q_nope into latent space
-    assert g[(4, 128 * 512, 128)] == 61      # absorbed W_UV: latent out to v
+    assert g[(4, 128 * 128, 512)] == 61  # absorbed W_UK: q_nope into latent space
+    assert g[(4, 128 * 512, 128)] == 61  # absorbed W_UV: latent out to v
 
 
 def test_deepseek_v3_tp8_splits_heads_not_the_latent():
@@ -147,8 +160,15 @@ def test_empty_batch_has_no_operators():
 def test_all_reduce_switches_to_nccl_above_8_mib():
     # 1,024 prefill tokens x 4096 x 2 bytes = 8 MiB: still custom; 1,025 tokens: NCCL.
     def kinds(tokens):
-        batch = BatchStats(num_prefill=1, prefill_tokens=tokens, prefill_sum_q2=tokens**2,
-                           prefill_sum_kv=tokens, prefill_max_q=tokens, prefill_max_kv=tokens, num_sampled=1)
+        batch = BatchStats(
+            num_prefill=1,
+            prefill_tokens=tokens,
+            prefill_sum_q2=tokens**2,
+            prefill_sum_kv=tokens,
+            prefill_max_q=tokens,
+            prefill_max_kv=tokens,
+            num_sampled=1,
+        )
         return {c.kind for c in count(ops_of("llama-3.1-8b", batch, tp=2), Collective)} - {"all_gather"}
 
     assert kinds(1024) == {"custom_all_reduce"}
@@ -168,8 +188,15 @@ def test_engine_kernels_per_layer():
         return c
 
     bf16 = load_model("llama-3.1-8b")
-    assert names(bf16) == {"add_rmsnorm": 64, "rotary": 32, "kv_cache_write": 32, "silu_mul": 32,
-                           "embedding": 1, "rmsnorm": 1, "sampling": 1}
+    assert names(bf16) == {
+        "add_rmsnorm": 64,
+        "rotary": 32,
+        "kv_cache_write": 32,
+        "silu_mul": 32,
+        "embedding": 1,
+        "rmsnorm": 1,
+        "sampling": 1,
+    }
     fp8 = names(bf16.with_quantization("fp8"))
     assert fp8 - names(bf16) == {"quant_fp8": 32}
 

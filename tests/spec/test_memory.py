@@ -1,12 +1,12 @@
 """The memory plan (frontier/spec/memory.py) with the numbers written out by hand."""
+
 from __future__ import annotations
 
 import pytest
 
 from frontier.errors import SpecError
 from frontier.spec.hardware import get_gpu
-from frontier.spec.memory import (RUNTIME_RESERVE_BYTES, kv_bytes_per_token_per_gpu, plan_memory,
-                                  weight_bytes_per_gpu)
+from frontier.spec.memory import RUNTIME_RESERVE_BYTES, kv_bytes_per_token_per_gpu, plan_memory, weight_bytes_per_gpu
 from frontier.spec.model import load_model
 
 GIB = 2**30
@@ -14,17 +14,18 @@ GIB = 2**30
 
 def test_llama_3_1_8b_on_one_h100_kv_blocks_by_hand():
     model, gpu = load_model("llama-3.1-8b"), get_gpu("h100-sxm")
-    plan = plan_memory(model, gpu, tp=1, pp=1, gpu_memory_utilization=0.9, block_size=16,
-                       max_num_batched_tokens=8192, max_num_seqs=256)
-    usable = 79.18 * GIB * 0.9                            # 76,516,989,861.9 bytes
-    weights = 8_029_995_008 * 2                           # bf16
+    plan = plan_memory(
+        model, gpu, tp=1, pp=1, gpu_memory_utilization=0.9, block_size=16, max_num_batched_tokens=8192, max_num_seqs=256
+    )
+    usable = 79.18 * GIB * 0.9  # 76,516,989,861.9 bytes
+    weights = 8_029_995_008 * 2  # bf16
     # Activations: widest per-token tensor is gate_up 2 x 14336 = 28672 (> qkv 48 x 128 = 6144);
     # per token (4 x 4096 + 3 x 28672) x 2 bytes = 204,800; x 8192 tokens; plus fp32 logits
     # (x2) of 256 sequences x 128256 vocab; plus the 1 GiB runtime reserve.
     act = 8192 * (4 * 4096 + 3 * 28672) * 2 + 256 * 128256 * 4 * 2 + 1 * GIB
     assert act == 1_677_721_600 + 262_668_288 + 1_073_741_824 == 3_014_131_712
-    kv = usable - weights - act                           # 57,442,868,133.9 bytes
-    block_bytes = 16 * 131072                             # 16 tokens x 128 KiB per token
+    kv = usable - weights - act  # 57,442,868,133.9 bytes
+    block_bytes = 16 * 131072  # 16 tokens x 128 KiB per token
     assert plan.usable_bytes == pytest.approx(usable)
     assert plan.weight_bytes == weights
     assert plan.activation_bytes == act
@@ -103,12 +104,11 @@ def test_does_not_fit_says_how_much_and_which_tp_fits():
 def test_runtime_reserve_is_in_the_activations():
     model, gpu = load_model("llama-3.1-8b"), get_gpu("h100-sxm")
     a = plan_memory(model, gpu, tp=1, pp=1, max_num_batched_tokens=1, max_num_seqs=1)
-    assert a.activation_bytes == pytest.approx((4 * 4096 + 3 * 28672) * 2 + 128256 * 8
-                                               + RUNTIME_RESERVE_BYTES)
+    assert a.activation_bytes == pytest.approx((4 * 4096 + 3 * 28672) * 2 + 128256 * 8 + RUNTIME_RESERVE_BYTES)
 
 
 def test_experts_and_dense_weights_split_in_their_own_precision():
-    model = load_model("gpt-oss-120b")                   # bf16 attention, mxfp4 experts
+    model = load_model("gpt-oss-120b")  # bf16 attention, mxfp4 experts
     h = 2880
     dense = (2 * 201088 * h + 36 * (h * 64 * 64 + 2 * h * 8 * 64 + 64 * 64 * h + h * 128)) * 2
     experts = 36 * 128 * 3 * h * 2880 * (4 + 8 / 32) / 8
@@ -118,11 +118,11 @@ def test_experts_and_dense_weights_split_in_their_own_precision():
 
 
 def test_attention_and_ffn_parts_of_an_int4_expert_model_add_up():
-    model = load_model("kimi-k2.5")                      # bf16 attention + dense, int4 experts
+    model = load_model("kimi-k2.5")  # bf16 attention + dense, int4 experts
     h = 7168
     attention = 61 * (h * 1536 + 1536 * 64 * 192 + h * 576 + 512 * 64 * 256 + 64 * 128 * h) * 2
     emb = 2 * 163840 * h * 2
-    ffn_bf16 = (3 * h * 18432 + 60 * 3 * h * 2048 + 60 * h * 384) * 2   # dense, shared, router
+    ffn_bf16 = (3 * h * 18432 + 60 * 3 * h * 2048 + 60 * h * 384) * 2  # dense, shared, router
     experts = 60 * 384 * 3 * h * 2048 * (4 + 16 / 128) / 8
     att = weight_bytes_per_gpu(model, 8, 1, part="attention")
     ffn = weight_bytes_per_gpu(model, 8, 1, part="ffn")
@@ -131,16 +131,19 @@ def test_attention_and_ffn_parts_of_an_int4_expert_model_add_up():
     assert att + ffn == pytest.approx(weight_bytes_per_gpu(model, 8, 1), rel=1e-12)
 
 
-@pytest.mark.parametrize("name, quant, gpu, tp", [
-    # Deployments measured in validation/real-runs/aic-closed-loop-runs.csv (they ran, so they fit),
-    # at the checkpoint's precision or the row's --quantization.
-    ("gpt-oss-120b", None, "h200", 1),
-    ("gpt-oss-120b", None, "h100-sxm", 2),
-    ("deepseek-r1", None, "h200", 8),
-    ("kimi-k2.5", None, "h200", 8),
-    ("minimax-m2.5", None, "h100-sxm", 4),
-    ("glm-5", "fp8", "h200", 8),
-])
+@pytest.mark.parametrize(
+    "name, quant, gpu, tp",
+    [
+        # Deployments measured in validation/real-runs/aic-closed-loop-runs.csv (they ran, so they fit),
+        # at the checkpoint's precision or the row's --quantization.
+        ("gpt-oss-120b", None, "h200", 1),
+        ("gpt-oss-120b", None, "h100-sxm", 2),
+        ("deepseek-r1", None, "h200", 8),
+        ("kimi-k2.5", None, "h200", 8),
+        ("minimax-m2.5", None, "h100-sxm", 4),
+        ("glm-5", "fp8", "h200", 8),
+    ],
+)
 def test_measured_deployments_fit(name, quant, gpu, tp):
     model = load_model(name)
     model = model.with_quantization(quant) if quant else model
@@ -169,6 +172,6 @@ def test_a_one_layer_draft_model_takes_a_layer_of_weights_and_kv():
     base = plan_memory(model, gpu, tp=1, pp=1)
     mtp = plan_memory(model, gpu, tp=1, pp=1, draft_layers=1)
     layers = base.weight_bytes - model.weight_bytes_by_part()["embedding"]
-    assert mtp.weight_bytes - base.weight_bytes == pytest.approx(layers / 32)   # 32 decoder layers
+    assert mtp.weight_bytes - base.weight_bytes == pytest.approx(layers / 32)  # 32 decoder layers
     assert mtp.kv_bytes_per_token == pytest.approx(base.kv_bytes_per_token * 33 / 32)
     assert mtp.num_blocks < base.num_blocks

@@ -1,4 +1,5 @@
 """--model as a Hugging Face id: card aliases, a model folder, the local Hugging Face cache."""
+
 from __future__ import annotations
 
 import json

@@ -1,5 +1,6 @@
 """Model cards (models/*.yaml) against published parameter counts and hand-computed KV sizes,
 and the same spec from a Hugging Face config.json."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -79,10 +80,10 @@ def test_frontier_model_parameter_counts_match_published(name):
 
 def test_gpt_oss_120b_exact_parameter_count():
     h, layers = 2880, 36
-    attn = h * 64 * 64 + 2 * h * 8 * 64 + 64 * 64 * h       # q, k, v (8 KV heads), o; head_dim 64
-    expert = 3 * h * 2880                                     # gate, up, down of width 2880
+    attn = h * 64 * 64 + 2 * h * 8 * 64 + 64 * 64 * h  # q, k, v (8 KV heads), o; head_dim 64
+    expert = 3 * h * 2880  # gate, up, down of width 2880
     router = h * 128
-    emb = 2 * 201088 * h                                      # embedding + untied LM head
+    emb = 2 * 201088 * h  # embedding + untied LM head
     m = load_model("gpt-oss-120b")
     assert m.param_count() == emb + layers * (attn + 128 * expert + router) == 116_788_838_400
     assert m.param_count(active=True) == emb + layers * (attn + 4 * expert + router)
@@ -92,12 +93,17 @@ def test_gpt_oss_120b_exact_parameter_count():
 
 def test_kimi_k2_5_is_deepseek_v3_with_384_experts_and_one_dense_layer():
     h = 7168
-    attn = (h * 1536 + 1536 * 64 * (128 + 64) + h * (512 + 64) + 512 * 64 * (128 + 128)
-            + 64 * 128 * h)                                   # MLA with 64 heads
+    attn = (
+        h * 1536 + 1536 * 64 * (128 + 64) + h * (512 + 64) + 512 * 64 * (128 + 128) + 64 * 128 * h
+    )  # MLA with 64 heads
     expert = 3 * h * 2048
-    expected = (2 * 163840 * h + 61 * attn + 3 * h * 18432    # one dense layer
-                + 60 * ((384 + 1) * expert + h * 384))        # 384 routed + 1 shared, router
-    m = load_model("kimi-k2.5")                               # read from text_config
+    expected = (
+        2 * 163840 * h
+        + 61 * attn
+        + 3 * h * 18432  # one dense layer
+        + 60 * ((384 + 1) * expert + h * 384)
+    )  # 384 routed + 1 shared, router
+    m = load_model("kimi-k2.5")  # read from text_config
     assert m.param_count() == expected
     assert (m.moe.first_dense_layers, m.moe.num_experts, m.moe.top_k, m.num_heads) == (1, 384, 8, 64)
 
@@ -106,11 +112,12 @@ def test_glm_5_mla_dims_and_moe_layers():
     m = load_model("glm-5")
     assert (m.mla.q_lora_rank, m.mla.kv_lora_rank, m.qk_head_dim, m.v_head_dim) == (2048, 512, 256, 256)
     assert (m.num_dense_layers, m.num_moe_layers, m.moe.num_experts) == (3, 75, 256)
-    assert m.kv_bytes_per_token == 78 * (512 + 64) * 2   # the indexer's key cache is left out
+    assert m.kv_bytes_per_token == 78 * (512 + 64) * 2  # the indexer's key cache is left out
 
 
 def test_deepseek_r1_has_deepseek_v3_architecture():
     import dataclasses as dc
+
     r1, v3 = load_model("deepseek-r1"), load_model("deepseek-v3")
     assert dc.replace(r1, name=v3.name, hf_id=v3.hf_id) == v3
 
@@ -126,10 +133,13 @@ def test_llama_3_1_8b_exact_parameter_count():
 
 def test_deepseek_v3_exact_active_count():
     h = 7168
-    attn = (h * 1536 + 1536 * 128 * (128 + 64)      # q down, q up (nope + rope per head)
-            + h * (512 + 64)                        # kv down (latent + shared rope key)
-            + 512 * 128 * (128 + 128)               # kv up (k nope + v per head)
-            + 128 * 128 * h)                        # o
+    attn = (
+        h * 1536
+        + 1536 * 128 * (128 + 64)  # q down, q up (nope + rope per head)
+        + h * (512 + 64)  # kv down (latent + shared rope key)
+        + 512 * 128 * (128 + 128)  # kv up (k nope + v per head)
+        + 128 * 128 * h
+    )  # o
     dense_mlp = 3 * h * 18432
     expert = 3 * h * 2048
     moe_active = 8 * expert + 1 * expert + h * 256  # top-8 routed + 1 shared + router
@@ -214,14 +224,15 @@ def test_config_missing_a_required_field(tmp_path):
 
 # --- precision ---------------------------------------------------------------------------------
 
+
 def test_card_precisions_follow_their_quantization_config():
     # (linear_quant, moe_quant, GEMM family of the linear layers, of the experts)
     expected = {
-        "deepseek-r1": ("fp8_block", "fp8_block", "fp8", "fp8"),      # fp8 + weight_block_size
-        "minimax-m2.5": ("fp8_block", "fp8_block", "fp8", "fp8"),     # only gate / lm_head skipped
-        "gpt-oss-120b": ("none", "mxfp4", "bf16", "w4a16"),            # mxfp4: experts only
-        "kimi-k2.5": ("none", "int4", "bf16", "w4a16"),                # ignore self_attn, shared, MLP
-        "glm-5": ("none", "none", "bf16", "bf16"),                     # bf16 checkpoint
+        "deepseek-r1": ("fp8_block", "fp8_block", "fp8", "fp8"),  # fp8 + weight_block_size
+        "minimax-m2.5": ("fp8_block", "fp8_block", "fp8", "fp8"),  # only gate / lm_head skipped
+        "gpt-oss-120b": ("none", "mxfp4", "bf16", "w4a16"),  # mxfp4: experts only
+        "kimi-k2.5": ("none", "int4", "bf16", "w4a16"),  # ignore self_attn, shared, MLP
+        "glm-5": ("none", "none", "bf16", "bf16"),  # bf16 checkpoint
         "llama-3.1-8b": ("none", "none", "bf16", "bf16"),
     }
     for name, (linear, moe, gemm, moe_gemm) in expected.items():
@@ -231,41 +242,75 @@ def test_card_precisions_follow_their_quantization_config():
     assert load_model("deepseek-r1").precision == "fp8_block"
 
 
-@pytest.mark.parametrize("qcfg, expected", [
-    ({"quant_method": "fp8", "activation_scheme": "dynamic"}, ("fp8", "fp8")),
-    ({"quant_method": "fp8", "fmt": "e4m3", "weight_block_size": [128, 128]}, ("fp8_block", "fp8_block")),
-    # GLM-5-FP8 skips norms and the indexer's small projections inside self_attn, not attention
-    ({"quant_method": "fp8", "weight_block_size": [128, 128],
-      "modules_to_not_convert": ["lm_head", "model.layers.0.self_attn.q_a_layernorm",
-                                 "model.layers.0.self_attn.indexers_proj"]}, ("fp8_block", "fp8_block")),
-    ({"quant_method": "mxfp4", "modules_to_not_convert": ["model.layers.*.self_attn"]}, ("none", "mxfp4")),
-    ({"quant_method": "awq", "bits": 4, "group_size": 128, "zero_point": True}, ("int4", "int4")),
-    ({"quant_method": "gptq", "bits": 4, "group_size": 128, "desc_act": False}, ("int4", "int4")),
-    ({"quant_method": "compressed-tensors", "ignore": ["lm_head"],
-      "config_groups": {"group_0": {"targets": ["Linear"],
-                                    "weights": {"num_bits": 4, "type": "int", "group_size": 128}}}},
-     ("int4", "int4")),
-    ({"quant_method": "compressed-tensors", "ignore": ["lm_head"],
-      "config_groups": {"group_0": {"targets": ["Linear"],
-                                    "weights": {"num_bits": 8, "type": "float", "strategy": "channel"}}}},
-     ("fp8", "fp8")),
-    ({"quant_method": "modelopt", "quant_algo": "FP8"}, ("fp8", "fp8")),
-    ({"quant_method": "modelopt", "quant_algo": "NVFP4", "exclude_modules": ["lm_head", "re:.*self_attn.*"]},
-     ("none", "nvfp4")),
-    ({"quant_method": "modelopt_fp4"}, ("nvfp4", "nvfp4")),
-    (None, ("none", "none")),
-])
+@pytest.mark.parametrize(
+    "qcfg, expected",
+    [
+        ({"quant_method": "fp8", "activation_scheme": "dynamic"}, ("fp8", "fp8")),
+        ({"quant_method": "fp8", "fmt": "e4m3", "weight_block_size": [128, 128]}, ("fp8_block", "fp8_block")),
+        # GLM-5-FP8 skips norms and the indexer's small projections inside self_attn, not attention
+        (
+            {
+                "quant_method": "fp8",
+                "weight_block_size": [128, 128],
+                "modules_to_not_convert": [
+                    "lm_head",
+                    "model.layers.0.self_attn.q_a_layernorm",
+                    "model.layers.0.self_attn.indexers_proj",
+                ],
+            },
+            ("fp8_block", "fp8_block"),
+        ),
+        ({"quant_method": "mxfp4", "modules_to_not_convert": ["model.layers.*.self_attn"]}, ("none", "mxfp4")),
+        ({"quant_method": "awq", "bits": 4, "group_size": 128, "zero_point": True}, ("int4", "int4")),
+        ({"quant_method": "gptq", "bits": 4, "group_size": 128, "desc_act": False}, ("int4", "int4")),
+        (
+            {
+                "quant_method": "compressed-tensors",
+                "ignore": ["lm_head"],
+                "config_groups": {
+                    "group_0": {"targets": ["Linear"], "weights": {"num_bits": 4, "type": "int", "group_size": 128}}
+                },
+            },
+            ("int4", "int4"),
+        ),
+        (
+            {
+                "quant_method": "compressed-tensors",
+                "ignore": ["lm_head"],
+                "config_groups": {
+                    "group_0": {
+                        "targets": ["Linear"],
+                        "weights": {"num_bits": 8, "type": "float", "strategy": "channel"},
+                    }
+                },
+            },
+            ("fp8", "fp8"),
+        ),
+        ({"quant_method": "modelopt", "quant_algo": "FP8"}, ("fp8", "fp8")),
+        (
+            {"quant_method": "modelopt", "quant_algo": "NVFP4", "exclude_modules": ["lm_head", "re:.*self_attn.*"]},
+            ("none", "nvfp4"),
+        ),
+        ({"quant_method": "modelopt_fp4"}, ("nvfp4", "nvfp4")),
+        (None, ("none", "none")),
+    ],
+)
 def test_quantization_config_parsing(qcfg, expected):
     assert precision_from_config(qcfg, "config.json") == expected
 
 
-@pytest.mark.parametrize("qcfg, words", [
-    ({"quant_method": "bitsandbytes", "load_in_4bit": True}, "quant_method 'bitsandbytes' is not modelled"),
-    ({"quant_method": "gptq", "bits": 8}, "gptq with 8-bit weights is not modelled"),
-    ({"quant_method": "modelopt", "quant_algo": "W4A8_AWQ"}, "quant_algo 'W4A8_AWQ' is not modelled"),
-    ({"quant_method": "compressed-tensors",
-      "config_groups": {"g": {"weights": {"num_bits": 2, "type": "int"}}}}, "2 bits (int) are not modelled"),
-])
+@pytest.mark.parametrize(
+    "qcfg, words",
+    [
+        ({"quant_method": "bitsandbytes", "load_in_4bit": True}, "quant_method 'bitsandbytes' is not modelled"),
+        ({"quant_method": "gptq", "bits": 8}, "gptq with 8-bit weights is not modelled"),
+        ({"quant_method": "modelopt", "quant_algo": "W4A8_AWQ"}, "quant_algo 'W4A8_AWQ' is not modelled"),
+        (
+            {"quant_method": "compressed-tensors", "config_groups": {"g": {"weights": {"num_bits": 2, "type": "int"}}}},
+            "2 bits (int) are not modelled",
+        ),
+    ],
+)
 def test_unknown_quantization_is_one_clear_line(qcfg, words):
     with pytest.raises(SpecError) as e:
         precision_from_config(qcfg, "config.json")
@@ -286,10 +331,10 @@ def test_with_quantization_is_vllm_online_quantization():
     bf16 = load_model("qwen3-30b-a3b")
     fp8 = bf16.with_quantization("fp8")
     assert (fp8.linear_quant, fp8.moe_quant, fp8.weight_dtype) == ("fp8", "fp8", "fp8")
-    assert bf16.linear_quant == "none"                  # a copy; the card is unchanged
+    assert bf16.linear_quant == "none"  # a copy; the card is unchanged
     split = bf16.with_quantization("fp8", moe="fp8_block")
     assert (split.linear_quant, split.moe_quant) == ("fp8", "fp8_block")
-    assert bf16.with_quantization("awq").moe_quant == "int4"   # vLLM alias
+    assert bf16.with_quantization("awq").moe_quant == "int4"  # vLLM alias
     with pytest.raises(SpecError, match="'int3' is not a known quantization"):
         bf16.with_quantization("int3")
 
@@ -305,6 +350,7 @@ def test_kv_cache_dtype_sets_kv_bytes():
 
 # --- weight bytes, by hand ---------------------------------------------------------------------
 
+
 def test_weight_bytes_fp8_online_llama_3_1_8b():
     emb = 2 * 128256 * 4096
     rest = 8_029_995_008 - emb
@@ -316,21 +362,22 @@ def test_weight_bytes_fp8_block_minimax_m2_5():
     h, layers = 3072, 62
     attn = h * 48 * 128 + 2 * h * 8 * 128 + 48 * 128 * h
     experts = 256 * 3 * h * 1536
-    bf16 = 2 * 200064 * h + layers * h * 256              # embeddings, LM head, router
-    block = 1 + 4 / 128**2                                # fp8 + one fp32 scale per 128x128 block
+    bf16 = 2 * 200064 * h + layers * h * 256  # embeddings, LM head, router
+    block = 1 + 4 / 128**2  # fp8 + one fp32 scale per 128x128 block
     assert load_model("minimax-m2.5").weight_bytes() == pytest.approx(
-        bf16 * 2 + layers * (attn + experts) * block, rel=1e-12)
+        bf16 * 2 + layers * (attn + experts) * block, rel=1e-12
+    )
 
 
 def test_weight_bytes_mxfp4_gpt_oss_120b():
     h, layers = 2880, 36
     attn = h * 64 * 64 + 2 * h * 8 * 64 + 64 * 64 * h
     experts = 128 * 3 * h * 2880
-    bf16 = 2 * 201088 * h + layers * (attn + h * 128)     # embeddings, LM head, attention, router
-    mxfp4 = (4 + 8 / 32) / 8                              # e2m1 + one e8m0 scale per 32
+    bf16 = 2 * 201088 * h + layers * (attn + h * 128)  # embeddings, LM head, attention, router
+    mxfp4 = (4 + 8 / 32) / 8  # e2m1 + one e8m0 scale per 32
     expected = bf16 * 2 + layers * experts * mxfp4
     assert load_model("gpt-oss-120b").weight_bytes() == pytest.approx(expected, rel=1e-12)
-    assert expected / 2**30 == pytest.approx(60.69, abs=0.01)   # the 60.8 GiB checkpoint
+    assert expected / 2**30 == pytest.approx(60.69, abs=0.01)  # the 60.8 GiB checkpoint
 
 
 def test_weight_bytes_int4_kimi_k2_5():
@@ -343,19 +390,41 @@ def test_weight_bytes_int4_kimi_k2_5():
     assert load_model("kimi-k2.5").weight_bytes() == pytest.approx(expected, rel=1e-12)
 
 
-@pytest.mark.parametrize("cfg, what", [
-    # Qwen/Qwen3.5-397B-A17B text_config (ai-dynamo/aiconfigurator model_configs copy), trimmed:
-    # 3 gated-DeltaNet layers to 1 full-attention layer, 60 layers.
-    ({"text_config": {"hidden_size": 4096, "num_attention_heads": 32, "num_key_value_heads": 2,
-                      "num_hidden_layers": 60, "vocab_size": 248320, "head_dim": 256,
-                      "num_experts": 512, "num_experts_per_tok": 10, "moe_intermediate_size": 1024,
-                      "layer_types": (["linear_attention"] * 3 + ["full_attention"]) * 15}},
-     "45 of 60 layers are linear_attention; linear-attention layers are not modelled"),
-    # MiniMax-M1's attn_type_list: 0 marks a lightning (linear) attention layer.
-    ({"hidden_size": 6144, "num_attention_heads": 64, "num_hidden_layers": 8, "vocab_size": 200064,
-      "attn_type_list": [0, 0, 0, 0, 0, 0, 0, 1]},
-     "7 of 8 layers are lightning_attention; linear-attention layers are not modelled"),
-])
+@pytest.mark.parametrize(
+    "cfg, what",
+    [
+        # Qwen/Qwen3.5-397B-A17B text_config (ai-dynamo/aiconfigurator model_configs copy), trimmed:
+        # 3 gated-DeltaNet layers to 1 full-attention layer, 60 layers.
+        (
+            {
+                "text_config": {
+                    "hidden_size": 4096,
+                    "num_attention_heads": 32,
+                    "num_key_value_heads": 2,
+                    "num_hidden_layers": 60,
+                    "vocab_size": 248320,
+                    "head_dim": 256,
+                    "num_experts": 512,
+                    "num_experts_per_tok": 10,
+                    "moe_intermediate_size": 1024,
+                    "layer_types": (["linear_attention"] * 3 + ["full_attention"]) * 15,
+                }
+            },
+            "45 of 60 layers are linear_attention; linear-attention layers are not modelled",
+        ),
+        # MiniMax-M1's attn_type_list: 0 marks a lightning (linear) attention layer.
+        (
+            {
+                "hidden_size": 6144,
+                "num_attention_heads": 64,
+                "num_hidden_layers": 8,
+                "vocab_size": 200064,
+                "attn_type_list": [0, 0, 0, 0, 0, 0, 0, 1],
+            },
+            "7 of 8 layers are lightning_attention; linear-attention layers are not modelled",
+        ),
+    ],
+)
 def test_linear_attention_is_refused_with_one_line(cfg, what):
     with pytest.raises(SpecError) as e:
         model_from_config(cfg, "m", "config.json")

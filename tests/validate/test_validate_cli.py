@@ -1,4 +1,5 @@
 """`frontier validate` end to end through click."""
+
 from __future__ import annotations
 
 import json
@@ -17,10 +18,15 @@ FIXTURES = Path(__file__).parent / "fixtures"
 RTX4090 = Path(__file__).resolve().parents[1] / "data" / "traces" / "vllm-per-request-rtx4090-llama3.1-8b"
 
 SCENARIO = {
-    "model": "llama-3.1-8b", "gpu": "h100-sxm",
+    "model": "llama-3.1-8b",
+    "gpu": "h100-sxm",
     "deployment": {"tp": 1, "max_num_seqs": 8, "max_num_batched_tokens": 512},
-    "workload": {"num_requests": 20, "arrival": {"process": "poisson", "rate": 20},
-                 "input_len": {"dist": "uniform", "min": 10, "max": 300}, "output_len": 16},
+    "workload": {
+        "num_requests": 20,
+        "arrival": {"process": "poisson", "rate": 20},
+        "input_len": {"dist": "uniform", "min": 10, "max": 300},
+        "output_len": 16,
+    },
     "seed": 1,
 }
 
@@ -53,12 +59,12 @@ def test_cli_round_trip_zero_error(tmp_path):
 def test_cli_flags_override(tmp_path):
     result_file = _simulated_result(tmp_path)
     out = tmp_path / "out"
-    res = CliRunner().invoke(validate, [str(result_file), "-o", str(out), "--max-num-seqs", "2",
-                                        "--no-enable-prefix-caching"])
+    res = CliRunner().invoke(
+        validate, [str(result_file), "-o", str(out), "--max-num-seqs", "2", "--no-enable-prefix-caching"]
+    )
     assert res.exit_code == 0, res.output
     report = json.loads((out / "validation.json").read_text())
-    assert report["provenance"]["deployment.max_num_seqs"] == {"value": 2,
-                                                                "from": "--max-num-seqs flag"}
+    assert report["provenance"]["deployment.max_num_seqs"] == {"value": 2, "from": "--max-num-seqs flag"}
     # fewer sequences per batch than were simulated: the replay is slower than the "measurement"
     assert report["metrics"]["mean_e2el_ms"]["error_pct"] > 0
 
@@ -77,18 +83,29 @@ def test_cli_run_folder(tmp_path):
 
 def test_cli_many_runs_one_row_each(tmp_path):
     """An SGLang JSONL with two runs -> one row per run and the mean absolute error."""
-    base = {"backend": "sglang", "dataset_name": "random", "max_concurrency": None,
-            "random_input_len": 200, "random_output_len": 20, "random_range_ratio": 0.5,
-            "completed": 12, "total_input_tokens": 1800, "total_output_tokens": 180,
-            "mean_e2e_latency_ms": 400.0, "median_e2e_latency_ms": 380.0,
-            "median_ttft_ms": 40.0, "median_itl_ms": 12.0}
-    lines = [dict(base, request_rate=2.0, duration=6.0, output_throughput=30.0),
-             dict(base, request_rate=float("inf"), duration=1.5, output_throughput=120.0)]
+    base = {
+        "backend": "sglang",
+        "dataset_name": "random",
+        "max_concurrency": None,
+        "random_input_len": 200,
+        "random_output_len": 20,
+        "random_range_ratio": 0.5,
+        "completed": 12,
+        "total_input_tokens": 1800,
+        "total_output_tokens": 180,
+        "mean_e2e_latency_ms": 400.0,
+        "median_e2e_latency_ms": 380.0,
+        "median_ttft_ms": 40.0,
+        "median_itl_ms": 12.0,
+    }
+    lines = [
+        dict(base, request_rate=2.0, duration=6.0, output_throughput=30.0),
+        dict(base, request_rate=float("inf"), duration=1.5, output_throughput=120.0),
+    ]
     path = tmp_path / "sglang_runs.jsonl"
     path.write_text("".join(json.dumps(x) + "\n" for x in lines))
     out = tmp_path / "out"
-    res = CliRunner().invoke(validate, [str(path), "-o", str(out), "--model", "llama-3.1-8b",
-                                        "--gpu", "h100-sxm"])
+    res = CliRunner().invoke(validate, [str(path), "-o", str(out), "--model", "llama-3.1-8b", "--gpu", "h100-sxm"])
     assert res.exit_code == 0, res.output
     assert "mean |error|" in res.output
     summary = json.loads((out / "summary.json").read_text())
@@ -106,8 +123,7 @@ def test_cli_folder_of_results(tmp_path):
     folder = tmp_path / "results"
     folder.mkdir()
     _simulated_result(folder)
-    (folder / "vllm_detailed_rate4.json").write_text(
-        (FIXTURES / "vllm_detailed_rate4.json").read_text())
+    (folder / "vllm_detailed_rate4.json").write_text((FIXTURES / "vllm_detailed_rate4.json").read_text())
     (folder / "notes.json").write_text('{"not": "a result"}')
     out = tmp_path / "out"
     res = CliRunner().invoke(validate, [str(folder), "-o", str(out)])
@@ -117,11 +133,14 @@ def test_cli_folder_of_results(tmp_path):
     assert len(summary["runs"]) == 2
 
 
-@pytest.mark.parametrize("content, message", [
-    ('{"completed": 3, "duration": 1.0, "mean_ttft', "truncated JSON"),
-    ('{"name": "left-pad"}', "not a benchmark result"),
-    ("", "empty file"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ('{"completed": 3, "duration": 1.0, "mean_ttft', "truncated JSON"),
+        ('{"name": "left-pad"}', "not a benchmark result"),
+        ("", "empty file"),
+    ],
+)
 def test_cli_errors_are_one_line_exit_2(tmp_path, content, message):
     path = tmp_path / "bad.json"
     path.write_text(content)
@@ -132,21 +151,29 @@ def test_cli_errors_are_one_line_exit_2(tmp_path, content, message):
 
 
 def test_cli_missing_gpu_exit_2(tmp_path):
-    res = CliRunner().invoke(validate, [str(FIXTURES / "vllm_summary_inf_concurrency2.json"),
-                                        "-o", str(tmp_path / "out")])
+    res = CliRunner().invoke(
+        validate, [str(FIXTURES / "vllm_summary_inf_concurrency2.json"), "-o", str(tmp_path / "out")]
+    )
     assert res.exit_code == 2
     assert "pass --gpu" in res.output and len(res.output.strip().splitlines()) == 1
 
 
 def test_cli_scenario_file(tmp_path):
     scen = tmp_path / "s.yaml"
-    scen.write_text(json.dumps({"model": "llama-3.1-8b", "gpu": "h100-sxm",
-                                "deployment": {"max_num_seqs": 4},
-                                "workload": {"num_requests": 1, "arrival": {"rate": 1},
-                                             "input_len": 1, "output_len": 1}}))
+    scen.write_text(
+        json.dumps(
+            {
+                "model": "llama-3.1-8b",
+                "gpu": "h100-sxm",
+                "deployment": {"max_num_seqs": 4},
+                "workload": {"num_requests": 1, "arrival": {"rate": 1}, "input_len": 1, "output_len": 1},
+            }
+        )
+    )
     out = tmp_path / "out"
-    res = CliRunner().invoke(validate, [str(FIXTURES / "vllm_summary_inf_concurrency2.json"),
-                                        "--scenario", str(scen), "-o", str(out)])
+    res = CliRunner().invoke(
+        validate, [str(FIXTURES / "vllm_summary_inf_concurrency2.json"), "--scenario", str(scen), "-o", str(out)]
+    )
     assert res.exit_code == 0, res.output
     report = json.loads((out / "validation.json").read_text())
     assert report["provenance"]["gpu"]["from"] == "scenario file s.yaml"

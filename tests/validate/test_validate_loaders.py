@@ -1,4 +1,5 @@
 """Loaders of measured runs, on the real fixture files and on hand-computed timelines."""
+
 from __future__ import annotations
 
 import json
@@ -17,13 +18,18 @@ SGLANG = TRACES / "sglang-bench-serving-examples"
 RTX4090 = TRACES / "vllm-per-request-rtx4090-llama3.1-8b"
 
 
-
 # ---------------------------------------------------------------------------- SGLang JSONL
 
-@pytest.mark.parametrize("name, lines", [("deepseek_dp_mla_output.jsonl", 1),
-                                         ("llama_3_3_70b_offline_output.jsonl", 7),
-                                         ("llama_3_3_70b_online_output.jsonl", 7),
-                                         ("llama_405b_online_output.jsonl", 6)])
+
+@pytest.mark.parametrize(
+    "name, lines",
+    [
+        ("deepseek_dp_mla_output.jsonl", 1),
+        ("llama_3_3_70b_offline_output.jsonl", 7),
+        ("llama_3_3_70b_online_output.jsonl", 7),
+        ("llama_405b_online_output.jsonl", 6),
+    ],
+)
 def test_sglang_one_run_per_line(name, lines):
     runs = load_measured(SGLANG / name)
     assert len(runs) == lines
@@ -64,15 +70,29 @@ def test_sglang_infinite_rate():
 
 def test_sglang_output_details_arrays(tmp_path):
     """--output-details adds per-request arrays (no send times); failed requests carry an error."""
-    obj = {"backend": "sglang", "dataset_name": "random", "request_rate": 2.0,
-           "max_concurrency": 4, "random_input_len": 100, "random_output_len": 10,
-           "random_range_ratio": 0.0, "duration": 2.0, "completed": 2,
-           "total_input_tokens": 30, "total_output_tokens": 5,
-           "mean_e2e_latency_ms": 350.0, "median_ttft_ms": 150.0, "median_itl_ms": 50.0,
-           "output_throughput": 2.5,
-           "input_lens": [10, 20, 99], "output_lens": [3, 2, 0],
-           "ttfts": [0.1, 0.2, 0.0], "itls": [[0.05, 0.05], [0.1], []],
-           "generated_texts": ["abc", "de", ""], "errors": ["", "", "timeout"]}
+    obj = {
+        "backend": "sglang",
+        "dataset_name": "random",
+        "request_rate": 2.0,
+        "max_concurrency": 4,
+        "random_input_len": 100,
+        "random_output_len": 10,
+        "random_range_ratio": 0.0,
+        "duration": 2.0,
+        "completed": 2,
+        "total_input_tokens": 30,
+        "total_output_tokens": 5,
+        "mean_e2e_latency_ms": 350.0,
+        "median_ttft_ms": 150.0,
+        "median_itl_ms": 50.0,
+        "output_throughput": 2.5,
+        "input_lens": [10, 20, 99],
+        "output_lens": [3, 2, 0],
+        "ttfts": [0.1, 0.2, 0.0],
+        "itls": [[0.05, 0.05], [0.1], []],
+        "generated_texts": ["abc", "de", ""],
+        "errors": ["", "", "timeout"],
+    }
     path = tmp_path / "sglang.jsonl"
     path.write_text(json.dumps(obj) + "\n")
     (r,) = load_measured(path)
@@ -90,6 +110,7 @@ def test_sglang_output_details_arrays(tmp_path):
 
 
 # ---------------------------------------------------------------------------- vLLM run folder
+
 
 def test_vllm_request_folder_reproduces_summary_txt():
     (r,) = load_measured(RTX4090)
@@ -155,12 +176,36 @@ def test_metric_definitions_hand_computed_timeline(tmp_path):
     duration = last token of the run - first queued = 14.0 - 10.0 = 4.0 s
     """
     rows = [
-        {"request_id": "r0", "input_toks": 100, "output_toks": 5, "arrival_time": 1e9,
-         "queued_ts": 10.0, "scheduled_ts": 10.1, "first_token_ts": 10.5, "last_token_ts": 12.5},
-        {"request_id": "r1", "input_toks": 200, "output_toks": 1, "arrival_time": 1e9 + 1,
-         "queued_ts": 11.0, "scheduled_ts": 11.0, "first_token_ts": 11.2, "last_token_ts": 11.2},
-        {"request_id": "r2", "input_toks": 300, "output_toks": 3, "arrival_time": 1e9 + 2,
-         "queued_ts": 12.0, "scheduled_ts": 12.5, "first_token_ts": 13.0, "last_token_ts": 14.0},
+        {
+            "request_id": "r0",
+            "input_toks": 100,
+            "output_toks": 5,
+            "arrival_time": 1e9,
+            "queued_ts": 10.0,
+            "scheduled_ts": 10.1,
+            "first_token_ts": 10.5,
+            "last_token_ts": 12.5,
+        },
+        {
+            "request_id": "r1",
+            "input_toks": 200,
+            "output_toks": 1,
+            "arrival_time": 1e9 + 1,
+            "queued_ts": 11.0,
+            "scheduled_ts": 11.0,
+            "first_token_ts": 11.2,
+            "last_token_ts": 11.2,
+        },
+        {
+            "request_id": "r2",
+            "input_toks": 300,
+            "output_toks": 3,
+            "arrival_time": 1e9 + 2,
+            "queued_ts": 12.0,
+            "scheduled_ts": 12.5,
+            "first_token_ts": 13.0,
+            "last_token_ts": 14.0,
+        },
     ]
     (r,) = load_measured(_write_run_folder(tmp_path / "run", rows))
     m = r.metrics
@@ -171,7 +216,7 @@ def test_metric_definitions_hand_computed_timeline(tmp_path):
     assert m["total_token_throughput"] == pytest.approx((600 + 9) / 4.0)
     assert m["mean_ttft_ms"] == pytest.approx((500 + 200 + 1000) / 3)
     assert m["median_ttft_ms"] == pytest.approx(500)
-    assert m["mean_tpot_ms"] == pytest.approx(500)      # r1 (one token) has no TPOT
+    assert m["mean_tpot_ms"] == pytest.approx(500)  # r1 (one token) has no TPOT
     assert m["mean_e2el_ms"] == pytest.approx((2500 + 200 + 2000) / 3)
     assert m["median_e2el_ms"] == pytest.approx(2000)
     assert m["p90_e2el_ms"] == pytest.approx(2000 + 0.8 * 500)  # linear, as np.percentile
@@ -180,15 +225,16 @@ def test_metric_definitions_hand_computed_timeline(tmp_path):
 
 
 def test_request_folder_without_first_token_counts_as_failed(tmp_path):
-    rows = [{"input_toks": 10, "output_toks": 2, "queued_ts": 0.0, "first_token_ts": 0.1,
-             "last_token_ts": 0.3},
-            {"input_toks": 10, "output_toks": 2, "queued_ts": 0.5, "first_token_ts": None,
-             "last_token_ts": None}]
+    rows = [
+        {"input_toks": 10, "output_toks": 2, "queued_ts": 0.0, "first_token_ts": 0.1, "last_token_ts": 0.3},
+        {"input_toks": 10, "output_toks": 2, "queued_ts": 0.5, "first_token_ts": None, "last_token_ts": None},
+    ]
     (r,) = load_measured(_write_run_folder(tmp_path / "run", rows))
     assert r.failed == 1 and r.metrics["completed"] == 1 and r.metrics["failed"] == 1
 
 
 # ---------------------------------------------------------------------------- vLLM --save-result
+
 
 def test_vllm_detailed_hand_computed():
     """fixtures/vllm_detailed_rate4.json, five requests (one failed):
@@ -273,6 +319,7 @@ def test_vllm_append_result_lines(tmp_path):
 
 # ---------------------------------------------------------------------------- errors
 
+
 def test_truncated_json_is_one_clear_line(tmp_path):
     text = (FIXTURES / "vllm_detailed_rate4.json").read_text()
     path = tmp_path / "cut.json"
@@ -284,9 +331,11 @@ def test_truncated_json_is_one_clear_line(tmp_path):
 
 
 def test_truncated_last_line_of_jsonl(tmp_path):
-    lines = (SGLANG / "llama_405b_online_output.jsonl").read_text().splitlines() \
-        if SGLANG.is_dir() else [json.dumps({"completed": 1, "duration": 1.0,
-                                             "median_ttft_ms": 1.0, "random_input_len": 1})] * 2
+    lines = (
+        (SGLANG / "llama_405b_online_output.jsonl").read_text().splitlines()
+        if SGLANG.is_dir()
+        else [json.dumps({"completed": 1, "duration": 1.0, "median_ttft_ms": 1.0, "random_input_len": 1})] * 2
+    )
     path = tmp_path / "cut.jsonl"
     path.write_text(lines[0] + "\n" + lines[1][:40])
     with pytest.raises(FrontierError, match=r"truncated JSON \(line 2"):
@@ -330,8 +379,7 @@ def test_missing_path(tmp_path):
 
 def test_detect_kind():
     assert detect_kind({"completed": 1, "duration": 2, "mean_ttft_ms": 3}) == "vllm-bench"
-    assert detect_kind({"completed": 1, "mean_e2e_latency_ms": 3, "median_ttft_ms": 1}) \
-        == "sglang-bench"
+    assert detect_kind({"completed": 1, "mean_e2e_latency_ms": 3, "median_ttft_ms": 1}) == "sglang-bench"
     assert detect_kind({"completed": 1}) is None
     assert detect_kind({"mean_ttft_ms": 1}) is None
     assert detect_kind([1]) is None
@@ -343,8 +391,7 @@ def test_folder_of_results_skips_foreign_files(tmp_path):
     (tmp_path / "notes.json").write_text('{"hello": "world"}')
     (tmp_path / "README.md").write_text("not a result")
     runs, skipped = load_folder(tmp_path)
-    assert [r.source.name for r in runs] == ["vllm_detailed_rate4.json",
-                                             "vllm_summary_inf_concurrency2.json"]
+    assert [r.source.name for r in runs] == ["vllm_detailed_rate4.json", "vllm_summary_inf_concurrency2.json"]
     assert len(skipped) == 1 and skipped[0].startswith("notes.json")
     assert len(load_measured(tmp_path)) == 2
 

@@ -1,4 +1,5 @@
 """Replays: what the workload and deployment are built from, and the zero-error round trip."""
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,7 @@ import yaml
 from frontier.errors import FrontierError
 from frontier.spec.scenario import scenario_from_dict
 from frontier.validate import load_measured, plan_replay, validate_run, write_vllm_result
-from frontier.validate.replay import (build_request_table, build_scenario_dict, resolve_gpu,
-                                      resolve_model)
+from frontier.validate.replay import build_request_table, build_scenario_dict, resolve_gpu, resolve_model
 from frontier.validate.report import COMPARED_METRICS, compare, error_pct
 from frontier.workload import build_requests
 
@@ -23,17 +23,21 @@ RTX4090 = TRACES / "vllm-per-request-rtx4090-llama3.1-8b"
 SGLANG = TRACES / "sglang-bench-serving-examples"
 
 SMALL = {
-    "model": "llama-3.1-8b", "gpu": "h100-sxm",
+    "model": "llama-3.1-8b",
+    "gpu": "h100-sxm",
     "deployment": {"tp": 1, "max_num_seqs": 16, "max_num_batched_tokens": 1024},
-    "workload": {"num_requests": 30, "arrival": {"process": "poisson", "rate": 10},
-                 "input_len": {"dist": "uniform", "min": 20, "max": 700},
-                 "output_len": {"dist": "uniform", "min": 1, "max": 60}},
+    "workload": {
+        "num_requests": 30,
+        "arrival": {"process": "poisson", "rate": 10},
+        "input_len": {"dist": "uniform", "min": 20, "max": 700},
+        "output_len": {"dist": "uniform", "min": 1, "max": 60},
+    },
     "seed": 7,
 }
 
 
 def test_resolve_names():
-    assert resolve_model("meta-llama/Llama-3.1-8B") == "llama-3.1-8b"          # hf_id
+    assert resolve_model("meta-llama/Llama-3.1-8B") == "llama-3.1-8b"  # hf_id
     assert resolve_model("meta-llama/Llama-3.1-8B-Instruct") == "llama-3.1-8b"  # suffix
     assert resolve_model("llama-3.3-70b") == "llama-3.3-70b"
     assert resolve_model("some-org/unknown-model-7b") is None
@@ -55,6 +59,7 @@ def test_error_pct():
 
 # ---------------------------------------------------------------------------- deployment
 
+
 def test_deployment_from_run_folder_engine_args():
     (run,) = load_measured(RTX4090)
     d, prov = build_scenario_dict(run)
@@ -70,8 +75,9 @@ def test_deployment_from_run_folder_engine_args():
 
 def test_flags_override_engine_args():
     (run,) = load_measured(RTX4090)
-    d, prov = build_scenario_dict(run, {"max_num_seqs": 64, "enable_prefix_caching": False,
-                                        "gpu": "h100-sxm", "tp": None})
+    d, prov = build_scenario_dict(
+        run, {"max_num_seqs": 64, "enable_prefix_caching": False, "gpu": "h100-sxm", "tp": None}
+    )
     assert d["deployment"]["max_num_seqs"] == 64
     assert d["deployment"]["enable_prefix_caching"] is False
     assert d["gpu"] == "h100-sxm" and prov["gpu"]["from"] == "--gpu flag"
@@ -107,15 +113,22 @@ def test_unknown_model_is_a_clear_error(tmp_path):
 
 def test_scenario_file_fills_gaps_and_loses_to_file_and_flags(tmp_path):
     scen = tmp_path / "s.yaml"
-    scen.write_text(yaml.safe_dump({"model": "llama-3.1-70b", "gpu": "h200",
-                                    "deployment": {"tp": 4, "max_num_seqs": 99,
-                                                   "router": "least_outstanding"},
-                                    "workload": {"trace": "ignored.csv"}, "seed": 11}))
+    scen.write_text(
+        yaml.safe_dump(
+            {
+                "model": "llama-3.1-70b",
+                "gpu": "h200",
+                "deployment": {"tp": 4, "max_num_seqs": 99, "router": "least_outstanding"},
+                "workload": {"trace": "ignored.csv"},
+                "seed": 11,
+            }
+        )
+    )
     (run,) = load_measured(FIXTURES / "vllm_detailed_rate4.json")
     d, prov = build_scenario_dict(run, {"max_num_batched_tokens": 4096}, scen)
-    assert d["model"] == "llama-3.1-8b"           # the result file names its model
-    assert d["gpu"] == "h100-sxm"                 # and its GPU (metadata)
-    assert d["deployment"]["tp"] == 1             # metadata tensor_parallel_size beats the file
+    assert d["model"] == "llama-3.1-8b"  # the result file names its model
+    assert d["gpu"] == "h100-sxm"  # and its GPU (metadata)
+    assert d["deployment"]["tp"] == 1  # metadata tensor_parallel_size beats the file
     assert d["deployment"]["max_num_seqs"] == 99  # the scenario file fills what the run lacks
     assert d["deployment"]["router"] == "least_outstanding"
     assert d["deployment"]["max_num_batched_tokens"] == 4096  # flags beat everything
@@ -123,6 +136,7 @@ def test_scenario_file_fills_gaps_and_loses_to_file_and_flags(tmp_path):
 
 
 # ---------------------------------------------------------------------------- requests
+
 
 def test_requests_from_per_request_data():
     (run,) = load_measured(FIXTURES / "vllm_detailed_rate4.json")
@@ -169,6 +183,7 @@ def test_vllm_rate_replay_spans_n_over_rate(tmp_path):
 
 # ---------------------------------------------------------------------------- round trip
 
+
 def _simulate(d: dict):
     from frontier.sim.run import simulate
 
@@ -177,11 +192,14 @@ def _simulate(d: dict):
     return scenario, simulate(scenario, requests)
 
 
-@pytest.mark.parametrize("workload", [
-    {},
-    {"concurrency": 4},
-    {"arrival": {"process": "poisson", "rate": "inf"}, "concurrency": 8},
-])
+@pytest.mark.parametrize(
+    "workload",
+    [
+        {},
+        {"concurrency": 4},
+        {"arrival": {"process": "poisson", "rate": "inf"}, "concurrency": 8},
+    ],
+)
 def test_round_trip_simulate_write_validate_is_zero_error(tmp_path, workload):
     d = json.loads(json.dumps(SMALL))
     d["workload"].update(workload)
@@ -204,15 +222,37 @@ def test_round_trip_simulate_write_validate_is_zero_error(tmp_path, workload):
 
 def test_written_file_is_vllm_format(tmp_path):
     scenario, sim = _simulate(SMALL)
-    path = write_vllm_result(sim, tmp_path / "sim.json", model_id="meta-llama/Llama-3.1-8B",
-                             scenario=scenario)
+    path = write_vllm_result(sim, tmp_path / "sim.json", model_id="meta-llama/Llama-3.1-8B", scenario=scenario)
     data = json.loads(path.read_text())
-    for key in ("date", "backend", "model_id", "tokenizer_id", "num_prompts", "request_rate",
-                "burstiness", "max_concurrency", "duration", "completed", "failed",
-                "total_input_tokens", "total_output_tokens", "request_throughput",
-                "request_goodput", "output_throughput", "total_token_throughput", "input_lens",
-                "output_lens", "ttfts", "itls", "start_times", "errors", "mean_ttft_ms",
-                "median_tpot_ms", "p99_itl_ms", "mean_e2el_ms"):
+    for key in (
+        "date",
+        "backend",
+        "model_id",
+        "tokenizer_id",
+        "num_prompts",
+        "request_rate",
+        "burstiness",
+        "max_concurrency",
+        "duration",
+        "completed",
+        "failed",
+        "total_input_tokens",
+        "total_output_tokens",
+        "request_throughput",
+        "request_goodput",
+        "output_throughput",
+        "total_token_throughput",
+        "input_lens",
+        "output_lens",
+        "ttfts",
+        "itls",
+        "start_times",
+        "errors",
+        "mean_ttft_ms",
+        "median_tpot_ms",
+        "p99_itl_ms",
+        "mean_e2el_ms",
+    ):
         assert key in data, key
     n = data["num_prompts"]
     assert n == 30 and all(len(data[k]) == n for k in ("input_lens", "ttfts", "itls", "errors"))

@@ -2,6 +2,7 @@
 as long as the prompt, a run's mean TPOT is one decode step of `clients` sequences (prefills
 of the next requests add under 5 %), at the mean context `isl + osl / 2`. The step model
 (graph, predictors, CUDA-graph and host rules of the engine) must land near it."""
+
 import numpy as np
 import pytest
 
@@ -39,12 +40,15 @@ def test_decode_steps_within_10_percent_median(steps):
     assert median <= 0.10 and p90 <= 0.30
 
 
-@pytest.mark.parametrize("where", [
-    {"model": "Llama-3.1-70B", "gpu": "h200"},        # dense FP8, H200, TP1-8
-    {"model": "DeepSeek", "gpu": "h200"},             # MoE + MLA, FP8 blocks
-    {"model": "Qwen3-235B", "gpu": "h200"},           # MoE, FP8
-    {"model": "gpt-oss", "gpu": "h100"},              # MoE, MXFP4 experts, H100
-])
+@pytest.mark.parametrize(
+    "where",
+    [
+        {"model": "Llama-3.1-70B", "gpu": "h200"},  # dense FP8, H200, TP1-8
+        {"model": "DeepSeek", "gpu": "h200"},  # MoE + MLA, FP8 blocks
+        {"model": "Qwen3-235B", "gpu": "h200"},  # MoE, FP8
+        {"model": "gpt-oss", "gpu": "h100"},  # MoE, MXFP4 experts, H100
+    ],
+)
 def test_decode_steps_per_family(steps, where):
     median, _ = ape(steps, **where)
     assert median <= 0.12

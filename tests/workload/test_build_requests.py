@@ -1,4 +1,5 @@
 """build_requests on traces: replay, time_scale, windows, caps, re-timing, overrides."""
+
 from pathlib import Path
 
 import numpy as np
@@ -58,20 +59,23 @@ def test_window_rezeroes_at_the_first_kept_request():
 
 
 def test_window_past_the_end_is_an_error():
-    with pytest.raises(SpecError, match=r"workload.trace: no requests between start_s 5000 s "
-                                        r"and inf s; trace 'azure_conv.csv' spans 0 to 3502 s"):
+    with pytest.raises(
+        SpecError,
+        match=r"workload.trace: no requests between start_s 5000 s "
+        r"and inf s; trace 'azure_conv.csv' spans 0 to 3502 s",
+    ):
         build({"trace": {"path": AZURE, "start_s": 5000}})
 
 
 def test_retiming_keeps_lengths_and_order_and_uses_the_process():
     ref = load_trace(AZURE)
-    t = build({"trace": {"path": AZURE}, "num_requests": 2000,
-               "arrival": {"process": "constant", "rate": 20}})
+    t = build({"trace": {"path": AZURE}, "num_requests": 2000, "arrival": {"process": "constant", "rate": 20}})
     assert np.array_equal(t.input_tokens, ref.input_tokens[:2000])
     assert np.array_equal(t.output_tokens, ref.output_tokens[:2000])
     assert np.array_equal(t.arrival_s, np.arange(2000) / 20.0)
-    assert t.source == ("Azure LLM inference 2023 conv trace (azure_conv.csv), 2000 requests, "
-                        "constant 20 req/s (re-timed)")
+    assert t.source == (
+        "Azure LLM inference 2023 conv trace (azure_conv.csv), 2000 requests, constant 20 req/s (re-timed)"
+    )
     p = build({"trace": {"path": AZURE}, "arrival": {"process": "poisson", "rate": 50}}, seed=3)
     assert len(p) == len(ref)
     assert p.rate_rps == pytest.approx(50, rel=0.03)
@@ -85,8 +89,7 @@ def test_retimed_trace_is_reproducible():
 
 def test_output_len_override_and_concurrency():
     ref = load_trace(AZURE)
-    t = build({"trace": {"path": AZURE}, "num_requests": 50, "output_len": 16,
-               "concurrency": 4})
+    t = build({"trace": {"path": AZURE}, "num_requests": 50, "output_len": 16, "concurrency": 4})
     assert t.output_tokens.tolist() == [16] * 50
     assert np.array_equal(t.input_tokens, ref.input_tokens[:50])
     assert t.concurrency == 4
@@ -113,20 +116,24 @@ def test_mooncake_window_selects_blocks_of_the_same_rows():
     ref = load_trace(MOONCAKE)
     t = build({"trace": {"path": str(MOONCAKE), "start_s": 1800}, "num_requests": 5})
     first = int(np.argmax(ref.arrival_s >= 1800))
-    assert t.prefix_blocks == ref.prefix_blocks[first:first + 5]
-    assert np.array_equal(t.input_tokens, ref.input_tokens[first:first + 5])
+    assert t.prefix_blocks == ref.prefix_blocks[first : first + 5]
+    assert np.array_equal(t.input_tokens, ref.input_tokens[first : first + 5])
 
 
 def test_vidur_needs_and_takes_an_arrival_process():
-    t = build({"trace": {"path": str(VIDUR)}, "num_requests": 1000,
-               "arrival": {"process": "gamma", "rate": 4, "cv": 2}})
+    t = build(
+        {"trace": {"path": str(VIDUR)}, "num_requests": 1000, "arrival": {"process": "gamma", "rate": 4, "cv": 2}}
+    )
     assert len(t) == 1000 and t.input_tokens[:2].tolist() == [3772, 2015]
     assert np.all(np.diff(t.arrival_s) >= 0) and t.arrival_s[0] == 0
     # A spec built without from_dict's checks still fails clearly at build time.
     spec = WorkloadSpec(trace=TraceSpec(path=VIDUR, format="vidur"))
-    with pytest.raises(SpecError, match=r"workload.arrival: required, trace "
-                                        r"'arxiv_summarization.*' \(vidur format\) has no "
-                                        r"timestamps"):
+    with pytest.raises(
+        SpecError,
+        match=r"workload.arrival: required, trace "
+        r"'arxiv_summarization.*' \(vidur format\) has no "
+        r"timestamps",
+    ):
         build_requests(spec, np.random.default_rng(0))
 
 

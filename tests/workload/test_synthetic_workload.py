@@ -1,4 +1,5 @@
 """Arrival processes and length distributions: their statistics, exactness and reproducibility."""
+
 import math
 
 import numpy as np
@@ -113,9 +114,11 @@ def test_same_seed_same_requests_different_seed_different():
         assert np.array_equal(getattr(a, field), getattr(b, field))
         assert not np.array_equal(getattr(a, field), getattr(c, field))
     assert a.concurrency == 16 and a.prefix_blocks is None and len(a) == 500
-    assert a.source == ("synthetic, 500 requests, gamma 10 req/s (cv 2), input lognormal(mean "
-                        "1000, std 600) in [1, 8192], output uniform [1, 400], at most 16 in "
-                        "flight")
+    assert a.source == (
+        "synthetic, 500 requests, gamma 10 req/s (cv 2), input lognormal(mean "
+        "1000, std 600) in [1, 8192], output uniform [1, 400], at most 16 in "
+        "flight"
+    )
 
 
 def test_closed_loop_spec():
@@ -129,14 +132,19 @@ def test_closed_loop_spec():
 
 lengths = st.one_of(
     st.builds(lambda v: LengthSpec("fixed", value=v), st.integers(1, 10**6)),
-    st.integers(1, 10**5).flatmap(lambda lo: st.builds(
-        lambda hi: LengthSpec("uniform", min=lo, max=hi), st.integers(lo, lo + 10**5))),
+    st.integers(1, 10**5).flatmap(
+        lambda lo: st.builds(lambda hi: LengthSpec("uniform", min=lo, max=hi), st.integers(lo, lo + 10**5))
+    ),
     st.builds(
-        lambda dist, mean, std, lo, span: LengthSpec(dist, mean=mean, std=std, min=lo,
-                                                     max=None if span is None else lo + span),
+        lambda dist, mean, std, lo, span: LengthSpec(
+            dist, mean=mean, std=std, min=lo, max=None if span is None else lo + span
+        ),
         st.sampled_from(["normal", "lognormal"]),
-        st.floats(0.5, 1e6), st.floats(0.0, 1e7), st.integers(1, 5000),
-        st.none() | st.integers(0, 10**5)),
+        st.floats(0.5, 1e6),
+        st.floats(0.0, 1e7),
+        st.integers(1, 5000),
+        st.none() | st.integers(0, 10**5),
+    ),
 )
 
 
@@ -156,7 +164,8 @@ arrivals = st.builds(
     lambda process, rate, cv: ArrivalSpec(process, rate, cv if process == "gamma" else None),
     st.sampled_from(["poisson", "gamma", "constant"]),
     st.floats(1e-3, 1e5) | st.just(math.inf),
-    st.floats(0.05, 20.0))
+    st.floats(0.05, 20.0),
+)
 
 
 @settings(max_examples=150, deadline=None)
@@ -171,13 +180,24 @@ def test_arrivals_start_at_zero_and_never_go_back(spec, n, seed):
 
 
 @settings(max_examples=50, deadline=None)
-@given(d=st.fixed_dictionaries({
-    "num_requests": st.integers(1, 200),
-    "arrival": st.sampled_from([{"rate": 3}, {"process": "constant", "rate": 1.5},
-                                {"process": "gamma", "rate": 2, "cv": 4}, {"rate": "inf"}]),
-    "input_len": st.integers(1, 5000) | st.just({"dist": "uniform", "min": 1, "max": 64}),
-    "output_len": st.integers(1, 5000) | st.just({"dist": "normal", "mean": 5, "std": 9}),
-}), seed=st.integers(0, 2**32 - 1))
+@given(
+    d=st.fixed_dictionaries(
+        {
+            "num_requests": st.integers(1, 200),
+            "arrival": st.sampled_from(
+                [
+                    {"rate": 3},
+                    {"process": "constant", "rate": 1.5},
+                    {"process": "gamma", "rate": 2, "cv": 4},
+                    {"rate": "inf"},
+                ]
+            ),
+            "input_len": st.integers(1, 5000) | st.just({"dist": "uniform", "min": 1, "max": 64}),
+            "output_len": st.integers(1, 5000) | st.just({"dist": "normal", "mean": 5, "std": 9}),
+        }
+    ),
+    seed=st.integers(0, 2**32 - 1),
+)
 def test_any_valid_synthetic_spec_builds_a_consistent_table(d, seed):
     t = build_requests(WorkloadSpec.from_dict(d), np.random.default_rng(seed))
     assert len(t) == d["num_requests"]

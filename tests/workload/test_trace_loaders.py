@@ -1,4 +1,5 @@
 """Trace loaders against the real trace files and against small hand-written ones."""
+
 import hashlib
 import json
 from pathlib import Path
@@ -21,6 +22,7 @@ VLLM_REQUESTS = TRACES / "vllm-per-request-rtx4090-llama3.1-8b" / "requests.json
 
 # ---------------------------------------------------------------- real traces
 
+
 def test_azure_conv_matches_published_statistics():
     t = load_trace(AZURE_CONV)
     assert len(t) == 19366
@@ -37,8 +39,7 @@ def test_azure_conv_matches_published_statistics():
     assert t.arrival_s[-1] == pytest.approx(3501.72, abs=0.01)  # about an hour
     assert t.rate_rps == pytest.approx(5.53, abs=0.01)
     assert t.prefix_blocks is None and t.concurrency is None
-    assert t.source == ("Azure LLM inference 2023 conv trace (azure_conv.csv), 19366 requests, "
-                        "5.5 req/s")
+    assert t.source == ("Azure LLM inference 2023 conv trace (azure_conv.csv), 19366 requests, 5.5 req/s")
 
 
 def test_azure_code_trace():
@@ -51,8 +52,10 @@ def test_azure_code_trace():
 
 def test_shipped_azure_copy_is_the_published_file():
     # sha256 of Azure/AzurePublicDataset @ b469a11 data/AzureLLMInferenceTrace_conv.csv
-    assert hashlib.sha256(AZURE_CONV.read_bytes()).hexdigest() == \
-        "2f1e5b666d4e3055fdbba98598ce2ec307767b9064e03e2fa46676dbcc7d0bf8"
+    assert (
+        hashlib.sha256(AZURE_CONV.read_bytes()).hexdigest()
+        == "2f1e5b666d4e3055fdbba98598ce2ec307767b9064e03e2fa46676dbcc7d0bf8"
+    )
 
 
 def test_mooncake_conversation_trace_with_prefix_blocks():
@@ -106,6 +109,7 @@ def test_relative_path_resolves_against_repo_root(monkeypatch, tmp_path):
 
 # ---------------------------------------------------------------- generic files
 
+
 def _write_jsonl(path, rows):
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
@@ -122,9 +126,13 @@ def test_generic_csv_sorted_and_relative_to_first(tmp_path):
 
 
 def test_generic_jsonl_with_iso_timestamps(tmp_path):
-    p = _write_jsonl(tmp_path / "t.jsonl", [
-        {"arrival_time": "2024-01-01T00:00:00", "input_tokens": 5, "output_tokens": 1},
-        {"arrival_time": "2024-01-01T00:00:01.5", "input_tokens": 6, "output_tokens": 2}])
+    p = _write_jsonl(
+        tmp_path / "t.jsonl",
+        [
+            {"arrival_time": "2024-01-01T00:00:00", "input_tokens": 5, "output_tokens": 1},
+            {"arrival_time": "2024-01-01T00:00:01.5", "input_tokens": 6, "output_tokens": 2},
+        ],
+    )
     t = load_trace(p)
     assert t.arrival_s.tolist() == [0.0, 1.5]
     assert t.input_tokens.tolist() == [5, 6]
@@ -151,6 +159,7 @@ def test_loaded_trace_is_a_copy(tmp_path):
 
 # ---------------------------------------------------------------- bad files
 
+
 def test_missing_file():
     with pytest.raises(SpecError, match=r"trace file 'no/such/trace.csv' not found"):
         load_trace("no/such/trace.csv")
@@ -172,37 +181,49 @@ def test_missing_generic_input_column_names_file_and_accepted_names(tmp_path):
 
 def test_missing_generic_output_column(tmp_path):
     p = _write_jsonl(tmp_path / "bad.jsonl", [{"arrival_s": 0, "input_tokens": 3}])
-    with pytest.raises(SpecError, match=r"bad.jsonl: missing output-length column; expected "
-                                         r"one of output_tokens, output_len, output_length"):
+    with pytest.raises(
+        SpecError,
+        match=r"bad.jsonl: missing output-length column; expected "
+        r"one of output_tokens, output_len, output_length",
+    ):
         load_trace(p)
 
 
 def test_missing_azure_column(tmp_path):
     p = tmp_path / "azure.csv"
     p.write_text("TIMESTAMP,ContextTokens\n2023-11-16 18:15:46.6805900,374\n")
-    with pytest.raises(SpecError, match=r"azure.csv: missing column 'GeneratedTokens' "
-                                        r"\(azure traces have columns TIMESTAMP, ContextTokens, "
-                                        r"GeneratedTokens"):
+    with pytest.raises(
+        SpecError,
+        match=r"azure.csv: missing column 'GeneratedTokens' "
+        r"\(azure traces have columns TIMESTAMP, ContextTokens, "
+        r"GeneratedTokens",
+    ):
         load_trace(p, fmt="azure")
 
 
 def test_negative_length_names_the_row(tmp_path):
     p = tmp_path / "neg.csv"
     p.write_text("arrival_s,input_tokens,output_tokens\n0,5,5\n1,6,6\n2,-3,7\n")
-    with pytest.raises(SpecError, match=r"neg.csv row 3 \(line 4\): input_tokens is -3; "
-                                        r"token counts must be whole numbers >= 1"):
+    with pytest.raises(
+        SpecError,
+        match=r"neg.csv row 3 \(line 4\): input_tokens is -3; "
+        r"token counts must be whole numbers >= 1",
+    ):
         load_trace(p)
 
 
 def test_zero_output_length_names_the_row_in_jsonl(tmp_path):
-    p = _write_jsonl(tmp_path / "zero.jsonl", [
-        {"timestamp": 0, "input_length": 5, "output_length": 1, "hash_ids": [0]},
-        {"timestamp": 5, "input_length": 5, "output_length": 0, "hash_ids": [0]}])
+    p = _write_jsonl(
+        tmp_path / "zero.jsonl",
+        [
+            {"timestamp": 0, "input_length": 5, "output_length": 1, "hash_ids": [0]},
+            {"timestamp": 5, "input_length": 5, "output_length": 0, "hash_ids": [0]},
+        ],
+    )
     with pytest.raises(SpecError, match=r"zero.jsonl row 2 \(line 2\): output_length is 0"):
         load_trace(p)
     # blank lines are skipped but still counted in the line number
-    p.write_text('{"timestamp": 0, "input_length": 5, "output_length": 1}\n\n'
-                 '{"timestamp": 1, "input_length": 5}\n')
+    p.write_text('{"timestamp": 0, "input_length": 5, "output_length": 1}\n\n{"timestamp": 1, "input_length": 5}\n')
     with pytest.raises(SpecError, match=r"row 2 \(line 3\): output_length is empty"):
         load_trace(p)
 
@@ -219,22 +240,27 @@ def test_missing_value_and_fraction_are_errors(tmp_path):
 
 def test_bad_timestamp_names_the_row(tmp_path):
     p = tmp_path / "azure.csv"
-    p.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n"
-                 "2023-11-16 18:15:46.6805900,374,44\nyesterday,396,109\n")
+    p.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46.6805900,374,44\nyesterday,396,109\n")
     with pytest.raises(SpecError, match=r"azure.csv row 2 \(line 3\): TIMESTAMP is 'yesterday'"):
         load_trace(p)
     q = tmp_path / "secs.csv"
     q.write_text("arrival_s,input_tokens,output_tokens\n0,5,5\nsoon,6,6\n")
-    with pytest.raises(SpecError, match=r"secs.csv row 2 \(line 3\): arrival_s is 'soon', "
-                                        r"not a number"):
+    with pytest.raises(
+        SpecError,
+        match=r"secs.csv row 2 \(line 3\): arrival_s is 'soon', "
+        r"not a number",
+    ):
         load_trace(q)
 
 
 def test_unsupported_extension_and_empty_files(tmp_path):
     p = tmp_path / "trace.parquet"
     p.write_text("x")
-    with pytest.raises(SpecError, match=r"unsupported trace file type '.parquet'; expected "
-                                        r"one of .csv, .jsonl"):
+    with pytest.raises(
+        SpecError,
+        match=r"unsupported trace file type '.parquet'; expected "
+        r"one of .csv, .jsonl",
+    ):
         load_trace(p)
     e = tmp_path / "empty.jsonl"
     e.write_text("\n")

@@ -1,5 +1,6 @@
 """Workloads users already have: BurstGPT CSV, ShareGPT JSON, a vLLM --save-detailed result and
 an SGLang bench_serving JSONL with --output-details, each read by content (format auto)."""
+
 from __future__ import annotations
 
 import json
@@ -14,9 +15,11 @@ from frontier.workload.traces import CHARS_PER_TOKEN
 
 def test_burstgpt_leaves_out_failed_requests(tmp_path):
     p = tmp_path / "BurstGPT_1.csv"
-    p.write_text("Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\n"
-                 "5,ChatGPT,472,18,490,Conversation log\n45,ChatGPT,1087,0,1087,Conversation log\n"
-                 "118,GPT-4,417,276,693,API log\n")
+    p.write_text(
+        "Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\n"
+        "5,ChatGPT,472,18,490,Conversation log\n45,ChatGPT,1087,0,1087,Conversation log\n"
+        "118,GPT-4,417,276,693,API log\n"
+    )
     t = load_trace(p)
     assert t.input_tokens.tolist() == [472, 417] and t.output_tokens.tolist() == [18, 276]
     assert t.arrival_s.tolist() == [0.0, 113.0]
@@ -26,10 +29,21 @@ def test_burstgpt_leaves_out_failed_requests(tmp_path):
 def test_sharegpt_first_two_turns_with_a_stated_estimate(tmp_path, monkeypatch):
     monkeypatch.setenv("FRONTIER_TOKENIZER", str(tmp_path / "no-such-tokenizer"))
     p = tmp_path / "sharegpt.json"
-    p.write_text(json.dumps([
-        {"id": "a", "conversations": [{"from": "human", "value": "x" * 40}, {"from": "gpt", "value": "y" * 400},
-                                      {"from": "human", "value": "ignored"}]},
-        {"id": "b", "conversations": [{"from": "human", "value": "a single turn is skipped"}]}]))
+    p.write_text(
+        json.dumps(
+            [
+                {
+                    "id": "a",
+                    "conversations": [
+                        {"from": "human", "value": "x" * 40},
+                        {"from": "gpt", "value": "y" * 400},
+                        {"from": "human", "value": "ignored"},
+                    ],
+                },
+                {"id": "b", "conversations": [{"from": "human", "value": "a single turn is skipped"}]},
+            ]
+        )
+    )
     t = load_trace(p)
     assert t.input_tokens.tolist() == [40 / CHARS_PER_TOKEN] and t.output_tokens.tolist() == [400 / CHARS_PER_TOKEN]
     assert f"estimated at {CHARS_PER_TOKEN:g} characters per token" in t.source
@@ -41,13 +55,23 @@ def test_sharegpt_first_two_turns_with_a_stated_estimate(tmp_path, monkeypatch):
 
 def test_vllm_detailed_result_keeps_send_times_and_drops_failures(tmp_path):
     p = tmp_path / "vllm-4qps.json"
-    p.write_text(json.dumps({"backend": "vllm", "completed": 2, "duration": 3.0,
-                             "input_lens": [100, 200, 300], "output_lens": [10, 0, 30],
-                             "start_times": [50.5, 51.0, 52.5], "queue_times": [0.5, 0.0, 0.0],
-                             "errors": ["", "timeout", ""]}))
+    p.write_text(
+        json.dumps(
+            {
+                "backend": "vllm",
+                "completed": 2,
+                "duration": 3.0,
+                "input_lens": [100, 200, 300],
+                "output_lens": [10, 0, 30],
+                "start_times": [50.5, 51.0, 52.5],
+                "queue_times": [0.5, 0.0, 0.0],
+                "errors": ["", "timeout", ""],
+            }
+        )
+    )
     t = load_trace(p)
     assert t.input_tokens.tolist() == [100, 300] and t.output_tokens.tolist() == [10, 30]
-    assert t.arrival_s.tolist() == [0.0, 2.5]   # start 50.5 - queued 0.5 = 50.0; 52.5
+    assert t.arrival_s.tolist() == [0.0, 2.5]  # start 50.5 - queued 0.5 = 50.0; 52.5
     assert "1 failed requests left out" in t.source
 
 
@@ -55,9 +79,29 @@ def test_frontier_detailed_summary_is_a_replayable_workload(tmp_path):
     from click.testing import CliRunner
 
     from frontier.cli import main
-    r = CliRunner().invoke(main, ["simulate", "--model", "llama-3.1-8b", "--input-len", "64", "--output-len", "8",
-                                  "--num-requests", "12", "--rate", "3", "--save-detailed", "--quiet",
-                                  "--no-plots", "--no-trace", "-o", str(tmp_path)])
+
+    r = CliRunner().invoke(
+        main,
+        [
+            "simulate",
+            "--model",
+            "llama-3.1-8b",
+            "--input-len",
+            "64",
+            "--output-len",
+            "8",
+            "--num-requests",
+            "12",
+            "--rate",
+            "3",
+            "--save-detailed",
+            "--quiet",
+            "--no-plots",
+            "--no-trace",
+            "-o",
+            str(tmp_path),
+        ],
+    )
     assert r.exit_code == 0, r.output
     data = json.loads((tmp_path / "summary.json").read_text())
     t = load_trace(tmp_path / "summary.json")
@@ -67,9 +111,17 @@ def test_frontier_detailed_summary_is_a_replayable_workload(tmp_path):
 
 def test_sglang_output_details_last_run(tmp_path):
     p = tmp_path / "sglang.jsonl"
-    lines = [{"backend": "sglang", "completed": 1, "output_throughput": 1.0, "request_rate": float("inf")},
-             {"backend": "sglang", "completed": 2, "output_throughput": 5.0, "input_lens": [10, 20, 30],
-              "output_lens": [5, 0, 7], "errors": ["", "boom", ""]}]
+    lines = [
+        {"backend": "sglang", "completed": 1, "output_throughput": 1.0, "request_rate": float("inf")},
+        {
+            "backend": "sglang",
+            "completed": 2,
+            "output_throughput": 5.0,
+            "input_lens": [10, 20, 30],
+            "output_lens": [5, 0, 7],
+            "errors": ["", "boom", ""],
+        },
+    ]
     p.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
     t = load_trace(p)
     assert t.input_tokens.tolist() == [10, 30] and t.output_tokens.tolist() == [5, 7]
