@@ -38,7 +38,7 @@ Host time per step and per request are constants fitted to the development set
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from frontier.errors import SpecError
 
@@ -133,14 +133,7 @@ def make_engine(
             "cuda_graph_max_bs": (512, "vllm/config/compilation.py max_cudagraph_capture_size"),
         }
         overlapped = not v or v >= (0, 12)
-        host = HostTime(
-            step_ms=VLLM_STEP_MS,
-            overlapped=overlapped,
-            overlap_residual_ms=VLLM_OVERLAP_RESIDUAL_MS,
-            request_ms=VLLM_REQUEST_MS,
-            request_serial_ms=VLLM_REQUEST_SERIAL_MS,
-            request_us_per_token=VLLM_REQUEST_US_PER_TOKEN,
-        )
+        host = replace(HOST_TIME["vllm"], overlapped=overlapped)
         return Engine(
             name,
             version or "newest",
@@ -168,14 +161,7 @@ def make_engine(
         "enable_chunked_prefill": (True, f"{src} chunked_prefill_size > 0"),
         "cuda_graph_max_bs": (graph_bs, f"{src} cuda_graph_max_bs by GPU memory and tp"),
     }
-    host = HostTime(
-        step_ms=SGLANG_STEP_MS,
-        overlapped=True,
-        overlap_residual_ms=SGLANG_OVERLAP_RESIDUAL_MS,
-        request_ms=SGLANG_REQUEST_MS,
-        request_serial_ms=SGLANG_REQUEST_SERIAL_MS,
-        request_us_per_token=SGLANG_REQUEST_US_PER_TOKEN,
-    )
+    host = HOST_TIME["sglang"]
     sizes = tuple([1, 2, 4] + list(range(8, 160, 8)) + list(range(160, 1025, 16)))
     return Engine(name, version or "newest", defaults, host, tuple(s for s in sizes if s <= graph_bs))
 
@@ -191,13 +177,21 @@ SGLANG_UNSEEN_GIB = 6.0
 # hidden behind the GPU when the engine overlaps it, 0.1 ms of it still exposed (an assumption:
 # the wait on the sampled tokens). Per request (the front end): fitted to the development set's
 # TTFTs, vLLM over all its 353 vLLM runs, SGLang over its runs with at most 8 clients.
-VLLM_STEP_MS = 1.0
-VLLM_OVERLAP_RESIDUAL_MS = 0.1
-VLLM_REQUEST_MS = 0.0
-VLLM_REQUEST_SERIAL_MS = 12.0
-VLLM_REQUEST_US_PER_TOKEN = 0.0
-SGLANG_STEP_MS = 1.0
-SGLANG_OVERLAP_RESIDUAL_MS = 0.1
-SGLANG_REQUEST_MS = 90.0
-SGLANG_REQUEST_SERIAL_MS = 0.0
-SGLANG_REQUEST_US_PER_TOKEN = 2.0
+HOST_TIME = {
+    "vllm": HostTime(
+        step_ms=1.0,
+        overlapped=True,
+        overlap_residual_ms=0.1,
+        request_ms=0.0,
+        request_serial_ms=12.0,
+        request_us_per_token=0.0,
+    ),
+    "sglang": HostTime(
+        step_ms=1.0,
+        overlapped=True,
+        overlap_residual_ms=0.1,
+        request_ms=90.0,
+        request_serial_ms=0.0,
+        request_us_per_token=2.0,
+    ),
+}

@@ -198,6 +198,24 @@ def attention_block(model: ModelSpec, par: Parallel, tokens: int, dtype: str | N
     return ops
 
 
+def _prefill_attention(batch: BatchStats, hq: int, hkv: int, d: int, dv: int, backend: str) -> AttnPrefill:
+    """The batch's prefill attention, described by its length statistics."""
+    return AttnPrefill(
+        batch.num_prefill,
+        batch.prefill_tokens,
+        batch.prefill_sum_q2,
+        batch.prefill_sum_qc,
+        batch.prefill_sum_kv,
+        batch.prefill_max_q,
+        batch.prefill_max_kv,
+        hq,
+        hkv,
+        d,
+        dv,
+        backend,
+    )
+
+
 def attention_core(
     model: ModelSpec, par: Parallel, batch: BatchStats, attn_backend: str = "flash", dtype: str | None = None
 ) -> Ops:
@@ -214,25 +232,7 @@ def attention_core(
             ops.append(
                 (Gemm(batch.prefill_sum_kv, m.kv_lora_rank, hq * (m.qk_nope_head_dim + m.v_head_dim), dtype), layers)
             )
-            ops.append(
-                (
-                    AttnPrefill(
-                        batch.num_prefill,
-                        batch.prefill_tokens,
-                        batch.prefill_sum_q2,
-                        batch.prefill_sum_qc,
-                        batch.prefill_sum_kv,
-                        batch.prefill_max_q,
-                        batch.prefill_max_kv,
-                        hq,
-                        hq,
-                        qk,
-                        m.v_head_dim,
-                        attn_backend,
-                    ),
-                    layers,
-                )
-            )
+            ops.append((_prefill_attention(batch, hq, hq, qk, m.v_head_dim, attn_backend), layers))
         if batch.num_decode:
             # Decode absorbs the up-projections: attention runs on the latent (MQA over 576 dims).
             B = batch.num_decode
@@ -257,25 +257,7 @@ def attention_core(
     d = model.head_dim
     hkv = max(1, model.num_kv_heads // par.tp)
     if batch.num_prefill:
-        ops.append(
-            (
-                AttnPrefill(
-                    batch.num_prefill,
-                    batch.prefill_tokens,
-                    batch.prefill_sum_q2,
-                    batch.prefill_sum_qc,
-                    batch.prefill_sum_kv,
-                    batch.prefill_max_q,
-                    batch.prefill_max_kv,
-                    hq,
-                    hkv,
-                    d,
-                    d,
-                    attn_backend,
-                ),
-                layers,
-            )
-        )
+        ops.append((_prefill_attention(batch, hq, hkv, d, d, attn_backend), layers))
     if batch.num_decode:
         ops.append(
             (
