@@ -7,9 +7,9 @@ and output lengths, and the measured mean TTFT and mean TPOT.
 
 Each row becomes a scenario: the model card whose Hugging Face id matches `model_path`, the
 GPU, the engine, the precision, one co-located instance of `tp x pp` GPUs (with attention-DP
-and EP for MoE layouts), and a closed loop of `batch_size` clients. Rows the simulator cannot
-express (an architecture without a card, a disaggregated layout across several workers) are
-listed with the reason, never silently dropped.
+and EP for MoE layouts) or, for `mode: disagg`, a prefill and a decode cluster, and a closed
+loop of `batch_size` clients. Rows the simulator cannot express (an architecture without a
+card, a deployment that does not fit) are listed with the reason, never silently dropped.
 
 What the client sent is not recorded for every row. Rows that match InferenceMAX's published
 runs (empty `backend_version`; Llama-3.1-70B and gpt-oss-120b) drew lengths uniformly from
