@@ -118,6 +118,8 @@ def make_engine(
     if name not in ENGINES:
         raise SpecError(f"{where}.engine: '{name}' is not one of {', '.join(ENGINES)}")
     v = _version_tuple(version) if version else ()
+    if version and not v:
+        raise SpecError(f"{where}.engine_version: '{version}' is not a release number; use e.g. 0.12.0 or 0.5.6")
     big = gpu.memory_bytes >= 70 * GIB
     if name == "vllm":
         src = "vllm/engine/arg_utils.py (API server"

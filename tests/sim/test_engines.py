@@ -100,3 +100,10 @@ def test_sglang_chunks_a_long_prompt_one_chunk_per_prefill_batch():
     step = LinearStepTime(0.010, 0.0)
     simulate(make_scenario(engine="sglang", max_num_batched_tokens=64), table([0.0], [150], [2]), step_time=step)
     assert [s.prefill_tokens for s in step.calls] == [64, 64, 22, 0]
+
+
+def test_engine_version_must_be_a_release_number():
+    from frontier.errors import SpecError
+
+    with pytest.raises(SpecError, match="engine_version: 'abc' is not a release number"):
+        make_scenario(engine="vllm", engine_version="abc")
