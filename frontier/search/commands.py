@@ -24,7 +24,7 @@ VLLM_PORT = 8000
 def _flags(pairs: list[tuple[str, object]]) -> list[str]:
     out = []
     for flag, value in pairs:
-        if value is None or value is False:
+        if value is None or value is False or value in ("", "none"):  # unset: the engine's own default
             continue
         out += [flag] if value is True else [flag, str(value)]
     return out
