@@ -298,4 +298,7 @@ def test_pd_space_and_sglang_commands():
     vllm = serve_commands("org/m", {"tp": 1, "dp_attention": 8, "ep": 8, "dp": 2, "kv_cache_dtype": "fp8"})
     assert "--data-parallel-size 8 --enable-expert-parallel" in vllm["serve"][0]
     assert "--kv-cache-dtype fp8" in vllm["serve"][0] and "2 replicas" in vllm["notes"][0]
+    # A checkpoint's own precision (quantization left empty) adds no flag.
+    plain = serve_commands("org/m", {"tp": 8, "engine": "vllm", "quantization": ""})
+    assert "--quantization" not in plain["serve"][0]
     assert math.isfinite(len(bad))
