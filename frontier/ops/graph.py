@@ -184,8 +184,10 @@ def attention_block(model: ModelSpec, par: Parallel, tokens: int, dtype: str | N
     else:
         d = model.head_dim
         hkv = max(1, model.num_kv_heads // tp)
+        ops.append((Gemm(T, h, (hq + 2 * hkv) * d, dtype), layers))
+        if model.qk_norm:  # Qwen3: per-head RMSNorm of q and of k before rotary
+            ops += [(Elementwise("rmsnorm", T, hq * d), layers), (Elementwise("rmsnorm", T, hkv * d), layers)]
         ops += [
-            (Gemm(T, h, (hq + 2 * hkv) * d, dtype), layers),
             (Elementwise("rotary", T, (hq + hkv) * d), layers),
             (Elementwise("kv_cache_write", T, 2 * hkv * d), layers),
             (Gemm(T, hq * d, h, dtype), layers),

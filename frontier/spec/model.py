@@ -71,6 +71,7 @@ class ModelSpec:
     kv_cache_dtype: str = "auto"  # vLLM's --kv-cache-dtype: auto keeps the model dtype
     moe: MoE | None = None
     mla: MLA | None = None
+    qk_norm: bool = False  # RMSNorm on each head's q and k before rotary (Qwen3, Qwen3-MoE)
     hf_id: str = ""
     # What `load_model` was given (card, alias, path): a scenario written back names it so.
     source: str = field(default="", compare=False)
@@ -410,8 +411,14 @@ def model_from_config(cfg: dict, name: str, where: str, hf_id: str = "") -> Mode
         moe_quant=moe_quant if moe else linear_quant,
         moe=moe,
         mla=mla,
+        qk_norm=str(cfg.get("model_type", "")) in QK_NORM_MODEL_TYPES,
         hf_id=hf_id,
     )
+
+
+# Architectures whose attention normalises q and k per head (transformers' modeling_qwen3*.py
+# `q_norm` / `k_norm`; vLLM's qwen3.py launches one RMSNorm over each).
+QK_NORM_MODEL_TYPES = ("qwen3", "qwen3_moe")
 
 
 def available_models() -> list[str]:

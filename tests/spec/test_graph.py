@@ -211,3 +211,14 @@ def test_tensor_parallel_across_nodes_all_reduces_over_the_network():
     # The published 16-GPU network all-reduce is slower than NVLink's, message for message.
     p = load_predictor("h100-sxm")
     assert p.op_ms(all_reduce(64 << 20, 16, 8)) > p.op_ms(Collective("all_reduce", 64 << 20, 16))
+
+
+def test_qwen3_normalises_q_and_k_per_head():
+    """Qwen3 adds an RMSNorm over q (64 heads x 128) and one over k (8 heads x 128) per layer."""
+    from frontier.ops.operators import Elementwise
+
+    ops = ops_of("qwen3-32b")
+    norms = count(ops, Elementwise)
+    assert norms[Elementwise("rmsnorm", 4, 64 * 128)] == 64
+    assert norms[Elementwise("rmsnorm", 4, 8 * 128)] == 64
+    assert not load_model("llama-3.1-8b").qk_norm
