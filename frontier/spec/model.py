@@ -458,18 +458,23 @@ def _find_model(name_or_path: str) -> ModelSpec:
     )
 
 
-def card_for_id(model_id: str) -> Path | None:
-    """The card whose hf_id or `aliases:` list names this Hugging Face id (case-insensitive)."""
-    low = model_id.strip().lower()
+def card_ids() -> dict[str, Path]:
+    """Every Hugging Face id a card names (its hf_id and `aliases:`), lower case -> the card."""
+    out: dict[str, Path] = {}
     for card in sorted(MODELS_DIR.glob("*.yaml")):
         try:
             raw = yaml.safe_load(card.read_text()) or {}
         except (OSError, yaml.YAMLError):
             continue
-        ids = [raw.get("hf_id") or ""] + list(raw.get("aliases") or [])
-        if low in (str(i).lower() for i in ids):
-            return card
-    return None
+        for i in [raw.get("hf_id") or ""] + list(raw.get("aliases") or []):
+            if i:
+                out.setdefault(str(i).lower(), card)
+    return out
+
+
+def card_for_id(model_id: str) -> Path | None:
+    """The card whose hf_id or `aliases:` list names this Hugging Face id (case-insensitive)."""
+    return card_ids().get(model_id.strip().lower())
 
 
 def hf_cache_dir() -> Path:

@@ -61,19 +61,15 @@ class Run:
 
 
 def _cards_by_hf_id() -> dict[str, str]:
-    """Hugging Face id (lower case, also without -Instruct/-FP8 suffixes) -> card name."""
-    from frontier.spec.model import available_models, load_model
+    """Hugging Face id (lower case) -> card name, from the cards' hf_id and aliases."""
+    from frontier.spec.model import card_ids
 
-    out = {}
-    for name in available_models():
-        m = load_model(name)
-        for hf in (m.hf_id, *getattr(m, "aliases", ())):
-            if hf:
-                out[hf.lower()] = name
-    return out
+    return {hf: card.stem for hf, card in card_ids().items()}
 
 
 def _card_for(model_path: str, cards: dict[str, str]) -> str | None:
+    """The card of a run's checkpoint: its id, or the same repository name without the
+    -FP8 / -Instruct suffixes a quantised or chat checkpoint adds (same architecture)."""
     key = model_path.lower()
     candidates = [key, key.split("/")[-1]]
     for suffix in ("-fp8", "-instruct"):
