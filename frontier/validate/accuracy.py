@@ -11,10 +11,14 @@ and EP for MoE layouts) or, for `mode: disagg`, a prefill and a decode cluster, 
 loop of `batch_size` clients. Rows the simulator cannot express (an architecture without a
 card, a deployment that does not fit) are listed with the reason, never silently dropped.
 
-What the client sent is not recorded for every row. Rows that match InferenceMAX's published
-runs (empty `backend_version`; Llama-3.1-70B and gpt-oss-120b) drew lengths uniformly from
-[0.8 L, L] and sent 10 x concurrency prompts; for the others the same prompt count and fixed
-lengths are assumed.
+What the client sent is not recorded per row; it is known for InferenceMAX's runs. Those are
+the rows exported from its dashboard (`silicon_data_source` names a dated file such as
+`2026-03-25.csv` with the run's image and measurement date) and the rows of its three
+sequence shapes (1k/1k, 1k/8k, 8k/1k tokens) copied under other names: InferenceMAX's
+benchmark scripts (benchmarks/*.sh, `run_benchmark_serving`) run `benchmark_serving.py` with
+`--random-range-ratio 0.8` (lengths uniform in [0.8 L, L]), `--num-prompts 10 x concurrency`,
+`--max-concurrency` and rate inf. For the other rows (aiconfigurator's own sweeps) the same
+prompt count and fixed lengths are assumed.
 
 The report groups runs by (engine, model, GPU, TP) and gives, for mean TTFT and mean TPOT, the
 median and p90 absolute percentage error and the median signed error (bias).
@@ -38,6 +42,26 @@ DEV_SET = REPO_ROOT / "validation" / "real-runs" / "aic-closed-loop-runs.csv"
 GPU_NAMES = {"h100_sxm": "h100-sxm", "h200_sxm": "h200"}
 PROMPTS_PER_CLIENT = 10  # InferenceMAX sends 10 x concurrency prompts
 INFERENCEMAX_RANGE_RATIO = 0.8
+INFERENCEMAX_SHAPES = {(1024, 1024), (1024, 8192), (8192, 1024)}  # (input, output) tokens
+
+
+def _inferencemax(row) -> bool:
+    """Whether InferenceMAX's client produced the run (see the module docstring)."""
+    import re
+
+    dashboard = re.search(r"source_file=\d{4}-\d\d-\d\d\.csv", str(row.get("silicon_data_source") or ""))
+    return bool(dashboard) or (int(row["isl"]), int(row["osl"])) in INFERENCEMAX_SHAPES
+
+
+def _lengths(row) -> tuple:
+    """The workload's input and output length specs of a run."""
+
+    def length(n: int):
+        if _inferencemax(row):
+            return {"dist": "uniform", "min": math.ceil(INFERENCEMAX_RANGE_RATIO * n), "max": n}
+        return n  # not recorded: fixed, as the benchmark was configured
+
+    return length(int(row["isl"])), length(int(row["osl"]))
 
 
 @dataclass(frozen=True)
@@ -152,8 +176,15 @@ def _silicon_concurrency(row) -> float:
 
 
 def _pd_unexpressed(row) -> str:
+    """Why a disaggregated run cannot be expressed, or ''. Runs without worker counts are not
+    guessed as one prefill and one decode worker: InferenceMAX's disaggregated DeepSeek-R1 runs
+    (empty counts) serve up to 2,048 clients at 27 ms per token, more KV than one TP8 decode
+    instance of H200s holds (2,048 x 1.5k tokens x 70 KB of MLA latent per token, on every rank)."""
     for side in ("prefill", "decode"):
-        if _int(row.get(f"{side}_num_workers")) != 1:
+        workers = row.get(f"{side}_num_workers")
+        if workers is None or (isinstance(workers, float) and math.isnan(workers)):
+            return "disaggregated run without prefill/decode worker counts"
+        if int(workers) != 1:
             return f"{side} workers {row[f'{side}_num_workers']}: one prefill and one decode worker expressed"
     if math.isnan(_silicon_concurrency(row)):
         return "disaggregated run without silicon_concurrency in its source note"
@@ -180,7 +211,8 @@ def _pd_scenario(row, card: str, gpu: str, version: str, per_client: int) -> dic
         if _int(row[f"{side}_moe_ep_size"]) > 1:
             c["ep"] = _int(row[f"{side}_moe_ep_size"])
         clusters.append(c)
-    conc, isl, osl = _int(row["batch_size"]), int(row["isl"]), int(row["osl"])
+    conc = _int(row["batch_size"])
+    isl, osl = _lengths(row)
     return {
         "name": row["id"],
         "model": card,
@@ -203,7 +235,7 @@ def _scenario(row, card: str, gpu: str, version: str, per_client: int) -> dict:
     tp, pp = _int(row["tp_size"]), _int(row["pp_size"])
     dp_attn, ep = _int(row["attention_dp_size"]), _int(row["moe_ep_size"])
     conc = _int(row["batch_size"])
-    isl, osl = int(row["isl"]), int(row["osl"])
+    isl, osl = _lengths(row)
     # aiconfigurator's columns: tp_size is attention TP, so an instance has tp x attention_dp GPUs.
     deployment = {"engine": row["backend"], "tp": tp, "pp": pp}
     if load_model(card).precision == "bf16":  # a quantized checkpoint keeps its own precision
@@ -215,11 +247,6 @@ def _scenario(row, card: str, gpu: str, version: str, per_client: int) -> dict:
     if ep > 1:
         deployment["ep"] = ep
 
-    def length(n: int):
-        if version:  # lengths not recorded: fixed, as the benchmark was configured
-            return n
-        return {"dist": "uniform", "min": math.ceil(INFERENCEMAX_RANGE_RATIO * n), "max": n}
-
     return {
         "name": row["id"],
         "model": card,
@@ -229,8 +256,8 @@ def _scenario(row, card: str, gpu: str, version: str, per_client: int) -> dict:
             "num_requests": per_client * conc,
             "concurrency": conc,
             "arrival": {"process": "poisson", "rate": "inf"},
-            "input_len": length(isl),
-            "output_len": length(osl),
+            "input_len": isl,
+            "output_len": osl,
         },
         "seed": 0,
     }
