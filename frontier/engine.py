@@ -64,6 +64,8 @@ class HostTime:
       residual `overlap_residual_ms` is what a step still waits for (the sync on the sampled
       tokens, the launch of the next graph). The step rule itself is
       frontier.predict.blocks.StepOverheads.wall_ms.
+    step_us_per_seq: the part of a step's host time that grows with its sequences (processing
+      each one's sampled token: stop checks, detokenisation, streaming it out), added to step_ms;
     request_ms: the latency every request sees between the client and the scheduler and back
       (HTTP, inter-process hops, streaming the first token), in parallel for all requests;
     request_serial_ms, request_us_per_token: the front end's one-request-at-a-time work
@@ -72,6 +74,7 @@ class HostTime:
     """
 
     step_ms: float
+    step_us_per_seq: float
     overlapped: bool
     overlap_residual_ms: float
     request_ms: float
@@ -175,6 +178,13 @@ def make_engine(
 # whose TTFT is set by how many requests the KV pool holds.
 SGLANG_UNSEEN_GIB = 6.0
 
+# SGLang's host time per step and sequence (us): fitted to the development set's Llama-3.1-8B FP8
+# runs on H200 (SGLang 0.5.6, 20-512 clients), whose decode steps at 512 sequences take 23-30 ms
+# at TP4 and TP8 (about 20k tokens/s in all) where the GPU needs 10-15 ms: the scheduler's
+# Python loop over the batch's requests (process_batch_result_decode, stream_output) and the
+# detokenizer's per request, in managers/scheduler_output_processor_mixin.py.
+SGLANG_US_PER_SEQ = 45.0
+
 # Host time (ms). Per step: 1 ms of scheduling and input preparation (the previous model's figure),
 # hidden behind the GPU when the engine overlaps it, 0.1 ms of it still exposed (an assumption:
 # the wait on the sampled tokens). Per request (the front end): fitted to the development set's
@@ -182,6 +192,7 @@ SGLANG_UNSEEN_GIB = 6.0
 HOST_TIME = {
     "vllm": HostTime(
         step_ms=1.0,
+        step_us_per_seq=0.0,
         overlapped=True,
         overlap_residual_ms=0.1,
         request_ms=0.0,
@@ -190,6 +201,7 @@ HOST_TIME = {
     ),
     "sglang": HostTime(
         step_ms=1.0,
+        step_us_per_seq=SGLANG_US_PER_SEQ,
         overlapped=True,
         overlap_residual_ms=0.1,
         request_ms=90.0,

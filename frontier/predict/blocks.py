@@ -74,16 +74,22 @@ class StepOverheads:
     eager_launch_us: float = 6.0  # CPU launch cost per kernel when not captured
     graph_launch_us: float = 1.0  # gap between kernels replayed from a CUDA graph
     cpu_overhead_ms: float = 1.0  # host time per step: scheduling, input prep, sampling
+    host_us_per_seq: float = 0.0  # host time per step and sequence in the batch (output processing)
     capture_sizes: tuple[int, ...] = DEFAULT_CAPTURE_SIZES
     graph_mixed_batches: bool = False  # vLLM 0.11+: piecewise graphs also for prefill/mixed batches
     host_overlapped: bool = False  # async / overlap scheduling: host work runs during the GPU's
     overlap_residual_ms: float = 0.0  # what an overlapped step still waits for on the host
 
-    def wall_ms(self, gpu_ms: float) -> float:
+    def host_ms(self, seqs: int) -> float:
+        """Host time of a step over `seqs` sequences (of one scheduler: one attention-DP rank)."""
+        return self.cpu_overhead_ms + self.host_us_per_seq * seqs * 1e-3
+
+    def wall_ms(self, gpu_ms: float, seqs: int = 0) -> float:
         """A step's wall time: host time after the GPU's, or beside it when overlapped."""
+        host = self.host_ms(seqs)
         if self.host_overlapped:
-            return max(gpu_ms, self.cpu_overhead_ms) + self.overlap_residual_ms
-        return gpu_ms + self.cpu_overhead_ms
+            return max(gpu_ms, host) + self.overlap_residual_ms
+        return gpu_ms + host
 
 
 def split(stats: BatchStats, parts: int) -> BatchStats:

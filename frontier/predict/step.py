@@ -85,9 +85,16 @@ class TimingRule(Protocol):
 
 
 def _with_host(
-    blocks: BlockCosts, gpu_ms: float, comm_ms: float = 0.0, bubble_ms: float = 0.0, ffn_bubble_ms: float = 0.0
+    blocks: BlockCosts,
+    gpu_ms: float,
+    seqs: int,
+    comm_ms: float = 0.0,
+    bubble_ms: float = 0.0,
+    ffn_bubble_ms: float = 0.0,
 ) -> StepTime:
-    wall = blocks.overheads.wall_ms(gpu_ms)
+    """The step's wall time from its GPU time and the host work of its `seqs` sequences (one
+    scheduler's: an attention-DP rank's share)."""
+    wall = blocks.overheads.wall_ms(gpu_ms, seqs)
     return StepTime(wall * 1e-3, comm_ms, bubble_ms, ffn_bubble_ms, wall - gpu_ms)
 
 
@@ -109,7 +116,8 @@ class Sequential:
             tokens = blocks.padded_tokens(rank)
             compute, comm = blocks.layers_ms(tokens, graph)
             fixed = self._fixed[key] = (blocks.head_ms(tokens, rank.num_sampled, graph) + compute + comm, comm)
-        return _with_host(blocks, fixed[0] + blocks.attention_ms(rank, graph), fixed[1], fixed[1])
+        seqs = rank.num_prefill + rank.num_decode
+        return _with_host(blocks, fixed[0] + blocks.attention_ms(rank, graph), seqs, fixed[1], fixed[1])
 
     def kinks(self, stats: BatchStats, n: int) -> list[int]:
         return self.blocks.decode_kinks(stats.decode_sum_kv, stats.num_decode, n, self.blocks.par.dp_attention)
@@ -156,7 +164,8 @@ class TwoBatchOverlap:
         )
         moe = (compute - dense) * self.sm_slowdown
         overlapped = 2 * max(moe, comm) + min(moe, comm) / max(moe_layers, 1)
-        return _with_host(blocks, head + 2 * dense + overlapped, 2 * comm, overlapped - 2 * moe)
+        seqs = rank.num_prefill + rank.num_decode
+        return _with_host(blocks, head + 2 * dense + overlapped, seqs, 2 * comm, overlapped - 2 * moe)
 
     def kinks(self, stats: BatchStats, n: int) -> list[int]:
         return self.blocks.decode_kinks(stats.decode_sum_kv, stats.num_decode, n, 2 * self.blocks.par.dp_attention)
@@ -214,6 +223,7 @@ class AFPipeline:
         return _with_host(
             self.attention,
             L * cycle + head,
+            inst.num_prefill + inst.num_decode,
             comm_ms=L * 2 * n * t,
             bubble_ms=L * (cycle - n * a),
             ffn_bubble_ms=L * (cycle - n * f),
@@ -318,26 +328,45 @@ class StepModel:
         if kinks is not None:
             for j in kinks(stats, n):
                 at.update(i for i in (j - 1, j) if 0 < i < n - 1)
-        at = sorted(at)
         s = stats
-        asked = [
-            self.rule.step(
-                BatchStats(
-                    s.num_prefill,
-                    s.prefill_tokens,
-                    s.prefill_sum_q2,
-                    s.prefill_sum_qc,
-                    s.prefill_sum_kv,
-                    s.prefill_max_q,
-                    s.prefill_max_kv,
-                    b,
-                    s.decode_sum_kv + j * b,
-                    s.decode_max_kv + j,
-                    s.num_sampled,
+        memo: dict[int, StepTime] = {}
+
+        def ask(j: int) -> StepTime:
+            if j not in memo:
+                memo[j] = self.rule.step(
+                    BatchStats(
+                        s.num_prefill,
+                        s.prefill_tokens,
+                        s.prefill_sum_q2,
+                        s.prefill_sum_qc,
+                        s.prefill_sum_kv,
+                        s.prefill_max_q,
+                        s.prefill_max_kv,
+                        b,
+                        s.decode_sum_kv + j * b,
+                        s.decode_max_kv + j,
+                        s.num_sampled,
+                    )
                 )
-            )
-            for j in at
-        ]
+            return memo[j]
+
+        at = sorted(at)
+        # Host time hidden behind the GPU is a floor under the step time: where the GPU time,
+        # growing with the KV, crosses it, the slope changes. Find that iteration by bisection.
+        # Exposed host time shows as a step time that does not grow; hidden, as the end's
+        # (GPU-bound) host share.
+        lo, hi = at[0], at[-1]
+        end = ask(hi)
+
+        def hidden(j: int) -> bool:
+            return abs(ask(j).host_ms - end.host_ms) < 1e-9
+
+        if not hidden(lo) and abs(ask(lo).total_s - end.total_s) > 1e-12:
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                lo, hi = (lo, mid) if hidden(mid) else (mid, hi)
+            at = sorted(set(at) | {lo, hi})
+        asked = [ask(j) for j in at]
         steps = np.arange(n)
 
         def each(field: str) -> np.ndarray:

@@ -347,6 +347,20 @@ class Instance:
         totals = replace(totals + run_totals, total_s=float(times.sum()))
         return times, totals, np.concatenate([chunks, np.zeros(n, dtype=np.int64)]), k - 1
 
+    # Async / overlap scheduling (vLLM 0.12+, SGLang): the scheduler picks iteration n+1 while
+    # the GPU runs n, so a request that arrives during n can join n+2 at the earliest.
+    schedules_ahead = False
+
+    def iteration_end(self, now: float) -> float:
+        """When the iteration in progress at `now` ends (`now` if none is)."""
+        if not self.inflight:
+            return now
+        run = next((b for b in self.inflight if b.step_times_s is not None), None)
+        if run is None:
+            return min(b.done_s for b in self.inflight)
+        ends = run.start_s + np.cumsum(run.step_times_s)
+        return float(ends[min(int(np.searchsorted(ends, now, side="right")), len(ends) - 1)])
+
     def interrupt(self, now: float) -> Batch | None:
         """Cut a run in flight (decode or chunked prefill) at the end of its iteration in progress.
 
@@ -356,7 +370,7 @@ class Instance:
         if run is None:
             return None
         ends = run.start_s + np.cumsum(run.step_times_s)
-        k = int(np.searchsorted(ends, now, side="left")) + 1
+        k = int(np.searchsorted(ends, now, side="right")) + 1
         if k >= len(run.step_times_s):
             return None
         run.cancelled = True

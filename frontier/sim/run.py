@@ -72,6 +72,13 @@ class AtScheduler(NamedTuple):
     request: Request
 
 
+class Received(NamedTuple):
+    """A scheduler that plans ahead takes in a request at the end of the iteration in progress."""
+
+    instance: Instance
+    request: Request
+
+
 class StageFree(NamedTuple):
     """A pipeline stage of the instance can take the next batch."""
 
@@ -129,6 +136,7 @@ def block_costs_for(scenario: Scenario, spec: ClusterSpec) -> tuple[BlockCosts, 
         capture_sizes=tuple(s for s in engine.capture_sizes if s <= spec.cuda_graph_max_bs) or (1,),
         graph_mixed_batches=engine.graph_mixed_batches,
         host_overlapped=engine.host.overlapped,
+        host_us_per_seq=engine.host.step_us_per_seq,
         overlap_residual_ms=engine.host.overlap_residual_ms,
     )
     blocks = BlockCosts(model, par, predictor, overheads, attn_backend=spec.attention_backend, dtype=model.weight_dtype)
@@ -210,6 +218,13 @@ def build_clusters(
         if spec.role == "ffn":
             continue
         step_model, sources = step_model_for(scenario, spec, step_time)
+        # Whether the scheduler plans iteration n+1 while n runs (async / overlap scheduling): the
+        # engine's; a rule of known step times (`step_time`) says so itself, else it does not.
+        if step_time is None:
+            engine = make_engine(spec.engine, spec.engine_version, scenario.cluster_gpu(spec), spec.tp)
+            ahead = engine.host.overlapped
+        else:
+            ahead = getattr(step_time, "schedules_ahead", False)
         instances, ranks = spec.dp, spec.dp_attention
         if spec.role == "attention":
             # The attention instances of an AF engine step together, fed through the FFN cluster:
@@ -226,6 +241,7 @@ def build_clusters(
             )
             if spec.engine == "sglang":
                 insts[-1].decode_reserved_tokens = SGLANG_DECODE_RESERVED_TOKENS
+            insts[-1].schedules_ahead = ahead
         clusters.append(Cluster(spec, insts, memory[spec.name], sources))
     return clusters
 
@@ -316,6 +332,8 @@ class Simulation:
                 self.on_kv_arrived(event.instance, event.request)
             elif kind is AtScheduler:
                 self.on_at_scheduler(event.request)
+            elif kind is Received:
+                self._admit(event.instance, event.request)
             else:
                 self.kick(event.instance)
         if self.bar:
@@ -365,7 +383,16 @@ class Simulation:
         inst = self.router.pick(self.entry.instances, req)
         if inst.role == "decode":  # decode-only: arrives prefilled, its first token out
             self._arrive_prefilled(inst, req)
-        elif inst.admit(req):
+            return
+        if inst.schedules_ahead:
+            seen = inst.iteration_end(self.clock)
+            if seen > self.clock:
+                self.push(seen, Received(inst, req))
+                return
+        self._admit(inst, req)
+
+    def _admit(self, inst: Instance, req: Request) -> None:
+        if inst.admit(req):
             self.interrupt(inst)
             self.kick(inst)
         else:

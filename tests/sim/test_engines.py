@@ -107,3 +107,35 @@ def test_engine_version_must_be_a_release_number():
 
     with pytest.raises(SpecError, match="engine_version: 'abc' is not a release number"):
         make_scenario(engine="vllm", engine_version="abc")
+
+
+def test_a_scheduler_planning_ahead_takes_a_request_in_one_iteration_later():
+    # Async scheduling (vLLM 0.12+) and SGLang's overlap scheduler pick iteration n+1 while the
+    # GPU runs n. B (at 15 ms) arrives while A prefills.
+    # Not planning ahead: t=0 A prefills 100: 20 ms. t=20 A decodes + B prefills 50: 15.1 -> 35.1.
+    # Planning ahead: B arrived during A's prefill (0-20), so step 20-30.1 was planned without it
+    # (A decodes alone: 10.1 ms); B joins the next one: A decodes + B prefills: 15.1 -> 45.2.
+    plain, ahead = LinearStepTime(0.010, 0.0001), LinearStepTime(0.010, 0.0001)
+    ahead.schedules_ahead = True
+    results = [
+        simulate(
+            make_scenario(engine="vllm"), table(ARRIVALS, PROMPTS, OUTPUTS), step_time=rule, fast_forward=False
+        ).requests
+        for rule in (plain, ahead)
+    ]
+    assert [(s.prefill_tokens, s.num_decode) for s in ahead.calls][:3] == [(100, 0), (0, 1), (50, 1)]
+    assert results[0].loc[1, "first_token_s"] == pytest.approx(0.0351)
+    assert results[1].loc[1, "first_token_s"] == pytest.approx(0.0452)
+    # An idle engine takes a request at once: A's first token is the same.
+    assert results[0].loc[0, "first_token_s"] == results[1].loc[0, "first_token_s"] == pytest.approx(0.020)
+
+
+def test_host_time_per_sequence_caps_a_large_batch():
+    # SGLang's output processing grows with the batch: at 512 sequences x 45 us + 1 ms = 24.04 ms
+    # of host time a 10 ms GPU step waits for the host; at 8 sequences the GPU sets the pace.
+    host = StepOverheads(cpu_overhead_ms=1.0, host_us_per_seq=45.0, host_overlapped=True, overlap_residual_ms=0.1)
+    assert host.wall_ms(10.0, seqs=512) == pytest.approx(24.04 + 0.1)
+    assert host.wall_ms(10.0, seqs=8) == pytest.approx(10.1)
+    sc = make_scenario(engine="sglang")
+    blocks, _ = block_costs_for(sc, sc.clusters[0])
+    assert blocks.overheads.host_us_per_seq > 0

@@ -88,3 +88,34 @@ def test_fast_forward_matches_stepping_on_random_workloads(n, seed, budget, seqs
     assert (f.preemptions == s.preemptions).all()
     assert fast.summary["frontier"]["steps"] == slow.summary["frontier"]["steps"]
     assert fast.summary["mean_itl_ms"] == pytest.approx(slow.summary["mean_itl_ms"], rel=1e-9)
+
+
+class HostFloorStepTime:
+    """Overlapped host time under the GPU's: max(GPU, host) + residual, GPU growing with the KV."""
+
+    def __init__(self, gpu_s=0.005, per_kv_s=1e-6, host_s=0.008, residual_s=0.0001):
+        self.gpu_s, self.per_kv_s, self.host_s, self.residual_s = gpu_s, per_kv_s, host_s, residual_s
+
+    def step(self, stats):
+        from frontier.predict.step import StepTime
+
+        gpu = self.gpu_s + self.per_kv_s * stats.decode_sum_kv
+        wall = max(gpu, self.host_s) + self.residual_s
+        return StepTime(wall, host_ms=(wall - gpu) * 1e3)
+
+
+def test_a_decode_run_crossing_from_host_bound_to_gpu_bound_matches_stepping():
+    # 4 sequences at 100 KV tokens: GPU 5.4 ms < host 8 ms; each step adds 4 KV tokens (4 us), so
+    # the GPU passes the host after 650 steps: the run's times bend there, as stepping says.
+    from frontier.ops.graph import BatchStats
+    from frontier.predict.step import StepModel
+
+    rule, n = HostFloorStepTime(), 1000
+    first = BatchStats(num_decode=4, decode_sum_kv=400, decode_max_kv=100, num_sampled=4)
+    times, totals = StepModel(rule).decode_run(first, n)
+    stepped = [
+        rule.step(BatchStats(num_decode=4, decode_sum_kv=400 + 4 * j, decode_max_kv=100 + j, num_sampled=4)).total_s
+        for j in range(n)
+    ]
+    assert np.allclose(times, stepped, rtol=1e-9, atol=1e-12)
+    assert totals.total_s == pytest.approx(sum(stepped))
