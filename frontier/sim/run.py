@@ -41,6 +41,7 @@ from frontier.predict.step import (
     StepOverheads,
     TwoBatchOverlap,
 )
+from frontier.predict.engine_kernels import with_engine_kernels
 from frontier.sim.frontend import Frontend
 from frontier.sim.instance import Batch, Instance
 from frontier.sim.kv_cache import BlockManager, KVHold
@@ -118,7 +119,7 @@ def block_costs_for(scenario: Scenario, spec: ClusterSpec) -> tuple[BlockCosts, 
     gpu = scenario.cluster_gpu(spec)
     model = scenario.cluster_model(spec)
     engine = make_engine(spec.engine, spec.engine_version, gpu, spec.tp)
-    predictor = load_predictor(gpu)
+    predictor = with_engine_kernels(load_predictor(gpu), gpu.name, spec.engine)
     routing = ExpertRouting(spec.expert_skew, spec.expert_load_file, spec.eplb_redundant_experts, spec.expert_load_cv)
     fabric = Fabric(gpu.gpus_per_node, gpu.intra_node_gbps, gpu.network_gbps, gpu.sm_count)
     par = Parallel(

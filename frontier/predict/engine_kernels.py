@@ -1,0 +1,158 @@
+"""The engines' own fused-MoE kernels, where they were measured on the GPU.
+
+vLLM and SGLang do not run an MoE layer as the calibration's reference measured it
+(`torch._grouped_mm`, one CUTLASS grouped GEMM per projection): they launch a fused MoE kernel
+(vLLM: the Triton `fused_moe` of vllm/model_executor/layers/fused_moe/fused_moe.py, or Marlin
+and `triton_kernels` for 4-bit weights; SGLang: its Triton `fused_moe` or DeepGEMM,
+sglang/srt/layers/moe/), which sorts the routed tokens by expert (`moe_align_block_size`),
+gathers them inside the GEMM and, for quantised weights, dequantises in the main loop. At
+prefill sizes it reaches a smaller fraction of the tensor-core peak than the reference: in
+aiconfigurator's measurements of both engines on H100 and H200, 1.2-1.8x the reference's time
+for bf16 and FP8 block-scaled experts at 256+ rows per expert, 2-3x for int4 weight-only (Kimi
+K2.5), while decode-sized batches agree within about 10 %.
+
+Where a model's routed experts (hidden size, intermediate size per TP rank, experts, top-k,
+precision) were measured for the engine on the GPU, each MoE projection is answered from those
+measurements (`calibration/<gpu>/engine_kernels/fused_moe_<engine>.csv`): the fused layer's time
+at the batch's token count, interpolated in log-log between measured counts (linear in the
+tokens past the largest), in place of the two projections and the activation between them
+(split 2/3 gate/up, 1/3 down by their FLOPs). Any other MoE projection keeps the reference-based
+prediction. Only tensor-parallel experts (no expert parallelism, one attention-DP rank) are
+measured this way.
+
+The tables are aiconfigurator's measured `moe_perf` rows (NVIDIA aiconfigurator 0.12, Apache-2.0;
+data/<system>/moe/<engine>/<version>/moe_perf.parquet), balanced routing, no expert parallelism,
+converted by `convert` below: `frontier calibration import-engine-moe` (needs the optional
+`aiconfigurator` extra).
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from frontier.ops.operators import Elementwise, GroupedGemm
+
+FOLDER = "engine_kernels"
+# aiconfigurator's moe_dtype -> the GEMM family's dtype (frontier.spec.quant.GEMM_DTYPE). Per-tensor
+# FP8 experts are left out: the served FP8 MoE models (DeepSeek, Qwen3, MiniMax) are block-scaled,
+# and the per-tensor rows (4-5x the block-scaled ones) time another code path.
+DTYPES = {"bfloat16": "bf16", "fp8_block": "fp8", "w4a16_mxfp4": "w4a16", "int4_wo": "w4a16"}
+GATE_UP_SHARE = 2.0 / 3.0  # of the fused layer's FLOPs (and time): 2 x inter x hidden of 3
+COLUMNS = ["dtype", "hidden", "inter", "experts", "topk", "tokens", "ms", "moe_dtype", "kernel_source"]
+
+
+def convert(df, engine: str, version: str):
+    """aiconfigurator moe_perf rows -> this module's table (one row per measured shape and count)."""
+    import pandas as pd
+
+    rows = df[(df["moe_ep_size"] == 1) & (df["distribution"] == "balanced") & df["moe_dtype"].isin(DTYPES)]
+    out = pd.DataFrame(
+        {
+            "dtype": rows["moe_dtype"].map(DTYPES),
+            "hidden": rows["hidden_size"].astype(int),
+            "inter": (rows["inter_size"] // rows["moe_tp_size"]).astype(int),  # per TP rank
+            "experts": rows["num_experts"].astype(int),
+            "topk": rows["topk"].astype(int),
+            "tokens": rows["num_tokens"].astype(int),
+            "ms": rows["latency"].astype(float),
+            "moe_dtype": rows["moe_dtype"],
+            "kernel_source": rows["kernel_source"],
+        }
+    )
+    keys = ["dtype", "hidden", "inter", "experts", "topk", "tokens"]
+    out = out.groupby(keys, as_index=False).agg(
+        ms=("ms", "median"), moe_dtype=("moe_dtype", "first"), kernel_source=("kernel_source", "first")
+    )
+    out.attrs["source"] = f"aiconfigurator {engine} {version}"
+    return out[COLUMNS].sort_values(keys).reset_index(drop=True)
+
+
+def table_path(gpu_dir: Path, engine: str) -> Path:
+    return Path(gpu_dir) / FOLDER / f"fused_moe_{engine}.csv"
+
+
+class FusedMoE:
+    """Measured fused-MoE layer times of one engine on one GPU, by expert shape."""
+
+    def __init__(self, rows):
+        self._curves: dict[tuple, tuple[list[float], list[float]]] = {}
+        for key, g in rows.groupby(["dtype", "hidden", "inter", "experts", "topk"]):
+            g = g.sort_values("tokens")
+            self._curves[key] = ([math.log(t) for t in g["tokens"]], [math.log(m) for m in g["ms"]])
+
+    def __len__(self) -> int:
+        return len(self._curves)
+
+    def layer_ms(self, dtype: str, hidden: int, inter: int, experts: int, topk: int, tokens: int) -> float | None:
+        """The fused layer's time for `tokens` tokens, or None if the shape was not measured."""
+        curve = self._curves.get((dtype, hidden, inter, experts, topk))
+        if curve is None:
+            return None
+        xs, ys = curve
+        x = math.log(max(tokens, 1))
+        if x >= xs[-1]:  # past the largest count: time grows with the rows
+            return math.exp(ys[-1]) * max(tokens, 1) / math.exp(xs[-1])
+        if x <= xs[0]:
+            return math.exp(ys[0])
+        i = bisect.bisect_right(xs, x)
+        w = (x - xs[i - 1]) / (xs[i] - xs[i - 1])
+        return math.exp(ys[i - 1] + w * (ys[i] - ys[i - 1]))
+
+
+@lru_cache(maxsize=None)
+def load_fused_moe(gpu_dir: str, engine: str) -> FusedMoE | None:
+    path = table_path(Path(gpu_dir), engine)
+    if not path.is_file():
+        return None
+    import pandas as pd
+
+    return FusedMoE(pd.read_csv(path))
+
+
+class WithEngineKernels:
+    """A predictor answering MoE projections from the engine's measured fused-MoE kernels where
+    it has them, everything else from `base`."""
+
+    def __init__(self, base, fused: FusedMoE, engine: str):
+        self.base, self.fused, self.engine = base, fused, engine
+
+    def __getattr__(self, name):  # sources(), model_for(), ... of the base predictor
+        return getattr(self.base, name)
+
+    def ops_ms(self, ops) -> np.ndarray:
+        """The base predictor's times, with each measured MoE layer (gate/up, SiLU-and-mul, down,
+        as frontier.ops.graph emits them) replaced by the fused kernel's: 2/3 of it on gate/up,
+        1/3 on down, nothing on the activation it fuses."""
+        ms = np.asarray(self.base.ops_ms(ops), dtype=float)
+        for i in range(len(ops) - 2):
+            up, act, down = ops[i], ops[i + 1], ops[i + 2]
+            if not (isinstance(up, GroupedGemm) and isinstance(down, GroupedGemm)):
+                continue
+            if not (isinstance(act, Elementwise) and act.name == "silu_mul"):
+                continue
+            width = down.k
+            if up.n != 2 * width or up.k != down.n or up.tokens != down.tokens or up.dtype != down.dtype:
+                continue
+            t = self.fused.layer_ms(up.dtype, up.k, width, up.experts, up.topk, up.tokens)
+            if t is not None:
+                ms[i], ms[i + 1], ms[i + 2] = t * GATE_UP_SHARE, 0.0, t * (1.0 - GATE_UP_SHARE)
+        return ms
+
+    def sources(self, families=None) -> dict[str, str]:
+        out = dict(self.base.sources(families))
+        if "grouped_gemm" in out:
+            out["grouped_gemm"] += f"; {self.engine}'s fused MoE measured where the expert shape was"
+        return out
+
+
+def with_engine_kernels(predictor, gpu_name: str, engine: str, calibration_dir: Path | None = None):
+    """`predictor`, answering MoE projections from the engine's fused-MoE table of the GPU if any."""
+    from frontier.paths import CALIBRATION_DIR
+
+    fused = load_fused_moe(str(Path(calibration_dir or CALIBRATION_DIR) / gpu_name), engine)
+    return predictor if fused is None else WithEngineKernels(predictor, fused, engine)

@@ -1,0 +1,86 @@
+"""The engines' measured fused-MoE kernels: interpolation, the projections' split, the fallback."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from frontier.ops.operators import Elementwise, Gemm, GroupedGemm
+from frontier.paths import CALIBRATION_DIR
+from frontier.predict import load_predictor
+from frontier.predict.engine_kernels import FusedMoE, WithEngineKernels, convert, with_engine_kernels
+from frontier.spec.hardware import get_gpu
+
+
+def table(points):
+    return pd.DataFrame(
+        [
+            {"dtype": "bf16", "hidden": 1024, "inter": 512, "experts": 8, "topk": 2, "tokens": t, "ms": ms}
+            for t, ms in points
+        ]
+    )
+
+
+def test_layer_time_interpolates_log_log_and_grows_linearly_past_the_largest_count():
+    fused = FusedMoE(table([(16, 0.1), (256, 0.4), (4096, 3.2)]))
+    assert fused.layer_ms("bf16", 1024, 512, 8, 2, 256) == pytest.approx(0.4)  # measured
+    # 64 is halfway between 16 and 256 in log tokens: the geometric mean of 0.1 and 0.4.
+    assert fused.layer_ms("bf16", 1024, 512, 8, 2, 64) == pytest.approx(math.sqrt(0.1 * 0.4))
+    assert fused.layer_ms("bf16", 1024, 512, 8, 2, 8192) == pytest.approx(6.4)  # 2 x the rows
+    assert fused.layer_ms("bf16", 1024, 512, 8, 2, 1) == pytest.approx(0.1)  # below: the smallest
+    assert fused.layer_ms("bf16", 1024, 256, 8, 2, 64) is None  # another shape
+
+
+def test_a_measured_layer_replaces_its_projections_and_activation():
+    # gate/up (k = hidden, n = 2 x inter), SiLU-and-mul, down (k = inter, n = hidden), as the graph
+    # emits them: 2/3 and 1/3 of the fused layer, nothing for the activation it fuses.
+    fused = FusedMoE(table([(16, 0.3), (4096, 3.0)]))
+    base = load_predictor(get_gpu("h100-sxm"))
+    layer = [
+        GroupedGemm(8, 2, 16, 1024, 1024, 4, 8, "bf16"),
+        Elementwise("silu_mul", 32, 512),
+        GroupedGemm(8, 2, 16, 512, 1024, 4, 8, "bf16"),
+    ]
+    assert WithEngineKernels(base, fused, "vllm").ops_ms(layer) == pytest.approx([0.2, 0.0, 0.1])
+
+
+def test_convert_keeps_balanced_tensor_parallel_rows_per_rank():
+    raw = pd.DataFrame(
+        {
+            "moe_ep_size": [1, 1, 4, 1],
+            "distribution": ["balanced", "power_law_1.01", "balanced", "balanced"],
+            "moe_dtype": ["w4a16_mxfp4", "w4a16_mxfp4", "w4a16_mxfp4", "fp8"],
+            "hidden_size": [2880] * 4,
+            "inter_size": [2880] * 4,
+            "moe_tp_size": [2] * 4,
+            "num_experts": [128] * 4,
+            "topk": [4] * 4,
+            "num_tokens": [64] * 4,
+            "latency": [0.05, 0.07, 0.02, 0.5],
+            "kernel_source": ["k"] * 4,
+        }
+    )
+    out = convert(raw, "vllm", "0.24.0")
+    assert len(out) == 1  # skewed routing, expert parallelism and per-tensor FP8 left out
+    row = out.iloc[0]
+    assert (row["dtype"], row["inter"], row["ms"]) == ("w4a16", 1440, 0.05)
+
+
+def test_a_measured_expert_shape_answers_from_the_engine_table_others_from_the_predictor():
+    gpu = get_gpu("h200")
+    base = load_predictor(gpu)
+    pred = with_engine_kernels(base, gpu.name, "vllm")
+    assert isinstance(pred, WithEngineKernels)
+    rows = pd.read_csv(CALIBRATION_DIR / "h200" / "engine_kernels" / "fused_moe_vllm.csv")
+    # gpt-oss-120b's experts at TP1: hidden 2880, intermediate 2880, 128 experts, top-4, MXFP4.
+    row = rows[(rows.hidden == 2880) & (rows.inter == 2880) & (rows.experts == 128) & (rows.tokens == 1024)].iloc[0]
+    ops = [
+        GroupedGemm(128, 4, 1024, 2880, 5760, 32, 128, row["dtype"]),
+        Elementwise("silu_mul", 4096, 2880),
+        GroupedGemm(128, 4, 1024, 2880, 2880, 32, 128, row["dtype"]),
+    ]
+    assert pred.ops_ms(ops).sum() == pytest.approx(row.ms, rel=1e-4)
+    other = [GroupedGemm(64, 6, 1024, 2048, 2816, 96, 64, "bf16"), Gemm(1024, 4096, 4096, "bf16")]
+    assert np.allclose(pred.ops_ms(other), base.ops_ms(other))
+    assert with_engine_kernels(base, "rtx-4090", "vllm") is base  # no table: the predictor itself
