@@ -20,6 +20,12 @@ DEFAULT_SCENARIO = SCENARIOS_DIR / "llama3.1-8b-h100-chat.yaml"
 FLAG_DEFAULTS = {"gpu": "h100-sxm", "num_requests": 500, "rate": 4.0, "input_len": 1024, "output_len": 256}
 
 
+def one_line(message: str) -> str:
+    """The message on one line: characters a terminal would break or hide on (a YAML key can
+    hold any) are shown escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+
+
 class FrontierGroup(click.Group):
     """Turns user errors into one red line and exit code 2; tracebacks stay for bugs."""
 
@@ -27,12 +33,14 @@ class FrontierGroup(click.Group):
         try:
             return super().invoke(ctx)
         except FrontierError as exc:
-            Console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+            Console(stderr=True).print(
+                f"[bold red]error:[/] {escape(one_line(str(exc)))}", highlight=False, soft_wrap=True
+            )
             sys.exit(2)
         except click.UsageError as exc:  # a bad flag: one line too, not click's three
             where = exc.ctx.command_path if exc.ctx else "frontier"
             Console(stderr=True).print(
-                f"[bold red]error:[/] {escape(exc.format_message())} (see {escape(where)} --help)",
+                f"[bold red]error:[/] {escape(one_line(exc.format_message()))} (see {escape(where)} --help)",
                 highlight=False,
                 soft_wrap=True,
             )

@@ -13,10 +13,13 @@ K2.5), while decode-sized batches agree within about 10 %.
 
 Where a model's routed experts (hidden size, intermediate size per TP rank, experts, top-k,
 precision) were measured for the engine on the GPU, each MoE projection is answered from those
-measurements (`calibration/<gpu>/engine_kernels/fused_moe_<engine>.csv`): the fused layer's time
+measurements (`calibration/<gpu>/engine_kernels/fused_moe_<engine>_<release>.csv`): the fused layer's time
 at the batch's token count, interpolated in log-log between measured counts (linear in the
 tokens past the largest), in place of the two projections and the activation between them
-(split 2/3 gate/up, 1/3 down by their FLOPs). Any other MoE projection keeps the reference-based
+(split 2/3 gate/up, 1/3 down by their FLOPs). The measurements route every token evenly, so a
+batch of T tokens touches min(E, T x top-k) experts; a served batch routes at random and touches
+fewer (frontier.ops.routing): a batch small enough to be bound by reading expert weights takes
+the measured time scaled by its share of the experts the measurement touched. Any other MoE projection keeps the reference-based
 prediction. Only tensor-parallel experts (no expert parallelism, one attention-DP rank) are
 measured this way.
 
@@ -65,6 +68,13 @@ def convert(df, engine: str, version: str):
         }
     )
     keys = ["dtype", "hidden", "inter", "experts", "topk", "tokens"]
+    # Where a shape was timed with several kernels, the engine's usual one: the kernel most of
+    # the table's rows of that precision used (e.g. SGLang's Triton fused_moe for bf16, not the
+    # opt-in FlashInfer CUTLASS backend).
+    usual = out.groupby("moe_dtype")["kernel_source"].agg(lambda k: k.value_counts().index[0])
+    shape = keys[:-1]
+    n_kernels = out.groupby(shape)["kernel_source"].transform("nunique")
+    out = out[(n_kernels == 1) | (out["kernel_source"] == out["moe_dtype"].map(usual))]
     out = out.groupby(keys, as_index=False).agg(
         ms=("ms", "median"), moe_dtype=("moe_dtype", "first"), kernel_source=("kernel_source", "first")
     )
@@ -72,8 +82,8 @@ def convert(df, engine: str, version: str):
     return out[COLUMNS].sort_values(keys).reset_index(drop=True)
 
 
-def table_path(gpu_dir: Path, engine: str) -> Path:
-    return Path(gpu_dir) / FOLDER / f"fused_moe_{engine}.csv"
+def table_path(gpu_dir: Path, engine: str, version: str) -> Path:
+    return Path(gpu_dir) / FOLDER / f"fused_moe_{engine}_{version}.csv"
 
 
 class FusedMoE:
@@ -106,12 +116,20 @@ class FusedMoE:
 
 @lru_cache(maxsize=None)
 def load_fused_moe(gpu_dir: str, engine: str) -> FusedMoE | None:
-    path = table_path(Path(gpu_dir), engine)
-    if not path.is_file():
-        return None
+    """The engine's measured fused-MoE layers on the GPU, from its newest measured release.
+
+    Older releases' measurements exist for some GPUs (SGLang 0.5.10, vLLM 0.19 in aiconfigurator
+    0.12) but do not describe the development set's older releases better: they move SGLang
+    0.5.6's Qwen3-235B decode steps closer (-11 % instead of -20 %) and SGLang 0.5.9's DeepSeek-R1
+    and vLLM 0.16's Kimi-K2.5 ones away (+13 % and +38 % instead of -5 % and +7 %)."""
     import pandas as pd
 
-    return FusedMoE(pd.read_csv(path))
+    files = sorted(Path(gpu_dir, FOLDER).glob(f"fused_moe_{engine}_*.csv"), key=_release_of)
+    return FusedMoE(pd.read_csv(files[-1])) if files else None
+
+
+def _release_of(path: Path) -> tuple[int, ...]:
+    return tuple(int(p) for p in path.stem.rsplit("_", 1)[-1].split(".") if p.isdigit())
 
 
 class WithEngineKernels:
@@ -140,6 +158,9 @@ class WithEngineKernels:
                 continue
             t = self.fused.layer_ms(up.dtype, up.k, width, up.experts, up.topk, up.tokens)
             if t is not None:
+                # Measured with balanced routing, which touches min(E, T x k) experts; a small
+                # batch reads only the weights of the experts it routes to.
+                t *= min(1.0, up.active_experts / min(up.experts, up.tokens * up.topk))
                 ms[i], ms[i + 1], ms[i + 2] = t * GATE_UP_SHARE, 0.0, t * (1.0 - GATE_UP_SHARE)
         return ms
 
@@ -151,7 +172,7 @@ class WithEngineKernels:
 
 
 def with_engine_kernels(predictor, gpu_name: str, engine: str, calibration_dir: Path | None = None):
-    """`predictor`, answering MoE projections from the engine's fused-MoE table of the GPU if any."""
+    """`predictor`, answering MoE layers from the engine's fused-MoE table of the GPU if any."""
     from frontier.paths import CALIBRATION_DIR
 
     fused = load_fused_moe(str(Path(calibration_dir or CALIBRATION_DIR) / gpu_name), engine)

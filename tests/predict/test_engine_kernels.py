@@ -72,7 +72,7 @@ def test_a_measured_expert_shape_answers_from_the_engine_table_others_from_the_p
     base = load_predictor(gpu)
     pred = with_engine_kernels(base, gpu.name, "vllm")
     assert isinstance(pred, WithEngineKernels)
-    rows = pd.read_csv(CALIBRATION_DIR / "h200" / "engine_kernels" / "fused_moe_vllm.csv")
+    rows = pd.read_csv(CALIBRATION_DIR / "h200" / "engine_kernels" / "fused_moe_vllm_0.24.0.csv")
     # gpt-oss-120b's experts at TP1: hidden 2880, intermediate 2880, 128 experts, top-4, MXFP4.
     row = rows[(rows.hidden == 2880) & (rows.inter == 2880) & (rows.experts == 128) & (rows.tokens == 1024)].iloc[0]
     ops = [
