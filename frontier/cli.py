@@ -286,7 +286,9 @@ def models():
 @main.command()
 def gpus():
     """List the GPU and interconnect specs."""
+    from frontier.paths import CALIBRATION_DIR
     from frontier.predict import calibrated_gpus
+    from frontier.predict.calibration import calibration_kind
     from frontier.predict.scaled import nearest_calibrated
     from frontier.spec.hardware import all_gpus, get_gpu
 
@@ -295,7 +297,7 @@ def gpus():
 
     def calibration(name: str) -> str:
         if name in measured:
-            return "measured"
+            return calibration_kind(CALIBRATION_DIR / name)  # measured | imported
         ref = nearest_calibrated(get_gpu(name), refs)
         return f"scaled from {ref.name}" if ref else "roofline"
 

@@ -1,11 +1,14 @@
 """Where the project's data folders live (model cards, calibrations, scenarios)."""
 
+import os
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_DIR.parent
 MODELS_DIR = REPO_ROOT / "models"
-CALIBRATION_DIR = REPO_ROOT / "calibration"
+# FRONTIER_CALIBRATION_DIR selects another root of calibration folders, e.g.
+# calibration/aiconfigurator (vLLM's kernels as NVIDIA timed them; calibration/README.md).
+CALIBRATION_DIR = Path(os.environ.get("FRONTIER_CALIBRATION_DIR") or REPO_ROOT / "calibration").resolve()
 SCENARIOS_DIR = REPO_ROOT / "simulate"
 # ../shared beside the checkout holds reference data and traces (absent on a user's laptop).
 SHARED_DIR = REPO_ROOT.parent / "shared"

@@ -33,7 +33,7 @@ def load_predictor(gpu, calibration_dir: Path | str | None = None, lazy: bool = 
         from frontier.predict.scaled import nearest_calibrated
 
         ref = nearest_calibrated(spec, [get_gpu(n) for n in calibrated_gpus(root)]) or spec
-    return _scaled(_measured(ref, root, lazy), ref, spec)
+    return _scaled(_measured(ref, root, lazy), ref, spec, root)
 
 
 def _measured(spec, root: Path, lazy: bool) -> Predictor:
@@ -74,18 +74,21 @@ def calibrated_gpus(calibration_dir: Path | str | None = None) -> list[str]:
     return sorted(p.parent.name for p in root.glob("*/predictors") if any(p.glob("*.json")))
 
 
-def _scaled(predictor: Predictor, ref, gpu) -> Predictor:
+def _scaled(predictor: Predictor, ref, gpu, root: Path) -> Predictor:
     """`predictor` (of `ref`) answering for `gpu` and for unmeasured GEMM dtypes."""
     from frontier.predict.roofline import RooflineModel
-    from frontier.predict.scaled import ScaledModel
+    from frontier.predict.scaled import ScaledModel, measured_dtypes
+
+    def scaled(family, model):
+        return ScaledModel(model, ref, gpu, measured_dtypes(root / ref.name, family))
 
     if ref.name == gpu.name:  # only the GEMM families see other dtypes
         models = dict(predictor.models)
         for family in ("gemm", "grouped_gemm"):
             if family in models:
-                models[family] = ScaledModel(models[family], ref, gpu)
+                models[family] = scaled(family, models[family])
         return Predictor(gpu.name, models, predictor.fallback)
-    models = {f: ScaledModel(m, ref, gpu) for f, m in predictor.models.items() if m.source != "roofline"}
+    models = {f: scaled(f, m) for f, m in predictor.models.items() if m.source != "roofline"}
     return Predictor(gpu.name, models, RooflineModel(gpu))
 
 

@@ -17,7 +17,7 @@ ships per-system operator timings measured by its collectors, as parquet tables 
   latency.
 
 Conversion (each a pure function of a DataFrame, tested on hand-written samples):
-- gemm: bf16 and fp8 rows, the dtype's most common kernel; ms = ms_min = latency.
+- gemm: bf16 and fp8 rows, the dtype's most common kernel; ms = ms_min = latency (FP8: below).
 - attention: bf16 KV cache, no sliding window; `AttnPrefill.uniform(batch, isl, ...)`,
   `AttnDecode.uniform(batch, isl + step, ...)`; backend `flash` for FlashAttention-3 (what vLLM runs
   on Hopper), else the kernel's name.
@@ -25,9 +25,28 @@ Conversion (each a pure function of a DataFrame, tested on hand-written samples)
   into its two grouped GEMMs by their FLOPs share (gate_up 2/3, down 1/3: an approximation, the
   activation rides along); routing statistics from `routing.expected_routing` (balanced: exact;
   power_law_a: our Zipf gate model with skew a, an approximation of aiconfigurator's sampler).
-- nccl: all_reduce, all_gather, reduce_scatter, alltoall -> collective table over nvlink.
+- nccl: all_reduce, all_gather, reduce_scatter, alltoall over nvlink -> the published points
+  `published/nccl.csv` (rows of other sources, e.g. network figures, kept) and the alpha-beta
+  fit in meta.json, as for h100-sxm: not a trained table, because the engines' custom all-reduce
+  (frontier/predict/roofline.py) is not an NCCL kernel and must not be answered by an NCCL model.
 Existing tables of the target GPU are kept unless `overwrite`: importing onto h100-sxm adds only
 what the reference measurements lack (the NCCL table).
+
+FP8 GEMMs. vLLM's FP8 collector (collector/vllm/collect_gemm.py of the aiconfigurator repository)
+times `RowParallelLinear.forward` with `Fp8Config(activation_scheme="dynamic")`: the dynamic
+activation quantisation kernels *plus* CUTLASS `cutlass_scaled_mm`. A served model quantises its
+activations inside the preceding norm / SiLU kernel (vLLM's fusion passes; frontier/ops/graph.py
+adds the one unfused quantisation), so the FP8 rows are trained on as the GEMM alone: minus
+aiconfigurator's own quantisation timings of the same (m, k) (quantize/<backend>: static
+quantisation + the dynamic scale's extra, kept in `quant_ms` and in published/quant_fp8.csv),
+as aiconfigurator itself does (aic-core/rust/aiconfigurator-core/src/operators/gemm.rs). Without
+those timings the FP8 rows are set aside in published/gemm_fp8.csv, untrained. meta.json
+`sources.gemm.dtypes` says which dtypes the table holds; the others are roofline-scaled
+(frontier/predict/scaled.py).
+
+What is committed (`thin`, the default; `--all-rows` keeps everything): rows thinned by `THIN`
+(below), and label columns constant over a table (or over each dtype: framework, version,
+kernel) moved into meta.json, so a GPU's tables stay a few MB.
 """
 
 from __future__ import annotations
@@ -76,6 +95,68 @@ NCCL_KINDS = {
     "alltoall": "all_to_all",
     "all_to_all": "all_to_all",
 }
+
+
+# Rows kept by `thin` (why: the shapes a served LLM runs, at a few MB per GPU):
+# - gemm: k and n of at least 128 (narrower weights are not LLM layers; aiconfigurator sweeps
+#   32 and 64 for completeness), every m;
+# - grouped_gemm: token counts that are powers of two (1-16384; the sweep adds 48, 80, 96, ... in
+#   between, which the trees interpolate).
+THIN = {
+    "gemm": lambda df: (df["k"] >= 128) & (df["n"] >= 128),
+    "grouped_gemm": lambda df: (df["tokens"] & (df["tokens"] - 1)) == 0,
+}
+# Labels that say how a row was made rather than what it is; dropped from a table when constant.
+CONSTANT_LABELS = ("kernel_source", "framework", "version", "nccl_dtype", "split")
+TRAINED_GEMM_DTYPE = "bf16"
+THIN_TEXT = {
+    "gemm": "k >= 128 and n >= 128",
+    "grouped_gemm": "token counts that are powers of two",
+}
+
+
+def thin(family: str, table: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """Thinned rows and the constant labels moved out of them (for meta.json)."""
+    keep = THIN.get(family)
+    if keep is not None:
+        table = table[keep(table)].reset_index(drop=True)
+    labels = {}
+    for col in CONSTANT_LABELS:
+        if col not in table.columns:
+            continue
+        if table[col].nunique(dropna=False) <= 1:
+            labels[col] = table[col].iloc[0] if len(table) else None
+            table = table.drop(columns=col)
+        elif "dtype" in table.columns and (table.groupby("dtype")[col].nunique(dropna=False) <= 1).all():
+            labels[col] = {d: v for d, v in table.groupby("dtype")[col].first().items()}  # one per dtype
+            table = table.drop(columns=col)
+    # Derivable: fused_moe_ms = ms / the projection's share, split = that share, distribution = skew.
+    table = table.drop(columns=[c for c in ("fused_moe_ms", "split", "distribution") if c in table.columns])
+    return table, labels
+
+
+def set_aside(
+    family: str, table: pd.DataFrame, quant: pd.DataFrame | None = None
+) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    """(rows to train on, {dtype: GEMM rows kept under published/}): see the module docstring.
+
+    With `quant` (the FP8 activation-quantisation timings, `read_fp8_quant`) the FP8 GEMM rows are
+    trained on as the GEMM alone: ms minus the quantisation they include (column `quant_ms`)."""
+    if family != "gemm":
+        return table, {}
+    trained = [TRAINED_GEMM_DTYPE] + (["fp8"] if quant is not None else [])
+    aside = {d: g.reset_index(drop=True) for d, g in table.groupby("dtype") if d not in trained}
+    keep = table[table["dtype"].isin(trained)].reset_index(drop=True)
+    if quant is not None:
+        fp8 = keep["dtype"] == "fp8"
+        q = keep.loc[fp8, ["m", "k"]].merge(quant, on=["m", "k"], how="left")
+        q_ms = (q["scale_matrix_ms"] + q["compute_scale_ms"]).to_numpy()
+        keep["quant_ms"] = 0.0
+        keep.loc[fp8, "quant_ms"] = q_ms
+        keep.loc[fp8, ["ms", "ms_min"]] = keep.loc[fp8, ["ms", "ms_min"]].sub(q_ms, axis=0).to_numpy()
+        # a shape without a quantisation timing, or one it would leave at nothing, is not kept
+        keep = keep[~(fp8 & ~(keep["ms"] > 0.2 * (keep["ms"] + keep["quant_ms"])))].reset_index(drop=True)
+    return keep, aside
 
 
 # --------------------------------------------------------------------------- converters
@@ -280,6 +361,7 @@ def import_aiconfigurator(
     overwrite: bool = False,
     version: str | None = None,
     root: Path | None = None,
+    thin_rows: bool = True,
 ) -> dict:
     """Write the system's tables into calibration/<gpu>/tables; returns what was done."""
     from frontier.spec.hardware import get_gpu
@@ -299,12 +381,28 @@ def import_aiconfigurator(
     done: dict = {"gpu": spec.name, "written": {}, "kept": [], "missing": []}
     sources = {}
     device = None
+    quant = read_fp8_quant(system_dir, backend, version)
+    if quant is not None:
+        path_q = gpu_dir / FP8_QUANT
+        path_q.parent.mkdir(parents=True, exist_ok=True)
+        quant.to_csv(path_q, index=False, float_format="%.6g")
+        done["aside"] = {str(FP8_QUANT): int(len(quant))}
+        sources["fp8_quant"] = {
+            "provenance": f"aiconfigurator perf database ({LICENSE}, NVIDIA)",
+            "system": system,
+            "backend": backend,
+            "file": f"data/{system}/quantize/{backend}",
+            "package": _package_version(),
+            "rows": int(len(quant)),
+            "use": "subtracted from the FP8 GEMM rows (see FP8_QUANT)",
+        }
     for family in FILES:
         path = find_table(system_dir, family, backend, version)
         if path is None:
             done["missing"].append(family)
             continue
-        if cal.table_path(gpu_dir, family).exists() and not overwrite:
+        has = _has_nccl_points(gpu_dir) if family == "collective" else cal.table_path(gpu_dir, family).exists()
+        if has and not overwrite:
             done["kept"].append(family)
             continue
         raw = pd.read_parquet(path)
@@ -313,8 +411,30 @@ def import_aiconfigurator(
             done["missing"].append(family)
             continue
         device = device or (str(raw["device"].iloc[0]) if "device" in raw.columns else None)
+        table, aside = set_aside(family, table, quant)
+        if family == "collective":
+            done["written"][family] = write_nccl_points(table, gpu_dir, _source_text(path, root))
+            sources[family] = {
+                "provenance": f"aiconfigurator perf database ({LICENSE}, NVIDIA), alpha-beta fit",
+                "file": str(path.relative_to(root)),
+                "package": _package_version(),
+                "points": str(cal.PUBLISHED_NCCL),
+                "rows": int(len(table)),
+            }
+            continue
+        labels = {}
+        if thin_rows:
+            table, labels = thin(family, table)
+            aside = {d: thin(family, rows) for d, rows in aside.items()}
+        else:
+            aside = {d: (rows, {}) for d, rows in aside.items()}
         cal.write_table(table, gpu_dir, family)
         done["written"][family] = int(len(table))
+        for dtype, (rows, _) in aside.items():
+            path_aside = gpu_dir / "published" / f"{family}_{dtype}.csv"
+            path_aside.parent.mkdir(parents=True, exist_ok=True)
+            rows.to_csv(path_aside, index=False, float_format="%.6g")
+            done.setdefault("aside", {})[str(path_aside.relative_to(gpu_dir))] = int(len(rows))
         sources[family] = {
             "provenance": f"aiconfigurator perf database ({LICENSE}, NVIDIA), imported",
             "system": system,
@@ -323,6 +443,18 @@ def import_aiconfigurator(
             "file": str(path.relative_to(root)),
             "package": _package_version(),
             "rows": int(len(table)),
+            **({"dtypes": sorted(set(table["dtype"]))} if "dtype" in table.columns else {}),
+            **({"labels": labels} if labels else {}),
+            **({"thinned": THIN_TEXT[family]} if thin_rows and family in THIN_TEXT else {}),
+            **(
+                {
+                    "set_aside": {
+                        f"published/{family}_{d}.csv": {"rows": int(len(r)), **lab} for d, (r, lab) in aside.items()
+                    }
+                }
+                if aside
+                else {}
+            ),
         }
     meta = cal.read_meta(gpu_dir)
     meta.setdefault("gpu", spec.name)
@@ -340,6 +472,56 @@ def import_aiconfigurator(
     if sources:
         cal.write_meta(gpu_dir, meta)
     return done
+
+
+def _source_text(path: Path, root: Path) -> str:
+    return f"aiconfigurator-core {_package_version()} ({LICENSE}, NVIDIA): systems/{path.relative_to(root)}, fp16 rows"
+
+
+# aiconfigurator's own FP8 activation-quantisation timings (collector/vllm/collect_computescale.py):
+# scale_matrix = the static per-tensor quantisation kernel, compute_scale = what dynamic per-token
+# scaling adds to it. aiconfigurator subtracts them from its FP8 GEMM rows to get the GEMM alone
+# (aic-core/rust/aiconfigurator-core/src/operators/gemm.rs, `fp8_static`); so does
+# benchmarks/aic_compare.py.
+FP8_QUANT = Path("published") / "quant_fp8.csv"
+
+
+def read_fp8_quant(system_dir: Path, backend: str, version: str | None = None) -> pd.DataFrame | None:
+    """m, k, scale_matrix_ms, compute_scale_ms of the system's FP8 quantisation tables, or None."""
+    frames = {}
+    for name, fname in (("scale_matrix", "scale_matrix_perf.parquet"), ("compute_scale", "computescale_perf.parquet")):
+        path = _newest(system_dir / "quantize" / backend, fname, version)
+        if path is None:
+            return None
+        df = pd.read_parquet(path)
+        df = df[df["quant_dtype"] == "fp8"].drop_duplicates(["m", "k"])
+        frames[name] = df.set_index(["m", "k"])["latency"].rename(f"{name}_ms")
+    return pd.concat(frames.values(), axis=1, join="inner").reset_index().sort_values(["k", "m"])
+
+
+def _newest(base: Path, fname: str, version: str | None = None) -> Path | None:
+    if not base.is_dir():
+        return None
+    versions = [d.name for d in base.iterdir() if (d / fname).exists() and (version is None or d.name == version)]
+    return base / max(versions, key=_version_key) / fname if versions else None
+
+
+def _has_nccl_points(gpu_dir: Path) -> bool:
+    path = Path(gpu_dir) / cal.PUBLISHED_NCCL
+    return path.exists() and pd.read_csv(path)["source"].astype(str).str.startswith("aiconfigurator").any()
+
+
+def write_nccl_points(table: pd.DataFrame, gpu_dir: Path, source: str) -> int:
+    """Replace the aiconfigurator rows of published/nccl.csv (other sources kept), refit."""
+    path = Path(gpu_dir) / cal.PUBLISHED_NCCL
+    points = table[["kind", "size_bytes", "world", "link", "ms"]].assign(source=source)
+    if path.exists():
+        old = pd.read_csv(path)
+        points = pd.concat([points, old[~old["source"].astype(str).str.startswith("aiconfigurator")]])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    points.to_csv(path, index=False, float_format="%.6g")
+    cal.attach_collective_fit(gpu_dir)
+    return int(len(table))
 
 
 def _package_version() -> str | None:

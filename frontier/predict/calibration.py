@@ -133,6 +133,15 @@ def write_meta(gpu_dir: Path, meta: dict) -> Path:
     return path
 
 
+def calibration_kind(gpu_dir: Path) -> str:
+    """`imported` when every table of the folder came from a published perf database
+    (aiconfigurator), else `measured` (the reference measurements or our profiler)."""
+    sources = read_meta(gpu_dir).get("sources", {})
+    tables = [s for family, s in sources.items() if family in FAMILIES]
+    imported = [s for s in tables if "aiconfigurator" in str(s.get("provenance", ""))]
+    return "imported" if tables and len(imported) == len(tables) else "measured"
+
+
 # --------------------------------------------------------------------------- rows <-> operators
 def ops_from_frame(df: pd.DataFrame, family: str) -> list[Operator]:
     """One operator per row (label columns ignored)."""

@@ -310,9 +310,16 @@ def calibration() -> None:
 @click.option("--gpu", default=None, help="Frontier GPU name (default: the system's name).")
 @click.option("--version", "version", default=None, help="Framework version (default: newest).")
 @click.option("--overwrite", is_flag=True, help="Replace tables the GPU already has.")
+@click.option("--all-rows", is_flag=True, help="Keep every row (default: thinned to LLM shapes, a few MB).")
 @click.option("--calibration-dir", type=click.Path(path_type=Path), default=None, hidden=True)
 def import_aiconfigurator_cmd(
-    system: str, backend: str, gpu: str | None, version: str | None, overwrite: bool, calibration_dir: Path | None
+    system: str,
+    backend: str,
+    gpu: str | None,
+    version: str | None,
+    overwrite: bool,
+    all_rows: bool,
+    calibration_dir: Path | None,
 ) -> None:
     """Turn aiconfigurator's GEMM, attention, MoE and NCCL tables into Frontier tables."""
     from rich.console import Console
@@ -322,10 +329,18 @@ def import_aiconfigurator_cmd(
     console = Console(stderr=True)
     with console.status(f"importing aiconfigurator {system}/{backend}"):
         done = import_aiconfigurator(
-            system, backend, gpu=gpu, dest_root=calibration_dir, overwrite=overwrite, version=version
+            system,
+            backend,
+            gpu=gpu,
+            dest_root=calibration_dir,
+            overwrite=overwrite,
+            version=version,
+            thin_rows=not all_rows,
         )
     for family, rows in done["written"].items():
         console.print(f"{done['gpu']}: wrote {family}.csv ({rows} rows)", highlight=False)
+    for path, rows in done.get("aside", {}).items():
+        console.print(f"{done['gpu']}: set aside {path} ({rows} rows, not trained on)", highlight=False)
     if done["kept"]:
         console.print(f"kept existing tables: {', '.join(done['kept'])} (--overwrite replaces them)", highlight=False)
     if done["missing"]:

@@ -13,11 +13,14 @@ up with the weight bytes (FP8 halves them, 4-bit quarters them) or the HBM bandw
 4.8 vs 3.35 TB/s), a compute-bound prefill GEMM with the tensor-core peak (FP8: 2x), and a
 launch-bound tiny kernel not at all. What the measurement learned about the shape (tile
 quantisation, wave effects) carries over; what differs between the kernels themselves (an FP8
-kernel's scaling epilogue) does not, which is why a measured table always wins.
+kernel's scaling epilogue) does not, which is why a measured table always wins: a dtype the
+calibration's table holds (meta.json `sources.<family>.dtypes`) is predicted as measured.
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -36,11 +39,19 @@ CALIBRATED_DTYPE = "bf16"
 QUANTIZED_MOE_KERNEL_FACTOR = 1.15
 
 
-def reference_op(op: Operator) -> Operator:
-    """The operator the calibration measured in place of `op` (GEMMs in bf16)."""
-    if isinstance(op, Gemm) and op.dtype != CALIBRATED_DTYPE:
+def measured_dtypes(gpu_dir: Path, family: str) -> tuple[str, ...]:
+    """The GEMM dtypes a calibration's table of `family` holds (meta.json `sources.<family>.dtypes`;
+    bf16 where not recorded)."""
+    meta = Path(gpu_dir) / "meta.json"
+    source = json.loads(meta.read_text()).get("sources", {}).get(family, {}) if meta.exists() else {}
+    return tuple(source.get("dtypes", (CALIBRATED_DTYPE,)))
+
+
+def reference_op(op: Operator, measured: tuple[str, ...] = (CALIBRATED_DTYPE,)) -> Operator:
+    """The operator the calibration measured in place of `op` (GEMMs of an unmeasured dtype: bf16)."""
+    if isinstance(op, Gemm) and op.dtype not in measured:
         return Gemm(op.m, op.k, op.n, CALIBRATED_DTYPE)
-    if isinstance(op, GroupedGemm) and op.dtype != CALIBRATED_DTYPE:
+    if isinstance(op, GroupedGemm) and op.dtype not in measured:
         return GroupedGemm(
             op.experts,
             op.topk,
@@ -58,8 +69,8 @@ def reference_op(op: Operator) -> Operator:
 class ScaledModel:
     """A family model of `ref_gpu` used for `gpu` and for other dtypes, by roofline ratios."""
 
-    def __init__(self, base, ref_gpu: GPUSpec, gpu: GPUSpec):
-        self.base, self.ref_gpu, self.gpu = base, ref_gpu, gpu
+    def __init__(self, base, ref_gpu: GPUSpec, gpu: GPUSpec, measured: tuple[str, ...] = (CALIBRATED_DTYPE,)):
+        self.base, self.ref_gpu, self.gpu, self.measured = base, ref_gpu, gpu, tuple(measured)
         self._ref_roof, self._roof = RooflineModel(ref_gpu), RooflineModel(gpu)
         # On its own GPU only unmeasured dtypes are scaled; the measured shapes answer as before.
         self.source = base.source if ref_gpu.name == gpu.name else f"{base.source} {ref_gpu.name}, roofline-scaled"
@@ -70,7 +81,7 @@ class ScaledModel:
         return model.kernel_ms(op)
 
     def predict_ms(self, ops: Sequence[Operator]) -> np.ndarray:
-        refs = [reference_op(op) for op in ops]
+        refs = [reference_op(op, self.measured) for op in ops]
         t = np.asarray(self.base.predict_ms(refs), dtype=float)
         same_gpu = self.ref_gpu.name == self.gpu.name
         for i, (op, ref) in enumerate(zip(ops, refs)):
@@ -79,7 +90,7 @@ class ScaledModel:
             ref_ms = self._roofline(self._ref_roof, ref)
             if ref_ms > 0:
                 t[i] *= self._roofline(self._roof, op) / ref_ms
-            if isinstance(op, GroupedGemm) and op.dtype != CALIBRATED_DTYPE:
+            if isinstance(op, GroupedGemm) and op is not ref:
                 t[i] *= QUANTIZED_MOE_KERNEL_FACTOR
         return t
 

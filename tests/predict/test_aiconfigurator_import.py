@@ -264,21 +264,66 @@ def test_import_writes_tables_and_provenance(tmp_path, monkeypatch):
         d = root / "data" / "h200_sxm" / op / backend / version
         d.mkdir(parents=True)
         df.to_csv(d / name, index=False)
+    quant = root / "data" / "h200_sxm" / "quantize" / "vllm" / "0.24.0"
+    quant.mkdir(parents=True)
+    for name, op, ms in (("scale_matrix_perf", "scale_matrix", 0.002), ("computescale_perf", "compute_scale", 0.001)):
+        rows = [{**COMMON, "op_name": op, "m": m, "k": 4096, "quant_dtype": "fp8", "latency": ms} for m in (16, 32)]
+        pd.DataFrame(rows).to_csv(quant / f"{name}.parquet", index=False)
     monkeypatch.setattr(aic.pd, "read_parquet", lambda path: pd.read_csv(path))
     dest = tmp_path / "calibration"
+    gpu_dir = dest / "h200"
+    network = "all_reduce,512,16,network,0.0465,NCCL issue NVIDIA/nccl#1244"
+    (gpu_dir / "published").mkdir(parents=True)
+    (gpu_dir / cal.PUBLISHED_NCCL).write_text("kind,size_bytes,world,link,ms,source\n" + network + "\n")
     done = aic.import_aiconfigurator("h200_sxm", "vllm", dest_root=dest, root=root)
     assert done["gpu"] == "h200"
     assert done["written"] == {"gemm": 3, "attn_prefill": 2, "grouped_gemm": 4, "collective": 2}
     assert done["missing"] == ["attn_decode"]
-    gpu_dir = dest / "h200"
-    assert len(cal.read_table(gpu_dir, "gemm")) == 3  # the newest version (0.24.0)
+    assert done["aside"] == {"published/quant_fp8.csv": 2}
+    assert pd.read_csv(gpu_dir / aic.FP8_QUANT)[["m", "scale_matrix_ms", "compute_scale_ms"]].values.tolist() == [
+        [16, 0.002, 0.001],
+        [32, 0.002, 0.001],
+    ]
+    # FP8 rows trained on as the GEMM alone: the quantisation they include (0.002 + 0.001) taken out
+    gemm = cal.read_table(gpu_dir, "gemm").sort_values(["dtype", "m"])  # the newest version (0.24.0)
+    assert gemm[["dtype", "m"]].values.tolist() == [["bf16", 16], ["fp8", 16], ["fp8", 32]]
+    assert gemm["ms"].tolist() == pytest.approx([0.021, 0.012, 0.013])
+    assert gemm["quant_ms"].tolist() == pytest.approx([0.0, 0.003, 0.003])
+    # NCCL: published points beside the network figure already there, fitted, no trained table
+    points = pd.read_csv(gpu_dir / cal.PUBLISHED_NCCL)
+    assert sorted(points["link"]) == ["network", "nvlink", "nvlink"]
+    assert not cal.table_path(gpu_dir, "collective").exists()
     meta = json.loads((gpu_dir / "meta.json").read_text())
+    assert set(meta["collective_fit"]["fits"]) == {"network", "nvlink"}
     assert meta["sources"]["gemm"]["version"] == "0.24.0"
+    assert meta["sources"]["gemm"]["dtypes"] == ["bf16", "fp8"]
+    assert meta["sources"]["gemm"]["labels"]["kernel_source"] == {
+        "bf16": "torch.nn.functional.linear",
+        "fp8": "CutlassFP8ScaledMMLinearKernel",
+    }
     assert "aiconfigurator" in meta["sources"]["gemm"]["provenance"]
-    assert meta["sources"]["collective"]["backend"] == "nccl" and meta["device_name"] == DEV
+    assert meta["device_name"] == DEV
     # importing again keeps what is there unless asked
     again = aic.import_aiconfigurator("h200_sxm", "vllm", dest_root=dest, root=root)
     assert again["written"] == {} and set(again["kept"]) == set(done["written"])
+
+
+def test_without_quantisation_timings_fp8_rows_are_set_aside():
+    table = aic.convert_gemm(gemm_rows())
+    kept, aside = aic.set_aside("gemm", table)
+    assert kept["dtype"].tolist() == ["bf16"]
+    assert aside["fp8"]["ms"].tolist() == [0.015, 0.016]  # as measured, quantisation included
+
+
+def test_thin_keeps_llm_shapes_and_moves_constant_labels():
+    table = aic.convert_gemm(gemm_rows())
+    table = pd.concat([table, table.assign(k=64)]).reset_index(drop=True)  # a 64-wide weight
+    kept, labels = aic.thin("gemm", table[table["dtype"] == "fp8"])
+    assert kept["k"].tolist() == [4096, 4096] and "kernel_source" not in kept.columns
+    assert labels["kernel_source"] == "CutlassFP8ScaledMMLinearKernel"
+    moe = aic.convert_moe(moe_rows())
+    kept, _ = aic.thin("grouped_gemm", pd.concat([moe, moe.assign(tokens=48)]))
+    assert sorted(set(kept["tokens"])) == sorted(set(moe["tokens"]))  # 48 is no power of two
 
 
 def test_import_of_an_unknown_system_is_one_clear_error(tmp_path):
