@@ -349,6 +349,38 @@ def import_aiconfigurator_cmd(
         console.print(f"next: frontier train --gpu {done['gpu']}", highlight=False)
 
 
+@calibration.command("import-engine-moe")
+@click.option("--system", required=True, help="aiconfigurator system, e.g. h100_sxm, h200_sxm.")
+@click.option("--engine", default="vllm", show_default=True, type=click.Choice(["vllm", "sglang"]))
+@click.option("--gpu", default=None, help="Frontier GPU name (default: the system's name).")
+@click.option("--version", "version", default=None, help="Engine release (default: newest measured).")
+@click.option("--calibration-dir", type=click.Path(path_type=Path), default=None, hidden=True)
+def import_engine_moe_cmd(
+    system: str, engine: str, gpu: str | None, version: str | None, calibration_dir: Path | None
+) -> None:
+    """The engine's measured fused-MoE layers (aiconfigurator moe_perf) as calibration/<gpu>/engine_kernels."""
+    import pandas as pd
+
+    from frontier.errors import FrontierError
+    from frontier.paths import CALIBRATION_DIR
+    from frontier.predict.aiconfigurator import find_table, systems_root
+    from frontier.predict.engine_kernels import convert, table_path
+    from frontier.spec.hardware import get_gpu
+
+    path = find_table(systems_root() / "data" / system, "grouped_gemm", engine, version)
+    if path is None:
+        raise FrontierError(
+            f"aiconfigurator has no {engine} MoE table for {system}" + (f" {version}" if version else "")
+        )
+    spec = get_gpu(gpu or system.replace("_", "-"))
+    release = path.parent.name
+    rows = convert(pd.read_parquet(path), engine, release)
+    out = table_path(Path(calibration_dir or CALIBRATION_DIR) / spec.name, engine, release)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    rows.to_csv(out, index=False, float_format="%.5g")
+    click.echo(f"{spec.name}: wrote {out.name} ({len(rows)} rows: {engine} {release}, from {path.name})")
+
+
 @calibration.command("import-reference")
 @click.argument("src", type=click.Path(path_type=Path), required=False)
 @click.option("--gpu", default="h100-sxm", show_default=True)
