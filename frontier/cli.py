@@ -289,6 +289,7 @@ def gpus():
     from frontier.paths import CALIBRATION_DIR
     from frontier.predict import calibrated_gpus
     from frontier.predict.calibration import calibration_kind
+    from frontier.predict.engine_kernels import FOLDER
     from frontier.predict.scaled import nearest_calibrated
     from frontier.spec.hardware import all_gpus, get_gpu
 
@@ -297,9 +298,12 @@ def gpus():
 
     def calibration(name: str) -> str:
         if name in measured:
-            return calibration_kind(CALIBRATION_DIR / name)  # measured | imported
-        ref = nearest_calibrated(get_gpu(name), refs)
-        return f"scaled from {ref.name}" if ref else "roofline"
+            kind = calibration_kind(CALIBRATION_DIR / name)  # measured | imported
+        else:
+            ref = nearest_calibrated(get_gpu(name), refs)
+            kind = f"scaled from {ref.name}" if ref else "roofline"
+        engines = sorted({f.stem.split("_")[2] for f in (CALIBRATION_DIR / name / FOLDER).glob("fused_moe_*.csv")})
+        return kind + (f" + {'/'.join(engines)} MoE kernels" if engines else "")
 
     table = Table(title="GPUs (frontier/spec/gpus.yaml); bandwidths per GPU, one direction")
     for col in [
