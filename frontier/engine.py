@@ -191,8 +191,9 @@ SGLANG_US_PER_SEQ = 45.0
 # mean TTFTs at up to 16 clients, where queueing is small (`make accuracy` rows; median APE):
 # vLLM over 180 runs of Llama-3.1-70B, gpt-oss-120b, Kimi-K2.5 and MiniMax-M2.5 (12 ms serial +
 # 8 ms latency: 13.8 %; 12 + 0: 18.5 %; 20 + 0: 13.9 %), SGLang over 50 runs of DeepSeek-R1/V3,
-# Qwen3-235B and Qwen3-32B (130 ms: 16.1 %; 90: 26.5 %; 170: 17.4 %). Part of SGLang's figure is
-# likely prefill time the step model misses for these MoE models (MLA prefill attention).
+# Qwen3-235B and Qwen3-32B (150 ms: 16.9 %, bias -5.6 %; 130: 18.0 %; 110: 19.0 %; 90 before the
+# engine kernels: 26.5 %). SGLang's runs are DeepSeek's mostly: its 1k-token prompts want more and
+# its 8k ones less, so part of the figure may be prefill work the step model misses or overcounts.
 HOST_TIME = {
     "vllm": HostTime(
         step_ms=1.0,
@@ -208,7 +209,7 @@ HOST_TIME = {
         step_us_per_seq=SGLANG_US_PER_SEQ,
         overlapped=True,
         overlap_residual_ms=0.1,
-        request_ms=130.0,
+        request_ms=150.0,
         request_serial_ms=0.0,
         request_us_per_token=2.0,
     ),

@@ -23,6 +23,13 @@ the measured time scaled by its share of the experts the measurement touched. An
 prediction. Only tensor-parallel experts (no expert parallelism, one attention-DP rank) are
 measured this way.
 
+Likewise MLA prefill attention (DeepSeek-V3/R1, Kimi-K2.5: the latent expanded into per-head
+keys of 192 and values of 128 dims): SGLang's measured context-MLA kernel
+(`mla_context_sglang_<release>.csv`, aiconfigurator's `context_mla_perf`, bf16 KV cache, one
+sequence per row) answers it by the batch's causal work, sum(q_i^2 / 2 + q_i c_i) per head, for
+the heads of one TP rank: at 8,192 tokens it takes 1.5x what the reference attention tables give
+for that head shape (1.99 vs 1.29 ms for 16 heads on H200), at 1,024 the same.
+
 The tables are aiconfigurator's measured `moe_perf` rows (NVIDIA aiconfigurator 0.12, Apache-2.0;
 data/<system>/moe/<engine>/<version>/moe_perf.parquet), balanced routing, no expert parallelism,
 converted by `convert` below: `frontier calibration import-engine-moe` (needs the optional
@@ -38,13 +45,14 @@ from pathlib import Path
 
 import numpy as np
 
-from frontier.ops.operators import Elementwise, GroupedGemm
+from frontier.ops.operators import AttnPrefill, Elementwise, GroupedGemm
 
 FOLDER = "engine_kernels"
 # aiconfigurator's moe_dtype -> the GEMM family's dtype (frontier.spec.quant.GEMM_DTYPE). Per-tensor
 # FP8 experts are left out: the served FP8 MoE models (DeepSeek, Qwen3, MiniMax) are block-scaled,
 # and the per-tensor rows (4-5x the block-scaled ones) time another code path.
 DTYPES = {"bfloat16": "bf16", "fp8_block": "fp8", "w4a16_mxfp4": "w4a16", "int4_wo": "w4a16"}
+MLA_HEAD_DIMS = (192, 128)  # DeepSeek-V3's expanded prefill heads: qk 128 + 64 rope, v 128
 GATE_UP_SHARE = 2.0 / 3.0  # of the fused layer's FLOPs (and time): 2 x inter x hidden of 3
 COLUMNS = ["dtype", "hidden", "inter", "experts", "topk", "tokens", "ms", "moe_dtype", "kernel_source"]
 
@@ -114,6 +122,38 @@ class FusedMoE:
         return math.exp(ys[i - 1] + w * (ys[i] - ys[i - 1]))
 
 
+def convert_mla(df):
+    """aiconfigurator context_mla_perf rows -> (heads, isl, ms): bf16 KV, one sequence, no prefix."""
+    rows = df[(df["kv_cache_dtype"] == "bfloat16") & (df["batch_size"] == 1) & (df["step"] == 0)]
+    out = rows.groupby(["num_heads", "isl"], as_index=False)["latency"].median()
+    return out.rename(columns={"num_heads": "heads", "latency": "ms"}).sort_values(["heads", "isl"])
+
+
+class MLAContext:
+    """Measured MLA prefill attention per head count, by causal work (sum q^2/2 + q c)."""
+
+    def __init__(self, rows):
+        self._curves = {}
+        for heads, g in rows.groupby("heads"):
+            g = g.sort_values("isl")
+            work = g["isl"].astype(float) ** 2 / 2
+            self._curves[int(heads)] = ([math.log(w) for w in work], [math.log(m) for m in g["ms"]])
+
+    def attention_ms(self, heads: int, work: float) -> float | None:
+        curve = self._curves.get(heads)
+        if curve is None or work <= 0:
+            return None
+        xs, ys = curve
+        x = math.log(work)
+        if x >= xs[-1]:  # past the longest: time grows with the work
+            return math.exp(ys[-1]) * work / math.exp(xs[-1])
+        if x <= xs[0]:
+            return math.exp(ys[0])
+        i = bisect.bisect_right(xs, x)
+        w = (x - xs[i - 1]) / (xs[i] - xs[i - 1])
+        return math.exp(ys[i - 1] + w * (ys[i] - ys[i - 1]))
+
+
 @lru_cache(maxsize=None)
 def load_fused_moe(gpu_dir: str, engine: str) -> FusedMoE | None:
     """The engine's measured fused-MoE layers on the GPU, from its newest measured release.
@@ -128,6 +168,14 @@ def load_fused_moe(gpu_dir: str, engine: str) -> FusedMoE | None:
     return FusedMoE(pd.read_csv(files[-1])) if files else None
 
 
+@lru_cache(maxsize=None)
+def load_mla_context(gpu_dir: str, engine: str) -> MLAContext | None:
+    import pandas as pd
+
+    files = sorted(Path(gpu_dir, FOLDER).glob(f"mla_context_{engine}_*.csv"), key=_release_of)
+    return MLAContext(pd.read_csv(files[-1])) if files else None
+
+
 def _release_of(path: Path) -> tuple[int, ...]:
     return tuple(int(p) for p in path.stem.rsplit("_", 1)[-1].split(".") if p.isdigit())
 
@@ -136,8 +184,8 @@ class WithEngineKernels:
     """A predictor answering MoE projections from the engine's measured fused-MoE kernels where
     it has them, everything else from `base`."""
 
-    def __init__(self, base, fused: FusedMoE, engine: str):
-        self.base, self.fused, self.engine = base, fused, engine
+    def __init__(self, base, fused: FusedMoE | None, engine: str, mla: MLAContext | None = None):
+        self.base, self.fused, self.engine, self.mla = base, fused, engine, mla
 
     def __getattr__(self, name):  # sources(), model_for(), ... of the base predictor
         return getattr(self.base, name)
@@ -147,6 +195,14 @@ class WithEngineKernels:
         as frontier.ops.graph emits them) replaced by the fused kernel's: 2/3 of it on gate/up,
         1/3 on down, nothing on the activation it fuses."""
         ms = np.asarray(self.base.ops_ms(ops), dtype=float)
+        if self.mla is not None:
+            for i, op in enumerate(ops):
+                if isinstance(op, AttnPrefill) and (op.d, op.dv) == MLA_HEAD_DIMS and op.hq == op.hkv:
+                    t = self.mla.attention_ms(op.hq, op.sum_q2 / 2 + op.sum_qc)
+                    if t is not None:
+                        ms[i] = t
+        if self.fused is None:
+            return ms
         for i in range(len(ops) - 2):
             up, act, down = ops[i], ops[i + 1], ops[i + 2]
             if not (isinstance(up, GroupedGemm) and isinstance(down, GroupedGemm)):
@@ -166,14 +222,18 @@ class WithEngineKernels:
 
     def sources(self, families=None) -> dict[str, str]:
         out = dict(self.base.sources(families))
-        if "grouped_gemm" in out:
+        if "grouped_gemm" in out and self.fused is not None:
             out["grouped_gemm"] += f"; {self.engine}'s fused MoE measured where the expert shape was"
+        if "attn_prefill" in out and self.mla is not None:
+            out["attn_prefill"] += f"; {self.engine}'s MLA prefill measured"
         return out
 
 
 def with_engine_kernels(predictor, gpu_name: str, engine: str, calibration_dir: Path | None = None):
-    """`predictor`, answering MoE layers from the engine's fused-MoE table of the GPU if any."""
+    """`predictor`, answering MoE layers and MLA prefill attention from the engine's measured
+    kernels on the GPU where it has them."""
     from frontier.paths import CALIBRATION_DIR
 
-    fused = load_fused_moe(str(Path(calibration_dir or CALIBRATION_DIR) / gpu_name), engine)
-    return predictor if fused is None else WithEngineKernels(predictor, fused, engine)
+    gpu_dir = str(Path(calibration_dir or CALIBRATION_DIR) / gpu_name)
+    fused, mla = load_fused_moe(gpu_dir, engine), load_mla_context(gpu_dir, engine)
+    return predictor if fused is None and mla is None else WithEngineKernels(predictor, fused, engine, mla)

@@ -84,3 +84,23 @@ def test_a_measured_expert_shape_answers_from_the_engine_table_others_from_the_p
     other = [GroupedGemm(64, 6, 1024, 2048, 2816, 96, 64, "bf16"), Gemm(1024, 4096, 4096, "bf16")]
     assert np.allclose(pred.ops_ms(other), base.ops_ms(other))
     assert with_engine_kernels(base, "rtx-4090", "vllm") is base  # no table: the predictor itself
+
+
+def test_mla_prefill_comes_from_the_measured_kernel_by_causal_work():
+    from frontier.ops.operators import AttnPrefill
+    from frontier.predict.engine_kernels import MLAContext
+
+    rows = pd.DataFrame({"heads": [16, 16, 16], "isl": [1024, 2048, 8192], "ms": [0.046, 0.141, 1.986]})
+    mla = MLAContext(rows)
+    assert mla.attention_ms(16, 8192**2 / 2) == pytest.approx(1.986)
+    assert mla.attention_ms(16, 2 * 8192**2 / 2) == pytest.approx(2 * 1.986)  # twice the work, past the table
+    assert mla.attention_ms(32, 1024**2 / 2) is None  # another head count
+    base = load_predictor(get_gpu("h200"))
+    pred = WithEngineKernels(base, None, "sglang", mla)
+    one = AttnPrefill.uniform(1, 8192, 16, 16, 192, 128)
+    two = AttnPrefill.uniform(2, 2048, 16, 16, 192, 128)  # causal work of one 2,896-token prompt
+    gqa = AttnPrefill.uniform(1, 8192, 16, 2, 128, 128)  # not MLA: the reference's answer
+    ms = pred.ops_ms([one, two, gqa])
+    assert ms[0] == pytest.approx(1.986)
+    assert 0.141 < ms[1] < 1.986
+    assert ms[2] == pytest.approx(base.ops_ms([gqa])[0])
