@@ -41,8 +41,10 @@ class GapSketch:
 
     def _exact(self) -> tuple[np.ndarray, np.ndarray]:
         single = np.frombuffer(self._single, dtype=float) if len(self._single) else np.zeros(0)
-        values = np.concatenate([single] + [r for r, _ in self._runs])
-        weights = np.concatenate([np.ones(len(single))] + [np.full(len(r), w) for r, w in self._runs])
+        runs = self._runs
+        values = np.concatenate([single] + [r for r, _ in runs])
+        counts = np.array([len(single)] + [len(r) for r, _ in runs])
+        weights = np.repeat(np.array([1.0] + [w for _, w in runs]), counts)
         return values, weights
 
     def _fold(self) -> None:
