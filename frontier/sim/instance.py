@@ -483,24 +483,28 @@ class Instance:
                     self.kv.grow_to_computed(reqs + [prompt])
         else:
             t = batch.done_s
-            tokens = emitted = 0
+            tokens = emitted = prefilled = 0
+            gaps = []
             for req, n in batch.scheduled:
-                if n > 1 or req.num_output == 0:
-                    self.prefill_tokens += n
+                out = req.num_output
+                if n > 1 or out == 0:
+                    prefilled += n
                 req.num_computed += n
                 tokens += n
-                if req.num_computed == req.num_tokens:
+                if req.num_computed == req.prompt_tokens + out:
                     emitted += 1
-                    if req.num_output == 0:
+                    if out == 0:
                         self._first_token(req, t, finished, handoffs)
                         continue
-                    rec.gap(t - req.last_token_s)
-                    req.num_output += 1
+                    gaps.append(t - req.last_token_s)
+                    req.num_output = out = out + 1
                     req.last_token_s = t
-                    if req.num_output >= req.max_output_tokens:
+                    if out >= req.max_output_tokens:
                         finished.append(req)
                     elif self.role == "prefill":
                         handoffs.append(req)
+            rec.gap_list(gaps)
+            self.prefill_tokens += prefilled
             self.steps += 1
             self.output_tokens += emitted
             kind = "decode" if tokens == len(batch.scheduled) else "prefill"

@@ -31,6 +31,11 @@ class GapSketch:
         if len(self._single) >= self.cap:
             self._fold()
 
+    def add_list(self, seconds: list[float]) -> None:
+        self._single.extend(seconds)
+        if len(self._single) >= self.cap:
+            self._fold()
+
     def add_run(self, seconds: np.ndarray, weight: int) -> None:
         """Each of `seconds` occurred `weight` times."""
         if len(seconds) and weight:
@@ -73,7 +78,7 @@ class Recorder:
 
     def __init__(self, timeline: bool = True):
         self.itl = GapSketch()
-        self.gap = self.itl.add
+        self.gap_list = self.itl.add_list
         self.gaps = self.itl.add_run
         self.timeline_enabled = timeline
         # (instance, start_s, end_s, kind, seqs, iterations, tokens)
