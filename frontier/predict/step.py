@@ -351,16 +351,17 @@ class StepModel:
 
     def steps(self, stats: list[BatchStats]) -> tuple[np.ndarray, StepTime]:
         """(step times in s, totals) of iterations known in advance, each timed on its own."""
-        each = [self.rule.step(s) for s in stats]
-        times = [t.total_s for t in each]
-        total = StepTime(
-            sum(times),
-            sum(t.comm_ms for t in each),
-            sum(t.bubble_ms for t in each),
-            sum(t.ffn_bubble_ms for t in each),
-            sum(t.host_ms for t in each),
-        )
-        return np.array(times), total
+        times = []
+        total_s = comm = bubble = ffn_bubble = host = 0.0
+        for s in stats:
+            t = self.rule.step(s)
+            times.append(t.total_s)
+            total_s += t.total_s
+            comm += t.comm_ms
+            bubble += t.bubble_ms
+            ffn_bubble += t.ffn_bubble_ms
+            host += t.host_ms
+        return np.array(times), StepTime(total_s, comm, bubble, ffn_bubble, host)
 
     def kv_transfer(self, req, link: Link, now_s: float, link_free_s: float, layerwise: bool) -> tuple[float, float]:
         """(start, end) of a request's KV crossing `link`, free from `link_free_s`.

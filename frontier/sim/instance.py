@@ -284,7 +284,7 @@ class Instance:
         if type(sched) is not Scheduler or plan.preempted or len(scheduled) != len(sched.running):
             return None
         prompt, q = scheduled[-1]
-        if prompt.num_output:
+        if prompt.num_output or (len(scheduled) > 1 and scheduled[-2][1] != 1):  # a second prefill
             return None
         b = len(scheduled) - 1
         rem = prompt.prompt_tokens - prompt.num_computed
@@ -471,7 +471,9 @@ class Instance:
                 if f >= 0:  # its first token, then a token per decode iteration
                     prompt.num_computed += decoded
                     self.kv.grow_to_computed(reqs + [prompt])
-                    self._first_token(prompt, batch.start_s + float(times[: f + 1].sum()), finished, handoffs)
+                    # (At the last iteration: the batch's end, not a sum rounded another way.)
+                    first_s = done_s if f == k - 1 else batch.start_s + float(times[: f + 1].sum())
+                    self._first_token(prompt, first_s, finished, handoffs)
                     self.output_tokens += 1 + decoded
                     if decoded:
                         rec.gaps(times[f + 1 :], 1)
