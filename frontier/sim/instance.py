@@ -47,9 +47,11 @@ def batch_stats(scheduled: list[tuple[Request, int]]) -> BatchStats:
     num_decode = decode_sum_kv = decode_max_kv = num_sampled = 0
     for req, n in scheduled:
         c = req.num_computed
-        if c + n == req.num_tokens:
+        out = req.num_output
+        tokens = req.prompt_tokens + out
+        if c + n == tokens:
             num_sampled += 1
-        if n == 1 and req.num_output > 0 and c + 1 == req.num_tokens:
+        if n == 1 and out > 0 and c + 1 == tokens:
             num_decode += 1
             decode_sum_kv += c + 1
             if c + 1 > decode_max_kv:
