@@ -381,7 +381,7 @@ class Instance:
         else:
             return None
         all_times = run.step_times_s
-        k = int(np.searchsorted(np.cumsum(all_times), now - run.start_s, side="left")) + 1
+        k = int(np.searchsorted(run.start_s + np.cumsum(all_times), now, side="left")) + 1
         if k >= len(all_times):
             return None
         run.cancelled = True
