@@ -16,16 +16,20 @@ PERCENTILES = (50, 90, 99)
 LATENCY_METRICS = ("ttft", "tpot", "itl", "e2el")
 
 
-def weighted_percentile(values: np.ndarray, weights: np.ndarray, q: float) -> float:
-    """np.percentile (linear) of the sample where values[i] appears weights[i] times."""
+def weighted_percentiles(values: np.ndarray, weights: np.ndarray, qs) -> list[float]:
+    """np.percentile (linear) at each of `qs` of the sample where values[i] appears weights[i]
+    times."""
     order = np.argsort(values, kind="stable")
     v, w = values[order], weights[order]
     cum = np.cumsum(w)
-    rank = q / 100.0 * (cum[-1] - 1)
-    lo, hi = int(np.floor(rank)), int(np.ceil(rank))
-    v_lo = v[np.searchsorted(cum, lo, side="right")]
-    v_hi = v[np.searchsorted(cum, hi, side="right")]
-    return float(v_lo + (v_hi - v_lo) * (rank - lo))
+    out = []
+    for q in qs:
+        rank = q / 100.0 * (cum[-1] - 1)
+        lo, hi = int(np.floor(rank)), int(np.ceil(rank))
+        v_lo = v[np.searchsorted(cum, lo, side="right")]
+        v_hi = v[np.searchsorted(cum, hi, side="right")]
+        out.append(float(v_lo + (v_hi - v_lo) * (rank - lo)))
+    return out
 
 
 def latency_stats(name: str, values_ms: np.ndarray, weights: np.ndarray | None = None) -> dict:
@@ -46,11 +50,12 @@ def latency_stats(name: str, values_ms: np.ndarray, weights: np.ndarray | None =
     weights = np.asarray(weights, dtype=float)
     mean = float(np.average(values_ms, weights=weights))
     out[f"mean_{name}_ms"] = mean
-    out[f"median_{name}_ms"] = weighted_percentile(values_ms, weights, 50)
+    at = dict(zip(PERCENTILES, weighted_percentiles(values_ms, weights, PERCENTILES)))
+    out[f"median_{name}_ms"] = at[50]
     out[f"std_{name}_ms"] = float(np.sqrt(np.average((values_ms - mean) ** 2, weights=weights)))
     for p in PERCENTILES:
         if p != 50:
-            out[f"p{p}_{name}_ms"] = weighted_percentile(values_ms, weights, p)
+            out[f"p{p}_{name}_ms"] = at[p]
     return out
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 EXACT_TOKENS = 256  # token counts up to this are costed exactly, above on a 2 % grid
+_LOG: dict[float, float] = {}  # log of each grid step
 
 
 def snap(x: int, step: float = 1.02) -> int:
@@ -23,7 +24,8 @@ def grid_neighbours(x: int, step: float) -> tuple[int, int]:
     """The points of a geometric grid just below and above x (x itself when small or on it)."""
     if x <= 64:
         return int(x), int(x)
-    e = math.floor(math.log(x, step))
+    log_step = _LOG.get(step) or _LOG.setdefault(step, math.log(step))
+    e = math.floor(math.log(x) / log_step)  # what math.log(x, step) computes
     lo, hi = int(round(step**e)), int(round(step ** (e + 1)))
     return (x, x) if lo == x else (min(lo, x), max(hi, x))
 

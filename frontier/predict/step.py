@@ -77,9 +77,6 @@ class StepTime:
         )
 
 
-NO_TIME = StepTime(0.0)
-
-
 class TimingRule(Protocol):
     def step(self, stats: BatchStats) -> StepTime: ...
 
@@ -369,26 +366,31 @@ class StepModel:
         asked = [ask(j) for j in at]
         steps = np.arange(n)
 
-        def each(field: str) -> np.ndarray:
-            return np.interp(steps, at, [getattr(t, field) for t in asked])
+        def summed(field: str) -> float:
+            values = [getattr(t, field) for t in asked]
+            if values.count(values[0]) == len(values):  # constant (often zero): no interpolation
+                return values[0] * n
+            return float(np.interp(steps, at, values).sum())
 
-        times = each("total_s")
+        times = np.interp(steps, at, [t.total_s for t in asked])
         totals = StepTime(
-            float(times.sum()),
-            float(each("comm_ms").sum()),
-            float(each("bubble_ms").sum()),
-            float(each("ffn_bubble_ms").sum()),
-            float(each("host_ms").sum()),
+            float(times.sum()), summed("comm_ms"), summed("bubble_ms"), summed("ffn_bubble_ms"), summed("host_ms")
         )
         return times, totals
 
     def steps(self, stats: list[BatchStats]) -> tuple[np.ndarray, StepTime]:
         """(step times in s, totals) of iterations known in advance, each timed on its own."""
-        each = [self.rule.step(s) for s in stats]
-        total = NO_TIME
-        for t in each:
-            total = total + t
-        return np.array([t.total_s for t in each]), total
+        times = []
+        total_s = comm = bubble = ffn_bubble = host = 0.0
+        for s in stats:
+            t = self.rule.step(s)
+            times.append(t.total_s)
+            total_s += t.total_s
+            comm += t.comm_ms
+            bubble += t.bubble_ms
+            ffn_bubble += t.ffn_bubble_ms
+            host += t.host_ms
+        return np.array(times), StepTime(total_s, comm, bubble, ffn_bubble, host)
 
     def kv_transfer(self, req, link: Link, now_s: float, link_free_s: float, layerwise: bool) -> tuple[float, float]:
         """(start, end) of a request's KV crossing `link`, free from `link_free_s`.

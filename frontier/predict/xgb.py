@@ -187,7 +187,7 @@ class XGBoostFamilyModel:
         if r:
             bound1, bound2 = results[n : n + r], results[n + r :]
             lo, hi = np.minimum(bound1, bound2), np.maximum(bound1, bound2)
-            bounded = np.clip(pred[ragged], lo, hi)
+            bounded = np.minimum(np.maximum(pred[ragged], lo), hi)  # np.clip, without its overhead
             pred[ragged] = np.maximum(bounded, memory_floor_ms(family, sub, gpu) + floor)
         return pred
 
@@ -255,9 +255,10 @@ class GridTables:
                 zero = np.zeros(len(lv), dtype=np.int64)
                 brackets.append((zero, zero, np.zeros(len(lv))))
                 continue
-            hi = np.clip(np.searchsorted(lg, lv), 1, len(lg) - 1)
+            # (np.minimum/np.maximum: np.clip costs several microseconds a call on small arrays)
+            hi = np.minimum(np.maximum(np.searchsorted(lg, lv), 1), len(lg) - 1)
             lo = hi - 1
-            brackets.append((lo, hi, np.clip((lv - lg[lo]) / (lg[hi] - lg[lo]), 0.0, 1.0)))
+            brackets.append((lo, hi, np.minimum(np.maximum((lv - lg[lo]) / (lg[hi] - lg[lo]), 0.0), 1.0)))
         shape_cols = np.stack([cols[c] for c in SHAPE_COLUMNS[family]], axis=1)
         # Calls rarely mix shapes: group rows by shape without sorting them all.
         groups: dict[tuple, object] = {}

@@ -13,6 +13,8 @@ is where stepping one iteration at a time would have seen it.
 
 from __future__ import annotations
 
+import itertools
+from array import array
 from collections import deque
 from dataclasses import dataclass, field, replace
 
@@ -46,9 +48,11 @@ def batch_stats(scheduled: list[tuple[Request, int]]) -> BatchStats:
     num_decode = decode_sum_kv = decode_max_kv = num_sampled = 0
     for req, n in scheduled:
         c = req.num_computed
-        if c + n == req.num_tokens:
+        out = req.num_output
+        tokens = req.prompt_tokens + out
+        if c + n == tokens:
             num_sampled += 1
-        if n == 1 and req.num_output > 0 and c + 1 == req.num_tokens:
+        if n == 1 and out > 0 and c + 1 == tokens:
             num_decode += 1
             decode_sum_kv += c + 1
             if c + 1 > decode_max_kv:
@@ -132,7 +136,9 @@ class Instance:
         self.comm_ms = 0.0
         self.bubble_ms = 0.0
         self.ffn_bubble_ms = 0.0
-        self.token_log: list[tuple[float, int, int]] = []  # (batch end, prefill, output tokens so far)
+        # (batch end, prefill tokens so far, output tokens so far) of every batch, flat: 24 bytes
+        # a batch (a list of tuples took 150).
+        self.token_log = array("d")
 
     # --- admission ---------------------------------------------------------------------------
     def admit(self, req: Request) -> bool:
@@ -277,69 +283,86 @@ class Instance:
         included), a request finishing or KV blocks running out; None if the plan is not such a
         run. Each chunk's iteration is timed on its own (the context grows by a chunk each time),
         the decode iterations as a decode run."""
-        scheduled, running, sched = plan.scheduled, self.scheduler.running, self.scheduler
+        scheduled, sched = plan.scheduled, self.scheduler
         # The chunks below are those of vLLM's chunked prefill (`Scheduler`: decodes first, the
         # prompt takes the rest of the budget); another policy steps one at a time.
-        if type(sched) is not Scheduler or plan.preempted or len(scheduled) != len(running):
+        if type(sched) is not Scheduler or plan.preempted or len(scheduled) != len(sched.running):
             return None
         prompt, q = scheduled[-1]
+        if prompt.num_output or (len(scheduled) > 1 and scheduled[-2][1] != 1):  # a second prefill
+            return None
         b = len(scheduled) - 1
-        rem = prompt.num_tokens - prompt.num_computed
+        rem = prompt.prompt_tokens - prompt.num_computed
         cap = sched.max_num_batched_tokens - b  # the prompt's chunk while it lasts
-        if prompt.num_output or q != min(rem, cap):
+        if q != min(rem, cap):
             return None
         full = (rem - 1) // q  # chunks of q before the one that ends the prompt
-        ends = not sched.waiting  # the last chunk too
         # (A prompt done in one step is left to the scheduler: its run would be timed ahead of
         # arrivals that often cut it.)
-        if full < 1 or any(n != 1 or r.num_output == 0 for r, n in scheduled[:-1]):
+        if full < 1:
             return None
-        decodes = [r for r, _ in scheduled[:-1]]
-        left = min((r.max_output_tokens - r.num_output for r in decodes), default=1 << 62)
+        decodes = []
+        left = 1 << 62  # decode iterations until a decode finishes
+        for r, n in scheduled[:-1]:
+            if n != 1 or r.num_output == 0:
+                return None
+            decodes.append(r)
+            if r.max_output_tokens - r.num_output < left:
+                left = r.max_output_tokens - r.num_output
+        ends = not sched.waiting  # the last chunk too
         k = min(full + ends, left)
-        chunks = np.full(k, q, dtype=np.int64)
+        chunks = [q] * k
         if k > full:
             chunks[-1] = rem - full * q
-        computed = np.fromiter((r.num_computed for r in decodes), dtype=np.int64, count=b)
+        computed = [r.num_computed for r in decodes]
         bs, free = self.kv.block_size, self.kv.free_blocks
-        held = -(-(computed + 1) // bs)  # iteration 1 is allocated
-        grown = prompt.num_computed + np.cumsum(chunks)
-        prompt_need = -(-grown // bs) - (-(-int(grown[0]) // bs))
+        c0 = prompt.num_computed
+        grown = list(itertools.accumulate(chunks, initial=c0))  # the prompt's KV after j chunks
+        first_blocks = -(-grown[1] // bs)  # the first chunk's blocks are allocated
 
-        def need(j: int) -> int:
-            return int((-(-(computed + j) // bs) - held).sum() + prompt_need[j - 1])
+        def need(j: int) -> int:  # blocks iterations 2..j take
+            held = -(-(c + 1) // bs)
+            return int((-(-(c + j) // bs) - held).sum()) + (-(-grown[j] // bs) - first_blocks)
 
-        k = _within(need, k, free)
+        # A decode grows by at most ceil((j - 1) / block_size) blocks by iteration j: only when
+        # that bound does not fit are the blocks counted.
+        bound = b * -(-(k - 1) // bs) + (-(-grown[k] // bs) - first_blocks)
+        if bound > free:
+            c = np.array(computed, dtype=np.int64)
+            k = _within(need, k, free)
+            chunks = chunks[:k]
         if k <= 1:
             return None
-        chunks = chunks[:k]
-        sum_kv, max_kv = int(computed.sum()) + b, (int(computed.max()) + 1 if b else 0)
-        context = (prompt.num_computed + np.concatenate(([0], np.cumsum(chunks)[:-1]))).tolist()
+        sum_kv, max_kv = sum(computed) + b, (max(computed) + 1 if b else 0)
         stats = [
             BatchStats(1, n, n * n, n * c, c + n, n, c + n, b, sum_kv + j * b, max_kv + j if b else 0, b + (j == full))
-            for j, (n, c) in enumerate(zip(chunks.tolist(), context))
+            for j, (n, c) in enumerate(zip(chunks, grown))
         ]
         times, totals = self.step_model.steps(stats)
+        chunks = np.array(chunks, dtype=np.int64)
         if k <= full:
             return times, totals, chunks, -1
         # The prompt has its first token: everyone decodes until the next change.
         n = min(left - k, prompt.max_output_tokens - 1)
         if n < 1 or self.role == "prefill":
             return times, totals, chunks, k - 1
-        after = np.append(computed + k, prompt.prompt_tokens)
-        base = int(need(k))
-        start = -(-after // bs)
+        # Blocks taken by then, and at most ceil(j / block_size) more per sequence by decode j.
+        if bound + (b + 1) * -(-n // bs) > free:
+            c = np.array(computed, dtype=np.int64)
+            base = need(k)
+            after = np.append(c + k, prompt.prompt_tokens)
+            start = -(-after // bs)
 
-        def decode_need(j: int) -> int:
-            return base + int((-(-(after + j) // bs) - start).sum())
+            def decode_need(j: int) -> int:
+                return base + int((-(-(after + j) // bs) - start).sum())
 
-        n = _within(decode_need, n, free, lowest=0)
-        if n < 1:
-            return times, totals, chunks, k - 1
+            n = _within(decode_need, n, free, lowest=0)
+            if n < 1:
+                return times, totals, chunks, k - 1
         first = BatchStats(
             num_decode=b + 1,
-            decode_sum_kv=int(after.sum()) + b + 1,
-            decode_max_kv=int(after.max()) + 1,
+            decode_sum_kv=sum(computed) + b * k + prompt.prompt_tokens + b + 1,
+            decode_max_kv=max(max(computed, default=0) + k, prompt.prompt_tokens) + 1,
             num_sampled=b + 1,
         )
         run_times, run_totals = self.step_model.decode_run(first, n)
@@ -366,18 +389,23 @@ class Instance:
 
         Returns the shorter run that replaces it (the caller schedules its completion), or None
         if nothing was cut."""
-        run = next((b for b in self.inflight if b.step_times_s is not None), None)
-        if run is None:
+        for run in self.inflight:
+            if run.step_times_s is not None:
+                break
+        else:
             return None
-        ends = run.start_s + np.cumsum(run.step_times_s)
-        k = int(np.searchsorted(ends, now, side="right")) + 1
-        if k >= len(run.step_times_s):
+        all_times = run.step_times_s
+        k = int(np.searchsorted(run.start_s + np.cumsum(all_times), now, side="right")) + 1
+        if k >= len(all_times):
             return None
         run.cancelled = True
         self.inflight.remove(run)
-        times = run.step_times_s[:k]
+        times = all_times[:k]
         # Costs are linear over the run: the kept iterations carry their share of its totals.
-        totals = replace(run.totals.scaled(k / len(run.step_times_s)), total_s=float(times.sum()))
+        t, share = run.totals, k / len(all_times)
+        totals = StepTime(
+            float(times.sum()), t.comm_ms * share, t.bubble_ms * share, t.ffn_bubble_ms * share, t.host_ms * share
+        )
         short = Batch(run.scheduled, run.start_s, run.start_s + totals.total_s, totals, times)
         if run.chunks is not None:
             short.chunks, short.first_step = run.chunks[:k], (run.first_step if run.first_step < k else -1)
@@ -393,11 +421,13 @@ class Instance:
         reqs = [r for r, _ in plan.scheduled]
         b = len(reqs)
         k = min(r.max_output_tokens - r.num_output for r in reqs)
-        computed = np.fromiter((r.num_computed for r in reqs), dtype=np.int64, count=b)
-        if k > 1:
-            k = self._steps_within_free_blocks(computed, k)
+        computed = [r.num_computed for r in reqs]
+        bs = self.kv.block_size
+        # A sequence grows by at most ceil((k - 1) / block_size) blocks in iterations 2..k.
+        if k > 1 and b * -(-(k - 1) // bs) > self.kv.free_blocks:
+            k = self._steps_within_free_blocks(np.array(computed, dtype=np.int64), k)
         first = BatchStats(
-            num_decode=b, decode_sum_kv=int(computed.sum()) + b, decode_max_kv=int(computed.max()) + 1, num_sampled=b
+            num_decode=b, decode_sum_kv=sum(computed) + b, decode_max_kv=max(computed) + 1, num_sampled=b
         )
         return self.step_model.decode_run(first, k)
 
@@ -460,7 +490,9 @@ class Instance:
                 if f >= 0:  # its first token, then a token per decode iteration
                     prompt.num_computed += decoded
                     self.kv.grow_to_computed(reqs + [prompt])
-                    self._first_token(prompt, batch.start_s + float(times[: f + 1].sum()), finished, handoffs)
+                    # (At the last iteration: the batch's end, not a sum rounded another way.)
+                    first_s = done_s if f == k - 1 else batch.start_s + float(times[: f + 1].sum())
+                    self._first_token(prompt, first_s, finished, handoffs)
                     self.output_tokens += 1 + decoded
                     if decoded:
                         rec.gaps(times[f + 1 :], 1)
@@ -472,24 +504,28 @@ class Instance:
                     self.kv.grow_to_computed(reqs + [prompt])
         else:
             t = batch.done_s
-            tokens = emitted = 0
+            tokens = emitted = prefilled = 0
+            gaps = []
             for req, n in batch.scheduled:
-                if n > 1 or req.num_output == 0:
-                    self.prefill_tokens += n
+                out = req.num_output
+                if n > 1 or out == 0:
+                    prefilled += n
                 req.num_computed += n
                 tokens += n
-                if req.num_computed == req.num_tokens:
+                if req.num_computed == req.prompt_tokens + out:
                     emitted += 1
-                    if req.num_output == 0:
+                    if out == 0:
                         self._first_token(req, t, finished, handoffs)
                         continue
-                    rec.gap(t - req.last_token_s)
-                    req.num_output += 1
+                    gaps.append(t - req.last_token_s)
+                    req.num_output = out = out + 1
                     req.last_token_s = t
-                    if req.num_output >= req.max_output_tokens:
+                    if out >= req.max_output_tokens:
                         finished.append(req)
                     elif self.role == "prefill":
                         handoffs.append(req)
+            rec.gap_list(gaps)
+            self.prefill_tokens += prefilled
             self.steps += 1
             self.output_tokens += emitted
             kind = "decode" if tokens == len(batch.scheduled) else "prefill"
@@ -502,5 +538,5 @@ class Instance:
         for req in handoffs:
             self.scheduler.running.remove(req)
             self._leave(req)
-        self.token_log.append((batch.done_s, self.prefill_tokens, self.output_tokens))
+        self.token_log.extend((batch.done_s, self.prefill_tokens, self.output_tokens))
         return finished, handoffs

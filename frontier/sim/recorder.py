@@ -31,6 +31,11 @@ class GapSketch:
         if len(self._single) >= self.cap:
             self._fold()
 
+    def add_list(self, seconds: list[float]) -> None:
+        self._single.extend(seconds)
+        if len(self._single) >= self.cap:
+            self._fold()
+
     def add_run(self, seconds: np.ndarray, weight: int) -> None:
         """Each of `seconds` occurred `weight` times."""
         if len(seconds) and weight:
@@ -41,8 +46,10 @@ class GapSketch:
 
     def _exact(self) -> tuple[np.ndarray, np.ndarray]:
         single = np.frombuffer(self._single, dtype=float) if len(self._single) else np.zeros(0)
-        values = np.concatenate([single] + [r for r, _ in self._runs])
-        weights = np.concatenate([np.ones(len(single))] + [np.full(len(r), w) for r, w in self._runs])
+        runs = self._runs
+        values = np.concatenate([single] + [r for r, _ in runs])
+        counts = np.array([len(single)] + [len(r) for r, _ in runs])
+        weights = np.repeat(np.array([1.0] + [w for _, w in runs]), counts)
         return values, weights
 
     def _fold(self) -> None:
@@ -71,7 +78,7 @@ class Recorder:
 
     def __init__(self, timeline: bool = True):
         self.itl = GapSketch()
-        self.gap = self.itl.add
+        self.gap_list = self.itl.add_list
         self.gaps = self.itl.add_run
         self.timeline_enabled = timeline
         # (instance, start_s, end_s, kind, seqs, iterations, tokens)

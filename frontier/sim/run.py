@@ -644,16 +644,17 @@ def steady_rate(instances, column: int) -> float | None:
     (`column` 1) or output (2) tokens, summed over its instances batch by batch, is timed between
     the moments it passes 10 % and 90 % of its final value, so the ramp-up (the first 10 % of
     the tokens) and the drain (the last 10 %) are left out. None without tokens."""
-    events = sorted(
-        (row[0], row[column] - prev[column])
-        for inst in instances
-        for prev, row in zip([(0.0, 0, 0)] + inst.token_log, inst.token_log)
-        if row[column] > prev[column]
-    )
-    if len(events) < 2:
+    times, added = [], []
+    for inst in instances:
+        log = np.asarray(inst.token_log, dtype=float).reshape(-1, 3)  # rows (time, prefill, output)
+        new = np.diff(log[:, column], prepend=0.0)
+        times.append(log[new > 0, 0])
+        added.append(new[new > 0])
+    times, added = (np.concatenate(x) if x else np.zeros(0) for x in (times, added))
+    if len(times) < 2:
         return None
-    times = np.array([t for t, _ in events])
-    counts = np.cumsum([n for _, n in events], dtype=float)
+    order = np.lexsort((added, times))  # by time (then count, as sorting the pairs would)
+    times, counts = times[order], np.cumsum(added[order])
     lo, hi = (q * counts[-1] for q in STEADY_QUANTILES)
     t_lo, t_hi = np.interp([lo, hi], counts, times)
     return (hi - lo) / (t_hi - t_lo) if t_hi > t_lo else None

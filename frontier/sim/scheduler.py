@@ -70,33 +70,37 @@ class Scheduler:
         budget = self.max_num_batched_tokens
         running = self.running
         kv, block_size = self.kv, self.kv.block_size
-        i = 0
-        while i < len(running) and budget > 0:
+        scheduled, decode_only = plan.scheduled, True
+        i, m = 0, len(running)
+        while i < m and budget > 0:
             req = running[i]
+            i += 1
             if busy and req.id in busy:
-                i += 1
                 continue
-            n = min(req.prompt_tokens + req.num_output - req.num_computed, budget)
+            n = req.prompt_tokens + req.num_output - req.num_computed
+            if n > budget:
+                n = budget
             # Most decode steps stay inside the request's last block: no allocation needed.
-            fits = req.num_computed + n <= req.num_blocks * block_size or kv.allocate(req, n)
-            while not fits:
-                victim = self._victim(busy)
-                if victim is None:
-                    break
-                running.remove(victim)
-                self._preempt(victim)
-                plan.preempted.append(victim)
-                if victim is req:
-                    break
-                fits = kv.allocate(req, n)
-            else:
-                plan.scheduled.append((req, n))
-                if n != 1 or req.num_output == 0:
-                    plan.decode_only = False
-                budget -= n
-                i += 1
-                continue
-            break  # the request itself was preempted: nothing later can fit either
+            if req.num_computed + n > req.num_blocks * block_size and not kv.allocate(req, n):
+                fits = False
+                while not fits:
+                    victim = self._victim(busy)
+                    if victim is None:
+                        break
+                    running.remove(victim)
+                    self._preempt(victim)
+                    plan.preempted.append(victim)
+                    if victim is req:
+                        break
+                    fits = kv.allocate(req, n)
+                m = len(running)
+                if not fits:
+                    break  # the request itself was preempted: nothing later can fit either
+            scheduled.append((req, n))
+            if n != 1 or req.num_output == 0:
+                decode_only = False
+            budget -= n
+        plan.decode_only = decode_only
         if plan.preempted:
             return plan
         waiting = self.waiting

@@ -119,3 +119,17 @@ def test_a_decode_run_crossing_from_host_bound_to_gpu_bound_matches_stepping():
     ]
     assert np.allclose(times, stepped, rtol=1e-9, atol=1e-12)
     assert totals.total_s == pytest.approx(sum(stepped))
+
+
+def test_a_stretch_ending_with_a_first_token_finishes_then():
+    # Found by hypothesis: the last request (296-token prompt, one output token) gets its first
+    # token at the last iteration of a chunked stretch; the token's time and the stretch's end
+    # were summed in different orders and came out an ulp apart, the finish before the token.
+    prompts = [1, 137, 1, 1, 1, 1, 27, 159, 72, 193, 9, 1, 48, 61, 300, 300, 300, 1, 196, 296]
+    outputs = [1, 56, 1, 1, 1, 1, 2, 1, 6, 1, 1, 1, 1, 1, 1, 1, 1, 35, 1, 1]
+    sc = make_scenario(num_gpu_blocks_override=24, max_num_batched_tokens=16, max_num_seqs=2)
+    res = simulate(sc, table(np.zeros(20), prompts, outputs), step_time=LinearStepTime(0.01, 1e-4, 1e-6))
+    df = res.requests
+    assert (df.status == "finished").all()
+    assert (df.finish_s >= df.first_token_s).all()
+    assert df.finish_s[19] == df.first_token_s[19]
