@@ -223,9 +223,9 @@ class WithEngineKernels:
     def sources(self, families=None) -> dict[str, str]:
         out = dict(self.base.sources(families))
         if "grouped_gemm" in out and self.fused is not None:
-            out["grouped_gemm"] += f"; {self.engine}'s fused MoE measured where the expert shape was"
+            out["grouped_gemm"] += f" ({self.engine}'s fused MoE where measured)"
         if "attn_prefill" in out and self.mla is not None:
-            out["attn_prefill"] += f"; {self.engine}'s MLA prefill measured"
+            out["attn_prefill"] += f" ({self.engine}'s MLA prefill where measured)"
         return out
 
 
