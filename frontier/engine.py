@@ -64,6 +64,8 @@ class HostTime:
       residual `overlap_residual_ms` is what a step still waits for (the sync on the sampled
       tokens, the launch of the next graph). The step rule itself is
       frontier.predict.blocks.StepOverheads.wall_ms.
+    eager_launch_us: the host time to launch one kernel outside a CUDA graph (prefill steps):
+      the model's Python forward and the launch, which a short kernel waits for;
     step_us_per_seq: the part of a step's host time that grows with its sequences (processing
       each one's sampled token: stop checks, detokenisation, streaming it out), added to step_ms;
     request_ms: the latency every request sees between the client and the scheduler and back
@@ -75,6 +77,7 @@ class HostTime:
 
     step_ms: float
     step_us_per_seq: float
+    eager_launch_us: float
     overlapped: bool
     overlap_residual_ms: float
     request_ms: float
@@ -167,6 +170,8 @@ def make_engine(
         "cuda_graph_max_bs": (graph_bs, f"{src} cuda_graph_max_bs by GPU memory and tp"),
     }
     host = HOST_TIME["sglang"]
+    if v and v < (0, 5):  # before 0.5: the 2024 TokenizerManager path (see SGLANG_2024_REQUEST_MS)
+        host = replace(host, request_ms=SGLANG_2024_REQUEST_MS)
     sizes = tuple([1, 2, 4] + list(range(8, 160, 8)) + list(range(160, 1025, 16)))
     return Engine(name, version or "newest", defaults, host, tuple(s for s in sizes if s <= graph_bs))
 
@@ -185,6 +190,11 @@ SGLANG_UNSEEN_GIB = 6.0
 # detokenizer's per request, in managers/scheduler_output_processor_mixin.py.
 SGLANG_US_PER_SEQ = 45.0
 
+# Host time per kernel launched outside a CUDA graph (us), which a kernel shorter than it waits for.
+# vLLM: torch.compile'd forward (Inductor's generated launcher), the previous model's 6 us.
+VLLM_EAGER_LAUNCH_US = 6.0
+SGLANG_EAGER_LAUNCH_US = 6.0
+
 # Host time (ms). Per step: 1 ms of scheduling and input preparation (the previous model's figure),
 # hidden behind the GPU when the engine overlaps it, 0.1 ms of it still exposed (an assumption:
 # the wait on the sampled tokens). Per request (the front end): fitted to the development set's
@@ -194,10 +204,16 @@ SGLANG_US_PER_SEQ = 45.0
 # Qwen3-235B and Qwen3-32B (150 ms: 16.9 %, bias -5.6 %; 130: 18.0 %; 110: 19.0 %; 90 before the
 # engine kernels: 26.5 %). SGLang's runs are DeepSeek's mostly: its 1k-token prompts want more and
 # its 8k ones less, so part of the figure may be prefill work the step model misses or overcounts.
+# SGLang before 0.5 is much quicker per request: 25 ms fits both of the real 2024 bench_serving
+# runs of dense models we have (Llama-3.3-70B TP4 and Llama-3.1-405B TP8 on H200 at 1-2 req/s,
+# datacrunch-research/h200-benchmarks, median TTFT 86 and 219 ms: 18 and 25 ms left after the
+# simulated queueing and prefill).
+SGLANG_2024_REQUEST_MS = 25.0
 HOST_TIME = {
     "vllm": HostTime(
         step_ms=1.0,
         step_us_per_seq=0.0,
+        eager_launch_us=VLLM_EAGER_LAUNCH_US,
         overlapped=True,
         overlap_residual_ms=0.1,
         request_ms=8.0,
@@ -207,6 +223,7 @@ HOST_TIME = {
     "sglang": HostTime(
         step_ms=1.0,
         step_us_per_seq=SGLANG_US_PER_SEQ,
+        eager_launch_us=SGLANG_EAGER_LAUNCH_US,
         overlapped=True,
         overlap_residual_ms=0.1,
         request_ms=150.0,

@@ -139,3 +139,15 @@ def test_host_time_per_sequence_caps_a_large_batch():
     sc = make_scenario(engine="sglang")
     blocks, _ = block_costs_for(sc, sc.clusters[0])
     assert blocks.overheads.host_us_per_seq > 0
+
+
+def test_sglang_front_end_latency_by_release():
+    # SGLang 0.5's requests spend far longer between client and scheduler than 2024's releases
+    # did (each figure fitted to measured runs, see frontier.engine).
+    from frontier.engine import make_engine
+    from frontier.spec.hardware import get_gpu
+
+    gpu = get_gpu("h200")
+    newest, old = make_engine("sglang", "", gpu, 4).host, make_engine("sglang", "0.4.0", gpu, 4).host
+    assert newest.request_ms > 4 * old.request_ms > 0
+    assert make_engine("sglang", "0.5.6", gpu, 4).host.request_ms == newest.request_ms
