@@ -374,7 +374,7 @@ def import_engine_moe_cmd(
         )
     spec = get_gpu(gpu or system.replace("_", "-"))
     release = path.parent.name
-    rows = convert(pd.read_parquet(path), engine, release)
+    rows = convert(pd.read_parquet(path))
     out = table_path(Path(calibration_dir or CALIBRATION_DIR) / spec.name, engine, release)
     out.parent.mkdir(parents=True, exist_ok=True)
     rows.to_csv(out, index=False, float_format="%.5g")

@@ -1,4 +1,4 @@
-"""The engines' own fused-MoE kernels, where they were measured on the GPU.
+"""The engines' own kernels (fused MoE, MLA prefill attention), where they were measured on the GPU.
 
 vLLM and SGLang do not run an MoE layer as the calibration's reference measured it
 (`torch._grouped_mm`, one CUTLASS grouped GEMM per projection): they launch a fused MoE kernel
@@ -12,16 +12,16 @@ for bf16 and FP8 block-scaled experts at 256+ rows per expert, 2-3x for int4 wei
 K2.5), while decode-sized batches agree within about 10 %.
 
 Where a model's routed experts (hidden size, intermediate size per TP rank, experts, top-k,
-precision) were measured for the engine on the GPU, each MoE projection is answered from those
-measurements (`calibration/<gpu>/engine_kernels/fused_moe_<engine>_<release>.csv`): the fused layer's time
-at the batch's token count, interpolated in log-log between measured counts (linear in the
-tokens past the largest), in place of the two projections and the activation between them
-(split 2/3 gate/up, 1/3 down by their FLOPs). The measurements route every token evenly, so a
-batch of T tokens touches min(E, T x top-k) experts; a served batch routes at random and touches
-fewer (frontier.ops.routing): a batch small enough to be bound by reading expert weights takes
-the measured time scaled by its share of the experts the measurement touched. Any other MoE projection keeps the reference-based
-prediction. Only tensor-parallel experts (no expert parallelism, one attention-DP rank) are
-measured this way.
+precision) were measured for the engine on the GPU, its MoE layers are answered from those
+measurements (`calibration/<gpu>/engine_kernels/fused_moe_<engine>_<release>.csv`): the fused
+layer's time at the batch's token count, interpolated in log-log between measured counts (linear
+in the tokens past the largest), in place of the two projections and the activation between
+them (split 2/3 gate/up, 1/3 down by their FLOPs). The measurements route every token evenly,
+so a batch of T tokens touches min(E, T x top-k) experts; a served batch routes at random and
+touches fewer (frontier.ops.routing): a batch small enough to be bound by reading expert weights
+takes the measured time scaled by its share of the experts the measurement touched. Any other
+MoE layer keeps the reference-based prediction. Only tensor-parallel experts (no expert
+parallelism, one attention-DP rank) are measured this way.
 
 Likewise MLA prefill attention (DeepSeek-V3/R1, Kimi-K2.5: the latent expanded into per-head
 keys of 192 and values of 128 dims): SGLang's measured context-MLA kernel
@@ -57,7 +57,7 @@ GATE_UP_SHARE = 2.0 / 3.0  # of the fused layer's FLOPs (and time): 2 x inter x 
 COLUMNS = ["dtype", "hidden", "inter", "experts", "topk", "tokens", "ms", "moe_dtype", "kernel_source"]
 
 
-def convert(df, engine: str, version: str):
+def convert(df):
     """aiconfigurator moe_perf rows -> this module's table (one row per measured shape and count)."""
     import pandas as pd
 
@@ -86,7 +86,6 @@ def convert(df, engine: str, version: str):
     out = out.groupby(keys, as_index=False).agg(
         ms=("ms", "median"), moe_dtype=("moe_dtype", "first"), kernel_source=("kernel_source", "first")
     )
-    out.attrs["source"] = f"aiconfigurator {engine} {version}"
     return out[COLUMNS].sort_values(keys).reset_index(drop=True)
 
 
@@ -103,23 +102,24 @@ class FusedMoE:
             g = g.sort_values("tokens")
             self._curves[key] = ([math.log(t) for t in g["tokens"]], [math.log(m) for m in g["ms"]])
 
-    def __len__(self) -> int:
-        return len(self._curves)
-
     def layer_ms(self, dtype: str, hidden: int, inter: int, experts: int, topk: int, tokens: int) -> float | None:
         """The fused layer's time for `tokens` tokens, or None if the shape was not measured."""
         curve = self._curves.get((dtype, hidden, inter, experts, topk))
-        if curve is None:
-            return None
-        xs, ys = curve
-        x = math.log(max(tokens, 1))
-        if x >= xs[-1]:  # past the largest count: time grows with the rows
-            return math.exp(ys[-1]) * max(tokens, 1) / math.exp(xs[-1])
-        if x <= xs[0]:
-            return math.exp(ys[0])
-        i = bisect.bisect_right(xs, x)
-        w = (x - xs[i - 1]) / (xs[i] - xs[i - 1])
-        return math.exp(ys[i - 1] + w * (ys[i] - ys[i - 1]))
+        return None if curve is None else _log_log(curve, max(tokens, 1))
+
+
+def _log_log(curve: tuple[list[float], list[float]], x: float) -> float:
+    """A measured curve (log x, log ms) at x: log-log between points, the first point's value
+    below them, proportional to x past the last (the work grows, the rate stays)."""
+    xs, ys = curve
+    lx = math.log(x)
+    if lx >= xs[-1]:
+        return math.exp(ys[-1]) * x / math.exp(xs[-1])
+    if lx <= xs[0]:
+        return math.exp(ys[0])
+    i = bisect.bisect_right(xs, lx)
+    w = (lx - xs[i - 1]) / (xs[i] - xs[i - 1])
+    return math.exp(ys[i - 1] + w * (ys[i] - ys[i - 1]))
 
 
 def convert_mla(df):
@@ -140,18 +140,9 @@ class MLAContext:
             self._curves[int(heads)] = ([math.log(w) for w in work], [math.log(m) for m in g["ms"]])
 
     def attention_ms(self, heads: int, work: float) -> float | None:
+        """The time for `work` causal query-key pairs per head, or None if `heads` was not measured."""
         curve = self._curves.get(heads)
-        if curve is None or work <= 0:
-            return None
-        xs, ys = curve
-        x = math.log(work)
-        if x >= xs[-1]:  # past the longest: time grows with the work
-            return math.exp(ys[-1]) * work / math.exp(xs[-1])
-        if x <= xs[0]:
-            return math.exp(ys[0])
-        i = bisect.bisect_right(xs, x)
-        w = (x - xs[i - 1]) / (xs[i] - xs[i - 1])
-        return math.exp(ys[i - 1] + w * (ys[i] - ys[i - 1]))
+        return None if curve is None or work <= 0 else _log_log(curve, work)
 
 
 @lru_cache(maxsize=None)
@@ -181,8 +172,8 @@ def _release_of(path: Path) -> tuple[int, ...]:
 
 
 class WithEngineKernels:
-    """A predictor answering MoE projections from the engine's measured fused-MoE kernels where
-    it has them, everything else from `base`."""
+    """A predictor answering MoE layers and MLA prefill attention from the engine's measured
+    kernels where it has them, everything else from `base`."""
 
     def __init__(self, base, fused: FusedMoE | None, engine: str, mla: MLAContext | None = None):
         self.base, self.fused, self.engine, self.mla = base, fused, engine, mla
@@ -191,9 +182,9 @@ class WithEngineKernels:
         return getattr(self.base, name)
 
     def ops_ms(self, ops) -> np.ndarray:
-        """The base predictor's times, with each measured MoE layer (gate/up, SiLU-and-mul, down,
-        as frontier.ops.graph emits them) replaced by the fused kernel's: 2/3 of it on gate/up,
-        1/3 on down, nothing on the activation it fuses."""
+        """The base predictor's times, with MLA prefill attention and each measured MoE layer
+        (gate/up, SiLU-and-mul, down, as frontier.ops.graph emits them) replaced by the engine's
+        kernels: the fused MoE's 2/3 on gate/up, 1/3 on down, nothing on the activation it fuses."""
         ms = np.asarray(self.base.ops_ms(ops), dtype=float)
         if self.mla is not None:
             for i, op in enumerate(ops):

@@ -61,7 +61,7 @@ def test_convert_keeps_balanced_tensor_parallel_rows_per_rank():
             "kernel_source": ["k"] * 4,
         }
     )
-    out = convert(raw, "vllm", "0.24.0")
+    out = convert(raw)
     assert len(out) == 1  # skewed routing, expert parallelism and per-tensor FP8 left out
     row = out.iloc[0]
     assert (row["dtype"], row["inter"], row["ms"]) == ("w4a16", 1440, 0.05)
