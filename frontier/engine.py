@@ -64,8 +64,6 @@ class HostTime:
       residual `overlap_residual_ms` is what a step still waits for (the sync on the sampled
       tokens, the launch of the next graph). The step rule itself is
       frontier.predict.blocks.StepOverheads.wall_ms.
-    eager_launch_us: the host time to launch one kernel outside a CUDA graph (prefill steps):
-      the model's Python forward and the launch, which a short kernel waits for;
     step_us_per_seq: the part of a step's host time that grows with its sequences (processing
       each one's sampled token: stop checks, detokenisation, streaming it out), added to step_ms;
     request_ms: the latency every request sees between the client and the scheduler and back
@@ -77,7 +75,6 @@ class HostTime:
 
     step_ms: float
     step_us_per_seq: float
-    eager_launch_us: float
     overlapped: bool
     overlap_residual_ms: float
     request_ms: float
@@ -190,11 +187,6 @@ SGLANG_UNSEEN_GIB = 6.0
 # detokenizer's per request, in managers/scheduler_output_processor_mixin.py.
 SGLANG_US_PER_SEQ = 45.0
 
-# Host time per kernel launched outside a CUDA graph (us), which a kernel shorter than it waits for.
-# vLLM: torch.compile'd forward (Inductor's generated launcher), the previous model's 6 us.
-VLLM_EAGER_LAUNCH_US = 6.0
-SGLANG_EAGER_LAUNCH_US = 6.0
-
 # Host time (ms). Per step: 1 ms of scheduling and input preparation (the previous model's figure),
 # hidden behind the GPU when the engine overlaps it, 0.1 ms of it still exposed (an assumption:
 # the wait on the sampled tokens). Per request (the front end): fitted to the development set's
@@ -213,7 +205,6 @@ HOST_TIME = {
     "vllm": HostTime(
         step_ms=1.0,
         step_us_per_seq=0.0,
-        eager_launch_us=VLLM_EAGER_LAUNCH_US,
         overlapped=True,
         overlap_residual_ms=0.1,
         request_ms=8.0,
@@ -223,7 +214,6 @@ HOST_TIME = {
     "sglang": HostTime(
         step_ms=1.0,
         step_us_per_seq=SGLANG_US_PER_SEQ,
-        eager_launch_us=SGLANG_EAGER_LAUNCH_US,
         overlapped=True,
         overlap_residual_ms=0.1,
         request_ms=150.0,

@@ -140,7 +140,6 @@ def block_costs_for(scenario: Scenario, spec: ClusterSpec) -> tuple[BlockCosts, 
         graph_mixed_batches=engine.graph_mixed_batches,
         host_overlapped=engine.host.overlapped,
         host_us_per_seq=engine.host.step_us_per_seq,
-        eager_launch_us=engine.host.eager_launch_us,
         overlap_residual_ms=engine.host.overlap_residual_ms,
     )
     blocks = BlockCosts(model, par, predictor, overheads, attn_backend=spec.attention_backend, dtype=model.weight_dtype)
