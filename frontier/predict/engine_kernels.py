@@ -19,9 +19,11 @@ in the tokens past the largest), in place of the two projections and the activat
 them (split 2/3 gate/up, 1/3 down by their FLOPs). The measurements route every token evenly,
 so a batch of T tokens touches min(E, T x top-k) experts; a served batch routes at random and
 touches fewer (frontier.ops.routing): a batch small enough to be bound by reading expert weights
-takes the measured time scaled by its share of the experts the measurement touched. Any other
-MoE layer keeps the reference-based prediction. Only tensor-parallel experts (no expert
-parallelism, one attention-DP rank) are measured this way.
+takes the measured time scaled by its share of the experts the measurement touched. Where the
+same experts were measured at other tensor-parallel widths only (e.g. TP1-4, not TP8), the
+engine's time relative to the reference at the nearest measured width carries over to the
+reference prediction at this width. Any other MoE layer keeps the reference-based prediction.
+Only tensor-parallel experts (no expert parallelism, one attention-DP rank) are measured.
 
 Likewise MLA prefill attention (DeepSeek-V3/R1, Kimi-K2.5: the latent expanded into per-head
 keys of 192 and values of 128 dims): SGLang's measured context-MLA kernel
@@ -40,6 +42,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -98,9 +101,18 @@ class FusedMoE:
 
     def __init__(self, rows):
         self._curves: dict[tuple, tuple[list[float], list[float]]] = {}
+        self._widths: dict[tuple, list[int]] = {}  # (dtype, hidden, experts, topk) -> measured inters
         for key, g in rows.groupby(["dtype", "hidden", "inter", "experts", "topk"]):
             g = g.sort_values("tokens")
             self._curves[key] = ([math.log(t) for t in g["tokens"]], [math.log(m) for m in g["ms"]])
+            dtype, hidden, inter, experts, topk = key
+            self._widths.setdefault((dtype, hidden, experts, topk), []).append(int(inter))
+
+    def nearest_width(self, dtype: str, hidden: int, inter: int, experts: int, topk: int) -> int | None:
+        """The measured per-rank intermediate size closest (in ratio) to `inter` for the same
+        experts, or None if no width of them was measured."""
+        widths = self._widths.get((dtype, hidden, experts, topk))
+        return None if not widths else min(widths, key=lambda w: abs(math.log(w / inter)))
 
     def layer_ms(self, dtype: str, hidden: int, inter: int, experts: int, topk: int, tokens: int) -> float | None:
         """The fused layer's time for `tokens` tokens, or None if the shape was not measured."""
@@ -194,6 +206,9 @@ class WithEngineKernels:
                         ms[i] = t
         if self.fused is None:
             return ms
+        # Each MoE layer: measured at its width, or the engine/reference ratio of the nearest
+        # measured width (another TP degree of the same experts) applied to the reference.
+        layers, nearby = [], []
         for i in range(len(ops) - 2):
             up, act, down = ops[i], ops[i + 1], ops[i + 2]
             if not (isinstance(up, GroupedGemm) and isinstance(down, GroupedGemm)):
@@ -203,12 +218,22 @@ class WithEngineKernels:
             width = down.k
             if up.n != 2 * width or up.k != down.n or up.tokens != down.tokens or up.dtype != down.dtype:
                 continue
-            t = self.fused.layer_ms(up.dtype, up.k, width, up.experts, up.topk, up.tokens)
-            if t is not None:
-                # Measured with balanced routing, which touches min(E, T x k) experts; a small
-                # batch reads only the weights of the experts it routes to.
-                t *= min(1.0, up.active_experts / min(up.experts, up.tokens * up.topk))
-                ms[i], ms[i + 1], ms[i + 2] = t * GATE_UP_SHARE, 0.0, t * (1.0 - GATE_UP_SHARE)
+            near = self.fused.nearest_width(up.dtype, up.k, width, up.experts, up.topk)
+            if near is None:
+                continue
+            layers.append((i, near))
+            if near != width:
+                nearby += [replace(up, n=2 * near), replace(act, width=near), replace(down, k=near)]
+        near_ms = iter(self.base.ops_ms(nearby)) if nearby else iter(())
+        for i, near in layers:
+            up, width = ops[i], ops[i + 2].k
+            t = self.fused.layer_ms(up.dtype, up.k, near, up.experts, up.topk, up.tokens)
+            if near != width:  # the engine's time relative to the reference, at the nearest width
+                t *= float(ms[i] + ms[i + 1] + ms[i + 2]) / (next(near_ms) + next(near_ms) + next(near_ms))
+            # Measured with balanced routing, which touches min(E, T x k) experts; a small
+            # batch reads only the weights of the experts it routes to.
+            t *= min(1.0, up.active_experts / min(up.experts, up.tokens * up.topk))
+            ms[i], ms[i + 1], ms[i + 2] = t * GATE_UP_SHARE, 0.0, t * (1.0 - GATE_UP_SHARE)
         return ms
 
     def sources(self, families=None) -> dict[str, str]:

@@ -104,3 +104,22 @@ def test_mla_prefill_comes_from_the_measured_kernel_by_causal_work():
     assert ms[0] == pytest.approx(1.986)
     assert 0.141 < ms[1] < 1.986
     assert ms[2] == pytest.approx(base.ops_ms([gqa])[0])
+
+
+def test_an_unmeasured_width_takes_the_engine_to_reference_ratio_of_the_nearest_measured_one():
+    # Measured at TP1 (intermediate 512 per rank) only; at TP2 (256) the layer is the reference's
+    # prediction times the engine/reference ratio found at 512.
+    fused = FusedMoE(table([(16, 0.3), (4096, 3.0)]))
+    base = load_predictor(get_gpu("h100-sxm"))
+
+    def layer(width):
+        return [
+            GroupedGemm(8, 2, 4096, 1024, 2 * width, 1024, 8, "bf16"),
+            Elementwise("silu_mul", 8192, width),
+            GroupedGemm(8, 2, 4096, width, 1024, 1024, 8, "bf16"),
+        ]
+
+    ratio = 3.0 / base.ops_ms(layer(512)).sum()
+    got = WithEngineKernels(base, fused, "vllm").ops_ms(layer(256))
+    assert got.sum() == pytest.approx(ratio * base.ops_ms(layer(256)).sum())
+    assert got[1] == 0.0 and got[0] == pytest.approx(2 * got[2])
