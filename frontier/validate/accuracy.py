@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,8 +48,6 @@ INFERENCEMAX_SHAPES = {(1024, 1024), (1024, 8192), (8192, 1024)}  # (input, outp
 
 def _inferencemax(row) -> bool:
     """Whether InferenceMAX's client produced the run (see the module docstring)."""
-    import re
-
     dashboard = re.search(r"source_file=\d{4}-\d\d-\d\d\.csv", str(row.get("silicon_data_source") or ""))
     return bool(dashboard) or (int(row["isl"]), int(row["osl"])) in INFERENCEMAX_SHAPES
 
@@ -169,8 +168,6 @@ def load_runs(path: Path = DEV_SET, num_prompts_per_client: int = PROMPTS_PER_CL
 
 def _silicon_concurrency(row) -> float:
     """A disaggregated run's client count: recorded only in its source note."""
-    import re
-
     m = re.search(r"silicon_concurrency=(\d+)", str(row.get("silicon_data_source") or ""))
     return float(m.group(1)) if m else float("nan")
 
