@@ -1,0 +1,36 @@
+"""How the accuracy harness turns development-set rows into scenarios (frontier.validate.accuracy)."""
+
+import pytest
+
+from frontier.validate.accuracy import load_runs
+
+
+@pytest.fixture(scope="module")
+def runs():
+    return {r.id: r for r in load_runs()}
+
+
+def by(runs, **where):
+    return [r for r in runs.values() if all(getattr(r, k) == v for k, v in where.items())]
+
+
+def test_inferencemax_runs_draw_lengths_from_0_8_to_1_of_the_nominal(runs):
+    # A versioned row exported from InferenceMAX's dashboard (vLLM 0.18, gpt-oss-120b, 8k/1k).
+    row = next(r for r in by(runs, version="0.18.0", isl=8192, osl=1024) if r.scenario)
+    wl = row.scenario["workload"]
+    assert wl["input_len"] == {"dist": "uniform", "min": 6554, "max": 8192}
+    assert wl["output_len"] == {"dist": "uniform", "min": 820, "max": 1024}
+    assert wl["num_requests"] == 10 * row.concurrency
+
+
+def test_aiconfigurator_sweep_runs_keep_fixed_lengths(runs):
+    # SGLang 0.5.6's Llama-3.1-8B sweep (1,000 / 500 tokens): its client is not recorded.
+    row = next(r for r in by(runs, engine="sglang", isl=1000, osl=500) if r.scenario)
+    assert (row.scenario["workload"]["input_len"], row.scenario["workload"]["output_len"]) == (1000, 500)
+
+
+def test_disaggregated_runs_without_worker_counts_are_listed_not_guessed(runs):
+    pd_runs = [r for r in runs.values() if r.engine.endswith("PD")]
+    unexpressed = [r for r in pd_runs if r.scenario is None]
+    assert unexpressed and all("worker counts" in r.unexpressed for r in unexpressed)
+    assert any(r.scenario is not None for r in pd_runs)  # the 1P1D rows that record their workers
