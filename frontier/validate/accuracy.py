@@ -52,6 +52,34 @@ def _inferencemax(row) -> bool:
     return bool(dashboard) or (int(row["isl"]), int(row["osl"])) in INFERENCEMAX_SHAPES
 
 
+def inferencemax_server_args(row) -> dict:
+    """The engine arguments InferenceMAX's launch script gives a run's server, as deployment
+    fields ({} where the script is not known). Its benchmarks/ folder:
+    - dsr1_fp8_h200_slurm.sh (SGLang, DeepSeek-R1 FP8, H200): --chunked-prefill-size 32768
+      --max-prefill-tokens 32768 --mem-fraction-static 0.82 --disable-radix-cache, and
+      --max-running-requests / --cuda-graph-max-bs 512 at 1k/1k, 256 otherwise (flashinfer
+      attention and --stream-interval 10 are not modelled);
+    - gptoss_fp4_h200_slurm.sh (vLLM, gpt-oss-120b, H200): no prefix caching,
+      max-num-batched-tokens 8192, --max-num-seqs = the concurrency (VLLM_MXFP4_USE_MARLIN=1,
+      Marlin MoE kernels, is not: no measurement of them at gpt-oss's shape)."""
+    if not _inferencemax(row) or row["system"] != "h200_sxm":
+        return {}
+    model, engine = str(row["model_path"]).lower(), row["backend"]
+    if engine == "sglang" and "deepseek" in model:
+        seqs = 512 if (int(row["isl"]), int(row["osl"])) == (1024, 1024) else 256
+        return {
+            "max_num_batched_tokens": 32768,
+            "max_prefill_tokens": 32768,
+            "gpu_memory_utilization": 0.82,
+            "enable_prefix_caching": False,
+            "max_num_seqs": seqs,
+            "cuda_graph_max_bs": seqs,
+        }
+    if engine == "vllm" and "gpt-oss" in model:
+        return {"enable_prefix_caching": False, "max_num_batched_tokens": 8192, "max_num_seqs": _int(row["batch_size"])}
+    return {}
+
+
 def _lengths(row) -> tuple:
     """The workload's input and output length specs of a run."""
 
@@ -243,6 +271,7 @@ def _scenario(row, card: str, gpu: str, version: str, per_client: int) -> dict:
         deployment["dp_attention"] = dp_attn
     if ep > 1:
         deployment["ep"] = ep
+    deployment.update(inferencemax_server_args(row))
 
     return {
         "name": row["id"],

@@ -34,3 +34,12 @@ def test_disaggregated_runs_without_worker_counts_are_listed_not_guessed(runs):
     unexpressed = [r for r in pd_runs if r.scenario is None]
     assert unexpressed and all("worker counts" in r.unexpressed for r in unexpressed)
     assert any(r.scenario is not None for r in pd_runs)  # the 1P1D rows that record their workers
+
+
+def test_inferencemax_deepseek_runs_use_its_launch_flags(runs):
+    # benchmarks/dsr1_fp8_h200_slurm.sh: chunked prefill and max prefill 32,768, radix cache off,
+    # mem-fraction-static 0.82, 512 running requests at 1k/1k.
+    row = next(r for r in by(runs, engine="sglang", isl=1024, osl=1024) if "DeepSeek-R1" in r.model and r.scenario)
+    dep = row.scenario["deployment"]
+    assert (dep["max_num_batched_tokens"], dep["max_prefill_tokens"], dep["max_num_seqs"]) == (32768, 32768, 512)
+    assert dep["gpu_memory_utilization"] == 0.82 and dep["enable_prefix_caching"] is False
