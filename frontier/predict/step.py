@@ -362,20 +362,16 @@ class StepModel:
                 mid = (lo + hi) // 2
                 lo, hi = (lo, mid) if hidden(mid) else (mid, hi)
             at = sorted(set(at) | {lo, hi})
-        asked = [ask(j) for j in at]
+        total_s, *parts = zip(*(ask(j) for j in at))  # each StepTime field at the points `at`
         steps = np.arange(n)
 
-        def summed(field: str) -> float:
-            values = [getattr(t, field) for t in asked]
+        def summed(values: tuple[float, ...]) -> float:
             if values.count(values[0]) == len(values):  # constant (often zero): no interpolation
                 return values[0] * n
             return float(np.interp(steps, at, values).sum())
 
-        times = np.interp(steps, at, [t.total_s for t in asked])
-        totals = StepTime(
-            float(times.sum()), summed("comm_ms"), summed("bubble_ms"), summed("ffn_bubble_ms"), summed("host_ms")
-        )
-        return times, totals
+        times = np.interp(steps, at, total_s)
+        return times, StepTime(float(times.sum()), *map(summed, parts))
 
     def steps(self, stats: list[BatchStats]) -> tuple[np.ndarray, StepTime]:
         """(step times in s, totals) of iterations known in advance, each timed on its own."""

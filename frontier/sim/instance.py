@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 from array import array
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -39,7 +39,7 @@ class Batch:
     # iteration that ends the prompt with its first token (-1: not in this run).
     chunks: np.ndarray | None = None
     first_step: int = -1
-    ids: set[int] = field(default_factory=set)
+    ids: frozenset[int] | set[int] = frozenset()  # with pp > 1: its requests (see `issue`)
     cancelled: bool = False  # replaced by a shorter run (see Instance.interrupt)
     _ends: np.ndarray | None = None
 
