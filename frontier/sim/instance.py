@@ -390,7 +390,7 @@ class Instance:
         if run is None:
             return min(b.done_s for b in self.inflight)
         ends = run.ends
-        return float(ends[min(int(np.searchsorted(ends, now, side="right")), len(ends) - 1)])
+        return float(ends[min(int(ends.searchsorted(now, side="right")), len(ends) - 1)])
 
     def interrupt(self, now: float) -> Batch | None:
         """Cut a run in flight (decode or chunked prefill) at the end of its iteration in progress.
@@ -403,7 +403,7 @@ class Instance:
         else:
             return None
         all_times = run.step_times_s
-        k = int(np.searchsorted(run.ends, now, side="right")) + 1
+        k = int(run.ends.searchsorted(now, side="right")) + 1
         if k >= len(all_times):
             return None
         run.cancelled = True
