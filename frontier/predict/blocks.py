@@ -141,7 +141,7 @@ class BlockCosts:
         o = self.overheads
         if not o.cuda_graph or (stats.num_prefill and not o.graph_mixed_batches):
             return False
-        return 0 < stats.tokens <= o.capture_sizes[-1]
+        return 0 < stats.prefill_tokens + stats.num_decode <= o.capture_sizes[-1]  # its tokens
 
     def padded_tokens(self, stats: BatchStats) -> int:
         """A batch replayed from a CUDA graph runs at the next captured size."""

@@ -103,10 +103,11 @@ class Sequential:
 
     def step(self, stats: BatchStats) -> StepTime:
         blocks = self.blocks
-        rank = split(stats, blocks.par.dp_attention)
+        dp = blocks.par.dp_attention
+        rank = split(stats, dp) if dp > 1 else stats
         graph = blocks.uses_graph(rank)
         # Everything but attention depends on (tokens, sampled rows): memoised whole.
-        key = (rank.tokens, rank.num_sampled, graph)
+        key = (rank.prefill_tokens + rank.num_decode, rank.num_sampled, graph)
         fixed = self._fixed.get(key)
         if fixed is None:
             tokens = blocks.padded_tokens(rank)
