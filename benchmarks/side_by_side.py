@@ -36,7 +36,10 @@ MIB = 2**20
 def conversation_lengths() -> tuple[np.ndarray, np.ndarray]:
     """(prompt, output) token counts of every request of the Azure conversation trace."""
     with CONV.open() as f:
-        rows = [(int(r["ContextTokens"]), int(r["GeneratedTokens"])) for r in csv.DictReader(f)]
+        reader = csv.reader(f)
+        head = next(reader)
+        i, j = head.index("ContextTokens"), head.index("GeneratedTokens")
+        rows = [(int(r[i]), int(r[j])) for r in reader]
     lengths = np.array(rows, dtype=np.int64)
     return lengths[:, 0], lengths[:, 1]
 

@@ -131,6 +131,7 @@ class BlockCosts:
         self.overheads, self.attn_backend, self.dtype = overheads, attn_backend, dtype
         self._memo: dict[tuple, tuple[float, float]] = {}
         self._multi: dict[tuple, float] = {}  # attention of several prefills, by snapped statistics
+        self._dec: dict[tuple, tuple[float, float]] = {}  # the memo's decode entries by (batch, KV point, graph)
         # One prefill sequence: (new tokens grid point) -> attention ms at every context point.
         self._prefill_rows: dict[int, list[float]] = {}
         self._contexts = [0] + points_from(1, 1 + _grid_points(model.max_model_len, PREFILL_STEP), PREFILL_STEP)
@@ -140,7 +141,7 @@ class BlockCosts:
         o = self.overheads
         if not o.cuda_graph or (stats.num_prefill and not o.graph_mixed_batches):
             return False
-        return 0 < stats.tokens <= o.capture_sizes[-1]
+        return 0 < stats.prefill_tokens + stats.num_decode <= o.capture_sizes[-1]  # its tokens
 
     def padded_tokens(self, stats: BatchStats) -> int:
         """A batch replayed from a CUDA graph runs at the next captured size."""
@@ -300,6 +301,13 @@ class BlockCosts:
         at_hi = b[j] + wc * (b[j + 1] - b[j])
         return at_lo + (q - lo) / (hi - lo) * (at_hi - at_lo)
 
+    def _dec_entry(self, b: int, point: int, graph: bool) -> tuple[float, float] | None:
+        """The memo's decode-attention entry at a grid point, also kept by (batch, point, graph)."""
+        hit = self._memo.get(("dec", b, point, -(-point // b), graph))
+        if hit is not None:
+            self._dec[(b, point, graph)] = hit
+        return hit
+
     def decode_kinks(self, sum_kv: int, num_decode: int, n: int, parts: int) -> list[int]:
         """Iterations of a decode run at which decode attention changes slope: its KV sum, one
         rank's share of `parts`, crosses a point of the 5 % grid it is interpolated on."""
@@ -346,8 +354,11 @@ class BlockCosts:
             lo, hi = grid_neighbours(s, 1.05)
             # The longest sequence only shapes how a decode kernel splits its work; the
             # calibrated predictors do not see it, so the key carries the mean length instead.
-            memo = self._memo
-            a, c = memo.get(("dec", b, lo, -(-lo // b), graph)), memo.get(("dec", b, hi, -(-hi // b), graph))
+            memo, dec = self._memo, self._dec
+            a, c = (
+                dec.get((b, lo, graph)) or self._dec_entry(b, lo, graph),
+                dec.get((b, hi, graph)) or self._dec_entry(b, hi, graph),
+            )
             if a is None or c is None:
                 ahead = points_from(lo, 24, 1.05)
                 sizes = {max(1, b + d) for d in (-2, -1, 0, 1, 2)}

@@ -187,8 +187,22 @@ class WithEngineKernels:
     """A predictor answering MoE layers and MLA prefill attention from the engine's measured
     kernels where it has them, everything else from `base`."""
 
-    def __init__(self, base, fused: FusedMoE | None, engine: str, mla: MLAContext | None = None):
-        self.base, self.fused, self.engine, self.mla = base, fused, engine, mla
+    def __init__(self, base, fused, engine: str, mla=None):
+        # `fused` and `mla`: the tables, None, or a function loading them on first use (reading
+        # them imports pandas: a model without MoE layers or MLA never needs them).
+        self.base, self._fused, self.engine, self._mla = base, fused, engine, mla
+
+    @property
+    def fused(self) -> FusedMoE | None:
+        if callable(self._fused):
+            self._fused = self._fused()
+        return self._fused
+
+    @property
+    def mla(self) -> MLAContext | None:
+        if callable(self._mla):
+            self._mla = self._mla()
+        return self._mla
 
     def __getattr__(self, name):  # sources(), model_for(), ... of the base predictor
         return getattr(self.base, name)
@@ -198,13 +212,13 @@ class WithEngineKernels:
         (gate/up, SiLU-and-mul, down, as frontier.ops.graph emits them) replaced by the engine's
         kernels: the fused MoE's 2/3 on gate/up, 1/3 on down, nothing on the activation it fuses."""
         ms = np.asarray(self.base.ops_ms(ops), dtype=float)
-        if self.mla is not None:
+        if self._mla is not None:
             for i, op in enumerate(ops):
                 if isinstance(op, AttnPrefill) and (op.d, op.dv) == MLA_HEAD_DIMS and op.hq == op.hkv:
                     t = self.mla.attention_ms(op.hq, op.sum_q2 / 2 + op.sum_qc)
                     if t is not None:
                         ms[i] = t
-        if self.fused is None:
+        if self._fused is None or not any(isinstance(op, GroupedGemm) for op in ops):
             return ms
         # Each MoE layer: measured at its width, or the engine/reference ratio of the nearest
         # measured width (another TP degree of the same experts) applied to the reference.
@@ -238,9 +252,9 @@ class WithEngineKernels:
 
     def sources(self, families=None) -> dict[str, str]:
         out = dict(self.base.sources(families))
-        if "grouped_gemm" in out and self.fused is not None:
+        if "grouped_gemm" in out and self._fused is not None:
             out["grouped_gemm"] += f" ({self.engine}'s fused MoE where measured)"
-        if "attn_prefill" in out and self.mla is not None:
+        if "attn_prefill" in out and self._mla is not None:
             out["attn_prefill"] += f" ({self.engine}'s MLA prefill where measured)"
         return out
 
@@ -251,5 +265,11 @@ def with_engine_kernels(predictor, gpu_name: str, engine: str, calibration_dir: 
     from frontier.paths import CALIBRATION_DIR
 
     gpu_dir = str(Path(calibration_dir or CALIBRATION_DIR) / gpu_name)
-    fused, mla = load_fused_moe(gpu_dir, engine), load_mla_context(gpu_dir, engine)
-    return predictor if fused is None and mla is None else WithEngineKernels(predictor, fused, engine, mla)
+    # Which tables exist is known from their names; they are read when a step first needs them.
+    fused = _measured(gpu_dir, "fused_moe", engine) and (lambda: load_fused_moe(gpu_dir, engine))
+    mla = _measured(gpu_dir, "mla_context", engine) and (lambda: load_mla_context(gpu_dir, engine))
+    return predictor if not (fused or mla) else WithEngineKernels(predictor, fused or None, engine, mla or None)
+
+
+def _measured(gpu_dir: str, kind: str, engine: str) -> bool:
+    return any(Path(gpu_dir, FOLDER).glob(f"{kind}_{engine}_*.csv"))

@@ -20,14 +20,27 @@ def snap(x: int, step: float = 1.02) -> int:
     return int(round(step ** round(math.log(x, step))))
 
 
+_NEIGHBOURS: dict[float, dict[int, tuple[int, int]]] = {}  # step -> x -> answer (bounded)
+NEIGHBOURS_MEMO = 1 << 16
+
+
 def grid_neighbours(x: int, step: float) -> tuple[int, int]:
     """The points of a geometric grid just below and above x (x itself when small or on it)."""
     if x <= 64:
         return int(x), int(x)
+    memo = _NEIGHBOURS.get(step)
+    if memo is None:
+        memo = _NEIGHBOURS[step] = {}
+    hit = memo.get(x)
+    if hit is not None:  # the step model asks the same KV sums and token counts again and again
+        return hit
+    if len(memo) >= NEIGHBOURS_MEMO:
+        memo.clear()
     log_step = _LOG.get(step) or _LOG.setdefault(step, math.log(step))
     e = math.floor(math.log(x) / log_step)  # what math.log(x, step) computes
     lo, hi = int(round(step**e)), int(round(step ** (e + 1)))
-    return (x, x) if lo == x else (min(lo, x), max(hi, x))
+    hit = memo[x] = (x, x) if lo == x else (min(lo, x), max(hi, x))
+    return hit
 
 
 def points_from(x: int, count: int, step: float = 1.02) -> list[int]:

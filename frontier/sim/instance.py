@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 from array import array
 from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -39,8 +39,16 @@ class Batch:
     # iteration that ends the prompt with its first token (-1: not in this run).
     chunks: np.ndarray | None = None
     first_step: int = -1
-    ids: set[int] = field(default_factory=set)
+    ids: frozenset[int] | set[int] = frozenset()  # with pp > 1: its requests (see `issue`)
     cancelled: bool = False  # replaced by a shorter run (see Instance.interrupt)
+    _ends: np.ndarray | None = None
+
+    @property
+    def ends(self) -> np.ndarray:
+        """When each iteration of a run ends (computed once: arrivals ask it again and again)."""
+        if self._ends is None:
+            self._ends = self.start_s + np.cumsum(self.step_times_s)
+        return self._ends
 
 
 def batch_stats(scheduled: list[tuple[Request, int]]) -> BatchStats:
@@ -367,7 +375,7 @@ class Instance:
         )
         run_times, run_totals = self.step_model.decode_run(first, n)
         times = np.concatenate([times, run_times])
-        totals = replace(totals + run_totals, total_s=float(times.sum()))
+        totals = (totals + run_totals)._replace(total_s=float(times.sum()))
         return times, totals, np.concatenate([chunks, np.zeros(n, dtype=np.int64)]), k - 1
 
     # Async / overlap scheduling (vLLM 0.12+, SGLang): the scheduler picks iteration n+1 while
@@ -381,8 +389,8 @@ class Instance:
         run = next((b for b in self.inflight if b.step_times_s is not None), None)
         if run is None:
             return min(b.done_s for b in self.inflight)
-        ends = run.start_s + np.cumsum(run.step_times_s)
-        return float(ends[min(int(np.searchsorted(ends, now, side="right")), len(ends) - 1)])
+        ends = run.ends
+        return float(ends[min(int(ends.searchsorted(now, side="right")), len(ends) - 1)])
 
     def interrupt(self, now: float) -> Batch | None:
         """Cut a run in flight (decode or chunked prefill) at the end of its iteration in progress.
@@ -395,7 +403,7 @@ class Instance:
         else:
             return None
         all_times = run.step_times_s
-        k = int(np.searchsorted(run.start_s + np.cumsum(all_times), now, side="right")) + 1
+        k = int(run.ends.searchsorted(now, side="right")) + 1
         if k >= len(all_times):
             return None
         run.cancelled = True

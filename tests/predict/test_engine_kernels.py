@@ -123,3 +123,46 @@ def test_an_unmeasured_width_takes_the_engine_to_reference_ratio_of_the_nearest_
     got = WithEngineKernels(base, fused, "vllm").ops_ms(layer(256))
     assert got.sum() == pytest.approx(ratio * base.ops_ms(layer(256)).sum())
     assert got[1] == 0.0 and got[0] == pytest.approx(2 * got[2])
+
+
+def test_engine_tables_are_read_when_a_step_first_needs_them():
+    """The tables are read (with pandas) when an MoE layer is first priced, then answer as if
+    read up front; a dense model's operators never read them."""
+    from frontier.predict.engine_kernels import load_fused_moe
+
+    gpu = get_gpu("h200")
+    base = load_predictor(gpu)
+    pred = with_engine_kernels(base, gpu.name, "vllm")
+    dense = [Gemm(1024, 4096, 4096, "bf16"), Elementwise("silu_mul", 1024, 14336)]
+    assert np.array_equal(pred.ops_ms(dense), base.ops_ms(dense))
+    assert callable(pred._fused)  # not read yet
+    assert "fused MoE" in pred.sources()["grouped_gemm"]  # known to exist without reading it
+    layer = [
+        GroupedGemm(128, 4, 1024, 2880, 5760, 32, 128, "w4a16"),
+        Elementwise("silu_mul", 4096, 2880),
+        GroupedGemm(128, 4, 1024, 2880, 2880, 32, 128, "w4a16"),
+    ]
+    eager = WithEngineKernels(base, load_fused_moe(str(CALIBRATION_DIR / gpu.name), "vllm"), "vllm")
+    assert np.array_equal(pred.ops_ms(layer), eager.ops_ms(layer))
+    assert isinstance(pred._fused, FusedMoE)
+
+
+def test_a_dense_model_run_does_not_import_pandas():
+    """Simulating a dense model (Llama-2-7B on an H100, whose GPU has engine MoE tables) never
+    reads them, so the run does not pay pandas' import (~0.2 s of start-up)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from frontier.sim.run import run_scenario\n"
+        "from frontier.spec.scenario import scenario_from_dict\n"
+        "sc = scenario_from_dict({'name': 'dense', 'model': 'llama-2-7b', 'gpu': 'h100-sxm',\n"
+        "    'deployment': {'tp': 1}, 'workload': {'num_requests': 20, 'input_len': 300, 'output_len': 20,\n"
+        "    'arrival': {'process': 'poisson', 'rate': 4.0}}, 'seed': 1})\n"
+        "assert run_scenario(sc, timeline=False).summary['completed'] == 20\n"
+        "print('pandas' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"

@@ -117,3 +117,16 @@ def test_a_share_of_a_split_sequence_is_not_costed_as_a_shorter_sequence():
     half_prompt = blocks.one_prefill_ms(2000, 0)
     assert blocks.attention_ms(share, False) > 1.5 * half_prompt
     assert blocks.attention_ms(whole, False) == pytest.approx(blocks.one_prefill_ms(4000, 0))
+
+
+def test_one_prefill_operator_alone_gets_the_numbers_of_a_batch(h100):
+    """An attention-prefill operator asked alone takes a path of Python floats (a step with
+    several prefills asks one new shape at a time); its answer is bit for bit the one the same
+    operator gets among others, ragged or not, on the grid and off it."""
+    model = XGBoostFamilyModel.load("attn_prefill", h100, H100_DIR / "predictors")
+    ops = random_ops(np.random.default_rng(1), n=300)["attn_prefill"]
+    ops += [AttnPrefill.uniform(s, q, 32, 8, 128, 128) for s, q in [(1, 1), (1, 512), (4, 2048), (64, 8000)]]
+    together = model.predict_ms(ops)
+    alone = np.array([model.predict_ms([op])[0] for op in ops])
+    assert np.array_equal(alone, together)
+    assert model._one_prefill(ops[0], model.tables(model.default)) is not None  # the path ran
