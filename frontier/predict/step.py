@@ -323,8 +323,12 @@ class StepModel:
         at = {0, n - 1}
         kinks = getattr(self.rule, "kinks", None)
         if kinks is not None:
+            last = n - 1
             for j in kinks(stats, n):
-                at.update(i for i in (j - 1, j) if 0 < i < n - 1)
+                if 0 < j - 1 < last:
+                    at.add(j - 1)
+                if 0 < j < last:
+                    at.add(j)
         s = stats
         memo: dict[int, StepTime] = {}
 
