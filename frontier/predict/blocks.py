@@ -321,10 +321,11 @@ class BlockCosts:
         """Iterations of a decode run at which decode attention changes slope: its KV sum, one
         rank's share of `parts`, crosses a point of the 5 % grid it is interpolated on."""
         last = sum_kv + (n - 1) * num_decode
-        out, g = [], grid_neighbours(max(-(-sum_kv // parts), 1), 1.05)[1]
+        out, g = [], grid_neighbours(max(-(-sum_kv // parts), 1), DECODE_KV_STEP)[1]
+        memo = _DECODE_NEIGHBOURS
         while g * parts < last:
             out.append(-(-(g * parts - sum_kv) // num_decode))
-            g = grid_neighbours(g + 1, 1.05)[1]
+            g = (memo.get(g + 1) or grid_neighbours(g + 1, DECODE_KV_STEP))[1]
         return out
 
     def attention_ms(self, stats: BatchStats, graph: bool) -> float:

@@ -28,7 +28,7 @@ from frontier.sim.request import Request
 from frontier.sim.scheduler import Scheduler, StepPlan
 
 
-@dataclass
+@dataclass(slots=True)  # one or more per planned batch
 class Batch:
     scheduled: list[tuple[Request, int]]
     start_s: float

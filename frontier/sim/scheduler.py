@@ -20,7 +20,7 @@ from frontier.sim.kv_cache import BlockManager
 from frontier.sim.request import Request
 
 
-@dataclass
+@dataclass(slots=True)  # one per planned batch
 class StepPlan:
     scheduled: list[tuple[Request, int]] = field(default_factory=list)  # (request, new tokens)
     preempted: list[Request] = field(default_factory=list)
