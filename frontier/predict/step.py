@@ -331,10 +331,12 @@ class StepModel:
                     at.add(j)
         s = stats
         memo: dict[int, StepTime] = {}
+        step = self.rule.step
 
         def ask(j: int) -> StepTime:
-            if j not in memo:
-                memo[j] = self.rule.step(
+            t = memo.get(j)
+            if t is None:
+                t = memo[j] = step(
                     BatchStats(
                         s.num_prefill,
                         s.prefill_tokens,
@@ -349,7 +351,7 @@ class StepModel:
                         s.num_sampled,
                     )
                 )
-            return memo[j]
+            return t
 
         at = sorted(at)
         # Host time hidden behind the GPU is a floor under the step time: where the GPU time,

@@ -430,10 +430,10 @@ class Instance:
     def _decode_run(self, plan: StepPlan) -> tuple[np.ndarray, StepTime]:
         """The decode iterations that can run before anything changes: their step times and
         totals."""
-        reqs = [r for r, _ in plan.scheduled]
-        b = len(reqs)
-        k = min(r.max_output_tokens - r.num_output for r in reqs)
-        computed = [r.num_computed for r in reqs]
+        scheduled = plan.scheduled
+        b = len(scheduled)
+        k = min([r.max_output_tokens - r.num_output for r, _ in scheduled])
+        computed = [r.num_computed for r, _ in scheduled]
         bs = self.kv.block_size
         # A sequence grows by at most ceil((k - 1) / block_size) blocks in iterations 2..k.
         if k > 1 and b * -(-(k - 1) // bs) > self.kv.free_blocks:
