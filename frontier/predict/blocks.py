@@ -30,12 +30,15 @@ from frontier.ops.graph import (
 )
 from frontier.ops.operators import Collective, EPExchange
 from frontier.predict.base import Predictor
-from frontier.predict.grid import EXACT_TOKENS, grid_neighbours, points_from, snap
+from frontier.predict.grid import EXACT_TOKENS, grid_neighbours, neighbours_memo, points_from, snap
 from frontier.spec.model import ModelSpec
 
 import numpy as np
 
 PREFILL_STEP = 1.05  # grid of the one-prefill attention table, both axes
+DECODE_KV_STEP = 1.05  # grid of decode attention's KV sum
+_PREFILL_NEIGHBOURS = neighbours_memo(PREFILL_STEP)  # looked up first on the hot path
+_DECODE_NEIGHBOURS = neighbours_memo(DECODE_KV_STEP)
 MULTI_PREFILL_MEMO = 50_000  # batches of several prefills remembered (then forgotten, to bound memory)
 
 
@@ -285,16 +288,22 @@ class BlockCosts:
         """Attention of one sequence bringing q new tokens after `context` cached ones: bilinear
         in the (q, context) table (exact in q * context, the causal work's cross term); None for
         a context beyond the table's."""
-        if context > self._contexts[-1]:
-            return None
-        lo, hi = grid_neighbours(q, PREFILL_STEP)
-        if lo not in self._prefill_rows or hi not in self._prefill_rows:
-            self._fill_prefill_rows([lo, hi])
         ctx = self._contexts
-        j = min(max(bisect.bisect_right(ctx, context) - 1, 0), len(ctx) - 2)
+        if context > ctx[-1]:
+            return None
+        lo, hi = _PREFILL_NEIGHBOURS.get(q) or grid_neighbours(q, PREFILL_STEP)
+        rows = self._prefill_rows
+        a, b = rows.get(lo), rows.get(hi)
+        if a is None or b is None:
+            self._fill_prefill_rows([lo, hi])
+            a, b = rows[lo], rows[hi]
+        j = bisect.bisect_right(ctx, context) - 1
+        if j < 0:
+            j = 0
+        elif j > len(ctx) - 2:
+            j = len(ctx) - 2
         c0, c1 = ctx[j], ctx[j + 1]
         wc = (context - c0) / (c1 - c0)
-        a, b = self._prefill_rows[lo], self._prefill_rows[hi]
         at_lo = a[j] + wc * (a[j + 1] - a[j])
         if hi == lo:
             return at_lo
@@ -312,10 +321,11 @@ class BlockCosts:
         """Iterations of a decode run at which decode attention changes slope: its KV sum, one
         rank's share of `parts`, crosses a point of the 5 % grid it is interpolated on."""
         last = sum_kv + (n - 1) * num_decode
-        out, g = [], grid_neighbours(max(-(-sum_kv // parts), 1), 1.05)[1]
+        out, g = [], grid_neighbours(max(-(-sum_kv // parts), 1), DECODE_KV_STEP)[1]
+        memo = _DECODE_NEIGHBOURS
         while g * parts < last:
             out.append(-(-(g * parts - sum_kv) // num_decode))
-            g = grid_neighbours(g + 1, 1.05)[1]
+            g = (memo.get(g + 1) or grid_neighbours(g + 1, DECODE_KV_STEP))[1]
         return out
 
     def attention_ms(self, stats: BatchStats, graph: bool) -> float:
@@ -326,32 +336,29 @@ class BlockCosts:
         `decode_sum_kv` and interpolated; a miss predicts the grid ahead (decode batches grow)
         and the neighbouring batch sizes in the same call."""
         total = 0.0
-        m, p, be, d = self.model, self.par, self.attn_backend, self.dtype
-        q = stats.prefill_tokens
-        c = stats.prefill_max_kv - q
+        num_prefill = stats.num_prefill
         one = None
-        if (
-            stats.num_prefill == 1
-            and stats.prefill_sum_q2 == q * q
-            and stats.prefill_sum_qc == q * c
-            and stats.prefill_max_q == q
-        ):
-            # One whole sequence (a share of a batch split over ranks or micro-batches is not).
-            one = self.one_prefill_ms(q, c)
+        if num_prefill == 1:
+            q = stats.prefill_tokens
+            c = stats.prefill_max_kv - q
+            if stats.prefill_sum_q2 == q * q and stats.prefill_sum_qc == q * c and stats.prefill_max_q == q:
+                # One whole sequence (a share of a batch split over ranks or micro-batches is not).
+                one = self.one_prefill_ms(q, c)
         if one is not None:
             total += one
-        elif stats.num_prefill:
+        elif num_prefill:
             key = self._prefill_key(stats, graph)
             hit = self._multi.get(key)
             if hit is None:
                 if len(self._multi) >= MULTI_PREFILL_MEMO:
                     self._multi.clear()
-                ops = attention_core(m, p, key[1], be, d)
+                ops = attention_core(self.model, self.par, key[1], self.attn_backend, self.dtype)
                 hit = self._multi[key] = self._launched(ops, self.predictor.ops_ms([op for op, _ in ops]), graph)[0]
             total += hit
-        if stats.num_decode:
-            b, s = stats.num_decode, stats.decode_sum_kv
-            lo, hi = grid_neighbours(s, 1.05)
+        b = stats.num_decode
+        if b:
+            s = stats.decode_sum_kv
+            lo, hi = _DECODE_NEIGHBOURS.get(s) or grid_neighbours(s, DECODE_KV_STEP)
             # The longest sequence only shapes how a decode kernel splits its work; the
             # calibrated predictors do not see it, so the key carries the mean length instead.
             memo, dec = self._memo, self._dec
@@ -360,6 +367,7 @@ class BlockCosts:
                 dec.get((b, hi, graph)) or self._dec_entry(b, hi, graph),
             )
             if a is None or c is None:
+                m, p, be, d = self.model, self.par, self.attn_backend, self.dtype
                 ahead = points_from(lo, 24, 1.05)
                 sizes = {max(1, b + d) for d in (-2, -1, 0, 1, 2)}
                 self._fill(

@@ -24,13 +24,20 @@ _NEIGHBOURS: dict[float, dict[int, tuple[int, int]]] = {}  # step -> x -> answer
 NEIGHBOURS_MEMO = 1 << 16
 
 
+def neighbours_memo(step: float) -> dict[int, tuple[int, int]]:
+    """The memo of `grid_neighbours` for one grid (the same dict for the whole process): hot
+    callers look x up in it first and call `grid_neighbours` only on a miss."""
+    memo = _NEIGHBOURS.get(step)
+    if memo is None:
+        memo = _NEIGHBOURS[step] = {}
+    return memo
+
+
 def grid_neighbours(x: int, step: float) -> tuple[int, int]:
     """The points of a geometric grid just below and above x (x itself when small or on it)."""
     if x <= 64:
         return int(x), int(x)
-    memo = _NEIGHBOURS.get(step)
-    if memo is None:
-        memo = _NEIGHBOURS[step] = {}
+    memo = _NEIGHBOURS.get(step) or neighbours_memo(step)
     hit = memo.get(x)
     if hit is not None:  # the step model asks the same KV sums and token counts again and again
         return hit
@@ -39,7 +46,7 @@ def grid_neighbours(x: int, step: float) -> tuple[int, int]:
     log_step = _LOG.get(step) or _LOG.setdefault(step, math.log(step))
     e = math.floor(math.log(x) / log_step)  # what math.log(x, step) computes
     lo, hi = int(round(step**e)), int(round(step ** (e + 1)))
-    hit = memo[x] = (x, x) if lo == x else (min(lo, x), max(hi, x))
+    hit = memo[x] = (x, x) if lo == x else (lo if lo <= x else x, hi if hi >= x else x)  # min, max
     return hit
 
 

@@ -323,14 +323,20 @@ class StepModel:
         at = {0, n - 1}
         kinks = getattr(self.rule, "kinks", None)
         if kinks is not None:
+            last = n - 1
             for j in kinks(stats, n):
-                at.update(i for i in (j - 1, j) if 0 < i < n - 1)
+                if 0 < j - 1 < last:
+                    at.add(j - 1)
+                if 0 < j < last:
+                    at.add(j)
         s = stats
         memo: dict[int, StepTime] = {}
+        step = self.rule.step
 
         def ask(j: int) -> StepTime:
-            if j not in memo:
-                memo[j] = self.rule.step(
+            t = memo.get(j)
+            if t is None:
+                t = memo[j] = step(
                     BatchStats(
                         s.num_prefill,
                         s.prefill_tokens,
@@ -345,7 +351,7 @@ class StepModel:
                         s.num_sampled,
                     )
                 )
-            return memo[j]
+            return t
 
         at = sorted(at)
         # Host time hidden behind the GPU is a floor under the step time: where the GPU time,

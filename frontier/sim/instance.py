@@ -28,7 +28,7 @@ from frontier.sim.request import Request
 from frontier.sim.scheduler import Scheduler, StepPlan
 
 
-@dataclass
+@dataclass(slots=True)  # one or more per planned batch
 class Batch:
     scheduled: list[tuple[Request, int]]
     start_s: float
@@ -57,24 +57,24 @@ def batch_stats(scheduled: list[tuple[Request, int]]) -> BatchStats:
     for req, n in scheduled:
         c = req.num_computed
         out = req.num_output
-        tokens = req.prompt_tokens + out
-        if c + n == tokens:
+        kv = c + n
+        if kv == req.prompt_tokens + out:
             num_sampled += 1
-        if n == 1 and out > 0 and c + 1 == tokens:
-            num_decode += 1
-            decode_sum_kv += c + 1
-            if c + 1 > decode_max_kv:
-                decode_max_kv = c + 1
-        else:
-            num_prefill += 1
-            prefill_tokens += n
-            sum_q2 += n * n
-            sum_qc += n * c
-            prefill_sum_kv += c + n
-            if n > max_q:
-                max_q = n
-            if c + n > prefill_max_kv:
-                prefill_max_kv = c + n
+            if n == 1 and out > 0:  # a decode
+                num_decode += 1
+                decode_sum_kv += kv
+                if kv > decode_max_kv:
+                    decode_max_kv = kv
+                continue
+        num_prefill += 1
+        prefill_tokens += n
+        sum_q2 += n * n
+        sum_qc += n * c
+        prefill_sum_kv += kv
+        if n > max_q:
+            max_q = n
+        if kv > prefill_max_kv:
+            prefill_max_kv = kv
     return BatchStats(
         num_prefill,
         prefill_tokens,
@@ -230,7 +230,10 @@ class Instance:
 
     # --- stepping ----------------------------------------------------------------------------
     def can_issue(self, now: float) -> bool:
-        return self.scheduler.has_work and len(self.inflight) < self.pp and now >= self.next_issue_s - 1e-12
+        sched = self.scheduler  # (its `has_work`, without a property call: asked after every event)
+        if not (sched.running or sched.waiting):
+            return False
+        return len(self.inflight) < self.pp and now >= self.next_issue_s - 1e-12
 
     def issue(self, now: float) -> Batch | None:
         """Plan and time the next batch; None if nothing can run now."""
@@ -309,20 +312,21 @@ class Instance:
         # arrivals that often cut it.)
         if full < 1:
             return None
-        decodes = []
+        computed = []  # the decodes' KV tokens
+        keep = computed.append
         left = 1 << 62  # decode iterations until a decode finishes
         for r, n in scheduled[:-1]:
-            if n != 1 or r.num_output == 0:
+            out = r.num_output
+            if n != 1 or out == 0:
                 return None
-            decodes.append(r)
-            if r.max_output_tokens - r.num_output < left:
-                left = r.max_output_tokens - r.num_output
+            keep(r.num_computed)
+            if r.max_output_tokens - out < left:
+                left = r.max_output_tokens - out
         ends = not sched.waiting  # the last chunk too
         k = min(full + ends, left)
         chunks = [q] * k
         if k > full:
             chunks[-1] = rem - full * q
-        computed = [r.num_computed for r in decodes]
         bs, free = self.kv.block_size, self.kv.free_blocks
         c0 = prompt.num_computed
         grown = list(itertools.accumulate(chunks, initial=c0))  # the prompt's KV after j chunks
@@ -426,10 +430,10 @@ class Instance:
     def _decode_run(self, plan: StepPlan) -> tuple[np.ndarray, StepTime]:
         """The decode iterations that can run before anything changes: their step times and
         totals."""
-        reqs = [r for r, _ in plan.scheduled]
-        b = len(reqs)
-        k = min(r.max_output_tokens - r.num_output for r in reqs)
-        computed = [r.num_computed for r in reqs]
+        scheduled = plan.scheduled
+        b = len(scheduled)
+        k = min([r.max_output_tokens - r.num_output for r, _ in scheduled])
+        computed = [r.num_computed for r, _ in scheduled]
         bs = self.kv.block_size
         # A sequence grows by at most ceil((k - 1) / block_size) blocks in iterations 2..k.
         if k > 1 and b * -(-(k - 1) // bs) > self.kv.free_blocks:
@@ -471,18 +475,19 @@ class Instance:
                 prefilled = int(batch.chunks.sum())
                 prompt.num_computed += prefilled
                 self.prefill_tokens += prefilled
-            # Each request's first gap runs from its last token; the rest are the step times.
-            if reqs:
-                last = np.fromiter((r.last_token_s for r in reqs), dtype=float, count=len(reqs))
-                rec.gaps(batch.start_s + float(times[0]) - last, 1)
-                rec.gaps(times[1:], len(reqs))
             done_s = batch.done_s
+            last = [r.last_token_s for r in reqs]  # each request's last token before this run
             for req in reqs:
                 req.num_computed += k
-                req.num_output += k
+                out = req.num_output + k
+                req.num_output = out
                 req.last_token_s = done_s
-                if req.num_output >= req.max_output_tokens:
+                if out >= req.max_output_tokens:
                     finished.append(req)
+            # Each request's first gap runs from its last token; the rest are the step times.
+            if reqs:
+                rec.gaps(batch.start_s + float(times[0]) - np.array(last), 1)
+                rec.gaps(times[1:], len(reqs))
             self.steps += k
             self.output_tokens += k * len(reqs)
             if prompt is None:
@@ -514,23 +519,26 @@ class Instance:
             t = batch.done_s
             tokens = emitted = prefilled = 0
             gaps = []
+            gap = gaps.append
+            hands_off = self.role == "prefill"
             for req, n in batch.scheduled:
                 out = req.num_output
                 if n > 1 or out == 0:
                     prefilled += n
-                req.num_computed += n
+                c = req.num_computed + n
+                req.num_computed = c
                 tokens += n
-                if req.num_computed == req.prompt_tokens + out:
+                if c == req.prompt_tokens + out:
                     emitted += 1
                     if out == 0:
                         self._first_token(req, t, finished, handoffs)
                         continue
-                    gaps.append(t - req.last_token_s)
+                    gap(t - req.last_token_s)
                     req.num_output = out = out + 1
                     req.last_token_s = t
                     if out >= req.max_output_tokens:
                         finished.append(req)
-                    elif self.role == "prefill":
+                    elif hands_off:
                         handoffs.append(req)
             rec.gap_list(gaps)
             self.prefill_tokens += prefilled

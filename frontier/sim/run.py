@@ -15,6 +15,7 @@ Every duration comes from the clusters' `StepModel`s (`frontier.predict.step`).
 
 from __future__ import annotations
 
+import gc
 import heapq
 import itertools
 from collections import Counter
@@ -499,7 +500,16 @@ def simulate(
     batches many iterations at once (exact for step times linear in the KV length)."""
     wall0 = time.perf_counter()
     sim = Simulation(scenario, requests, progress, timeline, step_time, fast_forward)
-    sim.run()
+    # The loop makes and drops millions of small objects but next to no reference cycles (a
+    # few thousand objects in a 100,000-request run): the cyclic collector's passes over the
+    # live objects only cost time (2-4 % of the loop), so it is paused while the loop runs.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        sim.run()
+    finally:
+        if collecting:
+            gc.enable()
     return _result(sim, time.perf_counter() - wall0)
 
 

@@ -20,7 +20,7 @@ from frontier.sim.kv_cache import BlockManager
 from frontier.sim.request import Request
 
 
-@dataclass
+@dataclass(slots=True)  # one per planned batch
 class StepPlan:
     scheduled: list[tuple[Request, int]] = field(default_factory=list)  # (request, new tokens)
     preempted: list[Request] = field(default_factory=list)
@@ -71,17 +71,19 @@ class Scheduler:
         running = self.running
         kv, block_size = self.kv, self.kv.block_size
         scheduled, decode_only = plan.scheduled, True
-        i, m = 0, len(running)
-        while i < m and budget > 0:
-            req = running[i]
-            i += 1
+        append = scheduled.append
+        # (A preemption removes a request at or after this one: iterating on stays in order.)
+        for req in running:
+            if budget <= 0:
+                break
             if busy and req.id in busy:
                 continue
-            n = req.prompt_tokens + req.num_output - req.num_computed
+            out, computed = req.num_output, req.num_computed
+            n = req.prompt_tokens + out - computed
             if n > budget:
                 n = budget
             # Most decode steps stay inside the request's last block: no allocation needed.
-            if req.num_computed + n > req.num_blocks * block_size and not kv.allocate(req, n):
+            if computed + n > req.num_blocks * block_size and not kv.allocate(req, n):
                 fits = False
                 while not fits:
                     victim = self._victim(busy)
@@ -93,11 +95,10 @@ class Scheduler:
                     if victim is req:
                         break
                     fits = kv.allocate(req, n)
-                m = len(running)
                 if not fits:
                     break  # the request itself was preempted: nothing later can fit either
-            scheduled.append((req, n))
-            if n != 1 or req.num_output == 0:
+            append((req, n))
+            if n != 1 or out == 0:
                 decode_only = False
             budget -= n
         plan.decode_only = decode_only
