@@ -236,13 +236,19 @@ def _pd_scenario(row, card: str, gpu: str, version: str, per_client: int) -> dic
         if _int(row[f"{side}_moe_ep_size"]) > 1:
             c["ep"] = _int(row[f"{side}_moe_ep_size"])
         clusters.append(c)
+    return _row_scenario(row, card, gpu, {"clusters": clusters}, per_client)
+
+
+def _row_scenario(row, card: str, gpu: str, deployment: dict, per_client: int) -> dict:
+    """A run's scenario: its deployment and a closed loop of `batch_size` clients, rate inf,
+    `per_client` prompts each, of the lengths its client drew."""
     conc = _int(row["batch_size"])
     isl, osl = _lengths(row)
     return {
         "name": row["id"],
         "model": card,
         "gpu": gpu,
-        "deployment": {"clusters": clusters},
+        "deployment": deployment,
         "workload": {
             "num_requests": per_client * conc,
             "concurrency": conc,
@@ -259,8 +265,6 @@ def _scenario(row, card: str, gpu: str, version: str, per_client: int) -> dict:
 
     tp, pp = _int(row["tp_size"]), _int(row["pp_size"])
     dp_attn, ep = _int(row["attention_dp_size"]), _int(row["moe_ep_size"])
-    conc = _int(row["batch_size"])
-    isl, osl = _lengths(row)
     # aiconfigurator's columns: tp_size is attention TP, so an instance has tp x attention_dp GPUs.
     deployment = {"engine": row["backend"], "tp": tp, "pp": pp}
     if load_model(card).precision == "bf16":  # a quantized checkpoint keeps its own precision
@@ -272,21 +276,7 @@ def _scenario(row, card: str, gpu: str, version: str, per_client: int) -> dict:
     if ep > 1:
         deployment["ep"] = ep
     deployment.update(inferencemax_server_args(row))
-
-    return {
-        "name": row["id"],
-        "model": card,
-        "gpu": gpu,
-        "deployment": deployment,
-        "workload": {
-            "num_requests": per_client * conc,
-            "concurrency": conc,
-            "arrival": {"process": "poisson", "rate": "inf"},
-            "input_len": isl,
-            "output_len": osl,
-        },
-        "seed": 0,
-    }
+    return _row_scenario(row, card, gpu, deployment, per_client)
 
 
 def simulate_run(scenario: dict) -> dict:
