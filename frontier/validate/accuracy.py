@@ -162,7 +162,11 @@ def load_runs(path: Path = DEV_SET, num_prompts_per_client: int = PROMPTS_PER_CL
         if pd_layout:
             row["batch_size"] = _silicon_concurrency(row)
         reason = (
-            _pd_unexpressed(row) if pd_layout else "" if row["mode"] == "agg" else f"mode {row['mode']} not expressed"
+            _pd_unexpressed(row)
+            if pd_layout
+            else _agg_unexpressed(row)
+            if row["mode"] == "agg"
+            else f"mode {row['mode']} not expressed"
         )
         if not reason and card is None:
             reason = f"no model card for {row['model_path']}"
@@ -198,6 +202,23 @@ def _silicon_concurrency(row) -> float:
     """A disaggregated run's client count: recorded only in its source note."""
     m = re.search(r"silicon_concurrency=(\d+)", str(row.get("silicon_data_source") or ""))
     return float(m.group(1)) if m else float("nan")
+
+
+def _agg_unexpressed(row) -> str:
+    """Why a co-located run's layout cannot be expressed, or ''. vLLM with data-parallel
+    attention and no expert parallelism shards its MoE layers over all tp x dp ranks
+    (vllm/model_executor/layers/fused_moe/config.py, FusedMoEParallelConfig: the flattened
+    tp_size = dp x tp), tokens gathered from every DP rank; Frontier shards MoE layers over the
+    attention TP ranks or spreads experts over EP ranks, not this. aiconfigurator's columns give
+    it as moe_tp x moe_ep GPUs differing from tp x attention_dp."""
+    moe_gpus = _int(row["moe_tp_size"]) * _int(row["moe_ep_size"])
+    attn_gpus = _int(row["tp_size"]) * _int(row["attention_dp_size"])
+    if moe_gpus > 1 and moe_gpus != attn_gpus:
+        return (
+            f"MoE over {moe_gpus} GPUs (moe_tp {_int(row['moe_tp_size'])} x moe_ep {_int(row['moe_ep_size'])}) "
+            f"but attention over tp x attention_dp = {attn_gpus}: MoE TP across data-parallel ranks not expressed"
+        )
+    return ""
 
 
 def _pd_unexpressed(row) -> str:
