@@ -234,9 +234,9 @@ def attention_core(
         m = model.mla
         qk = m.qk_nope_head_dim + m.qk_rope_head_dim
         if model.dsa:
-            ops += [(op, layers) for op, _ in dsa_indexer(model, batch, dtype)]
+            ops += [(op, n * layers) for op, n in dsa_indexer(model, batch, dtype)]
         if batch.num_prefill and model.dsa and batch.prefill_max_kv > model.dsa.index_topk:
-            ops += [(op, layers) for op, _ in sparse_prefill_attention(model, par, batch, dtype)]
+            ops += [(op, n * layers) for op, n in sparse_prefill_attention(model, par, batch, dtype)]
         elif batch.num_prefill:
             # Prefill expands the latent into per-head keys and values for the whole context.
             ops.append(
@@ -285,37 +285,44 @@ def attention_core(
 # FlashMLA's sparse kernels run the query heads in tiles of 64 on Hopper (nsa_backend.py
 # `_forward_flashmla_sparse` pads a TP rank's heads up to it).
 SPARSE_MLA_HEAD_TILE = 64
+DSA_DUAL_STREAM_TOKENS = 1024  # nsa_indexer.py DUAL_STREAM_TOKEN_THRESHOLD
 
 
 def dsa_indexer(model: ModelSpec, batch: BatchStats, dtype: str | None = None) -> Ops:
     """DeepSeek Sparse Attention's lightning indexer of one layer, as SGLang runs it
     (sglang/srt/layers/attention/nsa/nsa_indexer.py `Indexer.forward_cuda`; the reference is
-    deepseek-ai/DeepSeek-V3.2-Exp inference/model.py `Indexer`); counts are per layer (1).
+    deepseek-ai/DeepSeek-V3.2-Exp inference/model.py `Indexer`); counts are per layer.
 
     Its weights are replicated on every TP rank (`ReplicatedLinear`), so each GPU runs all
     index heads. Every new token's index key is made and cached: `wk` (quantised like the other
-    projections), LayerNorm, rotary on its 64 rope dims, a Hadamard rotation, fp8 quantisation
-    and the index-key cache write. Queries are scored where the engine scores them: every decode
-    token, and prefill tokens only when a sequence of the batch is longer than index_topk
-    (shorter batches take `_forward_cuda_k_only` and dense attention): `wq_b` on the q latent,
-    `weights_proj` (bf16) with its head-gate scaling, rotary, Hadamard, fp8 quantisation, the
-    score kernel over each query's context and the top-k (both `IndexerScore`, roofline-priced).
-    Decode runs the query and key projections on a second stream beside `weights_proj`; the
-    overlap is not modelled (these kernels are a few microseconds each)."""
+    projections), LayerNorm, rotary on its 64 rope dims (written back into the key: a copy), a
+    Hadamard rotation, fp8 quantisation and the index-key cache write. Queries are scored where
+    the engine scores them: every decode token, and prefill tokens only when a sequence of the
+    batch is longer than index_topk (shorter batches take `_forward_cuda_k_only` and dense
+    attention): `wq_b` on the q latent, rotary (one kernel with the key's) and its write-back,
+    Hadamard, fp8 quantisation, `weights_proj` (bf16) with its head-gate scaling, the score
+    kernel over each query's context and the top-k (both `IndexerScore`, roofline-priced).
+
+    A decode batch of up to 1,024 tokens (replayed from a CUDA graph) runs the query and key
+    path on a second stream while `weights_proj` and its scaling run on the main one, hidden
+    behind the longer path; two eager multiplies by the query scales follow the join."""
     dsa, m = model.dsa, model.mla
     dtype = dtype or model.weight_dtype
     H, D, rope, h = dsa.index_n_heads, dsa.index_head_dim, m.qk_rope_head_dim, model.hidden_size
     T = batch.prefill_tokens + batch.num_decode
     scoring = batch.num_decode + (batch.prefill_tokens if batch.prefill_max_kv > dsa.index_topk else 0)
+    dual_stream = not batch.num_prefill and T <= DSA_DUAL_STREAM_TOKENS
     ops: Ops = [(Gemm(T, h, D, dtype), 1), (Elementwise("layernorm", T, D), 1)]
     if scoring:
-        ops += [
-            (Gemm(scoring, m.q_lora_rank or h, H * D, dtype), 1),
-            (Gemm(scoring, h, H, "bf16"), 1),  # weights_proj stays bf16
-            (Elementwise("head_gate", scoring, H), 1),
-        ]
+        ops.append((Gemm(scoring, m.q_lora_rank or h, H * D, dtype), 1))
+        if dual_stream:
+            ops.append((Elementwise("head_gate_scale", scoring, H), 2))
+        else:
+            ops += [(Gemm(scoring, h, H, "bf16"), 1), (Elementwise("head_gate", scoring, H), 1)]  # bf16 weights_proj
+        ops.append((Elementwise("copy", scoring, H * rope), 1))  # the query's rope dims written back
     ops += [
         (Elementwise("rotary", T, rope + (H * rope if scoring else 0)), 1),  # q and k in one kernel
+        (Elementwise("copy", T, rope), 1),  # the key's rope dims written back
         (Elementwise("hadamard", T, D), 1),
         (Elementwise("quant_fp8", T, D), 1),
         (Elementwise("index_cache_write", T, D), 1),

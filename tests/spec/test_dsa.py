@@ -54,12 +54,13 @@ def prefill(q: int, c: int = 0) -> BatchStats:
     return BatchStats(1, q, q * q, q * c, q + c, q, q + c, num_sampled=1)
 
 
-def indexer_ops(tokens: int, scoring: int = 0, pairs: int = 0, keys: int = 0) -> Counter:
+def indexer_ops(tokens: int, scoring: int = 0, pairs: int = 0, keys: int = 0, decode: bool = False) -> Counter:
     """The tiny model's indexer, per step (x 2 layers): 4 index heads of 32 dims, rope 16."""
     ops = [
         Gemm(tokens, 256, 32),  # wk
         Elementwise("layernorm", tokens, 32),
         Elementwise("rotary", tokens, 16 + (4 * 16 if scoring else 0)),
+        Elementwise("copy", tokens, 16),  # the key's rope dims written back
         Elementwise("hadamard", tokens, 32),
         Elementwise("quant_fp8", tokens, 32),
         Elementwise("index_cache_write", tokens, 32),
@@ -67,14 +68,18 @@ def indexer_ops(tokens: int, scoring: int = 0, pairs: int = 0, keys: int = 0) ->
     if scoring:
         ops += [
             Gemm(scoring, 96, 4 * 32),  # wq_b on the q latent
-            Gemm(scoring, 256, 4),  # weights_proj
-            Elementwise("head_gate", scoring, 4),
+            Elementwise("copy", scoring, 4 * 16),  # the query's rope dims written back
             Elementwise("hadamard", scoring, 4 * 32),
             Elementwise("quant_fp8", scoring, 4 * 32),
             IndexerScore("score", scoring, pairs, keys, 4, 32, 16),
             IndexerScore("topk", scoring, pairs, keys, 4, 32, 16),
         ]
-    return Counter({op: LAYERS for op in ops})
+        if not decode:  # decode hides weights_proj on the main stream behind the q/k stream
+            ops += [Gemm(scoring, 256, 4), Elementwise("head_gate", scoring, 4)]
+    out = Counter({op: LAYERS for op in ops})
+    if scoring and decode:  # two eager multiplies by the query scales after the streams join
+        out[Elementwise("head_gate_scale", scoring, 4)] = 2 * LAYERS
+    return out
 
 
 def counted(ops) -> Counter:
@@ -98,7 +103,7 @@ def test_short_decode_adds_the_indexer_and_nothing_else():
     batch = decode(2, 10)
     dense = counted(step_operators(tiny(dsa=False), Parallel(), batch))
     sparse = counted(step_operators(tiny(), Parallel(), batch))
-    assert sparse - dense == indexer_ops(2, scoring=2, pairs=20, keys=20)
+    assert sparse - dense == indexer_ops(2, scoring=2, pairs=20, keys=20, decode=True)
     assert dense - sparse == Counter()
 
 
@@ -108,6 +113,14 @@ def test_long_decode_attends_index_topk_tokens_but_scores_the_whole_context():
     assert attn == [AttnDecode(2, 2 * 16, 16, 8, 1, 64 + 16, 64, "flash")]
     assert ops[IndexerScore("score", 2, 200, 200, 4, 32, 16)] == LAYERS
     assert ops[IndexerScore("topk", 2, 200, 200, 4, 32, 16)] == LAYERS
+
+
+def test_a_large_decode_batch_runs_the_indexer_on_one_stream():
+    # Over 1,024 tokens SGLang does not split the indexer over two streams: weights_proj and
+    # its fused scaling are launched in line, not hidden.
+    ops = counted(attention_core(tiny(), Parallel(), decode(1100, 10)))
+    assert ops[Gemm(1100, 256, 4)] == LAYERS and ops[Elementwise("head_gate", 1100, 4)] == LAYERS
+    assert Elementwise("head_gate_scale", 1100, 4) not in ops
 
 
 def test_short_prefill_caches_index_keys_without_scoring():
