@@ -278,9 +278,12 @@ class BlockCosts:
         ms = self.predictor.ops_ms([op for op, _ in ops])
         counts = np.array([count for _, count in ops], dtype=float)
         launch = self.overheads.eager_launch_us * 1e-3  # prefill steps are never graph-captured
-        # Cores differ in length (a DSA model scores with its indexer past index_topk tokens).
-        starts = np.cumsum([0] + [len(core) for core in cores[:-1]])
-        per_row = np.add.reduceat(np.maximum(ms, launch) * counts, starts).reshape(len(rows), len(ctx))
+        weighted = np.maximum(ms, launch) * counts
+        if len({len(core) for core in cores}) == 1:
+            per_row = weighted.reshape(len(rows), len(ctx), -1).sum(axis=2)
+        else:  # a DSA model's core gains its indexer's scoring past index_topk tokens
+            starts = np.cumsum([0] + [len(core) for core in cores[:-1]])
+            per_row = np.add.reduceat(weighted, starts).reshape(len(rows), len(ctx))
         for q, row in zip(rows, per_row.tolist()):
             self._prefill_rows[q] = row
 
