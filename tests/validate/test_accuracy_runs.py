@@ -53,3 +53,17 @@ def test_moe_sharded_over_data_parallel_ranks_is_listed_not_simulated_on_fewer_g
     assert mixed and all(r.scenario is None for r in mixed)
     assert all(r.scenario is not None for r in qwen if r.tp == 2 and not r.unexpressed)
     assert any(r.scenario is not None for r in qwen)
+
+
+def test_aiconfigurator_sweep_runs_use_its_generators_server_flags(runs):
+    # generator/rule_plugin/benchmark/sglang.rule: mixed chunk, max prefill isl + 1500, the batch
+    # size as max running requests; vllm.rule: batched tokens = batch size + isl + 1500.
+    sgl = next(r for r in by(runs, engine="sglang", isl=1000, osl=500) if r.scenario)
+    dep = sgl.scenario["deployment"]
+    assert dep["enable_mixed_chunk"] is True and dep["max_prefill_tokens"] == 2500
+    assert dep["max_num_seqs"] == dep["cuda_graph_max_bs"] == sgl.concurrency
+    vllm = next(r for r in by(runs, engine="vllm", version="0.12.0", isl=8000, osl=1000) if r.scenario)
+    dep = vllm.scenario["deployment"]
+    assert dep["max_num_batched_tokens"] == vllm.concurrency + 9500 and dep["max_model_len"] == 10500
+    imax = next(r for r in by(runs, version="0.18.0", isl=8192, osl=1024) if r.scenario)
+    assert "enable_mixed_chunk" not in imax.scenario["deployment"]
