@@ -224,7 +224,10 @@ def test_gpt_oss_experts_on_marlin_take_the_measured_marlin_speed_at_prefill_and
         assert marlin.ops_ms(prefill).sum() > 2.0 * triton.ops_ms(prefill).sum()
         assert np.array_equal(marlin.ops_ms(decode), triton.ops_ms(decode))
     # Not an MXFP4 layer: unchanged.
-    fp8 = [GroupedGemm(256, 8, 8192, 3072, 768, 256, 256, "fp8"), Elementwise("silu_mul", 65536, 384),
-           GroupedGemm(256, 8, 8192, 384, 3072, 256, 256, "fp8")]
+    fp8 = [
+        GroupedGemm(256, 8, 8192, 3072, 768, 256, 256, "fp8"),
+        Elementwise("silu_mul", 65536, 384),
+        GroupedGemm(256, 8, 8192, 384, 3072, 256, 256, "fp8"),
+    ]
     assert np.array_equal(marlin.ops_ms(fp8), triton.ops_ms(fp8))
     assert "Marlin" in marlin.sources()["grouped_gemm"]
