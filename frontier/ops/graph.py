@@ -189,8 +189,11 @@ def attention_block(model: ModelSpec, par: Parallel, tokens: int, dtype: str | N
         ops.append((Gemm(T, h, (hq + 2 * hkv) * d, dtype), layers))
         if model.qk_norm:  # Qwen3: per-head RMSNorm of q and of k before rotary
             ops += [(Elementwise("rmsnorm", T, hq * d), layers), (Elementwise("rmsnorm", T, hkv * d), layers)]
+        if model.qk_norm_across_heads and tp > 1:
+            ops += qk_norm_across_ranks(par, T, (hq + hkv) * d, layers)
+        rotated = model.rotary_dim or d  # partial rotary (MiniMax-M2: 64 of 128 dims)
         ops += [
-            (Elementwise("rotary", T, (hq + hkv) * d), layers),
+            (Elementwise("rotary", T, (hq + hkv) * rotated), layers),
             (Elementwise("kv_cache_write", T, 2 * hkv * d), layers),
             (Gemm(T, hq * d, h, dtype), layers),
         ]
@@ -200,6 +203,21 @@ def attention_block(model: ModelSpec, par: Parallel, tokens: int, dtype: str | N
     if tp > 1:
         ops.append((all_reduce(T * h * elem, tp, par.fabric.gpus_per_node), layers))
     return ops
+
+
+def qk_norm_across_ranks(par: Parallel, tokens: int, width: int, layers: int) -> Ops:
+    """What MiniMax-M2's q/k RMSNorm over all heads adds under tensor parallelism.
+
+    Each rank holds some heads, so vLLM (vllm/model_executor/models/minimax_m2.py, its
+    `MiniMaxText01RMSNormTP.forward_qk` in vllm/model_executor/layers/mamba/linear_attn.py) sums
+    the squares of its part of q and of k per token, all-reduces the two fp32 sums (8 bytes a
+    token) and only then normalises: the sum of squares becomes a pass over q and k of its own
+    (priced as an RMSNorm of their width) before the all-reduce, which the normalisation waits
+    for. Without TP the sum and the normalisation are one kernel, as for Qwen3's per-head norm."""
+    return [
+        (Elementwise("rmsnorm", tokens, width), layers),
+        (all_reduce(tokens * 2 * 4, par.tp, par.fabric.gpus_per_node), layers),
+    ]
 
 
 def _prefill_attention(batch: BatchStats, hq: int, hkv: int, d: int, dv: int, backend: str) -> AttnPrefill:
