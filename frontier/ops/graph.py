@@ -342,19 +342,26 @@ def ffn_block(
         (Gemm(T, h, moe.num_experts, "bf16"), moe_layers),  # router logits stay in bf16
         (Elementwise("topk_gating", T, moe.num_experts), moe_layers),
     ]
+    replicated = replicated_tokens_ep(par, T, group)
     if par.ep > 1:
         load = busiest_rank(moe.num_experts, moe.top_k, par.ep, par.routing)
         rows, busiest, active = load.rows(group, moe.top_k)
         width, experts = moe.intermediate_size, load.local_experts
         rank_tokens = max(1, math.ceil(rows / moe.top_k))
         imbalance = load.rank_share * par.ep
-        ops += [
-            (ep_exchange(model, par, T, "dispatch", imbalance), moe_layers),
+        experts_ops = [
             (GroupedGemm(experts, moe.top_k, rank_tokens, h, 2 * width, busiest, active, xdtype), moe_layers),
             (Elementwise("silu_mul", rows, width), moe_layers),
             (GroupedGemm(experts, moe.top_k, rank_tokens, width, h, busiest, active, xdtype), moe_layers),
-            (ep_exchange(model, par, T, "combine", imbalance), moe_layers),
         ]
+        if replicated:
+            ops += experts_ops
+        else:
+            ops += [
+                (ep_exchange(model, par, T, "dispatch", imbalance), moe_layers),
+                *experts_ops,
+                (ep_exchange(model, par, T, "combine", imbalance), moe_layers),
+            ]
     else:
         width = moe.intermediate_size // tp
         busiest, active = _dense_routing(T, moe.num_experts, moe.top_k, par.routing.skew)
@@ -370,6 +377,24 @@ def ffn_block(
             (Elementwise("silu_mul", T, shared), moe_layers),
             (Gemm(T, shared, h, dtype), moe_layers),
         ]
-    if tp > 1 and par.ep == 1:
+    if tp > 1 and (par.ep == 1 or replicated):
         ops.append((all_reduce(T * h * elem, tp, par.fabric.gpus_per_node), moe_layers))
     return ops
+
+
+def replicated_tokens_ep(par: Parallel, tokens: int, group: int) -> bool:
+    """Expert parallelism over the tensor-parallel ranks without attention data parallelism
+    (vLLM `--enable-expert-parallel` at data-parallel size 1; SGLang `--ep-size` without DP
+    attention and without DeepEP): every rank already holds all the group's tokens after the
+    attention block's all-reduce, so nothing is dispatched; each rank runs its own experts on the
+    tokens routed to them and the TP all-reduce sums the ranks' outputs, as for tensor-parallel
+    experts (vllm/model_executor/layers/fused_moe/layer.py: the all-to-all kernels only when
+    dp_size > 1, else `maybe_all_reduce_tensor_model_parallel`). Not so for an AF FFN instance,
+    whose GPUs each receive a share of the tokens (`tokens` < `group`)."""
+    return (
+        par.ep > 1
+        and par.dp_attention == 1
+        and par.ep == par.tp
+        and tokens == group
+        and not par.ep_backend.startswith("deepep")
+    )

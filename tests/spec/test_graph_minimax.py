@@ -59,3 +59,21 @@ def test_partial_rotary_from_a_config_factor():
     }
     assert model_from_config(cfg, "m", "config").rotary_dim == 64
     assert model_from_config({**cfg, "partial_rotary_factor": 1.0}, "m", "config").rotary_dim == 0
+
+
+def test_expert_parallel_over_the_tp_ranks_dispatches_nothing_and_all_reduces():
+    """vLLM `--tensor-parallel-size 4 --enable-expert-parallel` (data-parallel size 1): every rank
+    holds all tokens, runs its 64 of the 256 experts at full width (1536) and the TP all-reduce
+    sums the ranks' outputs; no all-to-all."""
+    from frontier.ops.operators import EPExchange, GroupedGemm
+
+    c: Counter = Counter()
+    for op, n in step_operators(load_model("minimax-m2.5"), Parallel(tp=4, ep=4), DECODE4):
+        c[op] += n
+    assert not [op for op in c if isinstance(op, EPExchange)]
+    experts = [op for op in c if isinstance(op, GroupedGemm)]
+    assert {(op.experts, op.k, op.n) for op in experts} == {(64, 3072, 2 * 1536), (64, 1536, 3072)}
+    assert c[Collective("custom_all_reduce", 4 * 3072 * 2, 4)] == 2 * 62  # attention and MoE outputs
+    # With attention data parallelism the tokens are spread over the ranks: dispatched and combined.
+    spread = step_operators(load_model("minimax-m2.5"), Parallel(tp=1, ep=4, dp_attention=4), DECODE4)
+    assert {op.phase for op, _ in spread if isinstance(op, EPExchange)} == {"dispatch", "combine"}
