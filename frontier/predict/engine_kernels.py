@@ -149,7 +149,9 @@ class MarlinMoE:
     which model the experts belong to. A layer is answered from the measured Marlin layer of
     the nearest (padded) width at the same rows per expert (T x top-k / E: the measured token
     count T x k/E x E'/k'), scaled by the work: E x hidden x width (at equal rows per expert
-    both the FLOPs and the weight bytes read grow with it, so this holds from decode to prefill).
+    both the FLOPs and the weight bytes read grow with it). Below one row per expert the fixed
+    costs of a call dominate and do not scale so: there the measured layer of the layer's own
+    shape answers (`WithEngineKernels.ops_ms`).
 
     vLLM pads Marlin's MXFP4 layers (mxfp4.py `create_weights`): the intermediate size to a
     multiple of 128, the hidden size to 256 (gpt-oss: 2880 -> 3072 and 2880/tp -> 2944, 1536,
@@ -304,10 +306,13 @@ class WithEngineKernels:
             width = down.k
             if up.n != 2 * width or up.k != down.n or up.tokens != down.tokens or up.dtype != down.dtype:
                 continue
-            # Marlin from one row per expert up; below, the layer's time is its fixed cost per
-            # call (routing, block alignment, launches), which a transfer scaled by the work
-            # cannot give: the measured layer of this shape answers (it agrees within ~10 % at one
-            # row per expert and with the measured decode steps; tests/validate/test_whole_steps.py).
+            # Marlin from one row per expert up (every expert read, as in the measurement's
+            # balanced routing); below, a layer's time is mostly its fixed cost per call (routing,
+            # block alignment, launches), which a transfer scaled by the work undercounts, and the
+            # measured layer of this shape answers. At the switch the transfer is 0.6-0.75 of it:
+            # Marlin's own advantage at 1-2 rows per expert, which the development set's TPOTs at
+            # 32-64 clients show (gpt-oss TPOT median APE 5 %, against 6 % taking the larger of
+            # the two everywhere).
             marlin = up.tokens * up.topk >= up.experts and up.dtype == "w4a16" and self._marlin is not None
             if marlin and self.marlin is not None:
                 t = self.marlin.layer_ms(up.k, width, up.experts, up.topk, up.tokens)
