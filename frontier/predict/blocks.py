@@ -275,16 +275,19 @@ class BlockCosts:
             return
         m, p, be, d = self.model, self.par, self.attn_backend, self.dtype
         ctx = self._contexts
-        ops = [
-            (op, count)
-            for q in rows
-            for c in ctx
-            for op, count in attention_core(m, p, BatchStats(1, q, q * q, q * c, q + c, q, q + c), be, d)
+        cores = [
+            attention_core(m, p, BatchStats(1, q, q * q, q * c, q + c, q, q + c), be, d) for q in rows for c in ctx
         ]
+        ops = [pair for core in cores for pair in core]
         ms = self.predictor.ops_ms([op for op, _ in ops])
         counts = np.array([count for _, count in ops], dtype=float)
         launch = self.overheads.eager_launch_us * 1e-3  # prefill steps are never graph-captured
-        per_row = (np.maximum(ms, launch) * counts).reshape(len(rows), len(ctx), -1).sum(axis=2)
+        weighted = np.maximum(ms, launch) * counts
+        if len({len(core) for core in cores}) == 1:
+            per_row = weighted.reshape(len(rows), len(ctx), -1).sum(axis=2)
+        else:  # a DSA model's core gains its indexer's scoring past index_topk tokens
+            starts = np.cumsum([0] + [len(core) for core in cores[:-1]])
+            per_row = np.add.reduceat(weighted, starts).reshape(len(rows), len(ctx))
         for q, row in zip(rows, per_row.tolist()):
             self._prefill_rows[q] = row
 

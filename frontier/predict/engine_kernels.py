@@ -1,4 +1,4 @@
-"""The engines' own kernels (fused MoE, MLA prefill attention), where they were measured on the GPU.
+"""The engines' own kernels (fused MoE, MLA attention), where they were measured on the GPU.
 
 vLLM and SGLang do not run an MoE layer as the calibration's reference measured it
 (`torch._grouped_mm`, one CUTLASS grouped GEMM per projection): they launch a fused MoE kernel
@@ -32,6 +32,18 @@ sequence per row) answers it by the batch's causal work, sum(q_i^2 / 2 + q_i c_i
 the heads of one TP rank: at 8,192 tokens it takes 1.5x what the reference attention tables give
 for that head shape (1.99 vs 1.29 ms for 16 heads on H200), at 1,024 the same.
 
+And MLA decode attention (the same models: one query per sequence against the cached 576-dim
+latent, of which the first 512 dims are the value): the FlashAttention-3 MLA kernel as SGLang
+measured it (`mla_decode_sglang_<release>.csv`, aiconfigurator's `generation_mla_perf`, bf16 KV
+cache, equal-length batches) answers it by the heads of one TP rank, the batch and its mean
+context, bilinear in log batch and log context. The reference attention tables were measured
+with separate key and value heads; for a latent that is read once they give 1.7-2x the kernel's
+time (8 heads, 64 sequences of 5,120 tokens on H200: 0.18 vs 0.11 ms). vLLM's FLASH_ATTN_MLA
+backend (vllm/v1/attention/backends/mla/flashattn_mla.py) launches the same kernel: its whole
+MLA decode module in aiconfigurator's `mla_generation_module_perf` (vLLM 0.24) grows with the
+context as SGLang's kernel does (8 heads, 256 sequences, 2 to 8,192 tokens: +0.537 vs +0.543 ms),
+so vLLM uses SGLang's table where it has none of its own.
+
 MXFP4 experts on Hopper run OpenAI's `triton_kernels` by default; with `VLLM_MXFP4_USE_MARLIN=1`
 (InferenceMAX's gpt-oss launch scripts set it, benchmarks/gptoss_fp4_h{100,200}.sh) vLLM runs
 its Marlin MoE instead (vllm/model_executor/layers/quantization/mxfp4.py `get_mxfp4_backend`,
@@ -54,7 +66,7 @@ from pathlib import Path
 
 import numpy as np
 
-from frontier.ops.operators import AttnPrefill, Elementwise, GroupedGemm
+from frontier.ops.operators import AttnDecode, AttnPrefill, Elementwise, GroupedGemm
 
 FOLDER = "engine_kernels"
 # aiconfigurator's moe_dtype -> the GEMM family's dtype (frontier.spec.quant.GEMM_DTYPE). Per-tensor
@@ -62,6 +74,7 @@ FOLDER = "engine_kernels"
 # and the per-tensor rows (4-5x the block-scaled ones) time another code path.
 DTYPES = {"bfloat16": "bf16", "fp8_block": "fp8", "w4a16_mxfp4": "w4a16", "int4_wo": "w4a16"}
 MLA_HEAD_DIMS = (192, 128)  # DeepSeek-V3's expanded prefill heads: qk 128 + 64 rope, v 128
+MLA_LATENT_DIMS = (576, 512)  # decode against the latent: kv_lora 512 + 64 rope, v = its first 512
 GATE_UP_SHARE = 2.0 / 3.0  # of the fused layer's FLOPs (and time): 2 x inter x hidden of 3
 COLUMNS = ["dtype", "hidden", "inter", "experts", "topk", "tokens", "ms", "moe_dtype", "kernel_source"]
 
@@ -214,6 +227,52 @@ class MLAContext:
         return None if curve is None or work <= 0 else _log_log(curve, work)
 
 
+def convert_mla_decode(df):
+    """aiconfigurator generation_mla_perf rows -> (heads, batch, kv, ms): bf16 KV, every sequence
+    at context isl + step."""
+    rows = df[df["kv_cache_dtype"] == "bfloat16"].assign(kv=lambda d: d["isl"] + d["step"])
+    out = rows.groupby(["num_heads", "batch_size", "kv"], as_index=False)["latency"].median()
+    out = out.rename(columns={"num_heads": "heads", "batch_size": "batch", "latency": "ms"})
+    return out.sort_values(["heads", "batch", "kv"])
+
+
+class MLADecode:
+    """Measured MLA decode attention per head count, on a (batch, context) grid."""
+
+    def __init__(self, rows):
+        self._grids = {}
+        for heads, g in rows.groupby("heads"):
+            table = g.pivot_table(index="batch", columns="kv", values="ms").dropna(axis=1)
+            self._grids[int(heads)] = (
+                np.log(table.index.to_numpy(float)),
+                np.log(table.columns.to_numpy(float)),
+                np.log(table.to_numpy(float)),
+            )
+
+    def attention_ms(self, heads: int, batch: int, sum_kv: int) -> float | None:
+        """The time for `batch` sequences holding `sum_kv` cached tokens in all, or None if `heads`
+        was not measured. Bilinear in log batch and log mean context between measured points;
+        beyond the largest batch or the longest context, linear in each (bandwidth-bound)."""
+        grid = self._grids.get(heads)
+        if grid is None or batch <= 0 or sum_kv <= 0:
+            return None
+        batches, kvs, log_ms = grid
+        kv = sum_kv / batch
+        beyond = max(1.0, batch / math.exp(batches[-1])) * max(1.0, kv / math.exp(kvs[-1]))
+        i, wi = _bracket(batches, min(math.log(batch), batches[-1]))
+        j, wj = _bracket(kvs, min(math.log(kv), kvs[-1]))
+        cell = log_ms[i : i + 2, j : j + 2]
+        top = cell[0, 0] + wj * (cell[0, 1] - cell[0, 0])
+        bottom = cell[1, 0] + wj * (cell[1, 1] - cell[1, 0])
+        return math.exp(top + wi * (bottom - top)) * beyond
+
+
+def _bracket(xs: np.ndarray, x: float) -> tuple[int, float]:
+    """The grid cell holding x (clamped to the ends) and x's weight toward its upper point."""
+    i = min(max(int(np.searchsorted(xs, x)) - 1, 0), len(xs) - 2)
+    return i, min(max((x - xs[i]) / (xs[i + 1] - xs[i]), 0.0), 1.0)
+
+
 @lru_cache(maxsize=None)
 def load_fused_moe(gpu_dir: str, engine: str) -> FusedMoE | None:
     """The engine's measured fused-MoE layers on the GPU, from its newest measured release.
@@ -246,19 +305,35 @@ def load_mla_context(gpu_dir: str, engine: str) -> MLAContext | None:
     return MLAContext(pd.read_csv(files[-1])) if files else None
 
 
+@lru_cache(maxsize=None)
+def load_mla_decode(gpu_dir: str, engine: str) -> MLADecode | None:
+    """The engine's measured MLA decode kernel, else another engine's (the same FlashAttention-3
+    MLA kernel; see the module docstring)."""
+    import pandas as pd
+
+    files = _mla_decode_files(gpu_dir, engine)
+    return MLADecode(pd.read_csv(files[-1])) if files else None
+
+
+def _mla_decode_files(gpu_dir: str, engine: str) -> list[Path]:
+    own = sorted(Path(gpu_dir, FOLDER).glob(f"mla_decode_{engine}_*.csv"), key=_release_of)
+    return own or sorted(Path(gpu_dir, FOLDER).glob("mla_decode_*.csv"), key=_release_of)
+
+
 def _release_of(path: Path) -> tuple[int, ...]:
     return tuple(int(p) for p in path.stem.rsplit("_", 1)[-1].split(".") if p.isdigit())
 
 
 class WithEngineKernels:
-    """A predictor answering MoE layers and MLA prefill attention from the engine's measured
-    kernels where it has them, everything else from `base`."""
+    """A predictor answering MoE layers and MLA attention from the engine's measured kernels
+    where it has them, everything else from `base`."""
 
-    def __init__(self, base, fused, engine: str, mla=None, marlin=None):
-        # `fused`, `mla` and `marlin`: the tables, None, or a function loading them on first use
-        # (reading them imports pandas: a model without MoE layers or MLA never needs them).
-        # `marlin` given: 4-bit (w4a16) MoE layers run vLLM's Marlin MoE (`MarlinMoE`).
-        self.base, self._fused, self.engine, self._mla, self._marlin = base, fused, engine, mla, marlin
+    def __init__(self, base, fused, engine: str, mla=None, mla_decode=None, marlin=None):
+        # The tables, None, or a function loading them on first use (reading them imports
+        # pandas: a model without MoE layers or MLA never needs them). `marlin` given: 4-bit
+        # (w4a16) MoE layers run vLLM's Marlin MoE (`MarlinMoE`).
+        self.base, self._fused, self.engine, self._mla = base, fused, engine, mla
+        self._mla_decode, self._marlin = mla_decode, marlin
 
     @property
     def fused(self) -> FusedMoE | None:
@@ -273,6 +348,12 @@ class WithEngineKernels:
         return self._mla
 
     @property
+    def mla_decode(self) -> MLADecode | None:
+        if callable(self._mla_decode):
+            self._mla_decode = self._mla_decode()
+        return self._mla_decode
+
+    @property
     def marlin(self) -> MarlinMoE | None:
         if callable(self._marlin):
             self._marlin = self._marlin()
@@ -282,16 +363,21 @@ class WithEngineKernels:
         return getattr(self.base, name)
 
     def ops_ms(self, ops) -> np.ndarray:
-        """The base predictor's times, with MLA prefill attention and each measured MoE layer
-        (gate/up, SiLU-and-mul, down, as frontier.ops.graph emits them) replaced by the engine's
-        kernels: the fused MoE's 2/3 on gate/up, 1/3 on down, nothing on the activation it fuses."""
+        """The base predictor's times, with MLA attention and each measured MoE layer (gate/up,
+        SiLU-and-mul, down, as frontier.ops.graph emits them) replaced by the engine's kernels:
+        the fused MoE's 2/3 on gate/up, 1/3 on down, nothing on the activation it fuses."""
         ms = np.asarray(self.base.ops_ms(ops), dtype=float)
-        if self._mla is not None:
+        if self._mla is not None or self._mla_decode is not None:
             for i, op in enumerate(ops):
-                if isinstance(op, AttnPrefill) and (op.d, op.dv) == MLA_HEAD_DIMS and op.hq == op.hkv:
-                    t = self.mla.attention_ms(op.hq, op.sum_q2 / 2 + op.sum_qc)
-                    if t is not None:
-                        ms[i] = t
+                t = None
+                if isinstance(op, AttnPrefill) and self._mla is not None:
+                    if (op.d, op.dv) == MLA_HEAD_DIMS and op.hq == op.hkv:
+                        t = self.mla.attention_ms(op.hq, op.sum_q2 / 2 + op.sum_qc)
+                elif isinstance(op, AttnDecode) and self._mla_decode is not None:
+                    if (op.d, op.dv) == MLA_LATENT_DIMS and op.hkv == 1:
+                        t = self.mla_decode.attention_ms(op.hq, op.batch, op.sum_kv)
+                if t is not None:
+                    ms[i] = t
         if (self._fused is None and self._marlin is None) or not any(isinstance(op, GroupedGemm) for op in ops):
             return ms
         # Each MoE layer: measured at its width, or the engine/reference ratio of the nearest
@@ -347,25 +433,28 @@ class WithEngineKernels:
             out["grouped_gemm"] += " (4-bit experts: Marlin MoE, measured at other expert shapes)"
         if "attn_prefill" in out and self._mla is not None:
             out["attn_prefill"] += f" ({self.engine}'s MLA prefill where measured)"
+        if "attn_decode" in out and self._mla_decode is not None:
+            out["attn_decode"] += " (the FlashAttention-3 MLA kernel where measured)"
         return out
 
 
 def with_engine_kernels(
     predictor, gpu_name: str, engine: str, calibration_dir: Path | None = None, mxfp4_marlin: bool = False
 ):
-    """`predictor`, answering MoE layers and MLA prefill attention from the engine's measured
-    kernels on the GPU where it has them. `mxfp4_marlin`: the MXFP4 experts run vLLM's Marlin
-    MoE (`VLLM_MXFP4_USE_MARLIN=1`, or `--mxfp4-backend marlin` in newer releases)."""
+    """`predictor`, answering MoE layers and MLA attention from the engine's measured kernels on
+    the GPU where it has them. `mxfp4_marlin`: the MXFP4 experts run vLLM's Marlin MoE
+    (`VLLM_MXFP4_USE_MARLIN=1`, or `--mxfp4-backend marlin` in newer releases)."""
     from frontier.paths import CALIBRATION_DIR
 
     gpu_dir = str(Path(calibration_dir or CALIBRATION_DIR) / gpu_name)
     # Which tables exist is known from their names; they are read when a step first needs them.
     fused = _measured(gpu_dir, "fused_moe", engine) and (lambda: load_fused_moe(gpu_dir, engine))
     mla = _measured(gpu_dir, "mla_context", engine) and (lambda: load_mla_context(gpu_dir, engine))
+    decode = bool(_mla_decode_files(gpu_dir, engine)) and (lambda: load_mla_decode(gpu_dir, engine))
     marlin = mxfp4_marlin and engine == "vllm" and fused and (lambda: load_marlin_moe(gpu_dir, engine))
-    if not (fused or mla):
+    if not (fused or mla or decode):
         return predictor
-    return WithEngineKernels(predictor, fused or None, engine, mla or None, marlin or None)
+    return WithEngineKernels(predictor, fused or None, engine, mla or None, decode or None, marlin or None)
 
 
 def _measured(gpu_dir: str, kind: str, engine: str) -> bool:

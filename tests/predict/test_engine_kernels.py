@@ -106,6 +106,47 @@ def test_mla_prefill_comes_from_the_measured_kernel_by_causal_work():
     assert ms[2] == pytest.approx(base.ops_ms([gqa])[0])
 
 
+def test_mla_decode_comes_from_the_measured_kernel_on_its_batch_and_context_grid():
+    from frontier.ops.operators import AttnDecode
+    from frontier.predict.engine_kernels import MLADecode
+
+    rows = pd.DataFrame(
+        {
+            "heads": [8] * 4,
+            "batch": [1, 1, 64, 64],
+            "kv": [1024, 4096, 1024, 4096],
+            "ms": [0.016, 0.019, 0.037, 0.089],
+        }
+    )
+    mla = MLADecode(rows)
+    assert mla.attention_ms(8, 64, 64 * 4096) == pytest.approx(0.089)  # a measured point
+    assert mla.attention_ms(8, 64, 64 * 2048) == pytest.approx(math.sqrt(0.037 * 0.089))  # log-log midway
+    assert mla.attention_ms(8, 128, 128 * 8192) == pytest.approx(4 * 0.089)  # twice the batch and context
+    assert mla.attention_ms(8, 1, 512) == pytest.approx(0.016)  # below the grid: its edge
+    assert mla.attention_ms(16, 64, 64 * 4096) is None  # another head count
+    base = load_predictor(get_gpu("h200"))
+    pred = WithEngineKernels(base, None, "vllm", None, mla)
+    latent = AttnDecode(64, 64 * 4096, 4096, 8, 1, 576, 512)
+    ragged = AttnDecode(64, 64 * 4096, 8000, 8, 1, 576, 512)  # same cached tokens, uneven
+    gqa = AttnDecode.uniform(64, 4096, 8, 1, 128)  # not the latent: the reference's answer
+    ms = pred.ops_ms([latent, ragged, gqa])
+    assert ms[0] == ms[1] == pytest.approx(0.089)
+    assert ms[2] == pytest.approx(base.ops_ms([gqa])[0])
+
+
+def test_both_engines_take_the_measured_mla_decode_kernel():
+    # SGLang's FlashAttention-3 MLA kernel (aiconfigurator generation_mla_perf, H200, 8 heads per
+    # rank: Kimi-K2.5 at TP8) answers vLLM too, which has no table of its own.
+    from frontier.ops.operators import AttnDecode
+
+    base = load_predictor(get_gpu("h200"))
+    op = AttnDecode.uniform(64, 4096, 8, 1, 576, 512)
+    for engine in ("sglang", "vllm"):
+        got = with_engine_kernels(base, "h200", engine).ops_ms([op])[0]
+        assert got == pytest.approx(0.089358, rel=1e-3)  # the measured row (batch 64, 4,096 tokens)
+        assert got < 0.6 * base.ops_ms([op])[0]  # the latent read once, not as keys and values
+
+
 def test_an_unmeasured_width_takes_the_engine_to_reference_ratio_of_the_nearest_measured_one():
     # Measured at TP1 (intermediate 512 per rank) only; at TP2 (256) the layer is the reference's
     # prediction times the engine/reference ratio found at 512.
