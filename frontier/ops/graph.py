@@ -191,8 +191,11 @@ def attention_block(model: ModelSpec, par: Parallel, tokens: int, dtype: str | N
         ops.append((Gemm(T, h, (hq + 2 * hkv) * d, dtype), layers))
         if model.qk_norm:  # Qwen3: per-head RMSNorm of q and of k before rotary
             ops += [(Elementwise("rmsnorm", T, hq * d), layers), (Elementwise("rmsnorm", T, hkv * d), layers)]
+        if model.qk_norm_across_heads and tp > 1:
+            ops += qk_norm_across_ranks(par, T, (hq + hkv) * d, layers)
+        rotated = model.rotary_dim or d  # partial rotary (MiniMax-M2: 64 of 128 dims)
         ops += [
-            (Elementwise("rotary", T, (hq + hkv) * d), layers),
+            (Elementwise("rotary", T, (hq + hkv) * rotated), layers),
             (Elementwise("kv_cache_write", T, 2 * hkv * d), layers),
             (Gemm(T, hq * d, h, dtype), layers),
         ]
@@ -202,6 +205,21 @@ def attention_block(model: ModelSpec, par: Parallel, tokens: int, dtype: str | N
     if tp > 1:
         ops.append((all_reduce(T * h * elem, tp, par.fabric.gpus_per_node), layers))
     return ops
+
+
+def qk_norm_across_ranks(par: Parallel, tokens: int, width: int, layers: int) -> Ops:
+    """What MiniMax-M2's q/k RMSNorm over all heads adds under tensor parallelism.
+
+    Each rank holds some heads, so vLLM (vllm/model_executor/models/minimax_m2.py, its
+    `MiniMaxText01RMSNormTP.forward_qk` in vllm/model_executor/layers/mamba/linear_attn.py) sums
+    the squares of its part of q and of k per token, all-reduces the two fp32 sums (8 bytes a
+    token) and only then normalises: the sum of squares becomes a pass over q and k of its own
+    (priced as an RMSNorm of their width) before the all-reduce, which the normalisation waits
+    for. Without TP the sum and the normalisation are one kernel, as for Qwen3's per-head norm."""
+    return [
+        (Elementwise("rmsnorm", tokens, width), layers),
+        (all_reduce(tokens * 2 * 4, par.tp, par.fabric.gpus_per_node), layers),
+    ]
 
 
 def _prefill_attention(batch: BatchStats, hq: int, hkv: int, d: int, dv: int, backend: str) -> AttnPrefill:
@@ -426,19 +444,26 @@ def ffn_block(
         (Gemm(T, h, moe.num_experts, "bf16"), moe_layers),  # router logits stay in bf16
         (Elementwise("topk_gating", T, moe.num_experts), moe_layers),
     ]
+    replicated = replicated_tokens_ep(par, T, group)
     if par.ep > 1:
         load = busiest_rank(moe.num_experts, moe.top_k, par.ep, par.routing)
         rows, busiest, active = load.rows(group, moe.top_k)
         width, experts = moe.intermediate_size, load.local_experts
         rank_tokens = max(1, math.ceil(rows / moe.top_k))
         imbalance = load.rank_share * par.ep
-        ops += [
-            (ep_exchange(model, par, T, "dispatch", imbalance), moe_layers),
+        experts_ops = [
             (GroupedGemm(experts, moe.top_k, rank_tokens, h, 2 * width, busiest, active, xdtype), moe_layers),
             (Elementwise("silu_mul", rows, width), moe_layers),
             (GroupedGemm(experts, moe.top_k, rank_tokens, width, h, busiest, active, xdtype), moe_layers),
-            (ep_exchange(model, par, T, "combine", imbalance), moe_layers),
         ]
+        if replicated:
+            ops += experts_ops
+        else:
+            ops += [
+                (ep_exchange(model, par, T, "dispatch", imbalance), moe_layers),
+                *experts_ops,
+                (ep_exchange(model, par, T, "combine", imbalance), moe_layers),
+            ]
     else:
         width = moe.intermediate_size // tp
         busiest, active = _dense_routing(T, moe.num_experts, moe.top_k, par.routing.skew)
@@ -454,6 +479,24 @@ def ffn_block(
             (Elementwise("silu_mul", T, shared), moe_layers),
             (Gemm(T, shared, h, dtype), moe_layers),
         ]
-    if tp > 1 and par.ep == 1:
+    if tp > 1 and (par.ep == 1 or replicated):
         ops.append((all_reduce(T * h * elem, tp, par.fabric.gpus_per_node), moe_layers))
     return ops
+
+
+def replicated_tokens_ep(par: Parallel, tokens: int, group: int) -> bool:
+    """Expert parallelism over the tensor-parallel ranks without attention data parallelism
+    (vLLM `--enable-expert-parallel` at data-parallel size 1; SGLang `--ep-size` without DP
+    attention and without DeepEP): every rank already holds all the group's tokens after the
+    attention block's all-reduce, so nothing is dispatched; each rank runs its own experts on the
+    tokens routed to them and the TP all-reduce sums the ranks' outputs, as for tensor-parallel
+    experts (vllm/model_executor/layers/fused_moe/layer.py: the all-to-all kernels only when
+    dp_size > 1, else `maybe_all_reduce_tensor_model_parallel`). Not so for an AF FFN instance,
+    whose GPUs each receive a share of the tokens (`tokens` < `group`)."""
+    return (
+        par.ep > 1
+        and par.dp_attention == 1
+        and par.ep == par.tp
+        and tokens == group
+        and not par.ep_backend.startswith("deepep")
+    )

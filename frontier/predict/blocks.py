@@ -171,11 +171,15 @@ class BlockCosts:
 
     def _launched(self, ops, ms, graph: bool) -> tuple[float, float]:
         """(compute, all-to-all) ms of (operator, count) pairs predicted at `ms` each, with
-        their launch gaps."""
+        their launch gaps. An operator priced at exactly 0 is one the engine's kernel fuses into
+        its neighbour (the SiLU-and-mul inside a measured fused MoE layer,
+        frontier.predict.engine_kernels): nothing is launched for it."""
         gap = self.overheads.graph_launch_us * 1e-3
         launch = self.overheads.eager_launch_us * 1e-3
         compute = comm = 0.0
         for (op, count), t in zip(ops, ms):
+            if t == 0.0:
+                continue
             t = count * (in_graph_ms(op, t) + gap if graph else max(t, launch))
             if isinstance(op, EPExchange) or (isinstance(op, Collective) and op.kind == "all_to_all"):
                 comm += t

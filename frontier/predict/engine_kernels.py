@@ -44,6 +44,12 @@ MLA decode module in aiconfigurator's `mla_generation_module_perf` (vLLM 0.24) g
 context as SGLang's kernel does (8 heads, 256 sequences, 2 to 8,192 tokens: +0.537 vs +0.543 ms),
 so vLLM uses SGLang's table where it has none of its own.
 
+MXFP4 experts on Hopper run OpenAI's `triton_kernels` by default; with `VLLM_MXFP4_USE_MARLIN=1`
+(InferenceMAX's gpt-oss launch scripts set it, benchmarks/gptoss_fp4_h{100,200}.sh) vLLM runs
+its Marlin MoE instead (vllm/model_executor/layers/quantization/mxfp4.py `get_mxfp4_backend`,
+layers/fused_moe/fused_marlin_moe.py), which at prefill sizes is about half as fast: see
+`MarlinMoE`.
+
 The tables are aiconfigurator's measured `moe_perf` rows (NVIDIA aiconfigurator 0.12, Apache-2.0;
 data/<system>/moe/<engine>/<version>/moe_perf.parquet), balanced routing, no expert parallelism,
 converted by `convert` below: `frontier calibration import-engine-moe` (needs the optional
@@ -147,6 +153,57 @@ def _log_log(curve: tuple[list[float], list[float]], x: float) -> float:
     return math.exp(ys[i - 1] + w * (ys[i] - ys[i - 1]))
 
 
+class MarlinMoE:
+    """vLLM's Marlin MoE kernel on MXFP4 experts, measured at other expert shapes.
+
+    Marlin (csrc/moe/marlin_moe_wna16, called by fused_marlin_moe.py) tiles each expert's rows in
+    blocks of at most 64 and dequantises the expert's 4-bit weights in the main loop of every
+    block, so its speed is set by the rows each expert gets and by the layer's width, not by
+    which model the experts belong to. A layer is answered from the measured Marlin layer of
+    the nearest (padded) width at the same rows per expert (T x top-k / E: the measured token
+    count T x k/E x E'/k'), scaled by the work: E x hidden x width (at equal rows per expert
+    both the FLOPs and the weight bytes read grow with it). Below one row per expert the fixed
+    costs of a call dominate and do not scale so: there the measured layer of the layer's own
+    shape answers (`WithEngineKernels.ops_ms`).
+
+    vLLM pads Marlin's MXFP4 layers (mxfp4.py `create_weights`): the intermediate size to a
+    multiple of 128, the hidden size to 256 (gpt-oss: 2880 -> 3072 and 2880/tp -> 2944, 1536,
+    768, 384 at TP1-8). The measurements are aiconfigurator's vLLM 0.24 Marlin rows of MXFP4
+    experts (`vllm_compressedtensorsw4a4mxfp4moe_marlin...`: hidden 3584, 896 experts, top-16,
+    intermediate 3072/tp at TP1-16), where Marlin reaches 190-230 TFLOPS at 8k+ tokens on H200
+    against 450-560 for `triton_kernels` on gpt-oss's experts (same table)."""
+
+    KERNEL = "marlin"
+
+    def __init__(self, rows):
+        mine = rows[rows["kernel_source"].str.contains(self.KERNEL) & (rows["moe_dtype"] == "w4a16_mxfp4")]
+        self._curves = {}
+        for key, g in mine.groupby(["hidden", "inter", "experts", "topk"]):
+            g = g.sort_values("tokens")
+            self._curves[tuple(int(k) for k in key)] = (
+                [math.log(t) for t in g["tokens"]],
+                [math.log(m) for m in g["ms"]],
+            )
+
+    def __bool__(self) -> bool:
+        return bool(self._curves)
+
+    def layer_ms(self, hidden: int, inter: int, experts: int, topk: int, tokens: int) -> float | None:
+        """The Marlin layer's time for `tokens` tokens (balanced routing), or None if no Marlin
+        layer was measured."""
+        if not self._curves:
+            return None
+        h, w = _round_up(hidden, 256), _round_up(inter, 128)
+        key = min(self._curves, key=lambda k: (abs(math.log(k[1] / w)) + abs(math.log(k[0] / h)), k))
+        mh, mw, me, mk = key
+        measured_tokens = max(tokens, 1) * topk / experts * me / mk  # the same rows per expert
+        return _log_log(self._curves[key], measured_tokens) * (experts * h * w) / (me * mh * mw)
+
+
+def _round_up(x: int, to: int) -> int:
+    return -(-x // to) * to
+
+
 def convert_mla(df):
     """aiconfigurator context_mla_perf rows -> (heads, isl, ms): bf16 KV, one sequence, no prefix."""
     rows = df[(df["kv_cache_dtype"] == "bfloat16") & (df["batch_size"] == 1) & (df["step"] == 0)]
@@ -231,6 +288,16 @@ def load_fused_moe(gpu_dir: str, engine: str) -> FusedMoE | None:
 
 
 @lru_cache(maxsize=None)
+def load_marlin_moe(gpu_dir: str, engine: str) -> MarlinMoE | None:
+    """vLLM's measured Marlin MXFP4 MoE layers on the GPU (newest release), or None."""
+    import pandas as pd
+
+    files = sorted(Path(gpu_dir, FOLDER).glob(f"fused_moe_{engine}_*.csv"), key=_release_of)
+    marlin = MarlinMoE(pd.read_csv(files[-1])) if files else None
+    return marlin or None
+
+
+@lru_cache(maxsize=None)
 def load_mla_context(gpu_dir: str, engine: str) -> MLAContext | None:
     import pandas as pd
 
@@ -261,11 +328,12 @@ class WithEngineKernels:
     """A predictor answering MoE layers and MLA attention from the engine's measured kernels
     where it has them, everything else from `base`."""
 
-    def __init__(self, base, fused, engine: str, mla=None, mla_decode=None):
+    def __init__(self, base, fused, engine: str, mla=None, mla_decode=None, marlin=None):
         # The tables, None, or a function loading them on first use (reading them imports
-        # pandas: a model without MoE layers or MLA never needs them).
+        # pandas: a model without MoE layers or MLA never needs them). `marlin` given: 4-bit
+        # (w4a16) MoE layers run vLLM's Marlin MoE (`MarlinMoE`).
         self.base, self._fused, self.engine, self._mla = base, fused, engine, mla
-        self._mla_decode = mla_decode
+        self._mla_decode, self._marlin = mla_decode, marlin
 
     @property
     def fused(self) -> FusedMoE | None:
@@ -284,6 +352,12 @@ class WithEngineKernels:
         if callable(self._mla_decode):
             self._mla_decode = self._mla_decode()
         return self._mla_decode
+
+    @property
+    def marlin(self) -> MarlinMoE | None:
+        if callable(self._marlin):
+            self._marlin = self._marlin()
+        return self._marlin
 
     def __getattr__(self, name):  # sources(), model_for(), ... of the base predictor
         return getattr(self.base, name)
@@ -304,7 +378,7 @@ class WithEngineKernels:
                         t = self.mla_decode.attention_ms(op.hq, op.batch, op.sum_kv)
                 if t is not None:
                     ms[i] = t
-        if self._fused is None or not any(isinstance(op, GroupedGemm) for op in ops):
+        if (self._fused is None and self._marlin is None) or not any(isinstance(op, GroupedGemm) for op in ops):
             return ms
         # Each MoE layer: measured at its width, or the engine/reference ratio of the nearest
         # measured width (another TP degree of the same experts) applied to the reference.
@@ -317,6 +391,21 @@ class WithEngineKernels:
                 continue
             width = down.k
             if up.n != 2 * width or up.k != down.n or up.tokens != down.tokens or up.dtype != down.dtype:
+                continue
+            # Marlin from one row per expert up (every expert read, as in the measurement's
+            # balanced routing); below, a layer's time is mostly its fixed cost per call (routing,
+            # block alignment, launches), which a transfer scaled by the work undercounts, and the
+            # measured layer of this shape answers. At the switch the transfer is 0.6-0.75 of it:
+            # Marlin's own advantage at 1-2 rows per expert, which the development set's TPOTs at
+            # 32-64 clients show (gpt-oss TPOT median APE 5 %, against 6 % taking the larger of
+            # the two everywhere).
+            marlin = up.tokens * up.topk >= up.experts and up.dtype == "w4a16" and self._marlin is not None
+            if marlin and self.marlin is not None:
+                t = self.marlin.layer_ms(up.k, width, up.experts, up.topk, up.tokens)
+                t *= min(1.0, up.active_experts / min(up.experts, up.tokens * up.topk))  # as below
+                ms[i], ms[i + 1], ms[i + 2] = t * GATE_UP_SHARE, 0.0, t * (1.0 - GATE_UP_SHARE)
+                continue
+            if self._fused is None or self.fused is None:
                 continue
             near = self.fused.nearest_width(up.dtype, up.k, width, up.experts, up.topk)
             if near is None:
@@ -340,6 +429,8 @@ class WithEngineKernels:
         out = dict(self.base.sources(families))
         if "grouped_gemm" in out and self._fused is not None:
             out["grouped_gemm"] += f" ({self.engine}'s fused MoE where measured)"
+        if "grouped_gemm" in out and self._marlin is not None:
+            out["grouped_gemm"] += " (4-bit experts: Marlin MoE, measured at other expert shapes)"
         if "attn_prefill" in out and self._mla is not None:
             out["attn_prefill"] += f" ({self.engine}'s MLA prefill where measured)"
         if "attn_decode" in out and self._mla_decode is not None:
@@ -347,9 +438,12 @@ class WithEngineKernels:
         return out
 
 
-def with_engine_kernels(predictor, gpu_name: str, engine: str, calibration_dir: Path | None = None):
+def with_engine_kernels(
+    predictor, gpu_name: str, engine: str, calibration_dir: Path | None = None, mxfp4_marlin: bool = False
+):
     """`predictor`, answering MoE layers and MLA attention from the engine's measured kernels on
-    the GPU where it has them."""
+    the GPU where it has them. `mxfp4_marlin`: the MXFP4 experts run vLLM's Marlin MoE
+    (`VLLM_MXFP4_USE_MARLIN=1`, or `--mxfp4-backend marlin` in newer releases)."""
     from frontier.paths import CALIBRATION_DIR
 
     gpu_dir = str(Path(calibration_dir or CALIBRATION_DIR) / gpu_name)
@@ -357,9 +451,10 @@ def with_engine_kernels(predictor, gpu_name: str, engine: str, calibration_dir: 
     fused = _measured(gpu_dir, "fused_moe", engine) and (lambda: load_fused_moe(gpu_dir, engine))
     mla = _measured(gpu_dir, "mla_context", engine) and (lambda: load_mla_context(gpu_dir, engine))
     decode = bool(_mla_decode_files(gpu_dir, engine)) and (lambda: load_mla_decode(gpu_dir, engine))
+    marlin = mxfp4_marlin and engine == "vllm" and fused and (lambda: load_marlin_moe(gpu_dir, engine))
     if not (fused or mla or decode):
         return predictor
-    return WithEngineKernels(predictor, fused or None, engine, mla or None, decode or None)
+    return WithEngineKernels(predictor, fused or None, engine, mla or None, decode or None, marlin or None)
 
 
 def _measured(gpu_dir: str, kind: str, engine: str) -> bool:

@@ -91,6 +91,8 @@ class ModelSpec:
     mla: MLA | None = None
     dsa: DSA | None = None  # DeepSeek Sparse Attention's indexer (MLA models only)
     qk_norm: bool = False  # RMSNorm on each head's q and k before rotary (Qwen3, Qwen3-MoE)
+    qk_norm_across_heads: bool = False  # MiniMax-M2: one RMSNorm over all heads' q (and k's)
+    rotary_dim: int = 0  # dims of each head that rotary rotates; 0: all (MiniMax-M2: 64 of 128)
     hf_id: str = ""
     # What `load_model` was given (card, alias, path): a scenario written back names it so.
     source: str = field(default="", compare=False)
@@ -455,9 +457,25 @@ def model_from_config(cfg: dict, name: str, where: str, hf_id: str = "") -> Mode
         moe=moe,
         mla=mla,
         dsa=dsa,
-        qk_norm=str(cfg.get("model_type", "")) in QK_NORM_MODEL_TYPES,
+        qk_norm=str(cfg.get("model_type", "")) in QK_NORM_MODEL_TYPES or bool(cfg.get("use_qk_norm")),
+        qk_norm_across_heads=bool(cfg.get("use_qk_norm")) and cfg.get("qk_norm_type") == "per_layer",
+        rotary_dim=_rotary_dim(cfg, head_dim, where),
         hf_id=hf_id,
     )
+
+
+def _rotary_dim(cfg: dict, head_dim: int, where: str) -> int:
+    """Dims of each head that rotary rotates (config `rotary_dim`, or `partial_rotary_factor` x
+    head_dim); 0 when it rotates all of them."""
+    if cfg.get("rotary_dim"):
+        dim = _count(cfg, "rotary_dim", where)
+    elif cfg.get("partial_rotary_factor"):
+        dim = round(float(cfg["partial_rotary_factor"]) * head_dim)
+    else:
+        return 0
+    if not 0 < dim <= head_dim:
+        raise SpecError(f"{where}: rotary_dim {dim} must be between 1 and head_dim {head_dim}")
+    return 0 if dim == head_dim else dim
 
 
 # Architectures whose attention normalises q and k per head (transformers' modeling_qwen3*.py
