@@ -61,11 +61,14 @@ def inferencemax_server_args(row) -> dict:
       --max-running-requests / --cuda-graph-max-bs 512 at 1k/1k, 256 otherwise (flashinfer
       attention and --stream-interval 10 are not modelled);
     - gptoss_fp4_h200_slurm.sh (vLLM, gpt-oss-120b, H200): no prefix caching,
-      max-num-batched-tokens 8192, --max-num-seqs = the concurrency (VLLM_MXFP4_USE_MARLIN=1,
-      Marlin MoE kernels, is not: no measurement of them at gpt-oss's shape)."""
-    if not _inferencemax(row) or row["system"] != "h200_sxm":
+      max-num-batched-tokens 8192, --max-num-seqs = the concurrency, VLLM_MXFP4_USE_MARLIN=1
+      (Marlin MoE kernels; gptoss_fp4_h100.sh sets it too)."""
+    if not _inferencemax(row):
         return {}
     model, engine = str(row["model_path"]).lower(), row["backend"]
+    marlin = {"mxfp4_backend": "marlin"} if engine == "vllm" and "gpt-oss" in model else {}
+    if row["system"] != "h200_sxm":
+        return marlin
     if engine == "sglang" and "deepseek" in model:
         seqs = 512 if (int(row["isl"]), int(row["osl"])) == (1024, 1024) else 256
         return {
@@ -77,7 +80,12 @@ def inferencemax_server_args(row) -> dict:
             "cuda_graph_max_bs": seqs,
         }
     if engine == "vllm" and "gpt-oss" in model:
-        return {"enable_prefix_caching": False, "max_num_batched_tokens": 8192, "max_num_seqs": _int(row["batch_size"])}
+        return {
+            "enable_prefix_caching": False,
+            "max_num_batched_tokens": 8192,
+            "max_num_seqs": _int(row["batch_size"]),
+            **marlin,
+        }
     return {}
 
 

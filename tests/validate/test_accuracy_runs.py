@@ -67,3 +67,10 @@ def test_aiconfigurator_sweep_runs_use_its_generators_server_flags(runs):
     assert dep["max_num_batched_tokens"] == vllm.concurrency + 9500 and dep["max_model_len"] == 10500
     imax = next(r for r in by(runs, version="0.18.0", isl=8192, osl=1024) if r.scenario)
     assert "enable_mixed_chunk" not in imax.scenario["deployment"]
+
+
+def test_inferencemax_gpt_oss_runs_use_marlin_moe_on_h100_and_h200(runs):
+    # benchmarks/gptoss_fp4_h100.sh and gptoss_fp4_h200.sh export VLLM_MXFP4_USE_MARLIN=1.
+    rows = [r for r in runs.values() if "gpt-oss" in r.model and r.scenario]
+    assert {r.gpu for r in rows} == {"h100_sxm", "h200_sxm"}
+    assert all(r.scenario["deployment"]["mxfp4_backend"] == "marlin" for r in rows)
