@@ -16,8 +16,8 @@ A step is timed by a *timing rule* over one `BlockCosts` cache (`frontier.predic
 - `AFPipeline`: attention/FFN disaggregation, n micro-batches ping-pong between attention and
   FFN GPUs layer by layer.
 Any object with `step(BatchStats) -> StepTime` is a rule (tests use known step times); a rule
-may also say where decode-run times change slope (`kinks`) and what to predict up front
-(`warm`). Host time per step is added in one place, `_with_host`. Link
+may also say where decode-run times change slope (`kinks`), time a decode run's iterations
+faster than step by step (`decode_steps`) and what to predict up front (`warm`). Host time per step is added in one place, `_with_host`. Link
 times come from `frontier.predict.links`. The batch handed in is the instance's whole batch;
 with `dp_attention` ranks it is split evenly over them (symmetric ranks are costed once, as the
 slowest one).
@@ -106,15 +106,39 @@ class Sequential:
         dp = blocks.par.dp_attention
         rank = split(stats, dp) if dp > 1 else stats
         graph = blocks.uses_graph(rank)
-        # Everything but attention depends on (tokens, sampled rows): memoised whole.
+        fixed = self._fixed.get((rank.prefill_tokens + rank.num_decode, rank.num_sampled, graph))
+        if fixed is None:
+            fixed = self._fixed_ms(rank, graph)
+        seqs = rank.num_prefill + rank.num_decode
+        return _with_host(blocks, fixed[0] + blocks.attention_ms(rank, graph), seqs, fixed[1], fixed[1])
+
+    def _fixed_ms(self, rank: BatchStats, graph: bool) -> tuple[float, float]:
+        """(ms, all-to-all ms) of everything but attention: it depends on (tokens, sampled rows)
+        only, and is memoised whole."""
         key = (rank.prefill_tokens + rank.num_decode, rank.num_sampled, graph)
         fixed = self._fixed.get(key)
         if fixed is None:
+            blocks = self.blocks
             tokens = blocks.padded_tokens(rank)
             compute, comm = blocks.layers_ms(tokens, graph)
             fixed = self._fixed[key] = (blocks.head_ms(tokens, rank.num_sampled, graph) + compute + comm, comm)
-        seqs = rank.num_prefill + rank.num_decode
-        return _with_host(blocks, fixed[0] + blocks.attention_ms(rank, graph), seqs, fixed[1], fixed[1])
+        return fixed
+
+    def decode_steps(self, stats: BatchStats):
+        """`step` of the decode batch `stats` j iterations later (each adds one KV token per
+        sequence) as a function of j, or None: over a decode run only attention changes, so the
+        rest is looked up once."""
+        blocks, b = self.blocks, stats.num_decode
+        if blocks.par.dp_attention > 1 or stats.num_prefill or not b:
+            return None
+        graph = blocks.uses_graph(stats)
+        fixed, comm = self._fixed_ms(stats, graph)
+        attention, kv = blocks.decode_attention_ms, stats.decode_sum_kv
+
+        def at(j: int) -> StepTime:
+            return _with_host(blocks, fixed + attention(b, kv + j * b, graph), b, comm, comm)
+
+        return at
 
     def kinks(self, stats: BatchStats, n: int) -> list[int]:
         return self.blocks.decode_kinks(stats.decode_sum_kv, stats.num_decode, n, self.blocks.par.dp_attention)
@@ -331,12 +355,13 @@ class StepModel:
                     at.add(j)
         s = stats
         memo: dict[int, StepTime] = {}
-        step = self.rule.step
+        decode_steps = getattr(self.rule, "decode_steps", None)
+        timed = decode_steps(stats) if decode_steps is not None else None
+        if timed is None:
+            step = self.rule.step
 
-        def ask(j: int) -> StepTime:
-            t = memo.get(j)
-            if t is None:
-                t = memo[j] = step(
+            def timed(j: int) -> StepTime:
+                return step(
                     BatchStats(
                         s.num_prefill,
                         s.prefill_tokens,
@@ -351,6 +376,11 @@ class StepModel:
                         s.num_sampled,
                     )
                 )
+
+        def ask(j: int) -> StepTime:
+            t = memo.get(j)
+            if t is None:
+                t = memo[j] = timed(j)
             return t
 
         at = sorted(at)
