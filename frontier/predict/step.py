@@ -405,10 +405,10 @@ class StepModel:
         def summed(values: tuple[float, ...]) -> float:
             if values.count(values[0]) == len(values):  # constant (often zero): no interpolation
                 return values[0] * n
-            return float(np.interp(steps, at, values).sum())
+            return float(np.add.reduce(np.interp(steps, at, values)))
 
         times = np.interp(steps, at, total_s)
-        return times, StepTime(float(times.sum()), *map(summed, parts))
+        return times, StepTime(float(np.add.reduce(times)), *map(summed, parts))
 
     def steps(self, stats: list[BatchStats]) -> tuple[np.ndarray, StepTime]:
         """(step times in s, totals) of iterations known in advance, each timed on its own."""
