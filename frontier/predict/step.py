@@ -133,10 +133,12 @@ class Sequential:
             return None
         graph = blocks.uses_graph(stats)
         fixed, comm = self._fixed_ms(stats, graph)
-        attention, kv = blocks.decode_attention_ms, stats.decode_sum_kv
+        attention, kv, wall_ms = blocks.decode_attention_ms, stats.decode_sum_kv, blocks.overheads.wall_ms
 
-        def at(j: int) -> StepTime:
-            return _with_host(blocks, fixed + attention(b, kv + j * b, graph), b, comm, comm)
+        def at(j: int) -> StepTime:  # _with_host's, inlined
+            gpu = fixed + attention(b, kv + j * b, graph)
+            wall = wall_ms(gpu, b)
+            return StepTime(wall * 1e-3, comm, comm, 0.0, wall - gpu)
 
         return at
 

@@ -440,9 +440,7 @@ class Instance:
         # A sequence grows by at most ceil((k - 1) / block_size) blocks in iterations 2..k.
         if k > 1 and b * -(-(k - 1) // bs) > self.kv.free_blocks:
             k = self._steps_within_free_blocks(np.array(computed, dtype=np.int64), k)
-        first = BatchStats(
-            num_decode=b, decode_sum_kv=sum(computed) + b, decode_max_kv=max(computed) + 1, num_sampled=b
-        )
+        first = BatchStats(0, 0, 0, 0, 0, 0, 0, b, sum(computed) + b, max(computed) + 1, b)  # b decodes
         return self.step_model.decode_run(first, k)
 
     def _steps_within_free_blocks(self, computed: np.ndarray, k: int) -> int:
