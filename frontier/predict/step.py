@@ -106,11 +106,11 @@ class Sequential:
         dp = blocks.par.dp_attention
         rank = split(stats, dp) if dp > 1 else stats
         graph = blocks.uses_graph(rank)
-        fixed = self._fixed.get((rank.prefill_tokens + rank.num_decode, rank.num_sampled, graph))
-        if fixed is None:
-            fixed = self._fixed_ms(rank, graph)
-        seqs = rank.num_prefill + rank.num_decode
-        return _with_host(blocks, fixed[0] + blocks.attention_ms(rank, graph), seqs, fixed[1], fixed[1])
+        key = (rank.prefill_tokens + rank.num_decode, rank.num_sampled, graph)
+        fixed, comm = self._fixed.get(key) or self._fixed_ms(rank, graph)
+        gpu = fixed + blocks.attention_ms(rank, graph)
+        wall = blocks.overheads.wall_ms(gpu, rank.num_prefill + rank.num_decode)
+        return StepTime(wall * 1e-3, comm, comm, 0.0, wall - gpu)  # _with_host's, inlined
 
     def _fixed_ms(self, rank: BatchStats, graph: bool) -> tuple[float, float]:
         """(ms, all-to-all ms) of everything but attention: it depends on (tokens, sampled rows)
