@@ -19,9 +19,9 @@ Any object with `step(BatchStats) -> StepTime` is a rule (tests use known step t
 may also say where decode-run times change slope (`kinks`), time a decode run's iterations
 faster than step by step (`decode_steps`) and what to predict up front (`warm`). Host time per
 step comes from one place, `StepOverheads.wall_ms` (added by `_with_host`, or inline on the
-hottest paths). Link times come from `frontier.predict.links`. The batch handed in is the instance's whole batch;
-with `dp_attention` ranks it is split evenly over them (symmetric ranks are costed once, as the
-slowest one).
+hottest paths). Link times come from `frontier.predict.links`. The batch handed in is the
+instance's whole batch; with `dp_attention` ranks it is split evenly over them (symmetric ranks
+are costed once, as the slowest one).
 """
 
 from __future__ import annotations

@@ -295,8 +295,8 @@ class Instance:
         iteration of its first token or -1) of the iterations until the next change: the
         prompt's last chunk (included when nothing waits to use the budget it leaves, and then the
         decodes of all, the prompt included), a request finishing or KV blocks running out; None
-        if the plan is not such a run. Each chunk's iteration is timed on its own (the context grows by a chunk each time),
-        the decode iterations as a decode run."""
+        if the plan is not such a run. Each chunk's iteration is timed on its own (the context
+        grows by a chunk each time), the decode iterations as a decode run."""
         scheduled, sched = plan.scheduled, self.scheduler
         # The chunks below are those of vLLM's chunked prefill (`Scheduler`: decodes first, the
         # prompt takes the rest of the budget); another policy steps one at a time.
