@@ -34,7 +34,9 @@ from frontier.ops.operators import (
     EPExchange,
     Gemm,
     GroupedGemm,
+    IndexerScore,
     Operator,
+    SparseAttention,
 )
 from frontier.spec.model import ModelSpec
 
@@ -189,8 +191,11 @@ def attention_block(model: ModelSpec, par: Parallel, tokens: int, dtype: str | N
         ops.append((Gemm(T, h, (hq + 2 * hkv) * d, dtype), layers))
         if model.qk_norm:  # Qwen3: per-head RMSNorm of q and of k before rotary
             ops += [(Elementwise("rmsnorm", T, hq * d), layers), (Elementwise("rmsnorm", T, hkv * d), layers)]
+        if model.qk_norm_across_heads and tp > 1:
+            ops += qk_norm_across_ranks(par, T, (hq + hkv) * d, layers)
+        rotated = model.rotary_dim or d  # partial rotary (MiniMax-M2: 64 of 128 dims)
         ops += [
-            (Elementwise("rotary", T, (hq + hkv) * d), layers),
+            (Elementwise("rotary", T, (hq + hkv) * rotated), layers),
             (Elementwise("kv_cache_write", T, 2 * hkv * d), layers),
             (Gemm(T, hq * d, h, dtype), layers),
         ]
@@ -200,6 +205,21 @@ def attention_block(model: ModelSpec, par: Parallel, tokens: int, dtype: str | N
     if tp > 1:
         ops.append((all_reduce(T * h * elem, tp, par.fabric.gpus_per_node), layers))
     return ops
+
+
+def qk_norm_across_ranks(par: Parallel, tokens: int, width: int, layers: int) -> Ops:
+    """What MiniMax-M2's q/k RMSNorm over all heads adds under tensor parallelism.
+
+    Each rank holds some heads, so vLLM (vllm/model_executor/models/minimax_m2.py, its
+    `MiniMaxText01RMSNormTP.forward_qk` in vllm/model_executor/layers/mamba/linear_attn.py) sums
+    the squares of its part of q and of k per token, all-reduces the two fp32 sums (8 bytes a
+    token) and only then normalises: the sum of squares becomes a pass over q and k of its own
+    (priced as an RMSNorm of their width) before the all-reduce, which the normalisation waits
+    for. Without TP the sum and the normalisation are one kernel, as for Qwen3's per-head norm."""
+    return [
+        (Elementwise("rmsnorm", tokens, width), layers),
+        (all_reduce(tokens * 2 * 4, par.tp, par.fabric.gpus_per_node), layers),
+    ]
 
 
 def _prefill_attention(batch: BatchStats, hq: int, hkv: int, d: int, dv: int, backend: str) -> AttnPrefill:
@@ -231,7 +251,11 @@ def attention_core(
     if model.mla:
         m = model.mla
         qk = m.qk_nope_head_dim + m.qk_rope_head_dim
-        if batch.num_prefill:
+        if model.dsa:
+            ops += [(op, n * layers) for op, n in dsa_indexer(model, batch, dtype)]
+        if batch.num_prefill and model.dsa and batch.prefill_max_kv > model.dsa.index_topk:
+            ops += [(op, n * layers) for op, n in sparse_prefill_attention(model, par, batch, dtype)]
+        elif batch.num_prefill:
             # Prefill expands the latent into per-head keys and values for the whole context.
             ops.append(
                 (Gemm(batch.prefill_sum_kv, m.kv_lora_rank, hq * (m.qk_nope_head_dim + m.v_head_dim), dtype), layers)
@@ -240,13 +264,17 @@ def attention_core(
         if batch.num_decode:
             # Decode absorbs the up-projections: attention runs on the latent (MQA over 576 dims).
             B = batch.num_decode
+            sum_kv, max_kv = batch.decode_sum_kv, batch.decode_max_kv
+            if model.dsa:  # each sequence attends to its index_topk selected tokens at most
+                topk = model.dsa.index_topk
+                sum_kv, max_kv = min(sum_kv, B * topk), min(max_kv, topk)
             ops.append((Gemm(B, hq * m.qk_nope_head_dim, m.kv_lora_rank, dtype), layers))
             ops.append(
                 (
                     AttnDecode(
                         B,
-                        batch.decode_sum_kv,
-                        batch.decode_max_kv,
+                        sum_kv,
+                        max_kv,
                         hq,
                         1,
                         m.kv_lora_rank + m.qk_rope_head_dim,
@@ -270,6 +298,98 @@ def attention_core(
             )
         )
     return ops
+
+
+# FlashMLA's sparse kernels run the query heads in tiles of 64 on Hopper (nsa_backend.py
+# `_forward_flashmla_sparse` pads a TP rank's heads up to it).
+SPARSE_MLA_HEAD_TILE = 64
+DSA_DUAL_STREAM_TOKENS = 1024  # nsa_indexer.py DUAL_STREAM_TOKEN_THRESHOLD
+
+
+def dsa_indexer(model: ModelSpec, batch: BatchStats, dtype: str | None = None) -> Ops:
+    """DeepSeek Sparse Attention's lightning indexer of one layer, as SGLang runs it
+    (sglang/srt/layers/attention/nsa/nsa_indexer.py `Indexer.forward_cuda`; the reference is
+    deepseek-ai/DeepSeek-V3.2-Exp inference/model.py `Indexer`); counts are per layer.
+
+    Its weights are replicated on every TP rank (`ReplicatedLinear`), so each GPU runs all
+    index heads. Every new token's index key is made and cached: `wk` (quantised like the other
+    projections), LayerNorm, rotary on its 64 rope dims (written back into the key: a copy), a
+    Hadamard rotation, fp8 quantisation and the index-key cache write. Queries are scored where
+    the engine scores them: every decode token, and prefill tokens only when a sequence of the
+    batch is longer than index_topk (shorter batches take `_forward_cuda_k_only` and dense
+    attention): `wq_b` on the q latent, rotary (one kernel with the key's) and its write-back,
+    Hadamard, fp8 quantisation, `weights_proj` (bf16) with its head-gate scaling, the score
+    kernel over each query's context and the top-k (both `IndexerScore`, roofline-priced).
+
+    A decode batch of up to 1,024 tokens (replayed from a CUDA graph) runs the query and key
+    path on a second stream while `weights_proj` and its scaling run on the main one, hidden
+    behind the longer path; two eager multiplies by the query scales follow the join."""
+    dsa, m = model.dsa, model.mla
+    dtype = dtype or model.weight_dtype
+    H, D, rope, h = dsa.index_n_heads, dsa.index_head_dim, m.qk_rope_head_dim, model.hidden_size
+    T = batch.prefill_tokens + batch.num_decode
+    scoring = batch.num_decode + (batch.prefill_tokens if batch.prefill_max_kv > dsa.index_topk else 0)
+    dual_stream = not batch.num_prefill and T <= DSA_DUAL_STREAM_TOKENS
+    ops: Ops = [(Gemm(T, h, D, dtype), 1), (Elementwise("layernorm", T, D), 1)]
+    if scoring:
+        ops.append((Gemm(scoring, m.q_lora_rank or h, H * D, dtype), 1))
+        if dual_stream:
+            ops.append((Elementwise("head_gate_scale", scoring, H), 2))
+        else:
+            ops += [(Gemm(scoring, h, H, "bf16"), 1), (Elementwise("head_gate", scoring, H), 1)]  # bf16 weights_proj
+        ops.append((Elementwise("copy", scoring, H * rope), 1))  # the query's rope dims written back
+    ops += [
+        (Elementwise("rotary", T, rope + (H * rope if scoring else 0)), 1),  # q and k in one kernel
+        (Elementwise("copy", T, rope), 1),  # the key's rope dims written back
+        (Elementwise("hadamard", T, D), 1),
+        (Elementwise("quant_fp8", T, D), 1),
+        (Elementwise("index_cache_write", T, D), 1),
+    ]
+    if scoring:
+        ops += [(Elementwise("hadamard", scoring, H * D), 1), (Elementwise("quant_fp8", scoring, H * D), 1)]
+        queries, pairs, keys = 0, 0, 0
+        if batch.num_decode:  # each decode token against its whole context
+            queries, pairs, keys = batch.num_decode, batch.decode_sum_kv, batch.decode_sum_kv
+        if scoring > batch.num_decode:  # each prefill token against its causal context
+            queries += batch.prefill_tokens
+            pairs += batch.prefill_sum_qc + (batch.prefill_sum_q2 + batch.prefill_tokens) // 2
+            keys += batch.prefill_sum_kv
+        ops += [
+            (IndexerScore("score", queries, pairs, keys, H, D, dsa.index_topk), 1),
+            (IndexerScore("topk", queries, pairs, keys, H, D, dsa.index_topk), 1),
+        ]
+    return ops
+
+
+def sparse_selected_pairs(batch: BatchStats, topk: int) -> int:
+    """(query, key) pairs of the batch's prefill tokens once each keeps at most `topk` keys:
+    sum over tokens of min(position, topk). Exact for one sequence and for equal sequences (the
+    batch is taken as num_prefill sequences of its mean new and cached lengths)."""
+    n, q_sum = batch.num_prefill, batch.prefill_tokens
+    if not n or not q_sum:
+        return 0
+    q, c = q_sum / n, batch.prefill_sum_qc / q_sum  # a sequence's new and cached tokens
+    below = max(0.0, min(q, topk - c))  # new tokens whose whole context fits in topk
+    per_seq = below * c + below * (below + 1) / 2 + (q - below) * topk
+    return round(n * per_seq)
+
+
+def sparse_prefill_attention(model: ModelSpec, par: Parallel, batch: BatchStats, dtype: str | None = None) -> Ops:
+    """A DSA model's prefill attention once a sequence is longer than index_topk: SGLang keeps
+    the absorbed (latent) form, as in decode (nsa_backend.py `forward_extend`, Hopper's default
+    `flashmla_sparse` for a bf16 KV cache): the q absorption GEMM, FlashMLA's sparse kernel over
+    each token's selected keys with the heads padded to 64, and the value up-projection."""
+    dtype = dtype or model.weight_dtype
+    m, T = model.mla, batch.prefill_tokens
+    hq = max(1, model.num_heads // par.tp)
+    padded = -(-hq // SPARSE_MLA_HEAD_TILE) * SPARSE_MLA_HEAD_TILE
+    pairs = sparse_selected_pairs(batch, model.dsa.index_topk)
+    latent = m.kv_lora_rank + m.qk_rope_head_dim
+    return [
+        (Gemm(T, hq * m.qk_nope_head_dim, m.kv_lora_rank, dtype), 1),
+        (SparseAttention(T, pairs, batch.prefill_sum_kv, padded, latent, m.kv_lora_rank), 1),
+        (Gemm(T, hq * m.kv_lora_rank, m.v_head_dim, dtype), 1),
+    ]
 
 
 def dense_mlp(model: ModelSpec, par: Parallel, tokens: int, dtype: str | None = None) -> Ops:
@@ -324,19 +444,26 @@ def ffn_block(
         (Gemm(T, h, moe.num_experts, "bf16"), moe_layers),  # router logits stay in bf16
         (Elementwise("topk_gating", T, moe.num_experts), moe_layers),
     ]
+    replicated = replicated_tokens_ep(par, T, group)
     if par.ep > 1:
         load = busiest_rank(moe.num_experts, moe.top_k, par.ep, par.routing)
         rows, busiest, active = load.rows(group, moe.top_k)
         width, experts = moe.intermediate_size, load.local_experts
         rank_tokens = max(1, math.ceil(rows / moe.top_k))
         imbalance = load.rank_share * par.ep
-        ops += [
-            (ep_exchange(model, par, T, "dispatch", imbalance), moe_layers),
+        experts_ops = [
             (GroupedGemm(experts, moe.top_k, rank_tokens, h, 2 * width, busiest, active, xdtype), moe_layers),
             (Elementwise("silu_mul", rows, width), moe_layers),
             (GroupedGemm(experts, moe.top_k, rank_tokens, width, h, busiest, active, xdtype), moe_layers),
-            (ep_exchange(model, par, T, "combine", imbalance), moe_layers),
         ]
+        if replicated:
+            ops += experts_ops
+        else:
+            ops += [
+                (ep_exchange(model, par, T, "dispatch", imbalance), moe_layers),
+                *experts_ops,
+                (ep_exchange(model, par, T, "combine", imbalance), moe_layers),
+            ]
     else:
         width = moe.intermediate_size // tp
         busiest, active = _dense_routing(T, moe.num_experts, moe.top_k, par.routing.skew)
@@ -352,6 +479,24 @@ def ffn_block(
             (Elementwise("silu_mul", T, shared), moe_layers),
             (Gemm(T, shared, h, dtype), moe_layers),
         ]
-    if tp > 1 and par.ep == 1:
+    if tp > 1 and (par.ep == 1 or replicated):
         ops.append((all_reduce(T * h * elem, tp, par.fabric.gpus_per_node), moe_layers))
     return ops
+
+
+def replicated_tokens_ep(par: Parallel, tokens: int, group: int) -> bool:
+    """Expert parallelism over the tensor-parallel ranks without attention data parallelism
+    (vLLM `--enable-expert-parallel` at data-parallel size 1; SGLang `--ep-size` without DP
+    attention and without DeepEP): every rank already holds all the group's tokens after the
+    attention block's all-reduce, so nothing is dispatched; each rank runs its own experts on the
+    tokens routed to them and the TP all-reduce sums the ranks' outputs, as for tensor-parallel
+    experts (vllm/model_executor/layers/fused_moe/layer.py: the all-to-all kernels only when
+    dp_size > 1, else `maybe_all_reduce_tensor_model_parallel`). Not so for an AF FFN instance,
+    whose GPUs each receive a share of the tokens (`tokens` < `group`)."""
+    return (
+        par.ep > 1
+        and par.dp_attention == 1
+        and par.ep == par.tp
+        and tokens == group
+        and not par.ep_backend.startswith("deepep")
+    )

@@ -214,7 +214,80 @@ class EPExchange:
     family = "ep_exchange"
 
 
-Operator = Gemm | AttnPrefill | AttnDecode | GroupedGemm | Elementwise | Collective | EPExchange
+@dataclass(frozen=True, slots=True)
+class IndexerScore:
+    """One kernel of DeepSeek Sparse Attention's lightning indexer over `pairs` (query, cached
+    key) pairs of `queries` query tokens, `keys` distinct cached keys read.
+
+    `kind` "score": DeepGEMM's fp8 MQA logits (`deep_gemm.fp8_paged_mqa_logits` in decode,
+    `fp8_mqa_logits` in prefill, launched by sglang/srt/layers/attention/nsa/nsa_indexer.py):
+    each query's `heads` fp8 index heads dotted with every key of its context (one fp8 key of
+    `head_dim` dims and an fp32 scale per token), ReLU, weighted sum over heads, one fp32 logit
+    per pair. `kind` "topk": SGLang's top-k kernel (sgl_kernel `fast_topk_transform_fused`)
+    reads those logits and writes `topk` indices per query.
+
+    Neither kernel was measured, so the family has no calibration table: the predictor's
+    roofline prices them by these FLOPs and bytes (fp8 tensor-core peak for the score)."""
+
+    kind: str  # score | topk
+    queries: int
+    pairs: int
+    keys: int
+    heads: int
+    head_dim: int
+    topk: int
+    dtype = "fp8"
+    family = "dsa"
+
+    @property
+    def flops(self) -> float:
+        return 2.0 * self.heads * self.head_dim * self.pairs if self.kind == "score" else 0.0
+
+    def bytes_moved(self, elem_bytes: float) -> float:
+        if self.kind == "score":  # fp8 queries and keys (+ fp32 key scales) in, fp32 logits out
+            return self.queries * self.heads * self.head_dim + self.keys * (self.head_dim + 4) + 4.0 * self.pairs
+        return 4.0 * self.pairs + 4.0 * self.queries * self.topk  # logits in, int32 indices out
+
+
+@dataclass(frozen=True, slots=True)
+class SparseAttention:
+    """Sparse MLA prefill: each of `queries` query tokens attends, in the absorbed (latent)
+    form, to its own selected keys, `pairs` (query, key) pairs in all, over `keys` distinct
+    cached latents of `d` dims (`dv` of them the value). FlashMLA's `flash_mla_sparse_fwd`
+    (sglang/srt/layers/attention/nsa_backend.py `_forward_flashmla_sparse`) pads the heads to a
+    multiple of 64 on Hopper, so `heads` is the padded count: the padded rows cost as much.
+
+    Not measured: priced on the roofline (bf16 tensor cores; a query's selected latents shared by
+    its heads, counted once per distinct key as the L2 serves neighbouring queries' overlap)."""
+
+    queries: int
+    pairs: int
+    keys: int
+    heads: int
+    d: int
+    dv: int
+    dtype = "bf16"
+    family = "dsa"
+
+    @property
+    def flops(self) -> float:
+        return 2.0 * self.heads * self.pairs * (self.d + self.dv)
+
+    def bytes_moved(self, elem_bytes: float) -> float:
+        return elem_bytes * (self.keys * self.d + self.queries * self.heads * (self.d + self.dv))
+
+
+Operator = (
+    Gemm
+    | AttnPrefill
+    | AttnDecode
+    | GroupedGemm
+    | Elementwise
+    | Collective
+    | EPExchange
+    | IndexerScore
+    | SparseAttention
+)
 
 # Family -> operator class: a calibration table's columns are the class's fields + TIME_COLUMNS.
 OPERATOR_CLASSES: dict[str, type] = {

@@ -171,12 +171,16 @@ class BlockCosts:
 
     def _launched(self, ops, ms, graph: bool) -> tuple[float, float]:
         """(compute, all-to-all) ms of (operator, count) pairs predicted at `ms` each, with
-        their launch gaps."""
+        their launch gaps. An operator priced at exactly 0 is one the engine's kernel fuses into
+        its neighbour (the SiLU-and-mul inside a measured fused MoE layer,
+        frontier.predict.engine_kernels): nothing is launched for it."""
         gap = self.overheads.graph_launch_us * 1e-3
         launch = self.overheads.eager_launch_us * 1e-3
         compute = comm = 0.0
         # (In Python floats: the same values as numpy's, and every step adds them up again.)
         for (op, count), t in zip(ops, ms.tolist() if isinstance(ms, np.ndarray) else ms):
+            if t == 0.0:
+                continue
             t = count * (in_graph_ms(op, t) + gap if graph else max(t, launch))
             if isinstance(op, EPExchange) or (isinstance(op, Collective) and op.kind == "all_to_all"):
                 comm += t
@@ -272,16 +276,19 @@ class BlockCosts:
             return
         m, p, be, d = self.model, self.par, self.attn_backend, self.dtype
         ctx = self._contexts
-        ops = [
-            (op, count)
-            for q in rows
-            for c in ctx
-            for op, count in attention_core(m, p, BatchStats(1, q, q * q, q * c, q + c, q, q + c), be, d)
+        cores = [
+            attention_core(m, p, BatchStats(1, q, q * q, q * c, q + c, q, q + c), be, d) for q in rows for c in ctx
         ]
+        ops = [pair for core in cores for pair in core]
         ms = self.predictor.ops_ms([op for op, _ in ops])
         counts = np.array([count for _, count in ops], dtype=float)
         launch = self.overheads.eager_launch_us * 1e-3  # prefill steps are never graph-captured
-        per_row = (np.maximum(ms, launch) * counts).reshape(len(rows), len(ctx), -1).sum(axis=2)
+        weighted = np.maximum(ms, launch) * counts
+        if len({len(core) for core in cores}) == 1:
+            per_row = weighted.reshape(len(rows), len(ctx), -1).sum(axis=2)
+        else:  # a DSA model's core gains its indexer's scoring past index_topk tokens
+            starts = np.cumsum([0] + [len(core) for core in cores[:-1]])
+            per_row = np.add.reduceat(weighted, starts).reshape(len(rows), len(ctx))
         for q, row in zip(rows, per_row.tolist()):
             self._prefill_rows[q] = row
 

@@ -358,13 +358,13 @@ def import_aiconfigurator_cmd(
 def import_engine_moe_cmd(
     system: str, engine: str, gpu: str | None, version: str | None, calibration_dir: Path | None
 ) -> None:
-    """The engine's measured fused-MoE layers and MLA prefill (aiconfigurator) as calibration/<gpu>/engine_kernels."""
+    """The engine's measured fused-MoE layers and MLA attention (aiconfigurator) as calibration/<gpu>/engine_kernels."""
     import pandas as pd
 
     from frontier.errors import FrontierError
     from frontier.paths import CALIBRATION_DIR
     from frontier.predict.aiconfigurator import find_table, systems_root
-    from frontier.predict.engine_kernels import convert, convert_mla, table_path
+    from frontier.predict.engine_kernels import convert, convert_mla, convert_mla_decode, table_path
     from frontier.spec.hardware import get_gpu
 
     path = find_table(systems_root() / "data" / system, "grouped_gemm", engine, version)
@@ -379,12 +379,16 @@ def import_engine_moe_cmd(
     out.parent.mkdir(parents=True, exist_ok=True)
     rows.to_csv(out, index=False, float_format="%.5g")
     click.echo(f"{spec.name}: wrote {out.name} ({len(rows)} rows: {engine} {release}, from {path.name})")
-    mla = systems_root() / "data" / system / "mla" / engine / release / "context_mla_perf.parquet"
-    if mla.is_file():
-        mla_out = out.parent / f"mla_context_{engine}_{release}.csv"
-        mla_rows = convert_mla(pd.read_parquet(mla))
-        mla_rows.to_csv(mla_out, index=False, float_format="%.5g")
-        click.echo(f"{spec.name}: wrote {mla_out.name} ({len(mla_rows)} rows, from {mla.name})")
+    for kind, table, conv in (
+        ("mla_context", "context_mla_perf", convert_mla),
+        ("mla_decode", "generation_mla_perf", convert_mla_decode),
+    ):
+        mla = systems_root() / "data" / system / "mla" / engine / release / f"{table}.parquet"
+        if mla.is_file():
+            mla_out = out.parent / f"{kind}_{engine}_{release}.csv"
+            mla_rows = conv(pd.read_parquet(mla))
+            mla_rows.to_csv(mla_out, index=False, float_format="%.5g")
+            click.echo(f"{spec.name}: wrote {mla_out.name} ({len(mla_rows)} rows, from {mla.name})")
 
 
 @calibration.command("import-reference")

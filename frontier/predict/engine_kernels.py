@@ -1,4 +1,4 @@
-"""The engines' own kernels (fused MoE, MLA prefill attention), where they were measured on the GPU.
+"""The engines' own kernels (fused MoE, MLA attention), where they were measured on the GPU.
 
 vLLM and SGLang do not run an MoE layer as the calibration's reference measured it
 (`torch._grouped_mm`, one CUTLASS grouped GEMM per projection): they launch a fused MoE kernel
@@ -32,6 +32,24 @@ sequence per row) answers it by the batch's causal work, sum(q_i^2 / 2 + q_i c_i
 the heads of one TP rank: at 8,192 tokens it takes 1.5x what the reference attention tables give
 for that head shape (1.99 vs 1.29 ms for 16 heads on H200), at 1,024 the same.
 
+And MLA decode attention (the same models: one query per sequence against the cached 576-dim
+latent, of which the first 512 dims are the value): the FlashAttention-3 MLA kernel as SGLang
+measured it (`mla_decode_sglang_<release>.csv`, aiconfigurator's `generation_mla_perf`, bf16 KV
+cache, equal-length batches) answers it by the heads of one TP rank, the batch and its mean
+context, bilinear in log batch and log context. The reference attention tables were measured
+with separate key and value heads; for a latent that is read once they give 1.7-2x the kernel's
+time (8 heads, 64 sequences of 5,120 tokens on H200: 0.18 vs 0.11 ms). vLLM's FLASH_ATTN_MLA
+backend (vllm/v1/attention/backends/mla/flashattn_mla.py) launches the same kernel: its whole
+MLA decode module in aiconfigurator's `mla_generation_module_perf` (vLLM 0.24) grows with the
+context as SGLang's kernel does (8 heads, 256 sequences, 2 to 8,192 tokens: +0.537 vs +0.543 ms),
+so vLLM uses SGLang's table where it has none of its own.
+
+MXFP4 experts on Hopper run OpenAI's `triton_kernels` by default; with `VLLM_MXFP4_USE_MARLIN=1`
+(InferenceMAX's gpt-oss launch scripts set it, benchmarks/gptoss_fp4_h{100,200}.sh) vLLM runs
+its Marlin MoE instead (vllm/model_executor/layers/quantization/mxfp4.py `get_mxfp4_backend`,
+layers/fused_moe/fused_marlin_moe.py), which at prefill sizes is about half as fast: see
+`MarlinMoE`.
+
 The tables are aiconfigurator's measured `moe_perf` rows (NVIDIA aiconfigurator 0.12, Apache-2.0;
 data/<system>/moe/<engine>/<version>/moe_perf.parquet), balanced routing, no expert parallelism,
 converted by `convert` below: `frontier calibration import-engine-moe` (needs the optional
@@ -48,7 +66,7 @@ from pathlib import Path
 
 import numpy as np
 
-from frontier.ops.operators import AttnPrefill, Elementwise, GroupedGemm
+from frontier.ops.operators import AttnDecode, AttnPrefill, Elementwise, GroupedGemm
 
 FOLDER = "engine_kernels"
 # aiconfigurator's moe_dtype -> the GEMM family's dtype (frontier.spec.quant.GEMM_DTYPE). Per-tensor
@@ -56,6 +74,7 @@ FOLDER = "engine_kernels"
 # and the per-tensor rows (4-5x the block-scaled ones) time another code path.
 DTYPES = {"bfloat16": "bf16", "fp8_block": "fp8", "w4a16_mxfp4": "w4a16", "int4_wo": "w4a16"}
 MLA_HEAD_DIMS = (192, 128)  # DeepSeek-V3's expanded prefill heads: qk 128 + 64 rope, v 128
+MLA_LATENT_DIMS = (576, 512)  # decode against the latent: kv_lora 512 + 64 rope, v = its first 512
 GATE_UP_SHARE = 2.0 / 3.0  # of the fused layer's FLOPs (and time): 2 x inter x hidden of 3
 COLUMNS = ["dtype", "hidden", "inter", "experts", "topk", "tokens", "ms", "moe_dtype", "kernel_source"]
 
@@ -134,6 +153,57 @@ def _log_log(curve: tuple[list[float], list[float]], x: float) -> float:
     return math.exp(ys[i - 1] + w * (ys[i] - ys[i - 1]))
 
 
+class MarlinMoE:
+    """vLLM's Marlin MoE kernel on MXFP4 experts, measured at other expert shapes.
+
+    Marlin (csrc/moe/marlin_moe_wna16, called by fused_marlin_moe.py) tiles each expert's rows in
+    blocks of at most 64 and dequantises the expert's 4-bit weights in the main loop of every
+    block, so its speed is set by the rows each expert gets and by the layer's width, not by
+    which model the experts belong to. A layer is answered from the measured Marlin layer of
+    the nearest (padded) width at the same rows per expert (T x top-k / E: the measured token
+    count T x k/E x E'/k'), scaled by the work: E x hidden x width (at equal rows per expert
+    both the FLOPs and the weight bytes read grow with it). Below one row per expert the fixed
+    costs of a call dominate and do not scale so: there the measured layer of the layer's own
+    shape answers (`WithEngineKernels.ops_ms`).
+
+    vLLM pads Marlin's MXFP4 layers (mxfp4.py `create_weights`): the intermediate size to a
+    multiple of 128, the hidden size to 256 (gpt-oss: 2880 -> 3072 and 2880/tp -> 2944, 1536,
+    768, 384 at TP1-8). The measurements are aiconfigurator's vLLM 0.24 Marlin rows of MXFP4
+    experts (`vllm_compressedtensorsw4a4mxfp4moe_marlin...`: hidden 3584, 896 experts, top-16,
+    intermediate 3072/tp at TP1-16), where Marlin reaches 190-230 TFLOPS at 8k+ tokens on H200
+    against 450-560 for `triton_kernels` on gpt-oss's experts (same table)."""
+
+    KERNEL = "marlin"
+
+    def __init__(self, rows):
+        mine = rows[rows["kernel_source"].str.contains(self.KERNEL) & (rows["moe_dtype"] == "w4a16_mxfp4")]
+        self._curves = {}
+        for key, g in mine.groupby(["hidden", "inter", "experts", "topk"]):
+            g = g.sort_values("tokens")
+            self._curves[tuple(int(k) for k in key)] = (
+                [math.log(t) for t in g["tokens"]],
+                [math.log(m) for m in g["ms"]],
+            )
+
+    def __bool__(self) -> bool:
+        return bool(self._curves)
+
+    def layer_ms(self, hidden: int, inter: int, experts: int, topk: int, tokens: int) -> float | None:
+        """The Marlin layer's time for `tokens` tokens (balanced routing), or None if no Marlin
+        layer was measured."""
+        if not self._curves:
+            return None
+        h, w = _round_up(hidden, 256), _round_up(inter, 128)
+        key = min(self._curves, key=lambda k: (abs(math.log(k[1] / w)) + abs(math.log(k[0] / h)), k))
+        mh, mw, me, mk = key
+        measured_tokens = max(tokens, 1) * topk / experts * me / mk  # the same rows per expert
+        return _log_log(self._curves[key], measured_tokens) * (experts * h * w) / (me * mh * mw)
+
+
+def _round_up(x: int, to: int) -> int:
+    return -(-x // to) * to
+
+
 def convert_mla(df):
     """aiconfigurator context_mla_perf rows -> (heads, isl, ms): bf16 KV, one sequence, no prefix."""
     rows = df[(df["kv_cache_dtype"] == "bfloat16") & (df["batch_size"] == 1) & (df["step"] == 0)]
@@ -157,6 +227,52 @@ class MLAContext:
         return None if curve is None or work <= 0 else _log_log(curve, work)
 
 
+def convert_mla_decode(df):
+    """aiconfigurator generation_mla_perf rows -> (heads, batch, kv, ms): bf16 KV, every sequence
+    at context isl + step."""
+    rows = df[df["kv_cache_dtype"] == "bfloat16"].assign(kv=lambda d: d["isl"] + d["step"])
+    out = rows.groupby(["num_heads", "batch_size", "kv"], as_index=False)["latency"].median()
+    out = out.rename(columns={"num_heads": "heads", "batch_size": "batch", "latency": "ms"})
+    return out.sort_values(["heads", "batch", "kv"])
+
+
+class MLADecode:
+    """Measured MLA decode attention per head count, on a (batch, context) grid."""
+
+    def __init__(self, rows):
+        self._grids = {}
+        for heads, g in rows.groupby("heads"):
+            table = g.pivot_table(index="batch", columns="kv", values="ms").dropna(axis=1)
+            self._grids[int(heads)] = (
+                np.log(table.index.to_numpy(float)),
+                np.log(table.columns.to_numpy(float)),
+                np.log(table.to_numpy(float)),
+            )
+
+    def attention_ms(self, heads: int, batch: int, sum_kv: int) -> float | None:
+        """The time for `batch` sequences holding `sum_kv` cached tokens in all, or None if `heads`
+        was not measured. Bilinear in log batch and log mean context between measured points;
+        beyond the largest batch or the longest context, linear in each (bandwidth-bound)."""
+        grid = self._grids.get(heads)
+        if grid is None or batch <= 0 or sum_kv <= 0:
+            return None
+        batches, kvs, log_ms = grid
+        kv = sum_kv / batch
+        beyond = max(1.0, batch / math.exp(batches[-1])) * max(1.0, kv / math.exp(kvs[-1]))
+        i, wi = _bracket(batches, min(math.log(batch), batches[-1]))
+        j, wj = _bracket(kvs, min(math.log(kv), kvs[-1]))
+        cell = log_ms[i : i + 2, j : j + 2]
+        top = cell[0, 0] + wj * (cell[0, 1] - cell[0, 0])
+        bottom = cell[1, 0] + wj * (cell[1, 1] - cell[1, 0])
+        return math.exp(top + wi * (bottom - top)) * beyond
+
+
+def _bracket(xs: np.ndarray, x: float) -> tuple[int, float]:
+    """The grid cell holding x (clamped to the ends) and x's weight toward its upper point."""
+    i = min(max(int(np.searchsorted(xs, x)) - 1, 0), len(xs) - 2)
+    return i, min(max((x - xs[i]) / (xs[i + 1] - xs[i]), 0.0), 1.0)
+
+
 @lru_cache(maxsize=None)
 def load_fused_moe(gpu_dir: str, engine: str) -> FusedMoE | None:
     """The engine's measured fused-MoE layers on the GPU, from its newest measured release.
@@ -172,6 +288,16 @@ def load_fused_moe(gpu_dir: str, engine: str) -> FusedMoE | None:
 
 
 @lru_cache(maxsize=None)
+def load_marlin_moe(gpu_dir: str, engine: str) -> MarlinMoE | None:
+    """vLLM's measured Marlin MXFP4 MoE layers on the GPU (newest release), or None."""
+    import pandas as pd
+
+    files = sorted(Path(gpu_dir, FOLDER).glob(f"fused_moe_{engine}_*.csv"), key=_release_of)
+    marlin = MarlinMoE(pd.read_csv(files[-1])) if files else None
+    return marlin or None
+
+
+@lru_cache(maxsize=None)
 def load_mla_context(gpu_dir: str, engine: str) -> MLAContext | None:
     import pandas as pd
 
@@ -179,18 +305,35 @@ def load_mla_context(gpu_dir: str, engine: str) -> MLAContext | None:
     return MLAContext(pd.read_csv(files[-1])) if files else None
 
 
+@lru_cache(maxsize=None)
+def load_mla_decode(gpu_dir: str, engine: str) -> MLADecode | None:
+    """The engine's measured MLA decode kernel, else another engine's (the same FlashAttention-3
+    MLA kernel; see the module docstring)."""
+    import pandas as pd
+
+    files = _mla_decode_files(gpu_dir, engine)
+    return MLADecode(pd.read_csv(files[-1])) if files else None
+
+
+def _mla_decode_files(gpu_dir: str, engine: str) -> list[Path]:
+    own = sorted(Path(gpu_dir, FOLDER).glob(f"mla_decode_{engine}_*.csv"), key=_release_of)
+    return own or sorted(Path(gpu_dir, FOLDER).glob("mla_decode_*.csv"), key=_release_of)
+
+
 def _release_of(path: Path) -> tuple[int, ...]:
     return tuple(int(p) for p in path.stem.rsplit("_", 1)[-1].split(".") if p.isdigit())
 
 
 class WithEngineKernels:
-    """A predictor answering MoE layers and MLA prefill attention from the engine's measured
-    kernels where it has them, everything else from `base`."""
+    """A predictor answering MoE layers and MLA attention from the engine's measured kernels
+    where it has them, everything else from `base`."""
 
-    def __init__(self, base, fused, engine: str, mla=None):
-        # `fused` and `mla`: the tables, None, or a function loading them on first use (reading
-        # them imports pandas: a model without MoE layers or MLA never needs them).
+    def __init__(self, base, fused, engine: str, mla=None, mla_decode=None, marlin=None):
+        # The tables, None, or a function loading them on first use (reading them imports
+        # pandas: a model without MoE layers or MLA never needs them). `marlin` given: 4-bit
+        # (w4a16) MoE layers run vLLM's Marlin MoE (`MarlinMoE`).
         self.base, self._fused, self.engine, self._mla = base, fused, engine, mla
+        self._mla_decode, self._marlin = mla_decode, marlin
 
     @property
     def fused(self) -> FusedMoE | None:
@@ -204,21 +347,38 @@ class WithEngineKernels:
             self._mla = self._mla()
         return self._mla
 
+    @property
+    def mla_decode(self) -> MLADecode | None:
+        if callable(self._mla_decode):
+            self._mla_decode = self._mla_decode()
+        return self._mla_decode
+
+    @property
+    def marlin(self) -> MarlinMoE | None:
+        if callable(self._marlin):
+            self._marlin = self._marlin()
+        return self._marlin
+
     def __getattr__(self, name):  # sources(), model_for(), ... of the base predictor
         return getattr(self.base, name)
 
     def ops_ms(self, ops) -> np.ndarray:
-        """The base predictor's times, with MLA prefill attention and each measured MoE layer
-        (gate/up, SiLU-and-mul, down, as frontier.ops.graph emits them) replaced by the engine's
-        kernels: the fused MoE's 2/3 on gate/up, 1/3 on down, nothing on the activation it fuses."""
+        """The base predictor's times, with MLA attention and each measured MoE layer (gate/up,
+        SiLU-and-mul, down, as frontier.ops.graph emits them) replaced by the engine's kernels:
+        the fused MoE's 2/3 on gate/up, 1/3 on down, nothing on the activation it fuses."""
         ms = np.asarray(self.base.ops_ms(ops), dtype=float)
-        if self._mla is not None:
+        if self._mla is not None or self._mla_decode is not None:
             for i, op in enumerate(ops):
-                if isinstance(op, AttnPrefill) and (op.d, op.dv) == MLA_HEAD_DIMS and op.hq == op.hkv:
-                    t = self.mla.attention_ms(op.hq, op.sum_q2 / 2 + op.sum_qc)
-                    if t is not None:
-                        ms[i] = t
-        if self._fused is None or not any(isinstance(op, GroupedGemm) for op in ops):
+                t = None
+                if isinstance(op, AttnPrefill) and self._mla is not None:
+                    if (op.d, op.dv) == MLA_HEAD_DIMS and op.hq == op.hkv:
+                        t = self.mla.attention_ms(op.hq, op.sum_q2 / 2 + op.sum_qc)
+                elif isinstance(op, AttnDecode) and self._mla_decode is not None:
+                    if (op.d, op.dv) == MLA_LATENT_DIMS and op.hkv == 1:
+                        t = self.mla_decode.attention_ms(op.hq, op.batch, op.sum_kv)
+                if t is not None:
+                    ms[i] = t
+        if (self._fused is None and self._marlin is None) or not any(isinstance(op, GroupedGemm) for op in ops):
             return ms
         # Each MoE layer: measured at its width, or the engine/reference ratio of the nearest
         # measured width (another TP degree of the same experts) applied to the reference.
@@ -231,6 +391,21 @@ class WithEngineKernels:
                 continue
             width = down.k
             if up.n != 2 * width or up.k != down.n or up.tokens != down.tokens or up.dtype != down.dtype:
+                continue
+            # Marlin from one row per expert up (every expert read, as in the measurement's
+            # balanced routing); below, a layer's time is mostly its fixed cost per call (routing,
+            # block alignment, launches), which a transfer scaled by the work undercounts, and the
+            # measured layer of this shape answers. At the switch the transfer is 0.6-0.75 of it:
+            # Marlin's own advantage at 1-2 rows per expert, which the development set's TPOTs at
+            # 32-64 clients show (gpt-oss TPOT median APE 5 %, against 6 % taking the larger of
+            # the two everywhere).
+            marlin = up.tokens * up.topk >= up.experts and up.dtype == "w4a16" and self._marlin is not None
+            if marlin and self.marlin is not None:
+                t = self.marlin.layer_ms(up.k, width, up.experts, up.topk, up.tokens)
+                t *= min(1.0, up.active_experts / min(up.experts, up.tokens * up.topk))  # as below
+                ms[i], ms[i + 1], ms[i + 2] = t * GATE_UP_SHARE, 0.0, t * (1.0 - GATE_UP_SHARE)
+                continue
+            if self._fused is None or self.fused is None:
                 continue
             near = self.fused.nearest_width(up.dtype, up.k, width, up.experts, up.topk)
             if near is None:
@@ -254,21 +429,32 @@ class WithEngineKernels:
         out = dict(self.base.sources(families))
         if "grouped_gemm" in out and self._fused is not None:
             out["grouped_gemm"] += f" ({self.engine}'s fused MoE where measured)"
+        if "grouped_gemm" in out and self._marlin is not None:
+            out["grouped_gemm"] += " (4-bit experts: Marlin MoE, measured at other expert shapes)"
         if "attn_prefill" in out and self._mla is not None:
             out["attn_prefill"] += f" ({self.engine}'s MLA prefill where measured)"
+        if "attn_decode" in out and self._mla_decode is not None:
+            out["attn_decode"] += " (the FlashAttention-3 MLA kernel where measured)"
         return out
 
 
-def with_engine_kernels(predictor, gpu_name: str, engine: str, calibration_dir: Path | None = None):
-    """`predictor`, answering MoE layers and MLA prefill attention from the engine's measured
-    kernels on the GPU where it has them."""
+def with_engine_kernels(
+    predictor, gpu_name: str, engine: str, calibration_dir: Path | None = None, mxfp4_marlin: bool = False
+):
+    """`predictor`, answering MoE layers and MLA attention from the engine's measured kernels on
+    the GPU where it has them. `mxfp4_marlin`: the MXFP4 experts run vLLM's Marlin MoE
+    (`VLLM_MXFP4_USE_MARLIN=1`, or `--mxfp4-backend marlin` in newer releases)."""
     from frontier.paths import CALIBRATION_DIR
 
     gpu_dir = str(Path(calibration_dir or CALIBRATION_DIR) / gpu_name)
     # Which tables exist is known from their names; they are read when a step first needs them.
     fused = _measured(gpu_dir, "fused_moe", engine) and (lambda: load_fused_moe(gpu_dir, engine))
     mla = _measured(gpu_dir, "mla_context", engine) and (lambda: load_mla_context(gpu_dir, engine))
-    return predictor if not (fused or mla) else WithEngineKernels(predictor, fused or None, engine, mla or None)
+    decode = bool(_mla_decode_files(gpu_dir, engine)) and (lambda: load_mla_decode(gpu_dir, engine))
+    marlin = mxfp4_marlin and engine == "vllm" and fused and (lambda: load_marlin_moe(gpu_dir, engine))
+    if not (fused or mla or decode):
+        return predictor
+    return WithEngineKernels(predictor, fused or None, engine, mla or None, decode or None, marlin or None)
 
 
 def _measured(gpu_dir: str, kind: str, engine: str) -> bool:

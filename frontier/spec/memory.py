@@ -40,7 +40,8 @@ def weight_bytes_per_gpu(
     model: ModelSpec, tp: int, pp: int, ep: int = 1, part: str = "all", redundant_experts: int = 0
 ) -> float:
     """Dense weights split over tp x pp; routed experts over ep (or tp when ep is 1) x pp. Each
-    part in its own precision (ModelSpec.weight_bytes_by_part). EPLB's `redundant_experts`
+    part in its own precision (ModelSpec.weight_bytes_by_part). A DSA indexer is replicated on
+    every TP rank (SGLang's `ReplicatedLinear`), split over pp only. EPLB's `redundant_experts`
     replicas are whole extra experts, spread over the ep ranks like the others.
 
     `part`: "all", or "attention" / "ffn" for attention/FFN-disaggregated clusters, which hold
@@ -55,11 +56,12 @@ def weight_bytes_per_gpu(
     expert_split = ep if ep > 1 else tp
     if ep > 1 and model.moe and redundant_experts:
         experts *= 1 + redundant_experts / model.moe.num_experts
-    return dense / (tp * pp) + experts / (expert_split * pp)
+    replicated = 0.0 if part == "ffn" else b["indexer"]
+    return dense / (tp * pp) + experts / (expert_split * pp) + replicated / pp
 
 
 def kv_bytes_per_token_per_gpu(model: ModelSpec, tp: int, pp: int) -> float:
-    if model.mla:  # the latent is replicated on every TP rank
+    if model.mla:  # the latent (and a DSA model's index keys) is replicated on every TP rank
         return model.kv_bytes_per_token / pp
     kv_heads_per_gpu = max(1, model.num_kv_heads // tp)
     return model.kv_bytes_per_token * kv_heads_per_gpu / model.num_kv_heads / pp

@@ -3,7 +3,8 @@
 A card keeps the config.json keys verbatim under `config:`, so a card and a config.json go
 through the same parser. Dense (Llama, Qwen), MoE (Mixtral, Qwen3-MoE, gpt-oss, MiniMax-M2) and
 MLA + MoE with shared experts and dense first layers (DeepSeek-V2/V3/R1, Kimi-K2, GLM-5) are
-understood; linear-attention layers (Qwen3.5/Qwen3-Next gated DeltaNet, MiniMax lightning
+understood, with DeepSeek Sparse Attention's lightning indexer where the config has index_topk
+(DeepSeek-V3.2, GLM-5); linear-attention layers (Qwen3.5/Qwen3-Next gated DeltaNet, MiniMax lightning
 attention) are refused with one line.
 
 Precision comes in two parts, named in frontier.spec.quant's vocabulary: `linear_quant` for the
@@ -43,6 +44,23 @@ class MLA:
 
 
 @dataclass(frozen=True)
+class DSA:
+    """DeepSeek Sparse Attention (DeepSeek-V3.2, GLM-5): a lightning indexer of `index_n_heads`
+    heads of `index_head_dim` dims scores every cached token in fp8 and keeps the best
+    `index_topk` per query; MLA attends only to those."""
+
+    index_n_heads: int
+    index_head_dim: int
+    index_topk: int
+
+    @property
+    def key_cache_bytes(self) -> int:
+        """Index-key cache bytes per token and layer: the fp8 key and its fp32 scale
+        (sglang/srt/mem_cache/memory_pool.py NSATokenToKVPool: 128 + 4 bytes a token)."""
+        return self.index_head_dim + 4
+
+
+@dataclass(frozen=True)
 class MoE:
     num_experts: int
     top_k: int
@@ -71,7 +89,10 @@ class ModelSpec:
     kv_cache_dtype: str = "auto"  # vLLM's --kv-cache-dtype: auto keeps the model dtype
     moe: MoE | None = None
     mla: MLA | None = None
+    dsa: DSA | None = None  # DeepSeek Sparse Attention's indexer (MLA models only)
     qk_norm: bool = False  # RMSNorm on each head's q and k before rotary (Qwen3, Qwen3-MoE)
+    qk_norm_across_heads: bool = False  # MiniMax-M2: one RMSNorm over all heads' q (and k's)
+    rotary_dim: int = 0  # dims of each head that rotary rotates; 0: all (MiniMax-M2: 64 of 128)
     hf_id: str = ""
     # What `load_model` was given (card, alias, path): a scenario written back names it so.
     source: str = field(default="", compare=False)
@@ -169,6 +190,16 @@ class ModelSpec:
         kv = 2 * h * self.num_kv_heads * self.head_dim
         return q + kv + self.num_heads * self.head_dim * h
 
+    def indexer_params(self) -> tuple[int, int]:
+        """(quantised, bf16) parameters of one layer's DSA indexer: `wq_b` (q latent -> index
+        heads) and `wk`, then `weights_proj`, which SGLang keeps in bf16. Left out of
+        `param_count`, as the published totals leave it out (GLM-5: 744B, 40B active)."""
+        if not self.dsa:
+            return 0, 0
+        d, h = self.dsa, self.hidden_size
+        q_in = self.mla.q_lora_rank or h
+        return q_in * d.index_n_heads * d.index_head_dim + h * d.index_head_dim, h * d.index_n_heads
+
     def dense_mlp_params(self) -> int:
         return 3 * self.hidden_size * self.intermediate_size
 
@@ -201,7 +232,8 @@ class ModelSpec:
     def weight_bytes_by_part(self) -> dict[str, float]:
         """Bytes of the whole model's weights (no parallelism), by where they live:
         `embedding` (embeddings + LM head, bf16), `attention` (linear_quant), `ffn` (dense MLPs
-        and shared experts in linear_quant, router in bf16) and `experts` (moe_quant)."""
+        and shared experts in linear_quant, router in bf16), `experts` (moe_quant) and `indexer`
+        (a DSA model's, replicated on every TP rank; 0 for others)."""
         bf16, linear = quant.BYTES_PER_PARAM["none"], quant.BYTES_PER_PARAM[self.linear_quant]
         ffn_linear = self.num_dense_layers * self.dense_mlp_params()
         experts = 0
@@ -213,6 +245,7 @@ class ModelSpec:
             "attention": self.num_layers * self.attention_params() * linear,
             "ffn": ffn_linear * linear + self.num_moe_layers * self.router_params() * bf16,
             "experts": experts * quant.BYTES_PER_PARAM[self.moe_quant],
+            "indexer": self.num_layers * (self.indexer_params()[0] * linear + self.indexer_params()[1] * bf16),
         }
 
     def weight_bytes(self) -> float:
@@ -226,7 +259,8 @@ class ModelSpec:
             per_layer = self.mla.kv_lora_rank + self.mla.qk_rope_head_dim
         else:
             per_layer = 2 * self.num_kv_heads * self.head_dim
-        return per_layer * self.num_layers * self.kv_elem_bytes
+        index_keys = self.dsa.key_cache_bytes if self.dsa else 0  # fp8 whatever the KV dtype
+        return (per_layer * self.kv_elem_bytes + index_keys) * self.num_layers
 
 
 def _require(cfg: dict, key: str, where: str):
@@ -363,6 +397,17 @@ def model_from_config(cfg: dict, name: str, where: str, hf_id: str = "") -> Mode
             _count(cfg, "v_head_dim", where),
         )
         kv_heads = heads
+    dsa = None
+    if cfg.get("index_topk"):
+        if mla is None:
+            raise SpecError(
+                f"{where}: index_topk (DeepSeek Sparse Attention) needs MLA; the config has no kv_lora_rank"
+            )
+        dsa = DSA(
+            _count(cfg, "index_n_heads", where),
+            _count(cfg, "index_head_dim", where),
+            _count(cfg, "index_topk", where),
+        )
     moe = None
     num_experts = cfg.get("n_routed_experts") or cfg.get("num_local_experts") or cfg.get("num_experts")
     if num_experts:
@@ -411,9 +456,26 @@ def model_from_config(cfg: dict, name: str, where: str, hf_id: str = "") -> Mode
         moe_quant=moe_quant if moe else linear_quant,
         moe=moe,
         mla=mla,
-        qk_norm=str(cfg.get("model_type", "")) in QK_NORM_MODEL_TYPES,
+        dsa=dsa,
+        qk_norm=str(cfg.get("model_type", "")) in QK_NORM_MODEL_TYPES or bool(cfg.get("use_qk_norm")),
+        qk_norm_across_heads=bool(cfg.get("use_qk_norm")) and cfg.get("qk_norm_type") == "per_layer",
+        rotary_dim=_rotary_dim(cfg, head_dim, where),
         hf_id=hf_id,
     )
+
+
+def _rotary_dim(cfg: dict, head_dim: int, where: str) -> int:
+    """Dims of each head that rotary rotates (config `rotary_dim`, or `partial_rotary_factor` x
+    head_dim); 0 when it rotates all of them."""
+    if cfg.get("rotary_dim"):
+        dim = _count(cfg, "rotary_dim", where)
+    elif cfg.get("partial_rotary_factor"):
+        dim = round(float(cfg["partial_rotary_factor"]) * head_dim)
+    else:
+        return 0
+    if not 0 < dim <= head_dim:
+        raise SpecError(f"{where}: rotary_dim {dim} must be between 1 and head_dim {head_dim}")
+    return 0 if dim == head_dim else dim
 
 
 # Architectures whose attention normalises q and k per head (transformers' modeling_qwen3*.py

@@ -39,6 +39,9 @@ TOPOLOGIES = {
 KV_TRANSFER_MODES = ("layerwise", "whole")
 ROUTERS = ("round_robin", "least_outstanding", "least_tokens")
 ATTENTION_BACKENDS = ("flash", "cudnn")
+# vLLM's MoE kernel for MXFP4 experts (--mxfp4-backend; VLLM_MXFP4_USE_MARLIN=1 before it): auto is
+# triton_kernels on Hopper (vllm/model_executor/layers/quantization/mxfp4.py get_mxfp4_backend).
+MXFP4_BACKENDS = ("auto", "triton", "marlin")
 # How MoE dispatch/combine move tokens between EP ranks (priced in frontier.ops.experts.ep_traffic).
 EP_BACKENDS = ("nccl", "allgather-reducescatter", "deepep-normal", "deepep-low-latency")
 
@@ -117,6 +120,7 @@ class ClusterSpec:
     cuda_graph: bool = True
     cuda_graph_max_bs: int | None = None  # largest decode batch replayed from a CUDA graph
     attention_backend: str = "flash"
+    mxfp4_backend: str = "auto"  # vLLM's MoE kernel for MXFP4 experts: auto (triton) | triton | marlin
     cpu_overhead_ms: float | None = None  # host time per step; None: the engine's (frontier.engine)
     num_gpu_blocks_override: int = 0  # KV blocks per instance instead of the memory plan's
     max_model_len: int = 0  # longest request served; 0: the model's context
@@ -204,6 +208,7 @@ _CHOICES = {
     "role": ROLES,
     "router": ROUTERS,
     "attention_backend": ATTENTION_BACKENDS,
+    "mxfp4_backend": MXFP4_BACKENDS,
     "engine": ENGINES,
     "schedule_policy": ("fcfs", "lpm"),
     "kv_cache_dtype": KV_CACHE_DTYPES,

@@ -106,6 +106,47 @@ def test_mla_prefill_comes_from_the_measured_kernel_by_causal_work():
     assert ms[2] == pytest.approx(base.ops_ms([gqa])[0])
 
 
+def test_mla_decode_comes_from_the_measured_kernel_on_its_batch_and_context_grid():
+    from frontier.ops.operators import AttnDecode
+    from frontier.predict.engine_kernels import MLADecode
+
+    rows = pd.DataFrame(
+        {
+            "heads": [8] * 4,
+            "batch": [1, 1, 64, 64],
+            "kv": [1024, 4096, 1024, 4096],
+            "ms": [0.016, 0.019, 0.037, 0.089],
+        }
+    )
+    mla = MLADecode(rows)
+    assert mla.attention_ms(8, 64, 64 * 4096) == pytest.approx(0.089)  # a measured point
+    assert mla.attention_ms(8, 64, 64 * 2048) == pytest.approx(math.sqrt(0.037 * 0.089))  # log-log midway
+    assert mla.attention_ms(8, 128, 128 * 8192) == pytest.approx(4 * 0.089)  # twice the batch and context
+    assert mla.attention_ms(8, 1, 512) == pytest.approx(0.016)  # below the grid: its edge
+    assert mla.attention_ms(16, 64, 64 * 4096) is None  # another head count
+    base = load_predictor(get_gpu("h200"))
+    pred = WithEngineKernels(base, None, "vllm", None, mla)
+    latent = AttnDecode(64, 64 * 4096, 4096, 8, 1, 576, 512)
+    ragged = AttnDecode(64, 64 * 4096, 8000, 8, 1, 576, 512)  # same cached tokens, uneven
+    gqa = AttnDecode.uniform(64, 4096, 8, 1, 128)  # not the latent: the reference's answer
+    ms = pred.ops_ms([latent, ragged, gqa])
+    assert ms[0] == ms[1] == pytest.approx(0.089)
+    assert ms[2] == pytest.approx(base.ops_ms([gqa])[0])
+
+
+def test_both_engines_take_the_measured_mla_decode_kernel():
+    # SGLang's FlashAttention-3 MLA kernel (aiconfigurator generation_mla_perf, H200, 8 heads per
+    # rank: Kimi-K2.5 at TP8) answers vLLM too, which has no table of its own.
+    from frontier.ops.operators import AttnDecode
+
+    base = load_predictor(get_gpu("h200"))
+    op = AttnDecode.uniform(64, 4096, 8, 1, 576, 512)
+    for engine in ("sglang", "vllm"):
+        got = with_engine_kernels(base, "h200", engine).ops_ms([op])[0]
+        assert got == pytest.approx(0.089358, rel=1e-3)  # the measured row (batch 64, 4,096 tokens)
+        assert got < 0.6 * base.ops_ms([op])[0]  # the latent read once, not as keys and values
+
+
 def test_an_unmeasured_width_takes_the_engine_to_reference_ratio_of_the_nearest_measured_one():
     # Measured at TP1 (intermediate 512 per rank) only; at TP2 (256) the layer is the reference's
     # prediction times the engine/reference ratio found at 512.
@@ -166,3 +207,68 @@ def test_a_dense_model_run_does_not_import_pandas():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def marlin_rows(points, hidden=3584, inter=768, experts=896, topk=16):
+    return pd.DataFrame(
+        [
+            {
+                "dtype": "w4a16",
+                "hidden": hidden,
+                "inter": inter,
+                "experts": experts,
+                "topk": topk,
+                "tokens": t,
+                "ms": ms,
+                "moe_dtype": "w4a16_mxfp4",
+                "kernel_source": "vllm_compressedtensorsw4a4mxfp4moe_marlin_marlinexperts",
+            }
+            for t, ms in points
+        ]
+    )
+
+
+def test_marlin_carries_a_measured_layer_over_at_equal_rows_per_expert_scaled_by_the_work():
+    from frontier.predict.engine_kernels import MarlinMoE
+
+    # Measured: 896 experts, top-16, hidden 3584, width 768; 5,600 tokens = 100 rows per expert.
+    marlin = MarlinMoE(marlin_rows([(560, 1.0), (5600, 4.0)]))
+    # gpt-oss at TP4: 128 experts, top-4, hidden 2880 (padded to 3072), width 720 (padded to
+    # 768). 3,200 tokens x 4 / 128 = 100 rows per expert too; the work is E x hidden x width.
+    work = (128 * 3072 * 768) / (896 * 3584 * 768)
+    assert marlin.layer_ms(2880, 720, 128, 4, 3200) == pytest.approx(4.0 * work)
+    assert marlin.layer_ms(2880, 720, 128, 4, 320) == pytest.approx(1.0 * work)  # 10 rows per expert
+    # Triton rows (or int4 Marlin rows) are not Marlin MXFP4 measurements.
+    other = marlin_rows([(560, 1.0)]).assign(kernel_source="vllm_gptossmxfp4moe_triton")
+    assert not MarlinMoE(other) and MarlinMoE(other).layer_ms(2880, 720, 128, 4, 3200) is None
+
+
+def test_gpt_oss_experts_on_marlin_take_the_measured_marlin_speed_at_prefill_and_their_own_table_at_decode():
+    """InferenceMAX serves gpt-oss on H100/H200 with VLLM_MXFP4_USE_MARLIN=1. Marlin's measured
+    MXFP4 layers reach 190-230 TFLOPS at 8k+ tokens on H200, triton_kernels 450-560 on gpt-oss's
+    experts: a prefill MoE layer takes more than twice as long; a decode-sized one (fewer rows than
+    experts) keeps the measured layer of its own shape."""
+    gpu = get_gpu("h200")
+    base = load_predictor(gpu)
+    triton = with_engine_kernels(base, gpu.name, "vllm")
+    marlin = with_engine_kernels(base, gpu.name, "vllm", mxfp4_marlin=True)
+
+    def layer(tokens, width=2880):
+        return [
+            GroupedGemm(128, 4, tokens, 2880, 2 * width, max(1, tokens // 32), min(128, 4 * tokens), "w4a16"),
+            Elementwise("silu_mul", 4 * tokens, width),
+            GroupedGemm(128, 4, tokens, width, 2880, max(1, tokens // 32), min(128, 4 * tokens), "w4a16"),
+        ]
+
+    for width in (2880, 360):  # TP1 and TP8
+        prefill, decode = layer(8192, width), layer(8, width)
+        assert marlin.ops_ms(prefill).sum() > 2.0 * triton.ops_ms(prefill).sum()
+        assert np.array_equal(marlin.ops_ms(decode), triton.ops_ms(decode))
+    # Not an MXFP4 layer: unchanged.
+    fp8 = [
+        GroupedGemm(256, 8, 8192, 3072, 768, 256, 256, "fp8"),
+        Elementwise("silu_mul", 65536, 384),
+        GroupedGemm(256, 8, 8192, 384, 3072, 256, 256, "fp8"),
+    ]
+    assert np.array_equal(marlin.ops_ms(fp8), triton.ops_ms(fp8))
+    assert "Marlin" in marlin.sources()["grouped_gemm"]

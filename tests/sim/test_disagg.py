@@ -338,7 +338,9 @@ def test_af_ffn_gpus_each_dispatch_their_share():
     assert par.ep == 8
     # 4096 tokens reach one FFN instance of 8 GPUs: each holds and dispatches 512 of them.
     ops = ffn_block(model, par, 512, ffn.dtype, 4096)
-    whole = ffn_block(model, par, 4096, ffn.dtype, 4096)  # as if each GPU dispatched them all
+    # As if each GPU dispatched them all (tokens == group would mean every GPU already holds
+    # them all, which dispatches nothing: frontier.ops.graph.replicated_tokens_ep).
+    whole = ffn_block(model, par, 4096, ffn.dtype, 8 * 4096)
 
     def dispatch(ops):
         return next(op for op, _ in ops if isinstance(op, EPExchange) and op.phase == "dispatch")

@@ -112,7 +112,7 @@ def test_glm_5_mla_dims_and_moe_layers():
     m = load_model("glm-5")
     assert (m.mla.q_lora_rank, m.mla.kv_lora_rank, m.qk_head_dim, m.v_head_dim) == (2048, 512, 256, 256)
     assert (m.num_dense_layers, m.num_moe_layers, m.moe.num_experts) == (3, 75, 256)
-    assert m.kv_bytes_per_token == 78 * (512 + 64) * 2  # the indexer's key cache is left out
+    assert m.kv_bytes_per_token == 78 * ((512 + 64) * 2 + 128 + 4)  # + the indexer's fp8 key cache
 
 
 def test_deepseek_r1_has_deepseek_v3_architecture():

@@ -43,3 +43,34 @@ def test_inferencemax_deepseek_runs_use_its_launch_flags(runs):
     dep = row.scenario["deployment"]
     assert (dep["max_num_batched_tokens"], dep["max_prefill_tokens"], dep["max_num_seqs"]) == (32768, 32768, 512)
     assert dep["gpu_memory_utilization"] == 0.82 and dep["enable_prefix_caching"] is False
+
+
+def test_moe_sharded_over_data_parallel_ranks_is_listed_not_simulated_on_fewer_gpus(runs):
+    # vLLM 0.12's Qwen3-235B rows with tp 2 and moe_tp 4 ran on 4 GPUs (DP2 attention, MoE TP4):
+    # simulating them as TP2 on 2 GPUs would compare a different deployment.
+    qwen = [r for r in runs.values() if "Qwen3-235B" in r.model and r.engine == "vllm"]
+    mixed = [r for r in qwen if "moe_tp 4" in r.unexpressed]
+    assert mixed and all(r.scenario is None for r in mixed)
+    assert all(r.scenario is not None for r in qwen if r.tp == 2 and not r.unexpressed)
+    assert any(r.scenario is not None for r in qwen)
+
+
+def test_aiconfigurator_sweep_runs_use_its_generators_server_flags(runs):
+    # generator/rule_plugin/benchmark/sglang.rule: mixed chunk, max prefill isl + 1500, the batch
+    # size as max running requests; vllm.rule: batched tokens = batch size + isl + 1500.
+    sgl = next(r for r in by(runs, engine="sglang", isl=1000, osl=500) if r.scenario)
+    dep = sgl.scenario["deployment"]
+    assert dep["enable_mixed_chunk"] is True and dep["max_prefill_tokens"] == 2500
+    assert dep["max_num_seqs"] == dep["cuda_graph_max_bs"] == sgl.concurrency
+    vllm = next(r for r in by(runs, engine="vllm", version="0.12.0", isl=8000, osl=1000) if r.scenario)
+    dep = vllm.scenario["deployment"]
+    assert dep["max_num_batched_tokens"] == vllm.concurrency + 9500 and dep["max_model_len"] == 10500
+    imax = next(r for r in by(runs, version="0.18.0", isl=8192, osl=1024) if r.scenario)
+    assert "enable_mixed_chunk" not in imax.scenario["deployment"]
+
+
+def test_inferencemax_gpt_oss_runs_use_marlin_moe_on_h100_and_h200(runs):
+    # benchmarks/gptoss_fp4_h100.sh and gptoss_fp4_h200.sh export VLLM_MXFP4_USE_MARLIN=1.
+    rows = [r for r in runs.values() if "gpt-oss" in r.model and r.scenario]
+    assert {r.gpu for r in rows} == {"h100_sxm", "h200_sxm"}
+    assert all(r.scenario["deployment"]["mxfp4_backend"] == "marlin" for r in rows)

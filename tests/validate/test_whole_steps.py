@@ -35,9 +35,9 @@ def ape(rows, **where):
 def test_decode_steps_within_10_percent_median(steps):
     assert len(steps) >= 40
     median, p90 = ape(steps)
-    # The tail is GLM-5 (its sparse-attention indexer is not modelled) and MiniMax-M2.5, whose
-    # repeated measurements of one deployment disagree by up to 50 % (10.1 vs 15.5 ms on H100).
-    assert median <= 0.10 and p90 <= 0.30
+    # 4.5 % and 21 % now. The tail is MiniMax-M2.5 at TP4, whose repeated measurements of one
+    # deployment disagree by up to 50 % (10.1 vs 15.5 ms on H100), and SGLang 0.5.6's Qwen3-235B.
+    assert median <= 0.07 and p90 <= 0.25
 
 
 @pytest.mark.parametrize(
@@ -54,6 +54,8 @@ def test_decode_steps_within_10_percent_median(steps):
             ),
         ),
         {"model": "gpt-oss", "gpu": "h100"},  # MoE, MXFP4 experts, H100
+        {"model": "Kimi-K2.5", "gpu": "h200"},  # MoE + MLA, int4 experts
+        {"model": "GLM-5", "gpu": "h200"},  # MoE + MLA + DeepSeek sparse attention
     ],
 )
 def test_decode_steps_per_family(steps, where):
