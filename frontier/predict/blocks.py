@@ -177,7 +177,8 @@ class BlockCosts:
         gap = self.overheads.graph_launch_us * 1e-3
         launch = self.overheads.eager_launch_us * 1e-3
         compute = comm = 0.0
-        for (op, count), t in zip(ops, ms):
+        # (In Python floats: the same values as numpy's, and every step adds them up again.)
+        for (op, count), t in zip(ops, ms.tolist() if isinstance(ms, np.ndarray) else ms):
             if t == 0.0:
                 continue
             t = count * (in_graph_ms(op, t) + gap if graph else max(t, launch))
@@ -364,27 +365,30 @@ class BlockCosts:
             total += hit
         b = stats.num_decode
         if b:
-            s = stats.decode_sum_kv
-            lo, hi = _DECODE_NEIGHBOURS.get(s) or grid_neighbours(s, DECODE_KV_STEP)
-            # The longest sequence only shapes how a decode kernel splits its work; the
-            # calibrated predictors do not see it, so the key carries the mean length instead.
-            memo, dec = self._memo, self._dec
-            a, c = (
-                dec.get((b, lo, graph)) or self._dec_entry(b, lo, graph),
-                dec.get((b, hi, graph)) or self._dec_entry(b, hi, graph),
-            )
-            if a is None or c is None:
-                m, p, be, d = self.model, self.par, self.attn_backend, self.dtype
-                ahead = points_from(lo, 24, 1.05)
-                sizes = {max(1, b + d) for d in (-2, -1, 0, 1, 2)}
-                self._fill(
-                    [("dec", bb, g, -(-g // bb), graph) for bb in sizes for g in ahead if g >= bb],
-                    lambda k: attention_core(
-                        m, p, BatchStats(num_decode=k[1], decode_sum_kv=k[2], decode_max_kv=k[3]), be, d
-                    ),
-                    graph,
-                )
-                a, c = memo[("dec", b, lo, -(-lo // b), graph)], memo[("dec", b, hi, -(-hi // b), graph)]
-            a, c = a[0], c[0]
-            total += a if hi == lo else a + (c - a) * (s - lo) / (hi - lo)
+            total += self.decode_attention_ms(b, stats.decode_sum_kv, graph)
         return total
+
+    def decode_attention_ms(self, b: int, s: int, graph: bool) -> float:
+        """Decode attention of `b` sequences reading `s` KV tokens in all (see `attention_ms`)."""
+        lo, hi = _DECODE_NEIGHBOURS.get(s) or grid_neighbours(s, DECODE_KV_STEP)
+        # The longest sequence only shapes how a decode kernel splits its work; the
+        # calibrated predictors do not see it, so the key carries the mean length instead.
+        memo, dec = self._memo, self._dec
+        a, c = (
+            dec.get((b, lo, graph)) or self._dec_entry(b, lo, graph),
+            dec.get((b, hi, graph)) or self._dec_entry(b, hi, graph),
+        )
+        if a is None or c is None:
+            m, p, be, d = self.model, self.par, self.attn_backend, self.dtype
+            ahead = points_from(lo, 24, 1.05)
+            sizes = {max(1, b + d) for d in (-2, -1, 0, 1, 2)}
+            self._fill(
+                [("dec", bb, g, -(-g // bb), graph) for bb in sizes for g in ahead if g >= bb],
+                lambda k: attention_core(
+                    m, p, BatchStats(num_decode=k[1], decode_sum_kv=k[2], decode_max_kv=k[3]), be, d
+                ),
+                graph,
+            )
+            a, c = memo[("dec", b, lo, -(-lo // b), graph)], memo[("dec", b, hi, -(-hi // b), graph)]
+        a, c = a[0], c[0]
+        return a if hi == lo else a + (c - a) * (s - lo) / (hi - lo)

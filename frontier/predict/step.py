@@ -16,11 +16,12 @@ A step is timed by a *timing rule* over one `BlockCosts` cache (`frontier.predic
 - `AFPipeline`: attention/FFN disaggregation, n micro-batches ping-pong between attention and
   FFN GPUs layer by layer.
 Any object with `step(BatchStats) -> StepTime` is a rule (tests use known step times); a rule
-may also say where decode-run times change slope (`kinks`) and what to predict up front
-(`warm`). Host time per step is added in one place, `_with_host`. Link
-times come from `frontier.predict.links`. The batch handed in is the instance's whole batch;
-with `dp_attention` ranks it is split evenly over them (symmetric ranks are costed once, as the
-slowest one).
+may also say where decode-run times change slope (`kinks`), time a decode run's iterations
+faster than step by step (`decode_steps`) and what to predict up front (`warm`). Host time per
+step comes from one place, `StepOverheads.wall_ms` (added by `_with_host`, or inline on the
+hottest paths). Link times come from `frontier.predict.links`. The batch handed in is the
+instance's whole batch; with `dp_attention` ranks it is split evenly over them (symmetric ranks
+are costed once, as the slowest one).
 """
 
 from __future__ import annotations
@@ -106,15 +107,41 @@ class Sequential:
         dp = blocks.par.dp_attention
         rank = split(stats, dp) if dp > 1 else stats
         graph = blocks.uses_graph(rank)
-        # Everything but attention depends on (tokens, sampled rows): memoised whole.
+        key = (rank.prefill_tokens + rank.num_decode, rank.num_sampled, graph)
+        fixed, comm = self._fixed.get(key) or self._fixed_ms(rank, graph)
+        gpu = fixed + blocks.attention_ms(rank, graph)
+        wall = blocks.overheads.wall_ms(gpu, rank.num_prefill + rank.num_decode)
+        return StepTime(wall * 1e-3, comm, comm, 0.0, wall - gpu)  # _with_host's, inlined
+
+    def _fixed_ms(self, rank: BatchStats, graph: bool) -> tuple[float, float]:
+        """(ms, all-to-all ms) of everything but attention: it depends on (tokens, sampled rows)
+        only, and is memoised whole."""
         key = (rank.prefill_tokens + rank.num_decode, rank.num_sampled, graph)
         fixed = self._fixed.get(key)
         if fixed is None:
+            blocks = self.blocks
             tokens = blocks.padded_tokens(rank)
             compute, comm = blocks.layers_ms(tokens, graph)
             fixed = self._fixed[key] = (blocks.head_ms(tokens, rank.num_sampled, graph) + compute + comm, comm)
-        seqs = rank.num_prefill + rank.num_decode
-        return _with_host(blocks, fixed[0] + blocks.attention_ms(rank, graph), seqs, fixed[1], fixed[1])
+        return fixed
+
+    def decode_steps(self, stats: BatchStats):
+        """`step` of the decode batch `stats` j iterations later (each adds one KV token per
+        sequence) as a function of j, or None: over a decode run only attention changes, so the
+        rest is looked up once."""
+        blocks, b = self.blocks, stats.num_decode
+        if blocks.par.dp_attention > 1 or stats.num_prefill or not b:
+            return None
+        graph = blocks.uses_graph(stats)
+        fixed, comm = self._fixed_ms(stats, graph)
+        attention, kv, wall_ms = blocks.decode_attention_ms, stats.decode_sum_kv, blocks.overheads.wall_ms
+
+        def at(j: int) -> StepTime:  # _with_host's, inlined
+            gpu = fixed + attention(b, kv + j * b, graph)
+            wall = wall_ms(gpu, b)
+            return StepTime(wall * 1e-3, comm, comm, 0.0, wall - gpu)
+
+        return at
 
     def kinks(self, stats: BatchStats, n: int) -> list[int]:
         return self.blocks.decode_kinks(stats.decode_sum_kv, stats.num_decode, n, self.blocks.par.dp_attention)
@@ -331,12 +358,13 @@ class StepModel:
                     at.add(j)
         s = stats
         memo: dict[int, StepTime] = {}
-        step = self.rule.step
+        decode_steps = getattr(self.rule, "decode_steps", None)
+        timed = decode_steps(stats) if decode_steps is not None else None
+        if timed is None:
+            step = self.rule.step
 
-        def ask(j: int) -> StepTime:
-            t = memo.get(j)
-            if t is None:
-                t = memo[j] = step(
+            def timed(j: int) -> StepTime:
+                return step(
                     BatchStats(
                         s.num_prefill,
                         s.prefill_tokens,
@@ -351,6 +379,11 @@ class StepModel:
                         s.num_sampled,
                     )
                 )
+
+        def ask(j: int) -> StepTime:
+            t = memo.get(j)
+            if t is None:
+                t = memo[j] = timed(j)
             return t
 
         at = sorted(at)
@@ -375,10 +408,10 @@ class StepModel:
         def summed(values: tuple[float, ...]) -> float:
             if values.count(values[0]) == len(values):  # constant (often zero): no interpolation
                 return values[0] * n
-            return float(np.interp(steps, at, values).sum())
+            return float(np.add.reduce(np.interp(steps, at, values)))
 
         times = np.interp(steps, at, total_s)
-        return times, StepTime(float(times.sum()), *map(summed, parts))
+        return times, StepTime(float(np.add.reduce(times)), *map(summed, parts))
 
     def steps(self, stats: list[BatchStats]) -> tuple[np.ndarray, StepTime]:
         """(step times in s, totals) of iterations known in advance, each timed on its own."""

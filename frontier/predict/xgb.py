@@ -206,9 +206,12 @@ class XGBoostFamilyModel:
         arrays of one row take. None when the operator's shape has no table yet."""
         gpu, floor = self.gpu, tables.floor
         hq, hkv, d, dv = float(op.hq), float(op.hkv), float(op.d), float(op.dv)
-        table = tables.shapes.get((hq, hkv, d, dv, code(op.backend, BACKENDS)))
+        shape = (hq, hkv, d, dv, code(op.backend, BACKENDS))
+        table = tables.rows.get(shape)
         if table is None:
-            return None
+            if shape not in tables.shapes:
+                return None
+            table = tables.rows[shape] = tables.shapes[shape].tolist()
         num_seqs, sum_q, sum_qc, max_q, max_kv = (
             float(op.num_seqs),
             float(op.sum_q),
@@ -234,17 +237,20 @@ class XGBoostFamilyModel:
         grids = (tables.log_grid_list["seqs"], tables.log_grid_list["length"])
         ratios = []
         for lvs in logs:
-            corners = [(1.0, ())]
+            brackets = []
             for lg, lv in zip(grids, lvs):
                 if len(lg) == 1:
-                    lo = hi = 0
-                    w = 0.0
+                    brackets.append((0, 0, 0.0))
                 else:
                     hi = min(max(bisect.bisect_left(lg, lv), 1), len(lg) - 1)
                     lo = hi - 1
-                    w = min(max((lv - lg[lo]) / (lg[hi] - lg[lo]), 0.0), 1.0)
-                corners = [(cw * ww, idx + (i,)) for cw, idx in corners for i, ww in ((lo, 1.0 - w), (hi, w))]
-            ratios.append(sum(cw * table[idx] for cw, idx in corners))
+                    brackets.append((lo, hi, min(max((lv - lg[lo]) / (lg[hi] - lg[lo]), 0.0), 1.0)))
+            (lo1, hi1, w1), (lo2, hi2, w2) = brackets
+            # The corners' weights and their sum in log_ratio's order (the same roundings).
+            a, b, below, above = 1.0 - w1, w1, table[lo1], table[hi1]
+            ratios.append(
+                a * (1.0 - w2) * below[lo2] + a * w2 * below[hi2] + b * (1.0 - w2) * above[lo2] + b * w2 * above[hi2]
+            )
         results = (np.exp(np.array(ratios, dtype=float)) * np.array(base)).tolist()
         pred = results[0]
         if len(results) == 1:
@@ -267,6 +273,7 @@ class GridTables:
         self.path = self.cache_path(source) if source is not None else None
         self.floor, self.grid = floor, grid
         self.shapes: dict[tuple, np.ndarray] = shapes or {}
+        self.rows: dict[tuple, list] = {}  # a shape's table as Python lists (`_one_prefill`)
         self.log_grid = {a: np.log(np.asarray(g, dtype=float)) for a, g in grid.items()}
         self.log_grid_list = {a: g.tolist() for a, g in self.log_grid.items()}  # for bisect
 

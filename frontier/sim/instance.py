@@ -27,6 +27,8 @@ from frontier.sim.recorder import Recorder
 from frontier.sim.request import Request
 from frontier.sim.scheduler import Scheduler, StepPlan
 
+_sum = np.add.reduce  # ndarray.sum's own reduction, without its Python wrappers
+
 
 @dataclass(slots=True)  # one or more per planned batch
 class Batch:
@@ -35,9 +37,10 @@ class Batch:
     done_s: float
     totals: StepTime  # its time, communication and bubbles, summed
     step_times_s: np.ndarray | None = None  # set for a run of iterations (fast-forwarded)
-    # A run with a prompt (its last request): the prompt's new tokens per iteration, and the
-    # iteration that ends the prompt with its first token (-1: not in this run).
-    chunks: np.ndarray | None = None
+    # A run with a prompt (its last request): the prompt's new tokens in its first iterations
+    # (one chunk each), and the iteration that ends the prompt with its first token (-1: not in
+    # this run).
+    chunks: list[int] | None = None
     first_step: int = -1
     ids: frozenset[int] | set[int] = frozenset()  # with pp > 1: its requests (see `issue`)
     cancelled: bool = False  # replaced by a shorter run (see Instance.interrupt)
@@ -47,7 +50,7 @@ class Batch:
     def ends(self) -> np.ndarray:
         """When each iteration of a run ends (computed once: arrivals ask it again and again)."""
         if self._ends is None:
-            self._ends = self.start_s + np.cumsum(self.step_times_s)
+            self._ends = self.start_s + self.step_times_s.cumsum()
         return self._ends
 
 
@@ -288,12 +291,12 @@ class Instance:
         """A prompt prefilled chunk by chunk beside an unchanging set of decodes is as
         predictable as a decode run, and so is the decode run that follows it.
 
-        Returns (step times, totals, the prompt's chunk per iteration, the iteration of its first
-        token or -1) of the iterations until the next change: the prompt's last chunk (included
-        when nothing waits to use the budget it leaves, and then the decodes of all, the prompt
-        included), a request finishing or KV blocks running out; None if the plan is not such a
-        run. Each chunk's iteration is timed on its own (the context grows by a chunk each time),
-        the decode iterations as a decode run."""
+        Returns (step times, totals, the prompt's chunks (one per iteration from the first), the
+        iteration of its first token or -1) of the iterations until the next change: the
+        prompt's last chunk (included when nothing waits to use the budget it leaves, and then the
+        decodes of all, the prompt included), a request finishing or KV blocks running out; None
+        if the plan is not such a run. Each chunk's iteration is timed on its own (the context
+        grows by a chunk each time), the decode iterations as a decode run."""
         scheduled, sched = plan.scheduled, self.scheduler
         # The chunks below are those of vLLM's chunked prefill (`Scheduler`: decodes first, the
         # prompt takes the rest of the budget); another policy steps one at a time.
@@ -351,7 +354,6 @@ class Instance:
             for j, (n, c) in enumerate(zip(chunks, grown))
         ]
         times, totals = self.step_model.steps(stats)
-        chunks = np.array(chunks, dtype=np.int64)
         if k <= full:
             return times, totals, chunks, -1
         # The prompt has its first token: everyone decodes until the next change.
@@ -379,8 +381,8 @@ class Instance:
         )
         run_times, run_totals = self.step_model.decode_run(first, n)
         times = np.concatenate([times, run_times])
-        totals = (totals + run_totals)._replace(total_s=float(times.sum()))
-        return times, totals, np.concatenate([chunks, np.zeros(n, dtype=np.int64)]), k - 1
+        totals = (totals + run_totals)._replace(total_s=float(_sum(times)))
+        return times, totals, chunks, k - 1
 
     # Async / overlap scheduling (vLLM 0.12+, SGLang): the scheduler picks iteration n+1 while
     # the GPU runs n, so a request that arrives during n can join n+2 at the earliest.
@@ -416,7 +418,7 @@ class Instance:
         # Costs are linear over the run: the kept iterations carry their share of its totals.
         t, share = run.totals, k / len(all_times)
         totals = StepTime(
-            float(times.sum()), t.comm_ms * share, t.bubble_ms * share, t.ffn_bubble_ms * share, t.host_ms * share
+            float(_sum(times)), t.comm_ms * share, t.bubble_ms * share, t.ffn_bubble_ms * share, t.host_ms * share
         )
         short = Batch(run.scheduled, run.start_s, run.start_s + totals.total_s, totals, times)
         if run.chunks is not None:
@@ -438,9 +440,7 @@ class Instance:
         # A sequence grows by at most ceil((k - 1) / block_size) blocks in iterations 2..k.
         if k > 1 and b * -(-(k - 1) // bs) > self.kv.free_blocks:
             k = self._steps_within_free_blocks(np.array(computed, dtype=np.int64), k)
-        first = BatchStats(
-            num_decode=b, decode_sum_kv=sum(computed) + b, decode_max_kv=max(computed) + 1, num_sampled=b
-        )
+        first = BatchStats(0, 0, 0, 0, 0, 0, 0, b, sum(computed) + b, max(computed) + 1, b)  # b decodes
         return self.step_model.decode_run(first, k)
 
     def _steps_within_free_blocks(self, computed: np.ndarray, k: int) -> int:
@@ -472,7 +472,7 @@ class Instance:
             prompt = None
             if batch.chunks is not None:  # the last request is a prompt being prefilled
                 prompt = reqs.pop()
-                prefilled = int(batch.chunks.sum())
+                prefilled = sum(batch.chunks)
                 prompt.num_computed += prefilled
                 self.prefill_tokens += prefilled
             done_s = batch.done_s
@@ -504,7 +504,7 @@ class Instance:
                     prompt.num_computed += decoded
                     self.kv.grow_to_computed(reqs + [prompt])
                     # (At the last iteration: the batch's end, not a sum rounded another way.)
-                    first_s = done_s if f == k - 1 else batch.start_s + float(times[: f + 1].sum())
+                    first_s = done_s if f == k - 1 else batch.start_s + float(_sum(times[: f + 1]))
                     self._first_token(prompt, first_s, finished, handoffs)
                     self.output_tokens += 1 + decoded
                     if decoded:

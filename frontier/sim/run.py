@@ -314,21 +314,25 @@ class Simulation:
 
     # --- the loop -----------------------------------------------------------------------------
     def run(self) -> None:
-        arrivals, heap = self.arrivals, self.heap
+        arrivals, heap, pop = self.arrivals, self.heap, heapq.heappop
+        n, slots = len(arrivals), self.slots_free_s
+        sent, arrival_s = -1, INF  # the next request and its arrival (read once: the loop asks often)
         while True:
             t_send = INF
-            slots = self.slots_free_s
-            if self.next_req < len(arrivals) and (slots is None or slots):
+            i = self.next_req
+            if i < n and (slots is None or slots):
+                if i != sent:
+                    sent, arrival_s = i, float(arrivals[i])
                 # A request held back by the client's concurrency limit is sent when a slot frees.
-                t_send = max(float(arrivals[self.next_req]), self.clock, slots[0] if slots else 0.0)
+                t_send = max(arrival_s, self.clock, slots[0] if slots else 0.0)
             t_event = heap[0][0] if heap else INF
             if t_send == INF and t_event == INF:
                 break
             if t_send <= t_event:
                 self.clock = t_send
-                self.on_arrival(self.request(self.next_req))
+                self.on_arrival(self.request(i))
                 continue
-            self.clock, _, event = heapq.heappop(heap)
+            self.clock, _, event = pop(heap)
             kind = type(event)
             if kind is BatchDone:
                 if not event.batch.cancelled:

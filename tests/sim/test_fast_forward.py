@@ -133,3 +133,30 @@ def test_a_stretch_ending_with_a_first_token_finishes_then():
     assert (df.status == "finished").all()
     assert (df.finish_s >= df.first_token_s).all()
     assert df.finish_s[19] == df.first_token_s[19]
+
+
+def test_a_decode_runs_iterations_timed_at_once_are_those_of_stepping():
+    # Sequential.decode_steps looks up the blocks a decode run does not change once: each of its
+    # iterations must come out bit for bit as `step` times it, on the calibrated H100 predictor,
+    # inside a CUDA graph (48 sequences) and eager (600, beyond the largest capture size).
+    from frontier.ops.graph import BatchStats
+    from frontier.predict.step import StepModel
+    from frontier.sim.run import step_model_for
+
+    sc = side_by_side().scenario(10, budget=8192, seqs=1024)
+    model, _ = step_model_for(sc, sc.clusters[0])
+    rule = model.rule
+
+    class SteppedOnly:  # the same rule without decode_steps: decode runs ask `step`
+        step, kinks = rule.step, rule.kinks
+
+    for b, kv in ((48, 48 * 700), (600, 600 * 1500)):
+        first = BatchStats(num_decode=b, decode_sum_kv=kv, decode_max_kv=kv // b + 40, num_sampled=b)
+        at = rule.decode_steps(first)
+        for j in (0, 1, 17, 250, 999):
+            advanced = first._replace(decode_sum_kv=kv + j * b, decode_max_kv=first.decode_max_kv + j)
+            assert at(j) == rule.step(advanced)
+        times, totals = model.decode_run(first, 1000)
+        stepped_times, stepped_totals = StepModel(SteppedOnly()).decode_run(first, 1000)
+        assert np.array_equal(times, stepped_times) and totals == stepped_totals
+        assert len(set(times.tolist())) > 100  # the KV grows: a run of different step times
