@@ -335,29 +335,18 @@ class WithEngineKernels:
         self.base, self._fused, self.engine, self._mla = base, fused, engine, mla
         self._mla_decode, self._marlin = mla_decode, marlin
 
-    @property
-    def fused(self) -> FusedMoE | None:
-        if callable(self._fused):
-            self._fused = self._fused()
-        return self._fused
+    def _table(self, attr: str):
+        """The table held in `attr`, read on first use if a loader stands there."""
+        table = getattr(self, attr)
+        if callable(table):
+            table = table()
+            setattr(self, attr, table)
+        return table
 
-    @property
-    def mla(self) -> MLAContext | None:
-        if callable(self._mla):
-            self._mla = self._mla()
-        return self._mla
-
-    @property
-    def mla_decode(self) -> MLADecode | None:
-        if callable(self._mla_decode):
-            self._mla_decode = self._mla_decode()
-        return self._mla_decode
-
-    @property
-    def marlin(self) -> MarlinMoE | None:
-        if callable(self._marlin):
-            self._marlin = self._marlin()
-        return self._marlin
+    fused = property(lambda self: self._table("_fused"), doc="FusedMoE | None")
+    mla = property(lambda self: self._table("_mla"), doc="MLAContext | None")
+    mla_decode = property(lambda self: self._table("_mla_decode"), doc="MLADecode | None")
+    marlin = property(lambda self: self._table("_marlin"), doc="MarlinMoE | None")
 
     def __getattr__(self, name):  # sources(), model_for(), ... of the base predictor
         return getattr(self.base, name)
