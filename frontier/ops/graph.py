@@ -465,13 +465,23 @@ def ffn_block(
                 (ep_exchange(model, par, T, "combine", imbalance), moe_layers),
             ]
     else:
-        width = moe.intermediate_size // tp
-        busiest, active = _dense_routing(T, moe.num_experts, moe.top_k, par.routing.skew)
+        # Tensor-parallel experts over every GPU of the instance: with attention-DP the DP ranks'
+        # tokens are gathered first and each rank's sums scattered back after (SGLang's
+        # dp_gather / dp_scatter around the MoE, srt/layers/communicator.py; vLLM flattens
+        # tp x dp into the MoE's TP group without EP, fused_moe/config.py FusedMoEParallelConfig,
+        # and all-gathers the DP ranks' tokens in its naive dispatch).
+        moe_tp, rows = tp * par.dp_attention, group if par.dp_attention > 1 else T
+        width = moe.intermediate_size // moe_tp
+        busiest, active = _dense_routing(rows, moe.num_experts, moe.top_k, par.routing.skew)
+        if par.dp_attention > 1:
+            ops.append((_moe_group_collective("all_gather", group * h * elem, moe_tp, par), moe_layers))
         ops += [
-            (GroupedGemm(moe.num_experts, moe.top_k, T, h, 2 * width, busiest, active, xdtype), moe_layers),
-            (Elementwise("silu_mul", T * moe.top_k, width), moe_layers),
-            (GroupedGemm(moe.num_experts, moe.top_k, T, width, h, busiest, active, xdtype), moe_layers),
+            (GroupedGemm(moe.num_experts, moe.top_k, rows, h, 2 * width, busiest, active, xdtype), moe_layers),
+            (Elementwise("silu_mul", rows * moe.top_k, width), moe_layers),
+            (GroupedGemm(moe.num_experts, moe.top_k, rows, width, h, busiest, active, xdtype), moe_layers),
         ]
+        if par.dp_attention > 1:
+            ops.append((_moe_group_collective("reduce_scatter", group * h * elem, moe_tp, par), moe_layers))
     if moe.shared_intermediate_size:
         shared = moe.shared_intermediate_size // (tp if par.ep == 1 else 1)
         ops += [
@@ -479,9 +489,18 @@ def ffn_block(
             (Elementwise("silu_mul", T, shared), moe_layers),
             (Gemm(T, shared, h, dtype), moe_layers),
         ]
-    if tp > 1 and (par.ep == 1 or replicated):
+    if tp > 1 and ((par.ep == 1 and par.dp_attention == 1) or replicated):
+        ops.append((all_reduce(T * h * elem, tp, par.fabric.gpus_per_node), moe_layers))
+    elif tp > 1 and par.ep == 1 and moe.shared_intermediate_size:  # the shared experts' TP sums
         ops.append((all_reduce(T * h * elem, tp, par.fabric.gpus_per_node), moe_layers))
     return ops
+
+
+def _moe_group_collective(kind: str, size_bytes: int, world: int, par: Parallel) -> Collective:
+    """An all-gather or reduce-scatter over the MoE's tensor-parallel group, over the network
+    once it spans nodes."""
+    gpn = par.fabric.gpus_per_node
+    return Collective(kind, size_bytes, world, "network" if gpn and world > gpn else "nvlink")
 
 
 def replicated_tokens_ep(par: Parallel, tokens: int, group: int) -> bool:

@@ -196,6 +196,7 @@ def memory_for(scenario: Scenario, spec: ClusterSpec, where: str) -> MemoryPlan:
         tp=spec.tp,
         pp=spec.pp,
         ep=spec.ep,
+        dp_attention=spec.dp_attention,
         gpu_memory_utilization=spec.gpu_memory_utilization,
         block_size=spec.block_size,
         max_num_batched_tokens=spec.max_num_batched_tokens,

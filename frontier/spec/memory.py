@@ -37,9 +37,17 @@ class MemoryPlan:
 
 
 def weight_bytes_per_gpu(
-    model: ModelSpec, tp: int, pp: int, ep: int = 1, part: str = "all", redundant_experts: int = 0
+    model: ModelSpec,
+    tp: int,
+    pp: int,
+    ep: int = 1,
+    part: str = "all",
+    redundant_experts: int = 0,
+    dp_attention: int = 1,
 ) -> float:
-    """Dense weights split over tp x pp; routed experts over ep (or tp when ep is 1) x pp. Each
+    """Dense weights split over tp x pp; routed experts over ep x pp, or without EP over every
+    GPU of the instance, tp x dp_attention x pp (with attention-DP and no EP both engines run
+    the MoE layers tensor-parallel over all the DP ranks: frontier.ops.graph.ffn_block). Each
     part in its own precision (ModelSpec.weight_bytes_by_part). A DSA indexer is replicated on
     every TP rank (SGLang's `ReplicatedLinear`), split over pp only. EPLB's `redundant_experts`
     replicas are whole extra experts, spread over the ep ranks like the others.
@@ -53,7 +61,7 @@ def weight_bytes_per_gpu(
         "ffn": b["ffn"],
     }[part]
     experts = 0.0 if part == "attention" else b["experts"]
-    expert_split = ep if ep > 1 else tp
+    expert_split = ep if ep > 1 else tp * dp_attention
     if ep > 1 and model.moe and redundant_experts:
         experts *= 1 + redundant_experts / model.moe.num_experts
     replicated = 0.0 if part == "ffn" else b["indexer"]
@@ -89,6 +97,7 @@ def plan_memory(
     tp: int,
     pp: int,
     ep: int = 1,
+    dp_attention: int = 1,
     gpu_memory_utilization: float = 0.9,
     block_size: int = 16,
     max_num_batched_tokens: int = 8192,
@@ -104,7 +113,7 @@ def plan_memory(
     module, an EAGLE head) sharing the embeddings and LM head: its weights and its KV cache
     come on top, a layer's worth each."""
     usable = gpu.memory_bytes * gpu_memory_utilization
-    weights = weight_bytes_per_gpu(model, tp, pp, ep, part, redundant_experts)
+    weights = weight_bytes_per_gpu(model, tp, pp, ep, part, redundant_experts, dp_attention)
     if draft_layers and model.num_layers:
         embedding = model.weight_bytes_by_part()["embedding"] / (tp * pp)
         weights += (weights - embedding) * draft_layers / max(1, -(-model.num_layers // pp))
@@ -127,7 +136,7 @@ def plan_memory(
                 t
                 for t in (2, 4, 8, 16, 32, 64)
                 if t > tp
-                and weight_bytes_per_gpu(model, t, pp, ep, part)
+                and weight_bytes_per_gpu(model, t, pp, ep, part, dp_attention=dp_attention)
                 + activation_bytes(model, t, max_num_batched_tokens, max_num_seqs)
                 < usable * 0.8
             ),

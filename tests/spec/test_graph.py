@@ -222,3 +222,32 @@ def test_qwen3_normalises_q_and_k_per_head():
     assert norms[Elementwise("rmsnorm", 4, 64 * 128)] == 64
     assert norms[Elementwise("rmsnorm", 4, 8 * 128)] == 64
     assert not load_model("llama-3.1-8b").qk_norm
+
+
+def test_attention_dp_without_ep_runs_the_experts_tensor_parallel_over_every_gpu():
+    # Mixtral, attention TP2 x DP2 on 4 GPUs, no EP: each DP rank's 4 tokens are gathered (16
+    # tokens x 4096 x 2 bytes), the experts split 4 ways over all 4 GPUs (14336 / 4), and the
+    # sums scattered back; no attention-TP all-reduce after the MoE (Mixtral has no shared expert).
+    ops = ops_of("mixtral-8x7b", tp=2, dp_attention=2)
+    grouped = count(ops, GroupedGemm)
+    shapes = {(op.experts, op.tokens, op.k, op.n): n for op, n in grouped.items()}
+    assert shapes == {(8, 8, 4096, 2 * 3584): 32, (8, 8, 3584, 4096): 32}
+    collectives = count(ops, Collective)
+    assert collectives[Collective("all_gather", 8 * 4096 * 2, 4)] == 32
+    assert collectives[Collective("reduce_scatter", 8 * 4096 * 2, 4)] == 32
+    # the attention block's all-reduce stays (32 layers); none after the experts
+    assert sum(n for op, n in collectives.items() if op.kind in ("custom_all_reduce", "all_reduce")) == 32
+
+
+def test_attention_dp_without_ep_holds_a_share_of_the_experts_per_gpu():
+    from frontier.spec.memory import weight_bytes_per_gpu
+
+    model = load_model("qwen3-235b-a22b")
+    b = model.weight_bytes_by_part()
+    dense = b["embedding"] + b["attention"] + b["ffn"]
+    tp2 = weight_bytes_per_gpu(model, 2, 1)
+    tp1_dp2 = weight_bytes_per_gpu(model, 1, 1, dp_attention=2)
+    # Both hold half the experts (not all of them); TP1 x DP2 holds all the dense weights on each GPU.
+    assert tp2 == pytest.approx(dense / 2 + b["experts"] / 2)
+    assert tp1_dp2 == pytest.approx(dense + b["experts"] / 2)
+    assert weight_bytes_per_gpu(model, 1, 1, ep=2, dp_attention=2) == pytest.approx(tp1_dp2)
