@@ -242,19 +242,27 @@ def _silicon_concurrency(row) -> float:
     return float(m.group(1)) if m else float("nan")
 
 
-def _agg_unexpressed(row) -> str:
-    """Why a co-located run's layout cannot be expressed, or ''. vLLM with data-parallel
-    attention and no expert parallelism shards its MoE layers over all tp x dp ranks
-    (vllm/model_executor/layers/fused_moe/config.py, FusedMoEParallelConfig: the flattened
-    tp_size = dp x tp), tokens gathered from every DP rank; Frontier shards MoE layers over the
-    attention TP ranks or spreads experts over EP ranks, not this. aiconfigurator's columns give
-    it as moe_tp x moe_ep GPUs differing from tp x attention_dp."""
+def _attention_dp(row) -> int:
+    """A co-located run's attention data-parallel ranks. aiconfigurator's columns give the MoE
+    layout as moe_tp x moe_ep GPUs; where that exceeds tp x attention_dp the run had more
+    attention-DP ranks than recorded: vLLM's data-parallel ranks without expert parallelism run
+    the MoE tensor-parallel over all tp x dp GPUs (vllm/model_executor/layers/fused_moe/config.py,
+    FusedMoEParallelConfig flattens them), so the DP size is moe_tp x moe_ep / tp."""
+    dp = _int(row["attention_dp_size"])
     moe_gpus = _int(row["moe_tp_size"]) * _int(row["moe_ep_size"])
-    attn_gpus = _int(row["tp_size"]) * _int(row["attention_dp_size"])
+    tp = _int(row["tp_size"])
+    return moe_gpus // tp if moe_gpus > tp * dp and moe_gpus % tp == 0 else dp
+
+
+def _agg_unexpressed(row) -> str:
+    """Why a co-located run's layout cannot be expressed, or '': MoE GPUs that are no multiple
+    of the attention TP size."""
+    moe_gpus = _int(row["moe_tp_size"]) * _int(row["moe_ep_size"])
+    attn_gpus = _int(row["tp_size"]) * _attention_dp(row)
     if moe_gpus > 1 and moe_gpus != attn_gpus:
         return (
             f"MoE over {moe_gpus} GPUs (moe_tp {_int(row['moe_tp_size'])} x moe_ep {_int(row['moe_ep_size'])}) "
-            f"but attention over tp x attention_dp = {attn_gpus}: MoE TP across data-parallel ranks not expressed"
+            f"but attention over tp x attention_dp = {attn_gpus}: not expressed"
         )
     return ""
 
@@ -323,7 +331,7 @@ def _scenario(row, card: str, gpu: str, version: str, per_client: int) -> dict:
     from frontier.spec.model import load_model
 
     tp, pp = _int(row["tp_size"]), _int(row["pp_size"])
-    dp_attn, ep = _int(row["attention_dp_size"]), _int(row["moe_ep_size"])
+    dp_attn, ep = _attention_dp(row), _int(row["moe_ep_size"])
     # aiconfigurator's columns: tp_size is attention TP, so an instance has tp x attention_dp GPUs.
     deployment = {"engine": row["backend"], "tp": tp, "pp": pp}
     if load_model(card).precision == "bf16":  # a quantized checkpoint keeps its own precision

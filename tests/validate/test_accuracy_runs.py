@@ -45,14 +45,14 @@ def test_inferencemax_deepseek_runs_use_its_launch_flags(runs):
     assert dep["gpu_memory_utilization"] == 0.82 and dep["enable_prefix_caching"] is False
 
 
-def test_moe_sharded_over_data_parallel_ranks_is_listed_not_simulated_on_fewer_gpus(runs):
-    # vLLM 0.12's Qwen3-235B rows with tp 2 and moe_tp 4 ran on 4 GPUs (DP2 attention, MoE TP4):
-    # simulating them as TP2 on 2 GPUs would compare a different deployment.
+def test_moe_over_more_gpus_than_attention_tp_is_data_parallel_attention(runs):
+    # vLLM 0.12's Qwen3-235B rows with tp 2 and moe_tp 4 ran on 4 GPUs: DP2 attention, the MoE
+    # tensor-parallel over all 4 (tp 1 and moe_tp 2: DP2 on 2 GPUs).
     qwen = [r for r in runs.values() if "Qwen3-235B" in r.model and r.engine == "vllm"]
-    mixed = [r for r in qwen if "moe_tp 4" in r.unexpressed]
-    assert mixed and all(r.scenario is None for r in mixed)
-    assert all(r.scenario is not None for r in qwen if r.tp == 2 and not r.unexpressed)
-    assert any(r.scenario is not None for r in qwen)
+    dp = [r for r in qwen if r.scenario and r.scenario["deployment"].get("dp_attention")]
+    assert {(r.tp, r.scenario["deployment"]["dp_attention"]) for r in dp} == {(1, 2), (1, 4), (2, 2)}
+    assert all("ep" not in r.scenario["deployment"] for r in dp)
+    assert all(r.scenario is not None for r in qwen)
 
 
 def test_aiconfigurator_sweep_runs_use_its_generators_server_flags(runs):
