@@ -174,12 +174,19 @@ def attention_block(model: ModelSpec, par: Parallel, tokens: int, dtype: str | N
     if model.mla:
         m = model.mla
         qk = m.qk_nope_head_dim + m.qk_rope_head_dim
+        # The q and kv latents are RMS-normalised before their up-projections (q_a_layernorm,
+        # kv_a_layernorm: vllm/model_executor/models/deepseek_v2.py, sglang/srt/models/deepseek_v2.py).
         if m.q_lora_rank:
-            ops += [(Gemm(T, h, m.q_lora_rank, dtype), layers), (Gemm(T, m.q_lora_rank, hq * qk, dtype), layers)]
+            ops += [
+                (Gemm(T, h, m.q_lora_rank, dtype), layers),
+                (Elementwise("rmsnorm", T, m.q_lora_rank), layers),
+                (Gemm(T, m.q_lora_rank, hq * qk, dtype), layers),
+            ]
         else:
             ops.append((Gemm(T, h, hq * qk, dtype), layers))
         ops += [
             (Gemm(T, h, m.kv_lora_rank + m.qk_rope_head_dim, dtype), layers),
+            (Elementwise("rmsnorm", T, m.kv_lora_rank), layers),
             (Elementwise("rotary", T, (hq + 1) * m.qk_rope_head_dim), layers),
             (Elementwise("kv_cache_write", T, m.kv_lora_rank + m.qk_rope_head_dim), layers),
             (Gemm(T, hq * m.v_head_dim, h, dtype), layers),

@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from frontier.ops.graph import BatchStats, Parallel, step_operators
-from frontier.ops.operators import AttnDecode, AttnPrefill, Collective, Gemm, GroupedGemm
+from frontier.ops.operators import AttnDecode, AttnPrefill, Collective, Elementwise, Gemm, GroupedGemm
 from frontier.spec.model import load_model
 
 DECODE4 = BatchStats(num_decode=4, decode_sum_kv=4 * 1000, decode_max_kv=1000, num_sampled=4)
@@ -121,8 +121,10 @@ def test_deepseek_v3_dense_and_moe_layers_with_shared_experts():
     grouped = count(ops, GroupedGemm)
     shapes = {(op.experts, op.topk, op.k, op.n): n for op, n in grouped.items()}
     assert shapes == {(256, 8, 7168, 4096): 58, (256, 8, 2048, 7168): 58}
-    # MLA projections on every layer
+    # MLA projections on every layer, the q and kv latents normalised between them
     assert g[(4, 7168, 1536)] == 61 and g[(4, 1536, 128 * 192)] == 61 and g[(4, 7168, 576)] == 61
+    norms = {(op.tokens, op.width): n for op, n in count(ops, Elementwise).items() if op.name == "rmsnorm"}
+    assert norms[(4, 1536)] == 61 and norms[(4, 512)] == 61
     assert g[(4, 128 * 128, 7168)] == 61
     assert g[(4, 7168, 129280)] == 1
 
