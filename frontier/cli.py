@@ -303,7 +303,8 @@ def gpus():
             ref = nearest_calibrated(get_gpu(name), refs)
             kind = f"scaled from {ref.name}" if ref else "roofline"
         engines = sorted({f.stem.split("_")[2] for f in (CALIBRATION_DIR / name / FOLDER).glob("fused_moe_*.csv")})
-        return kind + (f" + {'/'.join(engines)} MoE kernels" if engines else "")
+        mla = any((CALIBRATION_DIR / name / FOLDER).glob("mla_*.csv"))
+        return kind + (f" + {'/'.join(engines)} MoE" + (", MLA" if mla else "") + " kernels" if engines else "")
 
     table = Table(title="GPUs (frontier/spec/gpus.yaml); bandwidths per GPU, one direction")
     for col in [
