@@ -281,43 +281,41 @@ def load_fused_moe(gpu_dir: str, engine: str) -> FusedMoE | None:
     0.12) but do not describe the development set's older releases better: they move SGLang
     0.5.6's Qwen3-235B decode steps closer (-11 % instead of -20 %) and SGLang 0.5.9's DeepSeek-R1
     and vLLM 0.16's Kimi-K2.5 ones away (+13 % and +38 % instead of -5 % and +7 %)."""
-    import pandas as pd
-
-    files = sorted(Path(gpu_dir, FOLDER).glob(f"fused_moe_{engine}_*.csv"), key=_release_of)
-    return FusedMoE(pd.read_csv(files[-1])) if files else None
+    rows = _newest_table(gpu_dir, "fused_moe", engine)
+    return None if rows is None else FusedMoE(rows)
 
 
 @lru_cache(maxsize=None)
 def load_marlin_moe(gpu_dir: str, engine: str) -> MarlinMoE | None:
     """vLLM's measured Marlin MXFP4 MoE layers on the GPU (newest release), or None."""
-    import pandas as pd
-
-    files = sorted(Path(gpu_dir, FOLDER).glob(f"fused_moe_{engine}_*.csv"), key=_release_of)
-    marlin = MarlinMoE(pd.read_csv(files[-1])) if files else None
-    return marlin or None
+    rows = _newest_table(gpu_dir, "fused_moe", engine)
+    return (None if rows is None else MarlinMoE(rows)) or None
 
 
 @lru_cache(maxsize=None)
 def load_mla_context(gpu_dir: str, engine: str) -> MLAContext | None:
-    import pandas as pd
-
-    files = sorted(Path(gpu_dir, FOLDER).glob(f"mla_context_{engine}_*.csv"), key=_release_of)
-    return MLAContext(pd.read_csv(files[-1])) if files else None
+    rows = _newest_table(gpu_dir, "mla_context", engine)
+    return None if rows is None else MLAContext(rows)
 
 
 @lru_cache(maxsize=None)
 def load_mla_decode(gpu_dir: str, engine: str) -> MLADecode | None:
     """The engine's measured MLA decode kernel, else another engine's (the same FlashAttention-3
     MLA kernel; see the module docstring)."""
+    rows = _newest_table(gpu_dir, "mla_decode", engine)
+    if rows is None:
+        rows = _newest_table(gpu_dir, "mla_decode", "*")
+    return None if rows is None else MLADecode(rows)
+
+
+@lru_cache(maxsize=None)
+def _newest_table(gpu_dir: str, kind: str, engine: str):
+    """The newest measured release's `<kind>_<engine>_<release>.csv` (read once; the loaders only
+    read it), or None. `engine` may be a glob."""
     import pandas as pd
 
-    files = _mla_decode_files(gpu_dir, engine)
-    return MLADecode(pd.read_csv(files[-1])) if files else None
-
-
-def _mla_decode_files(gpu_dir: str, engine: str) -> list[Path]:
-    own = sorted(Path(gpu_dir, FOLDER).glob(f"mla_decode_{engine}_*.csv"), key=_release_of)
-    return own or sorted(Path(gpu_dir, FOLDER).glob("mla_decode_*.csv"), key=_release_of)
+    files = sorted(Path(gpu_dir, FOLDER).glob(f"{kind}_{engine}_*.csv"), key=_release_of)
+    return pd.read_csv(files[-1]) if files else None
 
 
 def _release_of(path: Path) -> tuple[int, ...]:
@@ -390,9 +388,7 @@ class WithEngineKernels:
             # the two everywhere).
             marlin = up.tokens * up.topk >= up.experts and up.dtype == "w4a16" and self._marlin is not None
             if marlin and self.marlin is not None:
-                t = self.marlin.layer_ms(up.k, width, up.experts, up.topk, up.tokens)
-                t *= min(1.0, up.active_experts / min(up.experts, up.tokens * up.topk))  # as below
-                ms[i], ms[i + 1], ms[i + 2] = t * GATE_UP_SHARE, 0.0, t * (1.0 - GATE_UP_SHARE)
+                _place_layer(ms, i, up, self.marlin.layer_ms(up.k, width, up.experts, up.topk, up.tokens))
                 continue
             if self._fused is None or self.fused is None:
                 continue
@@ -408,10 +404,7 @@ class WithEngineKernels:
             t = self.fused.layer_ms(up.dtype, up.k, near, up.experts, up.topk, up.tokens)
             if near != width:  # the engine's time relative to the reference, at the nearest width
                 t *= float(ms[i] + ms[i + 1] + ms[i + 2]) / (next(near_ms) + next(near_ms) + next(near_ms))
-            # Measured with balanced routing, which touches min(E, T x k) experts; a small
-            # batch reads only the weights of the experts it routes to.
-            t *= min(1.0, up.active_experts / min(up.experts, up.tokens * up.topk))
-            ms[i], ms[i + 1], ms[i + 2] = t * GATE_UP_SHARE, 0.0, t * (1.0 - GATE_UP_SHARE)
+            _place_layer(ms, i, up, t)
         return ms
 
     def sources(self, families=None) -> dict[str, str]:
@@ -427,6 +420,15 @@ class WithEngineKernels:
         return out
 
 
+def _place_layer(ms: np.ndarray, i: int, up: GroupedGemm, t: float) -> None:
+    """A measured fused MoE layer's time `t` on the layer at ms[i:i + 3] (gate/up, SiLU-and-mul,
+    down): 2/3 and 1/3 on the projections, nothing on the activation it fuses. Measured with
+    balanced routing, which touches min(E, T x k) experts; a small batch reads only the weights
+    of the experts it routes to."""
+    t *= min(1.0, up.active_experts / min(up.experts, up.tokens * up.topk))
+    ms[i], ms[i + 1], ms[i + 2] = t * GATE_UP_SHARE, 0.0, t * (1.0 - GATE_UP_SHARE)
+
+
 def with_engine_kernels(
     predictor, gpu_name: str, engine: str, calibration_dir: Path | None = None, mxfp4_marlin: bool = False
 ):
@@ -439,7 +441,7 @@ def with_engine_kernels(
     # Which tables exist is known from their names; they are read when a step first needs them.
     fused = _measured(gpu_dir, "fused_moe", engine) and (lambda: load_fused_moe(gpu_dir, engine))
     mla = _measured(gpu_dir, "mla_context", engine) and (lambda: load_mla_context(gpu_dir, engine))
-    decode = bool(_mla_decode_files(gpu_dir, engine)) and (lambda: load_mla_decode(gpu_dir, engine))
+    decode = _measured(gpu_dir, "mla_decode", "*") and (lambda: load_mla_decode(gpu_dir, engine))
     marlin = mxfp4_marlin and engine == "vllm" and fused and (lambda: load_marlin_moe(gpu_dir, engine))
     if not (fused or mla or decode):
         return predictor
