@@ -302,9 +302,10 @@ def gpus():
         else:
             ref = nearest_calibrated(get_gpu(name), refs)
             kind = f"scaled from {ref.name}" if ref else "roofline"
-        engines = sorted({f.stem.split("_")[2] for f in (CALIBRATION_DIR / name / FOLDER).glob("fused_moe_*.csv")})
-        mla = any((CALIBRATION_DIR / name / FOLDER).glob("mla_*.csv"))
-        return kind + (f" + {'/'.join(engines)} MoE" + (", MLA" if mla else "") + " kernels" if engines else "")
+        folder = CALIBRATION_DIR / name / FOLDER
+        engines = sorted({f.stem.split("_")[2] for f in folder.glob("fused_moe_*.csv")})
+        kinds = ["GEMM"] * any(folder.glob("gemm_*.csv")) + ["MoE"] + ["MLA"] * any(folder.glob("mla_*.csv"))
+        return kind + (f" + {'/'.join(engines)} {', '.join(kinds)} kernels" if engines else "")
 
     table = Table(title="GPUs (frontier/spec/gpus.yaml); bandwidths per GPU, one direction")
     for col in [

@@ -1,4 +1,9 @@
-"""The engines' own kernels (fused MoE, MLA attention), where they were measured on the GPU.
+"""The engines' own kernels (dense GEMMs, fused MoE, MLA attention), where they were measured on
+the GPU.
+
+Dense GEMMs: the engine's linear layers as aiconfigurator timed them on the GPU, bf16 and FP8
+(`gemm_<engine>_<release>.csv`), answer every GEMM whose dtype and (k, n) they cover: see
+`DenseGemm` for why they, not the reference tables, describe a served step.
 
 vLLM and SGLang do not run an MoE layer as the calibration's reference measured it
 (`torch._grouped_mm`, one CUTLASS grouped GEMM per projection): they launch a fused MoE kernel
@@ -52,13 +57,14 @@ layers/fused_moe/fused_marlin_moe.py), which at prefill sizes is about half as f
 
 The tables are aiconfigurator's measured `moe_perf` rows (NVIDIA aiconfigurator 0.12, Apache-2.0;
 data/<system>/moe/<engine>/<version>/moe_perf.parquet), balanced routing, no expert parallelism,
-converted by `convert` below: `frontier calibration import-engine-moe` (needs the optional
+converted by `convert` below: `frontier calibration import-engine-kernels` (needs the optional
 `aiconfigurator` extra).
 """
 
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 from dataclasses import replace
 from functools import lru_cache
@@ -67,6 +73,7 @@ from pathlib import Path
 import numpy as np
 
 from frontier.ops.operators import AttnDecode, AttnPrefill, Elementwise, GroupedGemm
+from frontier.predict.base import Predictor
 
 FOLDER = "engine_kernels"
 # aiconfigurator's moe_dtype -> the GEMM family's dtype (frontier.spec.quant.GEMM_DTYPE). Per-tensor
@@ -267,6 +274,108 @@ class MLADecode:
         return math.exp(top + wi * (bottom - top)) * beyond
 
 
+def convert_dense_gemm(df, quant=None):
+    """aiconfigurator gemm_perf rows -> the dense-GEMM table: one row per (dtype, m, k), one ms
+    column per n (empty where not measured). The engine's bf16 GEMM and, with `quant` (its FP8
+    activation-quantisation timings), its FP8 GEMM minus the quantisation the rows include (the
+    step graph launches that kernel itself); k, n >= 128; each dtype's most measured kernel. Wide,
+    so that a run reads its ~60,000 times quickly without pandas (`load_dense_gemm`)."""
+    from frontier.predict.aiconfigurator import THIN, convert_gemm, set_aside
+
+    rows, _ = set_aside("gemm", convert_gemm(df), quant)
+    rows = rows[THIN["gemm"](rows)]
+    wide = rows.pivot_table(index=["dtype", "m", "k"], columns="n", values="ms")
+    wide.columns = [str(n) for n in wide.columns]
+    return wide.reset_index()
+
+
+class DenseGemm:
+    """The engine's measured dense GEMMs (y = x w^T) on one GPU, per dtype on an (m, k, n) grid.
+
+    aiconfigurator's collectors (collector/{vllm,sglang}/collect_gemm.py) time the engine's own
+    linear layer (vLLM: `F.linear` and CUTLASS `cutlass_scaled_mm`; SGLang: `F.linear` and
+    sgl-kernel's `fp8_scaled_mm`) as a served step runs it: replayed from a CUDA graph, six
+    copies of the weight back to back (collector/helper.py `benchmark_with_power`). The reference
+    tables time each GEMM alone after an L2 flush that leaves the cache full of dirty lines, and
+    for the small-m GEMMs of decode that is 5-13 us more per kernel on H100 (8-235 MB of
+    weights, 128 shapes at m <= 64): weight streaming at 2.1-2.5 TB/s against the graph's
+    2.4-2.8. FP8 is measured too, 5-35 % slower at decode sizes than the bf16 time scaled by
+    its halved bytes (the roofline-scaled FP8 path)."""
+
+    def __init__(self, rows):
+        """`rows`: the wide table of `convert_dense_gemm` as columns (a DataFrame or a dict of
+        sequences; numbers may be strings, a missing time empty)."""
+        ns = [c for c in rows if c not in ("dtype", "m", "k")]
+        dtypes = np.asarray(rows["dtype"]).astype(str)
+        m, k = (np.asarray(rows[c], dtype=float) for c in ("m", "k"))
+        ms = np.array([[float(x) if x != "" else np.nan for x in rows[c]] for c in ns]).T
+        n_axis = np.array([float(c) for c in ns])
+        order = np.argsort(n_axis)
+        self._grids = {}
+        for dtype in np.unique(dtypes):
+            mine = dtypes == dtype
+            m_axis, k_axis = np.unique(m[mine]), np.unique(k[mine])
+            log_ms = np.full((len(m_axis), len(k_axis), len(n_axis)), np.nan)
+            log_ms[np.searchsorted(m_axis, m[mine]), np.searchsorted(k_axis, k[mine])] = np.log(ms[mine][:, order])
+            self._grids[str(dtype)] = ([np.log(m_axis), np.log(k_axis), np.log(n_axis[order])], log_ms)
+
+    def gemm_ms(self, dtype: str, m: int, k: int, n: int) -> float | None:
+        """The GEMM's time, or None where it was not measured: another dtype, k or n outside
+        the measured range, or a shape missing among those it lies between. Trilinear in log m, log k and
+        log n between measured shapes (exact for a time that is a power law of each); past the
+        largest m, proportional to m (compute-bound)."""
+        grid = self._grids.get(dtype)
+        if grid is None or m <= 0:
+            return None
+        (ms_, ks, ns), log_ms = grid
+        lk, ln = math.log(k), math.log(n)
+        if not (ks[0] <= lk <= ks[-1] and ns[0] <= ln <= ns[-1]):
+            return None
+        lm = math.log(m)
+        beyond = max(1.0, math.exp(lm - ms_[-1]))
+        i, wi = _bracket(ms_, min(max(lm, ms_[0]), ms_[-1]))
+        j, wj = _bracket(ks, lk)
+        h, wh = _bracket(ns, ln)
+        log_t = 0.0
+        for a, b, c in itertools.product((0, 1), repeat=3):  # the cell's corners, by weight
+            w = (wi if a else 1 - wi) * (wj if b else 1 - wj) * (wh if c else 1 - wh)
+            if w > 0:
+                corner = log_ms[i + a, j + b, h + c]
+                if math.isnan(corner):
+                    return None
+                log_t += w * corner
+        return math.exp(log_t) * beyond
+
+
+class EngineGemms:
+    """The GEMM family model: the engine's measured GEMMs (`DenseGemm`) where they hold the
+    shape, `base` for the rest."""
+
+    def __init__(self, base, table, engine: str):
+        # `table`: a DenseGemm, or a function loading it on first use.
+        self.base, self._table, self.engine = base, table, engine
+        self.source = f"{engine}'s measured GEMMs, else {base.source}"
+
+    @property
+    def table(self) -> DenseGemm:
+        if callable(self._table):
+            self._table = self._table()
+        return self._table
+
+    def predict_ms(self, ops) -> np.ndarray:
+        out = np.empty(len(ops))
+        rest = []
+        for i, op in enumerate(ops):
+            t = self.table.gemm_ms(op.dtype, op.m, op.k, op.n)
+            if t is None:
+                rest.append(i)
+            else:
+                out[i] = t
+        if rest:
+            out[rest] = self.base.predict_ms([ops[i] for i in rest])
+        return out
+
+
 def _bracket(xs: np.ndarray, x: float) -> tuple[int, float]:
     """The grid cell holding x (clamped to the ends) and x's weight toward its upper point."""
     i = min(max(int(np.searchsorted(xs, x)) - 1, 0), len(xs) - 2)
@@ -293,6 +402,22 @@ def load_marlin_moe(gpu_dir: str, engine: str) -> MarlinMoE | None:
 
 
 @lru_cache(maxsize=None)
+def load_dense_gemm(gpu_dir: str, engine: str) -> DenseGemm | None:
+    """The engine's measured dense GEMMs on the GPU (newest release), else another engine's (the
+    same cuBLAS bf16 GEMM; see `DenseGemm`), or None. Read without pandas: every model has
+    GEMMs, and a run need not pay pandas' import for them."""
+    import csv
+
+    path = _newest_file(gpu_dir, "gemm", engine) or _newest_file(gpu_dir, "gemm", "*")
+    if path is None:
+        return None
+    with open(path, newline="") as fh:
+        reader = csv.reader(fh)
+        header = next(reader)
+        return DenseGemm(dict(zip(header, zip(*reader))))
+
+
+@lru_cache(maxsize=None)
 def load_mla_context(gpu_dir: str, engine: str) -> MLAContext | None:
     rows = _newest_table(gpu_dir, "mla_context", engine)
     return None if rows is None else MLAContext(rows)
@@ -314,8 +439,13 @@ def _newest_table(gpu_dir: str, kind: str, engine: str):
     read it), or None. `engine` may be a glob."""
     import pandas as pd
 
+    path = _newest_file(gpu_dir, kind, engine)
+    return None if path is None else pd.read_csv(path)
+
+
+def _newest_file(gpu_dir: str, kind: str, engine: str) -> Path | None:
     files = sorted(Path(gpu_dir, FOLDER).glob(f"{kind}_{engine}_*.csv"), key=_release_of)
-    return pd.read_csv(files[-1]) if files else None
+    return files[-1] if files else None
 
 
 def _release_of(path: Path) -> tuple[int, ...]:
@@ -432,13 +562,16 @@ def _place_layer(ms: np.ndarray, i: int, up: GroupedGemm, t: float) -> None:
 def with_engine_kernels(
     predictor, gpu_name: str, engine: str, calibration_dir: Path | None = None, mxfp4_marlin: bool = False
 ):
-    """`predictor`, answering MoE layers and MLA attention from the engine's measured kernels on
-    the GPU where it has them. `mxfp4_marlin`: the MXFP4 experts run vLLM's Marlin MoE
+    """`predictor`, answering dense GEMMs, MoE layers and MLA attention from the engine's measured
+    kernels on the GPU where it has them. `mxfp4_marlin`: the MXFP4 experts run vLLM's Marlin MoE
     (`VLLM_MXFP4_USE_MARLIN=1`, or `--mxfp4-backend marlin` in newer releases)."""
     from frontier.paths import CALIBRATION_DIR
 
     gpu_dir = str(Path(calibration_dir or CALIBRATION_DIR) / gpu_name)
     # Which tables exist is known from their names; they are read when a step first needs them.
+    if _measured(gpu_dir, "gemm", "*") and "gemm" in predictor.models:
+        gemms = EngineGemms(predictor.models["gemm"], lambda: load_dense_gemm(gpu_dir, engine), engine)
+        predictor = Predictor(predictor.gpu_name, {**predictor.models, "gemm": gemms}, predictor.fallback)
     fused = _measured(gpu_dir, "fused_moe", engine) and (lambda: load_fused_moe(gpu_dir, engine))
     mla = _measured(gpu_dir, "mla_context", engine) and (lambda: load_mla_context(gpu_dir, engine))
     decode = _measured(gpu_dir, "mla_decode", "*") and (lambda: load_mla_decode(gpu_dir, engine))

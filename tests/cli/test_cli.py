@@ -324,8 +324,8 @@ def test_gpus_lists_every_gpu():
     # Which calibration each GPU has, and where the engines' own MoE kernels were measured.
     wide = CliRunner(env={"COLUMNS": "250"}).invoke(main, ["gpus"])
     rows = {line.split("│")[1].strip(): line for line in wide.stdout.splitlines() if line.count("│") > 2}
-    assert "measured" in rows["h100-sxm"] and "MoE, MLA kernels" in rows["h100-sxm"]
-    assert "scaled from h100-sxm" in rows["h200"] and "MoE, MLA kernels" in rows["h200"]
+    assert "measured" in rows["h100-sxm"] and "GEMM, MoE, MLA kernels" in rows["h100-sxm"]
+    assert "scaled from h100-sxm" in rows["h200"] and "GEMM, MoE, MLA kernels" in rows["h200"]
     assert "kernels" not in rows["l40s"]
 
 

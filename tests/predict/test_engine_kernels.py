@@ -81,7 +81,7 @@ def test_a_measured_expert_shape_answers_from_the_engine_table_others_from_the_p
         GroupedGemm(128, 4, 1024, 2880, 2880, 32, 128, row["dtype"]),
     ]
     assert pred.ops_ms(ops).sum() == pytest.approx(row.ms, rel=1e-4)
-    other = [GroupedGemm(64, 6, 1024, 2048, 2816, 96, 64, "bf16"), Gemm(1024, 4096, 4096, "bf16")]
+    other = [GroupedGemm(64, 6, 1024, 2048, 2816, 96, 64, "bf16"), Elementwise("add_rmsnorm", 1024, 4096)]
     assert np.allclose(pred.ops_ms(other), base.ops_ms(other))
     assert with_engine_kernels(base, "rtx-4090", "vllm") is base  # no table: the predictor itself
 
@@ -174,7 +174,7 @@ def test_engine_tables_are_read_when_a_step_first_needs_them():
     gpu = get_gpu("h200")
     base = load_predictor(gpu)
     pred = with_engine_kernels(base, gpu.name, "vllm")
-    dense = [Gemm(1024, 4096, 4096, "bf16"), Elementwise("silu_mul", 1024, 14336)]
+    dense = [Elementwise("silu_mul", 1024, 14336), Elementwise("add_rmsnorm", 1024, 4096)]
     assert np.array_equal(pred.ops_ms(dense), base.ops_ms(dense))
     assert callable(pred._fused)  # not read yet
     assert "fused MoE" in pred.sources()["grouped_gemm"]  # known to exist without reading it
@@ -190,7 +190,8 @@ def test_engine_tables_are_read_when_a_step_first_needs_them():
 
 def test_a_dense_model_run_does_not_import_pandas():
     """Simulating a dense model (Llama-2-7B on an H100, whose GPU has engine MoE tables) never
-    reads them, so the run does not pay pandas' import (~0.2 s of start-up)."""
+    reads them, and reads the dense-GEMM table without pandas, so the run does not pay pandas'
+    import (~0.2 s of start-up)."""
     import subprocess
     import sys
 
@@ -272,3 +273,95 @@ def test_gpt_oss_experts_on_marlin_take_the_measured_marlin_speed_at_prefill_and
     ]
     assert np.array_equal(marlin.ops_ms(fp8), triton.ops_ms(fp8))
     assert "Marlin" in marlin.sources()["grouped_gemm"]
+
+
+# ----------------------------------------------------------------------------- dense GEMMs
+def dense_table(times):
+    """The wide dense-GEMM table (`convert_dense_gemm`'s layout) of {(dtype, m, k, n): ms}."""
+    from frontier.predict.engine_kernels import DenseGemm
+
+    long = pd.DataFrame([{"dtype": d, "m": m, "k": k, "n": n, "ms": ms} for (d, m, k, n), ms in times.items()])
+    wide = long.pivot_table(index=["dtype", "m", "k"], columns="n", values="ms")
+    wide.columns = [str(n) for n in wide.columns]
+    return DenseGemm(wide.reset_index())
+
+
+def power_law(m, k, n):
+    """A time that is a power law of each of m, k and n: trilinear in logs reproduces it exactly."""
+    return 1e-6 * m**0.25 * k * n**0.5
+
+
+def test_dense_gemm_interpolates_log_linearly_and_is_exact_at_measured_shapes():
+    grid = {("bf16", m, k, n): power_law(m, k, n) for m in (1, 16, 256) for k in (1024, 4096) for n in (512, 8192)}
+    table = dense_table(grid)
+    assert table.gemm_ms("bf16", 16, 4096, 512) == pytest.approx(power_law(16, 4096, 512))  # measured
+    assert table.gemm_ms("bf16", 5, 2000, 3000) == pytest.approx(power_law(5, 2000, 3000))  # between
+    assert table.gemm_ms("bf16", 1024, 4096, 512) == pytest.approx(4 * power_law(256, 4096, 512))  # m past
+    assert table.gemm_ms("fp8", 16, 4096, 512) is None  # dtype not measured
+    assert table.gemm_ms("bf16", 16, 8192, 512) is None  # k outside the measured range
+    del grid[("bf16", 16, 4096, 8192)]
+    assert dense_table(grid).gemm_ms("bf16", 20, 3000, 4000) is None  # a corner of its cell missing
+
+
+def test_convert_dense_gemm_takes_the_usual_kernel_and_subtracts_fp8_quantisation():
+    from frontier.predict.engine_kernels import DenseGemm, convert_dense_gemm
+
+    raw = pd.DataFrame(
+        {
+            "gemm_dtype": ["bfloat16", "bfloat16", "fp8", "fp8", "bfloat16"],
+            "kernel_source": ["torch_linear", "torch_linear", "cutlass", "cutlass", "other"],
+            "m": [8, 8, 8, 8, 8],
+            "k": [1024, 1024, 1024, 1024, 1024],
+            "n": [1024, 2048, 1024, 2048, 4096],
+            "latency": [0.010, 0.018, 0.008, 0.012, 0.5],
+        }
+    )
+    raw = pd.concat([raw, raw.assign(m=16, k=2048)])  # a grid of two points on each axis
+    quant = pd.DataFrame(
+        {"m": [8, 16], "k": [1024, 2048], "scale_matrix_ms": [0.002, 0.002], "compute_scale_ms": [0.001, 0.001]}
+    )
+    wide = convert_dense_gemm(raw, quant)
+    assert list(wide.columns) == ["dtype", "m", "k", "1024", "2048"]  # the `other` kernel's shape left out
+    table = DenseGemm(wide)
+    assert table.gemm_ms("bf16", 8, 1024, 2048) == pytest.approx(0.018)
+    assert table.gemm_ms("fp8", 8, 1024, 1024) == pytest.approx(0.008 - 0.003)
+
+
+def test_both_engines_price_gemms_from_the_measured_table_and_other_ops_as_before(tmp_path):
+    """A GPU folder with a dense-GEMM table: its shapes answer from it for either engine (SGLang
+    from vLLM's table: the same cuBLAS bf16 GEMM), other shapes and operators from the predictor."""
+    folder = tmp_path / "h100-sxm" / "engine_kernels"
+    folder.mkdir(parents=True)
+    grid = {("bf16", m, k, n): power_law(m, k, n) for m in (1, 64) for k in (1024, 4096) for n in (1024, 4096)}
+    table = dense_table(grid)
+    wide = pd.DataFrame(
+        [
+            {"dtype": "bf16", "m": m, "k": k, **{str(n): grid["bf16", m, k, n] for n in (1024, 4096)}}
+            for m in (1, 64)
+            for k in (1024, 4096)
+        ]
+    )
+    wide.to_csv(folder / "gemm_vllm_0.24.0.csv", index=False)
+    base = load_predictor(get_gpu("h100-sxm"))
+    inside, outside, norm = (
+        Gemm(8, 2048, 2048, "bf16"),
+        Gemm(8, 8192, 2048, "bf16"),
+        Elementwise("add_rmsnorm", 8, 4096),
+    )
+    for engine in ("vllm", "sglang"):
+        pred = with_engine_kernels(base, "h100-sxm", engine, calibration_dir=tmp_path)
+        assert pred.ops_ms([inside])[0] == pytest.approx(table.gemm_ms("bf16", 8, 2048, 2048))
+        assert pred.ops_ms([outside, norm]) == pytest.approx(base.ops_ms([outside, norm]))
+        assert "measured GEMMs" in pred.sources()["gemm"]
+
+
+def test_the_committed_h100_gemm_table_holds_the_measured_decode_gemm_of_qwen3_32b():
+    """aiconfigurator's vLLM 0.24 measurement of Qwen3-32B's gate/up projection (k 5,120, n 51,200,
+    524 MB of bf16 weights) at 8 tokens on H100: 0.2078 ms, 2.5 TB/s; its FP8 GEMM (less the
+    activation quantisation) about half of it."""
+    from frontier.predict.engine_kernels import load_dense_gemm
+
+    table = load_dense_gemm(str(CALIBRATION_DIR / "h100-sxm"), "vllm")
+    bf16 = table.gemm_ms("bf16", 8, 5120, 51200)
+    assert bf16 == pytest.approx(0.2078, rel=1e-3)
+    assert 0.45 < table.gemm_ms("fp8", 8, 5120, 51200) / bf16 < 0.55
