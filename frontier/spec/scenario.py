@@ -315,7 +315,10 @@ def cluster_from_dict(d: dict, where: str, scenario_gpu: GPUSpec | None = None) 
 def _with_engine_defaults(spec: ClusterSpec, scenario_gpu: GPUSpec | None, where: str) -> ClusterSpec:
     """Fill the engine arguments left out with the engine's defaults for this GPU and tp."""
     gpu = get_gpu(spec.gpu) if spec.gpu else (scenario_gpu or get_gpu("h100-sxm"))
-    engine = make_engine(spec.engine, spec.engine_version, gpu, spec.tp, where, spec.pp, spec.dp_attention > 1)
+    engine = make_engine(
+        spec.engine, spec.engine_version, gpu, spec.tp, where, spec.pp, spec.dp_attention,
+        spec.max_num_batched_tokens, spec.cuda_graph_max_bs,
+    )
     filled, sources = {}, []
     for name in _ENGINE_DEFAULTED:
         if getattr(spec, name) is not None:
