@@ -106,18 +106,18 @@ def _vllm_capture_sizes(version: tuple, max_size: int) -> tuple[int, ...]:
 # Where SGLang's defaults live, by release (checked in the released wheels' sglang/srt/server_args.py
 # and model_executor/cuda_graph_runner.py of 0.4.0, 0.4.5-0.4.10, 0.5.1-0.5.9).
 _SGLANG_SRC = "sglang/srt/server_args.py"
-_SGLANG_RELEASES = (  # (first release, sources' range), newest first
-    ((0, 5, 3), "v0.5.3-v0.5.9 `_handle_gpu_memory_settings`"),
-    ((0, 4, 8), "v0.4.8-v0.5.2 `__post_init__`"),
-    ((0, 4, 7), "v0.4.7 `__post_init__`"),
-    ((0, 4, 6), "v0.4.6 `__post_init__`"),
-    ((), "v0.4.0-v0.4.5 `__post_init__`"),
-)
+_SGLANG_RELEASES = {  # first release: (the range sharing its defaults, the function setting them)
+    (0, 5, 3): ("v0.5.3-v0.5.9", "_handle_gpu_memory_settings"),
+    (0, 4, 8): ("v0.4.8-v0.5.2", "__post_init__"),
+    (0, 4, 7): ("v0.4.7", "__post_init__"),
+    (0, 4, 6): ("v0.4.6", "__post_init__"),
+    (): ("v0.4.0-v0.4.5", "__post_init__"),
+}
 
 
 def _sglang_release(v: tuple) -> tuple:
     """The first release of the range whose defaults `v` (() = newest) ships."""
-    return next(first for first, _ in _SGLANG_RELEASES if not v or v >= first)
+    return next(first for first in _SGLANG_RELEASES if not v or v >= first)
 
 
 def sglang_memory_defaults(
@@ -128,10 +128,10 @@ def sglang_memory_defaults(
     dp_attention: int = 1,
     chunked_prefill_size: int | None = None,
     cuda_graph_max_bs: int | None = None,
-) -> tuple[int, int, float, str]:
+) -> tuple[int, int, float]:
     """SGLang's chunked_prefill_size, cuda_graph_max_bs and mem_fraction_static (weights + KV pool
     over GPU memory; activations and CUDA graphs live in the rest) as release `version` (() =
-    newest) picks them, and the source they come from. `chunked_prefill_size` and
+    newest) picks them (`_SGLANG_RELEASES` names the file and function). `chunked_prefill_size` and
     `cuda_graph_max_bs` are the user's when set: from 0.5.3 the fraction is computed from them.
     SGLang reads GPU memory in MiB; its --tp spans the attention data-parallel ranks
     (tp x dp_attention here).
@@ -154,7 +154,6 @@ def sglang_memory_defaults(
     mib = gpu_memory_gib * 1024
     tp_size = tp * dp_attention
     parallel = tp_size * pp
-    source = f"{_SGLANG_SRC} @ {dict(_SGLANG_RELEASES)[v]}"
     if v >= (0, 5, 3):
         if mib < 20 * 1024:
             chunk, graph_bs = 2048, 8
@@ -173,7 +172,7 @@ def sglang_memory_defaults(
             reserved += used_bs * dp_attention * (4.5 if used_bs > 300 else 3)
         if mib > 60 * 1024:
             reserved = max(reserved, 10 * 1024)
-        return chunk, graph_bs, round((mib - reserved) / mib, 3), source
+        return chunk, graph_bs, round((mib - reserved) / mib, 3)
     if v >= (0, 4, 8):
         chunk = 2048 if mib < 35 * 1024 else 8192 if mib < 160 * 1024 else 16384
         if mib < 35 * 1024:
@@ -189,7 +188,7 @@ def sglang_memory_defaults(
         else:
             reserved_gib = 32.0
         reserved_gib += 4.0 if dp_attention > 1 else 0.0
-        return chunk, graph_bs, round(1 - reserved_gib / gpu_memory_gib, 3), source
+        return chunk, graph_bs, round(1 - reserved_gib / gpu_memory_gib, 3)
     chunk = 2048 if mib < 25_000 else 16384 if v == (0, 4, 7) and mib > 180_000 else 8192
     if mib < 25_000:
         graph_bs = 8 if tp_size < 4 else 80
@@ -210,7 +209,7 @@ def sglang_memory_defaults(
         fraction = min(0.88 + 48 * 0.12 / gpu_memory_gib, 1 - 18 / gpu_memory_gib)
     else:
         fraction = 0.88
-    return chunk, graph_bs, round(fraction, 3), source
+    return chunk, graph_bs, round(fraction, 3)
 
 
 def _sglang_capture_sizes(version: tuple, graph_bs: int) -> tuple[int, ...]:
@@ -270,25 +269,31 @@ def make_engine(
             _vllm_capture_sizes(v, 512),
             graph_mixed_batches=not v or v >= (0, 11),
         )
-    chunk, graph_bs, fraction, src = sglang_memory_defaults(
+    chunk, graph_bs, fraction = sglang_memory_defaults(
         v, gpu.memory_bytes / GIB, tp, pp, dp_attention, chunked_prefill_size, cuda_graph_max_bs
     )
+    releases, function = _SGLANG_RELEASES[_sglang_release(v)]
+    src = f"{_SGLANG_SRC} @ {releases}"
+    memory_src = f"{_SGLANG_SRC} `{function}` @ {releases}"
+    graph_src = memory_src  # 0.4.6-0.5.2 leave it unset: the capture list's largest size
+    if (0, 4, 6) <= _sglang_release(v) < (0, 5, 3):
+        graph_src = f"sglang/srt/model_executor/cuda_graph_runner.py `get_batch_sizes_to_capture` @ {releases}"
     defaults = {
         "max_num_seqs": (
             4096,
-            f"{src}: max_running_requests unset, bounded by the KV pool "
-            "(managers/tp_worker.py: min(pool tokens / 2, 2048-4096 request slots))",
+            f"sglang/srt/managers/tp_worker.py (0.5.9: model_executor/model_runner.py) @ {releases}: "
+            "max_running_requests unset, bounded by the KV pool (min(pool tokens / 2, 2048-4096 slots))",
         ),
-        "max_num_batched_tokens": (chunk, f"{src}: chunked_prefill_size by GPU memory"),
+        "max_num_batched_tokens": (chunk, f"{memory_src}: chunked_prefill_size by GPU memory"),
         "max_prefill_tokens": (16384, f"{src}: max_prefill_tokens"),
         "enable_prefix_caching": (True, f"{src}: radix cache on (disable_radix_cache false)"),
         "gpu_memory_utilization": (
             fraction,
-            f"{src}: mem_fraction_static, {(1 - fraction) * gpu.memory_bytes / GIB:.1f} GiB left "
+            f"{memory_src}: mem_fraction_static, {(1 - fraction) * gpu.memory_bytes / GIB:.1f} GiB left "
             "for activations and CUDA graphs",
         ),
         "enable_chunked_prefill": (True, f"{src}: chunked_prefill_size > 0"),
-        "cuda_graph_max_bs": (graph_bs, f"{src}: cuda_graph_max_bs by GPU memory and tp"),
+        "cuda_graph_max_bs": (graph_bs, f"{graph_src}: cuda_graph_max_bs by GPU memory and tp"),
     }
     host = HOST_TIME["sglang"]
     if v and v < (0, 5):  # before 0.5: the 2024 TokenizerManager path (see SGLANG_2024_REQUEST_MS)

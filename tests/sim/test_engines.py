@@ -207,7 +207,7 @@ def test_sglang_0_5_3_on_reserve_from_chunk_and_graph_sizes():
     user = make_scenario(engine="sglang", engine_version="0.5.8.post1", cuda_graph_max_bs=16).clusters[0]
     assert user.gpu_memory_utilization == round(1 - (512 + 12288 + 16 * 2 + 128) / H100_MIB, 3)
     sources = {f: src for f, _, src in user.defaults_from}
-    assert "server_args.py @ v0.5.3-v0.5.9" in sources["gpu_memory_utilization"]
+    assert "server_args.py `_handle_gpu_memory_settings` @ v0.5.3-v0.5.9" in sources["gpu_memory_utilization"]
 
 
 def test_sglang_cuda_graph_sizes_by_release():
