@@ -316,8 +316,15 @@ def _with_engine_defaults(spec: ClusterSpec, scenario_gpu: GPUSpec | None, where
     """Fill the engine arguments left out with the engine's defaults for this GPU and tp."""
     gpu = get_gpu(spec.gpu) if spec.gpu else (scenario_gpu or get_gpu("h100-sxm"))
     engine = make_engine(
-        spec.engine, spec.engine_version, gpu, spec.tp, where, spec.pp, spec.dp_attention,
-        spec.max_num_batched_tokens, spec.cuda_graph_max_bs,
+        spec.engine,
+        spec.engine_version,
+        gpu,
+        spec.tp,
+        where,
+        spec.pp,
+        spec.dp_attention,
+        spec.max_num_batched_tokens,  # the user's: SGLang's default memory fraction follows them
+        spec.cuda_graph_max_bs,
     )
     filled, sources = {}, []
     for name in _ENGINE_DEFAULTED:
