@@ -220,3 +220,22 @@ def test_sglang_cuda_graph_sizes_by_release():
     new = make_engine("sglang", "0.5.6", get_gpu("h100-sxm"), 1).capture_sizes
     assert old[:6] == (1, 2, 4, 8, 16, 24) and 168 not in old and {160, 176, 256} <= set(old)
     assert new[:6] == (1, 2, 4, 8, 12, 16) and {168, 256, 272, 512, 544} <= set(new) and 264 not in new
+
+
+def test_sglang_default_fraction_that_leaves_nothing_says_where_it_comes_from():
+    # tp 1 x 32 attention DP ranks (SGLang's --tp 32) on an H100, 0.5.9: 512 + 12,288 + 512 x 2
+    # + 32/8 x 1024 + 512 x 32 x 4.5 = 91,648 MiB reserved, more than the GPU: -0.130.
+    from frontier.errors import SpecError
+    from frontier.spec.scenario import scenario_from_dict
+
+    d = {
+        "model": "deepseek-v3",
+        "gpu": "h100-sxm",
+        "deployment": {"engine": "sglang", "engine_version": "0.5.9", "tp": 1, "dp_attention": 32, "ep": 32},
+        "workload": {"num_requests": 1, "input_len": 8, "output_len": 2, "arrival": {"process": "poisson", "rate": 1}},
+    }
+    assert round(1 - 91648 / H100_MIB, 3) == -0.13
+    with pytest.raises(SpecError, match=r"got -0.13 \(the engine's default, .*_handle_gpu_memory_settings"):
+        scenario_from_dict(d)
+    d["deployment"]["gpu_memory_utilization"] = 0.85  # set: no complaint
+    assert scenario_from_dict(d).clusters[0].gpu_memory_utilization == 0.85
