@@ -20,10 +20,13 @@ vllm/config/compilation.py, vllm/v1/core/sched/scheduler.py):
   write (`reshape_and_cache_flash`); custom all-reduce (one-shot/two-shot over NVLink P2P,
   vllm/distributed/device_communicators/custom_all_reduce.py) below 8 MiB, NCCL above.
 
-SGLang (sources: python/sglang/srt/server_args.py `_handle_gpu_memory_settings`,
-managers/scheduler.py, managers/schedule_policy.py, managers/schedule_batch.py):
-- chunked_prefill_size 8192 and cuda_graph_max_bs 256 (tp < 4) or 512 on 80-160 GiB GPUs;
-  max_prefill_tokens 16384; radix cache on; schedule_policy fcfs; mixed chunk off.
+SGLang (sources: python/sglang/srt/server_args.py, managers/scheduler.py,
+managers/schedule_policy.py, managers/schedule_batch.py):
+- Memory defaults by release (`sglang_memory_defaults`): mem_fraction_static by tp up to 0.4.7,
+  from a reserve by GPU-memory class in 0.4.8-0.5.2, from the chunk and CUDA-graph sizes since
+  0.5.3 (`_handle_gpu_memory_settings`); on an 80 GiB GPU chunked_prefill_size 8192 and
+  cuda_graph_max_bs 160 before 0.5.3, then 256 (tp < 4) or 512; releases after 0.5.9 get 0.5.9's.
+- max_prefill_tokens 16384; radix cache on; schedule_policy fcfs; mixed chunk off.
 - Prefill first: a step is either a prefill (extend) batch or a decode batch; new requests
   are admitted while `max_prefill_tokens`, `chunked_prefill_size` and the KV reservation of
   `new_token_ratio` x remaining output tokens allow (the ratio starts at 0.7 and decays to
@@ -100,24 +103,143 @@ def _vllm_capture_sizes(version: tuple, max_size: int) -> tuple[int, ...]:
     return tuple(s for s in sizes if s <= max_size)
 
 
-def sglang_reserved_gib(gpu_memory_gib: float, parallel_size: int, dp_attention: bool = False) -> float:
-    """Memory SGLang keeps outside mem_fraction_static for activations and CUDA graphs
-    (sglang/srt/server_args.py `_handle_gpu_memory_settings`; parallel_size = tp x pp)."""
-    if gpu_memory_gib < 35:
-        reserved = 2.8 + parallel_size / 10
-    elif gpu_memory_gib < 90:
-        reserved = 9.5 + parallel_size / 2
-    elif gpu_memory_gib < 160:
-        reserved = 12 + parallel_size / 2
+# Where SGLang's defaults live, by release (checked in the released wheels' sglang/srt/server_args.py
+# and model_executor/cuda_graph_runner.py of 0.4.0, 0.4.5-0.4.10, 0.5.1-0.5.9).
+_SGLANG_SRC = "sglang/srt/server_args.py"
+_SGLANG_RELEASES = {  # first release: (the range sharing its defaults, the function setting them)
+    (0, 5, 3): ("v0.5.3-v0.5.9", "_handle_gpu_memory_settings"),
+    (0, 4, 8): ("v0.4.8-v0.5.2", "__post_init__"),
+    (0, 4, 7): ("v0.4.7", "__post_init__"),
+    (0, 4, 6): ("v0.4.6", "__post_init__"),
+    (): ("v0.4.0-v0.4.5", "__post_init__"),
+}
+
+
+def _sglang_release(v: tuple) -> tuple:
+    """The first release of the range whose defaults `v` (() = newest) ships."""
+    return next(first for first in _SGLANG_RELEASES if not v or v >= first)
+
+
+def sglang_memory_defaults(
+    version: tuple,
+    gpu_memory_gib: float,
+    tp: int,
+    pp: int = 1,
+    dp_attention: int = 1,
+    chunked_prefill_size: int | None = None,
+    cuda_graph_max_bs: int | None = None,
+) -> tuple[int, int, float]:
+    """SGLang's chunked_prefill_size, cuda_graph_max_bs and mem_fraction_static (weights + KV pool
+    over GPU memory; activations and CUDA graphs live in the rest) as release `version` (() =
+    newest) picks them (`_SGLANG_RELEASES` names the file and function). `chunked_prefill_size` and
+    `cuda_graph_max_bs` are the user's when set: from 0.5.3 the fraction is computed from them.
+    SGLang reads GPU memory in MiB; its --tp spans the attention data-parallel ranks
+    (tp x dp_attention here).
+    - 0.4.0-0.4.7: the fraction by parallel size, 0.88 / 0.87 (2+) / 0.85 (4+) / 0.81 (8+) /
+      0.79 (16+), up to 80 GiB; above, 0.4.6: 13 GiB left; 0.4.7: 0.88, and above 96 GiB the
+      smaller of 0.88 + 48 GiB x 0.12 / memory and 18 GiB left, 0.79 above 180,000 MiB. Chunks of
+      8192 tokens (2048 under 25,000 MiB; 0.4.7: 16384 above 180,000 MiB); CUDA graphs to 160
+      (model_executor/cuda_graph_runner.py: to 256 above 80 GiB in 0.4.6 without DP attention,
+      above 96 GiB in 0.4.7, to 512 above 180,000 MiB in 0.4.7).
+    - 0.4.8-0.5.2: 2.8 GiB + parallel/10 reserved under 35 GiB, 9.5 + parallel/2 under 90 GiB,
+      12 + parallel/2 under 160 GiB, else 32; 4 GiB more with DP attention; chunks of 2048 under
+      35 GiB, 8192 under 160 GiB, else 16384; CUDA graphs to 160, 256 above 90 GiB, 512 above
+      160,000 MiB (cuda_graph_runner.py).
+    - 0.5.3-0.5.9: chunks and CUDA graphs by GPU memory and tp (8192 and 256 at tp < 4, else 512,
+      from 60 to 160 GiB), then 512 MiB + 1.5 MiB per chunk token + 2 MiB per graph batch slot +
+      1 GiB per 8 GPUs (tp x pp) reserved, at least 10 GiB above 60 GiB; DP attention adds
+      3 MiB per graph slot and DP rank (4.5 MiB above 300 slots).
+    Not modelled: speculative decoding's draft reserve, multimodal and per-model adjustments."""
+    v = _sglang_release(version)
+    mib = gpu_memory_gib * 1024
+    tp_size = tp * dp_attention
+    parallel = tp_size * pp
+    if v >= (0, 5, 3):
+        if mib < 20 * 1024:
+            chunk, graph_bs = 2048, 8
+        elif mib < 35 * 1024:
+            small_tp_bs = 16 if version and version < (0, 5, 5) else 24
+            chunk, graph_bs = 2048, small_tp_bs if tp_size < 4 else 80
+        elif mib < 60 * 1024:
+            chunk, graph_bs = 4096, 32 if tp_size < 4 else 160
+        elif mib < 160 * 1024:
+            chunk, graph_bs = 8192, 256 if tp_size < 4 else 512
+        else:
+            chunk, graph_bs = 16384, 512
+        used_chunk, used_bs = chunked_prefill_size or chunk, cuda_graph_max_bs or graph_bs
+        reserved = 512 + max(used_chunk, 2048) * 1.5 + used_bs * 2 + parallel / 8 * 1024
+        if dp_attention > 1:
+            reserved += used_bs * dp_attention * (4.5 if used_bs > 300 else 3)
+        if mib > 60 * 1024:
+            reserved = max(reserved, 10 * 1024)
+        return chunk, graph_bs, round((mib - reserved) / mib, 3)
+    if v >= (0, 4, 8):
+        chunk = 2048 if mib < 35 * 1024 else 8192 if mib < 160 * 1024 else 16384
+        if mib < 35 * 1024:
+            graph_bs = 8 if tp_size < 4 else 80
+        else:
+            graph_bs = 512 if mib > 160_000 else 256 if mib > 90 * 1024 else 160
+        if mib < 35 * 1024:
+            reserved_gib = 2.8 + parallel / 10
+        elif mib < 90 * 1024:
+            reserved_gib = 9.5 + parallel / 2
+        elif mib < 160 * 1024:
+            reserved_gib = 12 + parallel / 2
+        else:
+            reserved_gib = 32.0
+        reserved_gib += 4.0 if dp_attention > 1 else 0.0
+        return chunk, graph_bs, round(1 - reserved_gib / gpu_memory_gib, 3)
+    chunk = 2048 if mib < 25_000 else 16384 if v == (0, 4, 7) and mib > 180_000 else 8192
+    if mib < 25_000:
+        graph_bs = 8 if tp_size < 4 else 80
+    elif v == (0, 4, 6):
+        graph_bs = 256 if mib > 80 * 1024 and dp_attention == 1 else 160
+    elif v == (0, 4, 7):
+        graph_bs = 512 if mib > 180_000 else 256 if mib > 96 * 1024 else 160
     else:
-        reserved = 32.0
-    return reserved + (4.0 if dp_attention else 0.0)
+        graph_bs = 160
+    by_parallel = next(f for n, f in ((16, 0.79), (8, 0.81), (4, 0.85), (2, 0.87), (1, 0.88)) if parallel >= n)
+    if mib <= 80 * 1024 or v < (0, 4, 6):
+        fraction = by_parallel
+    elif v == (0, 4, 6):
+        fraction = 1 - 13 / gpu_memory_gib
+    elif mib > 180_000:
+        fraction = 0.79
+    elif mib > 96 * 1024:
+        fraction = min(0.88 + 48 * 0.12 / gpu_memory_gib, 1 - 18 / gpu_memory_gib)
+    else:
+        fraction = 0.88
+    return chunk, graph_bs, round(fraction, 3)
+
+
+def _sglang_capture_sizes(version: tuple, graph_bs: int) -> tuple[int, ...]:
+    """The decode batch sizes SGLang captures CUDA graphs for, up to 1024 (the run keeps those up
+    to cuda_graph_max_bs): before 0.5.3 model_executor/cuda_graph_runner.py
+    `get_batch_sizes_to_capture` (1, 2, 4, 8, then every 8 to the GPU's default cap, every 16
+    beyond); from 0.5.3 server_args.py `_generate_cuda_graph_batch_sizes`."""
+    if _sglang_release(version) >= (0, 5, 3):
+        sizes = [1, 2, 4, 8, 12] + list(range(16, 257, 8)) + list(range(272, 512, 16)) + list(range(512, 1025, 32))
+    else:
+        top = max(160, graph_bs)
+        sizes = [1, 2, 4, 8] + list(range(16, min(top, 256) + 1, 8)) + list(range(272, top + 1, 16))
+        sizes += list(range(sizes[-1] + 16, 1025, 16))
+    return tuple(sizes)
 
 
 def make_engine(
-    name: str, version: str, gpu, tp: int, where: str = "deployment", pp: int = 1, dp_attention: bool = False
+    name: str,
+    version: str,
+    gpu,
+    tp: int,
+    where: str = "deployment",
+    pp: int = 1,
+    dp_attention: int = 1,
+    chunked_prefill_size: int | None = None,
+    cuda_graph_max_bs: int | None = None,
 ) -> Engine:
-    """The engine `name` at `version` ('' = newest) serving on `gpu` with tensor parallel `tp`."""
+    """The engine `name` at `version` ('' = newest) serving on `gpu` with tensor parallel `tp`
+    (`dp_attention` ranks of it). `chunked_prefill_size` and `cuda_graph_max_bs`: the user's, when
+    set (SGLang's default mem_fraction_static depends on them)."""
     if name not in ENGINES:
         raise SpecError(f"{where}.engine: '{name}' is not one of {', '.join(ENGINES)}")
     v = _version_tuple(version) if version else ()
@@ -147,30 +269,36 @@ def make_engine(
             _vllm_capture_sizes(v, 512),
             graph_mixed_batches=not v or v >= (0, 11),
         )
-    src = "sglang/srt/server_args.py"
-    reserved = sglang_reserved_gib(gpu.memory_bytes / GIB, tp * pp, dp_attention)
-    small_tp = tp < 4
-    graph_bs = 256 if small_tp else 512
-    chunk = 8192 if gpu.memory_bytes < 160 * GIB else 16384
-    if gpu.memory_bytes < 60 * GIB:
-        chunk, graph_bs = 4096, 160 if small_tp else 256
+    chunk, graph_bs, fraction = sglang_memory_defaults(
+        v, gpu.memory_bytes / GIB, tp, pp, dp_attention, chunked_prefill_size, cuda_graph_max_bs
+    )
+    releases, function = _SGLANG_RELEASES[_sglang_release(v)]
+    src = f"{_SGLANG_SRC} @ {releases}"
+    memory_src = f"{_SGLANG_SRC} `{function}` @ {releases}"
+    graph_src = memory_src  # 0.4.6-0.5.2 leave it unset: the capture list's largest size
+    if (0, 4, 6) <= _sglang_release(v) < (0, 5, 3):
+        graph_src = f"sglang/srt/model_executor/cuda_graph_runner.py `get_batch_sizes_to_capture` @ {releases}"
     defaults = {
-        "max_num_seqs": (4096, f"{src} max_running_requests (bounded by the KV pool)"),
-        "max_num_batched_tokens": (chunk, f"{src} chunked_prefill_size by GPU memory"),
-        "max_prefill_tokens": (16384, f"{src} max_prefill_tokens"),
-        "enable_prefix_caching": (True, f"{src} radix cache on (disable_radix_cache false)"),
-        "gpu_memory_utilization": (
-            round(1 - reserved / (gpu.memory_bytes / GIB), 3),
-            f"{src} mem_fraction_static: GPU memory less {reserved:g} GiB for activations and CUDA graphs",
+        "max_num_seqs": (
+            4096,
+            f"sglang/srt/managers/tp_worker.py (0.5.9: model_executor/model_runner.py) @ {releases}: "
+            "max_running_requests unset, bounded by the KV pool (min(pool tokens / 2, 2048-4096 slots))",
         ),
-        "enable_chunked_prefill": (True, f"{src} chunked_prefill_size > 0"),
-        "cuda_graph_max_bs": (graph_bs, f"{src} cuda_graph_max_bs by GPU memory and tp"),
+        "max_num_batched_tokens": (chunk, f"{memory_src}: chunked_prefill_size by GPU memory"),
+        "max_prefill_tokens": (16384, f"{src}: max_prefill_tokens"),
+        "enable_prefix_caching": (True, f"{src}: radix cache on (disable_radix_cache false)"),
+        "gpu_memory_utilization": (
+            fraction,
+            f"{memory_src}: mem_fraction_static, {(1 - fraction) * gpu.memory_bytes / GIB:.1f} GiB left "
+            "for activations and CUDA graphs",
+        ),
+        "enable_chunked_prefill": (True, f"{src}: chunked_prefill_size > 0"),
+        "cuda_graph_max_bs": (graph_bs, f"{graph_src}: cuda_graph_max_bs by GPU memory and tp"),
     }
     host = HOST_TIME["sglang"]
     if v and v < (0, 5):  # before 0.5: the 2024 TokenizerManager path (see SGLANG_2024_REQUEST_MS)
         host = replace(host, request_ms=SGLANG_2024_REQUEST_MS)
-    sizes = tuple([1, 2, 4] + list(range(8, 160, 8)) + list(range(160, 1025, 16)))
-    return Engine(name, version or "newest", defaults, host, tuple(s for s in sizes if s <= graph_bs))
+    return Engine(name, version or "newest", defaults, host, _sglang_capture_sizes(v, graph_bs))
 
 
 # Memory SGLang's KV pool loses besides the weights inside mem_fraction_static: the pool is sized

@@ -296,7 +296,9 @@ def cluster_from_dict(d: dict, where: str, scenario_gpu: GPUSpec | None = None) 
         values[f.name] = value
     spec = _with_engine_defaults(ClusterSpec(**values), scenario_gpu, where)
     if not 0.0 < spec.gpu_memory_utilization <= 1.0:
-        raise SpecError(f"{where}.gpu_memory_utilization: must be in (0, 1], got {spec.gpu_memory_utilization}")
+        default = {f: src for f, _, src in spec.defaults_from}.get("gpu_memory_utilization")
+        why = f" (the engine's default, {default}; set it, e.g. 0.85)" if default else ""
+        raise SpecError(f"{where}.gpu_memory_utilization: must be in (0, 1], got {spec.gpu_memory_utilization}{why}")
     if spec.ep > 1 and spec.instance_gpus % spec.ep:
         raise SpecError(
             f"{where}.ep: {spec.ep} must divide the instance's GPUs (tp x pp x dp_attention = {spec.instance_gpus})"
@@ -315,7 +317,17 @@ def cluster_from_dict(d: dict, where: str, scenario_gpu: GPUSpec | None = None) 
 def _with_engine_defaults(spec: ClusterSpec, scenario_gpu: GPUSpec | None, where: str) -> ClusterSpec:
     """Fill the engine arguments left out with the engine's defaults for this GPU and tp."""
     gpu = get_gpu(spec.gpu) if spec.gpu else (scenario_gpu or get_gpu("h100-sxm"))
-    engine = make_engine(spec.engine, spec.engine_version, gpu, spec.tp, where, spec.pp, spec.dp_attention > 1)
+    engine = make_engine(
+        spec.engine,
+        spec.engine_version,
+        gpu,
+        spec.tp,
+        where,
+        spec.pp,
+        spec.dp_attention,
+        spec.max_num_batched_tokens,  # the user's: SGLang's default memory fraction follows them
+        spec.cuda_graph_max_bs,
+    )
     filled, sources = {}, []
     for name in _ENGINE_DEFAULTED:
         if getattr(spec, name) is not None:

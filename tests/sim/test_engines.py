@@ -151,3 +151,91 @@ def test_sglang_front_end_latency_by_release():
     newest, old = make_engine("sglang", "", gpu, 4).host, make_engine("sglang", "0.4.0", gpu, 4).host
     assert newest.request_ms > 4 * old.request_ms > 0
     assert make_engine("sglang", "0.5.6", gpu, 4).host.request_ms == newest.request_ms
+
+
+# SGLang's defaults by release, computed here from sglang/srt/server_args.py as each release ships
+# it (GPU memory in MiB; H100 SXM 79.18 GiB, H200 139.8 GiB as torch reports them).
+H100_MIB, H200_MIB = 79.18 * 1024, 139.8 * 1024
+
+
+def sglang_defaults(version, gpu, tp, dp_attention=1):
+    from frontier.engine import make_engine
+    from frontier.spec.hardware import get_gpu
+
+    d = make_engine("sglang", version, get_gpu(gpu), tp, dp_attention=dp_attention).defaults
+    return d["gpu_memory_utilization"][0], d["max_num_batched_tokens"][0], d["cuda_graph_max_bs"][0]
+
+
+def test_sglang_0_4_0_to_0_4_5_fraction_by_tp():
+    # v0.4.5 __post_init__: 0.88 at tp 1, 0.81 at tp 8, on any GPU; chunks of 8192 (25,000 MiB
+    # and up); cuda_graph_max_bs 160.
+    assert sglang_defaults("0.4.5", "h100-sxm", 1) == (0.88, 8192, 160)
+    assert sglang_defaults("0.4.5", "h100-sxm", 8) == (0.81, 8192, 160)
+    assert sglang_defaults("0.4.0", "h200", 1) == (0.88, 8192, 160)
+
+
+def test_sglang_0_4_8_to_0_5_2_reserve_by_gpu_class():
+    # v0.5.1 __post_init__: reserve 9.5 + tp/2 GiB under 90 GiB, 12 + tp/2 under 160 GiB, 4 GiB
+    # more with DP attention; CUDA graphs (cuda_graph_runner.py) to 160, 256 above 90 GiB.
+    assert sglang_defaults("0.5.1", "h100-sxm", 1) == (round(1 - 10 / 79.18, 3), 8192, 160)  # 0.874
+    assert sglang_defaults("0.5.1", "h100-sxm", 8) == (round(1 - 13.5 / 79.18, 3), 8192, 160)  # 0.830
+    assert sglang_defaults("0.5.1", "h200", 1) == (round(1 - 12.5 / 139.8, 3), 8192, 256)  # 0.911
+    assert sglang_defaults("0.5.2", "h200", 8) == (round(1 - 16 / 139.8, 3), 8192, 256)  # 0.886
+    # tp 1 x 8 attention DP ranks is SGLang's --tp 8: 12 + 8/2 + 4 GiB.
+    assert sglang_defaults("0.5.1", "h200", 1, dp_attention=8)[0] == round(1 - 20 / 139.8, 3)  # 0.857
+
+
+def test_sglang_0_5_3_on_reserve_from_chunk_and_graph_sizes():
+    # v0.5.6 _handle_gpu_memory_settings: chunks of 8192 and graphs to 256 (tp < 4) or 512 from 60
+    # to 160 GiB; reserve 512 MiB + 1.5 x chunk + 2 x graph bs + tp/8 x 1024 MiB.
+    assert sglang_defaults("0.5.6", "h100-sxm", 1) == (
+        round(1 - (512 + 8192 * 1.5 + 256 * 2 + 128) / H100_MIB, 3),  # 13,440 MiB: 0.834
+        8192,
+        256,
+    )
+    assert sglang_defaults("0.5.6.post2", "h100-sxm", 8) == (
+        round(1 - (512 + 12288 + 512 * 2 + 1024) / H100_MIB, 3),  # 14,848 MiB: 0.817
+        8192,
+        512,
+    )
+    assert sglang_defaults("0.5.9", "h200", 1) == (round(1 - 13440 / H200_MIB, 3), 8192, 256)  # 0.906
+    assert sglang_defaults("", "h200", 8) == (round(1 - 14848 / H200_MIB, 3), 8192, 512)  # newest: 0.896
+    # DP attention: 3 MiB per graph slot and rank, 4.5 above 300 slots: + 512 x 8 x 4.5 MiB.
+    dp = sglang_defaults("0.5.8", "h200", 1, dp_attention=8)[0]
+    assert dp == round(1 - (14848 + 512 * 8 * 4.5) / H200_MIB, 3)  # 33,280 MiB: 0.768
+    # The user's cuda_graph_max_bs enters the reserve: 16 slots, 12,960 MiB -> 0.840.
+    user = make_scenario(engine="sglang", engine_version="0.5.8.post1", cuda_graph_max_bs=16).clusters[0]
+    assert user.gpu_memory_utilization == round(1 - (512 + 12288 + 16 * 2 + 128) / H100_MIB, 3)
+    sources = {f: src for f, _, src in user.defaults_from}
+    assert "server_args.py `_handle_gpu_memory_settings` @ v0.5.3-v0.5.9" in sources["gpu_memory_utilization"]
+
+
+def test_sglang_cuda_graph_sizes_by_release():
+    # Before 0.5.3 (cuda_graph_runner.py): 1, 2, 4, 8, then every 8 to 160 on an H100, every 16
+    # beyond; from 0.5.3 (server_args.py _generate_cuda_graph_batch_sizes): 12 too, every 8 to 256.
+    from frontier.engine import make_engine
+    from frontier.spec.hardware import get_gpu
+
+    old = make_engine("sglang", "0.5.1", get_gpu("h100-sxm"), 1).capture_sizes
+    new = make_engine("sglang", "0.5.6", get_gpu("h100-sxm"), 1).capture_sizes
+    assert old[:6] == (1, 2, 4, 8, 16, 24) and 168 not in old and {160, 176, 256} <= set(old)
+    assert new[:6] == (1, 2, 4, 8, 12, 16) and {168, 256, 272, 512, 544} <= set(new) and 264 not in new
+
+
+def test_sglang_default_fraction_that_leaves_nothing_says_where_it_comes_from():
+    # tp 1 x 32 attention DP ranks (SGLang's --tp 32) on an H100, 0.5.9: 512 + 12,288 + 512 x 2
+    # + 32/8 x 1024 + 512 x 32 x 4.5 = 91,648 MiB reserved, more than the GPU: -0.130.
+    from frontier.errors import SpecError
+    from frontier.spec.scenario import scenario_from_dict
+
+    d = {
+        "model": "deepseek-v3",
+        "gpu": "h100-sxm",
+        "deployment": {"engine": "sglang", "engine_version": "0.5.9", "tp": 1, "dp_attention": 32, "ep": 32},
+        "workload": {"num_requests": 1, "input_len": 8, "output_len": 2, "arrival": {"process": "poisson", "rate": 1}},
+    }
+    assert round(1 - 91648 / H100_MIB, 3) == -0.13
+    with pytest.raises(SpecError, match=r"got -0.13 \(the engine's default, .*_handle_gpu_memory_settings"):
+        scenario_from_dict(d)
+    d["deployment"]["gpu_memory_utilization"] = 0.85  # set: no complaint
+    assert scenario_from_dict(d).clusters[0].gpu_memory_utilization == 0.85
