@@ -292,10 +292,11 @@ def convert_dense_gemm(df, quant=None):
 class DenseGemm:
     """The engine's measured dense GEMMs (y = x w^T) on one GPU, per dtype on an (m, k, n) grid.
 
-    aiconfigurator's collectors (collector/{vllm,sglang}/collect_gemm.py) time the engine's own
-    linear layer (vLLM: `F.linear` and CUTLASS `cutlass_scaled_mm`; SGLang: `F.linear` and
-    sgl-kernel's `fp8_scaled_mm`) as a served step runs it: replayed from a CUDA graph, six
-    copies of the weight back to back (collector/helper.py `benchmark_with_power`). The reference
+    aiconfigurator's collector (collector/vllm/collect_gemm.py) times vLLM's own linear layer
+    (`F.linear`, i.e. cuBLAS, and CUTLASS `cutlass_scaled_mm`) as a served step runs it: replayed
+    from a CUDA graph, six copies of the weight back to back (collector/helper.py
+    `benchmark_with_power`). SGLang's bf16 linear is the same `F.linear`, and its GEMMs are
+    answered from this table too (`load_dense_gemm`; block-scaled FP8 as per-tensor). The reference
     tables time each GEMM alone after an L2 flush that leaves the cache full of dirty lines, and
     for the small-m GEMMs of decode that is 5-13 us more per kernel on H100 (8-235 MB of
     weights, 128 shapes at m <= 64): weight streaming at 2.1-2.5 TB/s against the graph's
@@ -320,10 +321,10 @@ class DenseGemm:
             self._grids[str(dtype)] = ([np.log(m_axis), np.log(k_axis), np.log(n_axis[order])], log_ms)
 
     def gemm_ms(self, dtype: str, m: int, k: int, n: int) -> float | None:
-        """The GEMM's time, or None where it was not measured: another dtype, k or n outside
-        the measured range, or a shape missing among those it lies between. Trilinear in log m, log k and
-        log n between measured shapes (exact for a time that is a power law of each); past the
-        largest m, proportional to m (compute-bound)."""
+        """The GEMM's time, or None where it was not measured: another dtype, k or n outside the
+        measured range, or a shape missing among those it lies between. Trilinear in log m, log k
+        and log n between measured shapes (exact for a time that is a power law of each); past
+        the largest m, proportional to m (compute-bound)."""
         grid = self._grids.get(dtype)
         if grid is None or m <= 0:
             return None
