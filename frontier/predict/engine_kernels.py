@@ -563,16 +563,13 @@ def _place_layer(ms: np.ndarray, i: int, up: GroupedGemm, t: float) -> None:
 def with_engine_kernels(
     predictor, gpu_name: str, engine: str, calibration_dir: Path | None = None, mxfp4_marlin: bool = False
 ):
-    """`predictor`, answering dense GEMMs, MoE layers and MLA attention from the engine's measured
-    kernels on the GPU where it has them. `mxfp4_marlin`: the MXFP4 experts run vLLM's Marlin MoE
+    """`predictor`, answering MoE layers and MLA attention from the engine's measured kernels on
+    the GPU where it has them. `mxfp4_marlin`: the MXFP4 experts run vLLM's Marlin MoE
     (`VLLM_MXFP4_USE_MARLIN=1`, or `--mxfp4-backend marlin` in newer releases)."""
     from frontier.paths import CALIBRATION_DIR
 
     gpu_dir = str(Path(calibration_dir or CALIBRATION_DIR) / gpu_name)
     # Which tables exist is known from their names; they are read when a step first needs them.
-    if _measured(gpu_dir, "gemm", "*") and "gemm" in predictor.models:
-        gemms = EngineGemms(predictor.models["gemm"], lambda: load_dense_gemm(gpu_dir, engine), engine)
-        predictor = Predictor(predictor.gpu_name, {**predictor.models, "gemm": gemms}, predictor.fallback)
     fused = _measured(gpu_dir, "fused_moe", engine) and (lambda: load_fused_moe(gpu_dir, engine))
     mla = _measured(gpu_dir, "mla_context", engine) and (lambda: load_mla_context(gpu_dir, engine))
     decode = _measured(gpu_dir, "mla_decode", "*") and (lambda: load_mla_decode(gpu_dir, engine))
@@ -580,6 +577,18 @@ def with_engine_kernels(
     if not (fused or mla or decode):
         return predictor
     return WithEngineKernels(predictor, fused or None, engine, mla or None, decode or None, marlin or None)
+
+
+def with_engine_gemms(predictor: Predictor, gpu_name: str, engine: str, calibration_dir: Path | None = None):
+    """`predictor`, answering dense GEMMs from the engine's measured GEMMs on the GPU where it has
+    them (`DenseGemm`; read when a step first needs them)."""
+    from frontier.paths import CALIBRATION_DIR
+
+    gpu_dir = str(Path(calibration_dir or CALIBRATION_DIR) / gpu_name)
+    if not _measured(gpu_dir, "gemm", "*") or "gemm" not in predictor.models:
+        return predictor
+    gemms = EngineGemms(predictor.models["gemm"], lambda: load_dense_gemm(gpu_dir, engine), engine)
+    return Predictor(predictor.gpu_name, {**predictor.models, "gemm": gemms}, predictor.fallback)
 
 
 def _measured(gpu_dir: str, kind: str, engine: str) -> bool:

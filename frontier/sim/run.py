@@ -42,7 +42,7 @@ from frontier.predict.step import (
     StepOverheads,
     TwoBatchOverlap,
 )
-from frontier.predict.engine_kernels import with_engine_kernels
+from frontier.predict.engine_kernels import with_engine_gemms, with_engine_kernels
 from frontier.sim.frontend import Frontend
 from frontier.sim.instance import Batch, Instance
 from frontier.sim.kv_cache import BlockManager, KVHold
@@ -120,8 +120,10 @@ def block_costs_for(scenario: Scenario, spec: ClusterSpec) -> tuple[BlockCosts, 
     gpu = scenario.cluster_gpu(spec)
     model = scenario.cluster_model(spec)
     engine = make_engine(spec.engine, spec.engine_version, gpu, spec.tp)
-    marlin = model.moe_quant == "mxfp4" and spec.mxfp4_backend == "marlin"
-    predictor = with_engine_kernels(load_predictor(gpu), gpu.name, spec.engine, mxfp4_marlin=marlin)
+    predictor = with_engine_gemms(load_predictor(gpu), gpu.name, spec.engine)
+    if model.moe is not None or model.mla is not None:  # the engine kernels measured: MoE, MLA
+        marlin = model.moe_quant == "mxfp4" and spec.mxfp4_backend == "marlin"
+        predictor = with_engine_kernels(predictor, gpu.name, spec.engine, mxfp4_marlin=marlin)
     routing = ExpertRouting(spec.expert_skew, spec.expert_load_file, spec.eplb_redundant_experts, spec.expert_load_cv)
     fabric = Fabric(gpu.gpus_per_node, gpu.intra_node_gbps, gpu.network_gbps, gpu.sm_count)
     par = Parallel(

@@ -9,7 +9,13 @@ import pytest
 from frontier.ops.operators import Elementwise, Gemm, GroupedGemm
 from frontier.paths import CALIBRATION_DIR
 from frontier.predict import load_predictor
-from frontier.predict.engine_kernels import FusedMoE, WithEngineKernels, convert, with_engine_kernels
+from frontier.predict.engine_kernels import (
+    FusedMoE,
+    WithEngineKernels,
+    convert,
+    with_engine_gemms,
+    with_engine_kernels,
+)
 from frontier.spec.hardware import get_gpu
 
 
@@ -349,7 +355,7 @@ def test_both_engines_price_gemms_from_the_measured_table_and_other_ops_as_befor
         Elementwise("add_rmsnorm", 8, 4096),
     )
     for engine in ("vllm", "sglang"):
-        pred = with_engine_kernels(base, "h100-sxm", engine, calibration_dir=tmp_path)
+        pred = with_engine_gemms(base, "h100-sxm", engine, calibration_dir=tmp_path)
         assert pred.ops_ms([inside])[0] == pytest.approx(table.gemm_ms("bf16", 8, 2048, 2048))
         assert pred.ops_ms([outside, norm]) == pytest.approx(base.ops_ms([outside, norm]))
         assert "measured GEMMs" in pred.sources()["gemm"]
