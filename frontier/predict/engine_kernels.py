@@ -266,12 +266,8 @@ class MLADecode:
         batches, kvs, log_ms = grid
         kv = sum_kv / batch
         beyond = max(1.0, batch / math.exp(batches[-1])) * max(1.0, kv / math.exp(kvs[-1]))
-        i, wi = _bracket(batches, min(math.log(batch), batches[-1]))
-        j, wj = _bracket(kvs, min(math.log(kv), kvs[-1]))
-        cell = log_ms[i : i + 2, j : j + 2]
-        top = cell[0, 0] + wj * (cell[0, 1] - cell[0, 0])
-        bottom = cell[1, 0] + wj * (cell[1, 1] - cell[1, 0])
-        return math.exp(top + wi * (bottom - top)) * beyond
+        cell = [_bracket(batches, min(math.log(batch), batches[-1])), _bracket(kvs, min(math.log(kv), kvs[-1]))]
+        return math.exp(_interpolate(log_ms, cell)) * beyond
 
 
 def convert_dense_gemm(df, quant=None):
@@ -334,18 +330,8 @@ class DenseGemm:
             return None
         lm = math.log(m)
         beyond = max(1.0, math.exp(lm - ms_[-1]))
-        i, wi = _bracket(ms_, min(max(lm, ms_[0]), ms_[-1]))
-        j, wj = _bracket(ks, lk)
-        h, wh = _bracket(ns, ln)
-        log_t = 0.0
-        for a, b, c in itertools.product((0, 1), repeat=3):  # the cell's corners, by weight
-            w = (wi if a else 1 - wi) * (wj if b else 1 - wj) * (wh if c else 1 - wh)
-            if w > 0:
-                corner = log_ms[i + a, j + b, h + c]
-                if math.isnan(corner):
-                    return None
-                log_t += w * corner
-        return math.exp(log_t) * beyond
+        log_t = _interpolate(log_ms, [_bracket(ms_, min(max(lm, ms_[0]), ms_[-1])), _bracket(ks, lk), _bracket(ns, ln)])
+        return None if math.isnan(log_t) else math.exp(log_t) * beyond
 
 
 class EngineGemms:
@@ -375,6 +361,18 @@ class EngineGemms:
         if rest:
             out[rest] = self.base.predict_ms([ops[i] for i in rest])
         return out
+
+
+def _interpolate(grid: np.ndarray, cell: list[tuple[int, float]]) -> float:
+    """Multilinear interpolation in `grid` within the cell given per axis as (lower index, weight
+    toward the upper point), as `_bracket` finds it; NaN if a corner with weight is missing."""
+    axes = [((i, 1.0 - w), (i + 1, w)) for i, w in cell]  # per axis: (index, weight) of both ends
+    value = 0.0
+    for corner in itertools.product(*axes):
+        weight = math.prod(w for _, w in corner)
+        if weight > 0:
+            value += weight * float(grid[tuple(i for i, _ in corner)])
+    return value
 
 
 def _bracket(xs: np.ndarray, x: float) -> tuple[int, float]:
