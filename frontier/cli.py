@@ -262,6 +262,8 @@ def models():
             if m.mla
             else f"GQA {m.num_heads}/{m.num_kv_heads} x {m.head_dim}"
         )
+        if m.linear_attention:  # the softmax layers are the minority of a hybrid
+            attn = f"{m.num_attention_layers} x {attn} + {m.linear_attention.layers} x DeltaNet"
         moe = (
             f"{m.moe.num_experts} experts top-{m.moe.top_k}"
             + (", shared" if m.moe.shared_intermediate_size else "")

@@ -35,6 +35,7 @@ from frontier.ops.operators import (
     Gemm,
     GroupedGemm,
     IndexerScore,
+    LinearAttention,
     Operator,
     SparseAttention,
 )
@@ -142,6 +143,15 @@ def step_operators(
     )
 
 
+def mixer_layers(model: ModelSpec, layers: int) -> tuple[int, int]:
+    """(softmax-attention, gated-DeltaNet) layers among `layers` of a stage, in the model's
+    proportion (Qwen3.5: 1 in 4 softmax)."""
+    if model.linear_attention is None:
+        return layers, 0
+    softmax = round(layers * model.num_attention_layers / model.num_layers)
+    return softmax, layers - softmax
+
+
 def head_operators(model: ModelSpec, par: Parallel, tokens: int, rows: int, dtype: str | None = None) -> Ops:
     """Embedding, pipeline hand-off, final norm, LM head on the sampled rows, sampling."""
     dtype = dtype or model.weight_dtype  # the linear layers' GEMM family
@@ -164,13 +174,16 @@ def head_operators(model: ModelSpec, par: Parallel, tokens: int, rows: int, dtyp
 
 
 def attention_block(model: ModelSpec, par: Parallel, tokens: int, dtype: str | None = None) -> Ops:
-    """Per-layer norms, residual adds, Q/K/V and output projections, rotary, TP all-reduce."""
+    """Per-layer norms, residual adds, Q/K/V and output projections, rotary, TP all-reduce; a
+    hybrid's gated-DeltaNet layers' projections and gated norm (`gated_deltanet_block`)."""
     dtype = dtype or model.weight_dtype  # the linear layers' GEMM family
     tp, T, h, elem = par.tp, tokens, model.hidden_size, model.dtype_bytes
-    layers, _ = stage_layers(model, par)
+    all_layers, _ = stage_layers(model, par)
+    layers, linear_layers = mixer_layers(model, all_layers)
     hq = max(1, model.num_heads // tp)
     # Input and post-attention norms, each fused with the residual add.
-    ops: Ops = [(Elementwise("add_rmsnorm", T, h), 2 * layers)]
+    ops: Ops = [(Elementwise("add_rmsnorm", T, h), 2 * all_layers)]
+    ops += gated_deltanet_block(model, par, T, linear_layers, dtype)
     if model.mla:
         m = model.mla
         qk = m.qk_nope_head_dim + m.qk_rope_head_dim
@@ -195,7 +208,8 @@ def attention_block(model: ModelSpec, par: Parallel, tokens: int, dtype: str | N
     else:
         d = model.head_dim
         hkv = max(1, model.num_kv_heads // tp)
-        ops.append((Gemm(T, h, (hq + 2 * hkv) * d, dtype), layers))
+        gate = hq * d if model.attn_output_gate else 0  # q_proj's second half: the output gate
+        ops.append((Gemm(T, h, (hq + 2 * hkv) * d + gate, dtype), layers))
         if model.qk_norm:  # Qwen3: per-head RMSNorm of q and of k before rotary
             ops += [(Elementwise("rmsnorm", T, hq * d), layers), (Elementwise("rmsnorm", T, hkv * d), layers)]
         if model.qk_norm_across_heads and tp > 1:
@@ -206,11 +220,40 @@ def attention_block(model: ModelSpec, par: Parallel, tokens: int, dtype: str | N
             (Elementwise("kv_cache_write", T, 2 * hkv * d), layers),
             (Gemm(T, hq * d, h, dtype), layers),
         ]
+        if gate:  # attention output x sigmoid(gate), before the output projection
+            ops.append((Elementwise("sigmoid_mul", T, gate), layers))
         out_width = hq * d
     if dtype == "fp8":  # the attention output is quantised for the FP8 output projection
         ops.append((Elementwise("quant_fp8", T, out_width), layers))
     if tp > 1:
-        ops.append((all_reduce(T * h * elem, tp, par.fabric.gpus_per_node), layers))
+        ops.append((all_reduce(T * h * elem, tp, par.fabric.gpus_per_node), all_layers))
+    return [(op, n) for op, n in ops if n]
+
+
+def gated_deltanet_block(model: ModelSpec, par: Parallel, tokens: int, layers: int, dtype: str) -> Ops:
+    """A gated-DeltaNet layer's token-shaped work on one TP rank, as SGLang launches it
+    (sglang/srt/models/qwen3_next.py `Qwen3GatedDeltaNet.forward`; vLLM's qwen3_next.py alike):
+    the q/k/v/z input projection and the b/a gate projection (two GEMMs), one kernel splitting
+    their outputs into the convolution's input, z and the gates
+    (`fused_qkvzba_split_reshape_cat`), the gated RMSNorm of the output by z (`RMSNormGated`:
+    reads both, writes one) and the output projection. The convolution and the delta rule depend
+    on the sequences: `gated_deltanet_core`."""
+    la = model.linear_attention
+    if la is None or not layers:
+        return []
+    tp, T, h = par.tp, tokens, model.hidden_size
+    gates = 2 * la.v_heads // tp
+    qkvz = la.projection_width // tp - gates
+    out_width = la.v_heads * la.head_v_dim // tp
+    ops: Ops = [
+        (Gemm(T, h, qkvz, dtype), layers),
+        (Gemm(T, h, gates, dtype), layers),
+        (Elementwise("split_reshape", T, qkvz + gates), layers),
+        (Elementwise("rmsnorm_gated", T, out_width), layers),
+        (Gemm(T, out_width, h, dtype), layers),
+    ]
+    if dtype == "fp8":
+        ops.append((Elementwise("quant_fp8", T, out_width), layers))
     return ops
 
 
@@ -252,9 +295,9 @@ def attention_core(
 ) -> Ops:
     """The operators whose cost depends on the sequences' lengths, not only the token count."""
     dtype = dtype or model.weight_dtype  # the linear layers' GEMM family
-    layers, _ = stage_layers(model, par)
+    layers, linear_layers = mixer_layers(model, stage_layers(model, par)[0])
     hq = max(1, model.num_heads // par.tp)
-    ops: Ops = []
+    ops: Ops = gated_deltanet_core(model, par, batch, linear_layers)
     if model.mla:
         m = model.mla
         qk = m.qk_nope_head_dim + m.qk_rope_head_dim
@@ -304,6 +347,23 @@ def attention_core(
                 layers,
             )
         )
+    return [(op, n) for op, n in ops if n]
+
+
+def gated_deltanet_core(model: ModelSpec, par: Parallel, batch: BatchStats, layers: int) -> Ops:
+    """A gated-DeltaNet layer's sequence-shaped kernels on one TP rank: the causal convolution
+    and the delta rule, for the batch's prefill sequences and for its decoding ones."""
+    la = model.linear_attention
+    if la is None or not layers:
+        return []
+    heads = (max(1, la.k_heads // par.tp), max(1, la.v_heads // par.tp), la.head_k_dim, la.head_v_dim, la.conv_kernel)
+    ops: Ops = []
+    for phase, seqs, tokens in (
+        ("prefill", batch.num_prefill, batch.prefill_tokens),
+        ("decode", batch.num_decode, batch.num_decode),
+    ):
+        if seqs:
+            ops += [(LinearAttention(kernel, phase, seqs, tokens, *heads), layers) for kernel in ("conv", "rule")]
     return ops
 
 

@@ -164,8 +164,9 @@ class GroupedGemm:
 # Reads + writes of `tokens x width` elements per elementwise kernel: most read and write once;
 # SiLU-and-mul reads the gate and up halves; fused add+RMSNorm reads the input and the residual
 # and writes both (vllm/csrc/layernorm_kernels.cu `fused_add_rms_norm`); the KV-cache write
-# reads K and V and writes them into the paged cache.
-ELEMENTWISE_PASSES = {"silu_mul": 3, "add_rmsnorm": 4}
+# reads K and V and writes them into the paged cache. The gated RMSNorm of a gated-DeltaNet
+# output and the sigmoid output gate of gated attention read two inputs and write one.
+ELEMENTWISE_PASSES = {"silu_mul": 3, "add_rmsnorm": 4, "rmsnorm_gated": 3, "sigmoid_mul": 3}
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,6 +278,50 @@ class SparseAttention:
         return elem_bytes * (self.keys * self.d + self.queries * self.heads * (self.d + self.dv))
 
 
+@dataclass(frozen=True, slots=True)
+class LinearAttention:
+    """One kernel of a gated-DeltaNet layer (Qwen3.5, Qwen3-Next) over the batch's `num_seqs`
+    sequences bringing `tokens` new tokens, with the `k_heads` / `v_heads` of one TP rank.
+
+    `kernel` "conv": the causal depthwise convolution over q, k, v (`conv_kernel` taps;
+    causal_conv1d_fn in prefill, causal_conv1d_update in decode); "rule": the gated delta rule
+    (FLA's chunk_gated_delta_rule in prefill, fused_recurrent_gated_delta_rule in decode), which
+    reads and writes each sequence's fp32 state of head_k_dim x head_v_dim per value head.
+    The kernels vLLM and SGLang launch (vllm/model_executor/layers/mamba/, sglang/srt/layers/
+    attention/fla/ and hybrid_linear_attn_backend.py). Measured where the engine's
+    `gdn_<engine>_<release>.csv` has the shape (frontier.predict.engine_kernels.GDNKernels), else
+    on the roofline by the FLOPs and bytes below."""
+
+    kernel: str  # conv | rule
+    phase: str  # prefill | decode
+    num_seqs: int
+    tokens: int
+    k_heads: int
+    v_heads: int
+    head_k_dim: int
+    head_v_dim: int
+    conv_kernel: int
+    dtype = "bf16"
+    family = "linear_attention"
+
+    @property
+    def conv_dim(self) -> int:
+        return 2 * self.k_heads * self.head_k_dim + self.v_heads * self.head_v_dim
+
+    @property
+    def flops(self) -> float:
+        if self.kernel == "conv":
+            return 2.0 * self.tokens * self.conv_dim * self.conv_kernel
+        # Per token and value head: decay and update of the k x v state, and the output read.
+        return 6.0 * self.tokens * self.v_heads * self.head_k_dim * self.head_v_dim
+
+    def bytes_moved(self, elem_bytes: float) -> float:
+        if self.kernel == "conv":  # inputs in, outputs out, each sequence's conv state
+            return elem_bytes * (2 * self.tokens + self.num_seqs * self.conv_kernel) * self.conv_dim
+        state = 2.0 * 4 * self.num_seqs * self.v_heads * self.head_k_dim * self.head_v_dim  # fp32, read + write
+        return state + elem_bytes * self.tokens * (self.conv_dim + self.v_heads * self.head_v_dim)
+
+
 Operator = (
     Gemm
     | AttnPrefill
@@ -287,6 +332,7 @@ Operator = (
     | EPExchange
     | IndexerScore
     | SparseAttention
+    | LinearAttention
 )
 
 # Family -> operator class: a calibration table's columns are the class's fields + TIME_COLUMNS.

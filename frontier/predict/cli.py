@@ -358,8 +358,8 @@ def import_aiconfigurator_cmd(
 def import_engine_kernels_cmd(
     system: str, engine: str, gpu: str | None, version: str | None, calibration_dir: Path | None
 ) -> None:
-    """The engine's measured dense GEMMs, fused-MoE layers and MLA attention (aiconfigurator) as
-    calibration/<gpu>/engine_kernels."""
+    """The engine's measured dense GEMMs, fused-MoE layers, MLA attention and gated-DeltaNet
+    kernels (aiconfigurator) as calibration/<gpu>/engine_kernels."""
     import pandas as pd
 
     from frontier.errors import FrontierError
@@ -368,6 +368,7 @@ def import_engine_kernels_cmd(
     from frontier.predict.engine_kernels import (
         convert,
         convert_dense_gemm,
+        convert_gdn,
         convert_mla,
         convert_mla_decode,
         table_path,
@@ -396,16 +397,17 @@ def import_engine_kernels_cmd(
         gemm_out = out.parent / f"gemm_{engine}_{release}.csv"
         gemm_rows.to_csv(gemm_out, index=False, float_format="%.5g")
         click.echo(f"{spec.name}: wrote {gemm_out.name} ({len(gemm_rows)} rows, from {gemm.name})")
-    for kind, table, conv in (
-        ("mla_context", "context_mla_perf", convert_mla),
-        ("mla_decode", "generation_mla_perf", convert_mla_decode),
+    for kind, folder, table, conv in (
+        ("mla_context", "mla", "context_mla_perf", convert_mla),
+        ("mla_decode", "mla", "generation_mla_perf", convert_mla_decode),
+        ("gdn", "linear_attention", "gdn_perf", convert_gdn),
     ):
-        mla = system_dir / "mla" / engine / release / f"{table}.parquet"
-        if mla.is_file():
-            mla_out = out.parent / f"{kind}_{engine}_{release}.csv"
-            mla_rows = conv(pd.read_parquet(mla))
-            mla_rows.to_csv(mla_out, index=False, float_format="%.5g")
-            click.echo(f"{spec.name}: wrote {mla_out.name} ({len(mla_rows)} rows, from {mla.name})")
+        src = system_dir / folder / engine / release / f"{table}.parquet"
+        if src.is_file():
+            kind_out = out.parent / f"{kind}_{engine}_{release}.csv"
+            kind_rows = conv(pd.read_parquet(src))
+            kind_rows.to_csv(kind_out, index=False, float_format="%.5g")
+            click.echo(f"{spec.name}: wrote {kind_out.name} ({len(kind_rows)} rows, from {src.name})")
 
 
 # The command's name before it imported dense GEMMs too.

@@ -55,6 +55,15 @@ its Marlin MoE instead (vllm/model_executor/layers/quantization/mxfp4.py `get_mx
 layers/fused_moe/fused_marlin_moe.py), which at prefill sizes is about half as fast: see
 `MarlinMoE`.
 
+And the gated-DeltaNet kernels of Qwen3.5's linear-attention layers (the causal convolution and
+the gated delta rule, prefill and decode: `LinearAttention`): the engine's measured kernels
+(`gdn_<engine>_<release>.csv`, aiconfigurator's `gdn_perf`, every Qwen3.5 size at TP1-16, one to
+1,024 sequences of equal length), by the key and value heads of one TP rank: a prefill by its
+sequences and their mean length (bilinear in log), a decode by its sequences (log-log). The
+chunked delta rule runs the chunks of one sequence in order, so one long prompt takes longer
+than as many tokens in several sequences (8,192 tokens on 8 value heads, H200: 0.33 ms as one
+sequence, 0.14 ms as eight).
+
 The tables are aiconfigurator's measured `moe_perf` rows (NVIDIA aiconfigurator 0.12, Apache-2.0;
 data/<system>/moe/<engine>/<version>/moe_perf.parquet), balanced routing, no expert parallelism,
 converted by `convert` below: `frontier calibration import-engine-kernels` (needs the optional
@@ -72,7 +81,7 @@ from pathlib import Path
 
 import numpy as np
 
-from frontier.ops.operators import AttnDecode, AttnPrefill, Elementwise, GroupedGemm
+from frontier.ops.operators import AttnDecode, AttnPrefill, Elementwise, GroupedGemm, LinearAttention
 from frontier.predict.base import Predictor
 
 FOLDER = "engine_kernels"
@@ -270,6 +279,79 @@ class MLADecode:
         return math.exp(_interpolate(log_ms, cell)) * beyond
 
 
+# aiconfigurator's gdn_perf kernel names -> (LinearAttention kernel, phase).
+GDN_KERNELS = {
+    "causal_conv1d_fn": ("conv", "prefill"),
+    "chunk_gated_delta_rule": ("rule", "prefill"),
+    "causal_conv1d_update": ("conv", "decode"),
+    "fused_recurrent_gated_delta_rule_packed_decode": ("rule", "decode"),
+}
+GDN_HEAD_DIMS = (128, 128, 4)  # head_k_dim, head_v_dim, conv taps of every measured row (Qwen3.5)
+
+
+def convert_gdn(df):
+    """aiconfigurator gdn_perf rows -> (kernel, phase, k_heads, v_heads, seqs, seq_len, ms): the
+    heads of one TP rank, the median over the models measured with the same heads."""
+    rows = df[df["kernel_source"].isin(GDN_KERNELS)]
+    dims = rows[["head_k_dim", "head_v_dim", "d_conv"]].drop_duplicates().itertuples(index=False)
+    if {tuple(int(x) for x in d) for d in dims} != {GDN_HEAD_DIMS}:
+        raise ValueError(f"gdn_perf rows with head dims / conv taps other than {GDN_HEAD_DIMS}")
+    kernel, phase = zip(*rows["kernel_source"].map(GDN_KERNELS))
+    rows = rows.assign(kernel=kernel, phase=phase)
+    keys = ["kernel", "phase", "num_k_heads", "num_v_heads", "batch_size", "seq_len"]
+    out = rows.groupby(keys, as_index=False)["latency"].median()
+    out = out.rename(
+        columns={
+            "num_k_heads": "k_heads",
+            "num_v_heads": "v_heads",
+            "batch_size": "seqs",
+            "latency": "ms",
+        }
+    )
+    return out.sort_values(["kernel", "phase", "k_heads", "v_heads", "seqs", "seq_len"]).reset_index(drop=True)
+
+
+class GDNKernels:
+    """Measured gated-DeltaNet kernels of one engine on one GPU, by the heads of one TP rank."""
+
+    def __init__(self, rows):
+        self._prefill, self._decode = {}, {}
+        for (kernel, phase, kh, vh), g in rows.groupby(["kernel", "phase", "k_heads", "v_heads"]):
+            key = (kernel, int(kh), int(vh))
+            if phase == "decode":
+                g = g.sort_values("seqs")
+                self._decode[key] = ([math.log(b) for b in g["seqs"]], [math.log(m) for m in g["ms"]])
+                continue
+            table = g.pivot_table(index="seqs", columns="seq_len", values="ms").dropna(axis=1)
+            self._prefill[key] = (
+                np.log(table.index.to_numpy(float)),
+                np.log(table.columns.to_numpy(float)),
+                np.log(table.to_numpy(float)),
+            )
+
+    def kernel_ms(self, op: LinearAttention) -> float | None:
+        """The kernel's measured time, or None if its heads (or head dims) were not measured. A
+        prefill: bilinear in log sequences and log mean length, proportional to each past the
+        largest measured; a decode: log-log in the sequences."""
+        if (op.head_k_dim, op.head_v_dim, op.conv_kernel) != GDN_HEAD_DIMS:
+            return None
+        key = (op.kernel, op.k_heads, op.v_heads)
+        if op.phase == "decode":
+            curve = self._decode.get(key)
+            return None if curve is None else _log_log(curve, op.num_seqs)
+        grid = self._prefill.get(key)
+        if grid is None:
+            return None
+        seqs, lengths, log_ms = grid
+        length = op.tokens / op.num_seqs
+        beyond = max(1.0, op.num_seqs / math.exp(seqs[-1])) * max(1.0, length / math.exp(lengths[-1]))
+        cell = [
+            _bracket(seqs, min(math.log(op.num_seqs), seqs[-1])),
+            _bracket(lengths, min(math.log(length), lengths[-1])),
+        ]
+        return math.exp(_interpolate(log_ms, cell)) * beyond
+
+
 def convert_dense_gemm(df, quant=None):
     """aiconfigurator gemm_perf rows -> the dense-GEMM table: one row per (dtype, m, k), one ms
     column per n (empty where not measured). The engine's bf16 GEMM and, with `quant` (its FP8
@@ -433,6 +515,16 @@ def load_mla_decode(gpu_dir: str, engine: str) -> MLADecode | None:
 
 
 @lru_cache(maxsize=None)
+def load_gdn(gpu_dir: str, engine: str) -> GDNKernels | None:
+    """The engine's measured gated-DeltaNet kernels, else another engine's (the same FLA
+    kernels), or None."""
+    rows = _newest_table(gpu_dir, "gdn", engine)
+    if rows is None:
+        rows = _newest_table(gpu_dir, "gdn", "*")
+    return None if rows is None else GDNKernels(rows)
+
+
+@lru_cache(maxsize=None)
 def _newest_table(gpu_dir: str, kind: str, engine: str):
     """The newest measured release's `<kind>_<engine>_<release>.csv` (read once; the loaders only
     read it), or None. `engine` may be a glob."""
@@ -452,15 +544,15 @@ def _release_of(path: Path) -> tuple[int, ...]:
 
 
 class WithEngineKernels:
-    """A predictor answering MoE layers and MLA attention from the engine's measured kernels
-    where it has them, everything else from `base`."""
+    """A predictor answering MoE layers, MLA attention and gated-DeltaNet kernels from the
+    engine's measured kernels where it has them, everything else from `base`."""
 
-    def __init__(self, base, fused, engine: str, mla=None, mla_decode=None, marlin=None):
+    def __init__(self, base, fused, engine: str, mla=None, mla_decode=None, marlin=None, gdn=None):
         # The tables, None, or a function loading them on first use (reading them imports
         # pandas: a model without MoE layers or MLA never needs them). `marlin` given: 4-bit
         # (w4a16) MoE layers run vLLM's Marlin MoE (`MarlinMoE`).
         self.base, self._fused, self.engine, self._mla = base, fused, engine, mla
-        self._mla_decode, self._marlin = mla_decode, marlin
+        self._mla_decode, self._marlin, self._gdn = mla_decode, marlin, gdn
 
     def _table(self, attr: str):
         """The table held in `attr`, read on first use if a loader stands there."""
@@ -474,6 +566,7 @@ class WithEngineKernels:
     mla = property(lambda self: self._table("_mla"), doc="MLAContext | None")
     mla_decode = property(lambda self: self._table("_mla_decode"), doc="MLADecode | None")
     marlin = property(lambda self: self._table("_marlin"), doc="MarlinMoE | None")
+    gdn = property(lambda self: self._table("_gdn"), doc="GDNKernels | None")
 
     def __getattr__(self, name):  # sources(), model_for(), ... of the base predictor
         return getattr(self.base, name)
@@ -494,6 +587,12 @@ class WithEngineKernels:
                         t = self.mla_decode.attention_ms(op.hq, op.batch, op.sum_kv)
                 if t is not None:
                     ms[i] = t
+        if self._gdn is not None:
+            for i, op in enumerate(ops):
+                if isinstance(op, LinearAttention) and self.gdn is not None:
+                    t = self.gdn.kernel_ms(op)
+                    if t is not None:
+                        ms[i] = t
         if (self._fused is None and self._marlin is None) or not any(isinstance(op, GroupedGemm) for op in ops):
             return ms
         # Each MoE layer: measured at its width, or the engine/reference ratio of the nearest
@@ -546,6 +645,8 @@ class WithEngineKernels:
             out["attn_prefill"] += f" ({self.engine}'s MLA prefill where measured)"
         if "attn_decode" in out and self._mla_decode is not None:
             out["attn_decode"] += " (the FlashAttention-3 MLA kernel where measured)"
+        if self._gdn is not None and (families is None or "linear_attention" in families):
+            out["linear_attention"] = f"{self.engine}'s gated-DeltaNet kernels where measured, else roofline"
         return out
 
 
@@ -561,8 +662,8 @@ def _place_layer(ms: np.ndarray, i: int, up: GroupedGemm, t: float) -> None:
 def with_engine_kernels(
     predictor, gpu_name: str, engine: str, calibration_dir: Path | None = None, mxfp4_marlin: bool = False
 ):
-    """`predictor`, answering MoE layers and MLA attention from the engine's measured kernels on
-    the GPU where it has them. `mxfp4_marlin`: the MXFP4 experts run vLLM's Marlin MoE
+    """`predictor`, answering MoE layers, MLA attention and gated-DeltaNet kernels from the
+    engine's measured kernels on the GPU where it has them. `mxfp4_marlin`: the MXFP4 experts run vLLM's Marlin MoE
     (`VLLM_MXFP4_USE_MARLIN=1`, or `--mxfp4-backend marlin` in newer releases)."""
     from frontier.paths import CALIBRATION_DIR
 
@@ -572,9 +673,10 @@ def with_engine_kernels(
     mla = _measured(gpu_dir, "mla_context", engine) and (lambda: load_mla_context(gpu_dir, engine))
     decode = _measured(gpu_dir, "mla_decode", "*") and (lambda: load_mla_decode(gpu_dir, engine))
     marlin = mxfp4_marlin and engine == "vllm" and fused and (lambda: load_marlin_moe(gpu_dir, engine))
-    if not (fused or mla or decode):
+    gdn = _measured(gpu_dir, "gdn", "*") and (lambda: load_gdn(gpu_dir, engine))
+    if not (fused or mla or decode or gdn):
         return predictor
-    return WithEngineKernels(predictor, fused or None, engine, mla or None, decode or None, marlin or None)
+    return WithEngineKernels(predictor, fused or None, engine, mla or None, decode or None, marlin or None, gdn or None)
 
 
 def with_engine_gemms(predictor: Predictor, gpu_name: str, engine: str, calibration_dir: Path | None = None):

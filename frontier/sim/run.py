@@ -121,7 +121,7 @@ def block_costs_for(scenario: Scenario, spec: ClusterSpec) -> tuple[BlockCosts, 
     model = scenario.cluster_model(spec)
     engine = make_engine(spec.engine, spec.engine_version, gpu, spec.tp)
     predictor = with_engine_gemms(load_predictor(gpu), gpu.name, spec.engine)
-    if model.moe is not None or model.mla is not None:  # the engine kernels measured: MoE, MLA
+    if model.moe or model.mla or model.linear_attention:  # the engine kernels measured: MoE, MLA, GDN
         marlin = model.moe_quant == "mxfp4" and spec.mxfp4_backend == "marlin"
         predictor = with_engine_kernels(predictor, gpu.name, spec.engine, mxfp4_marlin=marlin)
     routing = ExpertRouting(spec.expert_skew, spec.expert_load_file, spec.eplb_redundant_experts, spec.expert_load_cv)
@@ -173,19 +173,21 @@ def step_model_for(scenario: Scenario, spec: ClusterSpec, step_time=None) -> tup
     return StepModel(rule, model.kv_bytes_per_token, model.num_layers), sources
 
 
-def make_scheduler(spec: ClusterSpec, kv: BlockManager, ranks: int) -> Scheduler:
+def make_scheduler(spec: ClusterSpec, kv: BlockManager, ranks: int, max_seqs: int = 0) -> Scheduler:
     """The engine's scheduling policy over one instance's KV cache (`ranks` attention-DP ranks
-    scheduled together, with their combined limits)."""
+    scheduled together, with their combined limits). `max_seqs`: fewer sequences than
+    max_num_seqs that can run (a hybrid model's recurrent states: MemoryPlan.state_seqs)."""
+    seqs = min(spec.max_num_seqs, max_seqs or spec.max_num_seqs)
     if spec.engine == "sglang":
         return SGLangScheduler(
             kv,
-            spec.max_num_seqs * ranks,
+            seqs * ranks,
             spec.max_num_batched_tokens * ranks,
             spec.max_prefill_tokens * ranks,
             spec.enable_mixed_chunk,
             spec.schedule_policy,
         )
-    return Scheduler(kv, spec.max_num_seqs * ranks, spec.max_num_batched_tokens * ranks, spec.enable_chunked_prefill)
+    return Scheduler(kv, seqs * ranks, spec.max_num_batched_tokens * ranks, spec.enable_chunked_prefill)
 
 
 def memory_for(scenario: Scenario, spec: ClusterSpec, where: str) -> MemoryPlan:
@@ -241,7 +243,7 @@ def build_clusters(
         insts = []
         for i in range(instances):
             kv = BlockManager(num_blocks, spec.block_size, spec.enable_prefix_caching, prefix_unit_tokens)
-            sched = make_scheduler(spec, kv, ranks)
+            sched = make_scheduler(spec, kv, ranks, memory[spec.name].state_seqs)
             insts.append(
                 Instance(f"{spec.name}/{i}", spec.role, sched, step_model, spec.pp, max_len, recorder, fast_forward)
             )

@@ -7,6 +7,13 @@ SGLang's (sglang/srt/model_executor/model_runner.py `profile_max_num_token`): ca
 mem_fraction_static holds the weights and the KV pool; activations and CUDA graphs live in the
 rest (`activations_inside=False`), but what was allocated before the pool was sized comes off it
 (`unseen_bytes`, frontier.engine.SGLANG_UNSEEN_GIB).
+
+A hybrid model's gated-DeltaNet layers keep a fixed recurrent state per sequence instead of KV,
+one per running sequence. SGLang gives the states `mamba_full_memory_ratio` (0.9) parts of the
+pool's memory to 1 part for the KV cache (sglang/srt/model_executor/model_runner.py: the state
+budget is rest x r / (1 + r), `max_mamba_cache_size` = budget / bytes per request) and runs no
+more requests than it holds states for. vLLM pages the states in the same block pool as the KV
+(`MambaSpec`, vllm/v1/kv_cache_interface.py) without a fixed split; the same split is assumed.
 """
 
 from __future__ import annotations
@@ -19,6 +26,8 @@ from frontier.spec.model import ModelSpec
 
 GIB = 2**30
 RUNTIME_RESERVE_BYTES = 1.0 * GIB  # CUDA context, NCCL buffers, CUDA-graph pool
+# SGLang's default mamba_full_memory_ratio (sglang/srt/server_args.py): states : KV memory.
+STATE_TO_KV_RATIO = 0.9
 
 
 @dataclass(frozen=True)
@@ -30,6 +39,8 @@ class MemoryPlan:
     kv_bytes_per_token: float  # per GPU
     block_size: int
     num_blocks: int  # KV blocks of one instance
+    state_bytes: float = 0.0  # per GPU: a hybrid's recurrent states, one per running sequence
+    state_seqs: int = 0  # sequences those states hold: the most that can run (0: no limit)
 
     @property
     def kv_tokens(self) -> int:
@@ -119,6 +130,13 @@ def plan_memory(
         weights += (weights - embedding) * draft_layers / max(1, -(-model.num_layers // pp))
     act = activation_bytes(model, tp, max_num_batched_tokens, max_num_seqs) if activations_inside else unseen_bytes
     kv = usable - weights - act
+    per_seq_state = 0.0 if part == "ffn" else model.state_bytes_per_seq(tp) / pp
+    state_seqs = 0
+    if per_seq_state and kv > 0:
+        budget = kv * STATE_TO_KV_RATIO / (1 + STATE_TO_KV_RATIO)
+        state_seqs = min(max_num_seqs, int(budget // per_seq_state))
+    states = state_seqs * per_seq_state
+    kv -= states
     if model.num_layers < 1 or (model.num_kv_heads < 1 and not model.mla) or block_size < 1:
         # a spec built in Python, without the config.json checks
         raise SpecError(
@@ -149,4 +167,9 @@ def plan_memory(
             f"{usable / GIB:.1f} GiB usable ({gpu.memory_gib:.1f} GiB x gpu_memory_utilization "
             f"{gpu_memory_utilization}){hint}"
         )
-    return MemoryPlan(usable, weights, act, kv, per_token, block_size, num_blocks)
+    if per_seq_state and state_seqs < 1:
+        raise SpecError(
+            f"{where}: {model.name} on {gpu.name} with tp={tp} pp={pp} has no room for one "
+            f"sequence's recurrent state ({per_seq_state / GIB:.2f} GiB per GPU); use more GPUs per instance"
+        )
+    return MemoryPlan(usable, weights, act, kv, per_token, block_size, num_blocks, states, state_seqs)

@@ -4,8 +4,9 @@ A card keeps the config.json keys verbatim under `config:`, so a card and a conf
 through the same parser. Dense (Llama, Qwen), MoE (Mixtral, Qwen3-MoE, gpt-oss, MiniMax-M2) and
 MLA + MoE with shared experts and dense first layers (DeepSeek-V2/V3/R1, Kimi-K2, GLM-5) are
 understood, with DeepSeek Sparse Attention's lightning indexer where the config has index_topk
-(DeepSeek-V3.2, GLM-5); linear-attention layers (Qwen3.5/Qwen3-Next gated DeltaNet, MiniMax lightning
-attention) are refused with one line.
+(DeepSeek-V3.2, GLM-5), and hybrids of full attention with gated-DeltaNet linear attention
+(Qwen3.5, Qwen3-Next: `layer_types`); other linear attention (MiniMax lightning attention) is
+refused with one line.
 
 Precision comes in two parts, named in frontier.spec.quant's vocabulary: `linear_quant` for the
 attention projections, dense MLPs and shared experts, `moe_quant` for the routed experts.
@@ -61,6 +62,54 @@ class DSA:
 
 
 @dataclass(frozen=True)
+class GatedDeltaNet:
+    """The gated-DeltaNet (linear attention) layers of a hybrid model (Qwen3.5, Qwen3-Next:
+    transformers' modeling_qwen3_next.py `Qwen3NextGatedDeltaNet`; vLLM and SGLang launch the
+    same kernels, sglang/srt/models/qwen3_next.py). Each such layer projects q, k (`k_heads` of
+    `head_k_dim`) and v, z (`v_heads` of `head_v_dim`) and the gates b, a (one per value head),
+    runs a causal depthwise convolution of `conv_kernel` taps over q, k, v, then the delta rule
+    on a recurrent state of head_k_dim x head_v_dim per value head, a gated RMSNorm and the
+    output projection. It keeps no KV cache: each sequence holds a fixed state instead, the
+    convolution's last conv_kernel - 1 inputs (model dtype) and the delta-rule state (fp32,
+    `mamba_ssm_dtype`)."""
+
+    layers: int  # how many of the model's layers are gated DeltaNet
+    k_heads: int
+    v_heads: int
+    head_k_dim: int
+    head_v_dim: int
+    conv_kernel: int
+    state_bytes: int = 4  # bytes per element of the delta-rule state (mamba_ssm_dtype float32)
+
+    @property
+    def conv_dim(self) -> int:
+        """Channels of the causal convolution: q, k and v."""
+        return 2 * self.k_heads * self.head_k_dim + self.v_heads * self.head_v_dim
+
+    @property
+    def projection_width(self) -> int:
+        """Output width of the input projections: q, k, v, z and the gates b, a."""
+        return self.conv_dim + self.v_heads * self.head_v_dim + 2 * self.v_heads
+
+    def params(self, hidden: int) -> int:
+        """One layer: input and output projections, convolution taps, per-head decay and bias
+        (A_log, dt_bias) and the gated norm's weight."""
+        return (
+            hidden * self.projection_width
+            + self.v_heads * self.head_v_dim * hidden
+            + self.conv_dim * self.conv_kernel
+            + 2 * self.v_heads
+            + self.head_v_dim
+        )
+
+    def state_bytes_per_seq(self, dtype_bytes: int, tp: int = 1) -> float:
+        """Recurrent state of one sequence on one of `tp` ranks, over all gated-DeltaNet layers."""
+        conv = self.conv_dim * (self.conv_kernel - 1) * dtype_bytes
+        rule = self.v_heads * self.head_k_dim * self.head_v_dim * self.state_bytes
+        return self.layers * (conv + rule) / tp
+
+
+@dataclass(frozen=True)
 class MoE:
     num_experts: int
     top_k: int
@@ -90,6 +139,8 @@ class ModelSpec:
     moe: MoE | None = None
     mla: MLA | None = None
     dsa: DSA | None = None  # DeepSeek Sparse Attention's indexer (MLA models only)
+    linear_attention: GatedDeltaNet | None = None  # a hybrid's gated-DeltaNet layers
+    attn_output_gate: bool = False  # Qwen3.5/Qwen3-Next: q_proj also yields a sigmoid output gate
     qk_norm: bool = False  # RMSNorm on each head's q and k before rotary (Qwen3, Qwen3-MoE)
     qk_norm_across_heads: bool = False  # MiniMax-M2: one RMSNorm over all heads' q (and k's)
     rotary_dim: int = 0  # dims of each head that rotary rotates; 0: all (MiniMax-M2: 64 of 128)
@@ -161,6 +212,11 @@ class ModelSpec:
     def num_dense_layers(self) -> int:
         return self.num_layers - self.num_moe_layers
 
+    @property
+    def num_attention_layers(self) -> int:
+        """Layers of softmax attention (all but a hybrid's gated-DeltaNet layers)."""
+        return self.num_layers - (self.linear_attention.layers if self.linear_attention else 0)
+
     # --- attention dims --------------------------------------------------------------------
     @property
     def qk_head_dim(self) -> int:
@@ -186,9 +242,18 @@ class ModelSpec:
             kv_up = m.kv_lora_rank * self.num_heads * (m.qk_nope_head_dim + m.v_head_dim)
             out = self.num_heads * m.v_head_dim * h
             return q + kv_down + kv_up + out
-        q = h * self.num_heads * self.head_dim
+        q = h * self.num_heads * self.head_dim * (2 if self.attn_output_gate else 1)
         kv = 2 * h * self.num_kv_heads * self.head_dim
         return q + kv + self.num_heads * self.head_dim * h
+
+    def mixer_params(self) -> int:
+        """Attention parameters of all layers: softmax attention, and a hybrid's gated DeltaNet."""
+        linear = (
+            self.linear_attention.layers * self.linear_attention.params(self.hidden_size)
+            if self.linear_attention
+            else 0
+        )
+        return self.num_attention_layers * self.attention_params() + linear
 
     def indexer_params(self) -> tuple[int, int]:
         """(quantised, bf16) parameters of one layer's DSA indexer: `wq_b` (q latent -> index
@@ -219,8 +284,7 @@ class ModelSpec:
 
     def param_count(self, active: bool = False) -> int:
         """Total parameters, or those one token activates (`active`, MoE top-k experts)."""
-        per_layer_attn = self.attention_params()
-        total = self.embedding_params() + self.num_layers * per_layer_attn
+        total = self.embedding_params() + self.mixer_params()
         total += self.num_dense_layers * self.dense_mlp_params()
         if self.moe:
             experts = self.moe.top_k if active else self.moe.num_experts
@@ -242,7 +306,7 @@ class ModelSpec:
             experts = self.num_moe_layers * self.moe.num_experts * self.expert_params()
         return {
             "embedding": self.embedding_params() * bf16,
-            "attention": self.num_layers * self.attention_params() * linear,
+            "attention": self.mixer_params() * linear,
             "ffn": ffn_linear * linear + self.num_moe_layers * self.router_params() * bf16,
             "experts": experts * quant.BYTES_PER_PARAM[self.moe_quant],
             "indexer": self.num_layers * (self.indexer_params()[0] * linear + self.indexer_params()[1] * bf16),
@@ -254,13 +318,18 @@ class ModelSpec:
     # --- KV cache ----------------------------------------------------------------------------
     @property
     def kv_bytes_per_token(self) -> int:
-        """KV-cache bytes of one token over all layers (no parallelism)."""
+        """KV-cache bytes of one token over all softmax-attention layers (no parallelism)."""
         if self.mla:  # the compressed latent plus the shared rope key
             per_layer = self.mla.kv_lora_rank + self.mla.qk_rope_head_dim
         else:
             per_layer = 2 * self.num_kv_heads * self.head_dim
         index_keys = self.dsa.key_cache_bytes if self.dsa else 0  # fp8 whatever the KV dtype
-        return (per_layer * self.kv_elem_bytes + index_keys) * self.num_layers
+        return (per_layer * self.kv_elem_bytes + index_keys) * self.num_attention_layers
+
+    def state_bytes_per_seq(self, tp: int = 1) -> float:
+        """A hybrid's fixed recurrent state per sequence on one of `tp` ranks; 0 for others."""
+        la = self.linear_attention
+        return la.state_bytes_per_seq(self.dtype_bytes, tp) if la else 0.0
 
 
 def _require(cfg: dict, key: str, where: str):
@@ -274,19 +343,56 @@ def _require(cfg: dict, key: str, where: str):
 SOFTMAX_LAYER_TYPES = {"full_attention", "sliding_attention", "attention"}
 
 
-def _refuse_linear_attention(cfg: dict, where: str) -> None:
-    """Hybrid models whose layers are not all softmax attention cannot be expressed."""
-    kinds = [str(k) for k in cfg.get("layer_types") or []] or [  # MiniMax: 1 softmax, 0 lightning
-        "full_attention" if t else "lightning_attention" for t in cfg.get("attn_type_list") or []
-    ]
-    other = sorted({k for k in kinds if k not in SOFTMAX_LAYER_TYPES})
+# Linear attention Frontier models: Qwen3.5's / Qwen3-Next's gated DeltaNet.
+GATED_DELTANET = "linear_attention"
+
+
+def _layer_kinds(cfg: dict, where: str) -> list[str]:
+    """Each layer's mixer: `layer_types`, else MiniMax's `attn_type_list` (1 softmax, 0
+    lightning), else Qwen3-Next's `full_attention_interval` (every n-th layer full attention)."""
+    if cfg.get("layer_types"):
+        return [str(k) for k in cfg["layer_types"]]
+    if cfg.get("attn_type_list"):
+        return ["full_attention" if t else "lightning_attention" for t in cfg["attn_type_list"]]
+    interval = cfg.get("full_attention_interval")
+    if interval and cfg.get("linear_num_value_heads"):
+        n = integer(interval, f"{where}: full_attention_interval", minimum=1, what="a layer interval")
+        layers = _count(cfg, "num_hidden_layers", where)
+        return ["full_attention" if (i + 1) % n == 0 else GATED_DELTANET for i in range(layers)]
+    return []
+
+
+def _linear_attention(cfg: dict, where: str) -> GatedDeltaNet | None:
+    """A hybrid's gated-DeltaNet layers; other linear attention cannot be expressed."""
+    kinds = _layer_kinds(cfg, where)
+    other = sorted({k for k in kinds if k not in SOFTMAX_LAYER_TYPES | {GATED_DELTANET}})
     if other:
         count = sum(k not in SOFTMAX_LAYER_TYPES for k in kinds)
         label = "linear-attention" if all("linear" in k or "lightning" in k for k in other) else other[0]
         raise SpecError(
             f"{where}: {count} of {len(kinds)} layers are {', '.join(other)}; {label} "
-            "layers are not modelled (only full and sliding-window softmax attention)"
+            "layers are not modelled (full and sliding-window softmax attention and gated "
+            "DeltaNet linear attention are)"
         )
+    layers = kinds.count(GATED_DELTANET)
+    if not layers:
+        return None
+    if not cfg.get("linear_num_value_heads"):
+        raise SpecError(
+            f"{where}: {layers} of {len(kinds)} layers are linear_attention but the config has no "
+            "linear_num_value_heads (gated DeltaNet: linear_num_key_heads, linear_num_value_heads, "
+            "linear_key_head_dim, linear_value_head_dim, linear_conv_kernel_dim)"
+        )
+    ssm = str(cfg.get("mamba_ssm_dtype") or "float32")
+    return GatedDeltaNet(
+        layers,
+        _count(cfg, "linear_num_key_heads", where),
+        _count(cfg, "linear_num_value_heads", where),
+        _count(cfg, "linear_key_head_dim", where),
+        _count(cfg, "linear_value_head_dim", where),
+        _count(cfg, "linear_conv_kernel_dim", where),
+        DTYPE_BYTES.get(ssm, 4),
+    )
 
 
 def _skips_attention(cfg: dict) -> bool:
@@ -378,7 +484,7 @@ def model_from_config(cfg: dict, name: str, where: str, hf_id: str = "") -> Mode
         raise SpecError(f"{where}: config: expected a mapping of config.json fields")
     if isinstance(cfg.get("text_config"), dict):  # multimodal wrappers keep the LM under text_config
         cfg = {**cfg["text_config"], **{k: v for k, v in cfg.items() if k != "text_config"}}
-    _refuse_linear_attention(cfg, where)
+    linear_attention = _linear_attention(cfg, where)
     hidden = _count(cfg, "hidden_size", where)
     heads = _count(cfg, "num_attention_heads", where)
     layers = _count(cfg, "num_hidden_layers", where)
@@ -457,6 +563,8 @@ def model_from_config(cfg: dict, name: str, where: str, hf_id: str = "") -> Mode
         moe=moe,
         mla=mla,
         dsa=dsa,
+        linear_attention=linear_attention,
+        attn_output_gate=bool(cfg.get("attn_output_gate", str(cfg.get("model_type")) == "qwen3_next")),
         qk_norm=str(cfg.get("model_type", "")) in QK_NORM_MODEL_TYPES or bool(cfg.get("use_qk_norm")),
         qk_norm_across_heads=bool(cfg.get("use_qk_norm")) and cfg.get("qk_norm_type") == "per_layer",
         rotary_dim=_rotary_dim(cfg, head_dim, where),
@@ -466,11 +574,13 @@ def model_from_config(cfg: dict, name: str, where: str, hf_id: str = "") -> Mode
 
 def _rotary_dim(cfg: dict, head_dim: int, where: str) -> int:
     """Dims of each head that rotary rotates (config `rotary_dim`, or `partial_rotary_factor` x
-    head_dim); 0 when it rotates all of them."""
+    head_dim, top level or in Qwen3.5's `rope_parameters`); 0 when it rotates all of them."""
+    rope = cfg.get("rope_parameters") if isinstance(cfg.get("rope_parameters"), dict) else {}
+    factor = cfg.get("partial_rotary_factor") or rope.get("partial_rotary_factor")
     if cfg.get("rotary_dim"):
         dim = _count(cfg, "rotary_dim", where)
-    elif cfg.get("partial_rotary_factor"):
-        dim = round(float(cfg["partial_rotary_factor"]) * head_dim)
+    elif factor:
+        dim = round(float(factor) * head_dim)
     else:
         return 0
     if not 0 < dim <= head_dim:
@@ -480,7 +590,7 @@ def _rotary_dim(cfg: dict, head_dim: int, where: str) -> int:
 
 # Architectures whose attention normalises q and k per head (transformers' modeling_qwen3*.py
 # `q_norm` / `k_norm`; vLLM's qwen3.py launches one RMSNorm over each).
-QK_NORM_MODEL_TYPES = ("qwen3", "qwen3_moe")
+QK_NORM_MODEL_TYPES = ("qwen3", "qwen3_moe", "qwen3_next", "qwen3_5", "qwen3_5_text", "qwen3_5_moe", "qwen3_5_moe_text")
 
 
 def available_models() -> list[str]:

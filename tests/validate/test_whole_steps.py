@@ -6,6 +6,7 @@ of the next requests add under 5 %), at the mean context `isl + osl / 2`. The st
 import numpy as np
 import pytest
 
+from frontier.errors import SpecError
 from frontier.ops.graph import BatchStats
 from frontier.sim.run import step_model_for
 from frontier.spec.scenario import scenario_from_dict
@@ -18,7 +19,10 @@ def steps():
     for r in load_runs():
         if r.scenario is None or r.concurrency > 4 or r.osl < max(1000, r.isl):
             continue
-        sc = scenario_from_dict(r.scenario)
+        try:
+            sc = scenario_from_dict(r.scenario)
+        except SpecError:  # a deployment the engines refuse (`make accuracy` lists them)
+            continue
         model, _ = step_model_for(sc, sc.clusters[0])
         b, ctx = r.concurrency, r.isl + r.osl // 2
         ms = model.step(BatchStats(num_decode=b, decode_sum_kv=b * ctx, decode_max_kv=ctx, num_sampled=b)).total_s * 1e3
@@ -56,6 +60,14 @@ def test_decode_steps_within_10_percent_median(steps):
         {"model": "gpt-oss", "gpu": "h100"},  # MoE, MXFP4 experts, H100
         {"model": "Kimi-K2.5", "gpu": "h200"},  # MoE + MLA, int4 experts
         {"model": "GLM-5", "gpu": "h200"},  # MoE + MLA + DeepSeek sparse attention
+        pytest.param(
+            {"model": "Qwen3.5", "gpu": "h200"},  # MoE + gated-DeltaNet hybrid, FP8 blocks
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="SGLang 0.5.9's Qwen3.5-397B decode steps (TP8/EP8, 4 clients) are 17-24 % slower "
+                "than the step built on SGLang 0.5.14's measured kernels; at 64 clients they agree",
+            ),
+        ),
     ],
 )
 def test_decode_steps_per_family(steps, where):

@@ -1,0 +1,200 @@
+"""Hybrid models with gated-DeltaNet linear attention (Qwen3.5, Qwen3-Next): the layer split,
+the state that replaces a linear layer's KV cache, the kernels of a step, the engine's measured
+kernels and SGLang's split of the memory pool, hand-computed for small configs and checked
+against measured rows."""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from frontier.ops.graph import BatchStats, Parallel, step_operators
+from frontier.ops.operators import AttnDecode, AttnPrefill, Collective, Elementwise, Gemm, LinearAttention
+from frontier.paths import CALIBRATION_DIR
+from frontier.predict.engine_kernels import GDNKernels, load_gdn
+from frontier.spec.hardware import get_gpu
+from frontier.spec.memory import STATE_TO_KV_RATIO, plan_memory
+from frontier.spec.model import GatedDeltaNet, load_model, model_from_config
+
+# A Qwen3.5-shaped hybrid, small: 8 layers, every 4th full attention.
+HYBRID = {
+    "model_type": "qwen3_5_moe_text",
+    "hidden_size": 512,
+    "num_hidden_layers": 8,
+    "layer_types": (["linear_attention"] * 3 + ["full_attention"]) * 2,
+    "num_attention_heads": 8,
+    "num_key_value_heads": 2,
+    "head_dim": 64,
+    "attn_output_gate": True,
+    "linear_num_key_heads": 4,
+    "linear_num_value_heads": 8,
+    "linear_key_head_dim": 32,
+    "linear_value_head_dim": 32,
+    "linear_conv_kernel_dim": 4,
+    "intermediate_size": 1024,
+    "vocab_size": 1000,
+}
+
+
+def tiny(**changes):
+    return model_from_config({**HYBRID, **changes}, "tiny-hybrid", "test")
+
+
+def test_layer_types_split_the_layers_and_only_softmax_layers_keep_kv():
+    m = tiny()
+    assert m.linear_attention == GatedDeltaNet(6, 4, 8, 32, 32, 4, 4)
+    assert m.num_attention_layers == 2
+    assert m.kv_bytes_per_token == 2 * (2 * 2 * 64) * 2  # 2 layers x K and V of 2 heads x 64, bf16
+    # Per sequence: 6 layers x (conv: 3 taps x (q, k: 4 x 32 each; v: 8 x 32) bf16 + 8 x 32 x 32 fp32)
+    assert m.state_bytes_per_seq() == 6 * (3 * 512 * 2 + 8 * 32 * 32 * 4)
+    assert m.state_bytes_per_seq(tp=2) == m.state_bytes_per_seq() / 2
+
+
+def test_full_attention_interval_marks_the_layers_without_layer_types():
+    # Qwen3-Next writes the pattern as an interval (transformers' Qwen3NextConfig).
+    cfg = {k: v for k, v in HYBRID.items() if k != "layer_types"} | {"full_attention_interval": 4}
+    assert model_from_config(cfg, "m", "test").linear_attention.layers == 6
+
+
+def test_parameters_count_both_mixers_and_the_output_gate():
+    m = tiny()
+    h = 512
+    softmax = h * 8 * 64 * 2 + 2 * h * 2 * 64 + 8 * 64 * h  # q and its gate, k and v, o
+    linear = h * (512 + 256 + 16) + 256 * h + 512 * 4 + 16 + 32  # in-proj, out-proj, conv, A/dt, norm
+    assert m.mixer_params() == 2 * softmax + 6 * linear
+    assert m.param_count() == 2 * 1000 * h + 2 * softmax + 6 * linear + 8 * 3 * h * 1024
+
+
+def test_qwen3_5_card_is_the_published_size():
+    m = load_model("Qwen/Qwen3.5-397B-A17B-FP8")
+    assert m.name == "qwen3.5-397b-a17b"
+    assert (m.num_attention_layers, m.linear_attention.layers) == (15, 45)
+    assert m.param_count() / 1e9 == pytest.approx(396.3, abs=0.1)  # 397B less the MTP layer
+    assert m.param_count(active=True) / 1e9 == pytest.approx(17.35, abs=0.01)
+    assert m.rotary_dim == 64 and m.qk_norm and m.attn_output_gate  # rope_parameters' factor 0.25
+
+
+def test_a_decode_step_runs_the_deltanet_kernels_on_the_linear_layers_only():
+    m, par = tiny(), Parallel(tp=2)
+    batch = BatchStats(num_decode=3, decode_sum_kv=300, decode_max_kv=100, num_sampled=3)
+    ops = Counter()
+    for op, n in step_operators(m, par, batch):
+        ops[op] += n
+    heads = (2, 4, 32, 32, 4)  # per TP rank: 4 / 2 key heads, 8 / 2 value heads
+    assert ops[LinearAttention("conv", "decode", 3, 3, *heads)] == 6
+    assert ops[LinearAttention("rule", "decode", 3, 3, *heads)] == 6
+    assert ops[Gemm(3, 512, 2 * 64 + 2 * 128)] == 6  # q, k (2 x 32 each), v, z (4 x 32 each)
+    assert ops[Gemm(3, 512, 8)] == 6  # b and a, one per value head
+    assert ops[Elementwise("rmsnorm_gated", 3, 128)] == 6
+    assert ops[Gemm(3, 128, 512)] == 6  # out_proj: 4 value heads x 32
+    assert ops[Gemm(3, 256, 512)] == 2  # o_proj: 4 query heads x 64
+    assert ops[AttnDecode(3, 300, 100, 4, 1, 64, 64, "flash")] == 2
+    assert ops[Gemm(3, 512, (4 + 2) * 64 + 4 * 64)] == 2  # q, k, v and the output gate
+    assert ops[Elementwise("sigmoid_mul", 3, 256)] == 2
+    assert ops[Elementwise("add_rmsnorm", 3, 512)] == 16
+    # One all-reduce after every mixer (softmax or linear) and one after every MLP.
+    assert sum(n for op, n in ops.items() if isinstance(op, Collective) and op.size_bytes == 3 * 512 * 2) == 16
+
+
+def test_a_prefill_is_one_kernel_over_its_sequences():
+    m = tiny()
+    batch = BatchStats(2, 96, 64**2 + 32**2, 0, 96, 64, 64, num_sampled=2)
+    ops = dict(step_operators(m, Parallel(), batch))
+    assert ops[LinearAttention("rule", "prefill", 2, 96, 4, 8, 32, 32, 4)] == 6
+    assert ops[AttnPrefill(2, 96, 64**2 + 32**2, 0, 96, 64, 64, 8, 2, 64, 64, "flash")] == 2
+
+
+def _rows(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.mark.parametrize("engine, release", [("sglang", "0.5.14"), ("vllm", "0.24.0")])
+def test_measured_rows_answer_their_own_shapes(engine, release):
+    path = CALIBRATION_DIR / "h200" / "engine_kernels" / f"gdn_{engine}_{release}.csv"
+    kernels = load_gdn(str(path.parent.parent), engine)
+    rows = [r for r in _rows(path) if r["k_heads"] == "2" and r["v_heads"] == "8"]
+    checked = 0
+    for r in rows:
+        seqs, length = int(r["seqs"]), int(r["seq_len"])
+        op = LinearAttention(r["kernel"], r["phase"], seqs, seqs * length, 2, 8, 128, 128, 4)
+        if r["phase"] == "prefill" and length > 8192:
+            continue  # columns missing a row at some batch are left out of the grid
+        assert kernels.kernel_ms(op) == pytest.approx(float(r["ms"]), rel=1e-9), r
+        checked += 1
+    assert checked > 100
+
+
+def test_a_long_prompt_takes_longer_than_as_many_tokens_in_several_sequences():
+    kernels = load_gdn(str(CALIBRATION_DIR / "h200"), "sglang")
+    one = kernels.kernel_ms(LinearAttention("rule", "prefill", 1, 8192, 2, 8, 128, 128, 4))
+    eight = kernels.kernel_ms(LinearAttention("rule", "prefill", 8, 8192, 2, 8, 128, 128, 4))
+    # The rows of 1 x 8,192 and 8 x 1,024 (median over the Qwen3.5 sizes with these heads per rank).
+    assert (one, eight) == pytest.approx((0.31681, 0.13707), rel=1e-9)
+
+
+def test_between_and_beyond_measured_points():
+    import pandas as pd
+
+    rows = pd.DataFrame(
+        [
+            ("rule", "prefill", 1, 1, 1, 1024, 0.1),
+            ("rule", "prefill", 1, 1, 1, 4096, 0.4),
+            ("rule", "prefill", 1, 1, 4, 1024, 0.2),
+            ("rule", "prefill", 1, 1, 4, 4096, 0.8),
+            ("rule", "decode", 1, 1, 1, 1, 0.01),
+            ("rule", "decode", 1, 1, 16, 1, 0.04),
+        ],
+        columns=["kernel", "phase", "k_heads", "v_heads", "seqs", "seq_len", "ms"],
+    )
+    k = GDNKernels(rows)
+
+    def op(phase, seqs, tokens, dims=(128, 128, 4)):
+        return LinearAttention("rule", phase, seqs, tokens, 1, 1, *dims)
+
+    # 2 sequences of 2,048: halfway in log along both axes, between all four corners.
+    assert k.kernel_ms(op("prefill", 2, 4096)) == pytest.approx(math.exp(np.mean(np.log([0.1, 0.4, 0.2, 0.8]))))
+    assert k.kernel_ms(op("prefill", 8, 8 * 8192)) == pytest.approx(0.8 * 2 * 2)  # past both ends: linear
+    assert k.kernel_ms(op("decode", 4, 4)) == pytest.approx(0.02)  # log-log
+    assert k.kernel_ms(op("decode", 4, 4, (64, 64, 4))) is None  # other head dims were not measured
+
+
+def test_sglang_splits_the_pool_between_states_and_kv():
+    m = load_model("qwen3.5-397b-a17b").with_quantization("fp8_block")
+    plan = plan_memory(m, get_gpu("h200"), tp=8, pp=1, max_num_seqs=4096, activations_inside=False)
+    rest = plan.usable_bytes - plan.weight_bytes - plan.activation_bytes
+    per_seq = m.state_bytes_per_seq(8)
+    assert plan.state_seqs == int(rest * STATE_TO_KV_RATIO / (1 + STATE_TO_KV_RATIO) // per_seq)
+    assert plan.state_bytes == plan.state_seqs * per_seq
+    assert plan.kv_bytes == pytest.approx(rest - plan.state_bytes)
+    # Fewer sequences allowed than the states would hold: states for those only.
+    small = plan_memory(m, get_gpu("h200"), tp=8, pp=1, max_num_seqs=64, activations_inside=False)
+    assert small.state_seqs == 64 and small.kv_bytes == pytest.approx(rest - 64 * per_seq)
+
+
+def test_a_hybrid_model_serves_end_to_end():
+    from frontier.sim.run import simulate
+    from frontier.spec.scenario import scenario_from_dict
+    from frontier.workload import build_requests
+
+    sc = scenario_from_dict(
+        {
+            "model": "qwen3.5-397b-a17b",
+            "gpu": "h200",
+            "deployment": {"engine": "sglang", "tp": 8, "quantization": "fp8_block", "max_num_seqs": 16},
+            "workload": {
+                "num_requests": 40,
+                "concurrency": 16,
+                "arrival": {"process": "poisson", "rate": "inf"},
+                "input_len": 1024,
+                "output_len": 64,
+            },
+        }
+    )
+    res = simulate(sc, build_requests(sc.workload, np.random.default_rng(0)), timeline=False)
+    assert res.summary["completed"] == 40
+    assert "gated-DeltaNet" in res.summary["frontier"]["predictor"]["linear_attention"]
