@@ -32,7 +32,8 @@ managers/schedule_policy.py, managers/schedule_batch.py):
   `new_token_ratio` x remaining output tokens allow (the ratio starts at 0.7 and decays to
   0.1 over 600 decode steps; a retraction resets it).
 - Overlap scheduler (on by default since 0.4): host work of the next batch runs during the
-  current one.
+  current one; off for hybrid (gated-DeltaNet / mamba) models with the radix cache on
+  (`host_overlapped`).
 - Custom all-reduce as vLLM's (sglang/srt/distributed/device_communicators/custom_all_reduce.py).
 
 Host time per step and per request are constants fitted to the development set
@@ -224,6 +225,24 @@ def _sglang_capture_sizes(version: tuple, graph_bs: int) -> tuple[int, ...]:
         sizes = [1, 2, 4, 8] + list(range(16, min(top, 256) + 1, 8)) + list(range(272, top + 1, 16))
         sizes += list(range(sizes[-1] + 16, 1025, 16))
     return tuple(sizes)
+
+
+# The first SGLang release whose radix cache serves hybrid (mamba / gated-DeltaNet) models
+# (MambaRadixCache, sgl-project/sglang PR #11214); earlier ones disabled the radix cache for them.
+SGLANG_MAMBA_RADIX_CACHE = (0, 5, 4)
+
+
+def host_overlapped(engine: Engine, model, radix_cache: bool) -> bool:
+    """Whether the engine hides its host time behind the GPU when serving `model`. SGLang turns
+    its overlap scheduler off for a hybrid model whose radix cache keeps no extra state buffer,
+    the default `mamba_scheduler_strategy` no_buffer with the radix cache on
+    (sglang/srt/server_args.py `_handle_mamba_radix_cache`: "Disabling overlap schedule since
+    mamba no_buffer is not compatible with overlap schedule"): each step waits for its host work."""
+    if engine.name == "sglang" and model.linear_attention is not None and radix_cache:
+        v = _version_tuple(engine.version) if engine.version != "newest" else ()
+        if not v or v >= SGLANG_MAMBA_RADIX_CACHE:
+            return False
+    return engine.host.overlapped
 
 
 def make_engine(

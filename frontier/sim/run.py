@@ -27,7 +27,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from frontier.engine import SGLANG_UNSEEN_GIB, make_engine
+from frontier.engine import SGLANG_UNSEEN_GIB, host_overlapped, make_engine
 from frontier.metrics.serving import serving_metrics
 from frontier.ops.experts import ExpertRouting, Fabric
 from frontier.ops.graph import Parallel
@@ -140,7 +140,7 @@ def block_costs_for(scenario: Scenario, spec: ClusterSpec) -> tuple[BlockCosts, 
         cpu_overhead_ms=spec.cpu_overhead_ms,
         capture_sizes=tuple(s for s in engine.capture_sizes if s <= spec.cuda_graph_max_bs) or (1,),
         graph_mixed_batches=engine.graph_mixed_batches,
-        host_overlapped=engine.host.overlapped,
+        host_overlapped=host_overlapped(engine, model, spec.enable_prefix_caching),
         host_us_per_seq=engine.host.step_us_per_seq,
         overlap_residual_ms=engine.host.overlap_residual_ms,
     )
@@ -230,7 +230,7 @@ def build_clusters(
         # engine's; a rule of known step times (`step_time`) says so itself, else it does not.
         if step_time is None:
             engine = make_engine(spec.engine, spec.engine_version, scenario.cluster_gpu(spec), spec.tp)
-            ahead = engine.host.overlapped
+            ahead = host_overlapped(engine, scenario.cluster_model(spec), spec.enable_prefix_caching)
         else:
             ahead = getattr(step_time, "schedules_ahead", False)
         instances, ranks = spec.dp, spec.dp_attention

@@ -70,7 +70,7 @@ def test_parameters_count_both_mixers_and_the_output_gate():
 
 
 def test_qwen3_5_card_is_the_published_size():
-    m = load_model("Qwen/Qwen3.5-397B-A17B-FP8")
+    m = load_model("Qwen/Qwen3.5-397B-A17B")
     assert m.name == "qwen3.5-397b-a17b"
     assert (m.num_attention_layers, m.linear_attention.layers) == (15, 45)
     assert m.param_count() / 1e9 == pytest.approx(396.3, abs=0.1)  # 397B less the MTP layer
@@ -198,3 +198,43 @@ def test_a_hybrid_model_serves_end_to_end():
     res = simulate(sc, build_requests(sc.workload, np.random.default_rng(0)), timeline=False)
     assert res.summary["completed"] == 40
     assert "gated-DeltaNet" in res.summary["frontier"]["predictor"]["linear_attention"]
+
+
+def _step_ms(radix_cache: bool, engine: str = "sglang", version: str = "0.5.9") -> float:
+    from frontier.sim.run import step_model_for
+    from frontier.spec.scenario import scenario_from_dict
+
+    sc = scenario_from_dict(
+        {
+            "model": "qwen3.5-397b-a17b",
+            "gpu": "h200",
+            "deployment": {
+                "engine": engine,
+                "engine_version": version,
+                "tp": 8,
+                "quantization": "fp8_block",
+                "enable_prefix_caching": radix_cache,
+            },
+            "workload": {
+                "num_requests": 1,
+                "arrival": {"process": "poisson", "rate": 1},
+                "input_len": 8,
+                "output_len": 8,
+            },
+        }
+    )
+    model, _ = step_model_for(sc, sc.clusters[0])
+    batch = BatchStats(num_decode=4, decode_sum_kv=4 * 2000, decode_max_kv=2000, num_sampled=4)
+    return model.step(batch).total_s * 1e3
+
+
+def test_sglang_serves_a_hybrid_without_overlap_while_its_radix_cache_is_on():
+    # server_args.py `_handle_mamba_radix_cache`: the no_buffer mamba strategy (default) with the
+    # radix cache on turns the overlap scheduler off, so a step waits for its host work: 1 ms of
+    # scheduling and 45 us per sequence (frontier.engine.HOST_TIME) instead of 0.1 ms exposed.
+    exposed = _step_ms(radix_cache=True) - _step_ms(radix_cache=False)
+    assert exposed == pytest.approx(1.0 + 4 * 0.045 - 0.1, abs=1e-9)
+    # Before SGLang's MambaRadixCache (0.5.4) the radix cache was off for hybrids: overlap stayed.
+    assert _step_ms(True, version="0.5.3") == pytest.approx(_step_ms(False, version="0.5.3"), rel=1e-12)
+    # vLLM's async scheduling hides its host time either way.
+    assert _step_ms(True, "vllm", "0.12.0") == pytest.approx(_step_ms(False, "vllm", "0.12.0"), rel=1e-12)
