@@ -23,6 +23,11 @@ PUBLISHED = {
     "qwen3-235b-a22b": (235.0, 22.0),
     "mixtral-8x7b": (46.7, 12.9),
     "deepseek-v3": (671.0, 37.0),
+    "qwen3-8b": (8.2, None),
+    "qwen3.5-27b": (27.0, None),  # the language model of the published 27B
+    "mixtral-8x22b": (141.0, 39.0),
+    "qwen3-coder-480b-a35b": (480.0, 35.0),
+    "deepseek-v3.2": (671.0, 37.0),  # V3 and the DSA indexer (not counted, as for GLM-5)
 }
 # The active figures are published to two significant digits (3.3B, 22B, 37B), i.e. rounded by
 # up to ~1.5 %; the exact active counts are checked by hand below.
@@ -46,6 +51,12 @@ PUBLISHED_FRONTIER = {
     "minimax-m2.5": (230.0, 10.0, 0.01, 0.05),
     # zai-org/GLM-5 model card: 744B total, 40B active (the DSA indexer's 0.73B is not counted).
     "glm-5": (744.0, 40.0, 0.002, 0.01),
+    # Kimi-K2-Instruct: the Kimi K2 report's 1.04T / 32B, as for K2.5.
+    "kimi-k2": (1040.0, 32.0, 0.015, 0.02),
+    # Qwen3.5-397B-A17B and -35B-A3B (their names: one or two significant digits; the vision
+    # encoder and the MTP layer are not in the cards).
+    "qwen3.5-397b-a17b": (397.0, 17.0, 0.005, 0.05),
+    "qwen3.5-35b-a3b": (35.0, 3.0, 0.01, 0.03),
 }
 
 REQUIRED_CARDS = set(PUBLISHED) | set(PUBLISHED_FRONTIER)
