@@ -342,7 +342,8 @@ SGLANG_US_PER_SEQ = 45.0
 # the wait on the sampled tokens). Per request (the front end): fitted to the development set's
 # mean TTFTs at up to 16 clients, where queueing is small (`make accuracy` rows; median APE):
 # vLLM over 180 runs of Llama-3.1-70B, gpt-oss-120b, Kimi-K2.5 and MiniMax-M2.5 (12 ms serial +
-# 8 ms latency: 13.8 %; 12 + 0: 18.5 %; 20 + 0: 13.9 %), SGLang over 50 runs of DeepSeek-R1/V3,
+# 8 ms latency: 13.8 %; 12 + 0: 18.5 %; 20 + 0: 13.9 %; with the engines' measured FlashAttention-3
+# since, 12 + 8: 10.1 %, 12 + 10: 9.9 %, 12 + 12: 10.9 %), SGLang over 50 runs of DeepSeek-R1/V3,
 # Qwen3-235B and Qwen3-32B (150 ms: 16.9 %, bias -5.6 %; 130: 18.0 %; 110: 19.0 %; 90 before the
 # engine kernels: 26.5 %). SGLang's runs are DeepSeek's mostly: its 1k-token prompts want more and
 # its 8k ones less, so part of the figure may be prefill work the step model misses or overcounts.

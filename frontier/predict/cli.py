@@ -358,8 +358,8 @@ def import_aiconfigurator_cmd(
 def import_engine_kernels_cmd(
     system: str, engine: str, gpu: str | None, version: str | None, calibration_dir: Path | None
 ) -> None:
-    """The engine's measured dense GEMMs, fused-MoE layers, MLA attention and gated-DeltaNet
-    kernels (aiconfigurator) as calibration/<gpu>/engine_kernels."""
+    """The engine's measured dense GEMMs, FlashAttention-3, fused-MoE layers, MLA attention and
+    gated-DeltaNet kernels (aiconfigurator) as calibration/<gpu>/engine_kernels."""
     import pandas as pd
 
     from frontier.errors import FrontierError
@@ -367,6 +367,7 @@ def import_engine_kernels_cmd(
     from frontier.predict.aiconfigurator import find_table, read_fp8_quant, systems_root
     from frontier.predict.engine_kernels import (
         convert,
+        convert_attention,
         convert_dense_gemm,
         convert_gdn,
         convert_mla,
@@ -397,6 +398,13 @@ def import_engine_kernels_cmd(
         gemm_out = out.parent / f"gemm_{engine}_{release}.csv"
         gemm_rows.to_csv(gemm_out, index=False, float_format="%.5g")
         click.echo(f"{spec.name}: wrote {gemm_out.name} ({len(gemm_rows)} rows, from {gemm.name})")
+    for phase, table in (("prefill", "context_attention_perf"), ("decode", "generation_attention_perf")):
+        src = system_dir / "attention" / engine / release / f"{table}.parquet"
+        if src.is_file():
+            attn_out = out.parent / f"attn_{phase}_{engine}_{release}.csv"
+            attn_rows = convert_attention(pd.read_parquet(src))
+            attn_rows.to_csv(attn_out, index=False, float_format="%.5g")
+            click.echo(f"{spec.name}: wrote {attn_out.name} ({len(attn_rows)} rows, from {src.name})")
     for kind, folder, table, conv in (
         ("mla_context", "mla", "context_mla_perf", convert_mla),
         ("mla_decode", "mla", "generation_mla_perf", convert_mla_decode),

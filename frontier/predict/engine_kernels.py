@@ -445,6 +445,111 @@ class EngineGemms:
         return out
 
 
+# The FlashAttention-3 kernels both engines launch on Hopper, as aiconfigurator names them.
+FA3_KERNELS = ("vllm_flash_attn_fa3", "fa3")
+
+
+def convert_attention(df):
+    """aiconfigurator context_attention_perf / generation_attention_perf rows -> the dense
+    attention table of one phase: FlashAttention-3, bf16 KV cache, no sliding window, equal
+    lengths; one row per (hq, hkv, d, seqs), one ms column per length: the prompt length of a
+    prefill (`isl`, no cached prefix), the cached length of a decode (`isl` + `step`). Wide, as
+    `convert_dense_gemm`'s, so that it is small and read without pandas."""
+    rows = df[df["kernel_source"].isin(FA3_KERNELS) & (df["kv_cache_dtype"] == "bfloat16") & (df["window_size"] == 0)]
+    length = rows["isl"] + rows["step"] if (rows["op_name"] == "generation_attention").all() else rows["isl"]
+    rows = rows.assign(length=length.astype(int))
+    keys = ["num_heads", "num_key_value_heads", "head_dim", "batch_size"]
+    wide = rows.pivot_table(index=keys, columns="length", values="latency", aggfunc="median")
+    wide.columns = [str(c) for c in wide.columns]
+    wide = wide.reset_index().rename(
+        columns={"num_heads": "hq", "num_key_value_heads": "hkv", "head_dim": "d", "batch_size": "seqs"}
+    )
+    return wide
+
+
+class DenseAttention:
+    """The engine's measured FlashAttention-3 (GQA / MHA, one head dim for q, k and v) on one GPU,
+    per heads of one TP rank on a (sequences, length) grid.
+
+    The reference tables time PyTorch's FlashAttention-2 (`scaled_dot_product_attention`); vLLM
+    (vllm_flash_attn, FA3 on Hopper) and SGLang (`fa3` backend) launch FlashAttention-3, which in
+    aiconfigurator's timings on H100 runs a prefill 1.1-1.3x faster at 16 sequences of 512 and
+    1.6-2.6x faster at one sequence of 4-8k tokens, a decode 0-20 % faster. A prefill batch is
+    looked up at its sequences and the equal length that does its causal work, sqrt(2 x (sum
+    q^2/2 + sum q c) / sequences); a decode batch at its sequences and mean cached length.
+    Bilinear in log sequences and log length between measured points; past the largest length
+    the time grows with the work (a prefill: the square of the length; a decode: the length),
+    past the largest batch with the sequences."""
+
+    def __init__(self, rows, phase: str):
+        lengths = [c for c in rows if c not in ("hq", "hkv", "d", "seqs")]
+        keys = list(zip(*(np.asarray(rows[c], dtype=float).astype(int) for c in ("hq", "hkv", "d"))))
+        seqs = np.asarray(rows["seqs"], dtype=float)
+        ms = np.array([[float(x) if x not in ("", None) else np.nan for x in rows[c]] for c in lengths]).T
+        length_axis = np.array([float(c) for c in lengths])
+        order = np.argsort(length_axis)
+        self.power = 2.0 if phase == "prefill" else 1.0  # the work's growth with the length
+        self._grids = {}
+        for key in set(keys):
+            mine = np.array([k == key for k in keys])
+            seq_axis = np.unique(seqs[mine])
+            log_ms = np.full((len(seq_axis), len(length_axis)), np.nan)
+            log_ms[np.searchsorted(seq_axis, seqs[mine])] = np.log(ms[mine][:, order])
+            self._grids[key] = (np.log(seq_axis), np.log(length_axis[order]), log_ms)
+
+    def attention_ms(self, hq: int, hkv: int, d: int, seqs: int, length: float) -> float | None:
+        """The kernel's time for `seqs` sequences of `length`, or None where not measured."""
+        grid = self._grids.get((hq, hkv, d))
+        if grid is None or seqs <= 0 or length <= 0:
+            return None
+        seq_axis, length_axis, log_ms = grid
+        ls, ll = math.log(seqs), math.log(max(length, 1.0))
+        beyond = math.exp(max(0.0, ls - seq_axis[-1]) + self.power * max(0.0, ll - length_axis[-1]))
+        cell = [
+            _bracket(seq_axis, min(max(ls, seq_axis[0]), seq_axis[-1])),
+            _bracket(length_axis, min(max(ll, length_axis[0]), length_axis[-1])),
+        ]
+        log_t = _interpolate(log_ms, cell)
+        return None if math.isnan(log_t) else math.exp(log_t) * beyond
+
+    def op_ms(self, op) -> float | None:
+        if op.d != op.dv:  # MLA's expanded or latent heads: frontier's MLA tables
+            return None
+        if isinstance(op, AttnPrefill):
+            work = op.sum_q2 / 2 + op.sum_qc
+            return self.attention_ms(op.hq, op.hkv, op.d, op.num_seqs, math.sqrt(2 * work / op.num_seqs))
+        return self.attention_ms(op.hq, op.hkv, op.d, op.batch, op.sum_kv / op.batch)
+
+
+class EngineAttention:
+    """An attention family model (prefill or decode): the engine's measured FlashAttention-3
+    (`DenseAttention`) where it has the heads, `base` for the rest."""
+
+    def __init__(self, base, table, engine: str):
+        # `table`: a DenseAttention, or a function loading it on first use.
+        self.base, self._table, self.engine = base, table, engine
+        self.source = f"{engine}'s measured FlashAttention-3, else {base.source}"
+
+    @property
+    def table(self) -> DenseAttention:
+        if callable(self._table):
+            self._table = self._table()
+        return self._table
+
+    def predict_ms(self, ops) -> np.ndarray:
+        out = np.empty(len(ops))
+        rest = []
+        for i, op in enumerate(ops):
+            t = self.table.op_ms(op)
+            if t is None:
+                rest.append(i)
+            else:
+                out[i] = t
+        if rest:
+            out[rest] = self.base.predict_ms([ops[i] for i in rest])
+        return out
+
+
 def _interpolate(grid: np.ndarray, cell: list[tuple[int, float]]) -> float:
     """Multilinear interpolation in `grid` within the cell given per axis as (lower index, weight
     toward the upper point), as `_bracket` finds it; NaN if a corner with weight is missing."""
@@ -496,6 +601,22 @@ def load_dense_gemm(gpu_dir: str, engine: str) -> DenseGemm | None:
         reader = csv.reader(fh)
         header = next(reader)
         return DenseGemm(dict(zip(header, zip(*reader))))
+
+
+@lru_cache(maxsize=None)
+def load_dense_attention(gpu_dir: str, engine: str, phase: str) -> DenseAttention | None:
+    """The engine's measured FlashAttention-3 of one phase (prefill | decode) on the GPU (newest
+    release), else another engine's (the same kernel), or None. Read without pandas."""
+    import csv
+
+    kind = f"attn_{phase}"
+    path = _newest_file(gpu_dir, kind, engine) or _newest_file(gpu_dir, kind, "*")
+    if path is None:
+        return None
+    with open(path, newline="") as fh:
+        reader = csv.reader(fh)
+        header = next(reader)
+        return DenseAttention(dict(zip(header, zip(*reader))), phase)
 
 
 @lru_cache(maxsize=None)
@@ -689,6 +810,24 @@ def with_engine_gemms(predictor: Predictor, gpu_name: str, engine: str, calibrat
         return predictor
     gemms = EngineGemms(predictor.models["gemm"], lambda: load_dense_gemm(gpu_dir, engine), engine)
     return Predictor(predictor.gpu_name, {**predictor.models, "gemm": gemms}, predictor.fallback)
+
+
+def with_engine_attention(predictor: Predictor, gpu_name: str, engine: str, calibration_dir: Path | None = None):
+    """`predictor`, answering dense (GQA / MHA) attention from the engine's measured
+    FlashAttention-3 on the GPU where it has the heads (`DenseAttention`; read when a step first
+    needs it)."""
+    from frontier.paths import CALIBRATION_DIR
+
+    gpu_dir = str(Path(calibration_dir or CALIBRATION_DIR) / gpu_name)
+    models = dict(predictor.models)
+    for phase in ("prefill", "decode"):
+        family = f"attn_{phase}"
+        if family in models and _measured(gpu_dir, family, "*"):
+            table = lambda phase=phase: load_dense_attention(gpu_dir, engine, phase)  # noqa: E731
+            models[family] = EngineAttention(models[family], table, engine)
+    if models == predictor.models:
+        return predictor
+    return Predictor(predictor.gpu_name, models, predictor.fallback)
 
 
 def _measured(gpu_dir: str, kind: str, engine: str) -> bool:

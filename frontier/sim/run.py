@@ -42,7 +42,7 @@ from frontier.predict.step import (
     StepOverheads,
     TwoBatchOverlap,
 )
-from frontier.predict.engine_kernels import with_engine_gemms, with_engine_kernels
+from frontier.predict.engine_kernels import with_engine_attention, with_engine_gemms, with_engine_kernels
 from frontier.sim.frontend import Frontend
 from frontier.sim.instance import Batch, Instance
 from frontier.sim.kv_cache import BlockManager, KVHold
@@ -120,7 +120,9 @@ def block_costs_for(scenario: Scenario, spec: ClusterSpec) -> tuple[BlockCosts, 
     gpu = scenario.cluster_gpu(spec)
     model = scenario.cluster_model(spec)
     engine = make_engine(spec.engine, spec.engine_version, gpu, spec.tp)
-    predictor = with_engine_gemms(load_predictor(gpu), gpu.name, spec.engine)
+    predictor = with_engine_attention(
+        with_engine_gemms(load_predictor(gpu), gpu.name, spec.engine), gpu.name, spec.engine
+    )
     if model.moe or model.mla or model.linear_attention:  # the engine kernels measured: MoE, MLA, GDN
         marlin = model.moe_quant == "mxfp4" and spec.mxfp4_backend == "marlin"
         predictor = with_engine_kernels(predictor, gpu.name, spec.engine, mxfp4_marlin=marlin)

@@ -371,3 +371,75 @@ def test_the_committed_h100_gemm_table_holds_the_measured_decode_gemm_of_qwen3_3
     bf16 = table.gemm_ms("bf16", 8, 5120, 51200)
     assert bf16 == pytest.approx(0.2078, rel=1e-3)
     assert 0.45 < table.gemm_ms("fp8", 8, 5120, 51200) / bf16 < 0.55
+
+
+def _attention_rows(phase):
+    import csv
+
+    path = CALIBRATION_DIR / "h100-sxm" / "engine_kernels" / f"attn_{phase}_vllm_0.24.0.csv"
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.mark.parametrize("phase", ["prefill", "decode"])
+def test_measured_flash_attention_3_answers_its_own_rows(phase):
+    from frontier.ops.operators import AttnDecode, AttnPrefill
+    from frontier.predict.engine_kernels import load_dense_attention
+
+    table = load_dense_attention(str(CALIBRATION_DIR / "h100-sxm"), "vllm", phase)
+    checked = 0
+    for r in _attention_rows(phase):
+        hq, hkv, d, b = (int(r[c]) for c in ("hq", "hkv", "d", "seqs"))
+        if (hq, hkv, d) != (8, 1, 128):  # Qwen3-32B / Llama-3.1-70B at TP8
+            continue
+        for length, ms in r.items():
+            if length in ("hq", "hkv", "d", "seqs") or ms == "":
+                continue
+            L = int(length)
+            if phase == "prefill":
+                op = AttnPrefill(b, b * L, b * L * L, 0, b * L, L, L, hq, hkv, d, d, "flash")
+            else:
+                op = AttnDecode(b, b * L, L, hq, hkv, d, d, "flash")
+            assert table.op_ms(op) == pytest.approx(float(ms), rel=1e-9), (b, L)
+            checked += 1
+    assert checked > 100
+
+
+def test_a_prefill_batch_is_priced_at_the_equal_length_doing_its_causal_work():
+    from frontier.ops.operators import AttnPrefill
+    from frontier.predict.engine_kernels import DenseAttention
+
+    rows = {"hq": ["8", "8"], "hkv": ["1", "1"], "d": ["128", "128"], "seqs": ["1", "4"]}
+    rows |= {"1024": ["0.02", "0.05"], "4096": ["0.08", "0.32"]}
+    table = DenseAttention(rows, "prefill")
+    # Two sequences: 1,024 new tokens on 1,024 cached, and 2,048 new: work per head
+    # (1024^2/2 + 1024*1024) + 2048^2/2 = 3.67M, the work of two sequences of 1,916 tokens.
+    op = AttnPrefill(2, 3072, 1024**2 + 2048**2, 1024 * 1024, 4096, 2048, 2048, 8, 1, 128, 128, "flash")
+    length = math.sqrt(2 * (1024**2 / 2 + 1024 * 1024 + 2048**2 / 2) / 2)
+    w_seqs, w_len = math.log(2) / math.log(4), math.log(length / 1024) / math.log(4)
+    expected = math.exp(
+        (1 - w_seqs) * ((1 - w_len) * math.log(0.02) + w_len * math.log(0.08))
+        + w_seqs * ((1 - w_len) * math.log(0.05) + w_len * math.log(0.32))
+    )
+    assert table.op_ms(op) == pytest.approx(expected)
+    # Past the longest measured prompt the work grows with the square of the length.
+    long = AttnPrefill(1, 8192, 8192**2, 0, 8192, 8192, 8192, 8, 1, 128, 128, "flash")
+    assert table.op_ms(long) == pytest.approx(0.08 * 4)
+    # Unmeasured heads, and MLA's unequal head dims, are left to the reference predictor.
+    assert table.op_ms(AttnPrefill(1, 64, 64**2, 0, 64, 64, 64, 16, 2, 128, 128, "flash")) is None
+    assert table.op_ms(AttnPrefill(1, 64, 64**2, 0, 64, 64, 64, 8, 8, 192, 128, "flash")) is None
+
+
+def test_flash_attention_3_is_faster_than_the_reference_flash_attention_2_on_long_prompts():
+    """vLLM's FA3 on H100 against the reference tables' PyTorch FA2: one 8k prompt on 8 query heads
+    (Qwen3-32B at TP8) 2.5x faster; a decode of 32 x 4k within 20 %."""
+    from frontier.ops.operators import AttnDecode, AttnPrefill
+    from frontier.predict.engine_kernels import with_engine_attention
+
+    base = load_predictor(get_gpu("h100-sxm"))
+    pred = with_engine_attention(base, "h100-sxm", "vllm")
+    prefill = AttnPrefill(1, 8192, 8192**2, 0, 8192, 8192, 8192, 8, 1, 128, 128, "flash")
+    decode = AttnDecode(32, 32 * 4096, 4096, 8, 1, 128, 128, "flash")
+    ratio = base.ops_ms([prefill, decode]) / pred.ops_ms([prefill, decode])
+    assert ratio[0] == pytest.approx(2.51, abs=0.05) and 1.0 < ratio[1] < 1.2
+    assert "FlashAttention-3" in pred.sources()["attn_prefill"]
