@@ -513,7 +513,7 @@ class DenseAttention:
         return None if math.isnan(log_t) else math.exp(log_t) * beyond
 
     def op_ms(self, op) -> float | None:
-        if op.d != op.dv:  # MLA's expanded or latent heads: frontier's MLA tables
+        if op.d != op.dv or op.backend != "flash":  # MLA heads (their own tables), cuDNN (the reference's)
             return None
         if isinstance(op, AttnPrefill):
             work = op.sum_q2 / 2 + op.sum_qc

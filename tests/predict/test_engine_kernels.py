@@ -428,6 +428,8 @@ def test_a_prefill_batch_is_priced_at_the_equal_length_doing_its_causal_work():
     # Unmeasured heads, and MLA's unequal head dims, are left to the reference predictor.
     assert table.op_ms(AttnPrefill(1, 64, 64**2, 0, 64, 64, 64, 16, 2, 128, 128, "flash")) is None
     assert table.op_ms(AttnPrefill(1, 64, 64**2, 0, 64, 64, 64, 8, 8, 192, 128, "flash")) is None
+    # A deployment on the cuDNN backend keeps the reference's cuDNN timings.
+    assert table.op_ms(AttnPrefill(1, 1024, 1024**2, 0, 1024, 1024, 1024, 8, 1, 128, 128, "cudnn")) is None
 
 
 def test_flash_attention_3_is_faster_than_the_reference_flash_attention_2_on_long_prompts():
