@@ -767,7 +767,7 @@ class WithEngineKernels:
         if "attn_decode" in out and self._mla_decode is not None:
             out["attn_decode"] += " (the FlashAttention-3 MLA kernel where measured)"
         if self._gdn is not None and (families is None or "linear_attention" in families):
-            out["linear_attention"] = f"{self.engine}'s gated-DeltaNet kernels where measured, else roofline"
+            out["linear_attention"] = f"{self.engine}'s measured gated-DeltaNet kernels (other head shapes analytic)"
         return out
 
 
@@ -781,11 +781,17 @@ def _place_layer(ms: np.ndarray, i: int, up: GroupedGemm, t: float) -> None:
 
 
 def with_engine_kernels(
-    predictor, gpu_name: str, engine: str, calibration_dir: Path | None = None, mxfp4_marlin: bool = False
+    predictor,
+    gpu_name: str,
+    engine: str,
+    calibration_dir: Path | None = None,
+    mxfp4_marlin: bool = False,
+    linear_attention: bool = False,
 ):
     """`predictor`, answering MoE layers, MLA attention and gated-DeltaNet kernels from the
-    engine's measured kernels on the GPU where it has them. `mxfp4_marlin`: the MXFP4 experts run vLLM's Marlin MoE
-    (`VLLM_MXFP4_USE_MARLIN=1`, or `--mxfp4-backend marlin` in newer releases)."""
+    engine's measured kernels on the GPU where it has them. `mxfp4_marlin`: the MXFP4 experts run
+    vLLM's Marlin MoE (`VLLM_MXFP4_USE_MARLIN=1`, or `--mxfp4-backend marlin` in newer releases).
+    `linear_attention`: the model has gated-DeltaNet layers (their kernels' tables are used)."""
     from frontier.paths import CALIBRATION_DIR
 
     gpu_dir = str(Path(calibration_dir or CALIBRATION_DIR) / gpu_name)
@@ -794,7 +800,7 @@ def with_engine_kernels(
     mla = _measured(gpu_dir, "mla_context", engine) and (lambda: load_mla_context(gpu_dir, engine))
     decode = _measured(gpu_dir, "mla_decode", "*") and (lambda: load_mla_decode(gpu_dir, engine))
     marlin = mxfp4_marlin and engine == "vllm" and fused and (lambda: load_marlin_moe(gpu_dir, engine))
-    gdn = _measured(gpu_dir, "gdn", "*") and (lambda: load_gdn(gpu_dir, engine))
+    gdn = linear_attention and _measured(gpu_dir, "gdn", "*") and (lambda: load_gdn(gpu_dir, engine))
     if not (fused or mla or decode or gdn):
         return predictor
     return WithEngineKernels(predictor, fused or None, engine, mla or None, decode or None, marlin or None, gdn or None)
@@ -808,7 +814,9 @@ def with_engine_gemms(predictor: Predictor, gpu_name: str, engine: str, calibrat
     gpu_dir = str(Path(calibration_dir or CALIBRATION_DIR) / gpu_name)
     if not _measured(gpu_dir, "gemm", "*") or "gemm" not in predictor.models:
         return predictor
-    gemms = EngineGemms(predictor.models["gemm"], lambda: load_dense_gemm(gpu_dir, engine), engine)
+    # SGLang's GEMMs are answered from vLLM's table (`load_dense_gemm`): the source names it.
+    table_engine = engine if _measured(gpu_dir, "gemm", engine) else "vllm"
+    gemms = EngineGemms(predictor.models["gemm"], lambda: load_dense_gemm(gpu_dir, engine), table_engine)
     return Predictor(predictor.gpu_name, {**predictor.models, "gemm": gemms}, predictor.fallback)
 
 
