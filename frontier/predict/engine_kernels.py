@@ -415,18 +415,22 @@ class DenseGemm:
         log_t = _interpolate(log_ms, [_bracket(ms_, min(max(lm, ms_[0]), ms_[-1])), _bracket(ks, lk), _bracket(ns, ln)])
         return None if math.isnan(log_t) else math.exp(log_t) * beyond
 
+    def op_ms(self, op) -> float | None:
+        return self.gemm_ms(op.dtype, op.m, op.k, op.n)
 
-class EngineGemms:
-    """The GEMM family model: the engine's measured GEMMs (`DenseGemm`) where they hold the
-    shape, `base` for the rest."""
 
-    def __init__(self, base, table, engine: str):
-        # `table`: a DenseGemm, or a function loading it on first use.
-        self.base, self._table, self.engine = base, table, engine
-        self.source = f"{engine}'s measured GEMMs, else {base.source}"
+class EngineFamily:
+    """An operator family's model: the engine's measured kernels (a table whose `op_ms(op)` is the
+    time, or None where it does not hold the shape: `DenseGemm`, `DenseAttention`) where they
+    hold the shape, `base` for the rest."""
+
+    def __init__(self, base, table, source: str):
+        # `table`: the table, or a function loading it on first use.
+        self.base, self._table = base, table
+        self.source = f"{source}, else {base.source}"
 
     @property
-    def table(self) -> DenseGemm:
+    def table(self):
         if callable(self._table):
             self._table = self._table()
         return self._table
@@ -435,7 +439,7 @@ class EngineGemms:
         out = np.empty(len(ops))
         rest = []
         for i, op in enumerate(ops):
-            t = self.table.gemm_ms(op.dtype, op.m, op.k, op.n)
+            t = self.table.op_ms(op)
             if t is None:
                 rest.append(i)
             else:
@@ -519,35 +523,6 @@ class DenseAttention:
             work = op.sum_q2 / 2 + op.sum_qc
             return self.attention_ms(op.hq, op.hkv, op.d, op.num_seqs, math.sqrt(2 * work / op.num_seqs))
         return self.attention_ms(op.hq, op.hkv, op.d, op.batch, op.sum_kv / op.batch)
-
-
-class EngineAttention:
-    """An attention family model (prefill or decode): the engine's measured FlashAttention-3
-    (`DenseAttention`) where it has the heads, `base` for the rest."""
-
-    def __init__(self, base, table, engine: str):
-        # `table`: a DenseAttention, or a function loading it on first use.
-        self.base, self._table, self.engine = base, table, engine
-        self.source = f"{engine}'s measured FlashAttention-3, else {base.source}"
-
-    @property
-    def table(self) -> DenseAttention:
-        if callable(self._table):
-            self._table = self._table()
-        return self._table
-
-    def predict_ms(self, ops) -> np.ndarray:
-        out = np.empty(len(ops))
-        rest = []
-        for i, op in enumerate(ops):
-            t = self.table.op_ms(op)
-            if t is None:
-                rest.append(i)
-            else:
-                out[i] = t
-        if rest:
-            out[rest] = self.base.predict_ms([ops[i] for i in rest])
-        return out
 
 
 def _interpolate(grid: np.ndarray, cell: list[tuple[int, float]]) -> float:
@@ -816,7 +791,8 @@ def with_engine_gemms(predictor: Predictor, gpu_name: str, engine: str, calibrat
         return predictor
     # SGLang's GEMMs are answered from vLLM's table (`load_dense_gemm`): the source names it.
     table_engine = engine if _measured(gpu_dir, "gemm", engine) else "vllm"
-    gemms = EngineGemms(predictor.models["gemm"], lambda: load_dense_gemm(gpu_dir, engine), table_engine)
+    source = f"{table_engine}'s measured GEMMs"
+    gemms = EngineFamily(predictor.models["gemm"], lambda: load_dense_gemm(gpu_dir, engine), source)
     return Predictor(predictor.gpu_name, {**predictor.models, "gemm": gemms}, predictor.fallback)
 
 
@@ -832,7 +808,7 @@ def with_engine_attention(predictor: Predictor, gpu_name: str, engine: str, cali
         family = f"attn_{phase}"
         if family in models and _measured(gpu_dir, family, "*"):
             table = lambda phase=phase: load_dense_attention(gpu_dir, engine, phase)  # noqa: E731
-            models[family] = EngineAttention(models[family], table, engine)
+            models[family] = EngineFamily(models[family], table, f"{engine}'s measured FlashAttention-3")
     if models == predictor.models:
         return predictor
     return Predictor(predictor.gpu_name, models, predictor.fallback)
