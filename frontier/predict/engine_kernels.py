@@ -61,7 +61,7 @@ the gated delta rule, prefill and decode: `LinearAttention`): the engine's measu
 1,024 sequences of equal length), by the key and value heads of one TP rank: a prefill by its
 sequences and their mean length (bilinear in log), a decode by its sequences (log-log). The
 chunked delta rule runs the chunks of one sequence in order, so one long prompt takes longer
-than as many tokens in several sequences (8,192 tokens on 8 value heads, H200: 0.33 ms as one
+than as many tokens in several sequences (8,192 tokens on 8 value heads, H200: 0.32 ms as one
 sequence, 0.14 ms as eight).
 
 The tables are aiconfigurator's measured `moe_perf` rows (NVIDIA aiconfigurator 0.12, Apache-2.0;
