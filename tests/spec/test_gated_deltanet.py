@@ -238,3 +238,16 @@ def test_sglang_serves_a_hybrid_without_overlap_while_its_radix_cache_is_on():
     assert _step_ms(True, version="0.5.3") == pytest.approx(_step_ms(False, version="0.5.3"), rel=1e-12)
     # vLLM's async scheduling hides its host time either way.
     assert _step_ms(True, "vllm", "0.12.0") == pytest.approx(_step_ms(False, "vllm", "0.12.0"), rel=1e-12)
+
+
+def test_linear_attention_layers_without_their_dimensions_get_one_line():
+    from frontier.errors import SpecError
+
+    cfg = {k: v for k, v in HYBRID.items() if not k.startswith("linear_")}
+    with pytest.raises(SpecError) as e:
+        model_from_config(cfg, "m", "config.json")
+    assert str(e.value) == (
+        "config.json: 6 of 8 layers are linear_attention but the config has no linear_num_value_heads "
+        "(gated DeltaNet: linear_num_key_heads, linear_num_value_heads, linear_key_head_dim, "
+        "linear_value_head_dim, linear_conv_kernel_dim)"
+    )
