@@ -346,8 +346,9 @@ SGLANG_US_PER_SEQ = 45.0
 # since, 12 + 8: 10.1 %, 12 + 10: 9.9 %, 12 + 12: 10.9 %), SGLang over 50 runs of DeepSeek-R1/V3,
 # Qwen3-235B and Qwen3-32B (150 ms: 16.9 %, bias -5.6 %; 130: 18.0 %; 110: 19.0 %; 90 before the
 # engine kernels: 26.5 %; refitted after FlashAttention-3 and the hybrids' overlap rule, 150 ms:
-# 12.5 %, 160: 11.5 % (bias -4.0 %), 165: 11.3 %, 170: 11.6 %, 180: 14.3 %). SGLang's runs are DeepSeek's mostly: its 1k-token prompts want more and
-# its 8k ones less, so part of the figure may be prefill work the step model misses or overcounts.
+# 12.5 %, 160: 11.5 % (bias -4.0 %), 165: 11.3 %, 170: 11.6 %, 180: 14.3 %). SGLang's runs are
+# DeepSeek's mostly: its 1k-token prompts want more and its 8k ones less, so part of the figure
+# may be prefill work the step model misses or overcounts.
 # SGLang before 0.5 is much quicker per request: 25 ms fits both of the real 2024 bench_serving
 # runs of dense models we have (Llama-3.3-70B TP4 and Llama-3.1-405B TP8 on H200 at 1-2 req/s,
 # datacrunch-research/h200-benchmarks, median TTFT 86 and 219 ms: 18 and 25 ms left after the

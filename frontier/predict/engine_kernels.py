@@ -259,11 +259,7 @@ class MLADecode:
         self._grids = {}
         for heads, g in rows.groupby("heads"):
             table = g.pivot_table(index="batch", columns="kv", values="ms").dropna(axis=1)
-            self._grids[int(heads)] = (
-                np.log(table.index.to_numpy(float)),
-                np.log(table.columns.to_numpy(float)),
-                np.log(table.to_numpy(float)),
-            )
+            self._grids[int(heads)] = _log_grid(table)
 
     def attention_ms(self, heads: int, batch: int, sum_kv: int) -> float | None:
         """The time for `batch` sequences holding `sum_kv` cached tokens in all, or None if `heads`
@@ -272,11 +268,7 @@ class MLADecode:
         grid = self._grids.get(heads)
         if grid is None or batch <= 0 or sum_kv <= 0:
             return None
-        batches, kvs, log_ms = grid
-        kv = sum_kv / batch
-        beyond = max(1.0, batch / math.exp(batches[-1])) * max(1.0, kv / math.exp(kvs[-1]))
-        cell = [_bracket(batches, min(math.log(batch), batches[-1])), _bracket(kvs, min(math.log(kv), kvs[-1]))]
-        return math.exp(_interpolate(log_ms, cell)) * beyond
+        return _grid_ms(grid, batch, sum_kv / batch)
 
 
 # aiconfigurator's gdn_perf kernel names -> (LinearAttention kernel, phase).
@@ -322,12 +314,7 @@ class GDNKernels:
                 g = g.sort_values("seqs")
                 self._decode[key] = ([math.log(b) for b in g["seqs"]], [math.log(m) for m in g["ms"]])
                 continue
-            table = g.pivot_table(index="seqs", columns="seq_len", values="ms").dropna(axis=1)
-            self._prefill[key] = (
-                np.log(table.index.to_numpy(float)),
-                np.log(table.columns.to_numpy(float)),
-                np.log(table.to_numpy(float)),
-            )
+            self._prefill[key] = _log_grid(g.pivot_table(index="seqs", columns="seq_len", values="ms").dropna(axis=1))
 
     def kernel_ms(self, op: LinearAttention) -> float | None:
         """The kernel's measured time, or None if its heads (or head dims) were not measured. A
@@ -342,14 +329,7 @@ class GDNKernels:
         grid = self._prefill.get(key)
         if grid is None:
             return None
-        seqs, lengths, log_ms = grid
-        length = op.tokens / op.num_seqs
-        beyond = max(1.0, op.num_seqs / math.exp(seqs[-1])) * max(1.0, length / math.exp(lengths[-1]))
-        cell = [
-            _bracket(seqs, min(math.log(op.num_seqs), seqs[-1])),
-            _bracket(lengths, min(math.log(length), lengths[-1])),
-        ]
-        return math.exp(_interpolate(log_ms, cell)) * beyond
+        return _grid_ms(grid, op.num_seqs, op.tokens / op.num_seqs)
 
 
 def convert_dense_gemm(df, quant=None):
@@ -506,15 +486,8 @@ class DenseAttention:
         grid = self._grids.get((hq, hkv, d))
         if grid is None or seqs <= 0 or length <= 0:
             return None
-        seq_axis, length_axis, log_ms = grid
-        ls, ll = math.log(seqs), math.log(max(length, 1.0))
-        beyond = math.exp(max(0.0, ls - seq_axis[-1]) + self.power * max(0.0, ll - length_axis[-1]))
-        cell = [
-            _bracket(seq_axis, min(max(ls, seq_axis[0]), seq_axis[-1])),
-            _bracket(length_axis, min(max(ll, length_axis[0]), length_axis[-1])),
-        ]
-        log_t = _interpolate(log_ms, cell)
-        return None if math.isnan(log_t) else math.exp(log_t) * beyond
+        t = _grid_ms(grid, seqs, max(length, 1.0), self.power)
+        return None if math.isnan(t) else t
 
     def op_ms(self, op) -> float | None:
         if op.d != op.dv or op.backend != "flash":  # MLA heads (their own tables), cuDNN (the reference's)
@@ -535,6 +508,27 @@ def _interpolate(grid: np.ndarray, cell: list[tuple[int, float]]) -> float:
         if weight > 0:
             value += weight * float(grid[tuple(i for i, _ in corner)])
     return value
+
+
+def _log_grid(table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A pivoted table (index x, columns y, values ms) as (log x, log y, log ms)."""
+    return (
+        np.log(table.index.to_numpy(float)),
+        np.log(table.columns.to_numpy(float)),
+        np.log(table.to_numpy(float)),
+    )
+
+
+def _grid_ms(grid: tuple[np.ndarray, np.ndarray, np.ndarray], x: float, y: float, y_power: float = 1.0) -> float:
+    """A measured (log x, log y, log ms) grid at (x, y): bilinear in log x and log y between
+    measured points, the nearest measured value below the smallest; past the largest x
+    proportional to x, past the largest y to y ** y_power (the work's growth); NaN if a corner
+    with weight was not measured."""
+    xs, ys, log_ms = grid
+    lx, ly = math.log(x), math.log(y)
+    beyond = max(0.0, lx - xs[-1]) + y_power * max(0.0, ly - ys[-1])
+    cell = [_bracket(xs, min(lx, xs[-1])), _bracket(ys, min(ly, ys[-1]))]
+    return math.exp(_interpolate(log_ms, cell) + beyond)
 
 
 def _bracket(xs: np.ndarray, x: float) -> tuple[int, float]:
