@@ -149,9 +149,11 @@ class SGLangScheduler(Scheduler):
     - A prefill batch takes waiting requests in order (fcfs; lpm: longest cached prefix first)
       while the batch's new tokens stay within `max_prefill_tokens`, the request's within
       `chunked_prefill_size` (a longer prompt is chunked: one chunk per prefill batch, the
-      chunked request first in the next one), and the KV pool can hold the new request's prompt
-      plus min(max_new_tokens, 4096) after reserving `new_token_ratio` x the remaining output of
-      every running request.
+      chunked request first in the next one), both less the running batch's decode tokens with
+      `enable_mixed_chunk` (`mixed_with_decode_tokens`); a request stops the batch when its
+      prompt needs all the input budget left. The KV pool must hold the new request's prompt
+      plus min(max_new_tokens, 4096) after reserving `new_token_ratio` x the remaining output
+      of every running request.
     - `new_token_ratio` starts at 0.7, decays linearly to 0.098 over 600 decode steps, and
       returns to 0.7 when the server idles; a decode step without KV for every running request
       retracts the last admitted ones (recompute later).
@@ -235,8 +237,12 @@ class SGLangScheduler(Scheduler):
             )
             * self.new_token_ratio
         )
-        rem_total = kv.free_blocks * kv.block_size - reserved
-        rem_input, rem_chunk = self.max_prefill_tokens, self.max_num_batched_tokens
+        # A mixed batch's decode tokens come out of every prefill budget (PrefillAdder's
+        # `mixed_with_decode_tokens` = the running batch size with --enable-mixed-chunk).
+        mixed = sum(map(self._prefilled, self.running)) if self.mixed_chunk else 0
+        rem_total = kv.free_blocks * kv.block_size - reserved - mixed
+        rem_input = self.max_prefill_tokens - mixed
+        rem_chunk = self.max_num_batched_tokens - mixed
         if self.chunked is not None and self.chunked.is_decoding:  # its last chunk ran fast-forwarded
             self.chunked = None
         chunked = self.chunked
@@ -264,7 +270,7 @@ class SGLangScheduler(Scheduler):
                 kv.match_prefix(req)
             extend = req.remaining_new_tokens
             total = extend + min(req.max_output_tokens - req.num_output, self.CLIP_MAX_NEW_TOKENS)
-            if total >= rem_total or (extend > rem_input and plan.scheduled):
+            if total >= rem_total or (extend >= rem_input and plan.scheduled):
                 self._unmatch(req)
                 plan.admission_blocked = False
                 return plan

@@ -96,6 +96,29 @@ def test_sglang_admission_reserves_new_token_ratio_of_running_outputs():
     assert sched.schedule().scheduled == [(b, 100)]
 
 
+def test_sglang_mixed_chunk_takes_the_decodes_out_of_the_prefill_budgets():
+    # Three requests decode; P and Q (100-token prompts) wait. PrefillAdder subtracts the
+    # running batch from max_prefill_tokens (and from the chunk size) with mixed chunks, and
+    # stops before a prompt that needs all that is left (>=).
+    def admitted(max_prefill_tokens: int, mixed: bool, prompt: int = 100) -> list[int]:
+        sched = SGLangScheduler(BlockManager(1000, 16), 64, 240, max_prefill_tokens, enable_mixed_chunk=mixed)
+        for i in range(3):
+            sched.add(Request(i, 0.0, 16, 100))
+        sched.schedule()
+        for r in sched.running:
+            r.num_computed, r.num_output = 16, 1
+        for i in range(2):
+            sched.add(Request(10 + i, 0.0, prompt, 10))
+        return [n for r, n in sched.schedule().scheduled if r.id >= 10]
+
+    assert admitted(202, mixed=False) == [100, 100]  # 102 left for Q
+    assert admitted(202, mixed=True) == [100]  # 202 - 3 - 100 = 99 < 100: Q waits
+    assert admitted(200, mixed=False) == [100]  # 100 left is not enough: >=
+    # A prompt as long as the chunk size: 240 - 3 of it in this batch with mixed chunks.
+    assert admitted(1000, mixed=True, prompt=240) == [237]
+    assert admitted(1000, mixed=False, prompt=240) == [240]
+
+
 def test_sglang_chunks_a_long_prompt_one_chunk_per_prefill_batch():
     step = LinearStepTime(0.010, 0.0)
     simulate(make_scenario(engine="sglang", max_num_batched_tokens=64), table([0.0], [150], [2]), step_time=step)
