@@ -14,8 +14,9 @@ vllm/config/compilation.py, vllm/v1/core/sched/scheduler.py):
   mixed prefill+decode batches, preemption by recompute.
 - CUDA graphs: capture sizes 1, 2, 4, then every 8 to 256 and every 16 to 512 (0.11+: full
   graphs for decode batches, piecewise for mixed ones); before 0.11 every 8 up to 512.
-- Async scheduling (on by default from 0.12, PR #27614): the scheduler and input preparation of
-  step n+1 run while the GPU runs step n, so host time hides behind GPU time.
+- Async scheduling (on by default from 0.14.0, PR #27614; an opt-in `--async-scheduling` since
+  0.10): the scheduler and input preparation of step n+1 run while the GPU runs step n, so host
+  time hides behind GPU time. Before it each step waits for its host work.
 - Fused kernels: add+RMSNorm (`fused_add_rms_norm`), SiLU-and-mul, rotary on q/k, KV-cache
   write (`reshape_and_cache_flash`); custom all-reduce (one-shot/two-shot over NVLink P2P,
   vllm/distributed/device_communicators/custom_all_reduce.py) below 8 MiB, NCCL above.
@@ -278,7 +279,7 @@ def make_engine(
             "enable_chunked_prefill": (True, "vllm/config/scheduler.py (v1: always)"),
             "cuda_graph_max_bs": (512, "vllm/config/compilation.py max_cudagraph_capture_size"),
         }
-        overlapped = not v or v >= (0, 12)
+        overlapped = not v or v >= (0, 14)
         host = replace(HOST_TIME["vllm"], overlapped=overlapped)
         return Engine(
             name,

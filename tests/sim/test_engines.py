@@ -69,8 +69,9 @@ def test_async_scheduling_hides_host_time_behind_the_gpu():
     assert overlapped.wall_ms(5.0) == pytest.approx(5.1)  # max(5, 1) + 0.1
     assert overlapped.wall_ms(0.5) == pytest.approx(1.1)  # host-bound: max(0.5, 1) + 0.1
     assert serial.wall_ms(5.0) == pytest.approx(6.0)  # 5 + 1
-    # vLLM turned async scheduling on by default in 0.12; SGLang overlaps by default.
-    for engine, version, hidden in [("vllm", "", True), ("vllm", "0.11.0", False), ("sglang", "", True)]:
+    # vLLM turned async scheduling on by default in 0.14 (PR #27614); SGLang overlaps by default.
+    cases = [("vllm", "", True), ("vllm", "0.14.0", True), ("vllm", "0.12.0", False), ("sglang", "", True)]
+    for engine, version, hidden in cases:
         sc = make_scenario(engine=engine, engine_version=version)
         blocks, _ = block_costs_for(sc, sc.clusters[0])
         assert blocks.overheads.host_overlapped is hidden
@@ -133,7 +134,7 @@ def test_engine_version_must_be_a_release_number():
 
 
 def test_a_scheduler_planning_ahead_takes_a_request_in_one_iteration_later():
-    # Async scheduling (vLLM 0.12+) and SGLang's overlap scheduler pick iteration n+1 while the
+    # Async scheduling (vLLM 0.14+) and SGLang's overlap scheduler pick iteration n+1 while the
     # GPU runs n. B (at 15 ms) arrives while A prefills.
     # Not planning ahead: t=0 A prefills 100: 20 ms. t=20 A decodes + B prefills 50: 15.1 -> 35.1.
     # Planning ahead: B arrived during A's prefill (0-20), so step 20-30.1 was planned without it
