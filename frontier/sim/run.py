@@ -27,7 +27,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from frontier.engine import SGLANG_UNSEEN_GIB, host_overlapped, make_engine
+from frontier.engine import SGLANG_UNSEEN_GIB, Engine, host_overlapped, make_engine
 from frontier.metrics.serving import serving_metrics
 from frontier.ops.experts import ExpertRouting, Fabric
 from frontier.ops.graph import Parallel
@@ -115,11 +115,17 @@ class Cluster:
     kv_exposed_s: list[float] = field(default_factory=list)  # PD decode: each KV's wait once pulled
 
 
+def _engine(scenario: Scenario, spec: ClusterSpec) -> Engine:
+    """The cluster's engine at its release: host times, CUDA-graph sizes (its defaults are
+    already filled into `spec`)."""
+    return make_engine(spec.engine, spec.engine_version, scenario.cluster_gpu(spec), spec.tp)
+
+
 def block_costs_for(scenario: Scenario, spec: ClusterSpec) -> tuple[BlockCosts, dict]:
     """The block-cost cache of one cluster's instances, and where its predictions come from."""
     gpu = scenario.cluster_gpu(spec)
     model = scenario.cluster_model(spec)
-    engine = make_engine(spec.engine, spec.engine_version, gpu, spec.tp)
+    engine = _engine(scenario, spec)
     predictor = with_engine_attention(
         with_engine_gemms(load_predictor(gpu), gpu.name, spec.engine), gpu.name, spec.engine
     )
@@ -232,8 +238,7 @@ def build_clusters(
         # Whether the scheduler plans iteration n+1 while n runs (async / overlap scheduling): the
         # engine's; a rule of known step times (`step_time`) says so itself, else it does not.
         if step_time is None:
-            engine = make_engine(spec.engine, spec.engine_version, scenario.cluster_gpu(spec), spec.tp)
-            ahead = host_overlapped(engine, scenario.cluster_model(spec), spec.enable_prefix_caching)
+            ahead = host_overlapped(_engine(scenario, spec), scenario.cluster_model(spec), spec.enable_prefix_caching)
         else:
             ahead = getattr(step_time, "schedules_ahead", False)
         instances, ranks = spec.dp, spec.dp_attention
@@ -271,7 +276,7 @@ def _kv_link(scenario: Scenario, spec: ClusterSpec) -> Link:
 def _frontend(scenario: Scenario, spec: ClusterSpec) -> Frontend:
     """The entry cluster's front end. A decode-only benchmark sends token ids with KV already
     in place (SGLang's fake transfer backend): nothing to tokenise."""
-    host = make_engine(spec.engine, spec.engine_version, scenario.cluster_gpu(spec), spec.tp).host
+    host = _engine(scenario, spec).host
     per_token = 0.0 if spec.role == "decode" else host.request_us_per_token
     return Frontend(host.request_ms, host.request_serial_ms, per_token)
 
