@@ -69,13 +69,17 @@ class RankLoad:
     def rows(self, tokens: int, top_k: int) -> tuple[int, int, int]:
         """(rows, max rows of one expert, active experts) on the busiest rank for `tokens`."""
         total = tokens * top_k
-        rows = total * self.rank_share
+        mean = total * self.rank_share
         # Binomial spread on top of the expected load: a batch fluctuates around the mean.
-        rows = min(total, math.ceil(rows + math.sqrt(rows) if rows > 0 else 0))
+        rows = min(total, math.ceil(mean + math.sqrt(mean) if mean > 0 else 0))
         hottest = max(self.expert_shares) * total
         busiest = min(rows, max(1, math.ceil(hottest + 2.0 * math.sqrt(hottest))))
-        active = round(sum(1.0 - (1.0 - min(1.0, s * top_k)) ** tokens for s in self.expert_shares))
-        return rows, busiest, max(1, min(self.local_experts, active))
+        # Its distinct experts (whose weights it reads) come from those rows, spread included: as
+        # many tokens as would send it `rows` rows on average. In a small decode batch that is
+        # where the busiest rank's time goes.
+        draws = tokens * rows / mean if mean > 0 else tokens
+        active = round(sum(1.0 - (1.0 - min(1.0, s * top_k)) ** draws for s in self.expert_shares))
+        return rows, busiest, max(1, min(self.local_experts, rows, active))
 
 
 @lru_cache(maxsize=256)

@@ -107,3 +107,18 @@ def test_batch_to_batch_load_variation_sets_the_busiest_rank():
     par = Parallel(ep=32, dp_attention=32, ep_backend="deepep-low-latency")
     even, hot = ep_exchange(model, par, 128, "dispatch"), ep_exchange(model, par, 128, "dispatch", 1.5)
     assert hot.network_bytes == pytest.approx(1.5 * even.network_bytes, abs=1)
+
+
+def test_the_busiest_rank_reads_the_experts_of_its_own_rows():
+    from frontier.ops.experts import ExpertRouting, busiest_rank
+
+    # Qwen3.5-397B on EP8: 512 equal experts, top-10, 64 per rank. Four tokens route 40 rows, 5 per
+    # rank on average; the busiest batch's rank gets ceil(5 + sqrt 5) = 8. Its distinct experts
+    # follow those 8 rows (as 4 x 8/5 = 6.4 tokens would send): 64 x (1 - (1 - 10/512)^6.4) = 7.6,
+    # so 8 experts' weights, not the 5 (64 x (1 - (1 - 10/512)^4) = 4.9) of an average rank.
+    load = busiest_rank(512, 10, 8, ExpertRouting())
+    rows, busiest, active = load.rows(4, 10)
+    assert (rows, busiest, active) == (8, 1, 8)
+    assert 64 * (1 - (1 - 10 / 512) ** 6.4) == pytest.approx(7.59, abs=0.01)
+    # Without expert parallelism every expert is on the one rank: nothing strays.
+    assert busiest_rank(512, 10, 1, ExpertRouting()).rows(4, 10)[2] == round(512 * (1 - (1 - 10 / 512) ** 4))
