@@ -82,7 +82,7 @@ def check_tp(model: ModelSpec, gpu: GPUSpec, tp: int, where: str, attention: boo
             else f"{kv} KV heads (split over tp, or each replicated tp/{kv} times)"
         )
         raise SpecError(
-            f"{where}: {tp} does not fit {model.name}'s {heads}; vLLM refuses it. "
+            f"{where}: {tp} does not fit {model.name}'s {heads}; the engines refuse it. "
             f"Valid tp: {_valid_tp(model, gpu.gpus_per_node)}"
         )
     if tp > gpu.gpus_per_node and tp % gpu.gpus_per_node:

@@ -60,6 +60,11 @@ def inferencemax_server_args(row) -> dict:
       --max-prefill-tokens 32768 --mem-fraction-static 0.82 --disable-radix-cache, and
       --max-running-requests / --cuda-graph-max-bs 512 at 1k/1k, 256 otherwise (flashinfer
       attention and --stream-interval 10 are not modelled);
+    - single_node/qwen3.5_fp8_h200.sh (SGLang, Qwen3.5-397B-A17B FP8, H200): --disable-radix-cache
+      (so the overlap scheduler stays on), --max-running-requests 128, --chunked-prefill-size
+      and --max-prefill-tokens 16384, --mem-fraction-static 0.8, --kv-cache-dtype fp8_e4m3,
+      --cuda-graph-max-bs = the concurrency (flashinfer attention and --stream-interval 50 are not
+      modelled);
     - gptoss_fp4_h200_slurm.sh (vLLM, gpt-oss-120b, H200): no prefix caching,
       max-num-batched-tokens 8192, --max-num-seqs = the concurrency, VLLM_MXFP4_USE_MARLIN=1
       (Marlin MoE kernels; gptoss_fp4_h100.sh sets it too)."""
@@ -78,6 +83,16 @@ def inferencemax_server_args(row) -> dict:
             "enable_prefix_caching": False,
             "max_num_seqs": seqs,
             "cuda_graph_max_bs": seqs,
+        }
+    if engine == "sglang" and "qwen3.5" in model:
+        return {
+            "enable_prefix_caching": False,
+            "max_num_seqs": 128,
+            "max_num_batched_tokens": 16384,
+            "max_prefill_tokens": 16384,
+            "gpu_memory_utilization": 0.8,
+            "kv_cache_dtype": "fp8",
+            "cuda_graph_max_bs": _int(row["batch_size"]),
         }
     if engine == "vllm" and "gpt-oss" in model:
         return {
