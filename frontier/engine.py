@@ -338,9 +338,11 @@ SGLANG_UNSEEN_GIB = 3.75
 # detokenizer's per request, in managers/scheduler_output_processor_mixin.py.
 SGLANG_US_PER_SEQ = 45.0
 
-# Host time (ms). Per step: 1 ms of scheduling and input preparation (the previous model's figure),
-# hidden behind the GPU when the engine overlaps it, 0.1 ms of it still exposed (an assumption:
-# the wait on the sampled tokens). Per request (the front end): fitted to the development set's
+# Host time (ms). Per step: 1 ms of scheduling and input preparation (the previous model's figure;
+# vllm-project/vllm PR #11133 measured the gap between V1 steps at 5-6 ms for 256 sequences without
+# async scheduling and 150-170 us with it, so small batches' 1 ms is if anything low), hidden
+# behind the GPU when the engine overlaps it, 0.1 ms of it still exposed (an assumption: the wait
+# on the sampled tokens). Per request (the front end): fitted to the development set's
 # mean TTFTs at up to 16 clients, where queueing is small (`make accuracy` rows; median APE):
 # vLLM over 180 runs of Llama-3.1-70B, gpt-oss-120b, Kimi-K2.5 and MiniMax-M2.5 (12 ms serial +
 # 8 ms latency: 13.8 %; 12 + 0: 18.5 %; 20 + 0: 13.9 %; with the engines' measured FlashAttention-3
