@@ -233,6 +233,14 @@ def _sglang_capture_sizes(version: tuple, graph_bs: int) -> tuple[int, ...]:
 SGLANG_MAMBA_RADIX_CACHE = (0, 5, 4)
 
 
+# Where each engine's overlap of host and GPU work is decided (printed with the defaults).
+OVERLAP_SOURCES = {
+    "vllm": "vllm/config/scheduler.py async_scheduling: on by default from 0.14.0 (PR #27614)",
+    "sglang": "sglang/srt/server_args.py disable_overlap_schedule: overlap scheduler on, off for "
+    "hybrid models with the radix cache (`_handle_mamba_radix_cache`, 0.5.4+)",
+}
+
+
 def host_overlapped(engine: Engine, model, radix_cache: bool) -> bool:
     """Whether the engine hides its host time behind the GPU when serving `model`. SGLang turns
     its overlap scheduler off for a hybrid model whose radix cache keeps no extra state buffer,

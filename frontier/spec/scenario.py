@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from frontier.engine import ENGINES, make_engine
+from frontier.engine import ENGINES, OVERLAP_SOURCES, host_overlapped, make_engine
 from frontier.errors import SpecError
 from frontier.spec.slo import SLO
 from frontier.numbers import integer, number
@@ -194,6 +194,9 @@ class Scenario:
             out["speculative"] = vars(c.speculative) if c.speculative else None
             out["gpus"] = c.gpus
             out["engine_defaults"] = {f: {"value": v, "source": src} for f, v, src in c.defaults_from}
+            engine = make_engine(c.engine, c.engine_version, self.cluster_gpu(c), c.tp)
+            overlapped = host_overlapped(engine, self.cluster_model(c), c.enable_prefix_caching)
+            out["engine_defaults"]["host_overlapped"] = {"value": overlapped, "source": OVERLAP_SOURCES[c.engine]}
             return out
 
         out = {"topology": self.topology, "clusters": [cluster(c) for c in self.clusters]}

@@ -75,6 +75,9 @@ def test_async_scheduling_hides_host_time_behind_the_gpu():
         sc = make_scenario(engine=engine, engine_version=version)
         blocks, _ = block_costs_for(sc, sc.clusters[0])
         assert blocks.overheads.host_overlapped is hidden
+        # The summary says so, with where the engine decides it.
+        printed = sc.describe_deployment()["clusters"][0]["engine_defaults"]["host_overlapped"]
+        assert printed["value"] is hidden and ("async_scheduling" in printed["source"]) == (engine == "vllm")
 
 
 def test_sglang_admission_reserves_new_token_ratio_of_running_outputs():
