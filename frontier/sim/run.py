@@ -27,7 +27,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from frontier.engine import SGLANG_UNSEEN_GIB, Engine, host_overlapped, make_engine
+from frontier.engine import SGLANG_UNSEEN_GIB
 from frontier.metrics.serving import serving_metrics
 from frontier.ops.experts import ExpertRouting, Fabric
 from frontier.ops.graph import Parallel
@@ -115,17 +115,11 @@ class Cluster:
     kv_exposed_s: list[float] = field(default_factory=list)  # PD decode: each KV's wait once pulled
 
 
-def _engine(scenario: Scenario, spec: ClusterSpec) -> Engine:
-    """The cluster's engine at its release: host times, CUDA-graph sizes (its defaults are
-    already filled into `spec`)."""
-    return make_engine(spec.engine, spec.engine_version, scenario.cluster_gpu(spec), spec.tp)
-
-
 def block_costs_for(scenario: Scenario, spec: ClusterSpec) -> tuple[BlockCosts, dict]:
     """The block-cost cache of one cluster's instances, and where its predictions come from."""
     gpu = scenario.cluster_gpu(spec)
     model = scenario.cluster_model(spec)
-    engine = _engine(scenario, spec)
+    engine = scenario.cluster_engine(spec)
     predictor = with_engine_attention(
         with_engine_gemms(load_predictor(gpu), gpu.name, spec.engine), gpu.name, spec.engine
     )
@@ -149,7 +143,7 @@ def block_costs_for(scenario: Scenario, spec: ClusterSpec) -> tuple[BlockCosts, 
         cpu_overhead_ms=spec.cpu_overhead_ms,
         capture_sizes=tuple(s for s in engine.capture_sizes if s <= spec.cuda_graph_max_bs) or (1,),
         graph_mixed_batches=engine.graph_mixed_batches,
-        host_overlapped=host_overlapped(engine, model, spec.enable_prefix_caching),
+        host_overlapped=scenario.cluster_host_overlapped(spec),
         host_us_per_seq=engine.host.step_us_per_seq,
         overlap_residual_ms=engine.host.overlap_residual_ms,
     )
@@ -238,7 +232,7 @@ def build_clusters(
         # Whether the scheduler plans iteration n+1 while n runs (async / overlap scheduling): the
         # engine's; a rule of known step times (`step_time`) says so itself, else it does not.
         if step_time is None:
-            ahead = host_overlapped(_engine(scenario, spec), scenario.cluster_model(spec), spec.enable_prefix_caching)
+            ahead = scenario.cluster_host_overlapped(spec)
         else:
             ahead = getattr(step_time, "schedules_ahead", False)
         instances, ranks = spec.dp, spec.dp_attention
@@ -276,7 +270,7 @@ def _kv_link(scenario: Scenario, spec: ClusterSpec) -> Link:
 def _frontend(scenario: Scenario, spec: ClusterSpec) -> Frontend:
     """The entry cluster's front end. A decode-only benchmark sends token ids with KV already
     in place (SGLang's fake transfer backend): nothing to tokenise."""
-    host = _engine(scenario, spec).host
+    host = scenario.cluster_engine(spec).host
     per_token = 0.0 if spec.role == "decode" else host.request_us_per_token
     return Frontend(host.request_ms, host.request_serial_ms, per_token)
 

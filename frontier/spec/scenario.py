@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from frontier.engine import ENGINES, OVERLAP_SOURCES, host_overlapped, make_engine
+from frontier.engine import ENGINES, OVERLAP_SOURCES, Engine, host_overlapped, make_engine
 from frontier.errors import SpecError
 from frontier.spec.slo import SLO
 from frontier.numbers import integer, number
@@ -179,6 +179,15 @@ class Scenario:
     def total_gpus(self) -> int:
         return sum(c.gpus for c in self.clusters)
 
+    def cluster_engine(self, cluster: ClusterSpec) -> Engine:
+        """The cluster's engine at its release: host times and CUDA-graph sizes (its argument
+        defaults are already filled into `cluster`)."""
+        return make_engine(cluster.engine, cluster.engine_version, self.cluster_gpu(cluster), cluster.tp)
+
+    def cluster_host_overlapped(self, cluster: ClusterSpec) -> bool:
+        """Whether the cluster's engine hides its host time behind the GPU (and so plans ahead)."""
+        return host_overlapped(self.cluster_engine(cluster), self.cluster_model(cluster), cluster.enable_prefix_caching)
+
     def cluster_model(self, cluster: ClusterSpec) -> ModelSpec:
         """The model as the cluster serves it: its quantization and KV-cache dtype applied."""
         model = self.model
@@ -194,8 +203,7 @@ class Scenario:
             out["speculative"] = vars(c.speculative) if c.speculative else None
             out["gpus"] = c.gpus
             out["engine_defaults"] = {f: {"value": v, "source": src} for f, v, src in c.defaults_from}
-            engine = make_engine(c.engine, c.engine_version, self.cluster_gpu(c), c.tp)
-            overlapped = host_overlapped(engine, self.cluster_model(c), c.enable_prefix_caching)
+            overlapped = self.cluster_host_overlapped(c)
             out["engine_defaults"]["host_overlapped"] = {"value": overlapped, "source": OVERLAP_SOURCES[c.engine]}
             return out
 
