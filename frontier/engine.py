@@ -19,7 +19,9 @@ vllm/config/compilation.py, vllm/v1/core/sched/scheduler.py):
   time hides behind GPU time. Before it each step waits for its host work.
 - Fused kernels: add+RMSNorm (`fused_add_rms_norm`), SiLU-and-mul, rotary on q/k, KV-cache
   write (`reshape_and_cache_flash`); custom all-reduce (one-shot/two-shot over NVLink P2P,
-  vllm/distributed/device_communicators/custom_all_reduce.py) below 8 MiB, NCCL above.
+  vllm/distributed/device_communicators/custom_all_reduce.py) up to 8 MiB, then PyTorch
+  symmetric-memory multimem where `VLLM_ALLREDUCE_USE_SYMM_MEM` is on (`symm_mem_all_reduce`,
+  frontier.ops.graph `all_reduce`), NCCL above.
 
 SGLang (sources: python/sglang/srt/server_args.py, managers/scheduler.py,
 managers/schedule_policy.py, managers/schedule_batch.py):
@@ -95,6 +97,7 @@ class Engine:
     host: HostTime
     capture_sizes: tuple[int, ...]
     graph_mixed_batches: bool = False  # prefill/mixed batches also replayed (piecewise) from graphs
+    symm_mem_all_reduce: bool = False  # TP all-reduce also through PyTorch symmetric memory
 
 
 def _vllm_capture_sizes(version: tuple, max_size: int) -> tuple[int, ...]:
@@ -239,6 +242,12 @@ OVERLAP_SOURCES = {
     "sglang": "sglang/srt/server_args.py disable_overlap_schedule: overlap scheduler on, off for "
     "hybrid models with the radix cache (`_handle_mamba_radix_cache`, 0.5.4+)",
 }
+# Where each engine decides whether its TP all-reduce also uses PyTorch symmetric memory.
+SYMM_MEM_SOURCES = {
+    "vllm": "vllm/envs.py VLLM_ALLREDUCE_USE_SYMM_MEM: on by default in 0.11.0 (PR #24111), off in "
+    "0.11.1-0.11.2 (PR #26925, 'temporarily'), on again in the 0.12 sources; needs NVLink multicast",
+    "sglang": "sglang/srt/server_args.py enable_torch_symm_mem: off by default",
+}
 
 
 def host_overlapped(engine: Engine, model, radix_cache: bool) -> bool:
@@ -296,6 +305,7 @@ def make_engine(
             host,
             _vllm_capture_sizes(v, 512),
             graph_mixed_batches=not v or v >= (0, 11),
+            symm_mem_all_reduce=not v or (0, 11) <= v < (0, 11, 1) or v >= (0, 12),
         )
     chunk, graph_bs, fraction = sglang_memory_defaults(
         v, gpu.memory_bytes / GIB, tp, pp, dp_attention, chunked_prefill_size, cuda_graph_max_bs

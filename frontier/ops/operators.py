@@ -186,7 +186,8 @@ class Elementwise:
 class Collective:
     """A collective among `world` GPUs over one link class.
 
-    `kind`: all_reduce | custom_all_reduce | all_gather | reduce_scatter | all_to_all | send_recv.
+    `kind`: all_reduce | custom_all_reduce | multimem_all_reduce | all_gather | reduce_scatter |
+    all_to_all | send_recv.
     `size_bytes` follows nccl-tests: the full tensor for all_reduce, the gathered output for
     all_gather, the unreduced input for reduce_scatter, what one rank sends in total for
     all_to_all and send_recv.

@@ -30,6 +30,7 @@ DTYPE_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "fp32": 4.0}
 WIRE_FACTOR = {
     "all_reduce": lambda w: 2.0 * (w - 1) / w,
     "custom_all_reduce": lambda w: 2.0 * (w - 1) / w,
+    "multimem_all_reduce": lambda w: 1.0,
     "all_gather": lambda w: (w - 1) / w,
     "reduce_scatter": lambda w: (w - 1) / w,
     "all_to_all": lambda w: (w - 1) / w,
@@ -39,6 +40,7 @@ WIRE_FACTOR = {
 _STEPS = {
     "all_reduce": lambda w: 2 * (w - 1),
     "custom_all_reduce": lambda w: 2,
+    "multimem_all_reduce": lambda w: 1,
     "all_gather": lambda w: w - 1,
     "reduce_scatter": lambda w: w - 1,
     "all_to_all": lambda w: 1,
@@ -106,11 +108,27 @@ def custom_all_reduce_ms(size_bytes: float, world: int, gpu: GPUSpec) -> float:
     return stages * stage_us * 1e-3 + wire / (gpu.intra_node_gbps * 1e9 * LINK_EFFICIENCY) * 1e3
 
 
+# vLLM's symmetric-memory all-reduce on NVSwitch systems (torch.ops.symm_mem.multimem_all_reduce_,
+# frontier.ops.graph SYMM_MEM_MAX): each rank reduces its 1/w of the message in the switch
+# (multimem.ld_reduce) and multicasts the result (multimem.st), so every GPU's NVLink carries the
+# message once each way, whatever the world size. Fitted to the published SM 9.0 timings of
+# vLLM PR #42324 (benchmarks/kernels/benchmark_device_communicators.py, 0.5-48 MiB: 11-244 us,
+# within 8 %): 8.5 us plus the message at 47 % of one direction of NVLink (212 GB/s on H100).
+MULTIMEM_BASE_US = 8.5
+MULTIMEM_LINK_EFFICIENCY = 0.47
+
+
+def multimem_all_reduce_ms(size_bytes: float, gpu: GPUSpec) -> float:
+    return MULTIMEM_BASE_US * 1e-3 + size_bytes / (gpu.intra_node_gbps * 1e9 * MULTIMEM_LINK_EFFICIENCY) * 1e3
+
+
 def collective_ms(op: Collective, gpu: GPUSpec) -> float:
     if op.world <= 1 or op.size_bytes <= 0:
         return 0.0
     if op.kind == "custom_all_reduce":
         return custom_all_reduce_ms(op.size_bytes, op.world, gpu)
+    if op.kind == "multimem_all_reduce":
+        return multimem_all_reduce_ms(op.size_bytes, gpu)
     bw_gbps, lat_us = link_gbps_and_latency_us(gpu, op.link)
     wire = WIRE_FACTOR[op.kind](op.world) * op.size_bytes
     return _STEPS[op.kind](op.world) * lat_us * 1e-3 + wire / (bw_gbps * 1e9 * LINK_EFFICIENCY) * 1e3

@@ -137,6 +137,7 @@ def block_costs_for(scenario: Scenario, spec: ClusterSpec) -> tuple[BlockCosts, 
         routing=routing,
         ep_backend=spec.ep_backend,
         fabric=fabric,
+        symm_mem=scenario.cluster_symm_mem(spec),
     )
     overheads = StepOverheads(
         cuda_graph=spec.cuda_graph,

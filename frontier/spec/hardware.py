@@ -22,6 +22,7 @@ class GPUSpec:
     bf16_tflops: float  # dense bf16 tensor-core peak
     fp8_tflops: float | None  # dense fp8 peak; None where the GPU has no fp8 tensor cores
     sm_count: int
+    cuda_capability: str | None  # "9.0" for Hopper; None for non-NVIDIA GPUs
     l2_mib: float
     nvlink_gbps: float  # per-GPU unidirectional NVLink bandwidth, GB/s (0: PCIe only)
     pcie_gbps: float  # per-GPU unidirectional PCIe bandwidth, GB/s

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from frontier.engine import ENGINES, OVERLAP_SOURCES, Engine, host_overlapped, make_engine
+from frontier.engine import ENGINES, OVERLAP_SOURCES, SYMM_MEM_SOURCES, Engine, host_overlapped, make_engine
 from frontier.errors import SpecError
 from frontier.spec.slo import SLO
 from frontier.numbers import integer, number
@@ -188,6 +188,15 @@ class Scenario:
         """Whether the cluster's engine hides its host time behind the GPU (and so plans ahead)."""
         return host_overlapped(self.cluster_engine(cluster), self.cluster_model(cluster), cluster.enable_prefix_caching)
 
+    def cluster_symm_mem(self, cluster: ClusterSpec) -> str | None:
+        """The CUDA capability whose symmetric-memory all-reduce table the cluster's engine uses
+        (frontier.ops.graph `all_reduce`), or None: the engine does not, or the GPUs have no
+        NVLink to multicast over."""
+        gpu = self.cluster_gpu(cluster)
+        if self.cluster_engine(cluster).symm_mem_all_reduce and gpu.nvlink_gbps:
+            return gpu.cuda_capability
+        return None
+
     def cluster_model(self, cluster: ClusterSpec) -> ModelSpec:
         """The model as the cluster serves it: its quantization and KV-cache dtype applied."""
         model = self.model
@@ -205,6 +214,8 @@ class Scenario:
             out["engine_defaults"] = {f: {"value": v, "source": src} for f, v, src in c.defaults_from}
             overlapped = self.cluster_host_overlapped(c)
             out["engine_defaults"]["host_overlapped"] = {"value": overlapped, "source": OVERLAP_SOURCES[c.engine]}
+            symm_mem = self.cluster_symm_mem(c) is not None
+            out["engine_defaults"]["symm_mem_all_reduce"] = {"value": symm_mem, "source": SYMM_MEM_SOURCES[c.engine]}
             return out
 
         out = {"topology": self.topology, "clusters": [cluster(c) for c in self.clusters]}

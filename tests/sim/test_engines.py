@@ -80,6 +80,26 @@ def test_async_scheduling_hides_host_time_behind_the_gpu():
         assert printed["value"] is hidden and ("async_scheduling" in printed["source"]) == (engine == "vllm")
 
 
+def test_vllm_symmetric_memory_all_reduce_by_release_and_gpu():
+    """vLLM turned VLLM_ALLREDUCE_USE_SYMM_MEM on in 0.11.0, off again in 0.11.1 (PR #26925) and
+    back on by 0.12; it needs NVLink multicast (no PCIe card) and SGLang leaves it off."""
+    cases = [
+        ("vllm", "", "h100-sxm", "9.0"),
+        ("vllm", "0.11.0", "h100-sxm", "9.0"),
+        ("vllm", "0.11.2", "h100-sxm", None),
+        ("vllm", "0.12.0", "h200", "9.0"),
+        ("vllm", "0.10.2", "h100-sxm", None),
+        ("vllm", "", "h100-pcie", None),
+        ("sglang", "", "h100-sxm", None),
+    ]
+    for engine, version, gpu, symm_mem in cases:
+        sc = make_scenario(engine=engine, engine_version=version, gpu=gpu, tp=2)
+        blocks, _ = block_costs_for(sc, sc.clusters[0])
+        assert blocks.par.symm_mem == symm_mem, (engine, version, gpu)
+        printed = sc.describe_deployment()["clusters"][0]["engine_defaults"]["symm_mem_all_reduce"]
+        assert printed["value"] is (symm_mem is not None)
+
+
 def test_sglang_admission_reserves_new_token_ratio_of_running_outputs():
     # 100 blocks of 16 = 1,600 tokens. A runs (prompt 100, 1,000 outputs): admitting B (prompt
     # 100, 1,000 outputs) needs 100 + 1,000 tokens beside 0.7 x 999 reserved for A.

@@ -177,6 +177,28 @@ def test_all_reduce_switches_to_nccl_above_8_mib():
     assert kinds(1025) == {"all_reduce"}
 
 
+def test_vllm_symmetric_memory_takes_the_prefill_sizes_on_hopper():
+    """vLLM's all_reduce_utils.py table for SM 9.0: with symmetric memory, messages above the
+    custom kernel's 8 MiB go through multimem up to 64 MiB on 8 GPUs (32 MiB on 4), NCCL beyond;
+    on 2 GPUs its two-shot kernel is priced as NCCL."""
+    from frontier.ops.graph import all_reduce
+
+    MiB = 2**20
+
+    def kind(size, tp, symm_mem="9.0"):
+        return all_reduce(size, tp, 8, symm_mem).kind
+
+    assert kind(MiB, 8) == "custom_all_reduce"
+    assert kind(8 * MiB, 8) == "custom_all_reduce"
+    assert kind(10 * MiB, 8) == "multimem_all_reduce"
+    assert kind(64 * MiB, 8) == "all_reduce"
+    assert kind(16 * MiB, 4) == "multimem_all_reduce"
+    assert kind(32 * MiB, 4) == "all_reduce"
+    assert kind(10 * MiB, 2) == "all_reduce"
+    # Without it (SGLang; vLLM 0.11.1-0.11.2): NCCL above 8 MiB.
+    assert kind(10 * MiB, 8, None) == "all_reduce"
+
+
 def test_engine_kernels_per_layer():
     """Per layer: 2 fused add+RMSNorm, rotary, KV-cache write, SiLU-and-mul; FP8 adds one
     activation quantisation before the output projection."""
