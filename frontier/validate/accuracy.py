@@ -17,9 +17,14 @@ the rows exported from its dashboard (`silicon_data_source` names a dated file s
 sequence shapes (1k/1k, 1k/8k, 8k/1k tokens) copied under other names: InferenceMAX's
 benchmark scripts (benchmarks/*.sh, `run_benchmark_serving`) run `benchmark_serving.py` with
 `--random-range-ratio 0.8` (lengths uniform in [0.8 L, L]), `--num-prompts 10 x concurrency`,
-`--max-concurrency` and rate inf. For the other rows (aiconfigurator's own sweeps) the same
-prompt count and fixed lengths are assumed, and the server flags aiconfigurator's deployment
-generator writes for the run's engine (see `aiconfigurator_server_args`).
+`--max-concurrency` and rate inf. The other rows are aiconfigurator's own sweeps, which its
+deployment generator benchmarks with aiperf (generator/config/backend_templates/benchmark/
+bench_run.sh.j2): fixed lengths (`--isl-stddev` / `--osl-stddev` 0, `ignore_eos`), `--concurrency`
+clients sending `--num-requests` 20 x concurrency (AICONFIGURATOR_BENCH_MULTI_ROUND; its sflow
+workflow sends as many, its Kubernetes template 50 x), after a
+warmup whose responses aiperf waits for before profiling (so the measured phase starts from an
+idle server, as the simulation does); and the server flags the generator writes for the run's
+engine (see `aiconfigurator_server_args`).
 
 The report groups runs by (engine, model, GPU, TP) and gives, for mean TTFT and mean TPOT, the
 median and p90 absolute percentage error and the median signed error (bias).
@@ -42,7 +47,8 @@ from frontier.paths import REPO_ROOT
 
 DEV_SET = REPO_ROOT / "validation" / "real-runs" / "aic-closed-loop-runs.csv"
 GPU_NAMES = {"h100_sxm": "h100-sxm", "h200_sxm": "h200"}
-PROMPTS_PER_CLIENT = 10  # InferenceMAX sends 10 x concurrency prompts
+INFERENCEMAX_PROMPTS_PER_CLIENT = 10  # benchmark_serving.py --num-prompts 10 x concurrency
+AICONFIGURATOR_PROMPTS_PER_CLIENT = 20  # aiperf --num-requests 20 x concurrency
 INFERENCEMAX_RANGE_RATIO = 0.8
 INFERENCEMAX_SHAPES = {(1024, 1024), (1024, 8192), (8192, 1024)}  # (input, output) tokens
 
@@ -51,6 +57,11 @@ def _inferencemax(row) -> bool:
     """Whether InferenceMAX's client produced the run (see the module docstring)."""
     dashboard = re.search(r"source_file=\d{4}-\d\d-\d\d\.csv", str(row.get("silicon_data_source") or ""))
     return bool(dashboard) or (int(row["isl"]), int(row["osl"])) in INFERENCEMAX_SHAPES
+
+
+def _prompts_per_client(row) -> int:
+    """How many requests each closed-loop client of the run sent (see the module docstring)."""
+    return INFERENCEMAX_PROMPTS_PER_CLIENT if _inferencemax(row) else AICONFIGURATOR_PROMPTS_PER_CLIENT
 
 
 def inferencemax_server_args(row) -> dict:
@@ -197,7 +208,10 @@ def quantization_of(row) -> str:
     return {"int4_wo": "int4"}.get(gemm, gemm)
 
 
-def load_runs(path: Path = DEV_SET, num_prompts_per_client: int = PROMPTS_PER_CLIENT) -> list[Run]:
+def load_runs(path: Path = DEV_SET, num_prompts_per_client: int | None = None) -> list[Run]:
+    """The runs of a development-set file, each with its scenario or why there is none.
+    `num_prompts_per_client`: requests per client for every run (default: each run's client's,
+    `_prompts_per_client`)."""
     import pandas as pd
 
     if not path.is_file():
@@ -227,7 +241,8 @@ def load_runs(path: Path = DEV_SET, num_prompts_per_client: int = PROMPTS_PER_CL
             reason = f"no GPU spec for {row['system']}"
         tp, conc = _int(row["prefill_tp_size" if pd_layout else "tp_size"]), _int(row.get("batch_size"))
         build = _pd_scenario if pd_layout else _scenario
-        scenario = None if reason else build(row, card, gpu, version, num_prompts_per_client)
+        per_client = num_prompts_per_client or _prompts_per_client(row)
+        scenario = None if reason else build(row, card, gpu, version, per_client)
         # PD runs are reported apart ("sglang PD"): their own groups and engine line.
         engine = f"{row['backend']} PD" if pd_layout else row["backend"]
         runs.append(
@@ -523,11 +538,11 @@ def _command():
     @click.option(
         "--prompts-per-client",
         type=click.IntRange(min=1),
-        default=PROMPTS_PER_CLIENT,
-        show_default=True,
-        help="Requests each closed-loop client sends.",
+        default=None,
+        help="Requests each closed-loop client sends [default: as the run's benchmark client did: "
+        f"{INFERENCEMAX_PROMPTS_PER_CLIENT} for InferenceMAX's, {AICONFIGURATOR_PROMPTS_PER_CLIENT} for aiconfigurator's aiperf]",
     )
-    def accuracy(dev_set: Path, pattern: str, jobs: int | None, output: Path, prompts_per_client: int):
+    def accuracy(dev_set: Path, pattern: str, jobs: int | None, output: Path, prompts_per_client: int | None):
         """Simulate every measured run of the development set; print the error table."""
         runs = [r for r in load_runs(dev_set, prompts_per_client) if pattern in r.id]
         if not runs:

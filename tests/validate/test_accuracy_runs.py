@@ -23,10 +23,16 @@ def test_inferencemax_runs_draw_lengths_from_0_8_to_1_of_the_nominal(runs):
     assert wl["num_requests"] == 10 * row.concurrency
 
 
-def test_aiconfigurator_sweep_runs_keep_fixed_lengths(runs):
-    # SGLang 0.5.6's Llama-3.1-8B sweep (1,000 / 500 tokens): its client is not recorded.
+def test_aiconfigurator_sweep_runs_keep_fixed_lengths_and_send_20_prompts_per_client(runs):
+    # SGLang 0.5.6's Llama-3.1-8B sweep (1,000 / 500 tokens), benchmarked by the generator's
+    # bench_run.sh.j2: aiperf, stddev 0, --num-requests 20 x concurrency.
     row = next(r for r in by(runs, engine="sglang", isl=1000, osl=500) if r.scenario)
-    assert (row.scenario["workload"]["input_len"], row.scenario["workload"]["output_len"]) == (1000, 500)
+    wl = row.scenario["workload"]
+    assert (wl["input_len"], wl["output_len"]) == (1000, 500)
+    assert wl["num_requests"] == 20 * row.concurrency
+    # A count given for every run wins.
+    few = next(r for r in load_runs(num_prompts_per_client=2) if r.id == row.id)
+    assert few.scenario["workload"]["num_requests"] == 2 * row.concurrency
 
 
 def test_disaggregated_runs_without_worker_counts_are_listed_not_guessed(runs):
