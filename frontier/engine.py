@@ -53,7 +53,7 @@ ENGINES = ("vllm", "sglang")
 GIB = 2**30
 
 
-def _version_tuple(v: str) -> tuple[int, ...]:
+def version_tuple(v: str) -> tuple[int, ...]:
     out = []
     for part in v.replace("post", ".").replace("rc", ".").split("."):
         digits = "".join(c for c in part if c.isdigit())
@@ -257,7 +257,7 @@ def host_overlapped(engine: Engine, model, radix_cache: bool) -> bool:
     (sglang/srt/server_args.py `_handle_mamba_radix_cache`: "Disabling overlap schedule since
     mamba no_buffer is not compatible with overlap schedule"): each step waits for its host work."""
     if engine.name == "sglang" and model.linear_attention is not None and radix_cache:
-        v = _version_tuple(engine.version) if engine.version != "newest" else ()
+        v = version_tuple(engine.version) if engine.version != "newest" else ()
         if not v or v >= SGLANG_MAMBA_RADIX_CACHE:
             return False
     return engine.host.overlapped
@@ -279,7 +279,7 @@ def make_engine(
     set (SGLang's default mem_fraction_static depends on them)."""
     if name not in ENGINES:
         raise SpecError(f"{where}.engine: '{name}' is not one of {', '.join(ENGINES)}")
-    v = _version_tuple(version) if version else ()
+    v = version_tuple(version) if version else ()
     if version and not v:
         raise SpecError(f"{where}.engine_version: '{version}' is not a release number; use e.g. 0.12.0 or 0.5.6")
     big = gpu.memory_bytes >= 70 * GIB

@@ -115,12 +115,20 @@ def inferencemax_server_args(row) -> dict:
     return {}
 
 
+# The first releases aiconfigurator's deployment generator deploys with its benchmark flags: their
+# templates (cli_args.0.5.6.post2.j2, vllm/cli_args.0.12.0.j2) came with the Dynamo 0.8.0 backend
+# on 2026-01-23, after SGLang's --enable-mixed-chunk (2026-01-19) and vLLM's
+# --max-num-batched-tokens in run.sh (2026-01-08) (aiconfigurator commits c46a56b02, 07a377923,
+# 2cecd6596). Sweeps of earlier releases predate those flags and ran the engine's defaults.
+GENERATOR_RELEASES = {"sglang": (0, 5, 6), "vllm": (0, 12)}
+
+
 def aiconfigurator_server_args(row) -> dict:
     """The engine arguments aiconfigurator's deployment generator gives an aggregated worker,
-    for the rows of its own sweeps (not InferenceMAX's). Its benchmark rules
+    for the rows of its own sweeps (not InferenceMAX's) of the releases it deploys with them
+    (`GENERATOR_RELEASES`). Its benchmark rules
     (aiconfigurator/generator/rule_plugin/benchmark/{sglang,vllm}.rule, rendered by
-    config/backend_templates/<engine>/cli_args.<version>.j2, which exist for exactly these runs'
-    releases: SGLang 0.5.6.post2 and 0.5.8, vLLM 0.12.0) set, with the run's batch size as
+    config/backend_templates/<engine>/cli_args.<version>.j2) set, with the run's batch size as
     the worker's max batch size (the rows' client counts are the generator's
     `estimated_concurrency` = workers x max batch size):
     - SGLang: --enable-mixed-chunk, --max-prefill-tokens = isl + 1500, --max-running-requests
@@ -130,11 +138,18 @@ def aiconfigurator_server_args(row) -> dict:
     Prefix caching is left at the engine's default (on). Checked on the development set
     (`make accuracy`, median APE of mean TTFT / TPOT): SGLang 27 % / 14 % -> 27 % / 11 % (127
     runs), vLLM 20 % / 11 % -> 19 % / 10 % (347 runs); the sweeps' TTFTs stay the least explained
-    rows (see the README)."""
+    rows (see the README). An earlier release's sweep gets no flags: the issue's SGLang 0.5.1
+    Qwen3-32B run (TP2, 64 clients, 1k/128 tokens) took 2,530 ms to a first token, the time to
+    prefill the 64 prompts batch after batch, which SGLang's defaults give and mixed chunks do not."""
+    from frontier.engine import version_tuple
+
     if _inferencemax(row) or row["mode"] != "agg":
         return {}
+    engine, version = row["backend"], version_tuple(str(row.get("backend_version") or ""))
+    if version and version < GENERATOR_RELEASES.get(engine, ()):
+        return {}
     bs, isl, osl = _int(row["batch_size"]), int(row["isl"]), int(row["osl"])
-    if row["backend"] == "sglang":
+    if engine == "sglang":
         return {
             "enable_mixed_chunk": True,
             "max_prefill_tokens": isl + 1500,

@@ -75,6 +75,20 @@ def test_aiconfigurator_sweep_runs_use_its_generators_server_flags(runs):
     assert "enable_mixed_chunk" not in imax.scenario["deployment"]
 
 
+def test_sweeps_of_releases_before_the_generators_flags_run_the_engine_defaults():
+    # The generator deploys with its benchmark flags from SGLang 0.5.6.post2 / vLLM 0.12.0 on;
+    # a sweep of SGLang 0.5.1 or vLLM 0.11 ran the engine's own defaults.
+    from frontier.validate.accuracy import aiconfigurator_server_args
+
+    row = {"backend": "sglang", "mode": "agg", "batch_size": 64, "isl": 1024, "osl": 128}
+    row.update(silicon_data_source="source_file=Qwen_Qwen3-32B.csv", model_path="Qwen/Qwen3-32B")
+    assert aiconfigurator_server_args({**row, "backend_version": "0.5.1"}) == {}
+    assert aiconfigurator_server_args({**row, "backend_version": "0.5.6.post2"})["enable_mixed_chunk"] is True
+    vllm = {**row, "backend": "vllm"}
+    assert aiconfigurator_server_args({**vllm, "backend_version": "0.11.0"}) == {}
+    assert aiconfigurator_server_args({**vllm, "backend_version": "0.12.0"})["max_num_batched_tokens"] == 64 + 2524
+
+
 def test_inferencemax_gpt_oss_runs_use_marlin_moe_on_h100_and_h200(runs):
     # benchmarks/gptoss_fp4_h100.sh and gptoss_fp4_h200.sh export VLLM_MXFP4_USE_MARLIN=1.
     rows = [r for r in runs.values() if "gpt-oss" in r.model and r.scenario]
