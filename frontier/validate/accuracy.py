@@ -21,10 +21,9 @@ benchmark scripts (benchmarks/*.sh, `run_benchmark_serving`) run `benchmark_serv
 deployment generator benchmarks with aiperf (generator/config/backend_templates/benchmark/
 bench_run.sh.j2): fixed lengths (`--isl-stddev` / `--osl-stddev` 0, `ignore_eos`), `--concurrency`
 clients sending `--num-requests` 20 x concurrency (AICONFIGURATOR_BENCH_MULTI_ROUND; its sflow
-workflow sends as many, its Kubernetes template 50 x), after a
-warmup whose responses aiperf waits for before profiling (so the measured phase starts from an
-idle server, as the simulation does); and the server flags the generator writes for the run's
-engine (see `aiconfigurator_server_args`).
+workflow sends as many, its Kubernetes template 50 x), after a warmup whose responses aiperf waits
+for before profiling (so the measured phase starts from an idle server, as the simulation does);
+and the server flags the generator writes for the run's engine (see `aiconfigurator_server_args`).
 
 The report groups runs by (engine, model, GPU, TP) and gives, for mean TTFT and mean TPOT, the
 median and p90 absolute percentage error and the median signed error (bias).
@@ -138,9 +137,10 @@ def aiconfigurator_server_args(row) -> dict:
     Prefix caching is left at the engine's default (on). Checked on the development set
     (`make accuracy`, median APE of mean TTFT / TPOT): SGLang 27 % / 14 % -> 27 % / 11 % (127
     runs), vLLM 20 % / 11 % -> 19 % / 10 % (347 runs); the sweeps' TTFTs stay the least explained
-    rows (see the README). An earlier release's sweep gets no flags: the issue's SGLang 0.5.1
-    Qwen3-32B run (TP2, 64 clients, 1k/128 tokens) took 2,530 ms to a first token, the time to
-    prefill the 64 prompts batch after batch, which SGLang's defaults give and mixed chunks do not."""
+    rows (see the README). An earlier release's sweep gets no flags: issue 9's measured SGLang
+    0.5.1 Qwen3-32B run (TP2, 64 clients, 1k/128 tokens) took 2,530 ms to a first token, the time
+    to prefill the 64 prompts batch after batch, which SGLang's defaults give and mixed chunks do
+    not (2,143 and 1,136 ms simulated)."""
     from frontier.engine import version_tuple
 
     if _inferencemax(row) or row["mode"] != "agg":
