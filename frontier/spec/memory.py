@@ -87,18 +87,23 @@ def kv_bytes_per_token_per_gpu(model: ModelSpec, tp: int, pp: int) -> float:
 
 
 def activation_bytes(model: ModelSpec, tp: int, max_num_batched_tokens: int, max_num_seqs: int) -> float:
-    """Peak activations of the profiling forward pass plus the sampler's logits."""
-    widest = (
-        max(
-            2 * (model.intermediate_size or 0),
-            2 * model.moe.intermediate_size * model.moe.top_k if model.moe else 0,
-            (model.num_heads + 2 * model.num_kv_heads) * model.head_dim,
-        )
-        / tp
-    )
-    per_token = (4 * model.hidden_size + 3 * widest) * model.dtype_bytes
-    logits = max_num_seqs * model.vocab_size * 4 * 2
-    return max_num_batched_tokens * per_token + logits + RUNTIME_RESERVE_BYTES
+    """What vLLM's memory profile takes beyond the weights (vllm/v1/worker/gpu_model_runner.py
+    `profile_run`: a dummy forward pass of `max_num_batched_tokens` tokens, then the sampler on
+    `max_num_seqs` rows of logits; the profiler keeps the peak of the whole run, so the larger of
+    the two), plus the runtime reserve. The forward pass peaks in its widest layer: the residual
+    stream and one hidden state beside a dense MLP's gate/up output and activation (3 x the
+    intermediate size), the fused MoE's three caches (top-k x (3 x intermediate + hidden):
+    fused_moe.py `intermediate_cache1..3`) or the attention's q, k, v and output; the sampler holds
+    fp32 logits. A public vLLM 0.19 start-up log (gpt-oss-20b on an A100 80 GB at 0.65, defaults
+    8,192 tokens and 1,024 sequences) left 1.17 GiB beside the weights and the KV cache: this gives
+    1.8 GiB, the sum of the two with three hidden states and three times the widest width, used
+    before, 3.8 GiB."""
+    dense = 3 * (model.intermediate_size or 0) / tp
+    moe = model.moe.top_k * (3 * model.moe.intermediate_size / tp + model.hidden_size) if model.moe else 0
+    attn = 2 * (model.num_heads + model.num_kv_heads) * model.head_dim / tp
+    forward = max_num_batched_tokens * (2 * model.hidden_size + max(dense, moe, attn)) * model.dtype_bytes
+    logits = max_num_seqs * model.vocab_size * 4
+    return max(forward, logits) + RUNTIME_RESERVE_BYTES
 
 
 def plan_memory(

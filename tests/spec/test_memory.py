@@ -19,20 +19,21 @@ def test_llama_3_1_8b_on_one_h100_kv_blocks_by_hand():
     )
     usable = 79.18 * GIB * 0.9  # 76,516,989,861.9 bytes
     weights = 8_029_995_008 * 2  # bf16
-    # Activations: widest per-token tensor is gate_up 2 x 14336 = 28672 (> qkv 48 x 128 = 6144);
-    # per token (4 x 4096 + 3 x 28672) x 2 bytes = 204,800; x 8192 tokens; plus fp32 logits
-    # (x2) of 256 sequences x 128256 vocab; plus the 1 GiB runtime reserve.
-    act = 8192 * (4 * 4096 + 3 * 28672) * 2 + 256 * 128256 * 4 * 2 + 1 * GIB
-    assert act == 1_677_721_600 + 262_668_288 + 1_073_741_824 == 3_014_131_712
-    kv = usable - weights - act  # 57,442,868,133.9 bytes
+    # Activations: the forward pass peaks in the MLP, gate/up output and activation 3 x 14336
+    # wide (> q, k, v and output 2 x (32 + 8) x 128 = 10,240) beside the residual stream and a
+    # hidden state: (2 x 4096 + 3 x 14336) x 2 bytes = 102,400 per token, x 8192 tokens; that is
+    # more than the fp32 logits of 256 sequences x 128256 vocab (131 MB); plus the 1 GiB reserve.
+    act = 8192 * (2 * 4096 + 3 * 14336) * 2 + 1 * GIB
+    assert act == 838_860_800 + 1_073_741_824 == 1_912_602_624
+    kv = usable - weights - act  # 58,544,397,221.9 bytes
     block_bytes = 16 * 131072  # 16 tokens x 128 KiB per token
     assert plan.usable_bytes == pytest.approx(usable)
     assert plan.weight_bytes == weights
     assert plan.activation_bytes == act
     assert plan.kv_bytes == pytest.approx(kv)
     assert plan.kv_bytes_per_token == 131072
-    assert plan.num_blocks == int(kv // block_bytes) == 27390
-    assert plan.kv_tokens == 27390 * 16 == 438_240
+    assert plan.num_blocks == int(kv // block_bytes) == 27916
+    assert plan.kv_tokens == 27916 * 16 == 446_656
 
 
 def test_gpu_memory_utilization_shrinks_the_kv_cache_only():
@@ -101,10 +102,17 @@ def test_does_not_fit_says_how_much_and_which_tp_fits():
     plan_memory(model, gpu, tp=4, pp=1)  # and it does
 
 
-def test_runtime_reserve_is_in_the_activations():
+def test_profiled_activations_are_the_larger_of_the_forward_pass_and_the_logits():
+    """vLLM's profile run peaks in the forward pass (residual + hidden beside the MLP's gate/up
+    output and activation: 2 x 4096 + 3 x 14336 wide for Llama-3.1-8B, bf16) or in the sampler's
+    fp32 logits, whichever is larger, with the runtime reserve on top."""
     model, gpu = load_model("llama-3.1-8b"), get_gpu("h100-sxm")
-    a = plan_memory(model, gpu, tp=1, pp=1, max_num_batched_tokens=1, max_num_seqs=1)
-    assert a.activation_bytes == pytest.approx((4 * 4096 + 3 * 28672) * 2 + 128256 * 8 + RUNTIME_RESERVE_BYTES)
+    forward = 8192 * (2 * 4096 + 3 * 14336) * 2
+    a = plan_memory(model, gpu, tp=1, pp=1, max_num_batched_tokens=8192, max_num_seqs=256)
+    assert a.activation_bytes == pytest.approx(forward + RUNTIME_RESERVE_BYTES)
+    logits = 4096 * 128256 * 4  # 4,096 sequences' logits outweigh 512 tokens' forward pass
+    b = plan_memory(model, gpu, tp=1, pp=1, max_num_batched_tokens=512, max_num_seqs=4096)
+    assert b.activation_bytes == pytest.approx(logits + RUNTIME_RESERVE_BYTES)
 
 
 def test_experts_and_dense_weights_split_in_their_own_precision():
