@@ -94,3 +94,9 @@ def test_inferencemax_gpt_oss_runs_use_marlin_moe_on_h100_and_h200(runs):
     rows = [r for r in runs.values() if "gpt-oss" in r.model and r.scenario]
     assert {r.gpu for r in rows} == {"h100_sxm", "h200_sxm"}
     assert all(r.scenario["deployment"]["mxfp4_backend"] == "marlin" for r in rows)
+
+
+def test_inferencemax_llama_70b_runs_keep_an_fp8_kv_cache(runs):
+    # On one H200, 32 clients of 1k + 8k tokens fit without queueing only in an FP8 cache.
+    rows = [r for r in runs.values() if r.model == "meta-llama/Llama-3.1-70B" and r.scenario]
+    assert rows and all(r.scenario["deployment"]["kv_cache_dtype"] == "fp8" for r in rows)
