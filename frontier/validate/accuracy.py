@@ -14,7 +14,8 @@ card, a deployment that does not fit) are listed with the reason, never silently
 What the client sent is not recorded per row; it is known for InferenceMAX's runs. Those are
 the rows exported from its dashboard (`silicon_data_source` names a dated file such as
 `2026-03-25.csv` with the run's image and measurement date) and the rows of its three
-sequence shapes (1k/1k, 1k/8k, 8k/1k tokens) copied under other names: InferenceMAX's
+sequence shapes (1k/1k, 1k/8k, 8k/1k tokens) copied under other names than the file of
+aiconfigurator's own sweep of the checkpoint (`Qwen_Qwen3-32B.csv`): InferenceMAX's
 benchmark scripts (benchmarks/*.sh, `run_benchmark_serving`) run `benchmark_serving.py` with
 `--random-range-ratio 0.8` (lengths uniform in [0.8 L, L]), `--num-prompts 10 x concurrency`,
 `--max-concurrency` and rate inf. The other rows are aiconfigurator's own sweeps, which its
@@ -52,10 +53,20 @@ INFERENCEMAX_RANGE_RATIO = 0.8
 INFERENCEMAX_SHAPES = {(1024, 1024), (1024, 8192), (8192, 1024)}  # (input, output) tokens
 
 
+def _aiconfigurator_sweep(row) -> bool:
+    """Whether the run comes from one of aiconfigurator's own sweeps: those are filed under the
+    checkpoint they ran (`source_file=Qwen_Qwen3-32B.csv` for `Qwen/Qwen3-32B`)."""
+    own_file = str(row["model_path"]).replace("/", "_") + ".csv"
+    return f"source_file={own_file}" in str(row.get("silicon_data_source") or "")
+
+
 def _inferencemax(row) -> bool:
-    """Whether InferenceMAX's client produced the run (see the module docstring)."""
+    """Whether InferenceMAX's client produced the run (see the module docstring): a dashboard
+    export, or a run of its sequence shapes copied under another name, unless aiconfigurator's
+    own sweep of the checkpoint holds it (its sweeps also run 1k/1k prompts, with aiperf)."""
     dashboard = re.search(r"source_file=\d{4}-\d\d-\d\d\.csv", str(row.get("silicon_data_source") or ""))
-    return bool(dashboard) or (int(row["isl"]), int(row["osl"])) in INFERENCEMAX_SHAPES
+    shape = (int(row["isl"]), int(row["osl"])) in INFERENCEMAX_SHAPES
+    return bool(dashboard) or (shape and not _aiconfigurator_sweep(row))
 
 
 def _prompts_per_client(row) -> int:

@@ -35,6 +35,26 @@ def test_aiconfigurator_sweep_runs_keep_fixed_lengths_and_send_20_prompts_per_cl
     assert few.scenario["workload"]["num_requests"] == 2 * row.concurrency
 
 
+def test_a_1k_1k_run_in_the_checkpoints_own_sweep_file_is_aiconfigurators(tmp_path):
+    # aiconfigurator's sweeps also run InferenceMAX's 1k/1k shape; the file a row is kept in
+    # (named after the checkpoint, or a copy such as a gap analysis) tells whose client ran it.
+    from frontier.validate.accuracy import DEV_SET
+
+    import pandas as pd
+
+    row = pd.read_csv(DEV_SET).query("model_path == 'Qwen/Qwen3-32B'").iloc[[0, 0]].copy()
+    row[["isl", "osl"]] = [1024, 1024]
+    row["batch_size"] = [8, 4]  # rows that differ only in their source are one run
+    row["id"] = ["sweep", "copy"]
+    row["silicon_data_source"] = ["source_file=Qwen_Qwen3-32B.csv", "source_file=qwen3-32b-gap-analysis.csv"]
+    row.to_csv(tmp_path / "rows.csv", index=False)
+    sweep, copy = load_runs(tmp_path / "rows.csv")
+    assert (sweep.scenario["workload"]["input_len"], sweep.scenario["workload"]["num_requests"]) == (1024, 160)
+    assert sweep.scenario["deployment"]["enable_mixed_chunk"] is True  # the generator's flags
+    assert copy.scenario["workload"]["input_len"] == {"dist": "uniform", "min": 820, "max": 1024}
+    assert copy.scenario["workload"]["num_requests"] == 40 and "enable_mixed_chunk" not in copy.scenario["deployment"]
+
+
 def test_disaggregated_runs_without_worker_counts_are_listed_not_guessed(runs):
     pd_runs = [r for r in runs.values() if r.engine.endswith("PD")]
     unexpressed = [r for r in pd_runs if r.scenario is None]
