@@ -28,6 +28,8 @@ PUBLISHED = {
     "mixtral-8x22b": (141.0, 39.0),
     "qwen3-coder-480b-a35b": (480.0, 35.0),
     "deepseek-v3.2": (671.0, 37.0),  # V3 and the DSA indexer (not counted, as for GLM-5)
+    "qwen3-0.6b": (0.6, None),  # tied embeddings: 0.44B without them (Qwen/Qwen3-0.6B card)
+    "qwen3-1.7b": (1.72, None),  # 1.4B without the tied embeddings (Qwen/Qwen3-1.7B card)
 }
 # The active figures are published to two significant digits (3.3B, 22B, 37B), i.e. rounded by
 # up to ~1.5 %; the exact active counts are checked by hand below.
@@ -41,6 +43,8 @@ PUBLISHED_FRONTIER = {
     # arXiv 2508.10925 Table 1: 116.83B total, 5.13B active. The 0.04B gap is the attention and
     # expert biases and the sinks, which the card does not count.
     "gpt-oss-120b": (116.83, 5.13, 0.001, 0.002),
+    # The same table: 20.91B total, 3.61B active.
+    "gpt-oss-20b": (20.91, 3.61, 0.001, 0.002),
     # deepseek-ai/DeepSeek-R1 model card: 671B total, 37B activated (two significant digits).
     "deepseek-r1": (671.0, 37.0, 0.001, 0.02),
     # Kimi K2 technical report (arXiv 2507.20534): 1.04T total, 32B activated; K2.5 is the same
@@ -416,3 +420,11 @@ def test_lightning_attention_is_refused_with_one_line():
         "config.json: 7 of 8 layers are lightning_attention; linear-attention layers are not "
         "modelled (full and sliding-window softmax attention and gated DeltaNet linear attention are)"
     )
+
+
+@pytest.mark.parametrize("name, non_embedding", [("qwen3-0.6b", 0.44), ("qwen3-1.7b", 1.4)])
+def test_small_qwen3_cards_tie_their_embeddings(name, non_embedding):
+    # Qwen's model cards give the count without embeddings; tied, the table is counted once.
+    m = load_model(name)
+    assert m.tie_word_embeddings
+    assert (m.param_count() - m.vocab_size * m.hidden_size) / 1e9 == pytest.approx(non_embedding, abs=0.01)
