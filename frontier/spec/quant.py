@@ -27,6 +27,7 @@ QUANTIZATIONS = ("none", "fp8", "fp8_block", "mxfp4", "nvfp4", "int4")
 ALIASES = {
     "bf16": "none",
     "fp16": "none",
+    "float16": "none",
     "bfloat16": "none",
     "awq": "int4",
     "gptq": "int4",

@@ -120,3 +120,20 @@ def test_inferencemax_llama_70b_runs_keep_an_fp8_kv_cache(runs):
     # On one H200, 32 clients of 1k + 8k tokens fit without queueing only in an FP8 cache.
     rows = [r for r in runs.values() if r.model == "meta-llama/Llama-3.1-70B" and r.scenario]
     assert rows and all(r.scenario["deployment"]["kv_cache_dtype"] == "fp8" for r in rows)
+
+
+@pytest.mark.parametrize(
+    "mode, name",
+    [
+        ("bfloat16", "none"),
+        ("fp8_block", "fp8_block"),
+        ("fp8_static", "fp8"),
+        ("w4a16_mxfp4", "mxfp4"),
+        ("int4_wo", "int4"),
+    ],
+)
+def test_aiconfigurators_quant_modes_name_frontiers_precisions(mode, name):
+    from frontier.spec.quant import quantization_name
+    from frontier.validate.accuracy import quantization_of
+
+    assert quantization_name(quantization_of({"gemm_quant_mode": mode}), "row") == name
