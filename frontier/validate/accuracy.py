@@ -60,13 +60,17 @@ def _aiconfigurator_sweep(row) -> bool:
     return f"source_file={own_file}" in str(row.get("silicon_data_source") or "")
 
 
+def _dated_export(row) -> bool:
+    """Whether the row comes from an InferenceMAX dashboard export (a dated source file)."""
+    return bool(re.search(r"source_file=\d{4}-\d\d-\d\d\.csv", str(row.get("silicon_data_source") or "")))
+
+
 def _inferencemax(row) -> bool:
     """Whether InferenceMAX's client produced the run (see the module docstring): a dashboard
     export, or a run of its sequence shapes copied under another name, unless aiconfigurator's
     own sweep of the checkpoint holds it (its sweeps also run 1k/1k prompts, with aiperf)."""
-    dashboard = re.search(r"source_file=\d{4}-\d\d-\d\d\.csv", str(row.get("silicon_data_source") or ""))
     shape = (int(row["isl"]), int(row["osl"])) in INFERENCEMAX_SHAPES
-    return bool(dashboard) or (shape and not _aiconfigurator_sweep(row))
+    return _dated_export(row) or (shape and not _aiconfigurator_sweep(row))
 
 
 def _prompts_per_client(row) -> int:
@@ -75,35 +79,61 @@ def _prompts_per_client(row) -> int:
 
 
 def inferencemax_server_args(row) -> dict:
-    """The engine arguments InferenceMAX's launch script gives a run's server, as deployment
-    fields ({} where the script is not known). Its benchmarks/ folder:
-    - dsr1_fp8_h200_slurm.sh (SGLang, DeepSeek-R1 FP8, H200): --chunked-prefill-size 32768
-      --max-prefill-tokens 32768 --mem-fraction-static 0.82 --disable-radix-cache, and
+    """The engine arguments InferenceMAX's launch script gave a run's server, as deployment
+    fields ({} where the script is not known): the script in SemiAnalysisAI/InferenceX
+    (benchmarks/, from March 2026 benchmarks/single_node/) as it stood when the run was measured
+    (the row's `measured=` date), its layout from .github/configs/nvidia-master.yaml:
+    - DeepSeek-R1 FP8, SGLang, H200 (dsr1_fp8_h200.sh, Feb.-Mar. 2026): --chunked-prefill-size and
+      --max-prefill-tokens 32768, --mem-fraction-static 0.82, --disable-radix-cache, and
       --max-running-requests / --cuda-graph-max-bs 512 at 1k/1k, 256 otherwise (flashinfer
       attention and --stream-interval 10 are not modelled);
-    - single_node/qwen3.5_fp8_h200.sh (SGLang, Qwen3.5-397B-A17B FP8, H200): --disable-radix-cache
+    - Qwen3.5-397B-A17B FP8, SGLang, H200 (qwen3.5_fp8_h200.sh, 2026-03-09): --disable-radix-cache
       (so the overlap scheduler stays on), --max-running-requests 128, --chunked-prefill-size
-      and --max-prefill-tokens 16384, --mem-fraction-static 0.8, --kv-cache-dtype fp8_e4m3,
-      --cuda-graph-max-bs = the concurrency (flashinfer attention and --stream-interval 50 are not
-      modelled);
-    - gptoss_fp4_h200_slurm.sh (vLLM, gpt-oss-120b, H200): no prefix caching,
-      max-num-batched-tokens 8192, --max-num-seqs = the concurrency, VLLM_MXFP4_USE_MARLIN=1
-      (Marlin MoE kernels; gptoss_fp4_h100.sh sets it too);
-    - Llama-3.1-70B FP8 (vLLM, nvidia/Llama-3.1-70B-Instruct-FP8, whose ModelOpt checkpoint
-      carries FP8 KV-cache scales): an FP8 KV cache. Not read from the script but from the runs:
-      on one H200 they hold 32 clients of 1k + 8k tokens (295k tokens) without queueing and queue
+      16384, --mem-fraction-static 0.8, --kv-cache-dtype fp8_e4m3, --cuda-graph-max-bs = the
+      concurrency (flashinfer attention and all-reduce fusion, --stream-interval 50: not modelled);
+    - GLM-5 FP8, SGLang, H200 (glm5_fp8_h200.sh, 2026-03-19): --mem-fraction-static 0.85;
+    - gpt-oss-120b, vLLM, H100 and H200 (gptoss_fp4_h{100,200}.sh, 2026-03-27): its config.yaml's
+      no-enable-prefix-caching, max-num-batched-tokens 8192, --max-num-seqs = the concurrency,
+      and VLLM_MXFP4_USE_MARLIN=1 (Marlin MoE kernels);
+    - Kimi-K2.5 INT4, vLLM, H200 (kimik2.5_int4_h200.sh, March 2026): --gpu-memory-utilization
+      0.95, --max-num-seqs = the concurrency (its all-reduce + RMSNorm fusion is not modelled);
+    - MiniMax-M2.5 FP8, vLLM: on H100 (minimaxm2.5_fp8_h100.sh, 2026-03-11) TP4 with
+      --enable-expert-parallel, --gpu-memory-utilization 0.90, --max-num-seqs 256 (its piecewise-
+      only CUDA graphs are not modelled); on H200 --gpu-memory-utilization 0.95, and the v0.18
+      runs' script (2026-03-13) passes --enable-expert-parallel whenever EP_SIZE >= 1, i.e.
+      always: the experts are spread over the TP ranks (the v0.16 runs' script, 2026-03-01, had
+      no such flag);
+    - Llama-3.1-70B FP8, vLLM, H200 (nvidia/Llama-3.1-70B-Instruct-FP8, whose ModelOpt checkpoint
+      carries FP8 KV-cache scales): an FP8 KV cache. Not read from a script but from the runs: on
+      one H200 they hold 32 clients of 1k + 8k tokens (295k tokens) without queueing and queue
       at 64 (589k), which an FP8 cache's 353k tokens gives and a bf16 one's 176k does not (with
       bf16 those two TTFTs come out 5.7x and 13x the measured, with FP8 19 % and 21 % short, as
       the group's other prefill-bound runs)."""
+    from frontier.engine import version_tuple
+
     if not _inferencemax(row):
         return {}
-    model, engine = str(row["model_path"]).lower(), row["backend"]
-    marlin = {"mxfp4_backend": "marlin"} if engine == "vllm" and "gpt-oss" in model else {}
+    model, engine, gpu = str(row["model_path"]).lower(), row["backend"], row["system"]
+    clients = _int(row["batch_size"])
     if engine == "vllm" and "llama-3.1-70b" in model:
         return {"kv_cache_dtype": "fp8"}
-    if row["system"] != "h200_sxm":
-        return marlin
-    if engine == "sglang" and "deepseek" in model:
+    if engine == "vllm" and "gpt-oss" in model:
+        return {
+            "enable_prefix_caching": False,
+            "max_num_batched_tokens": 8192,
+            "max_num_seqs": clients,
+            "mxfp4_backend": "marlin",
+        }
+    if engine == "vllm" and "kimi-k2.5" in model:
+        return {"gpu_memory_utilization": 0.95, "max_num_seqs": clients}
+    if engine == "vllm" and "minimax-m2.5" in model:
+        if gpu == "h100_sxm":
+            return {"gpu_memory_utilization": 0.90, "max_num_seqs": 256}
+        always_ep = version_tuple(str(row.get("backend_version") or "")) >= (0, 18)
+        return {"gpu_memory_utilization": 0.95, **({"ep": _int(row["tp_size"])} if always_ep else {})}
+    if engine == "sglang" and "glm-5" in model:
+        return {"gpu_memory_utilization": 0.85}
+    if engine == "sglang" and "deepseek" in model and gpu == "h200_sxm":
         seqs = 512 if (int(row["isl"]), int(row["osl"])) == (1024, 1024) else 256
         return {
             "max_num_batched_tokens": 32768,
@@ -113,7 +143,7 @@ def inferencemax_server_args(row) -> dict:
             "max_num_seqs": seqs,
             "cuda_graph_max_bs": seqs,
         }
-    if engine == "sglang" and "qwen3.5" in model:
+    if engine == "sglang" and "qwen3.5" in model and gpu == "h200_sxm":
         return {
             "enable_prefix_caching": False,
             "max_num_seqs": 128,
@@ -121,14 +151,7 @@ def inferencemax_server_args(row) -> dict:
             "max_prefill_tokens": 16384,
             "gpu_memory_utilization": 0.8,
             "kv_cache_dtype": "fp8",
-            "cuda_graph_max_bs": _int(row["batch_size"]),
-        }
-    if engine == "vllm" and "gpt-oss" in model:
-        return {
-            "enable_prefix_caching": False,
-            "max_num_batched_tokens": 8192,
-            "max_num_seqs": _int(row["batch_size"]),
-            **marlin,
+            "cuda_graph_max_bs": clients,
         }
     return {}
 
@@ -264,12 +287,11 @@ def load_runs(path: Path = DEV_SET, num_prompts_per_client: int | None = None) -
 
     if not path.is_file():
         raise FrontierError(f"development set not found: {path}")
-    df = pd.read_csv(path).drop_duplicates(
-        subset=[c for c in pd.read_csv(path, nrows=0).columns if c not in ("id", "silicon_data_source")]
-    )
+    rows = [_dashboard_layout(row) for row in pd.read_csv(path).to_dict("records")]
+    rows.sort(key=lambda row: not _dated_export(row))  # a copy's first: the dashboard's (stable)
     cards = _cards_by_hf_id()
     runs = []
-    for row in df.to_dict("records"):
+    for row in rows:
         version = "" if pd.isna(row["backend_version"]) else str(row["backend_version"])
         card = _card_for(row["model_path"], cards)
         gpu = GPU_NAMES.get(row["system"])
@@ -311,7 +333,39 @@ def load_runs(path: Path = DEV_SET, num_prompts_per_client: int | None = None) -
                 reason,
             )
         )
-    return runs
+    return _one_per_measurement(runs)
+
+
+def _dashboard_layout(row) -> dict:
+    """A dashboard row with the layout InferenceMAX ran. Its config (.github/configs/
+    nvidia-master.yaml, `search-space: {tp, ep}`) is named in the row's id (`..._tp4_ep4_1357`),
+    and its client count in the source note (`silicon_concurrency`). One export (2026-04-06.csv)
+    records expert-parallel runs in layouts no single node holds: MiniMax-M2.5's H100 runs
+    (`minimaxm2.5-fp8-h100-vllm`, tp 4, ep 4: vLLM's --tensor-parallel-size 4
+    --enable-expert-parallel on 4 GPUs) as 4 attention-DP ranks of TP4 (16 GPUs) with a quarter
+    of the clients each, Qwen3.5's (tp 8, ep 8) as TP64. Rows of other exports agree with their
+    ids and are returned unchanged."""
+    m = re.search(r"_tp(\d+)(?:_0)?_ep(\d+)(?:_0)?_\d+$", str(row["id"]))
+    if not _dated_export(row) or not m or row["mode"] != "agg":
+        return row
+    tp, ep = int(m.group(1)), int(m.group(2))
+    layout = {"tp_size": tp, "attention_dp_size": 1, "moe_tp_size": tp // ep, "moe_ep_size": ep}
+    clients = _silicon_concurrency(row)
+    return {**row, **layout, "batch_size": row["batch_size"] if math.isnan(clients) else clients}
+
+
+def _one_per_measurement(runs: list[Run]) -> list[Run]:
+    """The runs less copies of one measurement: runs of one engine release, GPU and lengths with
+    the same mean TTFT and TPOT to 0.01 ms (two benchmark runs never agree that closely) are one
+    run filed more than once (a dashboard export, a later export of the same runs, a gap
+    analysis, a database dump that names InferenceMAX's DeepSeek-R1 runs DeepSeek-V3), whatever
+    their ids, model names or layout columns say. The first copy that can be simulated is kept
+    (`load_runs` puts the dashboard's first)."""
+    copies: dict[tuple, list[Run]] = {}
+    for r in runs:
+        key = (r.engine, r.version, r.gpu, r.isl, r.osl, round(r.ttft_ms, 2), round(r.tpot_ms, 2))
+        copies.setdefault(key, []).append(r)
+    return [next((r for r in group if r.scenario), group[0]) for group in copies.values()]
 
 
 def _silicon_concurrency(row) -> float:

@@ -44,7 +44,8 @@ def test_a_1k_1k_run_in_the_checkpoints_own_sweep_file_is_aiconfigurators(tmp_pa
 
     row = pd.read_csv(DEV_SET).query("model_path == 'Qwen/Qwen3-32B'").iloc[[0, 0]].copy()
     row[["isl", "osl"]] = [1024, 1024]
-    row["batch_size"] = [8, 4]  # rows that differ only in their source are one run
+    row["batch_size"] = [8, 4]
+    row["silicon_ttft_ms"] = [90.0, 80.0]  # copies of one measurement would count once
     row["id"] = ["sweep", "copy"]
     row["silicon_data_source"] = ["source_file=Qwen_Qwen3-32B.csv", "source_file=qwen3-32b-gap-analysis.csv"]
     row.to_csv(tmp_path / "rows.csv", index=False)
@@ -110,10 +111,36 @@ def test_sweeps_of_releases_before_the_generators_flags_run_the_engine_defaults(
 
 
 def test_inferencemax_gpt_oss_runs_use_marlin_moe_on_h100_and_h200(runs):
-    # benchmarks/gptoss_fp4_h100.sh and gptoss_fp4_h200.sh export VLLM_MXFP4_USE_MARLIN=1.
+    # benchmarks/single_node/gptoss_fp4_h{100,200}.sh export VLLM_MXFP4_USE_MARLIN=1 and write the
+    # same config.yaml on both GPUs: no prefix caching, 8,192 batched tokens, --max-num-seqs CONC.
     rows = [r for r in runs.values() if "gpt-oss" in r.model and r.scenario]
     assert {r.gpu for r in rows} == {"h100_sxm", "h200_sxm"}
-    assert all(r.scenario["deployment"]["mxfp4_backend"] == "marlin" for r in rows)
+    for r in rows:
+        dep = r.scenario["deployment"]
+        assert dep["mxfp4_backend"] == "marlin" and dep["enable_prefix_caching"] is False
+        assert (dep["max_num_batched_tokens"], dep["max_num_seqs"]) == (8192, r.concurrency)
+
+
+def test_inferencemax_minimax_layouts_follow_its_scripts(runs):
+    # nvidia-master.yaml: minimaxm2.5-fp8-h100-vllm {tp 4, ep 4} on 4 GPUs, which the 2026-04-06
+    # export records as 4 attention-DP ranks of TP4 with a quarter of the clients each; the H200
+    # script of the v0.18 runs passes --enable-expert-parallel whenever EP_SIZE >= 1.
+    minimax = [r for r in runs.values() if "MiniMax" in r.model and r.scenario]
+    h100 = [r for r in minimax if r.gpu == "h100_sxm"]
+    assert len(h100) == 30 and any(r.id.startswith("2026_04_06") for r in h100)
+    for r in h100:
+        dep = r.scenario["deployment"]
+        assert (dep["tp"], dep["ep"], dep.get("dp_attention", 1)) == (4, 4, 1)
+        assert r.concurrency == int(r.id.split("_c")[-1].split("_")[0])  # the id's client count
+    h200 = {(r.version, r.scenario["deployment"].get("ep", 1), r.tp) for r in minimax if r.gpu == "h200_sxm"}
+    assert h200 == {("0.16.0", 1, 4), ("0.18.0", 8, 8)}
+
+
+def test_copies_of_one_measurement_count_once(runs):
+    # Qwen3.5's 15 runs appear in two dashboard exports (the second as "TP64") and a gap analysis,
+    # with the same TTFT and TPOT to 0.01 ms; the second export adds one rerun of its own.
+    qwen = [r for r in runs.values() if "Qwen3.5" in r.model]
+    assert len(qwen) == 16 and all(r.scenario and r.tp == 8 for r in qwen)
 
 
 def test_inferencemax_llama_70b_runs_keep_an_fp8_kv_cache(runs):
