@@ -355,15 +355,15 @@ def _dashboard_layout(row) -> dict:
 
 
 def _one_per_measurement(runs: list[Run]) -> list[Run]:
-    """The runs less copies of one measurement: runs of one engine release, GPU and lengths with
-    the same mean TTFT and TPOT to 0.01 ms (two benchmark runs never agree that closely) are one
+    """The runs less copies of one measurement: runs of one engine release, GPU, TP size, client
+    count and lengths with the same mean TTFT and TPOT to 0.01 ms (two benchmark runs never agree that closely) are one
     run filed more than once (a dashboard export, a later export of the same runs, a gap
     analysis, a database dump that names InferenceMAX's DeepSeek-R1 runs DeepSeek-V3), whatever
     their ids, model names or layout columns say. The first copy that can be simulated is kept
     (`load_runs` puts the dashboard's first)."""
     copies: dict[tuple, list[Run]] = {}
     for r in runs:
-        key = (r.engine, r.version, r.gpu, r.isl, r.osl, round(r.ttft_ms, 2), round(r.tpot_ms, 2))
+        key = (r.engine, r.version, r.gpu, r.tp, r.concurrency, r.isl, r.osl, round(r.ttft_ms, 2), round(r.tpot_ms, 2))
         copies.setdefault(key, []).append(r)
     return [next((r for r in group if r.scenario), group[0]) for group in copies.values()]
 

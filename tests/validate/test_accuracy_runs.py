@@ -164,3 +164,15 @@ def test_aiconfigurators_quant_modes_name_frontiers_precisions(mode, name):
     from frontier.validate.accuracy import quantization_of
 
     assert quantization_name(quantization_of({"gemm_quant_mode": mode}), "row") == name
+
+
+def test_only_copies_of_one_measurement_are_merged(tmp_path):
+    from frontier.validate.accuracy import DEV_SET
+
+    import pandas as pd
+
+    rows = pd.read_csv(DEV_SET).query("model_path == 'Qwen/Qwen3-32B'").iloc[[0, 0, 0]].copy()
+    rows["id"] = ["a", "a-copy", "b"]
+    rows["batch_size"] = [16, 16, 32]  # b: another run that happens to share a's numbers
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    assert [r.id for r in load_runs(tmp_path / "rows.csv")] == ["a", "b"]
