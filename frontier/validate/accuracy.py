@@ -46,6 +46,18 @@ from frontier.errors import FrontierError
 from frontier.paths import REPO_ROOT
 
 DEV_SET = REPO_ROOT / "validation" / "real-runs" / "aic-closed-loop-runs.csv"
+# The columns of a measured run (aiconfigurator's silicon-data schema) the harness cannot do
+# without, and those it reads as unknown when a file leaves them out.
+REQUIRED_COLUMNS = (
+    "id", "backend", "model_path", "system", "mode", "isl", "osl", "batch_size", "tp_size",
+    "silicon_ttft_ms", "silicon_tpot_ms",
+)  # fmt: skip
+_PARALLEL = ("tp_size", "pp_size", "attention_dp_size", "moe_tp_size", "moe_ep_size")
+OPTIONAL_COLUMNS = (
+    ("backend_version", "silicon_data_source", "precision", "gemm_quant_mode", "moe_quant_mode")
+    + _PARALLEL[1:]
+    + tuple(f"{side}_{c}" for side in ("prefill", "decode") for c in (*_PARALLEL, "batch_size", "num_workers"))
+)
 GPU_NAMES = {"h100_sxm": "h100-sxm", "h200_sxm": "h200"}
 INFERENCEMAX_PROMPTS_PER_CLIENT = 10  # benchmark_serving.py --num-prompts 10 x concurrency
 AICONFIGURATOR_PROMPTS_PER_CLIENT = 20  # aiperf --num-requests 20 x concurrency
@@ -287,7 +299,17 @@ def load_runs(path: Path = DEV_SET, num_prompts_per_client: int | None = None) -
 
     if not path.is_file():
         raise FrontierError(f"development set not found: {path}")
-    rows = [_dashboard_layout(row) for row in pd.read_csv(path).to_dict("records")]
+    df = pd.read_csv(path)
+    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    if missing:
+        raise FrontierError(
+            f"{path}: no column {', '.join(missing)}; a measured run needs {', '.join(REQUIRED_COLUMNS)} "
+            "(aiconfigurator's silicon-data columns, as in validation/real-runs/)"
+        )
+    # Optional columns (the release, the source note, quantisation, the other parallel sizes and a
+    # disaggregated run's workers) read as unknown where a file leaves them out.
+    df = df.reindex(columns=list(df.columns) + [c for c in OPTIONAL_COLUMNS if c not in df.columns])
+    rows = [_dashboard_layout(row) for row in df.to_dict("records")]
     rows.sort(key=lambda row: not _dated_export(row))  # a copy's first: the dashboard's (stable)
     cards = _cards_by_hf_id()
     runs = []

@@ -176,3 +176,20 @@ def test_only_copies_of_one_measurement_are_merged(tmp_path):
     rows["batch_size"] = [16, 16, 32]  # b: another run that happens to share a's numbers
     rows.to_csv(tmp_path / "rows.csv", index=False)
     assert [r.id for r in load_runs(tmp_path / "rows.csv")] == ["a", "b"]
+
+
+def test_a_runs_file_without_a_needed_column_is_one_clear_error(tmp_path):
+    from frontier.errors import FrontierError
+    from frontier.validate.accuracy import DEV_SET
+
+    import pandas as pd
+
+    rows = pd.read_csv(DEV_SET).query("model_path == 'Qwen/Qwen3-32B'")
+    rows.drop(columns=["isl"]).to_csv(tmp_path / "no_isl.csv", index=False)
+    with pytest.raises(FrontierError, match="no column isl; a measured run needs id, backend"):
+        load_runs(tmp_path / "no_isl.csv")
+    # The optional ones (release, source note, other layouts) read as unknown.
+    optional = ["backend_version", "silicon_data_source", "attention_dp_size", "moe_ep_size", "prefill_tp_size"]
+    rows.drop(columns=optional).to_csv(tmp_path / "lean.csv", index=False)
+    lean = load_runs(tmp_path / "lean.csv")
+    assert len(lean) == len(rows) and all(r.scenario and r.version == "-" for r in lean)
