@@ -310,7 +310,7 @@ def load_runs(path: Path = DEV_SET, num_prompts_per_client: int | None = None) -
     # disaggregated run's workers) read as unknown where a file leaves them out.
     df = df.reindex(columns=list(df.columns) + [c for c in OPTIONAL_COLUMNS if c not in df.columns])
     rows = [_dashboard_layout(row) for row in df.to_dict("records")]
-    rows.sort(key=lambda row: not _dated_export(row))  # a copy's first: the dashboard's (stable)
+    rows.sort(key=lambda row: not _dated_export(row))  # of a run's copies, the dashboard's is kept
     cards = _cards_by_hf_id()
     runs = []
     for row in rows:
@@ -378,11 +378,11 @@ def _dashboard_layout(row) -> dict:
 
 def _one_per_measurement(runs: list[Run]) -> list[Run]:
     """The runs less copies of one measurement: runs of one engine release, GPU, TP size, client
-    count and lengths with the same mean TTFT and TPOT to 0.01 ms (two benchmark runs never agree that closely) are one
-    run filed more than once (a dashboard export, a later export of the same runs, a gap
-    analysis, a database dump that names InferenceMAX's DeepSeek-R1 runs DeepSeek-V3), whatever
-    their ids, model names or layout columns say. The first copy that can be simulated is kept
-    (`load_runs` puts the dashboard's first)."""
+    count and lengths with the same mean TTFT and TPOT to 0.01 ms (two benchmark runs never agree
+    that closely) are one run filed more than once (a dashboard export, a later export of the
+    same runs, a gap analysis, a database dump that names InferenceMAX's DeepSeek-R1 runs
+    DeepSeek-V3), whatever their ids, model names or layout columns say. The first copy that can
+    be simulated is kept (`load_runs` puts the dashboard's first)."""
     copies: dict[tuple, list[Run]] = {}
     for r in runs:
         key = (r.engine, r.version, r.gpu, r.tp, r.concurrency, r.isl, r.osl, round(r.ttft_ms, 2), round(r.tpot_ms, 2))
@@ -391,7 +391,8 @@ def _one_per_measurement(runs: list[Run]) -> list[Run]:
 
 
 def _silicon_concurrency(row) -> float:
-    """A disaggregated run's client count: recorded only in its source note."""
+    """A run's client count as its source note records it (a disaggregated run's only record of
+    it; a dashboard row's batch_size may be per attention-DP rank)."""
     m = re.search(r"silicon_concurrency=(\d+)", str(row.get("silicon_data_source") or ""))
     return float(m.group(1)) if m else float("nan")
 
