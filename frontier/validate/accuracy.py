@@ -317,7 +317,7 @@ def load_runs(path: Path = DEV_SET, num_prompts_per_client: int | None = None) -
         version = "" if pd.isna(row["backend_version"]) else str(row["backend_version"])
         card = _card_for(row["model_path"], cards)
         gpu = GPU_NAMES.get(row["system"])
-        pd_layout = row["mode"] == "disagg"  # one prefill and one decode worker
+        pd_layout = row["mode"] == "disagg"  # prefill and decode workers
         if pd_layout:
             row["batch_size"] = _silicon_concurrency(row)
         reason = (
@@ -431,17 +431,16 @@ def _pd_unexpressed(row) -> str:
         workers = row.get(f"{side}_num_workers")
         if workers is None or (isinstance(workers, float) and math.isnan(workers)):
             return "disaggregated run without prefill/decode worker counts"
-        if int(workers) != 1:
-            return f"{side} workers {row[f'{side}_num_workers']}: one prefill and one decode worker expressed"
     if math.isnan(_silicon_concurrency(row)):
         return "disaggregated run without silicon_concurrency in its source note"
     return ""
 
 
 def _pd_scenario(row, card: str, gpu: str, version: str, per_client: int) -> dict:
-    """A disaggregated run: one prefill and one decode instance of the run's engine, each with its
-    own (attention tp, attention DP, EP) as aiconfigurator's prefill_* / decode_* columns give
-    them, the KV crossing the prefill GPUs' NICs; fixed lengths and a closed loop of clients."""
+    """A disaggregated run: its prefill and decode workers (`<side>_num_workers` instances of the
+    run's engine each, the cluster's replicas, requests spread round-robin), each with its own
+    (attention tp, attention DP, EP) as aiconfigurator's prefill_* / decode_* columns give them,
+    the KV crossing the prefill GPUs' NICs; fixed lengths and a closed loop of clients."""
     clusters = []
     for side in ("prefill", "decode"):
         c = {
@@ -457,6 +456,8 @@ def _pd_scenario(row, card: str, gpu: str, version: str, per_client: int) -> dic
             c["dp_attention"] = _int(row[f"{side}_attention_dp_size"])
         if _int(row[f"{side}_moe_ep_size"]) > 1:
             c["ep"] = _int(row[f"{side}_moe_ep_size"])
+        if _int(row[f"{side}_num_workers"]) > 1:
+            c["dp"] = _int(row[f"{side}_num_workers"])
         clusters.append(c)
     return _row_scenario(row, card, gpu, {"clusters": clusters}, per_client)
 

@@ -193,3 +193,21 @@ def test_a_runs_file_without_a_needed_column_is_one_clear_error(tmp_path):
     rows.drop(columns=optional).to_csv(tmp_path / "lean.csv", index=False)
     lean = load_runs(tmp_path / "lean.csv")
     assert len(lean) == len(rows) and all(r.scenario and r.version == "-" for r in lean)
+
+
+def test_disaggregated_workers_are_the_clusters_replicas(tmp_path):
+    # xPyD: a run's prefill and decode worker counts are the two clusters' replicas.
+    from frontier.spec.scenario import scenario_from_dict
+    from frontier.validate.accuracy import DEV_SET
+
+    import pandas as pd
+
+    rows = pd.read_csv(DEV_SET)
+    row = rows[(rows["mode"] == "disagg") & rows["prefill_num_workers"].notna()].iloc[[0]].copy()
+    row[["prefill_num_workers", "decode_num_workers"]] = [2, 3]
+    row.to_csv(tmp_path / "xpyd.csv", index=False)
+    (run,) = load_runs(tmp_path / "xpyd.csv")
+    prefill, decode = run.scenario["deployment"]["clusters"]
+    assert (prefill["role"], prefill["dp"], decode["role"], decode["dp"]) == ("prefill", 2, "decode", 3)
+    sc = scenario_from_dict(run.scenario)
+    assert [c.dp for c in sc.clusters] == [2, 3]
