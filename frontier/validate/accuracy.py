@@ -365,15 +365,18 @@ def _dashboard_layout(row) -> dict:
     records expert-parallel runs in layouts no single node holds: MiniMax-M2.5's H100 runs
     (`minimaxm2.5-fp8-h100-vllm`, tp 4, ep 4: vLLM's --tensor-parallel-size 4
     --enable-expert-parallel on 4 GPUs) as 4 attention-DP ranks of TP4 (16 GPUs) with a quarter
-    of the clients each, Qwen3.5's (tp 8, ep 8) as TP64. Rows of other exports agree with their
-    ids and are returned unchanged."""
+    of the clients each, Qwen3.5's (tp 8, ep 8) as TP64. Where the recorded layout spans another
+    number of GPUs than the id's tp, the id's layout is taken; other rows keep theirs (an
+    attention-DP run records its GPUs as tp x attention_dp)."""
     m = re.search(r"_tp(\d+)(?:_0)?_ep(\d+)(?:_0)?_\d+$", str(row["id"]))
     if not _dated_export(row) or not m or row["mode"] != "agg":
         return row
     tp, ep = int(m.group(1)), int(m.group(2))
-    layout = {"tp_size": tp, "attention_dp_size": 1, "moe_tp_size": tp // ep, "moe_ep_size": ep}
     clients = _silicon_concurrency(row)
-    return {**row, **layout, "batch_size": row["batch_size"] if math.isnan(clients) else clients}
+    row = {**row, "batch_size": row["batch_size"] if math.isnan(clients) else clients}
+    if _int(row["tp_size"]) * _int(row["attention_dp_size"]) == tp:
+        return row
+    return {**row, "tp_size": tp, "attention_dp_size": 1, "moe_tp_size": tp // ep, "moe_ep_size": ep}
 
 
 def _one_per_measurement(runs: list[Run]) -> list[Run]:

@@ -211,3 +211,19 @@ def test_disaggregated_workers_are_the_clusters_replicas(tmp_path):
     assert (prefill["role"], prefill["dp"], decode["role"], decode["dp"]) == ("prefill", 2, "decode", 3)
     sc = scenario_from_dict(run.scenario)
     assert [c.dp for c in sc.clusters] == [2, 3]
+
+
+def test_a_dashboard_rows_attention_dp_layout_on_its_gpus_is_kept(tmp_path):
+    # Only layouts that span another GPU count than the id's tp are read from the id: an
+    # attention-DP run (tp 1 x attention DP 8 = the id's 8 GPUs) keeps its recorded layout.
+    from frontier.validate.accuracy import DEV_SET
+
+    import pandas as pd
+
+    rows = pd.read_csv(DEV_SET)
+    row = rows[rows["id"].str.startswith("2026_03_25_deepseek_r1") & (rows["mode"] == "agg")].iloc[[0]].copy()
+    row[["tp_size", "attention_dp_size", "moe_tp_size", "moe_ep_size"]] = [1, 8, 1, 8]
+    row.to_csv(tmp_path / "dpa.csv", index=False)
+    (run,) = load_runs(tmp_path / "dpa.csv")
+    dep = run.scenario["deployment"]
+    assert (dep["tp"], dep["dp_attention"], dep["ep"]) == (1, 8, 8)
