@@ -67,6 +67,10 @@ class Parallel:
     def gpus(self) -> int:
         return self.tp * self.pp * self.dp_attention
 
+    def all_reduce(self, size_bytes: int) -> Collective:
+        """The TP all-reduce of a `size_bytes` message over this layout (`all_reduce`)."""
+        return all_reduce(size_bytes, self.tp, self.fabric.gpus_per_node, self.symm_mem)
+
 
 class BatchStats(NamedTuple):
     """Length statistics of one step's batch (one attention-DP rank). A named tuple: the
@@ -250,7 +254,7 @@ def attention_block(model: ModelSpec, par: Parallel, tokens: int, dtype: str | N
     if dtype == "fp8":  # the attention output is quantised for the FP8 output projection
         ops.append((Elementwise("quant_fp8", T, out_width), layers))
     if tp > 1:
-        ops.append((all_reduce(T * h * elem, tp, par.fabric.gpus_per_node, par.symm_mem), all_layers))
+        ops.append((par.all_reduce(T * h * elem), all_layers))
     return [(op, n) for op, n in ops if n]
 
 
@@ -292,7 +296,7 @@ def qk_norm_across_ranks(par: Parallel, tokens: int, width: int, layers: int) ->
     for. Without TP the sum and the normalisation are one kernel, as for Qwen3's per-head norm."""
     return [
         (Elementwise("rmsnorm", tokens, width), layers),
-        (all_reduce(tokens * 2 * 4, par.tp, par.fabric.gpus_per_node, par.symm_mem), layers),
+        (par.all_reduce(tokens * 2 * 4), layers),
     ]
 
 
@@ -498,7 +502,7 @@ def dense_mlp(model: ModelSpec, par: Parallel, tokens: int, dtype: str | None = 
             (Gemm(T, inter, h, dtype), dense_layers),
         ]
         if tp > 1:
-            ops.append((all_reduce(T * h * elem, tp, par.fabric.gpus_per_node, par.symm_mem), dense_layers))
+            ops.append((par.all_reduce(T * h * elem), dense_layers))
     return ops
 
 
@@ -581,9 +585,9 @@ def ffn_block(
             (Gemm(T, shared, h, dtype), moe_layers),
         ]
     if tp > 1 and ((par.ep == 1 and par.dp_attention == 1) or replicated):
-        ops.append((all_reduce(T * h * elem, tp, par.fabric.gpus_per_node, par.symm_mem), moe_layers))
+        ops.append((par.all_reduce(T * h * elem), moe_layers))
     elif tp > 1 and par.ep == 1 and moe.shared_intermediate_size:  # the shared experts' TP sums
-        ops.append((all_reduce(T * h * elem, tp, par.fabric.gpus_per_node, par.symm_mem), moe_layers))
+        ops.append((par.all_reduce(T * h * elem), moe_layers))
     return ops
 
 
