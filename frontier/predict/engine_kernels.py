@@ -561,31 +561,30 @@ def load_dense_gemm(gpu_dir: str, engine: str) -> DenseGemm | None:
     """The engine's measured dense GEMMs on the GPU (newest release), else another engine's (the
     same cuBLAS bf16 GEMM; see `DenseGemm`), or None. Read without pandas: every model has
     GEMMs, and a run need not pay pandas' import for them."""
-    import csv
-
-    path = _newest_file(gpu_dir, "gemm", engine) or _newest_file(gpu_dir, "gemm", "*")
-    if path is None:
-        return None
-    with open(path, newline="") as fh:
-        reader = csv.reader(fh)
-        header = next(reader)
-        return DenseGemm(dict(zip(header, zip(*reader))))
+    columns = _wide_columns(gpu_dir, "gemm", engine)
+    return None if columns is None else DenseGemm(columns)
 
 
 @lru_cache(maxsize=None)
 def load_dense_attention(gpu_dir: str, engine: str, phase: str) -> DenseAttention | None:
     """The engine's measured FlashAttention-3 of one phase (prefill | decode) on the GPU (newest
     release), else another engine's (the same kernel), or None. Read without pandas."""
+    columns = _wide_columns(gpu_dir, f"attn_{phase}", engine)
+    return None if columns is None else DenseAttention(columns, phase)
+
+
+def _wide_columns(gpu_dir: str, kind: str, engine: str) -> dict | None:
+    """The columns (name -> strings) of the engine's newest `<kind>` table, else another engine's,
+    or None; read with the csv module, not pandas (the wide tables are small)."""
     import csv
 
-    kind = f"attn_{phase}"
     path = _newest_file(gpu_dir, kind, engine) or _newest_file(gpu_dir, kind, "*")
     if path is None:
         return None
     with open(path, newline="") as fh:
         reader = csv.reader(fh)
         header = next(reader)
-        return DenseAttention(dict(zip(header, zip(*reader))), phase)
+        return dict(zip(header, zip(*reader)))
 
 
 @lru_cache(maxsize=None)
