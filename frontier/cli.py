@@ -127,8 +127,9 @@ def scenario_dict(path: Path | None, warn=None, **flags) -> tuple[dict, Path | N
             raise FrontierError(f"--burstiness: {given['burstiness']:g} must be > 0 (1: Poisson)")
         arrival = wl.setdefault("arrival", {"process": "poisson", "rate": FLAG_DEFAULTS["rate"]})
         arrival.update(process="gamma", cv=given["burstiness"] ** -0.5)
-    if "concurrency" in given:
-        wl["concurrency"] = given["concurrency"]
+    for key in ("concurrency", "prompt_pool"):
+        if key in given:
+            wl[key] = given[key]
     return d, (path.parent if path is not None else None)
 
 
@@ -193,6 +194,13 @@ def warn_line(text: str) -> None:
     "--random-range-ratio",
     type=click.FloatRange(0, 1, max_open=True),
     help="As vllm bench serve: lengths uniform in [L(1-r), L(1+r)] (default 0: fixed).",
+)
+@click.option(
+    "--prompt-pool",
+    "--num-dataset-entries",
+    "prompt_pool",
+    type=click.IntRange(min=1),
+    help="Prompts drawn from this many distinct ones, as aiperf's synthetic dataset (a repeat hits the prefix cache).",
 )
 @click.option("--trace", help="Request trace: Azure 2023 / Mooncake / CSV / JSONL file.")
 @click.option("--max-num-seqs", type=int, help="Scheduler: most sequences per batch.")

@@ -6,7 +6,7 @@ import numpy as np
 
 from frontier.errors import SpecError
 from frontier.workload.requests import RequestTable
-from frontier.workload.spec import WorkloadSpec
+from frontier.workload.spec import PROMPT_POOL_BLOCK_TOKENS, WorkloadSpec
 from frontier.workload.synthetic import arrival_times, sample_lengths
 from frontier.workload.traces import describe_rate, read_trace
 
@@ -15,7 +15,8 @@ def build_requests(spec: WorkloadSpec, rng: np.random.Generator) -> RequestTable
     """The requests of a workload. Same spec and same generator state -> same table.
 
     Draws from `rng` in a fixed order: arrival gaps, then input lengths, then output lengths
-    (each only where the spec asks for random ones).
+    (each only where the spec asks for random ones; per pooled prompt with `prompt_pool`), then
+    each request's pooled prompt.
     """
     if spec.trace is None:
         return _synthetic(spec, rng)
@@ -28,19 +29,43 @@ def _synthetic(spec: WorkloadSpec, rng: np.random.Generator) -> RequestTable:
             "workload: a synthetic workload needs num_requests, arrival, input_len and output_len (or a trace)"
         )
     n = spec.num_requests
+    arrival = arrival_times(spec.arrival, n, rng)
+    if spec.prompt_pool is None:
+        input_tokens = sample_lengths(spec.input_len, n, rng)
+        output_tokens, blocks = sample_lengths(spec.output_len, n, rng), None
+    else:
+        input_tokens, output_tokens, blocks = _pooled_prompts(spec, n, rng)
     table = RequestTable(
-        arrival_s=arrival_times(spec.arrival, n, rng),
-        input_tokens=sample_lengths(spec.input_len, n, rng),
-        output_tokens=sample_lengths(spec.output_len, n, rng),
-        prefix_blocks=None,
+        arrival_s=arrival,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        prefix_blocks=blocks,
+        block_tokens=PROMPT_POOL_BLOCK_TOKENS,
         concurrency=spec.concurrency,
         send_gap_s=spec.send_gap_ms * 1e-3,
     )
+    pool = f", prompts drawn from {spec.prompt_pool} distinct" if spec.prompt_pool is not None else ""
     table.source = (
         f"synthetic, {n} requests, {spec.arrival.describe()}, "
-        f"input {spec.input_len.describe()}, output {spec.output_len.describe()}" + _concurrency_note(spec)
+        f"input {spec.input_len.describe()}, output {spec.output_len.describe()}{pool}" + _concurrency_note(spec)
     )
     return table
+
+
+def _pooled_prompts(spec: WorkloadSpec, n: int, rng: np.random.Generator) -> tuple:
+    """Lengths and prefix blocks of `n` requests each sending one of `spec.prompt_pool` distinct
+    prompts, picked uniformly: a prompt's blocks are named by the prompt and their position, so
+    two requests share a prefix exactly when they send the same prompt."""
+    pool = spec.prompt_pool
+    pool_input = sample_lengths(spec.input_len, pool, rng)
+    pool_output = sample_lengths(spec.output_len, pool, rng)
+    picks = rng.integers(0, pool, size=n)
+    stride = int(pool_input.max()) // PROMPT_POOL_BLOCK_TOKENS + 1
+    prompt_blocks = [
+        tuple(range(p * stride, p * stride + -(-int(tokens) // PROMPT_POOL_BLOCK_TOKENS)))
+        for p, tokens in enumerate(pool_input)
+    ]
+    return pool_input[picks], pool_output[picks], [prompt_blocks[p] for p in picks]
 
 
 def workload_warnings(spec: WorkloadSpec) -> list[str]:

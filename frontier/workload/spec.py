@@ -8,6 +8,7 @@ workload:
   send_gap_ms: 2                            # closed loop: mean gap before a client's next request
   input_len:  {dist: lognormal, mean: 1000, std: 600, min: 1, max: 8192}
   output_len: 200                           # shorthand for {dist: fixed, value: 200}
+  prompt_pool: 100                          # optional: prompts drawn from this many distinct ones
   # or replay a trace (its lengths, and its timestamps unless `arrival:` re-times it):
   trace: {path: simulate/traces/azure_conv.csv, format: auto, time_scale: 1.0, start_s: 0}
 ```
@@ -258,12 +259,23 @@ class TraceSpec:
 # keeps fixed-length closed loops from staying in a lockstep the real clients drift out of.
 SEND_GAP_MS = 2.0
 
+# A pooled prompt is known to the prefix cache in blocks of this many tokens: four of vLLM's
+# 16-token KV blocks, so a repeated prompt recomputes at most 63 tokens more than vLLM would
+# (an all-cached prompt recomputes its last block there too) at a quarter of the bookkeeping.
+PROMPT_POOL_BLOCK_TOKENS = 64
+
 
 @dataclass(frozen=True)
 class WorkloadSpec:
     """What clients send. Either synthetic (num_requests + arrival + input_len + output_len)
     or a trace (its lengths; its timestamps unless `arrival` re-times it; `input_len` /
-    `output_len`, if given, replace the trace's lengths; `num_requests` keeps the first N)."""
+    `output_len`, if given, replace the trace's lengths; `num_requests` keeps the first N).
+
+    prompt_pool: a synthetic workload's requests draw their prompt (and its lengths) uniformly
+    from this many distinct prompts, as aiperf's synthetic dataset does (`--num-dataset-entries`,
+    100 by default up to its 2026 configuration rewrite; aiperf/dataset/dataset_manager.py picks
+    an entry at random per request). A prompt sent again is a full prefix-cache hit where the
+    engine still holds it. None: every prompt is distinct (`vllm bench serve`'s random dataset)."""
 
     num_requests: int | None = None
     arrival: ArrivalSpec | None = None
@@ -272,8 +284,9 @@ class WorkloadSpec:
     output_len: LengthSpec | None = None
     trace: TraceSpec | None = None
     send_gap_ms: float = SEND_GAP_MS
+    prompt_pool: int | None = None
 
-    KEYS = ("num_requests", "arrival", "concurrency", "input_len", "output_len", "trace", "send_gap_ms")
+    KEYS = ("num_requests", "arrival", "concurrency", "input_len", "output_len", "trace", "send_gap_ms", "prompt_pool")
 
     @classmethod
     def from_dict(cls, d: Any, where: str = "workload", base_dir: str | Path | None = None) -> WorkloadSpec:
@@ -326,6 +339,14 @@ class WorkloadSpec:
                     raise SpecError(
                         f"{where}.{key}: required for a synthetic workload (or give {where}.trace to replay a trace)"
                     )
+        prompt_pool = None
+        if d.get("prompt_pool") is not None:
+            prompt_pool = _integer(d["prompt_pool"], f"{where}.prompt_pool", what="a number of distinct prompts")
+            if trace is not None:
+                raise SpecError(
+                    f"{where}.prompt_pool: applies to synthetic prompts; a trace's prompts share what its "
+                    f"prefix hash ids say (drop prompt_pool or the trace)"
+                )
         send_gap_ms = SEND_GAP_MS
         if d.get("send_gap_ms") is not None:
             send_gap_ms = _number(d["send_gap_ms"], f"{where}.send_gap_ms", minimum=0, what="a time in ms")
@@ -337,4 +358,5 @@ class WorkloadSpec:
             output_len=output_len,
             trace=trace,
             send_gap_ms=send_gap_ms,
+            prompt_pool=prompt_pool,
         )

@@ -230,6 +230,20 @@ def test_flags_only_run(tmp_path):
     assert not (tmp_path / "latency_cdf.png").exists() and not (tmp_path / "trace.json").exists()
 
 
+def test_num_dataset_entries_draws_prompts_from_a_pool_the_prefix_cache_serves(tmp_path):
+    def hit_rate(*pool):
+        out = tmp_path / str(len(pool))
+        flags = ("--model", "llama-3.1-8b", "--gpu", "h100-sxm", "--max-concurrency", 1, "--num-prompts", 20)
+        result = invoke("simulate", *flags, "--input-len", 512, "--output-len", 8, *pool, "-o", out, *FAST)
+        assert_ok(result)
+        return summary(out)["frontier"]["clusters"][0]["prefix_cache_hit_rate"]
+
+    # One client, 20 requests over 2 prompts: after each prompt's first send, all but its last
+    # 64-token block comes from the cache (448 of 512 tokens).
+    assert hit_rate("--num-dataset-entries", 2) == pytest.approx(18 * 448 / (20 * 512))
+    assert hit_rate() == 0.0  # every prompt distinct, as vllm bench serve's random dataset
+
+
 def test_flags_override_the_scenario_file(tmp_path):
     result = invoke(
         "simulate",

@@ -160,3 +160,23 @@ def test_prefix_cache_is_on_by_default_as_in_vllm_v1_and_evicts_when_blocks_run_
     )
     assert (res.requests.status == "finished").all()
     assert [s.prefill_tokens for s in step.calls if s.prefill_tokens] == [129, 129, 129]
+
+
+def test_a_pooled_prompt_sent_again_is_served_from_the_prefix_cache():
+    # A pool of one 200-token prompt, sent three times one after another: the repeats compute
+    # only what follows its cached whole 64-token blocks (8 of 200 tokens).
+    from frontier.workload import WorkloadSpec, build_requests
+
+    spec = WorkloadSpec.from_dict(
+        {
+            "num_requests": 3,
+            "arrival": {"process": "constant", "rate": 1.0},
+            "input_len": 200,
+            "output_len": 4,
+            "prompt_pool": 1,
+        }
+    )
+    step = LinearStepTime(0.01, 1e-4)
+    res = simulate(make_scenario(), build_requests(spec, np.random.default_rng(0)), step_time=step)
+    assert [s.prefill_tokens for s in step.calls if s.prefill_tokens] == [200, 8, 8]
+    assert res.summary["frontier"]["clusters"][0]["prefix_cache_hit_rate"] == pytest.approx(2 * 192 / 600)

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from frontier.workload import ArrivalSpec, LengthSpec, WorkloadSpec, build_requests
+from frontier.workload.spec import PROMPT_POOL_BLOCK_TOKENS
 from frontier.workload.synthetic import arrival_times, lognormal_params, sample_lengths
 
 N = 20_000
@@ -203,3 +204,30 @@ def test_any_valid_synthetic_spec_builds_a_consistent_table(d, seed):
     assert len(t) == d["num_requests"]
     assert np.all(np.diff(t.arrival_s) >= 0) and t.arrival_s[0] == 0
     assert t.input_tokens.min() >= 1 and t.output_tokens.min() >= 1
+
+
+def test_pooled_prompts_repeat_whole_prompts_and_their_lengths():
+    spec = WorkloadSpec.from_dict(
+        {
+            "num_requests": 400,
+            "arrival": {"process": "poisson", "rate": "inf"},
+            "input_len": {"dist": "uniform", "min": 100, "max": 300},
+            "output_len": {"dist": "uniform", "min": 1, "max": 50},
+            "prompt_pool": 7,
+        }
+    )
+    t = build_requests(spec, np.random.default_rng(3))
+    assert t.block_tokens == PROMPT_POOL_BLOCK_TOKENS
+    prompts = set(t.prefix_blocks)
+    assert len(prompts) == 7  # 400 draws from 7 prompts: every one drawn
+    for blocks in prompts:
+        sent = [i for i, b in enumerate(t.prefix_blocks) if b == blocks]
+        # A prompt is always the same length, its blocks cover it, and its output length is its own.
+        assert len(set(t.input_tokens[sent])) == 1 and len(set(t.output_tokens[sent])) == 1
+        assert len(blocks) == -(-int(t.input_tokens[sent[0]]) // PROMPT_POOL_BLOCK_TOKENS)
+    # Distinct prompts share no block: a repeat hits the cache, another prompt never does.
+    all_blocks = [u for b in prompts for u in b]
+    assert len(all_blocks) == len(set(all_blocks))
+    # The same spec and seed draw the same requests.
+    again = build_requests(spec, np.random.default_rng(3))
+    assert again.prefix_blocks == t.prefix_blocks

@@ -151,7 +151,7 @@ def test_unknown_top_level_key_names_allowed_keys():
     msg = spec_error(with_(num_request=5))
     assert msg == (
         "workload: unknown key 'num_request'; allowed keys: num_requests, arrival, "
-        "concurrency, input_len, output_len, trace, send_gap_ms"
+        "concurrency, input_len, output_len, trace, send_gap_ms, prompt_pool"
     )
 
 
@@ -285,3 +285,11 @@ def test_lengths_only_trace_cannot_be_windowed(tmp_path):
     p.write_text("input_tokens,output_tokens\n5,5\n")
     msg = spec_error({"trace": {"path": str(p), "start_s": 10}, "arrival": {"rate": 1}})
     assert msg.startswith("workload.trace.start_s/duration_s: trace 'lengths.csv' has no timestamps")
+
+
+def test_prompt_pool_is_a_count_of_distinct_prompts_for_synthetic_workloads_only():
+    assert WorkloadSpec.from_dict(with_(prompt_pool=100)).prompt_pool == 100
+    assert WorkloadSpec.from_dict(SYNTHETIC).prompt_pool is None
+    assert "workload.prompt_pool" in spec_error(with_(prompt_pool=0))
+    msg = spec_error({"trace": "simulate/traces/azure_conv.csv", "prompt_pool": 100})
+    assert msg.startswith("workload.prompt_pool: applies to synthetic prompts")
