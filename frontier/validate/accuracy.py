@@ -23,8 +23,9 @@ deployment generator benchmarks with aiperf (generator/config/backend_templates/
 bench_run.sh.j2): fixed lengths (`--isl-stddev` / `--osl-stddev` 0, `ignore_eos`), `--concurrency`
 clients sending `--num-requests` 20 x concurrency (AICONFIGURATOR_BENCH_MULTI_ROUND; its sflow
 workflow sends as many, its Kubernetes template 50 x), after a warmup whose responses aiperf waits
-for before profiling (so the measured phase starts from an idle server, as the simulation does);
-and the server flags the generator writes for the run's engine (see `aiconfigurator_server_args`).
+for before profiling (so the measured phase starts from an idle server, as the simulation does),
+with prompts drawn from aiperf's 100 synthetic ones (see `_prompt_pool`); and the server flags the
+generator writes for the run's engine (see `aiconfigurator_server_args`).
 
 The report groups runs by (engine, model, GPU, TP) and gives, for mean TTFT and mean TPOT, the
 median and p90 absolute percentage error and the median signed error (bias).
@@ -61,6 +62,7 @@ OPTIONAL_COLUMNS = (
 GPU_NAMES = {"h100_sxm": "h100-sxm", "h200_sxm": "h200"}
 INFERENCEMAX_PROMPTS_PER_CLIENT = 10  # benchmark_serving.py --num-prompts 10 x concurrency
 AICONFIGURATOR_PROMPTS_PER_CLIENT = 20  # aiperf --num-requests 20 x concurrency
+AIPERF_DATASET_ENTRIES = 100  # aiperf's distinct synthetic prompts (--num-dataset-entries default)
 INFERENCEMAX_RANGE_RATIO = 0.8
 INFERENCEMAX_SHAPES = {(1024, 1024), (1024, 8192), (8192, 1024)}  # (input, output) tokens
 
@@ -88,6 +90,30 @@ def _inferencemax(row) -> bool:
 def _prompts_per_client(row) -> int:
     """How many requests each closed-loop client of the run sent (see the module docstring)."""
     return INFERENCEMAX_PROMPTS_PER_CLIENT if _inferencemax(row) else AICONFIGURATOR_PROMPTS_PER_CLIENT
+
+
+def _prompt_pool(row) -> int | None:
+    """How many distinct prompts the run's clients drew from (None: all distinct).
+
+    InferenceMAX's `benchmark_serving.py` sends random token ids, every prompt new. aiperf, which
+    aiconfigurator's sweeps used, sends prompts drawn at random from its synthetic dataset of
+    `--num-dataset-entries` (100 by default, the bench script sets none: aiperf
+    common/config/config_defaults.py, dataset/dataset_manager.py), so after the first hundred a
+    prompt is a repeat, served from the prefix cache when the engine holds it. The vLLM 0.12
+    sweep rows need it physically: Llama-3.1-8B-FP8 on one H200 at 112 clients of 1,000 / 100
+    tokens measured 72 ms TTFT and 11 ms TPOT, 95 requests/s: without reuse each 11 ms step would
+    prefill ~1,050 tokens (8.5 ms at the H200's dense FP8 peak) besides decoding 112 sequences.
+    With the pool the 21 rows' TPOT errors go from +63-173 % to -22..+23 % and their TTFTs from
+    +106 % (median) to -26 %; the 72 vLLM sweep rows' TPOT median error 50 -> 42 % (vLLM 0.12's
+    Qwen3-235B decode stays ~45 % fast, a MoE kernel Frontier does not have). The SGLang sweep
+    rows show no reuse (Qwen3-235B at TP4, 8 clients of 4,000 tokens: 2.0 s to a first token,
+    the prefill of the prompts queued ahead, where a cached prompt takes ~0.2 s; with the pool
+    the 76 rows' TTFT median error 35 -> 54 %), though the generator leaves SGLang's radix cache
+    on as it leaves vLLM's prefix caching: how those runs avoided reuse is not known, so they
+    are simulated without it."""
+    if _inferencemax(row) or row["backend"] != "vllm":
+        return None
+    return AIPERF_DATASET_ENTRIES
 
 
 def inferencemax_server_args(row) -> dict:
@@ -481,6 +507,7 @@ def _row_scenario(row, card: str, gpu: str, deployment: dict, per_client: int) -
             "arrival": {"process": "poisson", "rate": "inf"},
             "input_len": isl,
             "output_len": osl,
+            **({"prompt_pool": pool} if (pool := _prompt_pool(row)) else {}),
         },
         "seed": 0,
     }

@@ -35,6 +35,17 @@ def test_aiconfigurator_sweep_runs_keep_fixed_lengths_and_send_20_prompts_per_cl
     assert few.scenario["workload"]["num_requests"] == 2 * row.concurrency
 
 
+def test_vllm_sweep_runs_draw_prompts_from_aiperfs_100_and_the_others_never_repeat(runs):
+    # aiperf's synthetic dataset: 100 prompts reused (the vLLM 0.12 rows' throughput needs the
+    # prefix cache); SGLang's sweep rows and InferenceMAX's random prompts show no reuse.
+    vllm_sweep = next(r for r in by(runs, engine="vllm", version="0.12.0") if r.scenario)
+    assert vllm_sweep.scenario["workload"]["prompt_pool"] == 100
+    sglang_sweep = next(r for r in by(runs, engine="sglang", version="0.5.6.post2") if r.scenario)
+    inferencemax = next(r for r in by(runs, version="0.18.0", isl=8192, osl=1024) if r.scenario)
+    for row in (sglang_sweep, inferencemax):
+        assert "prompt_pool" not in row.scenario["workload"]
+
+
 def test_a_1k_1k_run_in_the_checkpoints_own_sweep_file_is_aiconfigurators(tmp_path):
     # aiconfigurator's sweeps also run InferenceMAX's 1k/1k shape; the file a row is kept in
     # (named after the checkpoint, or a copy such as a gap analysis) tells whose client ran it.
