@@ -62,6 +62,7 @@ def simulate(
     num_requests: int | None = None,
     rate: float | None = None,
     concurrency: int | None = None,
+    prompt_pool: int | None = None,
     trace: str | None = None,
     slo: dict | None = None,
     seed: int | None = None,
@@ -99,6 +100,7 @@ def simulate(
         ("output_len", output_len),
         ("num_requests", num_requests),
         ("concurrency", concurrency),
+        ("prompt_pool", prompt_pool),
     ):
         if value is not None:
             wl[key] = value

@@ -42,7 +42,14 @@ def test_import_frontier_is_light():
 
 def test_simulate_matches_the_cli(tmp_path):
     summary, requests = frontier.simulate(
-        model="llama-3.1-8b", gpu="h100-sxm", input_len=256, output_len=16, num_requests=30, rate=4.0, max_num_seqs=8
+        model="llama-3.1-8b",
+        gpu="h100-sxm",
+        input_len=256,
+        output_len=16,
+        num_requests=30,
+        rate=4.0,
+        prompt_pool=5,
+        max_num_seqs=8,
     )
     r = CliRunner().invoke(
         main,
@@ -60,6 +67,8 @@ def test_simulate_matches_the_cli(tmp_path):
             "4",
             "--max-num-seqs",
             "8",
+            "--num-dataset-entries",
+            "5",
             "--quiet",
             "--no-plots",
             "--no-trace",
@@ -72,6 +81,9 @@ def test_simulate_matches_the_cli(tmp_path):
     for key in ("completed", "output_throughput", "mean_ttft_ms", "p99_itl_ms", "max_concurrent_requests"):
         assert summary[key] == pytest.approx(cli[key], rel=1e-12), key
     assert len(requests) == 30 and summary["frontier"]["scenario"]["deployment"]["max_num_seqs"] == 8
+    # 30 requests over 5 prompts: the repeats come from the prefix cache, the same in both.
+    hits = [s["frontier"]["clusters"][0]["prefix_cache_hit_rate"] for s in (summary, cli)]
+    assert hits[0] == hits[1] > 0.5
 
 
 def test_api_errors_are_frontier_errors():
