@@ -493,24 +493,20 @@ def _pd_scenario(row, card: str, gpu: str, version: str, per_client: int) -> dic
 
 def _row_scenario(row, card: str, gpu: str, deployment: dict, per_client: int) -> dict:
     """A run's scenario: its deployment and a closed loop of `batch_size` clients, rate inf,
-    `per_client` prompts each, of the lengths its client drew."""
+    `per_client` prompts each, of the lengths its client drew, from its prompt pool if any."""
     conc = _int(row["batch_size"])
     isl, osl = _lengths(row)
-    return {
-        "name": row["id"],
-        "model": card,
-        "gpu": gpu,
-        "deployment": deployment,
-        "workload": {
-            "num_requests": per_client * conc,
-            "concurrency": conc,
-            "arrival": {"process": "poisson", "rate": "inf"},
-            "input_len": isl,
-            "output_len": osl,
-            **({"prompt_pool": pool} if (pool := _prompt_pool(row)) else {}),
-        },
-        "seed": 0,
+    workload = {
+        "num_requests": per_client * conc,
+        "concurrency": conc,
+        "arrival": {"process": "poisson", "rate": "inf"},
+        "input_len": isl,
+        "output_len": osl,
     }
+    pool = _prompt_pool(row)
+    if pool is not None:
+        workload["prompt_pool"] = pool
+    return {"name": row["id"], "model": card, "gpu": gpu, "deployment": deployment, "workload": workload, "seed": 0}
 
 
 def _scenario(row, card: str, gpu: str, version: str, per_client: int) -> dict:

@@ -259,9 +259,10 @@ class TraceSpec:
 # keeps fixed-length closed loops from staying in a lockstep the real clients drift out of.
 SEND_GAP_MS = 2.0
 
-# A pooled prompt is known to the prefix cache in blocks of this many tokens: four of vLLM's
-# 16-token KV blocks, so a repeated prompt recomputes at most 63 tokens more than vLLM would
-# (an all-cached prompt recomputes its last block there too) at a quarter of the bookkeeping.
+# A pooled prompt is known to the prefix cache in blocks of this many tokens, four of vLLM's
+# 16-token KV blocks: a repeated prompt recomputes its last partial 64-token block where vLLM
+# recomputes its last partial 16-token one (a whole block when the prompt fills its blocks), at
+# most 48 tokens more, for a quarter of the bookkeeping.
 PROMPT_POOL_BLOCK_TOKENS = 64
 
 
