@@ -172,6 +172,12 @@ def print_summary(result, console: Console | None = None) -> None:
     )
     if s.get("request_goodput") is not None:
         head.add_row("goodput", f"{s['request_goodput']:.2f} req/s within the SLO")
+    cached = [c for c in f["clusters"] if c.get("prefix_cache_hit_rate")]
+    if cached:
+        rates = ", ".join(
+            f"{c['prefix_cache_hit_rate']:.0%}" + (f" ({c['name']})" if len(f["clusters"]) > 1 else "") for c in cached
+        )
+        head.add_row("prefix cache", f"{rates} of prompt tokens served from the cache")
     console.print(head)
     table = Table(title="latency (ms)")
     table.add_column("metric")

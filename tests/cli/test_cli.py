@@ -236,7 +236,9 @@ def test_num_dataset_entries_draws_prompts_from_a_pool_the_prefix_cache_serves(t
         flags = ("--model", "llama-3.1-8b", "--gpu", "h100-sxm", "--max-concurrency", 1, "--num-prompts", 20)
         result = invoke("simulate", *flags, "--input-len", 512, "--output-len", 8, *pool, "-o", out, *FAST)
         assert_ok(result)
-        return summary(out)["frontier"]["clusters"][0]["prefix_cache_hit_rate"]
+        rate = summary(out)["frontier"]["clusters"][0]["prefix_cache_hit_rate"]
+        assert (f"{rate:.0%} of prompt tokens served from the cache" in result.output) == (rate > 0)
+        return rate
 
     # One client, 20 requests over 2 prompts: after each prompt's first send, all but its last
     # 64-token block comes from the cache (448 of 512 tokens).
