@@ -7,6 +7,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from frontier.sim.kv_cache import BlockManager
 from frontier.sim.request import Request
 from frontier.sim.run import simulate
+from frontier.workload import WorkloadSpec, build_requests
 
 from sim_helpers import LinearStepTime, make_scenario, table
 
@@ -165,8 +166,6 @@ def test_prefix_cache_is_on_by_default_as_in_vllm_v1_and_evicts_when_blocks_run_
 def test_a_pooled_prompt_sent_again_is_served_from_the_prefix_cache():
     # A pool of one 200-token prompt, sent three times one after another: the repeats compute
     # only what follows its cached whole 64-token blocks (8 of 200 tokens).
-    from frontier.workload import WorkloadSpec, build_requests
-
     spec = WorkloadSpec.from_dict(
         {
             "num_requests": 3,
