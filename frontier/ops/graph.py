@@ -546,10 +546,14 @@ def ffn_block(
         width, experts = moe.intermediate_size, load.local_experts
         rank_tokens = max(1, math.ceil(rows / moe.top_k))
         imbalance = load.rank_share * par.ep
+        shards = par.ep if replicated else 1  # the fused kernel over an expert map (GroupedGemm.ep)
         experts_ops = [
-            (GroupedGemm(experts, moe.top_k, rank_tokens, h, 2 * width, busiest, active, xdtype), moe_layers),
+            (
+                GroupedGemm(experts, moe.top_k, rank_tokens, h, 2 * width, busiest, active, xdtype, ep=shards),
+                moe_layers,
+            ),
             (Elementwise("silu_mul", rows, width), moe_layers),
-            (GroupedGemm(experts, moe.top_k, rank_tokens, width, h, busiest, active, xdtype), moe_layers),
+            (GroupedGemm(experts, moe.top_k, rank_tokens, width, h, busiest, active, xdtype, ep=shards), moe_layers),
         ]
         if replicated:
             ops += experts_ops

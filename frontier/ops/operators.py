@@ -11,13 +11,16 @@ operator class (e.g. gemm.csv: m, k, n, dtype), then `ms` (median) and `ms_min`;
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # Bytes per weight and per activation element of each GEMM dtype (frontier.spec.quant names the
 # precisions): fp8 GEMMs read fp8 activations; 4-bit-weight GEMMs (w4a16) read bf16 activations
 # and dequantise the weights in the main loop (scales included in the weight bytes).
 WEIGHT_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "w4a16": (4 + 16 / 128) / 8}
 ACTIVATION_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "w4a16": 2.0}
+# Field metadata of an operator field that describes where the operator runs, not a measured
+# dimension: calibration tables neither hold nor need it (frontier.predict.calibration).
+TABLE_EXEMPT = {"table": False}
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +141,10 @@ class GroupedGemm:
 
     `max_per_expert` (tokens at the busiest expert) and `active_experts` describe the realised
     routing; the busiest expert bounds the kernel time, the active ones set the weight bytes read.
+    `ep` > 1: the experts are one rank's 1/ep of the layer's, run by the engine's fused MoE kernel
+    over an expert map on tokens every rank holds (expert parallelism without an all-to-all,
+    `frontier.ops.graph.replicated_tokens_ep`). It tells the engine-kernel tables which measured
+    layer does the same work; the calibration tables do not carry it (`TABLE_EXEMPT`).
     """
 
     experts: int
@@ -149,6 +156,7 @@ class GroupedGemm:
     active_experts: int
     dtype: str = "bf16"
     backend: str = "grouped_mm"
+    ep: int = field(default=1, metadata=TABLE_EXEMPT)
     family = "grouped_gemm"
 
     @property

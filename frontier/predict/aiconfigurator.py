@@ -51,7 +51,6 @@ kernel) moved into meta.json, so a GPU's tables stay a few MB.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as _dt
 import math
 import re
@@ -280,7 +279,7 @@ def convert_moe(df: pd.DataFrame) -> pd.DataFrame:
             op = GroupedGemm(int(r.num_experts), int(r.topk), int(r.num_tokens), k, n, busiest, active, "bf16", backend)
             rows.append(
                 {
-                    **dataclasses.asdict(op),
+                    **cal.op_fields(op),
                     "ms": float(r.latency) * share,
                     "ms_min": float(r.latency) * share,
                     "model": f"h{r.hidden_size}-i{r.inter_size}-e{r.num_experts}-tp{r.moe_tp_size}",

@@ -33,14 +33,19 @@ REFERENCE_FILES = ("gemm", "attn_prefill", "attn_decode", "grouped_gemm")
 
 
 # --------------------------------------------------------------------------- contract columns
+def _table_fields(family: str) -> list[dataclasses.Field]:
+    """The operator fields a family's table holds, in dataclass order (not the TABLE_EXEMPT ones)."""
+    return [f for f in dataclasses.fields(op_class(family)) if f.metadata.get("table", True)]
+
+
 def field_columns(family: str) -> list[str]:
     """The operator-field columns of a family's table, in dataclass order."""
-    return [f.name for f in dataclasses.fields(op_class(family))]
+    return [f.name for f in _table_fields(family)]
 
 
 def required_columns(family: str) -> list[str]:
     """Fields without a default (must be in the table) plus `ms`."""
-    return [f.name for f in dataclasses.fields(op_class(family)) if f.default is dataclasses.MISSING] + ["ms"]
+    return [f.name for f in _table_fields(family) if f.default is dataclasses.MISSING] + ["ms"]
 
 
 def op_class(family: str) -> type:
@@ -51,7 +56,7 @@ def op_class(family: str) -> type:
 
 
 def _defaults(family: str) -> dict:
-    return {f.name: f.default for f in dataclasses.fields(op_class(family)) if f.default is not dataclasses.MISSING}
+    return {f.name: f.default for f in _table_fields(family) if f.default is not dataclasses.MISSING}
 
 
 def _coerce(df: pd.DataFrame, family: str) -> pd.DataFrame:
@@ -62,7 +67,7 @@ def _coerce(df: pd.DataFrame, family: str) -> pd.DataFrame:
             df[name] = value
         else:
             df[name] = df[name].fillna(value)
-    for f in dataclasses.fields(op_class(family)):
+    for f in _table_fields(family):
         if f.type in ("int", int):
             df[f.name] = df[f.name].astype(np.int64)
         elif f.type in ("str", str):
@@ -154,7 +159,12 @@ def ops_from_frame(df: pd.DataFrame, family: str) -> list[Operator]:
 
 def frame_from_ops(ops: Sequence[Operator]) -> pd.DataFrame:
     """Field columns of a list of same-family operators."""
-    return pd.DataFrame([dataclasses.asdict(op) for op in ops])
+    return pd.DataFrame([op_fields(op) for op in ops])
+
+
+def op_fields(op: Operator) -> dict:
+    """An operator's table columns (its fields less the TABLE_EXEMPT ones)."""
+    return {name: getattr(op, name) for name in field_columns(op.family)}
 
 
 # --------------------------------------------------------------------------- reference import

@@ -27,8 +27,11 @@ touches fewer (frontier.ops.routing): a batch small enough to be bound by readin
 takes the measured time scaled by its share of the experts the measurement touched. Where the
 same experts were measured at other tensor-parallel widths only (e.g. TP1-4, not TP8), the
 engine's time relative to the reference at the nearest measured width carries over to the
-reference prediction at this width. Any other MoE layer keeps the reference-based prediction.
-Only tensor-parallel experts (no expert parallelism, one attention-DP rank) are measured.
+reference prediction at this width. Only tensor-parallel experts (no expert parallelism, one
+attention-DP rank) are measured; an expert-parallel rank over tokens every rank holds runs the
+same kernel over an expert map, and takes the engine/reference ratio of its TP twin (all experts
+at width/ep, the same rows per expert: `_tensor_parallel_twin`). Any other MoE layer (experts
+reached by an all-to-all: DeepEP's and DeepGEMM's kernels) keeps the reference-based prediction.
 
 Likewise MLA prefill attention (DeepSeek-V3/R1, Kimi-K2.5: the latent expanded into per-head
 keys of 192 and values of 128 dims): SGLang's measured context-MLA kernel
@@ -709,19 +712,42 @@ class WithEngineKernels:
                 continue
             if self._fused is None or self.fused is None:
                 continue
+            if up.ep > 1:  # one rank's share of the experts: the engine/reference ratio of its TP twin
+                twin = _tensor_parallel_twin(up, act, down, self.fused)
+                if twin is not None:
+                    layers.append((i, twin))
+                    nearby += twin
+                continue
             near = self.fused.nearest_width(up.dtype, up.k, width, up.experts, up.topk)
             if near is None:
                 continue
-            layers.append((i, near))
-            if near != width:
-                nearby += [replace(up, n=2 * near), replace(act, width=near), replace(down, k=near)]
+            layers.append(
+                (
+                    i,
+                    None
+                    if near == width
+                    else [replace(up, n=2 * near), replace(act, width=near), replace(down, k=near)],
+                )
+            )
+            nearby += layers[-1][1] or []
         near_ms = iter(self.base.ops_ms(nearby)) if nearby else iter(())
-        for i, near in layers:
-            up, width = ops[i], ops[i + 2].k
-            t = self.fused.layer_ms(up.dtype, up.k, near, up.experts, up.topk, up.tokens)
-            if near != width:  # the engine's time relative to the reference, at the nearest width
-                t *= float(ms[i] + ms[i + 1] + ms[i + 2]) / (next(near_ms) + next(near_ms) + next(near_ms))
-            _place_layer(ms, i, up, t)
+        for i, twin in layers:
+            up = ops[i]
+            if twin is None:  # measured at this width
+                _place_layer(
+                    ms, i, up, self.fused.layer_ms(up.dtype, up.k, ops[i + 2].k, up.experts, up.topk, up.tokens)
+                )
+                continue
+            # The engine's time relative to the reference's for the twin (another width of the same
+            # experts, or an expert-parallel rank's TP twin), applied to the reference's for this layer.
+            t_up, t_down = twin[0], twin[2]
+            engine = self.fused.layer_ms(t_up.dtype, t_up.k, t_down.k, t_up.experts, t_up.topk, t_up.tokens)
+            reference = next(near_ms) + next(near_ms) + next(near_ms)
+            if up.ep > 1:  # the rank's own routing is in the reference's time already
+                t = engine / reference * float(ms[i] + ms[i + 1] + ms[i + 2])
+                ms[i], ms[i + 1], ms[i + 2] = t * GATE_UP_SHARE, 0.0, t * (1.0 - GATE_UP_SHARE)
+            else:
+                _place_layer(ms, i, up, engine / reference * float(ms[i] + ms[i + 1] + ms[i + 2]))
         return ms
 
     def sources(self, families=None) -> dict[str, str]:
@@ -737,6 +763,34 @@ class WithEngineKernels:
         if self._gdn is not None and (families is None or "linear_attention" in families):
             out["linear_attention"] = f"{self.engine}'s measured gated-DeltaNet kernels (other head shapes analytic)"
         return out
+
+
+def _tensor_parallel_twin(up: GroupedGemm, act: Elementwise, down: GroupedGemm, fused: FusedMoE) -> list | None:
+    """The measured tensor-parallel layer doing an expert-parallel rank's work, or None.
+
+    With expert parallelism over tokens every rank holds (vLLM's --enable-expert-parallel at
+    data-parallel size 1, SGLang's --ep-size without DP attention), the engines run the same fused
+    MoE kernel as for tensor-parallel experts, over an expert map: each rank computes all of its
+    E/ep experts' intermediate width for the rows routed to them (vllm/model_executor/layers/
+    fused_moe/layer.py `expert_map`; sglang/srt/layers/moe/fused_moe_triton/layer.py). Its TP
+    twin is all E experts at width/ep with the same rows per expert (ep x the rank's tokens):
+    the same FLOPs and the same weight bytes. The engine's time for that twin over the
+    reference's (balanced routing, nearest measured width) is the engine kernel's efficiency at
+    this size, applied to the reference's prediction of the rank's own layer, which keeps its
+    realised routing (busiest rank, experts touched)."""
+    experts, width = up.experts * up.ep, down.k // up.ep
+    near = fused.nearest_width(up.dtype, up.k, width, experts, up.topk)
+    if near is None:
+        return None
+    tokens = up.tokens * up.ep
+    rows = tokens * up.topk
+    busiest, active = -(-rows // experts), min(experts, rows)
+    twin = replace(up, experts=experts, tokens=tokens, n=2 * near, max_per_expert=busiest, active_experts=active, ep=1)
+    return [
+        twin,
+        replace(act, tokens=rows, width=near),
+        replace(twin, k=near, n=up.k),
+    ]
 
 
 def _place_layer(ms: np.ndarray, i: int, up: GroupedGemm, t: float) -> None:

@@ -20,6 +20,7 @@ calibration's table holds (meta.json `sources.<family>.dtypes`) is predicted as 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
@@ -52,17 +53,7 @@ def reference_op(op: Operator, measured: tuple[str, ...] = (CALIBRATED_DTYPE,)) 
     if isinstance(op, Gemm) and op.dtype not in measured:
         return Gemm(op.m, op.k, op.n, CALIBRATED_DTYPE)
     if isinstance(op, GroupedGemm) and op.dtype not in measured:
-        return GroupedGemm(
-            op.experts,
-            op.topk,
-            op.tokens,
-            op.k,
-            op.n,
-            op.max_per_expert,
-            op.active_experts,
-            CALIBRATED_DTYPE,
-            op.backend,
-        )
+        return replace(op, dtype=CALIBRATED_DTYPE)
     return op
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from frontier.ops.graph import Parallel, ffn_block
 from frontier.ops.operators import Elementwise, Gemm, GroupedGemm
 from frontier.paths import CALIBRATION_DIR
 from frontier.predict import load_predictor
@@ -17,6 +18,7 @@ from frontier.predict.engine_kernels import (
     with_engine_kernels,
 )
 from frontier.spec.hardware import get_gpu
+from frontier.spec.model import load_model
 
 
 def table(points):
@@ -170,6 +172,50 @@ def test_an_unmeasured_width_takes_the_engine_to_reference_ratio_of_the_nearest_
     got = WithEngineKernels(base, fused, "vllm").ops_ms(layer(256))
     assert got.sum() == pytest.approx(ratio * base.ops_ms(layer(256)).sum())
     assert got[1] == 0.0 and got[0] == pytest.approx(2 * got[2])
+
+
+def test_an_expert_parallel_rank_takes_the_engine_to_reference_ratio_of_its_tensor_parallel_twin():
+    # EP2 over tokens both ranks hold: a rank runs 4 of the 8 experts at the full width 1024 on
+    # the rows routed to them. Its TP twin (8 experts at 1024 / 2 = 512, twice the rank's tokens:
+    # the same rows per expert, FLOPs and weight bytes) was measured: the engine's 3.0 ms over
+    # the reference's prediction of the twin scales the reference's prediction of the rank.
+    fused = FusedMoE(table([(16, 0.3), (4096, 3.0)]))
+    base = load_predictor(get_gpu("h100-sxm"))
+    twin = [
+        GroupedGemm(8, 2, 4096, 1024, 1024, 1024, 8, "bf16"),
+        Elementwise("silu_mul", 8192, 512),
+        GroupedGemm(8, 2, 4096, 512, 1024, 1024, 8, "bf16"),
+    ]
+
+    def rank(ep):
+        return [
+            GroupedGemm(4, 2, 2048, 1024, 2048, 1100, 4, "bf16", ep=ep),  # its busiest share of 8192 rows
+            Elementwise("silu_mul", 4096, 1024),
+            GroupedGemm(4, 2, 2048, 1024, 1024, 1100, 4, "bf16", ep=ep),
+        ]
+
+    got = WithEngineKernels(base, fused, "vllm").ops_ms(rank(2))
+    expected = 3.0 / base.ops_ms(twin).sum() * base.ops_ms(rank(2)).sum()
+    assert got.sum() == pytest.approx(expected)
+    assert got[1] == 0.0 and got[0] == pytest.approx(2 * got[2])  # the fused layer's split
+    # Dispatched by an all-to-all (ep left at 1 on the op: DeepEP's kernels, not the fused MoE
+    # over an expert map), or without a measured twin, the rank keeps the reference's time.
+    assert np.allclose(WithEngineKernels(base, fused, "vllm").ops_ms(rank(1)), base.ops_ms(rank(1)))
+    other = FusedMoE(table([(16, 0.3)]).assign(experts=16))
+    assert np.allclose(WithEngineKernels(base, other, "vllm").ops_ms(rank(2)), base.ops_ms(rank(2)))
+
+
+def test_the_graph_marks_expert_parallel_layers_the_fused_kernel_runs_over_an_expert_map():
+    model = load_model("qwen3-30b-a3b")
+    marks = {
+        (ep, dp): {
+            op.ep
+            for op, _ in ffn_block(model, Parallel(tp=4 // dp, ep=ep, dp_attention=dp), 64, "bf16", 64 * dp)
+            if isinstance(op, GroupedGemm)
+        }
+        for ep, dp in [(4, 1), (4, 4), (1, 1)]
+    }
+    assert marks == {(4, 1): {4}, (4, 4): {1}, (1, 1): {1}}  # replicated tokens only
 
 
 def test_engine_tables_are_read_when_a_step_first_needs_them():
