@@ -43,6 +43,7 @@ from frontier.predict.step import (
     TwoBatchOverlap,
 )
 from frontier.predict.engine_kernels import with_engine_attention, with_engine_gemms, with_engine_kernels
+from frontier.predict.sustained import SustainedClock
 from frontier.sim.frontend import Frontend
 from frontier.sim.instance import Batch, Instance
 from frontier.sim.kv_cache import BlockManager, KVHold
@@ -127,6 +128,7 @@ def block_costs_for(scenario: Scenario, spec: ClusterSpec) -> tuple[BlockCosts, 
         marlin = model.moe_quant == "mxfp4" and spec.mxfp4_backend == "marlin"
         hybrid = model.linear_attention is not None
         predictor = with_engine_kernels(predictor, gpu.name, spec.engine, mxfp4_marlin=marlin, linear_attention=hybrid)
+    predictor = SustainedClock(predictor, gpu)
     routing = ExpertRouting(spec.expert_skew, spec.expert_load_file, spec.eplb_redundant_experts, spec.expert_load_cv)
     fabric = Fabric(gpu.gpus_per_node, gpu.intra_node_gbps, gpu.network_gbps, gpu.sm_count)
     par = Parallel(
