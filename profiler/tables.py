@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import csv
 import os
-from dataclasses import MISSING, fields
+from dataclasses import MISSING
 from pathlib import Path
 
-from frontier.ops.operators import OPERATOR_CLASSES, TIME_COLUMNS
+from frontier.ops.operators import OPERATOR_CLASSES, TIME_COLUMNS, table_fields
 
 # Label and derived columns written after the contract columns (allowed extras).
 EXTRA_COLUMNS = {
@@ -38,7 +38,7 @@ MEMCPY_COLUMNS = ("direction", "size_bytes", "ms", "ms_min", "gbps")
 def operator_fields(family: str) -> tuple[str, ...]:
     if family == "memcpy":
         return ("direction", "size_bytes")
-    return tuple(f.name for f in fields(OPERATOR_CLASSES[family]))
+    return tuple(f.name for f in table_fields(OPERATOR_CLASSES[family]))
 
 
 def columns(family: str) -> tuple[str, ...]:
@@ -55,7 +55,7 @@ def key_columns(family: str) -> tuple[str, ...]:
 def field_defaults(family: str) -> dict[str, object]:
     if family == "memcpy":
         return {}
-    return {f.name: f.default for f in fields(OPERATOR_CLASSES[family]) if f.default is not MISSING}
+    return {f.name: f.default for f in table_fields(OPERATOR_CLASSES[family]) if f.default is not MISSING}
 
 
 def _norm(value: object) -> str:

@@ -11,7 +11,7 @@ operator class (e.g. gemm.csv: m, k, n, dtype), then `ms` (median) and `ms_min`;
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import Field, dataclass, field, fields
 
 # Bytes per weight and per activation element of each GEMM dtype (frontier.spec.quant names the
 # precisions): fp8 GEMMs read fp8 activations; 4-bit-weight GEMMs (w4a16) read bf16 activations
@@ -19,8 +19,13 @@ from dataclasses import dataclass, field
 WEIGHT_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "w4a16": (4 + 16 / 128) / 8}
 ACTIVATION_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "w4a16": 2.0}
 # Field metadata of an operator field that describes where the operator runs, not a measured
-# dimension: calibration tables neither hold nor need it (frontier.predict.calibration).
+# dimension: calibration tables neither hold nor need it (`table_fields`).
 TABLE_EXEMPT = {"table": False}
+
+
+def table_fields(cls: type) -> tuple[Field, ...]:
+    """The fields of an operator class that its calibration table holds, in dataclass order."""
+    return tuple(f for f in fields(cls) if f.metadata.get("table", True))
 
 
 @dataclass(frozen=True, slots=True)

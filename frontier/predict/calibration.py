@@ -25,7 +25,15 @@ import numpy as np
 import pandas as pd
 
 from frontier.errors import FrontierError
-from frontier.ops.operators import FAMILIES, OPERATOR_CLASSES, TIME_COLUMNS, AttnDecode, AttnPrefill, Operator
+from frontier.ops.operators import (
+    FAMILIES,
+    OPERATOR_CLASSES,
+    TIME_COLUMNS,
+    AttnDecode,
+    AttnPrefill,
+    Operator,
+    table_fields,
+)
 from frontier.paths import CALIBRATION_DIR
 
 REFERENCE_PROVENANCE = "reference measurements, one H100 SXM, see method"
@@ -33,9 +41,8 @@ REFERENCE_FILES = ("gemm", "attn_prefill", "attn_decode", "grouped_gemm")
 
 
 # --------------------------------------------------------------------------- contract columns
-def _table_fields(family: str) -> list[dataclasses.Field]:
-    """The operator fields a family's table holds, in dataclass order (not the TABLE_EXEMPT ones)."""
-    return [f for f in dataclasses.fields(op_class(family)) if f.metadata.get("table", True)]
+def _table_fields(family: str) -> tuple[dataclasses.Field, ...]:
+    return table_fields(op_class(family))
 
 
 def field_columns(family: str) -> list[str]:

@@ -5,11 +5,10 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-from dataclasses import fields
 
 import pytest
 
-from frontier.ops.operators import AttnDecode, AttnPrefill, Collective, Elementwise, Gemm, GroupedGemm
+from frontier.ops.operators import AttnDecode, AttnPrefill, Collective, Elementwise, Gemm, GroupedGemm, table_fields
 from profiler import FAMILIES
 
 from profiler_helpers import run_profiler
@@ -35,7 +34,7 @@ def read(path):
 def contract(family):
     if family == "memcpy":
         return ["direction", "size_bytes", "ms", "ms_min"]
-    return [f.name for f in fields(OPERATORS[family])] + ["ms", "ms_min"]
+    return [f.name for f in table_fields(OPERATORS[family])] + ["ms", "ms_min"]
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -55,7 +54,7 @@ def test_rows_rebuild_their_operators(dry_run_dir, family):
     _, rows = read(dry_run_dir / f"{family}.csv")
     for row in rows:
         kwargs = {}
-        for f in fields(cls):
+        for f in table_fields(cls):
             kwargs[f.name] = int(row[f.name]) if f.type in ("int", int) else row[f.name]
         op = cls(**kwargs)
         assert op.family == family
@@ -67,7 +66,7 @@ def test_uniform_prefill_rows_match_the_dataclass_stats(dry_run_dir):
     assert len(chunked) == 1
     r = chunked[0]  # 2 sequences, 8 new tokens on 16 cached, 4 q heads / 2 kv heads of 16
     expected = AttnPrefill.uniform(2, 8, 4, 2, 16, context=16, backend=r["backend"])
-    got = AttnPrefill(*(int(r[f.name]) for f in fields(AttnPrefill)[:-1]), backend=r["backend"])
+    got = AttnPrefill(*(int(r[f.name]) for f in table_fields(AttnPrefill)[:-1]), backend=r["backend"])
     assert got == expected
     assert (expected.sum_q, expected.sum_q2, expected.sum_qc, expected.max_kv) == (16, 128, 256, 24)
     ragged = [r for r in rows if r["case"] in ("ragged", "mixed")]
