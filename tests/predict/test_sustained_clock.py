@@ -36,6 +36,11 @@ def test_the_compute_bound_part_slows_by_the_factor_the_memory_bound_one_not():
     assert SustainedClock(Fixed(0.1), h100, 0.25).op_ms(link) == 0.1  # no FLOPs: the links set it
 
 
-def test_sources_say_which_families_run_at_the_sustained_clock():
+def test_sources_name_the_sustained_clock_once_beside_the_families():
     sources = SustainedClock(Fixed(1.0), get_gpu("h200"), 0.25).sources()
-    assert sources == {"gemm": "table (compute-bound part at the sustained clock, +25%)", "collective": "alpha-beta"}
+    assert sources == {
+        "gemm": "table",
+        "collective": "alpha-beta",
+        "sustained_clock": "compute-bound kernel time +25% (tables are boost-clock bursts)",
+    }
+    assert "sustained_clock" not in SustainedClock(Fixed(1.0), get_gpu("h200"), 0.0).sources()
