@@ -687,8 +687,9 @@ class WithEngineKernels:
                         ms[i] = t
         if (self._fused is None and self._marlin is None) or not any(isinstance(op, GroupedGemm) for op in ops):
             return ms
-        # Each MoE layer: measured at its width, or the engine/reference ratio of the nearest
-        # measured width (another TP degree of the same experts) applied to the reference.
+        # Each MoE layer: measured at its width, or the engine/reference ratio of a measured twin
+        # (the nearest measured width of the same experts; an expert-parallel rank's TP twin)
+        # applied to the reference. `layers`: (index, twin ops or None if measured as it is).
         layers, nearby = [], []
         for i in range(len(ops) - 2):
             up, act, down = ops[i], ops[i + 1], ops[i + 2]
@@ -721,15 +722,9 @@ class WithEngineKernels:
             near = self.fused.nearest_width(up.dtype, up.k, width, up.experts, up.topk)
             if near is None:
                 continue
-            layers.append(
-                (
-                    i,
-                    None
-                    if near == width
-                    else [replace(up, n=2 * near), replace(act, width=near), replace(down, k=near)],
-                )
-            )
-            nearby += layers[-1][1] or []
+            twin = None if near == width else [replace(up, n=2 * near), replace(act, width=near), replace(down, k=near)]
+            layers.append((i, twin))
+            nearby += twin or []
         near_ms = iter(self.base.ops_ms(nearby)) if nearby else iter(())
         for i, twin in layers:
             up = ops[i]
