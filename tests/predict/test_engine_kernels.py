@@ -30,6 +30,16 @@ def table(points):
     )
 
 
+def moe_layer(experts, tokens, width, busiest, active, ep=1):
+    """An MoE layer of hidden size 1024, top-2, as the graph emits it: gate/up (k = hidden,
+    n = 2 x width), SiLU-and-mul, down (k = width, n = hidden)."""
+    return [
+        GroupedGemm(experts, 2, tokens, 1024, 2 * width, busiest, active, "bf16", ep=ep),
+        Elementwise("silu_mul", 2 * tokens, width),
+        GroupedGemm(experts, 2, tokens, width, 1024, busiest, active, "bf16", ep=ep),
+    ]
+
+
 def test_layer_time_interpolates_log_log_and_grows_linearly_past_the_largest_count():
     fused = FusedMoE(table([(16, 0.1), (256, 0.4), (4096, 3.2)]))
     assert fused.layer_ms("bf16", 1024, 512, 8, 2, 256) == pytest.approx(0.4)  # measured
@@ -45,11 +55,7 @@ def test_a_measured_layer_replaces_its_projections_and_activation():
     # emits them: 2/3 and 1/3 of the fused layer, nothing for the activation it fuses.
     fused = FusedMoE(table([(16, 0.3), (4096, 3.0)]))
     base = load_predictor(get_gpu("h100-sxm"))
-    layer = [
-        GroupedGemm(8, 2, 16, 1024, 1024, 4, 8, "bf16"),
-        Elementwise("silu_mul", 32, 512),
-        GroupedGemm(8, 2, 16, 512, 1024, 4, 8, "bf16"),
-    ]
+    layer = moe_layer(8, 16, 512, 4, 8)
     assert WithEngineKernels(base, fused, "vllm").ops_ms(layer) == pytest.approx([0.2, 0.0, 0.1])
 
 
@@ -160,17 +166,9 @@ def test_an_unmeasured_width_takes_the_engine_to_reference_ratio_of_the_nearest_
     # prediction times the engine/reference ratio found at 512.
     fused = FusedMoE(table([(16, 0.3), (4096, 3.0)]))
     base = load_predictor(get_gpu("h100-sxm"))
-
-    def layer(width):
-        return [
-            GroupedGemm(8, 2, 4096, 1024, 2 * width, 1024, 8, "bf16"),
-            Elementwise("silu_mul", 8192, width),
-            GroupedGemm(8, 2, 4096, width, 1024, 1024, 8, "bf16"),
-        ]
-
-    ratio = 3.0 / base.ops_ms(layer(512)).sum()
-    got = WithEngineKernels(base, fused, "vllm").ops_ms(layer(256))
-    assert got.sum() == pytest.approx(ratio * base.ops_ms(layer(256)).sum())
+    ratio = 3.0 / base.ops_ms(moe_layer(8, 4096, 512, 1024, 8)).sum()
+    got = WithEngineKernels(base, fused, "vllm").ops_ms(moe_layer(8, 4096, 256, 1024, 8))
+    assert got.sum() == pytest.approx(ratio * base.ops_ms(moe_layer(8, 4096, 256, 1024, 8)).sum())
     assert got[1] == 0.0 and got[0] == pytest.approx(2 * got[2])
 
 
@@ -181,18 +179,10 @@ def test_an_expert_parallel_rank_takes_the_engine_to_reference_ratio_of_its_tens
     # the reference's prediction of the twin scales the reference's prediction of the rank.
     fused = FusedMoE(table([(16, 0.3), (4096, 3.0)]))
     base = load_predictor(get_gpu("h100-sxm"))
-    twin = [
-        GroupedGemm(8, 2, 4096, 1024, 1024, 1024, 8, "bf16"),
-        Elementwise("silu_mul", 8192, 512),
-        GroupedGemm(8, 2, 4096, 512, 1024, 1024, 8, "bf16"),
-    ]
+    twin = moe_layer(8, 4096, 512, 1024, 8)
 
     def rank(ep):
-        return [
-            GroupedGemm(4, 2, 2048, 1024, 2048, 1100, 4, "bf16", ep=ep),  # its busiest share of 8192 rows
-            Elementwise("silu_mul", 4096, 1024),
-            GroupedGemm(4, 2, 2048, 1024, 1024, 1100, 4, "bf16", ep=ep),
-        ]
+        return moe_layer(4, 2048, 1024, 1100, 4, ep=ep)  # its busiest share of the 8192 rows
 
     got = WithEngineKernels(base, fused, "vllm").ops_ms(rank(2))
     expected = 3.0 / base.ops_ms(twin).sum() * base.ops_ms(rank(2)).sum()
