@@ -370,7 +370,6 @@ def import_engine_kernels_cmd(
         convert_attention,
         convert_dense_gemm,
         convert_gdn,
-        convert_mla,
         convert_mla_decode,
         table_path,
     )
@@ -406,7 +405,6 @@ def import_engine_kernels_cmd(
             attn_rows.to_csv(attn_out, index=False, float_format="%.5g")
             click.echo(f"{spec.name}: wrote {attn_out.name} ({len(attn_rows)} rows, from {src.name})")
     for kind, folder, table, conv in (
-        ("mla_context", "mla", "context_mla_perf", convert_mla),
         ("mla_decode", "mla", "generation_mla_perf", convert_mla_decode),
         ("gdn", "linear_attention", "gdn_perf", convert_gdn),
     ):

@@ -33,12 +33,14 @@ same kernel over an expert map, and takes the engine/reference ratio of its TP t
 at width/ep, the same rows per expert: `_tensor_parallel_twin`). Any other MoE layer (experts
 reached by an all-to-all: DeepEP's and DeepGEMM's kernels) keeps the reference-based prediction.
 
-Likewise MLA prefill attention (DeepSeek-V3/R1, Kimi-K2.5: the latent expanded into per-head
-keys of 192 and values of 128 dims): SGLang's measured context-MLA kernel
-(`mla_context_sglang_<release>.csv`, aiconfigurator's `context_mla_perf`, bf16 KV cache, one
-sequence per row) answers it by the batch's causal work, sum(q_i^2 / 2 + q_i c_i) per head, for
-the heads of one TP rank: at 8,192 tokens it takes 1.5x what the reference attention tables give
-for that head shape (1.99 vs 1.29 ms for 16 heads on H200), at 1,024 the same.
+MLA prefill attention (DeepSeek-V3/R1, Kimi-K2.5: the latent expanded into per-head keys of 192
+and values of 128 dims) is FlashAttention-3 at those head dims in both engines, answered from
+the engine's dense FlashAttention-3 table (`DenseAttention._mla_prefill_ms`). aiconfigurator's
+own `context_mla_perf` rows for SGLang 0.5.14 are not used: at 16 heads and 8,192 tokens they
+take 1.99 ms, 3-4x the same kernel at 192-dim heads (0.60 ms x 320 / 384) and more than SGLang
+0.5.10's whole MLA module with its projections (1.18 ms, `wideep_context_mla_perf`, same GPU);
+with them InferenceMAX's DeepSeek-R1 runs on 8k prompts came out +30..+56 % on TTFT (now
++8..+31 %) and the disaggregated DeepSeek-V3 runs +49 % (now -23 %).
 
 And MLA decode attention (the same models: one query per sequence against the cached 576-dim
 latent, of which the first 512 dims are the value): the FlashAttention-3 MLA kernel as SGLang
@@ -221,29 +223,6 @@ class MarlinMoE:
 
 def _round_up(x: int, to: int) -> int:
     return -(-x // to) * to
-
-
-def convert_mla(df):
-    """aiconfigurator context_mla_perf rows -> (heads, isl, ms): bf16 KV, one sequence, no prefix."""
-    rows = df[(df["kv_cache_dtype"] == "bfloat16") & (df["batch_size"] == 1) & (df["step"] == 0)]
-    out = rows.groupby(["num_heads", "isl"], as_index=False)["latency"].median()
-    return out.rename(columns={"num_heads": "heads", "latency": "ms"}).sort_values(["heads", "isl"])
-
-
-class MLAContext:
-    """Measured MLA prefill attention per head count, by causal work (sum q^2/2 + q c)."""
-
-    def __init__(self, rows):
-        self._curves = {}
-        for heads, g in rows.groupby("heads"):
-            g = g.sort_values("isl")
-            work = g["isl"].astype(float) ** 2 / 2
-            self._curves[int(heads)] = ([math.log(w) for w in work], [math.log(m) for m in g["ms"]])
-
-    def attention_ms(self, heads: int, work: float) -> float | None:
-        """The time for `work` causal query-key pairs per head, or None if `heads` was not measured."""
-        curve = self._curves.get(heads)
-        return None if curve is None or work <= 0 else _log_log(curve, work)
 
 
 def convert_mla_decode(df):
@@ -493,12 +472,33 @@ class DenseAttention:
         return None if math.isnan(t) else t
 
     def op_ms(self, op) -> float | None:
-        if op.d != op.dv or op.backend != "flash":  # MLA heads (their own tables), cuDNN (the reference's)
+        if op.backend != "flash":  # cuDNN: the reference's
+            return None
+        if isinstance(op, AttnPrefill) and (op.d, op.dv) == MLA_HEAD_DIMS and op.hq == op.hkv:
+            return self._mla_prefill_ms(op)
+        if op.d != op.dv:  # MLA decode against the latent: its own table
             return None
         if isinstance(op, AttnPrefill):
             work = op.sum_q2 / 2 + op.sum_qc
             return self.attention_ms(op.hq, op.hkv, op.d, op.num_seqs, math.sqrt(2 * work / op.num_seqs))
         return self.attention_ms(op.hq, op.hkv, op.d, op.batch, op.sum_kv / op.batch)
+
+    def _mla_prefill_ms(self, op) -> float | None:
+        """MLA prefill (DeepSeek-style: 192-dim queries and keys, 128-dim values, one K/V head
+        per query head) on FlashAttention-3, which both engines launch for it on Hopper with the
+        two head dims as they are (vLLM's FLASH_ATTN_MLA prefill pads the values only without
+        FA3, v1/attention/backends/mla/common.py `_flash_attn_varlen_diff_headdims`; SGLang's fa3
+        / flashinfer ragged prefill). Compute-bound, so the measured 192-dim kernel of the same
+        query heads (measured at a GQA group; the K/V heads change only the reads) times the
+        work's share: (192 + 128) / (2 x 192) of its two GEMMs. A head count not measured takes
+        the nearest measured one's time in proportion to the heads."""
+        measured = [k for k in self._grids if k[2] == op.d]
+        if not measured:
+            return None
+        hq, hkv, d = min(measured, key=lambda k: (abs(math.log(k[0] / op.hq)), k))
+        work = op.sum_q2 / 2 + op.sum_qc
+        t = self.attention_ms(hq, hkv, d, op.num_seqs, math.sqrt(2 * work / op.num_seqs))
+        return None if t is None else t * op.hq / hq * (op.d + op.dv) / (2 * op.d)
 
 
 def _interpolate(grid: np.ndarray, cell: list[tuple[int, float]]) -> float:
@@ -591,11 +591,6 @@ def _wide_columns(gpu_dir: str, kind: str, engine: str) -> dict | None:
 
 
 @lru_cache(maxsize=None)
-def load_mla_context(gpu_dir: str, engine: str) -> MLAContext | None:
-    rows = _newest_table(gpu_dir, "mla_context", engine)
-    return None if rows is None else MLAContext(rows)
-
-
 @lru_cache(maxsize=None)
 def load_mla_decode(gpu_dir: str, engine: str) -> MLADecode | None:
     """The engine's measured MLA decode kernel, else another engine's (the same FlashAttention-3
@@ -639,11 +634,11 @@ class WithEngineKernels:
     """A predictor answering MoE layers, MLA attention and gated-DeltaNet kernels from the
     engine's measured kernels where it has them, everything else from `base`."""
 
-    def __init__(self, base, fused, engine: str, mla=None, mla_decode=None, marlin=None, gdn=None):
+    def __init__(self, base, fused, engine: str, mla_decode=None, marlin=None, gdn=None):
         # The tables, None, or a function loading them on first use (reading them imports
         # pandas: a model without MoE layers or MLA never needs them). `marlin` given: 4-bit
         # (w4a16) MoE layers run vLLM's Marlin MoE (`MarlinMoE`).
-        self.base, self._fused, self.engine, self._mla = base, fused, engine, mla
+        self.base, self._fused, self.engine = base, fused, engine
         self._mla_decode, self._marlin, self._gdn = mla_decode, marlin, gdn
 
     def _table(self, attr: str):
@@ -655,7 +650,6 @@ class WithEngineKernels:
         return table
 
     fused = property(lambda self: self._table("_fused"), doc="FusedMoE | None")
-    mla = property(lambda self: self._table("_mla"), doc="MLAContext | None")
     mla_decode = property(lambda self: self._table("_mla_decode"), doc="MLADecode | None")
     marlin = property(lambda self: self._table("_marlin"), doc="MarlinMoE | None")
     gdn = property(lambda self: self._table("_gdn"), doc="GDNKernels | None")
@@ -664,21 +658,16 @@ class WithEngineKernels:
         return getattr(self.base, name)
 
     def ops_ms(self, ops) -> np.ndarray:
-        """The base predictor's times, with MLA attention and each measured MoE layer (gate/up,
-        SiLU-and-mul, down, as frontier.ops.graph emits them) replaced by the engine's kernels:
-        the fused MoE's 2/3 on gate/up, 1/3 on down, nothing on the activation it fuses."""
+        """The base predictor's times, with MLA decode attention and each measured MoE layer
+        (gate/up, SiLU-and-mul, down, as frontier.ops.graph emits them) replaced by the engine's
+        kernels: the fused MoE's 2/3 on gate/up, 1/3 on down, nothing on the activation it fuses."""
         ms = np.asarray(self.base.ops_ms(ops), dtype=float)
-        if self._mla is not None or self._mla_decode is not None:
+        if self._mla_decode is not None:
             for i, op in enumerate(ops):
-                t = None
-                if isinstance(op, AttnPrefill) and self._mla is not None:
-                    if (op.d, op.dv) == MLA_HEAD_DIMS and op.hq == op.hkv:
-                        t = self.mla.attention_ms(op.hq, op.sum_q2 / 2 + op.sum_qc)
-                elif isinstance(op, AttnDecode) and self._mla_decode is not None:
-                    if (op.d, op.dv) == MLA_LATENT_DIMS and op.hkv == 1:
-                        t = self.mla_decode.attention_ms(op.hq, op.batch, op.sum_kv)
-                if t is not None:
-                    ms[i] = t
+                if isinstance(op, AttnDecode) and (op.d, op.dv) == MLA_LATENT_DIMS and op.hkv == 1:
+                    t = self.mla_decode.attention_ms(op.hq, op.batch, op.sum_kv)
+                    if t is not None:
+                        ms[i] = t
         if self._gdn is not None:
             for i, op in enumerate(ops):
                 if isinstance(op, LinearAttention) and self.gdn is not None:
@@ -751,8 +740,6 @@ class WithEngineKernels:
             out["grouped_gemm"] += f" ({self.engine}'s fused MoE where measured)"
         if "grouped_gemm" in out and self._marlin is not None:
             out["grouped_gemm"] += " (4-bit experts: Marlin MoE, measured at other expert shapes)"
-        if "attn_prefill" in out and self._mla is not None:
-            out["attn_prefill"] += f" ({self.engine}'s MLA prefill where measured)"
         if "attn_decode" in out and self._mla_decode is not None:
             out["attn_decode"] += " (the FlashAttention-3 MLA kernel where measured)"
         if self._gdn is not None and (families is None or "linear_attention" in families):
@@ -814,13 +801,12 @@ def with_engine_kernels(
     gpu_dir = str(Path(calibration_dir or CALIBRATION_DIR) / gpu_name)
     # Which tables exist is known from their names; they are read when a step first needs them.
     fused = _measured(gpu_dir, "fused_moe", engine) and (lambda: load_fused_moe(gpu_dir, engine))
-    mla = _measured(gpu_dir, "mla_context", engine) and (lambda: load_mla_context(gpu_dir, engine))
     decode = _measured(gpu_dir, "mla_decode", "*") and (lambda: load_mla_decode(gpu_dir, engine))
     marlin = mxfp4_marlin and engine == "vllm" and fused and (lambda: load_marlin_moe(gpu_dir, engine))
     gdn = linear_attention and _measured(gpu_dir, "gdn", "*") and (lambda: load_gdn(gpu_dir, engine))
-    if not (fused or mla or decode or gdn):
+    if not (fused or decode or gdn):
         return predictor
-    return WithEngineKernels(predictor, fused or None, engine, mla or None, decode or None, marlin or None, gdn or None)
+    return WithEngineKernels(predictor, fused or None, engine, decode or None, marlin or None, gdn or None)
 
 
 def with_engine_gemms(predictor: Predictor, gpu_name: str, engine: str, calibration_dir: Path | None = None):

@@ -100,24 +100,21 @@ def test_a_measured_expert_shape_answers_from_the_engine_table_others_from_the_p
     assert with_engine_kernels(base, "rtx-4090", "vllm") is base  # no table: the predictor itself
 
 
-def test_mla_prefill_comes_from_the_measured_kernel_by_causal_work():
+def test_mla_prefill_is_flash_attention_3_at_its_head_dims():
+    # DeepSeek's prefill heads (192-dim queries and keys, 128-dim values, one K/V head each) on
+    # the engine's measured 192-dim FlashAttention-3: the kernel's two GEMMs, q.k at 192 and p.v
+    # at 128, are 320 / 384 of the measured kernel's work; other head counts in proportion.
     from frontier.ops.operators import AttnPrefill
-    from frontier.predict.engine_kernels import MLAContext
+    from frontier.predict.engine_kernels import DenseAttention
 
-    rows = pd.DataFrame({"heads": [16, 16, 16], "isl": [1024, 2048, 8192], "ms": [0.046, 0.141, 1.986]})
-    mla = MLAContext(rows)
-    assert mla.attention_ms(16, 8192**2 / 2) == pytest.approx(1.986)
-    assert mla.attention_ms(16, 2 * 8192**2 / 2) == pytest.approx(2 * 1.986)  # twice the work, past the table
-    assert mla.attention_ms(32, 1024**2 / 2) is None  # another head count
-    base = load_predictor(get_gpu("h200"))
-    pred = WithEngineKernels(base, None, "sglang", mla)
-    one = AttnPrefill.uniform(1, 8192, 16, 16, 192, 128)
-    two = AttnPrefill.uniform(2, 2048, 16, 16, 192, 128)  # causal work of one 2,896-token prompt
-    gqa = AttnPrefill.uniform(1, 8192, 16, 2, 128, 128)  # not MLA: the reference's answer
-    ms = pred.ops_ms([one, two, gqa])
-    assert ms[0] == pytest.approx(1.986)
-    assert 0.141 < ms[1] < 1.986
-    assert ms[2] == pytest.approx(base.ops_ms([gqa])[0])
+    rows = {"hq": ["16"] * 2, "hkv": ["1"] * 2, "d": ["192"] * 2, "seqs": ["1", "4"]}
+    rows |= {"1024": ["0.05", "0.2"], "8192": ["0.6", "2.4"]}
+    table = DenseAttention(rows, "prefill")
+    assert table.op_ms(AttnPrefill.uniform(1, 8192, 16, 16, 192, 128)) == pytest.approx(0.6 * 320 / 384)
+    assert table.op_ms(AttnPrefill.uniform(1, 8192, 32, 32, 192, 128)) == pytest.approx(2 * 0.6 * 320 / 384)
+    assert table.op_ms(AttnPrefill.uniform(1, 8192, 16, 16, 128, 128)) is None  # not measured at 128
+    both = DenseAttention(rows | {"hkv": ["16"] * 2, "d": ["128"] * 2}, "prefill")
+    assert both.op_ms(AttnPrefill.uniform(1, 8192, 16, 16, 192, 128)) is None  # no 192-dim kernel
 
 
 def test_mla_decode_comes_from_the_measured_kernel_on_its_batch_and_context_grid():
@@ -139,7 +136,7 @@ def test_mla_decode_comes_from_the_measured_kernel_on_its_batch_and_context_grid
     assert mla.attention_ms(8, 1, 512) == pytest.approx(0.016)  # below the grid: its edge
     assert mla.attention_ms(16, 64, 64 * 4096) is None  # another head count
     base = load_predictor(get_gpu("h200"))
-    pred = WithEngineKernels(base, None, "vllm", None, mla)
+    pred = WithEngineKernels(base, None, "vllm", mla_decode=mla)
     latent = AttnDecode(64, 64 * 4096, 4096, 8, 1, 576, 512)
     ragged = AttnDecode(64, 64 * 4096, 8000, 8, 1, 576, 512)  # same cached tokens, uneven
     gqa = AttnDecode.uniform(64, 4096, 8, 1, 128)  # not the latent: the reference's answer
