@@ -20,8 +20,9 @@ SXM; median APE of mean TTFT / TPOT, vLLM and SGLang): 0 (bursts): 14.0 / 7.4 % 
 23.5 / 7.4 % (all runs' TTFT 16.1, 14.2, 13.7, 14.4 %). 0.25 is a sustained clock of 1 / 1.25 =
 80 % of boost for work at the compute roof, the low end of the range above. Prefill-bound runs
 move most (vLLM Llama-3.1-70B FP8 at TP1, 8k prompts: -19..-22 % -> -10..+5 %), decode-bound
-ones not at all. The exception is the three disaggregated DeepSeek-V3 runs, whose one prefill
-worker is saturated at 128-256 clients: TTFT +17 -> +49 % (median).
+ones not at all. The exception was the three disaggregated DeepSeek-V3 runs, whose one prefill
+worker is saturated at 128-256 clients: TTFT +17 -> +49 % (median), -23 % once MLA prefill was
+priced on FlashAttention-3 (frontier.predict.engine_kernels).
 """
 
 from __future__ import annotations
