@@ -479,8 +479,7 @@ class DenseAttention:
         if op.d != op.dv:  # MLA decode against the latent: its own table
             return None
         if isinstance(op, AttnPrefill):
-            work = op.sum_q2 / 2 + op.sum_qc
-            return self.attention_ms(op.hq, op.hkv, op.d, op.num_seqs, math.sqrt(2 * work / op.num_seqs))
+            return self.attention_ms(op.hq, op.hkv, op.d, op.num_seqs, _equal_length(op))
         return self.attention_ms(op.hq, op.hkv, op.d, op.batch, op.sum_kv / op.batch)
 
     def _mla_prefill_ms(self, op) -> float | None:
@@ -496,9 +495,14 @@ class DenseAttention:
         if not measured:
             return None
         hq, hkv, d = min(measured, key=lambda k: (abs(math.log(k[0] / op.hq)), k))
-        work = op.sum_q2 / 2 + op.sum_qc
-        t = self.attention_ms(hq, hkv, d, op.num_seqs, math.sqrt(2 * work / op.num_seqs))
+        t = self.attention_ms(hq, hkv, d, op.num_seqs, _equal_length(op))
         return None if t is None else t * op.hq / hq * (op.d + op.dv) / (2 * op.d)
+
+
+def _equal_length(op: AttnPrefill) -> float:
+    """The length of equal prompts, one per sequence, doing the batch's causal work per head:
+    sqrt(2 x (sum q^2 / 2 + sum q c) / sequences)."""
+    return math.sqrt(2 * (op.sum_q2 / 2 + op.sum_qc) / op.num_seqs)
 
 
 def _interpolate(grid: np.ndarray, cell: list[tuple[int, float]]) -> float:

@@ -56,8 +56,7 @@ class SustainedClock:
         flops = getattr(op, "flops", 0.0)
         if not flops:
             return 0.0
-        dtype = getattr(op, "dtype", "bf16")
-        return flops / (self.gpu.peak_tflops("fp8" if dtype == "fp8" else "bf16") * 1e9)
+        return flops / (self.gpu.peak_tflops(getattr(op, "dtype", "bf16")) * 1e9)
 
     def sources(self, families=None) -> dict[str, str]:
         """The base predictor's sources and one more entry for the clock (families unchanged)."""
