@@ -3,8 +3,8 @@
 With prefix caching, a prompt's leading blocks are shared between requests whose prompts start
 with the same content. Content is known at the granularity of the trace's prefix blocks (a
 Mooncake `hash_id` names 512 prompt tokens). A cached prefix unit stays in the cache after its
-last user finishes and is evicted, least recently used first, only when blocks run out: it
-counts as free until then.
+last user finishes and is evicted, least recently used first (of one prompt, its tail before its
+head), only when blocks run out: it counts as free until then.
 """
 
 from __future__ import annotations
@@ -89,7 +89,12 @@ class BlockManager:
     def free(self, req: Request | KVHold) -> None:
         shared = req.shared_units
         self.free_blocks += req.num_blocks - len(shared) * self.unit_blocks
-        for uid in shared:
+        # Tail first, so a prompt's head is the last of its units to be evicted: both engines
+        # keep a cached prefix's head longest (vLLM frees a request's blocks in reverse, "so that
+        # the tail blocks are evicted first", v1/core/kv_cache_manager.py `free`; SGLang's radix
+        # cache evicts leaves, mem_cache/radix_cache.py `evict`). A head evicted first would leave
+        # the rest of the prompt cached but unreachable.
+        for uid in reversed(shared):
             users = self._units[uid] - 1
             self._units[uid] = users
             if users == 0:  # stays cached, but may be evicted: it counts as free

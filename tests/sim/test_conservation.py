@@ -152,7 +152,8 @@ def test_prefix_cache_is_on_by_default_as_in_vllm_v1_and_evicts_when_blocks_run_
     step = LinearStepTime(0.01, 1e-4)
     simulate(make_scenario(enable_prefix_caching=False), _prefix_table(units, [200] * 2), step_time=step)
     assert [s.prefill_tokens for s in step.calls if s.prefill_tokens] == [200, 200]
-    # 16 blocks = 256 tokens: the second request (unit 3, 4) must evict the first's cached units.
+    # 16 blocks = 256 tokens: the second request (units 3, 4) must evict one of the first's cached
+    # units, its tail (unit 2), so the third (units 1, 2 again) still finds unit 1.
     step = LinearStepTime(0.01, 1e-4)
     res = simulate(
         make_scenario(enable_prefix_caching=True, num_gpu_blocks_override=16),
@@ -160,7 +161,7 @@ def test_prefix_cache_is_on_by_default_as_in_vllm_v1_and_evicts_when_blocks_run_
         step_time=step,
     )
     assert (res.requests.status == "finished").all()
-    assert [s.prefill_tokens for s in step.calls if s.prefill_tokens] == [129, 129, 129]
+    assert [s.prefill_tokens for s in step.calls if s.prefill_tokens] == [129, 129, 129 - 64]
 
 
 def test_a_pooled_prompt_sent_again_is_served_from_the_prefix_cache():
@@ -179,3 +180,20 @@ def test_a_pooled_prompt_sent_again_is_served_from_the_prefix_cache():
     res = simulate(make_scenario(), build_requests(spec, np.random.default_rng(0)), step_time=step)
     assert [s.prefill_tokens for s in step.calls if s.prefill_tokens] == [200, 8, 8]
     assert res.summary["frontier"]["clusters"][0]["prefix_cache_hit_rate"] == pytest.approx(2 * 192 / 600)
+
+
+def test_the_prefix_cache_evicts_a_prompts_tail_before_its_head():
+    # Room for three 64-token units (4 blocks each). A's prompt fills units 1 and 2 (+1 block);
+    # once A is done, B needs 5 blocks: one cached unit goes, and it is A's tail (unit 2), as vLLM
+    # and SGLang evict, so C, sending A's prompt again, still finds its head cached.
+    kv = BlockManager(num_blocks=12, block_size=16, prefix_caching=True, prefix_unit_tokens=64)
+    a = Request(0, 0.0, 129, 4, prefix_blocks=(1, 2))
+    assert kv.allocate(a, 129)
+    a.num_computed = 129
+    kv.register_prefix(a)
+    kv.free(a)
+    b = Request(1, 0.0, 80, 4)
+    assert kv.allocate(b, 80) and kv.free_blocks == 12 - 5  # unit 1 still cached, counted free
+    c = Request(2, 0.0, 129, 4, prefix_blocks=(1, 2))
+    kv.match_prefix(c)
+    assert c.cached_tokens == 64 and c.shared_units == (1,)
