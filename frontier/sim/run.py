@@ -144,7 +144,9 @@ def block_costs_for(scenario: Scenario, spec: ClusterSpec) -> tuple[BlockCosts, 
     overheads = StepOverheads(
         cuda_graph=spec.cuda_graph,
         cpu_overhead_ms=spec.cpu_overhead_ms,
-        capture_sizes=tuple(s for s in engine.capture_sizes if s <= spec.cuda_graph_max_bs) or (1,),
+        capture_sizes=spec.cuda_graph_sizes
+        or tuple(s for s in engine.capture_sizes if s <= spec.cuda_graph_max_bs)
+        or (1,),
         graph_mixed_batches=engine.graph_mixed_batches,
         host_overlapped=scenario.cluster_host_overlapped(spec),
         host_us_per_seq=engine.host.step_us_per_seq,

@@ -119,6 +119,9 @@ class ClusterSpec:
     enable_mixed_chunk: bool = False  # SGLang: prefill chunks ride in decode batches
     cuda_graph: bool = True
     cuda_graph_max_bs: int | None = None  # largest decode batch replayed from a CUDA graph
+    # The batch sizes captured (SGLang --cuda-graph-bs, vLLM --cudagraph-capture-sizes); empty:
+    # the engine's list up to cuda_graph_max_bs. A batch between two sizes runs at the next one.
+    cuda_graph_sizes: tuple[int, ...] = ()
     attention_backend: str = "flash"
     mxfp4_backend: str = "auto"  # vLLM's MoE kernel for MXFP4 experts: auto (triton) | triton | marlin
     cpu_overhead_ms: float | None = None  # host time per step; None: the engine's (frontier.engine)
@@ -298,6 +301,21 @@ def _coerce(value: Any, default: Any, where: str):
     return value
 
 
+def _graph_sizes(value: Any, max_bs: Any, where: str) -> tuple[int, ...]:
+    """A list of CUDA-graph batch sizes: positive integers, returned sorted and unique; none
+    above an explicit cuda_graph_max_bs (the engines capture no batch above it)."""
+    if not isinstance(value, (list, tuple)) or any(isinstance(v, bool) or not isinstance(v, int) for v in value):
+        raise SpecError(f"{where}: expected a list of batch sizes, e.g. [1, 2, 4, 8], got {value!r}")
+    sizes = tuple(sorted(set(value)))
+    if sizes and sizes[0] < 1:
+        raise SpecError(f"{where}: batch sizes must be >= 1, got {sizes[0]}")
+    if sizes and isinstance(max_bs, int) and not isinstance(max_bs, bool) and sizes[-1] > max_bs:
+        raise SpecError(
+            f"{where}: {sizes[-1]} is above cuda_graph_max_bs ({max_bs}); drop cuda_graph_max_bs or the larger sizes"
+        )
+    return sizes
+
+
 def cluster_from_dict(d: dict, where: str, scenario_gpu: GPUSpec | None = None) -> ClusterSpec:
     allowed = {f.name for f in fields(ClusterSpec)} - {"defaults_from"}
     check_keys(d, allowed, where)
@@ -307,6 +325,10 @@ def cluster_from_dict(d: dict, where: str, scenario_gpu: GPUSpec | None = None) 
             continue
         if f.name == "speculative":
             values[f.name] = speculative_from_dict(d[f.name], f"{where}.speculative")
+            continue
+        if f.name == "cuda_graph_sizes":
+            values[f.name] = _graph_sizes(d[f.name], d.get("cuda_graph_max_bs"), f"{where}.cuda_graph_sizes")
+            values.setdefault("cuda_graph_max_bs", max(values[f.name], default=None))
             continue
         value = _coerce(d[f.name], _ENGINE_DEFAULTED.get(f.name, f.default), f"{where}.{f.name}")
         if f.name == "quantization" and value:

@@ -286,3 +286,41 @@ def test_sglang_default_fraction_that_leaves_nothing_says_where_it_comes_from():
         scenario_from_dict(d)
     d["deployment"]["gpu_memory_utilization"] = 0.85  # set: no complaint
     assert scenario_from_dict(d).clusters[0].gpu_memory_utilization == 0.85
+
+
+def test_explicit_cuda_graph_sizes_are_the_batches_replayed_from_graphs():
+    # aiconfigurator's generator passes --cuda-graph-bs 1..bs: a batch of 9 replays the 9-graph,
+    # where SGLang's own list up to 9 (1, 2, 4, 8) leaves it eager; a batch of 5 pads to the next
+    # size captured.
+    from frontier.ops.graph import BatchStats
+
+    def costs(**graphs):
+        s = make_scenario(engine="sglang", engine_version="0.5.6", **graphs)
+        return s.clusters[0], block_costs_for(s, s.clusters[0])[0]
+
+    spec, listed = costs(cuda_graph_sizes=[9, 1, 2, 9])
+    assert spec.cuda_graph_sizes == (1, 2, 9) and spec.cuda_graph_max_bs == 9
+    _, capped = costs(cuda_graph_max_bs=9)
+
+    def decode(b):
+        return BatchStats(num_decode=b, decode_sum_kv=100 * b, decode_max_kv=100, num_sampled=b)
+
+    assert listed.uses_graph(decode(9)) and not capped.uses_graph(decode(9))
+    assert listed.padded_tokens(decode(5)) == 9 and capped.padded_tokens(decode(5)) == 8
+    # The sizes' largest is the graph reserve SGLang's memory fraction counts (9 slots).
+    assert spec.gpu_memory_utilization == round(1 - (512 + 12288 + 9 * 2 + 128) / H100_MIB, 3)
+
+
+@pytest.mark.parametrize(
+    "graphs, says",
+    [
+        ({"cuda_graph_sizes": "8"}, "expected a list of batch sizes"),
+        ({"cuda_graph_sizes": [0, 4]}, "must be >= 1"),
+        ({"cuda_graph_sizes": [4, 32], "cuda_graph_max_bs": 16}, "32 is above cuda_graph_max_bs"),
+    ],
+)
+def test_bad_cuda_graph_sizes_are_refused_in_one_line(graphs, says):
+    from frontier.errors import SpecError
+
+    with pytest.raises(SpecError, match=says):
+        make_scenario(engine="sglang", **graphs)

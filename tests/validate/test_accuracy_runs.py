@@ -95,14 +95,16 @@ def test_moe_over_more_gpus_than_attention_tp_is_data_parallel_attention(runs):
 
 def test_aiconfigurator_sweep_runs_use_its_generators_server_flags(runs):
     # generator/rule_plugin/benchmark/sglang.rule: mixed chunk, max prefill isl + 1500, the batch
-    # size as max running requests; vllm.rule: batched tokens = batch size + isl + 1500.
+    # size as max running requests; vllm.rule: batched tokens = batch size + isl + 1500; both a
+    # CUDA graph for every batch size up to the batch size.
     sgl = next(r for r in by(runs, engine="sglang", isl=1000, osl=500) if r.scenario)
     dep = sgl.scenario["deployment"]
     assert dep["enable_mixed_chunk"] is True and dep["max_prefill_tokens"] == 2500
-    assert dep["max_num_seqs"] == dep["cuda_graph_max_bs"] == sgl.concurrency
+    assert dep["max_num_seqs"] == sgl.concurrency and dep["cuda_graph_sizes"] == list(range(1, sgl.concurrency + 1))
     vllm = next(r for r in by(runs, engine="vllm", version="0.12.0", isl=8000, osl=1000) if r.scenario)
     dep = vllm.scenario["deployment"]
     assert dep["max_num_batched_tokens"] == vllm.concurrency + 9500 and dep["max_model_len"] == 10500
+    assert dep["cuda_graph_sizes"] == list(range(1, vllm.concurrency + 1))
     imax = next(r for r in by(runs, version="0.18.0", isl=8192, osl=1024) if r.scenario)
     assert "enable_mixed_chunk" not in imax.scenario["deployment"]
 
