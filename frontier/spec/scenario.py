@@ -301,7 +301,7 @@ def _coerce(value: Any, default: Any, where: str):
     return value
 
 
-def _graph_sizes(value: Any, max_bs: Any, where: str) -> tuple[int, ...]:
+def _graph_sizes(value: Any, max_bs: int | None, where: str) -> tuple[int, ...]:
     """A list of CUDA-graph batch sizes: positive integers, returned sorted and unique; none
     above an explicit cuda_graph_max_bs (the engines capture no batch above it)."""
     if not isinstance(value, (list, tuple)) or any(isinstance(v, bool) or not isinstance(v, int) for v in value):
@@ -309,7 +309,7 @@ def _graph_sizes(value: Any, max_bs: Any, where: str) -> tuple[int, ...]:
     sizes = tuple(sorted(set(value)))
     if sizes and sizes[0] < 1:
         raise SpecError(f"{where}: batch sizes must be >= 1, got {sizes[0]}")
-    if sizes and isinstance(max_bs, int) and not isinstance(max_bs, bool) and sizes[-1] > max_bs:
+    if sizes and max_bs is not None and sizes[-1] > max_bs:
         raise SpecError(
             f"{where}: {sizes[-1]} is above cuda_graph_max_bs ({max_bs}); drop cuda_graph_max_bs or the larger sizes"
         )
@@ -327,7 +327,8 @@ def cluster_from_dict(d: dict, where: str, scenario_gpu: GPUSpec | None = None) 
             values[f.name] = speculative_from_dict(d[f.name], f"{where}.speculative")
             continue
         if f.name == "cuda_graph_sizes":
-            values[f.name] = _graph_sizes(d[f.name], d.get("cuda_graph_max_bs"), f"{where}.cuda_graph_sizes")
+            # (cuda_graph_max_bs, a field before this one, is checked already)
+            values[f.name] = _graph_sizes(d[f.name], values.get("cuda_graph_max_bs"), f"{where}.cuda_graph_sizes")
             values.setdefault("cuda_graph_max_bs", max(values[f.name], default=None))
             continue
         value = _coerce(d[f.name], _ENGINE_DEFAULTED.get(f.name, f.default), f"{where}.{f.name}")
