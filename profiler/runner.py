@@ -2,7 +2,8 @@
 
 A `Case` is one table row to be: its identifying columns (`row`) are known before anything runs
 (so a rerun can skip it), and `setup()` allocates the inputs on the device and returns the
-zero-argument call to time. Shapes a backend cannot run raise `Unsupported`; the rest of that
+zero-argument call to time (or, for a case that times itself, such as a sum of calls each timed
+alone, the finished `Timing`). Shapes a backend cannot run raise `Unsupported`; the rest of that
 case's `group` is then skipped and the reason is kept once in meta.json's notes.
 """
 
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 from profiler.tables import TableWriter
+from profiler.timing import Timing
 
 
 class Unsupported(Exception):
@@ -25,7 +27,7 @@ class Unsupported(Exception):
 class Case:
     family: str
     row: dict
-    setup: Callable[[], Callable[[], object]]
+    setup: Callable[[], Callable[[], object] | Timing]
     group: str = ""
     derive: Callable[[float], dict] | None = None  # extra columns from the median ms
     cost_ms: float = 0.0  # rough estimate of one call, for planning
@@ -158,7 +160,7 @@ def _measure_one(case: Case, ctx: Context, dead: set[str]) -> dict | None:
     where = case.group or case.family
     try:
         fn = case.setup()
-        timing = ctx.timer.measure(fn)
+        timing = fn if isinstance(fn, Timing) else ctx.timer.measure(fn)
     except Unsupported as exc:
         dead.add(case.group)
         ctx.notes.add("unsupported", where, str(exc))

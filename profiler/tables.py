@@ -2,7 +2,8 @@
 
 The contract (see `frontier/ops/operators.py`): the table of family F has one column per field
 of F's operator dataclass, then `ms` (median) and `ms_min`; extra label columns are allowed and
-ignored by the predictors. `memcpy` has no operator class; its columns are fixed here.
+ignored by the predictors. `memcpy` and `decode_step` (whole decoder layers, not one operator) have
+no operator class; their columns are fixed here.
 
 A row's *key* is the set of columns that identify the measured shape (the operator fields plus
 `backend` where the family has one as a label). A rerun skips every planned row whose key is
@@ -26,25 +27,32 @@ EXTRA_COLUMNS = {
     "grouped_gemm": ("skew", "proj", "model", "tflops"),
     "elementwise": ("backend", "model", "gbps"),
     "collective": ("backend", "algbw_gbps", "busbw_gbps"),
-    "memcpy": (),
 }
 
 # Extras that are part of a row's identity (two backends of one shape are two rows).
 EXTRA_KEYS = {"gemm": ("backend",), "collective": ("backend",)}
 
-MEMCPY_COLUMNS = ("direction", "size_bytes", "ms", "ms_min", "gbps")
+# Families without an operator class: (key columns, the columns after `ms` and `ms_min`).
+FIXED_SCHEMAS = {
+    "memcpy": (("direction", "size_bytes"), ("gbps",)),
+    "decode_step": (
+        ("model", "batch", "kv", "layers", "dtype", "mode"),
+        ("ms_per_layer", "kernels", "attn_backend", "moe_backend"),
+    ),
+}
 
 
 def operator_fields(family: str) -> tuple[str, ...]:
-    if family == "memcpy":
-        return ("direction", "size_bytes")
+    if family in FIXED_SCHEMAS:
+        return FIXED_SCHEMAS[family][0]
     return tuple(f.name for f in table_fields(OPERATOR_CLASSES[family]))
 
 
 def columns(family: str) -> tuple[str, ...]:
     """All columns of a family's table, in file order."""
-    if family == "memcpy":
-        return MEMCPY_COLUMNS
+    if family in FIXED_SCHEMAS:
+        keys, extra = FIXED_SCHEMAS[family]
+        return keys + TIME_COLUMNS + extra
     return operator_fields(family) + TIME_COLUMNS + EXTRA_COLUMNS[family]
 
 
@@ -53,7 +61,7 @@ def key_columns(family: str) -> tuple[str, ...]:
 
 
 def field_defaults(family: str) -> dict[str, object]:
-    if family == "memcpy":
+    if family in FIXED_SCHEMAS:
         return {}
     return {f.name: f.default for f in table_fields(OPERATOR_CLASSES[family]) if f.default is not MISSING}
 

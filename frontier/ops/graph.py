@@ -15,11 +15,13 @@ all-reduce as the engine picks it by message size (`all_reduce`).
 A step is four blocks, apart because disaggregation and overlap schedule them apart:
 `head_operators` (embedding, LM head, sampling), `attention_block` (norms, projections and TP
 all-reduce: shaped by the token count), `attention_core` (attention proper: shaped by the
-sequence lengths) and `ffn_block` (dense MLP or MoE with its all-to-all).
+sequence lengths) and `ffn_block` (dense MLP or MoE with its all-to-all). `decoder_layer` lists
+one decode layer's kernels in the order they run (what the profiler's whole-step timings build).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -169,6 +171,24 @@ def step_operators(
         + attention_core(model, par, batch, attn_backend, dtype)
         + ffn_block(model, par, T, dtype, moe_tokens)
     )
+
+
+def decoder_layer(model: ModelSpec, batch: int, kv: int, dtype: str | None = None) -> list[Operator]:
+    """The kernels of one decoder layer (an MoE one where the model has MoE layers) of a decode
+    batch of `batch` sequences with `kv` cached tokens each, at TP 1, in the order they run, each
+    as often as the layer launches it: input norm, projections, attention, the output projection
+    after what prepares its input (output gate, FP8 quantisation), post-attention norm, MLP or
+    router and experts. The step's embedding, LM head and sampling are not in it."""
+    moe = model.moe and dataclasses.replace(model.moe, first_dense_layers=0)
+    layer, par = dataclasses.replace(model, num_layers=1, moe=moe), Parallel()
+    stats = BatchStats(0, 0, 0, 0, 0, 0, 0, batch, batch * kv, kv, batch)
+    attn = attention_block(layer, par, batch, dtype)
+    norm, count = next((op, n) for op, n in attn if isinstance(op, Elementwise) and op.name == "add_rmsnorm")
+    rest = [(op, n) for op, n in attn if op != norm]
+    out = max(i for i, (op, _) in enumerate(rest) if isinstance(op, Gemm))  # the output projection
+    core = attention_core(layer, par, stats, dtype=dtype)
+    ordered = [(norm, 1), *rest[:out], *core, *rest[out + 1 :], rest[out], (norm, count - 1)]
+    return [op for op, n in ordered + ffn_block(layer, par, batch, dtype) for _ in range(n)]
 
 
 def mixer_layers(model: ModelSpec, layers: int) -> tuple[int, int]:

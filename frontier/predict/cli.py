@@ -440,4 +440,40 @@ def import_reference_cmd(src: Path | None, gpu: str, calibration_dir: Path | Non
     click.echo(f"wrote {out}", err=True)
 
 
+@calibration.command("decode-steps")
+@click.option("--gpu", default="h100-sxm", show_default=True)
+@click.option("--calibration-dir", type=click.Path(path_type=Path), default=None, hidden=True)
+def decode_steps_cmd(gpu: str, calibration_dir: Path | None) -> None:
+    """Whole decode steps the profiler measured on a GPU (its decode_step table): per kernel, the
+    time alone, launched eagerly and what a CUDA graph saves; each chain against Frontier's
+    prediction of it; and the step rule's launch constants fitted to them beside those in use."""
+    from frontier.predict import whole_step
+    from frontier.predict.blocks import GRAPH_OVERLAP_US, StepOverheads
+
+    chains = whole_step.per_kernel(whole_step.load(gpu, calibration_dir))
+    if chains.empty:
+        raise FrontierError(f"{gpu}: the decode_step table has no chain timed alone, eagerly and as a graph")
+    chains = whole_step.predicted(chains, gpu, calibration_dir)
+    shown = chains[["model", "batch", "kv", "kernels", "alone_us", "eager_us", "graph_saving_us"]].copy()
+    for mode in whole_step.MODES:
+        shown[f"{mode} ms"] = chains[mode]
+        shown[f"{mode} err %"] = 100 * (chains[f"pred_{mode}"] / chains[mode] - 1)
+    click.echo(shown.to_string(index=False, float_format=lambda x: f"{x:.2f}"))
+    ape = {mode: float((100 * (chains[f"pred_{mode}"] / chains[mode] - 1)).abs().median()) for mode in whole_step.MODES}
+    click.echo("median APE of the predicted chains: " + ", ".join(f"{m} {v:.1f} %" for m, v in ape.items()))
+    in_use = StepOverheads()
+    got = whole_step.fit(chains, in_use.graph_launch_us)
+    click.echo(
+        f"GRAPH_OVERLAP_US: {got['graph_overlap_us']:.2f} us fitted to {got['graph_chains']} chains "
+        f"(in use: {GRAPH_OVERLAP_US:g}, with graph_launch_us {in_use.graph_launch_us:g})"
+    )
+    if got["eager_launch_us"] is None:
+        click.echo(f"eager_launch_us: no launch-bound chain (in use: {in_use.eager_launch_us:g})")
+    else:
+        click.echo(
+            f"eager_launch_us: {got['eager_launch_us']:.2f} us fitted to {got['eager_chains']} launch-bound "
+            f"chains (in use: {in_use.eager_launch_us:g})"
+        )
+
+
 commands = [train, predict, calibration]

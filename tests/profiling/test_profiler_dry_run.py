@@ -10,6 +10,7 @@ import pytest
 
 from frontier.ops.operators import AttnDecode, AttnPrefill, Collective, Elementwise, Gemm, GroupedGemm, table_fields
 from profiler import FAMILIES
+from profiler.tables import FIXED_SCHEMAS
 
 from profiler_helpers import run_profiler
 
@@ -32,8 +33,8 @@ def read(path):
 
 
 def contract(family):
-    if family == "memcpy":
-        return ["direction", "size_bytes", "ms", "ms_min"]
+    if family in FIXED_SCHEMAS:
+        return list(FIXED_SCHEMAS[family][0]) + ["ms", "ms_min"]
     return [f.name for f in table_fields(OPERATORS[family])] + ["ms", "ms_min"]
 
 
@@ -48,7 +49,7 @@ def test_table_has_the_contract_columns_then_labels(dry_run_dir, family):
         assert 0 < float(row["ms_min"]) <= float(row["ms"])
 
 
-@pytest.mark.parametrize("family", [f for f in FAMILIES if f != "memcpy"])
+@pytest.mark.parametrize("family", [f for f in FAMILIES if f in OPERATORS])
 def test_rows_rebuild_their_operators(dry_run_dir, family):
     cls = OPERATORS[family]
     _, rows = read(dry_run_dir / f"{family}.csv")
@@ -136,3 +137,23 @@ def test_resume_measures_only_missing_rows(dry_run_dir, tmp_path):
     meta = json.loads((out / "meta.json").read_text())
     assert meta["runs"][-1]["rows_written"] == {"gemm": 5, "memcpy": 0}
     assert "5 to measure" in result.stderr
+
+
+def test_decode_steps_time_whole_layers_alone_and_eagerly(dry_run_dir):
+    from frontier.ops.graph import decoder_layer
+    from profiler.bench.step import LAYERS
+    from profiler.shapes import tiny_models
+
+    _, rows = read(dry_run_dir / "decode_step.csv")
+    specs = {spec.name: spec for spec in tiny_models()}
+    assert {r["model"] for r in rows} == set(specs)
+    for r in rows:
+        assert int(r["kernels"]) == len(decoder_layer(specs[r["model"]], int(r["batch"]), int(r["kv"])))
+        assert int(r["layers"]) == LAYERS
+        assert float(r["ms_per_layer"]) == pytest.approx(float(r["ms"]) / LAYERS, rel=1e-3)
+    # Each (model, batch, kv) timed both ways; graph replays need a GPU, and a note says so.
+    shapes = {(r["model"], r["batch"], r["kv"]) for r in rows}
+    assert sorted(r["mode"] for r in rows) == sorted(["alone", "eager"] * len(shapes))
+    meta = json.loads((dry_run_dir / "meta.json").read_text())
+    graph = [n for n in meta["notes"] if n["where"].startswith("decode_step/") and n["where"].endswith("/graph")]
+    assert graph and all(n["message"] == "CUDA graphs need a GPU" for n in graph)

@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from frontier.ops.graph import BatchStats, Parallel, step_operators
+from frontier.ops.graph import BatchStats, Parallel, decoder_layer, step_operators
 from frontier.ops.operators import AttnDecode, AttnPrefill, Collective, Elementwise, Gemm, GroupedGemm
 from frontier.spec.model import load_model
 
@@ -275,3 +275,41 @@ def test_attention_dp_without_ep_holds_a_share_of_the_experts_per_gpu():
     assert tp2 == pytest.approx(dense / 2 + b["experts"] / 2)
     assert tp1_dp2 == pytest.approx(dense + b["experts"] / 2)
     assert weight_bytes_per_gpu(model, 1, 1, ep=2, dp_attention=2) == pytest.approx(tp1_dp2)
+
+
+# One decode layer in the order its kernels run (frontier.ops.graph.decoder_layer).
+
+
+def test_a_dense_layer_runs_norm_attention_norm_mlp():
+    ops = decoder_layer(load_model("llama-3.1-8b"), batch=8, kv=1024)
+    assert ops == [
+        Elementwise("add_rmsnorm", 8, 4096),
+        Gemm(8, 4096, 6144),  # QKV: (32 + 2 x 8) heads of 128
+        Elementwise("rotary", 8, 5120),
+        Elementwise("kv_cache_write", 8, 2048),
+        AttnDecode(8, 8192, 1024, 32, 8, 128, 128),
+        Gemm(8, 4096, 4096),  # output projection
+        Elementwise("add_rmsnorm", 8, 4096),
+        Gemm(8, 4096, 28672),  # gate_up
+        Elementwise("silu_mul", 8, 14336),
+        Gemm(8, 14336, 4096),  # down
+    ]
+
+
+def test_a_moe_layer_routes_after_its_attention():
+    ops = decoder_layer(load_model("qwen3-30b-a3b"), batch=4, kv=512)
+    kinds = [op.name if isinstance(op, Elementwise) else type(op).__name__ for op in ops]
+    assert kinds == [
+        "add_rmsnorm", "Gemm", "rmsnorm", "rmsnorm", "rotary", "kv_cache_write", "AttnDecode", "Gemm",
+        "add_rmsnorm", "Gemm", "topk_gating", "GroupedGemm", "silu_mul", "GroupedGemm",
+    ]  # fmt: skip
+    router, gate_up, down = ops[9], ops[11], ops[13]
+    assert (router.k, router.n) == (2048, 128)
+    assert (gate_up.experts, gate_up.topk, gate_up.tokens, gate_up.k, gate_up.n) == (128, 8, 4, 2048, 1536)
+    assert (down.k, down.n) == (768, 2048)
+
+
+def test_fp8_output_projection_is_quantised_after_the_attention():
+    layer = decoder_layer(load_model("qwen3-32b"), batch=2, kv=128, dtype="fp8")
+    at = next(i for i, op in enumerate(layer) if isinstance(op, AttnDecode))
+    assert layer[at + 1 : at + 3] == [Elementwise("quant_fp8", 2, 64 * 128), Gemm(2, 64 * 128, 5120, "fp8")]
