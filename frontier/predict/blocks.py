@@ -75,10 +75,24 @@ def in_graph_ms(op, ms: float) -> float:
     return max(ms - GRAPH_OVERLAP_US * 1e-3, GRAPH_KERNEL_FLOOR_US * 1e-3)
 
 
+# What the host spends per kernel of a step outside CUDA graphs (`launched_ms`): a Triton kernel
+# through Inductor's Python wrapper 6.5-9 us (pytorch-labs/tritonbench #1016), Triton's own JIT
+# dispatch 8.7 us on GB200 (vllm PR #34838), and between them the engines' custom ops' Python
+# (attention, all-reduce, fused MoE), so a mean of 10-15 us a kernel. Checked on the development
+# set with launches hiding behind the GPU's work (`make accuracy`, median APE of mean TTFT over all
+# runs / vLLM's): 6 us 14.2 / 11.2 %, 15 us 13.8 / 11.1 %, 20 us 13.7 / 11.2 %, 25 us 12.9 /
+# 10.7 %, 35 us 12.4 / 10.4 %. Past 20 us the MoE models' low-load TTFTs gain (vLLM Qwen3-235B TP4
+# 22.5 -> 9.9 % at 35 us) while dense ones at TP8 lose (Llama-3.1-70B 5.5 -> 7.8 %, gpt-oss-120b
+# 10.9 -> 15.7 %) and issue 9's measured Qwen3-32B run (vLLM 0.12, TP8, 8 clients of 1k tokens,
+# 92 ms) goes from 94 to 101 ms at 25 us: the public figures' 15 us, until the profiler's
+# decode_step family measures it (`frontier calibration decode-steps`).
+EAGER_LAUNCH_US = 15.0
+
+
 @dataclass(frozen=True)
 class StepOverheads:
     cuda_graph: bool = True
-    eager_launch_us: float = 6.0  # CPU launch cost per kernel when not captured
+    eager_launch_us: float = EAGER_LAUNCH_US  # CPU launch cost per kernel when not captured
     graph_launch_us: float = 1.0  # gap between kernels replayed from a CUDA graph
     cpu_overhead_ms: float = 1.0  # host time per step: scheduling, input prep, sampling
     host_us_per_seq: float = 0.0  # host time per step and sequence in the batch (output processing)
@@ -97,6 +111,34 @@ class StepOverheads:
         if self.host_overlapped:
             return max(gpu_ms, host) + self.overlap_residual_ms
         return gpu_ms + host
+
+
+def launched_ms(ops, ms, overheads: StepOverheads, graph: bool) -> tuple[float, float]:
+    """(compute, all-to-all) ms of (operator, count) pairs predicted at `ms` each, as launched.
+
+    Replayed from a CUDA graph, each kernel runs `in_graph_ms` after a `graph_launch_us` gap.
+    Eager, the host launches `eager_launch_us` per kernel into the stream while the GPU works
+    through it: the GPU waits only once the host falls behind, so the kernels take their time or
+    their launches', the larger (a short kernel's launch hides behind a long one before it). An
+    operator priced at exactly 0 is one the engine's kernel fuses into its neighbour (the
+    SiLU-and-mul inside a measured fused MoE layer, frontier.predict.engine_kernels): nothing is
+    launched for it. The all-to-all exchanges are priced apart (they overlap compute under TBO)."""
+    gap = overheads.graph_launch_us * 1e-3
+    launch = overheads.eager_launch_us * 1e-3
+    compute = comm = 0.0
+    launches = 0
+    # (In Python floats: the same values as numpy's, and every step adds them up again.)
+    for (op, count), t in zip(ops, ms.tolist() if isinstance(ms, np.ndarray) else ms):
+        if t == 0.0:
+            continue
+        if isinstance(op, EPExchange) or (isinstance(op, Collective) and op.kind == "all_to_all"):
+            comm += count * (in_graph_ms(op, t) + gap if graph else max(t, launch))
+        elif graph:
+            compute += count * (in_graph_ms(op, t) + gap)
+        else:
+            compute += count * t
+            launches += count
+    return max(compute, launches * launch), comm
 
 
 def split(stats: BatchStats, parts: int) -> BatchStats:
@@ -159,10 +201,8 @@ class BlockCosts:
 
     # --- prediction and memo -----------------------------------------------------------------
     def _fill(self, keys: list[tuple], build, graph: bool) -> None:
-        """Predict the blocks of many memo keys in one predictor call (batched misses).
-
-        Replayed from a graph, kernels follow each other with a small fixed gap. Eager, the host
-        launches while the GPU runs, so a kernel shorter than its launch waits for the launch."""
+        """Predict the blocks of many memo keys in one predictor call (batched misses), each
+        block as launched (`launched_ms`)."""
         keys = [k for k in dict.fromkeys(keys) if k not in self._memo]
         if not keys:
             return
@@ -174,23 +214,7 @@ class BlockCosts:
             at += len(ops)
 
     def _launched(self, ops, ms, graph: bool) -> tuple[float, float]:
-        """(compute, all-to-all) ms of (operator, count) pairs predicted at `ms` each, with
-        their launch gaps. An operator priced at exactly 0 is one the engine's kernel fuses into
-        its neighbour (the SiLU-and-mul inside a measured fused MoE layer,
-        frontier.predict.engine_kernels): nothing is launched for it."""
-        gap = self.overheads.graph_launch_us * 1e-3
-        launch = self.overheads.eager_launch_us * 1e-3
-        compute = comm = 0.0
-        # (In Python floats: the same values as numpy's, and every step adds them up again.)
-        for (op, count), t in zip(ops, ms.tolist() if isinstance(ms, np.ndarray) else ms):
-            if t == 0.0:
-                continue
-            t = count * (in_graph_ms(op, t) + gap if graph else max(t, launch))
-            if isinstance(op, EPExchange) or (isinstance(op, Collective) and op.kind == "all_to_all"):
-                comm += t
-            else:
-                compute += t
-        return compute, comm
+        return launched_ms(ops, ms, self.overheads, graph)
 
     def _block(self, key: tuple, build, graph: bool) -> tuple[float, float]:
         hit = self._memo.get(key)
@@ -286,13 +310,17 @@ class BlockCosts:
         ops = [pair for core in cores for pair in core]
         ms = self.predictor.ops_ms([op for op, _ in ops])
         counts = np.array([count for _, count in ops], dtype=float)
-        launch = self.overheads.eager_launch_us * 1e-3  # prefill steps are never graph-captured
-        weighted = np.maximum(ms, launch) * counts
+        # Prefill steps are never graph-captured: launched eagerly (`launched_ms`, vectorised here).
+        launch = self.overheads.eager_launch_us * 1e-3
+        weighted = ms * counts
         if len({len(core) for core in cores}) == 1:
             per_row = weighted.reshape(len(rows), len(ctx), -1).sum(axis=2)
+            launched = counts.reshape(len(rows), len(ctx), -1).sum(axis=2)
         else:  # a DSA model's core gains its indexer's scoring past index_topk tokens
             starts = np.cumsum([0] + [len(core) for core in cores[:-1]])
             per_row = np.add.reduceat(weighted, starts).reshape(len(rows), len(ctx))
+            launched = np.add.reduceat(counts, starts).reshape(len(rows), len(ctx))
+        per_row = np.maximum(per_row, launched * launch)
         for q, row in zip(rows, per_row.tolist()):
             self._prefill_rows[q] = row
 

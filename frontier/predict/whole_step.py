@@ -3,10 +3,10 @@
 The profiler's `decode_step` table (profiler/bench/step.py) times `layers` decoder layers of a
 decode batch three ways: every kernel alone, summed (`alone`); launched back to back from Python
 (`eager`); replayed from a CUDA graph (`graph`). Frontier's step rule
-(`frontier.predict.blocks.BlockCosts._launched`) prices a kernel inside a graph at its time alone
-less `GRAPH_OVERLAP_US` (at least `GRAPH_KERNEL_FLOOR_US`) plus `StepOverheads.graph_launch_us`,
-and outside a graph at the larger of its time alone and `StepOverheads.eager_launch_us`. So, per
-kernel of a measured chain:
+(`frontier.predict.blocks.launched_ms`) prices a kernel inside a graph at its time alone less
+`GRAPH_OVERLAP_US` (at least `GRAPH_KERNEL_FLOOR_US`) plus `StepOverheads.graph_launch_us`, and
+kernels launched eagerly at the larger of their time alone and `StepOverheads.eager_launch_us`
+per launch. So, per kernel of a measured chain:
 - graph saving = (alone - graph) / (layers x kernels) = GRAPH_OVERLAP_US - graph_launch_us, while
   the kernels stay above the floor;
 - eager time = eager / (layers x kernels) = eager_launch_us where the chain is launch-bound (it
@@ -78,20 +78,15 @@ def predicted(chains: pd.DataFrame, gpu: str, calibration_dir: Path | None = Non
     (`pred_eager`), times the layers (ms)."""
     from frontier.ops.graph import decoder_layer
     from frontier.predict import load_predictor
-    from frontier.predict.blocks import StepOverheads, in_graph_ms
+    from frontier.predict.blocks import StepOverheads, launched_ms
     from frontier.spec.model import load_model
 
     predictor, rule = load_predictor(gpu, calibration_dir), StepOverheads()
-    gap, launch = rule.graph_launch_us * 1e-3, rule.eager_launch_us * 1e-3
     out = []
     for row in chains.itertuples():
-        ops = decoder_layer(load_model(row.model), int(row.batch), int(row.kv), row.dtype)
-        ms = predictor.ops_ms(ops).tolist()
-        out.append(
-            [
-                row.layers * sum(ms),
-                row.layers * sum(max(t, launch) for t in ms),
-                row.layers * sum(in_graph_ms(op, t) + gap for op, t in zip(ops, ms)),
-            ]
-        )
+        ops = [(op, 1) for op in decoder_layer(load_model(row.model), int(row.batch), int(row.kv), row.dtype)]
+        ms = predictor.ops_ms([op for op, _ in ops])
+        alone = float(ms.sum())
+        eager, graph = (launched_ms(ops, ms, rule, graph)[0] for graph in (False, True))
+        out.append([row.layers * t for t in (alone, eager, graph)])
     return chains.assign(**dict(zip(["pred_alone", "pred_eager", "pred_graph"], np.array(out).T)))

@@ -51,6 +51,7 @@ def test_fit_gives_the_overlap_and_the_launch_cost():
 def test_predicted_chains_follow_the_step_rule():
     from frontier.ops.graph import decoder_layer
     from frontier.predict import load_predictor
+    from frontier.predict.blocks import StepOverheads
     from frontier.spec.model import load_model
 
     chains = whole_step.predicted(whole_step.per_kernel(table()), "h100-sxm")
@@ -61,7 +62,7 @@ def test_predicted_chains_follow_the_step_rule():
     assert (chains["pred_graph"] < chains["pred_alone"]).all()
     assert (chains["pred_eager"] >= chains["pred_alone"]).all()
     # At one sequence a layer's ten kernels are short: eagerly at least the launch cost each.
-    assert chains["pred_eager"].iloc[0] >= 4 * 10 * 6.0e-3
+    assert chains["pred_eager"].iloc[0] >= 4 * 10 * StepOverheads().eager_launch_us * 1e-3
 
 
 def test_calibration_decode_steps_prints_the_fit(tmp_path):
@@ -75,7 +76,7 @@ def test_calibration_decode_steps_prints_the_fit(tmp_path):
     result = CliRunner().invoke(group, args)
     assert result.exit_code == 0, result.output
     assert "GRAPH_OVERLAP_US: 2.50 us fitted to 2 chains (in use: 3" in result.output
-    assert "eager_launch_us: 15.00 us fitted to 1 launch-bound chains (in use: 6)" in result.output
+    assert "eager_launch_us: 15.00 us fitted to 1 launch-bound chains (in use: 15)" in result.output
     assert "median APE of the predicted chains: alone" in result.output
     missing = CliRunner().invoke(group, [*args[:3], "h200", *args[4:]])
     assert missing.exit_code != 0
