@@ -20,6 +20,14 @@ def runtime_problem(dry_run: bool) -> str | None:
     except Exception as exc:  # ImportError, or a broken install
         need = "a CPU build is enough for --dry-run" if dry_run else "install torch and triton on the GPU machine"
         return f"torch is not importable ({exc}); {need}"
+    missing = [
+        name for name, module in (("PyYAML", "yaml"), ("numpy", "numpy")) if not importlib.util.find_spec(module)
+    ]
+    if missing:
+        return (
+            f"{' and '.join(missing)} not importable here (the model cards are YAML, the operator graph "
+            f"uses numpy): pip install {' '.join(missing)}"
+        )
     if dry_run:
         return None
     if not torch.cuda.is_available():

@@ -35,7 +35,6 @@ import dataclasses
 import statistics
 import time
 
-from frontier.ops.graph import decoder_layer
 from profiler.bench import attention, dtype_of, est_ms, gemm, moe
 from profiler.runner import Case, Context, TensorCache, Unsupported
 from profiler.timing import Timing
@@ -65,6 +64,8 @@ def unsupported_reason(spec) -> str | None:
 def plan(ctx: Context, specs) -> list[Case]:
     """Every model's chains, batch by batch (a run cut short by its time box has the small batches of
     every model), each chain's three modes one after another (it is built once for them)."""
+    from frontier.ops.graph import decoder_layer  # (numpy: imported when the family is planned)
+
     mode = _mode(ctx)
     built = []
     for spec in specs:

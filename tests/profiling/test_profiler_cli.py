@@ -18,6 +18,20 @@ def test_without_torch_says_so_in_one_line(monkeypatch, capsys):
     assert len(err) == 1 and err[0].startswith("profiler: torch is not importable")
 
 
+def test_without_pyyaml_says_so_in_one_line(monkeypatch, capsys):
+    pytest.importorskip("torch")
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "yaml" else find_spec(name, *a))
+    assert cli.main(["--dry-run", "--out", "/nonexistent"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "profiler: PyYAML not importable here (the model cards are YAML, the operator graph uses numpy): "
+        "pip install PyYAML"
+    ]
+
+
 def test_without_a_gpu_exit_2_and_one_line():
     torch = pytest.importorskip("torch")
     if torch.cuda.is_available():
