@@ -455,12 +455,13 @@ def decode_steps_cmd(gpu: str, calibration_dir: Path | None) -> None:
         raise FrontierError(f"{gpu}: the decode_step table has no chain timed alone, eagerly and as a graph")
     chains = whole_step.predicted(chains, gpu, calibration_dir)
     shown = chains[["model", "batch", "kv", "kernels", "alone_us", "eager_us", "graph_saving_us"]].copy()
+    err = {mode: 100 * (chains[f"pred_{mode}"] / chains[mode] - 1) for mode in whole_step.MODES}
     for mode in whole_step.MODES:
-        shown[f"{mode} ms"] = chains[mode]
-        shown[f"{mode} err %"] = 100 * (chains[f"pred_{mode}"] / chains[mode] - 1)
+        shown[f"{mode} ms"], shown[f"{mode} err %"] = chains[mode], err[mode]
     click.echo(shown.to_string(index=False, float_format=lambda x: f"{x:.2f}"))
-    ape = {mode: float((100 * (chains[f"pred_{mode}"] / chains[mode] - 1)).abs().median()) for mode in whole_step.MODES}
-    click.echo("median APE of the predicted chains: " + ", ".join(f"{m} {v:.1f} %" for m, v in ape.items()))
+    click.echo(
+        "median APE of the predicted chains: " + ", ".join(f"{m} {e.abs().median():.1f} %" for m, e in err.items())
+    )
     in_use = StepOverheads()
     got = whole_step.fit(chains, in_use.graph_launch_us)
     click.echo(

@@ -9,7 +9,8 @@ family measures them. For each model card at TP 1, `layers` decoder layers (each
 weights and KV cache) of a decode batch of `batch` sequences with `kv` cached tokens each are
 built from the operators of one layer in the order they run (`frontier.ops.graph.decoder_layer`:
 norms, projections, rotary, KV-cache write, attention, MLP or router and experts; the embedding,
-LM head and sampling of a step are left out), one call per operator, and timed three ways (column `mode`):
+LM head and sampling of a step are left out), one call per operator, and timed three ways
+(column `mode`):
 
 - `alone`: each call of one layer timed by the standard method (`profiler.timing`), summed and
   times `layers`: what Frontier adds up;
@@ -18,9 +19,9 @@ LM head and sampling of a step are left out), one call per operator, and timed t
 - `graph`: the calls captured once in a `torch.cuda.CUDAGraph` and replayed.
 
 `ms` is the time of the whole chain, `ms_per_layer` = ms / layers and `kernels` the calls per
-layer, so (alone - graph) / (layers x kernels) is the time a kernel saves inside a graph and
-(eager - graph) / (layers x kernels) the launch cost per kernel outside one
-(`frontier.predict.whole_step` fits both). Norms, rotary, the KV-cache write, SiLU-and-mul, FP8
+layer, so (alone - graph) / (layers x kernels) is the time a kernel saves inside a graph and,
+where the chain is launch-bound (slower eagerly than its kernels alone), eager / (layers x
+kernels) the launch cost per kernel outside one (`frontier.predict.whole_step` fits both). Norms, rotary, the KV-cache write, SiLU-and-mul, FP8
 quantisation run as one kernel each, as the engines' fused kernels do: torch.compile fuses each
 into one Triton kernel on the GPU (top-k gating keeps PyTorch's top-k beside it, two or three
 kernels where the engines launch one); the CPU dry run runs them in PyTorch eager. The MoE
