@@ -20,8 +20,9 @@ import datetime
 import os
 import socket
 import statistics
-import time
 from pathlib import Path
+
+from profiler.timing import time_synchronised
 
 KINDS = ("all_reduce", "all_gather", "reduce_scatter", "all_to_all", "send_recv")
 SIZES_FULL = tuple(2**p for p in range(10, 31))  # 1 KiB .. 1 GiB
@@ -103,22 +104,7 @@ def _time(dist, torch, fn, cuda: bool, reps: int) -> list[float]:
         fn()
     if cuda:
         torch.cuda.synchronize()
-    times = []
-    for _ in range(reps):
-        dist.barrier()
-        if cuda:
-            torch.cuda.synchronize()
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            fn()
-            end.record()
-            end.synchronize()
-            times.append(start.elapsed_time(end))
-        else:
-            t0 = time.perf_counter()
-            fn()
-            times.append((time.perf_counter() - t0) * 1e3)
-    return times
+    return time_synchronised(fn, cuda, reps, before=dist.barrier)
 
 
 def measure_world(

@@ -123,3 +123,26 @@ class Timer:
             fn()
             times.append((time.perf_counter() - start) * 1e3)
         return Timing(statistics.median(times), min(times), reps)
+
+
+def time_synchronised(fn: Callable[[], object], cuda: bool, reps: int, before: Callable[[], object]) -> list[float]:
+    """`fn` timed `reps` times (ms) with nothing hiding its launches: each rep after `before()`
+    (an L2 flush, a barrier) with the GPU idle, between CUDA events (perf_counter on the CPU)."""
+    import torch
+
+    times = []
+    for _ in range(reps):
+        before()
+        if cuda:
+            torch.cuda.synchronize()
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn()
+            end.record()
+            end.synchronize()
+            times.append(start.elapsed_time(end))
+        else:
+            t0 = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - t0) * 1e3)
+    return times

@@ -34,11 +34,10 @@ from __future__ import annotations
 
 import dataclasses
 import statistics
-import time
 
 from profiler.bench import attention, dtype_of, est_ms, gemm, moe
 from profiler.runner import Case, Context, TensorCache, Unsupported
-from profiler.timing import Timing
+from profiler.timing import Timing, time_synchronised
 
 LAYERS = 4
 BATCHES = {"dry": (1, 4), "quick": (1, 16, 128), "full": (1, 4, 16, 64, 256)}
@@ -224,26 +223,10 @@ class Chain:
 def time_back_to_back(ctx: Context, fn) -> Timing:
     """`fn` launched from Python with the GPU idle before it and nothing hiding its launches
     (no spin kernel): the standard warm-up and reps, the L2 flushed before each rep."""
-    import torch
-
     timer = ctx.timer
     for _ in range(timer.warmup):
         fn()
-    times = []
-    for _ in range(timer.reps):
-        timer.flush()
-        if ctx.cuda:
-            torch.cuda.synchronize()
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            fn()
-            end.record()
-            end.synchronize()
-            times.append(start.elapsed_time(end))
-        else:
-            t0 = time.perf_counter()
-            fn()
-            times.append((time.perf_counter() - t0) * 1e3)
+    times = time_synchronised(fn, ctx.cuda, timer.reps, before=timer.flush)
     return Timing(statistics.median(times), min(times), timer.reps)
 
 
