@@ -529,13 +529,17 @@ def _log_grid(table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def _grid_ms(grid: tuple[np.ndarray, np.ndarray, np.ndarray], x: float, y: float, y_power: float = 1.0) -> float:
     """A measured (log x, log y, log ms) grid at (x, y): bilinear in log x and log y between
     measured points, the nearest measured value below the smallest; past the largest x
-    proportional to x, past the largest y to y ** y_power (the work's growth); NaN if a corner
-    with weight was not measured."""
+    proportional to x, past the largest y measured at the x it reads to y ** y_power (the work's
+    growth: a grid cut where x times y fills the GPU's memory, as aiconfigurator's attention
+    tables are, goes on from its edge); NaN if a corner with weight was not measured."""
     xs, ys, log_ms = grid
     lx, ly = math.log(x), math.log(y)
-    beyond = max(0.0, lx - xs[-1]) + y_power * max(0.0, ly - ys[-1])
-    cell = [_bracket(xs, min(lx, xs[-1])), _bracket(ys, min(ly, ys[-1]))]
-    return math.exp(_interpolate(log_ms, cell) + beyond)
+    i, w = cx = _bracket(xs, min(lx, xs[-1]))
+    rows = log_ms[[r for r, weight in ((i, 1.0 - w), (i + 1, w)) if weight > 0]]
+    measured = np.flatnonzero(~np.isnan(rows).any(axis=0))
+    top = ys[measured[-1]] if len(measured) else ys[-1]
+    beyond = max(0.0, lx - xs[-1]) + y_power * max(0.0, ly - top)
+    return math.exp(_interpolate(log_ms, [cx, _bracket(ys, min(ly, top))]) + beyond)
 
 
 def _bracket(xs: np.ndarray, x: float) -> tuple[int, float]:

@@ -465,6 +465,24 @@ def test_a_prefill_batch_is_priced_at_the_equal_length_doing_its_causal_work():
     assert table.op_ms(AttnPrefill(1, 1024, 1024**2, 0, 1024, 1024, 1024, 8, 1, 128, 128, "cudnn")) is None
 
 
+def test_a_decode_past_the_measured_edge_goes_on_from_the_edge_of_its_batch():
+    # aiconfigurator's tables stop where batch x length fills the GPU: 64 sequences are measured
+    # to 8k tokens, 128 only to 4k. 128 x 6k reads past its row's edge: the 4k time grown with the
+    # length (memory-bound decode), not a cell with an unmeasured corner.
+    from frontier.ops.operators import AttnDecode
+    from frontier.predict.engine_kernels import DenseAttention
+
+    rows = {"hq": ["32"] * 2, "hkv": ["8"] * 2, "d": ["128"] * 2, "seqs": ["64", "128"]}
+    rows |= {"4096": ["0.3", "0.55"], "8192": ["0.58", ""]}
+    table = DenseAttention(rows, "decode")
+    assert table.op_ms(AttnDecode.uniform(128, 6144, 32, 8, 128)) == pytest.approx(0.55 * 1.5)
+    assert table.op_ms(AttnDecode.uniform(64, 8192, 32, 8, 128)) == pytest.approx(0.58)
+    # Between the two batches the cell reads both rows: both go on from the 4k column they share.
+    w = math.log(91 / 64) / math.log(2)
+    between = math.exp((1 - w) * math.log(0.3) + w * math.log(0.55)) * 1.5
+    assert table.op_ms(AttnDecode.uniform(91, 6144, 32, 8, 128)) == pytest.approx(between)
+
+
 def test_flash_attention_3_is_faster_than_the_reference_flash_attention_2_on_long_prompts():
     """vLLM's FA3 on H100 against the reference tables' PyTorch FA2: one 8k prompt on 8 query heads
     (Qwen3-32B at TP8) 2.5x faster; a decode of 32 x 4k within 20 %."""
