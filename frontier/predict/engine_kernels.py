@@ -461,7 +461,7 @@ class DenseAttention:
             seq_axis = np.unique(seqs[mine])
             log_ms = np.full((len(seq_axis), len(length_axis)), np.nan)
             log_ms[np.searchsorted(seq_axis, seqs[mine])] = np.log(ms[mine][:, order])
-            self._grids[key] = (np.log(seq_axis), np.log(length_axis[order]), log_ms)
+            self._grids[key] = _grid(np.log(seq_axis), np.log(length_axis[order]), log_ms)
 
     def attention_ms(self, hq: int, hkv: int, d: int, seqs: int, length: float) -> float | None:
         """The kernel's time for `seqs` sequences of `length`, or None where not measured."""
@@ -517,27 +517,31 @@ def _interpolate(grid: np.ndarray, cell: list[tuple[int, float]]) -> float:
     return value
 
 
-def _log_grid(table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A pivoted table (index x, columns y, values ms) as (log x, log y, log ms)."""
-    return (
-        np.log(table.index.to_numpy(float)),
-        np.log(table.columns.to_numpy(float)),
-        np.log(table.to_numpy(float)),
+def _grid(xs: np.ndarray, ys: np.ndarray, log_ms: np.ndarray) -> tuple:
+    """A measured grid (log x, log y, log ms) with, per x, its largest measured log y (the edge
+    where aiconfigurator stopped measuring: its attention tables end where x times y fills the
+    GPU's memory)."""
+    measured = ~np.isnan(log_ms)
+    last = np.where(measured.any(axis=1), measured.shape[1] - 1 - np.argmax(measured[:, ::-1], axis=1), -1)
+    return xs, ys, log_ms, [float(ys[j]) if j >= 0 else float(ys[-1]) for j in last]
+
+
+def _log_grid(table) -> tuple:
+    """A pivoted table (index x, columns y, values ms) as a measured grid (`_grid`)."""
+    return _grid(
+        np.log(table.index.to_numpy(float)), np.log(table.columns.to_numpy(float)), np.log(table.to_numpy(float))
     )
 
 
-def _grid_ms(grid: tuple[np.ndarray, np.ndarray, np.ndarray], x: float, y: float, y_power: float = 1.0) -> float:
-    """A measured (log x, log y, log ms) grid at (x, y): bilinear in log x and log y between
-    measured points, the nearest measured value below the smallest; past the largest x
-    proportional to x, past the largest y measured at the x it reads to y ** y_power (the work's
-    growth: a grid cut where x times y fills the GPU's memory, as aiconfigurator's attention
-    tables are, goes on from its edge); NaN if a corner with weight was not measured."""
-    xs, ys, log_ms = grid
+def _grid_ms(grid: tuple, x: float, y: float, y_power: float = 1.0) -> float:
+    """A measured grid (`_grid`) at (x, y): bilinear in log x and log y between measured points,
+    the nearest measured value below the smallest; past the largest x proportional to x, past
+    the largest y measured at the x it reads to y ** y_power (the work's growth, from the
+    table's edge); NaN if a corner with weight was not measured."""
+    xs, ys, log_ms, edge = grid
     lx, ly = math.log(x), math.log(y)
     i, w = cx = _bracket(xs, min(lx, xs[-1]))
-    rows = log_ms[[r for r, weight in ((i, 1.0 - w), (i + 1, w)) if weight > 0]]
-    measured = np.flatnonzero(~np.isnan(rows).any(axis=0))
-    top = ys[measured[-1]] if len(measured) else ys[-1]
+    top = edge[i + 1] if w >= 1.0 else edge[i] if w <= 0.0 else min(edge[i], edge[i + 1])
     beyond = max(0.0, lx - xs[-1]) + y_power * max(0.0, ly - top)
     return math.exp(_interpolate(log_ms, [cx, _bracket(ys, min(ly, top))]) + beyond)
 
