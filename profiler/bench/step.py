@@ -79,15 +79,15 @@ def plan(ctx: Context, specs) -> list[Case]:
         for kv in KV_LENS[mode]:
             for spec in built:
                 ops = decoder_layer(spec, batch, kv)
-                size = LAYERS * chain_bytes(ops)
-                if size > MAX_CHAIN_BYTES:
+                layer_bytes = chain_bytes(ops)
+                if LAYERS * layer_bytes > MAX_CHAIN_BYTES:
                     ctx.notes.add(
                         "unsupported",
                         f"decode_step/{spec.name}",
                         f"{LAYERS} layers need more than {MAX_CHAIN_BYTES / 2**30:.0f} GiB",
                     )
                     continue
-                cases += [_case(ctx, spec, ops, batch, kv, how) for how in MODES]
+                cases += [_case(ctx, spec, ops, layer_bytes, batch, kv, how) for how in MODES]
     return cases
 
 
@@ -106,16 +106,15 @@ def chain_bytes(ops) -> int:
     return total
 
 
-def _case(ctx: Context, spec, ops, batch: int, kv: int, how: str) -> Case:
+def _case(ctx: Context, spec, ops, layer_bytes: int, batch: int, kv: int, how: str) -> Case:
     dtype = "fp8" if any(getattr(op, "dtype", "") == "fp8" for op in ops) else "bf16"
     row = {"model": spec.name, "batch": batch, "kv": kv, "layers": LAYERS, "dtype": dtype, "mode": how}
     row["kernels"] = len(ops)
     flops = sum(getattr(op, "flops", 0.0) for op in ops)
-    moved = chain_bytes(ops)
     chain_key = ("decode_step.chain", spec.name, batch, kv)
 
     def setup():
-        chain = ctx.cache.get(chain_key, lambda: Chain(ctx, ops, LAYERS, spec.hidden_size))
+        chain = ctx.cache.get(chain_key, lambda: Chain(ctx, ops, LAYERS, spec.hidden_size, layer_bytes))
         row.update(attn_backend=chain.attn_backend, moe_backend=chain.moe_backend)
         return chain.timing(how)
 
@@ -125,14 +124,14 @@ def _case(ctx: Context, spec, ops, batch: int, kv: int, how: str) -> Case:
         group=f"decode_step/{spec.name}/{how}",
         setup=setup,
         derive=lambda ms: {"ms_per_layer": ms / LAYERS},
-        cost_ms=LAYERS * est_ms(flops, moved) * (len(ops) if how == "alone" else 1),
+        cost_ms=LAYERS * est_ms(flops, layer_bytes) * (len(ops) if how == "alone" else 1),
     )
 
 
 class Chain:
     """`layers` decoder layers' calls, each layer with its own weights and KV cache."""
 
-    def __init__(self, ctx: Context, ops: list, layers: int, hidden: int):
+    def __init__(self, ctx: Context, ops: list, layers: int, hidden: int, layer_bytes: int):
         self.ctx, self.hidden, self.attn_backend, self.moe_backend = ctx, hidden, "", ""
         self.fp8 = not gemm.fp8_problem(ctx)
         self.layers = []
@@ -140,7 +139,7 @@ class Chain:
             own = dataclasses.replace(ctx, cache=TensorCache(capacity=len(ops) + 1, max_bytes=2**62))
             self.layers.append([self._call(own, op) for op in ops])
         self.calls = [call for layer in self.layers for call in layer]
-        self.nbytes = layers * chain_bytes(ops)  # lets the case cache drop older chains
+        self.nbytes = layers * layer_bytes  # lets the case cache drop older chains
 
     def __call__(self) -> None:
         for call in self.calls:
