@@ -277,7 +277,7 @@ def _frontend(scenario: Scenario, spec: ClusterSpec) -> Frontend:
     in place (SGLang's fake transfer backend): nothing to tokenise."""
     host = scenario.cluster_engine(spec).host
     per_token = 0.0 if spec.role == "decode" else host.request_us_per_token
-    return Frontend(host.request_ms, host.request_serial_ms, per_token)
+    return Frontend(scenario.cluster_request_ms(spec), host.request_serial_ms, per_token)
 
 
 class Simulation:

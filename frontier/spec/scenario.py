@@ -191,6 +191,12 @@ class Scenario:
         """Whether the cluster's engine hides its host time behind the GPU (and so plans ahead)."""
         return host_overlapped(self.cluster_engine(cluster), self.cluster_model(cluster), cluster.enable_prefix_caching)
 
+    def cluster_request_ms(self, cluster: ClusterSpec) -> float:
+        """The latency every request to the cluster sees between client and scheduler and back
+        (frontier.engine HostTime: the front end's, and an MoE model's extra)."""
+        host = self.cluster_engine(cluster).host
+        return host.request_ms + (host.moe_request_ms if self.cluster_model(cluster).moe else 0.0)
+
     def cluster_symm_mem(self, cluster: ClusterSpec) -> str | None:
         """The CUDA capability whose symmetric-memory all-reduce table the cluster's engine uses
         (frontier.ops.graph `all_reduce`), or None: the engine does not, or the GPUs have no
@@ -217,6 +223,10 @@ class Scenario:
             out["engine_defaults"] = {f: {"value": v, "source": src} for f, v, src in c.defaults_from}
             overlapped = self.cluster_host_overlapped(c)
             out["engine_defaults"]["host_overlapped"] = {"value": overlapped, "source": OVERLAP_SOURCES[c.engine]}
+            out["engine_defaults"]["request_latency_ms"] = {
+                "value": self.cluster_request_ms(c),
+                "source": "frontier/engine.py HOST_TIME (request_ms + moe_request_ms), fitted to measured TTFTs",
+            }
             symm_mem = self.cluster_symm_mem(c) is not None
             out["engine_defaults"]["symm_mem_all_reduce"] = {"value": symm_mem, "source": SYMM_MEM_SOURCES[c.engine]}
             return out
