@@ -368,11 +368,11 @@ SGLANG_US_PER_SEQ = 45.0
 # latency, because the vLLM 0.12 Llama-3.1-8B-FP8 sweep serves up to 126 requests/s on one
 # instance (TP4, 128 clients of 2,000 / 100 tokens, 88 ms TTFT), which a 12 ms serial front end
 # cannot: its TTFTs blew up 5-10x, while the 346 vLLM runs' median moves by under 1 point),
-# SGLang: 25 ms for every model, which fits both real 2024 bench_serving runs of dense models we
-# have (Llama-3.3-70B TP4 and Llama-3.1-405B TP8 on H200 at 1-2 req/s,
+# SGLang: 25 ms for every model and release, which both real 2024 bench_serving runs of dense
+# models we have want (Llama-3.3-70B TP4 and Llama-3.1-405B TP8 on H200 at 1-2 req/s,
 # datacrunch-research/h200-benchmarks, median TTFT 86 and 219 ms: 18 and 25 ms left after the
-# simulated queueing and prefill) and the development set's dense SGLang 0.5 runs
-# (SGLANG_MOE_REQUEST_MS), plus, for MoE models, SGLANG_MOE_REQUEST_MS.
+# simulated queueing and prefill) and the development set's dense SGLang 0.5 runs too (below);
+# an MoE model's requests wait SGLANG_MOE_REQUEST_MS more.
 SGLANG_REQUEST_MS = 25.0
 
 # What a request to an MoE model waits under SGLang beyond SGLANG_REQUEST_MS and its modelled
