@@ -9,7 +9,7 @@ capture sizes and which host work overlaps the GPU; its scheduling policy lives 
 vLLM (sources: vllm/engine/arg_utils.py `_set_default_args`, vllm/config/scheduler.py,
 vllm/config/compilation.py, vllm/v1/core/sched/scheduler.py):
 - API server on a GPU with >= 70 GiB: max_num_batched_tokens 8192, max_num_seqs 1024 (else
-  2048 and 256); prefix caching on; gpu_memory_utilization 0.9.
+  2048 and 256); prefix caching on; gpu_memory_utilization 0.9 (0.92 from 0.22: vllm/config/cache.py).
 - v1 scheduler (0.8+): running requests first, then waiting, one token budget, chunked prefill,
   mixed prefill+decode batches, preemption by recompute.
 - CUDA graphs: capture sizes 1, 2, 4, then every 8 to 256 and every 16 to 512 (0.11+: full
@@ -295,7 +295,10 @@ def make_engine(
             "max_num_seqs": (seqs, f"{src}, {'>=' if big else '<'} 70 GiB GPU)"),
             "max_num_batched_tokens": (tokens, f"{src}, {'>=' if big else '<'} 70 GiB GPU)"),
             "enable_prefix_caching": (not (v and v < (0, 8)), "vllm/config/cache.py (v1: on)"),
-            "gpu_memory_utilization": (0.9, "vllm/config/cache.py"),
+            "gpu_memory_utilization": (
+                0.92 if not v or v >= (0, 22) else 0.9,
+                "vllm/config/cache.py (0.9 at v0.19.0, 0.92 at v0.22.0; between them taken as 0.9)",
+            ),
             "enable_chunked_prefill": (True, "vllm/config/scheduler.py (v1: always)"),
             "cuda_graph_max_bs": (512, "vllm/config/compilation.py max_cudagraph_capture_size"),
         }

@@ -350,3 +350,17 @@ def test_bad_cuda_graph_sizes_are_refused_in_one_line(graphs, says):
 
     with pytest.raises(SpecError, match=says):
         make_scenario(engine="sglang", **graphs)
+
+
+def test_vllm_memory_fraction_by_release():
+    # vllm/config/cache.py: gpu_memory_utilization 0.9 through the releases the development set
+    # measured (0.12-0.18), 0.92 from 0.22 on, and so for the newest.
+    from frontier.engine import make_engine
+    from frontier.spec.hardware import get_gpu
+
+    gpu = get_gpu("h100-sxm")
+
+    def util(version):
+        return make_engine("vllm", version, gpu, 1).defaults["gpu_memory_utilization"][0]
+
+    assert (util("0.12.0"), util("0.19.0"), util("0.22.0"), util("")) == (0.9, 0.9, 0.92, 0.92)
