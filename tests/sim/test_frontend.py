@@ -1,0 +1,50 @@
+"""The engine's front end (frontier.sim.frontend): a FIFO of serial work, then a latency."""
+
+import pytest
+
+from frontier.sim.frontend import Frontend
+from frontier.sim.run import _frontend
+from frontier.spec.scenario import scenario_from_dict
+
+
+def test_a_burst_leaves_the_front_end_one_request_at_a_time():
+    # 6 ms serial + 2 us x 1,000 prompt tokens = 8 ms of work each, then 14 ms of latency: three
+    # requests sent together reach the scheduler 8 ms apart; one sent after the front end has
+    # drained waits for nothing but its own work.
+    fe = Frontend(latency_ms=14.0, serial_ms=6.0, us_per_token=2.0)
+    assert [fe.admit(0.0, 1000) for _ in range(3)] == pytest.approx([0.022, 0.030, 0.038])
+    assert fe.admit(1.0, 1000) == pytest.approx(1.022)
+    # A busy front end queues a later request behind the earlier ones' work.
+    fe = Frontend(latency_ms=0.0, serial_ms=10.0, us_per_token=0.0)
+    assert [fe.admit(t, 0) for t in (0.0, 0.001, 0.002)] == pytest.approx([0.010, 0.020, 0.030])
+
+
+def _scenario(model: str, engine: str):
+    return scenario_from_dict(
+        {
+            "model": model,
+            "gpu": "h200",
+            "deployment": {"engine": engine, "tp": 4},
+            "workload": {
+                "num_requests": 1,
+                "input_len": 8,
+                "output_len": 2,
+                "arrival": {"process": "poisson", "rate": 1.0},
+            },
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("model", "engine", "latency_ms", "per_token_us"),
+    [
+        ("llama-3.1-8b", "sglang", 25.0, 2.0),  # SGLang's front end
+        ("qwen3-30b-a3b", "sglang", 160.0, 2.0),  # + the MoE models' extra
+        ("qwen3-30b-a3b", "vllm", 14.0, 0.0),  # vLLM: 6 ms serial, 14 ms latency, MoE or not
+    ],
+)
+def test_the_simulations_front_end_is_the_engines(model, engine, latency_ms, per_token_us):
+    sc = _scenario(model, engine)
+    fe = _frontend(sc, sc.clusters[0])
+    assert fe.latency_s == pytest.approx(latency_ms * 1e-3)
+    assert fe.per_token_s == pytest.approx(per_token_us * 1e-6)
