@@ -8,7 +8,6 @@ from frontier.sim.kv_cache import BlockManager
 from frontier.sim.request import Request
 from frontier.sim.run import block_costs_for, simulate
 from frontier.sim.scheduler import SGLangScheduler
-from frontier.spec.scenario import scenario_from_dict
 
 from sim_helpers import LinearStepTime, make_scenario, table
 
@@ -187,43 +186,6 @@ def test_host_time_per_sequence_caps_a_large_batch():
     sc = make_scenario(engine="sglang")
     blocks, _ = block_costs_for(sc, sc.clusters[0])
     assert blocks.overheads.host_us_per_seq > 0
-
-
-def test_sglang_request_latency_is_the_models_not_the_releases():
-    # One front end for every SGLang release; an MoE model's requests wait SGLANG_MOE_REQUEST_MS
-    # more (fitted to the MoE runs, which dense runs through the same front ends do not show),
-    # and vLLM's do not: the summary names the figure each cluster uses.
-    from frontier.engine import SGLANG_MOE_REQUEST_MS, SGLANG_REQUEST_MS, make_engine
-    from frontier.spec.hardware import get_gpu
-
-    gpu = get_gpu("h200")
-    assert {make_engine("sglang", v, gpu, 4).host.request_ms for v in ("0.4.0", "0.5.6", "")} == {SGLANG_REQUEST_MS}
-
-    def latency(model, engine):
-        sc = scenario_from_dict(
-            {
-                "model": model,
-                "gpu": "h200",
-                "deployment": {"engine": engine, "tp": 4},
-                "workload": {
-                    "num_requests": 1,
-                    "input_len": 8,
-                    "output_len": 2,
-                    "arrival": {"process": "poisson", "rate": 1.0},
-                },
-            }
-        )
-        shown = sc.describe_deployment()["clusters"][0]["engine_defaults"]["request_latency_ms"]["value"]
-        assert shown == sc.cluster_request_ms(sc.clusters[0])
-        return shown
-
-    assert latency("llama-3.1-8b", "sglang") == SGLANG_REQUEST_MS == 25.0
-    assert latency("qwen3-30b-a3b", "sglang") == SGLANG_REQUEST_MS + SGLANG_MOE_REQUEST_MS == 160.0
-    assert (
-        latency("qwen3-30b-a3b", "vllm")
-        == latency("llama-3.1-8b", "vllm")
-        == make_engine("vllm", "", gpu, 4).host.request_ms
-    )
 
 
 # SGLang's defaults by release, computed here from sglang/srt/server_args.py as each release ships

@@ -48,3 +48,17 @@ def test_the_simulations_front_end_is_the_engines(model, engine, latency_ms, per
     fe = _frontend(sc, sc.clusters[0])
     assert fe.latency_s == pytest.approx(latency_ms * 1e-3)
     assert fe.per_token_s == pytest.approx(per_token_us * 1e-6)
+
+
+def test_sglang_request_latency_is_the_models_not_the_releases():
+    # One front end for every SGLang release (the MoE extra is the models'), and the summary
+    # names the figure each cluster uses.
+    from frontier.engine import SGLANG_REQUEST_MS, make_engine
+    from frontier.spec.hardware import get_gpu
+
+    gpu = get_gpu("h200")
+    assert {make_engine("sglang", v, gpu, 4).host.request_ms for v in ("0.4.0", "0.5.6", "")} == {SGLANG_REQUEST_MS}
+    for model in ("llama-3.1-8b", "qwen3-30b-a3b"):
+        sc = _scenario(model, "sglang")
+        shown = sc.describe_deployment()["clusters"][0]["engine_defaults"]["request_latency_ms"]["value"]
+        assert shown == pytest.approx(_frontend(sc, sc.clusters[0]).latency_s * 1e3)
