@@ -387,10 +387,10 @@ SGLANG_REQUEST_MS = 25.0
 # 10.4 %, 60 ms 71 / 8.6 %, 40 ms 62 / 7.8 %, 25 ms 60 / 7.6 %, 10 ms 62 / 7.2 %), so the figure
 # belongs to the models, not to the front end. Fitted as one per-request latency over the MoE
 # runs (first as 150-180 ms for every SGLang request: 160 ms 11.5 % median APE, 150 12.5 %, 170
-# 11.6 %; kept at 160 in all), the cause not known: DeepSeek's 1k-token prompts want more and its 8k ones less, so part of it looks
-# like host work a short prefill cannot hide, but 40-60 us per eager kernel launch (instead of 15)
-# recovers only a fifth of it. vLLM's MoE runs fall short too (MiniMax-M2.5 H200, Qwen3-235B) but
-# gpt-oss-120b and Kimi-K2.5 do not, so vLLM has none.
+# 11.6 %; kept at 160 in all), the cause not known: DeepSeek's 1k-token prompts want more and its
+# 8k ones less, so part of it looks like host work a short prefill cannot hide, but 40-60 us per
+# eager kernel launch (instead of 15) recovers only a fifth of it. vLLM's MoE runs fall short too
+# (MiniMax-M2.5 H200, Qwen3-235B) but gpt-oss-120b and Kimi-K2.5 do not, so vLLM has none.
 SGLANG_MOE_REQUEST_MS = 135.0
 HOST_TIME = {
     "vllm": HostTime(
