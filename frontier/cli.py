@@ -127,7 +127,7 @@ def scenario_dict(path: Path | None, warn=None, **flags) -> tuple[dict, Path | N
             raise FrontierError(f"--burstiness: {given['burstiness']:g} must be > 0 (1: Poisson)")
         arrival = wl.setdefault("arrival", {"process": "poisson", "rate": FLAG_DEFAULTS["rate"]})
         arrival.update(process="gamma", cv=given["burstiness"] ** -0.5)
-    for key in ("concurrency", "prompt_pool"):
+    for key in ("concurrency", "prompt_pool", "warmup_requests"):
         if key in given:
             wl[key] = given[key]
     return d, (path.parent if path is not None else None)
@@ -201,6 +201,13 @@ def warn_line(text: str) -> None:
     "prompt_pool",
     type=click.IntRange(min=1),
     help="Prompts drawn from this many distinct ones, as aiperf's synthetic dataset (a repeat hits the prefix cache).",
+)
+@click.option(
+    "--num-warmups",
+    "--warmup-request-count",
+    "warmup_requests",
+    type=click.IntRange(min=0),
+    help="Warmup requests sent first and not measured; the measured ones follow when all are back.",
 )
 @click.option("--trace", help="Request trace: Azure 2023 / Mooncake / CSV / JSONL file.")
 @click.option("--max-num-seqs", type=int, help="Scheduler: most sequences per batch.")

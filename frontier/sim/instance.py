@@ -138,7 +138,10 @@ class Instance:
         self.outstanding_tokens = 0
         self.pending_kv: deque[Request] = deque()  # decode: prefilled elsewhere, waiting for blocks
         self.receiving = 0  # decode: KV transfers in flight into this instance
-        # What the instance did, for the summary.
+        self.reset_counters()
+
+    def reset_counters(self) -> None:
+        """Start counting what the instance does, for the summary (again after a warmup)."""
         self.busy_s = 0.0
         self.steps = 0
         self.batches = 0  # steps and runs of steps planned (Python-level iterations)
@@ -150,6 +153,7 @@ class Instance:
         # (batch end, prefill tokens so far, output tokens so far) of every batch, flat: 24 bytes
         # a batch (a list of tuples took 150).
         self.token_log = array("d")
+        self.kv.reset_counters()
 
     # --- admission ---------------------------------------------------------------------------
     def admit(self, req: Request) -> bool:

@@ -31,12 +31,16 @@ class BlockManager:
         self.num_blocks = num_blocks
         self.block_size = block_size
         self.free_blocks = num_blocks  # allocatable, cached-but-unused prefix units included
-        self.peak_used = 0
         self.prefix_caching = prefix_caching
         self.unit_tokens = prefix_unit_tokens
         self.unit_blocks = -(-prefix_unit_tokens // block_size)
         self._units: OrderedDict[int, int] = OrderedDict()  # prefix id -> users (LRU order)
         self._evictable_blocks = 0
+        self.reset_counters()
+
+    def reset_counters(self) -> None:
+        """Count the peak use and prefix hits from now on (the cached prefixes stay)."""
+        self.peak_used = self.used_blocks
         self.prefix_hit_tokens = 0
         self.prefix_query_tokens = 0
 

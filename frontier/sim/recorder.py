@@ -77,13 +77,17 @@ class Recorder:
     """Inter-token gaps (pooled, as weighted samples) and one timeline row per batch."""
 
     def __init__(self, timeline: bool = True):
-        self.itl = GapSketch()
-        self.gap_list = self.itl.add_list
-        self.gaps = self.itl.add_run
+        self.reset_gaps()
         self.timeline_enabled = timeline
         # (instance, start_s, end_s, kind, seqs, iterations, tokens)
         self.timeline: list[tuple[str, float, float, str, int, int, int]] = []
         self.transfers: list[tuple[str, float, float, str]] = []
+
+    def reset_gaps(self) -> None:
+        """Keep the inter-token gaps from now on only (a warmup's are not measured)."""
+        self.itl = GapSketch()
+        self.gap_list = self.itl.add_list
+        self.gaps = self.itl.add_run
 
     def step(
         self,

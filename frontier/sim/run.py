@@ -313,6 +313,7 @@ class Simulation:
         self.seq = itertools.count()
         self.in_flight = 0
         self.next_req = 0
+        self.measuring = not requests.warmup  # False while a warmup's requests are served
         self.clock = 0.0
         self.bar = _Progress(len(self.arrivals)) if progress else None
         self.holds: dict[int, tuple[Instance, KVHold, float]] = {}  # PD: request -> prefill side
@@ -325,12 +326,14 @@ class Simulation:
     # --- the loop -----------------------------------------------------------------------------
     def run(self) -> None:
         arrivals, heap, pop = self.arrivals, self.heap, heapq.heappop
-        n, slots = len(arrivals), self.slots_free_s
+        n, slots, warmup = len(arrivals), self.slots_free_s, self.table.warmup
         sent, arrival_s = -1, INF  # the next request and its arrival (read once: the loop asks often)
         while True:
             t_send = INF
             i = self.next_req
-            if i < n and (slots is None or slots):
+            if not self.measuring and i == warmup and not self.in_flight:
+                arrivals = self.start_measuring()
+            if i < n and (slots is None or slots) and (self.measuring or i < warmup):
                 if i != sent:
                     sent, arrival_s = i, float(arrivals[i])
                 # A request held back by the client's concurrency limit is sent when a slot frees.
@@ -359,6 +362,24 @@ class Simulation:
             self.bar.close()
         # Never expected: every admitted request runs to completion.
         self.log.close("not finished when the simulation ran out of events", self.arrivals)
+
+    def start_measuring(self) -> np.ndarray:
+        """The warmup is done and the engine idle: the measured requests leave from now (their
+        arrival times shifted by as much) and the counters start from zero; what the warmup left
+        in the prefix caches stays."""
+        self.measuring = True
+        w = self.table.warmup
+        late = self.clock - float(self.arrivals[w])
+        if late > 0:
+            self.arrivals = self.arrivals.copy()
+            self.arrivals[w:] += late
+        self.recorder.reset_gaps()
+        for c in self.clusters:
+            c.kv_transfer_s.clear()
+            c.kv_exposed_s.clear()
+            for inst in c.instances:
+                inst.reset_counters()
+        return self.arrivals
 
     def request(self, i: int) -> Request:
         t = self.table
@@ -568,6 +589,11 @@ def _result(sim: Simulation, wall_s: float) -> SimResult:
     cols.update({k: log[k] for k in ("cached_tokens", "preemptions", "path", "status", "fail_reason")})
     cols["ttft_s"] = cols["first_token_s"] - cols["arrival_s"]
     cols["e2el_s"] = cols["finish_s"] - cols["arrival_s"]
+    # A warmup's requests are not measured (as a benchmark client leaves them out); the summary
+    # says how many there were and how many of them failed.
+    warmup_failed = int(np.sum(cols["status"][: table.warmup] == "failed"))
+    cols = {k: v[table.warmup :] for k, v in cols.items()}
+    n -= table.warmup
     ok = cols["status"] == "finished"
     failed = cols["status"] == "failed"
     itl_s, itl_w = sim.recorder.itl_samples()
@@ -599,6 +625,8 @@ def _result(sim: Simulation, wall_s: float) -> SimResult:
         ),
         "simulated_gpus": scenario.total_gpus,
         "num_requests": n,
+        "warmup_requests": table.warmup,
+        **({"warmup_failed": warmup_failed} if warmup_failed else {}),
         "failed_reasons": dict(Counter(cols["fail_reason"][failed]).most_common()),
         "preemptions": int(cols["preemptions"].sum()),
         "steps": sum(i.steps for c in sim.clusters for i in c.instances),

@@ -16,11 +16,19 @@ def build_requests(spec: WorkloadSpec, rng: np.random.Generator) -> RequestTable
 
     Draws from `rng` in a fixed order: arrival gaps, then input lengths, then output lengths
     (each only where the spec asks for random ones; per pooled prompt with `prompt_pool`), then
-    each request's pooled prompt.
+    each request's pooled prompt. The `warmup_requests` are the table's first rows, drawn with
+    the others (num_requests more follow them).
     """
-    if spec.trace is None:
-        return _synthetic(spec, rng)
-    return _replay(spec, rng)
+    table = _synthetic(spec, rng) if spec.trace is None else _replay(spec, rng)
+    if spec.warmup_requests:
+        if spec.warmup_requests >= len(table):
+            raise SpecError(
+                f"workload.warmup_requests: {spec.warmup_requests} leaves none of the workload's "
+                f"{len(table)} requests to measure; use fewer"
+            )
+        table.warmup = spec.warmup_requests
+        table.source += f", after {spec.warmup_requests} warmup requests (not measured)"
+    return table
 
 
 def _synthetic(spec: WorkloadSpec, rng: np.random.Generator) -> RequestTable:
@@ -28,7 +36,7 @@ def _synthetic(spec: WorkloadSpec, rng: np.random.Generator) -> RequestTable:
         raise SpecError(
             "workload: a synthetic workload needs num_requests, arrival, input_len and output_len (or a trace)"
         )
-    n = spec.num_requests
+    n = spec.num_requests + spec.warmup_requests
     arrival = arrival_times(spec.arrival, n, rng)
     if spec.prompt_pool is None:
         input_tokens = sample_lengths(spec.input_len, n, rng)
@@ -46,7 +54,7 @@ def _synthetic(spec: WorkloadSpec, rng: np.random.Generator) -> RequestTable:
     )
     pool = f", prompts drawn from {spec.prompt_pool} distinct" if spec.prompt_pool is not None else ""
     table.source = (
-        f"synthetic, {n} requests, {spec.arrival.describe()}, "
+        f"synthetic, {spec.num_requests} requests, {spec.arrival.describe()}, "
         f"input {spec.input_len.describe()}, output {spec.output_len.describe()}{pool}" + _concurrency_note(spec)
     )
     return table
@@ -72,7 +80,7 @@ def workload_warnings(spec: WorkloadSpec) -> list[str]:
     """What the workload will not do as written: a trace shorter than num_requests."""
     if spec.trace is None or spec.num_requests is None:
         return []
-    have = len(_window(spec, read_trace(spec.trace.path, spec.trace.format)))
+    have = len(_window(spec, read_trace(spec.trace.path, spec.trace.format))) - spec.warmup_requests
     if have >= spec.num_requests:
         return []
     return [
@@ -119,9 +127,10 @@ def _replay(spec: WorkloadSpec, rng: np.random.Generator) -> RequestTable:
             f"trace window from {ts.start_s:g} s" + (f" for {ts.duration_s:g} s" if ts.duration_s is not None else "")
         )
     if spec.num_requests is not None:
-        if len(rows) < spec.num_requests:
+        wanted = spec.num_requests + spec.warmup_requests
+        if len(rows) < wanted:
             notes.append(f"num_requests {spec.num_requests} capped at the trace's {len(rows)}")
-        rows = rows[: spec.num_requests]
+        rows = rows[:wanted]
     n = len(rows)
 
     # 2. When: the trace's own clock (scaled), or re-timed by an arrival process.
@@ -160,7 +169,11 @@ def _replay(spec: WorkloadSpec, rng: np.random.Generator) -> RequestTable:
         send_gap_s=spec.send_gap_ms * 1e-3,
     )
     timing = f"{spec.arrival.describe()} (re-timed)" if spec.arrival is not None else describe_rate(table)
-    table.source = f"{trace.label}, {n} requests, {timing}" + "".join(f", {x}" for x in notes) + _concurrency_note(spec)
+    table.source = (
+        f"{trace.label}, {n - spec.warmup_requests} requests, {timing}"
+        + "".join(f", {x}" for x in notes)
+        + _concurrency_note(spec)
+    )
     return table
 
 

@@ -25,6 +25,8 @@ class RequestTable:
                    `vllm bench serve --max-concurrency`); None: unlimited.
     send_gap_s     with `concurrency`: mean of the exponential gap between a client's request
                    finishing and its next one leaving (frontier.workload.spec.SEND_GAP_MS).
+    warmup         the first `warmup` requests are the benchmark's warmup: not measured, and the
+                   others leave only once all of them are done (WorkloadSpec.warmup_requests).
     """
 
     arrival_s: np.ndarray
@@ -35,6 +37,7 @@ class RequestTable:
     source: str = ""
     concurrency: int | None = None
     send_gap_s: float = 0.0
+    warmup: int = 0
 
     def __post_init__(self) -> None:
         self.arrival_s = np.asarray(self.arrival_s, dtype=np.float64)
@@ -48,6 +51,8 @@ class RequestTable:
             )
         if self.prefix_blocks is not None and len(self.prefix_blocks) != n:
             raise ValueError(f"RequestTable.prefix_blocks has {len(self.prefix_blocks)} entries for {n} requests")
+        if not 0 <= self.warmup < max(n, 1):
+            raise ValueError(f"RequestTable.warmup: {self.warmup} of {n} requests leaves none to measure")
         if n and np.any(np.diff(self.arrival_s) < 0):
             raise ValueError("RequestTable.arrival_s must be sorted ascending")
 
@@ -81,4 +86,6 @@ class RequestTable:
             block_tokens=self.block_tokens,
             source=f"{self.source} (first {n})" if self.source else f"first {n} requests",
             concurrency=self.concurrency,
+            send_gap_s=self.send_gap_s,
+            warmup=min(self.warmup, max(n - 1, 0)),
         )

@@ -276,7 +276,13 @@ class WorkloadSpec:
     from this many distinct prompts, as aiperf's synthetic dataset does (`--num-dataset-entries`,
     100 by default up to its 2026 configuration rewrite; aiperf/dataset/dataset_manager.py picks
     an entry at random per request). A prompt sent again is a full prefix-cache hit where the
-    engine still holds it. None: every prompt is distinct (`vllm bench serve`'s random dataset)."""
+    engine still holds it. None: every prompt is distinct (`vllm bench serve`'s random dataset).
+
+    warmup_requests: this many requests go out first, drawn like the others, and are not
+    measured; the measured ones follow once every warmup response is back, so the measured phase
+    starts from an idle engine whose prefix cache holds what the warmup left (aiperf
+    `--warmup-request-count`, which aiconfigurator's benchmark sets to 2 x the concurrency;
+    `vllm bench serve --num-warmups`). 0: none."""
 
     num_requests: int | None = None
     arrival: ArrivalSpec | None = None
@@ -286,8 +292,12 @@ class WorkloadSpec:
     trace: TraceSpec | None = None
     send_gap_ms: float = SEND_GAP_MS
     prompt_pool: int | None = None
+    warmup_requests: int = 0
 
-    KEYS = ("num_requests", "arrival", "concurrency", "input_len", "output_len", "trace", "send_gap_ms", "prompt_pool")
+    KEYS = (
+        "num_requests", "arrival", "concurrency", "input_len", "output_len", "trace", "send_gap_ms", "prompt_pool",
+        "warmup_requests",
+    )  # fmt: skip
 
     @classmethod
     def from_dict(cls, d: Any, where: str = "workload", base_dir: str | Path | None = None) -> WorkloadSpec:
@@ -348,6 +358,9 @@ class WorkloadSpec:
                     f"{where}.prompt_pool: applies to synthetic prompts; a trace's prompts share what its "
                     f"prefix hash ids say (drop prompt_pool or the trace)"
                 )
+        warmup = 0
+        if d.get("warmup_requests") is not None:
+            warmup = _integer(d["warmup_requests"], f"{where}.warmup_requests", minimum=0, what="a number of requests")
         send_gap_ms = SEND_GAP_MS
         if d.get("send_gap_ms") is not None:
             send_gap_ms = _number(d["send_gap_ms"], f"{where}.send_gap_ms", minimum=0, what="a time in ms")
@@ -360,4 +373,5 @@ class WorkloadSpec:
             trace=trace,
             send_gap_ms=send_gap_ms,
             prompt_pool=prompt_pool,
+            warmup_requests=warmup,
         )

@@ -151,7 +151,7 @@ def test_unknown_top_level_key_names_allowed_keys():
     msg = spec_error(with_(num_request=5))
     assert msg == (
         "workload: unknown key 'num_request'; allowed keys: num_requests, arrival, "
-        "concurrency, input_len, output_len, trace, send_gap_ms, prompt_pool"
+        "concurrency, input_len, output_len, trace, send_gap_ms, prompt_pool, warmup_requests"
     )
 
 
