@@ -129,7 +129,8 @@ def _replay(spec: WorkloadSpec, rng: np.random.Generator) -> RequestTable:
     if spec.num_requests is not None:
         wanted = spec.num_requests + spec.warmup_requests
         if len(rows) < wanted:
-            notes.append(f"num_requests {spec.num_requests} capped at the trace's {len(rows)}")
+            warmup = f" (+ {spec.warmup_requests} warmup)" if spec.warmup_requests else ""
+            notes.append(f"num_requests {spec.num_requests}{warmup} capped at the trace's {len(rows)}")
         rows = rows[:wanted]
     n = len(rows)
 
