@@ -79,7 +79,9 @@ class HostTime:
       (fitted, cause not known: see SGLANG_MOE_REQUEST_MS);
     request_serial_ms, request_us_per_token: the front end's one-request-at-a-time work
       (parsing, tokenisation, hand-off to the engine core), a FIFO server
-      (frontier.sim.frontend): it lands in TTFT and spreads bursts out.
+      (frontier.sim.frontend): it lands in TTFT and spreads bursts out;
+    stream_us_per_token: the same process's work per streamed token on the way out (us), a
+      FIFO too: tokens emitted faster reach the clients late (see SGLANG_STREAM_US_PER_TOKEN).
     """
 
     step_ms: float
@@ -90,6 +92,7 @@ class HostTime:
     request_serial_ms: float
     request_us_per_token: float
     moe_request_ms: float = 0.0
+    stream_us_per_token: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -392,6 +395,24 @@ SGLANG_REQUEST_MS = 25.0
 # eager kernel launch (instead of 15) recovers only a fifth of it. vLLM's MoE runs fall short too
 # (MiniMax-M2.5 H200, Qwen3-235B) but gpt-oss-120b and Kimi-K2.5 do not, so vLLM has none.
 SGLANG_MOE_REQUEST_MS = 135.0
+
+# SGLang's front end streams every token of every request out of one process (the
+# TokenizerManager, managers/tokenizer_manager.py `handle_loop` -> `_handle_batch_output`, one
+# asyncio loop per server by default: sglang issue #6553 found it single-core bound under high
+# concurrency, which `--tokenizer-worker-num` (PR #8964, default 1) spreads over processes).
+# Per streamed token (us), fitted to the development set's SGLang 0.5.6 Llama-3.1-8B sweeps on
+# H200, the only runs that stream faster than it (15-22k tokens/s at 352-512 clients): there, at
+# a fixed client count, the measured TTFT grows with the output length (TP8, 512 clients of 1k
+# prompts: 2.0 / 3.2 / 8.0 s at 500 / 1,000 / 2,000 output tokens) as a fixed number of clients
+# waiting out of the engine gives (~25 at TP2, ~45 at TP4, ~65 at TP8, more as the stream is
+# faster): requests done on the GPU whose last tokens are still queued here. It must be slower
+# than the scheduler's own per-sequence work (SGLANG_US_PER_SEQ) to queue at all, so the figure
+# sits close to it and the fit is steep: those 46 runs' median APE of mean TTFT / TPOT is
+# 59.6 / 7.6 % without it and at 47 us, 35.6 / 7.6 % at 52 us (TP2 / TP4 / TP8 64 / 85 / 91 ->
+# 31 / 38 / 28 %), 34.6 / 7.7 % at 55 us (TP8 overshoots, +20 % bias), 37.1 / 7.7 % at 60 us; no
+# other SGLang run of the set moves. vLLM's API server shows no such queue in its runs (none has,
+# its output processor batching a step's tokens per request), so vLLM has none.
+SGLANG_STREAM_US_PER_TOKEN = 52.0
 HOST_TIME = {
     "vllm": HostTime(
         step_ms=1.0,
@@ -411,5 +432,6 @@ HOST_TIME = {
         request_serial_ms=0.0,
         request_us_per_token=2.0,
         moe_request_ms=SGLANG_MOE_REQUEST_MS,
+        stream_us_per_token=SGLANG_STREAM_US_PER_TOKEN,
     ),
 }

@@ -7,19 +7,37 @@ it on the way out. Two parts:
 - the work vLLM's API server and SGLang's TokenizerManager do in one process, one request at a
   time (parsing, chat template, tokenisation, hand-off to the engine core): a FIFO server taking
   `serial_ms` + `us_per_token` x prompt tokens per request, so a burst of requests reaches the
-  scheduler spread out, and a busy front end queues.
-Both come from frontier.engine `HostTime` (fitted to the development set's TTFTs).
+  scheduler spread out, and a busy front end queues;
+- the same process's work on the way out, one streamed token at a time (SGLang's
+  TokenizerManager dispatching each request's tokens to its stream): `stream_us_per_token`. When
+  the engine emits tokens faster than that, they queue: each reaches its client late by the
+  backlog, first and last tokens alike, so a closed loop's clients send their next requests
+  late and fewer requests run in the engine.
+All come from frontier.engine `HostTime` (fitted to the development set's TTFTs).
 """
 
 from __future__ import annotations
 
 
 class Frontend:
-    def __init__(self, latency_ms: float, serial_ms: float, us_per_token: float):
+    def __init__(self, latency_ms: float, serial_ms: float, us_per_token: float, stream_us_per_token: float = 0.0):
         self.latency_s = latency_ms * 1e-3
         self.serial_s = serial_ms * 1e-3
         self.per_token_s = us_per_token * 1e-6
         self.free_s = 0.0
+        self.stream_s = stream_us_per_token * 1e-6
+        self.stream_free_s = 0.0  # when the tokens streamed so far are all out
+
+    def stream(self, start_s: float, end_s: float, tokens: int) -> float:
+        """How late the tokens emitted from start_s to end_s reach their clients at end_s.
+
+        A fluid queue: the tokens arrive evenly over the span and leave at one per
+        `stream_us_per_token`, after the backlog left from before (exact for one step, whose
+        tokens all come at its end, within that step's own service time)."""
+        backlog = max(0.0, self.stream_free_s - start_s)
+        lag = max(0.0, backlog + tokens * self.stream_s - (end_s - start_s))
+        self.stream_free_s = end_s + lag
+        return lag
 
     def admit(self, now: float, prompt_tokens: int) -> float:
         """When a request sent at `now` reaches the scheduler."""

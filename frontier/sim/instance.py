@@ -138,6 +138,7 @@ class Instance:
         self.outstanding_tokens = 0
         self.pending_kv: deque[Request] = deque()  # decode: prefilled elsewhere, waiting for blocks
         self.receiving = 0  # decode: KV transfers in flight into this instance
+        self.first_tokens: list[Request] = []  # the last completed batch's first tokens
         self.reset_counters()
 
     def reset_counters(self) -> None:
@@ -457,6 +458,7 @@ class Instance:
     def _first_token(self, req: Request, t: float, finished: list, handoffs: list) -> None:
         """A prompt's prefill ended at t with its first token."""
         req.first_token_s = req.last_token_s = t
+        self.first_tokens.append(req)
         self.kv.register_prefix(req)
         req.num_output = 1
         if req.num_output >= req.max_output_tokens:

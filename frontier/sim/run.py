@@ -277,7 +277,7 @@ def _frontend(scenario: Scenario, spec: ClusterSpec) -> Frontend:
     in place (SGLang's fake transfer backend): nothing to tokenise."""
     host = scenario.cluster_engine(spec).host
     per_token = 0.0 if spec.role == "decode" else host.request_us_per_token
-    return Frontend(scenario.cluster_request_ms(spec), host.request_serial_ms, per_token)
+    return Frontend(scenario.cluster_request_ms(spec), host.request_serial_ms, per_token, host.stream_us_per_token)
 
 
 class Simulation:
@@ -453,20 +453,31 @@ class Simulation:
         self._finished([req])
 
     def on_batch_done(self, inst: Instance, batch: Batch) -> None:
+        emitted = inst.output_tokens
         finished, handoffs = inst.complete(batch)
-        self._finished(finished)
+        firsts, inst.first_tokens = inst.first_tokens, []
+        late = 0.0
+        if self.frontend is not None and self.frontend.stream_s:
+            late = self.frontend.stream(batch.start_s, batch.done_s, inst.output_tokens - emitted)
+            if late:  # the tokens reach their clients late (the front end's output queue)
+                for req in firsts:
+                    req.first_token_s += late
+                for req in finished:
+                    req.finish_s += late
+        self._finished(finished, late)
         for req in handoffs:
             self._hand_off(inst, req)
         if inst.role == "decode":
             self._pull(inst)
         self.kick(inst)
 
-    def _finished(self, finished: list[Request]) -> None:
+    def _finished(self, finished: list[Request], late: float = 0.0) -> None:
+        """Requests leave; a closed loop's clients see them `late` s from now and send again."""
         self.in_flight -= len(finished)
         if self.slots_free_s is not None:
             for _ in finished:
                 gap = self.gap_rng.exponential(self.send_gap_s) if self.send_gap_s else 0.0
-                heapq.heappush(self.slots_free_s, self.clock + gap)
+                heapq.heappush(self.slots_free_s, self.clock + late + gap)
         for req in finished:
             self.log.record(req)
         if self.bar and finished:

@@ -227,6 +227,10 @@ class Scenario:
                 "value": self.cluster_request_ms(c),
                 "source": "frontier/engine.py HOST_TIME (request_ms + moe_request_ms), fitted to measured TTFTs",
             }
+            out["engine_defaults"]["stream_us_per_token"] = {
+                "value": self.cluster_engine(c).host.stream_us_per_token,
+                "source": "frontier/engine.py HOST_TIME (the front end's serial work per streamed token), fitted",
+            }
             symm_mem = self.cluster_symm_mem(c) is not None
             out["engine_defaults"]["symm_mem_all_reduce"] = {"value": symm_mem, "source": SYMM_MEM_SOURCES[c.engine]}
             return out

@@ -6,6 +6,8 @@ from frontier.sim.frontend import Frontend
 from frontier.sim.run import _frontend
 from frontier.spec.scenario import scenario_from_dict
 
+from sim_helpers import LinearStepTime, make_scenario, table
+
 
 def test_a_burst_leaves_the_front_end_one_request_at_a_time():
     # 6 ms serial + 2 us x 1,000 prompt tokens = 8 ms of work each, then 14 ms of latency: three
@@ -62,3 +64,43 @@ def test_sglang_request_latency_is_the_models_not_the_releases():
         sc = _scenario(model, "sglang")
         shown = sc.describe_deployment()["clusters"][0]["engine_defaults"]["request_latency_ms"]["value"]
         assert shown == pytest.approx(_frontend(sc, sc.clusters[0]).latency_s * 1e3)
+
+
+def test_streamed_tokens_queue_in_the_front_end_when_they_come_faster_than_it_sends():
+    # 1 ms of front-end work per streamed token; tokens arrive evenly over each span.
+    fe = Frontend(latency_ms=0.0, serial_ms=0.0, us_per_token=0.0, stream_us_per_token=1000.0)
+    assert fe.stream(0.000, 0.010, 5) == 0.0  # 5 ms of work in a 10 ms step: no queue
+    assert fe.stream(0.010, 0.020, 15) == pytest.approx(0.005)  # 15 ms in 10: 5 ms behind
+    assert fe.stream(0.020, 0.030, 8) == pytest.approx(0.003)  # 5 ms backlog + 8 - 10
+    assert fe.stream(0.100, 0.110, 2) == 0.0  # drained meanwhile
+
+
+def test_a_late_stream_delays_the_tokens_and_the_clients_next_request():
+    # One client, two requests of 10 + 2 tokens, 10 ms steps, 15 ms of front-end work per
+    # streamed token. Request 0: prefill 0-10 ms, its first token out 5 ms late (15 ms); decode
+    # 10-20 ms, its last token 5 + 15 - 10 = 10 ms late (30 ms). The client sends request 1 at
+    # 30 ms: the same again from there (first token 45 ms, done 60 ms).
+    from frontier.sim.run import Simulation, _result
+
+    requests = table([0.0, 0.0], [10, 10], [2, 2], concurrency=1)
+    sim = Simulation(make_scenario(), requests, False, False, LinearStepTime(0.010, 0.0), True)
+    sim.frontend = Frontend(latency_ms=0.0, serial_ms=0.0, us_per_token=0.0, stream_us_per_token=15000.0)
+    sim.run()
+    df = _result(sim, 0.0).requests
+    assert list(df.arrival_s) == pytest.approx([0.0, 0.030])
+    assert list(df.first_token_s) == pytest.approx([0.015, 0.045])
+    assert list(df.finish_s) == pytest.approx([0.030, 0.060])
+
+
+def test_only_sglang_streams_through_a_queue():
+    # The simulation's front end uses the engine's figure, and the summary shows it.
+    for engine, us in (("sglang", 52.0), ("vllm", 0.0)):
+        sc, cluster = _first_cluster("llama-3.1-8b", engine)
+        assert _frontend(sc, cluster).stream_s == pytest.approx(us * 1e-6)
+        shown = sc.describe_deployment()["clusters"][0]["engine_defaults"]["stream_us_per_token"]["value"]
+        assert shown == pytest.approx(us)
+
+
+def _first_cluster(model: str, engine: str):
+    sc = _scenario(model, engine)
+    return sc, sc.clusters[0]
