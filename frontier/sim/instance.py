@@ -138,7 +138,8 @@ class Instance:
         self.outstanding_tokens = 0
         self.pending_kv: deque[Request] = deque()  # decode: prefilled elsewhere, waiting for blocks
         self.receiving = 0  # decode: KV transfers in flight into this instance
-        self.first_tokens: list[Request] = []  # the last completed batch's first tokens
+        # With a front end streaming through its output queue: the completing batch's first tokens.
+        self.first_tokens: list[Request] | None = None
         self.reset_counters()
 
     def reset_counters(self) -> None:
@@ -458,7 +459,8 @@ class Instance:
     def _first_token(self, req: Request, t: float, finished: list, handoffs: list) -> None:
         """A prompt's prefill ended at t with its first token."""
         req.first_token_s = req.last_token_s = t
-        self.first_tokens.append(req)
+        if self.first_tokens is not None:
+            self.first_tokens.append(req)
         self.kv.register_prefix(req)
         req.num_output = 1
         if req.num_output >= req.max_output_tokens:

@@ -307,8 +307,7 @@ class Simulation:
             if c.spec.role != "decode":
                 c.instances[0].step_model.warm(requests.input_tokens, c.spec.max_num_batched_tokens)
         self.kv_link = _kv_link(scenario, self.entry.spec) if self.decode else None
-        # The engine's front end; known step times (`step_time`) stand for the whole engine.
-        self.frontend = None if step_time is not None else _frontend(scenario, self.entry.spec)
+        self.attach_frontend(None if step_time is not None else _frontend(scenario, self.entry.spec))
         self.heap: list = []
         self.seq = itertools.count()
         self.in_flight = 0
@@ -319,6 +318,14 @@ class Simulation:
         self.holds: dict[int, tuple[Instance, KVHold, float]] = {}  # PD: request -> prefill side
         # PD: when each attention-DP rank's NICs of each prefill instance are free again
         self.link_free = {i: [0.0] * self.entry.spec.dp_attention for i in self.entry.instances} if self.decode else {}
+
+    def attach_frontend(self, frontend: Frontend | None) -> None:
+        """The engine's front end (None: known step times stand for the whole engine)."""
+        self.frontend = frontend
+        streams = frontend is not None and frontend.stream_s > 0
+        for c in self.clusters:  # with an output queue the batches' first tokens go through it
+            for inst in c.instances:
+                inst.first_tokens = [] if streams else None
 
     def _role(self, role: str) -> Cluster:
         return next(c for c in self.clusters if c.spec.role == role)
@@ -453,18 +460,20 @@ class Simulation:
         self._finished([req])
 
     def on_batch_done(self, inst: Instance, batch: Batch) -> None:
-        emitted = inst.output_tokens
-        finished, handoffs = inst.complete(batch)
-        firsts, inst.first_tokens = inst.first_tokens, []
-        late = 0.0
-        if self.frontend is not None and self.frontend.stream_s:
+        if inst.first_tokens is None:
+            finished, handoffs = inst.complete(batch)
+            self._finished(finished)
+        else:  # the front end streams the batch's tokens through its output queue
+            emitted = inst.output_tokens
+            finished, handoffs = inst.complete(batch)
             late = self.frontend.stream(batch.start_s, batch.done_s, inst.output_tokens - emitted)
-            if late:  # the tokens reach their clients late (the front end's output queue)
-                for req in firsts:
+            if late:  # they reach their clients late
+                for req in inst.first_tokens:
                     req.first_token_s += late
                 for req in finished:
                     req.finish_s += late
-        self._finished(finished, late)
+            inst.first_tokens.clear()
+            self._finished(finished, late)
         for req in handoffs:
             self._hand_off(inst, req)
         if inst.role == "decode":

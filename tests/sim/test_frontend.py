@@ -84,7 +84,7 @@ def test_a_late_stream_delays_the_tokens_and_the_clients_next_request():
 
     requests = table([0.0, 0.0], [10, 10], [2, 2], concurrency=1)
     sim = Simulation(make_scenario(), requests, False, False, LinearStepTime(0.010, 0.0), True)
-    sim.frontend = Frontend(latency_ms=0.0, serial_ms=0.0, us_per_token=0.0, stream_us_per_token=15000.0)
+    sim.attach_frontend(Frontend(latency_ms=0.0, serial_ms=0.0, us_per_token=0.0, stream_us_per_token=15000.0))
     sim.run()
     df = _result(sim, 0.0).requests
     assert list(df.arrival_s) == pytest.approx([0.0, 0.030])
