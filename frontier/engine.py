@@ -410,8 +410,8 @@ SGLANG_MOE_REQUEST_MS = 135.0
 # sits close to it and the fit is steep: those 46 runs' median APE of mean TTFT / TPOT is
 # 59.6 / 7.6 % without it and at 47 us, 35.6 / 7.6 % at 52 us (TP2 / TP4 / TP8 64 / 85 / 91 ->
 # 31 / 38 / 28 %), 34.6 / 7.7 % at 55 us (TP8 overshoots, +20 % bias), 37.1 / 7.7 % at 60 us; no
-# other SGLang run of the set moves. vLLM's API server shows no such queue in its runs (none has,
-# its output processor batching a step's tokens per request), so vLLM has none.
+# other SGLang run of the set moves. None of vLLM's development runs shows such a queue, so
+# vLLM has none.
 SGLANG_STREAM_US_PER_TOKEN = 52.0
 HOST_TIME = {
     "vllm": HostTime(

@@ -1,7 +1,7 @@
 """The engine's front end: the API server between a client and the scheduler.
 
 A request crosses it on the way in before the scheduler sees it, and its first token crosses
-it on the way out. Two parts:
+it on the way out. Three parts:
 - a latency every request sees, in parallel with the others (HTTP, the hops between the API
   server / tokenizer / detokenizer processes, streaming the first token back): `latency_ms`;
 - the work vLLM's API server and SGLang's TokenizerManager do in one process, one request at a
@@ -31,9 +31,9 @@ class Frontend:
     def stream(self, start_s: float, end_s: float, tokens: int) -> float:
         """How late the tokens emitted from start_s to end_s reach their clients at end_s.
 
-        A fluid queue: the tokens arrive evenly over the span and leave at one per
-        `stream_us_per_token`, after the backlog left from before (exact for one step, whose
-        tokens all come at its end, within that step's own service time)."""
+        A fluid queue: the tokens count as arriving evenly over the span and leave at one per
+        `stream_us_per_token`, after the backlog left from before (a single step's tokens all
+        come at its end, so its last ones may leave up to their own service time later)."""
         backlog = max(0.0, self.stream_free_s - start_s)
         lag = max(0.0, backlog + tokens * self.stream_s - (end_s - start_s))
         self.stream_free_s = end_s + lag
