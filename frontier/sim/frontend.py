@@ -9,10 +9,11 @@ it on the way out. Three parts:
   `serial_ms` + `us_per_token` x prompt tokens per request, so a burst of requests reaches the
   scheduler spread out, and a busy front end queues;
 - the same process's work on the way out, one streamed token at a time (SGLang's
-  TokenizerManager dispatching each request's tokens to its stream): `stream_us_per_token`. When
-  the engine emits tokens faster than that, they queue: each reaches its client late by the
-  backlog, first and last tokens alike, so a closed loop's clients send their next requests
-  late and fewer requests run in the engine.
+  TokenizerManager dispatching each request's tokens to its stream): `stream_us_per_token`, one
+  queue per engine instance (each server streams through its own process). When the instance
+  emits tokens faster than that, they queue: each reaches its client late by the backlog, first
+  and last tokens alike, so a closed loop's clients send their next requests late and fewer
+  requests run in the engine.
 All come from frontier.engine `HostTime` (fitted to the development set's TTFTs).
 """
 
@@ -26,17 +27,17 @@ class Frontend:
         self.per_token_s = us_per_token * 1e-6
         self.free_s = 0.0
         self.stream_s = stream_us_per_token * 1e-6
-        self.stream_free_s = 0.0  # when the tokens streamed so far are all out
+        self.stream_free_s: dict[str, float] = {}  # per instance: when its tokens so far are out
 
-    def stream(self, start_s: float, end_s: float, tokens: int) -> float:
-        """How late the tokens emitted from start_s to end_s reach their clients at end_s.
+    def stream(self, instance: str, start_s: float, end_s: float, tokens: int) -> float:
+        """How late the tokens `instance` emitted from start_s to end_s reach their clients at end_s.
 
         A fluid queue: the tokens count as arriving evenly over the span and leave at one per
         `stream_us_per_token`, after the backlog left from before (a single step's tokens all
         come at its end, so its last ones may leave up to their own service time later)."""
-        backlog = max(0.0, self.stream_free_s - start_s)
+        backlog = max(0.0, self.stream_free_s.get(instance, 0.0) - start_s)
         lag = max(0.0, backlog + tokens * self.stream_s - (end_s - start_s))
-        self.stream_free_s = end_s + lag
+        self.stream_free_s[instance] = end_s + lag
         return lag
 
     def admit(self, now: float, prompt_tokens: int) -> float:

@@ -466,7 +466,7 @@ class Simulation:
         else:  # the front end streams the batch's tokens through its output queue
             emitted = inst.output_tokens
             finished, handoffs = inst.complete(batch)
-            late = self.frontend.stream(batch.start_s, batch.done_s, inst.output_tokens - emitted)
+            late = self.frontend.stream(inst.name, batch.start_s, batch.done_s, inst.output_tokens - emitted)
             if late:  # they reach their clients late
                 for req in inst.first_tokens:
                     req.first_token_s += late

@@ -69,10 +69,11 @@ def test_sglang_request_latency_is_the_models_not_the_releases():
 def test_streamed_tokens_queue_in_the_front_end_when_they_come_faster_than_it_sends():
     # 1 ms of front-end work per streamed token; tokens arrive evenly over each span.
     fe = Frontend(latency_ms=0.0, serial_ms=0.0, us_per_token=0.0, stream_us_per_token=1000.0)
-    assert fe.stream(0.000, 0.010, 5) == 0.0  # 5 ms of work in a 10 ms step: no queue
-    assert fe.stream(0.010, 0.020, 15) == pytest.approx(0.005)  # 15 ms in 10: 5 ms behind
-    assert fe.stream(0.020, 0.030, 8) == pytest.approx(0.003)  # 5 ms backlog + 8 - 10
-    assert fe.stream(0.100, 0.110, 2) == 0.0  # drained meanwhile
+    assert fe.stream("a", 0.000, 0.010, 5) == 0.0  # 5 ms of work in a 10 ms step: no queue
+    assert fe.stream("a", 0.010, 0.020, 15) == pytest.approx(0.005)  # 15 ms in 10: 5 ms behind
+    assert fe.stream("b", 0.010, 0.020, 8) == 0.0  # another instance streams through its own
+    assert fe.stream("a", 0.020, 0.030, 8) == pytest.approx(0.003)  # 5 ms backlog + 8 - 10
+    assert fe.stream("a", 0.100, 0.110, 2) == 0.0  # drained meanwhile
 
 
 def test_a_late_stream_delays_the_tokens_and_the_clients_next_request():
