@@ -7,7 +7,8 @@ it on the way out. Three parts:
 - the work vLLM's API server and SGLang's TokenizerManager do in one process, one request at a
   time (parsing, chat template, tokenisation, hand-off to the engine core): a FIFO server taking
   `serial_ms` + `us_per_token` x prompt tokens per request, so a burst of requests reaches the
-  scheduler spread out, and a busy front end queues;
+  scheduler spread out, and a busy front end queues. A cluster of `dp` replicas has `dp` of
+  them (each replica its own API server), a request taking the one free first;
 - the same process's work on the way out, one streamed token at a time (SGLang's
   TokenizerManager dispatching each request's tokens to its stream): `stream_us_per_token`, one
   queue per engine instance (each server streams through its own process). When the instance
@@ -19,13 +20,22 @@ All come from frontier.engine `HostTime` (fitted to the development set's TTFTs)
 
 from __future__ import annotations
 
+import heapq
+
 
 class Frontend:
-    def __init__(self, latency_ms: float, serial_ms: float, us_per_token: float, stream_us_per_token: float = 0.0):
+    def __init__(
+        self,
+        latency_ms: float,
+        serial_ms: float,
+        us_per_token: float,
+        stream_us_per_token: float = 0.0,
+        servers: int = 1,
+    ):
         self.latency_s = latency_ms * 1e-3
         self.serial_s = serial_ms * 1e-3
         self.per_token_s = us_per_token * 1e-6
-        self.free_s = 0.0
+        self.free_s = [0.0] * servers  # a heap: when each server's work so far is done
         self.stream_s = stream_us_per_token * 1e-6
         self.stream_free_s: dict[str, float] = {}  # per instance: when its tokens so far are out
 
@@ -42,6 +52,6 @@ class Frontend:
 
     def admit(self, now: float, prompt_tokens: int) -> float:
         """When a request sent at `now` reaches the scheduler."""
-        start = max(now, self.free_s)
-        self.free_s = start + self.serial_s + self.per_token_s * prompt_tokens
-        return self.free_s + self.latency_s
+        done = max(now, self.free_s[0]) + self.serial_s + self.per_token_s * prompt_tokens
+        heapq.heapreplace(self.free_s, done)
+        return done + self.latency_s

@@ -273,11 +273,13 @@ def _kv_link(scenario: Scenario, spec: ClusterSpec) -> Link:
 
 
 def _frontend(scenario: Scenario, spec: ClusterSpec) -> Frontend:
-    """The entry cluster's front end. A decode-only benchmark sends token ids with KV already
-    in place (SGLang's fake transfer backend): nothing to tokenise."""
+    """The entry cluster's front end, one API server per replica. A decode-only benchmark sends
+    token ids with KV already in place (SGLang's fake transfer backend): nothing to tokenise."""
     host = scenario.cluster_engine(spec).host
     per_token = 0.0 if spec.role == "decode" else host.request_us_per_token
-    return Frontend(scenario.cluster_request_ms(spec), host.request_serial_ms, per_token, host.stream_us_per_token)
+    return Frontend(
+        scenario.cluster_request_ms(spec), host.request_serial_ms, per_token, host.stream_us_per_token, spec.dp
+    )
 
 
 class Simulation:

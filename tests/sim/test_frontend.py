@@ -19,6 +19,26 @@ def test_a_burst_leaves_the_front_end_one_request_at_a_time():
     # A busy front end queues a later request behind the earlier ones' work.
     fe = Frontend(latency_ms=0.0, serial_ms=10.0, us_per_token=0.0)
     assert [fe.admit(t, 0) for t in (0.0, 0.001, 0.002)] == pytest.approx([0.010, 0.020, 0.030])
+    # Two replicas, two API servers: the third request waits for the first server free.
+    fe = Frontend(latency_ms=0.0, serial_ms=10.0, us_per_token=0.0, servers=2)
+    assert [fe.admit(t, 0) for t in (0.0, 0.001, 0.002)] == pytest.approx([0.010, 0.011, 0.020])
+
+
+def test_each_replica_has_its_own_api_server():
+    sc = scenario_from_dict(
+        {
+            "model": "llama-3.1-8b",
+            "gpu": "h100-sxm",
+            "deployment": {"engine": "vllm", "dp": 8},
+            "workload": {
+                "num_requests": 1,
+                "input_len": 8,
+                "output_len": 2,
+                "arrival": {"process": "poisson", "rate": 1},
+            },
+        }
+    )
+    assert len(_frontend(sc, sc.clusters[0]).free_s) == 8
 
 
 def _scenario(model: str, engine: str):
