@@ -462,12 +462,10 @@ class Simulation:
         self._finished([req])
 
     def on_batch_done(self, inst: Instance, batch: Batch) -> None:
-        if inst.first_tokens is None:
-            finished, handoffs = inst.complete(batch)
-            self._finished(finished)
-        else:  # the front end streams the batch's tokens through its output queue
-            emitted = inst.output_tokens
-            finished, handoffs = inst.complete(batch)
+        emitted = inst.output_tokens
+        finished, handoffs = inst.complete(batch)
+        late = 0.0
+        if inst.first_tokens is not None:  # the front end streams the tokens through its output queue
             late = self.frontend.stream(inst.name, batch.start_s, batch.done_s, inst.output_tokens - emitted)
             if late:  # they reach their clients late
                 for req in inst.first_tokens:
@@ -475,7 +473,7 @@ class Simulation:
                 for req in finished:
                     req.finish_s += late
             inst.first_tokens.clear()
-            self._finished(finished, late)
+        self._finished(finished, late)
         for req in handoffs:
             self._hand_off(inst, req)
         if inst.role == "decode":
