@@ -317,13 +317,7 @@ UNSPLIT_DECODE_SOURCES = {
 def unsplit_graph_decode(engine: Engine, model, gpu) -> bool:
     """Whether the engine's decode attention replayed from a CUDA graph runs unsplit: SGLang's
     FlashAttention-3 on Hopper (see FA3_UNSPLIT_CTA_GBPS)."""
-    return (
-        engine.name == "sglang"
-        and gpu.cuda_capability == "9.0"
-        and model.mla is None
-        and model.linear_attention is None
-        and model.architecture in SGLANG_FA3_ARCHITECTURES
-    )
+    return engine.name == "sglang" and gpu.cuda_capability == "9.0" and model.architecture in SGLANG_FA3_ARCHITECTURES
 
 
 def make_engine(

@@ -420,6 +420,7 @@ class BlockCosts:
         return max(split, layer_ms * self._attention_layers)
 
     def _split_decode_ms(self, b: int, s: int, graph: bool) -> float:
+        """The decode kernel as measured (it splits long sequences over the SMs)."""
         lo, hi = _DECODE_NEIGHBOURS.get(s) or grid_neighbours(s, DECODE_KV_STEP)
         # The longest sequence only shapes how a decode kernel splits its work; the
         # calibrated predictors do not see it, so the key carries the mean length instead.
