@@ -292,8 +292,10 @@ SGLANG_FA3_ARCHITECTURES = frozenset(
 # KV splits on the host when a kernel is launched (hopper/flash_api.cpp `get_num_splits`: one split
 # under 5 KV blocks), so the captured kernel never splits, and a replayed decode runs one CTA per
 # (sequence, KV head), each streaming its sequence's whole KV: a few CTAs on 132 SMs at small
-# batches, the time growing with the longest sequence. (vLLM captures with a split cap,
-# `max_num_splits`, and plans the splits at replay: not so.) The development set shows it: SGLang
+# batches, the time growing with the longest sequence (gty111/gLLM PR #273 found the same in its
+# own FA3 graphs: one request's decode at 144k tokens launched 4 CTAs and took 81 % of the GPU
+# time). vLLM captures with a split cap, `max_num_splits`, and plans the splits at replay: not
+# so. The development set shows it: SGLang
 # 0.5.6's Qwen3-235B-FP8 decode on H200 (2 or 1 KV heads a GPU at TP2 / TP4, 2-9 clients) slows
 # by 1.3-2.2 ms a step per 1,000 more cached tokens, where reading them split takes 0.1 ms;
 # one CTA streaming 512 B a token per layer over 94 layers at ~25-35 GB/s gives that. Fitted on
