@@ -3,6 +3,7 @@ each with timings computed by hand on known step times (10 ms + 0.1 ms per token
 
 import pytest
 
+from frontier.engine import FA3_UNSPLIT_CTA_GBPS
 from frontier.predict.blocks import StepOverheads
 from frontier.sim.kv_cache import BlockManager
 from frontier.sim.request import Request
@@ -335,7 +336,6 @@ def test_sglang_fa3_decode_graphs_do_not_split_the_kv():
     3.1-8B at TP8 (one KV head per GPU, 32 layers, 128-dim bf16 K and V: 512 B a token): one
     sequence of 4,096 cached tokens takes 4,096 x 512 B / FA3_UNSPLIT_CTA_GBPS a layer; vLLM (and
     SGLang outside a graph) split it over the SMs."""
-    from frontier.engine import FA3_UNSPLIT_CTA_GBPS
 
     def attention_ms(engine, b, kv, longest, graph=True, model="llama-3.1-8b"):
         sc = scenario_from_dict(
