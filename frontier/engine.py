@@ -269,59 +269,6 @@ def host_overlapped(engine: Engine, model, radix_cache: bool) -> bool:
     return engine.host.overlapped
 
 
-# SGLang's default attention backend on Hopper is FlashAttention-3 (`fa3`) for these
-# architectures (sglang/srt/utils.py `is_fa3_default_architecture`, read by server_args.py
-# `_handle_attention_backend_compatibility`); others (MLA, hybrid linear attention, the rest)
-# take FlashInfer, FlashMLA or Triton.
-SGLANG_FA3_ARCHITECTURES = frozenset(
-    {
-        "LlamaForCausalLM",
-        "MixtralForCausalLM",
-        "Qwen2ForCausalLM",
-        "Qwen3ForCausalLM",
-        "Qwen3MoeForCausalLM",
-        "Gemma2ForCausalLM",
-        "Glm4MoeForCausalLM",
-    }
-)
-
-# How fast one FlashAttention-3 decode CTA reads its sequence's KV cache (GB/s) when nothing else
-# splits the work. SGLang captures its decode CUDA graphs at sequence length 1
-# (flashattention_backend.py `get_cuda_graph_seq_len_fill_value`, `init_forward_metadata_capture_
-# cuda_graph` passing max_seq_len_k from it, num_splits 0 = FA3's heuristic): FA3 decides its
-# KV splits on the host when a kernel is launched (hopper/flash_api.cpp `get_num_splits`: one split
-# under 5 KV blocks), so the captured kernel never splits, and a replayed decode runs one CTA per
-# (sequence, KV head), each streaming its sequence's whole KV: a few CTAs on 132 SMs at small
-# batches, the time growing with the longest sequence (gty111/gLLM PR #273 found the same in its
-# own FA3 graphs: one request's decode at 144k tokens launched 4 CTAs and took 81 % of the GPU
-# time). vLLM captures with a split cap, `max_num_splits`, and plans the splits at replay: not
-# so. The development set shows it: SGLang
-# 0.5.6's Qwen3-235B-FP8 decode on H200 (2 or 1 KV heads a GPU at TP2 / TP4, 2-9 clients) slows
-# by 1.3-2.2 ms a step per 1,000 more cached tokens, where reading them split takes 0.1 ms;
-# one CTA streaming 512 B a token per layer over 94 layers at ~25-35 GB/s gives that. Fitted on
-# the SGLang runs (median APE of mean TPOT over all 125 / Qwen3-235B TP2 / TP4 / Llama-3.1-8B
-# TP1 / Qwen3-32B TP1): unsplit off 8.9 / 20.1 / 17.2 / 8.7 / 7.8 %; 20 GB/s 8.1 / 7.6 / 14.5 /
-# 13.1 / 15.8 %; 30 GB/s 6.4 / 6.5 / 2.9 / 7.0 / 12.0 %; 45 GB/s 7.8 / 11.3 / 7.9 / 8.7 / 9.7 %;
-# 70 GB/s 8.7 %; mean TTFT moves by under 0.1 point. Qwen3-32B on one H100 (16 clients, its
-# batches KV-bound at ~8 sequences of 2-2.5k tokens) was already 8 % slow and loses 4 points.
-FA3_UNSPLIT_CTA_GBPS = 30.0
-
-
-# Where each engine's graph-replayed decode attention gets its KV splits (printed with the defaults).
-UNSPLIT_DECODE_SOURCES = {
-    "vllm": "vllm/v1/attention/backends/flash_attn.py: FA3 graphs captured with max_num_splits, "
-    "the splits planned at replay",
-    "sglang": "sglang/srt/layers/attention/flashattention_backend.py: FA3 decode graphs captured at "
-    "sequence length 1 run one KV split (Hopper, the FA3 architectures)",
-}
-
-
-def unsplit_graph_decode(engine: Engine, model, gpu) -> bool:
-    """Whether the engine's decode attention replayed from a CUDA graph runs unsplit: SGLang's
-    FlashAttention-3 on Hopper (see FA3_UNSPLIT_CTA_GBPS)."""
-    return engine.name == "sglang" and gpu.cuda_capability == "9.0" and model.architecture in SGLANG_FA3_ARCHITECTURES
-
-
 def make_engine(
     name: str,
     version: str,

@@ -27,8 +27,6 @@ from frontier.ops.graph import (
     dense_mlp,
     ffn_block,
     head_operators,
-    mixer_layers,
-    stage_layers,
 )
 from frontier.ops.operators import Collective, EPExchange
 from frontier.predict.base import Predictor
@@ -102,7 +100,6 @@ class StepOverheads:
     graph_mixed_batches: bool = False  # vLLM 0.11+: piecewise graphs also for prefill/mixed batches
     host_overlapped: bool = False  # async / overlap scheduling: host work runs during the GPU's
     overlap_residual_ms: float = 0.0  # what an overlapped step still waits for on the host
-    unsplit_decode_gbps: float = 0.0  # graph-replayed decode attention unsplit: one CTA's KV read rate
 
     def host_ms(self, seqs: int) -> float:
         """Host time of a step over `seqs` sequences (of one scheduler: one attention-DP rank)."""
@@ -187,7 +184,6 @@ class BlockCosts:
         # One prefill sequence: (new tokens grid point) -> attention ms at every context point.
         self._prefill_rows: dict[int, list[float]] = {}
         self._contexts = [0] + points_from(1, 1 + _grid_points(model.max_model_len, PREFILL_STEP), PREFILL_STEP)
-        self._attention_layers = mixer_layers(model, stage_layers(model, par)[0])[0]
 
     # --- CUDA graphs -------------------------------------------------------------------------
     def uses_graph(self, stats: BatchStats) -> bool:
@@ -401,26 +397,11 @@ class BlockCosts:
             total += hit
         b = stats.num_decode
         if b:
-            total += self.decode_attention_ms(b, stats.decode_sum_kv, graph, stats.decode_max_kv)
+            total += self.decode_attention_ms(b, stats.decode_sum_kv, graph)
         return total
 
-    def decode_attention_ms(self, b: int, s: int, graph: bool, longest: int = 0) -> float:
-        """Decode attention of `b` sequences reading `s` KV tokens in all, the longest `longest`
-        (see `attention_ms`; the longest matters only to a kernel that does not split)."""
-        split = self._split_decode_ms(b, s, graph)
-        rate = self.overheads.unsplit_decode_gbps
-        if not (graph and rate):
-            return split
-        # Unsplit: one CTA per (sequence, KV head), the SMs' CTAs each streaming a whole
-        # sequence's KV; the longest sequence, or the SMs' even share when they queue.
-        m, sms = self.model, self.par.fabric.sm_count
-        hkv = max(1, m.num_kv_heads // self.par.tp)
-        tokens = max(longest or -(-s // b), s * hkv / sms)
-        layer_ms = tokens * 2 * m.head_dim * m.kv_elem_bytes / rate * 1e-6
-        return max(split, layer_ms * self._attention_layers)
-
-    def _split_decode_ms(self, b: int, s: int, graph: bool) -> float:
-        """The decode kernel as measured (it splits long sequences over the SMs)."""
+    def decode_attention_ms(self, b: int, s: int, graph: bool) -> float:
+        """Decode attention of `b` sequences reading `s` KV tokens in all (see `attention_ms`)."""
         lo, hi = _DECODE_NEIGHBOURS.get(s) or grid_neighbours(s, DECODE_KV_STEP)
         # The longest sequence only shapes how a decode kernel splits its work; the
         # calibrated predictors do not see it, so the key carries the mean length instead.

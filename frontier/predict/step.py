@@ -135,10 +135,9 @@ class Sequential:
         graph = blocks.uses_graph(stats)
         fixed, comm = self._fixed_ms(stats, graph)
         attention, kv, wall_ms = blocks.decode_attention_ms, stats.decode_sum_kv, blocks.overheads.wall_ms
-        longest = stats.decode_max_kv
 
         def at(j: int) -> StepTime:  # _with_host's, inlined
-            gpu = fixed + attention(b, kv + j * b, graph, longest + j)
+            gpu = fixed + attention(b, kv + j * b, graph)
             wall = wall_ms(gpu, b)
             return StepTime(wall * 1e-3, comm, comm, 0.0, wall - gpu)
 

@@ -27,7 +27,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from frontier.engine import FA3_UNSPLIT_CTA_GBPS, SGLANG_UNSEEN_GIB
+from frontier.engine import SGLANG_UNSEEN_GIB
 from frontier.metrics.serving import serving_metrics
 from frontier.ops.experts import ExpertRouting, Fabric
 from frontier.ops.graph import Parallel
@@ -151,7 +151,6 @@ def block_costs_for(scenario: Scenario, spec: ClusterSpec) -> tuple[BlockCosts, 
         host_overlapped=scenario.cluster_host_overlapped(spec),
         host_us_per_seq=engine.host.step_us_per_seq,
         overlap_residual_ms=engine.host.overlap_residual_ms,
-        unsplit_decode_gbps=FA3_UNSPLIT_CTA_GBPS if scenario.cluster_unsplit_decode(spec) else 0.0,
     )
     blocks = BlockCosts(model, par, predictor, overheads, attn_backend=spec.attention_backend, dtype=model.weight_dtype)
     return blocks, predictor.sources()

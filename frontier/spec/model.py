@@ -145,7 +145,6 @@ class ModelSpec:
     qk_norm_across_heads: bool = False  # MiniMax-M2: one RMSNorm over all heads' q (and k's)
     rotary_dim: int = 0  # dims of each head that rotary rotates; 0: all (MiniMax-M2: 64 of 128)
     hf_id: str = ""
-    architecture: str = ""  # the config's first `architectures` entry: engines pick kernels by it
     # What `load_model` was given (card, alias, path): a scenario written back names it so.
     source: str = field(default="", compare=False)
 
@@ -570,13 +569,7 @@ def model_from_config(cfg: dict, name: str, where: str, hf_id: str = "") -> Mode
         qk_norm_across_heads=bool(cfg.get("use_qk_norm")) and cfg.get("qk_norm_type") == "per_layer",
         rotary_dim=_rotary_dim(cfg, head_dim, where),
         hf_id=hf_id,
-        architecture=_architecture(cfg),
     )
-
-
-def _architecture(cfg: dict) -> str:
-    archs = cfg.get("architectures")
-    return str(archs[0]) if isinstance(archs, list) and archs else ""
 
 
 def _rotary_dim(cfg: dict, head_dim: int, where: str) -> int:

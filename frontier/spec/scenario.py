@@ -14,16 +14,7 @@ from typing import Any
 
 import yaml
 
-from frontier.engine import (
-    ENGINES,
-    OVERLAP_SOURCES,
-    SYMM_MEM_SOURCES,
-    UNSPLIT_DECODE_SOURCES,
-    Engine,
-    host_overlapped,
-    make_engine,
-    unsplit_graph_decode,
-)
+from frontier.engine import ENGINES, OVERLAP_SOURCES, SYMM_MEM_SOURCES, Engine, host_overlapped, make_engine
 from frontier.errors import SpecError
 from frontier.spec.slo import SLO
 from frontier.numbers import integer, number
@@ -200,12 +191,6 @@ class Scenario:
         """Whether the cluster's engine hides its host time behind the GPU (and so plans ahead)."""
         return host_overlapped(self.cluster_engine(cluster), self.cluster_model(cluster), cluster.enable_prefix_caching)
 
-    def cluster_unsplit_decode(self, cluster: ClusterSpec) -> bool:
-        """Whether the cluster's decode attention replayed from CUDA graphs runs without KV splits."""
-        return unsplit_graph_decode(
-            self.cluster_engine(cluster), self.cluster_model(cluster), self.cluster_gpu(cluster)
-        )
-
     def cluster_request_ms(self, cluster: ClusterSpec) -> float:
         """The latency every request to the cluster sees between client and scheduler and back
         (frontier.engine HostTime: the front end's, and an MoE model's extra)."""
@@ -245,10 +230,6 @@ class Scenario:
             out["engine_defaults"]["stream_us_per_token"] = {
                 "value": self.cluster_engine(c).host.stream_us_per_token,
                 "source": "frontier/engine.py HOST_TIME (the front end's serial work per streamed token), fitted",
-            }
-            out["engine_defaults"]["decode_graph_splits_kv"] = {
-                "value": not self.cluster_unsplit_decode(c),
-                "source": UNSPLIT_DECODE_SOURCES[c.engine],
             }
             symm_mem = self.cluster_symm_mem(c) is not None
             out["engine_defaults"]["symm_mem_all_reduce"] = {"value": symm_mem, "source": SYMM_MEM_SOURCES[c.engine]}

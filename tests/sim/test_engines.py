@@ -3,13 +3,11 @@ each with timings computed by hand on known step times (10 ms + 0.1 ms per token
 
 import pytest
 
-from frontier.engine import FA3_UNSPLIT_CTA_GBPS
 from frontier.predict.blocks import StepOverheads
 from frontier.sim.kv_cache import BlockManager
 from frontier.sim.request import Request
 from frontier.sim.run import block_costs_for, simulate
 from frontier.sim.scheduler import SGLangScheduler
-from frontier.spec.scenario import scenario_from_dict
 
 from sim_helpers import LinearStepTime, make_scenario, table
 
@@ -328,42 +326,3 @@ def test_vllm_memory_fraction_by_release():
         return make_engine("vllm", version, gpu, 1).defaults["gpu_memory_utilization"][0]
 
     assert (util("0.12.0"), util("0.19.0"), util("0.22.0"), util("")) == (0.9, 0.9, 0.92, 0.92)
-
-
-def test_sglang_fa3_decode_graphs_do_not_split_the_kv():
-    """SGLang captures its FA3 decode graphs at sequence length 1, where FA3 chooses one KV split:
-    a replayed decode runs one CTA per (sequence, KV head), each reading its whole sequence. Llama-
-    3.1-8B at TP8 (one KV head per GPU, 32 layers, 128-dim bf16 K and V: 512 B a token): one
-    sequence of 4,096 cached tokens takes 4,096 x 512 B / FA3_UNSPLIT_CTA_GBPS a layer; vLLM (and
-    SGLang outside a graph) split it over the SMs."""
-
-    def attention_ms(engine, b, kv, longest, graph=True, model="llama-3.1-8b"):
-        sc = scenario_from_dict(
-            {
-                "model": model,
-                "gpu": "h100-sxm",
-                "deployment": {"engine": engine, "tp": 8},
-                "workload": {"num_requests": 1, "input_len": 8, "output_len": 2, "arrival": {"rate": 1.0}},
-            }
-        )
-        blocks, _ = block_costs_for(sc, sc.clusters[0])
-        return blocks.decode_attention_ms(b, kv, graph, longest)
-
-    unsplit = 4096 * 512 / FA3_UNSPLIT_CTA_GBPS * 1e-6 * 32
-    assert attention_ms("sglang", 1, 4096, 4096) == pytest.approx(unsplit)
-    split = attention_ms("vllm", 1, 4096, 4096)
-    assert split < unsplit / 5
-    assert attention_ms("sglang", 1, 4096, 4096, graph=False) < unsplit / 4  # eager: 15 us launches
-    # The longest sequence sets the time: four sequences, one of 4,096 tokens.
-    assert attention_ms("sglang", 4, 4096 + 3 * 100, 4096) == pytest.approx(unsplit)
-    # More CTAs than SMs (132 on an H100) queue: 264 sequences of 4,096 take two rounds at least
-    # (here HBM bandwidth, which the split kernel's measured time holds, binds first).
-    assert attention_ms("sglang", 264, 264 * 4096, 4096) >= 2 * unsplit
-    # MLA models take FlashMLA / FlashInfer under SGLang, which plan their splits at replay.
-    mla = [attention_ms(e, 1, 4096, 4096, model="deepseek-v2") for e in ("sglang", "vllm")]
-    assert mla[0] == pytest.approx(mla[1])  # the same measured MLA kernel, split as measured
-    # The summary says which, with where the engine decides it.
-    for engine, splits in (("sglang", False), ("vllm", True)):
-        printed = make_scenario(engine=engine).describe_deployment()["clusters"][0]["engine_defaults"]
-        assert printed["decode_graph_splits_kv"]["value"] is splits
-        assert "flash" in printed["decode_graph_splits_kv"]["source"]
