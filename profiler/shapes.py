@@ -284,37 +284,42 @@ def moe_projs(spec, ep_degrees=(1, 2, 4, 8), tp_degrees=(2, 4, 8)) -> list[MoePr
 class ElementwiseOp:
     name: str
     width: int
-    head_dim: int = 0  # rotary: the rotated dim of one head
-    topk: int = 1  # topk_gating, moe_permute, moe_combine: experts per token
     model: str = field(default="", compare=False)  # a label only
 
 
-def elementwise_ops(spec, tp: int) -> list[ElementwiseOp]:
-    """Elementwise ops of one GPU; `tokens` is swept separately. Widths as in Elementwise's docstring.
+# The elementwise kernels of a decode step as the profiler builds them: each compiled into one
+# kernel on a GPU, as the engines fuse them (profiler/bench/step.py), except top-k gating, where
+# PyTorch's top-k stays beside the fused softmax.
+FUSED_ELEMENTWISE = ("add_rmsnorm", "rmsnorm", "rotary", "kv_cache_write", "silu_mul", "topk_gating", "quant_fp8")
+# What the elementwise family times: those that are one kernel as the engines' are, and the
+# sampler. Not top-k gating: vLLM and SGLang launch one `topk_softmax` kernel
+# (vllm/model_executor/layers/fused_moe/fused_moe.py `fused_topk`; sglang/srt/layers/moe/topk.py),
+# where torch.compile leaves two or three (17-40 us for 1-1024 tokens on an H200); the roofline
+# prices it.
+TIMED_ELEMENTWISE = (*(n for n in FUSED_ELEMENTWISE if n != "topk_gating"), "sampling")
 
-    rotary: width = (q heads + k heads) x rotated dim. silu_mul: the output width.
-    topk_gating: width = experts. sampling: width = vocab. moe_permute / moe_combine: width =
-    hidden and `tokens` counts routed rows (tokens x topk).
+
+def elementwise_ops(spec, tp: int) -> list[ElementwiseOp]:
+    """The elementwise operators of one GPU at TP `tp`, as Frontier's operator graph emits them
+    (`frontier.ops.graph`: attention and FFN blocks, the attention core, the step's head), so
+    every row measured is one the simulator asks for; `tokens` is swept separately. Only the
+    names in `TIMED_ELEMENTWISE`: the others (embedding lookups, the hybrid layers' gates, top-k
+    gating) are left to the roofline.
     """
-    h = spec.hidden_size
-    hq = spec.num_heads // tp
-    out = [ElementwiseOp("rmsnorm", h), ElementwiseOp("residual_add", h), ElementwiseOp("sampling", spec.vocab_size)]
-    if spec.mla:  # rope on the rope part of every q head and of the one shared k
-        rope = spec.mla.qk_rope_head_dim
-        out.append(ElementwiseOp("rotary", (hq + 1) * rope, head_dim=rope))
-    else:
-        hkv = max(1, spec.num_kv_heads // tp)
-        out.append(ElementwiseOp("rotary", (hq + hkv) * spec.head_dim, head_dim=spec.head_dim))
-    if spec.num_dense_layers and spec.intermediate_size:
-        out.append(ElementwiseOp("silu_mul", spec.intermediate_size // tp))
-    if spec.moe:
-        topk = spec.moe.top_k
-        out.append(ElementwiseOp("silu_mul", spec.moe.intermediate_size // tp))
-        out.append(ElementwiseOp("topk_gating", spec.moe.num_experts, topk=topk))
-        out.append(ElementwiseOp("moe_permute", h, topk=topk))
-        out.append(ElementwiseOp("moe_combine", h, topk=topk))
+    from frontier.ops import graph
+    from frontier.ops.operators import Elementwise
+
+    par = graph.Parallel(tp=tp)
+    one = graph.BatchStats(0, 0, 0, 0, 0, 0, 0, 1, 1024, 1024, 1)  # one decode sequence
+    ops = (
+        graph.attention_block(spec, par, 1)
+        + graph.attention_core(spec, par, one)
+        + graph.ffn_block(spec, par, 1)
+        + graph.head_operators(spec, par, 1, 1)
+    )
     label = _tp_name(spec.name, tp)
-    return [ElementwiseOp(op.name, op.width, op.head_dim, op.topk, label) for op in out]
+    named = unique((op.name, op.width) for op, _ in ops if isinstance(op, Elementwise) and op.name in TIMED_ELEMENTWISE)
+    return [ElementwiseOp(name, width, label) for name, width in named]
 
 
 def unique(items):

@@ -37,6 +37,7 @@ import statistics
 
 from profiler.bench import attention, dtype_of, est_ms, gemm, moe
 from profiler.runner import Case, Context, TensorCache, Unsupported
+from profiler.shapes import FUSED_ELEMENTWISE
 from profiler.timing import Timing, time_synchronised
 
 LAYERS = 4
@@ -46,7 +47,6 @@ MODES = ("alone", "eager", "graph")
 MAX_CHAIN_BYTES = 24 * 2**30  # weights + KV of the chain; larger ones are left out (a note says so)
 # Decode attention as the engines run it, first choice first (a paged KV cache); else SDPA.
 PAGED_DECODE = ("flash_attn", "flashinfer", "flash_paged", "triton_paged")
-ELEMENTWISE = ("add_rmsnorm", "rmsnorm", "rotary", "kv_cache_write", "silu_mul", "topk_gating", "quant_fp8")
 
 
 def _mode(ctx: Context) -> str:
@@ -265,7 +265,7 @@ def _kernels():
         scale = x.float().abs().amax(-1, keepdim=True).clamp(min=1e-12) / 448.0
         return (x.float() / scale).to(torch.float8_e4m3fn), scale
 
-    return {name: fn for name, fn in locals().items() if name in ELEMENTWISE}
+    return {name: fn for name, fn in locals().items() if name in FUSED_ELEMENTWISE}
 
 
 _COMPILED: dict = {}
@@ -285,7 +285,7 @@ def elementwise_call(ctx: Context, op):
     """One Frontier elementwise operator as a zero-argument call on its own inputs."""
     import torch
 
-    if op.name not in ELEMENTWISE:
+    if op.name not in FUSED_ELEMENTWISE:
         raise Unsupported(f"elementwise op {op.name} is not built in a decode step")
     dev, dtype = ctx.device, dtype_of("bf16")
     fn, t, w = _kernel(ctx, op.name), op.tokens, op.width
