@@ -32,7 +32,22 @@ from frontier.spec.hardware import GPUSpec
 DTYPE_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "fp32": 4.0, "int8": 1.0}
 # Category codes shared by every GPU's models (a code is a number for the trees; new names get
 # new codes at the end, old codes never change).
-BACKENDS = ("flash", "cudnn", "grouped_mm", "loop", "triton", "fa3", "flashinfer", "cutlass")
+BACKENDS = (
+    "flash",
+    "cudnn",
+    "grouped_mm",
+    "loop",
+    "triton",
+    "fa3",
+    "flashinfer",
+    "cutlass",
+    # the profiler's own (profiler/README.md): a separate code each, not one "other"
+    "triton_paged",
+    "flash_varlen",
+    "sdpa_loop",
+    "efficient",
+    "compiled",
+)
 ELEMENTWISE_KINDS = (
     "embedding",
     "rmsnorm",
@@ -44,6 +59,10 @@ ELEMENTWISE_KINDS = (
     "gelu",
     "softmax",
     "sampling",
+    # as the operator graph names the fused kernels the profiler times (profiler/bench/step.py)
+    "add_rmsnorm",
+    "kv_cache_write",
+    "quant_fp8",
 )
 COLLECTIVE_KINDS = ("all_reduce", "all_gather", "reduce_scatter", "all_to_all", "send_recv")
 LINK_CODES = ("nvlink", "network", "pcie")

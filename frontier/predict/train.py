@@ -218,6 +218,7 @@ def save_booster(booster, path: Path, family: str, gpu: GPUSpec, data: FamilyDat
         frontier_backends=json.dumps(
             sorted(data.frame["backend"].unique().tolist()) if "backend" in data.frame else []
         ),
+        frontier_kinds=json.dumps(sorted(data.frame["name"].unique().tolist())) if family == "elementwise" else "",
         frontier_format=str(MODEL_FORMAT),
     )
     path.parent.mkdir(parents=True, exist_ok=True)

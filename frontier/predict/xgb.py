@@ -145,6 +145,11 @@ class XGBoostFamilyModel:
             out += json.loads(self.booster(key).attr("frontier_backends") or "[]")
         return sorted(set(out))
 
+    def kinds(self) -> set[str] | None:
+        """Elementwise: the operator names the model was trained on (None: not recorded)."""
+        names = self.booster(self.default).attr("frontier_kinds")
+        return set(json.loads(names)) if names else None
+
     # ------------------------------------------------------------------ prediction
     def _key(self, op) -> str:
         backend = getattr(op, "backend", None)
@@ -154,6 +159,19 @@ class XGBoostFamilyModel:
         ops = list(ops)
         if not ops:
             return np.zeros(0)
+        if self.family == "elementwise":
+            # A kind the table never measured (the trees would file it under "other") is priced
+            # by the roofline instead.
+            known = self.kinds()
+            unknown = np.array([known is not None and op.name not in known for op in ops])
+            if unknown.any():
+                from frontier.predict.roofline import RooflineModel
+
+                out = np.empty(len(ops))
+                out[unknown] = RooflineModel(self.gpu).predict_ms([op for op, u in zip(ops, unknown) if u])
+                if not unknown.all():
+                    out[~unknown] = self.predict_ms([op for op, u in zip(ops, unknown) if not u])
+                return out
         if len(self.boosters) == 1:
             return self._predict(ops, self.default)
         out = np.empty(len(ops))
