@@ -442,7 +442,13 @@ def import_reference_cmd(src: Path | None, gpu: str, calibration_dir: Path | Non
 
 @calibration.command("decode-steps")
 @click.option("--gpu", default="h100-sxm", show_default=True)
-@click.option("--calibration-dir", type=click.Path(path_type=Path), default=None, hidden=True)
+@click.option(
+    "--calibration-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Root of the calibration folders (default: the repository's calibration/; "
+    "the profiler's H200 run: calibration/profiled).",
+)
 def decode_steps_cmd(gpu: str, calibration_dir: Path | None) -> None:
     """Whole decode steps the profiler measured on a GPU (its decode_step table): per kernel, the
     time alone, launched eagerly and what a CUDA graph saves; each chain against Frontier's
