@@ -38,3 +38,22 @@ def gemm_only_root(tmp_path: Path) -> Path:
 def copy_calibration(dst_root: Path, gpu: str = H100) -> Path:
     shutil.copytree(CALIBRATION_DIR / gpu, dst_root / gpu)
     return dst_root / gpu
+
+
+def assert_predicts_measured_row(root: Path, gpu: str, family: str, shape: dict, rel: float = 0.10) -> None:
+    """The one row of `root`/`gpu`'s `family` table with these column values, predicted by that
+    calibration's own predictors (nothing scaled) within `rel` of its measured ms."""
+    import pandas as pd
+
+    from frontier.predict import load_predictor
+
+    table = cal.read_table(root / gpu, family)
+    sel = pd.Series(True, index=table.index)
+    for col, value in shape.items():
+        sel &= table[col] == value
+    assert sel.sum() == 1, shape
+    row = table[sel]
+    op = cal.ops_from_frame(row.reset_index(drop=True), family)[0]
+    predictor = load_predictor(gpu, root)
+    assert predictor.sources()[family] == "xgboost"
+    assert predictor.op_ms(op) == pytest.approx(float(row["ms"].iloc[0]), rel=rel)

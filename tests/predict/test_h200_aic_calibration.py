@@ -4,13 +4,14 @@ its tables load with their provenance, its predictors reproduce measured rows of
 
 from __future__ import annotations
 
-import pandas as pd
 import pytest
 
 from frontier.ops.operators import FAMILIES
 from frontier.paths import CALIBRATION_DIR
 from frontier.predict import calibrated_gpus, load_predictor
 from frontier.predict import calibration as cal
+
+from .conftest import assert_predicts_measured_row
 
 ROOT = CALIBRATION_DIR / "aiconfigurator"
 GPU_DIR = ROOT / "h200"
@@ -40,15 +41,6 @@ def test_not_the_default_for_h200():
     assert "roofline-scaled" in load_predictor("h200").sources()["gemm"]
 
 
-def _row(family: str, **shape) -> pd.Series:
-    table = cal.read_table(GPU_DIR, family)
-    sel = pd.Series(True, index=table.index)
-    for col, value in shape.items():
-        sel &= table[col] == value
-    assert sel.sum() == 1, shape
-    return table[sel].iloc[0]
-
-
 # Real rows of the committed tables (Llama-3.1-70B shapes: the QKV projection at TP1, 64/8 heads
 # of 128). Tolerance 10 %: about the held-out p90 of predictors/report.json, which an unseen
 # shape meets; a trained row must do at least as well.
@@ -64,8 +56,4 @@ def _row(family: str, **shape) -> pd.Series:
     ],
 )
 def test_predictors_reproduce_measured_rows(family, shape):
-    row = _row(family, **shape)
-    op = cal.ops_from_frame(row.to_frame().T.reset_index(drop=True), family)[0]
-    predictor = load_predictor("h200", ROOT)
-    assert predictor.sources()[family] == "xgboost"  # its own predictors, nothing scaled
-    assert predictor.op_ms(op) == pytest.approx(float(row["ms"]), rel=0.10)
+    assert_predicts_measured_row(ROOT, "h200", family, shape)

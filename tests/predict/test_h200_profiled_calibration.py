@@ -5,7 +5,6 @@ not what h200 uses by default (calibration/README.md says why)."""
 
 from __future__ import annotations
 
-import pandas as pd
 import pytest
 
 from frontier.ops.operators import Elementwise
@@ -15,6 +14,8 @@ from frontier.predict import calibration as cal
 from frontier.predict import whole_step
 from frontier.predict.roofline import RooflineModel
 from frontier.spec.hardware import get_gpu
+
+from .conftest import assert_predicts_measured_row
 
 ROOT = CALIBRATION_DIR / "profiled"
 GPU_DIR = ROOT / "h200"
@@ -37,15 +38,6 @@ def test_not_the_default_for_h200():
     assert "roofline-scaled" in load_predictor("h200").sources()["gemm"]
 
 
-def _row(family: str, **shape) -> pd.Series:
-    table = cal.read_table(GPU_DIR, family)
-    sel = pd.Series(True, index=table.index)
-    for col, value in shape.items():
-        sel &= table[col] == value
-    assert sel.sum() == 1, shape
-    return table[sel].iloc[0]
-
-
 # Measured rows (Llama-3.1-70B at TP1: the QKV projection, 64 / 8 heads of 128, its norms).
 @pytest.mark.parametrize(
     "family, shape",
@@ -57,11 +49,7 @@ def _row(family: str, **shape) -> pd.Series:
     ],
 )
 def test_predictors_reproduce_measured_rows(family, shape):
-    row = _row(family, **shape)
-    op = cal.ops_from_frame(row.to_frame().T.reset_index(drop=True), family)[0]
-    predictor = load_predictor("h200", ROOT)
-    assert predictor.sources()[family] == "xgboost"
-    assert predictor.op_ms(op) == pytest.approx(float(row["ms"]), rel=0.10)
+    assert_predicts_measured_row(ROOT, "h200", family, shape)
 
 
 def test_elementwise_kinds_it_did_not_time_take_the_roofline():
