@@ -25,6 +25,7 @@ against measured rows.
 from __future__ import annotations
 
 import bisect
+import functools
 import hashlib
 import json
 import math
@@ -145,6 +146,7 @@ class XGBoostFamilyModel:
             out += json.loads(self.booster(key).attr("frontier_backends") or "[]")
         return sorted(set(out))
 
+    @functools.cached_property
     def kinds(self) -> set[str] | None:
         """Elementwise: the operator names the model was trained on (None: not recorded)."""
         names = self.booster(self.default).attr("frontier_kinds")
@@ -162,7 +164,7 @@ class XGBoostFamilyModel:
         if self.family == "elementwise":
             # A kind the table never measured (the trees would file it under "other") is priced
             # by the roofline instead.
-            known = self.kinds()
+            known = self.kinds
             unknown = np.array([known is not None and op.name not in known for op in ops])
             if unknown.any():
                 from frontier.predict.roofline import RooflineModel

@@ -1,5 +1,5 @@
 """Memory-bound ops around the GEMMs: norms, rotary, KV-cache write, activation, FP8 quantisation,
-router top-k, sampling.
+sampling.
 
 The operators and widths are those Frontier's operator graph emits (`shapes.elementwise_ops`),
 and each is timed as the engines run it: the norms, rotary, KV-cache write, SiLU-and-mul and FP8
@@ -35,7 +35,7 @@ def _case(ctx: Context, op, tokens: int) -> Case:
     backend = "compiled" if fused and ctx.cuda else "torch"
     row = {"name": op.name, "tokens": tokens, "width": op.width, "backend": backend, "model": op.model}
     operator = Elementwise(op.name, tokens, op.width)
-    moved = operator.bytes_moved(4.0 if op.name in ("sampling", "topk_gating") else 2.0)
+    moved = operator.bytes_moved(4.0 if op.name == "sampling" else 2.0)  # the sampler works in fp32
     return Case(
         family="elementwise",
         row=row,
