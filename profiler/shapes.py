@@ -310,7 +310,7 @@ def elementwise_ops(spec, tp: int) -> list[ElementwiseOp]:
     from frontier.ops.operators import Elementwise
 
     par = graph.Parallel(tp=tp)
-    one = graph.BatchStats(0, 0, 0, 0, 0, 0, 0, 1, 1024, 1024, 1)  # one decode sequence
+    one = graph.BatchStats.decode(1, 1024)
     ops = (
         graph.attention_block(spec, par, 1)
         + graph.attention_core(spec, par, one)

@@ -95,6 +95,11 @@ class BatchStats(NamedTuple):
     def tokens(self) -> int:
         return self.prefill_tokens + self.num_decode
 
+    @classmethod
+    def decode(cls, batch: int, kv: int) -> "BatchStats":
+        """`batch` sequences decoding one token each, `kv` cached tokens apiece."""
+        return cls(num_decode=batch, decode_sum_kv=batch * kv, decode_max_kv=kv, num_sampled=batch)
+
 
 Ops = list[tuple[Operator, int]]
 
@@ -181,7 +186,7 @@ def decoder_layer(model: ModelSpec, batch: int, kv: int, dtype: str | None = Non
     router and experts. The step's embedding, LM head and sampling are not in it."""
     moe = model.moe and dataclasses.replace(model.moe, first_dense_layers=0)
     layer, par = dataclasses.replace(model, num_layers=1, moe=moe), Parallel()
-    stats = BatchStats(0, 0, 0, 0, 0, 0, 0, batch, batch * kv, kv, batch)
+    stats = BatchStats.decode(batch, kv)
     attn = attention_block(layer, par, batch, dtype)
     norm, count = next((op, n) for op, n in attn if isinstance(op, Elementwise) and op.name == "add_rmsnorm")
     rest = [(op, n) for op, n in attn if op != norm]

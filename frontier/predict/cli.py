@@ -197,7 +197,7 @@ def predict_iteration(df, gpu, predictor, path: Path) -> list[float]:
                 num_sampled=b,
             )
             if phase == "prefill"
-            else BatchStats(num_decode=b, decode_sum_kv=b * n, decode_max_kv=n, num_sampled=b)
+            else BatchStats.decode(b, n)
         )
         model = load_model(name.strip())
         check_tp(model, gpu, int(tp[i]), f"{path.name}: row {i + 2}, column tp")
