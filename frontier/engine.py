@@ -80,8 +80,10 @@ class HostTime:
     request_serial_ms, request_us_per_token: the front end's one-request-at-a-time work
       (parsing, tokenisation, hand-off to the engine core), a FIFO server
       (frontier.sim.frontend): it lands in TTFT and spreads bursts out;
-    stream_us_per_token: the same process's work per streamed token on the way out (us), a
-      FIFO too: tokens emitted faster reach the clients late (see SGLANG_STREAM_US_PER_TOKEN).
+    stream_us_per_output: the same process's work per output it streams (us): one request's new
+      tokens going out, one token at a time unless the engine batches them (SGLang's
+      `stream_interval`); a FIFO too: outputs emitted faster reach the clients late (see
+      SGLANG_STREAM_US_PER_OUTPUT).
     """
 
     step_ms: float
@@ -92,7 +94,7 @@ class HostTime:
     request_serial_ms: float
     request_us_per_token: float
     moe_request_ms: float = 0.0
-    stream_us_per_token: float = 0.0
+    stream_us_per_output: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -396,11 +398,14 @@ SGLANG_REQUEST_MS = 25.0
 # (MiniMax-M2.5 H200, Qwen3-235B) but gpt-oss-120b and Kimi-K2.5 do not, so vLLM has none.
 SGLANG_MOE_REQUEST_MS = 135.0
 
-# SGLang's front end streams every token of every request out of one process (the
+# SGLang's front end streams every output of every request out of one process (the
 # TokenizerManager, managers/tokenizer_manager.py `handle_loop` -> `_handle_batch_output`, one
 # asyncio loop per server by default: sglang issue #6553 found it single-core bound under high
-# concurrency, which `--tokenizer-worker-num` (PR #8964, default 1) spreads over processes).
-# Per streamed token (us), fitted to the development set's SGLang 0.5.6 Llama-3.1-8B sweeps on
+# concurrency, which `--tokenizer-worker-num` (PR #8964, default 1) spreads over processes; the
+# deployment's `tokenizer_workers`). An output is one request's new tokens: every token by
+# default, every `--stream-interval`-th with its first and last (the deployment's
+# `stream_interval`; managers/scheduler_output_processor_mixin.py `stream_output_generation`:
+# `len(req.output_ids) % stream_interval == 1`, or finished). Per output (us), fitted to the development set's SGLang 0.5.6 Llama-3.1-8B sweeps on
 # H200, the only runs that stream faster than it (15-22k tokens/s at 352-512 clients): there, at
 # a fixed client count, the measured TTFT grows with the output length (TP8, 512 clients of 1k
 # prompts: 2.0 / 3.2 / 8.0 s at 500 / 1,000 / 2,000 output tokens) as a fixed number of clients
@@ -412,7 +417,7 @@ SGLANG_MOE_REQUEST_MS = 135.0
 # 31 / 38 / 28 %), 34.6 / 7.7 % at 55 us (TP8 overshoots, +20 % bias), 37.1 / 7.7 % at 60 us; no
 # other SGLang run of the set moves. None of vLLM's development runs shows such a queue, so
 # vLLM has none.
-SGLANG_STREAM_US_PER_TOKEN = 52.0
+SGLANG_STREAM_US_PER_OUTPUT = 52.0
 HOST_TIME = {
     "vllm": HostTime(
         step_ms=1.0,
@@ -432,6 +437,6 @@ HOST_TIME = {
         request_serial_ms=0.0,
         request_us_per_token=2.0,
         moe_request_ms=SGLANG_MOE_REQUEST_MS,
-        stream_us_per_token=SGLANG_STREAM_US_PER_TOKEN,
+        stream_us_per_output=SGLANG_STREAM_US_PER_OUTPUT,
     ),
 }

@@ -8,14 +8,18 @@ it on the way out. Three parts:
   time (parsing, chat template, tokenisation, hand-off to the engine core): a FIFO server taking
   `serial_ms` + `us_per_token` x prompt tokens per request, so a burst of requests reaches the
   scheduler spread out, and a busy front end queues. A cluster of `dp` replicas has `dp` of
-  them (each replica its own API server), a request taking the one free first;
-- the same process's work on the way out, one streamed token at a time (SGLang's
-  TokenizerManager dispatching each request's tokens to its stream): `stream_us_per_token`, one
-  queue per engine instance (each server streams through its own process). When the instance
-  emits tokens faster than that, they queue: each reaches its client late by the backlog, first
-  and last tokens alike, so a closed loop's clients send their next requests late and fewer
-  requests run in the engine.
-All come from frontier.engine `HostTime` (fitted to the development set's TTFTs).
+  them (each replica its own API server), times `workers` processes each (SGLang's
+  --tokenizer-worker-num), a request taking the one free first;
+- the same process's work on the way out, one streamed output at a time (SGLang's
+  TokenizerManager dispatching a request's new tokens to its stream): `stream_us_per_output`, one
+  queue per engine instance (each server streams through its own process; `workers` processes
+  share the work, SGLang's --tokenizer-worker-num). An output is a token, or with
+  `stream_interval` N every N-th token of a running request besides its first and last. When the
+  instance emits outputs faster than that, they queue: each reaches its client late by the
+  backlog, first and last tokens alike, so a closed loop's clients send their next requests late
+  and fewer requests run in the engine.
+The costs come from frontier.engine `HostTime` (fitted to the development set's TTFTs), `workers`
+and `stream_interval` from the deployment.
 """
 
 from __future__ import annotations
@@ -29,24 +33,31 @@ class Frontend:
         latency_ms: float,
         serial_ms: float,
         us_per_token: float,
-        stream_us_per_token: float = 0.0,
+        stream_us_per_output: float = 0.0,
         servers: int = 1,
+        workers: int = 1,
+        stream_interval: int = 1,
     ):
         self.latency_s = latency_ms * 1e-3
         self.serial_s = serial_ms * 1e-3
         self.per_token_s = us_per_token * 1e-6
-        self.free_s = [0.0] * servers  # a heap: when each server's work so far is done
-        self.stream_s = stream_us_per_token * 1e-6
+        self.free_s = [0.0] * (servers * workers)  # a heap: when each server's work so far is done
+        self.stream_s = stream_us_per_output * 1e-6 / workers  # the workers' queues as one, evenly loaded
+        self.stream_interval = stream_interval
         self.stream_free_s: dict[str, float] = {}  # per instance: when its tokens so far are out
 
-    def stream(self, instance: str, start_s: float, end_s: float, tokens: int) -> float:
-        """How late the tokens `instance` emitted from start_s to end_s reach their clients at end_s.
+    def stream(
+        self, instance: str, start_s: float, end_s: float, tokens: int, firsts: int = 0, lasts: int = 0
+    ) -> float:
+        """How late the tokens `instance` emitted from start_s to end_s reach their clients at end_s:
+        `tokens` in all, `firsts` of them first tokens, `lasts` last ones of longer outputs.
 
-        A fluid queue: the tokens count as arriving evenly over the span and leave at one per
-        `stream_us_per_token`, after the backlog left from before (a single step's tokens all
+        A fluid queue: the outputs count as arriving evenly over the span and leave at one per
+        `stream_us_per_output`, after the backlog left from before (a single step's outputs all
         come at its end, so its last ones may leave up to their own service time later)."""
+        outputs = firsts + lasts + max(tokens - firsts - lasts, 0) / self.stream_interval
         backlog = max(0.0, self.stream_free_s.get(instance, 0.0) - start_s)
-        lag = max(0.0, backlog + tokens * self.stream_s - (end_s - start_s))
+        lag = max(0.0, backlog + outputs * self.stream_s - (end_s - start_s))
         self.stream_free_s[instance] = end_s + lag
         return lag
 

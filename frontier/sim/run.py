@@ -278,7 +278,13 @@ def _frontend(scenario: Scenario, spec: ClusterSpec) -> Frontend:
     host = scenario.cluster_engine(spec).host
     per_token = 0.0 if spec.role == "decode" else host.request_us_per_token
     return Frontend(
-        scenario.cluster_request_ms(spec), host.request_serial_ms, per_token, host.stream_us_per_token, spec.dp
+        scenario.cluster_request_ms(spec),
+        host.request_serial_ms,
+        per_token,
+        host.stream_us_per_output,
+        spec.dp,
+        spec.tokenizer_workers,
+        spec.stream_interval,
     )
 
 
@@ -466,7 +472,9 @@ class Simulation:
         finished, handoffs = inst.complete(batch)
         late = 0.0
         if inst.first_tokens is not None:  # the front end streams the tokens through its output queue
-            late = self.frontend.stream(inst.name, batch.start_s, batch.done_s, inst.output_tokens - emitted)
+            lasts = sum(r.num_output > 1 for r in finished)  # (a one-token output's last is its first)
+            tokens = inst.output_tokens - emitted
+            late = self.frontend.stream(inst.name, batch.start_s, batch.done_s, tokens, len(inst.first_tokens), lasts)
             if late:  # they reach their clients late
                 for req in inst.first_tokens:
                     req.first_token_s += late

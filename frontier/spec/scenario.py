@@ -117,6 +117,8 @@ class ClusterSpec:
     enable_prefix_caching: bool | None = None  # SGLang: radix cache (not disable_radix_cache)
     schedule_policy: str = "fcfs"  # SGLang: fcfs | lpm
     enable_mixed_chunk: bool = False  # SGLang: prefill chunks ride in decode batches
+    stream_interval: int = 1  # SGLang: a running request's tokens stream out every this many
+    tokenizer_workers: int = 1  # SGLang: front-end processes (--tokenizer-worker-num)
     cuda_graph: bool = True
     cuda_graph_max_bs: int | None = None  # largest decode batch replayed from a CUDA graph
     # The batch sizes captured (SGLang --cuda-graph-bs, vLLM --cudagraph-capture-sizes); empty:
@@ -227,9 +229,9 @@ class Scenario:
                 "value": self.cluster_request_ms(c),
                 "source": "frontier/engine.py HOST_TIME (request_ms + moe_request_ms), fitted to measured TTFTs",
             }
-            out["engine_defaults"]["stream_us_per_token"] = {
-                "value": self.cluster_engine(c).host.stream_us_per_token,
-                "source": "frontier/engine.py HOST_TIME (the front end's serial work per streamed token), fitted",
+            out["engine_defaults"]["stream_us_per_output"] = {
+                "value": self.cluster_engine(c).host.stream_us_per_output,
+                "source": "frontier/engine.py HOST_TIME (the front end's serial work per streamed output), fitted",
             }
             symm_mem = self.cluster_symm_mem(c) is not None
             out["engine_defaults"]["symm_mem_all_reduce"] = {"value": symm_mem, "source": SYMM_MEM_SOURCES[c.engine]}
@@ -265,6 +267,8 @@ _POSITIVE = {
     "micro_batches",
     "max_prefill_tokens",
     "cuda_graph_max_bs",
+    "stream_interval",
+    "tokenizer_workers",
 }
 # The type of each field whose default is the engine's (None until resolved).
 _ENGINE_DEFAULTED = {

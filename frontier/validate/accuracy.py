@@ -128,12 +128,13 @@ def inferencemax_server_args(row) -> dict:
     (the row's `measured=` date), its layout from .github/configs/nvidia-master.yaml:
     - DeepSeek-R1 FP8, SGLang, H200 (dsr1_fp8_h200.sh, Feb.-Mar. 2026): --chunked-prefill-size and
       --max-prefill-tokens 32768, --mem-fraction-static 0.82, --disable-radix-cache, and
-      --max-running-requests / --cuda-graph-max-bs 512 at 1k/1k, 256 otherwise (flashinfer
-      attention and --stream-interval 10 are not modelled);
+      --max-running-requests / --cuda-graph-max-bs 512 at 1k/1k, 256 otherwise, --stream-interval
+      10 (flashinfer attention is not modelled);
     - Qwen3.5-397B-A17B FP8, SGLang, H200 (qwen3.5_fp8_h200.sh, 2026-03-09): --disable-radix-cache
       (so the overlap scheduler stays on), --max-running-requests 128, --chunked-prefill-size
       16384, --mem-fraction-static 0.8, --kv-cache-dtype fp8_e4m3, --cuda-graph-max-bs = the
-      concurrency (flashinfer attention and all-reduce fusion, --stream-interval 50: not modelled);
+      concurrency, --stream-interval 50, --tokenizer-worker-num 6 (flashinfer attention and
+      all-reduce fusion: not modelled);
     - GLM-5 FP8, SGLang, H200 (glm5_fp8_h200.sh, 2026-03-19): --mem-fraction-static 0.85;
     - gpt-oss-120b, vLLM, H100 and H200 (gptoss_fp4_h{100,200}.sh, 2026-03-27): its config.yaml's
       no-enable-prefix-caching, max-num-batched-tokens 8192, --max-num-seqs = the concurrency,
@@ -185,6 +186,7 @@ def inferencemax_server_args(row) -> dict:
             "enable_prefix_caching": False,
             "max_num_seqs": seqs,
             "cuda_graph_max_bs": seqs,
+            "stream_interval": 10,
         }
     if engine == "sglang" and "qwen3.5" in model and gpu == "h200_sxm":
         return {
@@ -195,6 +197,8 @@ def inferencemax_server_args(row) -> dict:
             "gpu_memory_utilization": 0.8,
             "kv_cache_dtype": "fp8",
             "cuda_graph_max_bs": clients,
+            "stream_interval": 50,
+            "tokenizer_workers": 6,
         }
     return {}
 

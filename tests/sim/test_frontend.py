@@ -2,6 +2,7 @@
 
 import pytest
 
+from frontier.errors import SpecError
 from frontier.sim.frontend import Frontend
 from frontier.sim.run import _frontend
 from frontier.spec.scenario import scenario_from_dict
@@ -41,12 +42,12 @@ def test_each_replica_has_its_own_api_server():
     assert len(_frontend(sc, sc.clusters[0]).free_s) == 8
 
 
-def _scenario(model: str, engine: str):
+def _scenario(model: str, engine: str, **deployment):
     return scenario_from_dict(
         {
             "model": model,
             "gpu": "h200",
-            "deployment": {"engine": engine, "tp": 4},
+            "deployment": {"engine": engine, "tp": 4, **deployment},
             "workload": {
                 "num_requests": 1,
                 "input_len": 8,
@@ -88,12 +89,39 @@ def test_sglang_request_latency_is_the_models_not_the_releases():
 
 def test_streamed_tokens_queue_in_the_front_end_when_they_come_faster_than_it_sends():
     # 1 ms of front-end work per streamed token; tokens arrive evenly over each span.
-    fe = Frontend(latency_ms=0.0, serial_ms=0.0, us_per_token=0.0, stream_us_per_token=1000.0)
+    fe = Frontend(latency_ms=0.0, serial_ms=0.0, us_per_token=0.0, stream_us_per_output=1000.0)
     assert fe.stream("a", 0.000, 0.010, 5) == 0.0  # 5 ms of work in a 10 ms step: no queue
     assert fe.stream("a", 0.010, 0.020, 15) == pytest.approx(0.005)  # 15 ms in 10: 5 ms behind
     assert fe.stream("b", 0.010, 0.020, 8) == 0.0  # another instance streams through its own
     assert fe.stream("a", 0.020, 0.030, 8) == pytest.approx(0.003)  # 5 ms backlog + 8 - 10
     assert fe.stream("a", 0.100, 0.110, 2) == 0.0  # drained meanwhile
+
+
+def test_a_stream_interval_sends_first_last_and_every_nth_token_and_workers_share_the_work():
+    # 1 ms per output. 40 tokens in a 10 ms step, 4 of them first tokens and 2 last ones: one
+    # output each, the other 34 in outputs of 10 (SGLang --stream-interval 10): 4 + 2 + 3.4 =
+    # 9.4 ms of work, no queue. Every token its own output: 40 ms, 30 ms behind; four tokenizer
+    # workers share it: 10 ms, none.
+    fe = Frontend(latency_ms=0.0, serial_ms=0.0, us_per_token=0.0, stream_us_per_output=1000.0, stream_interval=10)
+    assert fe.stream("a", 0.000, 0.010, 40, firsts=4, lasts=2) == 0.0
+    # 200 tokens: 4 + 2 + 19.4 = 25.4 ms of work in 10 ms, 15.4 ms behind.
+    assert fe.stream("a", 0.020, 0.030, 200, firsts=4, lasts=2) == pytest.approx(0.0154)
+    every = Frontend(latency_ms=0.0, serial_ms=0.0, us_per_token=0.0, stream_us_per_output=1000.0)
+    assert every.stream("a", 0.000, 0.010, 40, firsts=4, lasts=2) == pytest.approx(0.030)
+    shared = Frontend(latency_ms=0.0, serial_ms=0.0, us_per_token=0.0, stream_us_per_output=1000.0, workers=4)
+    assert shared.stream("a", 0.000, 0.010, 40, firsts=4, lasts=2) == 0.0
+    # The workers tokenise too: four requests sent together leave 10 ms of serial work each at once.
+    fe = Frontend(latency_ms=0.0, serial_ms=10.0, us_per_token=0.0, workers=4)
+    assert [fe.admit(0.0, 0) for _ in range(5)] == pytest.approx([0.010] * 4 + [0.020])
+
+
+def test_a_deployments_stream_interval_and_tokenizer_workers_reach_its_front_end():
+    sc = _scenario("llama-3.1-8b", "sglang", stream_interval=50, tokenizer_workers=6)
+    fe = _frontend(sc, sc.clusters[0])
+    assert fe.stream_interval == 50 and fe.stream_s == pytest.approx(52e-6 / 6) and len(fe.free_s) == 6
+    for field in ("stream_interval", "tokenizer_workers"):
+        with pytest.raises(SpecError, match=f"deployment.{field}: must be >= 1"):
+            _scenario("llama-3.1-8b", "sglang", **{field: 0})
 
 
 def test_a_late_stream_delays_the_tokens_and_the_clients_next_request():
@@ -105,7 +133,7 @@ def test_a_late_stream_delays_the_tokens_and_the_clients_next_request():
 
     requests = table([0.0, 0.0], [10, 10], [2, 2], concurrency=1)
     sim = Simulation(make_scenario(), requests, False, False, LinearStepTime(0.010, 0.0), True)
-    sim.attach_frontend(Frontend(latency_ms=0.0, serial_ms=0.0, us_per_token=0.0, stream_us_per_token=15000.0))
+    sim.attach_frontend(Frontend(latency_ms=0.0, serial_ms=0.0, us_per_token=0.0, stream_us_per_output=15000.0))
     sim.run()
     df = _result(sim, 0.0).requests
     assert list(df.arrival_s) == pytest.approx([0.0, 0.030])
@@ -118,7 +146,7 @@ def test_only_sglang_streams_through_a_queue():
     for engine, us in (("sglang", 52.0), ("vllm", 0.0)):
         sc, cluster = _first_cluster("llama-3.1-8b", engine)
         assert _frontend(sc, cluster).stream_s == pytest.approx(us * 1e-6)
-        shown = sc.describe_deployment()["clusters"][0]["engine_defaults"]["stream_us_per_token"]["value"]
+        shown = sc.describe_deployment()["clusters"][0]["engine_defaults"]["stream_us_per_output"]["value"]
         assert shown == pytest.approx(us)
 
 

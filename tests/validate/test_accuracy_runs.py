@@ -81,6 +81,15 @@ def test_inferencemax_deepseek_runs_use_its_launch_flags(runs):
     dep = row.scenario["deployment"]
     assert (dep["max_num_batched_tokens"], dep["max_prefill_tokens"], dep["max_num_seqs"]) == (32768, 32768, 512)
     assert dep["gpu_memory_utilization"] == 0.82 and dep["enable_prefix_caching"] is False
+    assert dep["stream_interval"] == 10  # --stream-interval 10
+
+
+def test_inferencemax_qwen3_5_runs_stream_every_50_tokens_through_6_tokenizer_workers(runs):
+    # single_node/qwen3.5_fp8_h200.sh (2026-03-04..27): --stream-interval 50, --tokenizer-worker-num 6.
+    row = next(r for r in by(runs, engine="sglang") if "Qwen3.5" in r.model and r.scenario)
+    dep = row.scenario["deployment"]
+    assert (dep["stream_interval"], dep["tokenizer_workers"]) == (50, 6)
+    assert not any("stream_interval" in r.scenario["deployment"] for r in by(runs, engine="vllm") if r.scenario)
 
 
 def test_moe_over_more_gpus_than_attention_tp_is_data_parallel_attention(runs):
