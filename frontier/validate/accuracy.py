@@ -33,7 +33,9 @@ by some 10-40 us per prompt token more than a warm cache explains (TP4, 128 clie
 is, their measured phase starts cold and its first wave stands in for it.
 
 The report groups runs by (engine, model, GPU, TP) and gives, for mean TTFT and mean TPOT, the
-median and p90 absolute percentage error and the median signed error (bias).
+median and p90 absolute percentage error and the median signed error (bias), and the same for
+the closed loop's requests a second implied by them (`closed_loop_rps`): whether the simulated
+engine serves as many requests as the measured one, however their time splits.
 """
 
 from __future__ import annotations
@@ -558,6 +560,23 @@ def simulate_run(scenario: dict) -> dict:
     return {"ttft_ms": s["mean_ttft_ms"], "tpot_ms": s["mean_tpot_ms"], "failed": s["failed"]}
 
 
+def closed_loop_rps(clients: int, ttft_ms: float, tpot_ms: float, output_tokens: float) -> float:
+    """Requests a second that `clients` closed-loop clients complete when a request takes its
+    TTFT and then (output_tokens - 1) TPOTs (Little's law over a client's cycle; the client's
+    own gap before its next request, a few ms, left out). Computed alike from the measured and
+    the predicted latencies, it tells an error in the engine's capacity (how many requests it
+    serves) from one in how a request's time splits between its first token and the rest."""
+    return clients / ((ttft_ms + (output_tokens - 1) * tpot_ms) / 1e3)
+
+
+def _mean_output_tokens(scenario: dict) -> float:
+    out = scenario["workload"]["output_len"]
+    return (out["min"] + out["max"]) / 2 if isinstance(out, dict) else float(out)
+
+
+METRICS = ("ttft", "tpot", "rps")  # mean TTFT, mean TPOT, closed-loop requests a second
+
+
 def evaluate(runs: list[Run], jobs: int | None = None, progress: bool = True) -> list[dict]:
     """Simulate the expressible runs (in parallel) and return one row per run."""
     todo = [r for r in runs if r.scenario is not None]
@@ -584,8 +603,13 @@ def evaluate(runs: list[Run], jobs: int | None = None, progress: bool = True) ->
             row.update(
                 predicted_ttft_ms=res["ttft_ms"], predicted_tpot_ms=res["tpot_ms"], failed_requests=res["failed"]
             )
-            for m in ("ttft", "tpot"):
-                row[f"{m}_error_pct"] = 100.0 * (res[f"{m}_ms"] / row[f"measured_{m}_ms"] - 1.0)
+            out = _mean_output_tokens(r.scenario)
+            for side in ("measured", "predicted"):
+                ttft, tpot = row[f"{side}_ttft_ms"], row[f"{side}_tpot_ms"]
+                row[f"{side}_rps"] = closed_loop_rps(r.concurrency, ttft, tpot, out)
+            for m in METRICS:
+                unit = "rps" if m == "rps" else f"{m}_ms"
+                row[f"{m}_error_pct"] = 100.0 * (row[f"predicted_{unit}"] / row[f"measured_{unit}"] - 1.0)
         rows.append(row)
     return rows
 
@@ -623,7 +647,7 @@ def summarise(rows: list[dict], by=("engine", "model", "gpu", "tp")) -> dict:
 
     def block(sel: list[dict]) -> dict:
         out = {"runs": len(sel)}
-        for m in ("ttft", "tpot"):
+        for m in METRICS:
             out[m] = _stats(np.array([r[f"{m}_error_pct"] for r in sel]))
         return out
 
@@ -650,16 +674,14 @@ def format_table(summary: dict) -> str:
     """The report as a Markdown table (what the README shows)."""
     lines = [
         "| engine | model | GPU | TP | runs | TTFT median APE | TTFT p90 APE | TTFT bias | "
-        "TPOT median APE | TPOT p90 APE | TPOT bias |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "TPOT median APE | TPOT p90 APE | TPOT bias | req/s median APE | req/s bias |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
+    columns = [(m, k) for m in ("ttft", "tpot") for k in ("median_ape_pct", "p90_ape_pct", "bias_pct")]
+    columns += [("rps", "median_ape_pct"), ("rps", "bias_pct")]
 
     def cells(b: dict) -> str:
-        return " | ".join(
-            f"{b[m][k]:+.0f} %" if k == "bias_pct" else f"{b[m][k]:.0f} %"
-            for m in ("ttft", "tpot")
-            for k in ("median_ape_pct", "p90_ape_pct", "bias_pct")
-        )
+        return " | ".join(f"{b[m][k]:+.0f} %" if k == "bias_pct" else f"{b[m][k]:.0f} %" for m, k in columns)
 
     for g in summary["groups"]:
         lines.append(
