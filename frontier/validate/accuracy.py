@@ -733,7 +733,8 @@ def _command():
         f"{INFERENCEMAX_PROMPTS_PER_CLIENT} for InferenceMAX's, {AICONFIGURATOR_PROMPTS_PER_CLIENT} for aiconfigurator's aiperf]",
     )
     def accuracy(dev_set: Path, pattern: str, jobs: int | None, output: Path, prompts_per_client: int | None):
-        """Simulate every measured run of the development set; print the error table."""
+        """Simulate every measured run of the development set; print the error table (mean TTFT,
+        mean TPOT, and the requests a second the closed loop completes by them)."""
         runs = [r for r in load_runs(dev_set, prompts_per_client) if pattern in r.id]
         if not runs:
             raise FrontierError(f"no run id contains '{pattern}'")
