@@ -405,8 +405,9 @@ SGLANG_MOE_REQUEST_MS = 135.0
 # deployment's `tokenizer_workers`). An output is one request's new tokens: every token by
 # default, every `--stream-interval`-th with its first and last (the deployment's
 # `stream_interval`; managers/scheduler_output_processor_mixin.py `stream_output_generation`:
-# `len(req.output_ids) % stream_interval == 1`, or finished). Per output (us), fitted to the development set's SGLang 0.5.6 Llama-3.1-8B sweeps on
-# H200, the only runs that stream faster than it (15-22k tokens/s at 352-512 clients): there, at
+# `len(req.output_ids) % stream_interval == 1`, or finished). Per output (us), fitted to the
+# development set's SGLang 0.5.6 Llama-3.1-8B sweeps on H200 (which stream every token), the only
+# runs that stream faster than it (15-22k tokens/s at 352-512 clients): there, at
 # a fixed client count, the measured TTFT grows with the output length (TP8, 512 clients of 1k
 # prompts: 2.0 / 3.2 / 8.0 s at 500 / 1,000 / 2,000 output tokens) as a fixed number of clients
 # waiting out of the engine gives (~25 at TP2, ~45 at TP4, ~65 at TP8, more as the stream is
