@@ -700,7 +700,48 @@ def format_table(summary: dict) -> str:
 
 
 def write_report(rows: list[dict], summary: dict, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"summary": summary, "runs": rows}, indent=1, allow_nan=False))
+
+
+def plot_accuracy(rows: list[dict], path: Path) -> Path:
+    """Predicted against measured mean TTFT, mean TPOT and requests a second, one point per
+    simulated run, coloured by engine, on log axes with the diagonal and a ±15 % band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    done = [r for r in rows if "ttft_error_pct" in r]
+    panels = (("ttft_ms", "mean TTFT (ms)"), ("tpot_ms", "mean TPOT (ms)"), ("rps", "requests/s"))
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.6))
+    for ax, (key, label) in zip(axes, panels):
+        values = []
+        for i, engine in enumerate(sorted({r["engine"] for r in done})):
+            sel = [r for r in done if r["engine"] == engine]
+            x = [r[f"measured_{key}"] for r in sel]
+            y = [r[f"predicted_{key}"] for r in sel]
+            values += x + y
+            ax.scatter(x, y, s=12, alpha=0.6, color=f"C{i}", label=f"{engine} ({len(sel)})")
+        if values:
+            lo, hi = min(values) / 1.2, max(values) * 1.2
+            line = np.geomspace(lo, hi, 50)
+            ax.plot(line, line, color="k", lw=0.8)
+            ax.fill_between(line, line * 0.85, line * 1.15, color="k", alpha=0.08, lw=0, label="±15 %")
+            ax.set_xlim(lo, hi)
+            ax.set_ylim(lo, hi)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(f"measured {label}")
+        ax.set_ylabel(f"predicted {label}")
+        ax.grid(alpha=0.3, which="both")
+    axes[0].legend(fontsize=8, loc="upper left")
+    fig.suptitle(f"make accuracy: {len(done)} measured runs, predicted vs measured")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def _command():
@@ -734,15 +775,17 @@ def _command():
     )
     def accuracy(dev_set: Path, pattern: str, jobs: int | None, output: Path, prompts_per_client: int | None):
         """Simulate every measured run of the development set; print the error table (mean TTFT,
-        mean TPOT, and the requests a second the closed loop completes by them)."""
+        mean TPOT, and the requests a second the closed loop completes by them), write it with
+        every run's figures to OUTPUT and a predicted-vs-measured plot beside it (.png)."""
         runs = [r for r in load_runs(dev_set, prompts_per_client) if pattern in r.id]
         if not runs:
             raise FrontierError(f"no run id contains '{pattern}'")
         rows = evaluate(runs, jobs)
         summary = summarise(rows)
         write_report(rows, summary, output)
+        plot = plot_accuracy(rows, output.with_suffix(".png"))
         click.echo(format_table(summary))
-        click.echo(f"\nwrote {output}")
+        click.echo(f"\nwrote {output} and {plot}")
 
     return accuracy
 
