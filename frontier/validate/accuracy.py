@@ -574,7 +574,8 @@ def _mean_output_tokens(scenario: dict) -> float:
     return (out["min"] + out["max"]) / 2 if isinstance(out, dict) else float(out)
 
 
-METRICS = ("ttft", "tpot", "rps")  # mean TTFT, mean TPOT, closed-loop requests a second
+# Each metric the report compares: the suffix of its measured_ / predicted_ columns, its label.
+METRICS = {"ttft": ("ttft_ms", "mean TTFT (ms)"), "tpot": ("tpot_ms", "mean TPOT (ms)"), "rps": ("rps", "requests/s")}
 
 
 def evaluate(runs: list[Run], jobs: int | None = None, progress: bool = True) -> list[dict]:
@@ -607,8 +608,7 @@ def evaluate(runs: list[Run], jobs: int | None = None, progress: bool = True) ->
             for side in ("measured", "predicted"):
                 ttft, tpot = row[f"{side}_ttft_ms"], row[f"{side}_tpot_ms"]
                 row[f"{side}_rps"] = closed_loop_rps(r.concurrency, ttft, tpot, out)
-            for m in METRICS:
-                unit = "rps" if m == "rps" else f"{m}_ms"
+            for m, (unit, _) in METRICS.items():
                 row[f"{m}_error_pct"] = 100.0 * (row[f"predicted_{unit}"] / row[f"measured_{unit}"] - 1.0)
         rows.append(row)
     return rows
@@ -713,9 +713,8 @@ def plot_accuracy(rows: list[dict], path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     done = [r for r in rows if "ttft_error_pct" in r]
-    panels = (("ttft_ms", "mean TTFT (ms)"), ("tpot_ms", "mean TPOT (ms)"), ("rps", "requests/s"))
     fig, axes = plt.subplots(1, 3, figsize=(14, 4.6))
-    for ax, (key, label) in zip(axes, panels):
+    for ax, (key, label) in zip(axes, METRICS.values()):
         values = []
         for i, engine in enumerate(sorted({r["engine"] for r in done})):
             sel = [r for r in done if r["engine"] == engine]
