@@ -78,6 +78,7 @@ def scenario_dict(path: Path | None, warn=None, **flags) -> tuple[dict, Path | N
         "max_num_batched_tokens",
         "engine",
         "engine_version",
+        "frontend",
         "quantization",
         "kv_cache_dtype",
     ):
@@ -166,6 +167,11 @@ def warn_line(text: str) -> None:
 @click.option("--dp", type=int, help="Data-parallel instances (replicas).")
 @click.option("--engine", type=click.Choice(["vllm", "sglang"]), help="Serving engine (scheduling, defaults).")
 @click.option("--engine-version", help="Engine release whose defaults apply, e.g. 0.12.0 (default: newest).")
+@click.option(
+    "--frontend",
+    type=click.Choice(["engine", "dynamo"]),
+    help="Front end requests enter by: the engine's own API server (default) or NVIDIA Dynamo's.",
+)
 @click.option("--quantization", help="vLLM's --quantization: fp8, fp8_block, mxfp4, nvfp4, awq, gptq.")
 @click.option("--kv-cache-dtype", help="auto | fp8.")
 @click.option(

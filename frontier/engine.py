@@ -419,6 +419,26 @@ SGLANG_MOE_REQUEST_MS = 135.0
 # other SGLang run of the set moves. None of vLLM's development runs shows such a queue, so
 # vLLM has none.
 SGLANG_STREAM_US_PER_OUTPUT = 52.0
+# The front end a request enters by: the engine's own API server (`engine`: `vllm serve`, SGLang's
+# `launch_server`; their costs are HOST_TIME's) or NVIDIA Dynamo's (`dynamo`: its HTTP front end
+# applies the chat template and tokenises, then hands the token ids to the engine running inside a
+# Dynamo worker; how aiconfigurator deploys the runs of its sweeps,
+# generator/config/backend_templates/<engine>/run.sh.j2).
+FRONTENDS = ("engine", "dynamo")
+
+# What a request waits behind Dynamo's front end per prompt token (us), in parallel with the
+# others, on top of the engine's per-request latency. Fitted to the development set's vLLM 0.12
+# Llama-3.1-8B-FP8 sweep on H200 (21 runs, TP1-8, 1-8k-token prompts served from the prefix cache
+# after aiperf's warmup, `make accuracy`), whose TTFTs exceed the GPU's work by about this much a
+# prompt token at every TP: median APE (bias) of mean TTFT 43 % (-43 %) at 0 us, 10.1 % (-8 %) at
+# 8, 10.9 % (-2 %) at 10, 16.9 % (+2 %) at 12; the 30 SGLang 0.5.6 / 0.5.8 Qwen3 sweep runs through
+# the same front end go from 16.6 to 14.4 % anywhere in 6-14 us. It cannot be serial work (those
+# vLLM runs pass up to 356k prompt tokens/s through one front end), and the engines' own servers
+# show none (InferenceMAX's 8k-token vLLM and SGLang runs, tokenised by the engine's API server).
+# Where it is spent is not known: Dynamo's tokenisation and request plane, or aiperf's client.
+DYNAMO_US_PER_PROMPT_TOKEN = 10.0
+FRONTEND_US_PER_PROMPT_TOKEN = {"engine": 0.0, "dynamo": DYNAMO_US_PER_PROMPT_TOKEN}
+
 HOST_TIME = {
     "vllm": HostTime(
         step_ms=1.0,

@@ -3,7 +3,9 @@
 A request crosses it on the way in before the scheduler sees it, and its first token crosses
 it on the way out. Three parts:
 - a latency every request sees, in parallel with the others (HTTP, the hops between the API
-  server / tokenizer / detokenizer processes, streaming the first token back): `latency_ms`;
+  server / tokenizer / detokenizer processes, streaming the first token back): `latency_ms`,
+  plus `latency_us_per_token` x its prompt tokens (what a request waits behind NVIDIA Dynamo's
+  front end, frontier.engine DYNAMO_US_PER_PROMPT_TOKEN);
 - the work vLLM's API server and SGLang's TokenizerManager do in one process, one request at a
   time (parsing, chat template, tokenisation, hand-off to the engine core): a FIFO server taking
   `serial_ms` + `us_per_token` x prompt tokens per request, so a burst of requests reaches the
@@ -37,8 +39,10 @@ class Frontend:
         servers: int = 1,
         workers: int = 1,
         stream_interval: int = 1,
+        latency_us_per_token: float = 0.0,
     ):
         self.latency_s = latency_ms * 1e-3
+        self.latency_per_token_s = latency_us_per_token * 1e-6
         self.serial_s = serial_ms * 1e-3
         self.per_token_s = us_per_token * 1e-6
         self.free_s = [0.0] * (servers * workers)  # a heap: when each server's work so far is done
@@ -65,4 +69,4 @@ class Frontend:
         """When a request sent at `now` reaches the scheduler."""
         done = max(now, self.free_s[0]) + self.serial_s + self.per_token_s * prompt_tokens
         heapq.heapreplace(self.free_s, done)
-        return done + self.latency_s
+        return done + self.latency_s + self.latency_per_token_s * prompt_tokens

@@ -27,7 +27,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from frontier.engine import SGLANG_UNSEEN_GIB
+from frontier.engine import FRONTEND_US_PER_PROMPT_TOKEN, SGLANG_UNSEEN_GIB
 from frontier.metrics.serving import serving_metrics
 from frontier.ops.experts import ExpertRouting, Fabric
 from frontier.ops.graph import Parallel
@@ -276,15 +276,16 @@ def _frontend(scenario: Scenario, spec: ClusterSpec) -> Frontend:
     """The entry cluster's front end, one API server per replica. A decode-only benchmark sends
     token ids with KV already in place (SGLang's fake transfer backend): nothing to tokenise."""
     host = scenario.cluster_engine(spec).host
-    per_token = 0.0 if spec.role == "decode" else host.request_us_per_token
+    tokenises = spec.role != "decode"
     return Frontend(
         scenario.cluster_request_ms(spec),
         host.request_serial_ms,
-        per_token,
+        host.request_us_per_token if tokenises else 0.0,
         host.stream_us_per_output,
         spec.dp,
         spec.tokenizer_workers,
         spec.stream_interval,
+        FRONTEND_US_PER_PROMPT_TOKEN[spec.frontend] if tokenises else 0.0,
     )
 
 

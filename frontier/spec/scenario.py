@@ -14,7 +14,16 @@ from typing import Any
 
 import yaml
 
-from frontier.engine import ENGINES, OVERLAP_SOURCES, SYMM_MEM_SOURCES, Engine, host_overlapped, make_engine
+from frontier.engine import (
+    ENGINES,
+    FRONTEND_US_PER_PROMPT_TOKEN,
+    FRONTENDS,
+    OVERLAP_SOURCES,
+    SYMM_MEM_SOURCES,
+    Engine,
+    host_overlapped,
+    make_engine,
+)
 from frontier.errors import SpecError
 from frontier.spec.slo import SLO
 from frontier.numbers import integer, number
@@ -119,6 +128,7 @@ class ClusterSpec:
     enable_mixed_chunk: bool = False  # SGLang: prefill chunks ride in decode batches
     stream_interval: int = 1  # SGLang: a running request's tokens stream out every this many
     tokenizer_workers: int = 1  # SGLang: front-end processes (--tokenizer-worker-num)
+    frontend: str = "engine"  # engine (its own API server) | dynamo (NVIDIA Dynamo's front end)
     cuda_graph: bool = True
     cuda_graph_max_bs: int | None = None  # largest decode batch replayed from a CUDA graph
     # The batch sizes captured (SGLang --cuda-graph-bs, vLLM --cudagraph-capture-sizes); empty:
@@ -229,6 +239,10 @@ class Scenario:
                 "value": self.cluster_request_ms(c),
                 "source": "frontier/engine.py HOST_TIME (request_ms + moe_request_ms), fitted to measured TTFTs",
             }
+            out["engine_defaults"]["frontend_us_per_prompt_token"] = {
+                "value": FRONTEND_US_PER_PROMPT_TOKEN[c.frontend],
+                "source": "frontier/engine.py DYNAMO_US_PER_PROMPT_TOKEN (Dynamo's front end), fitted to measured TTFTs",
+            }
             out["engine_defaults"]["stream_us_per_output"] = {
                 "value": self.cluster_engine(c).host.stream_us_per_output,
                 "source": "frontier/engine.py HOST_TIME (the front end's serial work per streamed output), fitted",
@@ -251,6 +265,7 @@ _CHOICES = {
     "attention_backend": ATTENTION_BACKENDS,
     "mxfp4_backend": MXFP4_BACKENDS,
     "engine": ENGINES,
+    "frontend": FRONTENDS,
     "schedule_policy": ("fcfs", "lpm"),
     "kv_cache_dtype": KV_CACHE_DTYPES,
     "ep_backend": EP_BACKENDS,

@@ -25,6 +25,13 @@ def test_a_burst_leaves_the_front_end_one_request_at_a_time():
     assert [fe.admit(t, 0) for t in (0.0, 0.001, 0.002)] == pytest.approx([0.010, 0.011, 0.020])
 
 
+def test_a_per_prompt_token_latency_delays_each_request_by_its_own_prompt_in_parallel():
+    # 10 us per prompt token on top of 14 ms, no serial work: requests of 1,000 and 8,000 tokens
+    # sent together arrive 24 and 94 ms later, neither waiting for the other.
+    fe = Frontend(latency_ms=14.0, serial_ms=0.0, us_per_token=0.0, latency_us_per_token=10.0)
+    assert [fe.admit(0.0, 8000), fe.admit(0.0, 1000)] == pytest.approx([0.094, 0.024])
+
+
 def test_each_replica_has_its_own_api_server():
     sc = scenario_from_dict(
         {
@@ -71,6 +78,44 @@ def test_the_simulations_front_end_is_the_engines(model, engine, latency_ms, per
     fe = _frontend(sc, sc.clusters[0])
     assert fe.latency_s == pytest.approx(latency_ms * 1e-3)
     assert fe.per_token_s == pytest.approx(per_token_us * 1e-6)
+
+
+@pytest.mark.parametrize("engine", ["vllm", "sglang"])
+def test_dynamos_front_end_adds_its_wait_per_prompt_token_to_either_engine(engine):
+    from frontier.engine import DYNAMO_US_PER_PROMPT_TOKEN
+
+    own, dynamo = _scenario("llama-3.1-8b", engine), _scenario("llama-3.1-8b", engine, frontend="dynamo")
+    assert _frontend(own, own.clusters[0]).latency_per_token_s == 0.0
+    fe = _frontend(dynamo, dynamo.clusters[0])
+    assert fe.latency_per_token_s == pytest.approx(DYNAMO_US_PER_PROMPT_TOKEN * 1e-6)
+    assert fe.latency_s == _frontend(own, own.clusters[0]).latency_s  # the engine's latency stays
+    shown = dynamo.describe_deployment()["clusters"][0]["engine_defaults"]["frontend_us_per_prompt_token"]
+    assert shown["value"] == DYNAMO_US_PER_PROMPT_TOKEN
+    with pytest.raises(SpecError, match="deployment.frontend: 'triton' is not one of engine, dynamo"):
+        _scenario("llama-3.1-8b", engine, frontend="triton")
+
+
+def test_one_request_through_dynamo_reaches_its_first_token_later_by_the_wait_on_its_prompt():
+    from frontier.engine import DYNAMO_US_PER_PROMPT_TOKEN
+    from frontier.sim.run import run_scenario
+
+    def ttft_ms(**deployment) -> float:
+        sc = scenario_from_dict(
+            {
+                "model": "llama-3.1-8b",
+                "gpu": "h100-sxm",
+                "deployment": {"engine": "vllm", **deployment},
+                "workload": {
+                    "num_requests": 1,
+                    "input_len": 2000,
+                    "output_len": 4,
+                    "arrival": {"process": "poisson", "rate": 1.0},
+                },
+            }
+        )
+        return run_scenario(sc, timeline=False).summary["mean_ttft_ms"]
+
+    assert ttft_ms(frontend="dynamo") - ttft_ms() == pytest.approx(DYNAMO_US_PER_PROMPT_TOKEN * 2000 * 1e-3)
 
 
 def test_sglang_request_latency_is_the_models_not_the_releases():

@@ -46,6 +46,18 @@ def test_vllm_sweep_runs_draw_prompts_from_aiperfs_100_and_the_others_never_repe
         assert "prompt_pool" not in row.scenario["workload"]
 
 
+def test_sweep_runs_warm_up_as_aiperf_does_through_dynamos_front_end(runs):
+    # bench_run.sh.j2: --warmup-request-count 2 x concurrency, not measured; the generator deploys
+    # the engine behind Dynamo. InferenceMAX's runs neither warm up nor pass through Dynamo.
+    for engine in ("vllm", "sglang"):
+        sweep = next(r for r in by(runs, engine=engine, isl=8000, osl=100) if r.scenario)
+        assert sweep.scenario["workload"]["warmup_requests"] == 2 * sweep.concurrency
+        assert sweep.scenario["deployment"]["frontend"] == "dynamo"
+    imax = next(r for r in by(runs, version="0.18.0", isl=8192, osl=1024) if r.scenario)
+    assert "warmup_requests" not in imax.scenario["workload"]
+    assert "frontend" not in imax.scenario["deployment"]
+
+
 def test_a_1k_1k_run_in_the_checkpoints_own_sweep_file_is_aiconfigurators(tmp_path):
     # aiconfigurator's sweeps also run InferenceMAX's 1k/1k shape; the file a row is kept in
     # (named after the checkpoint, or a copy such as a gap analysis) tells whose client ran it.
