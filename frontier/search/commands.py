@@ -80,6 +80,11 @@ def serve_commands(model: str, deployment: dict) -> dict:
     engine = clusters[0].get("engine", "vllm")
     serve = sglang_serve if engine == "sglang" else vllm_serve
     notes = []
+    if any(c.get("frontend") == "dynamo" for c in clusters):
+        notes.append(
+            f"behind NVIDIA Dynamo: `python -m dynamo.frontend`, and each engine as a Dynamo worker "
+            f"(`python -m dynamo.{engine}` with the same engine flags) instead of its own server"
+        )
     if len(clusters) == 1:
         c = clusters[0]
         cmds = [serve(model, c)]

@@ -301,4 +301,8 @@ def test_pd_space_and_sglang_commands():
     # A checkpoint's own precision (quantization left empty) adds no flag.
     plain = serve_commands("org/m", {"tp": 8, "engine": "vllm", "quantization": ""})
     assert "--quantization" not in plain["serve"][0]
+    # Behind Dynamo the same engine flags go to a Dynamo worker, and the commands say so.
+    dynamo = serve_commands("org/m", {"tp": 2, "engine": "sglang", "frontend": "dynamo"})
+    assert "python -m dynamo.frontend" in dynamo["notes"][0] and "dynamo.sglang" in dynamo["notes"][0]
+    assert not any("Dynamo" in n for n in plain["notes"])
     assert math.isfinite(len(bad))
