@@ -153,10 +153,15 @@ def print_summary(result, console: Console | None = None) -> None:
     head.add_row("model", f["model"])
     head.add_row("deployment", f"{clusters}; {f['simulated_gpus']} GPUs")
     engines = {
-        (c["engine"], c["engine_version"] or "newest", c["quantization"] or f.get("precision", "checkpoint"))
+        (
+            c["engine"],
+            c["engine_version"] or "newest",
+            c["quantization"] or f.get("precision", "checkpoint"),
+            ", behind Dynamo's front end" if c.get("frontend") == "dynamo" else "",
+        )
         for c in f["deployment"]["clusters"]
     }
-    head.add_row("engine", "; ".join(f"{e} {v}, precision {q}" for e, v, q in sorted(engines)))
+    head.add_row("engine", "; ".join(f"{e} {v}, precision {q}{fe}" for e, v, q, fe in sorted(engines)))
     head.add_row("workload", str(f["workload"]))
     sources = sorted(set(f["predictor"].values()))
     head.add_row(

@@ -246,6 +246,21 @@ def test_num_dataset_entries_draws_prompts_from_a_pool_the_prefix_cache_serves(t
     assert hit_rate() == 0.0  # every prompt distinct, as vllm bench serve's random dataset
 
 
+def test_frontend_flag_puts_dynamo_before_the_engine_and_says_so(tmp_path):
+    from frontier.engine import DYNAMO_US_PER_PROMPT_TOKEN
+
+    def ttft_ms(*frontend):
+        out = tmp_path / (frontend[-1] if frontend else "own")
+        flags = ("--model", "llama-3.1-8b", "--gpu", "h100-sxm", "--max-concurrency", 1, "--num-prompts", 4)
+        result = invoke("simulate", *flags, "--input-len", 1000, "--output-len", 4, *frontend, "-o", out, *FAST)
+        assert_ok(result)
+        assert ("behind Dynamo's front end" in result.output) == bool(frontend)
+        return summary(out)["mean_ttft_ms"]
+
+    # One client at a time: each request waits 10 us per prompt token more, nothing else changes.
+    assert ttft_ms("--frontend", "dynamo") - ttft_ms() == pytest.approx(DYNAMO_US_PER_PROMPT_TOKEN * 1000 * 1e-3)
+
+
 def test_flags_override_the_scenario_file(tmp_path):
     result = invoke(
         "simulate",

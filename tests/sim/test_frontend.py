@@ -95,29 +95,6 @@ def test_dynamos_front_end_adds_its_wait_per_prompt_token_to_either_engine(engin
         _scenario("llama-3.1-8b", engine, frontend="triton")
 
 
-def test_one_request_through_dynamo_reaches_its_first_token_later_by_the_wait_on_its_prompt():
-    from frontier.engine import DYNAMO_US_PER_PROMPT_TOKEN
-    from frontier.sim.run import run_scenario
-
-    def ttft_ms(**deployment) -> float:
-        sc = scenario_from_dict(
-            {
-                "model": "llama-3.1-8b",
-                "gpu": "h100-sxm",
-                "deployment": {"engine": "vllm", **deployment},
-                "workload": {
-                    "num_requests": 1,
-                    "input_len": 2000,
-                    "output_len": 4,
-                    "arrival": {"process": "poisson", "rate": 1.0},
-                },
-            }
-        )
-        return run_scenario(sc, timeline=False).summary["mean_ttft_ms"]
-
-    assert ttft_ms(frontend="dynamo") - ttft_ms() == pytest.approx(DYNAMO_US_PER_PROMPT_TOKEN * 2000 * 1e-3)
-
-
 def test_sglang_request_latency_is_the_models_not_the_releases():
     # One front end for every SGLang release (the MoE extra is the models'), and the summary
     # names the figure each cluster uses.
