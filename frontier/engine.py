@@ -419,6 +419,7 @@ SGLANG_MOE_REQUEST_MS = 135.0
 # other SGLang run of the set moves. None of vLLM's development runs shows such a queue, so
 # vLLM has none.
 SGLANG_STREAM_US_PER_OUTPUT = 52.0
+
 # The front end a request enters by: the engine's own API server (`engine`: `vllm serve`, SGLang's
 # `launch_server`; their costs are HOST_TIME's) or NVIDIA Dynamo's (`dynamo`: its HTTP front end
 # applies the chat template and tokenises, then hands the token ids to the engine running inside a

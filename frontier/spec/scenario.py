@@ -241,7 +241,9 @@ class Scenario:
             }
             out["engine_defaults"]["frontend_us_per_prompt_token"] = {
                 "value": FRONTEND_US_PER_PROMPT_TOKEN[c.frontend],
-                "source": "frontier/engine.py DYNAMO_US_PER_PROMPT_TOKEN (Dynamo's front end), fitted to measured TTFTs",
+                "source": "frontier/engine.py DYNAMO_US_PER_PROMPT_TOKEN, fitted to measured TTFTs"
+                if c.frontend == "dynamo"
+                else "the engine's own API server: none (its costs are request_latency_ms')",
             }
             out["engine_defaults"]["stream_us_per_output"] = {
                 "value": self.cluster_engine(c).host.stream_us_per_output,
