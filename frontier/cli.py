@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from frontier.engine import ENGINES, FRONTENDS
 from frontier.errors import FrontierError
 from frontier.paths import SCENARIOS_DIR
 from frontier.spec.scenario import read_yaml_mapping
@@ -165,11 +166,11 @@ def warn_line(text: str) -> None:
 @click.option("--tp", type=int, help="Tensor-parallel degree.")
 @click.option("--pp", type=int, help="Pipeline-parallel stages.")
 @click.option("--dp", type=int, help="Data-parallel instances (replicas).")
-@click.option("--engine", type=click.Choice(["vllm", "sglang"]), help="Serving engine (scheduling, defaults).")
+@click.option("--engine", type=click.Choice(ENGINES), help="Serving engine (scheduling, defaults).")
 @click.option("--engine-version", help="Engine release whose defaults apply, e.g. 0.12.0 (default: newest).")
 @click.option(
     "--frontend",
-    type=click.Choice(["engine", "dynamo"]),
+    type=click.Choice(FRONTENDS),
     help="Front end requests enter by: the engine's own API server (default) or NVIDIA Dynamo's.",
 )
 @click.option("--quantization", help="vLLM's --quantization: fp8, fp8_block, mxfp4, nvfp4, awq, gptq.")
