@@ -27,8 +27,8 @@ bench: setup
 	$(BIN)/python benchmarks/sim_speed.py
 	$(BIN)/python benchmarks/predictor_speed.py
 
-accuracy: setup
-	$(BIN)/frontier accuracy -o accuracy.json
+accuracy: setup  # BASELINE=old.json also prints each group before -> after
+	$(BIN)/frontier accuracy -o accuracy.json $(if $(BASELINE),--baseline $(BASELINE))
 
 bench-1m: setup
 	$(BIN)/python benchmarks/side_by_side.py bench --sizes 1000000 --repeat 1

@@ -710,6 +710,71 @@ def write_report(rows: list[dict], summary: dict, out: Path) -> None:
     out.write_text(json.dumps({"summary": summary, "runs": rows}, indent=1, allow_nan=False))
 
 
+def read_report(path: Path) -> dict:
+    """An `accuracy.json` written earlier (its "runs"), or one clear error."""
+    try:
+        report = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise FrontierError(
+            f"baseline not found: {path} (an accuracy.json written by `frontier accuracy -o`)"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise FrontierError(f"baseline {path} is not an accuracy.json: {exc}") from None
+    if not isinstance(report, dict) or not isinstance(report.get("runs"), list):
+        raise FrontierError(f"baseline {path} is not an accuracy.json: it has no 'runs' list (`frontier accuracy -o`)")
+    return report
+
+
+def compare_table(before: dict, after: dict) -> str:
+    """Two reports' summaries side by side, `before -> after`, for the groups both hold: what a
+    change did to the table (the form a closing note gives it)."""
+    columns = [(m, k) for m in ("ttft", "tpot") for k in ("median_ape_pct", "bias_pct")]
+
+    def cell(b: dict, a: dict, m: str, k: str) -> str:
+        fmt = "{:+.0f}" if k == "bias_pct" else "{:.0f}"
+        old, new = fmt.format(b[m][k]), fmt.format(a[m][k])
+        return f"{new} %" if old == new else f"{old} -> {new} %"
+
+    def row(label: str, b: dict, a: dict) -> str:
+        runs = str(a["runs"]) if a["runs"] == b["runs"] else f"{b['runs']} -> {a['runs']}"
+        return f"| {label} | {runs} | " + " | ".join(cell(b, a, m, k) for m, k in columns) + " |"
+
+    key = ("engine", "model", "gpu", "tp")
+    old_groups = {tuple(g[k] for k in key): g for g in before["groups"]}
+    lines = [
+        "| engine | model | GPU | TP | runs | TTFT median APE | TTFT bias | TPOT median APE | TPOT bias |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for g in after["groups"]:
+        b = old_groups.get(tuple(g[k] for k in key))
+        if b is not None:
+            lines.append(row(f"{g['engine']} | {g['model'].split('/')[-1]} | {g['gpu']} | {g['tp']}", b, g))
+    for e, a in after["engines"].items():
+        if e in before["engines"]:
+            lines.append(row(f"**{e}** | all | |", before["engines"][e], a))
+    if after["all"]["runs"] and before["all"]["runs"]:
+        lines.append(row("**all** | | |", before["all"], after["all"]))
+    return "\n".join(lines)
+
+
+def moved_runs(before: list[dict], after: list[dict], n: int = 10) -> list[str]:
+    """The `n` runs both reports simulated whose mean-TTFT or mean-TPOT error moved most, largest
+    first: `id: TTFT +93 -> +12 %, TPOT -18 -> -3 %`."""
+    old = {r["id"]: r for r in before if "ttft_error_pct" in r}
+    pairs = [(old[r["id"]], r) for r in after if "ttft_error_pct" in r and r["id"] in old]
+
+    def moved(pair) -> float:
+        b, a = pair
+        return max(abs(a[f"{m}_error_pct"] - b[f"{m}_error_pct"]) for m in ("ttft", "tpot"))
+
+    return [
+        f"{a['id']}: TTFT {b['ttft_error_pct']:+.0f} -> {a['ttft_error_pct']:+.0f} %, "
+        f"TPOT {b['tpot_error_pct']:+.0f} -> {a['tpot_error_pct']:+.0f} %"
+        for b, a in sorted(pairs, key=moved, reverse=True)[:n]
+        if moved((b, a)) >= 0.5
+    ]
+
+
 def plot_accuracy(rows: list[dict], path: Path) -> Path:
     """Predicted against measured mean TTFT, mean TPOT and requests a second, one point per
     simulated run, coloured by engine, on log axes with the diagonal and a ±15 % band."""
@@ -778,10 +843,24 @@ def _command():
         help="Requests each closed-loop client sends [default: as the run's benchmark client did: "
         f"{INFERENCEMAX_PROMPTS_PER_CLIENT} for InferenceMAX's, {AICONFIGURATOR_PROMPTS_PER_CLIENT} for aiconfigurator's aiperf]",
     )
-    def accuracy(dev_set: Path, pattern: str, jobs: int | None, output: Path, prompts_per_client: int | None):
+    @click.option(
+        "--baseline",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="An earlier accuracy.json: also print each group's errors before -> after, and the runs that moved most.",
+    )
+    def accuracy(
+        dev_set: Path,
+        pattern: str,
+        jobs: int | None,
+        output: Path,
+        prompts_per_client: int | None,
+        baseline: Path | None,
+    ):
         """Simulate every measured run of the development set; print the error table (mean TTFT,
         mean TPOT, and the requests a second the closed loop completes by them), write it with
         every run's figures to OUTPUT and a predicted-vs-measured plot beside it (.png)."""
+        before = read_report(baseline) if baseline else None
         runs = [r for r in load_runs(dev_set, prompts_per_client) if pattern in r.id]
         if not runs:
             raise FrontierError(f"no run id contains '{pattern}'")
@@ -790,6 +869,16 @@ def _command():
         write_report(rows, summary, output)
         plot = plot_accuracy(rows, output.with_suffix(".png"))
         click.echo(format_table(summary))
+        if before:  # the baseline's figures for the same runs, so that like is compared with like
+            ids = {r.id for r in runs}
+            old_rows = [r for r in before["runs"] if r.get("id") in ids]
+            if not old_rows:
+                raise FrontierError(f"the baseline {baseline} holds none of these {len(runs)} runs")
+            click.echo(f"\nAgainst {baseline} (the same runs):\n\n" + compare_table(summarise(old_rows), summary))
+            movers = moved_runs(old_rows, rows)
+            click.echo("\nRuns that moved most:" if movers else "\nNo run moved by half a point or more.")
+            for line in movers:
+                click.echo(f"- {line}")
         click.echo(f"\nwrote {output} and {plot}")
 
     return accuracy

@@ -2,7 +2,14 @@
 
 import pytest
 
-from frontier.validate.accuracy import _mean_output_tokens, closed_loop_rps, format_table, summarise
+from frontier.validate.accuracy import (
+    _mean_output_tokens,
+    closed_loop_rps,
+    compare_table,
+    format_table,
+    moved_runs,
+    summarise,
+)
 
 
 def test_a_closed_loops_requests_a_second_follow_from_its_latencies():
@@ -89,3 +96,85 @@ def test_make_accuracy_writes_the_table_the_runs_and_the_plot(tmp_path):
         closed_loop_rps(3, run["predicted_ttft_ms"], run["predicted_tpot_ms"], 100)
     )
     assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+
+    # Against itself with the TTFT error set 50 points off, plus a run the filter leaves out (which
+    # must not count): the group's cells show the move, the run is listed as having moved, and its
+    # TPOT, unchanged, shows one figure.
+    old = json.loads(out.read_text())
+    old["runs"][0]["ttft_error_pct"] = run["ttft_error_pct"] + 50
+    old["runs"].append({**run, "id": "a run this filter leaves out", "ttft_error_pct": 900.0})
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    res = CliRunner().invoke(
+        main,
+        [
+            "accuracy",
+            "--filter",
+            "sglang_agg_1000x100_c3_tp2_epnone_2",
+            "-j",
+            "1",
+            "-o",
+            out,
+            "--baseline",
+            tmp_path / "old.json",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    before, after = old["runs"][0]["ttft_error_pct"], run["ttft_error_pct"]
+    assert (
+        f"| {abs(before):.0f} -> {abs(after):.0f} % | {before:+.0f} -> {after:+.0f} % | {abs(run['tpot_error_pct']):.0f} % |"
+        in res.output
+    )
+    assert f"- {run['id']}: TTFT {before:+.0f} -> {after:+.0f} %" in res.output
+    bad = CliRunner().invoke(main, ["accuracy", "--filter", "x", "-o", out, "--baseline", tmp_path / "none.json"])
+    assert bad.exit_code != 0 and "baseline not found" in bad.output
+
+
+def test_a_baseline_shows_each_groups_errors_before_and_after():
+    before = summarise(
+        [_row("sglang", 8, -40.0, 10.0, 2.0), _row("sglang", 8, 20.0, -10.0, -4.0), _row("vllm", 1, 5.0, 5.0, 0.0)]
+    )
+    after = summarise(
+        [
+            _row("sglang", 8, -10.0, 10.0, 2.0),  # TTFT: |-10|, |20|, |14| -> median 14; signed median 14
+            _row("sglang", 8, 20.0, -10.0, -4.0),
+            _row("sglang", 8, 14.0, 10.0, 0.0),
+            _row("vllm", 2, 5.0, 5.0, 0.0),  # a group the baseline lacks: left out of the comparison
+        ]
+    )
+    table = compare_table(before, after)
+    # sglang TP8 before: TTFT |-40|, |20| -> median 30, signed median -10; TPOT 10 / -10 -> 10, 0.
+    assert "| sglang | Model | h200_sxm | 8 | 2 -> 3 | 30 -> 14 % | -10 -> +14 % | 10 % | +0 -> +10 % |" in table
+    assert "| vllm | Model | h200_sxm | 2 |" not in table  # not in the baseline
+    assert "| **vllm** | all | | | 1 | 5 % | +5 % | 5 % | +5 % |" in table  # unchanged cells: one figure
+    assert "| **all** | | | | 3 -> 4 |" in table
+
+
+def test_the_runs_that_moved_most_come_first_and_still_ones_are_left_out():
+    def run(rid, ttft, tpot):
+        return {"id": rid, "ttft_error_pct": ttft, "tpot_error_pct": tpot}
+
+    before = [run("a", 93.0, -18.0), run("b", 10.0, 5.0), run("c", 0.0, 0.0), {"id": "d", "unexpressed": "why"}]
+    after = [run("a", 12.0, -3.0), run("b", 10.0, 25.0), run("c", 0.2, 0.0), run("new", 50.0, 0.0)]
+    assert moved_runs(before, after) == [
+        "a: TTFT +93 -> +12 %, TPOT -18 -> -3 %",  # moved 81 points
+        "b: TTFT +10 -> +10 %, TPOT +5 -> +25 %",  # moved 20
+    ]  # c moved 0.2 of a point; "new" has no baseline
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (None, "baseline not found"),
+        ("{not json", "is not an accuracy.json"),
+        ('{"summary": {}}', "has no 'runs' list"),
+    ],
+)
+def test_a_bad_baseline_is_one_clear_error(tmp_path, text, message):
+    from frontier.errors import FrontierError
+    from frontier.validate.accuracy import read_report
+
+    path = tmp_path / "old.json"
+    if text is not None:
+        path.write_text(text)
+    with pytest.raises(FrontierError, match=message):
+        read_report(path)
