@@ -722,6 +722,14 @@ def read_report(path: Path) -> dict:
         raise FrontierError(f"baseline {path} is not an accuracy.json: {exc}") from None
     if not isinstance(report, dict) or not isinstance(report.get("runs"), list):
         raise FrontierError(f"baseline {path} is not an accuracy.json: it has no 'runs' list (`frontier accuracy -o`)")
+    simulated = ("id", "engine", "model", "gpu", "tp", *(f"{m}_error_pct" for m in METRICS))
+    for i, run in enumerate(report["runs"]):
+        needs = ("id", "unexpressed") if isinstance(run, dict) and "unexpressed" in run else simulated
+        missing = [k for k in needs if not isinstance(run, dict) or k not in run]
+        if missing:
+            raise FrontierError(
+                f"baseline {path}: run {i} has no {', '.join(missing)} (`frontier accuracy -o` writes them)"
+            )
     return report
 
 
@@ -864,18 +872,19 @@ def _command():
         runs = [r for r in load_runs(dev_set, prompts_per_client) if pattern in r.id]
         if not runs:
             raise FrontierError(f"no run id contains '{pattern}'")
+        if before:  # the baseline's figures for the same runs, so that like is compared with like
+            ids = {r.id for r in runs}
+            before_rows = [r for r in before["runs"] if r["id"] in ids]
+            if not before_rows:
+                raise FrontierError(f"the baseline {baseline} holds none of these {len(runs)} runs")
         rows = evaluate(runs, jobs)
         summary = summarise(rows)
         write_report(rows, summary, output)
         plot = plot_accuracy(rows, output.with_suffix(".png"))
         click.echo(format_table(summary))
-        if before:  # the baseline's figures for the same runs, so that like is compared with like
-            ids = {r.id for r in runs}
-            old_rows = [r for r in before["runs"] if r.get("id") in ids]
-            if not old_rows:
-                raise FrontierError(f"the baseline {baseline} holds none of these {len(runs)} runs")
-            click.echo(f"\nAgainst {baseline} (the same runs):\n\n" + compare_table(summarise(old_rows), summary))
-            movers = moved_runs(old_rows, rows)
+        if before:
+            click.echo(f"\nAgainst {baseline} (the same runs):\n\n" + compare_table(summarise(before_rows), summary))
+            movers = moved_runs(before_rows, rows)
             click.echo("\nRuns that moved most:" if movers else "\nNo run moved by half a point or more.")
             for line in movers:
                 click.echo(f"- {line}")

@@ -127,6 +127,11 @@ def test_make_accuracy_writes_the_table_the_runs_and_the_plot(tmp_path):
     assert f"- {run['id']}: TTFT {before:+.0f} -> {after:+.0f} %" in res.output
     bad = CliRunner().invoke(main, ["accuracy", "--filter", "x", "-o", out, "--baseline", tmp_path / "none.json"])
     assert bad.exit_code != 0 and "baseline not found" in bad.output
+    (tmp_path / "other.json").write_text('{"runs": [{"id": "another run", "unexpressed": "why"}]}')
+    args = ["accuracy", "--filter", "sglang_agg_1000x100_c3_tp2_epnone_2", "--baseline", tmp_path / "other.json"]
+    bad = CliRunner().invoke(main, [*args, "-o", tmp_path / "unwritten.json"])  # refused before simulating
+    assert bad.exit_code != 0 and "holds none of these 1 runs" in bad.output
+    assert not (tmp_path / "unwritten.json").exists()
 
 
 def test_a_baseline_shows_each_groups_errors_before_and_after():
@@ -167,6 +172,8 @@ def test_the_runs_that_moved_most_come_first_and_still_ones_are_left_out():
         (None, "baseline not found"),
         ("{not json", "is not an accuracy.json"),
         ('{"summary": {}}', "has no 'runs' list"),
+        ('{"runs": [{"id": "a", "engine": "vllm"}]}', "run 0 has no model, gpu, tp, ttft_error_pct"),
+        ('{"runs": [{"unexpressed": "why"}]}', "run 0 has no id"),
     ],
 )
 def test_a_bad_baseline_is_one_clear_error(tmp_path, text, message):
