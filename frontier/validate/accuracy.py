@@ -53,6 +53,7 @@ import numpy as np
 
 from frontier.errors import FrontierError
 from frontier.paths import REPO_ROOT
+from frontier.validate.loaders import AIPERF_DATASET_ENTRIES  # aiperf's --num-dataset-entries default
 
 DEV_SET = REPO_ROOT / "validation" / "real-runs" / "aic-closed-loop-runs.csv"
 # The columns of a measured run (aiconfigurator's silicon-data schema) the harness cannot do
@@ -70,7 +71,6 @@ OPTIONAL_COLUMNS = (
 GPU_NAMES = {"h100_sxm": "h100-sxm", "h200_sxm": "h200"}
 INFERENCEMAX_PROMPTS_PER_CLIENT = 10  # benchmark_serving.py --num-prompts 10 x concurrency
 AICONFIGURATOR_PROMPTS_PER_CLIENT = 20  # aiperf --num-requests 20 x concurrency
-AIPERF_DATASET_ENTRIES = 100  # aiperf's distinct synthetic prompts (--num-dataset-entries default)
 INFERENCEMAX_RANGE_RATIO = 0.8
 INFERENCEMAX_SHAPES = {(1024, 1024), (1024, 8192), (8192, 1024)}  # (input, output) tokens
 AIPERF_WARMUP_PER_CLIENT = 2  # bench_run.sh.j2: --warmup-request-count 2 x concurrency

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from frontier.engine import ENGINES, FRONTENDS
 from frontier.errors import FrontierError
 
 DEFAULT_OUT = Path("results") / "validate"
@@ -49,6 +50,14 @@ def _run_dir(run) -> str:
 @click.option("--max-num-seqs", type=click.IntRange(min=1), default=None)
 @click.option("--max-num-batched-tokens", type=click.IntRange(min=1), default=None)
 @click.option("--enable-prefix-caching/--no-enable-prefix-caching", default=None)
+@click.option("--engine", type=click.Choice(ENGINES), default=None, help="Serving engine (aiperf records none: vllm).")
+@click.option("--engine-version", default=None, help="Engine release whose defaults apply, e.g. 0.12.0.")
+@click.option(
+    "--frontend",
+    type=click.Choice(FRONTENDS),
+    default=None,
+    help="Front end the requests entered by (dynamo: NVIDIA Dynamo's).",
+)
 @click.option(
     "--progress/--no-progress",
     default=None,
@@ -58,7 +67,8 @@ def validate(path: Path, outdir: Path | None, scenario_file: Path | None, progre
     """Replay a measured vLLM or SGLang benchmark run and compare, metric by metric.
 
     PATH is a `vllm bench serve --save-result` JSON, an SGLang `bench_serving` JSONL (one run
-    per line), a run folder with requests.jsonl + meta.json, or a folder of any of these.
+    per line), an aiperf profile_export_aiperf.json, a run folder with requests.jsonl +
+    meta.json, or a folder of any of these.
     """
     try:
         _validate(path, outdir, scenario_file, progress, overrides)

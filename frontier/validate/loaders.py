@@ -11,6 +11,10 @@ sglang-bench   `python -m sglang.bench_serving --output-file` JSONL: one object 
 vllm-requests  a run folder with `requests.jsonl` (engine timestamps per request: queued_ts,
                scheduled_ts, first_token_ts, last_token_ts, input_toks, output_toks,
                arrival_time) and `meta.json` (engine arguments).
+aiperf         NVIDIA aiperf's `profile_export_aiperf.json`: its metrics' statistics and the
+               `input_config` it ran with (aiperf exporters/json_exporter.py,
+               common/models/export_models.py), which says the whole workload: clients, request
+               and warmup counts, synthetic lengths and the dataset of reused prompts.
 
 Where per-request data exists the measured metrics are recomputed with
 `frontier.metrics.serving.serving_metrics`, so measured and predicted share one definition;
@@ -31,11 +35,11 @@ import numpy as np
 from frontier.errors import FrontierError
 from frontier.metrics.serving import serving_metrics
 
-KINDS = ("vllm-bench", "sglang-bench", "vllm-requests")
+KINDS = ("vllm-bench", "sglang-bench", "vllm-requests", "aiperf")
 RESULT_SUFFIXES = (".json", ".jsonl")
 HELP_FORMATS = (
     "expected a `vllm bench serve --save-result` JSON, an SGLang `bench_serving` "
-    "JSONL, or a run folder with requests.jsonl + meta.json"
+    "JSONL, an aiperf profile_export_aiperf.json, or a run folder with requests.jsonl + meta.json"
 )
 
 # Metric keys as `vllm bench serve` writes them: mean_ttft_ms, p99_itl_ms, p99.9_e2el_ms, ...
@@ -116,6 +120,8 @@ class RunSettings:
     dataset: dict = field(default_factory=dict)  # name and random_* length settings
     engine_args: dict = field(default_factory=dict)  # vLLM engine argument names
     engine_args_from: str = ""  # where engine_args were read
+    workload: dict | None = None  # the client's whole workload as a Frontier `workload:` block (aiperf's)
+    workload_from: dict = field(default_factory=dict)  # per workload key, where the file says it
 
 
 @dataclass
@@ -216,20 +222,22 @@ def load_result_file(path: Path) -> list[MeasuredRun]:
             where = f"line {line_no}: " if many else ""
             raise NotAResult(
                 path,
-                f"{where}not a benchmark result (no vllm bench serve or "
-                f"SGLang bench_serving fields; found keys {_some_keys(obj)})",
+                f"{where}not a benchmark result (no vllm bench serve, "
+                f"SGLang bench_serving or aiperf fields; found keys {_some_keys(obj)})",
             )
         index = i if many else None
-        loader = load_vllm_object if kind == "vllm-bench" else load_sglang_object
-        runs.append(loader(obj, path, index))
+        loader = {"vllm-bench": load_vllm_object, "sglang-bench": load_sglang_object, "aiperf": load_aiperf_object}
+        runs.append(loader[kind](obj, path, index))
     return runs
 
 
 def detect_kind(obj: Any) -> str | None:
-    """'vllm-bench', 'sglang-bench', or None for JSON that is neither."""
+    """'vllm-bench', 'sglang-bench', 'aiperf', or None for JSON that is none of them."""
     if not isinstance(obj, dict):
         return None
     keys = set(obj)
+    if "input_config" in keys and keys & set(_AIPERF_LATENCIES):
+        return "aiperf"
     has_metrics = bool(keys & _METRIC_MARKERS) or any(_LATENCY_KEY.match(k) for k in keys)
     has_counts = bool(keys & {"completed", "duration"})
     if not (has_metrics and has_counts):
@@ -566,6 +574,159 @@ def load_sglang_object(obj: dict, path: Path, index: int | None = None) -> Measu
         if run.arrival_s is None:
             run.notes.append("SGLang records no send times; arrivals are re-drawn from the rate")
     return run
+
+
+# ---------------------------------------------------------------------------- aiperf
+
+# aiperf's metrics (its tags) under the vLLM latency names: aiperf's `inter_token_latency` is a
+# request's (latency - TTFT) / (output - 1), vLLM's TPOT; its `inter_chunk_latency` the gaps
+# between streamed chunks, vLLM's ITL (aiperf metrics/types/*.py).
+_AIPERF_LATENCIES = {
+    "time_to_first_token": "ttft",
+    "inter_token_latency": "tpot",
+    "inter_chunk_latency": "itl",
+    "request_latency": "e2el",
+}
+_AIPERF_STATS = {"avg": "mean", "p50": "median", "std": "std", "p90": "p90", "p95": "p95", "p99": "p99"}
+_MS_PER = {"ms": 1.0, "s": 1e3, "sec": 1e3, "us": 1e-3, "ns": 1e-6}
+# aiperf's defaults where input_config leaves a setting out (it exports only what was set;
+# common/config/config_defaults.py): 100 synthetic prompts, reused; 10 requests; no warmup.
+AIPERF_DATASET_ENTRIES = 100
+AIPERF_REQUEST_COUNT = 10
+
+
+def _aiperf_avg(obj: dict, tag: str) -> float | None:
+    stat = obj.get(tag)
+    return _num(stat.get("avg")) if isinstance(stat, dict) else None
+
+
+def _aiperf_metrics(obj: dict, where: str) -> dict:
+    """aiperf's summary statistics under vLLM's names and units (ms, requests/s, tokens/s)."""
+    out: dict = {}
+    for tag, name in _AIPERF_LATENCIES.items():
+        stat = obj.get(tag)
+        if not isinstance(stat, dict):
+            continue
+        unit = str(stat.get("unit", "ms"))
+        if unit not in _MS_PER:
+            raise FrontierError(f"{where}: {tag} is in {unit!r}; aiperf writes latencies in ms")
+        for key, prefix in _AIPERF_STATS.items():
+            x = _num(stat.get(key))
+            if x is not None:
+                out[f"{prefix}_{name}_ms"] = x * _MS_PER[unit]
+    counts = {
+        "request_throughput": "request_throughput",
+        "output_token_throughput": "output_throughput",
+        "request_count": "completed",
+        "error_request_count": "failed",
+        "benchmark_duration": "duration",
+        "total_isl": "total_input_tokens",
+        "total_osl": "total_output_tokens",
+    }
+    for tag, name in counts.items():
+        x = _aiperf_avg(obj, tag)
+        if x is not None:
+            out[name] = (
+                int(round(x)) if name in ("completed", "failed", "total_input_tokens", "total_output_tokens") else x
+            )
+    return out
+
+
+def _aiperf_length(config: dict, measured: float | None, what: str, notes: list[str]) -> int | dict:
+    """A length spec from aiperf's synthetic-token config (`--isl` / `--isl-stddev`, `--osl` /
+    `--osl-stddev`): normal about the mean (aiperf draws one length per dataset entry), fixed
+    without a spread; the measured mean where the config names none."""
+    mean, std = _num(config.get("mean")), _num(config.get("stddev")) or 0.0
+    if mean is None:
+        if measured is None:
+            raise FrontierError(f"aiperf run: input_config sets no {what} length and the file measured none")
+        mean = measured
+        notes.append(f"{what} length: the measured mean {measured:.0f} (input_config sets none)")
+    mean = max(int(round(mean)), 1)
+    return {"dist": "normal", "mean": mean, "std": std} if std > 0 else mean
+
+
+def load_aiperf_object(obj: dict, path: Path, index: int | None = None) -> MeasuredRun:
+    """An aiperf `profile_export_aiperf.json`: its summary metrics and, from its input_config,
+    the workload it sent: a closed loop of `--concurrency` clients (or `--request-rate`),
+    `--request-count` requests after `--warmup-request-count` warmup ones, synthetic prompts
+    drawn from `--num-dataset-entries` distinct ones (so a repeat can hit the prefix cache)."""
+    where = _where(path, index)
+    cfg = obj.get("input_config")
+    if not isinstance(cfg, dict):
+        raise FrontierError(f"{where}: aiperf's input_config is not an object")
+
+    def section(d: dict, key: str) -> dict:
+        return d[key] if isinstance(d.get(key), dict) else {}
+
+    endpoint, loadgen, inp = section(cfg, "endpoint"), section(cfg, "loadgen"), section(cfg, "input")
+    prompt = section(inp, "prompt")
+    notes: list[str] = []
+    src: dict[str, str] = {}
+    rate = _rate(loadgen.get("request_rate"), where)
+    concurrency = _int(loadgen.get("concurrency"))
+    if rate is None and concurrency is None:
+        concurrency = 1  # aiperf's user_config: no rate and no concurrency is one client
+        src["concurrency"] = "aiperf's default without --request-rate or --concurrency (one client)"
+    mode = "constant" if loadgen.get("request_rate_mode") == "constant" else "poisson"
+    src["arrival"] = (
+        "input_config: loadgen.request_rate"
+        if rate
+        else "no --request-rate: a closed loop, each client sending when its last request is done"
+    )
+    requests = _int(loadgen.get("request_count"))
+    src["num_requests"] = "input_config: loadgen.request_count" if requests else "aiperf's default --request-count"
+    workload: dict = {
+        "num_requests": requests or AIPERF_REQUEST_COUNT,
+        "arrival": {"process": mode, "rate": "inf" if rate is None else rate},
+    }
+    for name, tag in (("input", "input_sequence_length"), ("output", "output_sequence_length")):
+        spec = section(prompt, f"{name}_tokens")
+        workload[f"{name}_len"] = _aiperf_length(spec, _aiperf_avg(obj, tag), name, notes)
+        src[f"{name}_len"] = f"input_config: input.prompt.{name}_tokens" if "mean" in spec else f"measured {tag}"
+    if concurrency:
+        workload["concurrency"] = concurrency
+        src.setdefault("concurrency", "input_config: loadgen.concurrency")
+    warmup = _int(loadgen.get("warmup_request_count"))
+    if warmup:
+        workload["warmup_requests"] = warmup
+        src["warmup_requests"] = "input_config: loadgen.warmup_request_count"
+    if not any(inp.get(k) for k in ("file", "public_dataset", "custom_dataset_type")):  # synthetic prompts
+        entries = _int(section(inp, "conversation").get("num"))
+        workload["prompt_pool"] = entries or AIPERF_DATASET_ENTRIES
+        src["prompt_pool"] = (
+            "input_config: input.conversation.num"
+            if entries
+            else f"aiperf's default --num-dataset-entries ({AIPERF_DATASET_ENTRIES} prompts, reused)"
+        )
+    else:
+        notes.append("prompts from a dataset file: lengths replayed as their means, no prompt reuse")
+    if _int(section(prompt, "prefix_prompt").get("pool_size")):
+        notes.append("aiperf's shared prefix prompts (--num-prefix-prompts) are not modelled")
+    models = endpoint.get("model_names") or []
+    reported = _aiperf_metrics(obj, where)
+    settings = RunSettings(
+        request_rate=math.inf if rate is None else rate,
+        max_concurrency=concurrency,
+        num_prompts=workload["num_requests"],
+        model=_str(models[0]) if models else None,
+        tokenizer=_str(section(cfg, "tokenizer").get("name")),
+        backend="aiperf",
+        date=_str(obj.get("start_time")),
+        workload=workload,
+        workload_from=src,
+    )
+    return MeasuredRun(
+        source=path,
+        kind="aiperf",
+        settings=settings,
+        metrics=dict(reported),
+        reported=reported,
+        metrics_from="file summary",
+        index=index,
+        failed=int(reported.get("failed", 0)),
+        notes=notes,
+    )
 
 
 # ---------------------------------------------------------------------------- vLLM engine timestamps

@@ -21,7 +21,7 @@ from frontier.errors import FrontierError, SpecError
 from frontier.spec.hardware import all_gpus, get_gpu
 from frontier.spec.model import available_models, load_model
 from frontier.validate.loaders import MeasuredRun
-from frontier.workload import ArrivalSpec, RequestTable
+from frontier.workload import ArrivalSpec, RequestTable, WorkloadSpec, build_requests
 from frontier.workload.synthetic import arrival_times
 
 # Deployment fields a replay sets, with the vLLM engine argument each comes from.
@@ -47,6 +47,9 @@ OVERRIDE_KEYS = (
     "max_num_seqs",
     "max_num_batched_tokens",
     "enable_prefix_caching",
+    "engine",
+    "engine_version",
+    "frontend",
 )
 _MODEL_SUFFIXES = ("-instruct", "-chat", "-it", "-hf", "-base")
 
@@ -266,9 +269,18 @@ def build_scenario_dict(
             [
                 (flags.get("engine"), "--engine flag"),
                 (base_dep.get("engine"), f"scenario file {base_name}"),
-                ("sglang" if run.kind.startswith("sglang") else "vllm", f"the result file's kind ({run.kind})"),
+                (
+                    "sglang" if run.kind.startswith("sglang") else "vllm",
+                    "aiperf records no engine: vLLM assumed (--engine sglang for SGLang)"
+                    if run.kind == "aiperf"
+                    else f"the result file's kind ({run.kind})",
+                ),
             ],
         )
+        for key in ("engine_version", "frontend"):
+            if flags.get(key) is not None:
+                deployment[key] = flags[key]
+                prov[f"deployment.{key}"] = {"value": flags[key], "from": f"--{key.replace('_', '-')} flag"}
         for key, value in base_dep.items():  # the scenario file's other knobs (router, ...)
             if key not in deployment:
                 deployment[key] = value
@@ -300,6 +312,12 @@ def build_request_table(run: MeasuredRun, seed: int = 0) -> tuple[RequestTable, 
     rng = np.random.default_rng(seed)
     rate = s.request_rate
     what = f"{run.kind} file"
+
+    if s.workload is not None:  # the client's own record of its whole workload (aiperf's)
+        table = build_requests(WorkloadSpec.from_dict(s.workload, where=f"{run.label}: workload"), rng)
+        for key, value in s.workload.items():
+            prov[f"workload.{key}"] = {"value": value, "from": f"{what}: {s.workload_from.get(key, 'its workload')}"}
+        return table, prov
 
     if run.has_per_request:
         n = len(run.input_tokens)
@@ -445,7 +463,7 @@ def plan_replay(run: MeasuredRun, overrides: dict | None = None, scenario_file: 
     table, req_prov = build_request_table(run, seed=int(d.get("seed", 0)))
     prov.update(req_prov)
     prov["measured_metrics"] = {"value": run.metrics_from, "from": f"{run.kind} file {run.source.name}"}
-    d["workload"] = _workload_dict(table)
+    d["workload"] = run.settings.workload or _workload_dict(table)
     base_dir = Path(scenario_file).parent if scenario_file else None
     scenario = scenario_from_dict(d, base_dir=base_dir, name=d["name"])
     return Replay(run=run, scenario_dict=d, requests=table, provenance=prov, scenario=scenario)
@@ -457,7 +475,6 @@ def _replay_own_scenario(run: MeasuredRun, overrides: dict | None) -> Replay:
     import copy
 
     from frontier.spec.scenario import scenario_from_dict
-    from frontier.workload import build_requests
 
     d = copy.deepcopy(run.scenario)
     flags = {k: v for k, v in (overrides or {}).items() if v is not None}

@@ -1,0 +1,116 @@
+"""aiperf's profile_export_aiperf.json as a measured run (frontier.validate.loaders), replayed with
+the workload its input_config records: clients, warmup, reused synthetic prompts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from frontier.errors import FrontierError
+from frontier.validate.cli import validate
+from frontier.validate.loaders import detect_kind, load_measured, load_result_file
+
+AIPERF = Path(__file__).resolve().parents[1] / "data" / "aiperf" / "profile_export_aiperf.json"
+# The development-set run the export carries (tests/data/NOTICE.md).
+DEV_RUN = "qwen_qwen3_32b_qwen_qwen3_32b_h100_sxm_sglang_agg_1024x128_c16_tp1_epnone_1"
+
+
+def _write(tmp_path: Path, obj: dict) -> Path:
+    path = tmp_path / "profile_export_aiperf.json"
+    path.write_text(json.dumps(obj))
+    return path
+
+
+def test_an_aiperf_export_is_a_run_with_the_workload_its_input_config_records():
+    (run,) = load_measured(AIPERF)
+    assert run.kind == "aiperf" and run.settings.model == "Qwen/Qwen3-32B"
+    # aiperf's inter_token_latency is a request's (latency - TTFT) / (output - 1): vLLM's TPOT.
+    assert run.metrics == {"mean_ttft_ms": 6775.538133, "mean_tpot_ms": 25.476104, "completed": 320}
+    assert run.settings.workload == {
+        "num_requests": 320,
+        "arrival": {"process": "poisson", "rate": "inf"},
+        "input_len": 1024,
+        "output_len": 128,
+        "concurrency": 16,
+        "warmup_requests": 32,
+        "prompt_pool": 100,  # not in input_config: aiperf's default --num-dataset-entries
+    }
+    assert "default --num-dataset-entries" in run.settings.workload_from["prompt_pool"]
+    assert run.settings.workload_from["warmup_requests"] == "input_config: loadgen.warmup_request_count"
+
+
+def test_what_input_config_leaves_out_takes_aiperfs_defaults(tmp_path):
+    obj = {
+        "input_config": {"endpoint": {"model_names": ["Qwen/Qwen3-8B"]}, "input": {"conversation": {"num": 7}}},
+        "time_to_first_token": {"unit": "ms", "avg": 40.0},
+        "input_sequence_length": {"unit": "tokens", "avg": 550.4},
+        "output_sequence_length": {"unit": "tokens", "avg": 99.6},
+    }
+    (run,) = load_result_file(_write(tmp_path, obj))
+    w = run.settings.workload
+    # No rate and no concurrency: one client (aiperf's user_config); 10 requests; lengths measured.
+    assert w["concurrency"] == 1 and w["num_requests"] == 10 and w["prompt_pool"] == 7
+    assert (w["input_len"], w["output_len"]) == (550, 100) and "warmup_requests" not in w
+    # A rate with a spread of lengths: Poisson arrivals, normal lengths about the configured means.
+    obj["input_config"]["loadgen"] = {"request_rate": 4.0, "request_count": 50}
+    obj["input_config"]["input"]["prompt"] = {"input_tokens": {"mean": 2000, "stddev": 200}}
+    (run,) = load_result_file(_write(tmp_path, obj))
+    w = run.settings.workload
+    assert w["arrival"] == {"process": "poisson", "rate": 4.0} and "concurrency" not in w
+    assert w["input_len"] == {"dist": "normal", "mean": 2000, "std": 200.0} and w["num_requests"] == 50
+
+
+def test_aiperf_latencies_come_in_ms_whatever_unit_they_were_written_in(tmp_path):
+    obj = {
+        "input_config": {"loadgen": {"concurrency": 2}, "input": {"prompt": {"input_tokens": {"mean": 100}}}},
+        "request_latency": {"unit": "sec", "avg": 1.5, "p50": 1.25, "p99": 3.0},
+        "inter_chunk_latency": {"unit": "ms", "avg": 12.0, "p90": 20.0},
+        "request_throughput": {"unit": "requests/sec", "avg": 1.3},
+        "output_sequence_length": {"unit": "tokens", "avg": 64},
+    }
+    (run,) = load_result_file(_write(tmp_path, obj))
+    assert run.metrics == {
+        "mean_e2el_ms": 1500.0,
+        "median_e2el_ms": 1250.0,
+        "p99_e2el_ms": 3000.0,
+        "mean_itl_ms": 12.0,  # aiperf's inter-chunk gaps: vLLM's ITL
+        "p90_itl_ms": 20.0,
+        "request_throughput": 1.3,
+    }
+    obj["request_latency"]["unit"] = "fortnights"
+    with pytest.raises(FrontierError, match="request_latency is in 'fortnights'"):
+        load_result_file(_write(tmp_path, obj))
+
+
+def test_input_config_without_metrics_is_not_a_result():
+    assert detect_kind({"input_config": {}, "time_to_first_token": {"avg": 1.0}}) == "aiperf"
+    assert detect_kind({"input_config": {}, "was_cancelled": True}) is None
+
+
+def test_an_aiperf_replay_of_a_development_run_predicts_what_make_accuracy_does(tmp_path):
+    # The export's run replayed with the deployment aiconfigurator's generator gave it (the
+    # scenario file; aiperf records no engine) and no prefix reuse (as `make accuracy` simulates
+    # SGLang's sweeps): the prediction is the development set's own for that run.
+    from frontier.validate.accuracy import load_runs, simulate_run
+
+    (dev,) = [r for r in load_runs() if r.id == DEV_RUN]
+    deployment = dict(dev.scenario["deployment"], enable_prefix_caching=False)
+    scenario = tmp_path / "generator.yaml"
+    scenario.write_text(json.dumps({"gpu": dev.scenario["gpu"], "deployment": deployment}))
+    out = tmp_path / "out"
+    res = CliRunner().invoke(validate, [str(AIPERF), "--scenario", str(scenario), "-o", str(out), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    metrics = json.loads((out / "validation.json").read_text())["metrics"]
+    expected = simulate_run(dev.scenario)
+    assert metrics["mean_ttft_ms"]["measured"] == pytest.approx(dev.ttft_ms)
+    assert metrics["mean_ttft_ms"]["predicted"] == pytest.approx(expected["ttft_ms"], rel=0.01)
+    assert metrics["mean_tpot_ms"]["predicted"] == pytest.approx(expected["tpot_ms"], rel=0.01)
+    # Without the scenario the engine is an assumption the provenance names; flags set it instead.
+    res = CliRunner().invoke(
+        validate, [str(AIPERF), "--gpu", "h100", "--engine", "sglang", "--frontend", "dynamo", "-o", str(out / "b")]
+    )
+    assert res.exit_code == 0, res.output
+    assert "--frontend flag" in res.output and "aiperf's default --num-dataset-entries" in res.output
