@@ -632,14 +632,17 @@ def _aiperf_metrics(obj: dict, where: str) -> dict:
     return out
 
 
-def _aiperf_length(config: dict, measured: float | None, what: str, notes: list[str]) -> int | dict:
+def _aiperf_length(config: dict, measured: float | None, what: str, notes: list[str], where: str) -> int | dict:
     """A length spec from aiperf's synthetic-token config (`--isl` / `--isl-stddev`, `--osl` /
     `--osl-stddev`): normal about the mean (aiperf draws one length per dataset entry), fixed
     without a spread; the measured mean where the config names none."""
     mean, std = _num(config.get("mean")), _num(config.get("stddev")) or 0.0
     if mean is None:
         if measured is None:
-            raise FrontierError(f"aiperf run: input_config sets no {what} length and the file measured none")
+            raise FrontierError(
+                f"{where}: input_config sets no {what} length and the file measured none "
+                f"({what}_sequence_length); pass the run's export with its metrics"
+            )
         mean = measured
         notes.append(f"{what} length: the measured mean {measured:.0f} (input_config sets none)")
     mean = max(int(round(mean)), 1)
@@ -682,7 +685,7 @@ def load_aiperf_object(obj: dict, path: Path, index: int | None = None) -> Measu
     }
     for name, tag in (("input", "input_sequence_length"), ("output", "output_sequence_length")):
         spec = section(prompt, f"{name}_tokens")
-        workload[f"{name}_len"] = _aiperf_length(spec, _aiperf_avg(obj, tag), name, notes)
+        workload[f"{name}_len"] = _aiperf_length(spec, _aiperf_avg(obj, tag), name, notes, where)
         src[f"{name}_len"] = f"input_config: input.prompt.{name}_tokens" if "mean" in spec else f"measured {tag}"
     if concurrency:
         workload["concurrency"] = concurrency

@@ -83,6 +83,9 @@ def test_aiperf_latencies_come_in_ms_whatever_unit_they_were_written_in(tmp_path
     obj["request_latency"]["unit"] = "fortnights"
     with pytest.raises(FrontierError, match="request_latency is in 'fortnights'"):
         load_result_file(_write(tmp_path, obj))
+    del obj["output_sequence_length"], obj["request_latency"]  # no output length anywhere
+    with pytest.raises(FrontierError, match="input_config sets no output length and the file measured none"):
+        load_result_file(_write(tmp_path, obj))
 
 
 def test_input_config_without_metrics_is_not_a_result():
