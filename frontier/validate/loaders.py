@@ -189,7 +189,10 @@ def load_folder(folder: Path) -> tuple[list[MeasuredRun], list[str]]:
     (returned as 'name: why'). An error if nothing in the folder is a measured run."""
     runs: list[MeasuredRun] = []
     skipped: list[str] = []
+    aiperf = (folder / AIPERF_SUMMARY).is_file()
     for entry in sorted(folder.iterdir()):
+        if aiperf and entry.name in (AIPERF_RECORDS, AIPERF_INPUTS):
+            continue  # read with the summary / what aiperf sent: not runs of their own
         if entry.is_dir() and (entry / "requests.jsonl").is_file():
             runs.append(load_vllm_requests(entry))
         elif entry.is_file() and entry.suffix in RESULT_SUFFIXES:
@@ -218,6 +221,8 @@ def load_result_file(path: Path) -> list[MeasuredRun]:
     many = len(objects) > 1
     for i, (line_no, obj) in enumerate(objects):
         kind = detect_kind(obj)
+        if kind is None and isinstance(obj, dict) and {"metadata", "metrics"} <= set(obj):
+            raise NotAResult(path, f"aiperf's per-request records: pass {AIPERF_SUMMARY} (they are read with it)")
         if kind is None:
             where = f"line {line_no}: " if many else ""
             raise NotAResult(
@@ -593,6 +598,9 @@ _MS_PER = {"ms": 1.0, "s": 1e3, "sec": 1e3, "us": 1e-3, "ns": 1e-6}
 # common/config/config_defaults.py): 100 synthetic prompts, reused; 10 requests; no warmup.
 AIPERF_DATASET_ENTRIES = 100
 AIPERF_REQUEST_COUNT = 10
+# What aiperf writes beside its summary (docs/tutorials/working-with-profile-exports.md): the
+# per-request records, read with the summary, and the prompts it sent.
+AIPERF_SUMMARY, AIPERF_RECORDS, AIPERF_INPUTS = "profile_export_aiperf.json", "profile_export.jsonl", "inputs.json"
 
 
 def _aiperf_avg(obj: dict, tag: str) -> float | None:
@@ -630,6 +638,44 @@ def _aiperf_metrics(obj: dict, where: str) -> dict:
                 int(round(x)) if name in ("completed", "failed", "total_input_tokens", "total_output_tokens") else x
             )
     return out
+
+
+def _aiperf_records(path: Path) -> dict | None:
+    """The per-request arrays (vLLM's `--save-detailed` names, seconds) of the records aiperf
+    writes beside its summary, measured phase only; None where there are none. A record's
+    metrics are `{tag: {"value", "unit"}}`, its send time `metadata.request_start_ns`, a failed
+    one has an `error` (and only `error_isl` among its metrics)."""
+    records = path.parent / AIPERF_RECORDS
+    if not records.is_file():
+        return None
+    arrays: dict[str, list] = {
+        k: [] for k in ("input_lens", "output_lens", "ttfts", "itls", "latencies", "start_times", "errors")
+    }
+    for line_no, rec in _read_json_objects(records):
+        if not isinstance(rec, dict) or not isinstance(rec.get("metadata"), dict):
+            raise FrontierError(f"{records}: line {line_no} is not an aiperf record (no metadata)")
+        meta, metrics = rec["metadata"], rec.get("metrics") or {}
+        if meta.get("benchmark_phase", "profiling") != "profiling":
+            continue
+
+        def value(tag: str, seconds: bool = False):
+            m = metrics.get(tag)
+            v = m.get("value") if isinstance(m, dict) else None
+            if v is None or not seconds:
+                return v
+            scale = _MS_PER.get(str(m.get("unit", "ms")))
+            if scale is None:
+                raise FrontierError(f"{records}: line {line_no}: {tag} is in {m.get('unit')!r}; aiperf writes ms")
+            return [x * scale / 1e3 for x in v] if isinstance(v, list) else _num(v) * scale / 1e3
+
+        arrays["errors"].append(rec.get("error") or "")
+        arrays["input_lens"].append(value("input_sequence_length") or value("error_isl") or 0)
+        arrays["output_lens"].append(value("output_sequence_length") or 0)
+        arrays["ttfts"].append(value("time_to_first_token", seconds=True) or 0.0)
+        arrays["itls"].append(value("inter_chunk_latency", seconds=True) or [])
+        arrays["latencies"].append(value("request_latency", seconds=True) or 0.0)
+        arrays["start_times"].append((_num(meta.get("request_start_ns")) or 0.0) / 1e9)
+    return arrays if arrays["input_lens"] else None
 
 
 def _aiperf_length(config: dict, measured: float | None, what: str, notes: list[str], where: str) -> int | dict:
@@ -719,7 +765,7 @@ def load_aiperf_object(obj: dict, path: Path, index: int | None = None) -> Measu
         workload=workload,
         workload_from=src,
     )
-    return MeasuredRun(
+    run = MeasuredRun(
         source=path,
         kind="aiperf",
         settings=settings,
@@ -730,6 +776,13 @@ def load_aiperf_object(obj: dict, path: Path, index: int | None = None) -> Measu
         failed=int(reported.get("failed", 0)),
         notes=notes,
     )
+    arrays = _aiperf_records(path)
+    if arrays is not None:
+        ends = [s + (lat or 0.0) for s, lat in zip(arrays["start_times"], arrays["latencies"])]
+        duration = reported.get("duration") or (max(ends) - min(arrays["start_times"]))
+        _fill_per_request(run, arrays, duration)
+        notes.append(f"per-request metrics from {AIPERF_RECORDS} beside it ({len(arrays['errors'])} measured requests)")
+    return run
 
 
 # ---------------------------------------------------------------------------- vLLM engine timestamps

@@ -117,3 +117,49 @@ def test_an_aiperf_replay_of_a_development_run_predicts_what_make_accuracy_does(
     )
     assert res.exit_code == 0, res.output
     assert "--frontend flag" in res.output and "aiperf's default --num-dataset-entries" in res.output
+
+
+def _record(phase: str, start_ns: int, ttft_ms: float, chunks_ms: list[float], isl: int = 1024) -> dict:
+    """One of aiperf's per-request records (profile_export.jsonl), in the layout of its docs."""
+    latency = ttft_ms + sum(chunks_ms)
+    return {
+        "metadata": {"session_num": 0, "request_start_ns": start_ns, "benchmark_phase": phase},
+        "metrics": {
+            "input_sequence_length": {"value": isl, "unit": "tokens"},
+            "time_to_first_token": {"value": ttft_ms, "unit": "ms"},
+            "request_latency": {"value": latency, "unit": "ms"},
+            "inter_chunk_latency": {"value": chunks_ms, "unit": "ms"},
+            "output_sequence_length": {"value": len(chunks_ms) + 1, "unit": "tokens"},
+        },
+        "error": None,
+    }
+
+
+def test_the_per_request_records_beside_the_summary_give_the_measured_metrics(tmp_path):
+    from frontier.validate.loaders import NotAResult, load_folder
+
+    (tmp_path / "profile_export_aiperf.json").write_text(AIPERF.read_text())
+    failed = {
+        "metadata": {"request_start_ns": 3_000_000_000, "benchmark_phase": "profiling"},
+        "metrics": {"error_isl": {"value": 1024, "unit": "tokens"}},
+        "error": {"code": 499, "type": "RequestCancellationError", "message": "cancelled"},
+    }
+    records = [
+        _record("warmup", 0, 999.0, [99.0]),  # not measured
+        _record("profiling", 1_000_000_000, 100.0, [20.0, 30.0]),
+        _record("profiling", 1_500_000_000, 300.0, [40.0, 40.0]),
+        failed,
+    ]
+    (tmp_path / "profile_export.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    (tmp_path / "inputs.json").write_text('{"data": []}')
+    runs, skipped = load_folder(tmp_path)
+    (run,) = runs
+    assert skipped == [] and run.metrics_from == "per-request data" and run.failed == 1
+    # The two completed requests: TTFT 100 and 300 ms; TPOT (latency - TTFT) / 2 = 25 and 40 ms;
+    # ITLs the four chunk gaps; both sent 0.5 s apart.
+    assert run.metrics["mean_ttft_ms"] == pytest.approx(200.0)
+    assert run.metrics["mean_tpot_ms"] == pytest.approx(32.5)
+    assert run.metrics["mean_itl_ms"] == pytest.approx(32.5) and run.metrics["median_itl_ms"] == pytest.approx(35.0)
+    assert list(run.arrival_s) == [0.0, 0.5]
+    with pytest.raises(NotAResult, match="pass profile_export_aiperf.json"):
+        load_result_file(tmp_path / "profile_export.jsonl")
