@@ -642,7 +642,7 @@ def _aiperf_metrics(obj: dict, where: str) -> dict:
 
 def _aiperf_records(path: Path) -> dict | None:
     """The per-request arrays (vLLM's `--save-detailed` names, seconds) of the records aiperf
-    writes beside its summary, measured phase only; None where there are none. A record's
+    writes beside its summary `path`, measured phase only; None where there are none. A record's
     metrics are `{tag: {"value", "unit"}}`, its send time `metadata.request_start_ns`, a failed
     one has an `error` (and only `error_isl` among its metrics)."""
     records = path.parent / AIPERF_RECORDS
@@ -776,7 +776,7 @@ def load_aiperf_object(obj: dict, path: Path, index: int | None = None) -> Measu
         failed=int(reported.get("failed", 0)),
         notes=notes,
     )
-    arrays = _aiperf_records(path)
+    arrays = _aiperf_records(path) if path.name == AIPERF_SUMMARY and index is None else None
     if arrays is not None:
         ends = [s + (lat or 0.0) for s, lat in zip(arrays["start_times"], arrays["latencies"])]
         duration = reported.get("duration") or (max(ends) - min(arrays["start_times"]))
