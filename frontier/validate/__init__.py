@@ -1,4 +1,5 @@
-"""Validation: replay measured vLLM / SGLang benchmark runs and compare with the simulator.
+"""Validation: replay measured vLLM / SGLang benchmark runs (vllm bench serve, SGLang bench_serving,
+aiperf, engine timestamps) and compare with the simulator.
 
 runs = load_measured("vllm-result.json")          # -> [MeasuredRun, ...]
 val = validate_run(runs[0], {"gpu": "h100-sxm"})  # replay + simulate + compare
