@@ -524,7 +524,8 @@ def load_vllm_object(obj: dict, path: Path, index: int | None = None) -> Measure
         engine_args=engine_args,
         engine_args_from="file metadata" if engine_args else "",
     )
-    run = _summary_run(obj, path, index, "vllm-bench", settings, reported)[0]
+    arrays = _detail_arrays(obj, path, "" if index is None else f"run {index}: ")
+    run = _summary_run(path, index, "vllm-bench", settings, reported, arrays)
     own = obj.get("frontier")
     if isinstance(own, dict) and isinstance(own.get("scenario"), dict):
         run.scenario = own["scenario"]
@@ -533,10 +534,17 @@ def load_vllm_object(obj: dict, path: Path, index: int | None = None) -> Measure
 
 
 def _summary_run(
-    obj: dict, path: Path, index: int | None, kind: str, settings: RunSettings, reported: dict
-) -> tuple[MeasuredRun, bool]:
-    """A run from a file's summary metrics, filled from its per-request arrays when it has them
-    (the flag says whether it had)."""
+    path: Path,
+    index: int | None,
+    kind: str,
+    settings: RunSettings,
+    reported: dict,
+    arrays: dict | None,
+    notes: list[str] | None = None,
+    duration_s: float | None = None,
+) -> MeasuredRun:
+    """A run from a file's summary metrics, filled from its per-request arrays (vLLM's
+    `--save-detailed` names) where it has them, over the file's duration unless `duration_s`."""
     run = MeasuredRun(
         source=path,
         kind=kind,
@@ -546,12 +554,11 @@ def _summary_run(
         metrics_from="file summary",
         index=index,
         failed=int(reported.get("failed", 0)),
+        notes=notes if notes is not None else [],
     )
-    where = "" if index is None else f"run {index}: "
-    arrays = _detail_arrays(obj, path, where)
     if arrays is not None:
-        _fill_per_request(run, arrays, reported.get("duration"))
-    return run, arrays is not None
+        _fill_per_request(run, arrays, duration_s or reported.get("duration"))
+    return run
 
 
 # ---------------------------------------------------------------------------- SGLang bench_serving
@@ -574,8 +581,9 @@ def load_sglang_object(obj: dict, path: Path, index: int | None = None) -> Measu
         date=_str(obj.get("date")),
         dataset=dataset,
     )
-    run, detailed = _summary_run(obj, path, index, "sglang-bench", settings, reported)
-    if detailed:
+    arrays = _detail_arrays(obj, path, "" if index is None else f"run {index}: ")
+    run = _summary_run(path, index, "sglang-bench", settings, reported, arrays)
+    if arrays is not None:
         if run.arrival_s is None:
             run.notes.append("SGLang records no send times; arrivals are re-drawn from the rate")
     return run
@@ -765,24 +773,13 @@ def load_aiperf_object(obj: dict, path: Path, index: int | None = None) -> Measu
         workload=workload,
         workload_from=src,
     )
-    run = MeasuredRun(
-        source=path,
-        kind="aiperf",
-        settings=settings,
-        metrics=dict(reported),
-        reported=reported,
-        metrics_from="file summary",
-        index=index,
-        failed=int(reported.get("failed", 0)),
-        notes=notes,
-    )
     arrays = _aiperf_records(path) if path.name == AIPERF_SUMMARY and index is None else None
+    span = None
     if arrays is not None:
         ends = [s + (lat or 0.0) for s, lat in zip(arrays["start_times"], arrays["latencies"])]
-        duration = reported.get("duration") or (max(ends) - min(arrays["start_times"]))
-        _fill_per_request(run, arrays, duration)
+        span = max(ends) - min(arrays["start_times"])  # first send to last response, where no duration is given
         notes.append(f"per-request metrics from {AIPERF_RECORDS} beside it ({len(arrays['errors'])} measured requests)")
-    return run
+    return _summary_run(path, index, "aiperf", settings, reported, arrays, notes, reported.get("duration") or span)
 
 
 # ---------------------------------------------------------------------------- vLLM engine timestamps
