@@ -225,8 +225,8 @@ def build_scenario_dict(
         }
         dep_flags = {
             k: flags[k]
-            for k in ("tp", "pp", "dp", "ep", "max_num_seqs", "max_num_batched_tokens", "enable_prefix_caching")
-            if k in flags
+            for k in OVERRIDE_KEYS
+            if k in flags and k not in ("model", "gpu")  # the rest are per-cluster fields
         }
         if dep_flags:
             deployment = {"clusters": [dict(c, **dep_flags) for c in base_dep["clusters"]]}

@@ -163,3 +163,27 @@ def test_the_per_request_records_beside_the_summary_give_the_measured_metrics(tm
     assert list(run.arrival_s) == [0.0, 0.5]
     with pytest.raises(NotAResult, match="pass profile_export_aiperf.json"):
         load_result_file(tmp_path / "profile_export.jsonl")
+
+
+def test_engine_and_front_end_flags_reach_every_cluster_of_a_disaggregated_scenario(tmp_path):
+    from frontier.validate.replay import plan_replay
+
+    (run,) = load_measured(AIPERF)
+    scenario = tmp_path / "pd.yaml"
+    scenario.write_text(
+        json.dumps(
+            {
+                "gpu": "h100-sxm",
+                "deployment": {"clusters": [{"name": "p", "role": "prefill"}, {"name": "d", "role": "decode"}]},
+            }
+        )
+    )
+    flags = {"engine": "sglang", "engine_version": "0.5.8.post1", "frontend": "dynamo", "tp": 2}
+    replay = plan_replay(run, flags, scenario)
+    for cluster in replay.scenario.clusters:
+        assert (cluster.engine, cluster.engine_version, cluster.frontend, cluster.tp) == (
+            "sglang",
+            "0.5.8.post1",
+            "dynamo",
+            2,
+        )
