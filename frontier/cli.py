@@ -176,7 +176,12 @@ def warn_line(text: str) -> None:
 @click.option("--quantization", help="vLLM's --quantization: fp8, fp8_block, mxfp4, nvfp4, awq, gptq.")
 @click.option("--kv-cache-dtype", help="auto | fp8.")
 @click.option(
-    "--num-requests", "--num-prompts", "num_requests", type=int, help="Requests to simulate (a cap for traces)."
+    "--num-requests",
+    "--num-prompts",
+    "--request-count",
+    "num_requests",
+    type=int,
+    help="Requests to simulate (a cap for traces).",
 )
 @click.option(
     "--rate",
@@ -195,8 +200,8 @@ def warn_line(text: str) -> None:
     type=int,
     help="At most this many requests in flight: a closed loop of clients.",
 )
-@click.option("--input-len", "--random-input-len", "input_len", type=int, help="Prompt tokens per request.")
-@click.option("--output-len", "--random-output-len", "output_len", type=int, help="Output tokens per request.")
+@click.option("--input-len", "--random-input-len", "--isl", "input_len", type=int, help="Prompt tokens per request.")
+@click.option("--output-len", "--random-output-len", "--osl", "output_len", type=int, help="Output tokens per request.")
 @click.option(
     "--random-range-ratio",
     type=click.FloatRange(0, 1, max_open=True),

@@ -246,6 +246,22 @@ def test_num_dataset_entries_draws_prompts_from_a_pool_the_prefix_cache_serves(t
     assert hit_rate() == 0.0  # every prompt distinct, as vllm bench serve's random dataset
 
 
+def test_aiperfs_flag_names_describe_the_same_run(tmp_path):
+    # aiperf's --concurrency --request-count --isl --osl --num-dataset-entries
+    # --warmup-request-count: the same requests as vllm bench serve's names for them.
+    def run(name, *flags):
+        out = tmp_path / name
+        assert_ok(invoke("simulate", "--model", "llama-3.1-8b", "--gpu", "h100-sxm", *flags, "-o", out, *FAST))
+        return summary(out)
+
+    aiperf = run("aiperf", "--concurrency", 2, "--request-count", 6, "--isl", 300, "--osl", 5, "--num-dataset-entries", 3,
+                 "--warmup-request-count", 2)  # fmt: skip
+    vllm = run("vllm", "--max-concurrency", 2, "--num-prompts", 6, "--random-input-len", 300, "--random-output-len", 5,
+               "--prompt-pool", 3, "--num-warmups", 2)  # fmt: skip
+    assert aiperf["completed"] == 6 and aiperf["total_input_tokens"] == 6 * 300
+    assert aiperf["mean_ttft_ms"] == vllm["mean_ttft_ms"] and aiperf["mean_tpot_ms"] == vllm["mean_tpot_ms"]
+
+
 def test_frontend_flag_puts_dynamo_before_the_engine_and_says_so(tmp_path):
     from frontier.engine import DYNAMO_US_PER_PROMPT_TOKEN
 
