@@ -113,7 +113,8 @@ def spec_dict_from_flags(flags: dict) -> dict:
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def sweep(spec_file, outdir, jobs, ray_address, resume, no_early_stop, no_plots, quiet, **flags):
     """Search deployments for the most tokens/s/GPU under an SLO: results.csv, pareto.csv,
-    pareto.png, best.json (with the `vllm serve` / SGLang and `vllm bench serve` commands)."""
+    pareto.png, best.json (with the `vllm serve` / SGLang, `vllm bench serve` and `aiperf profile`
+    commands)."""
     from rich.console import Console
 
     from frontier.spec.scenario import read_yaml_mapping

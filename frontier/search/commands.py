@@ -9,7 +9,9 @@ and `datasets.py`: --dataset-name random, --random-input-len, --max-concurrency,
 ttft:MS, --percentile-metrics, --save-result, --save-detailed); SGLang's server arguments
 (`python/sglang/srt/server_args.py`: --tp-size, --pp-size, --dp-size, --enable-dp-attention,
 --ep-size, --max-running-requests, --chunked-prefill-size, --mem-fraction-static, --page-size,
---disable-radix-cache, --disaggregation-mode).
+--disable-radix-cache, --disaggregation-mode); aiperf's (`aiperf/common/config/*_config.py`:
+--concurrency, --request-rate, --request-count, --warmup-request-count, --isl, --osl,
+--num-dataset-entries, --extra-inputs, --streaming), as Dynamo and aiconfigurator benchmark.
 """
 
 from __future__ import annotations
@@ -114,6 +116,13 @@ def serve_commands(model: str, deployment: dict) -> dict:
     return {"engine": engine, "serve": cmds, "notes": notes}
 
 
+def _mean_length(x) -> int:
+    """A workload length spec's mean (fixed, uniform, normal / lognormal)."""
+    if isinstance(x, dict):
+        return int(x.get("value") or x.get("mean") or ((x.get("min", 1) + (x.get("max") or 1)) // 2))
+    return int(x)
+
+
 def bench_command(
     model: str,
     engine: str,
@@ -144,19 +153,13 @@ def bench_command(
             str(trace.get("path") if isinstance(trace, dict) else trace),
         ]
     else:
-
-        def mean(x):
-            if isinstance(x, dict):
-                return int(x.get("value") or x.get("mean") or ((x.get("min", 1) + (x.get("max") or 1)) // 2))
-            return int(x)
-
         args += [
             "--dataset-name",
             "random",
             "--random-input-len",
-            str(mean(workload.get("input_len", 1024))),
+            str(_mean_length(workload.get("input_len", 1024))),
             "--random-output-len",
-            str(mean(workload.get("output_len", 256))),
+            str(_mean_length(workload.get("output_len", 256))),
             "--ignore-eos",
         ]
     args += ["--num-prompts", str(num_prompts), "--request-rate", "inf" if rate is None else f"{rate:g}"]
@@ -166,4 +169,36 @@ def bench_command(
     if slo:
         args += ["--goodput", *[f"{k.removesuffix('_ms')}:{v:g}" for k, v in slo.items()]]
     args += ["--save-result", "--save-detailed"]
+    return shlex.join(args)
+
+
+def aiperf_command(
+    model: str, port: int, workload: dict, concurrency: int | None, rate: float | None, num_prompts: int
+) -> str | None:
+    """`aiperf profile` measuring the same load point with synthetic prompts (None for a trace):
+    its `profile_export_aiperf.json` is what `frontier validate` replays. aiperf reuses 100
+    prompts unless told otherwise, so the workload's `prompt_pool` is passed as it is, or every
+    prompt made distinct (as many dataset entries as requests, warmup included)."""
+    if workload.get("trace"):
+        return None
+    warmup = int(workload.get("warmup_requests") or 0)
+    args = ["aiperf", "profile", "--model", model, "--url", f"http://localhost:{port}"]
+    args += ["--endpoint-type", "chat", "--streaming"]
+    if concurrency is not None:
+        args += ["--concurrency", str(concurrency)]
+    if rate is not None:
+        args += ["--request-rate", f"{rate:g}"]
+    args += ["--request-count", str(num_prompts)]
+    if warmup:
+        args += ["--warmup-request-count", str(warmup)]
+    args += [
+        "--isl",
+        str(_mean_length(workload.get("input_len", 1024))),
+        "--osl",
+        str(_mean_length(workload.get("output_len", 256))),
+        "--num-dataset-entries",
+        str(workload.get("prompt_pool") or num_prompts + warmup),
+        "--extra-inputs",
+        "ignore_eos:true",
+    ]
     return shlex.join(args)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from frontier.search.commands import bench_command, serve_commands
+from frontier.search.commands import SGLANG_PORT, VLLM_PORT, aiperf_command, bench_command, serve_commands
 from frontier.search.pareto import X, Y, best_row, pareto_rows
 
 
@@ -59,7 +59,19 @@ def best_config(result) -> dict:
         "bench_command": bench_command(
             mid, serve["engine"], spec.workload, conc, rate, int(row.num_requests), spec.slo
         ),
+        "aiperf_command": aiperf_command(
+            mid, _port(deployment, serve["engine"]), spec.workload, conc, rate, int(row.num_requests)
+        ),
     }
+
+
+def _port(deployment: dict | None, engine: str) -> int:
+    """Where the deployment serves: Dynamo's front end (8000, dynamo.frontend's default) or the
+    engine's own server."""
+    clusters = (deployment or {}).get("clusters", [deployment or {}])
+    if any(c.get("frontend") == "dynamo" for c in clusters):
+        return 8000
+    return SGLANG_PORT if engine == "sglang" else VLLM_PORT
 
 
 def write_outputs(result, plots: bool = True) -> list[Path]:

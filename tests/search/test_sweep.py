@@ -115,6 +115,13 @@ def test_70b_best_meets_slo_and_resimulates_alone(sweep70):
     bench = best["bench_command"]
     assert f"--max-concurrency {best['best']['concurrency']}" in bench
     assert "--random-input-len 1024" in bench and "--goodput ttft:2000 tpot:50" in bench
+    # aiperf at the same point, every prompt distinct (no pool in this sweep: aiperf would reuse 100).
+    aiperf = best["aiperf_command"]
+    n = int(m["num_requests"])
+    assert aiperf.startswith("aiperf profile --model meta-llama/Llama-3.1-70B-Instruct --url http://localhost:8000 ")
+    assert f"--concurrency {best['best']['concurrency']} --request-count {n} " in aiperf
+    assert "--isl 1024 --osl 256 " in aiperf and aiperf.endswith("--extra-inputs ignore_eos:true")
+    assert f"--num-dataset-entries {n}" in aiperf
 
 
 def test_70b_early_stop_skips_only_after_a_clear_miss(sweep70):
@@ -306,3 +313,23 @@ def test_pd_space_and_sglang_commands():
     assert "python -m dynamo.frontend" in dynamo["notes"][0] and "dynamo.sglang" in dynamo["notes"][0]
     assert not any("Dynamo" in n for n in plain["notes"])
     assert math.isfinite(len(bad))
+
+
+def test_the_aiperf_command_keeps_the_workloads_prompt_pool_warmup_and_front_end():
+    from frontier.search.commands import aiperf_command
+    from frontier.search.report import _port
+
+    workload = {"input_len": {"dist": "uniform", "min": 800, "max": 1200}, "output_len": 100, "prompt_pool": 100}
+    cmd = aiperf_command(
+        "Qwen/Qwen3-32B", _port({"frontend": "dynamo"}, "sglang"), dict(workload, warmup_requests=128), 64, None, 1280
+    )
+    assert cmd == (
+        "aiperf profile --model Qwen/Qwen3-32B --url http://localhost:8000 --endpoint-type chat --streaming "
+        "--concurrency 64 --request-count 1280 --warmup-request-count 128 --isl 1000 --osl 100 "
+        "--num-dataset-entries 100 --extra-inputs ignore_eos:true"
+    )
+    # SGLang's own server; no pool: as many distinct prompts as requests; a rate instead of clients.
+    cmd = aiperf_command("m", _port({"engine": "sglang"}, "sglang"), {"input_len": 10, "output_len": 5}, None, 2.5, 40)
+    assert "--url http://localhost:30000 " in cmd and "--request-rate 2.5 --request-count 40 " in cmd
+    assert "--num-dataset-entries 40 " in cmd and "--concurrency" not in cmd
+    assert aiperf_command("m", 8000, {"trace": {"path": "t.csv"}}, 4, None, 10) is None  # a trace: vllm bench only
