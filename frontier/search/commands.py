@@ -116,6 +116,18 @@ def serve_commands(model: str, deployment: dict) -> dict:
     return {"engine": engine, "serve": cmds, "notes": notes}
 
 
+DYNAMO_PORT = 8000  # `python -m dynamo.frontend`'s default HTTP port
+
+
+def serving_port(deployment: dict | None, engine: str) -> int:
+    """Where a deployment takes requests: Dynamo's front end where it stands before the engine,
+    else the engine's own server."""
+    clusters = (deployment or {}).get("clusters", [deployment or {}])
+    if any(c.get("frontend") == "dynamo" for c in clusters):
+        return DYNAMO_PORT
+    return SGLANG_PORT if engine == "sglang" else VLLM_PORT
+
+
 def _mean_length(x) -> int:
     """A workload length spec's mean (fixed, uniform, normal / lognormal)."""
     if isinstance(x, dict):
@@ -126,6 +138,7 @@ def _mean_length(x) -> int:
 def bench_command(
     model: str,
     engine: str,
+    port: int,
     workload: dict,
     concurrency: int | None,
     rate: float | None,
@@ -140,7 +153,7 @@ def bench_command(
         "--backend",
         "sglang" if engine == "sglang" else "vllm",
         "--port",
-        str(SGLANG_PORT if engine == "sglang" else VLLM_PORT),
+        str(port),
         "--model",
         model,
     ]

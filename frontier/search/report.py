@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from frontier.search.commands import SGLANG_PORT, VLLM_PORT, aiperf_command, bench_command, serve_commands
+from frontier.search.commands import aiperf_command, bench_command, serve_commands, serving_port
 from frontier.search.pareto import X, Y, best_row, pareto_rows
 
 
@@ -37,6 +37,7 @@ def best_config(result) -> dict:
     mid = model.served_id
     deployment = scenario["deployment"] if scenario else None
     serve = serve_commands(mid, deployment) if deployment else {"engine": "vllm", "serve": [], "notes": []}
+    port = serving_port(deployment, serve["engine"])
     conc = None if pd.isna(row.concurrency) else int(row.concurrency)
     rate = None if pd.isna(row.request_rate) else float(row.request_rate)
     metrics = {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
@@ -57,21 +58,10 @@ def best_config(result) -> dict:
         "serve_commands": serve["serve"],
         "notes": serve["notes"],
         "bench_command": bench_command(
-            mid, serve["engine"], spec.workload, conc, rate, int(row.num_requests), spec.slo
+            mid, serve["engine"], port, spec.workload, conc, rate, int(row.num_requests), spec.slo
         ),
-        "aiperf_command": aiperf_command(
-            mid, _port(deployment, serve["engine"]), spec.workload, conc, rate, int(row.num_requests)
-        ),
+        "aiperf_command": aiperf_command(mid, port, spec.workload, conc, rate, int(row.num_requests)),
     }
-
-
-def _port(deployment: dict | None, engine: str) -> int:
-    """Where the deployment serves: Dynamo's front end (8000, dynamo.frontend's default) or the
-    engine's own server."""
-    clusters = (deployment or {}).get("clusters", [deployment or {}])
-    if any(c.get("frontend") == "dynamo" for c in clusters):
-        return 8000
-    return SGLANG_PORT if engine == "sglang" else VLLM_PORT
 
 
 def write_outputs(result, plots: bool = True) -> list[Path]:

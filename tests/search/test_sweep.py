@@ -316,12 +316,16 @@ def test_pd_space_and_sglang_commands():
 
 
 def test_the_aiperf_command_keeps_the_workloads_prompt_pool_warmup_and_front_end():
-    from frontier.search.commands import aiperf_command
-    from frontier.search.report import _port
+    from frontier.search.commands import aiperf_command, bench_command, serving_port
 
     workload = {"input_len": {"dist": "uniform", "min": 800, "max": 1200}, "output_len": 100, "prompt_pool": 100}
     cmd = aiperf_command(
-        "Qwen/Qwen3-32B", _port({"frontend": "dynamo"}, "sglang"), dict(workload, warmup_requests=128), 64, None, 1280
+        "Qwen/Qwen3-32B",
+        serving_port({"frontend": "dynamo"}, "sglang"),
+        dict(workload, warmup_requests=128),
+        64,
+        None,
+        1280,
     )
     assert cmd == (
         "aiperf profile --model Qwen/Qwen3-32B --url http://localhost:8000 --endpoint-type chat --streaming "
@@ -329,7 +333,12 @@ def test_the_aiperf_command_keeps_the_workloads_prompt_pool_warmup_and_front_end
         "--num-dataset-entries 100 --extra-inputs ignore_eos:true"
     )
     # SGLang's own server; no pool: as many distinct prompts as requests; a rate instead of clients.
-    cmd = aiperf_command("m", _port({"engine": "sglang"}, "sglang"), {"input_len": 10, "output_len": 5}, None, 2.5, 40)
+    cmd = aiperf_command(
+        "m", serving_port({"engine": "sglang"}, "sglang"), {"input_len": 10, "output_len": 5}, None, 2.5, 40
+    )
     assert "--url http://localhost:30000 " in cmd and "--request-rate 2.5 --request-count 40 " in cmd
     assert "--num-dataset-entries 40 " in cmd and "--concurrency" not in cmd
     assert aiperf_command("m", 8000, {"trace": {"path": "t.csv"}}, 4, None, 10) is None  # a trace: vllm bench only
+    # vllm bench serve measures the same server: Dynamo's front end when it stands before SGLang.
+    bench = bench_command("m", "sglang", serving_port({"frontend": "dynamo"}, "sglang"), workload, 64, None, 1280, None)
+    assert "--backend sglang --port 8000 " in bench
