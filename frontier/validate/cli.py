@@ -10,6 +10,7 @@ import click
 
 from frontier.engine import ENGINES, FRONTENDS
 from frontier.errors import FrontierError
+from frontier.validate.loaders import AIPERF_SUMMARY
 
 DEFAULT_OUT = Path("results") / "validate"
 
@@ -19,8 +20,11 @@ def _slug(text: str) -> str:
 
 
 def _run_dir(run) -> str:
-    """A run's folder name: the file's stem, with the run number for multi-run files."""
+    """A run's folder name: the file's stem (an aiperf summary's: its folder's), with the run
+    number for multi-run files."""
     stem = run.source.stem if run.source.is_file() else run.source.name
+    if run.kind == "aiperf" and run.source.name == AIPERF_SUMMARY:
+        stem = run.source.parent.name
     return _slug(stem if run.index is None else f"{stem}-{run.index}")
 
 

@@ -147,7 +147,10 @@ class MeasuredRun:
 
     @property
     def label(self) -> str:
-        return self.source.name if self.index is None else f"{self.source.name}#{self.index}"
+        name = self.source.name
+        if name == AIPERF_SUMMARY:  # aiperf names every run's file alike: its folder tells them apart
+            name = f"{self.source.parent.name}/{name}"
+        return name if self.index is None else f"{name}#{self.index}"
 
     @property
     def has_per_request(self) -> bool:
@@ -184,16 +187,24 @@ def load_measured(path: str | Path) -> list[MeasuredRun]:
     return load_result_file(path)
 
 
+def _natural(path: Path) -> list:
+    """Sort key: numbers in a name by value (concurrency_2 before concurrency_16)."""
+    return [(0, int(s), "") if s.isdigit() else (1, 0, s) for s in re.split(r"(\d+)", path.name)]
+
+
 def load_folder(folder: Path) -> tuple[list[MeasuredRun], list[str]]:
-    """All runs in a folder's result files and run subfolders; foreign JSON files are skipped
-    (returned as 'name: why'). An error if nothing in the folder is a measured run."""
+    """All runs in a folder's result files and run subfolders (vLLM run folders, aiperf artifact
+    folders such as aiconfigurator's bench_run.sh writes one per concurrency); foreign JSON files
+    are skipped (returned as 'name: why'). An error if nothing in the folder is a measured run."""
     runs: list[MeasuredRun] = []
     skipped: list[str] = []
     aiperf = (folder / AIPERF_SUMMARY).is_file()
-    for entry in sorted(folder.iterdir()):
+    for entry in sorted(folder.iterdir(), key=_natural):
         if aiperf and entry.name in (AIPERF_RECORDS, AIPERF_INPUTS):
             continue  # read with the summary / what aiperf sent: not runs of their own
-        if entry.is_dir() and (entry / "requests.jsonl").is_file():
+        if entry.is_dir() and (entry / AIPERF_SUMMARY).is_file():
+            runs.extend(load_result_file(entry / AIPERF_SUMMARY))
+        elif entry.is_dir() and (entry / "requests.jsonl").is_file():
             runs.append(load_vllm_requests(entry))
         elif entry.is_file() and entry.suffix in RESULT_SUFFIXES:
             try:

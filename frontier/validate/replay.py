@@ -286,12 +286,18 @@ def build_scenario_dict(
                 deployment[key] = value
                 prov[f"deployment.{key}"] = {"value": value, "from": f"scenario file {base_name}"}
 
-    d = {"name": f"validate-{run.label}", "model": model, "gpu": gpu, "deployment": deployment}
+    d = {"name": _scenario_name(run), "model": model, "gpu": gpu, "deployment": deployment}
     if base.get("slo"):
         d["slo"] = base["slo"]
     seed = _pick(prov, "seed", [(base.get("seed"), f"scenario file {base_name}")], default=0)
     d["seed"] = seed
     return d, prov
+
+
+def _scenario_name(run: MeasuredRun) -> str:
+    """The replay's scenario name: one folder name, so a label's '/' (an aiperf run's folder)
+    becomes '_'."""
+    return f"validate-{run.label}".replace("/", "_")
 
 
 def _cluster_defaults() -> dict:
@@ -495,7 +501,7 @@ def _replay_own_scenario(run: MeasuredRun, overrides: dict | None) -> Replay:
         dep[key] = flags[key]
         prov[f"deployment.{key}"] = {"value": flags[key], "from": f"--{key.replace('_', '-')} flag"}
     prov["measured_metrics"] = {"value": run.metrics_from, "from": f"{what}"}
-    scenario = scenario_from_dict(d, name=str(d.get("name", f"validate-{run.label}")))
+    scenario = scenario_from_dict(d, name=str(d.get("name", _scenario_name(run))))
     table = build_requests(scenario.workload, np.random.default_rng(scenario.seed))
     return Replay(run=run, scenario_dict=d, requests=table, provenance=prov, scenario=scenario)
 

@@ -187,3 +187,28 @@ def test_engine_and_front_end_flags_reach_every_cluster_of_a_disaggregated_scena
             "dynamo",
             2,
         )
+
+
+def test_an_aiperf_sweep_folder_is_one_run_per_concurrency_in_order(tmp_path):
+    # aiconfigurator's bench_run.sh writes ARTIFACT_DIR/concurrency_N/profile_export_aiperf.json.
+    export = json.loads(AIPERF.read_text())
+    for clients in (16, 2):
+        folder = tmp_path / "artifacts" / f"concurrency_{clients}"
+        folder.mkdir(parents=True)
+        export["input_config"]["loadgen"].update(
+            concurrency=clients, request_count=20 * clients, warmup_request_count=0
+        )
+        (folder / "profile_export_aiperf.json").write_text(json.dumps(export))
+    runs = load_measured(tmp_path / "artifacts")
+    assert [r.label for r in runs] == [
+        "concurrency_2/profile_export_aiperf.json",
+        "concurrency_16/profile_export_aiperf.json",
+    ]
+    assert [r.settings.workload["concurrency"] for r in runs] == [2, 16]
+    out = tmp_path / "out"
+    res = CliRunner().invoke(validate, [str(tmp_path / "artifacts"), "--gpu", "h100", "-o", str(out), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert (out / "concurrency_2" / "validation.json").is_file() and (
+        out / "concurrency_16" / "validation.json"
+    ).is_file()
+    assert len(json.loads((out / "summary.json").read_text())["runs"]) == 2
