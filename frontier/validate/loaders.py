@@ -230,6 +230,7 @@ def load_result_file(path: Path) -> list[MeasuredRun]:
     objects = _read_json_objects(path)
     runs = []
     many = len(objects) > 1
+    loaders = {"vllm-bench": load_vllm_object, "sglang-bench": load_sglang_object, "aiperf": load_aiperf_object}
     for i, (line_no, obj) in enumerate(objects):
         kind = detect_kind(obj)
         if kind is None and isinstance(obj, dict) and {"metadata", "metrics"} <= set(obj):
@@ -241,9 +242,7 @@ def load_result_file(path: Path) -> list[MeasuredRun]:
                 f"{where}not a benchmark result (no vllm bench serve, "
                 f"SGLang bench_serving or aiperf fields; found keys {_some_keys(obj)})",
             )
-        index = i if many else None
-        loader = {"vllm-bench": load_vllm_object, "sglang-bench": load_sglang_object, "aiperf": load_aiperf_object}
-        runs.append(loader[kind](obj, path, index))
+        runs.append(loaders[kind](obj, path, i if many else None))
     return runs
 
 
