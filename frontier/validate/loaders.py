@@ -743,6 +743,10 @@ def load_aiperf_object(obj: dict, path: Path, index: int | None = None) -> Measu
     )
     requests = _int(loadgen.get("request_count"))
     src["num_requests"] = "input_config: loadgen.request_count" if requests else "aiperf's default --request-count"
+    measured = _int(_aiperf_avg(obj, "request_count"))
+    if not requests and loadgen.get("benchmark_duration") and measured:  # a timed run: as many as it sent
+        requests = measured + (_int(_aiperf_avg(obj, "error_request_count")) or 0)
+        src["num_requests"] = "the requests a --benchmark-duration run measured (request_count + errors)"
     workload: dict = {
         "num_requests": requests or AIPERF_REQUEST_COUNT,
         "arrival": {"process": mode, "rate": "inf" if rate is None else rate},
@@ -770,6 +774,8 @@ def load_aiperf_object(obj: dict, path: Path, index: int | None = None) -> Measu
         notes.append("prompts from a dataset file: lengths replayed as their means, no prompt reuse")
     if _int(section(prompt, "prefix_prompt").get("pool_size")):
         notes.append("aiperf's shared prefix prompts (--num-prefix-prompts) are not modelled")
+    if (_num(section(section(inp, "conversation"), "turn").get("mean")) or 1) > 1:
+        notes.append("aiperf's multi-turn conversations are replayed as independent single-turn requests")
     models = endpoint.get("model_names") or []
     reported = _aiperf_metrics(obj, where)
     settings = RunSettings(

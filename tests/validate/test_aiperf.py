@@ -61,6 +61,13 @@ def test_what_input_config_leaves_out_takes_aiperfs_defaults(tmp_path):
     w = run.settings.workload
     assert w["arrival"] == {"process": "poisson", "rate": 4.0} and "concurrency" not in w
     assert w["input_len"] == {"dist": "normal", "mean": 2000, "std": 200.0} and w["num_requests"] == 50
+    # A timed run (--benchmark-duration, no count): as many requests as it measured, errors too.
+    obj["input_config"]["loadgen"] = {"concurrency": 8, "benchmark_duration": 60}
+    obj["input_config"]["input"]["conversation"]["turn"] = {"mean": 3}
+    obj.update(request_count={"unit": "requests", "avg": 412}, error_request_count={"unit": "requests", "avg": 3})
+    (run,) = load_result_file(_write(tmp_path, obj))
+    assert run.settings.workload["num_requests"] == 415 and run.failed == 3
+    assert any("multi-turn" in note for note in run.notes)
 
 
 def test_aiperf_latencies_come_in_ms_whatever_unit_they_were_written_in(tmp_path):
