@@ -82,7 +82,7 @@ def serve_commands(model: str, deployment: dict) -> dict:
     engine = clusters[0].get("engine", "vllm")
     serve = sglang_serve if engine == "sglang" else vllm_serve
     notes = []
-    if any(c.get("frontend") == "dynamo" for c in clusters):
+    if _behind_dynamo(deployment):
         notes.append(
             f"behind NVIDIA Dynamo: `python -m dynamo.frontend`, and each engine as a Dynamo worker "
             f"(`python -m dynamo.{engine}` with the same engine flags) instead of its own server"
@@ -119,11 +119,16 @@ def serve_commands(model: str, deployment: dict) -> dict:
 DYNAMO_PORT = 8000  # `python -m dynamo.frontend`'s default HTTP port
 
 
+def _behind_dynamo(deployment: dict | None) -> bool:
+    """Whether requests enter by NVIDIA Dynamo's front end (any cluster's `frontend: dynamo`)."""
+    deployment = deployment or {}
+    return any(c.get("frontend") == "dynamo" for c in deployment.get("clusters", [deployment]))
+
+
 def serving_port(deployment: dict | None, engine: str) -> int:
     """Where a deployment takes requests: Dynamo's front end where it stands before the engine,
     else the engine's own server."""
-    clusters = (deployment or {}).get("clusters", [deployment or {}])
-    if any(c.get("frontend") == "dynamo" for c in clusters):
+    if _behind_dynamo(deployment):
         return DYNAMO_PORT
     return SGLANG_PORT if engine == "sglang" else VLLM_PORT
 

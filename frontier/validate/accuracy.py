@@ -676,6 +676,23 @@ def summarise(rows: list[dict], by=("engine", "model", "gpu", "tp")) -> dict:
     }
 
 
+def _table_rows(summary: dict):
+    """(key, label cells, statistics) of each row a report's table shows: the groups, each engine,
+    all runs."""
+    for g in summary["groups"]:
+        key = (g["engine"], g["model"], g["gpu"], g["tp"])
+        yield key, f"{g['engine']} | {g['model'].split('/')[-1]} | {g['gpu']} | {g['tp']}", g
+    for e, b in summary["engines"].items():
+        yield ("engine", e), f"**{e}** | all | |", b
+    if summary["all"]["runs"]:
+        yield ("all",), "**all** | | |", summary["all"]
+
+
+def _pct(b: dict, m: str, k: str) -> str:
+    """One statistic as the tables print it: a signed bias, an unsigned error (without the %)."""
+    return f"{b[m][k]:+.0f}" if k == "bias_pct" else f"{b[m][k]:.0f}"
+
+
 def format_table(summary: dict) -> str:
     """The report as a Markdown table (what the README shows)."""
     lines = [
@@ -685,18 +702,8 @@ def format_table(summary: dict) -> str:
     ]
     columns = [(m, k) for m in ("ttft", "tpot") for k in ("median_ape_pct", "p90_ape_pct", "bias_pct")]
     columns += [("rps", "median_ape_pct"), ("rps", "bias_pct")]
-
-    def cells(b: dict) -> str:
-        return " | ".join(f"{b[m][k]:+.0f} %" if k == "bias_pct" else f"{b[m][k]:.0f} %" for m, k in columns)
-
-    for g in summary["groups"]:
-        lines.append(
-            f"| {g['engine']} | {g['model'].split('/')[-1]} | {g['gpu']} | {g['tp']} | {g['runs']} | {cells(g)} |"
-        )
-    for e, b in summary["engines"].items():
-        lines.append(f"| **{e}** | all | | | {b['runs']} | {cells(b)} |")
-    if summary["all"]["runs"]:
-        lines.append(f"| **all** | | | | {summary['all']['runs']} | {cells(summary['all'])} |")
+    for _, label, b in _table_rows(summary):
+        lines.append(f"| {label} | {b['runs']} | " + " | ".join(f"{_pct(b, m, k)} %" for m, k in columns) + " |")
     if summary["unexpressed"]:
         lines.append("")
         lines.append("Not simulated:")
@@ -734,34 +741,24 @@ def read_report(path: Path) -> dict:
 
 
 def compare_table(before: dict, after: dict) -> str:
-    """Two reports' summaries side by side, `before -> after`, for the groups both hold: what a
+    """Two reports' summaries side by side, `before -> after`, for the rows both hold: what a
     change did to the table (the form a closing note gives it)."""
     columns = [(m, k) for m in ("ttft", "tpot") for k in ("median_ape_pct", "bias_pct")]
 
     def cell(b: dict, a: dict, m: str, k: str) -> str:
-        fmt = "{:+.0f}" if k == "bias_pct" else "{:.0f}"
-        old, new = fmt.format(b[m][k]), fmt.format(a[m][k])
+        old, new = _pct(b, m, k), _pct(a, m, k)
         return f"{new} %" if old == new else f"{old} -> {new} %"
 
-    def row(label: str, b: dict, a: dict) -> str:
-        runs = str(a["runs"]) if a["runs"] == b["runs"] else f"{b['runs']} -> {a['runs']}"
-        return f"| {label} | {runs} | " + " | ".join(cell(b, a, m, k) for m, k in columns) + " |"
-
-    key = ("engine", "model", "gpu", "tp")
-    old_groups = {tuple(g[k] for k in key): g for g in before["groups"]}
+    old_rows = {key: b for key, _, b in _table_rows(before)}
     lines = [
         "| engine | model | GPU | TP | runs | TTFT median APE | TTFT bias | TPOT median APE | TPOT bias |",
         "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for g in after["groups"]:
-        b = old_groups.get(tuple(g[k] for k in key))
+    for key, label, a in _table_rows(after):
+        b = old_rows.get(key)
         if b is not None:
-            lines.append(row(f"{g['engine']} | {g['model'].split('/')[-1]} | {g['gpu']} | {g['tp']}", b, g))
-    for e, a in after["engines"].items():
-        if e in before["engines"]:
-            lines.append(row(f"**{e}** | all | |", before["engines"][e], a))
-    if after["all"]["runs"] and before["all"]["runs"]:
-        lines.append(row("**all** | | |", before["all"], after["all"]))
+            runs = str(a["runs"]) if a["runs"] == b["runs"] else f"{b['runs']} -> {a['runs']}"
+            lines.append(f"| {label} | {runs} | " + " | ".join(cell(b, a, m, k) for m, k in columns) + " |")
     return "\n".join(lines)
 
 
