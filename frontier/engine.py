@@ -106,6 +106,7 @@ class Engine:
     capture_sizes: tuple[int, ...]
     graph_mixed_batches: bool = False  # prefill/mixed batches also replayed (piecewise) from graphs
     symm_mem_all_reduce: bool = False  # TP all-reduce also through PyTorch symmetric memory
+    fused_quant: bool = True  # FP8 inputs quantised inside norms (frontier.ops.graph.unfused_quant)
 
 
 def _vllm_capture_sizes(version: tuple, max_size: int) -> tuple[int, ...]:
@@ -344,7 +345,9 @@ def make_engine(
         "enable_chunked_prefill": (True, f"{src}: chunked_prefill_size > 0"),
         "cuda_graph_max_bs": (graph_bs, f"{graph_src}: cuda_graph_max_bs by GPU memory and tp"),
     }
-    return Engine(name, version or "newest", defaults, HOST_TIME["sglang"], _sglang_capture_sizes(v, graph_bs))
+    return Engine(
+        name, version or "newest", defaults, HOST_TIME["sglang"], _sglang_capture_sizes(v, graph_bs), fused_quant=False
+    )
 
 
 # Memory SGLang's KV pool loses besides the weights inside mem_fraction_static: the pool is sized

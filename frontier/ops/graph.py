@@ -9,8 +9,9 @@ The kernels are the ones vLLM and SGLang launch, not a textbook layer: residual 
 RMSNorm (vllm/csrc/layernorm_kernels.cu `fused_add_rms_norm`; sglang `fused_add_rmsnorm`), QKV
 and gate/up merged GEMMs, rotary on q/k then the paged KV-cache write (`reshape_and_cache_flash`),
 SiLU-and-mul as one kernel, FP8 activations quantised inside the norm / SiLU kernels (vLLM's
-torch.compile fusion passes) except before the output projection, and the tensor-parallel
-all-reduce as the engine picks it by message size (`all_reduce`).
+torch.compile fusion passes) except before the output projection, or before every FP8 linear
+layer in a kernel of its own where the engine does not fuse them (`fused_quant`), and the
+tensor-parallel all-reduce as the engine picks it by message size (`all_reduce`).
 
 A step is four blocks, apart because disaggregation and overlap schedule them apart:
 `head_operators` (embedding, LM head, sampling), `attention_block` (norms, projections and TP
@@ -160,11 +161,13 @@ def step_operators(
     attn_backend: str = "flash",
     dtype: str | None = None,
     moe_tokens: int | None = None,
+    fused_quant: bool = True,
 ) -> Ops:
     """All operators of one forward step of the batch on one GPU of the last pipeline stage.
 
     `moe_tokens`: tokens entering the MoE layers of this EP group (the sum over the
     attention-DP ranks); defaults to this batch's tokens times `par.dp_attention`.
+    `fused_quant`: see `unfused_quant`.
     """
     dtype = dtype or model.weight_dtype  # the linear layers' GEMM family
     T = batch.tokens
@@ -172,9 +175,9 @@ def step_operators(
         return []
     return (
         head_operators(model, par, T, batch.num_sampled, dtype)
-        + attention_block(model, par, T, dtype)
+        + attention_block(model, par, T, dtype, fused_quant)
         + attention_core(model, par, batch, attn_backend, dtype)
-        + ffn_block(model, par, T, dtype, moe_tokens)
+        + ffn_block(model, par, T, dtype, moe_tokens, fused_quant)
     )
 
 
@@ -226,9 +229,25 @@ def head_operators(model: ModelSpec, par: Parallel, tokens: int, rows: int, dtyp
     return ops
 
 
-def attention_block(model: ModelSpec, par: Parallel, tokens: int, dtype: str | None = None) -> Ops:
+def unfused_quant(tokens: int, widths: tuple[int, ...], layers: int, dtype: str, fused_quant: bool) -> Ops:
+    """The input quantisation of FP8 linear layers whose inputs (of `widths`) come out of a norm
+    or an activation, where the engine does not fuse it into that kernel: SGLang quantises each
+    FP8 layer's input in a kernel of its own (sglang/srt/layers/quantization/fp8_utils.py: every
+    block-FP8 path calls `sglang_per_token_group_quant_fp8` / `per_token_group_quant_fp8` before
+    its GEMM, `apply_fp8_linear` `scaled_fp8_quant` for per-tensor scales; its fused RMSNorm +
+    quantisation is AMD's aiter only), where vLLM's torch.compile passes fold it into the RMSNorm
+    / SiLU-and-mul before (`fused_quant`)."""
+    if dtype != "fp8" or fused_quant or not layers:
+        return []
+    return [(Elementwise("quant_fp8", tokens, w), layers) for w in widths]
+
+
+def attention_block(
+    model: ModelSpec, par: Parallel, tokens: int, dtype: str | None = None, fused_quant: bool = True
+) -> Ops:
     """Per-layer norms, residual adds, Q/K/V and output projections, rotary, TP all-reduce; a
-    hybrid's gated-DeltaNet layers' projections and gated norm (`gated_deltanet_block`)."""
+    hybrid's gated-DeltaNet layers' projections and gated norm (`gated_deltanet_block`).
+    `fused_quant`: see `unfused_quant`."""
     dtype = dtype or model.weight_dtype  # the linear layers' GEMM family
     tp, T, h, elem = par.tp, tokens, model.hidden_size, model.dtype_bytes
     all_layers, _ = stage_layers(model, par)
@@ -236,12 +255,15 @@ def attention_block(model: ModelSpec, par: Parallel, tokens: int, dtype: str | N
     hq = max(1, model.num_heads // tp)
     # Input and post-attention norms, each fused with the residual add.
     ops: Ops = [(Elementwise("add_rmsnorm", T, h), 2 * all_layers)]
-    ops += gated_deltanet_block(model, par, T, linear_layers, dtype)
+    ops += gated_deltanet_block(model, par, T, linear_layers, dtype, fused_quant)
     if model.mla:
         m = model.mla
         qk = m.qk_nope_head_dim + m.qk_rope_head_dim
         # The q and kv latents are RMS-normalised before their up-projections (q_a_layernorm,
         # kv_a_layernorm: vllm/model_executor/models/deepseek_v2.py, sglang/srt/models/deepseek_v2.py).
+        # The q and kv down-projections share their input (one quantisation: SGLang merges
+        # them into `fused_qkv_a_proj_with_mqa`).
+        ops += unfused_quant(T, (h, m.q_lora_rank) if m.q_lora_rank else (h,), layers, dtype, fused_quant)
         if m.q_lora_rank:
             ops += [
                 (Gemm(T, h, m.q_lora_rank, dtype), layers),
@@ -262,6 +284,7 @@ def attention_block(model: ModelSpec, par: Parallel, tokens: int, dtype: str | N
         d = model.head_dim
         hkv = max(1, model.num_kv_heads // tp)
         gate = hq * d if model.attn_output_gate else 0  # q_proj's second half: the output gate
+        ops += unfused_quant(T, (h,), layers, dtype, fused_quant)
         ops.append((Gemm(T, h, (hq + 2 * hkv) * d + gate, dtype), layers))
         if model.qk_norm:  # Qwen3: per-head RMSNorm of q and of k before rotary
             ops += [(Elementwise("rmsnorm", T, hq * d), layers), (Elementwise("rmsnorm", T, hkv * d), layers)]
@@ -283,7 +306,9 @@ def attention_block(model: ModelSpec, par: Parallel, tokens: int, dtype: str | N
     return [(op, n) for op, n in ops if n]
 
 
-def gated_deltanet_block(model: ModelSpec, par: Parallel, tokens: int, layers: int, dtype: str) -> Ops:
+def gated_deltanet_block(
+    model: ModelSpec, par: Parallel, tokens: int, layers: int, dtype: str, fused_quant: bool = True
+) -> Ops:
     """A gated-DeltaNet layer's token-shaped work on one TP rank, as SGLang launches it
     (sglang/srt/models/qwen3_next.py `Qwen3GatedDeltaNet.forward`; vLLM's qwen3_next.py alike):
     the q/k/v/z input projection and the b/a gate projection (two GEMMs), one kernel splitting
@@ -298,7 +323,7 @@ def gated_deltanet_block(model: ModelSpec, par: Parallel, tokens: int, layers: i
     gates = 2 * la.v_heads // tp
     qkvz = la.projection_width // tp - gates
     out_width = la.v_heads * la.head_v_dim // tp
-    ops: Ops = [
+    ops: Ops = unfused_quant(T, (h, h), layers, dtype, fused_quant) + [  # two layers, two quantisations
         (Gemm(T, h, qkvz, dtype), layers),
         (Gemm(T, h, gates, dtype), layers),
         (Elementwise("split_reshape", T, qkvz + gates), layers),
@@ -512,7 +537,7 @@ def sparse_prefill_attention(model: ModelSpec, par: Parallel, batch: BatchStats,
     ]
 
 
-def dense_mlp(model: ModelSpec, par: Parallel, tokens: int, dtype: str | None = None) -> Ops:
+def dense_mlp(model: ModelSpec, par: Parallel, tokens: int, dtype: str | None = None, fused_quant: bool = True) -> Ops:
     """The dense MLP of the stage's leading dense layers (DeepSeek's first_k_dense_replace)."""
     dtype = dtype or model.weight_dtype
     tp, T, h, elem = par.tp, tokens, model.hidden_size, model.dtype_bytes
@@ -521,6 +546,7 @@ def dense_mlp(model: ModelSpec, par: Parallel, tokens: int, dtype: str | None = 
     ops: Ops = []
     if dense_layers and model.intermediate_size:
         inter = model.intermediate_size // tp
+        ops += unfused_quant(T, (h, inter), dense_layers, dtype, fused_quant)
         ops += [
             (Gemm(T, h, 2 * inter, dtype), dense_layers),
             (Elementwise("silu_mul", T, inter), dense_layers),
@@ -544,17 +570,24 @@ def ep_exchange(model: ModelSpec, par: Parallel, tokens: int, phase: str, imbala
 
 
 def ffn_block(
-    model: ModelSpec, par: Parallel, tokens: int, dtype: str | None = None, moe_tokens: int | None = None
+    model: ModelSpec,
+    par: Parallel,
+    tokens: int,
+    dtype: str | None = None,
+    moe_tokens: int | None = None,
+    fused_quant: bool = True,
 ) -> Ops:
     """Dense MLP layers and MoE layers (router, experts, shared experts, all-to-all or all-reduce).
 
     `tokens`: this rank's tokens; `moe_tokens`: the EP group's tokens (all attention-DP ranks).
     With ep > 1 the grouped GEMM is the busiest EP rank's: every rank waits for it.
+    `fused_quant`: see `unfused_quant` (the routed experts' own quantisation is the fused MoE
+    kernel's).
     """
     dtype = dtype or model.weight_dtype  # the linear layers' GEMM family
     tp, T, h, elem = par.tp, tokens, model.hidden_size, model.dtype_bytes
     layers, moe_layers = stage_layers(model, par)
-    ops = dense_mlp(model, par, T, dtype)
+    ops = dense_mlp(model, par, T, dtype, fused_quant)
     if not moe_layers:
         return ops
     moe = model.moe
@@ -608,6 +641,15 @@ def ffn_block(
             ops.append((_moe_group_collective("reduce_scatter", group * h * elem, moe_tp, par), moe_layers))
     if moe.shared_intermediate_size:
         shared = moe.shared_intermediate_size // (tp if par.ep == 1 else 1)
+        # SGLang runs DeepSeek-V3/R1's one shared expert inside the routed experts' fused kernel,
+        # which quantises its input (sglang/srt/models/deepseek_v2.py
+        # `determine_num_fused_shared_experts`: that architecture, 256 routed experts, no EP).
+        in_moe_kernel = (
+            model.architecture == "DeepseekV3ForCausalLM"
+            and (moe.num_experts, moe.shared_intermediate_size) == (256, moe.intermediate_size)
+            and par.ep == 1
+        )
+        ops += unfused_quant(T, (h, shared), moe_layers, dtype, fused_quant or in_moe_kernel)
         ops += [
             (Gemm(T, h, 2 * shared, dtype), moe_layers),
             (Elementwise("silu_mul", T, shared), moe_layers),

@@ -175,9 +175,11 @@ class BlockCosts:
         overheads: StepOverheads = StepOverheads(),
         attn_backend: str = "flash",
         dtype: str = "bf16",
+        fused_quant: bool = True,
     ):
         self.model, self.par, self.predictor = model, par, predictor
         self.overheads, self.attn_backend, self.dtype = overheads, attn_backend, dtype
+        self.fused_quant = fused_quant  # FP8 inputs quantised inside the norms (frontier.ops.graph.unfused_quant)
         self._memo: dict[tuple, tuple[float, float]] = {}
         self._multi: dict[tuple, float] = {}  # attention of several prefills, by snapped statistics
         self._dec: dict[tuple, tuple[float, float]] = {}  # the memo's decode entries by (batch, KV point, graph)
@@ -249,27 +251,30 @@ class BlockCosts:
     def layers_ms(self, tokens: int, graph: bool) -> tuple[float, float]:
         """(compute, all-to-all) ms of the layers' token-shaped blocks for one rank's `tokens`
         (the EP group of the MoE layers gathers the tokens of all attention-DP ranks)."""
-        m, p, d = self.model, self.par, self.dtype
+        m, p, d, q = self.model, self.par, self.dtype, self.fused_quant
         return self._on_token_grid(
-            "layers", tokens, graph, lambda t: attention_block(m, p, t, d) + ffn_block(m, p, t, d, t * p.dp_attention)
+            "layers",
+            tokens,
+            graph,
+            lambda t: attention_block(m, p, t, d, q) + ffn_block(m, p, t, d, t * p.dp_attention, q),
         )
 
     def dense_mlp_ms(self, tokens: int, graph: bool) -> float:
         """The dense MLP of the leading dense layers alone (no all-to-all to hide behind)."""
-        m, p, d = self.model, self.par, self.dtype
-        return self._on_token_grid("dense-mlp", tokens, graph, lambda t: dense_mlp(m, p, t, d))[0]
+        m, p, d, q = self.model, self.par, self.dtype, self.fused_quant
+        return self._on_token_grid("dense-mlp", tokens, graph, lambda t: dense_mlp(m, p, t, d, q))[0]
 
     def attention_block_ms(self, tokens: int, graph: bool) -> float:
         """The attention block alone (norms, projections, TP all-reduce), exact in the tokens."""
-        m, p, d = self.model, self.par, self.dtype
-        return self._block(("attention-block", tokens, graph), lambda: attention_block(m, p, tokens, d), graph)[0]
+        m, p, d, q = self.model, self.par, self.dtype, self.fused_quant
+        return self._block(("attention-block", tokens, graph), lambda: attention_block(m, p, tokens, d, q), graph)[0]
 
     def ffn_block_ms(self, tokens: int) -> float:
         """The FFN block alone, eager, its all-to-all included, for `tokens` tokens of one group:
         with expert parallelism each of its ep GPUs holds and dispatches 1/ep of them."""
-        m, p, d = self.model, self.par, self.dtype
+        m, p, d, q = self.model, self.par, self.dtype, self.fused_quant
         per_gpu = -(-tokens // p.ep)
-        return sum(self._block(("ffn-block", tokens), lambda: ffn_block(m, p, per_gpu, d, tokens), False))
+        return sum(self._block(("ffn-block", tokens), lambda: ffn_block(m, p, per_gpu, d, tokens, q), False))
 
     def _prefill_key(self, stats: BatchStats, graph: bool) -> tuple:
         return (

@@ -152,7 +152,15 @@ def block_costs_for(scenario: Scenario, spec: ClusterSpec) -> tuple[BlockCosts, 
         host_us_per_seq=engine.host.step_us_per_seq,
         overlap_residual_ms=engine.host.overlap_residual_ms,
     )
-    blocks = BlockCosts(model, par, predictor, overheads, attn_backend=spec.attention_backend, dtype=model.weight_dtype)
+    blocks = BlockCosts(
+        model,
+        par,
+        predictor,
+        overheads,
+        attn_backend=spec.attention_backend,
+        dtype=model.weight_dtype,
+        fused_quant=engine.fused_quant,
+    )
     return blocks, predictor.sources()
 
 

@@ -145,6 +145,7 @@ class ModelSpec:
     qk_norm_across_heads: bool = False  # MiniMax-M2: one RMSNorm over all heads' q (and k's)
     rotary_dim: int = 0  # dims of each head that rotary rotates; 0: all (MiniMax-M2: 64 of 128)
     hf_id: str = ""
+    architecture: str = ""  # config.json `architectures[0]`: the engines pick model code by it
     # What `load_model` was given (card, alias, path): a scenario written back names it so.
     source: str = field(default="", compare=False)
 
@@ -569,6 +570,7 @@ def model_from_config(cfg: dict, name: str, where: str, hf_id: str = "") -> Mode
         qk_norm_across_heads=bool(cfg.get("use_qk_norm")) and cfg.get("qk_norm_type") == "per_layer",
         rotary_dim=_rotary_dim(cfg, head_dim, where),
         hf_id=hf_id,
+        architecture=str((cfg.get("architectures") or [""])[0]),
     )
 
 

@@ -100,6 +100,29 @@ def test_vllm_symmetric_memory_all_reduce_by_release_and_gpu():
         assert printed["value"] is (symm_mem is not None)
 
 
+def test_sglang_fp8_layers_pay_for_their_input_quantisation():
+    """With FP8 weights SGLang launches a quantisation kernel before each linear layer that vLLM
+    folds into the norm or activation before it (frontier.ops.graph.unfused_quant): its layers
+    cost exactly those kernels more, as priced by the same predictor; bf16 layers the same."""
+    from frontier.ops.graph import unfused_quant
+    from frontier.predict.blocks import launched_ms
+
+    for quantization, tokens in (("fp8", 8), ("fp8", 2048), ("none", 8)):
+        costs = {}
+        for engine in ("vllm", "sglang"):
+            sc = make_scenario(engine=engine, quantization=quantization, cuda_graph=False)
+            blocks, _ = block_costs_for(sc, sc.clusters[0])
+            costs[engine] = blocks.layers_ms(tokens, graph=False)[0]
+        assert blocks.fused_quant is False
+        m = blocks.model
+        extra = unfused_quant(
+            tokens, (m.hidden_size,) * 2 + (m.intermediate_size,), m.num_layers, m.weight_dtype, False
+        )
+        assert len(extra) == (3 if quantization == "fp8" else 0)
+        expected = launched_ms(extra, blocks.predictor.ops_ms([op for op, _ in extra]), blocks.overheads, False)[0]
+        assert costs["sglang"] - costs["vllm"] == pytest.approx(expected, rel=1e-9, abs=1e-12)
+
+
 def test_sglang_admission_reserves_new_token_ratio_of_running_outputs():
     # 100 blocks of 16 = 1,600 tokens. A runs (prompt 100, 1,000 outputs): admitting B (prompt
     # 100, 1,000 outputs) needs 100 + 1,000 tokens beside 0.7 x 999 reserved for A.

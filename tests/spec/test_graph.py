@@ -313,3 +313,49 @@ def test_fp8_output_projection_is_quantised_after_the_attention():
     layer = decoder_layer(load_model("qwen3-32b"), batch=2, kv=128, dtype="fp8")
     at = next(i for i, op in enumerate(layer) if isinstance(op, AttnDecode))
     assert layer[at + 1 : at + 3] == [Elementwise("quant_fp8", 2, 64 * 128), Gemm(2, 64 * 128, 5120, "fp8")]
+
+
+def test_sglang_quantises_every_fp8_linear_input_in_a_kernel_of_its_own():
+    """SGLang (fused_quant=False) quantises the input of each FP8 linear layer before its GEMM
+    (sglang fp8_utils.py `sglang_per_token_group_quant_fp8`): besides the output projection's,
+    the QKV projection's (hidden wide), gate/up's (hidden) and down's (intermediate / TP) per
+    layer; vLLM folds those three into the RMSNorm / SiLU-and-mul kernels. A bf16 model has none."""
+
+    def quants(model, fused, **par):
+        ops = step_operators(model, Parallel(**par), DECODE4, fused_quant=fused)
+        return Counter({op.width: n for op, n in count(ops, Elementwise).items() if op.name == "quant_fp8"})
+
+    llama = load_model("llama-3.1-8b")
+    fp8 = llama.with_quantization("fp8")
+    assert quants(fp8, True) == {4096: 32}  # the output projection's input: 32 heads x 128
+    assert quants(fp8, False) == {4096: 32 * 3, 14336: 32}
+    assert quants(fp8, False, tp=2) == {4096: 32 * 2, 2048: 32, 7168: 32}  # o and down inputs halve
+    assert quants(llama, False) == {}
+    # An MoE model: the routed experts quantise inside the fused MoE kernel; only the attention's
+    # QKV input is added (Qwen3-235B has no shared experts).
+    moe = load_model("qwen3-235b-a22b").with_quantization("fp8")
+    assert quants(moe, False) - quants(moe, True) == {4096: 94}
+
+
+def test_sglang_quantisations_of_mla_models_and_their_shared_experts():
+    """What SGLang adds to vLLM's kernels for FP8 MLA models at TP8 (per width: how many): the
+    attention's input (hidden, every layer) and q_b's (q_lora_rank), the 3 dense layers' gate/up
+    (hidden) and down (intermediate / 8), and the shared expert's gate/up and down on each MoE
+    layer, except DeepSeek-V3/R1's without EP, which SGLang runs inside the routed experts'
+    fused kernel (deepseek_v2.py `determine_num_fused_shared_experts`)."""
+
+    def added(name, **par):
+        model = load_model(name).with_quantization("fp8")
+
+        def quants(fused):
+            ops = step_operators(model, Parallel(**par), DECODE4, fused_quant=fused)
+            return Counter({op.width: n for op, n in count(ops, Elementwise).items() if op.name == "quant_fp8"})
+
+        return dict(quants(False) - quants(True))
+
+    # DeepSeek-R1: 61 layers (3 dense, 58 MoE), hidden 7168, q_lora 1536, dense MLP 18432.
+    assert added("deepseek-r1", tp=8) == {7168: 61 + 3, 1536: 61, 18432 // 8: 3}
+    # With EP the shared expert runs apart, unsharded (2048 wide).
+    assert added("deepseek-r1", tp=8, ep=8) == {7168: 61 + 3 + 58, 1536: 61, 18432 // 8: 3, 2048: 58}
+    # GLM-5: 78 layers (3 dense, 75 MoE), hidden 6144, q_lora 2048, dense 12288, shared 2048.
+    assert added("glm-5", tp=8) == {6144: 78 + 3 + 75, 2048: 78, 12288 // 8: 3, 2048 // 8: 75}

@@ -39,7 +39,7 @@ def ape(rows, **where):
 def test_decode_steps_within_10_percent_median(steps):
     assert len(steps) >= 40
     median, p90 = ape(steps)
-    # 5.0 % and 15.5 % now (45 runs, each measurement once). The tail is MiniMax-M2.5 at TP4, whose
+    # 4.3 % and 12.8 % now (45 runs, each measurement once). The tail is MiniMax-M2.5 at TP4, whose
     # repeated measurements of one deployment disagree by up to 50 % (10.1 vs 15.5 ms on H100), and
     # SGLang 0.5.6's Qwen3-235B.
     assert median <= 0.07 and p90 <= 0.25
