@@ -261,8 +261,8 @@ def attention_block(
         qk = m.qk_nope_head_dim + m.qk_rope_head_dim
         # The q and kv latents are RMS-normalised before their up-projections (q_a_layernorm,
         # kv_a_layernorm: vllm/model_executor/models/deepseek_v2.py, sglang/srt/models/deepseek_v2.py).
-        # The q and kv down-projections share their input (one quantisation: SGLang merges
-        # them into `fused_qkv_a_proj_with_mqa`).
+        # Unfused, two inputs are quantised: the one the q and kv down-projections share (SGLang
+        # merges them into `fused_qkv_a_proj_with_mqa`) and the normalised q latent.
         ops += unfused_quant(T, (h, m.q_lora_rank) if m.q_lora_rank else (h,), layers, dtype, fused_quant)
         if m.q_lora_rank:
             ops += [
