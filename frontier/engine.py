@@ -257,6 +257,14 @@ SYMM_MEM_SOURCES = {
     "0.11.1-0.11.2 (PR #26925, 'temporarily'), on again in the 0.12 sources; needs NVLink multicast",
     "sglang": "sglang/srt/server_args.py enable_torch_symm_mem: off by default",
 }
+# Where each engine quantises an FP8 linear layer's input (frontier.ops.graph.unfused_quant).
+FUSED_QUANT_SOURCES = {
+    "vllm": "torch.compile: Inductor fuses it into the RMSNorm and SiLU-and-mul kernels (vllm/config/vllm.py "
+    "fuse_norm_quant / fuse_act_quant where those are custom ops); a kernel of its own only before the output "
+    "projection",
+    "sglang": "sglang/srt/layers/quantization/fp8_utils.py sglang_per_token_group_quant_fp8: a kernel of its "
+    "own before every FP8 linear layer",
+}
 
 
 def host_overlapped(engine: Engine, model, radix_cache: bool) -> bool:

@@ -18,6 +18,7 @@ from frontier.engine import (
     ENGINES,
     FRONTEND_US_PER_PROMPT_TOKEN,
     FRONTENDS,
+    FUSED_QUANT_SOURCES,
     OVERLAP_SOURCES,
     SYMM_MEM_SOURCES,
     Engine,
@@ -251,6 +252,10 @@ class Scenario:
             }
             symm_mem = self.cluster_symm_mem(c) is not None
             out["engine_defaults"]["symm_mem_all_reduce"] = {"value": symm_mem, "source": SYMM_MEM_SOURCES[c.engine]}
+            out["engine_defaults"]["fp8_input_quant_fused"] = {
+                "value": self.cluster_engine(c).fused_quant,
+                "source": FUSED_QUANT_SOURCES[c.engine],
+            }
             return out
 
         out = {"topology": self.topology, "clusters": [cluster(c) for c in self.clusters]}

@@ -114,6 +114,8 @@ def test_sglang_fp8_layers_pay_for_their_input_quantisation():
             blocks, _ = block_costs_for(sc, sc.clusters[0])
             costs[engine] = blocks.layers_ms(tokens, graph=False)[0]
         assert blocks.fused_quant is False
+        printed = sc.describe_deployment()["clusters"][0]["engine_defaults"]["fp8_input_quant_fused"]
+        assert printed["value"] is False and "fp8_utils.py" in printed["source"]
         m = blocks.model
         extra = unfused_quant(
             tokens, (m.hidden_size,) * 2 + (m.intermediate_size,), m.num_layers, m.weight_dtype, False
