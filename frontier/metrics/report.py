@@ -10,6 +10,7 @@ results/<run>/latency_cdf.png, timeline.png
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -139,6 +140,24 @@ def write_plots(result, out: Path) -> list[Path]:
     return written
 
 
+def predictor_notes(f: dict) -> list[str]:
+    """One line for each way the summary's `frontier` block `f` says operators were predicted
+    without a calibration of their GPU (frontier.sim.run.predictor_coverage)."""
+    notes = []
+    if f.get("predictor_scaled"):
+        refs = {m.group(1) for s in f.get("predictor", {}).values() if (m := re.search(r"(\S+), roofline-scaled$", s))}
+        notes.append(
+            f"{', '.join(f['predictor_scaled'])} on {f['gpu']}: from {' and '.join(sorted(refs)) or 'another GPU'}'s "
+            "calibration scaled by roofline ratios (after the engine's measured kernels, where `predictor` names them)"
+        )
+    if f.get("predictor_fallback"):
+        notes.append(
+            f"no calibration for {', '.join(f['predictor_fallback'])} on {f['gpu']}: "
+            "those operators use the analytic roofline (less accurate)"
+        )
+    return notes
+
+
 def print_summary(result, console: Console | None = None) -> None:
     console = console or Console()
     s, f = result.summary, result.summary["frontier"]
@@ -214,10 +233,7 @@ def print_summary(result, console: Console | None = None) -> None:
         for c in clusters:
             ct.add_row(*["-" if c.get(key) is None else fmt.format(c[key]) for _, key, fmt in cols])
         console.print(ct)
-    if f["predictor_fallback"]:
-        console.print(
-            f"[yellow]note:[/] no calibration for {', '.join(f['predictor_fallback'])} on "
-            f"{f['gpu']}: those operators use the analytic roofline (less accurate)"
-        )
+    for note in predictor_notes(f):
+        console.print(f"[yellow]note:[/] {note}")
     for reason, count in f["failed_reasons"].items():
         console.print(f"[red]failed:[/] {count} request(s): {reason}")

@@ -164,6 +164,18 @@ def block_costs_for(scenario: Scenario, spec: ClusterSpec) -> tuple[BlockCosts, 
     return blocks, predictor.sources()
 
 
+def predictor_coverage(cluster_sources) -> dict:
+    """Which operator families no calibration of the GPU answers, from the clusters' predictor
+    sources (`Predictor.sources`): `predictor_fallback`, answered by the analytic roofline
+    (source "roofline", or its fallback past the engine's measured kernels: "..., else roofline");
+    `predictor_scaled`, by another GPU's calibration scaled by roofline ratios ("..., roofline-scaled")."""
+    sources = [(f, s) for per_cluster in cluster_sources for f, s in per_cluster.items()]
+    return {
+        "predictor_fallback": sorted({f for f, s in sources if s == "roofline" or s.endswith("else roofline")}),
+        "predictor_scaled": sorted({f for f, s in sources if s.endswith("roofline-scaled")}),
+    }
+
+
 def step_model_for(scenario: Scenario, spec: ClusterSpec, step_time=None) -> tuple[StepModel, dict]:
     """The step model of a scheduling cluster: its timing rule (or `step_time`, a rule given by
     the caller) and the model's KV size for transfers."""
@@ -657,9 +669,7 @@ def _result(sim: Simulation, wall_s: float) -> SimResult:
         "deployment": scenario.describe_deployment(),
         "workload": sim.table.source,
         "predictor": sources,
-        "predictor_fallback": sorted(
-            {f for c in sim.clusters for f, s in c.predictor_sources.items() if "roofline" in s}
-        ),
+        **predictor_coverage(c.predictor_sources for c in sim.clusters),
         "simulated_gpus": scenario.total_gpus,
         "num_requests": n,
         "warmup_requests": table.warmup,

@@ -87,6 +87,7 @@ def _validate(
     from rich.console import Console
     from rich.markup import escape
 
+    from frontier.metrics.report import predictor_notes
     from frontier.paths import check_writable_dir
     from frontier.validate.loaders import load_folder, load_measured
     from frontier.validate.replay import validate_run
@@ -140,9 +141,8 @@ def _validate(
             )
             for note in run.notes:
                 console.print(f"[dim]note: {escape(note)}[/dim]")
-            fallback = val.sim.summary.get("frontier", {}).get("predictor_fallback")
-            if fallback:
-                console.print(f"[yellow]roofline fallback (no calibration) for: {', '.join(fallback)}[/yellow]")
+            for note in predictor_notes(val.sim.summary.get("frontier", {})):
+                console.print(f"[yellow]note: {escape(note)}[/yellow]")
             console.print(f"wrote {json_path}" + (f", {png_path}" if png_path else ""))
     if not single:
         console.print(summary_table(rows))
