@@ -10,7 +10,6 @@ results/<run>/latency_cdf.png, timeline.png
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import numpy as np
@@ -143,9 +142,11 @@ def write_plots(result, out: Path) -> list[Path]:
 def predictor_notes(f: dict) -> list[str]:
     """One line for each way the summary's `frontier` block `f` says operators were predicted
     without a calibration of their GPU (frontier.sim.run.predictor_coverage)."""
+    from frontier.predict.scaled import scaled_from
+
     notes = []
     if f.get("predictor_scaled"):
-        refs = {m.group(1) for s in f.get("predictor", {}).values() if (m := re.search(r"(\S+), roofline-scaled$", s))}
+        refs = {gpu for s in f.get("predictor", {}).values() if (gpu := scaled_from(s))}
         notes.append(
             f"{', '.join(f['predictor_scaled'])} on {f['gpu']}: from {' and '.join(sorted(refs)) or 'another GPU'}'s "
             "calibration scaled by roofline ratios (after the engine's measured kernels, where `predictor` names them)"

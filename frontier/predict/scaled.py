@@ -31,6 +31,8 @@ from frontier.predict.roofline import RooflineModel, collective_ms
 from frontier.spec.hardware import GPUSpec
 
 CALIBRATED_DTYPE = "bf16"
+# How a scaled model's source ends, after its base's source and the reference GPU's name.
+SCALED_MARK = ", roofline-scaled"
 # The engines' quantised MoE kernels (Triton fused_moe with FP8 block scales, Marlin / FlashInfer
 # 4-bit-weight MoE) reach a smaller fraction of their roofline than the measured bf16 grouped GEMM:
 # they gather the routed tokens and dequantise scales in the main loop. Fitted to the decode steps
@@ -38,6 +40,14 @@ CALIBRATED_DTYPE = "bf16"
 # MXFP4, Kimi-K2.5 INT4, DeepSeek-R1 FP8; mean TPOT of 1,024-8,192-token outputs): 15 % too fast
 # without it on the first four, 1.5 % too slow on DeepSeek; 1.15 splits the difference.
 QUANTIZED_MOE_KERNEL_FACTOR = 1.15
+
+
+def scaled_from(source: str) -> str | None:
+    """The GPU whose calibration a family's predictions were scaled from (a `Predictor.sources`
+    value written by `ScaledModel`, last in a chain of fallbacks), or None."""
+    if not source.endswith(SCALED_MARK):
+        return None
+    return source.removesuffix(SCALED_MARK).rsplit(" ", 1)[-1]
 
 
 def measured_dtypes(gpu_dir: Path, family: str) -> tuple[str, ...]:
@@ -64,7 +74,7 @@ class ScaledModel:
         self.base, self.ref_gpu, self.gpu, self.measured = base, ref_gpu, gpu, tuple(measured)
         self._ref_roof, self._roof = RooflineModel(ref_gpu), RooflineModel(gpu)
         # On its own GPU only unmeasured dtypes are scaled; the measured shapes answer as before.
-        self.source = base.source if ref_gpu.name == gpu.name else f"{base.source} {ref_gpu.name}, roofline-scaled"
+        self.source = base.source if ref_gpu.name == gpu.name else f"{base.source} {ref_gpu.name}{SCALED_MARK}"
 
     def _roofline(self, model: RooflineModel, op: Operator) -> float:
         if isinstance(op, Collective):

@@ -33,6 +33,8 @@ from frontier.ops.experts import ExpertRouting, Fabric
 from frontier.ops.graph import Parallel
 from frontier.predict import load_predictor
 from frontier.predict.links import Link, rank_link
+from frontier.predict.roofline import RooflineModel
+from frontier.predict.scaled import scaled_from
 from frontier.predict.step import (
     AFPipeline,
     BlockCosts,
@@ -169,10 +171,11 @@ def predictor_coverage(cluster_sources) -> dict:
     sources (`Predictor.sources`): `predictor_fallback`, answered by the analytic roofline
     (source "roofline", or its fallback past the engine's measured kernels: "..., else roofline");
     `predictor_scaled`, by another GPU's calibration scaled by roofline ratios ("..., roofline-scaled")."""
+    analytic = RooflineModel.source
     sources = [(f, s) for per_cluster in cluster_sources for f, s in per_cluster.items()]
     return {
-        "predictor_fallback": sorted({f for f, s in sources if s == "roofline" or s.endswith("else roofline")}),
-        "predictor_scaled": sorted({f for f, s in sources if s.endswith("roofline-scaled")}),
+        "predictor_fallback": sorted({f for f, s in sources if s == analytic or s.endswith(f"else {analytic}")}),
+        "predictor_scaled": sorted({f for f, s in sources if scaled_from(s)}),
     }
 
 

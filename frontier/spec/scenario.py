@@ -246,14 +246,15 @@ class Scenario:
                 if c.frontend == "dynamo"
                 else "the engine's own API server: none (its costs are request_latency_ms')",
             }
+            engine = self.cluster_engine(c)
             out["engine_defaults"]["stream_us_per_output"] = {
-                "value": self.cluster_engine(c).host.stream_us_per_output,
+                "value": engine.host.stream_us_per_output,
                 "source": "frontier/engine.py HOST_TIME (the front end's serial work per streamed output), fitted",
             }
             symm_mem = self.cluster_symm_mem(c) is not None
             out["engine_defaults"]["symm_mem_all_reduce"] = {"value": symm_mem, "source": SYMM_MEM_SOURCES[c.engine]}
             out["engine_defaults"]["fp8_input_quant_fused"] = {
-                "value": self.cluster_engine(c).fused_quant,
+                "value": engine.fused_quant,
                 "source": FUSED_QUANT_SOURCES[c.engine],
             }
             return out
