@@ -63,6 +63,7 @@ def simulate(
     rate: float | None = None,
     concurrency: int | None = None,
     prompt_pool: int | None = None,
+    prompt_sampling: str | None = None,
     trace: str | None = None,
     slo: dict | None = None,
     seed: int | None = None,
@@ -101,6 +102,7 @@ def simulate(
         ("num_requests", num_requests),
         ("concurrency", concurrency),
         ("prompt_pool", prompt_pool),
+        ("prompt_sampling", prompt_sampling),
     ):
         if value is not None:
             wl[key] = value

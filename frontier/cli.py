@@ -15,6 +15,7 @@ from frontier.engine import ENGINES, FRONTENDS
 from frontier.errors import FrontierError
 from frontier.paths import SCENARIOS_DIR
 from frontier.spec.scenario import read_yaml_mapping
+from frontier.workload.spec import PROMPT_SAMPLINGS
 
 DEFAULT_SCENARIO = SCENARIOS_DIR / "llama3.1-8b-h100-chat.yaml"
 # What a scenario built only from flags uses for what the flags leave out.
@@ -129,7 +130,7 @@ def scenario_dict(path: Path | None, warn=None, **flags) -> tuple[dict, Path | N
             raise FrontierError(f"--burstiness: {given['burstiness']:g} must be > 0 (1: Poisson)")
         arrival = wl.setdefault("arrival", {"process": "poisson", "rate": FLAG_DEFAULTS["rate"]})
         arrival.update(process="gamma", cv=given["burstiness"] ** -0.5)
-    for key in ("concurrency", "prompt_pool", "warmup_requests"):
+    for key in ("concurrency", "prompt_pool", "prompt_sampling", "warmup_requests"):
         if key in given:
             wl[key] = given[key]
     return d, (path.parent if path is not None else None)
@@ -213,6 +214,14 @@ def warn_line(text: str) -> None:
     "prompt_pool",
     type=click.IntRange(min=1),
     help="Prompts drawn from this many distinct ones, as aiperf's synthetic dataset (a repeat hits the prefix cache).",
+)
+@click.option(
+    "--prompt-sampling",
+    "--dataset-sampling-strategy",
+    "prompt_sampling",
+    type=click.Choice(PROMPT_SAMPLINGS),
+    help="How requests pick from --prompt-pool, as aiperf: random (with replacement; default, aiperf <= 0.2), "
+    "shuffle (each prompt once per pass; aiperf >= 0.3's default) or sequential.",
 )
 @click.option(
     "--num-warmups",

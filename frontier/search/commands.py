@@ -195,8 +195,9 @@ def aiperf_command(
 ) -> str | None:
     """`aiperf profile` measuring the same load point with synthetic prompts (None for a trace):
     its `profile_export_aiperf.json` is what `frontier validate` replays. aiperf reuses 100
-    prompts unless told otherwise, so the workload's `prompt_pool` is passed as it is, or every
-    prompt made distinct (as many dataset entries as requests, warmup included)."""
+    prompts unless told otherwise, so the workload's `prompt_pool` is passed as it is, with its
+    `prompt_sampling` (aiperf 0.3.0 on shuffles by default, where Frontier draws at random unless
+    told), or every prompt made distinct (as many dataset entries as requests, warmup included)."""
     if workload.get("trace"):
         return None
     warmup = int(workload.get("warmup_requests") or 0)
@@ -216,7 +217,8 @@ def aiperf_command(
         str(_mean_length(workload.get("output_len", 256))),
         "--num-dataset-entries",
         str(workload.get("prompt_pool") or num_prompts + warmup),
-        "--extra-inputs",
-        "ignore_eos:true",
     ]
+    if workload.get("prompt_pool"):
+        args += ["--dataset-sampling-strategy", workload.get("prompt_sampling") or "random"]
+    args += ["--extra-inputs", "ignore_eos:true"]
     return shlex.join(args)

@@ -34,6 +34,7 @@ import numpy as np
 
 from frontier.errors import FrontierError
 from frontier.metrics.serving import serving_metrics
+from frontier.workload.spec import PROMPT_SAMPLINGS
 
 KINDS = ("vllm-bench", "sglang-bench", "vllm-requests", "aiperf")
 RESULT_SUFFIXES = (".json", ".jsonl")
@@ -770,6 +771,16 @@ def load_aiperf_object(obj: dict, path: Path, index: int | None = None) -> Measu
             if entries
             else f"aiperf's default --num-dataset-entries ({AIPERF_DATASET_ENTRIES} prompts, reused)"
         )
+        # aiperf 0.3.0 on writes the strategy it used (its validator sets one, so the export's
+        # exclude_unset keeps it); before, it had none and drew at random with replacement.
+        sampling = _str(inp.get("dataset_sampling_strategy"))
+        if sampling in PROMPT_SAMPLINGS:
+            workload["prompt_sampling"] = sampling
+            src["prompt_sampling"] = "input_config: input.dataset_sampling_strategy"
+        elif sampling is None:
+            src["prompt_sampling"] = "no dataset_sampling_strategy (aiperf before 0.3.0): drawn at random"
+        else:
+            notes.append(f"aiperf's dataset sampling strategy '{sampling}' is not modelled: prompts drawn at random")
     else:
         notes.append("prompts from a dataset file: lengths replayed as their means, no prompt reuse")
     if _int(section(prompt, "prefix_prompt").get("pool_size")):

@@ -52,7 +52,7 @@ def _synthetic(spec: WorkloadSpec, rng: np.random.Generator) -> RequestTable:
         concurrency=spec.concurrency,
         send_gap_s=spec.send_gap_ms * 1e-3,
     )
-    pool = f", prompts drawn from {spec.prompt_pool} distinct" if spec.prompt_pool is not None else ""
+    pool = f", prompts drawn from {spec.prompt_pool} distinct ({spec.prompt_sampling})" if spec.prompt_pool else ""
     table.source = (
         f"synthetic, {spec.num_requests} requests, {spec.arrival.describe()}, "
         f"input {spec.input_len.describe()}, output {spec.output_len.describe()}{pool}" + _concurrency_note(spec)
@@ -62,12 +62,17 @@ def _synthetic(spec: WorkloadSpec, rng: np.random.Generator) -> RequestTable:
 
 def _pooled_prompts(spec: WorkloadSpec, n: int, rng: np.random.Generator) -> tuple:
     """Lengths and prefix blocks of `n` requests each sending one of `spec.prompt_pool` distinct
-    prompts, picked uniformly: a prompt's blocks are named by the prompt and their position, so
-    two requests share a prefix exactly when they send the same prompt."""
+    prompts, picked as `spec.prompt_sampling` says: a prompt's blocks are named by the prompt and
+    their position, so two requests share a prefix exactly when they send the same prompt."""
     pool = spec.prompt_pool
     pool_input = sample_lengths(spec.input_len, pool, rng)
     pool_output = sample_lengths(spec.output_len, pool, rng)
-    picks = rng.integers(0, pool, size=n)
+    if spec.prompt_sampling == "shuffle":  # each pass over the pool in an order of its own
+        picks = np.concatenate([rng.permutation(pool) for _ in range(-(-n // pool))])[:n]
+    elif spec.prompt_sampling == "sequential":
+        picks = np.arange(n) % pool
+    else:
+        picks = rng.integers(0, pool, size=n)
     stride = int(pool_input.max()) // PROMPT_POOL_BLOCK_TOKENS + 1
     prompt_blocks = [
         tuple(range(p * stride, p * stride + -(-int(tokens) // PROMPT_POOL_BLOCK_TOKENS)))

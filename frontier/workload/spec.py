@@ -9,6 +9,7 @@ workload:
   input_len:  {dist: lognormal, mean: 1000, std: 600, min: 1, max: 8192}
   output_len: 200                           # shorthand for {dist: fixed, value: 200}
   prompt_pool: 100                          # optional: prompts drawn from this many distinct ones
+  prompt_sampling: shuffle                  # with prompt_pool: random (default) | shuffle | sequential
   # or replay a trace (its lengths, and its timestamps unless `arrival:` re-times it):
   trace: {path: simulate/traces/azure_conv.csv, format: auto, time_scale: 1.0, start_s: 0}
 ```
@@ -265,6 +266,13 @@ SEND_GAP_MS = 2.0
 # most 48 tokens more, for a quarter of the bookkeeping.
 PROMPT_POOL_BLOCK_TOKENS = 64
 
+# How a request picks its pooled prompt, as aiperf's `--dataset-sampling-strategy` names it
+# (aiperf/dataset/dataset_samplers.py): `random` with replacement (aiperf up to 0.2.0, its only
+# way: dataset_manager.py `random.choice`), `shuffle` every prompt once in a random order, then
+# again in a new one (aiperf 0.3.0 on, its default for synthetic prompts: a prompt repeats only
+# after all the others were sent), `sequential` in order, wrapping around.
+PROMPT_SAMPLINGS = ("random", "shuffle", "sequential")
+
 
 @dataclass(frozen=True)
 class WorkloadSpec:
@@ -272,11 +280,12 @@ class WorkloadSpec:
     or a trace (its lengths; its timestamps unless `arrival` re-times it; `input_len` /
     `output_len`, if given, replace the trace's lengths; `num_requests` keeps the first N).
 
-    prompt_pool: a synthetic workload's requests draw their prompt (and its lengths) uniformly
-    from this many distinct prompts, as aiperf's synthetic dataset does (`--num-dataset-entries`,
-    100 by default up to its 2026 configuration rewrite; aiperf/dataset/dataset_manager.py picks
-    an entry at random per request). A prompt sent again is a full prefix-cache hit where the
-    engine still holds it. None: every prompt is distinct (`vllm bench serve`'s random dataset).
+    prompt_pool: a synthetic workload's requests draw their prompt (and its lengths) from this
+    many distinct prompts, as aiperf's synthetic dataset does (`--num-dataset-entries`, 100 by
+    default up to its 2026 configuration rewrite), in the order `prompt_sampling` says
+    (PROMPT_SAMPLINGS; `random`, aiperf's before 0.3.0, unless set). A prompt sent again is a
+    full prefix-cache hit where the engine still holds it. None: every prompt is distinct
+    (`vllm bench serve`'s random dataset).
 
     warmup_requests: this many requests go out first, drawn like the others, and are not
     measured; the measured ones follow once every warmup response is back, so the measured phase
@@ -292,11 +301,12 @@ class WorkloadSpec:
     trace: TraceSpec | None = None
     send_gap_ms: float = SEND_GAP_MS
     prompt_pool: int | None = None
+    prompt_sampling: str = "random"
     warmup_requests: int = 0
 
     KEYS = (
         "num_requests", "arrival", "concurrency", "input_len", "output_len", "trace", "send_gap_ms", "prompt_pool",
-        "warmup_requests",
+        "prompt_sampling", "warmup_requests",
     )  # fmt: skip
 
     @classmethod
@@ -358,6 +368,14 @@ class WorkloadSpec:
                     f"{where}.prompt_pool: applies to synthetic prompts; a trace's prompts share what its "
                     f"prefix hash ids say (drop prompt_pool or the trace)"
                 )
+        prompt_sampling = "random"
+        if d.get("prompt_sampling") is not None:
+            if prompt_pool is None:
+                raise SpecError(
+                    f"{where}.prompt_sampling: says how requests pick from prompt_pool, which is not set; "
+                    f"add e.g. prompt_pool: 100 (aiperf's default dataset) or drop prompt_sampling"
+                )
+            prompt_sampling = _choice(d["prompt_sampling"], f"{where}.prompt_sampling", PROMPT_SAMPLINGS)
         warmup = 0
         if d.get("warmup_requests") is not None:
             warmup = _integer(d["warmup_requests"], f"{where}.warmup_requests", minimum=0, what="a number of requests")
@@ -373,5 +391,6 @@ class WorkloadSpec:
             trace=trace,
             send_gap_ms=send_gap_ms,
             prompt_pool=prompt_pool,
+            prompt_sampling=prompt_sampling,
             warmup_requests=warmup,
         )

@@ -244,6 +244,9 @@ def test_num_dataset_entries_draws_prompts_from_a_pool_the_prefix_cache_serves(t
     # 64-token block comes from the cache (448 of 512 tokens).
     assert hit_rate("--num-dataset-entries", 2) == pytest.approx(18 * 448 / (20 * 512))
     assert hit_rate() == 0.0  # every prompt distinct, as vllm bench serve's random dataset
+    # aiperf 0.3's order: each of 5 prompts once in the first 5 requests, then only repeats.
+    shuffled = hit_rate("--num-dataset-entries", 5, "--dataset-sampling-strategy", "shuffle")
+    assert shuffled == pytest.approx(15 * 448 / (20 * 512))
 
 
 def test_aiperfs_flag_names_describe_the_same_run(tmp_path):

@@ -330,14 +330,17 @@ def test_the_aiperf_command_keeps_the_workloads_prompt_pool_warmup_and_front_end
     assert cmd == (
         "aiperf profile --model Qwen/Qwen3-32B --url http://localhost:8000 --endpoint-type chat --streaming "
         "--concurrency 64 --request-count 1280 --warmup-request-count 128 --isl 1000 --osl 100 "
-        "--num-dataset-entries 100 --extra-inputs ignore_eos:true"
+        "--num-dataset-entries 100 --dataset-sampling-strategy random --extra-inputs ignore_eos:true"
     )
+    # aiperf >= 0.3.0 would shuffle the pool: the command asks for the order simulated.
+    shuffled = aiperf_command("m", 8000, dict(workload, prompt_sampling="shuffle"), 64, None, 1280)
+    assert "--num-dataset-entries 100 --dataset-sampling-strategy shuffle " in shuffled
     # SGLang's own server; no pool: as many distinct prompts as requests; a rate instead of clients.
     cmd = aiperf_command(
         "m", serving_port({"engine": "sglang"}, "sglang"), {"input_len": 10, "output_len": 5}, None, 2.5, 40
     )
     assert "--url http://localhost:30000 " in cmd and "--request-rate 2.5 --request-count 40 " in cmd
-    assert "--num-dataset-entries 40 " in cmd and "--concurrency" not in cmd
+    assert "--num-dataset-entries 40 " in cmd and "--concurrency" not in cmd and "sampling" not in cmd
     assert aiperf_command("m", 8000, {"trace": {"path": "t.csv"}}, 4, None, 10) is None  # a trace: vllm bench only
     # vllm bench serve measures the same server: Dynamo's front end when it stands before SGLang.
     bench = bench_command("m", "sglang", serving_port({"frontend": "dynamo"}, "sglang"), workload, 64, None, 1280, None)

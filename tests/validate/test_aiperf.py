@@ -219,3 +219,22 @@ def test_an_aiperf_sweep_folder_is_one_run_per_concurrency_in_order(tmp_path):
         out / "concurrency_16" / "validation.json"
     ).is_file()
     assert len(json.loads((out / "summary.json").read_text())["runs"]) == 2
+
+
+def test_the_prompt_order_is_the_strategy_aiperf_wrote_or_its_old_random_draw(tmp_path):
+    obj = {
+        "input_config": {"loadgen": {"concurrency": 4}, "input": {"dataset_sampling_strategy": "shuffle"}},
+        "time_to_first_token": {"unit": "ms", "avg": 40.0},
+        "input_sequence_length": {"unit": "tokens", "avg": 500.0},
+        "output_sequence_length": {"unit": "tokens", "avg": 100.0},
+    }
+    (run,) = load_result_file(_write(tmp_path, obj))  # aiperf >= 0.3.0 records the one it used
+    assert run.settings.workload["prompt_sampling"] == "shuffle"
+    assert run.settings.workload_from["prompt_sampling"] == "input_config: input.dataset_sampling_strategy"
+    (run,) = load_measured(AIPERF)  # an export without it: aiperf < 0.3.0 drew with replacement
+    assert "prompt_sampling" not in run.settings.workload
+    assert "aiperf before 0.3.0" in run.settings.workload_from["prompt_sampling"]
+    obj["input_config"]["input"]["dataset_sampling_strategy"] = "weighted"
+    (run,) = load_result_file(_write(tmp_path, obj))
+    assert "prompt_sampling" not in run.settings.workload
+    assert any("'weighted' is not modelled" in note for note in run.notes)

@@ -231,3 +231,35 @@ def test_pooled_prompts_repeat_whole_prompts_and_their_lengths():
     # The same spec and seed draw the same requests.
     again = build_requests(spec, np.random.default_rng(3))
     assert again.prefix_blocks == t.prefix_blocks
+
+
+def _pool_order(sampling, n=23, pool=5):
+    """Which of `pool` prompts each of `n` requests sends, under `sampling`."""
+    spec = WorkloadSpec.from_dict(
+        {
+            "num_requests": n,
+            "arrival": {"process": "poisson", "rate": "inf"},
+            "input_len": 100,
+            "output_len": 10,
+            "prompt_pool": pool,
+            "prompt_sampling": sampling,
+        }
+    )
+    t = build_requests(spec, np.random.default_rng(11))
+    names = {b: i for i, b in enumerate(dict.fromkeys(sorted(t.prefix_blocks)))}
+    return [names[b] for b in t.prefix_blocks]
+
+
+def test_shuffled_prompts_are_each_sent_once_a_pass_as_aiperf_0_3_samples():
+    order = _pool_order("shuffle")
+    passes = [order[i : i + 5] for i in range(0, 20, 5)]
+    assert all(sorted(p) == [0, 1, 2, 3, 4] for p in passes)  # every prompt once per pass
+    assert len(set(order[20:])) == 3  # the last, partial pass repeats none
+    assert len({tuple(p) for p in passes}) > 1  # each pass in an order of its own
+
+
+def test_sequential_prompts_cycle_in_order_and_random_ones_repeat_early():
+    sequential = _pool_order("sequential")
+    assert sequential == [sequential[i % 5] for i in range(23)] and len(set(sequential[:5])) == 5
+    random = _pool_order("random")
+    assert any(len(set(random[i : i + 5])) < 5 for i in range(0, 20, 5))  # with replacement

@@ -151,7 +151,7 @@ def test_unknown_top_level_key_names_allowed_keys():
     msg = spec_error(with_(num_request=5))
     assert msg == (
         "workload: unknown key 'num_request'; allowed keys: num_requests, arrival, "
-        "concurrency, input_len, output_len, trace, send_gap_ms, prompt_pool, warmup_requests"
+        "concurrency, input_len, output_len, trace, send_gap_ms, prompt_pool, prompt_sampling, warmup_requests"
     )
 
 
@@ -293,3 +293,14 @@ def test_prompt_pool_is_a_count_of_distinct_prompts_for_synthetic_workloads_only
     assert "workload.prompt_pool" in spec_error(with_(prompt_pool=0))
     msg = spec_error({"trace": "simulate/traces/azure_conv.csv", "prompt_pool": 100})
     assert msg.startswith("workload.prompt_pool: applies to synthetic prompts")
+
+
+def test_prompt_sampling_is_one_of_aiperfs_strategies_and_needs_a_pool():
+    assert WorkloadSpec.from_dict(with_(prompt_pool=100)).prompt_sampling == "random"
+    assert WorkloadSpec.from_dict(with_(prompt_pool=100, prompt_sampling="Shuffle")).prompt_sampling == "shuffle"
+    assert spec_error(with_(prompt_pool=100, prompt_sampling="lottery")) == (
+        "workload.prompt_sampling: 'lottery' is not one of random, shuffle, sequential"
+    )
+    assert spec_error(with_(prompt_sampling="shuffle")).startswith(
+        "workload.prompt_sampling: says how requests pick from prompt_pool, which is not set"
+    )
