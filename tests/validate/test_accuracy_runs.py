@@ -3,6 +3,7 @@
 import pytest
 
 from frontier.validate.accuracy import load_runs
+from frontier.workload import WorkloadSpec
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +41,8 @@ def test_vllm_sweep_runs_draw_prompts_from_aiperfs_100_and_the_others_never_repe
     # prefix cache); SGLang's sweep rows and InferenceMAX's random prompts show no reuse.
     vllm_sweep = next(r for r in by(runs, engine="vllm", version="0.12.0") if r.scenario)
     assert vllm_sweep.scenario["workload"]["prompt_pool"] == 100
+    # Drawn with replacement, as aiperf before 0.3.0 (accuracy._prompt_pool: a shuffle fits worse).
+    assert WorkloadSpec.from_dict(vllm_sweep.scenario["workload"]).prompt_sampling == "random"
     sglang_sweep = next(r for r in by(runs, engine="sglang", version="0.5.6.post2") if r.scenario)
     inferencemax = next(r for r in by(runs, version="0.18.0", isl=8192, osl=1024) if r.scenario)
     for row in (sglang_sweep, inferencemax):
