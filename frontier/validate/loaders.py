@@ -764,16 +764,19 @@ def load_aiperf_object(obj: dict, path: Path, index: int | None = None) -> Measu
         workload["warmup_requests"] = warmup
         src["warmup_requests"] = "input_config: loadgen.warmup_request_count"
     if not any(inp.get(k) for k in ("file", "public_dataset", "custom_dataset_type")):  # synthetic prompts
-        entries = _int(section(inp, "conversation").get("num"))
+        # aiperf 0.3.0 on writes the strategy it used (its validator sets one, so the export's
+        # exclude_unset keeps it) and counts the prompts in conversation.num_dataset_entries; before,
+        # it had no strategy (it drew at random with replacement) and --num-dataset-entries set
+        # conversation.num (common/config/conversation_config.py of each release).
+        sampling = _str(inp.get("dataset_sampling_strategy"))
+        count = "num" if sampling is None else "num_dataset_entries"
+        entries = _int(section(inp, "conversation").get(count))
         workload["prompt_pool"] = entries or AIPERF_DATASET_ENTRIES
         src["prompt_pool"] = (
-            "input_config: input.conversation.num"
+            f"input_config: input.conversation.{count}"
             if entries
             else f"aiperf's default --num-dataset-entries ({AIPERF_DATASET_ENTRIES} prompts, reused)"
         )
-        # aiperf 0.3.0 on writes the strategy it used (its validator sets one, so the export's
-        # exclude_unset keeps it); before, it had none and drew at random with replacement.
-        sampling = _str(inp.get("dataset_sampling_strategy"))
         if sampling in PROMPT_SAMPLINGS:
             workload["prompt_sampling"] = sampling
             src["prompt_sampling"] = "input_config: input.dataset_sampling_strategy"

@@ -231,6 +231,14 @@ def test_the_prompt_order_is_the_strategy_aiperf_wrote_or_its_old_random_draw(tm
     (run,) = load_result_file(_write(tmp_path, obj))  # aiperf >= 0.3.0 records the one it used
     assert run.settings.workload["prompt_sampling"] == "shuffle"
     assert run.settings.workload_from["prompt_sampling"] == "input_config: input.dataset_sampling_strategy"
+    # ... and counts its prompts in num_dataset_entries; conversation.num is then multi-turn sessions.
+    obj["input_config"]["input"]["conversation"] = {"num": 50}
+    (run,) = load_result_file(_write(tmp_path, obj))
+    assert run.settings.workload["prompt_pool"] == 100
+    obj["input_config"]["input"]["conversation"] = {"num": 50, "num_dataset_entries": 7}
+    (run,) = load_result_file(_write(tmp_path, obj))
+    assert run.settings.workload["prompt_pool"] == 7
+    assert run.settings.workload_from["prompt_pool"] == "input_config: input.conversation.num_dataset_entries"
     (run,) = load_measured(AIPERF)  # an export without it: aiperf < 0.3.0 drew with replacement
     assert "prompt_sampling" not in run.settings.workload
     assert "aiperf before 0.3.0" in run.settings.workload_from["prompt_sampling"]
