@@ -13,8 +13,9 @@ vllm-requests  a run folder with `requests.jsonl` (engine timestamps per request
                arrival_time) and `meta.json` (engine arguments).
 aiperf         NVIDIA aiperf's `profile_export_aiperf.json`: its metrics' statistics and the
                `input_config` it ran with (aiperf exporters/json_exporter.py,
-               common/models/export_models.py), which says the whole workload: clients, request
-               and warmup counts, synthetic lengths and the dataset of reused prompts.
+               common/models/export_models.py; the CLI flags' layout up to 0.8, its phases and
+               datasets from 0.9), which says the whole workload: clients, request and warmup
+               counts, synthetic lengths and the dataset of reused prompts, and their order.
 
 Where per-request data exists the measured metrics are recomputed with
 `frontier.metrics.serving.serving_metrics`, so measured and predicted share one definition;
@@ -28,7 +29,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -714,90 +715,219 @@ def _aiperf_length(config: dict, measured: float | None, what: str, notes: list[
     return {"dist": "normal", "mean": mean, "std": std} if std > 0 else mean
 
 
+class _AiperfInput(NamedTuple):
+    """What an aiperf run sent, as its input_config records it in either of aiperf's layouts,
+    with where each setting came from (`src`) and what cannot be replayed (`notes`)."""
+
+    rate: float | None  # requests/s; None: a closed loop
+    process: str  # poisson | constant | gamma
+    cv: float | None  # gamma gaps' coefficient of variation
+    concurrency: int | None
+    requests: int | None
+    timed: bool  # stopped by a duration rather than a count
+    warmup: int | None
+    synthetic: bool
+    entries: int | None
+    sampling: str | None  # None: not recorded (aiperf before 0.3.0 drew at random)
+    isl: dict  # {"mean", "stddev"} as far as set
+    osl: dict
+    model: str | None
+    tokenizer: str | None
+    src: dict
+    notes: list
+
+
+def _section(d: dict, key: str) -> dict:
+    return d[key] if isinstance(d.get(key), dict) else {}
+
+
+def _aiperf_flags_input(cfg: dict, where: str) -> _AiperfInput:
+    """aiperf up to 0.8: input_config mirrors the CLI flags (`loadgen`, `input`, `endpoint`).
+    From 0.3.0 it writes the dataset sampling strategy it used (its validator sets one, so the
+    export's exclude_unset keeps it) and counts the prompts in conversation.num_dataset_entries;
+    before, it had no strategy (it drew at random with replacement) and --num-dataset-entries set
+    conversation.num (common/config/conversation_config.py of 0.2.0, 0.3.0, 0.6.0)."""
+    loadgen, inp = _section(cfg, "loadgen"), _section(cfg, "input")
+    prompt, conversation = _section(inp, "prompt"), _section(inp, "conversation")
+    src, notes = {}, []
+    rate = _rate(loadgen.get("request_rate"), where)
+    src["arrival"] = "input_config: loadgen.request_rate"
+    src["concurrency"] = "input_config: loadgen.concurrency"
+    src["num_requests"] = "input_config: loadgen.request_count"
+    src["warmup_requests"] = "input_config: loadgen.warmup_request_count"
+    synthetic = not any(inp.get(k) for k in ("file", "public_dataset", "custom_dataset_type"))
+    sampling = _str(inp.get("dataset_sampling_strategy"))
+    count = "num" if sampling is None else "num_dataset_entries"
+    src["prompt_pool"] = f"input_config: input.conversation.{count}"
+    src["prompt_sampling"] = "input_config: input.dataset_sampling_strategy"
+    for name in ("input", "output"):
+        src[f"{name}_len"] = f"input_config: input.prompt.{name}_tokens"
+    if _int(_section(prompt, "prefix_prompt").get("pool_size")):
+        notes.append("aiperf's shared prefix prompts (--num-prefix-prompts) are not modelled")
+    if (_num(_section(conversation, "turn").get("mean")) or 1) > 1:
+        notes.append("aiperf's multi-turn conversations are replayed as independent single-turn requests")
+    models = _section(cfg, "endpoint").get("model_names") or []
+    return _AiperfInput(
+        rate=rate,
+        process="constant" if loadgen.get("request_rate_mode") == "constant" else "poisson",
+        cv=None,
+        concurrency=_int(loadgen.get("concurrency")),
+        requests=_int(loadgen.get("request_count")),
+        timed=bool(loadgen.get("benchmark_duration")),
+        warmup=_int(loadgen.get("warmup_request_count")),
+        synthetic=synthetic,
+        entries=_int(conversation.get(count)),
+        sampling=sampling,
+        isl=_section(prompt, "input_tokens"),
+        osl=_section(prompt, "output_tokens"),
+        model=_str(models[0]) if models else None,
+        tokenizer=_str(_section(cfg, "tokenizer").get("name")),
+        src=src,
+        notes=notes,
+    )
+
+
+def _aiperf_distribution(value: Any, what: str, notes: list[str]) -> dict:
+    """aiperf 0.9's sampled quantity (config/distributions.py: a number, or fixed `value`, normal
+    `mean` / `stddev`, ...) as {"mean", "stddev"}; other shapes keep their mean, with a note."""
+    if isinstance(value, int | float):
+        return {"mean": value}
+    if not isinstance(value, dict):
+        return {}
+    if "value" in value:
+        return {"mean": value["value"]}
+    if set(value) - {"mean", "stddev", "type"}:
+        notes.append(f"aiperf's {value.get('type', 'sampled')} {what} is replayed as normal about its mean")
+    return {k: value[k] for k in ("mean", "stddev") if k in value}
+
+
+# aiperf 0.9's phase types that Frontier replays: a closed loop or rate-timed arrivals.
+_AIPERF_PHASE_ARRIVALS = {"concurrency": None, "poisson": "poisson", "constant": "constant", "gamma": "gamma"}
+
+
+def _aiperf_phases_input(cfg: dict, where: str) -> _AiperfInput:
+    """aiperf 0.9 on: input_config is its benchmark configuration (config/config.py
+    `BenchmarkConfig`): ordered `phases` (the warmup ones excluded from the results, then the
+    measured one, each `concurrency`-driven or `rate`-timed, stopping after `requests` or a
+    `duration`) and one dataset, synthetic with `entries` prompts (100 unless set; a plain
+    `--request-count N` sets N, every prompt new) picked `sequential`ly unless `sampling` says
+    otherwise (config/dataset/config.py `SyntheticDataset`)."""
+    phases = [p for p in cfg.get("phases") or [] if isinstance(p, dict)]
+    measured = [p for p in phases if not p.get("exclude_from_results")]
+    if not measured:
+        raise FrontierError(f"{where}: aiperf's input_config has no phase whose results count (phases)")
+    phase = measured[-1]
+    kind = str(phase.get("type", "concurrency"))
+    if kind not in _AIPERF_PHASE_ARRIVALS:
+        raise FrontierError(
+            f"{where}: aiperf's '{kind}' phase is not replayed; Frontier replays "
+            f"{', '.join(_AIPERF_PHASE_ARRIVALS)} phases (give the workload as flags instead)"
+        )
+    at = f"input_config: phases['{phase.get('name', kind)}']"
+    rate = _rate(phase.get("rate"), where) if kind != "concurrency" else None
+    smoothness = _num(phase.get("smoothness"))
+    datasets = [d for d in cfg.get("datasets") or [] if isinstance(d, dict)]
+    dataset = datasets[0] if datasets else {}
+    prompts = _section(dataset, "prompts")
+    notes = []
+    if len(measured) > 1:
+        notes.append(f"aiperf ran {len(measured)} measured phases: replaying the last, '{phase.get('name')}'")
+    if _section(dataset, "prefix_prompts"):
+        notes.append("aiperf's shared prefix prompts (prefix_prompts) are not modelled")
+    if (_aiperf_distribution(dataset.get("turns"), "turns", notes).get("mean") or 1) > 1:
+        notes.append("aiperf's multi-turn conversations are replayed as independent single-turn requests")
+    models = [_str(m.get("name")) for m in _section(cfg, "models").get("items") or [] if isinstance(m, dict)]
+    return _AiperfInput(
+        rate=rate,
+        process=_AIPERF_PHASE_ARRIVALS[kind] or "poisson",
+        cv=smoothness**-0.5 if kind == "gamma" and smoothness else None,
+        concurrency=_int(phase.get("concurrency")) or (1 if kind == "concurrency" else None),
+        requests=_int(phase.get("requests")),
+        timed=phase.get("duration") is not None,
+        warmup=sum(_int(p.get("requests")) or 0 for p in phases if p.get("exclude_from_results")) or None,
+        synthetic=dataset.get("type", "synthetic") == "synthetic",
+        entries=_int(dataset.get("entries")),
+        sampling=_str(dataset.get("sampling")) or "sequential",
+        isl=_aiperf_distribution(prompts.get("isl"), "input length", notes),
+        osl=_aiperf_distribution(prompts.get("osl"), "output length", notes),
+        model=models[0] if models else None,
+        tokenizer=_str(_section(cfg, "tokenizer").get("name")),
+        src={
+            "arrival": f"{at}.rate",
+            "concurrency": f"{at}.concurrency",
+            "num_requests": f"{at}.requests",
+            "warmup_requests": "input_config: the phases excluded from the results",
+            "prompt_pool": "input_config: datasets[0].entries",
+            "prompt_sampling": "input_config: datasets[0].sampling (aiperf's default: sequential)",
+            "input_len": "input_config: datasets[0].prompts.isl",
+            "output_len": "input_config: datasets[0].prompts.osl",
+        },
+        notes=notes,
+    )
+
+
 def load_aiperf_object(obj: dict, path: Path, index: int | None = None) -> MeasuredRun:
-    """An aiperf `profile_export_aiperf.json`: its summary metrics and, from its input_config,
-    the workload it sent: a closed loop of `--concurrency` clients (or `--request-rate`),
-    `--request-count` requests after `--warmup-request-count` warmup ones, synthetic prompts
-    drawn from `--num-dataset-entries` distinct ones (so a repeat can hit the prefix cache)."""
+    """An aiperf `profile_export_aiperf.json`: its summary metrics and, from its input_config
+    (the CLI flags' layout up to aiperf 0.8, its phases and datasets from 0.9), the workload it
+    sent: a closed loop of `--concurrency` clients (or `--request-rate`), `--request-count`
+    requests after `--warmup-request-count` warmup ones, synthetic prompts drawn from
+    `--num-dataset-entries` distinct ones (so a repeat can hit the prefix cache)."""
     where = _where(path, index)
     cfg = obj.get("input_config")
     if not isinstance(cfg, dict):
         raise FrontierError(f"{where}: aiperf's input_config is not an object")
-
-    def section(d: dict, key: str) -> dict:
-        return d[key] if isinstance(d.get(key), dict) else {}
-
-    endpoint, loadgen, inp = section(cfg, "endpoint"), section(cfg, "loadgen"), section(cfg, "input")
-    prompt = section(inp, "prompt")
-    notes: list[str] = []
-    src: dict[str, str] = {}
-    rate = _rate(loadgen.get("request_rate"), where)
-    concurrency = _int(loadgen.get("concurrency"))
+    sent = (_aiperf_phases_input if "phases" in cfg else _aiperf_flags_input)(cfg, where)
+    notes, src = list(sent.notes), dict(sent.src)
+    rate, concurrency = sent.rate, sent.concurrency
     if rate is None and concurrency is None:
         concurrency = 1  # aiperf's user_config: no rate and no concurrency is one client
         src["concurrency"] = "aiperf's default without --request-rate or --concurrency (one client)"
-    mode = "constant" if loadgen.get("request_rate_mode") == "constant" else "poisson"
-    src["arrival"] = (
-        "input_config: loadgen.request_rate"
-        if rate
-        else "no --request-rate: a closed loop, each client sending when its last request is done"
-    )
-    requests = _int(loadgen.get("request_count"))
-    src["num_requests"] = "input_config: loadgen.request_count" if requests else "aiperf's default --request-count"
+    if rate is None:
+        src["arrival"] = "no --request-rate: a closed loop, each client sending when its last request is done"
+    requests = sent.requests
+    if not requests:
+        src["num_requests"] = "aiperf's default --request-count"
     measured = _int(_aiperf_avg(obj, "request_count"))
-    if not requests and loadgen.get("benchmark_duration") and measured:  # a timed run: as many as it sent
+    if not requests and sent.timed and measured:  # a timed run: as many as it sent
         requests = measured + (_int(_aiperf_avg(obj, "error_request_count")) or 0)
         src["num_requests"] = "the requests a --benchmark-duration run measured (request_count + errors)"
-    workload: dict = {
-        "num_requests": requests or AIPERF_REQUEST_COUNT,
-        "arrival": {"process": mode, "rate": "inf" if rate is None else rate},
-    }
-    for name, tag in (("input", "input_sequence_length"), ("output", "output_sequence_length")):
-        spec = section(prompt, f"{name}_tokens")
+    arrival = {"process": sent.process, "rate": "inf" if rate is None else rate}
+    if sent.cv is not None:
+        arrival["cv"] = sent.cv
+    workload: dict = {"num_requests": requests or AIPERF_REQUEST_COUNT, "arrival": arrival}
+    for name, spec, tag in (
+        ("input", sent.isl, "input_sequence_length"),
+        ("output", sent.osl, "output_sequence_length"),
+    ):
         workload[f"{name}_len"] = _aiperf_length(spec, _aiperf_avg(obj, tag), name, notes, where)
-        src[f"{name}_len"] = f"input_config: input.prompt.{name}_tokens" if "mean" in spec else f"measured {tag}"
+        if "mean" not in spec:
+            src[f"{name}_len"] = f"measured {tag}"
     if concurrency:
         workload["concurrency"] = concurrency
-        src.setdefault("concurrency", "input_config: loadgen.concurrency")
-    warmup = _int(loadgen.get("warmup_request_count"))
-    if warmup:
-        workload["warmup_requests"] = warmup
-        src["warmup_requests"] = "input_config: loadgen.warmup_request_count"
-    if not any(inp.get(k) for k in ("file", "public_dataset", "custom_dataset_type")):  # synthetic prompts
-        # aiperf 0.3.0 on writes the strategy it used (its validator sets one, so the export's
-        # exclude_unset keeps it) and counts the prompts in conversation.num_dataset_entries; before,
-        # it had no strategy (it drew at random with replacement) and --num-dataset-entries set
-        # conversation.num (common/config/conversation_config.py of each release).
-        sampling = _str(inp.get("dataset_sampling_strategy"))
-        count = "num" if sampling is None else "num_dataset_entries"
-        entries = _int(section(inp, "conversation").get(count))
-        workload["prompt_pool"] = entries or AIPERF_DATASET_ENTRIES
-        src["prompt_pool"] = (
-            f"input_config: input.conversation.{count}"
-            if entries
-            else f"aiperf's default --num-dataset-entries ({AIPERF_DATASET_ENTRIES} prompts, reused)"
-        )
-        if sampling in PROMPT_SAMPLINGS:
-            workload["prompt_sampling"] = sampling
-            src["prompt_sampling"] = "input_config: input.dataset_sampling_strategy"
-        elif sampling is None:
+    if sent.warmup:
+        workload["warmup_requests"] = sent.warmup
+    if sent.synthetic:
+        workload["prompt_pool"] = sent.entries or AIPERF_DATASET_ENTRIES
+        if not sent.entries:
+            src["prompt_pool"] = f"aiperf's default --num-dataset-entries ({AIPERF_DATASET_ENTRIES} prompts, reused)"
+        workload["prompt_sampling"] = sent.sampling if sent.sampling in PROMPT_SAMPLINGS else "random"
+        if sent.sampling is None:
             src["prompt_sampling"] = "no dataset_sampling_strategy (aiperf before 0.3.0): drawn at random"
-        else:
-            notes.append(f"aiperf's dataset sampling strategy '{sampling}' is not modelled: prompts drawn at random")
+        elif sent.sampling not in PROMPT_SAMPLINGS:
+            src.pop("prompt_sampling")
+            notes.append(
+                f"aiperf's dataset sampling strategy '{sent.sampling}' is not modelled: prompts drawn at random"
+            )
     else:
         notes.append("prompts from a dataset file: lengths replayed as their means, no prompt reuse")
-    if _int(section(prompt, "prefix_prompt").get("pool_size")):
-        notes.append("aiperf's shared prefix prompts (--num-prefix-prompts) are not modelled")
-    if (_num(section(section(inp, "conversation"), "turn").get("mean")) or 1) > 1:
-        notes.append("aiperf's multi-turn conversations are replayed as independent single-turn requests")
-    models = endpoint.get("model_names") or []
+    src = {key: src[key] for key in workload if key in src}  # where each setting replayed came from
     reported = _aiperf_metrics(obj, where)
     settings = RunSettings(
         request_rate=math.inf if rate is None else rate,
         max_concurrency=concurrency,
         num_prompts=workload["num_requests"],
-        model=_str(models[0]) if models else None,
-        tokenizer=_str(section(cfg, "tokenizer").get("name")),
+        model=sent.model,
+        tokenizer=sent.tokenizer,
         backend="aiperf",
         date=_str(obj.get("start_time")),
         workload=workload,

@@ -37,6 +37,7 @@ def test_an_aiperf_export_is_a_run_with_the_workload_its_input_config_records():
         "concurrency": 16,
         "warmup_requests": 32,
         "prompt_pool": 100,  # not in input_config: aiperf's default --num-dataset-entries
+        "prompt_sampling": "random",  # nor a sampling strategy: aiperf before 0.3.0
     }
     assert "default --num-dataset-entries" in run.settings.workload_from["prompt_pool"]
     assert run.settings.workload_from["warmup_requests"] == "input_config: loadgen.warmup_request_count"
@@ -240,9 +241,93 @@ def test_the_prompt_order_is_the_strategy_aiperf_wrote_or_its_old_random_draw(tm
     assert run.settings.workload["prompt_pool"] == 7
     assert run.settings.workload_from["prompt_pool"] == "input_config: input.conversation.num_dataset_entries"
     (run,) = load_measured(AIPERF)  # an export without it: aiperf < 0.3.0 drew with replacement
-    assert "prompt_sampling" not in run.settings.workload
+    assert run.settings.workload["prompt_sampling"] == "random"
     assert "aiperf before 0.3.0" in run.settings.workload_from["prompt_sampling"]
     obj["input_config"]["input"]["dataset_sampling_strategy"] = "weighted"
     (run,) = load_result_file(_write(tmp_path, obj))
-    assert "prompt_sampling" not in run.settings.workload
+    assert run.settings.workload["prompt_sampling"] == "random" and "prompt_sampling" not in run.settings.workload_from
     assert any("'weighted' is not modelled" in note for note in run.notes)
+
+
+# What aiperf 0.13.0 writes as input_config (its telemetry and artifact sections left out) for
+# aiconfigurator's bench flags (`--concurrency 16 --num-requests 320 --warmup-request-count 32
+# --isl 1024 --isl-stddev 0 --osl 128 --osl-stddev 0 --random-seed 100 --extra-inputs
+# ignore_eos:true --streaming`), produced by aiperf's own converter (config/flags/converter.py)
+# and dumped as its JSON exporter dumps it (exclude_unset, exclude_none).
+AIPERF_0_13_CONFIG = {
+    "models": {"items": [{"name": "Qwen/Qwen3-32B"}]},
+    "endpoint": {"urls": ["http://localhost:8000"], "type": "chat", "streaming": True, "extra": {"ignore_eos": True}},
+    "datasets": [
+        {
+            "name": "main",
+            "type": "synthetic",
+            "entries": 320,
+            "random_seed": 100,
+            "prompts": {"isl": {"mean": 1024.0, "stddev": 0.0}, "osl": {"mean": 128.0, "stddev": 0.0}},
+        }
+    ],
+    "phases": [
+        {
+            "name": "warmup",
+            "kind": "warmup",
+            "type": "concurrency",
+            "exclude_from_results": True,
+            "requests": 32,
+            "concurrency": 16,
+        },
+        {"name": "profiling", "kind": "profiling", "type": "concurrency", "requests": 320, "concurrency": 16},
+    ],
+    "tokenizer": {},
+}
+
+
+def test_an_aiperf_0_9_export_is_read_from_its_phases_and_dataset(tmp_path):
+    obj = json.loads(AIPERF.read_text())
+    obj.update(schema_version="1.4", aiperf_version="0.13.0", input_config=AIPERF_0_13_CONFIG)
+    (run,) = load_result_file(_write(tmp_path, obj))
+    assert run.settings.model == "Qwen/Qwen3-32B"
+    # The same run as the flags' layout describes, but aiperf 0.9+ makes one prompt per request
+    # (entries = --request-count) and sends them in order.
+    assert run.settings.workload == {
+        "num_requests": 320,
+        "arrival": {"process": "poisson", "rate": "inf"},
+        "input_len": 1024,
+        "output_len": 128,
+        "concurrency": 16,
+        "warmup_requests": 32,
+        "prompt_pool": 320,
+        "prompt_sampling": "sequential",
+    }
+    assert run.settings.workload_from["concurrency"] == "input_config: phases['profiling'].concurrency"
+    # aiperf 0.13's --request-rate 4 --concurrency 8 --num-dataset-entries 7 --dataset-sampling-strategy
+    # shuffle --isl 2000 --isl-stddev 200, no warmup (its converter's output).
+    config = json.loads(json.dumps(AIPERF_0_13_CONFIG))
+    config["phases"] = [
+        {"name": "profiling", "kind": "profiling", "type": "poisson", "requests": 50, "concurrency": 8, "rate": 4.0}
+    ]
+    config["datasets"][0].update(
+        entries=7, sampling="shuffle", prompts={"isl": {"mean": 2000.0, "stddev": 200.0}, "osl": {"mean": 100.0}}
+    )
+    obj["input_config"] = config
+    (run,) = load_result_file(_write(tmp_path, obj))
+    w = run.settings.workload
+    assert w["arrival"] == {"process": "poisson", "rate": 4.0} and w["concurrency"] == 8 and w["num_requests"] == 50
+    assert (w["prompt_pool"], w["prompt_sampling"], w["output_len"]) == (
+        7,
+        "shuffle",
+        100,
+    ) and "warmup_requests" not in w
+    assert w["input_len"] == {"dist": "normal", "mean": 2000, "std": 200.0}
+    # Gamma arrivals of shape 4 (aiperf's smoothness): gaps with cv 1/2; a fixed length; the default pool.
+    config["phases"] = [{"name": "profiling", "type": "gamma", "requests": 50, "rate": 4.0, "smoothness": 4.0}]
+    config["datasets"][0] = {"name": "main", "type": "synthetic", "prompts": {"isl": {"value": 300}, "osl": 100}}
+    (run,) = load_result_file(_write(tmp_path, obj))
+    w = run.settings.workload
+    assert w["arrival"] == {"process": "gamma", "rate": 4.0, "cv": 0.5} and "concurrency" not in w
+    assert (w["input_len"], w["output_len"], w["prompt_pool"], w["prompt_sampling"]) == (300, 100, 100, "sequential")
+    # A phase Frontier cannot replay is one clear line.
+    config["phases"] = [{"name": "profiling", "type": "fixed_schedule"}]
+    with pytest.raises(
+        FrontierError, match=r"aiperf's 'fixed_schedule' phase is not replayed; Frontier replays concurrency"
+    ):
+        load_result_file(_write(tmp_path, obj))
