@@ -832,6 +832,9 @@ def _aiperf_phases_input(cfg: dict, where: str) -> _AiperfInput:
     notes = []
     if len(measured) > 1:
         notes.append(f"aiperf ran {len(measured)} measured phases: replaying the last, '{phase.get('name')}'")
+    warmups = [p for p in phases if p.get("exclude_from_results")]
+    if any(not _int(p.get("requests")) for p in warmups):
+        notes.append("aiperf's warmup by duration is not replayed (only warmup phases with a request count are)")
     if _section(dataset, "prefix_prompts"):
         notes.append("aiperf's shared prefix prompts (prefix_prompts) are not modelled")
     if (_aiperf_distribution(dataset.get("turns"), "turns", notes).get("mean") or 1) > 1:
@@ -844,7 +847,7 @@ def _aiperf_phases_input(cfg: dict, where: str) -> _AiperfInput:
         concurrency=_int(phase.get("concurrency")) or (1 if kind == "concurrency" else None),
         requests=_int(phase.get("requests")),
         timed=phase.get("duration") is not None,
-        warmup=sum(_int(p.get("requests")) or 0 for p in phases if p.get("exclude_from_results")) or None,
+        warmup=sum(_int(p.get("requests")) or 0 for p in warmups) or None,
         synthetic=dataset.get("type", "synthetic") == "synthetic",
         entries=_int(dataset.get("entries")),
         sampling=_str(dataset.get("sampling")) or "sequential",
