@@ -221,7 +221,7 @@ def warn_line(text: str) -> None:
     "prompt_sampling",
     type=click.Choice(PROMPT_SAMPLINGS),
     help="How requests pick from --prompt-pool, as aiperf: random (with replacement; default, aiperf <= 0.2), "
-    "shuffle (each prompt once per pass; aiperf >= 0.3's default) or sequential.",
+    "shuffle (each prompt once per pass; aiperf 0.3-0.8's default) or sequential (in order; aiperf 0.9+'s).",
 )
 @click.option(
     "--num-warmups",

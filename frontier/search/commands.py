@@ -196,8 +196,8 @@ def aiperf_command(
     """`aiperf profile` measuring the same load point with synthetic prompts (None for a trace):
     its `profile_export_aiperf.json` is what `frontier validate` replays. aiperf reuses 100
     prompts unless told otherwise, so the workload's `prompt_pool` is passed as it is, with its
-    `prompt_sampling` (aiperf 0.3.0 on shuffles by default, where Frontier draws at random unless
-    told), or every prompt made distinct (as many dataset entries as requests, warmup included)."""
+    `prompt_sampling` (aiperf 0.3-0.8 shuffle by default and 0.9 on go in order, where Frontier
+    draws at random unless told), or every prompt made distinct (as many dataset entries as requests, warmup included)."""
     if workload.get("trace"):
         return None
     warmup = int(workload.get("warmup_requests") or 0)

@@ -269,8 +269,10 @@ PROMPT_POOL_BLOCK_TOKENS = 64
 # How a request picks its pooled prompt, as aiperf's `--dataset-sampling-strategy` names it
 # (aiperf/dataset/dataset_samplers.py): `random` with replacement (aiperf up to 0.2.0, its only
 # way: dataset_manager.py `random.choice`), `shuffle` every prompt once in a random order, then
-# again in a new one (aiperf 0.3.0 on, its default for synthetic prompts: a prompt repeats only
-# after all the others were sent), `sequential` in order, wrapping around.
+# again in a new one (aiperf 0.3.0-0.8's default for synthetic prompts: a prompt repeats only
+# after all the others were sent), `sequential` in order, wrapping around (0.9 on: its synthetic
+# dataset's default, config/dataset/config.py `SyntheticDataset`, which a plain `--request-count
+# N` sizes to N prompts).
 PROMPT_SAMPLINGS = ("random", "shuffle", "sequential")
 
 
