@@ -121,10 +121,13 @@ def _prompt_pool(row) -> int | None:
     on as it leaves vLLM's prefix caching: how those runs avoided reuse is not known, so they
     are simulated without it.
 
-    Drawn at random with replacement, as aiperf did up to 0.2.0. aiperf 0.3.0 and later (the
+    Drawn at random with replacement, as aiperf did up to 0.2.0. aiperf 0.3.0-0.8.0 (the
     samplers came with ai-dynamo/aiperf PR #395, merged 2025-10-24; aiconfigurator's sflow
     template pins 0.3.0) shuffle instead, each prompt once per pass over the 100, so from 50
-    clients on the warmup leaves none unseen; which release measured these rows is not recorded.
+    clients on the warmup leaves none unseen; which release measured these rows is not recorded
+    (0.9.0, May 2026, sizes the pool to the bench script's --num-requests, a prompt of each
+    request's own, which the vLLM rows' reuse rules out: they came into aiconfigurator's silicon
+    sample on 2026-05-06 as "older bench data").
     Shuffled, with the Dynamo wait as fitted, the 72 vLLM sweep rows' TTFT median APE went
     23.6 -> 28.9 % (bias -8 -> -13 %; Llama-3.1-8B-FP8 TP2 10.9 -> 23.8 %, TP8 23 -> 10 %), TPOT
     45.6 -> 43.6 %; with the wait refitted to the shuffle (13 us a prompt token) the 21
