@@ -749,40 +749,39 @@ def _aiperf_flags_input(cfg: dict, where: str) -> _AiperfInput:
     conversation.num (common/config/conversation_config.py of 0.2.0, 0.3.0, 0.6.0)."""
     loadgen, inp = _section(cfg, "loadgen"), _section(cfg, "input")
     prompt, conversation = _section(inp, "prompt"), _section(inp, "conversation")
-    src, notes = {}, []
-    rate = _rate(loadgen.get("request_rate"), where)
-    src["arrival"] = "input_config: loadgen.request_rate"
-    src["concurrency"] = "input_config: loadgen.concurrency"
-    src["num_requests"] = "input_config: loadgen.request_count"
-    src["warmup_requests"] = "input_config: loadgen.warmup_request_count"
-    synthetic = not any(inp.get(k) for k in ("file", "public_dataset", "custom_dataset_type"))
+    notes = []
     sampling = _str(inp.get("dataset_sampling_strategy"))
     count = "num" if sampling is None else "num_dataset_entries"
-    src["prompt_pool"] = f"input_config: input.conversation.{count}"
-    src["prompt_sampling"] = "input_config: input.dataset_sampling_strategy"
-    for name in ("input", "output"):
-        src[f"{name}_len"] = f"input_config: input.prompt.{name}_tokens"
     if _int(_section(prompt, "prefix_prompt").get("pool_size")):
         notes.append("aiperf's shared prefix prompts (--num-prefix-prompts) are not modelled")
     if (_num(_section(conversation, "turn").get("mean")) or 1) > 1:
         notes.append("aiperf's multi-turn conversations are replayed as independent single-turn requests")
     models = _section(cfg, "endpoint").get("model_names") or []
     return _AiperfInput(
-        rate=rate,
+        rate=_rate(loadgen.get("request_rate"), where),
         process="constant" if loadgen.get("request_rate_mode") == "constant" else "poisson",
         cv=None,
         concurrency=_int(loadgen.get("concurrency")),
         requests=_int(loadgen.get("request_count")),
         timed=bool(loadgen.get("benchmark_duration")),
         warmup=_int(loadgen.get("warmup_request_count")),
-        synthetic=synthetic,
+        synthetic=not any(inp.get(k) for k in ("file", "public_dataset", "custom_dataset_type")),
         entries=_int(conversation.get(count)),
         sampling=sampling,
         isl=_section(prompt, "input_tokens"),
         osl=_section(prompt, "output_tokens"),
         model=_str(models[0]) if models else None,
         tokenizer=_str(_section(cfg, "tokenizer").get("name")),
-        src=src,
+        src={
+            "arrival": "input_config: loadgen.request_rate",
+            "concurrency": "input_config: loadgen.concurrency",
+            "num_requests": "input_config: loadgen.request_count",
+            "warmup_requests": "input_config: loadgen.warmup_request_count",
+            "prompt_pool": f"input_config: input.conversation.{count}",
+            "prompt_sampling": "input_config: input.dataset_sampling_strategy",
+            "input_len": "input_config: input.prompt.input_tokens",
+            "output_len": "input_config: input.prompt.output_tokens",
+        },
         notes=notes,
     )
 

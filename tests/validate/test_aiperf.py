@@ -286,15 +286,11 @@ def test_an_aiperf_0_9_export_is_read_from_its_phases_and_dataset(tmp_path):
     obj.update(schema_version="1.4", aiperf_version="0.13.0", input_config=AIPERF_0_13_CONFIG)
     (run,) = load_result_file(_write(tmp_path, obj))
     assert run.settings.model == "Qwen/Qwen3-32B"
-    # The same run as the flags' layout describes, but aiperf 0.9+ makes one prompt per request
-    # (entries = --request-count) and sends them in order.
+    # The same run as the flags' layout describes (the test above), but aiperf 0.9+ makes one
+    # prompt per request (entries = --request-count) and sends them in order.
+    (flags_layout,) = load_measured(AIPERF)
     assert run.settings.workload == {
-        "num_requests": 320,
-        "arrival": {"process": "poisson", "rate": "inf"},
-        "input_len": 1024,
-        "output_len": 128,
-        "concurrency": 16,
-        "warmup_requests": 32,
+        **flags_layout.settings.workload,
         "prompt_pool": 320,
         "prompt_sampling": "sequential",
     }
