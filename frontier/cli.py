@@ -78,6 +78,7 @@ def scenario_dict(path: Path | None, warn=None, **flags) -> tuple[dict, Path | N
         "dp",
         "max_num_seqs",
         "max_num_batched_tokens",
+        "max_model_len",
         "engine",
         "engine_version",
         "frontend",
@@ -233,6 +234,13 @@ def warn_line(text: str) -> None:
 @click.option("--trace", help="Request trace: Azure 2023 / Mooncake / CSV / JSONL file.")
 @click.option("--max-num-seqs", type=int, help="Scheduler: most sequences per batch.")
 @click.option("--max-num-batched-tokens", type=int, help="Scheduler: token budget per step.")
+@click.option(
+    "--max-model-len",
+    "--context-length",
+    "max_model_len",
+    type=click.IntRange(min=1),
+    help="Longest request served (prompt + output); default: the model's context.",
+)
 @click.option("--seed", type=click.IntRange(min=0), help="Random seed >= 0 (same seed, same result).")
 @click.option(
     "-o",

@@ -3,12 +3,12 @@
 Flag names are the engines' own: vLLM's engine arguments (`vllm/engine/arg_utils.py`,
 `EngineArgs.add_cli_args`: --tensor-parallel-size, --pipeline-parallel-size,
 --data-parallel-size, --enable-expert-parallel, --max-num-seqs, --max-num-batched-tokens,
---gpu-memory-utilization, --block-size, --enable-prefix-caching, --quantization,
+--max-model-len, --gpu-memory-utilization, --block-size, --enable-prefix-caching, --quantization,
 --kv-cache-dtype, --kv-transfer-config) and `vllm bench serve`'s (`vllm/benchmarks/serve.py`
 and `datasets.py`: --dataset-name random, --random-input-len, --max-concurrency, --goodput
 ttft:MS, --percentile-metrics, --save-result, --save-detailed); SGLang's server arguments
 (`python/sglang/srt/server_args.py`: --tp-size, --pp-size, --dp-size, --enable-dp-attention,
---ep-size, --max-running-requests, --chunked-prefill-size, --mem-fraction-static, --page-size,
+--ep-size, --max-running-requests, --chunked-prefill-size, --context-length, --mem-fraction-static, --page-size,
 --disable-radix-cache, --disaggregation-mode); aiperf's (`aiperf/common/config/*_config.py`:
 --concurrency, --request-rate, --request-count, --warmup-request-count, --isl, --osl,
 --num-dataset-entries, --extra-inputs, --streaming), as Dynamo and aiconfigurator benchmark.
@@ -43,6 +43,7 @@ def vllm_serve(model: str, c: dict, extra: list[str] = ()) -> str:
             ("--enable-expert-parallel", c.get("ep", 1) > 1),
             ("--max-num-seqs", c.get("max_num_seqs")),
             ("--max-num-batched-tokens", c.get("max_num_batched_tokens")),
+            ("--max-model-len", c.get("max_model_len")),
             ("--gpu-memory-utilization", c.get("gpu_memory_utilization")),
             ("--block-size", c.get("block_size")),
             ("--enable-prefix-caching", c.get("enable_prefix_caching")),
@@ -65,6 +66,7 @@ def sglang_serve(model: str, c: dict, extra: list[str] = ()) -> str:
             ("--ep-size", c.get("ep") if c.get("ep", 1) > 1 else None),
             ("--max-running-requests", c.get("max_num_seqs")),
             ("--chunked-prefill-size", c.get("max_num_batched_tokens")),
+            ("--context-length", c.get("max_model_len")),
             ("--mem-fraction-static", c.get("gpu_memory_utilization")),
             ("--page-size", c.get("block_size")),
             ("--disable-radix-cache", not c.get("enable_prefix_caching", False)),

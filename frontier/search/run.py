@@ -23,6 +23,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from frontier.errors import FrontierError
@@ -68,14 +69,32 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9.=_-]+", "_", text).strip("_")
 
 
-def make_points(spec: SweepSpec, candidates: list[Candidate]) -> list[Point]:
+def _workload_base(spec: SweepSpec) -> dict:
+    """The sweep's workload block, its trace path made absolute so that a worker (or best.json)
+    finds it from anywhere."""
     from frontier.workload.spec import resolve_trace_path
 
     base = dict(spec.workload)
-    if "trace" in base:  # absolute, so a worker (or best.json) finds it from anywhere
+    if "trace" in base:
         trace = base["trace"] if isinstance(base["trace"], dict) else {"path": base["trace"]}
         path = resolve_trace_path(trace.get("path"), "workload.trace.path", spec.base_dir)
         base["trace"] = dict(trace, path=str(path))
+    return base
+
+
+def longest_request(spec: SweepSpec) -> int:
+    """Prompt + output tokens of the longest request any load point sends."""
+    from frontier.workload import WorkloadSpec, build_requests
+
+    base, longest = _workload_base(spec), 1
+    for load in spec.loads:
+        table = build_requests(WorkloadSpec.from_dict(load.workload(base)), np.random.default_rng(spec.seed))
+        longest = max(longest, int((table.input_tokens + table.output_tokens).max()))
+    return longest
+
+
+def make_points(spec: SweepSpec, candidates: list[Candidate]) -> list[Point]:
+    base = _workload_base(spec)
     points = []
     for c in candidates:
         for load in spec.loads:
@@ -270,7 +289,7 @@ def run_sweep(
 
     t0 = time.perf_counter()
     model = load_model(spec.model)
-    candidates, infeasible = enumerate_space(spec, model)
+    candidates, infeasible = enumerate_space(spec, model, longest_request(spec))
     points = make_points(spec, candidates)
     columns = _columns(candidates)
     out = Path(outdir) if outdir is not None else None

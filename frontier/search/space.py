@@ -9,7 +9,8 @@ A point is infeasible, and listed with its reason instead of run, when it leaves
 when TP does not divide the attention heads (vLLM's check in `vllm/config/model.py`
 `verify_with_parallel_config`: "Total number of attention heads must be divisible by tensor
 parallel size"), when the scenario does not validate (e.g. EP not dividing the instance's GPUs),
-or when weights and activations leave no room for a KV block (`frontier.spec.memory`).
+or when weights and activations leave no room for a KV block (`frontier.spec.memory`), or under
+vLLM for one request of the workload's longest.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import itertools
 from dataclasses import dataclass, fields
 
 from frontier.errors import SpecError
+from frontier.spec.memory import KVCacheTooSmall
 from frontier.spec.scenario import ClusterSpec, check_keys
 from frontier.search.spec import PD_DEPLOYMENT_KEYS, SweepSpec
 
@@ -91,8 +93,9 @@ def _ep(c: dict) -> dict:
     return dict(c, ep=_instance_gpus(c)) if c.get("ep") == "auto" else c
 
 
-def enumerate_space(spec: SweepSpec, model) -> tuple[list[Candidate], list[Infeasible]]:
-    """Every (GPU type x family x grid point), split into what can run and what cannot."""
+def enumerate_space(spec: SweepSpec, model, longest: int) -> tuple[list[Candidate], list[Infeasible]]:
+    """Every (GPU type x family x grid point), split into what can run and what cannot.
+    `longest`: the workload's longest request (prompt + output tokens)."""
     raw: list[tuple[str, str, dict, int, str, dict]] = []
     several = len(spec.gpus_types) > 1
     for gpu in spec.gpus_types:
@@ -139,7 +142,7 @@ def enumerate_space(spec: SweepSpec, model) -> tuple[list[Candidate], list[Infea
         if key in seen:
             continue
         seen.add(key)
-        reason = _infeasible(spec, model, gpu, dep, gpus)
+        reason = _infeasible(spec, model, gpu, dep, gpus, longest)
         if reason:
             bad.append(Infeasible(family, gpu, label, reason))
         else:
@@ -147,7 +150,11 @@ def enumerate_space(spec: SweepSpec, model) -> tuple[list[Candidate], list[Infea
     return ok, bad
 
 
-def _infeasible(spec: SweepSpec, model, gpu: str, dep: dict, gpus: int) -> str | None:
+def _infeasible(spec: SweepSpec, model, gpu: str, dep: dict, gpus: int, longest: int) -> str | None:
+    """Why `dep` cannot run, or None. A vLLM cluster whose KV cache cannot hold the model's
+    whole context (vLLM would not start) is sized to the workload instead, as a planner does
+    (aiconfigurator's generator passes --max-model-len isl + osl + 1,500): its `max_model_len`
+    becomes the longest request, `longest` tokens, where it leaves none set and that fits."""
     from frontier.sim.run import memory_for
     from frontier.spec.scenario import scenario_from_dict
 
@@ -167,8 +174,13 @@ def _infeasible(spec: SweepSpec, model, gpu: str, dep: dict, gpus: int) -> str |
                 "workload": {"num_requests": 1, "arrival": {"rate": 1}, "input_len": 1, "output_len": 1},
             }
         )
-        for c in sc.clusters:
-            memory_for(sc, c, c.role if len(sc.clusters) > 1 else "deployment")
+        for c, block in zip(sc.clusters, clusters):
+            try:
+                memory_for(sc, c, c.role if len(sc.clusters) > 1 else "deployment")
+            except KVCacheTooSmall as exc:
+                if block.get("max_model_len") or longest > exc.fits:
+                    raise
+                block["max_model_len"] = longest
     except SpecError as exc:
         return str(exc)
     return None

@@ -53,7 +53,7 @@ from frontier.sim.recorder import Recorder, RequestLog
 from frontier.sim.request import Request
 from frontier.sim.router import make_router
 from frontier.sim.scheduler import Scheduler, SGLangScheduler
-from frontier.spec.memory import MemoryPlan, plan_memory
+from frontier.spec.memory import MemoryPlan, check_vllm_starts, plan_memory
 from frontier.spec.scenario import ClusterSpec, Scenario
 from frontier.workload import RequestTable, build_requests
 
@@ -222,9 +222,13 @@ def make_scheduler(spec: ClusterSpec, kv: BlockManager, ranks: int, max_seqs: in
 
 
 def memory_for(scenario: Scenario, spec: ClusterSpec, where: str) -> MemoryPlan:
+    """The cluster's memory plan; a SpecError where it cannot hold the weights or, under vLLM,
+    one request of max_model_len tokens (vLLM would not start)."""
     part = {"attention": "attention", "ffn": "ffn"}.get(spec.role, "all")
-    return plan_memory(
-        scenario.cluster_model(spec),
+    model = scenario.cluster_model(spec)
+    draft_layers = int(spec.speculative is not None and spec.speculative.method != "ngram")
+    plan = plan_memory(
+        model,
         scenario.cluster_gpu(spec),
         tp=spec.tp,
         pp=spec.pp,
@@ -239,8 +243,21 @@ def memory_for(scenario: Scenario, spec: ClusterSpec, where: str) -> MemoryPlan:
         activations_inside=spec.engine != "sglang",
         redundant_experts=spec.eplb_redundant_experts,
         unseen_bytes=SGLANG_UNSEEN_GIB * 2**30,
-        draft_layers=int(spec.speculative is not None and spec.speculative.method != "ngram"),
+        draft_layers=draft_layers,
     )
+    if spec.engine == "vllm" and part != "ffn":
+        check_vllm_starts(
+            plan,
+            model,
+            tp=spec.tp,
+            pp=spec.pp,
+            max_model_len=spec.max_model_len or model.max_model_len,
+            max_num_batched_tokens=spec.max_num_batched_tokens,
+            gpu_memory_utilization=spec.gpu_memory_utilization,
+            draft_layers=draft_layers,
+            where=where,
+        )
+    return plan
 
 
 def build_clusters(
@@ -705,8 +722,9 @@ def _cluster_summaries(sim: Simulation, duration: float) -> list[dict]:
                 "steady_input_tokens_per_s": steady_rate(insts, 1),
                 "steady_output_tokens_per_s": steady_rate(insts, 2),
                 "busy_fraction": busy / (engines * duration),
-                "kv_blocks_per_instance": c.memory.num_blocks * (spec.dp_attention if spec.role != "attention" else 1),
-                "kv_tokens_per_instance": c.memory.kv_tokens * (spec.dp_attention if spec.role != "attention" else 1),
+                # The pool the instances ran with: the plan's, or num_gpu_blocks_override's.
+                "kv_blocks_per_instance": insts[0].kv.num_blocks,
+                "kv_tokens_per_instance": insts[0].kv.num_blocks * insts[0].kv.block_size,
                 "weight_gib_per_gpu": c.memory.weight_bytes / 2**30,
                 "kv_cache_gib_per_gpu": c.memory.kv_bytes / 2**30,
                 "peak_kv_fraction": max(i.kv.peak_used / max(i.kv.num_blocks, 1) for i in insts),

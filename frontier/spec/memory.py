@@ -86,6 +86,69 @@ def kv_bytes_per_token_per_gpu(model: ModelSpec, tp: int, pp: int) -> float:
     return model.kv_bytes_per_token * kv_heads_per_gpu / model.num_kv_heads / pp
 
 
+def sequence_kv_bytes(
+    model: ModelSpec, tp: int, pp: int, tokens: int, block_size: int, max_num_batched_tokens: int, draft_layers: int = 0
+) -> float:
+    """KV bytes per GPU that vLLM sets aside for one sequence of `tokens` tokens: each layer
+    spec's `max_memory_usage_bytes` (vllm/v1/kv_cache_interface.py), cdiv(tokens, block_size)
+    blocks for a full-attention layer, and for a sliding-window one its window plus one step's
+    tokens, cdiv(min(window - 1 + max_num_batched_tokens, tokens), block_size) + 1."""
+    layers = model.num_attention_layers
+    per_token = kv_bytes_per_token_per_gpu(model, tp, pp) * (1 + draft_layers / max(model.num_layers, 1))
+    blocks = (layers - model.sliding_window_layers) * -(-tokens // block_size)
+    if model.sliding_window_layers:
+        window = min(model.sliding_window - 1 + max_num_batched_tokens, tokens)
+        blocks += model.sliding_window_layers * (-(-window // block_size) + 1)
+    return blocks * block_size * per_token / layers
+
+
+class KVCacheTooSmall(SpecError):
+    """vLLM would not start: its KV cache cannot hold one request of max_model_len tokens.
+    `fits`: the longest request it can hold."""
+
+    def __init__(self, message: str, fits: int):
+        super().__init__(message)
+        self.fits = fits
+
+
+def check_vllm_starts(
+    plan: MemoryPlan,
+    model: ModelSpec,
+    *,
+    tp: int,
+    pp: int,
+    max_model_len: int,
+    max_num_batched_tokens: int,
+    gpu_memory_utilization: float,
+    draft_layers: int = 0,
+    where: str = "deployment",
+) -> None:
+    """vLLM refuses to start when its KV cache cannot hold one request of `max_model_len`
+    tokens, and says the longest that would fit (vllm/v1/core/kv_cache_utils.py
+    `check_enough_kv_cache_memory`, `estimate_max_model_len`: a binary search of that length).
+    Models whose context outgrows the memory left beside their weights meet it: Qwen3-32B
+    (40,960 tokens) on one H100, Llama-3.1-70B (131,072) on two."""
+
+    def need(tokens: int) -> float:
+        return sequence_kv_bytes(model, tp, pp, tokens, plan.block_size, max_num_batched_tokens, draft_layers)
+
+    if need(max_model_len) <= plan.kv_bytes:
+        return
+    fits, short = 0, max_model_len
+    while short - fits > 1:
+        mid = (fits + short) // 2
+        fits, short = (mid, short) if need(mid) <= plan.kv_bytes else (fits, mid)
+    raise KVCacheTooSmall(
+        f"{where}: vLLM would not start: one request of max_model_len {max_model_len} tokens needs "
+        f"{need(max_model_len) / GIB:.2f} GiB of KV cache per GPU, more than the "
+        f"{plan.kv_bytes / GIB:.2f} GiB left beside {plan.weight_bytes / GIB:.1f} GiB of weights and "
+        f"{plan.activation_bytes / GIB:.1f} GiB of activations at gpu_memory_utilization "
+        f"{gpu_memory_utilization}; set max_model_len <= {fits} (the longest that fits), raise "
+        f"gpu_memory_utilization or use more GPUs per instance",
+        fits,
+    )
+
+
 def activation_bytes(model: ModelSpec, tp: int, max_num_batched_tokens: int, max_num_seqs: int) -> float:
     """What vLLM's memory profile takes beyond the weights (vllm/v1/worker/gpu_model_runner.py
     `profile_run`: a dummy forward pass of `max_num_batched_tokens` tokens, then the sampler on

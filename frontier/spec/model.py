@@ -144,6 +144,11 @@ class ModelSpec:
     qk_norm: bool = False  # RMSNorm on each head's q and k before rotary (Qwen3, Qwen3-MoE)
     qk_norm_across_heads: bool = False  # MiniMax-M2: one RMSNorm over all heads' q (and k's)
     rotary_dim: int = 0  # dims of each head that rotary rotates; 0: all (MiniMax-M2: 64 of 128)
+    # Softmax layers attending over the last `sliding_window` tokens only (gpt-oss's
+    # `sliding_attention` layer_types). Their KV and work are counted as full attention's; only
+    # vLLM's start-up memory check (frontier.spec.memory.sequence_kv_bytes) uses the window.
+    sliding_window_layers: int = 0
+    sliding_window: int = 0
     hf_id: str = ""
     architecture: str = ""  # config.json `architectures[0]`: the engines pick model code by it
     # What `load_model` was given (card, alias, path): a scenario written back names it so.
@@ -569,9 +574,18 @@ def model_from_config(cfg: dict, name: str, where: str, hf_id: str = "") -> Mode
         qk_norm=str(cfg.get("model_type", "")) in QK_NORM_MODEL_TYPES or bool(cfg.get("use_qk_norm")),
         qk_norm_across_heads=bool(cfg.get("use_qk_norm")) and cfg.get("qk_norm_type") == "per_layer",
         rotary_dim=_rotary_dim(cfg, head_dim, where),
+        **_sliding_window(cfg, where),
         hf_id=hf_id,
         architecture=str((cfg.get("architectures") or [""])[0]),
     )
+
+
+def _sliding_window(cfg: dict, where: str) -> dict:
+    """The layers `layer_types` names `sliding_attention` and their window (`sliding_window`);
+    none when the config gives no window."""
+    layers = _layer_kinds(cfg, where).count("sliding_attention")
+    window = _count(cfg, "sliding_window", where, default=0, minimum=0) if layers else 0
+    return {"sliding_window_layers": layers if window else 0, "sliding_window": window}
 
 
 def _rotary_dim(cfg: dict, head_dim: int, where: str) -> int:

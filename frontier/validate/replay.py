@@ -35,6 +35,9 @@ ENGINE_ARG_FIELDS = {
     "block_size": "block_size",
     "gpu_memory_utilization": "gpu_memory_utilization",
     "enable_prefix_caching": "enable_prefix_caching",
+    "max_model_len": "max_model_len",
+    # The KV pool the engine sized at start-up (vLLM's cache_config.num_gpu_blocks), where recorded.
+    "num_gpu_blocks_override": "num_gpu_blocks",
 }
 # Command-line overrides a replay accepts (None = not given).
 OVERRIDE_KEYS = (
@@ -470,6 +473,15 @@ def plan_replay(run: MeasuredRun, overrides: dict | None = None, scenario_file: 
     prov.update(req_prov)
     prov["measured_metrics"] = {"value": run.metrics_from, "from": f"{run.kind} file {run.source.name}"}
     d["workload"] = run.settings.workload or _workload_dict(table)
+    dep = d["deployment"]
+    if "clusters" not in dep and not dep.get("max_model_len") and len(table):
+        # The run was served, so its engine started (vLLM refuses to where one request of the
+        # model's whole context does not fit: frontier.spec.memory.check_vllm_starts).
+        dep["max_model_len"] = int((table.input_tokens + table.output_tokens).max())
+        prov["deployment.max_model_len"] = {
+            "value": dep["max_model_len"],
+            "from": "not recorded: the longest replayed request (the engine served the run, so it started)",
+        }
     base_dir = Path(scenario_file).parent if scenario_file else None
     scenario = scenario_from_dict(d, base_dir=base_dir, name=d["name"])
     return Replay(run=run, scenario_dict=d, requests=table, provenance=prov, scenario=scenario)

@@ -257,6 +257,10 @@ CASES = {
     "--rate nan": (lambda t: [*FLAGS, "--rate", "nan"], ["rate", "nan"]),
     "--num-requests 0": (lambda t: [*FLAGS, "--num-requests", "0"], ["num_requests", "0"]),
     "weights that do not fit": (lambda t: scenario(t, model="llama-3.1-70b"), ["does not fit", "tp="]),
+    "a context vLLM cannot hold": (
+        lambda t: [*FLAGS, "--model", "qwen3-32b", "--engine", "vllm"],
+        ["vLLM would not start", "max_model_len 40960", "max_model_len <= 38880"],
+    ),
     "invalid YAML": (lambda t: raw_scenario(t, "model: [llama\n"), ["not valid YAML"]),
     "scenario not found": (lambda t: ["simulate", t / "none.yaml", *FAST], ["not found"]),
     "trace with a missing column": (

@@ -20,8 +20,10 @@ from frontier.paths import REPO_ROOT
 from frontier.search import load_sweep_spec, run_sweep, sweep_spec_from_dict, write_outputs
 from frontier.search import run as sweep_run
 from frontier.search.commands import serve_commands
+from frontier.search.run import longest_request
 from frontier.search.pareto import X, Y, pareto_mask
 from frontier.sim.run import run_scenario
+from frontier.spec.model import load_model
 from frontier.spec.scenario import scenario_from_dict
 
 SPEC_70B = REPO_ROOT / "sweeps" / "llama3.1-70b-8xh100.yaml"
@@ -70,6 +72,29 @@ def test_70b_infeasible_points_have_reasons(sweep70):
     assert "does not divide the 64 attention heads" in reasons["TP3 DP1"]
     assert "does not fit on h100-sxm" in reasons["TP1 DP1"]
     assert not any(c.startswith(("TP1 ", "TP3 ", "TP5 ", "TP6 ", "TP7 ")) for c in result.results.config)
+
+
+def test_70b_on_two_gpus_is_sized_to_the_workload():
+    """On two H100s 70B's 131,072-token context does not fit beside its weights (vLLM would
+    not start), so those candidates serve the workload's 1,024 + 256 tokens; four GPUs hold it."""
+    spec = load_sweep_spec(SPEC_70B)
+    assert longest_request(spec) == 1024 + 256
+    ok, _ = sweep_run.enumerate_space(spec, load_model(spec.model), 1280)
+    sized = {c.label: c.deployment.get("max_model_len") for c in ok}
+    assert sized == {
+        "TP2 DP1": 1280,
+        "TP2 DP2": 1280,
+        "TP2 DP4": 1280,
+        "TP4 DP1": None,
+        "TP4 DP2": None,
+        "TP8 DP1": None,
+    }
+    tp2 = next(c for c in ok if c.label == "TP2 DP1")
+    assert "--max-model-len 1280" in serve_commands(spec.model, tp2.deployment)["serve"][0]
+    # A workload longer than what two GPUs hold leaves them out, with vLLM's reason.
+    _, bad = sweep_run.enumerate_space(spec, load_model(spec.model), 40000)
+    reasons = {i.label: i.reason for i in bad}
+    assert "vLLM would not start" in reasons["TP2 DP1"] and "max_model_len <= " in reasons["TP2 DP1"]
 
 
 def test_70b_pareto_property(sweep70):
@@ -279,9 +304,8 @@ def test_pd_space_and_sglang_commands():
         {**SMALL, "gpus": 4, "search": {"disaggregated": {"prefill": {"tp": [1]}, "decode": {"tp": [1, 2]}}}}
     )
     from frontier.search.space import enumerate_space
-    from frontier.spec.model import load_model
 
-    ok, bad = enumerate_space(spec, load_model("llama-3.1-8b"))
+    ok, bad = enumerate_space(spec, load_model("llama-3.1-8b"), longest_request(spec))
     assert all(c.gpus <= 4 for c in ok) and {c.label for c in ok} >= {
         "1P(TP1) 1D(TP1)",
         "2P(TP1) 2D(TP1)",

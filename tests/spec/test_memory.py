@@ -6,7 +6,15 @@ import pytest
 
 from frontier.errors import SpecError
 from frontier.spec.hardware import get_gpu
-from frontier.spec.memory import RUNTIME_RESERVE_BYTES, kv_bytes_per_token_per_gpu, plan_memory, weight_bytes_per_gpu
+from frontier.spec.memory import (
+    RUNTIME_RESERVE_BYTES,
+    KVCacheTooSmall,
+    check_vllm_starts,
+    kv_bytes_per_token_per_gpu,
+    plan_memory,
+    sequence_kv_bytes,
+    weight_bytes_per_gpu,
+)
 from frontier.spec.model import load_model
 
 GIB = 2**30
@@ -183,3 +191,39 @@ def test_a_one_layer_draft_model_takes_a_layer_of_weights_and_kv():
     assert mtp.weight_bytes - base.weight_bytes == pytest.approx(layers / 32)  # 32 decoder layers
     assert mtp.kv_bytes_per_token == pytest.approx(base.kv_bytes_per_token * 33 / 32)
     assert mtp.num_blocks < base.num_blocks
+
+
+def test_vllm_will_not_start_where_one_whole_context_does_not_fit():
+    """Qwen3-32B on one H100 (vLLM 0.12's 0.9): 64 layers x 8 KV heads x 128 x (K, V) x 2 bytes
+    = 256 KiB a token, so its 40,960-token context needs 10 GiB, and the pool holds less."""
+    model, gpu = load_model("qwen3-32b"), get_gpu("h100-sxm")
+    assert kv_bytes_per_token_per_gpu(model, 1, 1) == 64 * 8 * 128 * 2 * 2 == 262_144
+    assert sequence_kv_bytes(model, 1, 1, 40960, 16, 8192) == 40960 * 262_144 == 10 * GIB
+    plan = plan_memory(model, gpu, tp=1, pp=1, gpu_memory_utilization=0.9, max_num_seqs=1024)
+    assert plan.kv_bytes < 10 * GIB
+    with pytest.raises(KVCacheTooSmall, match="max_model_len 40960 tokens needs 10.00 GiB") as err:
+        check_vllm_starts(
+            plan, model, tp=1, pp=1, max_model_len=40960, max_num_batched_tokens=8192, gpu_memory_utilization=0.9
+        )
+    # The longest that fits is what the pool holds: whole blocks of a full-attention model.
+    assert err.value.fits == plan.kv_tokens and f"max_model_len <= {plan.kv_tokens}" in str(err.value)
+    check_vllm_starts(
+        plan, model, tp=1, pp=1, max_model_len=plan.kv_tokens, max_num_batched_tokens=8192, gpu_memory_utilization=0.9
+    )
+    two = plan_memory(model, gpu, tp=2, pp=1, gpu_memory_utilization=0.9, max_num_seqs=1024)
+    check_vllm_starts(
+        two, model, tp=2, pp=1, max_model_len=40960, max_num_batched_tokens=8192, gpu_memory_utilization=0.9
+    )
+
+
+def test_a_sliding_window_layer_holds_its_window_and_one_step():
+    """gpt-oss-120b: 18 full layers keep every token, 18 sliding ones (128-token window) keep
+    cdiv(127 + 8192, 16) + 1 = 521 blocks; 2 x 8 x 64 x 2 bytes = 2 KiB a token a layer."""
+    model = load_model("gpt-oss-120b")
+    assert (model.sliding_window_layers, model.sliding_window, model.num_attention_layers) == (18, 128, 36)
+    layer_token = 2 * 8 * 64 * 2
+    full = 18 * 131072 * layer_token
+    sliding = 18 * 521 * 16 * layer_token
+    assert sequence_kv_bytes(model, 1, 1, 131072, 16, 8192) == full + sliding
+    # Shorter than the window and a step: every layer holds the sequence, a sliding one a block more.
+    assert sequence_kv_bytes(model, 1, 1, 100, 16, 8192) == (18 * 7 + 18 * (7 + 1)) * 16 * layer_token

@@ -94,6 +94,22 @@ def test_metadata_engine_args_and_model_suffix():
     assert prov["deployment.max_num_seqs"]["from"] == "engine default (see frontier.engine)"
 
 
+def test_a_run_without_its_context_length_serves_its_longest_request():
+    """The run was served, so vLLM started: a replay does not refuse it for a context the file
+    does not record (frontier.spec.memory.check_vllm_starts)."""
+    (run,) = load_measured(FIXTURES / "vllm_detailed_rate4.json")
+    replay = plan_replay(run)
+    longest = int((replay.requests.input_tokens + replay.requests.output_tokens).max())
+    assert replay.scenario.clusters[0].max_model_len == longest
+    assert replay.provenance["deployment.max_model_len"]["from"].startswith("not recorded: the longest")
+    # One that records it keeps it, and its engine's KV pool (meta.json's num_gpu_blocks).
+    (folder,) = load_measured(RTX4090)
+    recorded = plan_replay(folder)
+    assert recorded.scenario.clusters[0].max_model_len == 32768
+    assert recorded.scenario.clusters[0].num_gpu_blocks_override == 2588
+    assert recorded.provenance["deployment.num_gpu_blocks_override"]["from"] == "meta.json: num_gpu_blocks"
+
+
 def test_missing_gpu_is_a_clear_error():
     (run,) = load_measured(FIXTURES / "vllm_summary_inf_concurrency2.json")
     with pytest.raises(FrontierError, match="records no GPU; pass --gpu") as exc:
@@ -270,6 +286,7 @@ def test_replay_of_measured_run_folder():
     assert replay.scenario.clusters[0].max_num_batched_tokens == 2048
     val = validate_run(run)
     assert val.sim.summary["completed"] == 300
+    assert val.sim.summary["frontier"]["clusters"][0]["kv_blocks_per_instance"] == 2588  # the engine's own pool
     row = val.comparison["mean_ttft_ms"]
     assert row["measured"] == pytest.approx(65456.6, abs=0.05)
     assert row["predicted"] > 0 and math.isfinite(row["error_pct"])
