@@ -238,3 +238,8 @@ def print_summary(result, console: Console | None = None) -> None:
         console.print(f"[yellow]note:[/] {note}")
     for reason, count in f["failed_reasons"].items():
         console.print(f"[red]failed:[/] {count} request(s): {reason}")
+    if f.get("outputs_clipped"):
+        console.print(
+            f"[yellow]note:[/] {f['outputs_clipped']} request(s) served fewer output tokens than asked: "
+            "SGLang cuts an output its KV pool cannot hold whole (see requests.csv)"
+        )

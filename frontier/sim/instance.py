@@ -155,19 +155,22 @@ class Instance:
         # (batch end, prefill tokens so far, output tokens so far) of every batch, flat: 24 bytes
         # a batch (a list of tuples took 150).
         self.token_log = array("d")
+        self.outputs_clipped = 0  # requests served fewer output tokens than asked (SGLang)
         self.kv.reset_counters()
 
     # --- admission ---------------------------------------------------------------------------
+    # SGLang's longest request, `max_req_len` = min(context - 1, KV pool - 1) tokens
+    # (sglang/srt/managers/tp_worker.py); 0 under vLLM, which will not start with a pool that
+    # cannot hold its whole context (frontier.spec.memory.check_vllm_starts).
+    sglang_max_req_len = 0
+
     def admit(self, req: Request) -> bool:
         """Queue a request, or mark it failed if this instance can never serve it."""
-        total = req.prompt_tokens + req.max_output_tokens
-        if total > self.max_model_len:
-            req.status, req.fail_reason = (
-                "failed",
-                (f"prompt + output = {total} tokens exceeds max_model_len {self.max_model_len}"),
-            )
+        reason = self._sglang_limits(req) if self.sglang_max_req_len else self._vllm_limits(req)
+        if reason:
+            req.status, req.fail_reason = "failed", reason
             return False
-        held = req.prompt_tokens + 1 if self.role == "prefill" else total
+        held = req.prompt_tokens + (1 if self.role == "prefill" else req.max_output_tokens)
         if self.kv.blocks_for(held) > self.kv.num_blocks:
             req.status, req.fail_reason = (
                 "failed",
@@ -177,6 +180,33 @@ class Instance:
         self._enter(req)
         self.scheduler.add(req)
         return True
+
+    def _vllm_limits(self, req: Request) -> str:
+        total = req.prompt_tokens + req.max_output_tokens
+        if total > self.max_model_len:
+            return f"prompt + output = {total} tokens exceeds max_model_len {self.max_model_len}"
+        return ""
+
+    def _sglang_limits(self, req: Request) -> str:
+        """SGLang refuses a request that reaches its context length (tokenizer_manager.py
+        `_validate_one_request`) or a prompt of max_req_len - 5 tokens or more, and cuts the
+        output of one its KV pool cannot hold whole to max_req_len - prompt - 1 tokens
+        (scheduler.py `validate_input_length`, `init_req_max_new_tokens`): the request is served,
+        shorter, and counted in `outputs_clipped`."""
+        total = req.prompt_tokens + req.max_output_tokens
+        if total >= self.max_model_len:
+            return f"prompt + output = {total} tokens reaches SGLang's context length {self.max_model_len}"
+        longest_input = self.sglang_max_req_len - 5
+        if req.prompt_tokens >= longest_input:
+            return (
+                f"prompt of {req.prompt_tokens} tokens exceeds SGLang's longest input, {longest_input} "
+                f"tokens (its KV pool holds {self.sglang_max_req_len + 1})"
+            )
+        allowed = self.sglang_max_req_len - req.prompt_tokens - 1
+        if req.max_output_tokens > allowed:
+            req.max_output_tokens = allowed
+            self.outputs_clipped += 1
+        return ""
 
     def _enter(self, req: Request) -> None:
         req.path = f"{req.path}>{self.name}" if req.path else self.name

@@ -296,6 +296,8 @@ def build_clusters(
             )
             if spec.engine == "sglang":
                 insts[-1].decode_reserved_tokens = SGLANG_DECODE_RESERVED_TOKENS
+                pool = (spec.num_gpu_blocks_override or memory[spec.name].num_blocks) * spec.block_size
+                insts[-1].sglang_max_req_len = min(max_len, pool) - 1
             insts[-1].schedules_ahead = ahead
         clusters.append(Cluster(spec, insts, memory[spec.name], sources))
     return clusters
@@ -695,6 +697,7 @@ def _result(sim: Simulation, wall_s: float) -> SimResult:
         "warmup_requests": table.warmup,
         **({"warmup_failed": warmup_failed} if warmup_failed else {}),
         "failed_reasons": dict(Counter(cols["fail_reason"][failed]).most_common()),
+        "outputs_clipped": sum(i.outputs_clipped for c in sim.clusters for i in c.instances),
         "preemptions": int(cols["preemptions"].sum()),
         "steps": sum(i.steps for c in sim.clusters for i in c.instances),
         "batches": sum(i.batches for c in sim.clusters for i in c.instances),  # planned one by one

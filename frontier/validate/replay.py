@@ -474,9 +474,9 @@ def plan_replay(run: MeasuredRun, overrides: dict | None = None, scenario_file: 
     prov["measured_metrics"] = {"value": run.metrics_from, "from": f"{run.kind} file {run.source.name}"}
     d["workload"] = run.settings.workload or _workload_dict(table)
     dep = d["deployment"]
-    if "clusters" not in dep and not dep.get("max_model_len") and len(table):
-        # The run was served, so its engine started (vLLM refuses to where one request of the
-        # model's whole context does not fit: frontier.spec.memory.check_vllm_starts).
+    if dep.get("engine") == "vllm" and not dep.get("max_model_len") and len(table):
+        # The run was served, so vLLM started, which it refuses to where one request of the
+        # model's whole context does not fit (frontier.spec.memory.check_vllm_starts).
         dep["max_model_len"] = int((table.input_tokens + table.output_tokens).max())
         prov["deployment.max_model_len"] = {
             "value": dep["max_model_len"],

@@ -47,6 +47,36 @@ def test_sglang_mixed_chunk_puts_decodes_in_the_prefill_batch():
     assert [(s.prefill_tokens, s.num_decode) for s in step.calls][:2] == [(100, 0), (50, 1)]
 
 
+def test_sglang_cuts_an_output_its_kv_pool_cannot_hold_and_refuses_a_prompt_it_cannot():
+    """A pool of 10 blocks of 16 tokens: SGLang's max_req_len = min(context - 1, 160 - 1) = 159,
+    so prompts of 159 - 5 = 154 tokens or more are refused and an output is cut to 159 - prompt - 1
+    tokens: 58 after a 100-token prompt; a 150-token prompt's 3 tokens fit (8 allowed)."""
+    pool = {"num_gpu_blocks_override": 10, "block_size": 16}
+    res = simulate(
+        make_scenario(engine="sglang", **pool),
+        table([0.0, 0.0, 0.0], [100, 154, 150], [80, 2, 3]),
+        step_time=LinearStepTime(),
+    )
+    df = res.requests.set_index("request_id")
+    assert list(df.status) == ["finished", "failed", "finished"]
+    assert list(df.output_tokens) == [58, 2, 3]
+    assert (
+        df.loc[1, "fail_reason"]
+        == "prompt of 154 tokens exceeds SGLang's longest input, 154 tokens (its KV pool holds 160)"
+    )
+    assert res.summary["frontier"]["outputs_clipped"] == 1
+    # vLLM serves whole requests or none: with that pool it would not start at the model's context,
+    # and at a 160-token context it refuses the 180-token request.
+    vllm = simulate(
+        make_scenario(engine="vllm", max_model_len=160, **pool),
+        table([0.0, 0.0], [100, 150], [80, 3]),
+        step_time=LinearStepTime(),
+    )
+    assert list(vllm.requests.status) == ["failed", "finished"]
+    assert vllm.requests.fail_reason[0] == "prompt + output = 180 tokens exceeds max_model_len 160"
+    assert vllm.summary["frontier"]["outputs_clipped"] == 0
+
+
 def test_engine_defaults_and_their_sources():
     vllm = make_scenario(engine="vllm").clusters[0]
     assert (vllm.max_num_seqs, vllm.max_num_batched_tokens, vllm.enable_prefix_caching) == (1024, 8192, True)
