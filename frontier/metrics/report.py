@@ -197,6 +197,16 @@ def print_summary(result, console: Console | None = None) -> None:
     )
     if s.get("request_goodput") is not None:
         head.add_row("goodput", f"{s['request_goodput']:.2f} req/s within the SLO")
+    kv = [c for c in f["clusters"] if c.get("kv_tokens_per_instance")]
+    if kv:
+        head.add_row(
+            "KV cache",
+            "; ".join(
+                f"{c['kv_tokens_per_instance']:,} tokens an instance ({c['kv_cache_gib_per_gpu']:.1f} GiB a GPU), "
+                f"at most {c['peak_kv_fraction']:.0%} in use" + (f" ({c['name']})" if len(f["clusters"]) > 1 else "")
+                for c in kv
+            ),
+        )
     cached = [c for c in f["clusters"] if c.get("prefix_cache_hit_rate")]
     if cached:
         rates = ", ".join(

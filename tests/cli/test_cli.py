@@ -107,12 +107,17 @@ def default_run(tmp_path_factory):
 
 
 def test_default_scenario_exits_0_and_prints_the_latency_table(default_run):
-    result, _ = default_run
+    result, out = default_run
     assert_ok(result)
     assert "latency (ms)" in result.stdout
     for label in ("TTFT", "TPOT", "ITL", "E2E"):
         assert label in result.stdout
     assert "50 completed, 0 failed" in result.stdout
+    # The KV pool a planner sizes by, as the summary has it (vLLM's "GPU KV cache size").
+    (c,) = summary(out)["frontier"]["clusters"]
+    kv_line = next(line for line in result.stdout.splitlines() if line.startswith("KV cache"))
+    assert f"{c['kv_tokens_per_instance']:,} tokens an instance ({c['kv_cache_gib_per_gpu']:.1f} GiB a GPU)" in kv_line
+    assert c["kv_tokens_per_instance"] == c["kv_blocks_per_instance"] * 16
 
 
 def test_default_summary_has_every_key(default_run):
