@@ -717,6 +717,10 @@ def _cluster_summaries(sim: Simulation, duration: float) -> list[dict]:
         busy = sum(i.busy_s for i in insts)
         steps = max(sum(i.steps for i in insts), 1)
         engines = len(insts)
+        # The KV pool the instances ran with (the plan's, or num_gpu_blocks_override's), over
+        # the attention ranks that share a scheduler.
+        kv = insts[0].kv
+        ranks = spec.dp if spec.role == "attention" else spec.dp_attention
         row = _cluster_row(scenario, spec)
         row.update(
             {
@@ -725,11 +729,10 @@ def _cluster_summaries(sim: Simulation, duration: float) -> list[dict]:
                 "steady_input_tokens_per_s": steady_rate(insts, 1),
                 "steady_output_tokens_per_s": steady_rate(insts, 2),
                 "busy_fraction": busy / (engines * duration),
-                # The pool the instances ran with: the plan's, or num_gpu_blocks_override's.
-                "kv_blocks_per_instance": insts[0].kv.num_blocks,
-                "kv_tokens_per_instance": insts[0].kv.num_blocks * insts[0].kv.block_size,
+                "kv_blocks_per_instance": kv.num_blocks,
+                "kv_tokens_per_instance": kv.num_blocks * kv.block_size,
                 "weight_gib_per_gpu": c.memory.weight_bytes / 2**30,
-                "kv_cache_gib_per_gpu": c.memory.kv_bytes / 2**30,
+                "kv_cache_gib_per_gpu": kv.num_blocks * kv.block_size * c.memory.kv_bytes_per_token / ranks / 2**30,
                 "peak_kv_fraction": max(i.kv.peak_used / max(i.kv.num_blocks, 1) for i in insts),
                 "prefix_cache_hit_rate": (
                     sum(i.kv.prefix_hit_tokens for i in insts) / max(sum(i.kv.prefix_query_tokens for i in insts), 1)
