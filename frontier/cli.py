@@ -157,6 +157,19 @@ def stdout_console() -> Console:
     return Console() if sys.stdout.isatty() or os.environ.get("COLUMNS") else Console(width=200)
 
 
+def _context_length(value: str | None) -> int | str | None:
+    """--max-model-len: a whole number of tokens >= 1, or auto (as vLLM takes it)."""
+    if value is None or value == "auto":
+        return value
+    try:
+        tokens = int(value)
+    except ValueError:
+        tokens = 0
+    if tokens < 1:
+        raise click.BadParameter(f"'{value}' is neither a number of tokens >= 1 nor auto")
+    return tokens
+
+
 def warn_line(text: str) -> None:
     Console(stderr=True).print(f"[yellow]warning:[/] {escape(text)}", highlight=False, soft_wrap=True)
 
@@ -238,8 +251,9 @@ def warn_line(text: str) -> None:
     "--max-model-len",
     "--context-length",
     "max_model_len",
-    type=click.IntRange(min=1),
-    help="Longest request served (prompt + output); default: the model's context.",
+    callback=lambda ctx, param, value: _context_length(value),
+    help="Longest request served (prompt + output), or auto (vLLM: what its KV cache holds, if "
+    "shorter than the model's context); default: the model's context.",
 )
 @click.option("--seed", type=click.IntRange(min=0), help="Random seed >= 0 (same seed, same result).")
 @click.option(

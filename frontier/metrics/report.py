@@ -203,7 +203,8 @@ def print_summary(result, console: Console | None = None) -> None:
             "KV cache",
             "; ".join(
                 f"{c['kv_tokens_per_instance']:,} tokens an instance ({c['kv_cache_gib_per_gpu']:.1f} GiB a GPU), "
-                f"at most {c['peak_kv_fraction']:.0%} in use" + (f" ({c['name']})" if len(f["clusters"]) > 1 else "")
+                f"at most {c['peak_kv_fraction']:.0%} in use, requests up to {c['max_model_len_served']:,} tokens"
+                + (f" ({c['name']})" if len(f["clusters"]) > 1 else "")
                 for c in kv
             ),
         )

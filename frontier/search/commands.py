@@ -32,6 +32,15 @@ def _flags(pairs: list[tuple[str, object]]) -> list[str]:
     return out
 
 
+def _context(c: dict, auto: str | None) -> int | str | None:
+    """A cluster's max_model_len as the engine's flag takes it: a token count, `auto` (-1) as
+    the engine spells it (SGLang has none: it sizes requests to its pool itself), else unset."""
+    value = c.get("max_model_len")
+    if value in ("auto", -1):
+        return auto
+    return value if isinstance(value, int) and value > 0 else None
+
+
 def vllm_serve(model: str, c: dict, extra: list[str] = ()) -> str:
     adp = c.get("dp_attention", 1)
     args = _flags(
@@ -43,7 +52,7 @@ def vllm_serve(model: str, c: dict, extra: list[str] = ()) -> str:
             ("--enable-expert-parallel", c.get("ep", 1) > 1),
             ("--max-num-seqs", c.get("max_num_seqs")),
             ("--max-num-batched-tokens", c.get("max_num_batched_tokens")),
-            ("--max-model-len", c.get("max_model_len")),
+            ("--max-model-len", _context(c, auto="auto")),
             ("--gpu-memory-utilization", c.get("gpu_memory_utilization")),
             ("--block-size", c.get("block_size")),
             ("--enable-prefix-caching", c.get("enable_prefix_caching")),
@@ -66,7 +75,7 @@ def sglang_serve(model: str, c: dict, extra: list[str] = ()) -> str:
             ("--ep-size", c.get("ep") if c.get("ep", 1) > 1 else None),
             ("--max-running-requests", c.get("max_num_seqs")),
             ("--chunked-prefill-size", c.get("max_num_batched_tokens")),
-            ("--context-length", c.get("max_model_len")),
+            ("--context-length", _context(c, auto=None)),
             ("--mem-fraction-static", c.get("gpu_memory_utilization")),
             ("--page-size", c.get("block_size")),
             ("--disable-radix-cache", not c.get("enable_prefix_caching", False)),

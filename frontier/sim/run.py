@@ -22,7 +22,7 @@ from collections import Counter
 from functools import cached_property
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 import numpy as np
@@ -245,8 +245,9 @@ def memory_for(scenario: Scenario, spec: ClusterSpec, where: str) -> MemoryPlan:
         unseen_bytes=SGLANG_UNSEEN_GIB * 2**30,
         draft_layers=draft_layers,
     )
+    context = spec.max_model_len if spec.max_model_len > 0 else model.max_model_len
     if spec.engine == "vllm" and part != "ffn":
-        check_vllm_starts(
+        context = check_vllm_starts(
             plan,
             model,
             tp=spec.tp,
@@ -257,7 +258,7 @@ def memory_for(scenario: Scenario, spec: ClusterSpec, where: str) -> MemoryPlan:
             draft_layers=draft_layers,
             where=where,
         )
-    return plan
+    return replace(plan, max_model_len=context)
 
 
 def build_clusters(
@@ -286,7 +287,7 @@ def build_clusters(
             # one scheduler with their combined capacity.
             ranks, instances = spec.dp, 1
         num_blocks = (spec.num_gpu_blocks_override or memory[spec.name].num_blocks) * ranks
-        max_len = spec.max_model_len or scenario.model.max_model_len
+        max_len = memory[spec.name].max_model_len
         insts = []
         for i in range(instances):
             kv = BlockManager(num_blocks, spec.block_size, spec.enable_prefix_caching, prefix_unit_tokens)
@@ -729,6 +730,8 @@ def _cluster_summaries(sim: Simulation, duration: float) -> list[dict]:
                 "steady_input_tokens_per_s": steady_rate(insts, 1),
                 "steady_output_tokens_per_s": steady_rate(insts, 2),
                 "busy_fraction": busy / (engines * duration),
+                # The longest request served: as set, vLLM's auto-fit, or SGLang's max_req_len.
+                "max_model_len_served": insts[0].sglang_max_req_len or c.memory.max_model_len,
                 "kv_blocks_per_instance": kv.num_blocks,
                 "kv_tokens_per_instance": kv.num_blocks * kv.block_size,
                 "weight_gib_per_gpu": c.memory.weight_bytes / 2**30,

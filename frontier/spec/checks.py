@@ -118,7 +118,7 @@ def check_cluster(scenario: Scenario, c: ClusterSpec, where: str) -> None:
             f"of {model.max_model_len} tokens; use <= {model.max_model_len} (0: the "
             f"model's context)"
         )
-    max_len = c.max_model_len or model.max_model_len
+    max_len = c.max_model_len if c.max_model_len > 0 else model.max_model_len  # auto: at most the context
     if not c.enable_chunked_prefill and c.max_num_batched_tokens < max_len:
         raise SpecError(
             f"{where}.max_num_batched_tokens: {c.max_num_batched_tokens} is below "

@@ -41,6 +41,7 @@ class MemoryPlan:
     num_blocks: int  # KV blocks of one instance
     state_bytes: float = 0.0  # per GPU: a hybrid's recurrent states, one per running sequence
     state_seqs: int = 0  # sequences those states hold: the most that can run (0: no limit)
+    max_model_len: int = 0  # the longest request served (frontier.sim.run.memory_for sets it)
 
     @property
     def kv_tokens(self) -> int:
@@ -122,28 +123,33 @@ def check_vllm_starts(
     gpu_memory_utilization: float,
     draft_layers: int = 0,
     where: str = "deployment",
-) -> None:
-    """vLLM refuses to start when its KV cache cannot hold one request of `max_model_len`
-    tokens, and says the longest that would fit (vllm/v1/core/kv_cache_utils.py
-    `check_enough_kv_cache_memory`, `estimate_max_model_len`: a binary search of that length).
-    Models whose context outgrows the memory left beside their weights meet it: Qwen3-32B
-    (40,960 tokens) on one H100, Llama-3.1-70B (131,072) on two."""
+) -> int:
+    """The longest request vLLM serves with this memory: `max_model_len`, or under `auto` (-1)
+    the model's context or, where one such request does not fit, the longest that does
+    (vllm/v1/core/kv_cache_utils.py `_auto_fit_max_model_len`, vLLM PR #29431). vLLM refuses to
+    start when its KV cache cannot hold one request of a set `max_model_len`, and says the
+    longest that would fit (`check_enough_kv_cache_memory`, `estimate_max_model_len`: a binary
+    search of that length). Models whose context outgrows the memory left beside their weights
+    meet it: Qwen3-32B (40,960 tokens) on one H100, Llama-3.1-70B (131,072) on two."""
 
     def need(tokens: int) -> float:
         return sequence_kv_bytes(model, tp, pp, tokens, plan.block_size, max_num_batched_tokens, draft_layers)
 
-    if need(max_model_len) <= plan.kv_bytes:
-        return
-    fits, short = 0, max_model_len
+    context = model.max_model_len if max_model_len == -1 else max_model_len
+    if need(context) <= plan.kv_bytes:
+        return context
+    fits, short = 0, context
     while short - fits > 1:
         mid = (fits + short) // 2
         fits, short = (mid, short) if need(mid) <= plan.kv_bytes else (fits, mid)
+    if max_model_len == -1 and fits:
+        return fits
     raise KVCacheTooSmall(
-        f"{where}: vLLM would not start: one request of max_model_len {max_model_len} tokens needs "
-        f"{need(max_model_len) / GIB:.2f} GiB of KV cache per GPU, more than the "
+        f"{where}: vLLM would not start: one request of max_model_len {context} tokens needs "
+        f"{need(context) / GIB:.2f} GiB of KV cache per GPU, more than the "
         f"{plan.kv_bytes / GIB:.2f} GiB left beside {plan.weight_bytes / GIB:.1f} GiB of weights and "
         f"{plan.activation_bytes / GIB:.1f} GiB of activations at gpu_memory_utilization "
-        f"{gpu_memory_utilization}; set max_model_len <= {fits} (the longest that fits), raise "
+        f"{gpu_memory_utilization}; set max_model_len <= {fits} (the longest that fits) or auto, raise "
         f"gpu_memory_utilization or use more GPUs per instance",
         fits,
     )

@@ -139,7 +139,9 @@ class ClusterSpec:
     mxfp4_backend: str = "auto"  # vLLM's MoE kernel for MXFP4 experts: auto (triton) | triton | marlin
     cpu_overhead_ms: float | None = None  # host time per step; None: the engine's (frontier.engine)
     num_gpu_blocks_override: int = 0  # KV blocks per instance instead of the memory plan's
-    max_model_len: int = 0  # longest request served; 0: the model's context
+    # Longest request served; 0: the model's context; -1 (`auto`): vLLM's auto-fit, the longest
+    # its KV cache holds where that is shorter (frontier.spec.memory.check_vllm_starts).
+    max_model_len: int = 0
     dp_attention: int = 1  # attention data-parallel ranks sharing one EP group
     two_batch_overlap: bool = False  # overlap one micro-batch's all-to-all with the other's compute
     micro_batches: int = 2  # AF: micro-batches ping-ponging between attention and FFN
@@ -372,7 +374,10 @@ def cluster_from_dict(d: dict, where: str, scenario_gpu: GPUSpec | None = None) 
             values[f.name] = _graph_sizes(d[f.name], values.get("cuda_graph_max_bs"), f"{where}.cuda_graph_sizes")
             values.setdefault("cuda_graph_max_bs", max(values[f.name], default=None))
             continue
-        value = _coerce(d[f.name], _ENGINE_DEFAULTED.get(f.name, f.default), f"{where}.{f.name}")
+        value = d[f.name]
+        if f.name == "max_model_len" and value == "auto":
+            value = -1  # vLLM's --max-model-len auto is -1 too
+        value = _coerce(value, _ENGINE_DEFAULTED.get(f.name, f.default), f"{where}.{f.name}")
         if f.name == "quantization" and value:
             value = quantization_name(value, f"{where}.quantization")
         if f.name in _CHOICES and value not in _CHOICES[f.name]:
@@ -389,8 +394,13 @@ def cluster_from_dict(d: dict, where: str, scenario_gpu: GPUSpec | None = None) 
         raise SpecError(
             f"{where}.ep: {spec.ep} must divide the instance's GPUs (tp x pp x dp_attention = {spec.instance_gpus})"
         )
-    if spec.expert_skew < 0 or spec.eplb_redundant_experts < 0 or spec.max_model_len < 0 or spec.expert_load_cv < 0:
-        raise SpecError(f"{where}: expert_skew, expert_load_cv, eplb_redundant_experts and max_model_len must be >= 0")
+    if spec.expert_skew < 0 or spec.eplb_redundant_experts < 0 or spec.expert_load_cv < 0:
+        raise SpecError(f"{where}: expert_skew, expert_load_cv and eplb_redundant_experts must be >= 0")
+    if spec.max_model_len < -1:
+        raise SpecError(
+            f"{where}.max_model_len: must be >= 1, 0 (the model's context) or auto (what the KV cache holds), "
+            f"got {spec.max_model_len}"
+        )
     if spec.num_gpu_blocks_override < 0:
         raise SpecError(f"{where}.num_gpu_blocks_override: must be >= 0 (0: from the memory plan)")
     if spec.cpu_overhead_ms < 0:

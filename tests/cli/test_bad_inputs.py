@@ -257,6 +257,11 @@ CASES = {
     "--rate nan": (lambda t: [*FLAGS, "--rate", "nan"], ["rate", "nan"]),
     "--num-requests 0": (lambda t: [*FLAGS, "--num-requests", "0"], ["num_requests", "0"]),
     "weights that do not fit": (lambda t: scenario(t, model="llama-3.1-70b"), ["does not fit", "tp="]),
+    "--max-model-len x": (lambda t: [*FLAGS, "--max-model-len", "x"], ["--max-model-len", "'x'", "auto"]),
+    "max_model_len -2": (
+        lambda t: scenario(t, deployment={"max_model_len": -2}),
+        ["max_model_len", "auto", "-2"],
+    ),
     "a context vLLM cannot hold": (
         lambda t: [*FLAGS, "--model", "qwen3-32b", "--engine", "vllm"],
         ["vLLM would not start", "max_model_len 40960", "max_model_len <= 38880"],

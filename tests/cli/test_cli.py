@@ -604,6 +604,20 @@ def test_request_larger_than_the_kv_cache_fails(tmp_path):
     assert rows[1]["status"] == "failed" and "KV blocks" in rows[1]["fail_reason"]
 
 
+def test_max_model_len_auto_serves_what_the_kv_cache_holds(tmp_path):
+    """Qwen3-32B on one H100: vLLM's auto-fit takes the pool's whole blocks as the context (its
+    40,960 tokens do not fit), so a request one token longer fails; the summary says so."""
+    args = ["--model", "qwen3-32b", "--gpu", "h100-sxm", "--engine", "vllm", "--max-model-len", "auto", *FAST]
+    trace = write_trace(tmp_path / "t.csv", "arrival_s,input_tokens,output_tokens", ["0,1000,10", "0,38870,11"])
+    result = invoke("simulate", *args, "--trace", trace, "-o", tmp_path / "out")
+    assert_ok(result)
+    (c,) = summary(tmp_path / "out")["frontier"]["clusters"]
+    assert c["max_model_len_served"] == c["kv_tokens_per_instance"] == 38880
+    rows = requests_rows(tmp_path / "out")
+    assert [r["status"] for r in rows] == ["finished", "failed"]
+    assert rows[1]["fail_reason"] == "prompt + output = 38881 tokens exceeds max_model_len 38880"
+
+
 def test_a_workload_no_request_of_which_fits_is_an_error(tmp_path):
     result = invoke(
         "simulate",
