@@ -222,7 +222,8 @@ def make_scheduler(spec: ClusterSpec, kv: BlockManager, ranks: int, max_seqs: in
 
 
 def memory_for(scenario: Scenario, spec: ClusterSpec, where: str) -> MemoryPlan:
-    """The cluster's memory plan; a SpecError where it cannot hold the weights or, under vLLM,
+    """The cluster's memory plan (its KV pool num_gpu_blocks_override's where set, and the
+    longest request it serves); a SpecError where it cannot hold the weights or, under vLLM,
     one request of max_model_len tokens (vLLM would not start)."""
     part = {"attention": "attention", "ffn": "ffn"}.get(spec.role, "all")
     model = scenario.cluster_model(spec)
@@ -245,6 +246,15 @@ def memory_for(scenario: Scenario, spec: ClusterSpec, where: str) -> MemoryPlan:
         unseen_bytes=SGLANG_UNSEEN_GIB * 2**30,
         draft_layers=draft_layers,
     )
+    if spec.num_gpu_blocks_override:
+        # A pool set outright. vLLM up to 0.12 checks its start-up against the memory it profiled
+        # and sets the override after; later releases check the override's memory
+        # (`_apply_num_blocks_override` first). Either passing means it starts: a replayed run's
+        # own pool proves the start where the plan's estimate falls short, and a small test pool
+        # does not refuse a context the GPU holds.
+        blocks = spec.num_gpu_blocks_override
+        kv = max(plan.kv_bytes, blocks * plan.block_size * plan.kv_bytes_per_token)
+        plan = replace(plan, num_blocks=blocks, kv_bytes=kv)
     context = spec.max_model_len if spec.max_model_len > 0 else model.max_model_len
     if spec.engine == "vllm" and part != "ffn":
         context = check_vllm_starts(
@@ -286,7 +296,7 @@ def build_clusters(
             # The attention instances of an AF engine step together, fed through the FFN cluster:
             # one scheduler with their combined capacity.
             ranks, instances = spec.dp, 1
-        num_blocks = (spec.num_gpu_blocks_override or memory[spec.name].num_blocks) * ranks
+        num_blocks = memory[spec.name].num_blocks * ranks
         max_len = memory[spec.name].max_model_len
         insts = []
         for i in range(instances):
@@ -297,8 +307,7 @@ def build_clusters(
             )
             if spec.engine == "sglang":
                 insts[-1].decode_reserved_tokens = SGLANG_DECODE_RESERVED_TOKENS
-                pool = (spec.num_gpu_blocks_override or memory[spec.name].num_blocks) * spec.block_size
-                insts[-1].sglang_max_req_len = min(max_len, pool) - 1
+                insts[-1].sglang_max_req_len = min(max_len, memory[spec.name].kv_tokens) - 1
             insts[-1].schedules_ahead = ahead
         clusters.append(Cluster(spec, insts, memory[spec.name], sources))
     return clusters

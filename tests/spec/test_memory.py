@@ -231,3 +231,29 @@ def test_a_sliding_window_layer_holds_its_window_and_one_step():
     assert sequence_kv_bytes(model, 1, 1, 131072, 16, 8192) == full + sliding
     # Shorter than the window and a step: every layer holds the sequence, a sliding one a block more.
     assert sequence_kv_bytes(model, 1, 1, 100, 16, 8192) == (18 * 7 + 18 * (7 + 1)) * 16 * layer_token
+
+
+def test_a_pool_set_outright_that_holds_the_context_starts():
+    """A replayed run's own pool (num_gpu_blocks_override) proves vLLM started where the plan's
+    estimate is short: 2,600 blocks hold Qwen3-32B's 40,960 tokens on one H100."""
+    from frontier.sim.run import memory_for
+    from frontier.spec.scenario import scenario_from_dict
+
+    def plan(**deployment):
+        sc = scenario_from_dict(
+            {
+                "model": "qwen3-32b",
+                "gpu": "h100-sxm",
+                "deployment": {"engine": "vllm", **deployment},
+                "workload": {"num_requests": 1, "arrival": {"rate": 1}, "input_len": 8, "output_len": 2},
+            }
+        )
+        return memory_for(sc, sc.clusters[0], "deployment")
+
+    with pytest.raises(KVCacheTooSmall):
+        plan()
+    own = plan(num_gpu_blocks_override=2600)
+    assert (own.num_blocks, own.kv_tokens, own.max_model_len) == (2600, 41600, 40960)
+    # A small pool set for a test does not refuse a context the GPU holds (vLLM <= 0.12's check).
+    small = plan(tp=2, num_gpu_blocks_override=8)
+    assert (small.kv_tokens, small.max_model_len) == (128, 40960)
