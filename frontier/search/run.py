@@ -36,6 +36,7 @@ METRIC_COLUMNS = (
     [
         "completed",
         "failed",
+        "outputs_clipped",
         "tokens_per_s_per_gpu",
         "tokens_per_s_per_user",
         "request_throughput",
@@ -137,7 +138,8 @@ def slo_value(row: dict, metric: str, statistic: str) -> float:
 
 
 def meets_slo(row: dict, slo: dict | None, statistic: str) -> bool:
-    if row["completed"] == 0 or row["failed"] > 0:
+    """Every request served whole (none failed, no output cut short by SGLang's pool) within the SLO."""
+    if row["completed"] == 0 or row["failed"] > 0 or row.get("outputs_clipped", 0) > 0:
         return False
     return all(slo_value(row, k.removesuffix("_ms"), statistic) <= v for k, v in (slo or {}).items())
 
@@ -165,6 +167,7 @@ def result_row(point: Point, summary: dict, spec: SweepSpec) -> dict:
         "num_requests": point.scenario["workload"]["num_requests"],
         "completed": summary["completed"],
         "failed": summary["failed"],
+        "outputs_clipped": summary["frontier"].get("outputs_clipped", 0),
         "tokens_per_s_per_gpu": summary["output_throughput"] / c.gpus,
         "tokens_per_s_per_user": 1000.0 / tpot if tpot > 0 else 0.0,
     }

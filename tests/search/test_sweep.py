@@ -299,6 +299,19 @@ def test_deployment_fields_pass_through_to_every_point():
     assert small_batch.mean_ttft_ms > big_batch.mean_ttft_ms  # 8 clients queue behind 4 slots
 
 
+def test_outputs_sglang_cuts_short_do_not_meet_the_slo():
+    """18 blocks of 16 tokens: SGLang's max_req_len 287 leaves a 256-token prompt 30 of its 32
+    output tokens, so every request is served short and no point counts as meeting the SLO."""
+    spec = sweep_spec_from_dict(
+        {**SMALL, "search": {"colocated": {"tp": [1], "engine": "sglang", "num_gpu_blocks_override": [18, 64]}}}
+    )
+    df = run_sweep(spec, None, jobs=1).results.set_index(["num_gpu_blocks_override", "concurrency"])
+    short, whole = df.loc[18], df.loc[64]
+    assert (short.outputs_clipped == short.completed).all() and (short.completed == 24).all()
+    assert not short.meets_slo.any()
+    assert (whole.outputs_clipped == 0).all() and whole.meets_slo.all()  # served whole, the SLO is met
+
+
 def test_pd_space_and_sglang_commands():
     spec = sweep_spec_from_dict(
         {**SMALL, "gpus": 4, "search": {"disaggregated": {"prefill": {"tp": [1]}, "decode": {"tp": [1, 2]}}}}
