@@ -19,8 +19,13 @@ what would be valid, instead of predicting a deployment that cannot run. Sources
 - chunked prefill off: vllm/config/scheduler.py, SchedulerConfig.verify_max_model_len
                        (_verify_args in older releases): with chunked prefill off,
                        max_num_batched_tokens must be >= max_model_len
+- token budget:        vllm/config/scheduler.py, the same checks: max_num_batched_tokens must be
+                       >= max_num_seqs
 - max_model_len:       vllm/config/model.py, _get_and_verify_max_len: no longer than the
                        model's context (max_position_embeddings)
+- KV for one request:  vllm/v1/core/kv_cache_utils.py, check_enough_kv_cache_memory: the KV
+                       cache holds one request of max_model_len tokens (with the memory plan:
+                       frontier.spec.memory.check_vllm_starts)
 - fp8 weights:         vllm/model_executor/layers/quantization/fp8.py runs fp8 GEMMs only on
                        GPUs with fp8 tensor cores (older GPUs fall back to weight-only Marlin
                        kernels, which Frontier does not model)
@@ -126,6 +131,12 @@ def check_cluster(scenario: Scenario, c: ClusterSpec, where: str) -> None:
             f"this at start-up: a prompt must fit one step); raise it to >= {max_len}, "
             f"set max_model_len <= {c.max_num_batched_tokens}, or enable chunked "
             f"prefill"
+        )
+    if c.engine == "vllm" and c.max_num_batched_tokens < c.max_num_seqs:
+        raise SpecError(
+            f"{where}.max_num_batched_tokens: {c.max_num_batched_tokens} is below max_num_seqs "
+            f"{c.max_num_seqs} (vLLM refuses this at start-up: every running sequence needs a token "
+            f"a step); raise it to >= {c.max_num_seqs} or lower max_num_seqs"
         )
     if model.weight_dtype == "fp8" and gpu.fp8_tflops is None:
         raise SpecError(

@@ -262,6 +262,10 @@ CASES = {
         lambda t: scenario(t, deployment={"max_model_len": -2}),
         ["max_model_len", "auto", "-2"],
     ),
+    "a token budget below max_num_seqs": (
+        lambda t: scenario(t, deployment={"max_num_batched_tokens": 256}),
+        ["max_num_batched_tokens", "256", "max_num_seqs 1024"],
+    ),
     "a context vLLM cannot hold": (
         lambda t: [*FLAGS, "--model", "qwen3-32b", "--engine", "vllm"],
         ["vLLM would not start", "max_model_len 40960", "max_model_len <= 38880"],

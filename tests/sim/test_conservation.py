@@ -34,6 +34,7 @@ def test_every_request_finishes_once_with_the_tokens_it_asked(w, blocks, budget,
     arrivals, prompts, outputs = w
     if not chunked:
         budget = max(budget, max(prompts) + max(outputs))
+    seqs = min(seqs, budget)  # vLLM refuses a token budget below max_num_seqs
     sc = make_scenario(
         num_gpu_blocks_override=blocks,
         max_num_batched_tokens=budget,

@@ -48,7 +48,7 @@ def test_a_prompt_chunked_beside_decodes_is_one_stretch():
     runs = {}
     for ff in (True, False):
         step = LinearStepTime(0.010, 1e-4, 1e-6)
-        res = simulate(make_scenario(max_num_batched_tokens=64), work, step_time=step, fast_forward=ff)
+        res = simulate(make_scenario(max_num_batched_tokens=64, max_num_seqs=64), work, step_time=step, fast_forward=ff)
         runs[ff] = (res, step)
     (fast, fstep), (slow, sstep) = runs[True], runs[False]
     fcalls, scalls = fstep.calls, sstep.calls
@@ -76,6 +76,8 @@ def test_a_prompt_chunked_beside_decodes_is_one_stretch():
 def test_fast_forward_matches_stepping_on_random_workloads(n, seed, budget, seqs, blocks, engine):
     rng = np.random.default_rng(seed)
     work = table(np.cumsum(rng.exponential(0.03, n)), rng.integers(1, 400, n), rng.integers(1, 80, n))
+    if engine == "vllm":
+        seqs = min(seqs, budget)  # vLLM refuses a token budget below max_num_seqs
     sc = make_scenario(engine=engine, max_num_batched_tokens=budget, max_num_seqs=seqs, num_gpu_blocks_override=blocks)
     fast, slow = (
         simulate(sc, work, step_time=LinearStepTime(0.008, 5e-5, 2e-7), fast_forward=ff) for ff in (True, False)

@@ -34,7 +34,7 @@ def test_two_requests_hand_computed_schedule():
 
 def test_chunked_prefill_splits_a_long_prompt_over_the_token_budget():
     step = LinearStepTime(0.010, 0.0)
-    res = simulate(make_scenario(max_num_batched_tokens=64), table([0.0], [150], [2]), step_time=step)
+    res = simulate(make_scenario(max_num_batched_tokens=64, max_num_seqs=64), table([0.0], [150], [2]), step_time=step)
     # 150 prompt tokens under a 64-token budget: chunks of 64, 64, 22, then one decode.
     assert [s.prefill_tokens for s in step.calls] == [64, 64, 22, 0]
     assert [s.prefill_sum_qc for s in step.calls[:3]] == [0, 64 * 64, 22 * 128]
@@ -44,7 +44,7 @@ def test_chunked_prefill_splits_a_long_prompt_over_the_token_budget():
 
 def test_without_chunked_prefill_a_prompt_waits_for_a_whole_budget():
     step = LinearStepTime(0.010, 0.0)
-    sc = make_scenario(max_num_batched_tokens=100, enable_chunked_prefill=False, max_model_len=100)
+    sc = make_scenario(max_num_batched_tokens=100, enable_chunked_prefill=False, max_model_len=100, max_num_seqs=100)
     # B (80 tokens) does not fit beside A's 60-token prefill; it runs in the next step with A's decode.
     simulate(sc, table([0.0, 0.0], [60, 80], [2, 2]), step_time=step)
     assert [(s.prefill_tokens, s.num_decode) for s in step.calls[:2]] == [(60, 0), (80, 1)]
