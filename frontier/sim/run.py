@@ -727,10 +727,7 @@ def _cluster_summaries(sim: Simulation, duration: float) -> list[dict]:
         busy = sum(i.busy_s for i in insts)
         steps = max(sum(i.steps for i in insts), 1)
         engines = len(insts)
-        # The KV pool the instances ran with (the plan's, or num_gpu_blocks_override's), over
-        # the attention ranks that share a scheduler.
-        kv = insts[0].kv
-        ranks = spec.dp if spec.role == "attention" else spec.dp_attention
+        kv = insts[0].kv  # the instance's pool: its attention ranks' together
         row = _cluster_row(scenario, spec)
         row.update(
             {
@@ -744,7 +741,7 @@ def _cluster_summaries(sim: Simulation, duration: float) -> list[dict]:
                 "kv_blocks_per_instance": kv.num_blocks,
                 "kv_tokens_per_instance": kv.num_blocks * kv.block_size,
                 "weight_gib_per_gpu": c.memory.weight_bytes / 2**30,
-                "kv_cache_gib_per_gpu": kv.num_blocks * kv.block_size * c.memory.kv_bytes_per_token / ranks / 2**30,
+                "kv_cache_gib_per_gpu": c.memory.kv_tokens * c.memory.kv_bytes_per_token / 2**30,
                 "peak_kv_fraction": max(i.kv.peak_used / max(i.kv.num_blocks, 1) for i in insts),
                 "prefix_cache_hit_rate": (
                     sum(i.kv.prefix_hit_tokens for i in insts) / max(sum(i.kv.prefix_query_tokens for i in insts), 1)
