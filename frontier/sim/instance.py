@@ -166,20 +166,25 @@ class Instance:
 
     def admit(self, req: Request) -> bool:
         """Queue a request, or mark it failed if this instance can never serve it."""
-        reason = self._sglang_limits(req) if self.sglang_max_req_len else self._vllm_limits(req)
+        reason = self._refusal(req, whole=self.role != "prefill")
         if reason:
             req.status, req.fail_reason = "failed", reason
-            return False
-        held = req.prompt_tokens + (1 if self.role == "prefill" else req.max_output_tokens)
-        if self.kv.blocks_for(held) > self.kv.num_blocks:
-            req.status, req.fail_reason = (
-                "failed",
-                (f"needs {self.kv.blocks_for(held)} KV blocks, {self.name} holds {self.kv.num_blocks}"),
-            )
             return False
         self._enter(req)
         self.scheduler.add(req)
         return True
+
+    def _refusal(self, req: Request, whole: bool) -> str:
+        """Why this instance can never serve `req` ('' if it can): the engine's length limits,
+        then its KV blocks for the prompt and, `whole`, the output (a prefill-only instance
+        holds the prompt and its first token)."""
+        reason = self._sglang_limits(req) if self.sglang_max_req_len else self._vllm_limits(req)
+        if reason:
+            return reason
+        held = req.prompt_tokens + (req.max_output_tokens if whole else 1)
+        if self.kv.blocks_for(held) > self.kv.num_blocks:
+            return f"needs {self.kv.blocks_for(held)} KV blocks, {self.name} holds {self.kv.num_blocks}"
+        return ""
 
     def _vllm_limits(self, req: Request) -> str:
         total = req.prompt_tokens + req.max_output_tokens
@@ -220,15 +225,11 @@ class Instance:
 
     # --- PD: KV arriving from a prefill instance ---------------------------------------------
     def accept_prefilled(self, req: Request) -> bool:
-        """Queue a request prefilled elsewhere; False if its KV can never fit here."""
-        if self.kv.blocks_for(req.prompt_tokens + req.max_output_tokens) > self.kv.num_blocks:
-            req.status, req.fail_reason = (
-                "failed",
-                (
-                    f"needs {self.kv.blocks_for(req.prompt_tokens + req.max_output_tokens)} KV blocks, "
-                    f"{self.name} holds {self.kv.num_blocks}"
-                ),
-            )
+        """Queue a request prefilled elsewhere; False if it can never be served here (an SGLang
+        decode server applies its own max_req_len, cutting the output to its pool)."""
+        reason = self._refusal(req, whole=True)
+        if reason:
+            req.status, req.fail_reason = "failed", reason
             return False
         self._enter(req)
         self.pending_kv.append(req)

@@ -55,6 +55,29 @@ def test_pd_hand_computed_prefill_transfer_decode():
     assert any(t[3] == "kv 0" for t in res.recorder.transfers)
 
 
+def test_an_sglang_decode_server_cuts_the_output_to_its_own_pool():
+    """SGLang's decode server applies its own max_req_len: 10 blocks of 16 tokens give 159, so a
+    100-token prompt keeps 159 - 100 - 1 = 58 of its 80 output tokens; the prefill server's
+    larger pool cut nothing, and the prefill side's first token is one of the 58."""
+    sc = scenario_from_dict(
+        {
+            "model": "llama-3.1-8b",
+            "gpu": "h100-sxm",
+            "workload": TINY,
+            "deployment": {
+                "clusters": [
+                    {"name": "p", "role": "prefill", "engine": "sglang"},
+                    {"name": "d", "role": "decode", "engine": "sglang", "num_gpu_blocks_override": 10},
+                ],
+            },
+        }
+    )
+    res = simulate(sc, table([0.0], [100], [80]), step_time=LinearStepTime(0.010, 0.0001))
+    r = res.requests.iloc[0]
+    assert (r.status, r.output_tokens, r.path) == ("finished", 58, "p/0>d/0")
+    assert res.summary["frontier"]["outputs_clipped"] == 1
+
+
 def test_layerwise_transfer_hides_behind_the_prefill():
     res = simulate(
         pd_scenario(kv_transfer="layerwise"), table([0.0], [100], [3]), step_time=LinearStepTime(0.010, 0.0001)
