@@ -28,6 +28,7 @@ from typing import NamedTuple
 import numpy as np
 
 from frontier.engine import FRONTEND_US_PER_PROMPT_TOKEN, SGLANG_UNSEEN_GIB
+from frontier.errors import SpecError
 from frontier.metrics.serving import serving_metrics
 from frontier.ops.experts import ExpertRouting, Fabric
 from frontier.ops.graph import Parallel
@@ -53,7 +54,7 @@ from frontier.sim.recorder import Recorder, RequestLog
 from frontier.sim.request import Request
 from frontier.sim.router import make_router
 from frontier.sim.scheduler import Scheduler, SGLangScheduler
-from frontier.spec.memory import MemoryPlan, check_vllm_starts, plan_memory
+from frontier.spec.memory import KVCacheTooSmall, MemoryPlan, check_vllm_starts, plan_memory
 from frontier.spec.scenario import ClusterSpec, Scenario
 from frontier.workload import RequestTable, build_requests
 
@@ -257,18 +258,37 @@ def memory_for(scenario: Scenario, spec: ClusterSpec, where: str) -> MemoryPlan:
         plan = replace(plan, num_blocks=blocks, kv_bytes=kv)
     context = spec.max_model_len if spec.max_model_len > 0 else model.max_model_len
     if spec.engine == "vllm" and part != "ffn":
-        context = check_vllm_starts(
-            plan,
-            model,
-            tp=spec.tp,
-            pp=spec.pp,
-            max_model_len=spec.max_model_len or model.max_model_len,
-            max_num_batched_tokens=spec.max_num_batched_tokens,
-            gpu_memory_utilization=spec.gpu_memory_utilization,
-            draft_layers=draft_layers,
-            where=where,
-        )
+        try:
+            context = check_vllm_starts(
+                plan,
+                model,
+                tp=spec.tp,
+                pp=spec.pp,
+                max_model_len=spec.max_model_len or model.max_model_len,
+                max_num_batched_tokens=spec.max_num_batched_tokens,
+                gpu_memory_utilization=spec.gpu_memory_utilization,
+                draft_layers=draft_layers,
+                where=where,
+            )
+        except KVCacheTooSmall as exc:
+            tp = _tp_that_starts(scenario, spec)
+            raise KVCacheTooSmall(f"{exc} ({f'tp={tp} holds it' if tp else 'no tp up to 8 holds it'})", exc.fits)
     return replace(plan, max_model_len=context)
+
+
+def _tp_that_starts(scenario: Scenario, spec: ClusterSpec) -> int | None:
+    """The smallest larger TP (up to 8, the heads divided) at which vLLM would start, for the
+    refusal's hint; None for attention-DP / EP layouts, whose GPU counts TP does not set alone."""
+    if spec.ep > 1 or spec.dp_attention > 1:
+        return None
+    model = scenario.cluster_model(spec)
+    for tp in (t for t in (2, 4, 8) if t > spec.tp and not model.num_heads % t):
+        try:
+            memory_for(scenario, replace(spec, tp=tp), "deployment")
+            return tp
+        except SpecError:
+            continue
+    return None
 
 
 def build_clusters(

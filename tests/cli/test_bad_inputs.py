@@ -268,7 +268,7 @@ CASES = {
     ),
     "a context vLLM cannot hold": (
         lambda t: [*FLAGS, "--model", "qwen3-32b", "--engine", "vllm"],
-        ["vLLM would not start", "max_model_len 40960", "max_model_len <= 38880"],
+        ["vLLM would not start", "max_model_len 40960", "max_model_len <= 38880", "tp=2 holds it"],
     ),
     "invalid YAML": (lambda t: raw_scenario(t, "model: [llama\n"), ["not valid YAML"]),
     "scenario not found": (lambda t: ["simulate", t / "none.yaml", *FAST], ["not found"]),
