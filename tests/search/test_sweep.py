@@ -20,8 +20,8 @@ from frontier.paths import REPO_ROOT
 from frontier.search import load_sweep_spec, run_sweep, sweep_spec_from_dict, write_outputs
 from frontier.search import run as sweep_run
 from frontier.search.commands import serve_commands
-from frontier.search.run import longest_request
 from frontier.search.pareto import X, Y, pareto_mask
+from frontier.search.run import longest_request
 from frontier.sim.run import run_scenario
 from frontier.spec.model import load_model
 from frontier.spec.scenario import scenario_from_dict
