@@ -222,10 +222,11 @@ def make_scheduler(spec: ClusterSpec, kv: BlockManager, ranks: int, max_seqs: in
     return Scheduler(kv, seqs * ranks, spec.max_num_batched_tokens * ranks, spec.enable_chunked_prefill)
 
 
-def memory_for(scenario: Scenario, spec: ClusterSpec, where: str) -> MemoryPlan:
+def memory_for(scenario: Scenario, spec: ClusterSpec, where: str, hint: bool = True) -> MemoryPlan:
     """The cluster's memory plan (its KV pool num_gpu_blocks_override's where set, and the
     longest request it serves); a SpecError where it cannot hold the weights or, under vLLM,
-    one request of max_model_len tokens (vLLM would not start)."""
+    one request of max_model_len tokens (vLLM would not start; with `hint`, the refusal names
+    a TP that would)."""
     part = {"attention": "attention", "ffn": "ffn"}.get(spec.role, "all")
     model = scenario.cluster_model(spec)
     draft_layers = int(spec.speculative is not None and spec.speculative.method != "ngram")
@@ -271,6 +272,8 @@ def memory_for(scenario: Scenario, spec: ClusterSpec, where: str) -> MemoryPlan:
                 where=where,
             )
         except KVCacheTooSmall as exc:
+            if not hint:
+                raise
             tp = _tp_that_starts(scenario, spec)
             raise KVCacheTooSmall(f"{exc} ({f'tp={tp} holds it' if tp else 'no tp up to 8 holds it'})", exc.fits)
     return replace(plan, max_model_len=context)
@@ -284,7 +287,7 @@ def _tp_that_starts(scenario: Scenario, spec: ClusterSpec) -> int | None:
     model = scenario.cluster_model(spec)
     for tp in (t for t in (2, 4, 8) if t > spec.tp and not model.num_heads % t):
         try:
-            memory_for(scenario, replace(spec, tp=tp), "deployment")
+            memory_for(scenario, replace(spec, tp=tp), "deployment", hint=False)
             return tp
         except SpecError:
             continue
