@@ -205,7 +205,7 @@ class Instance:
         if req.prompt_tokens >= longest_input:
             return (
                 f"prompt of {req.prompt_tokens} tokens exceeds SGLang's longest input, {longest_input} "
-                f"tokens (its KV pool holds {self.sglang_max_req_len + 1})"
+                f"tokens (its context or KV pool, the shorter, holds {self.sglang_max_req_len + 1})"
             )
         allowed = self.sglang_max_req_len - req.prompt_tokens - 1
         if req.max_output_tokens > allowed:

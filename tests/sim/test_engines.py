@@ -62,7 +62,7 @@ def test_sglang_cuts_an_output_its_kv_pool_cannot_hold_and_refuses_a_prompt_it_c
     assert list(df.output_tokens) == [58, 2, 3]
     assert (
         df.loc[1, "fail_reason"]
-        == "prompt of 154 tokens exceeds SGLang's longest input, 154 tokens (its KV pool holds 160)"
+        == "prompt of 154 tokens exceeds SGLang's longest input, 154 tokens (its context or KV pool, the shorter, holds 160)"
     )
     assert res.summary["frontier"]["outputs_clipped"] == 1
     # vLLM serves whole requests or none: with that pool it would not start at the model's context,
