@@ -139,6 +139,12 @@ def write_plots(result, out: Path) -> list[Path]:
     return written
 
 
+def _state_blocks(c: dict) -> str:
+    """What a vLLM hybrid's pool spends on each sequence's recurrent states."""
+    n = c.get("kv_state_blocks_per_sequence")
+    return f"in blocks of {c['kv_block_tokens']} tokens, {n} of them a sequence's states, " if n else ""
+
+
 def predictor_notes(f: dict) -> list[str]:
     """One line for each way the summary's `frontier` block `f` says operators were predicted
     without a calibration of their GPU (frontier.sim.run.predictor_coverage)."""
@@ -203,7 +209,8 @@ def print_summary(result, console: Console | None = None) -> None:
             "KV cache",
             "; ".join(
                 f"{c['kv_tokens_per_instance']:,} tokens an instance ({c['kv_cache_gib_per_gpu']:.1f} GiB a GPU), "
-                f"at most {c['peak_kv_fraction']:.0%} in use, requests up to {c['max_model_len_served']:,} tokens"
+                + _state_blocks(c)
+                + f"at most {c['peak_kv_fraction']:.0%} in use, requests up to {c['max_model_len_served']:,} tokens"
                 + (f" ({c['name']})" if len(f["clusters"]) > 1 else "")
                 for c in kv
             ),

@@ -27,9 +27,19 @@ class KVHold:
 class BlockManager:
     """Every change of a block count happens here: requests' `num_blocks` and the free pool."""
 
-    def __init__(self, num_blocks: int, block_size: int, prefix_caching: bool = False, prefix_unit_tokens: int = 512):
+    def __init__(
+        self,
+        num_blocks: int,
+        block_size: int,
+        prefix_caching: bool = False,
+        prefix_unit_tokens: int = 512,
+        seq_blocks: int = 0,
+    ):
         self.num_blocks = num_blocks
         self.block_size = block_size
+        # Blocks a sequence holds besides its tokens' from its first allocation to its end: a
+        # hybrid model's recurrent states where vLLM pages them with the KV (memory.PagedStates).
+        self.seq_blocks = seq_blocks
         self.free_blocks = num_blocks  # allocatable, cached-but-unused prefix units included
         self.prefix_caching = prefix_caching
         self.unit_tokens = prefix_unit_tokens
@@ -49,7 +59,12 @@ class BlockManager:
         return self.num_blocks - self.free_blocks
 
     def blocks_for(self, tokens: int) -> int:
-        return -(-tokens // self.block_size)
+        """The blocks a sequence of `tokens` (>= 1) tokens holds."""
+        return -(-tokens // self.block_size) + self.seq_blocks
+
+    def token_room(self, req: Request) -> int:
+        """How many tokens the request's blocks hold."""
+        return (req.num_blocks - self.seq_blocks) * self.block_size
 
     def take(self, blocks: int) -> None:
         """Hand out `blocks` free blocks (the caller checked they exist), evicting cached units."""
@@ -79,7 +94,7 @@ class BlockManager:
         request holds the blocks of its `num_computed` tokens."""
         bs, used = self.block_size, 0
         for req in reqs:
-            blocks = -(-req.num_computed // bs)
+            blocks = -(-req.num_computed // bs) + self.seq_blocks
             used += blocks - req.num_blocks
             req.num_blocks = blocks
         self.take(used)

@@ -27,7 +27,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from frontier.engine import FRONTEND_US_PER_PROMPT_TOKEN, SGLANG_UNSEEN_GIB
+from frontier.engine import FRONTEND_US_PER_PROMPT_TOKEN, SGLANG_UNSEEN_GIB, version_tuple
 from frontier.errors import SpecError
 from frontier.metrics.serving import serving_metrics
 from frontier.ops.experts import ExpertRouting, Fabric
@@ -54,7 +54,7 @@ from frontier.sim.recorder import Recorder, RequestLog
 from frontier.sim.request import Request
 from frontier.sim.router import make_router
 from frontier.sim.scheduler import Scheduler, SGLangScheduler
-from frontier.spec.memory import KVCacheTooSmall, MemoryPlan, check_vllm_starts, plan_memory
+from frontier.spec.memory import KVCacheTooSmall, MemoryPlan, check_vllm_starts, check_vllm_state_blocks, plan_memory
 from frontier.spec.scenario import ClusterSpec, Scenario
 from frontier.workload import RequestTable, build_requests
 
@@ -247,6 +247,7 @@ def memory_for(scenario: Scenario, spec: ClusterSpec, where: str, hint: bool = T
         redundant_experts=spec.eplb_redundant_experts,
         unseen_bytes=SGLANG_UNSEEN_GIB * 2**30,
         draft_layers=draft_layers,
+        paged=spec.engine == "vllm",
     )
     if spec.num_gpu_blocks_override:
         # A pool set outright. vLLM up to 0.12 checks its start-up against the memory it profiled
@@ -276,6 +277,7 @@ def memory_for(scenario: Scenario, spec: ClusterSpec, where: str, hint: bool = T
                 raise
             tp = _tp_that_starts(scenario, spec)
             raise KVCacheTooSmall(f"{exc} ({f'tp={tp} holds it' if tp else 'no tp up to 8 holds it'})", exc.fits)
+        check_vllm_state_blocks(plan, spec.max_num_seqs, version_tuple(spec.engine_version), where)
     return replace(plan, max_model_len=context)
 
 
@@ -319,20 +321,22 @@ def build_clusters(
             # The attention instances of an AF engine step together, fed through the FFN cluster:
             # one scheduler with their combined capacity.
             ranks, instances = spec.dp, 1
-        num_blocks = memory[spec.name].num_blocks * ranks
-        max_len = memory[spec.name].max_model_len
+        plan = memory[spec.name]
+        num_blocks, max_len = plan.num_blocks * ranks, plan.max_model_len
         insts = []
         for i in range(instances):
-            kv = BlockManager(num_blocks, spec.block_size, spec.enable_prefix_caching, prefix_unit_tokens)
-            sched = make_scheduler(spec, kv, ranks, memory[spec.name].state_seqs)
+            kv = BlockManager(
+                num_blocks, plan.block_size, spec.enable_prefix_caching, prefix_unit_tokens, plan.seq_blocks
+            )
+            sched = make_scheduler(spec, kv, ranks, plan.state_seqs)
             insts.append(
                 Instance(f"{spec.name}/{i}", spec.role, sched, step_model, spec.pp, max_len, recorder, fast_forward)
             )
             if spec.engine == "sglang":
                 insts[-1].decode_reserved_tokens = SGLANG_DECODE_RESERVED_TOKENS
-                insts[-1].sglang_max_req_len = min(max_len, memory[spec.name].kv_tokens) - 1
+                insts[-1].sglang_max_req_len = min(max_len, plan.kv_tokens) - 1
             insts[-1].schedules_ahead = ahead
-        clusters.append(Cluster(spec, insts, memory[spec.name], sources))
+        clusters.append(Cluster(spec, insts, plan, sources))
     return clusters
 
 
@@ -763,6 +767,8 @@ def _cluster_summaries(sim: Simulation, duration: float) -> list[dict]:
                 "max_model_len_served": insts[0].sglang_max_req_len or c.memory.max_model_len,
                 "kv_blocks_per_instance": kv.num_blocks,
                 "kv_tokens_per_instance": kv.num_blocks * kv.block_size,
+                "kv_block_tokens": kv.block_size,
+                "kv_state_blocks_per_sequence": kv.seq_blocks,
                 "weight_gib_per_gpu": c.memory.weight_bytes / 2**30,
                 "kv_cache_gib_per_gpu": c.memory.kv_tokens * c.memory.kv_bytes_per_token / 2**30,
                 "peak_kv_fraction": max(i.kv.peak_used / max(i.kv.num_blocks, 1) for i in insts),

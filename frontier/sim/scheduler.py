@@ -69,7 +69,7 @@ class Scheduler:
         plan = StepPlan()
         budget = self.max_num_batched_tokens
         running = self.running
-        kv, block_size = self.kv, self.kv.block_size
+        kv = self.kv
         scheduled, decode_only = plan.scheduled, True
         append = scheduled.append
         # (A preemption removes a request at or after this one: iterating on stays in order.)
@@ -83,7 +83,7 @@ class Scheduler:
             if n > budget:
                 n = budget
             # Most decode steps stay inside the request's last block: no allocation needed.
-            if computed + n > req.num_blocks * block_size and not kv.allocate(req, n):
+            if computed + n > kv.token_room(req) and not kv.allocate(req, n):
                 fits = False
                 while not fits:
                     victim = self._victim(busy)
@@ -205,11 +205,11 @@ class SGLangScheduler(Scheduler):
 
     def _add_decodes(self, plan: StepPlan, busy: set[int] | None) -> None:
         """One token for every running request whose prefill is done, retracting on KV shortage."""
-        kv, block_size = self.kv, self.kv.block_size
+        kv = self.kv
         for req in list(self.running):
             if not self._prefilled(req) or (busy and req.id in busy) or req not in self.running:
                 continue
-            fits = req.num_computed + 1 <= req.num_blocks * block_size or kv.allocate(req, 1)
+            fits = req.num_computed + 1 <= kv.token_room(req) or kv.allocate(req, 1)
             while not fits:
                 victim = self._victim(busy)
                 if victim is None or victim is self.chunked:

@@ -26,6 +26,11 @@ what would be valid, instead of predicting a deployment that cannot run. Sources
 - KV for one request:  vllm/v1/core/kv_cache_utils.py, check_enough_kv_cache_memory: the KV
                        cache holds one request of max_model_len tokens (with the memory plan:
                        frontier.spec.memory.check_vllm_starts)
+- hybrid state blocks: vllm/config/compilation.py, resolve_cudagraph_mode_and_sizes (0.19 on):
+                       max_num_seqs no more than a hybrid's KV blocks (with the memory plan:
+                       frontier.spec.memory.check_vllm_state_blocks)
+- architectures:       releases before an architecture's first refuse it (VLLM_FIRST_RELEASE);
+                       hybrids' prefix caching (`align` mode) is not modelled
 - fp8 weights:         vllm/model_executor/layers/quantization/fp8.py runs fp8 GEMMs only on
                        GPUs with fp8 tensor cores (older GPUs fall back to weight-only Marlin
                        kernels, which Frontier does not model)
@@ -39,6 +44,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from frontier.engine import version_tuple
 from frontier.errors import SpecError
 
 if TYPE_CHECKING:
@@ -98,6 +104,28 @@ def check_tp(model: ModelSpec, gpu: GPUSpec, tp: int, where: str, attention: boo
         )
 
 
+# The first vLLM release with each architecture Frontier's cards hold that came late: Qwen3.5's
+# came with 0.17.0 (0.16 refuses `Model architectures ['Qwen3_5MoeForConditionalGeneration'] are
+# not supported for now`, runpod-workers/worker-vllm issue #279).
+VLLM_FIRST_RELEASE = {"Qwen3_5ForConditionalGeneration": (0, 17), "Qwen3_5MoeForConditionalGeneration": (0, 17)}
+
+
+def check_vllm_serves(model: ModelSpec, c: ClusterSpec, where: str) -> None:
+    """What the cluster's vLLM release refuses of this model."""
+    first = VLLM_FIRST_RELEASE.get(model.architecture)
+    version = version_tuple(c.engine_version)
+    if first and version and version < first:
+        raise SpecError(
+            f"{where}.engine_version: vLLM {c.engine_version} does not serve {model.name} "
+            f"({model.architecture}, from vLLM {'.'.join(map(str, first))}.0); use a later release or SGLang"
+        )
+    if model.linear_attention is not None and c.enable_prefix_caching:
+        raise SpecError(
+            f"{where}.enable_prefix_caching: vLLM's prefix caching of hybrid models ({model.name}: its "
+            f"recurrent states cached in `align` mode) is not modelled; set it false, vLLM's default for them"
+        )
+
+
 def check_cluster(scenario: Scenario, c: ClusterSpec, where: str) -> None:
     model, gpu = scenario.cluster_model(c), scenario.cluster_gpu(c)
     check_tp(model, gpu, c.tp, f"{where}.tp", attention=c.role != "ffn")  # FFN GPUs hold no attention
@@ -138,6 +166,8 @@ def check_cluster(scenario: Scenario, c: ClusterSpec, where: str) -> None:
             f"{c.max_num_seqs} (vLLM refuses this at start-up: every running sequence needs a token "
             f"a step); raise it to >= {c.max_num_seqs} or lower max_num_seqs"
         )
+    if c.engine == "vllm":
+        check_vllm_serves(model, c, where)
     if model.weight_dtype == "fp8" and gpu.fp8_tflops is None:
         raise SpecError(
             f"{where}: {model.name} has fp8 weights but {gpu.name} has no fp8 tensor "

@@ -12,8 +12,8 @@ A hybrid model's gated-DeltaNet layers keep a fixed recurrent state per sequence
 one per running sequence. SGLang gives the states `mamba_full_memory_ratio` (0.9) parts of the
 pool's memory to 1 part for the KV cache (sglang/srt/model_executor/model_runner.py: the state
 budget is rest x r / (1 + r), `max_mamba_cache_size` = budget / bytes per request) and runs no
-more requests than it holds states for. vLLM pages the states in the same block pool as the KV
-(`MambaSpec`, vllm/v1/kv_cache_interface.py) without a fixed split; the same split is assumed.
+more requests than it holds states for. vLLM pages the states in the same block pool as the KV,
+without a split (`PagedStates`).
 """
 
 from __future__ import annotations
@@ -42,10 +42,71 @@ class MemoryPlan:
     state_bytes: float = 0.0  # per GPU: a hybrid's recurrent states, one per running sequence
     state_seqs: int = 0  # sequences those states hold: the most that can run (0: no limit)
     max_model_len: int = 0  # the longest request served (frontier.sim.run.memory_for sets it)
+    paged_states: PagedStates | None = None  # vLLM: a hybrid's states in the KV blocks
+
+    @property
+    def seq_blocks(self) -> int:
+        """Blocks a running sequence holds besides its tokens' (a vLLM hybrid's states)."""
+        return self.paged_states.state_groups if self.paged_states else 0
 
     @property
     def kv_tokens(self) -> int:
         return self.num_blocks * self.block_size
+
+
+# vLLM's attention block sizes are multiples of this on Hopper (FlashAttention's kernel block
+# alignment, vllm/model_executor/models/config.py `HybridAttentionMambaModelConfig`).
+VLLM_KERNEL_BLOCK_ALIGNMENT = 16
+
+
+@dataclass(frozen=True)
+class PagedStates:
+    """How vLLM keeps a hybrid model's gated-DeltaNet states: in the KV block pool, a state per
+    block. Read in vllm/model_executor/models/config.py `HybridAttentionMambaModelConfig.
+    verify_and_update_config` and vllm/v1/core/kv_cache_utils.py (0.11-0.12; unchanged in the
+    later releases read): the attention block is enlarged until one layer's block (its page)
+    holds one layer's state, `block_size` = 16 x cdiv(state page, 16 x one token's KV), and the
+    state is padded to that page. Layers are grouped `group_size` to a KV-cache group (the fewer
+    kind's count, `_get_kv_cache_groups_uniform_page_size`: for Qwen3.5's 1:3 pattern every
+    full-attention layer in one group, the gated-DeltaNet layers in three); a block id takes one
+    page in each of `group_size` tensors, so the pool holds usable // (page x group_size) blocks
+    (`get_num_blocks`). A running sequence holds cdiv(tokens, block_size) blocks in each
+    attention group and one in each state group (`MambaManager`, prefix caching off). The states'
+    dtypes are the model's for the convolution and `mamba_ssm_dtype` (float32 for Qwen3.5) for
+    the delta rule, as every release that serves Qwen3.5 keeps them (vLLM PR #34489). Public
+    start-up logs agree: a Qwen3.5-9B-class model (8 full-attention of 32 layers, 4 KV heads of
+    256) gets 528-token blocks and 108 of them from 1.74 GiB."""
+
+    block_size: int
+    page_bytes: int  # one layer's share of a block, per GPU
+    group_size: int
+    attention_groups: int
+    state_groups: int
+
+    @property
+    def block_bytes(self) -> int:
+        return self.page_bytes * self.group_size
+
+    def sequence_blocks(self, tokens: int) -> int:
+        """The blocks one running sequence of `tokens` tokens holds."""
+        return self.attention_groups * -(-tokens // self.block_size) + self.state_groups
+
+
+def paged_states(model: ModelSpec, tp: int, pp: int, block_size: int = 16) -> PagedStates | None:
+    """vLLM's layout of a hybrid model's states (None for other models); `block_size`: the
+    user's, kept where it is larger than the one the states need."""
+    la = model.linear_attention
+    if la is None or not la.layers or not model.num_attention_layers:
+        return None
+    attention, linear = -(-model.num_attention_layers // pp), -(-la.layers // pp)  # the largest stage
+    token = round(kv_bytes_per_token_per_gpu(model, tp, 1) / model.num_attention_layers)  # one layer's
+    state = round(la.state_bytes_per_seq(model.dtype_bytes, tp) / la.layers)
+    align = VLLM_KERNEL_BLOCK_ALIGNMENT
+    block = max(block_size, align * -(-state // (align * token)))
+    group = min(attention, linear)
+    if max(attention, linear) < 1.5 * group:  # nearly even: one size, no padding groups
+        group = max(attention, linear)
+    return PagedStates(block, int(block * token), group, -(-attention // group), -(-linear // group))
 
 
 def weight_bytes_per_gpu(
@@ -133,6 +194,8 @@ def check_vllm_starts(
     meet it: Qwen3-32B (40,960 tokens) on one H100, Llama-3.1-70B (131,072) on two."""
 
     def need(tokens: int) -> float:
+        if plan.paged_states:  # a hybrid's: its blocks, its states' included
+            return plan.paged_states.sequence_blocks(tokens) * plan.block_size * plan.kv_bytes_per_token
         return sequence_kv_bytes(model, tp, pp, tokens, plan.block_size, max_num_batched_tokens, draft_layers)
 
     context = model.max_model_len if max_model_len == -1 else max_model_len
@@ -153,6 +216,37 @@ def check_vllm_starts(
         f"gpu_memory_utilization or use more GPUs per instance",
         fits,
     )
+
+
+# The first vLLM release that refuses to start where a hybrid's running sequences could outnumber
+# its KV blocks (PR #38270, merged 2026-03-26: absent from 0.17.1, present in 0.20.0).
+VLLM_STATE_BLOCKS_CHECK = (0, 19)
+
+
+class TooFewStateBlocks(SpecError):
+    """vLLM would not start: a hybrid's running sequences could outnumber its KV blocks.
+    `blocks`: the most sequences it starts with."""
+
+    def __init__(self, message: str, blocks: int):
+        super().__init__(message)
+        self.blocks = blocks
+
+
+def check_vllm_state_blocks(plan: MemoryPlan, max_num_seqs: int, version: tuple, where: str = "deployment") -> None:
+    """vLLM (from VLLM_STATE_BLOCKS_CHECK; `version` () = the newest) refuses to capture its full
+    CUDA graphs when max_num_seqs exceeds the blocks of a hybrid's pool, each decoding sequence
+    needing a state block (vllm/config/compilation.py `resolve_cudagraph_mode_and_sizes`). With
+    its defaults (1,024 sequences) a Qwen3.5 model on one or two GPUs meets it."""
+    if plan.paged_states is None or (version and version < VLLM_STATE_BLOCKS_CHECK):
+        return
+    if max_num_seqs > plan.num_blocks:
+        raise TooFewStateBlocks(
+            f"{where}: vLLM would not start: max_num_seqs {max_num_seqs} exceeds the {plan.num_blocks} "
+            f"blocks of its KV cache (its Mamba cache blocks: each decoding sequence holds "
+            f"{plan.seq_blocks} of them for its recurrent states); set max_num_seqs <= {plan.num_blocks} "
+            f"or raise gpu_memory_utilization",
+            plan.num_blocks,
+        )
 
 
 def activation_bytes(model: ModelSpec, tp: int, max_num_batched_tokens: int, max_num_seqs: int) -> float:
@@ -193,10 +287,12 @@ def plan_memory(
     redundant_experts: int = 0,
     unseen_bytes: float = 0.0,
     draft_layers: int = 0,
+    paged: bool = False,
 ) -> MemoryPlan:
     """`draft_layers`: a speculative draft model of that many decoder layers (DeepSeek's MTP
     module, an EAGLE head) sharing the embeddings and LM head: its weights and its KV cache
-    come on top, a layer's worth each."""
+    come on top, a layer's worth each. `paged`: a hybrid's states live in the KV blocks, as
+    vLLM keeps them (`PagedStates`), rather than in a pool of their own, as SGLang's."""
     usable = gpu.memory_bytes * gpu_memory_utilization
     weights = weight_bytes_per_gpu(model, tp, pp, ep, part, redundant_experts, dp_attention)
     if draft_layers and model.num_layers:
@@ -204,7 +300,8 @@ def plan_memory(
         weights += (weights - embedding) * draft_layers / max(1, -(-model.num_layers // pp))
     act = activation_bytes(model, tp, max_num_batched_tokens, max_num_seqs) if activations_inside else unseen_bytes
     kv = usable - weights - act
-    per_seq_state = 0.0 if part == "ffn" else model.state_bytes_per_seq(tp) / pp
+    layout = paged_states(model, tp, pp, block_size) if paged and part != "ffn" else None
+    per_seq_state = 0.0 if part == "ffn" or layout else model.state_bytes_per_seq(tp) / pp
     state_seqs = 0
     if per_seq_state and kv > 0:
         budget = kv * STATE_TO_KV_RATIO / (1 + STATE_TO_KV_RATIO)
@@ -218,8 +315,12 @@ def plan_memory(
             f"{model.num_layers}, KV heads {model.num_kv_heads}, block_size {block_size}); "
             f"each must be >= 1"
         )
-    per_token = kv_bytes_per_token_per_gpu(model, tp, pp) * (1 + draft_layers / max(model.num_layers, 1))
-    num_blocks = int(kv // (per_token * block_size)) if kv > 0 else 0
+    draft = 1 + draft_layers / max(model.num_layers, 1)
+    block_bytes = kv_bytes_per_token_per_gpu(model, tp, pp) * block_size * draft
+    if layout:
+        block_size, block_bytes = layout.block_size, layout.block_bytes * draft
+    per_token = block_bytes / block_size  # a hybrid's: the pool's cost of a token, states' padding included
+    num_blocks = int(kv // block_bytes) if kv > 0 else 0
     if part == "ffn" and kv > 0:  # FFN GPUs hold no KV cache; they only need to fit
         return MemoryPlan(usable, weights, act, 0.0, per_token, block_size, 0)
     if num_blocks < 1:
@@ -246,4 +347,4 @@ def plan_memory(
             f"{where}: {model.name} on {gpu.name} with tp={tp} pp={pp} has no room for one "
             f"sequence's recurrent state ({per_seq_state / GIB:.2f} GiB per GPU); use more GPUs per instance"
         )
-    return MemoryPlan(usable, weights, act, kv, per_token, block_size, num_blocks, states, state_seqs)
+    return MemoryPlan(usable, weights, act, kv, per_token, block_size, num_blocks, states, state_seqs, 0, layout)

@@ -520,8 +520,30 @@ def scenario_from_dict(d: dict, base_dir: Path | None = None, name: str = "scena
         name=str(d.get("name", name)),
         **deployment_from_dict(d.get("deployment"), gpu=gpu),
     )
+    scenario = replace(
+        scenario, clusters=tuple(_with_model_defaults(c, scenario.cluster_model(c)) for c in scenario.clusters)
+    )
     check_scenario(scenario)
     return scenario
+
+
+# vLLM leaves prefix caching off for a hybrid (gated-DeltaNet / Mamba) model unless asked:
+# vllm/engine/arg_utils.py `default_prefix_caching = is_prefix_caching_supported and not is_hybrid`
+# (0.11-0.12 turn it off for them whatever is asked, model_executor/models/config.py
+# `MambaModelConfig`; vLLM PR #50991, merged 2026-08-04, turns it on in its `align` mode).
+VLLM_HYBRID_PREFIX_CACHING = "vllm/engine/arg_utils.py: off for hybrid models"
+
+
+def _with_model_defaults(c: ClusterSpec, model) -> ClusterSpec:
+    """The engine defaults that depend on the model: vLLM's prefix caching for a hybrid."""
+    defaulted = any(f == "enable_prefix_caching" for f, _, _ in c.defaults_from)
+    if c.engine != "vllm" or model.linear_attention is None or not defaulted:
+        return c
+    sources = tuple(
+        (f, False, VLLM_HYBRID_PREFIX_CACHING) if f == "enable_prefix_caching" else (f, v, src)
+        for f, v, src in c.defaults_from
+    )
+    return replace(c, enable_prefix_caching=False, defaults_from=sources)
 
 
 def read_yaml_mapping(path: str | Path, what: str = "scenario file") -> dict:

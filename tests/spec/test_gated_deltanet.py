@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import math
 from collections import Counter
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -176,7 +177,8 @@ def test_sglang_splits_the_pool_between_states_and_kv():
     assert small.state_seqs == 64 and small.kv_bytes == pytest.approx(rest - 64 * per_seq)
 
 
-def test_a_hybrid_model_serves_end_to_end():
+@pytest.mark.parametrize("engine", ["sglang", "vllm"])
+def test_a_hybrid_model_serves_end_to_end(engine):
     from frontier.sim.run import simulate
     from frontier.spec.scenario import scenario_from_dict
     from frontier.workload import build_requests
@@ -185,7 +187,7 @@ def test_a_hybrid_model_serves_end_to_end():
         {
             "model": "qwen3.5-397b-a17b",
             "gpu": "h200",
-            "deployment": {"engine": "sglang", "tp": 8, "quantization": "fp8_block", "max_num_seqs": 16},
+            "deployment": {"engine": engine, "tp": 8, "quantization": "fp8_block", "max_num_seqs": 16},
             "workload": {
                 "num_requests": 40,
                 "concurrency": 16,
@@ -198,6 +200,11 @@ def test_a_hybrid_model_serves_end_to_end():
     res = simulate(sc, build_requests(sc.workload, np.random.default_rng(0)), timeline=False)
     assert res.summary["completed"] == 40
     assert "gated-DeltaNet" in res.summary["frontier"]["predictor"]["linear_attention"]
+    # vLLM's pool: blocks of 528 tokens at TP8, 3 of them each sequence's states.
+    cluster = res.summary["frontier"]["clusters"][0]
+    assert (cluster["kv_block_tokens"], cluster["kv_state_blocks_per_sequence"]) == (
+        (528, 3) if engine == "vllm" else (16, 0)
+    )
 
 
 def _step_ms(radix_cache: bool, engine: str = "sglang", version: str = "0.5.9") -> float:
@@ -236,8 +243,6 @@ def test_sglang_serves_a_hybrid_without_overlap_while_its_radix_cache_is_on():
     assert exposed == pytest.approx(1.0 + 4 * 0.045 - 0.1, abs=1e-9)
     # Before SGLang's MambaRadixCache (0.5.4) the radix cache was off for hybrids: overlap stayed.
     assert _step_ms(True, version="0.5.3") == pytest.approx(_step_ms(False, version="0.5.3"), rel=1e-12)
-    # vLLM's async scheduling hides its host time either way.
-    assert _step_ms(True, "vllm", "0.12.0") == pytest.approx(_step_ms(False, "vllm", "0.12.0"), rel=1e-12)
 
 
 def test_linear_attention_layers_without_their_dimensions_get_one_line():
@@ -251,3 +256,146 @@ def test_linear_attention_layers_without_their_dimensions_get_one_line():
         "(gated DeltaNet: linear_num_key_heads, linear_num_value_heads, linear_key_head_dim, "
         "linear_value_head_dim, linear_conv_kernel_dim)"
     )
+
+
+# --- vLLM: the states in the KV blocks ------------------------------------------------------
+
+# A Qwen3.5-9B-class hybrid (Qwen/Qwen3.5-9B config.json's language model): 8 of 32 layers full
+# attention (4 KV heads of 256), 24 gated DeltaNet (16 key, 32 value heads of 128), fp32 state.
+NINE_B = {
+    **HYBRID,
+    "hidden_size": 4096,
+    "num_hidden_layers": 32,
+    "layer_types": (["linear_attention"] * 3 + ["full_attention"]) * 8,
+    "num_attention_heads": 16,
+    "num_key_value_heads": 4,
+    "head_dim": 256,
+    "linear_num_key_heads": 16,
+    "linear_num_value_heads": 32,
+    "linear_key_head_dim": 128,
+    "linear_value_head_dim": 128,
+    "mamba_ssm_dtype": "float32",
+}
+
+
+def test_vllm_pages_a_hybrids_states_like_its_start_up_log():
+    from frontier.spec.memory import paged_states
+
+    layout = paged_states(model_from_config(NINE_B, "nine-b", "test"), tp=1, pp=1)
+    # A state: conv 3 x (2 x 16 x 128 + 32 x 128) x 2 B + delta rule 32 x 128 x 128 x 4 B = 2,146,304 B;
+    # a token of one attention layer 4 x 256 x 2 x 2 = 4,096 B: blocks of 16 x cdiv(2,146,304, 16 x
+    # 4,096) = 528 tokens, a page of 2,162,688 B, the 8 attention layers one group, the 24 others 3.
+    assert (layout.block_size, layout.page_bytes, layout.group_size) == (528, 2_162_688, 8)
+    assert (layout.attention_groups, layout.state_groups) == (1, 3)
+    # A public vLLM 0.27.1 start-up of such a model: "1.74 GiB of KV (53,084 tokens) at a
+    # 24576-token max length" and "max_num_seqs (256) exceeds available Mamba cache blocks (108)".
+    assert round(108 * layout.block_bytes / 2**30, 2) == 1.74
+    assert layout.sequence_blocks(24576) == 47 + 3
+    assert int(108 / layout.sequence_blocks(24576) * 24576) == 53_084  # its max concurrency x length
+
+
+def test_vllm_plans_one_pool_for_kv_and_states_and_checks_its_blocks():
+    from frontier.errors import SpecError
+    from frontier.spec.memory import check_vllm_starts, check_vllm_state_blocks
+
+    m, gpu = load_model("qwen3.5-27b"), get_gpu("h100-sxm")
+    plan = plan_memory(m, gpu, tp=1, pp=1, gpu_memory_utilization=0.9, max_num_seqs=64, paged=True)
+    layout = plan.paged_states
+    rest = plan.usable_bytes - plan.weight_bytes - plan.activation_bytes
+    assert plan.block_size == layout.block_size == 784 and plan.seq_blocks == 3
+    assert plan.num_blocks == int(rest // layout.block_bytes) and plan.state_seqs == 0
+    assert plan.kv_tokens * plan.kv_bytes_per_token == pytest.approx(plan.num_blocks * layout.block_bytes)
+    # One request of 40,000 tokens: 52 blocks of 784 tokens and its 3 state blocks.
+    need = 55 * layout.block_bytes
+    small = replace(plan, kv_bytes=need - 1)
+    with pytest.raises(SpecError, match="needs 2.63 GiB"):
+        check_vllm_starts(
+            small, m, tp=1, pp=1, max_model_len=40_000, max_num_batched_tokens=8192, gpu_memory_utilization=0.9
+        )
+    assert (
+        check_vllm_starts(
+            replace(plan, kv_bytes=need),
+            m,
+            tp=1,
+            pp=1,
+            max_model_len=40_000,
+            max_num_batched_tokens=8192,
+            gpu_memory_utilization=0.9,
+        )
+        == 40_000
+    )
+    # More sequences than blocks: 0.19 on refuse to capture the CUDA graphs, earlier releases start.
+    with pytest.raises(SpecError) as e:
+        check_vllm_state_blocks(plan, plan.num_blocks + 1, ())
+    assert str(e.value) == (
+        f"deployment: vLLM would not start: max_num_seqs {plan.num_blocks + 1} exceeds the {plan.num_blocks} "
+        "blocks of its KV cache (its Mamba cache blocks: each decoding sequence holds 3 of them for its "
+        f"recurrent states); set max_num_seqs <= {plan.num_blocks} or raise gpu_memory_utilization"
+    )
+    check_vllm_state_blocks(plan, plan.num_blocks + 1, (0, 18, 0))
+    check_vllm_state_blocks(plan, plan.num_blocks, (0, 19, 0))
+
+
+def test_each_running_sequence_holds_its_state_blocks():
+    from frontier.sim.kv_cache import BlockManager
+    from frontier.sim.request import Request
+    from frontier.sim.scheduler import Scheduler
+
+    # 10 blocks of 16 tokens, 3 of them a sequence's states: a 20-token prompt takes 2 + 3.
+    kv = BlockManager(10, 16, seq_blocks=3)
+    sched = Scheduler(kv, max_num_seqs=8, max_num_batched_tokens=1000)
+    reqs = [Request(i, 0.0, 20, 20) for i in range(3)]
+    for r in reqs:
+        sched.add(r)
+    plan = sched.schedule()
+    assert [(r.id, n) for r, n in plan.scheduled] == [(0, 20), (1, 20)]  # the third waits
+    assert kv.free_blocks == 0 and [r.num_blocks for r in reqs] == [5, 5, 0]
+    # Decodes fill their two token blocks (32 tokens) without a block more; the 33rd token needs one:
+    # the last admitted is preempted and frees its 5, states included.
+    for step in range(12):
+        for r, n in plan.scheduled:
+            r.num_computed += n
+            r.num_output += 1
+        plan = sched.schedule()
+        assert not plan.preempted, step
+    assert reqs[0].num_computed == 31  # its 32nd token computes in the block it holds
+    for r, n in plan.scheduled:
+        r.num_computed += n
+        r.num_output += 1
+    plan = sched.schedule()
+    assert plan.preempted == [reqs[1]] and reqs[0].num_blocks == 6 and kv.free_blocks == 4
+    sched.finish(reqs[0])
+    assert kv.free_blocks == 10  # every block back: the states' too
+
+
+def test_vllm_serves_qwen35_from_017_without_prefix_caching():
+    from frontier.errors import SpecError
+    from frontier.spec.scenario import scenario_from_dict
+
+    def scenario(**deployment):
+        return scenario_from_dict(
+            {
+                "model": "qwen3.5-27b",
+                "gpu": "h200",
+                "deployment": {"tp": 2, "max_num_seqs": 64, **deployment},
+                "workload": {
+                    "num_requests": 1,
+                    "arrival": {"process": "poisson", "rate": 1},
+                    "input_len": 8,
+                    "output_len": 8,
+                },
+            }
+        )
+
+    c = scenario(engine_version="0.18.0").clusters[0]
+    assert c.enable_prefix_caching is False
+    assert ("enable_prefix_caching", False, "vllm/engine/arg_utils.py: off for hybrid models") in c.defaults_from
+    assert scenario(engine="sglang").clusters[0].enable_prefix_caching  # SGLang's radix cache stays on
+    with pytest.raises(SpecError) as e:
+        scenario(engine_version="0.16.0")
+    assert str(e.value) == (
+        "deployment.engine_version: vLLM 0.16.0 does not serve qwen3.5-27b (Qwen3_5ForConditionalGeneration, "
+        "from vLLM 0.17.0); use a later release or SGLang"
+    )
+    with pytest.raises(SpecError, match=r"deployment.enable_prefix_caching: vLLM's prefix caching of hybrid models"):
+        scenario(enable_prefix_caching=True)
