@@ -16,10 +16,10 @@ vLLM for one request of the workload's longest.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 from frontier.errors import SpecError
-from frontier.spec.memory import KVCacheTooSmall
+from frontier.spec.memory import KVCacheTooSmall, TooFewStateBlocks
 from frontier.spec.scenario import ClusterSpec, check_keys
 from frontier.search.spec import PD_DEPLOYMENT_KEYS, SweepSpec
 
@@ -154,7 +154,9 @@ def _infeasible(spec: SweepSpec, model, gpu: str, dep: dict, gpus: int, longest:
     """Why `dep` cannot run, or None. A vLLM cluster whose KV cache cannot hold the model's
     whole context (vLLM would not start) is sized to the workload instead, as a planner does
     (aiconfigurator's generator passes --max-model-len isl + osl + 1,500): its `max_model_len`
-    becomes the longest request, `longest` tokens, where it leaves none set and that fits."""
+    becomes the longest request, `longest` tokens, where it leaves none set and that fits. So is
+    one whose hybrid model's states would run short of blocks for max_num_seqs sequences: its
+    `max_num_seqs` becomes the blocks it has (what vLLM's refusal asks for)."""
     from frontier.sim.run import memory_for
     from frontier.spec.scenario import scenario_from_dict
 
@@ -175,12 +177,20 @@ def _infeasible(spec: SweepSpec, model, gpu: str, dep: dict, gpus: int, longest:
             }
         )
         for c, block in zip(sc.clusters, clusters):
-            try:
-                memory_for(sc, c, c.role if len(sc.clusters) > 1 else "deployment")
-            except KVCacheTooSmall as exc:
-                if block.get("max_model_len") or longest > exc.fits:
-                    raise
-                block["max_model_len"] = longest
+            while True:  # each sizing once: a second refusal of its kind stands
+                try:
+                    memory_for(sc, c, c.role if len(sc.clusters) > 1 else "deployment")
+                    break
+                except KVCacheTooSmall as exc:
+                    if block.get("max_model_len") or longest > exc.fits:
+                        raise
+                    block["max_model_len"] = longest
+                    c = replace(c, max_model_len=longest)
+                except TooFewStateBlocks as exc:
+                    if block.get("max_num_seqs"):
+                        raise
+                    block["max_num_seqs"] = exc.blocks
+                    c = replace(c, max_num_seqs=exc.blocks)
     except SpecError as exc:
         return str(exc)
     return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -24,6 +25,8 @@ from frontier.search.pareto import X, Y, pareto_mask
 from frontier.search.run import longest_request
 from frontier.sim.run import run_scenario
 from frontier.spec.model import load_model
+from frontier.sim.run import memory_for
+from frontier.spec.memory import TooFewStateBlocks
 from frontier.spec.scenario import scenario_from_dict
 
 SPEC_70B = REPO_ROOT / "sweeps" / "llama3.1-70b-8xh100.yaml"
@@ -95,6 +98,27 @@ def test_70b_on_two_gpus_is_sized_to_the_workload():
     _, bad = sweep_run.enumerate_space(spec, load_model(spec.model), 40000)
     reasons = {i.label: i.reason for i in bad}
     assert "vLLM would not start" in reasons["TP2 DP1"] and "max_model_len <= " in reasons["TP2 DP1"]
+
+
+def test_a_hybrid_under_vllm_runs_as_many_sequences_as_its_state_blocks():
+    """Qwen3.5-27B on one H100: vLLM's 1,024 default sequences outnumber its KV blocks (vLLM
+    would not start), so the sweep sets max_num_seqs to the blocks, as vLLM's refusal asks."""
+    spec = sweep_spec_from_dict(dict(SMALL, model="qwen3.5-27b"))
+    ok, bad = sweep_run.enumerate_space(spec, load_model(spec.model), longest_request(spec))
+    assert not bad
+    seqs = {c.label: c.deployment.get("max_num_seqs") for c in ok}
+    sc = scenario_from_dict(
+        {
+            "model": "qwen3.5-27b",
+            "gpu": "h100-sxm",
+            "workload": {"num_requests": 1, "arrival": {"rate": 1}, "input_len": 1, "output_len": 1},
+        }
+    )
+    with pytest.raises(TooFewStateBlocks) as refused:
+        memory_for(sc, sc.clusters[0], "deployment")
+    blocks = refused.value.blocks
+    assert seqs == {"TP1 DP1": blocks, "TP1 DP2": blocks, "TP2 DP1": None}  # two GPUs hold 1,024
+    assert memory_for(sc, replace(sc.clusters[0], max_num_seqs=blocks), "deployment").num_blocks >= blocks
 
 
 def test_70b_pareto_property(sweep70):
