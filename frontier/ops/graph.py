@@ -350,7 +350,9 @@ def qk_norm_across_ranks(par: Parallel, tokens: int, width: int, layers: int) ->
     ]
 
 
-def _prefill_attention(batch: BatchStats, hq: int, hkv: int, d: int, dv: int, backend: str) -> AttnPrefill:
+def _prefill_attention(
+    batch: BatchStats, hq: int, hkv: int, d: int, dv: int, backend: str, window: int = 0
+) -> AttnPrefill:
     """The batch's prefill attention, described by its length statistics."""
     return AttnPrefill(
         batch.num_prefill,
@@ -365,6 +367,7 @@ def _prefill_attention(batch: BatchStats, hq: int, hkv: int, d: int, dv: int, ba
         d,
         dv,
         backend,
+        window,
     )
 
 
@@ -416,15 +419,16 @@ def attention_core(
         return ops
     d = model.head_dim
     hkv = max(1, model.num_kv_heads // par.tp)
-    if batch.num_prefill:
-        ops.append((_prefill_attention(batch, hq, hkv, d, d, attn_backend), layers))
-    if batch.num_decode:
-        ops.append(
-            (
-                AttnDecode(batch.num_decode, batch.decode_sum_kv, batch.decode_max_kv, hq, hkv, d, d, attn_backend),
-                layers,
+    # Sliding-window layers (gpt-oss: every other one) attend to their window only.
+    sliding = round(layers * model.sliding_window_layers / model.num_attention_layers)
+    for n, window in ((layers - sliding, 0), (sliding, model.sliding_window)):
+        if batch.num_prefill:
+            ops.append((_prefill_attention(batch, hq, hkv, d, d, attn_backend, window), n))
+        if batch.num_decode:
+            decode = AttnDecode(
+                batch.num_decode, batch.decode_sum_kv, batch.decode_max_kv, hq, hkv, d, d, attn_backend, window
             )
-        )
+            ops.append((decode, n))
     return [(op, n) for op, n in ops if n]
 
 

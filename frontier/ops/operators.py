@@ -11,6 +11,7 @@ operator class (e.g. gemm.csv: m, k, n, dtype), then `ms` (median) and `ms_min`;
 
 from __future__ import annotations
 
+import math
 from dataclasses import Field, dataclass, field, fields
 
 # Bytes per weight and per activation element of each GEMM dtype (frontier.spec.quant names the
@@ -70,6 +71,8 @@ class AttnPrefill:
     d: int
     dv: int
     backend: str = "flash"
+    # A sliding window: each query attends to at most this many keys (its own included); 0 none.
+    window: int = field(default=0, metadata=TABLE_EXEMPT)
     family = "attn_prefill"
 
     @classmethod
@@ -83,6 +86,7 @@ class AttnPrefill:
         dv: int | None = None,
         backend: str = "flash",
         context: int = 0,
+        window: int = 0,
     ) -> "AttnPrefill":
         """`batch` sequences of `seq` new tokens each on top of `context` cached tokens."""
         return cls(
@@ -98,16 +102,51 @@ class AttnPrefill:
             d,
             d if dv is None else dv,
             backend,
+            window,
+        )
+
+    @property
+    def pairs(self) -> float:
+        """Query-key pairs the batch scores: sum(q c + q^2 / 2), each query at most `window` W
+        keys. Fresh prompts (no cached tokens) score q^2 / 2 - (q - W)^2 / 2 past the window,
+        taken at their equal length sqrt(sum q^2 / sequences); with cached tokens at most
+        sum q W. Exact for equal sequences, within half a window a sequence otherwise."""
+        causal = self.sum_qc + 0.5 * self.sum_q2
+        w = self.window
+        if not w:
+            return causal
+        if self.sum_qc:
+            return min(causal, self.sum_q * w)
+        q = math.sqrt(self.sum_q2 / self.num_seqs) if self.num_seqs else 0.0
+        return causal - self.num_seqs * max(q - w, 0.0) ** 2 / 2
+
+    def within_window(self) -> AttnPrefill:
+        """The windowless batch doing this one's work (for predictors measured without windows):
+        each sequence's keys cut to its new tokens and one window, its pairs as if causal."""
+        if not self.window:
+            return self
+        return AttnPrefill(
+            self.num_seqs,
+            self.sum_q,
+            round(2 * self.pairs),
+            0,
+            min(self.sum_kv, self.sum_q + self.num_seqs * self.window),
+            self.max_q,
+            min(self.max_kv, self.max_q + self.window),
+            self.hq,
+            self.hkv,
+            self.d,
+            self.dv,
+            self.backend,
         )
 
     @property
     def flops(self) -> float:
-        pairs = self.sum_qc + 0.5 * self.sum_q2
-        return 2.0 * self.hq * pairs * (self.d + self.dv)
+        return 2.0 * self.hq * self.pairs * (self.d + self.dv)
 
     def bytes_moved(self, elem_bytes: float) -> float:
         q_and_o = self.sum_q * self.hq * (self.d + self.dv)
-        kv = self.sum_kv * self.hkv * (self.d + self.dv)
+        kv = self.within_window().sum_kv * self.hkv * (self.d + self.dv)
         return elem_bytes * (q_and_o + kv)
 
 
@@ -123,6 +162,7 @@ class AttnDecode:
     d: int
     dv: int
     backend: str = "flash"
+    window: int = field(default=0, metadata=TABLE_EXEMPT)  # a sliding window (keys a query sees); 0 none
     family = "attn_decode"
 
     @classmethod
@@ -131,13 +171,34 @@ class AttnDecode:
     ) -> "AttnDecode":
         return cls(batch, batch * kv_len, kv_len, hq, hkv, d, d if dv is None else dv, backend)
 
+    def within_window(self) -> AttnDecode:
+        """The windowless batch reading what this one reads: each context cut to the window."""
+        if not self.window:
+            return self
+        w = self.window
+        return AttnDecode(
+            self.batch,
+            min(self.sum_kv, self.batch * w),
+            min(self.max_kv, w),
+            self.hq,
+            self.hkv,
+            self.d,
+            self.dv,
+            self.backend,
+        )
+
     @property
     def flops(self) -> float:
-        return 2.0 * self.hq * self.sum_kv * (self.d + self.dv)
+        return 2.0 * self.hq * self.within_window().sum_kv * (self.d + self.dv)
 
     def bytes_moved(self, elem_bytes: float) -> float:
-        kv = self.sum_kv * self.hkv * (self.d + self.dv)
+        kv = self.within_window().sum_kv * self.hkv * (self.d + self.dv)
         return elem_bytes * (kv + self.batch * self.hq * (self.d + self.dv))
+
+
+def windowless(op):
+    """The operator as a predictor measured without sliding windows must see it."""
+    return op.within_window() if getattr(op, "window", 0) else op
 
 
 @dataclass(frozen=True, slots=True)

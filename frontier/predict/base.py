@@ -14,7 +14,7 @@ from typing import Iterable, Protocol, Sequence
 
 import numpy as np
 
-from frontier.ops.operators import Operator
+from frontier.ops.operators import Operator, windowless
 
 
 MEMO_LIMIT = 200_000
@@ -81,7 +81,9 @@ class Predictor:
         for family, idx in missing.items():
             # Duplicates inside one call are predicted once.
             unique = list(dict.fromkeys(ops[i] for i in idx))
-            values = self.model_for(family).predict_ms(unique)
+            model = self.model_for(family)
+            # Sliding-window attention as it is to a model that knows windows, else windowless.
+            values = model.predict_ms(unique if getattr(model, "windows", False) else [windowless(op) for op in unique])
             self.misses += len(unique)
             for op, ms in zip(unique, values):
                 memo[op] = float(ms)

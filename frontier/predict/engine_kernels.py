@@ -86,7 +86,7 @@ from pathlib import Path
 
 import numpy as np
 
-from frontier.ops.operators import AttnDecode, AttnPrefill, Elementwise, GroupedGemm, LinearAttention
+from frontier.ops.operators import AttnDecode, AttnPrefill, Elementwise, GroupedGemm, LinearAttention, windowless
 from frontier.predict.base import Predictor
 
 FOLDER = "engine_kernels"
@@ -386,6 +386,8 @@ class EngineFamily:
     time, or None where it does not hold the shape: `DenseGemm`, `DenseAttention`) where they
     hold the shape, `base` for the rest."""
 
+    windows = True  # sliding-window attention goes to the table as it is (frontier.predict.base)
+
     def __init__(self, base, table, source: str):
         # `table`: the table, or a function loading it on first use.
         self.base, self._table = base, table
@@ -407,7 +409,7 @@ class EngineFamily:
             else:
                 out[i] = t
         if rest:
-            out[rest] = self.base.predict_ms([ops[i] for i in rest])
+            out[rest] = self.base.predict_ms([windowless(ops[i]) for i in rest])
         return out
 
 
@@ -417,18 +419,25 @@ FA3_KERNELS = ("vllm_flash_attn_fa3", "fa3")
 
 def convert_attention(df):
     """aiconfigurator context_attention_perf / generation_attention_perf rows -> the dense
-    attention table of one phase: FlashAttention-3, bf16 KV cache, no sliding window, equal
-    lengths; one row per (hq, hkv, d, seqs), one ms column per length: the prompt length of a
-    prefill (`isl`, no cached prefix), the cached length of a decode (`isl` + `step`). Wide, as
+    attention table of one phase: FlashAttention-3, bf16 KV cache, equal lengths, without a
+    sliding window (`window` 0) and with the windows measured (128 keys: gpt-oss's); one row per
+    (hq, hkv, d, window, seqs), one ms column per length: the prompt length of a prefill (`isl`,
+    no cached prefix), the cached length of a decode (`isl` + `step`). Wide, as
     `convert_dense_gemm`'s, so that it is small and read without pandas."""
-    rows = df[df["kernel_source"].isin(FA3_KERNELS) & (df["kv_cache_dtype"] == "bfloat16") & (df["window_size"] == 0)]
+    rows = df[df["kernel_source"].isin(FA3_KERNELS) & (df["kv_cache_dtype"] == "bfloat16")]
     length = rows["isl"] + rows["step"] if (rows["op_name"] == "generation_attention").all() else rows["isl"]
     rows = rows.assign(length=length.astype(int))
-    keys = ["num_heads", "num_key_value_heads", "head_dim", "batch_size"]
+    keys = ["num_heads", "num_key_value_heads", "head_dim", "window_size", "batch_size"]
     wide = rows.pivot_table(index=keys, columns="length", values="latency", aggfunc="median")
     wide.columns = [str(c) for c in wide.columns]
     wide = wide.reset_index().rename(
-        columns={"num_heads": "hq", "num_key_value_heads": "hkv", "head_dim": "d", "batch_size": "seqs"}
+        columns={
+            "num_heads": "hq",
+            "num_key_value_heads": "hkv",
+            "head_dim": "d",
+            "window_size": "window",
+            "batch_size": "seqs",
+        }
     )
     return wide
 
@@ -445,16 +454,26 @@ class DenseAttention:
     q^2/2 + sum q c) / sequences); a decode batch at its sequences and mean cached length.
     Bilinear in log sequences and log length between measured points; past the largest length
     the time grows with the work (a prefill: the square of the length; a decode: the length),
-    past the largest batch with the sequences."""
+    past the largest batch with the sequences.
+
+    A sliding-window layer (gpt-oss: every other layer, 128 keys) takes the kernel measured with
+    its window (`window` rows), whose work grows with the length only as far as the window: a
+    prefill is looked up at the prompt length doing its windowed work, linear in the length past
+    the table; a decode at its mean cached length, flat past the table. A window not measured
+    takes the windowless kernel on what the window lets the batch see (`within_window`)."""
 
     def __init__(self, rows, phase: str):
-        lengths = [c for c in rows if c not in ("hq", "hkv", "d", "seqs")]
-        keys = list(zip(*(np.asarray(rows[c], dtype=float).astype(int) for c in ("hq", "hkv", "d"))))
+        key_columns = ("hq", "hkv", "d", "window", "seqs")
+        lengths = [c for c in rows if c not in key_columns]
+        windows = rows["window"] if "window" in rows else ["0"] * len(rows["seqs"])  # tables before windows
+        keys = list(
+            zip(*(np.asarray(rows[c], dtype=float).astype(int) for c in ("hq", "hkv", "d")), (int(w) for w in windows))
+        )
         seqs = np.asarray(rows["seqs"], dtype=float)
         ms = np.array([[float(x) if x not in ("", None) else np.nan for x in rows[c]] for c in lengths]).T
         length_axis = np.array([float(c) for c in lengths])
         order = np.argsort(length_axis)
-        self.power = 2.0 if phase == "prefill" else 1.0  # the work's growth with the length
+        self.phase = phase
         self._grids = {}
         for key in set(keys):
             mine = np.array([k == key for k in keys])
@@ -463,12 +482,15 @@ class DenseAttention:
             log_ms[np.searchsorted(seq_axis, seqs[mine])] = np.log(ms[mine][:, order])
             self._grids[key] = _grid(np.log(seq_axis), np.log(length_axis[order]), log_ms)
 
-    def attention_ms(self, hq: int, hkv: int, d: int, seqs: int, length: float) -> float | None:
+    def attention_ms(self, hq: int, hkv: int, d: int, seqs: int, length: float, window: int = 0) -> float | None:
         """The kernel's time for `seqs` sequences of `length`, or None where not measured."""
-        grid = self._grids.get((hq, hkv, d))
+        grid = self._grids.get((hq, hkv, d, window))
         if grid is None or seqs <= 0 or length <= 0:
             return None
-        t = _grid_ms(grid, seqs, max(length, 1.0), self.power)
+        # The work's growth with the length past the table: a prefill's square (a windowed one's
+        # length), a decode's length (a windowed one's window: none).
+        power = (2.0 if self.phase == "prefill" else 1.0) - (1.0 if window else 0.0)
+        t = _grid_ms(grid, seqs, max(length, 1.0), power)
         return None if math.isnan(t) else t
 
     def op_ms(self, op) -> float | None:
@@ -478,9 +500,11 @@ class DenseAttention:
             return self._mla_prefill_ms(op)
         if op.d != op.dv:  # MLA decode against the latent: its own table
             return None
+        if op.window and (op.hq, op.hkv, op.d, op.window) not in self._grids:
+            return self.op_ms(op.within_window())
         if isinstance(op, AttnPrefill):
-            return self.attention_ms(op.hq, op.hkv, op.d, op.num_seqs, _equal_length(op))
-        return self.attention_ms(op.hq, op.hkv, op.d, op.batch, op.sum_kv / op.batch)
+            return self.attention_ms(op.hq, op.hkv, op.d, op.num_seqs, _equal_length(op), op.window)
+        return self.attention_ms(op.hq, op.hkv, op.d, op.batch, op.sum_kv / op.batch, op.window)
 
     def _mla_prefill_ms(self, op) -> float | None:
         """MLA prefill (DeepSeek-style: 192-dim queries and keys, 128-dim values, one K/V head
@@ -491,18 +515,22 @@ class DenseAttention:
         query heads (measured at a GQA group; the K/V heads change only the reads) times the
         work's share: (192 + 128) / (2 x 192) of its two GEMMs. A head count not measured takes
         the nearest measured one's time in proportion to the heads."""
-        measured = [k for k in self._grids if k[2] == op.d]
+        measured = [k for k in self._grids if k[2] == op.d and not k[3]]
         if not measured:
             return None
-        hq, hkv, d = min(measured, key=lambda k: (abs(math.log(k[0] / op.hq)), k))
+        hq, hkv, d, _ = min(measured, key=lambda k: (abs(math.log(k[0] / op.hq)), k))
         t = self.attention_ms(hq, hkv, d, op.num_seqs, _equal_length(op))
         return None if t is None else t * op.hq / hq * (op.d + op.dv) / (2 * op.d)
 
 
 def _equal_length(op: AttnPrefill) -> float:
     """The length of equal prompts, one per sequence, doing the batch's causal work per head:
-    sqrt(2 x (sum q^2 / 2 + sum q c) / sequences)."""
-    return math.sqrt(2 * (op.sum_q2 / 2 + op.sum_qc) / op.num_seqs)
+    sqrt(2 x (sum q^2 / 2 + sum q c) / sequences); under a window W, whose prompt of L >= W
+    tokens scores L W - W^2 / 2 pairs, (pairs per sequence + W^2 / 2) / W past it."""
+    per_seq, w = op.pairs / op.num_seqs, op.window
+    if w and per_seq > w * w / 2:
+        return (per_seq + w * w / 2) / w
+    return math.sqrt(2 * per_seq)
 
 
 def _interpolate(grid: np.ndarray, cell: list[tuple[int, float]]) -> float:
@@ -602,7 +630,6 @@ def _wide_columns(gpu_dir: str, kind: str, engine: str) -> dict | None:
         return dict(zip(header, zip(*reader)))
 
 
-@lru_cache(maxsize=None)
 @lru_cache(maxsize=None)
 def load_mla_decode(gpu_dir: str, engine: str) -> MLADecode | None:
     """The engine's measured MLA decode kernel, else another engine's (the same FlashAttention-3

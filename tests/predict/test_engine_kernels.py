@@ -1,6 +1,7 @@
 """The engines' measured fused-MoE kernels: interpolation, the projections' split, the fallback."""
 
 import math
+from collections import Counter
 
 import numpy as np
 import pandas as pd
@@ -420,22 +421,58 @@ def test_measured_flash_attention_3_answers_its_own_rows(phase):
     from frontier.predict.engine_kernels import load_dense_attention
 
     table = load_dense_attention(str(CALIBRATION_DIR / "h100-sxm"), "vllm", phase)
-    checked = 0
+    checked = Counter()
     for r in _attention_rows(phase):
-        hq, hkv, d, b = (int(r[c]) for c in ("hq", "hkv", "d", "seqs"))
-        if (hq, hkv, d) != (8, 1, 128):  # Qwen3-32B / Llama-3.1-70B at TP8
+        hq, hkv, d, w, b = (int(r[c]) for c in ("hq", "hkv", "d", "window", "seqs"))
+        # Qwen3-32B / Llama-3.1-70B at TP8; gpt-oss's sliding-window layers at TP8 (128 keys).
+        if (hq, hkv, d, w) not in ((8, 1, 128, 0), (8, 1, 64, 128)):
             continue
         for length, ms in r.items():
-            if length in ("hq", "hkv", "d", "seqs") or ms == "":
+            if length in ("hq", "hkv", "d", "window", "seqs") or ms == "":
                 continue
             L = int(length)
             if phase == "prefill":
-                op = AttnPrefill(b, b * L, b * L * L, 0, b * L, L, L, hq, hkv, d, d, "flash")
+                op = AttnPrefill(b, b * L, b * L * L, 0, b * L, L, L, hq, hkv, d, d, "flash", w)
             else:
-                op = AttnDecode(b, b * L, L, hq, hkv, d, d, "flash")
-            assert table.op_ms(op) == pytest.approx(float(ms), rel=1e-9), (b, L)
-            checked += 1
-    assert checked > 100
+                op = AttnDecode(b, b * L, L, hq, hkv, d, d, "flash", w)
+            assert table.op_ms(op) == pytest.approx(float(ms), rel=1e-9), (b, L, w)
+            checked[w] += 1
+    assert checked[0] > 100 and checked[128] > 100
+
+
+def test_a_sliding_window_layer_takes_its_measured_kernel_else_its_window_cut():
+    from dataclasses import replace
+
+    from frontier.ops.operators import AttnDecode, AttnPrefill
+    from frontier.predict.base import Predictor
+    from frontier.predict.engine_kernels import EngineFamily, load_dense_attention
+    from frontier.predict.roofline import RooflineModel
+    from frontier.spec.hardware import get_gpu
+
+    gpu_dir = str(CALIBRATION_DIR / "h100-sxm")
+    decode = load_dense_attention(gpu_dir, "vllm", "decode")
+    row = next(
+        r
+        for r in _attention_rows("decode")
+        if (r["hq"], r["hkv"], r["d"], r["window"], r["seqs"]) == ("8", "1", "64", "128", "64")
+    )
+    op = AttnDecode(64, 64 * 8192, 8192, 8, 1, 64, 64, "flash", 128)
+    assert decode.op_ms(op) == pytest.approx(float(row["8192"]))
+    longest = max(int(c) for c, ms in row.items() if c.isdigit() and ms)
+    # Past the measured lengths a windowed decode reads no more: flat (a windowless one grows).
+    far = replace(op, sum_kv=64 * 4 * longest, max_kv=4 * longest)
+    assert decode.op_ms(far) == pytest.approx(float(row[str(longest)]))
+    odd = replace(op, window=100)  # a window not measured: the windowless kernel on what it sees
+    assert (
+        decode.op_ms(odd) == decode.op_ms(odd.within_window()) == decode.op_ms(AttnDecode(64, 6400, 100, 8, 1, 64, 64))
+    )
+    # A model that knows no windows is asked the window's windowless twin; the engine's table the op itself.
+    roof = RooflineModel(get_gpu("h100-sxm"))
+    plain = Predictor("h100-sxm", {}, roof)
+    prefill = AttnPrefill.uniform(1, 8192, 8, 1, 64, window=128)
+    assert plain.op_ms(prefill) == pytest.approx(roof.predict_ms([prefill.within_window()])[0])
+    engine = Predictor("h100-sxm", {"attn_decode": EngineFamily(roof, decode, "vllm")}, roof)
+    assert engine.op_ms(op) == pytest.approx(float(row["8192"]))
 
 
 def test_a_prefill_batch_is_priced_at_the_equal_length_doing_its_causal_work():

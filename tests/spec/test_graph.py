@@ -359,3 +359,31 @@ def test_sglang_quantisations_of_mla_models_and_their_shared_experts():
     assert added("deepseek-r1", tp=8, ep=8) == {7168: 61 + 3 + 58, 1536: 61, 18432 // 8: 3, 2048: 58}
     # GLM-5: 78 layers (3 dense, 75 MoE), hidden 6144, q_lora 2048, dense 12288, shared 2048.
     assert added("glm-5", tp=8) == {6144: 78 + 3 + 75, 2048: 78, 12288 // 8: 3, 2048 // 8: 75}
+
+
+def test_gpt_oss_sliding_window_layers_attend_to_their_window():
+    # gpt-oss-120b: 18 of its 36 layers see the last 128 tokens only, at TP8 one KV head of 64 a rank.
+    batch = BatchStats(1, 8192, 8192**2, 0, 8192, 8192, 8192, 4, 4 * 5000, 5000, 5)
+    ops = ops_of("gpt-oss-120b", batch, tp=8)
+    assert count(ops, AttnDecode) == {
+        AttnDecode(4, 20000, 5000, 8, 1, 64, 64): 18,
+        AttnDecode(4, 20000, 5000, 8, 1, 64, 64, window=128): 18,
+    }
+    assert {op.window: n for op, n in count(ops, AttnPrefill).items()} == {0: 18, 128: 18}
+
+
+def test_a_window_bounds_the_pairs_a_prefill_scores():
+    fresh = AttnPrefill.uniform(2, 8192, 8, 1, 64)
+    windowed = AttnPrefill.uniform(2, 8192, 8, 1, 64, window=128)
+    # A fresh prompt's query i scores min(i, 128) keys: 8192^2/2 - (8192 - 128)^2/2 = 8192 x 128 - 128^2/2.
+    assert windowed.pairs == 2 * (8192 * 128 - 128**2 / 2) and fresh.pairs == 2 * 8192**2 / 2
+    assert windowed.flops == fresh.flops * windowed.pairs / fresh.pairs
+    short = AttnPrefill.uniform(2, 100, 8, 1, 64, window=128)  # inside the window: causal
+    assert short.pairs == 2 * 100**2 / 2
+    # On 5,000 cached tokens every query sees 128 keys; the windowless twin reads 512 + 128 a sequence.
+    chunk = AttnPrefill.uniform(2, 512, 8, 1, 64, context=5000, window=128)
+    assert chunk.pairs == 2 * 512 * 128
+    twin = chunk.within_window()
+    assert (twin.window, twin.pairs, twin.sum_kv, twin.max_kv) == (0, chunk.pairs, 2 * (512 + 128), 512 + 128)
+    decode = AttnDecode(4, 20000, 5000, 8, 1, 64, 64, window=128).within_window()
+    assert decode == AttnDecode(4, 4 * 128, 128, 8, 1, 64, 64)
