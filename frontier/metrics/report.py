@@ -139,10 +139,15 @@ def write_plots(result, out: Path) -> list[Path]:
     return written
 
 
-def _state_blocks(c: dict) -> str:
-    """What a vLLM hybrid's pool spends on each sequence's recurrent states."""
-    n = c.get("kv_state_blocks_per_sequence")
-    return f"in blocks of {c['kv_block_tokens']} tokens, {n} of them a sequence's states, " if n else ""
+def _seq_blocks(c: dict) -> str:
+    """What vLLM's pool spends on each sequence besides its tokens (a hybrid's recurrent states, a
+    sliding window)."""
+    n = c.get("kv_seq_blocks")
+    return (
+        f"in blocks of {c['kv_block_tokens']} tokens, {n} more a sequence for its {c['kv_seq_blocks_hold']}, "
+        if n
+        else ""
+    )
 
 
 def predictor_notes(f: dict) -> list[str]:
@@ -209,7 +214,7 @@ def print_summary(result, console: Console | None = None) -> None:
             "KV cache",
             "; ".join(
                 f"{c['kv_tokens_per_instance']:,} tokens an instance ({c['kv_cache_gib_per_gpu']:.1f} GiB a GPU), "
-                + _state_blocks(c)
+                + _seq_blocks(c)
                 + f"at most {c['peak_kv_fraction']:.0%} in use, requests up to {c['max_model_len_served']:,} tokens"
                 + (f" ({c['name']})" if len(f["clusters"]) > 1 else "")
                 for c in kv

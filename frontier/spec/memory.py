@@ -13,7 +13,7 @@ one per running sequence. SGLang gives the states `mamba_full_memory_ratio` (0.9
 pool's memory to 1 part for the KV cache (sglang/srt/model_executor/model_runner.py: the state
 budget is rest x r / (1 + r), `max_mamba_cache_size` = budget / bytes per request) and runs no
 more requests than it holds states for. vLLM pages the states in the same block pool as the KV,
-without a split (`PagedStates`).
+without a split (`KVGroups`).
 """
 
 from __future__ import annotations
@@ -42,12 +42,12 @@ class MemoryPlan:
     state_bytes: float = 0.0  # per GPU: a hybrid's recurrent states, one per running sequence
     state_seqs: int = 0  # sequences those states hold: the most that can run (0: no limit)
     max_model_len: int = 0  # the longest request served (frontier.sim.run.memory_for sets it)
-    paged_states: PagedStates | None = None  # vLLM: a hybrid's states in the KV blocks
+    kv_groups: KVGroups | None = None  # vLLM: the groups of a model mixing layer kinds
 
     @property
     def seq_blocks(self) -> int:
-        """Blocks a running sequence holds besides its tokens' (a vLLM hybrid's states)."""
-        return self.paged_states.state_groups if self.paged_states else 0
+        """Blocks a running sequence holds besides its tokens' (vLLM: states, a window)."""
+        return self.kv_groups.seq_blocks if self.kv_groups else 0
 
     @property
     def kv_tokens(self) -> int:
@@ -60,53 +60,69 @@ VLLM_KERNEL_BLOCK_ALIGNMENT = 16
 
 
 @dataclass(frozen=True)
-class PagedStates:
-    """How vLLM keeps a hybrid model's gated-DeltaNet states: in the KV block pool, a state per
-    block. Read in vllm/model_executor/models/config.py `HybridAttentionMambaModelConfig.
-    verify_and_update_config` and vllm/v1/core/kv_cache_utils.py (0.11-0.12; unchanged in the
-    later releases read): the attention block is enlarged until one layer's block (its page)
-    holds one layer's state, `block_size` = 16 x cdiv(state page, 16 x one token's KV), and the
-    state is padded to that page. Layers are grouped `group_size` to a KV-cache group (the fewer
-    kind's count, `_get_kv_cache_groups_uniform_page_size`: for Qwen3.5's 1:3 pattern every
-    full-attention layer in one group, the gated-DeltaNet layers in three); a block id takes one
-    page in each of `group_size` tensors, so the pool holds usable // (page x group_size) blocks
-    (`get_num_blocks`). A running sequence holds cdiv(tokens, block_size) blocks in each
-    attention group and one in each state group (`MambaManager`, prefix caching off). The states'
-    dtypes are the model's for the convolution and `mamba_ssm_dtype` (float32 for Qwen3.5) for
-    the delta rule, as every release that serves Qwen3.5 keeps them (vLLM PR #34489). Public
-    start-up logs agree: a Qwen3.5-9B-class model (8 full-attention of 32 layers, 4 KV heads of
-    256) gets 528-token blocks and 108 of them from 1.74 GiB."""
+class KVGroups:
+    """How vLLM lays out the KV cache of a model mixing layer kinds (vllm/v1/core/kv_cache_utils.py
+    `_get_kv_cache_groups_uniform_page_size`, `get_kv_cache_config_from_groups`, read for 0.11-0.12
+    and unchanged in the later releases read): the layers are grouped `group_size` to a group (the
+    fewer kind's count, or the larger where they are within 1.5x), each group's layers share one
+    block table, and a block id takes one page in each of `group_size` tensors, so the pool holds
+    usable // (page x group_size) blocks (`get_num_blocks`). A running sequence holds
+    cdiv(tokens, block_size) blocks in each full-attention group, one in each state group of a
+    hybrid's gated-DeltaNet layers (`MambaManager`, prefix caching off) and its window's in each
+    sliding-window group (`SlidingWindowManager` frees what leaves it: cdiv(window, block_size) + 1).
+
+    A hybrid's states are paged in the same blocks (vllm/model_executor/models/config.py
+    `HybridAttentionMambaModelConfig.verify_and_update_config`): the attention block is enlarged
+    until one layer's block (its page) holds one layer's state, `block_size` = 16 x cdiv(state
+    page, 16 x one token's KV), and the state is padded to that page. The states' dtypes are the
+    model's for the convolution and `mamba_ssm_dtype` (float32 for Qwen3.5) for the delta rule, as
+    every release that serves Qwen3.5 keeps them (vLLM PR #34489). Public start-up logs agree: a
+    Qwen3.5-9B-class model (8 full-attention of 32 layers, 4 KV heads of 256) gets 528-token blocks
+    and 108 of them from 1.74 GiB. For Qwen3.5 every full-attention layer is one group, the
+    gated-DeltaNet layers three; for gpt-oss the full and the sliding-window layers one each."""
 
     block_size: int
     page_bytes: int  # one layer's share of a block, per GPU
     group_size: int
-    attention_groups: int
-    state_groups: int
+    full_groups: int
+    state_groups: int = 0
+    window_groups: int = 0
+    window: int = 0  # the sliding window's tokens
 
     @property
     def block_bytes(self) -> int:
         return self.page_bytes * self.group_size
 
+    @property
+    def seq_blocks(self) -> int:
+        """Blocks a running sequence holds besides its tokens': its states' and its window's."""
+        return self.state_groups + self.window_groups * (-(-self.window // self.block_size) + 1)
+
     def sequence_blocks(self, tokens: int) -> int:
-        """The blocks one running sequence of `tokens` tokens holds."""
-        return self.attention_groups * -(-tokens // self.block_size) + self.state_groups
+        """The blocks one running sequence of `tokens` tokens holds (at a decode step)."""
+        return self.full_groups * -(-tokens // self.block_size) + self.seq_blocks
 
 
-def paged_states(model: ModelSpec, tp: int, pp: int, block_size: int = 16) -> PagedStates | None:
-    """vLLM's layout of a hybrid model's states (None for other models); `block_size`: the
-    user's, kept where it is larger than the one the states need."""
+def kv_groups(model: ModelSpec, tp: int, pp: int, block_size: int = 16) -> KVGroups | None:
+    """vLLM's KV-cache groups of a hybrid or sliding-window model (None for a model of one layer
+    kind); `block_size`: the user's, kept where it is larger than the one a state needs."""
     la = model.linear_attention
-    if la is None or not la.layers or not model.num_attention_layers:
+    windowed = model.sliding_window_layers
+    layers = (model.num_attention_layers - windowed, la.layers if la else 0, windowed)  # full, states, windows
+    if not any(layers[1:]) or not model.num_attention_layers:
         return None
-    attention, linear = -(-model.num_attention_layers // pp), -(-la.layers // pp)  # the largest stage
     token = round(kv_bytes_per_token_per_gpu(model, tp, 1) / model.num_attention_layers)  # one layer's
-    state = round(la.state_bytes_per_seq(model.dtype_bytes, tp) / la.layers)
-    align = VLLM_KERNEL_BLOCK_ALIGNMENT
-    block = max(block_size, align * -(-state // (align * token)))
-    group = min(attention, linear)
-    if max(attention, linear) < 1.5 * group:  # nearly even: one size, no padding groups
-        group = max(attention, linear)
-    return PagedStates(block, int(block * token), group, -(-attention // group), -(-linear // group))
+    block = block_size
+    if la and la.layers:
+        state = round(la.state_bytes_per_seq(model.dtype_bytes, tp) / la.layers)
+        align = VLLM_KERNEL_BLOCK_ALIGNMENT
+        block = max(block_size, align * -(-state // (align * token)))
+    stage = [-(-n // pp) for n in layers]  # each kind's layers in the largest stage
+    group = min(n for n in stage if n)
+    if max(stage) < 1.5 * group:  # nearly even: one size, no padding groups
+        group = max(stage)
+    groups = (-(-n // group) for n in stage)
+    return KVGroups(block, int(block * token), group, *groups, model.sliding_window if windowed else 0)
 
 
 def weight_bytes_per_gpu(
@@ -194,8 +210,8 @@ def check_vllm_starts(
     meet it: Qwen3-32B (40,960 tokens) on one H100, Llama-3.1-70B (131,072) on two."""
 
     def need(tokens: int) -> float:
-        if plan.paged_states:  # a hybrid's: its blocks, its states' included
-            return plan.paged_states.sequence_blocks(tokens) * plan.block_size * plan.kv_bytes_per_token
+        if plan.kv_groups and plan.kv_groups.state_groups:  # a hybrid's: its blocks, its states' included
+            return plan.kv_groups.sequence_blocks(tokens) * plan.block_size * plan.kv_bytes_per_token
         return sequence_kv_bytes(model, tp, pp, tokens, plan.block_size, max_num_batched_tokens, draft_layers)
 
     context = model.max_model_len if max_model_len == -1 else max_model_len
@@ -237,13 +253,13 @@ def check_vllm_state_blocks(plan: MemoryPlan, max_num_seqs: int, version: tuple,
     CUDA graphs when max_num_seqs exceeds the blocks of a hybrid's pool, each decoding sequence
     needing a state block (vllm/config/compilation.py `resolve_cudagraph_mode_and_sizes`). With
     its defaults (1,024 sequences) a Qwen3.5 model on one or two GPUs meets it."""
-    if plan.paged_states is None or (version and version < VLLM_STATE_BLOCKS_CHECK):
+    if not (plan.kv_groups and plan.kv_groups.state_groups) or (version and version < VLLM_STATE_BLOCKS_CHECK):
         return
     if max_num_seqs > plan.num_blocks:
         raise TooFewStateBlocks(
             f"{where}: vLLM would not start: max_num_seqs {max_num_seqs} exceeds the {plan.num_blocks} "
             f"blocks of its KV cache (its Mamba cache blocks: each decoding sequence holds "
-            f"{plan.seq_blocks} of them for its recurrent states); set max_num_seqs <= {plan.num_blocks} "
+            f"{plan.kv_groups.state_groups} of them for its recurrent states); set max_num_seqs <= {plan.num_blocks} "
             f"or raise gpu_memory_utilization",
             plan.num_blocks,
         )
@@ -291,8 +307,9 @@ def plan_memory(
 ) -> MemoryPlan:
     """`draft_layers`: a speculative draft model of that many decoder layers (DeepSeek's MTP
     module, an EAGLE head) sharing the embeddings and LM head: its weights and its KV cache
-    come on top, a layer's worth each. `paged`: a hybrid's states live in the KV blocks, as
-    vLLM keeps them (`PagedStates`), rather than in a pool of their own, as SGLang's."""
+    come on top, a layer's worth each. `paged`: the pool is laid out as vLLM's (`KVGroups`): a
+    hybrid's states live in the KV blocks rather than in a pool of their own, as SGLang's, and a
+    sliding-window layer holds a sequence's window only."""
     usable = gpu.memory_bytes * gpu_memory_utilization
     weights = weight_bytes_per_gpu(model, tp, pp, ep, part, redundant_experts, dp_attention)
     if draft_layers and model.num_layers:
@@ -300,7 +317,7 @@ def plan_memory(
         weights += (weights - embedding) * draft_layers / max(1, -(-model.num_layers // pp))
     act = activation_bytes(model, tp, max_num_batched_tokens, max_num_seqs) if activations_inside else unseen_bytes
     kv = usable - weights - act
-    layout = paged_states(model, tp, pp, block_size) if paged and part != "ffn" else None
+    layout = kv_groups(model, tp, pp, block_size) if paged and part != "ffn" else None
     per_seq_state = 0.0 if part == "ffn" or layout else model.state_bytes_per_seq(tp) / pp
     state_seqs = 0
     if per_seq_state and kv > 0:
@@ -319,7 +336,7 @@ def plan_memory(
     block_bytes = kv_bytes_per_token_per_gpu(model, tp, pp) * block_size * draft
     if layout:
         block_size, block_bytes = layout.block_size, layout.block_bytes * draft
-    per_token = block_bytes / block_size  # a hybrid's: the pool's cost of a token, states' padding included
+    per_token = block_bytes / block_size  # grouped: a block's share of the pool, a state's padding included
     num_blocks = int(kv // block_bytes) if kv > 0 else 0
     if part == "ffn" and kv > 0:  # FFN GPUs hold no KV cache; they only need to fit
         return MemoryPlan(usable, weights, act, 0.0, per_token, block_size, 0)

@@ -202,8 +202,8 @@ def test_a_hybrid_model_serves_end_to_end(engine):
     assert "gated-DeltaNet" in res.summary["frontier"]["predictor"]["linear_attention"]
     # vLLM's pool: blocks of 528 tokens at TP8, 3 of them each sequence's states.
     cluster = res.summary["frontier"]["clusters"][0]
-    assert (cluster["kv_block_tokens"], cluster["kv_state_blocks_per_sequence"]) == (
-        (528, 3) if engine == "vllm" else (16, 0)
+    assert (cluster["kv_block_tokens"], cluster["kv_seq_blocks"], cluster["kv_seq_blocks_hold"]) == (
+        (528, 3, "recurrent states") if engine == "vllm" else (16, 0, "")
     )
 
 
@@ -279,14 +279,14 @@ NINE_B = {
 
 
 def test_vllm_pages_a_hybrids_states_like_its_start_up_log():
-    from frontier.spec.memory import paged_states
+    from frontier.spec.memory import kv_groups
 
-    layout = paged_states(model_from_config(NINE_B, "nine-b", "test"), tp=1, pp=1)
+    layout = kv_groups(model_from_config(NINE_B, "nine-b", "test"), tp=1, pp=1)
     # A state: conv 3 x (2 x 16 x 128 + 32 x 128) x 2 B + delta rule 32 x 128 x 128 x 4 B = 2,146,304 B;
     # a token of one attention layer 4 x 256 x 2 x 2 = 4,096 B: blocks of 16 x cdiv(2,146,304, 16 x
     # 4,096) = 528 tokens, a page of 2,162,688 B, the 8 attention layers one group, the 24 others 3.
     assert (layout.block_size, layout.page_bytes, layout.group_size) == (528, 2_162_688, 8)
-    assert (layout.attention_groups, layout.state_groups) == (1, 3)
+    assert (layout.full_groups, layout.state_groups, layout.window_groups) == (1, 3, 0)
     # A public vLLM 0.27.1 start-up of such a model: "1.74 GiB of KV (53,084 tokens) at a
     # 24576-token max length" and "max_num_seqs (256) exceeds available Mamba cache blocks (108)".
     assert round(108 * layout.block_bytes / 2**30, 2) == 1.74
@@ -300,7 +300,7 @@ def test_vllm_plans_one_pool_for_kv_and_states_and_checks_its_blocks():
 
     m, gpu = load_model("qwen3.5-27b"), get_gpu("h100-sxm")
     plan = plan_memory(m, gpu, tp=1, pp=1, gpu_memory_utilization=0.9, max_num_seqs=64, paged=True)
-    layout = plan.paged_states
+    layout = plan.kv_groups
     rest = plan.usable_bytes - plan.weight_bytes - plan.activation_bytes
     assert plan.block_size == layout.block_size == 784 and plan.seq_blocks == 3
     assert plan.num_blocks == int(rest // layout.block_bytes) and plan.state_seqs == 0

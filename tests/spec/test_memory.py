@@ -254,3 +254,22 @@ def test_a_pool_set_outright_that_holds_the_context_starts():
     # A small pool set for a test does not refuse a context the GPU holds (vLLM <= 0.12's check).
     small = plan(tp=2, num_gpu_blocks_override=8)
     assert (small.kv_tokens, small.max_model_len) == (128, 40960)
+
+
+def test_vllm_keeps_a_sliding_window_layer_to_its_window():
+    """gpt-oss: 18 full-attention and 18 sliding-window layers (128 tokens), one vLLM KV-cache group
+    each: a block id takes a 16-token page (8 KV heads of 64: 32 KiB) in 18 tensors, and a running
+    sequence holds its tokens' blocks in the full group and cdiv(128, 16) + 1 in the window's."""
+    from frontier.spec.memory import kv_groups
+
+    model, gpu = load_model("gpt-oss-120b"), get_gpu("h200")
+    groups = kv_groups(model, tp=1, pp=1)
+    assert (groups.block_size, groups.page_bytes, groups.group_size) == (16, 16 * 8 * 64 * 2 * 2, 18)
+    assert (groups.full_groups, groups.window_groups, groups.seq_blocks) == (1, 1, 9)
+    assert groups.sequence_blocks(1000) == 63 + 9
+    vllm = plan_memory(model, gpu, tp=1, pp=1, paged=True)
+    rest = vllm.usable_bytes - vllm.weight_bytes - vllm.activation_bytes
+    assert vllm.num_blocks == int(rest // (18 * 32768)) and vllm.seq_blocks == 9
+    # Counted as every layer keeping every token (SGLang's pool here) it holds half the blocks.
+    whole = plan_memory(model, gpu, tp=1, pp=1)
+    assert whole.num_blocks == int(rest // (36 * 32768)) and whole.seq_blocks == 0
