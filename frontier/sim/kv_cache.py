@@ -37,8 +37,8 @@ class BlockManager:
     ):
         self.num_blocks = num_blocks
         self.block_size = block_size
-        # Blocks a sequence holds besides its tokens' from its first allocation to its end: a
-        # hybrid model's recurrent states where vLLM pages them with the KV (memory.PagedStates).
+        # Blocks a sequence holds besides its tokens' from its first allocation to its end, as vLLM
+        # lays out its groups (memory.KVGroups): a hybrid's recurrent states, a sliding window.
         self.seq_blocks = seq_blocks
         self.free_blocks = num_blocks  # allocatable, cached-but-unused prefix units included
         self.prefix_caching = prefix_caching

@@ -364,4 +364,4 @@ def plan_memory(
             f"{where}: {model.name} on {gpu.name} with tp={tp} pp={pp} has no room for one "
             f"sequence's recurrent state ({per_seq_state / GIB:.2f} GiB per GPU); use more GPUs per instance"
         )
-    return MemoryPlan(usable, weights, act, kv, per_token, block_size, num_blocks, states, state_seqs, 0, layout)
+    return MemoryPlan(usable, weights, act, kv, per_token, block_size, num_blocks, states, state_seqs, kv_groups=layout)
