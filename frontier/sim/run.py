@@ -54,7 +54,15 @@ from frontier.sim.recorder import Recorder, RequestLog
 from frontier.sim.request import Request
 from frontier.sim.router import make_router
 from frontier.sim.scheduler import Scheduler, SGLangScheduler
-from frontier.spec.memory import KVCacheTooSmall, MemoryPlan, check_vllm_starts, check_vllm_state_blocks, plan_memory
+from frontier.spec.memory import (
+    SGLANG_SWA_FULL_TOKENS_RATIO,
+    SGLANG_SWA_POOL_RELEASE,
+    KVCacheTooSmall,
+    MemoryPlan,
+    check_vllm_starts,
+    check_vllm_state_blocks,
+    plan_memory,
+)
 from frontier.spec.scenario import ClusterSpec, Scenario
 from frontier.workload import RequestTable, build_requests
 
@@ -248,6 +256,7 @@ def memory_for(scenario: Scenario, spec: ClusterSpec, where: str, hint: bool = T
         unseen_bytes=SGLANG_UNSEEN_GIB * 2**30,
         draft_layers=draft_layers,
         paged=spec.engine == "vllm",
+        window_share=_sglang_window_share(spec),
     )
     if spec.num_gpu_blocks_override:
         # A pool set outright. vLLM up to 0.12 checks its start-up against the memory it profiled
@@ -279,6 +288,15 @@ def memory_for(scenario: Scenario, spec: ClusterSpec, where: str, hint: bool = T
             raise KVCacheTooSmall(f"{exc} ({f'tp={tp} holds it' if tp else 'no tp up to 8 holds it'})", exc.fits)
         check_vllm_state_blocks(plan, spec.max_num_seqs, version_tuple(spec.engine_version), where)
     return replace(plan, max_model_len=context)
+
+
+def _sglang_window_share(spec: ClusterSpec) -> float:
+    """The share of its pool's tokens SGLang gives a sliding-window layer (1: its pool counts
+    them as full-attention layers'); see memory.SGLANG_SWA_FULL_TOKENS_RATIO."""
+    version = version_tuple(spec.engine_version)
+    if spec.engine != "sglang" or (version and version < SGLANG_SWA_POOL_RELEASE):
+        return 1.0
+    return SGLANG_SWA_FULL_TOKENS_RATIO
 
 
 def _seq_blocks_hold(plan: MemoryPlan) -> str:

@@ -28,6 +28,12 @@ GIB = 2**30
 RUNTIME_RESERVE_BYTES = 1.0 * GIB  # CUDA context, NCCL buffers, CUDA-graph pool
 # SGLang's default mamba_full_memory_ratio (sglang/srt/server_args.py): states : KV memory.
 STATE_TO_KV_RATIO = 0.9
+# SGLang's default swa_full_tokens_ratio (sglang/srt/server_args.py, 0.5.1-0.5.9): its hybrid SWA
+# pool gives a sliding-window layer this share of a full-attention layer's tokens
+# (model_executor/model_runner_kv_cache_mixin.py: full tokens = memory / (F n_full + r S n_swa)).
+# For gpt-oss it is on from 0.5.6 (0.5.1-0.5.5 turn it off with their triton_kernels MoE).
+SGLANG_SWA_FULL_TOKENS_RATIO = 0.8
+SGLANG_SWA_POOL_RELEASE = (0, 5, 6)
 
 
 @dataclass(frozen=True)
@@ -304,12 +310,15 @@ def plan_memory(
     unseen_bytes: float = 0.0,
     draft_layers: int = 0,
     paged: bool = False,
+    window_share: float = 1.0,
 ) -> MemoryPlan:
     """`draft_layers`: a speculative draft model of that many decoder layers (DeepSeek's MTP
     module, an EAGLE head) sharing the embeddings and LM head: its weights and its KV cache
     come on top, a layer's worth each. `paged`: the pool is laid out as vLLM's (`KVGroups`): a
     hybrid's states live in the KV blocks rather than in a pool of their own, as SGLang's, and a
-    sliding-window layer holds a sequence's window only."""
+    sliding-window layer holds a sequence's window only. `window_share`: otherwise, the share of
+    the pool's tokens a sliding-window layer keeps (SGLang's swa_full_tokens_ratio); the pool's
+    tokens are then the full-attention layers'."""
     usable = gpu.memory_bytes * gpu_memory_utilization
     weights = weight_bytes_per_gpu(model, tp, pp, ep, part, redundant_experts, dp_attention)
     if draft_layers and model.num_layers:
@@ -334,6 +343,9 @@ def plan_memory(
         )
     draft = 1 + draft_layers / max(model.num_layers, 1)
     block_bytes = kv_bytes_per_token_per_gpu(model, tp, pp) * block_size * draft
+    if model.sliding_window_layers and window_share < 1:
+        windowed, layers = model.sliding_window_layers, model.num_attention_layers
+        block_bytes *= (layers - windowed + window_share * windowed) / layers
     if layout:
         block_size, block_bytes = layout.block_size, layout.block_bytes * draft
     per_token = block_bytes / block_size  # grouped: a block's share of the pool, a state's padding included

@@ -273,3 +273,14 @@ def test_vllm_keeps_a_sliding_window_layer_to_its_window():
     # Counted as every layer keeping every token (SGLang's pool here) it holds half the blocks.
     whole = plan_memory(model, gpu, tp=1, pp=1)
     assert whole.num_blocks == int(rest // (36 * 32768)) and whole.seq_blocks == 0
+
+
+def test_sglang_gives_a_sliding_window_layer_a_share_of_the_pool():
+    """SGLang's hybrid SWA pool (0.5.6 on for gpt-oss): full tokens = memory / (18 full + 0.8 x 18
+    window layers' bytes a token), so 36 / 32.4 times the tokens of every layer keeping every one."""
+    model, gpu = load_model("gpt-oss-120b"), get_gpu("h200")
+    whole = plan_memory(model, gpu, tp=1, pp=1, activations_inside=False)
+    shared = plan_memory(model, gpu, tp=1, pp=1, activations_inside=False, window_share=0.8)
+    rest = whole.usable_bytes - whole.weight_bytes - whole.activation_bytes
+    assert shared.num_blocks == int(rest // (32768 * (18 + 0.8 * 18)))  # a 16-token page a layer: 32 KiB
+    assert shared.num_blocks / whole.num_blocks == pytest.approx(36 / 32.4, rel=1e-3)
