@@ -299,16 +299,6 @@ def _sglang_window_share(spec: ClusterSpec) -> float:
     return SGLANG_SWA_FULL_TOKENS_RATIO
 
 
-def _seq_blocks_hold(plan: MemoryPlan) -> str:
-    """What the blocks a sequence holds besides its tokens' keep ('' for none)."""
-    groups = plan.kv_groups
-    if groups is None:
-        return ""
-    return " and ".join(
-        what for n, what in ((groups.state_groups, "recurrent states"), (groups.window_groups, "sliding window")) if n
-    )
-
-
 def _tp_that_starts(scenario: Scenario, spec: ClusterSpec) -> int | None:
     """The smallest larger TP (up to 8, the heads divided) at which vLLM would start, for the
     refusal's hint; None for attention-DP / EP layouts, whose GPU counts TP does not set alone."""
@@ -798,7 +788,7 @@ def _cluster_summaries(sim: Simulation, duration: float) -> list[dict]:
                 "kv_block_tokens": kv.block_size,
                 # Blocks each running sequence holds besides its tokens' (vLLM: memory.KVGroups).
                 "kv_seq_blocks": kv.seq_blocks,
-                "kv_seq_blocks_hold": _seq_blocks_hold(c.memory),
+                "kv_seq_blocks_hold": c.memory.kv_groups.seq_blocks_hold if c.memory.kv_groups else "",
                 "weight_gib_per_gpu": c.memory.weight_bytes / 2**30,
                 "kv_cache_gib_per_gpu": c.memory.kv_tokens * c.memory.kv_bytes_per_token / 2**30,
                 "peak_kv_fraction": max(i.kv.peak_used / max(i.kv.num_blocks, 1) for i in insts),

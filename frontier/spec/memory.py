@@ -104,6 +104,12 @@ class KVGroups:
         """Blocks a running sequence holds besides its tokens': its states' and its window's."""
         return self.state_groups + self.window_groups * (-(-self.window // self.block_size) + 1)
 
+    @property
+    def seq_blocks_hold(self) -> str:
+        """What those blocks keep."""
+        kinds = ((self.state_groups, "recurrent states"), (self.window_groups, "sliding window"))
+        return " and ".join(what for n, what in kinds if n)
+
     def sequence_blocks(self, tokens: int) -> int:
         """The blocks one running sequence of `tokens` tokens holds (at a decode step)."""
         return self.full_groups * -(-tokens // self.block_size) + self.seq_blocks
