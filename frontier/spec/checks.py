@@ -110,8 +110,15 @@ def check_tp(model: ModelSpec, gpu: GPUSpec, tp: int, where: str, attention: boo
 VLLM_FIRST_RELEASE = {"Qwen3_5ForConditionalGeneration": (0, 17), "Qwen3_5MoeForConditionalGeneration": (0, 17)}
 
 
-def check_vllm_serves(model: ModelSpec, c: ClusterSpec, where: str) -> None:
-    """What the cluster's vLLM release refuses of this model."""
+def check_vllm_refusals(model: ModelSpec, c: ClusterSpec, where: str) -> None:
+    """What vLLM alone refuses at start-up: a token budget below its sequences, the model's
+    architecture in a release before it, a hybrid's prefix caching (not modelled)."""
+    if c.max_num_batched_tokens < c.max_num_seqs:
+        raise SpecError(
+            f"{where}.max_num_batched_tokens: {c.max_num_batched_tokens} is below max_num_seqs "
+            f"{c.max_num_seqs} (vLLM refuses this at start-up: every running sequence needs a token "
+            f"a step); raise it to >= {c.max_num_seqs} or lower max_num_seqs"
+        )
     first = VLLM_FIRST_RELEASE.get(model.architecture)
     version = version_tuple(c.engine_version)
     if first and version and version < first:
@@ -160,14 +167,8 @@ def check_cluster(scenario: Scenario, c: ClusterSpec, where: str) -> None:
             f"set max_model_len <= {c.max_num_batched_tokens}, or enable chunked "
             f"prefill"
         )
-    if c.engine == "vllm" and c.max_num_batched_tokens < c.max_num_seqs:
-        raise SpecError(
-            f"{where}.max_num_batched_tokens: {c.max_num_batched_tokens} is below max_num_seqs "
-            f"{c.max_num_seqs} (vLLM refuses this at start-up: every running sequence needs a token "
-            f"a step); raise it to >= {c.max_num_seqs} or lower max_num_seqs"
-        )
     if c.engine == "vllm":
-        check_vllm_serves(model, c, where)
+        check_vllm_refusals(model, c, where)
     if model.weight_dtype == "fp8" and gpu.fp8_tflops is None:
         raise SpecError(
             f"{where}: {model.name} has fp8 weights but {gpu.name} has no fp8 tensor "
