@@ -526,7 +526,14 @@ def _pd_scenario(row, card: str, gpu: str, version: str, per_client: int) -> dic
 
 def _row_scenario(row, card: str, gpu: str, deployment: dict, per_client: int) -> dict:
     """A run's scenario: its deployment and a closed loop of `batch_size` clients, rate inf,
-    `per_client` prompts each, of the lengths its client drew, from its prompt pool if any."""
+    `per_client` prompts each, of the lengths its client drew, from its prompt pool if any.
+
+    A vLLM deployment whose launch flags are not known to set `--max-model-len` gets `auto` (the
+    model's context, or the longest request its KV cache holds where that is shorter): the run
+    was measured, so the engine started, which with the model's whole context it would not have
+    where that context outgrows the memory (Qwen3-32B's 40,960 tokens on one H100, 10.0 GiB of
+    KV against 7.9 GiB left): whoever launched it passed a length that fits, as vLLM's refusal
+    asks. Where the context fits, `auto` is the context, and nothing changes."""
     conc = _int(row["batch_size"])
     isl, osl = _lengths(row)
     workload = {
@@ -539,10 +546,14 @@ def _row_scenario(row, card: str, gpu: str, deployment: dict, per_client: int) -
     pool = _prompt_pool(row)
     if pool is not None:
         workload["prompt_pool"] = pool
+    clusters = deployment.get("clusters", [deployment])
     if _aiconfigurator_sweep(row):  # aiperf's warmup, through Dynamo's front end
         workload["warmup_requests"] = AIPERF_WARMUP_PER_CLIENT * conc
-        for cluster in deployment.get("clusters", [deployment]):
+        for cluster in clusters:
             cluster["frontend"] = "dynamo"
+    for cluster in clusters:
+        if cluster.get("engine") == "vllm":
+            cluster.setdefault("max_model_len", "auto")
     return {"name": row["id"], "model": card, "gpu": gpu, "deployment": deployment, "workload": workload, "seed": 0}
 
 

@@ -147,6 +147,39 @@ def test_sweeps_of_releases_before_the_generators_flags_run_the_engine_defaults(
     assert aiconfigurator_server_args({**vllm, "backend_version": "0.12.0"})["max_num_batched_tokens"] == 64 + 2524
 
 
+def test_a_measured_vllm_run_gets_a_context_its_kv_cache_holds(tmp_path):
+    # Qwen3-32B on one H100 under vLLM 0.11's defaults: the model's 40,960-token context needs
+    # 10 GiB of KV where ~7.9 GiB are left, so vLLM would refuse to start; the run was measured,
+    # so it was launched with a length that fits (`auto`: the longest one). At TP2 the context
+    # fits and `auto` is the context itself.
+    from frontier.errors import FrontierError
+    from frontier.sim.run import run_scenario
+    from frontier.spec.scenario import scenario_from_dict
+    from frontier.validate.accuracy import DEV_SET
+
+    import pandas as pd
+
+    rows = pd.read_csv(DEV_SET).query("model_path == 'Qwen/Qwen3-32B'").iloc[[0, 0]].copy()
+    rows[["id", "backend", "backend_version", "tp_size", "batch_size"]] = [
+        ["tp1", "vllm", "0.11.0", 1, 1],
+        ["tp2", "vllm", "0.11.0", 2, 1],
+    ]
+    rows["silicon_ttft_ms"] = [1.0, 2.0]
+    rows.to_csv(tmp_path / "vllm.csv", index=False)
+
+    def served(scenario: dict) -> int:
+        (cluster,) = run_scenario(scenario_from_dict(scenario), timeline=False).summary["frontier"]["clusters"]
+        return cluster["max_model_len_served"]
+
+    tp1, tp2 = load_runs(tmp_path / "vllm.csv")
+    assert tp1.scenario["deployment"]["max_model_len"] == tp2.scenario["deployment"]["max_model_len"] == "auto"
+    assert 20_000 < served(tp1.scenario) < 40_960 and served(tp2.scenario) == 40_960
+    as_launched = {**tp1.scenario, "deployment": {**tp1.scenario["deployment"]}}
+    del as_launched["deployment"]["max_model_len"]
+    with pytest.raises(FrontierError, match="vLLM would not start: one request of max_model_len 40960"):
+        served(as_launched)
+
+
 def test_inferencemax_gpt_oss_runs_use_marlin_moe_on_h100_and_h200(runs):
     # benchmarks/single_node/gptoss_fp4_h{100,200}.sh export VLLM_MXFP4_USE_MARLIN=1 and write the
     # same config.yaml on both GPUs: no prefix caching, 8,192 batched tokens, --max-num-seqs CONC.
