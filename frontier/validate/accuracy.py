@@ -529,11 +529,11 @@ def _row_scenario(row, card: str, gpu: str, deployment: dict, per_client: int) -
     `per_client` prompts each, of the lengths its client drew, from its prompt pool if any.
 
     A vLLM deployment whose launch flags are not known to set `--max-model-len` gets `auto` (the
-    model's context, or the longest request its KV cache holds where that is shorter): the run
-    was measured, so the engine started, which with the model's whole context it would not have
-    where that context outgrows the memory (Qwen3-32B's 40,960 tokens on one H100, 10.0 GiB of
-    KV against 7.9 GiB left): whoever launched it passed a length that fits, as vLLM's refusal
-    asks. Where the context fits, `auto` is the context, and nothing changes."""
+    model's context, or the longest request its KV cache holds where that is shorter). The run
+    was measured, so its engine started; where the model's whole context outgrows the KV cache
+    (Qwen3-32B's 40,960 tokens on one H100: 10.0 GiB of KV, 7.9 GiB left) vLLM refuses to start,
+    so whoever launched it passed a length that fits, as the refusal asks. Where the context
+    fits, `auto` is the context and nothing changes."""
     conc = _int(row["batch_size"])
     isl, osl = _lengths(row)
     workload = {
