@@ -54,6 +54,7 @@ import numpy as np
 from frontier.errors import FrontierError
 from frontier.paths import REPO_ROOT
 from frontier.validate.loaders import AIPERF_DATASET_ENTRIES  # aiperf's --num-dataset-entries default
+from frontier.validate.replay import started_context
 
 DEV_SET = REPO_ROOT / "validation" / "real-runs" / "aic-closed-loop-runs.csv"
 # The columns of a measured run (aiconfigurator's silicon-data schema) the harness cannot do
@@ -526,14 +527,9 @@ def _pd_scenario(row, card: str, gpu: str, version: str, per_client: int) -> dic
 
 def _row_scenario(row, card: str, gpu: str, deployment: dict, per_client: int) -> dict:
     """A run's scenario: its deployment and a closed loop of `batch_size` clients, rate inf,
-    `per_client` prompts each, of the lengths its client drew, from its prompt pool if any.
-
-    A vLLM deployment whose launch flags are not known to set `--max-model-len` gets `auto` (the
-    model's context, or the longest request its KV cache holds where that is shorter). The run
-    was measured, so its engine started; where the model's whole context outgrows the KV cache
-    (Qwen3-32B's 40,960 tokens on one H100: 10.0 GiB of KV, 7.9 GiB left) vLLM refuses to start,
-    so whoever launched it passed a length that fits, as the refusal asks. Where the context
-    fits, `auto` is the context and nothing changes."""
+    `per_client` prompts each, of the lengths its client drew, from its prompt pool if any. A vLLM
+    deployment whose launch flags are not known to set `--max-model-len` gets the context it
+    started with (`started_context`)."""
     conc = _int(row["batch_size"])
     isl, osl = _lengths(row)
     workload = {
@@ -552,8 +548,7 @@ def _row_scenario(row, card: str, gpu: str, deployment: dict, per_client: int) -
         for cluster in clusters:
             cluster["frontend"] = "dynamo"
     for cluster in clusters:
-        if cluster.get("engine") == "vllm":
-            cluster.setdefault("max_model_len", "auto")
+        started_context(cluster)
     return {"name": row["id"], "model": card, "gpu": gpu, "deployment": deployment, "workload": workload, "seed": 0}
 
 

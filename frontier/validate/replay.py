@@ -57,6 +57,20 @@ OVERRIDE_KEYS = (
 _MODEL_SUFFIXES = ("-instruct", "-chat", "-it", "-hf", "-base")
 
 
+def started_context(deployment: dict) -> bool:
+    """Give a measured vLLM deployment (one cluster's dict) that records no `max_model_len`
+    `auto`, and say whether it did. The run was served, so its engine started; vLLM refuses to
+    start where one request of the model's whole context does not fit the KV cache
+    (frontier.spec.memory.check_vllm_starts: Qwen3-32B's 40,960 tokens on one H100, 10.0 GiB of
+    KV with 7.9 left), so whoever launched it passed a length that fits, as the refusal asks.
+    `auto` is vLLM's own fit: the model's context where it fits (the run's default), else the
+    longest request the KV cache holds."""
+    if deployment.get("engine") != "vllm" or deployment.get("max_model_len"):
+        return False
+    deployment["max_model_len"] = "auto"
+    return True
+
+
 @dataclass
 class Replay:
     """Everything a replay simulates, and where each piece came from."""
@@ -473,14 +487,11 @@ def plan_replay(run: MeasuredRun, overrides: dict | None = None, scenario_file: 
     prov.update(req_prov)
     prov["measured_metrics"] = {"value": run.metrics_from, "from": f"{run.kind} file {run.source.name}"}
     d["workload"] = run.settings.workload or _workload_dict(table)
-    dep = d["deployment"]
-    if dep.get("engine") == "vllm" and not dep.get("max_model_len") and len(table):
-        # The run was served, so vLLM started, which it refuses to where one request of the
-        # model's whole context does not fit (frontier.spec.memory.check_vllm_starts).
-        dep["max_model_len"] = int((table.input_tokens + table.output_tokens).max())
+    if started_context(d["deployment"]):
         prov["deployment.max_model_len"] = {
-            "value": dep["max_model_len"],
-            "from": "not recorded: the longest replayed request (the engine served the run, so it started)",
+            "value": "auto",
+            "from": "not recorded: auto, the model's context or the longest request its KV cache holds "
+            "(the engine served the run, so it started)",
         }
     base_dir = Path(scenario_file).parent if scenario_file else None
     scenario = scenario_from_dict(d, base_dir=base_dir, name=d["name"])

@@ -94,14 +94,14 @@ def test_metadata_engine_args_and_model_suffix():
     assert prov["deployment.max_num_seqs"]["from"] == "engine default (see frontier.engine)"
 
 
-def test_a_run_without_its_context_length_serves_its_longest_request():
+def test_a_run_without_its_context_length_gets_the_one_it_started_with():
     """The run was served, so vLLM started: a replay does not refuse it for a context the file
-    does not record (frontier.spec.memory.check_vllm_starts)."""
+    does not record (frontier.spec.memory.check_vllm_starts) but takes vLLM's auto-fit, which
+    for Llama-3.1-8B on one H100 is the model's whole context."""
     (run,) = load_measured(FIXTURES / "vllm_detailed_rate4.json")
     replay = plan_replay(run)
-    longest = int((replay.requests.input_tokens + replay.requests.output_tokens).max())
-    assert replay.scenario.clusters[0].max_model_len == longest
-    assert replay.provenance["deployment.max_model_len"]["from"].startswith("not recorded: the longest")
+    assert replay.scenario.clusters[0].max_model_len == -1  # auto
+    assert replay.provenance["deployment.max_model_len"]["from"].startswith("not recorded: auto")
     # One that records it keeps it, and its engine's KV pool (meta.json's num_gpu_blocks).
     (folder,) = load_measured(RTX4090)
     recorded = plan_replay(folder)
