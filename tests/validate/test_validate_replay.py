@@ -101,6 +101,10 @@ def test_a_run_without_its_context_length_gets_the_one_it_started_with():
     (run,) = load_measured(FIXTURES / "vllm_detailed_rate4.json")
     replay = plan_replay(run)
     assert replay.scenario.clusters[0].max_model_len == -1  # auto
+    from frontier.sim.run import run_scenario
+
+    (cluster,) = run_scenario(replay.scenario, timeline=False).summary["frontier"]["clusters"]
+    assert cluster["max_model_len_served"] == 131_072
     assert replay.provenance["deployment.max_model_len"]["from"].startswith("not recorded: auto")
     # One that records it keeps it, and its engine's KV pool (meta.json's num_gpu_blocks).
     (folder,) = load_measured(RTX4090)
