@@ -311,12 +311,20 @@ def _cards_by_hf_id() -> dict[str, str]:
     return {hf: card.stem for hf, card in card_ids().items()}
 
 
+# What a quantised or chat checkpoint's name adds to its architecture's, in the order a name
+# stacks them (Llama-3.1-8B-Instruct-FP8): the checkpoints aiconfigurator keeps configs for
+# (aic-core/src/aiconfigurator_core/model_configs: Qwen3-32B-FP8-Static-PerTensor, the same
+# architecture as Qwen3-32B; GLM-5-NVFP4, Qwen3-235B-A22B-NVFP4, ...). The precision a run
+# served comes from its quantisation columns (`quantization_of`), not from the name.
+CHECKPOINT_SUFFIXES = ("-fp8-static-pertensor", "-fp8", "-nvfp4", "-instruct")
+
+
 def _card_for(model_path: str, cards: dict[str, str]) -> str | None:
-    """The card of a run's checkpoint: its id, or the same repository name without the
-    -FP8 / -Instruct suffixes a quantised or chat checkpoint adds (same architecture)."""
+    """The card of a run's checkpoint: its id, or the same repository name without the suffixes
+    a quantised or chat checkpoint adds (`CHECKPOINT_SUFFIXES`; same architecture)."""
     key = model_path.lower()
     candidates = [key, key.split("/")[-1]]
-    for suffix in ("-fp8", "-instruct"):
+    for suffix in CHECKPOINT_SUFFIXES:
         candidates += [c.removesuffix(suffix) for c in list(candidates)]
     for c in candidates:
         for hf, name in cards.items():
