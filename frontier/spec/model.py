@@ -639,6 +639,13 @@ def _find_model(name_or_path: str) -> ModelSpec:
     if cached is not None:
         spec = _load_file(cached)
         return dataclasses.replace(spec, name=name_or_path.split("/")[-1], hf_id=name_or_path)
+    card = card_for_checkpoint(name_or_path, quantised=True)
+    if card is not None:  # the weights' format is the deployment's to say, not the name's
+        raise SpecError(
+            f"unknown model '{name_or_path}': a checkpoint of {card.stem}'s architecture; use the "
+            f"card {card.stem}, and a quantised checkpoint's weight format as the deployment's "
+            "quantization (fp8, fp8_block, nvfp4, mxfp4, awq, gptq; --quantization on the command line)"
+        )
     raise SpecError(
         f"unknown model '{name_or_path}'; known models: {', '.join(available_models())} "
         "(or a Hugging Face id listed in a card's aliases, a config.json path, a model "
@@ -658,6 +665,33 @@ def card_ids() -> dict[str, Path]:
             if i:
                 out.setdefault(str(i).lower(), card)
     return out
+
+
+# What a checkpoint's name adds to its architecture's: a chat or packaging variant, with the same
+# weights (replay.py's served ids: meta-llama/Llama-3.1-8B-Instruct), and a quantised checkpoint,
+# whose weights' format the name does not settle (the checkpoints aiconfigurator keeps configs
+# for, aic-core/src/aiconfigurator_core/model_configs: Qwen3-32B-FP8-Static-PerTensor, field for
+# field Qwen3-32B's but for its quantization block; GLM-5-NVFP4, Qwen3-235B-A22B-NVFP4, ...).
+# A name stacks them variant first (Llama-3.1-8B-Instruct-FP8), so they come off in the other order.
+VARIANT_SUFFIXES = ("-instruct", "-chat", "-it", "-hf", "-base")
+QUANTISED_SUFFIXES = ("-fp8-static-pertensor", "-fp8", "-nvfp4")
+
+
+def card_for_checkpoint(model_id: str, quantised: bool = False, ids: dict[str, Path] | None = None) -> Path | None:
+    """The card of the architecture a checkpoint's name says: a card's name, hf_id or alias, or
+    the repository name of one, once the suffixes of a chat or packaging variant are off (and,
+    with `quantised`, those of a quantised checkpoint: nvidia/Llama-3.1-8B-Instruct-FP8 ->
+    llama-3.1-8b, whose precision is then the caller's to set). `ids`: `card_ids()`, if at hand."""
+    ids = card_ids() if ids is None else ids
+    named: dict[str, Path] = {}
+    for hf, card in ids.items():
+        for name in (hf, hf.split("/")[-1], card.stem):
+            named.setdefault(name, card)
+    key = model_id.strip().lower()
+    names = [key, key.split("/")[-1]]
+    for suffix in (QUANTISED_SUFFIXES if quantised else ()) + VARIANT_SUFFIXES:
+        names += [n.removesuffix(suffix) for n in list(names)]
+    return next((named[n] for n in names if n in named), None)
 
 
 def card_for_id(model_id: str) -> Path | None:

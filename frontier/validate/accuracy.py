@@ -304,35 +304,6 @@ class Run:
     unexpressed: str = ""
 
 
-def _cards_by_hf_id() -> dict[str, str]:
-    """Hugging Face id (lower case) -> card name, from the cards' hf_id and aliases."""
-    from frontier.spec.model import card_ids
-
-    return {hf: card.stem for hf, card in card_ids().items()}
-
-
-# What a quantised or chat checkpoint's name adds to its architecture's, in the order a name
-# stacks them (Llama-3.1-8B-Instruct-FP8): the checkpoints aiconfigurator keeps configs for
-# (aic-core/src/aiconfigurator_core/model_configs: Qwen3-32B-FP8-Static-PerTensor, the same
-# architecture as Qwen3-32B; GLM-5-NVFP4, Qwen3-235B-A22B-NVFP4, ...). The precision a run
-# served comes from its quantisation columns (`quantization_of`), not from the name.
-CHECKPOINT_SUFFIXES = ("-fp8-static-pertensor", "-fp8", "-nvfp4", "-instruct")
-
-
-def _card_for(model_path: str, cards: dict[str, str]) -> str | None:
-    """The card of a run's checkpoint: its id, or the same repository name without the suffixes
-    a quantised or chat checkpoint adds (`CHECKPOINT_SUFFIXES`; same architecture)."""
-    key = model_path.lower()
-    candidates = [key, key.split("/")[-1]]
-    for suffix in CHECKPOINT_SUFFIXES:
-        candidates += [c.removesuffix(suffix) for c in list(candidates)]
-    for c in candidates:
-        for hf, name in cards.items():
-            if c == hf or c == hf.split("/")[-1]:
-                return name
-    return None
-
-
 def _int(x) -> int:
     return 1 if x is None or (isinstance(x, float) and math.isnan(x)) else int(x)
 
@@ -379,11 +350,14 @@ def load_runs(path: Path = DEV_SET, num_prompts_per_client: int | None = None) -
     df = df.reindex(columns=list(df.columns) + [c for c in OPTIONAL_COLUMNS if c not in df.columns])
     rows = [_dashboard_layout(row) for row in df.to_dict("records")]
     rows.sort(key=lambda row: not _dated_export(row))  # of a run's copies, the dashboard's is kept
-    cards = _cards_by_hf_id()
+    from frontier.spec.model import card_for_checkpoint, card_ids
+
+    ids = card_ids()
     runs = []
     for row in rows:
         version = "" if pd.isna(row["backend_version"]) else str(row["backend_version"])
-        card = _card_for(row["model_path"], cards)
+        card = card_for_checkpoint(row["model_path"], quantised=True, ids=ids)
+        card = card and card.stem
         gpu = GPU_NAMES.get(row["system"])
         pd_layout = row["mode"] == "disagg"  # prefill and decode workers
         if pd_layout:

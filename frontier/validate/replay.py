@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from frontier.errors import FrontierError, SpecError
 from frontier.spec.hardware import all_gpus, get_gpu
-from frontier.spec.model import available_models, load_model
+from frontier.spec.model import available_models, card_for_checkpoint, load_model
 from frontier.validate.loaders import MeasuredRun
 from frontier.workload import ArrivalSpec, RequestTable, WorkloadSpec, build_requests
 from frontier.workload.synthetic import arrival_times
@@ -54,7 +53,6 @@ OVERRIDE_KEYS = (
     "engine_version",
     "frontend",
 )
-_MODEL_SUFFIXES = ("-instruct", "-chat", "-it", "-hf", "-base")
 
 
 def started_context(deployment: dict) -> bool:
@@ -100,30 +98,14 @@ class Validation:
 
 def resolve_model(name: str) -> str | None:
     """A model card for a model id as engines spell it ('meta-llama/Llama-3.1-8B-Instruct'):
-    a card path or name as is, a card whose hf_id matches, or a card named like the id's last
-    part (without -Instruct/-Chat suffixes). None if nothing matches."""
+    a card path as is, else the card of the architecture the name says, chat and packaging
+    suffixes off (`frontier.spec.model.card_for_checkpoint`; a quantised checkpoint's name is
+    not taken, since a result file does not say its weights' format). None if nothing matches."""
     p = Path(name)
     if p.suffix in (".json", ".yaml", ".yml") and p.exists():
         return str(p)
-    cards = available_models()
-    low = name.strip().lower()
-    if low in cards:
-        return low
-    from frontier.paths import MODELS_DIR
-
-    for card in cards:
-        try:
-            hf_id = (yaml.safe_load((MODELS_DIR / f"{card}.yaml").read_text()) or {}).get("hf_id")
-        except (OSError, yaml.YAMLError):
-            continue
-        if hf_id and hf_id.lower() == low:
-            return card
-    base = low.rstrip("/").split("/")[-1]
-    candidates = [base] + [base[: -len(s)] for s in _MODEL_SUFFIXES if base.endswith(s)]
-    for c in candidates:
-        if c in cards:
-            return c
-    return None
+    card = card_for_checkpoint(name)
+    return card.stem if card else None
 
 
 def resolve_gpu(name: str) -> str | None:

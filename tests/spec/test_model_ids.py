@@ -9,7 +9,7 @@ import yaml
 
 from frontier.errors import SpecError
 from frontier.paths import MODELS_DIR
-from frontier.spec.model import available_models, load_model
+from frontier.spec.model import available_models, card_for_checkpoint, load_model
 
 
 def test_aliases_resolve_to_their_card():
@@ -28,6 +28,31 @@ def test_every_alias_is_unique_and_names_one_card():
             assert alias.lower() not in seen, (alias, seen.get(alias.lower()), card)
             seen[alias.lower()] = card
             assert load_model(alias).name == card
+
+
+@pytest.mark.parametrize(
+    "checkpoint, card",
+    [
+        ("Qwen/Qwen3-32B-FP8-Static-PerTensor", "qwen3-32b"),
+        ("Qwen/Qwen3-235B-A22B-FP8", "qwen3-235b-a22b"),
+        ("nvidia/Llama-3.1-8B-Instruct-FP8", "llama-3.1-8b"),
+        ("nvidia/GLM-5-NVFP4", "glm-5"),
+        ("zai-org/GLM-5.1-FP8", "glm-5"),
+        ("nvidia/DeepSeek-V3.1-NVFP4", "deepseek-v3"),
+        ("Qwen/Qwen3-VL-8B-Instruct", None),  # a vision model: another context and an encoder
+    ],
+)
+def test_a_quantised_or_chat_checkpoint_names_its_architectures_card(checkpoint, card):
+    found = card_for_checkpoint(checkpoint, quantised=True)
+    assert (found and found.stem) == card
+
+
+def test_a_quantised_checkpoint_is_pointed_to_its_card_and_a_quantization():
+    with pytest.raises(SpecError) as e:
+        load_model("Qwen/Qwen3-32B-FP8")
+    msg = str(e.value)
+    assert "a checkpoint of qwen3-32b's architecture" in msg and "--quantization" in msg
+    assert "\n" not in msg
 
 
 def _cache_entry(root, model_id: str, config: dict, rev: str = "abc123") -> None:

@@ -297,21 +297,3 @@ def test_a_dashboard_rows_attention_dp_layout_on_its_gpus_is_kept(tmp_path):
     (run,) = load_runs(tmp_path / "dpa.csv")
     dep = run.scenario["deployment"]
     assert (dep["tp"], dep["dp_attention"], dep["ep"]) == (1, 8, 8)
-
-
-@pytest.mark.parametrize(
-    "checkpoint, card",
-    [
-        ("Qwen/Qwen3-32B-FP8-Static-PerTensor", "qwen3-32b"),
-        ("Qwen/Qwen3-235B-A22B-FP8", "qwen3-235b-a22b"),
-        ("nvidia/Llama-3.1-8B-Instruct-FP8", "llama-3.1-8b"),
-        ("nvidia/GLM-5-NVFP4", "glm-5"),
-        ("zai-org/GLM-5.1-FP8", "glm-5"),
-        ("nvidia/DeepSeek-V3.1-NVFP4", "deepseek-v3"),
-        ("Qwen/Qwen3-VL-8B-Instruct", None),  # a vision model's context and encoder differ: no card
-    ],
-)
-def test_a_quantised_or_chat_checkpoint_runs_on_its_architectures_card(checkpoint, card):
-    from frontier.validate.accuracy import _card_for, _cards_by_hf_id
-
-    assert _card_for(checkpoint, _cards_by_hf_id()) == card
