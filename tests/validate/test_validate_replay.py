@@ -40,6 +40,8 @@ def test_resolve_names():
     assert resolve_model("meta-llama/Llama-3.1-8B") == "llama-3.1-8b"  # hf_id
     assert resolve_model("meta-llama/Llama-3.1-8B-Instruct") == "llama-3.1-8b"  # suffix
     assert resolve_model("llama-3.3-70b") == "llama-3.3-70b"
+    assert resolve_model("deepseek-ai/DeepSeek-R1-0528") == "deepseek-r1"  # a card's alias
+    assert resolve_model("Qwen/Qwen3-32B-FP8") is None  # its weights' format is not in the file
     assert resolve_model("some-org/unknown-model-7b") is None
     assert resolve_gpu("NVIDIA GeForce RTX 4090") == "rtx-4090"
     assert resolve_gpu("NVIDIA H100 80GB HBM3") == "h100-sxm"
