@@ -107,6 +107,7 @@ class Engine:
     graph_mixed_batches: bool = False  # prefill/mixed batches also replayed (piecewise) from graphs
     symm_mem_all_reduce: bool = False  # TP all-reduce also through PyTorch symmetric memory
     fused_quant: bool = True  # FP8 inputs quantised inside norms (frontier.ops.graph.unfused_quant)
+    fp8_moe_all_experts: float = 0.0  # block-FP8 fused MoE: at least this x every expert's read (see below)
 
 
 def _vllm_capture_sizes(version: tuple, max_size: int) -> tuple[int, ...]:
@@ -257,6 +258,26 @@ SYMM_MEM_SOURCES = {
     "0.11.1-0.11.2 (PR #26925, 'temporarily'), on again in the 0.12 sources; needs NVLink multicast",
     "sglang": "sglang/srt/server_args.py enable_torch_symm_mem: off by default",
 }
+# vLLM up to 0.12: a block-FP8 fused MoE layer takes at least this multiple of vLLM 0.24's measured
+# time for the same layer with every expert touched (`frontier.predict.engine_kernels`), however few
+# tokens route to it: a decode step streams all of the rank's experts. Inferred from the development
+# set's 51 vLLM 0.12.0 runs of Qwen3-235B-A22B-FP8 on H200 (aiconfigurator's sweep through Dynamo,
+# 4-48 clients, 1-8k prompts, six layouts: TP2, TP4, EP2, EP4, attention-DP2/4 with MoE TP2/4),
+# whose TPOT does not grow with the clients (TP2: 51-56 ms from 4 to 20 clients, where a random
+# routing touches 28 to 91 of the 128 experts) and falls with the experts' bytes per GPU (MoE over
+# two GPUs 51-58 ms, over four 34-45 ms), while the same sweep's SGLang 0.5.6 runs decode at
+# 15-18 ms (the experts touched only) and vLLM 0.16's block-FP8 MiniMax-M2.5 runs grow with the
+# batch as touched experts do. Median APE of mean TPOT over the 51 runs: 52.8 % (bias -53 %)
+# reading only the experts touched; every expert at 1.0x 28.8 %, 1.4x 7.5 %, 1.5x 5.1 %, 1.6x 8.5 %
+# (every layout within 15 %): 1.5x, every expert's weights at about 2.5 TB/s. Which kernel path does
+# this was not found (vLLM's repository is larger than can be read here); releases before 0.12 are
+# assumed to share it, 0.13-0.15 are not known.
+VLLM_FP8_MOE_ALL_EXPERTS = 1.5
+FP8_MOE_ALL_EXPERTS_SOURCE = (
+    "frontier/engine.py VLLM_FP8_MOE_ALL_EXPERTS: vLLM <= 0.12's block-FP8 MoE decode reads every expert, "
+    "inferred from the development set's vLLM 0.12 Qwen3-235B-FP8 TPOTs"
+)
+
 # Where each engine quantises an FP8 linear layer's input (frontier.ops.graph.unfused_quant).
 FUSED_QUANT_SOURCES = {
     "vllm": "torch.compile: Inductor fuses it into the RMSNorm and SiLU-and-mul kernels (vllm/config/vllm.py "
@@ -326,6 +347,7 @@ def make_engine(
             _vllm_capture_sizes(v, 512),
             graph_mixed_batches=not v or v >= (0, 11),
             symm_mem_all_reduce=not v or (0, 11) <= v < (0, 11, 1) or v >= (0, 12),
+            fp8_moe_all_experts=VLLM_FP8_MOE_ALL_EXPERTS if v and v < (0, 13) else 0.0,
         )
     chunk, graph_bs, fraction = sglang_memory_defaults(
         v, gpu.memory_bytes / GIB, tp, pp, dp_attention, chunked_prefill_size, cuda_graph_max_bs

@@ -18,6 +18,7 @@ from frontier.engine import (
     ENGINES,
     FRONTEND_US_PER_PROMPT_TOKEN,
     FRONTENDS,
+    FP8_MOE_ALL_EXPERTS_SOURCE,
     FUSED_QUANT_SOURCES,
     OVERLAP_SOURCES,
     SYMM_MEM_SOURCES,
@@ -258,6 +259,12 @@ class Scenario:
             out["engine_defaults"]["fp8_input_quant_fused"] = {
                 "value": engine.fused_quant,
                 "source": FUSED_QUANT_SOURCES[c.engine],
+            }
+            out["engine_defaults"]["fp8_moe_all_experts"] = {
+                "value": engine.fp8_moe_all_experts,
+                "source": FP8_MOE_ALL_EXPERTS_SOURCE
+                if engine.fp8_moe_all_experts
+                else "frontier/predict/engine_kernels.py: a fused MoE layer reads the experts its tokens route to",
             }
             return out
 

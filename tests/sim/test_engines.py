@@ -3,11 +3,13 @@ each with timings computed by hand on known step times (10 ms + 0.1 ms per token
 
 import pytest
 
+from frontier.ops.operators import GroupedGemm
 from frontier.predict.blocks import StepOverheads
 from frontier.sim.kv_cache import BlockManager
 from frontier.sim.request import Request
 from frontier.sim.run import block_costs_for, simulate
 from frontier.sim.scheduler import SGLangScheduler
+from frontier.spec.scenario import scenario_from_dict
 
 from sim_helpers import LinearStepTime, make_scenario, table
 
@@ -381,3 +383,36 @@ def test_vllm_memory_fraction_by_release():
         return make_engine("vllm", version, gpu, 1).defaults["gpu_memory_utilization"][0]
 
     assert (util("0.12.0"), util("0.19.0"), util("0.22.0"), util("")) == (0.9, 0.9, 0.92, 0.92)
+
+
+def test_vllm_up_to_0_12_reads_every_block_fp8_expert_of_a_decode_step():
+    """Qwen3-235B-A22B-FP8 at TP2 on H200: a 20-token decode MoE layer under vLLM 0.12 takes 1.5x
+    vLLM 0.24's measured layer with every expert touched (16 tokens: 0.32246 ms in
+    calibration/h200/engine_kernels/fused_moe_vllm_0.24.0.csv); from 0.13 the experts touched only."""
+    from frontier.engine import VLLM_FP8_MOE_ALL_EXPERTS
+    from frontier.ops.graph import ffn_block
+
+    def moe_ms(version):
+        sc = scenario_from_dict(
+            {
+                "model": "qwen3-235b-a22b",
+                "gpu": "h200",
+                "deployment": {"engine": "vllm", "engine_version": version, "tp": 2, "quantization": "fp8"},
+                "workload": {
+                    "num_requests": 1,
+                    "input_len": 8,
+                    "output_len": 2,
+                    "arrival": {"process": "poisson", "rate": 1.0},
+                },
+            }
+        )
+        blocks, _ = block_costs_for(sc, sc.clusters[0])
+        ops = [op for op, _ in ffn_block(blocks.model, blocks.par, 20, "fp8", 20)]
+        moe = [i for i, op in enumerate(ops) if isinstance(op, GroupedGemm)]
+        printed = sc.describe_deployment()["clusters"][0]["engine_defaults"]["fp8_moe_all_experts"]["value"]
+        return float(blocks.predictor.ops_ms(ops)[moe[0] : moe[1] + 1].sum()), printed
+
+    # (within 0.5 %: the sustained-clock correction adds the layer's small compute-bound share)
+    assert moe_ms("0.12.0") == pytest.approx((VLLM_FP8_MOE_ALL_EXPERTS * 0.32246, 1.5), rel=5e-3)
+    touched, printed = moe_ms("0.16.0")
+    assert printed == 0.0 and touched < 0.32246  # 20 tokens route to about 91 of the 128 experts
