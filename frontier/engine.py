@@ -258,7 +258,7 @@ SYMM_MEM_SOURCES = {
     "0.11.1-0.11.2 (PR #26925, 'temporarily'), on again in the 0.12 sources; needs NVLink multicast",
     "sglang": "sglang/srt/server_args.py enable_torch_symm_mem: off by default",
 }
-# vLLM up to 0.12: a block-FP8 fused MoE layer takes at least this multiple of vLLM 0.24's measured
+# vLLM 0.12: a block-FP8 fused MoE layer takes at least this multiple of vLLM 0.24's measured
 # time for the same layer with every expert touched (`frontier.predict.engine_kernels`), however few
 # tokens route to it: a decode step streams all of the rank's experts. Inferred from the development
 # set's 51 vLLM 0.12.0 runs of Qwen3-235B-A22B-FP8 on H200 (aiconfigurator's sweep through Dynamo,
@@ -270,11 +270,12 @@ SYMM_MEM_SOURCES = {
 # batch as touched experts do. Median APE of mean TPOT over the 51 runs: 52.8 % (bias -53 %)
 # reading only the experts touched; every expert at 1.0x 28.8 %, 1.4x 7.5 %, 1.5x 5.1 %, 1.6x 8.5 %
 # (every layout within 15 %): 1.5x, every expert's weights at about 2.5 TB/s. Which kernel path does
-# this was not found (vLLM's repository is larger than can be read here); releases before 0.12 are
-# assumed to share it, 0.13-0.15 are not known.
+# this was not found (vLLM's repository is larger than can be read here), so it is kept to the
+# release it was seen in: the fused-MoE kernels of the releases around it (vLLM 0.24's measured
+# tables, 0.16's runs, the Triton kernel's sources of mid-2025) read the experts touched only.
 VLLM_FP8_MOE_ALL_EXPERTS = 1.5
 FP8_MOE_ALL_EXPERTS_SOURCE = (
-    "frontier/engine.py VLLM_FP8_MOE_ALL_EXPERTS: vLLM <= 0.12's block-FP8 MoE decode reads every expert, "
+    "frontier/engine.py VLLM_FP8_MOE_ALL_EXPERTS: vLLM 0.12's block-FP8 MoE decode reads every expert, "
     "inferred from the development set's vLLM 0.12 Qwen3-235B-FP8 TPOTs"
 )
 
@@ -347,7 +348,7 @@ def make_engine(
             _vllm_capture_sizes(v, 512),
             graph_mixed_batches=not v or v >= (0, 11),
             symm_mem_all_reduce=not v or (0, 11) <= v < (0, 11, 1) or v >= (0, 12),
-            fp8_moe_all_experts=VLLM_FP8_MOE_ALL_EXPERTS if v and v < (0, 13) else 0.0,
+            fp8_moe_all_experts=VLLM_FP8_MOE_ALL_EXPERTS if v and (0, 12) <= v < (0, 13) else 0.0,
         )
     chunk, graph_bs, fraction = sglang_memory_defaults(
         v, gpu.memory_bytes / GIB, tp, pp, dp_attention, chunked_prefill_size, cuda_graph_max_bs

@@ -24,8 +24,8 @@ in the tokens past the largest), in place of the two projections and the activat
 them (split 2/3 gate/up, 1/3 down by their FLOPs). The measurements route every token evenly,
 so a batch of T tokens touches min(E, T x top-k) experts; a served batch routes at random and
 touches fewer (frontier.ops.routing): a batch small enough to be bound by reading expert weights
-takes the measured time scaled by its share of the experts the measurement touched (vLLM up to
-0.12 reads every block-FP8 expert whatever the batch: such a layer takes at least a multiple of the
+takes the measured time scaled by its share of the experts the measurement touched (vLLM 0.12
+reads every block-FP8 expert whatever the batch: such a layer takes at least a multiple of the
 measured layer with every expert touched, frontier.engine VLLM_FP8_MOE_ALL_EXPERTS). Where the
 same experts were measured at other tensor-parallel widths only (e.g. TP1-4, not TP8), the
 engine's time relative to the reference at the nearest measured width carries over to the
