@@ -54,6 +54,7 @@ from frontier.sim.recorder import Recorder, RequestLog
 from frontier.sim.request import Request
 from frontier.sim.router import make_router
 from frontier.sim.scheduler import Scheduler, SGLangScheduler
+from frontier.spec import quant
 from frontier.spec.memory import (
     SGLANG_SWA_FULL_TOKENS_RATIO,
     SGLANG_SWA_POOL_RELEASE,
@@ -144,7 +145,7 @@ def block_costs_for(scenario: Scenario, spec: ClusterSpec) -> tuple[BlockCosts, 
             spec.engine,
             mxfp4_marlin=marlin,
             linear_attention=hybrid,
-            fp8_all_experts=engine.fp8_moe_all_experts,
+            fp8_all_experts=engine.fp8_moe_all_experts if quant.GEMM_DTYPE[model.moe_quant] == "fp8" else 0.0,
         )
     predictor = SustainedClock(predictor, gpu)
     routing = ExpertRouting(spec.expert_skew, spec.expert_load_file, spec.eplb_redundant_experts, spec.expert_load_cv)
