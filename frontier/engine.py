@@ -54,8 +54,10 @@ GIB = 2**30
 
 
 def version_tuple(v: str) -> tuple[int, ...]:
+    """A release's numbers: '0.5.6.post2' -> (0, 5, 6, 2), 'v0.12.0' -> (0, 12, 0); a local
+    build label ('0.12.0+cu128') is not part of the release."""
     out = []
-    for part in v.replace("post", ".").replace("rc", ".").split("."):
+    for part in v.split("+")[0].replace("post", ".").replace("rc", ".").split("."):
         digits = "".join(c for c in part if c.isdigit())
         if digits:
             out.append(int(digits))

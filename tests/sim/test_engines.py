@@ -417,3 +417,11 @@ def test_vllm_0_12_reads_every_block_fp8_expert_of_a_decode_step():
     for version in ("0.11.2", "0.16.0", ""):
         touched, printed = moe_ms(version)
         assert printed == 0.0 and touched < 0.32246  # 20 tokens route to about 91 of the 128 experts
+
+
+def test_release_numbers_leave_out_a_local_build_label():
+    from frontier.engine import version_tuple
+
+    assert version_tuple("0.5.6.post2") == (0, 5, 6, 2)
+    assert version_tuple("v0.12.0") == (0, 12, 0)
+    assert version_tuple("0.12.0+cu128") == (0, 12, 0)  # not release 0.12.128
