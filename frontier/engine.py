@@ -109,7 +109,7 @@ class Engine:
     graph_mixed_batches: bool = False  # prefill/mixed batches also replayed (piecewise) from graphs
     symm_mem_all_reduce: bool = False  # TP all-reduce also through PyTorch symmetric memory
     fused_quant: bool = True  # FP8 inputs quantised inside norms (frontier.ops.graph.unfused_quant)
-    fp8_moe_all_experts: float = 0.0  # block-FP8 fused MoE: at least this x every expert's read (see below)
+    padded_deep_gemm_moe: bool = False  # block-FP8 MoE on DeepGEMM over every expert's padded rows (see below)
 
 
 def _vllm_capture_sizes(version: tuple, max_size: int) -> tuple[int, ...]:
@@ -260,25 +260,33 @@ SYMM_MEM_SOURCES = {
     "0.11.1-0.11.2 (PR #26925, 'temporarily'), on again in the 0.12 sources; needs NVLink multicast",
     "sglang": "sglang/srt/server_args.py enable_torch_symm_mem: off by default",
 }
-# vLLM 0.12: a block-FP8 fused MoE layer takes at least this multiple of vLLM 0.24's measured
-# time for the same layer with every expert touched (`frontier.predict.engine_kernels`), however few
-# tokens route to it: a decode step streams all of the rank's experts. Inferred from the development
-# set's 51 vLLM 0.12.0 runs of Qwen3-235B-A22B-FP8 on H200 (aiconfigurator's sweep through Dynamo,
-# 4-48 clients, 1-8k prompts, six layouts: TP2, TP4, EP2, EP4, attention-DP2/4 with MoE TP2/4),
-# whose TPOT does not grow with the clients (TP2: 51-56 ms from 4 to 20 clients, where a random
-# routing touches 28 to 91 of the 128 experts) and falls with the experts' bytes per GPU (MoE over
-# two GPUs 51-58 ms, over four 34-45 ms), while the same sweep's SGLang 0.5.6 runs decode at
-# 15-18 ms (the experts touched only) and vLLM 0.16's block-FP8 MiniMax-M2.5 runs grow with the
-# batch as touched experts do. Median APE of mean TPOT over the 51 runs: 52.8 % (bias -53 %)
-# reading only the experts touched; every expert at 1.0x 28.8 %, 1.4x 7.5 %, 1.5x 5.1 %, 1.6x 8.5 %
-# (every layout within 15 %): 1.5x, every expert's weights at about 2.5 TB/s. Which kernel path does
-# this was not found (vLLM's repository is larger than can be read here), so it is kept to the
-# release it was seen in: the fused-MoE kernels of the releases around it (vLLM 0.24's measured
-# tables, 0.16's runs, the Triton kernel's sources of mid-2025) read the experts touched only.
-VLLM_FP8_MOE_ALL_EXPERTS = 1.5
-FP8_MOE_ALL_EXPERTS_SOURCE = (
-    "frontier/engine.py VLLM_FP8_MOE_ALL_EXPERTS: vLLM 0.12's block-FP8 MoE decode reads every expert, "
-    "inferred from the development set's vLLM 0.12 Qwen3-235B-FP8 TPOTs"
+# vLLM 0.12 runs a block-FP8 MoE layer on DeepGEMM's contiguous grouped GEMM at every batch size and
+# computes every expert's padding rows with it (read in the vllm 0.12.0 wheel):
+# - model_executor/layers/quantization/fp8.py `get_fp8_moe_backend`: DeepGEMM for block-quantised
+#   experts where it is installed (it was for the development set's 0.12 runs, in Dynamo's vLLM
+#   container) on SM90/SM100, unless the MoE's tensor-
+#   parallel size is 8 or more (then Triton, unless VLLM_MOE_USE_DEEP_GEMM is set);
+# - layers/fused_moe/fused_moe.py `fused_experts`: DeepGEMM when `is_deep_gemm_e8m0_used()` (on by
+#   default on Hopper too from 0.12: envs VLLM_USE_DEEP_GEMM_E8M0=1; 0.11 needed
+#   VLLM_USE_DEEP_GEMM_E8M0_HOPPER) or the batch has 128+ rows (`_valid_deep_gemm`), so decode too;
+# - layers/fused_moe/deep_gemm_utils.py: the permuted activations take M_sum = M x top-k + local
+#   experts x 127 rows rounded up to 128 (`compute_aligned_M`: every expert's block padded to 128),
+#   and the rows no token fills keep expert id 0 (`expert_ids_init = torch.zeros`), so both grouped
+#   GEMMs, the SiLU-and-mul and the FP8 quantisation between them run over all M_sum rows. 0.13.0
+#   fills them with -1, which DeepGEMM's scheduler skips.
+# The development set's 51 vLLM 0.12.0 runs of Qwen3-235B-A22B-FP8 on H200 show it: TPOT flat in
+# the clients (TP2: 51-56 ms from 4 to 20, where random routing touches 28 to 91 of the 128 experts)
+# and falling with the experts' width per GPU (MoE over two GPUs 51-58 ms, over four 34-45 ms),
+# where the measured Triton kernel of the experts a batch touches gives 36-58 % less.
+# `frontier.ops.graph.padded_deep_gemm_experts` emits those M_sum rows as dense FP8 GEMMs, priced
+# from the measured CUTLASS FP8 table as DeepGEMM is throughout (which makes the K = 384 down
+# projection of Qwen3-235B at TP4 slow: DeepGEMM runs such small-K GEMMs ~1.7x faster at K = 768
+# in aiconfigurator's SGLang tables), and the two elementwise kernels.
+VLLM_PADDED_DEEP_GEMM_MOE = ((0, 12), (0, 13))  # the releases, first included and first not
+PADDED_DEEP_GEMM_MOE_SOURCE = (
+    "vllm 0.12 fused_moe/fused_moe.py fused_experts + deep_gemm_utils.py compute_aligned_M: block-FP8 MoE "
+    "on DeepGEMM at every batch size over M x top-k + experts x 127 rows (padding computed as expert 0; "
+    "MoE TP < 8, SM90+)"
 )
 
 # Where each engine quantises an FP8 linear layer's input (frontier.ops.graph.unfused_quant).
@@ -350,7 +358,7 @@ def make_engine(
             _vllm_capture_sizes(v, 512),
             graph_mixed_batches=not v or v >= (0, 11),
             symm_mem_all_reduce=not v or (0, 11) <= v < (0, 11, 1) or v >= (0, 12),
-            fp8_moe_all_experts=VLLM_FP8_MOE_ALL_EXPERTS if v and (0, 12) <= v < (0, 13) else 0.0,
+            padded_deep_gemm_moe=bool(v) and VLLM_PADDED_DEEP_GEMM_MOE[0] <= v < VLLM_PADDED_DEEP_GEMM_MOE[1],
         )
     chunk, graph_bs, fraction = sglang_memory_defaults(
         v, gpu.memory_bytes / GIB, tp, pp, dp_attention, chunked_prefill_size, cuda_graph_max_bs

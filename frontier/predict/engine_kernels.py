@@ -24,9 +24,7 @@ in the tokens past the largest), in place of the two projections and the activat
 them (split 2/3 gate/up, 1/3 down by their FLOPs). The measurements route every token evenly,
 so a batch of T tokens touches min(E, T x top-k) experts; a served batch routes at random and
 touches fewer (frontier.ops.routing): a batch small enough to be bound by reading expert weights
-takes the measured time scaled by its share of the experts the measurement touched (vLLM 0.12
-reads every block-FP8 expert whatever the batch: such a layer takes at least a multiple of the
-measured layer with every expert touched, frontier.engine VLLM_FP8_MOE_ALL_EXPERTS). Where the
+takes the measured time scaled by its share of the experts the measurement touched. Where the
 same experts were measured at other tensor-parallel widths only (e.g. TP1-4, not TP8), the
 engine's time relative to the reference at the nearest measured width carries over to the
 reference prediction at this width. Only tensor-parallel experts (no expert parallelism, one
@@ -675,15 +673,12 @@ class WithEngineKernels:
     """A predictor answering MoE layers, MLA attention and gated-DeltaNet kernels from the
     engine's measured kernels where it has them, everything else from `base`."""
 
-    def __init__(self, base, fused, engine: str, mla_decode=None, marlin=None, gdn=None, fp8_all_experts=0.0):
+    def __init__(self, base, fused, engine: str, mla_decode=None, marlin=None, gdn=None):
         # The tables, None, or a function loading them on first use (reading them imports
         # pandas: a model without MoE layers or MLA never needs them). `marlin` given: 4-bit
-        # (w4a16) MoE layers run vLLM's Marlin MoE (`MarlinMoE`). `fp8_all_experts`: a block-FP8
-        # layer takes at least this multiple of its measured time with every expert touched
-        # (frontier.engine VLLM_FP8_MOE_ALL_EXPERTS; 0: the experts touched only).
+        # (w4a16) MoE layers run vLLM's Marlin MoE (`MarlinMoE`).
         self.base, self._fused, self.engine = base, fused, engine
         self._mla_decode, self._marlin, self._gdn = mla_decode, marlin, gdn
-        self.fp8_all_experts = fp8_all_experts
 
     def _table(self, attr: str):
         """The table held in `attr`, read on first use if a loader stands there."""
@@ -762,15 +757,14 @@ class WithEngineKernels:
         for i, twin in layers:
             up = ops[i]
             if twin is None:  # measured at this width
-                width = ops[i + 2].k
-                t = self.fused.layer_ms(up.dtype, up.k, width, up.experts, up.topk, up.tokens)
-                _place_layer(ms, i, up, t, self._all_experts_ms(up.dtype, up.k, width, up.experts, up.topk))
+                _place_layer(
+                    ms, i, up, self.fused.layer_ms(up.dtype, up.k, ops[i + 2].k, up.experts, up.topk, up.tokens)
+                )
                 continue
             # The engine's time relative to the reference's for the twin (another width of the same
             # experts, or an expert-parallel rank's TP twin), applied to the reference's for this layer.
             t_up, t_down = twin[0], twin[2]
             engine = self.fused.layer_ms(t_up.dtype, t_up.k, t_down.k, t_up.experts, t_up.topk, t_up.tokens)
-            engine = max(engine, self._all_experts_ms(t_up.dtype, t_up.k, t_down.k, t_up.experts, t_up.topk))
             reference = next(near_ms) + next(near_ms) + next(near_ms)
             if up.ep > 1:  # the rank's own routing is in the reference's time already
                 t = engine / reference * float(ms[i] + ms[i + 1] + ms[i + 2])
@@ -779,20 +773,10 @@ class WithEngineKernels:
                 _place_layer(ms, i, up, engine / reference * float(ms[i] + ms[i + 1] + ms[i + 2]))
         return ms
 
-    def _all_experts_ms(self, dtype: str, hidden: int, inter: int, experts: int, topk: int) -> float:
-        """The least a block-FP8 layer takes where the engine reads every expert whatever the
-        batch (`fp8_all_experts` x the measured layer at one row per expert), else 0."""
-        if not self.fp8_all_experts or dtype != "fp8":
-            return 0.0
-        every = self.fused.layer_ms(dtype, hidden, inter, experts, topk, -(-experts // topk))
-        return 0.0 if every is None else self.fp8_all_experts * every
-
     def sources(self, families=None) -> dict[str, str]:
         out = dict(self.base.sources(families))
         if "grouped_gemm" in out and self._fused is not None:
             out["grouped_gemm"] += f" ({self.engine}'s fused MoE where measured)"
-        if "grouped_gemm" in out and self.fp8_all_experts:
-            out["grouped_gemm"] += f" (block-FP8: every expert read, x{self.fp8_all_experts:g})"
         if "grouped_gemm" in out and self._marlin is not None:
             out["grouped_gemm"] += " (4-bit experts: Marlin MoE, measured at other expert shapes)"
         if "attn_decode" in out and self._mla_decode is not None:
@@ -830,12 +814,12 @@ def _tensor_parallel_twin(up: GroupedGemm, act: Elementwise, down: GroupedGemm, 
     ]
 
 
-def _place_layer(ms: np.ndarray, i: int, up: GroupedGemm, t: float, least: float = 0.0) -> None:
+def _place_layer(ms: np.ndarray, i: int, up: GroupedGemm, t: float) -> None:
     """A measured fused MoE layer's time `t` on the layer at ms[i:i + 3] (gate/up, SiLU-and-mul,
     down): 2/3 and 1/3 on the projections, nothing on the activation it fuses. Measured with
     balanced routing, which touches min(E, T x k) experts; a small batch reads only the weights
-    of the experts it routes to, unless the engine reads them all (`least`)."""
-    t = max(t * min(1.0, up.active_experts / min(up.experts, up.tokens * up.topk)), least)
+    of the experts it routes to."""
+    t *= min(1.0, up.active_experts / min(up.experts, up.tokens * up.topk))
     ms[i], ms[i + 1], ms[i + 2] = t * GATE_UP_SHARE, 0.0, t * (1.0 - GATE_UP_SHARE)
 
 
@@ -846,14 +830,11 @@ def with_engine_kernels(
     calibration_dir: Path | None = None,
     mxfp4_marlin: bool = False,
     linear_attention: bool = False,
-    fp8_all_experts: float = 0.0,
 ):
     """`predictor`, answering MoE layers, MLA attention and gated-DeltaNet kernels from the
     engine's measured kernels on the GPU where it has them. `mxfp4_marlin`: the MXFP4 experts run
     vLLM's Marlin MoE (`VLLM_MXFP4_USE_MARLIN=1`, or `--mxfp4-backend marlin` in newer releases).
-    `linear_attention`: the model has gated-DeltaNet layers (their kernels' tables are used).
-    `fp8_all_experts`: the engine release's block-FP8 MoE reads every expert (frontier.engine
-    `Engine.fp8_moe_all_experts`)."""
+    `linear_attention`: the model has gated-DeltaNet layers (their kernels' tables are used)."""
     from frontier.paths import CALIBRATION_DIR
 
     gpu_dir = str(Path(calibration_dir or CALIBRATION_DIR) / gpu_name)
@@ -864,9 +845,7 @@ def with_engine_kernels(
     gdn = linear_attention and _measured(gpu_dir, "gdn", "*") and (lambda: load_gdn(gpu_dir, engine))
     if not (fused or decode or gdn):
         return predictor
-    return WithEngineKernels(
-        predictor, fused or None, engine, decode or None, marlin or None, gdn or None, fp8_all_experts
-    )
+    return WithEngineKernels(predictor, fused or None, engine, decode or None, marlin or None, gdn or None)
 
 
 def with_engine_gemms(predictor: Predictor, gpu_name: str, engine: str, calibration_dir: Path | None = None):

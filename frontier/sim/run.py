@@ -54,7 +54,6 @@ from frontier.sim.recorder import Recorder, RequestLog
 from frontier.sim.request import Request
 from frontier.sim.router import make_router
 from frontier.sim.scheduler import Scheduler, SGLangScheduler
-from frontier.spec import quant
 from frontier.spec.memory import (
     SGLANG_SWA_FULL_TOKENS_RATIO,
     SGLANG_SWA_POOL_RELEASE,
@@ -139,14 +138,7 @@ def block_costs_for(scenario: Scenario, spec: ClusterSpec) -> tuple[BlockCosts, 
     if model.moe or model.mla or model.linear_attention:  # the engine kernels measured: MoE, MLA, GDN
         marlin = model.moe_quant == "mxfp4" and spec.mxfp4_backend == "marlin"
         hybrid = model.linear_attention is not None
-        predictor = with_engine_kernels(
-            predictor,
-            gpu.name,
-            spec.engine,
-            mxfp4_marlin=marlin,
-            linear_attention=hybrid,
-            fp8_all_experts=engine.fp8_moe_all_experts if quant.GEMM_DTYPE[model.moe_quant] == "fp8" else 0.0,
-        )
+        predictor = with_engine_kernels(predictor, gpu.name, spec.engine, mxfp4_marlin=marlin, linear_attention=hybrid)
     predictor = SustainedClock(predictor, gpu)
     routing = ExpertRouting(spec.expert_skew, spec.expert_load_file, spec.eplb_redundant_experts, spec.expert_load_cv)
     fabric = Fabric(gpu.gpus_per_node, gpu.intra_node_gbps, gpu.network_gbps, gpu.sm_count)
@@ -159,6 +151,7 @@ def block_costs_for(scenario: Scenario, spec: ClusterSpec) -> tuple[BlockCosts, 
         ep_backend=spec.ep_backend,
         fabric=fabric,
         symm_mem=scenario.cluster_symm_mem(spec),
+        padded_deep_gemm=scenario.cluster_padded_deep_gemm_moe(spec),
     )
     overheads = StepOverheads(
         cuda_graph=spec.cuda_graph,

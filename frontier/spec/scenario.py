@@ -18,9 +18,9 @@ from frontier.engine import (
     ENGINES,
     FRONTEND_US_PER_PROMPT_TOKEN,
     FRONTENDS,
-    FP8_MOE_ALL_EXPERTS_SOURCE,
     FUSED_QUANT_SOURCES,
     OVERLAP_SOURCES,
+    PADDED_DEEP_GEMM_MOE_SOURCE,
     SYMM_MEM_SOURCES,
     Engine,
     host_overlapped,
@@ -32,7 +32,7 @@ from frontier.numbers import integer, number
 from frontier.spec.checks import check_scenario
 from frontier.spec.hardware import GPUSpec, get_gpu
 from frontier.spec.model import ModelSpec, load_model
-from frontier.spec.quant import KV_CACHE_DTYPES, quantization_name
+from frontier.spec.quant import GEMM_DTYPE, KV_CACHE_DTYPES, quantization_name
 from frontier.workload import WorkloadSpec
 
 ROLES = ("mixed", "prefill", "decode", "attention", "ffn")
@@ -222,6 +222,21 @@ class Scenario:
             return gpu.cuda_capability
         return None
 
+    def cluster_padded_deep_gemm_moe(self, cluster: ClusterSpec) -> bool:
+        """Whether the cluster's block-FP8 MoE layers run DeepGEMM over every expert's padded
+        rows (frontier.engine VLLM_PADDED_DEEP_GEMM_MOE): the engine release does, the experts are
+        FP8, DeepGEMM runs on the GPU (SM90, SM100) and the MoE's tensor-parallel size is under 8
+        (vLLM flattens attention-DP x TP into it without expert parallelism, 1 with it)."""
+        model = self.cluster_model(cluster)
+        moe_tp = 1 if cluster.ep > 1 else cluster.tp * cluster.dp_attention
+        return (
+            self.cluster_engine(cluster).padded_deep_gemm_moe
+            and model.moe is not None
+            and GEMM_DTYPE[model.moe_quant] == "fp8"
+            and self.cluster_gpu(cluster).cuda_capability in ("9.0", "10.0")
+            and moe_tp < 8
+        )
+
     def cluster_model(self, cluster: ClusterSpec) -> ModelSpec:
         """The model as the cluster serves it: its quantization and KV-cache dtype applied."""
         model = self.model
@@ -260,11 +275,9 @@ class Scenario:
                 "value": engine.fused_quant,
                 "source": FUSED_QUANT_SOURCES[c.engine],
             }
-            out["engine_defaults"]["fp8_moe_all_experts"] = {
-                "value": engine.fp8_moe_all_experts,
-                "source": FP8_MOE_ALL_EXPERTS_SOURCE
-                if engine.fp8_moe_all_experts
-                else "frontier/predict/engine_kernels.py: a fused MoE layer reads the experts its tokens route to",
+            out["engine_defaults"]["padded_deep_gemm_moe"] = {
+                "value": self.cluster_padded_deep_gemm_moe(c),
+                "source": PADDED_DEEP_GEMM_MOE_SOURCE,
             }
             return out
 

@@ -533,27 +533,3 @@ def test_flash_attention_3_is_faster_than_the_reference_flash_attention_2_on_lon
     ratio = base.ops_ms([prefill, decode]) / pred.ops_ms([prefill, decode])
     assert ratio[0] == pytest.approx(2.51, abs=0.05) and 1.0 < ratio[1] < 1.2
     assert "FlashAttention-3" in pred.sources()["attn_prefill"]
-
-
-def test_a_release_reading_every_block_fp8_expert_takes_the_all_expert_layer_at_any_batch():
-    # 8 experts, top-2: the measurement touches every expert from 4 tokens up (0.2 ms there).
-    fp8 = FusedMoE(table([(4, 0.2), (4096, 3.0)]).assign(dtype="fp8"))
-    base = load_predictor(get_gpu("h100-sxm"))
-
-    def layer(tokens, active, dtype="fp8"):
-        return [
-            GroupedGemm(8, 2, tokens, 1024, 1024, 1, active, dtype),
-            Elementwise("silu_mul", 2 * tokens, 512),
-            GroupedGemm(8, 2, tokens, 512, 1024, 1, active, dtype),
-        ]
-
-    touched = WithEngineKernels(base, fp8, "vllm")
-    every = WithEngineKernels(base, fp8, "vllm", fp8_all_experts=1.5)
-    # Two tokens route to 3 experts: 3 of the 4 the measurement's 2 tokens touch, or all of them x 1.5.
-    assert touched.ops_ms(layer(2, 3)) == pytest.approx([0.1, 0.0, 0.05])
-    assert every.ops_ms(layer(2, 3)) == pytest.approx([0.2, 0.0, 0.1])
-    assert every.ops_ms(layer(4096, 8)).sum() == pytest.approx(3.0)  # a prefill's own time is more
-    bf16 = FusedMoE(table([(4, 0.2), (4096, 3.0)]))
-    assert WithEngineKernels(base, bf16, "vllm", fp8_all_experts=1.5).ops_ms(layer(2, 3, "bf16")).sum() == (
-        pytest.approx(0.15)
-    )

@@ -385,19 +385,47 @@ def test_vllm_memory_fraction_by_release():
     assert (util("0.12.0"), util("0.19.0"), util("0.22.0"), util("")) == (0.9, 0.9, 0.92, 0.92)
 
 
-def test_vllm_0_12_reads_every_block_fp8_expert_of_a_decode_step():
-    """Qwen3-235B-A22B-FP8 at TP2 on H200: a 20-token decode MoE layer under vLLM 0.12 takes 1.5x
-    vLLM 0.24's measured layer with every expert touched (16 tokens: 0.32246 ms in
-    calibration/h200/engine_kernels/fused_moe_vllm_0.24.0.csv); other releases the experts touched only."""
-    from frontier.engine import VLLM_FP8_MOE_ALL_EXPERTS
-    from frontier.ops.graph import ffn_block
+def test_vllm_0_12_runs_fp8_experts_on_deep_gemm_over_every_experts_padded_rows():
+    """vLLM 0.12's DeepGEMM MoE computes M x top-k + local experts x 127 rows, rounded up to 128,
+    whatever the batch: Qwen3-235B-A22B-FP8 (128 experts, top-8, hidden 4096, intermediate 1536)."""
+    from frontier.ops.graph import Parallel, ffn_block
+    from frontier.ops.operators import Elementwise, Gemm
+    from frontier.spec.model import load_model
 
-    def moe_ms(version):
+    model = load_model("qwen3-235b-a22b").with_quantization("fp8")
+
+    def experts(par, tokens):
+        ops = [op for op, _ in ffn_block(model, par, tokens, "fp8", tokens)]
+        return ops[2:6]  # after the router GEMM and top-k gating
+
+    def padded(rows, width):
+        silu, quant = Elementwise("silu_mul", rows, width), Elementwise("quant_fp8", rows, width)
+        return [Gemm(rows, 4096, 2 * width, "fp8"), silu, quant, Gemm(rows, width, 4096, "fp8")]
+
+    tp2 = Parallel(tp=2, padded_deep_gemm=True)
+    assert experts(tp2, 20) == padded(16512, 768)  # 160 + 16,256 = 16,416 -> 16,512 rows
+    assert experts(tp2, 200) == padded(17920, 768)  # 1,600 + 16,256 = 17,856 -> 17,920
+    # Expert parallel over an expert map: 16 local experts at the full width, every token.
+    assert experts(Parallel(tp=8, ep=8, padded_deep_gemm=True), 20) == padded(
+        2304, 1536
+    )  # 160 + 2,032 = 2,192 -> 2,304
+    assert isinstance(experts(Parallel(tp=2), 20)[0], GroupedGemm)  # other releases: the fused MoE
+    bf16 = load_model("qwen3-235b-a22b")
+    assert isinstance(ffn_block(bf16, tp2, 20, "bf16", 20)[2][0], GroupedGemm)  # bf16 experts: never
+
+
+def test_the_padded_deep_gemm_moe_by_release_layout_precision_and_gpu():
+    """vLLM 0.12 only (0.11 used DeepGEMM on Hopper only from 128 rows; 0.13 skips the padding),
+    FP8 experts, DeepGEMM's GPUs (SM90, SM100), MoE tensor parallelism under 8 (vLLM's default
+    turns DeepGEMM off there; with expert parallelism the MoE's TP is 1)."""
+
+    def padded(version="0.12.0", tp=2, ep=1, gpu="h200", quantization="fp8"):
+        deployment = {"engine": "vllm", "engine_version": version, "tp": tp, "ep": ep, "quantization": quantization}
         sc = scenario_from_dict(
             {
                 "model": "qwen3-235b-a22b",
-                "gpu": "h200",
-                "deployment": {"engine": "vllm", "engine_version": version, "tp": 2, "quantization": "fp8"},
+                "gpu": gpu,
+                "deployment": deployment,
                 "workload": {
                     "num_requests": 1,
                     "input_len": 8,
@@ -407,16 +435,13 @@ def test_vllm_0_12_reads_every_block_fp8_expert_of_a_decode_step():
             }
         )
         blocks, _ = block_costs_for(sc, sc.clusters[0])
-        ops = [op for op, _ in ffn_block(blocks.model, blocks.par, 20, "fp8", 20)]
-        moe = [i for i, op in enumerate(ops) if isinstance(op, GroupedGemm)]
-        printed = sc.describe_deployment()["clusters"][0]["engine_defaults"]["fp8_moe_all_experts"]["value"]
-        return float(blocks.predictor.ops_ms(ops)[moe[0] : moe[1] + 1].sum()), printed
+        printed = sc.describe_deployment()["clusters"][0]["engine_defaults"]["padded_deep_gemm_moe"]["value"]
+        assert printed == blocks.par.padded_deep_gemm
+        return printed
 
-    # (within 0.5 %: the sustained-clock correction adds the layer's small compute-bound share)
-    assert moe_ms("0.12.0") == pytest.approx((VLLM_FP8_MOE_ALL_EXPERTS * 0.32246, 1.5), rel=5e-3)
-    for version in ("0.11.2", "0.16.0", ""):
-        touched, printed = moe_ms(version)
-        assert printed == 0.0 and touched < 0.32246  # 20 tokens route to about 91 of the 128 experts
+    assert padded() and padded(tp=4) and padded(tp=8, ep=8) and padded(gpu="h100-sxm", tp=4)
+    assert not padded(tp=8) and not padded(version="0.11.2") and not padded(version="0.13.0")
+    assert not padded(version="") and not padded(quantization="none") and not padded(gpu="l40s", tp=8, ep=8)
 
 
 def test_release_numbers_leave_out_a_local_build_label():
