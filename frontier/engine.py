@@ -263,9 +263,9 @@ SYMM_MEM_SOURCES = {
 # vLLM 0.12 runs a block-FP8 MoE layer on DeepGEMM's contiguous grouped GEMM at every batch size and
 # computes every expert's padding rows with it (read in the vllm 0.12.0 wheel):
 # - model_executor/layers/quantization/fp8.py `get_fp8_moe_backend`: DeepGEMM for block-quantised
-#   experts where it is installed (it was for the development set's 0.12 runs, in Dynamo's vLLM
-#   container) on SM90/SM100, unless the MoE's tensor-
-#   parallel size is 8 or more (then Triton, unless VLLM_MOE_USE_DEEP_GEMM is set);
+#   experts on SM90/SM100 where it is installed (it was for the development set's 0.12 runs, in
+#   Dynamo's vLLM container), unless the MoE's tensor-parallel size is 8 or more (then Triton,
+#   unless VLLM_MOE_USE_DEEP_GEMM is set);
 # - layers/fused_moe/fused_moe.py `fused_experts`: DeepGEMM when `is_deep_gemm_e8m0_used()` (on by
 #   default on Hopper too from 0.12: envs VLLM_USE_DEEP_GEMM_E8M0=1; 0.11 needed
 #   VLLM_USE_DEEP_GEMM_E8M0_HOPPER) or the batch has 128+ rows (`_valid_deep_gemm`), so decode too;
@@ -279,9 +279,9 @@ SYMM_MEM_SOURCES = {
 # and falling with the experts' width per GPU (MoE over two GPUs 51-58 ms, over four 34-45 ms),
 # where the measured Triton kernel of the experts a batch touches gives 36-58 % less.
 # `frontier.ops.graph.padded_deep_gemm_experts` emits those M_sum rows as dense FP8 GEMMs, priced
-# from the measured CUTLASS FP8 table as DeepGEMM is throughout (which makes the K = 384 down
-# projection of Qwen3-235B at TP4 slow: DeepGEMM runs such small-K GEMMs ~1.7x faster at K = 768
-# in aiconfigurator's SGLang tables), and the two elementwise kernels.
+# from the measured CUTLASS FP8 table as DeepGEMM is throughout (which makes small-K GEMMs such as
+# Qwen3-235B's TP4 down projection, K = 384, too slow: aiconfigurator's SGLang tables time DeepGEMM
+# 2-3.7x faster than CUTLASS FP8 at K = 256-768), and the two elementwise kernels.
 VLLM_PADDED_DEEP_GEMM_MOE = ((0, 12), (0, 13))  # the releases, first included and first not
 PADDED_DEEP_GEMM_MOE_SOURCE = (
     "vllm 0.12 fused_moe/fused_moe.py fused_experts + deep_gemm_utils.py compute_aligned_M: block-FP8 MoE "

@@ -581,23 +581,24 @@ def ep_exchange(model: ModelSpec, par: Parallel, tokens: int, phase: str, imbala
 DEEP_GEMM_BLOCK_M = 128
 
 
-def padded_deep_gemm_experts(model: ModelSpec, par: Parallel, tokens: int, experts: int, layers: int) -> Ops:
+def padded_deep_gemm_experts(
+    model: ModelSpec, par: Parallel, tokens: int, experts: int, width: int, layers: int
+) -> Ops:
     """The routed experts as vLLM 0.12's DeepGEMM MoE runs them (`par.padded_deep_gemm`, FP8
     experts; frontier.engine VLLM_PADDED_DEEP_GEMM_MOE), or [] where it does not: the `tokens` the
     rank's fused layer gets (all of them under expert parallelism over an expert map) are
     permuted into M_sum = tokens x top-k + `experts` (the rank's) x 127 rows rounded up to 128
     (layers/fused_moe/deep_gemm_utils.py `compute_aligned_M`), and every row is computed, those no
     token fills as expert 0's (`deepgemm_moe_permute`: `expert_ids_init = torch.zeros`), through
-    both grouped GEMMs, the SiLU-and-mul and the FP8 quantisation between them
-    (deep_gemm_moe.py `DeepGemmExperts.apply`). The grouped GEMMs are dense FP8 GEMMs of M_sum rows
-    in FLOPs; each 128-row block reads its expert's weights, which at these sizes the compute
-    hides, so they are priced as such."""
+    both grouped GEMMs of the experts' `width` per rank, the SiLU-and-mul and the FP8 quantisation
+    between them (deep_gemm_moe.py `DeepGemmExperts.apply`). The grouped GEMMs are emitted as dense
+    FP8 GEMMs of M_sum rows (their FLOPs); the weights each 128-row block of a routed expert reads
+    are not counted."""
     moe = model.moe
     if not par.padded_deep_gemm or model.moe_weight_dtype != "fp8":
         return []
     block = DEEP_GEMM_BLOCK_M
     rows = -(-(tokens * moe.top_k + experts * (block - 1)) // block) * block
-    width = moe.intermediate_size // (1 if par.ep > 1 else par.tp * par.dp_attention)
     h = model.hidden_size
     return [
         (Gemm(rows, h, 2 * width, "fp8"), layers),
@@ -643,8 +644,8 @@ def ffn_block(
         rank_tokens = max(1, math.ceil(rows / moe.top_k))
         imbalance = load.rank_share * par.ep
         shards = par.ep if replicated else 1  # the fused kernel over an expert map (GroupedGemm.ep)
-        experts_ops = padded_deep_gemm_experts(model, par, group, experts, moe_layers) if replicated else None
-        experts_ops = experts_ops or [
+        padded = padded_deep_gemm_experts(model, par, group, experts, width, moe_layers) if replicated else []
+        experts_ops = padded or [
             (
                 GroupedGemm(experts, moe.top_k, rank_tokens, h, 2 * width, busiest, active, xdtype, ep=shards),
                 moe_layers,
@@ -671,7 +672,7 @@ def ffn_block(
         busiest, active = _dense_routing(rows, moe.num_experts, moe.top_k, par.routing.skew)
         if par.dp_attention > 1:
             ops.append((_moe_group_collective("all_gather", group * h * elem, moe_tp, par), moe_layers))
-        ops += padded_deep_gemm_experts(model, par, rows, moe.num_experts, moe_layers) or [
+        ops += padded_deep_gemm_experts(model, par, rows, moe.num_experts, width, moe_layers) or [
             (GroupedGemm(moe.num_experts, moe.top_k, rows, h, 2 * width, busiest, active, xdtype), moe_layers),
             (Elementwise("silu_mul", rows * moe.top_k, width), moe_layers),
             (GroupedGemm(moe.num_experts, moe.top_k, rows, width, h, busiest, active, xdtype), moe_layers),
