@@ -32,7 +32,7 @@ from frontier.numbers import integer, number
 from frontier.spec.checks import check_scenario
 from frontier.spec.hardware import GPUSpec, get_gpu
 from frontier.spec.model import ModelSpec, load_model
-from frontier.spec.quant import GEMM_DTYPE, KV_CACHE_DTYPES, quantization_name
+from frontier.spec.quant import KV_CACHE_DTYPES, quantization_name
 from frontier.workload import WorkloadSpec
 
 ROLES = ("mixed", "prefill", "decode", "attention", "ffn")
@@ -232,7 +232,7 @@ class Scenario:
         return (
             self.cluster_engine(cluster).padded_deep_gemm_moe
             and model.moe is not None
-            and GEMM_DTYPE[model.moe_quant] == "fp8"
+            and model.moe_weight_dtype == "fp8"
             and self.cluster_gpu(cluster).cuda_capability in ("9.0", "10.0")
             and moe_tp < 8
         )
