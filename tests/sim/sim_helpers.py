@@ -20,10 +20,10 @@ class LinearStepTime:
         return StepTime(self.base_s + self.per_token_s * stats.tokens + self.per_kv_s * stats.decode_sum_kv)
 
 
-def make_scenario(**deployment):
+def make_scenario(model="llama-3.1-8b", **deployment):
     return scenario_from_dict(
         {
-            "model": "llama-3.1-8b",
+            "model": model,
             "gpu": "h100-sxm",
             "deployment": deployment,
             "workload": {

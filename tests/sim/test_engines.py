@@ -9,7 +9,6 @@ from frontier.sim.kv_cache import BlockManager
 from frontier.sim.request import Request
 from frontier.sim.run import block_costs_for, simulate
 from frontier.sim.scheduler import SGLangScheduler
-from frontier.spec.scenario import scenario_from_dict
 
 from sim_helpers import LinearStepTime, make_scenario, table
 
@@ -420,19 +419,8 @@ def test_the_padded_deep_gemm_moe_by_release_layout_precision_and_gpu():
     turns DeepGEMM off there; with expert parallelism the MoE's TP is 1)."""
 
     def padded(version="0.12.0", tp=2, ep=1, gpu="h200", quantization="fp8"):
-        deployment = {"engine": "vllm", "engine_version": version, "tp": tp, "ep": ep, "quantization": quantization}
-        sc = scenario_from_dict(
-            {
-                "model": "qwen3-235b-a22b",
-                "gpu": gpu,
-                "deployment": deployment,
-                "workload": {
-                    "num_requests": 1,
-                    "input_len": 8,
-                    "output_len": 2,
-                    "arrival": {"process": "poisson", "rate": 1.0},
-                },
-            }
+        sc = make_scenario(
+            "qwen3-235b-a22b", engine="vllm", engine_version=version, gpu=gpu, tp=tp, ep=ep, quantization=quantization
         )
         blocks, _ = block_costs_for(sc, sc.clusters[0])
         printed = sc.describe_deployment()["clusters"][0]["engine_defaults"]["padded_deep_gemm_moe"]["value"]
