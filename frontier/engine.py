@@ -16,7 +16,8 @@ vllm/config/compilation.py, vllm/v1/core/sched/scheduler.py):
   graphs for decode batches, piecewise for mixed ones); before 0.11 every 8 up to 512.
 - Async scheduling (on by default from 0.14.0, PR #27614; an opt-in `--async-scheduling` since
   0.10): the scheduler and input preparation of step n+1 run while the GPU runs step n, so host
-  time hides behind GPU time. Before it each step waits for its host work.
+  time hides behind GPU time. Before it each step waits for its host work; it stays off for an
+  ngram draft (`VLLM_ASYNC_DRAFTS`).
 - Fused kernels: add+RMSNorm (`fused_add_rms_norm`), SiLU-and-mul, rotary on q/k, KV-cache
   write (`reshape_and_cache_flash`); custom all-reduce (one-shot/two-shot over NVLink P2P,
   vllm/distributed/device_communicators/custom_all_reduce.py) up to 8 MiB, then PyTorch
@@ -37,6 +38,8 @@ managers/schedule_policy.py, managers/schedule_batch.py):
 - Overlap scheduler (on by default since 0.4): host work of the next batch runs during the
   current one; off for hybrid (gated-DeltaNet / mamba) models with the radix cache on
   (`host_overlapped`).
+- Speculative decoding up to 0.5.10: 48 running requests unless set, no overlap scheduler, no
+  mixed chunks (`SGLANG_SPECULATIVE_SOURCE`).
 - Custom all-reduce as vLLM's (sglang/srt/distributed/device_communicators/custom_all_reduce.py).
 
 Host time per step and per request are constants fitted to the development set
@@ -247,12 +250,39 @@ def _sglang_capture_sizes(version: tuple, graph_bs: int) -> tuple[int, ...]:
 # (MambaRadixCache, sgl-project/sglang PR #11214); earlier ones disabled the radix cache for them.
 SGLANG_MAMBA_RADIX_CACHE = (0, 5, 4)
 
+# What speculative decoding changes in an engine's own defaults.
+# - SGLang up to 0.5.10 (read in the 0.4.10, 0.5.1, 0.5.6, 0.5.9 and 0.5.10 wheels:
+#   sglang/srt/server_args.py `_handle_speculative_decoding`, `__post_init__` in 0.4.10) runs
+#   EAGLE, EAGLE3 and MTP (NEXTN, run as EAGLE), and NGRAM where it has it, with
+#   max_running_requests reset to 48 unless set, the overlap scheduler off (the overlapping "spec
+#   v2" workers need SGLANG_ENABLE_SPEC_V2, off by default) and mixed chunks off. 0.5.14 drafts on
+#   its v2 workers only (sglang/srt/speculative/*_worker_v2.py), overlapped and without the reset,
+#   so later releases and the newest keep their defaults.
+# - vLLM's async scheduling (on by default from 0.14) turns itself off for a draft that is not of
+#   the EAGLE kind (EagleModelTypes: eagle, eagle3, MTP): ngram (vllm/config/vllm.py
+#   `VllmConfig.__post_init__`, read in the 0.14.0 wheel).
+SGLANG_SPECULATIVE_V1_LAST = (0, 5, 10)
+SGLANG_SPECULATIVE_MAX_RUNNING = 48
+SGLANG_SPECULATIVE_SOURCE = (
+    "sglang/srt/server_args.py _handle_speculative_decoding @ v0.4.10-v0.5.10: speculative decoding resets "
+    "max_running_requests to 48 (unless set) and turns the overlap scheduler and mixed chunks off"
+)
+VLLM_ASYNC_DRAFTS = ("mtp", "eagle")
+
+
+def sglang_speculative_v1(engine: Engine) -> bool:
+    """Whether the SGLang release drafts without overlap, 48 requests at most (see above)."""
+    v = version_tuple(engine.version) if engine.version != "newest" else ()
+    return engine.name == "sglang" and bool(v) and v[:3] <= SGLANG_SPECULATIVE_V1_LAST
+
 
 # Where each engine's overlap of host and GPU work is decided (printed with the defaults).
 OVERLAP_SOURCES = {
-    "vllm": "vllm/config/scheduler.py async_scheduling: on by default from 0.14.0 (PR #27614)",
+    "vllm": "vllm/config/scheduler.py async_scheduling: on by default from 0.14.0 (PR #27614), off for "
+    "an ngram draft (vllm/config/vllm.py)",
     "sglang": "sglang/srt/server_args.py disable_overlap_schedule: overlap scheduler on, off for "
-    "hybrid models with the radix cache (`_handle_mamba_radix_cache`, 0.5.4+)",
+    "hybrid models with the radix cache (`_handle_mamba_radix_cache`, 0.5.4+) and for speculative "
+    "decoding up to 0.5.10 (`_handle_speculative_decoding`)",
 }
 # Where each engine decides whether its TP all-reduce also uses PyTorch symmetric memory.
 SYMM_MEM_SOURCES = {
@@ -299,12 +329,18 @@ FUSED_QUANT_SOURCES = {
 }
 
 
-def host_overlapped(engine: Engine, model, radix_cache: bool) -> bool:
-    """Whether the engine hides its host time behind the GPU when serving `model`. SGLang turns
-    its overlap scheduler off for a hybrid model whose radix cache keeps no extra state buffer,
-    the default `mamba_scheduler_strategy` no_buffer with the radix cache on
-    (sglang/srt/server_args.py `_handle_mamba_radix_cache`: "Disabling overlap schedule since
-    mamba no_buffer is not compatible with overlap schedule"): each step waits for its host work."""
+def host_overlapped(engine: Engine, model, radix_cache: bool, draft: str | None = None) -> bool:
+    """Whether the engine hides its host time behind the GPU when serving `model` (speculative
+    decoding with the `draft` method, if any). SGLang turns its overlap scheduler off for a hybrid
+    model whose radix cache keeps no extra state buffer, the default `mamba_scheduler_strategy`
+    no_buffer with the radix cache on (sglang/srt/server_args.py `_handle_mamba_radix_cache`:
+    "Disabling overlap schedule since mamba no_buffer is not compatible with overlap schedule"),
+    and, up to 0.5.10, for speculative decoding; vLLM its async scheduling for an ngram draft
+    (see SGLANG_SPECULATIVE_SOURCE): each step waits for its host work."""
+    if draft is not None and (
+        sglang_speculative_v1(engine) or (engine.name == "vllm" and draft not in VLLM_ASYNC_DRAFTS)
+    ):
+        return False
     if engine.name == "sglang" and model.linear_attention is not None and radix_cache:
         v = version_tuple(engine.version) if engine.version != "newest" else ()
         if not v or v >= SGLANG_MAMBA_RADIX_CACHE:

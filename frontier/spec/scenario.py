@@ -21,10 +21,13 @@ from frontier.engine import (
     FUSED_QUANT_SOURCES,
     OVERLAP_SOURCES,
     PADDED_DEEP_GEMM_MOE_SOURCE,
+    SGLANG_SPECULATIVE_MAX_RUNNING,
+    SGLANG_SPECULATIVE_SOURCE,
     SYMM_MEM_SOURCES,
     Engine,
     host_overlapped,
     make_engine,
+    sglang_speculative_v1,
 )
 from frontier.errors import SpecError
 from frontier.spec.slo import SLO
@@ -205,7 +208,10 @@ class Scenario:
 
     def cluster_host_overlapped(self, cluster: ClusterSpec) -> bool:
         """Whether the cluster's engine hides its host time behind the GPU (and so plans ahead)."""
-        return host_overlapped(self.cluster_engine(cluster), self.cluster_model(cluster), cluster.enable_prefix_caching)
+        draft = cluster.speculative.method if cluster.speculative else None
+        return host_overlapped(
+            self.cluster_engine(cluster), self.cluster_model(cluster), cluster.enable_prefix_caching, draft
+        )
 
     def cluster_request_ms(self, cluster: ClusterSpec) -> float:
         """The latency every request to the cluster sees between client and scheduler and back
@@ -459,6 +465,14 @@ def _with_engine_defaults(spec: ClusterSpec, scenario_gpu: GPUSpec | None, where
             )
         filled[name] = value
         sources.append((name, value, source))
+    if spec.speculative and sglang_speculative_v1(engine):
+        # SGLang's own overrides for drafting (its overlap scheduler: `host_overlapped`).
+        if "max_num_seqs" in filled:
+            filled["max_num_seqs"] = SGLANG_SPECULATIVE_MAX_RUNNING
+            sources = [s for s in sources if s[0] != "max_num_seqs"]
+            sources.append(("max_num_seqs", SGLANG_SPECULATIVE_MAX_RUNNING, SGLANG_SPECULATIVE_SOURCE))
+        filled["enable_mixed_chunk"] = False
+        sources.append(("enable_mixed_chunk", False, SGLANG_SPECULATIVE_SOURCE))
     return replace(spec, defaults_from=tuple(sources), **filled)
 
 

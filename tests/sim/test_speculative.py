@@ -7,7 +7,7 @@ from frontier.ops.graph import BatchStats
 from frontier.predict.step import SpeculativeDecoding
 from frontier.spec.scenario import Speculative, scenario_from_dict
 
-from sim_helpers import LinearStepTime
+from sim_helpers import LinearStepTime, make_scenario
 
 
 def test_tokens_per_step_from_per_position_acceptance():
@@ -61,3 +61,47 @@ def test_speculative_deployment_field():
         speculative({"num_speculative_tokens": 3, "acceptance_rate": [0.9, 0.7]})
     with pytest.raises(SpecError, match="speculative.method: 'medusa' is not one of mtp, eagle, ngram"):
         speculative({"method": "medusa"})
+
+
+def drafting(engine, version, method="mtp", **deployment):
+    return make_scenario(engine=engine, engine_version=version, speculative={"method": method}, **deployment)
+
+
+def test_sglang_up_to_0_5_10_drafts_48_requests_without_overlap_or_mixed_chunks():
+    """SGLang's `_handle_speculative_decoding` (0.4.10-0.5.10): max_running_requests 48 unless
+    set, overlap scheduler off, mixed chunks off; 0.5.14's v2 workers keep the defaults."""
+    sc = drafting("sglang", "0.5.6", enable_mixed_chunk=True)
+    c = sc.clusters[0]
+    assert (c.max_num_seqs, c.enable_mixed_chunk) == (48, False)
+    assert not sc.cluster_host_overlapped(c)
+    sources = {f: src for f, _, src in c.defaults_from}
+    assert "_handle_speculative_decoding" in sources["max_num_seqs"]
+    assert "_handle_speculative_decoding" in sources["enable_mixed_chunk"]
+    assert drafting("sglang", "0.5.10.post1", max_num_seqs=64).clusters[0].max_num_seqs == 64  # set: kept
+    for newer in ("0.5.14", ""):
+        sc = drafting("sglang", newer)
+        assert sc.clusters[0].max_num_seqs == 4096 and sc.cluster_host_overlapped(sc.clusters[0])
+    plain = make_scenario(engine="sglang", engine_version="0.5.6")
+    assert plain.clusters[0].max_num_seqs == 4096 and plain.cluster_host_overlapped(plain.clusters[0])
+
+
+def test_sglang_drafting_admits_at_most_48_requests():
+    from frontier.sim.run import simulate
+
+    from sim_helpers import table
+
+    def most_running(scenario) -> int:
+        rule = LinearStepTime(0.01, 1e-4)
+        res = simulate(scenario, table([0.0] * 60, [8] * 60, [4] * 60), step_time=rule)
+        assert res.summary["completed"] == 60
+        return max(s.num_prefill + s.num_decode for s in rule.calls)
+
+    assert most_running(drafting("sglang", "0.5.6")) == 48
+    assert most_running(make_scenario(engine="sglang", engine_version="0.5.6")) == 60
+
+
+def test_vllm_async_scheduling_is_off_for_an_ngram_draft():
+    """vllm/config/vllm.py (0.14): async scheduling only with EAGLE-kind drafts (eagle, MTP)."""
+    for method, hidden in (("mtp", True), ("eagle", True), ("ngram", False)):
+        sc = drafting("vllm", "0.14.0", method)
+        assert sc.cluster_host_overlapped(sc.clusters[0]) is hidden
