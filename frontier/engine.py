@@ -8,8 +8,8 @@ capture sizes and which host work overlaps the GPU; its scheduling policy lives 
 
 vLLM (sources: vllm/engine/arg_utils.py `_set_default_args`, vllm/config/scheduler.py,
 vllm/config/compilation.py, vllm/v1/core/sched/scheduler.py):
-- API server on a GPU with >= 70 GiB: max_num_batched_tokens 8192, max_num_seqs 1024 (else
-  2048 and 256); prefix caching on; gpu_memory_utilization 0.9 (0.92 from 0.22: vllm/config/cache.py).
+- API server on a GPU with >= 70 GiB (from 0.9 not an A100): max_num_batched_tokens 8192,
+  max_num_seqs 1024 (else 2048 and 256); prefix caching on; gpu_memory_utilization 0.9 (0.92 from 0.22: vllm/config/cache.py).
 - v1 scheduler (0.8+): running requests first, then waiting, one token budget, chunked prefill,
   mixed prefill+decode batches, preemption by recompute.
 - CUDA graphs: capture sizes 1, 2, 4, then every 8 to 256 and every 16 to 512 (0.11+: full
@@ -113,6 +113,24 @@ class Engine:
     symm_mem_all_reduce: bool = False  # TP all-reduce also through PyTorch symmetric memory
     fused_quant: bool = True  # FP8 inputs quantised inside norms (frontier.ops.graph.unfused_quant)
     padded_deep_gemm_moe: bool = False  # block-FP8 MoE on DeepGEMM over every expert's padded rows (see below)
+
+
+# vLLM captures CUDA graphs up to min(2 x max_num_seqs, 512) batch sizes by default from 0.10.0
+# (vllm/config/scheduler.py `cuda_graph_sizes`, 0.10.0-0.11; vllm/config/vllm.py
+# `max_cudagraph_capture_size` from 0.12, which also keeps it within max_num_batched_tokens; read
+# in the 0.9.2, 0.10.0, 0.10.1, 0.11.0, 0.12.0, 0.13.0 and 0.14.0 wheels); up to 0.9 at 512.
+VLLM_GRAPHS_FOLLOW_SEQS = (0, 10)
+VLLM_GRAPHS_SOURCE = (
+    "vllm/config/vllm.py max_cudagraph_capture_size: min(2 x max_num_seqs, 512, max_num_batched_tokens)"
+)
+
+
+def vllm_cuda_graph_max_bs(version: str, max_num_seqs: int, max_num_batched_tokens: int) -> int:
+    """The largest batch vLLM `version` ('' or 'newest': the newest) captures by default."""
+    v = version_tuple(version) if version not in ("", "newest") else ()
+    if v and v < VLLM_GRAPHS_FOLLOW_SEQS:
+        return 512
+    return min(2 * max_num_seqs, 512, max_num_batched_tokens)
 
 
 def _vllm_capture_sizes(version: tuple, max_size: int) -> tuple[int, ...]:
@@ -370,19 +388,24 @@ def make_engine(
     big = gpu.memory_bytes >= 70 * GIB
     if name == "vllm":
         src = "vllm/engine/arg_utils.py (API server"
+        # From 0.9 an A100 keeps the small budget at 80 GB (`get_batch_defaults`: "a100" not in the
+        # device name, vLLM PR #17885; read in the 0.9.2-0.13.0 wheels).
+        a100 = "a100" in gpu.name and (not v or v >= (0, 9))
+        big = big and not a100
         seqs, tokens = (1024, 8192) if big else (256, 2048)
+        budget = f"{src}, {'>= 70 GiB GPU' if big else 'an A100' if a100 else '< 70 GiB GPU'})"
         if v and v < (0, 8):  # v0 engine: 256 sequences, no prefix caching
             seqs = 256
         defaults = {
-            "max_num_seqs": (seqs, f"{src}, {'>=' if big else '<'} 70 GiB GPU)"),
-            "max_num_batched_tokens": (tokens, f"{src}, {'>=' if big else '<'} 70 GiB GPU)"),
+            "max_num_seqs": (seqs, budget),
+            "max_num_batched_tokens": (tokens, budget),
             "enable_prefix_caching": (not (v and v < (0, 8)), "vllm/config/cache.py (v1: on)"),
             "gpu_memory_utilization": (
                 0.92 if not v or v >= (0, 22) else 0.9,
                 "vllm/config/cache.py (0.9 at v0.19.0, 0.92 at v0.22.0; between them taken as 0.9)",
             ),
             "enable_chunked_prefill": (True, "vllm/config/scheduler.py (v1: always)"),
-            "cuda_graph_max_bs": (512, "vllm/config/compilation.py max_cudagraph_capture_size"),
+            # cuda_graph_max_bs follows max_num_seqs, known with the cluster: vllm_cuda_graph_max_bs
         }
         overlapped = not v or v >= (0, 14)
         host = replace(HOST_TIME["vllm"], overlapped=overlapped)

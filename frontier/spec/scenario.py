@@ -28,6 +28,8 @@ from frontier.engine import (
     host_overlapped,
     make_engine,
     sglang_speculative_v1,
+    vllm_cuda_graph_max_bs,
+    VLLM_GRAPHS_SOURCE,
 )
 from frontier.errors import SpecError
 from frontier.spec.slo import SLO
@@ -465,6 +467,11 @@ def _with_engine_defaults(spec: ClusterSpec, scenario_gpu: GPUSpec | None, where
             )
         filled[name] = value
         sources.append((name, value, source))
+    if spec.engine == "vllm" and "cuda_graph_max_bs" in filled:
+        seqs, tokens = (filled.get(f, getattr(spec, f)) for f in ("max_num_seqs", "max_num_batched_tokens"))
+        filled["cuda_graph_max_bs"] = vllm_cuda_graph_max_bs(spec.engine_version, seqs, tokens)
+        sources = [s for s in sources if s[0] != "cuda_graph_max_bs"]
+        sources.append(("cuda_graph_max_bs", filled["cuda_graph_max_bs"], VLLM_GRAPHS_SOURCE))
     if spec.speculative and sglang_speculative_v1(engine):
         # SGLang's own overrides for drafting (its overlap scheduler: `host_overlapped`).
         if "max_num_seqs" in filled:

@@ -9,6 +9,7 @@ from frontier.sim.kv_cache import BlockManager
 from frontier.sim.request import Request
 from frontier.sim.run import block_costs_for, simulate
 from frontier.sim.scheduler import SGLangScheduler
+from frontier.spec.scenario import scenario_from_dict
 
 from sim_helpers import LinearStepTime, make_scenario, table
 
@@ -317,7 +318,6 @@ def test_sglang_default_fraction_that_leaves_nothing_says_where_it_comes_from():
     # tp 1 x 32 attention DP ranks (SGLang's --tp 32) on an H100, 0.5.9: 512 + 12,288 + 512 x 2
     # + 32/8 x 1024 + 512 x 32 x 4.5 = 91,648 MiB reserved, more than the GPU: -0.130.
     from frontier.errors import SpecError
-    from frontier.spec.scenario import scenario_from_dict
 
     d = {
         "model": "deepseek-v3",
@@ -330,6 +330,45 @@ def test_sglang_default_fraction_that_leaves_nothing_says_where_it_comes_from():
         scenario_from_dict(d)
     d["deployment"]["gpu_memory_utilization"] = 0.85  # set: no complaint
     assert scenario_from_dict(d).clusters[0].gpu_memory_utilization == 0.85
+
+
+def test_vllm_keeps_the_small_budget_on_an_a100():
+    """vllm/engine/arg_utils.py `get_batch_defaults` (0.9+): >= 70 GiB and not an A100."""
+
+    def budget(gpu, version=""):
+        d = {
+            "model": "llama-3.1-8b",
+            "gpu": gpu,
+            "deployment": {"engine": "vllm", "engine_version": version},
+            "workload": {"num_requests": 1, "input_len": 8, "output_len": 2, "arrival": {"rate": 1.0}},
+        }
+        c = scenario_from_dict(d).clusters[0]
+        return c.max_num_batched_tokens, c.max_num_seqs
+
+    assert budget("h100-sxm") == (8192, 1024)
+    assert budget("a100-80gb") == (2048, 256)
+    assert budget("a100-80gb", "0.8.5") == (8192, 1024)  # before PR #17885
+
+
+def test_vllm_captures_graphs_up_to_twice_its_sequences():
+    """vLLM (0.10+) captures up to min(2 x max_num_seqs, 512, max_num_batched_tokens); 0.9 up to 512."""
+    from frontier.ops.graph import BatchStats
+
+    cases = [({}, 512), ({"max_num_seqs": 16}, 32), ({"max_num_seqs": 200, "max_num_batched_tokens": 256}, 256)]
+    cases += [({"max_num_seqs": 16, "engine_version": "0.9.2"}, 512), ({"max_num_seqs": 5}, 10)]
+    for deployment, top in cases:
+        sc = make_scenario(engine="vllm", **deployment)
+        c = sc.clusters[0]
+        assert c.cuda_graph_max_bs == top
+        assert "max_cudagraph_capture_size" in {f: src for f, _, src in c.defaults_from}["cuda_graph_max_bs"]
+    # 16 sequences: a 32-token batch replays a graph, a 40-token one runs eager; with 5 the
+    # largest graph is 8 (1, 2, 4, 8: vLLM's list below 10).
+    sixteen = make_scenario(engine="vllm", max_num_seqs=16)
+    blocks = block_costs_for(sixteen, sixteen.clusters[0])[0]
+    mixed = [BatchStats(num_prefill=1, prefill_tokens=t, num_decode=0, num_sampled=1) for t in (32, 40)]
+    assert [blocks.uses_graph(m) for m in mixed] == [True, False]
+    five = make_scenario(engine="vllm", max_num_seqs=5)
+    assert block_costs_for(five, five.clusters[0])[0].overheads.capture_sizes[-1] == 8
 
 
 def test_explicit_cuda_graph_sizes_are_the_batches_replayed_from_graphs():
