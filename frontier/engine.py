@@ -13,7 +13,8 @@ vllm/config/compilation.py, vllm/v1/core/sched/scheduler.py):
 - v1 scheduler (0.8+): running requests first, then waiting, one token budget, chunked prefill,
   mixed prefill+decode batches, preemption by recompute.
 - CUDA graphs: capture sizes 1, 2, 4, then every 8 to 256 and every 16 to 512 (0.11+: full
-  graphs for decode batches, piecewise for mixed ones); before 0.11 every 8 up to 512.
+  graphs for decode batches, piecewise for mixed ones); before 0.11 every 8 up to 512; from 0.10
+  none above min(2 x max_num_seqs, 512, max_num_batched_tokens) (`vllm_cuda_graph_max_bs`).
 - Async scheduling (on by default from 0.14.0, PR #27614; an opt-in `--async-scheduling` since
   0.10): the scheduler and input preparation of step n+1 run while the GPU runs step n, so host
   time hides behind GPU time. Before it each step waits for its host work; it stays off for an
@@ -120,17 +121,16 @@ class Engine:
 # `max_cudagraph_capture_size` from 0.12, which also keeps it within max_num_batched_tokens; read
 # in the 0.9.2, 0.10.0, 0.10.1, 0.11.0, 0.12.0, 0.13.0 and 0.14.0 wheels); up to 0.9 at 512.
 VLLM_GRAPHS_FOLLOW_SEQS = (0, 10)
-VLLM_GRAPHS_SOURCE = (
-    "vllm/config/vllm.py max_cudagraph_capture_size: min(2 x max_num_seqs, 512, max_num_batched_tokens)"
-)
 
 
-def vllm_cuda_graph_max_bs(version: str, max_num_seqs: int, max_num_batched_tokens: int) -> int:
-    """The largest batch vLLM `version` ('' or 'newest': the newest) captures by default."""
+def vllm_cuda_graph_max_bs(version: str, max_num_seqs: int, max_num_batched_tokens: int) -> tuple[int, str]:
+    """(the largest batch vLLM `version` ('' or 'newest': the newest) captures by default, where
+    that is set)."""
     v = version_tuple(version) if version not in ("", "newest") else ()
     if v and v < VLLM_GRAPHS_FOLLOW_SEQS:
-        return 512
-    return min(2 * max_num_seqs, 512, max_num_batched_tokens)
+        return 512, "vllm/config.py cuda_graph_sizes: [512] (before 0.10)"
+    top = min(2 * max_num_seqs, 512, max_num_batched_tokens)
+    return top, "vllm/config/vllm.py max_cudagraph_capture_size: min(2 x max_num_seqs, 512, max_num_batched_tokens)"
 
 
 def _vllm_capture_sizes(version: tuple, max_size: int) -> tuple[int, ...]:

@@ -29,7 +29,6 @@ from frontier.engine import (
     make_engine,
     sglang_speculative_v1,
     vllm_cuda_graph_max_bs,
-    VLLM_GRAPHS_SOURCE,
 )
 from frontier.errors import SpecError
 from frontier.spec.slo import SLO
@@ -467,19 +466,20 @@ def _with_engine_defaults(spec: ClusterSpec, scenario_gpu: GPUSpec | None, where
             )
         filled[name] = value
         sources.append((name, value, source))
+
+    def override(name: str, value, source: str) -> None:
+        """A default that depends on other arguments, or the engine overruling the user."""
+        filled[name] = value
+        sources[:] = [s for s in sources if s[0] != name] + [(name, value, source)]
+
     if spec.engine == "vllm" and "cuda_graph_max_bs" in filled:
         seqs, tokens = (filled.get(f, getattr(spec, f)) for f in ("max_num_seqs", "max_num_batched_tokens"))
-        filled["cuda_graph_max_bs"] = vllm_cuda_graph_max_bs(spec.engine_version, seqs, tokens)
-        sources = [s for s in sources if s[0] != "cuda_graph_max_bs"]
-        sources.append(("cuda_graph_max_bs", filled["cuda_graph_max_bs"], VLLM_GRAPHS_SOURCE))
+        override("cuda_graph_max_bs", *vllm_cuda_graph_max_bs(spec.engine_version, seqs, tokens))
     if spec.speculative and sglang_speculative_v1(engine):
         # SGLang's own overrides for drafting (its overlap scheduler: `host_overlapped`).
         if "max_num_seqs" in filled:
-            filled["max_num_seqs"] = SGLANG_SPECULATIVE_MAX_RUNNING
-            sources = [s for s in sources if s[0] != "max_num_seqs"]
-            sources.append(("max_num_seqs", SGLANG_SPECULATIVE_MAX_RUNNING, SGLANG_SPECULATIVE_SOURCE))
-        filled["enable_mixed_chunk"] = False
-        sources.append(("enable_mixed_chunk", False, SGLANG_SPECULATIVE_SOURCE))
+            override("max_num_seqs", SGLANG_SPECULATIVE_MAX_RUNNING, SGLANG_SPECULATIVE_SOURCE)
+        override("enable_mixed_chunk", False, SGLANG_SPECULATIVE_SOURCE)
     return replace(spec, defaults_from=tuple(sources), **filled)
 
 
