@@ -40,7 +40,7 @@ managers/schedule_policy.py, managers/schedule_batch.py):
   current one; off for hybrid (gated-DeltaNet / mamba) models with the radix cache on
   (`host_overlapped`).
 - Speculative decoding up to 0.5.10: 48 running requests unless set, no overlap scheduler, no
-  mixed chunks (`SGLANG_SPECULATIVE_SOURCE`).
+  mixed chunks (`SGLANG_SPECULATIVE_SOURCE`), 2 GiB more reserved (`sglang_memory_defaults`).
 - Custom all-reduce as vLLM's (sglang/srt/distributed/device_communicators/custom_all_reduce.py).
 
 Host time per step and per request are constants fitted to the development set
@@ -158,6 +158,32 @@ def _sglang_release(v: tuple) -> tuple:
     return next(first for first in _SGLANG_RELEASES if not v or v >= first)
 
 
+# What speculative decoding changes in an engine's own defaults.
+# - SGLang up to 0.5.10 (read in the 0.4.10, 0.5.1, 0.5.6, 0.5.9 and 0.5.10 wheels:
+#   sglang/srt/server_args.py `_handle_speculative_decoding`, `__post_init__` in 0.4.10) runs
+#   EAGLE, EAGLE3 and MTP (NEXTN, run as EAGLE), and NGRAM where it has it, with
+#   max_running_requests reset to 48 unless set, the overlap scheduler off (the overlapping "spec
+#   v2" workers need SGLANG_ENABLE_SPEC_V2, off by default) and mixed chunks off. 0.5.14 drafts on
+#   its v2 workers only (sglang/srt/speculative/*_worker_v2.py), overlapped and without the reset,
+#   so later releases and the newest keep their defaults.
+# - vLLM's async scheduling (on by default from 0.14) turns itself off for a draft that is not of
+#   the EAGLE kind (EagleModelTypes: eagle, eagle3, MTP): ngram (vllm/config/vllm.py
+#   `VllmConfig.__post_init__`, read in the 0.14.0 wheel).
+SGLANG_SPECULATIVE_V1_LAST = (0, 5, 10)
+SGLANG_SPECULATIVE_MAX_RUNNING = 48
+SGLANG_SPECULATIVE_SOURCE = (
+    "sglang/srt/server_args.py _handle_speculative_decoding @ v0.4.10-v0.5.10: speculative decoding resets "
+    "max_running_requests to 48 (unless set) and turns the overlap scheduler and mixed chunks off"
+)
+VLLM_ASYNC_DRAFTS = ("mtp", "eagle")
+
+
+def sglang_speculative_v1(engine: Engine) -> bool:
+    """Whether the SGLang release drafts without overlap, 48 requests at most (see above)."""
+    v = version_tuple(engine.version) if engine.version != "newest" else ()
+    return engine.name == "sglang" and bool(v) and v[:3] <= SGLANG_SPECULATIVE_V1_LAST
+
+
 def sglang_memory_defaults(
     version: tuple,
     gpu_memory_gib: float,
@@ -166,6 +192,7 @@ def sglang_memory_defaults(
     dp_attention: int = 1,
     chunked_prefill_size: int | None = None,
     cuda_graph_max_bs: int | None = None,
+    draft: str | None = None,
 ) -> tuple[int, int, float]:
     """SGLang's chunked_prefill_size, cuda_graph_max_bs and mem_fraction_static (weights + KV pool
     over GPU memory; activations and CUDA graphs live in the rest) as release `version` (() =
@@ -187,11 +214,16 @@ def sglang_memory_defaults(
       from 60 to 160 GiB), then 512 MiB + 1.5 MiB per chunk token + 2 MiB per graph batch slot +
       1 GiB per 8 GPUs (tp x pp) reserved, at least 10 GiB above 60 GiB; DP attention adds
       3 MiB per graph slot and DP rank (4.5 MiB above 300 slots).
-    Not modelled: speculative decoding's draft reserve, multimodal and per-model adjustments."""
+    - A speculative `draft` (0.4.8-0.5.10): 2 GiB more for the draft model's CUDA graphs, none for
+      an ngram draft from 0.5.3 (read in the 0.4.10, 0.5.1, 0.5.6, 0.5.9 and 0.5.10 wheels; 0.5.14
+      reserves none).
+    Not modelled: multimodal and per-model adjustments."""
     v = _sglang_release(version)
     mib = gpu_memory_gib * 1024
     tp_size = tp * dp_attention
     parallel = tp_size * pp
+    drafts = bool(draft) and bool(version) and (0, 4, 8) <= version[:3] <= SGLANG_SPECULATIVE_V1_LAST
+    draft_mib = 2048 if drafts and (draft != "ngram" or v < (0, 5, 3)) else 0
     if v >= (0, 5, 3):
         if mib < 20 * 1024:
             chunk, graph_bs = 2048, 8
@@ -210,7 +242,7 @@ def sglang_memory_defaults(
             reserved += used_bs * dp_attention * (4.5 if used_bs > 300 else 3)
         if mib > 60 * 1024:
             reserved = max(reserved, 10 * 1024)
-        return chunk, graph_bs, round((mib - reserved) / mib, 3)
+        return chunk, graph_bs, round((mib - reserved - draft_mib) / mib, 3)
     if v >= (0, 4, 8):
         chunk = 2048 if mib < 35 * 1024 else 8192 if mib < 160 * 1024 else 16384
         if mib < 35 * 1024:
@@ -225,7 +257,7 @@ def sglang_memory_defaults(
             reserved_gib = 12 + parallel / 2
         else:
             reserved_gib = 32.0
-        reserved_gib += 4.0 if dp_attention > 1 else 0.0
+        reserved_gib += (4.0 if dp_attention > 1 else 0.0) + draft_mib / 1024
         return chunk, graph_bs, round(1 - reserved_gib / gpu_memory_gib, 3)
     chunk = 2048 if mib < 25_000 else 16384 if v == (0, 4, 7) and mib > 180_000 else 8192
     if mib < 25_000:
@@ -267,31 +299,6 @@ def _sglang_capture_sizes(version: tuple, graph_bs: int) -> tuple[int, ...]:
 # The first SGLang release whose radix cache serves hybrid (mamba / gated-DeltaNet) models
 # (MambaRadixCache, sgl-project/sglang PR #11214); earlier ones disabled the radix cache for them.
 SGLANG_MAMBA_RADIX_CACHE = (0, 5, 4)
-
-# What speculative decoding changes in an engine's own defaults.
-# - SGLang up to 0.5.10 (read in the 0.4.10, 0.5.1, 0.5.6, 0.5.9 and 0.5.10 wheels:
-#   sglang/srt/server_args.py `_handle_speculative_decoding`, `__post_init__` in 0.4.10) runs
-#   EAGLE, EAGLE3 and MTP (NEXTN, run as EAGLE), and NGRAM where it has it, with
-#   max_running_requests reset to 48 unless set, the overlap scheduler off (the overlapping "spec
-#   v2" workers need SGLANG_ENABLE_SPEC_V2, off by default) and mixed chunks off. 0.5.14 drafts on
-#   its v2 workers only (sglang/srt/speculative/*_worker_v2.py), overlapped and without the reset,
-#   so later releases and the newest keep their defaults.
-# - vLLM's async scheduling (on by default from 0.14) turns itself off for a draft that is not of
-#   the EAGLE kind (EagleModelTypes: eagle, eagle3, MTP): ngram (vllm/config/vllm.py
-#   `VllmConfig.__post_init__`, read in the 0.14.0 wheel).
-SGLANG_SPECULATIVE_V1_LAST = (0, 5, 10)
-SGLANG_SPECULATIVE_MAX_RUNNING = 48
-SGLANG_SPECULATIVE_SOURCE = (
-    "sglang/srt/server_args.py _handle_speculative_decoding @ v0.4.10-v0.5.10: speculative decoding resets "
-    "max_running_requests to 48 (unless set) and turns the overlap scheduler and mixed chunks off"
-)
-VLLM_ASYNC_DRAFTS = ("mtp", "eagle")
-
-
-def sglang_speculative_v1(engine: Engine) -> bool:
-    """Whether the SGLang release drafts without overlap, 48 requests at most (see above)."""
-    v = version_tuple(engine.version) if engine.version != "newest" else ()
-    return engine.name == "sglang" and bool(v) and v[:3] <= SGLANG_SPECULATIVE_V1_LAST
 
 
 # Where each engine's overlap of host and GPU work is decided (printed with the defaults).
@@ -376,10 +383,12 @@ def make_engine(
     dp_attention: int = 1,
     chunked_prefill_size: int | None = None,
     cuda_graph_max_bs: int | None = None,
+    draft: str | None = None,
 ) -> Engine:
     """The engine `name` at `version` ('' = newest) serving on `gpu` with tensor parallel `tp`
     (`dp_attention` ranks of it). `chunked_prefill_size` and `cuda_graph_max_bs`: the user's, when
-    set (SGLang's default mem_fraction_static depends on them)."""
+    set, and `draft` the speculative method, if any (SGLang's default mem_fraction_static depends
+    on them)."""
     if name not in ENGINES:
         raise SpecError(f"{where}.engine: '{name}' is not one of {', '.join(ENGINES)}")
     v = version_tuple(version) if version else ()
@@ -420,7 +429,7 @@ def make_engine(
             padded_deep_gemm_moe=bool(v) and VLLM_PADDED_DEEP_GEMM_MOE[0] <= v < VLLM_PADDED_DEEP_GEMM_MOE[1],
         )
     chunk, graph_bs, fraction = sglang_memory_defaults(
-        v, gpu.memory_bytes / GIB, tp, pp, dp_attention, chunked_prefill_size, cuda_graph_max_bs
+        v, gpu.memory_bytes / GIB, tp, pp, dp_attention, chunked_prefill_size, cuda_graph_max_bs, draft
     )
     releases, function = _SGLANG_RELEASES[_sglang_release(v)]
     src = f"{_SGLANG_SRC} @ {releases}"

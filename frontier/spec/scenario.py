@@ -450,6 +450,7 @@ def _with_engine_defaults(spec: ClusterSpec, scenario_gpu: GPUSpec | None, where
         spec.dp_attention,
         spec.max_num_batched_tokens,  # the user's: SGLang's default memory fraction follows them
         spec.cuda_graph_max_bs,
+        spec.speculative.method if spec.speculative else None,
     )
     filled, sources = {}, []
     for name in _ENGINE_DEFAULTED:

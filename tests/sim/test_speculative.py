@@ -105,3 +105,21 @@ def test_vllm_async_scheduling_is_off_for_an_ngram_draft():
     for method, hidden in (("mtp", True), ("eagle", True), ("ngram", False)):
         sc = drafting("vllm", "0.14.0", method)
         assert sc.cluster_host_overlapped(sc.clusters[0]) is hidden
+
+
+def test_sglang_reserves_2_gib_for_an_eagle_kind_draft():
+    """`_handle_gpu_memory_settings` / `__post_init__` (0.4.8-0.5.10): 2 GiB more kept out of
+    mem_fraction_static for the draft model's CUDA graphs; none for ngram from 0.5.3."""
+    from frontier.engine import sglang_memory_defaults
+
+    gib = 79.6
+    for version, draft, less in [((0, 5, 6), "mtp", 2), ((0, 5, 6), "ngram", 0), ((0, 5, 1), "ngram", 2)]:
+        plain = sglang_memory_defaults(version, gib, 8)[2]
+        with_draft = sglang_memory_defaults(version, gib, 8, draft=draft)[2]
+        assert with_draft == pytest.approx(plain - less / gib, abs=1e-3)
+    assert sglang_memory_defaults((0, 5, 14), gib, 8, draft="mtp") == sglang_memory_defaults((0, 5, 14), gib, 8)
+
+    def fraction(**deployment):  # on make_scenario's H100 (79.18 GiB)
+        return make_scenario(engine="sglang", engine_version="0.5.6", **deployment).clusters[0].gpu_memory_utilization
+
+    assert fraction(speculative={"method": "mtp"}) == pytest.approx(fraction() - 2 / 79.18, abs=1e-3)
