@@ -118,19 +118,27 @@ class Engine:
 
 # vLLM captures CUDA graphs up to min(2 x max_num_seqs, 512) batch sizes by default from 0.10.0
 # (vllm/config/scheduler.py `cuda_graph_sizes`, 0.10.0-0.11; vllm/config/vllm.py
-# `max_cudagraph_capture_size` from 0.12, which also keeps it within max_num_batched_tokens; read
-# in the 0.9.2, 0.10.0, 0.10.1, 0.11.0, 0.12.0, 0.13.0 and 0.14.0 wheels); up to 0.9 at 512.
+# `max_cudagraph_capture_size` from 0.12, which also keeps it within max_num_batched_tokens and,
+# from 0.13, counts a drafting decode's 1 + k query tokens; read in the 0.9.2, 0.10.0, 0.10.1,
+# 0.11.0, 0.12.0, 0.13.0 and 0.14.0 wheels); up to 0.9 at 512.
 VLLM_GRAPHS_FOLLOW_SEQS = (0, 10)
 
 
-def vllm_cuda_graph_max_bs(version: str, max_num_seqs: int, max_num_batched_tokens: int) -> tuple[int, str]:
+VLLM_GRAPHS_FOLLOW_DRAFTS = (0, 13)  # from 0.13 a decode's query is 1 + the draft tokens long
+
+
+def vllm_cuda_graph_max_bs(
+    version: str, max_num_seqs: int, max_num_batched_tokens: int, draft_tokens: int = 0
+) -> tuple[int, str]:
     """(the largest batch vLLM `version` ('' or 'newest': the newest) captures by default, where
-    that is set)."""
+    that is set), with `draft_tokens` speculative tokens a step."""
     v = version_tuple(version) if version not in ("", "newest") else ()
     if v and v < VLLM_GRAPHS_FOLLOW_SEQS:
         return 512, "vllm/config.py cuda_graph_sizes: [512] (before 0.10)"
-    top = min(2 * max_num_seqs, 512, max_num_batched_tokens)
-    return top, "vllm/config/vllm.py max_cudagraph_capture_size: min(2 x max_num_seqs, 512, max_num_batched_tokens)"
+    query = 1 + (draft_tokens if not v or v >= VLLM_GRAPHS_FOLLOW_DRAFTS else 0)
+    top = min(2 * max_num_seqs * query, 512, max_num_batched_tokens)
+    rule = "min(2 x max_num_seqs" + (f" x {query} query tokens" if query > 1 else "") + ", 512, max_num_batched_tokens)"
+    return top, f"vllm/config/vllm.py max_cudagraph_capture_size: {rule}"
 
 
 def _vllm_capture_sizes(version: tuple, max_size: int) -> tuple[int, ...]:

@@ -475,7 +475,8 @@ def _with_engine_defaults(spec: ClusterSpec, scenario_gpu: GPUSpec | None, where
 
     if spec.engine == "vllm" and "cuda_graph_max_bs" in filled:
         seqs, tokens = (filled.get(f, getattr(spec, f)) for f in ("max_num_seqs", "max_num_batched_tokens"))
-        override("cuda_graph_max_bs", *vllm_cuda_graph_max_bs(spec.engine_version, seqs, tokens))
+        drafts = spec.speculative.num_speculative_tokens if spec.speculative else 0
+        override("cuda_graph_max_bs", *vllm_cuda_graph_max_bs(spec.engine_version, seqs, tokens, drafts))
     if spec.speculative and sglang_speculative_v1(engine):
         # SGLang's own overrides for drafting (its overlap scheduler: `host_overlapped`).
         if "max_num_seqs" in filled:

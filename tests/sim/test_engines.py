@@ -370,6 +370,11 @@ def test_vllm_captures_graphs_up_to_twice_its_sequences():
     assert [blocks.uses_graph(m) for m in mixed] == [True, False]
     five = make_scenario(engine="vllm", max_num_seqs=5)
     assert block_costs_for(five, five.clusters[0])[0].overheads.capture_sizes[-1] == 8
+    # From 0.13 a drafting decode of 1 + 3 query tokens a sequence: 16 x 4 x 2 = 128 (0.12: 32).
+    draft = {"method": "mtp", "num_speculative_tokens": 3}
+    assert make_scenario(engine="vllm", max_num_seqs=16, speculative=draft).clusters[0].cuda_graph_max_bs == 128
+    old = make_scenario(engine="vllm", engine_version="0.12.0", max_num_seqs=16, speculative=draft)
+    assert old.clusters[0].cuda_graph_max_bs == 32
 
 
 def test_explicit_cuda_graph_sizes_are_the_batches_replayed_from_graphs():
