@@ -31,7 +31,9 @@ managers/schedule_policy.py, managers/schedule_batch.py):
   from a reserve by GPU-memory class in 0.4.8-0.5.2, from the chunk and CUDA-graph sizes since
   0.5.3 (`_handle_gpu_memory_settings`); on an 80 GiB GPU chunked_prefill_size 8192 and
   cuda_graph_max_bs 160 before 0.5.3, then 256 (tp < 4) or 512; releases after 0.5.9 get 0.5.9's.
-- max_prefill_tokens 16384; radix cache on; schedule_policy fcfs; mixed chunk off.
+- max_prefill_tokens 16384; radix cache on; schedule_policy fcfs; mixed chunk off; with
+  attention-DP ranks, max_running_requests (when set) and chunked_prefill_size are the server's,
+  split over them (`SGLANG_UNSET_RUNNING`).
 - Prefill first: a step is either a prefill (extend) batch or a decode batch; new requests
   are admitted while `max_prefill_tokens`, `chunked_prefill_size` and the KV reservation of
   `new_token_ratio` x remaining output tokens allow (the ratio starts at 0.7 and decays to
@@ -184,6 +186,14 @@ SGLANG_SPECULATIVE_SOURCE = (
     "max_running_requests to 48 (unless set) and turns the overlap scheduler and mixed chunks off"
 )
 VLLM_ASYNC_DRAFTS = ("mtp", "eagle")
+
+
+# SGLang's --max-running-requests and --chunked-prefill-size are the server's, split over its
+# attention-DP ranks (--enable-dp-attention): managers/tp_worker.py `max_running_requests //
+# dp_size`, server_args.py `_handle_data_parallelism` `chunked_prefill_size // dp_size` (read in
+# the 0.5.1, 0.5.6, 0.5.9 and 0.5.14 wheels); --max-prefill-tokens is each rank's. Unset, a rank's
+# running requests are bounded by its own KV pool (`SGLANG_UNSET_RUNNING` stands for that bound).
+SGLANG_UNSET_RUNNING = 4096
 
 
 def sglang_speculative_v1(engine: Engine) -> bool:
@@ -447,7 +457,7 @@ def make_engine(
         graph_src = f"sglang/srt/model_executor/cuda_graph_runner.py `get_batch_sizes_to_capture` @ {releases}"
     defaults = {
         "max_num_seqs": (
-            4096,
+            SGLANG_UNSET_RUNNING,
             f"sglang/srt/managers/tp_worker.py (0.5.9: model_executor/model_runner.py) @ {releases}: "
             "max_running_requests unset, bounded by the KV pool (min(pool tokens / 2, 2048-4096 slots))",
         ),

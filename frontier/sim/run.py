@@ -27,7 +27,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from frontier.engine import FRONTEND_US_PER_PROMPT_TOKEN, SGLANG_UNSEEN_GIB, version_tuple
+from frontier.engine import FRONTEND_US_PER_PROMPT_TOKEN, SGLANG_UNSEEN_GIB, SGLANG_UNSET_RUNNING, version_tuple
 from frontier.errors import SpecError
 from frontier.metrics.serving import serving_metrics
 from frontier.ops.experts import ExpertRouting, Fabric
@@ -218,16 +218,20 @@ def make_scheduler(spec: ClusterSpec, kv: BlockManager, ranks: int, max_seqs: in
     """The engine's scheduling policy over one instance's KV cache (`ranks` attention-DP ranks
     scheduled together, with their combined limits). `max_seqs`: fewer sequences than
     max_num_seqs that can run (a hybrid model's recurrent states: MemoryPlan.state_seqs)."""
-    seqs = min(spec.max_num_seqs, max_seqs or spec.max_num_seqs)
     if spec.engine == "sglang":
+        # The server's limits split over its attention-DP ranks (frontier.engine SGLANG_UNSET_RUNNING).
+        dp = spec.dp_attention
+        unset = ("max_num_seqs", SGLANG_UNSET_RUNNING) in {(f, v) for f, v, _ in spec.defaults_from}
+        per_rank = spec.max_num_seqs if unset else spec.max_num_seqs // dp
         return SGLangScheduler(
             kv,
-            seqs * ranks,
-            spec.max_num_batched_tokens * ranks,
+            max(1, min(per_rank, max_seqs or per_rank)) * ranks,
+            max(1, spec.max_num_batched_tokens // dp) * ranks,
             spec.max_prefill_tokens * ranks,
             spec.enable_mixed_chunk,
             spec.schedule_policy,
         )
+    seqs = min(spec.max_num_seqs, max_seqs or spec.max_num_seqs)
     return Scheduler(kv, seqs * ranks, spec.max_num_batched_tokens * ranks, spec.enable_chunked_prefill)
 
 

@@ -332,6 +332,24 @@ def test_sglang_default_fraction_that_leaves_nothing_says_where_it_comes_from():
     assert scenario_from_dict(d).clusters[0].gpu_memory_utilization == 0.85
 
 
+def test_sglang_splits_its_server_limits_over_attention_dp_ranks():
+    """SGLang's --max-running-requests and --chunked-prefill-size are the server's: each of its
+    attention-DP ranks gets its share (tp_worker.py, `_handle_data_parallelism`); unset, each
+    rank's running requests are bounded by its own KV pool; vLLM's DP ranks each have the whole."""
+    from frontier.sim.run import make_scheduler
+
+    def limits(engine, ranks=4, **deployment):
+        version = "0.5.6" if engine == "sglang" else ""
+        sc = make_scenario("deepseek-v3", engine=engine, engine_version=version, tp=1, dp_attention=ranks, **deployment)
+        sched = make_scheduler(sc.clusters[0], BlockManager(100, 16), ranks)
+        return sched.max_num_seqs, sched.max_num_batched_tokens
+
+    assert limits("sglang", max_num_seqs=64) == (64, 8192)  # 16 and 2,048 a rank
+    assert limits("sglang") == (4096 * 4, 8192)
+    assert limits("sglang", ranks=1, max_num_seqs=64) == (64, 8192)
+    assert limits("vllm", max_num_seqs=64, max_num_batched_tokens=2048) == (256, 8192)
+
+
 def test_vllm_keeps_the_small_budget_on_an_a100():
     """vllm/engine/arg_utils.py `get_batch_defaults` (0.9+): >= 70 GiB and not an A100."""
 
