@@ -230,6 +230,7 @@ def make_scheduler(spec: ClusterSpec, kv: BlockManager, ranks: int, max_seqs: in
             spec.max_prefill_tokens * ranks,
             spec.enable_mixed_chunk,
             spec.schedule_policy,
+            schedule_conservativeness=0.3 if dp > 1 else 1.0,
         )
     seqs = min(spec.max_num_seqs, max_seqs or spec.max_num_seqs)
     return Scheduler(kv, seqs * ranks, spec.max_num_batched_tokens * ranks, spec.enable_chunked_prefill)

@@ -155,13 +155,15 @@ class SGLangScheduler(Scheduler):
       plus min(max_new_tokens, 4096) after reserving `new_token_ratio` x the remaining output
       of every running request.
     - `new_token_ratio` starts at 0.7, decays linearly to 0.098 over 600 decode steps, and
-      returns to 0.7 when the server idles; a decode step without KV for every running request
-      retracts the last admitted ones (recompute later).
+      returns to 0.7 when the server idles (both x `schedule_conservativeness`, which SGLang
+      scales by 0.3 with attention-DP ranks: server_args.py `_handle_data_parallelism`); a decode
+      step without KV for every running request retracts the last admitted ones (recompute
+      later).
     The radix cache is the block manager's prefix cache.
     """
 
-    INIT_NEW_TOKEN_RATIO = 0.7  # SGLANG_INIT_NEW_TOKEN_RATIO x schedule_conservativeness
-    MIN_NEW_TOKEN_RATIO = 0.7 * 0.14  # SGLANG_MIN_NEW_TOKEN_RATIO_FACTOR
+    INIT_NEW_TOKEN_RATIO = 0.7  # SGLANG_INIT_NEW_TOKEN_RATIO (x schedule_conservativeness)
+    MIN_NEW_TOKEN_RATIO_FACTOR = 0.14  # SGLANG_MIN_NEW_TOKEN_RATIO_FACTOR
     DECAY_STEPS = 600  # SGLANG_NEW_TOKEN_RATIO_DECAY_STEPS
     CLIP_MAX_NEW_TOKENS = 4096  # SGLANG_CLIP_MAX_NEW_TOKENS_ESTIMATION
 
@@ -173,17 +175,20 @@ class SGLangScheduler(Scheduler):
         max_prefill_tokens: int,
         enable_mixed_chunk: bool = False,
         schedule_policy: str = "fcfs",
+        schedule_conservativeness: float = 1.0,
     ):
         super().__init__(kv, max_running_requests, chunked_prefill_size, True)
         self.max_prefill_tokens = max_prefill_tokens
         self.mixed_chunk = enable_mixed_chunk
         self.policy = schedule_policy
         self.chunked: Request | None = None
-        self.new_token_ratio = self.INIT_NEW_TOKEN_RATIO
+        self.init_ratio = min(self.INIT_NEW_TOKEN_RATIO * schedule_conservativeness, 1.0)
+        self.min_ratio = self.init_ratio * self.MIN_NEW_TOKEN_RATIO_FACTOR
+        self.new_token_ratio = self.init_ratio
 
     def advance(self, steps: int) -> None:
-        decay = (self.INIT_NEW_TOKEN_RATIO - self.MIN_NEW_TOKEN_RATIO) / self.DECAY_STEPS
-        self.new_token_ratio = max(self.new_token_ratio - decay * steps, self.MIN_NEW_TOKEN_RATIO)
+        decay = (self.init_ratio - self.min_ratio) / self.DECAY_STEPS
+        self.new_token_ratio = max(self.new_token_ratio - decay * steps, self.min_ratio)
 
     def _prefilled(self, req: Request) -> bool:
         """Its prompt (and, after a retraction, its earlier output) is in the KV cache."""
@@ -191,7 +196,7 @@ class SGLangScheduler(Scheduler):
 
     def schedule(self, busy: set[int] | None = None) -> StepPlan:
         if not self.running:
-            self.new_token_ratio = self.INIT_NEW_TOKEN_RATIO
+            self.new_token_ratio = self.init_ratio
         plan = self._prefill_batch(busy)
         if plan.scheduled:
             if self.mixed_chunk:
@@ -217,7 +222,7 @@ class SGLangScheduler(Scheduler):
                 self.running.remove(victim)
                 self._preempt(victim)
                 plan.preempted.append(victim)
-                self.new_token_ratio = self.INIT_NEW_TOKEN_RATIO
+                self.new_token_ratio = self.init_ratio
                 if victim is req:
                     break
                 fits = kv.allocate(req, 1)

@@ -173,7 +173,7 @@ def test_sglang_admission_reserves_new_token_ratio_of_running_outputs():
     assert plan.scheduled == [(a, 1)] and not plan.admission_blocked
     # After 600 decode steps the ratio has decayed to its floor, 0.098: 1,488 - 97.9 admits B.
     sched.advance(600)
-    assert sched.new_token_ratio == pytest.approx(SGLangScheduler.MIN_NEW_TOKEN_RATIO)
+    assert sched.new_token_ratio == pytest.approx(0.7 * 0.14)
     assert sched.schedule().scheduled == [(b, 100)]
 
 
@@ -348,6 +348,12 @@ def test_sglang_splits_its_server_limits_over_attention_dp_ranks():
     assert limits("sglang") == (4096 * 4, 8192)
     assert limits("sglang", ranks=1, max_num_seqs=64) == (64, 8192)
     assert limits("vllm", max_num_seqs=64, max_num_batched_tokens=2048) == (256, 8192)
+    # With attention-DP ranks SGLang reserves less for the running requests' outputs:
+    # schedule_conservativeness x 0.3, so new_token_ratio 0.21 decaying to 0.0294.
+    c = make_scenario("deepseek-v3", engine="sglang", engine_version="0.5.6", tp=1, dp_attention=4).clusters[0]
+    sched = make_scheduler(c, BlockManager(100, 16), 4)
+    sched.advance(600)
+    assert (sched.init_ratio, sched.new_token_ratio) == (pytest.approx(0.21), pytest.approx(0.21 * 0.14))
 
 
 def test_vllm_keeps_the_small_budget_on_an_a100():
