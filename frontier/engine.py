@@ -124,8 +124,6 @@ class Engine:
 # from 0.13, counts a drafting decode's 1 + k query tokens; read in the 0.9.2, 0.10.0, 0.10.1,
 # 0.11.0, 0.12.0, 0.13.0 and 0.14.0 wheels); up to 0.9 at 512.
 VLLM_GRAPHS_FOLLOW_SEQS = (0, 10)
-
-
 VLLM_GRAPHS_FOLLOW_DRAFTS = (0, 13)  # from 0.13 a decode's query is 1 + the draft tokens long
 
 
@@ -134,7 +132,7 @@ def vllm_cuda_graph_max_bs(
 ) -> tuple[int, str]:
     """(the largest batch vLLM `version` ('' or 'newest': the newest) captures by default, where
     that is set), with `draft_tokens` speculative tokens a step."""
-    v = version_tuple(version) if version not in ("", "newest") else ()
+    v = version_tuple(version)  # () for '' and 'newest'
     if v and v < VLLM_GRAPHS_FOLLOW_SEQS:
         return 512, "vllm/config.py cuda_graph_sizes: [512] (before 0.10)"
     query = 1 + (draft_tokens if not v or v >= VLLM_GRAPHS_FOLLOW_DRAFTS else 0)
@@ -196,10 +194,10 @@ VLLM_ASYNC_DRAFTS = ("mtp", "eagle")
 SGLANG_UNSET_RUNNING = 4096
 
 
-def sglang_speculative_v1(engine: Engine) -> bool:
-    """Whether the SGLang release drafts without overlap, 48 requests at most (see above)."""
-    v = version_tuple(engine.version) if engine.version != "newest" else ()
-    return engine.name == "sglang" and bool(v) and v[:3] <= SGLANG_SPECULATIVE_V1_LAST
+def sglang_speculative_v1(version: tuple) -> bool:
+    """Whether SGLang release `version` (() = newest) drafts without overlap, 48 requests at most
+    and 2 GiB reserved (see above)."""
+    return bool(version) and version[:3] <= SGLANG_SPECULATIVE_V1_LAST
 
 
 def sglang_memory_defaults(
@@ -240,7 +238,7 @@ def sglang_memory_defaults(
     mib = gpu_memory_gib * 1024
     tp_size = tp * dp_attention
     parallel = tp_size * pp
-    drafts = bool(draft) and bool(version) and (0, 4, 8) <= version[:3] <= SGLANG_SPECULATIVE_V1_LAST
+    drafts = bool(draft) and sglang_speculative_v1(version) and version[:3] >= (0, 4, 8)
     draft_mib = 2048 if drafts and (draft != "ngram" or v < (0, 5, 3)) else 0
     if v >= (0, 5, 3):
         if mib < 20 * 1024:
@@ -381,11 +379,12 @@ def host_overlapped(engine: Engine, model, radix_cache: bool, draft: str | None 
     and, up to 0.5.10, for speculative decoding; vLLM its async scheduling for an ngram draft
     (see SGLANG_SPECULATIVE_SOURCE): each step waits for its host work."""
     if draft is not None and (
-        sglang_speculative_v1(engine) or (engine.name == "vllm" and draft not in VLLM_ASYNC_DRAFTS)
+        (engine.name == "sglang" and sglang_speculative_v1(version_tuple(engine.version)))
+        or (engine.name == "vllm" and draft not in VLLM_ASYNC_DRAFTS)
     ):
         return False
     if engine.name == "sglang" and model.linear_attention is not None and radix_cache:
-        v = version_tuple(engine.version) if engine.version != "newest" else ()
+        v = version_tuple(engine.version)
         if not v or v >= SGLANG_MAMBA_RADIX_CACHE:
             return False
     return engine.host.overlapped

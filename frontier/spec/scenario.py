@@ -28,6 +28,7 @@ from frontier.engine import (
     host_overlapped,
     make_engine,
     sglang_speculative_v1,
+    version_tuple,
     vllm_cuda_graph_max_bs,
 )
 from frontier.errors import SpecError
@@ -477,7 +478,7 @@ def _with_engine_defaults(spec: ClusterSpec, scenario_gpu: GPUSpec | None, where
         seqs, tokens = (filled.get(f, getattr(spec, f)) for f in ("max_num_seqs", "max_num_batched_tokens"))
         drafts = spec.speculative.num_speculative_tokens if spec.speculative else 0
         override("cuda_graph_max_bs", *vllm_cuda_graph_max_bs(spec.engine_version, seqs, tokens, drafts))
-    if spec.speculative and sglang_speculative_v1(engine):
+    if spec.speculative and spec.engine == "sglang" and sglang_speculative_v1(version_tuple(spec.engine_version)):
         # SGLang's own overrides for drafting (its overlap scheduler: `host_overlapped`).
         if "max_num_seqs" in filled:
             override("max_num_seqs", SGLANG_SPECULATIVE_MAX_RUNNING, SGLANG_SPECULATIVE_SOURCE)
