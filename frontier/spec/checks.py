@@ -35,6 +35,18 @@ what would be valid, instead of predicting a deployment that cannot run. Sources
                        GPUs with fp8 tensor cores (older GPUs fall back to weight-only Marlin
                        kernels, which Frontier does not model)
 
+SGLang (sgl-project/sglang, sglang/srt/server_args.py `check_server_args`, read in the 0.4.10,
+0.5.1, 0.5.6.post2, 0.5.9, 0.5.10 and 0.5.14 wheels):
+
+- pipeline parallelism: no speculative decoding with pp > 1 ("Pipeline parallelism is not
+                       compatible with overlap schedule, speculative decoding"), nor mixed chunks
+                       up to 0.5.10 (the same assertion names "mixed chunked prefill" there; the
+                       overlap scheduler it names is turned off for pp > 1 by the engine itself)
+- drafts, mixed chunks: "enable_mixed_chunk is required for speculative decoding" asserts that
+                       mixed chunks are off; up to 0.5.10 `_handle_speculative_decoding` has
+                       already turned them off (frontier.engine SGLANG_SPECULATIVE_SOURCE), later
+                       releases refuse to start
+
 Frontier's own limit: a TP group larger than a node takes whole nodes (TP16 on two 8-GPU nodes,
 as SGLang serves DeepSeek-R1 on H100); its all-reduce then crosses the NICs (frontier.ops.graph
 `all_reduce`).
@@ -44,7 +56,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from frontier.engine import version_tuple
+from frontier.engine import sglang_speculative_v1, version_tuple
 from frontier.errors import SpecError
 
 if TYPE_CHECKING:
@@ -133,6 +145,33 @@ def check_vllm_refusals(model: ModelSpec, c: ClusterSpec, where: str) -> None:
         )
 
 
+# The last SGLang release whose pipeline parallelism refuses mixed chunks (0.5.14's does not).
+SGLANG_PP_MIXED_CHUNK_LAST = (0, 5, 10)
+
+
+def check_sglang_refusals(c: ClusterSpec, where: str) -> None:
+    """What SGLang alone refuses at start-up (see above): drafting with pipeline parallelism,
+    mixed chunks with pipeline parallelism up to SGLANG_PP_MIXED_CHUNK_LAST, mixed chunks with a
+    draft after the releases that turn them off themselves."""
+    version = version_tuple(c.engine_version)
+    release = f"SGLang {c.engine_version or '(newest)'}"
+    if c.pp > 1 and c.speculative:
+        raise SpecError(
+            f"{where}.speculative: {release} refuses speculative decoding with pipeline parallelism "
+            f"(pp {c.pp}) at start-up; use pp 1 or drop speculative"
+        )
+    if c.pp > 1 and c.enable_mixed_chunk and version and version[:3] <= SGLANG_PP_MIXED_CHUNK_LAST:
+        raise SpecError(
+            f"{where}.enable_mixed_chunk: {release} refuses mixed chunks with pipeline parallelism "
+            f"(pp {c.pp}) at start-up; set it false or use pp 1"
+        )
+    if c.speculative and c.enable_mixed_chunk and not sglang_speculative_v1(version):
+        raise SpecError(
+            f"{where}.enable_mixed_chunk: {release} refuses mixed chunks with speculative decoding at "
+            "start-up; set it false (releases up to 0.5.10 turn it off themselves)"
+        )
+
+
 def check_cluster(scenario: Scenario, c: ClusterSpec, where: str) -> None:
     model, gpu = scenario.cluster_model(c), scenario.cluster_gpu(c)
     check_tp(model, gpu, c.tp, f"{where}.tp", attention=c.role != "ffn")  # FFN GPUs hold no attention
@@ -169,6 +208,8 @@ def check_cluster(scenario: Scenario, c: ClusterSpec, where: str) -> None:
         )
     if c.engine == "vllm":
         check_vllm_refusals(model, c, where)
+    elif c.engine == "sglang":
+        check_sglang_refusals(c, where)
     if model.weight_dtype == "fp8" and gpu.fp8_tflops is None:
         raise SpecError(
             f"{where}: {model.name} has fp8 weights but {gpu.name} has no fp8 tensor "

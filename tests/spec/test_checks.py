@@ -109,3 +109,21 @@ def test_fp8_weights_need_fp8_tensor_cores():
     scenario("deepseek-v3", "h200", tp=8)
     with pytest.raises(SpecError, match="deepseek-v3 has fp8 weights but a100-80gb has no fp8"):
         scenario("deepseek-v3", "a100-80gb", tp=8)
+
+
+def test_sglang_refuses_drafts_and_mixed_chunks_where_its_server_args_assert():
+    """sglang/srt/server_args.py `check_server_args`: no draft with pp > 1 (every release), no
+    mixed chunks with pp > 1 up to 0.5.10, no mixed chunks with a draft once the engine stops
+    turning them off itself (after 0.5.10)."""
+    mtp = {"method": "mtp"}
+    with pytest.raises(SpecError, match=r"^deployment.speculative: SGLang 0.5.14 refuses speculative .* \(pp 2\)"):
+        scenario(tp=1, pp=2, engine="sglang", engine_version="0.5.14", speculative=mtp)
+    with pytest.raises(SpecError, match=r"^deployment.enable_mixed_chunk: SGLang 0.5.6 refuses mixed chunks with pipe"):
+        scenario(tp=1, pp=2, engine="sglang", engine_version="0.5.6", enable_mixed_chunk=True)
+    scenario(tp=1, pp=2, engine="sglang", engine_version="0.5.14", enable_mixed_chunk=True)
+    with pytest.raises(
+        SpecError, match=r"^deployment.enable_mixed_chunk: SGLang \(newest\) refuses mixed chunks with spec"
+    ):
+        scenario(engine="sglang", speculative=mtp, enable_mixed_chunk=True)
+    older = scenario(engine="sglang", engine_version="0.5.10", speculative=mtp, enable_mixed_chunk=True)
+    assert not older.clusters[0].enable_mixed_chunk  # turned off by the engine itself
