@@ -298,18 +298,42 @@ def sglang_memory_defaults(
     return chunk, graph_bs, round(fraction, 3)
 
 
-def _sglang_capture_sizes(version: tuple, graph_bs: int) -> tuple[int, ...]:
+def _sglang_capture_sizes(version: tuple, graph_bs: int, drafting: bool = False) -> tuple[int, ...]:
     """The decode batch sizes SGLang captures CUDA graphs for, up to 1024 (the run keeps those up
     to cuda_graph_max_bs): before 0.5.3 model_executor/cuda_graph_runner.py
     `get_batch_sizes_to_capture` (1, 2, 4, 8, then every 8 to the GPU's default cap, every 16
-    beyond); from 0.5.3 server_args.py `_generate_cuda_graph_batch_sizes`."""
-    if _sglang_release(version) >= (0, 5, 3):
+    beyond); from 0.5.3 server_args.py `_generate_cuda_graph_batch_sizes`. With a speculative
+    draft both capture a finer list at small batches ("less padding for smaller batch sizes"):
+    every size to 8, every 2 to 32, then every 4 to 64 and 8 to 256 (before 0.5.3: 40, 48, 56,
+    then every 16 from 80 to 160; the GPU's default cap as without a draft), every 16 beyond
+    (read in the 0.5.1, 0.5.6.post2, 0.5.9 and 0.5.14 wheels)."""
+    new_list = _sglang_release(version) >= (0, 5, 3)
+    if drafting:
+        small = list(range(1, 9)) + list(range(10, 33, 2))
+        if new_list:
+            sizes = small + list(range(40, 65, 4)) + list(range(72, 257, 8)) + list(range(272, 1025, 16))
+            return tuple(sizes)
+        sizes = small + list(range(40, 64, 8)) + list(range(80, 161, 16))
+    elif new_list:
         sizes = [1, 2, 4, 8, 12] + list(range(16, 257, 8)) + list(range(272, 512, 16)) + list(range(512, 1025, 32))
+        return tuple(sizes)
     else:
-        top = max(160, graph_bs)
-        sizes = [1, 2, 4, 8] + list(range(16, min(top, 256) + 1, 8)) + list(range(272, top + 1, 16))
-        sizes += list(range(sizes[-1] + 16, 1025, 16))
+        sizes = [1, 2, 4, 8] + list(range(16, 161, 8))
+    top = max(160, graph_bs)
+    sizes += list(range(168, min(top, 256) + 1, 8)) + list(range(272, top + 1, 16))
+    sizes += list(range(sizes[-1] + 16, 1025, 16))
     return tuple(sizes)
+
+
+def sglang_verify_graph_tokens(batch_sizes: tuple[int, ...], draft_tokens: int) -> tuple[int, ...]:
+    """The tokens of SGLang's CUDA graphs when a draft proposes `draft_tokens` a sequence: its
+    graphs are captured by batch size, a verify pass of B sequences replaying the graph of the
+    next captured size with 1 + k tokens a sequence (model_executor/cuda_graph_runner.py
+    `num_tokens_per_bs` = speculative_num_draft_tokens, TARGET_VERIFY mode; read in 0.5.1), so
+    a verify batch of B x (1 + k) tokens pads to (1 + k) x that size and graphs reach (1 + k) x
+    cuda_graph_max_bs. (The draft model's own passes of B tokens pad to the same sizes; they run
+    one layer and are the smaller part.)"""
+    return tuple(s * (1 + draft_tokens) for s in batch_sizes)
 
 
 # The first SGLang release whose radix cache serves hybrid (mamba / gated-DeltaNet) models
@@ -472,7 +496,12 @@ def make_engine(
         "cuda_graph_max_bs": (graph_bs, f"{graph_src}: cuda_graph_max_bs by GPU memory and tp"),
     }
     return Engine(
-        name, version or "newest", defaults, HOST_TIME["sglang"], _sglang_capture_sizes(v, graph_bs), fused_quant=False
+        name,
+        version or "newest",
+        defaults,
+        HOST_TIME["sglang"],
+        _sglang_capture_sizes(v, graph_bs, draft is not None),
+        fused_quant=False,
     )
 
 

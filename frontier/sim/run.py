@@ -27,7 +27,13 @@ from typing import NamedTuple
 
 import numpy as np
 
-from frontier.engine import FRONTEND_US_PER_PROMPT_TOKEN, SGLANG_UNSEEN_GIB, SGLANG_UNSET_RUNNING, version_tuple
+from frontier.engine import (
+    FRONTEND_US_PER_PROMPT_TOKEN,
+    SGLANG_UNSEEN_GIB,
+    SGLANG_UNSET_RUNNING,
+    sglang_verify_graph_tokens,
+    version_tuple,
+)
 from frontier.errors import SpecError
 from frontier.metrics.serving import serving_metrics
 from frontier.ops.experts import ExpertRouting, Fabric
@@ -153,12 +159,13 @@ def block_costs_for(scenario: Scenario, spec: ClusterSpec) -> tuple[BlockCosts, 
         symm_mem=scenario.cluster_symm_mem(spec),
         padded_deep_gemm=scenario.cluster_padded_deep_gemm_moe(spec),
     )
+    graphs = spec.cuda_graph_sizes or tuple(s for s in engine.capture_sizes if s <= spec.cuda_graph_max_bs) or (1,)
+    if spec.engine == "sglang" and spec.speculative:
+        graphs = sglang_verify_graph_tokens(graphs, spec.speculative.num_speculative_tokens)
     overheads = StepOverheads(
         cuda_graph=spec.cuda_graph,
         cpu_overhead_ms=spec.cpu_overhead_ms,
-        capture_sizes=spec.cuda_graph_sizes
-        or tuple(s for s in engine.capture_sizes if s <= spec.cuda_graph_max_bs)
-        or (1,),
+        capture_sizes=graphs,
         graph_mixed_batches=engine.graph_mixed_batches,
         host_overlapped=scenario.cluster_host_overlapped(spec),
         host_us_per_seq=engine.host.step_us_per_seq,

@@ -205,8 +205,9 @@ class Scenario:
 
     def cluster_engine(self, cluster: ClusterSpec) -> Engine:
         """The cluster's engine at its release: host times and CUDA-graph sizes (its argument
-        defaults are already filled into `cluster`)."""
-        return make_engine(cluster.engine, cluster.engine_version, self.cluster_gpu(cluster), cluster.tp)
+        defaults are already filled into `cluster`; a draft changes SGLang's graph sizes)."""
+        draft = cluster.speculative.method if cluster.speculative else None
+        return make_engine(cluster.engine, cluster.engine_version, self.cluster_gpu(cluster), cluster.tp, draft=draft)
 
     def cluster_host_overlapped(self, cluster: ClusterSpec) -> bool:
         """Whether the cluster's engine hides its host time behind the GPU (and so plans ahead)."""

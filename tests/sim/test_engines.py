@@ -312,6 +312,11 @@ def test_sglang_cuda_graph_sizes_by_release():
     new = make_engine("sglang", "0.5.6", get_gpu("h100-sxm"), 1).capture_sizes
     assert old[:6] == (1, 2, 4, 8, 16, 24) and 168 not in old and {160, 176, 256} <= set(old)
     assert new[:6] == (1, 2, 4, 8, 12, 16) and {168, 256, 272, 512, 544} <= set(new) and 264 not in new
+    # With a draft, "less padding for smaller batch sizes": every size to 8, every 2 to 32.
+    old, new = (make_engine("sglang", v, get_gpu("h100-sxm"), 1, draft="mtp").capture_sizes for v in ("0.5.1", "0.5.6"))
+    assert old[:12] == new[:12] == (1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16)
+    assert old[20:24] == (40, 48, 56, 80) and {160, 176} <= set(old) and 168 not in old
+    assert new[20:29] == (40, 44, 48, 52, 56, 60, 64, 72, 80) and {256, 272, 288} <= set(new) and 264 not in new
 
 
 def test_sglang_default_fraction_that_leaves_nothing_says_where_it_comes_from():

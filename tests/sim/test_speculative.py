@@ -123,3 +123,21 @@ def test_sglang_reserves_2_gib_for_an_eagle_kind_draft():
         return make_scenario(engine="sglang", engine_version="0.5.6", **deployment).clusters[0].gpu_memory_utilization
 
     assert fraction(speculative={"method": "mtp"}) == pytest.approx(fraction() - 2 / 79.18, abs=1e-3)
+
+
+def test_sglang_verifies_a_draft_in_the_graph_of_its_batch_size():
+    """cuda_graph_runner.py: SGLang captures its graphs by batch size, a verify pass of B
+    sequences with 1 + k tokens each replaying the next captured size's graph; a drafting
+    engine's list is finer at small batches (every size to 8, every 2 to 32, every 4 to 64)."""
+    from frontier.sim.run import block_costs_for
+
+    sc = drafting("sglang", "0.5.6")  # an H100 at tp 1: graphs to 256 sequences
+    blocks = block_costs_for(sc, sc.clusters[0])[0]
+    assert sc.clusters[0].cuda_graph_max_bs == 256
+
+    def verify(seqs: int) -> BatchStats:
+        return BatchStats(num_decode=2 * seqs, decode_sum_kv=2 * seqs * 64, decode_max_kv=64, num_sampled=2 * seqs)
+
+    # 9 sequences: 18 verify tokens replay the 10-sequence graph (20 tokens); 61: the 64 one.
+    assert [blocks.padded_tokens(verify(b)) for b in (3, 9, 61, 200)] == [6, 20, 128, 400]
+    assert blocks.uses_graph(verify(256)) and not blocks.uses_graph(verify(257))
