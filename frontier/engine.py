@@ -325,15 +325,33 @@ def _sglang_capture_sizes(version: tuple, graph_bs: int, drafting: bool = False)
     return tuple(sizes)
 
 
-def sglang_verify_graph_tokens(batch_sizes: tuple[int, ...], draft_tokens: int) -> tuple[int, ...]:
-    """The tokens of SGLang's CUDA graphs when a draft proposes `draft_tokens` a sequence: its
-    graphs are captured by batch size, a verify pass of B sequences replaying the graph of the
-    next captured size with 1 + k tokens a sequence (model_executor/cuda_graph_runner.py
-    `num_tokens_per_bs` = speculative_num_draft_tokens, TARGET_VERIFY mode; read in 0.5.1), so
-    a verify batch of B x (1 + k) tokens pads to (1 + k) x that size and graphs reach (1 + k) x
-    cuda_graph_max_bs. (The draft model's own passes of B tokens pad to the same sizes; they run
-    one layer and are the smaller part.)"""
-    return tuple(s * (1 + draft_tokens) for s in batch_sizes)
+# From 0.12 vLLM rounds its capture sizes up to multiples of a drafting decode's 1 + k query
+# tokens, dropping those that round past the largest (vllm/config/compilation.py
+# `adjust_cudagraph_sizes_for_spec_decode`, called by v1/worker/gpu_model_runner.py with the
+# default FULL_AND_PIECEWISE graphs, the "temp-fix" of vllm-project/vllm issue #28207; read in the
+# 0.12.0, 0.13.0 and 0.14.0 wheels, not in 0.11.0).
+VLLM_GRAPHS_ROUNDED_TO_DRAFTS = (0, 12)
+
+
+def drafting_graph_tokens(engine: str, version: str, sizes: tuple[int, ...], draft_tokens: int) -> tuple[int, ...]:
+    """The token counts of the CUDA graphs an engine replays when a draft proposes `draft_tokens`
+    a sequence, from the sizes it captures (`sizes`; SGLang's are batch sizes, vLLM's tokens).
+    - SGLang captures by batch size: a verify pass of B sequences replays the graph of the next
+      captured size with 1 + k tokens a sequence (model_executor/cuda_graph_runner.py
+      `num_tokens_per_bs` = speculative_num_draft_tokens, TARGET_VERIFY; read in 0.5.1), so a
+      verify batch of B x (1 + k) tokens pads to (1 + k) x that size. (The draft model's own
+      passes of B tokens pad to the same sizes; they run one layer and are the smaller part.)
+    - vLLM from 0.12 (VLLM_GRAPHS_ROUNDED_TO_DRAFTS): each size rounded up to a multiple of 1 + k,
+      those past the largest dropped (none left: vLLM refuses to start, frontier.spec.checks);
+      before, as captured."""
+    query = 1 + draft_tokens
+    if engine == "sglang":
+        return tuple(s * query for s in sizes)
+    v = version_tuple(version)
+    if v and v < VLLM_GRAPHS_ROUNDED_TO_DRAFTS:
+        return sizes
+    top = max(sizes)
+    return tuple(sorted({r for s in sizes if (r := -(-s // query) * query) <= top})) or (query,)
 
 
 # The first SGLang release whose radix cache serves hybrid (mamba / gated-DeltaNet) models

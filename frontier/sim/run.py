@@ -28,10 +28,10 @@ from typing import NamedTuple
 import numpy as np
 
 from frontier.engine import (
+    drafting_graph_tokens,
     FRONTEND_US_PER_PROMPT_TOKEN,
     SGLANG_UNSEEN_GIB,
     SGLANG_UNSET_RUNNING,
-    sglang_verify_graph_tokens,
     version_tuple,
 )
 from frontier.errors import SpecError
@@ -160,8 +160,10 @@ def block_costs_for(scenario: Scenario, spec: ClusterSpec) -> tuple[BlockCosts, 
         padded_deep_gemm=scenario.cluster_padded_deep_gemm_moe(spec),
     )
     graphs = spec.cuda_graph_sizes or tuple(s for s in engine.capture_sizes if s <= spec.cuda_graph_max_bs) or (1,)
-    if spec.engine == "sglang" and spec.speculative:
-        graphs = sglang_verify_graph_tokens(graphs, spec.speculative.num_speculative_tokens)
+    if spec.speculative:
+        graphs = drafting_graph_tokens(
+            spec.engine, spec.engine_version, graphs, spec.speculative.num_speculative_tokens
+        )
     overheads = StepOverheads(
         cuda_graph=spec.cuda_graph,
         cpu_overhead_ms=spec.cpu_overhead_ms,

@@ -26,6 +26,8 @@ what would be valid, instead of predicting a deployment that cannot run. Sources
 - KV for one request:  vllm/v1/core/kv_cache_utils.py, check_enough_kv_cache_memory: the KV
                        cache holds one request of max_model_len tokens (with the memory plan:
                        frontier.spec.memory.check_vllm_starts)
+- drafting graphs:     vllm/config/compilation.py adjust_cudagraph_sizes_for_spec_decode (0.12 on):
+                       no capture size left once rounded up to multiples of 1 + k
 - hybrid state blocks: vllm/config/compilation.py, resolve_cudagraph_mode_and_sizes (0.19 on):
                        max_num_seqs no more than a hybrid's KV blocks (with the memory plan:
                        frontier.spec.memory.check_vllm_state_blocks)
@@ -56,7 +58,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from frontier.engine import sglang_speculative_v1, version_tuple
+from frontier.engine import VLLM_GRAPHS_ROUNDED_TO_DRAFTS, sglang_speculative_v1, version_tuple
 from frontier.errors import SpecError
 
 if TYPE_CHECKING:
@@ -137,6 +139,14 @@ def check_vllm_refusals(model: ModelSpec, c: ClusterSpec, where: str) -> None:
         raise SpecError(
             f"{where}.engine_version: vLLM {c.engine_version} does not serve {model.name} "
             f"({model.architecture}, from vLLM {'.'.join(map(str, first))}.0); use a later release or SGLang"
+        )
+    graphs = max(c.cuda_graph_sizes) if c.cuda_graph_sizes else c.cuda_graph_max_bs
+    query = 1 + (c.speculative.num_speculative_tokens if c.speculative else 0)
+    if query > 1 and c.cuda_graph and graphs < query and not (version and version < VLLM_GRAPHS_ROUNDED_TO_DRAFTS):
+        raise SpecError(
+            f"{where}.cuda_graph_sizes: vLLM {c.engine_version or '(newest)'} rounds its CUDA-graph sizes up to "
+            f"multiples of a drafting step's {query} query tokens and refuses to start when none is left below "
+            f"its largest, {graphs}; capture sizes up to >= {query}, or fewer draft tokens"
         )
     if model.linear_attention is not None and c.enable_prefix_caching:
         raise SpecError(

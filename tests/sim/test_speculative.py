@@ -141,3 +141,25 @@ def test_sglang_verifies_a_draft_in_the_graph_of_its_batch_size():
     # 9 sequences: 18 verify tokens replay the 10-sequence graph (20 tokens); 61: the 64 one.
     assert [blocks.padded_tokens(verify(b)) for b in (3, 9, 61, 200)] == [6, 20, 128, 400]
     assert blocks.uses_graph(verify(256)) and not blocks.uses_graph(verify(257))
+
+
+def test_vllm_rounds_its_graph_sizes_to_a_drafting_decode_from_0_12():
+    """compilation.py adjust_cudagraph_sizes_for_spec_decode (0.12 on): each capture size rounded
+    up to a multiple of 1 + k, those past the largest dropped; 0.11 keeps its sizes."""
+    from frontier.sim.run import block_costs_for
+
+    def graphs(version: str, k: int) -> tuple[int, ...]:
+        sc = make_scenario(
+            engine="vllm", engine_version=version, max_num_seqs=8, speculative={"num_speculative_tokens": k}
+        )
+        return block_costs_for(sc, sc.clusters[0])[0].overheads.capture_sizes
+
+    # 8 sequences, 2 drafts: graphs to min(2 x 8 x 3, 512) = 48 tokens from 0.13 (16 in 0.12,
+    # whose ceiling does not count the drafts): 1, 2, 4, 8, 16, 24, 32, 40, 48 rounded to 3s.
+    assert graphs("0.13.0", 2) == (3, 6, 9, 18, 24, 33, 42, 48)
+    assert graphs("0.12.0", 2) == (3, 6, 9)  # 16 rounds to 18, past the largest
+    assert graphs("0.11.0", 2) == (1, 2, 4, 8, 16)
+    with pytest.raises(SpecError, match=r"cuda_graph_sizes: vLLM 0.12.0 rounds .* 3 query tokens .* largest, 2;"):
+        make_scenario(
+            engine="vllm", engine_version="0.12.0", cuda_graph_sizes=[1, 2], speculative={"num_speculative_tokens": 2}
+        )
