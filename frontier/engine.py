@@ -307,18 +307,14 @@ def _sglang_capture_sizes(version: tuple, graph_bs: int, drafting: bool = False)
     every size to 8, every 2 to 32, then every 4 to 64 and 8 to 256 (before 0.5.3: 40, 48, 56,
     then every 16 from 80 to 160; the GPU's default cap as without a draft), every 16 beyond
     (read in the 0.5.1, 0.5.6.post2, 0.5.9 and 0.5.14 wheels)."""
-    new_list = _sglang_release(version) >= (0, 5, 3)
-    if drafting:
-        small = list(range(1, 9)) + list(range(10, 33, 2))
-        if new_list:
+    small = list(range(1, 9)) + list(range(10, 33, 2))  # with a draft
+    if _sglang_release(version) >= (0, 5, 3):
+        if drafting:
             sizes = small + list(range(40, 65, 4)) + list(range(72, 257, 8)) + list(range(272, 1025, 16))
-            return tuple(sizes)
-        sizes = small + list(range(40, 64, 8)) + list(range(80, 161, 16))
-    elif new_list:
-        sizes = [1, 2, 4, 8, 12] + list(range(16, 257, 8)) + list(range(272, 512, 16)) + list(range(512, 1025, 32))
+        else:
+            sizes = [1, 2, 4, 8, 12] + list(range(16, 257, 8)) + list(range(272, 512, 16)) + list(range(512, 1025, 32))
         return tuple(sizes)
-    else:
-        sizes = [1, 2, 4, 8] + list(range(16, 161, 8))
+    sizes = small + [40, 48, 56] + list(range(80, 161, 16)) if drafting else [1, 2, 4, 8] + list(range(16, 161, 8))
     top = max(160, graph_bs)
     sizes += list(range(168, min(top, 256) + 1, 8)) + list(range(272, top + 1, 16))
     sizes += list(range(sizes[-1] + 16, 1025, 16))

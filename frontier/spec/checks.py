@@ -146,7 +146,7 @@ def check_vllm_refusals(model: ModelSpec, c: ClusterSpec, where: str) -> None:
         raise SpecError(
             f"{where}.cuda_graph_sizes: vLLM {c.engine_version or '(newest)'} rounds its CUDA-graph sizes up to "
             f"multiples of a drafting step's {query} query tokens and refuses to start when none is left below "
-            f"its largest, {graphs}; capture sizes up to >= {query}, or fewer draft tokens"
+            f"its largest, {graphs}; capture a size of at least {query} tokens or draft fewer"
         )
     if model.linear_attention is not None and c.enable_prefix_caching:
         raise SpecError(
