@@ -223,10 +223,13 @@ def step_model_for(scenario: Scenario, spec: ClusterSpec, step_time=None) -> tup
     return StepModel(rule, model.kv_bytes_per_token, model.num_layers), sources
 
 
-def make_scheduler(spec: ClusterSpec, kv: BlockManager, ranks: int, max_seqs: int = 0) -> Scheduler:
+def make_scheduler(
+    spec: ClusterSpec, kv: BlockManager, ranks: int, max_seqs: int = 0, ignore_eos: bool = False
+) -> Scheduler:
     """The engine's scheduling policy over one instance's KV cache (`ranks` attention-DP ranks
     scheduled together, with their combined limits). `max_seqs`: fewer sequences than
-    max_num_seqs that can run (a hybrid model's recurrent states: MemoryPlan.state_seqs)."""
+    max_num_seqs that can run (a hybrid model's recurrent states: MemoryPlan.state_seqs);
+    `ignore_eos`: whether the requests generate all their output tokens (WorkloadSpec)."""
     if spec.engine == "sglang":
         # The server's limits split over its attention-DP ranks (frontier.engine SGLANG_UNSET_RUNNING).
         dp = spec.dp_attention
@@ -240,6 +243,7 @@ def make_scheduler(spec: ClusterSpec, kv: BlockManager, ranks: int, max_seqs: in
             spec.enable_mixed_chunk,
             spec.schedule_policy,
             schedule_conservativeness=0.3 if dp > 1 else 1.0,
+            ignore_eos=ignore_eos,
         )
     seqs = min(spec.max_num_seqs, max_seqs or spec.max_num_seqs)
     return Scheduler(kv, seqs * ranks, spec.max_num_batched_tokens * ranks, spec.enable_chunked_prefill)
@@ -361,7 +365,7 @@ def build_clusters(
             kv = BlockManager(
                 num_blocks, plan.block_size, spec.enable_prefix_caching, prefix_unit_tokens, plan.seq_blocks
             )
-            sched = make_scheduler(spec, kv, ranks, plan.state_seqs)
+            sched = make_scheduler(spec, kv, ranks, plan.state_seqs, scenario.workload.requests_ignore_eos)
             insts.append(
                 Instance(f"{spec.name}/{i}", spec.role, sched, step_model, spec.pp, max_len, recorder, fast_forward)
             )

@@ -13,6 +13,7 @@ slots and blocks last; with chunked prefill a long prompt is split over steps.
 
 from __future__ import annotations
 
+import bisect
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -159,6 +160,12 @@ class SGLangScheduler(Scheduler):
       scales by 0.3 with attention-DP ranks: server_args.py `_handle_data_parallelism`); a decode
       step without KV for every running request retracts the last admitted ones (recompute
       later).
+    - Requests that ignore EOS (`ignore_eos`: each will generate all its max_new_tokens) with the
+      radix cache off take another path (`PrefillAdder.add_one_req_ignore_eos`, read in the
+      0.5.1, 0.5.6.post2 and 0.5.14 wheels): a request joins the batch while any input budget is
+      left, so one goes past it, and the KV pool must hold its prompt and then, finishing the
+      running and added requests in order of their remaining outputs (all of them, no
+      new_token_ratio), always have a token a request to spare (`_outputs_fit`).
     The radix cache is the block manager's prefix cache.
     """
 
@@ -176,9 +183,11 @@ class SGLangScheduler(Scheduler):
         enable_mixed_chunk: bool = False,
         schedule_policy: str = "fcfs",
         schedule_conservativeness: float = 1.0,
+        ignore_eos: bool = False,
     ):
         super().__init__(kv, max_running_requests, chunked_prefill_size, True)
         self.max_prefill_tokens = max_prefill_tokens
+        self.ignore_eos_path = ignore_eos and not kv.prefix_caching  # `tree_cache.disable`
         self.mixed_chunk = enable_mixed_chunk
         self.policy = schedule_policy
         self.chunked: Request | None = None
@@ -245,7 +254,8 @@ class SGLangScheduler(Scheduler):
         # A mixed batch's decode tokens come out of every prefill budget (PrefillAdder's
         # `mixed_with_decode_tokens` = the running batch size with --enable-mixed-chunk).
         mixed = sum(map(self._prefilled, self.running)) if self.mixed_chunk else 0
-        rem_total = kv.free_blocks * kv.block_size - reserved - mixed
+        free = kv.free_blocks * kv.block_size - mixed  # PrefillAdder.cur_rem_tokens
+        rem_total = free - reserved
         rem_input = self.max_prefill_tokens - mixed
         rem_chunk = self.max_num_batched_tokens - mixed
         if self.chunked is not None and self.chunked.is_decoding:  # its last chunk ran fast-forwarded
@@ -258,6 +268,7 @@ class SGLangScheduler(Scheduler):
                 rem_input -= n
                 rem_chunk -= n
                 rem_total -= n
+                free -= n
                 if n == chunked.remaining_new_tokens:
                     self.chunked = None
                 else:
@@ -267,6 +278,7 @@ class SGLangScheduler(Scheduler):
                 if req.num_computed == 0:
                     self.kv.match_prefix(req)
             self.waiting = deque(sorted(self.waiting, key=lambda r: -r.cached_tokens))
+        outputs = None  # the ignore-EOS path's (remaining output, tokens held) of every request
         while self.waiting:
             if len(self.running) >= self.max_num_seqs:
                 return plan
@@ -275,26 +287,51 @@ class SGLangScheduler(Scheduler):
                 kv.match_prefix(req)
             extend = req.remaining_new_tokens
             total = extend + min(req.max_output_tokens - req.num_output, self.CLIP_MAX_NEW_TOKENS)
-            if total >= rem_total or (extend >= rem_input and plan.scheduled):
-                self._unmatch(req)
-                plan.admission_blocked = False
-                return plan
+            if self.ignore_eos_path:
+                if outputs is None:
+                    outputs = sorted(o for r in self.running if (o := self._outputs(r))[0] > 0)
+                bisect.insort(outputs, self._outputs(req))
+                fits = extend <= min(free, rem_total) and self._outputs_fit(outputs, free - extend)
+            else:
+                fits = total < rem_total and not (extend >= rem_input and plan.scheduled)
             n = min(extend, rem_chunk)
-            if n <= 0 or not kv.allocate(req, n):
+            if not fits or n <= 0 or not kv.allocate(req, n):
                 self._unmatch(req)
                 plan.admission_blocked = False
                 return plan
             self.waiting.popleft()
             self.running.append(req)
             plan.scheduled.append((req, n))
-            rem_total -= total
+            rem_total -= total if n == extend else n
             rem_input -= n
             rem_chunk -= n
+            free -= n
             if n < extend:
                 self.chunked = req
                 return plan
+            if self.ignore_eos_path and min(rem_total, free, rem_input, rem_chunk) <= 0:
+                plan.admission_blocked = False
+                return plan
         plan.admission_blocked = True
         return plan
+
+    @staticmethod
+    def _outputs(req: Request) -> tuple[int, int]:
+        """(output tokens it will still generate, KV tokens it holds once done) of an ignore-EOS
+        request, as `add_one_req_ignore_eos` sorts them (those with none left not at all)."""
+        return req.max_output_tokens - req.num_output, req.prompt_tokens + req.num_output
+
+    @staticmethod
+    def _outputs_fit(outputs: list[tuple[int, int]], free: int) -> bool:
+        """Whether `free` KV tokens see every request through, finishing them shortest remaining
+        output first: while the i-th finishes, the n - i still running each take a token a step
+        and need one more to spare (IGNORE_EOS_RESERVE_TOKENS); each done frees what it held."""
+        freed, n = 0, len(outputs)
+        for i, (left, held) in enumerate(outputs):
+            if free + freed - left * (n - i) <= n - i:
+                return False
+            freed += held
+        return True
 
     def finish(self, req: Request) -> None:
         if req is self.chunked:

@@ -43,6 +43,12 @@ def workload_to_dict(w) -> dict:
     for key in ("input_len", "output_len"):
         if getattr(w, key) is not None:
             d[key] = _length(getattr(w, key))
+    if w.prompt_pool is not None:
+        d["prompt_pool"], d["prompt_sampling"] = w.prompt_pool, w.prompt_sampling
+    if w.warmup_requests:
+        d["warmup_requests"] = w.warmup_requests
+    if w.ignore_eos is not None:
+        d["ignore_eos"] = w.ignore_eos
     if w.trace is not None:
         t = w.trace
         d["trace"] = {"path": str(t.path), "format": t.format, "time_scale": t.time_scale, "start_s": t.start_s}

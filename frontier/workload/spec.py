@@ -10,6 +10,8 @@ workload:
   output_len: 200                           # shorthand for {dist: fixed, value: 200}
   prompt_pool: 100                          # optional: prompts drawn from this many distinct ones
   prompt_sampling: shuffle                  # with prompt_pool: random (default) | shuffle | sequential
+  ignore_eos: true                          # requests ask for all their output tokens (default:
+                                            # synthetic lengths yes, a trace's own lengths no)
   # or replay a trace (its lengths, and its timestamps unless `arrival:` re-times it):
   trace: {path: simulate/traces/azure_conv.csv, format: auto, time_scale: 1.0, start_s: 0}
 ```
@@ -293,7 +295,14 @@ class WorkloadSpec:
     measured; the measured ones follow once every warmup response is back, so the measured phase
     starts from an idle engine whose prefix cache holds what the warmup left (aiperf
     `--warmup-request-count`, which aiconfigurator's benchmark sets to 2 x the concurrency;
-    `vllm bench serve --num-warmups`). 0: none."""
+    `vllm bench serve --num-warmups`). 0: none.
+
+    ignore_eos: whether the requests ask the engine to generate all their output tokens past an
+    end-of-sequence token (`vllm bench serve --ignore-eos`, SGLang's bench_serving by default,
+    aiperf `--extra-inputs ignore_eos:true`), which SGLang's admission treats apart
+    (frontier.sim.scheduler.SGLangScheduler). None: yes where the workload sets the output
+    lengths (synthetic, or a trace's replaced), no for a trace's own lengths, which ended on one
+    (`requests_ignore_eos`)."""
 
     num_requests: int | None = None
     arrival: ArrivalSpec | None = None
@@ -305,11 +314,17 @@ class WorkloadSpec:
     prompt_pool: int | None = None
     prompt_sampling: str = "random"
     warmup_requests: int = 0
+    ignore_eos: bool | None = None
 
     KEYS = (
         "num_requests", "arrival", "concurrency", "input_len", "output_len", "trace", "send_gap_ms", "prompt_pool",
-        "prompt_sampling", "warmup_requests",
+        "prompt_sampling", "warmup_requests", "ignore_eos",
     )  # fmt: skip
+
+    @property
+    def requests_ignore_eos(self) -> bool:
+        """Whether the requests ask for all their output tokens (see `ignore_eos`)."""
+        return self.ignore_eos if self.ignore_eos is not None else self.trace is None or self.output_len is not None
 
     @classmethod
     def from_dict(cls, d: Any, where: str = "workload", base_dir: str | Path | None = None) -> WorkloadSpec:
@@ -384,6 +399,9 @@ class WorkloadSpec:
         send_gap_ms = SEND_GAP_MS
         if d.get("send_gap_ms") is not None:
             send_gap_ms = _number(d["send_gap_ms"], f"{where}.send_gap_ms", minimum=0, what="a time in ms")
+        ignore_eos = d.get("ignore_eos")
+        if ignore_eos is not None and not isinstance(ignore_eos, bool):
+            raise SpecError(f"{where}.ignore_eos: expected true or false, got {ignore_eos!r}")
         return cls(
             num_requests=num,
             arrival=arrival,
@@ -395,4 +413,5 @@ class WorkloadSpec:
             prompt_pool=prompt_pool,
             prompt_sampling=prompt_sampling,
             warmup_requests=warmup,
+            ignore_eos=ignore_eos,
         )

@@ -177,6 +177,43 @@ def test_sglang_admission_reserves_new_token_ratio_of_running_outputs():
     assert sched.schedule().scheduled == [(b, 100)]
 
 
+def test_sglang_admits_ignore_eos_requests_past_the_prefill_budget_with_the_radix_cache_off():
+    # add_one_req_ignore_eos: no "needs all the input budget left" check before a request, only
+    # the budget after it: with 250 prefill tokens three 100-token prompts join (the third goes
+    # past), where the radix cache (or requests that may stop at EOS) admit two.
+    def admitted(ignore_eos: bool, radix: bool = False) -> list[int]:
+        sched = SGLangScheduler(BlockManager(1000, 16, prefix_caching=radix), 64, 8192, 250, ignore_eos=ignore_eos)
+        for i in range(4):
+            sched.add(Request(i, 0.0, 100, 10))
+        return [n for _, n in sched.schedule().scheduled]
+
+    assert admitted(ignore_eos=True) == [100, 100, 100]
+    assert admitted(ignore_eos=False) == [100, 100]
+    assert admitted(ignore_eos=True, radix=True) == [100, 100]
+
+
+def test_sglang_ignore_eos_admission_sees_the_running_requests_through_in_order():
+    # 100 blocks of 16 = 1,600 tokens. A has 100 of its 1,000 outputs left and holds 1,000
+    # tokens (63 blocks): 592 free. B (prompt 100, 500 outputs) asks 600 tokens beside 0.7 x 100
+    # reserved for A: 600 >= 592 - 70, so the new_token_ratio path keeps B waiting. Finishing
+    # them in order instead (A first: 492 - 2 x 100 > 2; then B with A's 1,000 tokens freed:
+    # 492 + 1,000 - 500 > 1) admits B. With 1,500 outputs B could not finish: 492 + 1,000 - 1,500.
+    def admitted(ignore_eos: bool, outputs: int = 500) -> list[int]:
+        kv = BlockManager(100, 16)
+        sched = SGLangScheduler(kv, 64, 8192, 16384, ignore_eos=ignore_eos)
+        a = Request(0, 0.0, 100, 1000)
+        sched.add(a)
+        sched.schedule()
+        a.num_computed, a.num_output = 1000, 900
+        assert kv.allocate(a, 0) and kv.free_blocks * 16 == 592
+        sched.add(Request(1, 0.0, 100, outputs))
+        return [n for r, n in sched.schedule().scheduled if r.id == 1]
+
+    assert admitted(ignore_eos=False) == []
+    assert admitted(ignore_eos=True) == [100]
+    assert admitted(ignore_eos=True, outputs=1500) == []
+
+
 def test_sglang_mixed_chunk_takes_the_decodes_out_of_the_prefill_budgets():
     # Three requests decode; P and Q (100-token prompts) wait. PrefillAdder subtracts the
     # running batch from max_prefill_tokens (and from the chunk size) with mixed chunks, and

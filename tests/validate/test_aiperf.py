@@ -103,8 +103,9 @@ def test_input_config_without_metrics_is_not_a_result():
 
 def test_an_aiperf_replay_of_a_development_run_predicts_what_make_accuracy_does(tmp_path):
     # The export's run replayed with the deployment aiconfigurator's generator gave it (the
-    # scenario file; aiperf records no engine) and no prefix reuse (as `make accuracy` simulates
-    # SGLang's sweeps): the prediction is the development set's own for that run.
+    # scenario file; aiperf records no engine), the radix cache off so that aiperf's pool of
+    # prompts is not reused (`make accuracy` simulates SGLang's sweeps without reuse): the
+    # prediction is the development set's own for that run on that deployment.
     from frontier.validate.accuracy import load_runs, simulate_run
 
     (dev,) = [r for r in load_runs() if r.id == DEV_RUN]
@@ -115,7 +116,7 @@ def test_an_aiperf_replay_of_a_development_run_predicts_what_make_accuracy_does(
     res = CliRunner().invoke(validate, [str(AIPERF), "--scenario", str(scenario), "-o", str(out), "--no-progress"])
     assert res.exit_code == 0, res.output
     metrics = json.loads((out / "validation.json").read_text())["metrics"]
-    expected = simulate_run(dev.scenario)
+    expected = simulate_run(dict(dev.scenario, deployment=deployment))
     assert metrics["mean_ttft_ms"]["measured"] == pytest.approx(dev.ttft_ms)
     assert metrics["mean_ttft_ms"]["predicted"] == pytest.approx(expected["ttft_ms"], rel=0.01)
     assert metrics["mean_tpot_ms"]["predicted"] == pytest.approx(expected["tpot_ms"], rel=0.01)

@@ -151,7 +151,8 @@ def test_unknown_top_level_key_names_allowed_keys():
     msg = spec_error(with_(num_request=5))
     assert msg == (
         "workload: unknown key 'num_request'; allowed keys: num_requests, arrival, "
-        "concurrency, input_len, output_len, trace, send_gap_ms, prompt_pool, prompt_sampling, warmup_requests"
+        "concurrency, input_len, output_len, trace, send_gap_ms, prompt_pool, prompt_sampling, warmup_requests, "
+        "ignore_eos"
     )
 
 
@@ -304,3 +305,21 @@ def test_prompt_sampling_is_one_of_aiperfs_strategies_and_needs_a_pool():
     assert spec_error(with_(prompt_sampling="shuffle")).startswith(
         "workload.prompt_sampling: says how requests pick from prompt_pool, which is not set"
     )
+
+
+def test_ignore_eos_defaults_to_whether_the_workload_sets_the_output_lengths():
+    assert WorkloadSpec.from_dict(SYNTHETIC).requests_ignore_eos
+    assert not WorkloadSpec.from_dict(with_(ignore_eos=False)).requests_ignore_eos
+    trace = {"trace": "simulate/traces/azure_conv.csv"}
+    assert not WorkloadSpec.from_dict(trace).requests_ignore_eos  # its outputs ended on an EOS
+    assert WorkloadSpec.from_dict({**trace, "output_len": 100}).requests_ignore_eos
+    assert spec_error(with_(ignore_eos="yes")) == "workload.ignore_eos: expected true or false, got 'yes'"
+
+
+def test_a_recorded_workload_is_the_same_workload():
+    from frontier.spec.scenario import scenario_from_dict
+    from frontier.spec.scenario_dict import scenario_to_dict
+
+    workload = with_(concurrency=16, prompt_pool=100, prompt_sampling="shuffle", warmup_requests=32, ignore_eos=False)
+    scenario = scenario_from_dict({"model": "llama-3.1-8b", "gpu": "h100-sxm", "workload": workload})
+    assert scenario_from_dict(scenario_to_dict(scenario)).workload == scenario.workload
