@@ -735,10 +735,21 @@ class _AiperfInput(NamedTuple):
     tokenizer: str | None
     src: dict
     notes: list
+    ignore_eos: bool = False  # --extra-inputs ignore_eos:true (or nvext's)
 
 
 def _section(d: dict, key: str) -> dict:
     return d[key] if isinstance(d.get(key), dict) else {}
+
+
+def _aiperf_ignore_eos(extra) -> bool:
+    """Whether aiperf's `--extra-inputs` (its flags' layout: [key, value] pairs; 0.9's
+    endpoint.extra: a mapping) asked the engine to ignore EOS, at the top or in Dynamo's nvext."""
+    if isinstance(extra, list):
+        extra = dict(pair for pair in extra if isinstance(pair, (list, tuple)) and len(pair) == 2)
+    if not isinstance(extra, dict):
+        return False
+    return extra.get("ignore_eos") is True or _section(extra, "nvext").get("ignore_eos") is True
 
 
 def _aiperf_flags_input(cfg: dict, where: str) -> _AiperfInput:
@@ -772,6 +783,7 @@ def _aiperf_flags_input(cfg: dict, where: str) -> _AiperfInput:
         osl=_section(prompt, "output_tokens"),
         model=_str(models[0]) if models else None,
         tokenizer=_str(_section(cfg, "tokenizer").get("name")),
+        ignore_eos=_aiperf_ignore_eos(inp.get("extra")),
         src={
             "arrival": "input_config: loadgen.request_rate",
             "concurrency": "input_config: loadgen.concurrency",
@@ -781,6 +793,7 @@ def _aiperf_flags_input(cfg: dict, where: str) -> _AiperfInput:
             "prompt_sampling": "input_config: input.dataset_sampling_strategy",
             "input_len": "input_config: input.prompt.input_tokens",
             "output_len": "input_config: input.prompt.output_tokens",
+            "ignore_eos": "input_config: input.extra (--extra-inputs)",
         },
         notes=notes,
     )
@@ -854,6 +867,7 @@ def _aiperf_phases_input(cfg: dict, where: str) -> _AiperfInput:
         osl=_aiperf_distribution(prompts.get("osl"), "output length", notes),
         model=models[0] if models else None,
         tokenizer=_str(_section(cfg, "tokenizer").get("name")),
+        ignore_eos=_aiperf_ignore_eos(_section(cfg, "endpoint").get("extra")),
         src={
             "arrival": f"{at}.rate",
             "concurrency": f"{at}.concurrency",
@@ -863,6 +877,7 @@ def _aiperf_phases_input(cfg: dict, where: str) -> _AiperfInput:
             "prompt_sampling": "input_config: datasets[0].sampling (aiperf's default: sequential)",
             "input_len": "input_config: datasets[0].prompts.isl",
             "output_len": "input_config: datasets[0].prompts.osl",
+            "ignore_eos": "input_config: endpoint.extra (--extra-inputs)",
         },
         notes=notes,
     )
@@ -906,6 +921,7 @@ def load_aiperf_object(obj: dict, path: Path, index: int | None = None) -> Measu
             src[f"{name}_len"] = f"measured {tag}"
     if concurrency:
         workload["concurrency"] = concurrency
+    workload["ignore_eos"] = sent.ignore_eos
     if sent.warmup:
         workload["warmup_requests"] = sent.warmup
     if sent.synthetic:

@@ -35,6 +35,7 @@ def test_an_aiperf_export_is_a_run_with_the_workload_its_input_config_records():
         "input_len": 1024,
         "output_len": 128,
         "concurrency": 16,
+        "ignore_eos": True,  # --extra-inputs ignore_eos:true
         "warmup_requests": 32,
         "prompt_pool": 100,  # not in input_config: aiperf's default --num-dataset-entries
         "prompt_sampling": "random",  # nor a sampling strategy: aiperf before 0.3.0
@@ -328,3 +329,13 @@ def test_an_aiperf_0_9_export_is_read_from_its_phases_and_dataset(tmp_path):
         FrontierError, match=r"aiperf's 'fixed_schedule' phase is not replayed; Frontier replays concurrency"
     ):
         load_result_file(_write(tmp_path, obj))
+
+
+def test_an_aiperf_run_ignores_eos_only_where_its_extra_inputs_ask(tmp_path):
+    obj = json.loads(AIPERF.read_text())
+    obj["input_config"]["input"]["extra"] = [["nvext", {"ignore_eos": True}]]  # Dynamo's own field
+    (run,) = load_result_file(_write(tmp_path, obj))
+    assert run.settings.workload["ignore_eos"] is True
+    del obj["input_config"]["input"]["extra"]  # outputs may stop at an EOS
+    (run,) = load_result_file(_write(tmp_path, obj))
+    assert run.settings.workload["ignore_eos"] is False
