@@ -131,7 +131,7 @@ def scenario_dict(path: Path | None, warn=None, **flags) -> tuple[dict, Path | N
             raise FrontierError(f"--burstiness: {given['burstiness']:g} must be > 0 (1: Poisson)")
         arrival = wl.setdefault("arrival", {"process": "poisson", "rate": FLAG_DEFAULTS["rate"]})
         arrival.update(process="gamma", cv=given["burstiness"] ** -0.5)
-    for key in ("concurrency", "prompt_pool", "prompt_sampling", "warmup_requests"):
+    for key in ("concurrency", "prompt_pool", "prompt_sampling", "warmup_requests", "ignore_eos"):
         if key in given:
             wl[key] = given[key]
     return d, (path.parent if path is not None else None)
@@ -243,6 +243,13 @@ def warn_line(text: str) -> None:
     "warmup_requests",
     type=click.IntRange(min=0),
     help="Warmup requests sent first and not measured; the measured ones follow when all are back.",
+)
+@click.option(
+    "--ignore-eos/--no-ignore-eos",
+    "ignore_eos",
+    default=None,
+    help="Requests ask for all their output tokens past an EOS (vllm bench serve --ignore-eos; "
+    "default: synthetic lengths yes, a trace's own lengths no); SGLang admits them apart with its radix cache off.",
 )
 @click.option("--trace", help="Request trace: Azure 2023 / Mooncake / CSV / JSONL file.")
 @click.option("--max-num-seqs", type=int, help="Scheduler: most sequences per batch.")

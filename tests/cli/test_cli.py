@@ -640,3 +640,21 @@ def test_a_workload_no_request_of_which_fits_is_an_error(tmp_path):
         "error: no request could be served: prompt + output = 140010 tokens exceeds max_model_len 131072"
     ]
     assert summary(tmp_path / "out")["failed"] == 3
+
+
+def test_ignore_eos_flag_sets_whether_sglang_admits_past_its_prefill_budget(tmp_path):
+    # SGLang without its radix cache, 250 prefill tokens a batch, four 100-token prompts at once:
+    # requests that ignore EOS fill the first batch with three (one past the budget), others two.
+    deployment = {"engine": "sglang", "enable_prefix_caching": False, "max_prefill_tokens": 250}
+    path = write_yaml(tmp_path / "s.yaml", {"model": "llama-3.1-8b", "gpu": "h100-sxm", "deployment": deployment})
+
+    def run(flag: str) -> dict:
+        out = tmp_path / flag
+        flags = ("--num-prompts", 4, "--rate", "inf", "--input-len", 100, "--output-len", 2)
+        assert_ok(invoke("simulate", str(path), *flags, flag, "-o", out, *FAST))
+        return summary(out)
+
+    ignore, stop = run("--ignore-eos"), run("--no-ignore-eos")
+    assert ignore["frontier"]["scenario"]["workload"]["ignore_eos"] is True
+    assert stop["frontier"]["scenario"]["workload"]["ignore_eos"] is False
+    assert ignore["mean_ttft_ms"] < stop["mean_ttft_ms"]  # 3 first tokens after one batch, not 2
