@@ -298,8 +298,9 @@ class WorkloadSpec:
     `vllm bench serve --num-warmups`). 0: none.
 
     ignore_eos: whether the requests ask the engine to generate all their output tokens past an
-    end-of-sequence token (`vllm bench serve --ignore-eos`, SGLang's bench_serving by default,
-    aiperf `--extra-inputs ignore_eos:true`), which SGLang's admission treats apart
+    end-of-sequence token (`vllm bench serve --ignore-eos`, which its random datasets set
+    themselves in 0.14's vllm/benchmarks/serve.py; SGLang's bench_serving by default; aiperf
+    `--extra-inputs ignore_eos:true`), which SGLang's admission treats apart
     (frontier.sim.scheduler.SGLangScheduler). None: yes where the workload sets the output
     lengths (synthetic, or a trace's replaced), no for a trace's own lengths, which ended on one
     (`requests_ignore_eos`)."""
