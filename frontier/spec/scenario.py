@@ -159,6 +159,11 @@ class ClusterSpec:
     defaults_from: tuple = ()  # (field, value, source) of each engine default applied
 
     @property
+    def draft(self) -> str | None:
+        """The speculative method drafting for this cluster, if any."""
+        return self.speculative.method if self.speculative else None
+
+    @property
     def instance_gpus(self) -> int:
         return self.tp * self.pp * self.dp_attention
 
@@ -206,14 +211,14 @@ class Scenario:
     def cluster_engine(self, cluster: ClusterSpec) -> Engine:
         """The cluster's engine at its release: host times and CUDA-graph sizes (its argument
         defaults are already filled into `cluster`; a draft changes SGLang's graph sizes)."""
-        draft = cluster.speculative.method if cluster.speculative else None
-        return make_engine(cluster.engine, cluster.engine_version, self.cluster_gpu(cluster), cluster.tp, draft=draft)
+        return make_engine(
+            cluster.engine, cluster.engine_version, self.cluster_gpu(cluster), cluster.tp, draft=cluster.draft
+        )
 
     def cluster_host_overlapped(self, cluster: ClusterSpec) -> bool:
         """Whether the cluster's engine hides its host time behind the GPU (and so plans ahead)."""
-        draft = cluster.speculative.method if cluster.speculative else None
         return host_overlapped(
-            self.cluster_engine(cluster), self.cluster_model(cluster), cluster.enable_prefix_caching, draft
+            self.cluster_engine(cluster), self.cluster_model(cluster), cluster.enable_prefix_caching, cluster.draft
         )
 
     def cluster_request_ms(self, cluster: ClusterSpec) -> float:
@@ -452,7 +457,7 @@ def _with_engine_defaults(spec: ClusterSpec, scenario_gpu: GPUSpec | None, where
         spec.dp_attention,
         spec.max_num_batched_tokens,  # the user's: SGLang's default memory fraction follows them
         spec.cuda_graph_max_bs,
-        spec.speculative.method if spec.speculative else None,
+        spec.draft,
     )
     filled, sources = {}, []
     for name in _ENGINE_DEFAULTED:
