@@ -18,6 +18,9 @@ from rich.table import Table
 
 from frontier.metrics.serving import PERCENTILES
 
+# A front-end queue busier than this is where latency turns steep (see frontend_notes).
+FRONTEND_STEEP = 0.9
+
 
 def write_results(
     result, outdir: str | Path, plots: bool = True, trace: bool = True, detailed: bool = False
@@ -170,6 +173,40 @@ def predictor_notes(f: dict) -> list[str]:
     return notes
 
 
+def frontend_row(load: dict | None) -> str | None:
+    """The summary's front-end load (frontier.sim.frontend `Frontend.load`) in words."""
+    if not load:
+        return None
+    parts = [f"request work {load['request_busy_fraction']:.0%} busy"]
+    if load.get("stream_busy_fraction") is not None:
+        parts.append(f"output stream {load['stream_busy_fraction']:.0%} busy")
+        if load.get("first_token_stream_lag_ms"):
+            parts[-1] += f", first tokens {load['first_token_stream_lag_ms']:.0f} ms late on average"
+    return "; ".join(parts)
+
+
+def frontend_notes(load: dict | None) -> list[str]:
+    """A line for each front-end queue near saturation: there a few percent more or less work
+    per request or output moves the latencies behind it by far more, so they are the figures to
+    distrust first and the knobs to turn first."""
+    if not load:
+        return []
+    notes = []
+    if (load.get("stream_busy_fraction") or 0.0) >= FRONTEND_STEEP:
+        notes.append(
+            f"the front end's output stream is {load['stream_busy_fraction']:.0%} busy: TTFT and E2E latency "
+            "wait in its queue and move steeply with its cost per output; SGLang spreads it over "
+            "--tokenizer-worker-num processes (deployment.tokenizer_workers) and thins it with "
+            "--stream-interval (deployment.stream_interval)"
+        )
+    if load["request_busy_fraction"] >= FRONTEND_STEEP:
+        notes.append(
+            f"the front end's request work is {load['request_busy_fraction']:.0%} busy: requests queue "
+            "before the scheduler sees them, and TTFT moves steeply with the work per request"
+        )
+    return notes
+
+
 def print_summary(result, console: Console | None = None) -> None:
     console = console or Console()
     s, f = result.summary, result.summary["frontier"]
@@ -226,6 +263,9 @@ def print_summary(result, console: Console | None = None) -> None:
             f"{c['prefix_cache_hit_rate']:.0%}" + (f" ({c['name']})" if len(f["clusters"]) > 1 else "") for c in cached
         )
         head.add_row("prefix cache", f"{rates} of prompt tokens served from the cache")
+    frontend = frontend_row(f.get("frontend"))
+    if frontend:
+        head.add_row("front end", frontend)
     console.print(head)
     table = Table(title="latency (ms)")
     table.add_column("metric")
@@ -257,7 +297,7 @@ def print_summary(result, console: Console | None = None) -> None:
         for c in clusters:
             ct.add_row(*["-" if c.get(key) is None else fmt.format(c[key]) for _, key, fmt in cols])
         console.print(ct)
-    for note in predictor_notes(f):
+    for note in predictor_notes(f) + frontend_notes(f.get("frontend")):
         console.print(f"[yellow]note:[/] {note}")
     for reason, count in f["failed_reasons"].items():
         console.print(f"[red]failed:[/] {count} request(s): {reason}")

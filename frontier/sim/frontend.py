@@ -22,6 +22,11 @@ it on the way out. Three parts:
   and fewer requests run in the engine.
 The costs come from frontier.engine `HostTime` (fitted to the development set's TTFTs), `workers`
 and `stream_interval` from the deployment.
+
+It also keeps its own load (`load`): how busy its request and output work kept it, and how late
+its queue made the first tokens. A stream near 100 % busy is where latency turns steep: each
+percent of per-output cost more or less moves TTFT by far more, and the engine's knobs for it
+(SGLang's --tokenizer-worker-num, --stream-interval) matter more than the GPUs'.
 """
 
 from __future__ import annotations
@@ -49,6 +54,14 @@ class Frontend:
         self.stream_s = stream_us_per_output * 1e-6 / workers  # the workers' queues as one, evenly loaded
         self.stream_interval = stream_interval
         self.stream_free_s: dict[str, float] = {}  # per instance: when its tokens so far are out
+        self.reset_counters()
+
+    def reset_counters(self) -> None:
+        """Count the load from now on only (a warmup's is not measured)."""
+        self.request_busy_s = 0.0  # serial request work, all servers together
+        self.stream_busy_s: dict[str, float] = {}  # per instance: output work
+        self.first_lag_s = 0.0  # the delay the output queue added, summed over first tokens
+        self.firsts = 0
 
     def stream(
         self, instance: str, start_s: float, end_s: float, tokens: int, firsts: int = 0, lasts: int = 0
@@ -61,12 +74,31 @@ class Frontend:
         come at its end, so its last ones may leave up to their own service time later)."""
         outputs = firsts + lasts + max(tokens - firsts - lasts, 0) / self.stream_interval
         backlog = max(0.0, self.stream_free_s.get(instance, 0.0) - start_s)
-        lag = max(0.0, backlog + outputs * self.stream_s - (end_s - start_s))
+        work = outputs * self.stream_s
+        lag = max(0.0, backlog + work - (end_s - start_s))
         self.stream_free_s[instance] = end_s + lag
+        self.stream_busy_s[instance] = self.stream_busy_s.get(instance, 0.0) + work
+        self.first_lag_s += lag * firsts
+        self.firsts += firsts
         return lag
 
     def admit(self, now: float, prompt_tokens: int) -> float:
         """When a request sent at `now` reaches the scheduler."""
-        done = max(now, self.free_s[0]) + self.serial_s + self.per_token_s * prompt_tokens
+        work = self.serial_s + self.per_token_s * prompt_tokens
+        done = max(now, self.free_s[0]) + work
         heapq.heapreplace(self.free_s, done)
+        self.request_busy_s += work
         return done + self.latency_s + self.latency_per_token_s * prompt_tokens
+
+    def load(self, duration_s: float) -> dict:
+        """How busy the front end was over `duration_s` of measured time: its request work (the
+        servers' mean), its output stream (the busiest instance's queue; None without one), and
+        how late that queue made the first tokens on average (ms)."""
+        duration_s = max(duration_s, 1e-12)
+        return {
+            "request_busy_fraction": self.request_busy_s / (duration_s * len(self.free_s)),
+            "stream_busy_fraction": (
+                max(self.stream_busy_s.values(), default=0.0) / duration_s if self.stream_s > 0 else None
+            ),
+            "first_token_stream_lag_ms": self.first_lag_s / self.firsts * 1e3 if self.firsts else None,
+        }

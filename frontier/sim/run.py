@@ -506,6 +506,8 @@ class Simulation:
             self.arrivals = self.arrivals.copy()
             self.arrivals[w:] += late
         self.recorder.reset_gaps()
+        if self.frontend is not None:
+            self.frontend.reset_counters()
         for c in self.clusters:
             c.kv_transfer_s.clear()
             c.kv_exposed_s.clear()
@@ -776,6 +778,7 @@ def _result(sim: Simulation, wall_s: float) -> SimResult:
         "steps": sum(i.steps for c in sim.clusters for i in c.instances),
         "batches": sum(i.batches for c in sim.clusters for i in c.instances),  # planned one by one
         "clusters": _cluster_summaries(sim, duration),
+        "frontend": sim.frontend.load(duration) if sim.frontend is not None else None,
         "wall_time_s": wall_s,
     }
     return SimResult(

@@ -175,3 +175,57 @@ def test_only_sglang_streams_through_a_queue():
 def _first_cluster(model: str, engine: str):
     sc = _scenario(model, engine)
     return sc, sc.clusters[0]
+
+
+def test_the_front_end_counts_its_load_from_the_measured_phase_on():
+    # 2 ms serial + 1 us x 1,000 prompt tokens = 3 ms of work a request, 1 ms an output. Before
+    # the reset (a warmup): nothing counts. Then two requests (6 ms of work on 1 server) and, on
+    # instance "a", 15 outputs in a 10 ms step (15 ms of work: 5 ms behind, two first tokens
+    # each 5 ms late) and 4 outputs in the next (4 ms; 1 ms behind, no first token); instance
+    # "b" 2 outputs. Over 20 ms: requests 30 % busy, the busiest stream (a) 95 %, first tokens
+    # 5 ms late on average.
+    fe = Frontend(latency_ms=0.0, serial_ms=2.0, us_per_token=1.0, stream_us_per_output=1000.0)
+    fe.admit(0.0, 1000)
+    fe.stream("a", 0.000, 0.010, 30, firsts=3)
+    fe.reset_counters()
+    fe.admit(1.0, 1000), fe.admit(1.0, 1000)
+    assert fe.stream("a", 1.000, 1.010, 15, firsts=2) == pytest.approx(0.005)
+    assert fe.stream("a", 1.010, 1.020, 4) == pytest.approx(0.0)
+    fe.stream("b", 1.000, 1.010, 2)
+    assert fe.load(0.020) == pytest.approx(
+        {"request_busy_fraction": 0.30, "stream_busy_fraction": 0.95, "first_token_stream_lag_ms": 5.0}
+    )
+    # Without an output queue (vLLM) there is no stream to report.
+    plain = Frontend(latency_ms=14.0, serial_ms=6.0, us_per_token=0.0)
+    plain.admit(0.0, 10)
+    assert plain.load(0.060) == {
+        "request_busy_fraction": pytest.approx(0.1),
+        "stream_busy_fraction": None,
+        "first_token_stream_lag_ms": None,
+    }
+
+
+def test_a_saturated_stream_is_reported_with_the_knobs_that_relieve_it():
+    from frontier.metrics.report import frontend_notes, frontend_row
+
+    load = {"request_busy_fraction": 0.07, "stream_busy_fraction": 0.95, "first_token_stream_lag_ms": 160.0}
+    assert frontend_row(load) == ("request work 7% busy; output stream 95% busy, first tokens 160 ms late on average")
+    (note,) = frontend_notes(load)
+    assert note.startswith("the front end's output stream is 95% busy") and "--tokenizer-worker-num" in note
+    calm = {"request_busy_fraction": 0.2, "stream_busy_fraction": 0.5, "first_token_stream_lag_ms": None}
+    assert frontend_row(calm) == "request work 20% busy; output stream 50% busy" and frontend_notes(calm) == []
+    assert frontend_notes(None) == [] and frontend_row(None) is None
+
+
+def test_a_simulation_summary_carries_its_front_ends_load():
+    # The late-stream case above: 15 ms of work for each of its 4 outputs over the 60 ms run,
+    # each request's first token 5 ms late.
+    from frontier.sim.run import Simulation, _result
+
+    requests = table([0.0, 0.0], [10, 10], [2, 2], concurrency=1)
+    sim = Simulation(make_scenario(), requests, False, False, LinearStepTime(0.010, 0.0), True)
+    sim.attach_frontend(Frontend(latency_ms=0.0, serial_ms=0.0, us_per_token=0.0, stream_us_per_output=15000.0))
+    sim.run()
+    load = _result(sim, 0.0).summary["frontier"]["frontend"]
+    assert load["stream_busy_fraction"] == pytest.approx(4 * 0.015 / 0.060)
+    assert load["first_token_stream_lag_ms"] == pytest.approx(5.0)
