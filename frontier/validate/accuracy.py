@@ -564,7 +564,13 @@ def simulate_run(scenario: dict) -> dict:
     except Err as exc:
         return {"error": str(exc)}
     s = result.summary
-    return {"ttft_ms": s["mean_ttft_ms"], "tpot_ms": s["mean_tpot_ms"], "failed": s["failed"]}
+    load = s["frontier"]["frontend"] or {}
+    return {
+        "ttft_ms": s["mean_ttft_ms"],
+        "tpot_ms": s["mean_tpot_ms"],
+        "failed": s["failed"],
+        "stream_busy": load.get("stream_busy_fraction"),
+    }
 
 
 def closed_loop_rps(clients: int, ttft_ms: float, tpot_ms: float, output_tokens: float) -> float:
@@ -609,7 +615,10 @@ def evaluate(runs: list[Run], jobs: int | None = None, progress: bool = True) ->
             row["unexpressed"] = res["error"]
         else:
             row.update(
-                predicted_ttft_ms=res["ttft_ms"], predicted_tpot_ms=res["tpot_ms"], failed_requests=res["failed"]
+                predicted_ttft_ms=res["ttft_ms"],
+                predicted_tpot_ms=res["tpot_ms"],
+                failed_requests=res["failed"],
+                predicted_stream_busy_fraction=res["stream_busy"],
             )
             out = _mean_output_tokens(r.scenario)
             for side in ("measured", "predicted"):
@@ -711,6 +720,27 @@ def format_table(summary: dict) -> str:
         for reason, n in sorted(summary["unexpressed"].items(), key=lambda kv: -kv[1]):
             lines.append(f"- {n} runs: {reason}")
     return "\n".join(lines)
+
+
+def steep_front_end(rows: list[dict]) -> str | None:
+    """A line on the runs whose simulated front-end stream was near saturation
+    (frontier.metrics.report FRONTEND_STEEP): there TTFT sits on a steep queue, so their errors
+    say as much about a few percent of per-output cost as about the model. None without any."""
+    from frontier.metrics.report import FRONTEND_STEEP
+
+    done = [r for r in rows if "ttft_error_pct" in r]
+    steep = [r for r in done if (r.get("predicted_stream_busy_fraction") or 0.0) >= FRONTEND_STEEP]
+    if not steep:
+        return None
+    rest = [r for r in done if r not in steep]
+
+    def median(sel: list[dict]) -> str:
+        return f"{np.median(np.abs([r['ttft_error_pct'] for r in sel])):.0f} %" if sel else "-"
+
+    return (
+        f"{len(steep)} runs stream their outputs through a front end at least {FRONTEND_STEEP:.0%} busy "
+        f"(TTFT median APE {median(steep)}; the other {len(rest)}: {median(rest)})"
+    )
 
 
 def write_report(rows: list[dict], summary: dict, out: Path) -> None:
@@ -880,6 +910,9 @@ def _command():
         write_report(rows, summary, output)
         plot = plot_accuracy(rows, output.with_suffix(".png"))
         click.echo(format_table(summary))
+        steep = steep_front_end(rows)
+        if steep:
+            click.echo(f"\n{steep}.")
         if before:
             click.echo(f"\nAgainst {baseline} (the same runs):\n\n" + compare_table(summarise(before_rows), summary))
             movers = moved_runs(before_rows, rows)

@@ -8,6 +8,7 @@ from frontier.validate.accuracy import (
     compare_table,
     format_table,
     moved_runs,
+    steep_front_end,
     summarise,
 )
 
@@ -185,3 +186,15 @@ def test_a_bad_baseline_is_one_clear_error(tmp_path, text, message):
         path.write_text(text)
     with pytest.raises(FrontierError, match=message):
         read_report(path)
+
+
+def test_runs_on_a_near_saturated_front_end_are_counted_apart():
+    # Two runs streamed through a front end at 95 and 90 % busy (TTFT off by 60 and 20 %), two
+    # below 90 % or without a stream (10 and 30 %): median APE 40 % against 20 %.
+    rows = [_row("sglang", 8, e, 0.0, 0.0) for e in (-60.0, 20.0, 10.0, -30.0)]
+    for r, busy in zip(rows, (0.95, 0.90, 0.5, None)):
+        r["predicted_stream_busy_fraction"] = busy
+    assert steep_front_end(rows) == (
+        "2 runs stream their outputs through a front end at least 90% busy (TTFT median APE 40 %; the other 2: 20 %)"
+    )
+    assert steep_front_end(rows[2:]) is None
