@@ -27,11 +27,16 @@ touches fewer (frontier.ops.routing): a batch small enough to be bound by readin
 takes the measured time scaled by its share of the experts the measurement touched. Where the
 same experts were measured at other tensor-parallel widths only (e.g. TP1-4, not TP8), the
 engine's time relative to the reference at the nearest measured width carries over to the
-reference prediction at this width. Only tensor-parallel experts (no expert parallelism, one
-attention-DP rank) are measured; an expert-parallel rank over tokens every rank holds runs the
-same kernel over an expert map, and takes the engine/reference ratio of its TP twin (all experts
-at width/ep, the same rows per expert: `_tensor_parallel_twin`). Any other MoE layer (experts
-reached by an all-to-all: DeepEP's and DeepGEMM's kernels) keeps the reference-based prediction.
+reference prediction at this width. An expert-parallel rank over tokens every rank holds runs the
+same kernel over an expert map: where the engine was measured at that layout (aiconfigurator's
+moe_tp 1 / moe_ep > 1 rows: one rank's E/ep experts at the full width) the measurement answers,
+at the busiest rank's rows as if every rank had them; elsewhere it takes the engine/reference
+ratio of its TP twin (all experts at width/ep, the same rows per expert: `_tensor_parallel_twin`),
+which is no stand-in for the measured rank (Qwen3.5's 512 experts over 8 ranks on H200, SGLang
+0.5.14, a layer: twin 0.28 ms against 0.18 measured at 64 tokens, 0.75 against 1.17 at 8,192;
+on the development set its 1k / 8k-token runs' TPOT at 16-64 clients +10-30 % -> -9..+2 %).
+Any other MoE layer (experts reached by an all-to-all: DeepEP's and DeepGEMM's kernels) keeps
+the reference-based prediction.
 
 MLA prefill attention (DeepSeek-V3/R1, Kimi-K2.5: the latent expanded into per-head keys of 192
 and values of 128 dims) is FlashAttention-3 at those head dims in both engines, answered from
@@ -70,8 +75,8 @@ than as many tokens in several sequences (8,192 tokens on 8 value heads, H200: 0
 sequence, 0.14 ms as eight).
 
 The tables are aiconfigurator's measured `moe_perf` rows (NVIDIA aiconfigurator 0.12, Apache-2.0;
-data/<system>/moe/<engine>/<version>/moe_perf.parquet), balanced routing, no expert parallelism,
-converted by `convert` below: `frontier calibration import-engine-kernels` (needs the optional
+data/<system>/moe/<engine>/<version>/moe_perf.parquet), balanced routing, tensor-parallel and
+expert-parallel layouts (not both at once), converted by `convert` below: `frontier calibration import-engine-kernels` (needs the optional
 `aiconfigurator` extra).
 """
 
@@ -97,14 +102,18 @@ DTYPES = {"bfloat16": "bf16", "fp8_block": "fp8", "w4a16_mxfp4": "w4a16", "int4_
 MLA_HEAD_DIMS = (192, 128)  # DeepSeek-V3's expanded prefill heads: qk 128 + 64 rope, v 128
 MLA_LATENT_DIMS = (576, 512)  # decode against the latent: kv_lora 512 + 64 rope, v = its first 512
 GATE_UP_SHARE = 2.0 / 3.0  # of the fused layer's FLOPs (and time): 2 x inter x hidden of 3
-COLUMNS = ["dtype", "hidden", "inter", "experts", "topk", "tokens", "ms", "moe_dtype", "kernel_source"]
+COLUMNS = ["dtype", "hidden", "inter", "experts", "topk", "ep", "tokens", "ms", "moe_dtype", "kernel_source"]
 
 
 def convert(df):
-    """aiconfigurator moe_perf rows -> this module's table (one row per measured shape and count)."""
+    """aiconfigurator moe_perf rows -> this module's table (one row per measured shape and count):
+    the tensor-parallel layers (`ep` 1, `inter` per TP rank) and the expert-parallel ones without
+    tensor parallelism (`ep` > 1: one rank's E/ep experts at the full width on `tokens` tokens
+    every rank holds, aiconfigurator's moe_tp 1 / moe_ep > 1 rows), balanced routing."""
     import pandas as pd
 
-    rows = df[(df["moe_ep_size"] == 1) & (df["distribution"] == "balanced") & df["moe_dtype"].isin(DTYPES)]
+    layouts = (df["moe_ep_size"] == 1) | (df["moe_tp_size"] == 1)
+    rows = df[layouts & (df["distribution"] == "balanced") & df["moe_dtype"].isin(DTYPES)]
     out = pd.DataFrame(
         {
             "dtype": rows["moe_dtype"].map(DTYPES),
@@ -112,13 +121,14 @@ def convert(df):
             "inter": (rows["inter_size"] // rows["moe_tp_size"]).astype(int),  # per TP rank
             "experts": rows["num_experts"].astype(int),
             "topk": rows["topk"].astype(int),
+            "ep": rows["moe_ep_size"].astype(int),
             "tokens": rows["num_tokens"].astype(int),
             "ms": rows["latency"].astype(float),
             "moe_dtype": rows["moe_dtype"],
             "kernel_source": rows["kernel_source"],
         }
     )
-    keys = ["dtype", "hidden", "inter", "experts", "topk", "tokens"]
+    keys = ["dtype", "hidden", "inter", "experts", "topk", "ep", "tokens"]
     # Where a shape was timed with several kernels, the engine's usual one: the kernel most of
     # the table's rows of that precision used (e.g. SGLang's Triton fused_moe for bf16, not the
     # opt-in FlashInfer CUTLASS backend).
@@ -137,16 +147,21 @@ def table_path(gpu_dir: Path, engine: str, version: str) -> Path:
 
 
 class FusedMoE:
-    """Measured fused-MoE layer times of one engine on one GPU, by expert shape."""
+    """Measured fused-MoE layer times of one engine on one GPU, by expert shape and layout (`ep`:
+    1 for tensor-parallel experts, else the expert-parallel size; a table without the column is
+    all tensor-parallel)."""
 
     def __init__(self, rows):
         self._curves: dict[tuple, tuple[list[float], list[float]]] = {}
-        self._widths: dict[tuple, list[int]] = {}  # (dtype, hidden, experts, topk) -> measured inters
-        for key, g in rows.groupby(["dtype", "hidden", "inter", "experts", "topk"]):
+        self._widths: dict[tuple, list[int]] = {}  # (dtype, hidden, experts, topk) -> measured TP inters
+        if "ep" not in rows:
+            rows = rows.assign(ep=1)
+        for key, g in rows.groupby(["dtype", "hidden", "inter", "experts", "topk", "ep"]):
             g = g.sort_values("tokens")
             self._curves[key] = ([math.log(t) for t in g["tokens"]], [math.log(m) for m in g["ms"]])
-            dtype, hidden, inter, experts, topk = key
-            self._widths.setdefault((dtype, hidden, experts, topk), []).append(int(inter))
+            dtype, hidden, inter, experts, topk, ep = key
+            if ep == 1:
+                self._widths.setdefault((dtype, hidden, experts, topk), []).append(int(inter))
 
     def nearest_width(self, dtype: str, hidden: int, inter: int, experts: int, topk: int) -> int | None:
         """The measured per-rank intermediate size closest (in ratio) to `inter` for the same
@@ -154,9 +169,13 @@ class FusedMoE:
         widths = self._widths.get((dtype, hidden, experts, topk))
         return None if not widths else min(widths, key=lambda w: abs(math.log(w / inter)))
 
-    def layer_ms(self, dtype: str, hidden: int, inter: int, experts: int, topk: int, tokens: int) -> float | None:
-        """The fused layer's time for `tokens` tokens, or None if the shape was not measured."""
-        curve = self._curves.get((dtype, hidden, inter, experts, topk))
+    def layer_ms(
+        self, dtype: str, hidden: int, inter: int, experts: int, topk: int, tokens: int, ep: int = 1
+    ) -> float | None:
+        """The fused layer's time for `tokens` tokens (with `ep` > 1: one rank's, its experts'
+        rows of `tokens` every rank holds; `experts` counts them all), or None if the shape and
+        layout were not measured."""
+        curve = self._curves.get((dtype, hidden, inter, experts, topk, ep))
         return None if curve is None else _log_log(curve, max(tokens, 1))
 
 
@@ -198,6 +217,8 @@ class MarlinMoE:
 
     def __init__(self, rows):
         mine = rows[rows["kernel_source"].str.contains(self.KERNEL) & (rows["moe_dtype"] == "w4a16_mxfp4")]
+        if "ep" in mine:  # the tensor-parallel layers: what it transfers across widths
+            mine = mine[mine["ep"] == 1]
         self._curves = {}
         for key, g in mine.groupby(["hidden", "inter", "experts", "topk"]):
             g = g.sort_values("tokens")
@@ -741,7 +762,13 @@ class WithEngineKernels:
                 continue
             if self._fused is None or self.fused is None:
                 continue
-            if up.ep > 1:  # one rank's share of the experts: the engine/reference ratio of its TP twin
+            if up.ep > 1:  # one rank's share of the experts
+                # Measured at this layout: the busiest rank's rows as if every rank had them (the
+                # layer waits for it); else the engine/reference ratio of its TP twin.
+                t = self.fused.layer_ms(up.dtype, up.k, width, up.experts * up.ep, up.topk, up.tokens * up.ep, up.ep)
+                if t is not None:
+                    _place_layer(ms, i, up, t)
+                    continue
                 twin = _tensor_parallel_twin(up, act, down, self.fused)
                 if twin is not None:
                     layers.append((i, twin))

@@ -77,9 +77,12 @@ def test_convert_keeps_balanced_tensor_parallel_rows_per_rank():
         }
     )
     out = convert(raw)
-    assert len(out) == 1  # skewed routing, expert parallelism and per-tensor FP8 left out
+    assert len(out) == 1  # skewed routing, EP with TP at once, and per-tensor FP8 left out
     row = out.iloc[0]
-    assert (row["dtype"], row["inter"], row["ms"]) == ("w4a16", 1440, 0.05)
+    assert (row["dtype"], row["inter"], row["ep"], row["ms"]) == ("w4a16", 1440, 1, 0.05)
+    # Expert parallelism without tensor parallelism is kept, at the full width, as its layout.
+    ep = convert(raw.assign(moe_tp_size=[1, 1, 1, 1]))
+    assert sorted(zip(ep["ep"], ep["inter"], ep["ms"])) == [(1, 2880, 0.05), (4, 2880, 0.02)]
 
 
 def test_a_measured_expert_shape_answers_from_the_engine_table_others_from_the_predictor():
@@ -191,6 +194,29 @@ def test_an_expert_parallel_rank_takes_the_engine_to_reference_ratio_of_its_tens
     assert np.allclose(WithEngineKernels(base, fused, "vllm").ops_ms(rank(1)), base.ops_ms(rank(1)))
     other = FusedMoE(table([(16, 0.3)]).assign(experts=16))
     assert np.allclose(WithEngineKernels(base, other, "vllm").ops_ms(rank(2)), base.ops_ms(rank(2)))
+
+
+def test_an_expert_parallel_rank_measured_at_its_layout_takes_the_measurement():
+    # The table also holds the EP2 layout of the same 8 experts (one rank's 4 experts at the full
+    # width 1024): 0.5 ms at 2,048 tokens every rank holds, 2.0 at 8,192. A rank whose busiest
+    # share is 1,100 of 4,096 tokens (2,200 as if every rank had it) takes the log-log value at
+    # 2,200, split 2/3 gate/up, 1/3 down; every one of its 4 experts touched, no scaling. Not the
+    # TP twin's ratio, which answers without the EP rows (above).
+    ep_rows = table([(2048, 0.5), (8192, 2.0)]).assign(inter=1024, ep=2)
+    fused = FusedMoE(pd.concat([table([(16, 0.3), (4096, 3.0)]).assign(ep=1), ep_rows]))
+    base = load_predictor(get_gpu("h100-sxm"))
+    got = WithEngineKernels(base, fused, "vllm").ops_ms(moe_layer(4, 1100, 1024, 1100, 4, ep=2))
+    assert got.sum() == pytest.approx(0.5 * 2200 / 2048)  # log-log between the two: slope 1
+    assert got[1] == 0.0 and got[0] == pytest.approx(2 * got[2])
+    # A rank of 1 token (2 as if every rank had it, below the measured counts: the first one's
+    # 0.5 ms) routes its 2 rows to 2 of its 4 experts, where the balanced measurement touched 2
+    # too: 0.5 ms. With 1 expert touched (both rows on it), half the weights read: 0.25 ms.
+    assert WithEngineKernels(base, fused, "vllm").ops_ms(moe_layer(4, 1, 1024, 1, 2, ep=2)).sum() == pytest.approx(0.5)
+    assert WithEngineKernels(base, fused, "vllm").ops_ms(moe_layer(4, 1, 1024, 2, 1, ep=2)).sum() == pytest.approx(0.25)
+    # The EP rows are not a tensor-parallel width: the TP layer of width 1024 is not "measured".
+    assert fused.nearest_width("bf16", 1024, 1024, 8, 2) == 512
+    assert fused.layer_ms("bf16", 1024, 1024, 8, 2, 2048) is None
+    assert fused.layer_ms("bf16", 1024, 1024, 8, 2, 2048, ep=2) == pytest.approx(0.5)
 
 
 def test_the_graph_marks_expert_parallel_layers_the_fused_kernel_runs_over_an_expert_map():
