@@ -76,8 +76,8 @@ sequence, 0.14 ms as eight).
 
 The tables are aiconfigurator's measured `moe_perf` rows (NVIDIA aiconfigurator 0.12, Apache-2.0;
 data/<system>/moe/<engine>/<version>/moe_perf.parquet), balanced routing, tensor-parallel and
-expert-parallel layouts (not both at once), converted by `convert` below: `frontier calibration import-engine-kernels` (needs the optional
-`aiconfigurator` extra).
+expert-parallel layouts (not both at once), converted by `convert` below: `frontier calibration
+import-engine-kernels` (needs the optional `aiconfigurator` extra).
 """
 
 from __future__ import annotations

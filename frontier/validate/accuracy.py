@@ -728,11 +728,12 @@ def steep_front_end(rows: list[dict]) -> str | None:
     say as much about a few percent of per-output cost as about the model. None without any."""
     from frontier.metrics.report import FRONTEND_STEEP
 
-    done = [r for r in rows if "ttft_error_pct" in r]
-    steep = [r for r in done if (r.get("predicted_stream_busy_fraction") or 0.0) >= FRONTEND_STEEP]
+    steep, rest = [], []
+    for r in rows:
+        if "ttft_error_pct" in r:
+            (steep if (r.get("predicted_stream_busy_fraction") or 0.0) >= FRONTEND_STEEP else rest).append(r)
     if not steep:
         return None
-    rest = [r for r in done if r not in steep]
 
     def median(sel: list[dict]) -> str:
         return f"{np.median(np.abs([r['ttft_error_pct'] for r in sel])):.0f} %" if sel else "-"
