@@ -559,3 +559,28 @@ def test_flash_attention_3_is_faster_than_the_reference_flash_attention_2_on_lon
     ratio = base.ops_ms([prefill, decode]) / pred.ops_ms([prefill, decode])
     assert ratio[0] == pytest.approx(2.51, abs=0.05) and 1.0 < ratio[1] < 1.2
     assert "FlashAttention-3" in pred.sources()["attn_prefill"]
+
+
+def test_qwen35_expert_parallel_ranks_take_sglangs_measured_ep8_layer():
+    # Qwen3.5-397B's experts (hidden 4096, intermediate 1024, 512 experts, top-10, FP8 blocks)
+    # over 8 expert-parallel ranks, as SGLang 0.5.14 was measured on an H200 (a table row): a rank
+    # of 8 busiest tokens (64 as if every rank had them) touching all 64 of its experts takes it.
+    rows = pd.read_csv(CALIBRATION_DIR / "h200" / "engine_kernels" / "fused_moe_sglang_0.5.14.csv")
+    row = rows[
+        (rows.dtype == "fp8")
+        & (rows.hidden == 4096)
+        & (rows.inter == 1024)
+        & (rows.experts == 512)
+        & (rows.topk == 10)
+        & (rows.ep == 8)
+        & (rows.tokens == 64)
+    ]
+    assert len(row) == 1
+    gpu = get_gpu("h200")
+    pred = with_engine_kernels(load_predictor(gpu), gpu.name, "sglang")
+    rank = [
+        GroupedGemm(64, 10, 8, 4096, 2048, 2, 64, "fp8", ep=8),
+        Elementwise("silu_mul", 80, 1024),
+        GroupedGemm(64, 10, 8, 1024, 4096, 2, 64, "fp8", ep=8),
+    ]
+    assert pred.ops_ms(rank).sum() == pytest.approx(float(row.ms.iloc[0]), rel=1e-6)
