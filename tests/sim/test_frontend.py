@@ -181,14 +181,15 @@ def test_the_front_end_counts_its_load_from_the_measured_phase_on():
     # 2 ms serial + 1 us x 1,000 prompt tokens = 3 ms of work a request, 1 ms an output. Before
     # the reset (a warmup): nothing counts. Then two requests (6 ms of work on 1 server) and, on
     # instance "a", 15 outputs in a 10 ms step (15 ms of work: 5 ms behind, two first tokens
-    # each 5 ms late) and 4 outputs in the next (4 ms; 1 ms behind, no first token); instance
-    # "b" 2 outputs. Over 20 ms: requests 30 % busy, the busiest stream (a) 95 %, first tokens
+    # each 5 ms late) and 4 outputs in the next (the 5 ms backlog and 4 ms of work fit its 10 ms:
+    # no lag); instance "b" 2 outputs. Over 20 ms: requests 30 % busy, the busiest stream (a) 95 %, first tokens
     # 5 ms late on average.
     fe = Frontend(latency_ms=0.0, serial_ms=2.0, us_per_token=1.0, stream_us_per_output=1000.0)
     fe.admit(0.0, 1000)
     fe.stream("a", 0.000, 0.010, 30, firsts=3)
     fe.reset_counters()
-    fe.admit(1.0, 1000), fe.admit(1.0, 1000)
+    for _ in range(2):
+        fe.admit(1.0, 1000)
     assert fe.stream("a", 1.000, 1.010, 15, firsts=2) == pytest.approx(0.005)
     assert fe.stream("a", 1.010, 1.020, 4) == pytest.approx(0.0)
     fe.stream("b", 1.000, 1.010, 2)
