@@ -398,6 +398,44 @@ PADDED_DEEP_GEMM_MOE_SOURCE = (
     "MoE TP < 8, SM90+)"
 )
 
+# From 0.15 vLLM picks an MoE layer's kernel by a priority list (model_executor/layers/fused_moe/
+# oracle/fp8.py `select_fp8_moe_backend`, oracle/unquantized.py `select_unquantized_moe_backend`;
+# read in the 0.14.0-0.24.0 wheels), on Hopper (SM90) with FlashInfer installed, as vLLM's images
+# have it:
+# - block-FP8 experts: FlashInfer's CUTLASS fused MoE ahead of DeepGEMM and Triton in 0.15-0.16
+#   (0.14 only with VLLM_USE_FLASHINFER_MOE_FP8); from 0.17 "On Hopper for Block Fp8, prefer Triton
+#   for TP and FI CUTLASS for EP" (`_get_priority_backends`);
+# - bf16 experts: FlashInfer's CUTLASS MoE ahead of Triton in 0.20-0.22 (before 0.20 only with
+#   VLLM_USE_FLASHINFER_MOE_FP16) unless the MoE spans attention-DP ranks; from 0.23 Triton on SM90
+#   ("the FlashInfer unquantized MoE kernels are slower than Triton").
+# FlashInfer's cutlass_fused_moe is TensorRT-LLM's CUTLASS MoE runner; aiconfigurator timed it in
+# TensorRT-LLM (`moe_torch_flow_cutlass`), 1.2-1.8x vLLM's Triton fused_moe for tensor-parallel
+# experts at prefill sizes and 1.5-3x at 1-8 tokens, within 5 % for an expert-parallel rank
+# (MiniMax-M2.5's experts on H200). The development set's MiniMax-M2.5 runs on vLLM 0.16, TP4 on
+# H200, show it: TTFT / TPOT 26 / 19 % short priced as Triton, 8 / 6 % as FlashInfer's CUTLASS.
+VLLM_CUTLASS_BLOCK_FP8_MOE = (0, 15)  # block-FP8 experts on it from this release; tensor-parallel ones until:
+VLLM_TRITON_TP_BLOCK_FP8_MOE = (0, 17)
+VLLM_CUTLASS_BF16_MOE = ((0, 20), (0, 23))  # bf16 experts: the releases, first included and first not
+FLASHINFER_CUTLASS_MOE_SOURCE = (
+    "vllm fused_moe/oracle/fp8.py + unquantized.py: on SM90 FlashInfer's CUTLASS MoE for block-FP8 experts "
+    "in 0.15-0.16 and for expert-parallel ones from 0.17 (Triton for tensor-parallel ones), for bf16 experts "
+    "in 0.20-0.22 without attention DP; priced from TensorRT-LLM's CUTLASS MoE as aiconfigurator measured it"
+)
+
+
+def vllm_flashinfer_cutlass_moe(version: str, moe_quant: str, ep: int, dp_attention: int, capability) -> bool:
+    """Whether vLLM `version` ('' or 'newest': the newest) runs routed experts of `moe_quant`
+    (frontier.spec.quant) on FlashInfer's CUTLASS MoE on a GPU of CUDA `capability` (see above)."""
+    if capability != "9.0":
+        return False
+    v = version_tuple(version)
+    if moe_quant == "fp8_block":
+        return (not v or v >= VLLM_CUTLASS_BLOCK_FP8_MOE) and (ep > 1 or bool(v) and v < VLLM_TRITON_TP_BLOCK_FP8_MOE)
+    if moe_quant == "none":
+        return bool(v) and VLLM_CUTLASS_BF16_MOE[0] <= v < VLLM_CUTLASS_BF16_MOE[1] and dp_attention == 1
+    return False
+
+
 # Where each engine quantises an FP8 linear layer's input (frontier.ops.graph.unfused_quant).
 FUSED_QUANT_SOURCES = {
     "vllm": "torch.compile: Inductor fuses it into the RMSNorm and SiLU-and-mul kernels (vllm/config/vllm.py "

@@ -366,6 +366,7 @@ def import_engine_kernels_cmd(
     from frontier.paths import CALIBRATION_DIR
     from frontier.predict.aiconfigurator import find_table, read_fp8_quant, systems_root
     from frontier.predict.engine_kernels import (
+        CUTLASS_MOE,
         convert,
         convert_attention,
         convert_dense_gemm,
@@ -397,6 +398,15 @@ def import_engine_kernels_cmd(
         gemm_out = out.parent / f"gemm_{engine}_{release}.csv"
         gemm_rows.to_csv(gemm_out, index=False, float_format="%.5g")
         click.echo(f"{spec.name}: wrote {gemm_out.name} ({len(gemm_rows)} rows, from {gemm.name})")
+    if engine == "vllm":  # its other fused MoE, FlashInfer's CUTLASS MoE, as TensorRT-LLM measured it
+        cutlass = _cutlass_moe_rows(system_dir)
+        if cutlass is not None:
+            trtllm_release, cutlass_rows = cutlass
+            cutlass_out = table_path(out.parent.parent, CUTLASS_MOE, trtllm_release)
+            cutlass_rows.to_csv(cutlass_out, index=False, float_format="%.5g")
+            click.echo(
+                f"{spec.name}: wrote {cutlass_out.name} ({len(cutlass_rows)} rows: TensorRT-LLM {trtllm_release})"
+            )
     for phase, table in (("prefill", "context_attention_perf"), ("decode", "generation_attention_perf")):
         src = system_dir / "attention" / engine / release / f"{table}.parquet"
         if src.is_file():
@@ -414,6 +424,24 @@ def import_engine_kernels_cmd(
             kind_rows = conv(pd.read_parquet(src))
             kind_rows.to_csv(kind_out, index=False, float_format="%.5g")
             click.echo(f"{spec.name}: wrote {kind_out.name} ({len(kind_rows)} rows, from {src.name})")
+
+
+def _cutlass_moe_rows(system_dir: Path):
+    """(release, rows) of the newest TensorRT-LLM release whose MoE table has its CUTLASS MoE
+    rows (`engine_kernels.convert_cutlass_moe`), or None."""
+    import pandas as pd
+
+    from frontier.predict.aiconfigurator import _version_key, find_table
+    from frontier.predict.engine_kernels import convert_cutlass_moe
+
+    base = system_dir / "moe" / "trtllm"
+    releases = [d.name for d in base.iterdir() if d.is_dir()] if base.is_dir() else []
+    for release in sorted(releases, key=_version_key, reverse=True):
+        path = find_table(system_dir, "grouped_gemm", "trtllm", release)
+        rows = None if path is None else convert_cutlass_moe(pd.read_parquet(path))
+        if rows is not None and len(rows):
+            return release, rows
+    return None
 
 
 # The command's name before it imported dense GEMMs too.

@@ -36,7 +36,11 @@ which is no stand-in for the measured rank (Qwen3.5's 512 experts over 8 ranks o
 0.5.14, a layer: twin 0.28 ms against 0.18 measured at 64 tokens, 0.75 against 1.17 at 8,192;
 on the development set its 1k / 8k-token runs' TPOT at 16-64 clients +10-30 % -> -9..+2 %).
 Any other MoE layer (experts reached by an all-to-all: DeepEP's and DeepGEMM's kernels) keeps
-the reference-based prediction.
+the reference-based prediction. Where vLLM runs its experts on FlashInfer's CUTLASS MoE instead
+of Triton (frontier.engine `vllm_flashinfer_cutlass_moe`: by release, expert precision and
+layout on Hopper), TensorRT-LLM's measured CUTLASS MoE answers, the same runner that FlashInfer
+vendors (`fused_moe_flashinfer-cutlass_<TensorRT-LLM release>.csv`, aiconfigurator's
+`moe_torch_flow_cutlass` rows: `convert_cutlass_moe`); experts it has not measured keep vLLM's.
 
 MLA prefill attention (DeepSeek-V3/R1, Kimi-K2.5: the latent expanded into per-head keys of 192
 and values of 128 dims) is FlashAttention-3 at those head dims in both engines, answered from
@@ -140,6 +144,20 @@ def convert(df):
         ms=("ms", "median"), moe_dtype=("moe_dtype", "first"), kernel_source=("kernel_source", "first")
     )
     return out[COLUMNS].sort_values(keys).reset_index(drop=True)
+
+
+# FlashInfer's CUTLASS MoE, vLLM's other fused MoE (see the module docstring): the table's name in
+# place of an engine's, measured in TensorRT-LLM, whose gated CUTLASS MoE runner FlashInfer ports.
+CUTLASS_MOE = "flashinfer-cutlass"
+CUTLASS_MOE_KERNEL = "moe_torch_flow_cutlass"
+CUTLASS_MOE_DTYPES = ("bf16", "fp8")  # the experts vLLM runs on it: bf16 and block-FP8
+
+
+def convert_cutlass_moe(df):
+    """TensorRT-LLM's moe_perf rows -> FlashInfer CUTLASS MoE rows (`convert`'s table): its gated
+    CUTLASS MoE on bf16 and block-FP8 experts."""
+    rows = convert(df[df["kernel_source"] == CUTLASS_MOE_KERNEL])
+    return rows[rows["dtype"].isin(CUTLASS_MOE_DTYPES)].reset_index(drop=True)
 
 
 def table_path(gpu_dir: Path, engine: str, version: str) -> Path:
@@ -602,14 +620,28 @@ def _bracket(xs: np.ndarray, x: float) -> tuple[int, float]:
 
 
 @lru_cache(maxsize=None)
-def load_fused_moe(gpu_dir: str, engine: str) -> FusedMoE | None:
-    """The engine's measured fused-MoE layers on the GPU, from its newest measured release.
+def load_fused_moe(gpu_dir: str, engine: str, cutlass: bool = False) -> FusedMoE | None:
+    """The engine's measured fused-MoE layers on the GPU, from its newest measured release; with
+    `cutlass`, FlashInfer's CUTLASS MoE where measured (`CUTLASS_MOE`), the engine's for experts
+    it was not measured on.
 
     Older releases' measurements exist for some GPUs (SGLang 0.5.10, vLLM 0.19 in aiconfigurator
     0.12) but do not describe the development set's older releases better: they move SGLang
     0.5.6's Qwen3-235B decode steps closer (-11 % instead of -20 %) and SGLang 0.5.9's DeepSeek-R1
-    and vLLM 0.16's Kimi-K2.5 ones away (+13 % and +38 % instead of -5 % and +7 %)."""
+    and vLLM 0.16's Kimi-K2.5 ones away (+13 % and +38 % instead of -5 % and +7 %); SGLang 0.5.10's
+    over the development set's SGLang MoE runs: Qwen3-235B's TPOT median APE 18 / 16 -> 10 / 10 %
+    (TP2 / TP4), Qwen3.5's 10 -> 6 %, DeepSeek-R1's 4 -> 25 % (its decode layers 1.9x 0.5.14's)."""
     rows = _newest_table(gpu_dir, "fused_moe", engine)
+    if cutlass:
+        import pandas as pd
+
+        own = _newest_table(gpu_dir, "fused_moe", CUTLASS_MOE)
+        if own is not None:
+            shape = ["dtype", "hidden", "experts", "topk"]
+            measured = set(own[shape].itertuples(index=False, name=None))
+            if rows is not None:
+                rows = rows[[key not in measured for key in rows[shape].itertuples(index=False, name=None)]]
+            rows = own if rows is None else pd.concat([own, rows], ignore_index=True)
     return None if rows is None else FusedMoE(rows)
 
 
@@ -694,11 +726,12 @@ class WithEngineKernels:
     """A predictor answering MoE layers, MLA attention and gated-DeltaNet kernels from the
     engine's measured kernels where it has them, everything else from `base`."""
 
-    def __init__(self, base, fused, engine: str, mla_decode=None, marlin=None, gdn=None):
+    def __init__(self, base, fused, engine: str, mla_decode=None, marlin=None, gdn=None, cutlass_moe=False):
         # The tables, None, or a function loading them on first use (reading them imports
         # pandas: a model without MoE layers or MLA never needs them). `marlin` given: 4-bit
-        # (w4a16) MoE layers run vLLM's Marlin MoE (`MarlinMoE`).
-        self.base, self._fused, self.engine = base, fused, engine
+        # (w4a16) MoE layers run vLLM's Marlin MoE (`MarlinMoE`). `cutlass_moe`: `fused` is
+        # FlashInfer's CUTLASS MoE where measured (`load_fused_moe`).
+        self.base, self._fused, self.engine, self.cutlass_moe = base, fused, engine, cutlass_moe
         self._mla_decode, self._marlin, self._gdn = mla_decode, marlin, gdn
 
     def _table(self, attr: str):
@@ -803,7 +836,8 @@ class WithEngineKernels:
     def sources(self, families=None) -> dict[str, str]:
         out = dict(self.base.sources(families))
         if "grouped_gemm" in out and self._fused is not None:
-            out["grouped_gemm"] += f" ({self.engine}'s fused MoE where measured)"
+            kernel = "FlashInfer's CUTLASS MoE (TensorRT-LLM's, measured)" if self.cutlass_moe else "fused MoE"
+            out["grouped_gemm"] += f" ({self.engine}'s {kernel} where measured)"
         if "grouped_gemm" in out and self._marlin is not None:
             out["grouped_gemm"] += " (4-bit experts: Marlin MoE, measured at other expert shapes)"
         if "attn_decode" in out and self._mla_decode is not None:
@@ -857,22 +891,29 @@ def with_engine_kernels(
     calibration_dir: Path | None = None,
     mxfp4_marlin: bool = False,
     linear_attention: bool = False,
+    cutlass_moe: bool = False,
 ):
     """`predictor`, answering MoE layers, MLA attention and gated-DeltaNet kernels from the
     engine's measured kernels on the GPU where it has them. `mxfp4_marlin`: the MXFP4 experts run
     vLLM's Marlin MoE (`VLLM_MXFP4_USE_MARLIN=1`, or `--mxfp4-backend marlin` in newer releases).
+    `cutlass_moe`: the experts run FlashInfer's CUTLASS MoE (`CUTLASS_MOE`).
     `linear_attention`: the model has gated-DeltaNet layers (their kernels' tables are used)."""
     from frontier.paths import CALIBRATION_DIR
 
     gpu_dir = str(Path(calibration_dir or CALIBRATION_DIR) / gpu_name)
     # Which tables exist is known from their names; they are read when a step first needs them.
-    fused = _measured(gpu_dir, "fused_moe", engine) and (lambda: load_fused_moe(gpu_dir, engine))
+    cutlass_moe = cutlass_moe and _measured(gpu_dir, "fused_moe", CUTLASS_MOE)
+    fused = (cutlass_moe or _measured(gpu_dir, "fused_moe", engine)) and (
+        lambda: load_fused_moe(gpu_dir, engine, cutlass_moe)
+    )
     decode = _measured(gpu_dir, "mla_decode", "*") and (lambda: load_mla_decode(gpu_dir, engine))
     marlin = mxfp4_marlin and engine == "vllm" and fused and (lambda: load_marlin_moe(gpu_dir, engine))
     gdn = linear_attention and _measured(gpu_dir, "gdn", "*") and (lambda: load_gdn(gpu_dir, engine))
     if not (fused or decode or gdn):
         return predictor
-    return WithEngineKernels(predictor, fused or None, engine, decode or None, marlin or None, gdn or None)
+    return WithEngineKernels(
+        predictor, fused or None, engine, decode or None, marlin or None, gdn or None, bool(cutlass_moe)
+    )
 
 
 def with_engine_gemms(predictor: Predictor, gpu_name: str, engine: str, calibration_dir: Path | None = None):

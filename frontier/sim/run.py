@@ -144,7 +144,14 @@ def block_costs_for(scenario: Scenario, spec: ClusterSpec) -> tuple[BlockCosts, 
     if model.moe or model.mla or model.linear_attention:  # the engine kernels measured: MoE, MLA, GDN
         marlin = model.moe_quant == "mxfp4" and spec.mxfp4_backend == "marlin"
         hybrid = model.linear_attention is not None
-        predictor = with_engine_kernels(predictor, gpu.name, spec.engine, mxfp4_marlin=marlin, linear_attention=hybrid)
+        predictor = with_engine_kernels(
+            predictor,
+            gpu.name,
+            spec.engine,
+            mxfp4_marlin=marlin,
+            linear_attention=hybrid,
+            cutlass_moe=scenario.cluster_flashinfer_cutlass_moe(spec),
+        )
     predictor = SustainedClock(predictor, gpu)
     routing = ExpertRouting(spec.expert_skew, spec.expert_load_file, spec.eplb_redundant_experts, spec.expert_load_cv)
     fabric = Fabric(gpu.gpus_per_node, gpu.intra_node_gbps, gpu.network_gbps, gpu.sm_count)

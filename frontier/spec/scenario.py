@@ -17,6 +17,7 @@ import yaml
 from frontier.engine import (
     ENGINES,
     FRONTEND_US_PER_PROMPT_TOKEN,
+    FLASHINFER_CUTLASS_MOE_SOURCE,
     FRONTENDS,
     FUSED_QUANT_SOURCES,
     OVERLAP_SOURCES,
@@ -30,6 +31,7 @@ from frontier.engine import (
     sglang_speculative_v1,
     version_tuple,
     vllm_cuda_graph_max_bs,
+    vllm_flashinfer_cutlass_moe,
 )
 from frontier.errors import SpecError
 from frontier.spec.slo import SLO
@@ -251,6 +253,23 @@ class Scenario:
             and moe_tp < 8
         )
 
+    def cluster_flashinfer_cutlass_moe(self, cluster: ClusterSpec) -> bool:
+        """Whether the cluster's routed experts run FlashInfer's CUTLASS MoE (vLLM's choice by
+        release, expert precision and layout on Hopper: frontier.engine
+        `vllm_flashinfer_cutlass_moe`) rather than the engine's Triton fused MoE."""
+        model = self.cluster_model(cluster)
+        return (
+            cluster.engine == "vllm"
+            and model.moe is not None
+            and vllm_flashinfer_cutlass_moe(
+                cluster.engine_version,
+                model.moe_quant,
+                cluster.ep,
+                cluster.dp_attention,
+                self.cluster_gpu(cluster).cuda_capability,
+            )
+        )
+
     def cluster_model(self, cluster: ClusterSpec) -> ModelSpec:
         """The model as the cluster serves it: its quantization and KV-cache dtype applied."""
         model = self.model
@@ -292,6 +311,10 @@ class Scenario:
             out["engine_defaults"]["padded_deep_gemm_moe"] = {
                 "value": self.cluster_padded_deep_gemm_moe(c),
                 "source": PADDED_DEEP_GEMM_MOE_SOURCE,
+            }
+            out["engine_defaults"]["flashinfer_cutlass_moe"] = {
+                "value": self.cluster_flashinfer_cutlass_moe(c),
+                "source": FLASHINFER_CUTLASS_MOE_SOURCE,
             }
             return out
 

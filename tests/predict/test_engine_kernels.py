@@ -15,6 +15,8 @@ from frontier.predict.engine_kernels import (
     FusedMoE,
     WithEngineKernels,
     convert,
+    convert_cutlass_moe,
+    load_fused_moe,
     with_engine_gemms,
     with_engine_kernels,
 )
@@ -584,3 +586,109 @@ def test_qwen35_expert_parallel_ranks_take_sglangs_measured_ep8_layer():
         GroupedGemm(64, 10, 8, 1024, 4096, 2, 64, "fp8", ep=8),
     ]
     assert pred.ops_ms(rank).sum() == pytest.approx(float(row.ms.iloc[0]), rel=1e-6)
+
+
+def test_minimax_experts_on_flashinfer_cutlass_take_tensorrt_llms_measured_cutlass_layer():
+    # MiniMax-M2.5's experts (hidden 3072, intermediate 1536 / 4 = 384 per TP4 rank, 256 experts,
+    # top-8, FP8 blocks) at 1,024 tokens, every expert touched: FlashInfer's CUTLASS MoE answers
+    # with TensorRT-LLM's measured CUTLASS layer on H200 (a table row), vLLM's Triton fused MoE
+    # with its own row, faster at this tensor-parallel layout.
+    def row(name):
+        rows = pd.read_csv(CALIBRATION_DIR / "h200" / "engine_kernels" / name)
+        hit = rows[
+            (rows.dtype == "fp8")
+            & (rows.hidden == 3072)
+            & (rows.inter == 384)
+            & (rows.experts == 256)
+            & (rows.topk == 8)
+            & (rows.ep == 1)
+            & (rows.tokens == 1024)
+        ]
+        assert len(hit) == 1
+        return float(hit.ms.iloc[0])
+
+    gpu = get_gpu("h200")
+    layer = [
+        GroupedGemm(256, 8, 1024, 3072, 768, 32, 256, "fp8"),
+        Elementwise("silu_mul", 8192, 384),
+        GroupedGemm(256, 8, 1024, 384, 3072, 32, 256, "fp8"),
+    ]
+    cutlass = with_engine_kernels(load_predictor(gpu), gpu.name, "vllm", cutlass_moe=True)
+    triton = with_engine_kernels(load_predictor(gpu), gpu.name, "vllm")
+    assert cutlass.ops_ms(layer).sum() == pytest.approx(row("fused_moe_flashinfer-cutlass_1.3.0rc20.csv"), rel=1e-6)
+    assert triton.ops_ms(layer).sum() == pytest.approx(row("fused_moe_vllm_0.24.0.csv"), rel=1e-6)
+    assert row("fused_moe_flashinfer-cutlass_1.3.0rc20.csv") > 1.4 * row("fused_moe_vllm_0.24.0.csv")
+    assert "FlashInfer's CUTLASS MoE" in cutlass.sources()["grouped_gemm"]
+
+
+def test_flashinfer_cutlass_experts_it_did_not_measure_keep_the_engines_table(tmp_path):
+    # Hand-made tables: the CUTLASS table measured the 8-expert shape only (0.6 ms at 16 tokens),
+    # the engine's both (0.3 ms) and a 16-expert one (0.2 ms). With `cutlass` the 8 experts take
+    # the CUTLASS row, the 16 the engine's; without it, the engine's throughout.
+    folder = tmp_path / "gpu" / "engine_kernels"
+    folder.mkdir(parents=True)
+    table([(16, 0.6)]).assign(ep=1).to_csv(folder / "fused_moe_flashinfer-cutlass_1.3.0rc20.csv", index=False)
+    pd.concat([table([(16, 0.3)]), table([(16, 0.2)]).assign(experts=16)]).assign(ep=1).to_csv(
+        folder / "fused_moe_vllm_0.24.0.csv", index=False
+    )
+    gpu_dir = str(tmp_path / "gpu")
+    with_cutlass, engine = load_fused_moe(gpu_dir, "vllm", cutlass=True), load_fused_moe(gpu_dir, "vllm")
+    assert with_cutlass.layer_ms("bf16", 1024, 512, 8, 2, 16) == pytest.approx(0.6)
+    assert with_cutlass.layer_ms("bf16", 1024, 512, 16, 2, 16) == pytest.approx(0.2)
+    assert engine.layer_ms("bf16", 1024, 512, 8, 2, 16) == pytest.approx(0.3)
+
+
+def test_convert_cutlass_moe_keeps_tensorrt_llms_gated_cutlass_rows_of_bf16_and_block_fp8():
+    raw = pd.DataFrame(
+        {
+            "moe_ep_size": [1] * 4,
+            "distribution": ["balanced"] * 4,
+            "moe_dtype": ["fp8_block", "bfloat16", "bfloat16", "w4a16_mxfp4"],
+            "hidden_size": [3072] * 4,
+            "inter_size": [1536] * 4,
+            "moe_tp_size": [4] * 4,
+            "num_experts": [256] * 4,
+            "topk": [8] * 4,
+            "num_tokens": [64] * 4,
+            "latency": [0.3, 0.4, 0.9, 0.2],
+            "kernel_source": [
+                "moe_torch_flow_cutlass",
+                "moe_torch_flow_cutlass",
+                "moe_torch_flow_nongated",
+                "moe_torch_flow",
+            ],
+        }
+    )
+    out = convert_cutlass_moe(raw)
+    assert sorted(zip(out["dtype"], out["inter"], out["ms"])) == [("bf16", 384, 0.4), ("fp8", 384, 0.3)]
+
+
+def test_the_import_takes_the_newest_tensorrt_llm_release_with_cutlass_moe_rows(tmp_path, monkeypatch):
+    # aiconfigurator's TensorRT-LLM 1.3.0rc23 table has no CUTLASS MoE rows (as on H200), rc20 has:
+    # the FlashInfer CUTLASS table comes from rc20; "rc20" sorts after "rc10", not by its text.
+    from frontier.predict import cli
+
+    def release(name, kernel, ms):
+        folder = tmp_path / "moe" / "trtllm" / name
+        folder.mkdir(parents=True)
+        row = {
+            "moe_ep_size": 1,
+            "distribution": "balanced",
+            "moe_dtype": "fp8_block",
+            "hidden_size": 3072,
+            "inter_size": 1536,
+            "moe_tp_size": 4,
+            "num_experts": 256,
+            "topk": 8,
+            "num_tokens": 64,
+            "latency": ms,
+            "kernel_source": kernel,
+        }
+        pd.DataFrame([row]).to_csv(folder / "moe_perf.parquet", index=False)
+
+    release("1.3.0rc10", "moe_torch_flow_cutlass", 0.5)
+    release("1.3.0rc20", "moe_torch_flow_cutlass", 0.3)
+    release("1.3.0rc23", "moe_torch_flow", 0.2)
+    monkeypatch.setattr(pd, "read_parquet", pd.read_csv)
+    name, rows = cli._cutlass_moe_rows(tmp_path)
+    assert name == "1.3.0rc20" and list(rows["ms"]) == [0.3]

@@ -543,6 +543,28 @@ def test_the_padded_deep_gemm_moe_by_release_layout_precision_and_gpu():
     assert not padded(version="") and not padded(quantization="none") and not padded(gpu="l40s", tp=8, ep=8)
 
 
+def test_vllm_runs_experts_on_flashinfer_cutlass_by_release_precision_and_layout():
+    """FlashInfer's CUTLASS MoE on Hopper (frontier.engine `vllm_flashinfer_cutlass_moe`, read in
+    vLLM's fused_moe/oracle): block-FP8 experts in 0.15-0.16, from 0.17 only expert-parallel ones
+    (Triton for tensor-parallel ones); bf16 experts in 0.20-0.22 without attention DP; never on
+    SGLang or another GPU. The summary prints what the kernels are priced as."""
+
+    def cutlass(model="minimax-m2.5", engine="vllm", version="0.16.0", gpu="h200", tp=4, **more):
+        sc = make_scenario(model, engine=engine, engine_version=version, gpu=gpu, tp=tp, **more)
+        _, sources = block_costs_for(sc, sc.clusters[0])
+        printed = sc.describe_deployment()["clusters"][0]["engine_defaults"]["flashinfer_cutlass_moe"]["value"]
+        assert printed == ("FlashInfer's CUTLASS MoE" in sources["grouped_gemm"])
+        return printed
+
+    assert cutlass() and cutlass(version="0.15.0") and cutlass(gpu="h100-sxm", version="0.18.0", ep=4)
+    assert cutlass(version="", tp=8, ep=8)  # the newest: expert parallel
+    assert not cutlass(version="0.18.0") and not cutlass(version="") and not cutlass(version="0.14.0")
+    assert not cutlass(engine="sglang", version="0.5.9") and not cutlass(gpu="b200")
+    assert cutlass("qwen3-30b-a3b", version="0.21.0", tp=2)  # bf16 experts
+    assert not cutlass("qwen3-30b-a3b", version="0.21.0", tp=1, dp_attention=2)
+    assert not cutlass("qwen3-30b-a3b", version="0.23.0", tp=2) and not cutlass("qwen3-30b-a3b", version="0.19.0", tp=2)
+
+
 def test_release_numbers_leave_out_a_local_build_label():
     from frontier.engine import version_tuple
 
