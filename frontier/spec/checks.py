@@ -182,6 +182,26 @@ def check_sglang_refusals(c: ClusterSpec, where: str) -> None:
         )
 
 
+def check_moe_backend(model: ModelSpec, gpu: GPUSpec, c: ClusterSpec, where: str) -> None:
+    """vLLM's --moe-backend as Frontier prices it: Triton or FlashInfer's CUTLASS MoE for bf16 and
+    block-FP8 experts on Hopper (frontier.predict.engine_kernels CUTLASS_MOE)."""
+    if c.engine != "vllm":
+        raise SpecError(
+            f"{where}.moe_backend: {c.moe_backend} is vLLM's --moe-backend; {c.engine}'s experts run "
+            "its own fused MoE here: use moe_backend auto"
+        )
+    if model.moe is None:
+        raise SpecError(f"{where}.moe_backend: {model.name} has no experts; use moe_backend auto")
+    if c.moe_backend == "flashinfer_cutlass" and (
+        model.moe_quant not in ("none", "fp8_block") or gpu.cuda_capability != "9.0"
+    ):
+        experts = "bf16" if model.moe_quant == "none" else model.moe_quant
+        raise SpecError(
+            f"{where}.moe_backend: flashinfer_cutlass is priced for bf16 and block-FP8 experts on Hopper "
+            f"(measured there), not {experts} experts on {gpu.name}; use moe_backend auto or triton"
+        )
+
+
 def check_cluster(scenario: Scenario, c: ClusterSpec, where: str) -> None:
     model, gpu = scenario.cluster_model(c), scenario.cluster_gpu(c)
     check_tp(model, gpu, c.tp, f"{where}.tp", attention=c.role != "ffn")  # FFN GPUs hold no attention
@@ -216,6 +236,8 @@ def check_cluster(scenario: Scenario, c: ClusterSpec, where: str) -> None:
             f"set max_model_len <= {c.max_num_batched_tokens}, or enable chunked "
             f"prefill"
         )
+    if c.moe_backend != "auto":
+        check_moe_backend(model, gpu, c, where)
     if c.engine == "vllm":
         check_vllm_refusals(model, c, where)
     elif c.engine == "sglang":

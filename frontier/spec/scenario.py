@@ -60,6 +60,9 @@ ATTENTION_BACKENDS = ("flash", "cudnn")
 # vLLM's MoE kernel for MXFP4 experts (--mxfp4-backend; VLLM_MXFP4_USE_MARLIN=1 before it): auto is
 # triton_kernels on Hopper (vllm/model_executor/layers/quantization/mxfp4.py get_mxfp4_backend).
 MXFP4_BACKENDS = ("auto", "triton", "marlin")
+# vLLM's MoE kernel for bf16 and block-FP8 experts (--moe-backend from 0.17; VLLM_USE_FLASHINFER_MOE_FP8 /
+# _FP16 before it): auto is the release's choice (frontier.engine `vllm_flashinfer_cutlass_moe`).
+MOE_BACKENDS = ("auto", "triton", "flashinfer_cutlass")
 # How MoE dispatch/combine move tokens between EP ranks (priced in frontier.ops.experts.ep_traffic).
 EP_BACKENDS = ("nccl", "allgather-reducescatter", "deepep-normal", "deepep-low-latency")
 
@@ -145,6 +148,7 @@ class ClusterSpec:
     cuda_graph_sizes: tuple[int, ...] = ()
     attention_backend: str = "flash"
     mxfp4_backend: str = "auto"  # vLLM's MoE kernel for MXFP4 experts: auto (triton) | triton | marlin
+    moe_backend: str = "auto"  # vLLM's for bf16 / block-FP8 experts: auto (by release) | triton | flashinfer_cutlass
     cpu_overhead_ms: float | None = None  # host time per step; None: the engine's (frontier.engine)
     num_gpu_blocks_override: int = 0  # KV blocks per instance instead of the memory plan's
     # Longest request served; 0: the model's context; -1 (`auto`): vLLM's auto-fit, the longest
@@ -254,10 +258,12 @@ class Scenario:
         )
 
     def cluster_flashinfer_cutlass_moe(self, cluster: ClusterSpec) -> bool:
-        """Whether the cluster's routed experts run FlashInfer's CUTLASS MoE (vLLM's choice by
-        release, expert precision and layout on Hopper: frontier.engine
-        `vllm_flashinfer_cutlass_moe`) rather than the engine's Triton fused MoE."""
+        """Whether the cluster's routed experts run FlashInfer's CUTLASS MoE rather than the
+        engine's Triton fused MoE: the deployment's `moe_backend`, else vLLM's choice by release,
+        expert precision and layout on Hopper (frontier.engine `vllm_flashinfer_cutlass_moe`)."""
         model = self.cluster_model(cluster)
+        if cluster.moe_backend != "auto":
+            return cluster.moe_backend == "flashinfer_cutlass" and model.moe is not None
         return (
             cluster.engine == "vllm"
             and model.moe is not None
@@ -314,7 +320,9 @@ class Scenario:
             }
             out["engine_defaults"]["flashinfer_cutlass_moe"] = {
                 "value": self.cluster_flashinfer_cutlass_moe(c),
-                "source": FLASHINFER_CUTLASS_MOE_SOURCE,
+                "source": f"deployment moe_backend: {c.moe_backend}"
+                if c.moe_backend != "auto"
+                else FLASHINFER_CUTLASS_MOE_SOURCE,
             }
             return out
 
@@ -331,6 +339,7 @@ _CHOICES = {
     "router": ROUTERS,
     "attention_backend": ATTENTION_BACKENDS,
     "mxfp4_backend": MXFP4_BACKENDS,
+    "moe_backend": MOE_BACKENDS,
     "engine": ENGINES,
     "frontend": FRONTENDS,
     "schedule_policy": ("fcfs", "lpm"),

@@ -563,6 +563,26 @@ def test_vllm_runs_experts_on_flashinfer_cutlass_by_release_precision_and_layout
     assert cutlass("qwen3-30b-a3b", version="0.21.0", tp=2)  # bf16 experts
     assert not cutlass("qwen3-30b-a3b", version="0.21.0", tp=1, dp_attention=2)
     assert not cutlass("qwen3-30b-a3b", version="0.23.0", tp=2) and not cutlass("qwen3-30b-a3b", version="0.19.0", tp=2)
+    # vLLM's --moe-backend chooses outright.
+    assert not cutlass(moe_backend="triton") and cutlass(version="0.18.0", moe_backend="flashinfer_cutlass")
+
+
+@pytest.mark.parametrize(
+    "deployment, says",
+    [
+        ({"engine": "sglang", "moe_backend": "triton"}, "is vLLM's --moe-backend"),
+        ({"model": "llama-3.1-8b", "moe_backend": "triton"}, "has no experts"),
+        ({"model": "gpt-oss-120b", "moe_backend": "flashinfer_cutlass"}, "not mxfp4 experts on h200"),
+        ({"gpu": "b200", "moe_backend": "flashinfer_cutlass"}, "not fp8_block experts on b200"),
+    ],
+)
+def test_a_moe_backend_frontier_cannot_price_is_refused_in_one_line(deployment, says):
+    from frontier.errors import SpecError
+
+    deployment = {"model": "minimax-m2.5", "engine": "vllm", "gpu": "h200", "tp": 4, **deployment}
+    with pytest.raises(SpecError, match=says) as err:
+        make_scenario(deployment.pop("model"), **deployment)
+    assert "\n" not in str(err.value) and "moe_backend" in str(err.value)
 
 
 def test_release_numbers_leave_out_a_local_build_label():
