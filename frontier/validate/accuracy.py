@@ -330,6 +330,21 @@ def quantization_of(row) -> str:
     return AICONFIGURATOR_QUANT_MODES.get(gemm, gemm)
 
 
+def checkpoint_quantization(row, card: str) -> str:
+    """The precision of the checkpoint a run served on the bf16 architecture `card`: the row's
+    (`quantization_of`), except that aiconfigurator labels a block-scaled checkpoint `fp8` in its
+    vLLM rows and `fp8_block` in its SGLang rows of the same checkpoint (Qwen/Qwen3-235B-A22B-FP8,
+    whose config.json has weight_block_size [128, 128]). An -FP8 release of the architecture's own
+    organisation (Qwen's, as DeepSeek's and MiniMax's) is block-scaled; another's, such as
+    NVIDIA's ModelOpt nvidia/Llama-3.1-8B-Instruct-FP8, per-tensor as labelled."""
+    from frontier.spec.model import load_model
+
+    quantization = quantization_of(row)
+    org, _, name = str(row["model_path"]).lower().partition("/")
+    owner = load_model(card).hf_id.lower().partition("/")[0]
+    return "fp8_block" if quantization == "fp8" and org == owner and name.endswith("-fp8") else quantization
+
+
 def load_runs(path: Path = DEV_SET, num_prompts_per_client: int | None = None) -> list[Run]:
     """The runs of a development-set file, each with its scenario or why there is none.
     `num_prompts_per_client`: requests per client for every run (default: each run's client's,
@@ -542,7 +557,7 @@ def _scenario(row, card: str, gpu: str, version: str, per_client: int) -> dict:
     # aiconfigurator's columns: tp_size is attention TP, so an instance has tp x attention_dp GPUs.
     deployment = {"engine": row["backend"], "tp": tp, "pp": pp}
     if load_model(card).precision == "bf16":  # a quantized checkpoint keeps its own precision
-        deployment["quantization"] = quantization_of(row)
+        deployment["quantization"] = checkpoint_quantization(row, card)
     if version:
         deployment["engine_version"] = version
     if dp_attn > 1:

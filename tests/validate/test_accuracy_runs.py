@@ -236,6 +236,19 @@ def test_aiconfigurators_quant_modes_name_frontiers_precisions(mode, name):
     assert quantization_name(quantization_of({"gemm_quant_mode": mode}), "row") == name
 
 
+def test_a_vendors_own_fp8_checkpoint_is_block_scaled_another_per_tensor():
+    # aiconfigurator's vLLM rows label Qwen's block-scaled FP8 release `fp8` (its SGLang rows
+    # `fp8_block`); NVIDIA's ModelOpt FP8 Llama is per-tensor, as labelled.
+    from frontier.validate.accuracy import checkpoint_quantization
+
+    qwen = {"model_path": "Qwen/Qwen3-235B-A22B-FP8", "gemm_quant_mode": "fp8"}
+    assert checkpoint_quantization(qwen, "qwen3-235b-a22b") == "fp8_block"
+    assert checkpoint_quantization({**qwen, "gemm_quant_mode": "fp8_block"}, "qwen3-235b-a22b") == "fp8_block"
+    assert checkpoint_quantization({**qwen, "model_path": "Qwen/Qwen3-235B-A22B"}, "qwen3-235b-a22b") == "fp8"
+    nvidia = {"model_path": "nvidia/Llama-3.1-8B-Instruct-FP8", "gemm_quant_mode": "fp8"}
+    assert checkpoint_quantization(nvidia, "llama-3.1-8b") == "fp8"
+
+
 def test_only_copies_of_one_measurement_are_merged(tmp_path):
     from frontier.validate.accuracy import DEV_SET
 
