@@ -19,6 +19,8 @@ vllm/config/compilation.py, vllm/v1/core/sched/scheduler.py):
   0.10): the scheduler and input preparation of step n+1 run while the GPU runs step n, so host
   time hides behind GPU time. Before it each step waits for its host work; it stays off for an
   ngram draft (`VLLM_ASYNC_DRAFTS`).
+- MoE kernels by release: Triton's fused MoE, FlashInfer's CUTLASS MoE where the release's MoE
+  oracle picks it on Hopper (`vllm_flashinfer_cutlass_moe`), DeepGEMM over padded rows in 0.12.
 - Fused kernels: add+RMSNorm (`fused_add_rms_norm`), SiLU-and-mul, rotary on q/k, KV-cache
   write (`reshape_and_cache_flash`); custom all-reduce (one-shot/two-shot over NVLink P2P,
   vllm/distributed/device_communicators/custom_all_reduce.py) up to 8 MiB, then PyTorch
@@ -413,8 +415,10 @@ PADDED_DEEP_GEMM_MOE_SOURCE = (
 # experts at prefill sizes and 1.5-3x at 1-8 tokens, within 5 % for an expert-parallel rank
 # (MiniMax-M2.5's experts on H200). The development set's MiniMax-M2.5 runs on vLLM 0.16, TP4 on
 # H200, show it: TTFT / TPOT 26 / 19 % short priced as Triton, 8 / 6 % as FlashInfer's CUTLASS.
-VLLM_CUTLASS_BLOCK_FP8_MOE = (0, 15)  # block-FP8 experts on it from this release; tensor-parallel ones until:
-VLLM_TRITON_TP_BLOCK_FP8_MOE = (0, 17)
+VLLM_CUTLASS_BLOCK_FP8_MOE = (
+    (0, 15),
+    (0, 17),
+)  # block-FP8 experts: all from the first, expert-parallel only from the second
 VLLM_CUTLASS_BF16_MOE = ((0, 20), (0, 23))  # bf16 experts: the releases, first included and first not
 FLASHINFER_CUTLASS_MOE_SOURCE = (
     "vllm fused_moe/oracle/fp8.py + unquantized.py: on SM90 FlashInfer's CUTLASS MoE for block-FP8 experts "
@@ -430,7 +434,8 @@ def vllm_flashinfer_cutlass_moe(version: str, moe_quant: str, ep: int, dp_attent
         return False
     v = version_tuple(version)
     if moe_quant == "fp8_block":
-        return (not v or v >= VLLM_CUTLASS_BLOCK_FP8_MOE) and (ep > 1 or bool(v) and v < VLLM_TRITON_TP_BLOCK_FP8_MOE)
+        first, expert_parallel_only = VLLM_CUTLASS_BLOCK_FP8_MOE
+        return (not v or v >= first) and (ep > 1 or bool(v) and v < expert_parallel_only)
     if moe_quant == "none":
         return bool(v) and VLLM_CUTLASS_BF16_MOE[0] <= v < VLLM_CUTLASS_BF16_MOE[1] and dp_attention == 1
     return False

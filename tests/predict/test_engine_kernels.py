@@ -567,17 +567,7 @@ def test_qwen35_expert_parallel_ranks_take_sglangs_measured_ep8_layer():
     # Qwen3.5-397B's experts (hidden 4096, intermediate 1024, 512 experts, top-10, FP8 blocks)
     # over 8 expert-parallel ranks, as SGLang 0.5.14 was measured on an H200 (a table row): a rank
     # of 8 busiest tokens (64 as if every rank had them) touching all 64 of its experts takes it.
-    rows = pd.read_csv(CALIBRATION_DIR / "h200" / "engine_kernels" / "fused_moe_sglang_0.5.14.csv")
-    row = rows[
-        (rows.dtype == "fp8")
-        & (rows.hidden == 4096)
-        & (rows.inter == 1024)
-        & (rows.experts == 512)
-        & (rows.topk == 10)
-        & (rows.ep == 8)
-        & (rows.tokens == 64)
-    ]
-    assert len(row) == 1
+    ms = measured_layer("fused_moe_sglang_0.5.14.csv", hidden=4096, inter=1024, experts=512, topk=10, ep=8, tokens=64)
     gpu = get_gpu("h200")
     pred = with_engine_kernels(load_predictor(gpu), gpu.name, "sglang")
     rank = [
@@ -585,7 +575,15 @@ def test_qwen35_expert_parallel_ranks_take_sglangs_measured_ep8_layer():
         Elementwise("silu_mul", 80, 1024),
         GroupedGemm(64, 10, 8, 1024, 4096, 2, 64, "fp8", ep=8),
     ]
-    assert pred.ops_ms(rank).sum() == pytest.approx(float(row.ms.iloc[0]), rel=1e-6)
+    assert pred.ops_ms(rank).sum() == pytest.approx(ms, rel=1e-6)
+
+
+def measured_layer(table_name: str, **shape) -> float:
+    """The one FP8 layer of a committed H200 fused-MoE table with this shape, layout and count."""
+    rows = pd.read_csv(CALIBRATION_DIR / "h200" / "engine_kernels" / table_name)
+    hit = rows[(rows.dtype == "fp8") & np.logical_and.reduce([rows[k] == v for k, v in shape.items()])]
+    assert len(hit) == 1
+    return float(hit.ms.iloc[0])
 
 
 def test_minimax_experts_on_flashinfer_cutlass_take_tensorrt_llms_measured_cutlass_layer():
@@ -594,18 +592,7 @@ def test_minimax_experts_on_flashinfer_cutlass_take_tensorrt_llms_measured_cutla
     # with TensorRT-LLM's measured CUTLASS layer on H200 (a table row), vLLM's Triton fused MoE
     # with its own row, faster at this tensor-parallel layout.
     def row(name):
-        rows = pd.read_csv(CALIBRATION_DIR / "h200" / "engine_kernels" / name)
-        hit = rows[
-            (rows.dtype == "fp8")
-            & (rows.hidden == 3072)
-            & (rows.inter == 384)
-            & (rows.experts == 256)
-            & (rows.topk == 8)
-            & (rows.ep == 1)
-            & (rows.tokens == 1024)
-        ]
-        assert len(hit) == 1
-        return float(hit.ms.iloc[0])
+        return measured_layer(name, hidden=3072, inter=384, experts=256, topk=8, ep=1, tokens=1024)
 
     gpu = get_gpu("h200")
     layer = [
