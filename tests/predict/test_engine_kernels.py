@@ -650,6 +650,27 @@ def test_convert_cutlass_moe_keeps_tensorrt_llms_gated_cutlass_rows_of_bf16_and_
     assert sorted(zip(out["dtype"], out["inter"], out["ms"])) == [("bf16", 384, 0.4), ("fp8", 384, 0.3)]
 
 
+def test_cutlass_layouts_slower_with_less_work_per_rank_are_left_out():
+    # Hand-made rows of one expert shape at 16 and 64 tokens: widths 1024 / 512 / 256 / 128 per rank
+    # and EP2 / EP4 / EP8. Width 256 takes longer than 512 (1.5 against 0.6 ms): a collection fault,
+    # left out; 128 is then held to 512's, and kept. EP4 takes longer than EP2: out; EP8 kept.
+    from frontier.predict.engine_kernels import _slower_with_less_work
+
+    layouts = [
+        (1024, 1, 1.0),
+        (512, 1, 0.6),
+        (256, 1, 1.5),
+        (128, 1, 0.4),
+        (1024, 2, 0.5),
+        (1024, 4, 0.8),
+        (1024, 8, 0.3),
+    ]
+    rows = pd.concat(table([(16, ms), (64, 2 * ms)]).assign(inter=inter, ep=ep) for inter, ep, ms in layouts)
+    rows = rows.reset_index(drop=True)
+    faulty = _slower_with_less_work(rows)
+    assert sorted(set(zip(rows[faulty]["inter"], rows[faulty]["ep"]))) == [(256, 1), (1024, 4)]
+
+
 def test_the_import_takes_the_newest_tensorrt_llm_release_with_cutlass_moe_rows(tmp_path, monkeypatch):
     # aiconfigurator's TensorRT-LLM 1.3.0rc23 table has no CUTLASS MoE rows (as on H200), rc20 has:
     # the FlashInfer CUTLASS table comes from rc20; "rc20" sorts after "rc10", not by its text.
