@@ -33,6 +33,15 @@ def table(points):
     )
 
 
+def aiconfigurator_moe_rows(**columns):
+    """aiconfigurator moe_perf rows: the lists given, each other column one value for every row
+    (by default MiniMax-M2.5's experts at TP4, 64 tokens, balanced routing)."""
+    n = max(len(v) for v in columns.values() if isinstance(v, list))
+    defaults = dict(moe_ep_size=1, distribution="balanced", hidden_size=3072, inter_size=1536, moe_tp_size=4)
+    defaults.update(num_experts=256, topk=8, num_tokens=64, kernel_source="k")
+    return pd.DataFrame({k: v if isinstance(v, list) else [v] * n for k, v in {**defaults, **columns}.items()})
+
+
 def moe_layer(experts, tokens, width, busiest, active, ep=1):
     """An MoE layer of hidden size 1024, top-2, as the graph emits it: gate/up (k = hidden,
     n = 2 x width), SiLU-and-mul, down (k = width, n = hidden)."""
@@ -63,20 +72,16 @@ def test_a_measured_layer_replaces_its_projections_and_activation():
 
 
 def test_convert_keeps_balanced_tensor_parallel_rows_per_rank():
-    raw = pd.DataFrame(
-        {
-            "moe_ep_size": [1, 1, 4, 1],
-            "distribution": ["balanced", "power_law_1.01", "balanced", "balanced"],
-            "moe_dtype": ["w4a16_mxfp4", "w4a16_mxfp4", "w4a16_mxfp4", "fp8"],
-            "hidden_size": [2880] * 4,
-            "inter_size": [2880] * 4,
-            "moe_tp_size": [2] * 4,
-            "num_experts": [128] * 4,
-            "topk": [4] * 4,
-            "num_tokens": [64] * 4,
-            "latency": [0.05, 0.07, 0.02, 0.5],
-            "kernel_source": ["k"] * 4,
-        }
+    raw = aiconfigurator_moe_rows(
+        moe_ep_size=[1, 1, 4, 1],
+        distribution=["balanced", "power_law_1.01", "balanced", "balanced"],
+        moe_dtype=["w4a16_mxfp4", "w4a16_mxfp4", "w4a16_mxfp4", "fp8"],
+        hidden_size=2880,
+        inter_size=2880,
+        moe_tp_size=2,
+        num_experts=128,
+        topk=4,
+        latency=[0.05, 0.07, 0.02, 0.5],
     )
     out = convert(raw)
     assert len(out) == 1  # skewed routing, EP with TP at once, and per-tensor FP8 left out
@@ -626,25 +631,10 @@ def test_flashinfer_cutlass_experts_it_did_not_measure_keep_the_engines_table(tm
 
 
 def test_convert_cutlass_moe_keeps_tensorrt_llms_gated_cutlass_rows_of_bf16_and_block_fp8():
-    raw = pd.DataFrame(
-        {
-            "moe_ep_size": [1] * 4,
-            "distribution": ["balanced"] * 4,
-            "moe_dtype": ["fp8_block", "bfloat16", "bfloat16", "w4a16_mxfp4"],
-            "hidden_size": [3072] * 4,
-            "inter_size": [1536] * 4,
-            "moe_tp_size": [4] * 4,
-            "num_experts": [256] * 4,
-            "topk": [8] * 4,
-            "num_tokens": [64] * 4,
-            "latency": [0.3, 0.4, 0.9, 0.2],
-            "kernel_source": [
-                "moe_torch_flow_cutlass",
-                "moe_torch_flow_cutlass",
-                "moe_torch_flow_nongated",
-                "moe_torch_flow",
-            ],
-        }
+    raw = aiconfigurator_moe_rows(
+        moe_dtype=["fp8_block", "bfloat16", "bfloat16", "w4a16_mxfp4"],
+        latency=[0.3, 0.4, 0.9, 0.2],
+        kernel_source=["moe_torch_flow_cutlass", "moe_torch_flow_cutlass", "moe_torch_flow_nongated", "moe_torch_flow"],
     )
     out = convert_cutlass_moe(raw)
     assert sorted(zip(out["dtype"], out["inter"], out["ms"])) == [("bf16", 384, 0.4), ("fp8", 384, 0.3)]
@@ -679,20 +669,8 @@ def test_the_import_takes_the_newest_tensorrt_llm_release_with_cutlass_moe_rows(
     def release(name, kernel, ms):
         folder = tmp_path / "moe" / "trtllm" / name
         folder.mkdir(parents=True)
-        row = {
-            "moe_ep_size": 1,
-            "distribution": "balanced",
-            "moe_dtype": "fp8_block",
-            "hidden_size": 3072,
-            "inter_size": 1536,
-            "moe_tp_size": 4,
-            "num_experts": 256,
-            "topk": 8,
-            "num_tokens": 64,
-            "latency": ms,
-            "kernel_source": kernel,
-        }
-        pd.DataFrame([row]).to_csv(folder / "moe_perf.parquet", index=False)
+        rows = aiconfigurator_moe_rows(moe_dtype=["fp8_block"], latency=[ms], kernel_source=[kernel])
+        rows.to_csv(folder / "moe_perf.parquet", index=False)
 
     release("1.3.0rc10", "moe_torch_flow_cutlass", 0.5)
     release("1.3.0rc20", "moe_torch_flow_cutlass", 0.3)
