@@ -33,13 +33,25 @@ def table(points):
     )
 
 
+# An aiconfigurator moe_perf row's columns by default: MiniMax-M2.5's experts at TP4, 64 tokens.
+AIC_MOE_ROW = {
+    "moe_ep_size": 1,
+    "distribution": "balanced",
+    "hidden_size": 3072,
+    "inter_size": 1536,
+    "moe_tp_size": 4,
+    "num_experts": 256,
+    "topk": 8,
+    "num_tokens": 64,
+    "kernel_source": "k",
+}
+
+
 def aiconfigurator_moe_rows(**columns):
-    """aiconfigurator moe_perf rows: the lists given, each other column one value for every row
-    (by default MiniMax-M2.5's experts at TP4, 64 tokens, balanced routing)."""
+    """aiconfigurator moe_perf rows: the lists given, each other column (AIC_MOE_ROW's, or a value
+    given) the same in every row."""
     n = max(len(v) for v in columns.values() if isinstance(v, list))
-    defaults = dict(moe_ep_size=1, distribution="balanced", hidden_size=3072, inter_size=1536, moe_tp_size=4)
-    defaults.update(num_experts=256, topk=8, num_tokens=64, kernel_source="k")
-    return pd.DataFrame({k: v if isinstance(v, list) else [v] * n for k, v in {**defaults, **columns}.items()})
+    return pd.DataFrame({k: v if isinstance(v, list) else [v] * n for k, v in {**AIC_MOE_ROW, **columns}.items()})
 
 
 def moe_layer(experts, tokens, width, busiest, active, ep=1):
