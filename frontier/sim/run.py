@@ -397,13 +397,17 @@ def _kv_link(scenario: Scenario, spec: ClusterSpec) -> Link:
 
 def _frontend(scenario: Scenario, spec: ClusterSpec) -> Frontend:
     """The entry cluster's front end, one API server per replica. A decode-only benchmark sends
-    token ids with KV already in place (SGLang's fake transfer backend): nothing to tokenise."""
+    token ids with KV already in place (SGLang's fake transfer backend): nothing to tokenise.
+    Behind Dynamo's front end, Dynamo tokenises and its worker hands the engine token ids
+    (SGLang's with skip_tokenizer_init, Dynamo's default: ai-dynamo/dynamo components/src/
+    dynamo/sglang/request_handlers/handler_base.py `_get_input_param`), so the engine's own
+    tokeniser's per-token work is left out and Dynamo's wait per prompt token comes instead."""
     host = scenario.cluster_engine(spec).host
     tokenises = spec.role != "decode"
     return Frontend(
         scenario.cluster_request_ms(spec),
         host.request_serial_ms,
-        host.request_us_per_token if tokenises else 0.0,
+        host.request_us_per_token if tokenises and spec.frontend == "engine" else 0.0,
         host.stream_us_per_output,
         spec.dp,
         spec.tokenizer_workers,

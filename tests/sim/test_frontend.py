@@ -89,6 +89,7 @@ def test_dynamos_front_end_adds_its_wait_per_prompt_token_to_either_engine(engin
     fe = _frontend(dynamo, dynamo.clusters[0])
     assert fe.latency_per_token_s == pytest.approx(DYNAMO_US_PER_PROMPT_TOKEN * 1e-6)
     assert fe.latency_s == _frontend(own, own.clusters[0]).latency_s  # the engine's latency stays
+    assert fe.per_token_s == 0.0  # Dynamo tokenises: the engine's own tokeniser has nothing to do
     shown = dynamo.describe_deployment()["clusters"][0]["engine_defaults"]["frontend_us_per_prompt_token"]
     assert shown["value"] == DYNAMO_US_PER_PROMPT_TOKEN
     with pytest.raises(SpecError, match="deployment.frontend: 'triton' is not one of engine, dynamo"):
