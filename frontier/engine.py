@@ -89,7 +89,8 @@ class HostTime:
       (fitted, cause not known: see SGLANG_MOE_REQUEST_MS);
     request_serial_ms, request_us_per_token: the front end's one-request-at-a-time work
       (parsing, tokenisation, hand-off to the engine core), a FIFO server
-      (frontier.sim.frontend): it lands in TTFT and spreads bursts out;
+      (frontier.sim.frontend): it lands in TTFT and spreads bursts out; the per-token part is
+      the engine's own tokeniser's, not done behind Dynamo's front end (frontier.sim.run._frontend);
     stream_us_per_output: the same process's work per output it streams (us): one request's new
       tokens going out, one token at a time unless the engine batches them (SGLang's
       `stream_interval`); a FIFO too: outputs emitted faster reach the clients late (see
